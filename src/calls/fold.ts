@@ -1,0 +1,190 @@
+// Folding: the events of one call -> one call record. A pure function of the *set* of events:
+// it sorts them by arrival (inbox id, index) and drops repeats by content key, so the same events
+// in any order, or delivered twice, give the same record. Rules are documented in
+// docs/canonical-model.md; each one is provider-neutral (adapters decide what events mean).
+
+import { createHash } from 'node:crypto';
+import {
+  MODEL_VERSION,
+  type CallEvent,
+  type CallRecord,
+  type EventType,
+  type Leg,
+  type StoredEvent,
+  type Transfer,
+} from './model.js';
+
+export interface FoldContext {
+  source: string;
+  provider: string;
+  /** From a click-to-call the relay placed, matched on the channel id (see store origins). */
+  originatedBy?: string | null;
+}
+
+const collator = new Intl.Collator('en', { numeric: true });
+export const naturalCompare = (a: string, b: string): number => collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+
+/** Identity of an event's content: a provider re-sending the same webhook gives the same key. */
+export function eventKey(e: CallEvent): string {
+  return createHash('sha256').update(stableJson(e)).digest('base64url').slice(0, 22);
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const keys = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const byArrival = (a: StoredEvent, b: StoredEvent): number =>
+  a.inboxId - b.inboxId || a.idx - b.idx || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/** The order in which event types are trusted for a call-wide fact (first defined value wins). */
+const FACT_ORDER: EventType[] = ['report', 'ended', 'answered', 'ringing', 'dialing', 'recording', 'analysis'];
+const DIRECTION_ORDER: EventType[] = ['report', 'ended', 'answered', 'dialing', 'ringing', 'recording', 'analysis'];
+
+const isFinal = (e: CallEvent): boolean => e.type === 'report' || (e.type === 'ended' && e.transferred !== true);
+const when = (s: StoredEvent): string => s.event.at ?? s.receivedAt;
+const minOf = (xs: (string | undefined)[]): string | undefined => xs.filter(isStr).sort()[0];
+const maxOf = (xs: (string | undefined)[]): string | undefined => xs.filter(isStr).sort().at(-1);
+const sumOf = (xs: (number | undefined)[]): number | undefined => {
+  const d = xs.filter((x): x is number => typeof x === 'number');
+  return d.length ? d.reduce((a, b) => a + b, 0) : undefined;
+};
+function isStr(x: unknown): x is string {
+  return typeof x === 'string';
+}
+
+export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallRecord {
+  const evs: StoredEvent[] = [];
+  const seen = new Set<string>();
+  for (const s of [...input].sort(byArrival)) {
+    if (seen.has(s.key)) continue;
+    seen.add(s.key);
+    evs.push(s);
+  }
+  if (!evs.length) throw new Error('foldCall needs at least one event');
+  const all = evs.map((s) => s.event);
+  const callId = all.find((e) => e.callId)?.callId;
+  if (!callId) throw new Error('foldCall: events carry no call id');
+
+  const pick = <K extends keyof CallEvent>(k: K, order: EventType[] = FACT_ORDER): NonNullable<CallEvent[K]> | undefined => {
+    for (const t of order) for (const e of all) if (e.type === t && e[k] !== undefined && e[k] !== null) return e[k]!;
+    return undefined;
+  };
+
+  const finals = evs.filter((s) => isFinal(s.event));
+  const reports = finals.filter((s) => s.event.type === 'report');
+  const answered = evs.filter((s) => s.event.type === 'answered');
+  // The final word on a call: the latest report, else the end event of the highest leg.
+  const lastFinal = reports.at(-1) ?? [...finals].sort((a, b) => naturalCompare(a.event.legId ?? '', b.event.legId ?? '') || byArrival(a, b)).at(-1);
+
+  const legs = foldLegs(all);
+  const transfers = foldTransfers(all, legs);
+
+  const everAnswered = answered.length > 0 || legs.length > 0 || finals.some((s) => s.event.outcome === 'answered');
+  const outcome = everAnswered ? 'answered' : (lastFinal?.event.outcome ?? finals.find((s) => s.event.outcome)?.event.outcome ?? null);
+  const status = finals.length
+    ? 'ended'
+    : all.some((e) => e.type === 'answered' || e.type === 'recording' || e.type === 'analysis')
+      ? 'in-progress'
+      : 'ringing';
+
+  // Who handled it last: the final event's agent, else the highest answered leg, else the last to ring.
+  const agentEvent =
+    (lastFinal?.event.agent ? lastFinal.event : undefined) ??
+    [...answered].reverse().find((s) => s.event.agent)?.event ??
+    [...evs].reverse().find((s) => (s.event.type === 'ringing' || s.event.type === 'dialing') && s.event.agent)?.event;
+
+  const rang: string[] = [];
+  for (const e of all) if (e.type === 'ringing' && e.agent && !rang.includes(e.agent)) rang.push(e.agent);
+
+  const numberEvent = FACT_ORDER.flatMap((t) => all.filter((e) => e.type === t)).find((e) => e.externalNumber);
+
+  const recordings = [...new Set(all.flatMap((e) => e.recordings ?? []))].sort(naturalCompare);
+
+  let ai: CallRecord['ai'] = null;
+  for (const e of all) {
+    if (!e.ai) continue;
+    ai ??= { hasTranscription: false };
+    if (e.ai.summary !== undefined) ai.summary = e.ai.summary;
+    if (e.ai.transcription !== undefined) ai.transcription = e.ai.transcription;
+    if (e.ai.sentiment !== undefined) ai.sentiment = e.ai.sentiment;
+  }
+  if (ai) ai.hasTranscription = !!ai.transcription;
+
+  const report = reports.at(-1)?.event;
+  const legDurations = sumOf(legs.map((l) => l.durationSec ?? undefined));
+  const durationSec = report?.durationSec ?? legDurations ?? sumOf(finals.map((s) => s.event.durationSec)) ?? null;
+  const talkSec = report?.talkSec ?? sumOf(all.filter((e) => e.type === 'ended').map((e) => e.talkSec)) ?? null;
+
+  const startedAt = minOf(all.map((e) => e.startedAt)) ?? minOf(evs.map(when))!;
+  const answeredAt = minOf(all.map((e) => e.answeredAt)) ?? minOf(answered.map(when)) ?? null;
+  const endedAt = status === 'ended' ? (maxOf(all.map((e) => e.endedAt)) ?? maxOf(finals.map(when)) ?? null) : null;
+
+  return {
+    schemaVersion: MODEL_VERSION,
+    callId,
+    source: ctx.source,
+    provider: ctx.provider,
+    channelId: pick('channelId') ?? null,
+    direction: pick('direction', DIRECTION_ORDER) ?? null,
+    status,
+    outcome,
+    providerStatus: lastFinal?.event.providerStatus ?? pick('providerStatus') ?? null,
+    externalNumber: numberEvent?.externalNumber ?? null,
+    externalE164: numberEvent?.externalE164 ?? pick('externalE164') ?? null,
+    did: pick('did') ?? null,
+    agent: agentEvent?.agent ?? null,
+    agentName: agentEvent?.agentName ?? pick('agentName') ?? null,
+    rang,
+    legs,
+    transfers,
+    startedAt,
+    answeredAt: everAnswered ? answeredAt : null,
+    endedAt,
+    durationSec,
+    talkSec,
+    recordings,
+    ai,
+    endReason: lastFinal?.event.endReason ?? finals.find((s) => s.event.endReason)?.event.endReason ?? null,
+    campaign: pick('campaign') ?? null,
+    originatedBy: pick('originatedBy') ?? ctx.originatedBy ?? null,
+    events: evs.map((s) => ({ type: s.event.type, legId: s.event.legId ?? null, inboxId: s.inboxId, receivedAt: s.receivedAt })),
+  };
+}
+
+/** Legs that were answered, in leg order: who took each and how long it lasted. */
+function foldLegs(all: CallEvent[]): Leg[] {
+  const byLeg = new Map<string, { answered: CallEvent[]; ended: CallEvent[] }>();
+  for (const e of all) {
+    if (!e.legId || (e.type !== 'answered' && e.type !== 'ended')) continue;
+    let l = byLeg.get(e.legId);
+    if (!l) byLeg.set(e.legId, (l = { answered: [], ended: [] }));
+    l[e.type].push(e);
+  }
+  const legs: Leg[] = [];
+  for (const [legId, l] of byLeg) {
+    if (!l.answered.length && !l.ended.some((e) => e.outcome === 'answered')) continue;
+    const agent = l.answered.find((e) => e.agent)?.agent ?? l.ended.find((e) => e.agent)?.agent ?? null;
+    const durs = l.ended.map((e) => e.durationSec).filter((d): d is number => typeof d === 'number');
+    legs.push({ legId, agent, durationSec: durs.length ? Math.max(...durs) : null });
+  }
+  return legs.sort((a, b) => naturalCompare(a.legId, b.legId));
+}
+
+/** A leg that starts with a transfer kind, or follows a leg that ended by transfer, is a transfer. */
+function foldTransfers(all: CallEvent[], legs: Leg[]): Transfer[] {
+  const out: Transfer[] = [];
+  for (let i = 1; i < legs.length; i++) {
+    const leg = legs[i]!;
+    const prev = legs[i - 1]!;
+    const kind =
+      all.find((e) => e.type === 'answered' && e.legId === leg.legId && e.transferKind)?.transferKind ??
+      (all.some((e) => e.type === 'ended' && e.legId === prev.legId && e.transferred) ? 'unknown' : undefined);
+    if (kind) out.push({ kind, fromAgent: prev.agent, toAgent: leg.agent });
+  }
+  return out;
+}

@@ -1,0 +1,93 @@
+// Reads relay.yaml into a resolved configuration: `${ENV}` substituted, validated, paths resolved
+// against the file's folder, and every source's adapter loaded and checked. All errors come back
+// together as one ConfigError naming file:line:col.
+
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CountryCode } from 'libphonenumber-js';
+import { adapterFileName, loadAdapter, loadAdapterDir, type LoadedAdapter, type SourceSettings } from '../ingest/adapter.js';
+import { RelayConfigSchema, type RelayConfigParsed } from './schema.js';
+import { ConfigError, issueAt, loadYamlFile, validateYaml, type ConfigIssue, type LoadedYaml } from './yaml.js';
+
+/** The adapters that ship with callrelay (../../adapters from dist/config or src/config). */
+export const BUNDLED_ADAPTERS = fileURLToPath(new URL('../../adapters', import.meta.url));
+
+export interface ResolvedSource extends SourceSettings {
+  token: string;
+  adapter: LoadedAdapter;
+}
+
+export interface RelayConfig {
+  file: string;
+  server: RelayConfigParsed['server'];
+  store: { sqlite: string } | { postgres: string };
+  adminToken: string | undefined;
+  logLevel: RelayConfigParsed['log']['level'];
+  adaptersDir: string;
+  sources: ResolvedSource[];
+  /** `${VAR:-default}` references that fell back to the default (start warns about them). */
+  envFallbacks: LoadedYaml['envFallbacks'];
+}
+
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.RELAY_CONFIG || 'relay.yaml');
+}
+
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
+  const abs = resolve(path);
+  const y = loadYamlFile(abs, { env });
+  const cfg = validateYaml(y, RelayConfigSchema);
+  const dir = dirname(abs);
+  const rel = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p));
+  const adaptersDir = cfg.adapters ? rel(cfg.adapters) : existsSync(resolve(dir, 'adapters')) ? resolve(dir, 'adapters') : BUNDLED_ADAPTERS;
+
+  const issues: ConfigIssue[] = [];
+  let byName = new Map<string, LoadedAdapter>();
+  try {
+    byName = loadAdapterDir(adaptersDir);
+    if (adaptersDir !== BUNDLED_ADAPTERS) for (const [n, a] of loadAdapterDir(BUNDLED_ADAPTERS)) if (!byName.has(n)) byName.set(n, a);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    issues.push(...err.issues);
+  }
+  const byFile = new Map([...byName.values()].map((a) => [adapterFileName(a), a]));
+
+  const sources: ResolvedSource[] = [];
+  cfg.sources.forEach((s, i) => {
+    let adapter: LoadedAdapter | undefined;
+    if (/[\\/]|\.ya?ml$/.test(s.adapter)) {
+      try {
+        adapter = loadAdapter(rel(s.adapter));
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        issues.push(...err.issues);
+        return;
+      }
+    } else adapter = byName.get(s.adapter) ?? byFile.get(s.adapter);
+    if (!adapter) {
+      const known = [...byName.keys()].sort().join(', ') || 'none';
+      issues.push(issueAt(y, ['sources', i, 'adapter'], `no adapter "${s.adapter}" in ${adaptersDir} (known: ${known})`));
+      return;
+    }
+    sources.push({
+      name: s.name,
+      token: s.token,
+      adapter,
+      timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
+      defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as CountryCode | undefined,
+    });
+  });
+  if (issues.length) throw new ConfigError(issues);
+
+  return {
+    file: y.file,
+    server: cfg.server,
+    store: cfg.store.postgres ? { postgres: cfg.store.postgres } : { sqlite: rel(cfg.store.sqlite ?? 'data/relay.db') },
+    adminToken: cfg.admin.token,
+    logLevel: cfg.log.level,
+    adaptersDir,
+    sources,
+    envFallbacks: y.envFallbacks,
+  };
+}

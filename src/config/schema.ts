@@ -1,0 +1,89 @@
+// The shape of relay.yaml, as a zod schema: it validates the file at start and in `callrelay check`,
+// and generates config/relay.schema.json for editors.
+
+import { isSupportedCountry } from 'libphonenumber-js';
+import { IANAZone } from 'luxon';
+import { z } from 'zod';
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+
+export function parseSize(v: number | string): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v);
+  const unit = SIZE_UNITS[(m?.[2] || 'b').toLowerCase()];
+  return m && unit ? Math.floor(Number(m[1]) * unit) : undefined;
+}
+
+const Size = z
+  .union([z.number().int().positive(), z.string()])
+  .refine((v) => parseSize(v) !== undefined, { message: 'expected a size such as 1048576, "512KiB" or "1MiB"' })
+  .transform((v) => parseSize(v)!)
+  .meta({ description: 'Bytes, or a string with a unit: B, KB, KiB, MB, MiB, GB, GiB.' });
+
+export const TimeZone = z
+  .string()
+  .refine((v) => IANAZone.isValidZone(v), { message: 'expected an IANA time zone such as "Europe/Prague" or "UTC"' });
+
+export const Country = z
+  .string()
+  .transform((v) => v.toUpperCase())
+  .refine((v) => isSupportedCountry(v), { message: 'expected a two-letter ISO 3166 country code such as "CZ"' });
+
+const Token = z
+  .string()
+  .min(8, { message: 'a token needs at least 8 characters' })
+  .meta({ description: 'Shared secret. Use ${ENV_VAR} rather than writing it here.' });
+
+export const SourceConfig = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: 'lower-case letters, digits, - and _ (it is part of the URL)' })
+      .meta({ description: 'Part of the webhook URL: /hooks/<name>.' }),
+    adapter: z.string().min(1).meta({ description: 'Adapter name (adapters/<name>.yaml) or a path to an adapter file.' }),
+    token: Token.meta({ description: 'Accepted in the path (/hooks/<name>/<token>), as Authorization: Bearer, or as ?token=.' }),
+    timezone: TimeZone.optional().meta({ description: "The provider's local time zone (default: the adapter's, else UTC)." }),
+    defaultCountry: Country.optional().meta({ description: 'Country for numbers sent without a country code (default: the adapter\'s).' }),
+  })
+  .meta({ description: 'A telephony system that posts webhooks to the relay.' });
+
+export const RelayConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    server: z
+      .strictObject({
+        port: z.number().int().min(0).max(65535).default(8080),
+        host: z.string().default('0.0.0.0'),
+        bodyLimit: Size.default(1024 * 1024),
+      })
+      .prefault({}),
+    store: z
+      .strictObject({
+        sqlite: z.string().optional().meta({ description: 'Path of the SQLite file, relative to relay.yaml.' }),
+        postgres: z.string().optional().meta({ description: 'postgres:// URL (multi-instance mode).' }),
+      })
+      .refine((s) => !(s.sqlite && s.postgres), { message: 'choose one of store.sqlite and store.postgres' })
+      .prefault({}),
+    admin: z
+      .strictObject({ token: Token.optional().meta({ description: 'Bearer token for /api/*. Without it the admin API is off.' }) })
+      .prefault({}),
+    log: z
+      .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .prefault({}),
+    adapters: z.string().optional().meta({ description: 'Folder of adapter files, relative to relay.yaml (default: adapters).' }),
+    sources: z
+      .array(SourceConfig)
+      .min(1, { message: 'at least one source is needed' })
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        list.forEach((s, i) => {
+          if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate source name "${s.name}"` });
+          seen.add(s.name);
+        });
+      }),
+  })
+  .meta({ title: 'callrelay relay.yaml', description: 'One callrelay instance: server, store, admin, sources.' });
+
+export type RelayConfigInput = z.input<typeof RelayConfigSchema>;
+export type RelayConfigParsed = z.output<typeof RelayConfigSchema>;
+export type SourceConfigParsed = z.output<typeof SourceConfig>;

@@ -1,0 +1,164 @@
+// Loading YAML files (relay.yaml, adapters) with source positions, so that every configuration
+// error names `file:line:col`, plus `${ENV_VAR}` / `${ENV_VAR:-default}` substitution.
+
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import YAML, { isMap, isPair, isScalar, LineCounter, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+
+export interface ConfigIssue {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  readonly issues: ConfigIssue[];
+  constructor(issues: ConfigIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+export function formatIssue(i: ConfigIssue): string {
+  return `${i.file}:${i.line}:${i.col} ${i.message}`;
+}
+
+export interface LoadedYaml {
+  /** Path as shown in messages: relative to the working directory when below it. */
+  file: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+  value: unknown;
+  /** Environment variables that were unset and fell back to their `:-default`. */
+  envFallbacks: { name: string; path: (string | number)[] }[];
+}
+
+export function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
+export function parseYaml(text: string, file: string, opts: { env?: NodeJS.ProcessEnv } = {}): LoadedYaml {
+  const lines = new LineCounter();
+  const doc = YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const issues: ConfigIssue[] = [];
+  const at = (offset: number, message: string): ConfigIssue => {
+    const p = lines.linePos(offset);
+    return { file, line: p.line, col: p.col, message };
+  };
+  for (const e of doc.errors) issues.push(at(e.pos[0], e.message.split('\n')[0] ?? e.message));
+  if (issues.length) throw new ConfigError(issues);
+
+  const envFallbacks: LoadedYaml['envFallbacks'] = [];
+  if (opts.env) {
+    const env = opts.env;
+    YAML.visit(doc, {
+      Scalar(key, node, path) {
+        if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('${')) return;
+        const keyPath = pathOf(path, node);
+        const out = substituteEnv(node.value, env, (name, hasDefault) => {
+          if (hasDefault) envFallbacks.push({ name, path: keyPath });
+          else issues.push(at(node.range?.[0] ?? 0, `environment variable ${name} is not set (used by ${keyPath.join('.') || 'the document'})`));
+        });
+        // An unquoted `${PORT}` should become the number 8080, as if written so.
+        if (node.type === 'PLAIN') {
+          const resolved: unknown = YAML.parse(out);
+          node.value = resolved === null || typeof resolved === 'number' || typeof resolved === 'boolean' ? resolved : out;
+        } else node.value = out;
+      },
+    });
+    if (issues.length) throw new ConfigError(issues);
+  }
+  return { file, doc, lines, value: doc.toJS(), envFallbacks };
+}
+
+export function loadYamlFile(path: string, opts: { env?: NodeJS.ProcessEnv } = {}): LoadedYaml {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file: displayPath(path), line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }]);
+  }
+  return parseYaml(text, displayPath(path), opts);
+}
+
+const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** `${NAME}` and `${NAME:-default}`; `$${` is a literal `${`. */
+export function substituteEnv(
+  text: string,
+  env: NodeJS.ProcessEnv,
+  onMissing: (name: string, hasDefault: boolean) => void,
+): string {
+  return text.replace(ENV_REF, (m, name: string | undefined, def: string | undefined) => {
+    if (m === '$${') return '${';
+    const v = env[name!];
+    if (v !== undefined && v !== '') return v;
+    onMissing(name!, def !== undefined);
+    return def ?? '';
+  });
+}
+
+function pathOf(ancestors: readonly unknown[], node: Node): (string | number)[] {
+  const out: (string | number)[] = [];
+  let prev: unknown = node;
+  for (let i = ancestors.length - 1; i >= 0; i--) {
+    const a = ancestors[i];
+    if (isPair(a) && isScalar(a.key)) out.unshift(String(a.key.value));
+    else if (a && typeof a === 'object' && 'items' in a && Array.isArray((a as { items: unknown[] }).items) && !isMap(a)) {
+      const idx = (a as { items: unknown[] }).items.indexOf(prev);
+      if (idx >= 0) out.unshift(idx);
+    }
+    prev = a;
+  }
+  return out;
+}
+
+/** Position of the node at `path` (or of the nearest ancestor that exists). */
+export function positionOf(y: LoadedYaml, path: readonly PropertyKey[], opts: { key?: string } = {}): { line: number; col: number } {
+  let node: unknown = y.doc.contents;
+  let best = (node as Node | null)?.range?.[0] ?? 0;
+  for (const seg of path) {
+    if (node && isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) break;
+      node = pair.value ?? pair.key;
+      best = ((pair.value as Node | null)?.range ?? (pair.key as Node).range)?.[0] ?? best;
+    } else if (node && typeof node === 'object' && 'items' in node && typeof seg === 'number') {
+      node = (node as { items: unknown[] }).items[seg];
+      if (!node) break;
+      best = (node as Node).range?.[0] ?? best;
+    } else break;
+  }
+  if (opts.key && node && isMap(node)) {
+    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === opts.key);
+    const r = (pair?.key as Node | undefined)?.range;
+    if (r) best = r[0];
+  }
+  return y.lines.linePos(best);
+}
+
+export function issueAt(y: LoadedYaml, path: readonly PropertyKey[], message: string, opts: { key?: string } = {}): ConfigIssue {
+  const p = positionOf(y, path, opts);
+  return { file: y.file, line: p.line, col: p.col, message };
+}
+
+/** Validate the loaded value with a zod schema; errors carry the file position of the culprit. */
+export function validateYaml<S extends z.ZodType>(y: LoadedYaml, schema: S): z.output<S> {
+  const r = schema.safeParse(y.value);
+  if (r.success) return r.data;
+  const issues: ConfigIssue[] = [];
+  for (const iss of r.error.issues) {
+    if (iss.code === 'unrecognized_keys') {
+      for (const k of iss.keys) issues.push(issueAt(y, iss.path, `unknown field "${k}"`, { key: k }));
+    } else {
+      const where = iss.path.length ? `${iss.path.join('.')}: ` : '';
+      issues.push(issueAt(y, iss.path, `${where}${iss.message}`));
+    }
+  }
+  issues.sort((a, b) => a.line - b.line || a.col - b.col);
+  throw new ConfigError(issues);
+}

@@ -1,0 +1,298 @@
+// Adapter expressions are JSONata, compiled once at start. Most of them are tiny (`user`,
+// `event = 'ringing'`, `$duration(duration)`), and jsonata's evaluator costs ~5 µs per node because
+// every step is async. So each expression is also compiled, where its AST allows, into a plain JS
+// closure covering a small subset of JSONata with identical semantics; anything outside the subset
+// (or a value the subset does not handle, such as an object) falls back to jsonata itself. A
+// differential test (test/ingest/expr.test.ts) holds the two to the same answers.
+
+import jsonata from 'jsonata';
+
+export interface ExprVars {
+  [name: string]: unknown;
+}
+
+export interface CompiledExpr {
+  readonly source: string;
+  readonly fast: boolean;
+  evaluate(input: Record<string, unknown>, vars: ExprVars): unknown;
+}
+
+export class ExprError extends Error {
+  /** Offset within the expression text, where jsonata reports one. */
+  readonly position: number | undefined;
+  constructor(message: string, position?: number) {
+    super(message);
+    this.name = 'ExprError';
+    this.position = position;
+  }
+}
+
+// jsonata's AST is untyped; these are the fields we read.
+export interface JNode {
+  type: string;
+  value?: unknown;
+  position?: number;
+  steps?: JNode[];
+  lhs?: JNode;
+  rhs?: JNode;
+  expressions?: JNode[];
+  arguments?: JNode[];
+  procedure?: JNode;
+  condition?: JNode;
+  then?: JNode;
+  else?: JNode;
+  stages?: unknown;
+  predicate?: unknown;
+  group?: unknown;
+  focus?: unknown;
+  index?: unknown;
+  tuple?: unknown;
+  keepArray?: boolean;
+}
+
+const FALLBACK = Symbol('fallback');
+type Fast = (input: Record<string, unknown>, vars: ExprVars) => unknown;
+
+export function parseExpr(source: string): { expr: jsonata.Expression; ast: JNode } {
+  try {
+    const expr = jsonata(source);
+    return { expr, ast: expr.ast() as unknown as JNode };
+  } catch (err) {
+    const e = err as { message?: string; position?: number };
+    throw new ExprError(e.message ?? String(err), e.position);
+  }
+}
+
+export function compileExpr(source: string, helpers: Record<string, (...a: unknown[]) => unknown>): CompiledExpr {
+  const { expr, ast } = parseExpr(source);
+  for (const [name, fn] of Object.entries(helpers)) expr.registerFunction(name, fn);
+  const fast = compileFast(ast, helpers);
+  const slow = (input: Record<string, unknown>, vars: ExprVars): Promise<unknown> =>
+    expr.evaluate(input, vars).then(cleanResult, (err: { message?: string; position?: number }) => {
+      throw new ExprError(err.message ?? String(err), err.position);
+    });
+  return {
+    source,
+    fast: fast !== null,
+    evaluate(input, vars) {
+      if (fast) {
+        const v = fast(input, vars);
+        if (v !== FALLBACK) return v;
+      }
+      return slow(input, vars);
+    },
+  };
+}
+
+/** jsonata returns arrays with a hidden `sequence` flag and objects without prototype; make them plain. */
+function cleanResult(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(cleanResult);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, cleanResult(x)]));
+  return v;
+}
+
+const isScalar = (v: unknown): v is string | number | boolean | null =>
+  v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+
+/** JSONata's $boolean cast, for the values the fast path lets through. */
+function truthy(v: unknown): boolean | typeof FALLBACK {
+  if (v === undefined || v === null) return false;
+  if (typeof v === 'string') return v.length > 0;
+  if (typeof v === 'number') return v !== 0;
+  if (typeof v === 'boolean') return v;
+  return FALLBACK;
+}
+
+// jsonata string functions the fast path runs itself: (string, ...literal-typed args) -> value.
+// A first argument that is not a string, or other arguments of the wrong type, fall back.
+const STRING_FNS: Record<string, { args: ('string' | 'number')[]; optional: number; fn: (s: string, ...a: never[]) => unknown }> = {
+  lowercase: { args: [], optional: 0, fn: (s) => s.toLowerCase() },
+  uppercase: { args: [], optional: 0, fn: (s) => s.toUpperCase() },
+  trim: { args: [], optional: 0, fn: (s) => s.replace(/[ \t\n\r]+/g, ' ').trim() },
+  contains: { args: ['string'], optional: 0, fn: (s, p: string) => s.includes(p) },
+  substringBefore: { args: ['string'], optional: 0, fn: (s, p: string) => (s.includes(p) ? s.slice(0, s.indexOf(p)) : s) },
+  substringAfter: { args: ['string'], optional: 0, fn: (s, p: string) => (s.includes(p) ? s.slice(s.indexOf(p) + p.length) : s) },
+  substring: {
+    args: ['number', 'number'],
+    optional: 1,
+    fn: (s, start: number, length?: number) => {
+      // jsonata counts code points and lets a negative start count from the end.
+      const cps = Array.from(s);
+      const from = start < 0 ? Math.max(0, cps.length + start) : start;
+      return cps.slice(from, length === undefined ? undefined : from + Math.max(0, length)).join('');
+    },
+  },
+};
+
+function compileFast(node: JNode, helpers: Record<string, (...a: unknown[]) => unknown>): Fast | null {
+  const c = (n: JNode | undefined): Fast | null => (n ? compileFast(n, helpers) : null);
+  switch (node.type) {
+    case 'string':
+    case 'number':
+    case 'value': {
+      const v = node.value;
+      return () => v;
+    }
+    case 'path': {
+      if (node.steps?.length !== 1 || node.steps[0]!.type !== 'name' || node.keepArray) return null;
+      const step = node.steps[0]!;
+      if (step.stages || step.predicate || step.group || step.focus || step.index || step.tuple) return null;
+      const name = String(step.value);
+      return (input) => {
+        const v = input[name];
+        if (v === undefined || isScalar(v)) return v;
+        // An array of scalars comes back as is (as jsonata does for a single-step path), unless empty.
+        if (Array.isArray(v) && v.length > 0 && v.every((x) => isScalar(x) && x !== null)) return v;
+        return FALLBACK;
+      };
+    }
+    case 'variable': {
+      const name = String(node.value);
+      if (!name) return null;
+      return (_input, vars) => {
+        const v = vars[name];
+        return v === undefined || isScalar(v) ? v : FALLBACK;
+      };
+    }
+    case 'block':
+      return node.expressions?.length === 1 ? c(node.expressions[0]) : null;
+    case 'condition': {
+      const cond = c(node.condition);
+      const then = c(node.then);
+      const els = node.else ? c(node.else) : () => undefined;
+      if (!cond || !then || !els) return null;
+      return (i, v) => {
+        const t = cond(i, v);
+        if (t === FALLBACK) return FALLBACK;
+        const b = truthy(t);
+        if (b === FALLBACK) return FALLBACK;
+        return b ? then(i, v) : els(i, v);
+      };
+    }
+    case 'binary':
+      return compileBinary(node, c);
+    case 'function':
+      return compileCall(node, c, helpers);
+    default:
+      return null;
+  }
+}
+
+function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast | null): Fast | null {
+  const op = String(node.value);
+  const lhs = c(node.lhs);
+  if (!lhs) return null;
+  if (op === 'in') {
+    // Only `x in ['a', 'b']` with literal scalars on the right.
+    const rhs = node.rhs;
+    if (rhs?.type !== 'unary' || rhs.value !== '[' || !rhs.expressions?.every((e) => e.type === 'string' || e.type === 'number')) return null;
+    const set = rhs.expressions.map((e) => e.value);
+    return (i, v) => {
+      const l = lhs(i, v);
+      if (l === FALLBACK) return FALLBACK;
+      if (l === undefined) return false;
+      return isScalar(l) ? set.includes(l) : FALLBACK;
+    };
+  }
+  const rhs = c(node.rhs);
+  if (!rhs) return null;
+  switch (op) {
+    case '=':
+    case '!=':
+      return (i, v) => {
+        const l = lhs(i, v);
+        const r = rhs(i, v);
+        if (l === FALLBACK || r === FALLBACK) return FALLBACK;
+        if (l === undefined || r === undefined) return false;
+        if (!isScalar(l) || !isScalar(r)) return FALLBACK;
+        return op === '=' ? l === r : l !== r;
+      };
+    case 'and':
+    case 'or':
+      return (i, v) => {
+        const l = truthy(lhs(i, v));
+        if (l === FALLBACK) return FALLBACK;
+        if (op === 'and' ? !l : l) return l;
+        const r = rhs(i, v);
+        if (r === FALLBACK) return FALLBACK;
+        return truthy(r);
+      };
+    default:
+      return null;
+  }
+}
+
+function compileCall(node: JNode, c: (n: JNode | undefined) => Fast | null, helpers: Record<string, (...a: unknown[]) => unknown>): Fast | null {
+  if (node.procedure?.type !== 'variable') return null;
+  const name = String(node.procedure.value);
+  const args = (node.arguments ?? []).map((a) => c(a));
+  if (args.some((a) => a === null)) return null;
+  const argFns = args as Fast[];
+  const evalArgs = (i: Record<string, unknown>, v: ExprVars): unknown[] | typeof FALLBACK => {
+    const out: unknown[] = [];
+    for (const a of argFns) {
+      const x = a(i, v);
+      if (x === FALLBACK) return FALLBACK;
+      out.push(x);
+    }
+    return out;
+  };
+  const helper = helpers[name];
+  if (helper) {
+    return (i, v) => {
+      const a = evalArgs(i, v);
+      return a === FALLBACK ? FALLBACK : helper(...a);
+    };
+  }
+  const strFn = STRING_FNS[name];
+  if (strFn && argFns.length >= 1 + strFn.args.length - strFn.optional && argFns.length <= 1 + strFn.args.length) {
+    return (i, v) => {
+      const a = evalArgs(i, v);
+      if (a === FALLBACK) return FALLBACK;
+      if (a[0] === undefined) return undefined;
+      if (typeof a[0] !== 'string') return FALLBACK;
+      for (let k = 1; k < a.length; k++) {
+        const want = strFn.args[k - 1];
+        if (typeof a[k] !== want || (want === 'number' && !Number.isInteger(a[k]))) return FALLBACK;
+      }
+      return (strFn.fn as (...x: unknown[]) => unknown)(...a);
+    };
+  }
+  if (name === 'exists' && argFns.length === 1) {
+    return (i, v) => {
+      const a = evalArgs(i, v);
+      return a === FALLBACK ? FALLBACK : a[0] !== undefined;
+    };
+  }
+  return null;
+}
+
+/** Field names an expression reads from the input (path steps), for linting. */
+export function fieldNames(ast: JNode): { name: string; position: number | undefined }[] {
+  const out: { name: string; position: number | undefined }[] = [];
+  const walk = (n: unknown): void => {
+    if (!n || typeof n !== 'object') return;
+    if (Array.isArray(n)) return n.forEach(walk);
+    const node = n as JNode;
+    if (node.type === 'path') for (const s of node.steps ?? []) if (s.type === 'name') out.push({ name: String(s.value), position: s.position });
+    for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
+  };
+  walk(ast);
+  return out;
+}
+
+/** Functions an expression calls, with their literal arguments, for linting. */
+export function functionCalls(ast: JNode): { name: string; args: JNode[]; position: number | undefined }[] {
+  const out: { name: string; args: JNode[]; position: number | undefined }[] = [];
+  const walk = (n: unknown): void => {
+    if (!n || typeof n !== 'object') return;
+    if (Array.isArray(n)) return n.forEach(walk);
+    const node = n as JNode;
+    if (node.type === 'function' && node.procedure?.type === 'variable') {
+      out.push({ name: String(node.procedure.value), args: node.arguments ?? [], position: node.procedure.position });
+    }
+    for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
+  };
+  walk(ast);
+  return out;
+}

@@ -1,0 +1,141 @@
+// The inbound pipeline: map a received request with its source's adapter, commit it (group commit),
+// then fold the calls it touched in the background. Also re-maps stored requests (`replay`).
+
+import { foldCall } from '../calls/fold.js';
+import { RelayError, wrapError } from '../errors.js';
+import { compileAdapter, type CompiledAdapter, type MapResult } from '../ingest/adapter.js';
+import type { RawRequest } from '../ingest/request.js';
+import type { ResolvedSource } from '../config/load.js';
+import { GroupCommitter } from '../store/group-commit.js';
+import type { FoldFn, InboxRow, Store } from '../store/types.js';
+import { silentLogger, type Logger } from '../telemetry/log.js';
+
+export interface SourceRuntime {
+  name: string;
+  token: string;
+  provider: string;
+  adapter: CompiledAdapter;
+}
+
+export interface IngestResult {
+  id: number;
+  result: MapResult;
+}
+
+const APPLY_BATCH = 256;
+
+export class Pipeline {
+  readonly sources: Map<string, SourceRuntime>;
+  private readonly committer: GroupCommitter;
+  private scheduled = false;
+  private busy = false;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly store: Store,
+    sources: ResolvedSource[],
+    private readonly log: Logger = silentLogger,
+  ) {
+    this.sources = new Map(
+      sources.map((s) => [s.name, { name: s.name, token: s.token, provider: s.adapter.name, adapter: compileAdapter(s.adapter, s) }]),
+    );
+    this.committer = new GroupCommitter(store, () => this.kick());
+  }
+
+  readonly fold: FoldFn = (source, events, originatedBy) =>
+    foldCall(events, { source, provider: this.sources.get(source)?.provider ?? 'unknown', originatedBy });
+
+  /** Map and durably store one request. Resolves only after the commit; throws STORE_UNAVAILABLE otherwise. */
+  async ingest(req: RawRequest): Promise<IngestResult> {
+    const src = this.sources.get(req.source);
+    if (!src) throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${req.source}" in relay.yaml`);
+    const result = await this.mapSafely(src, req);
+    try {
+      const id = await this.committer.submit({ req, result });
+      return { id, result };
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, source: req.source }, 'storing a request failed; answering 503');
+      throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', undefined, { cause: err, headers: { 'retry-after': '5' } });
+    }
+  }
+
+  private async mapSafely(src: SourceRuntime, req: RawRequest): Promise<MapResult> {
+    try {
+      return await src.adapter.map(req);
+    } catch (err) {
+      // An adapter bug must not lose the request: store it unmapped with the reason.
+      return { status: 'unmapped', code: 'RELAY_ERR_MAPPING_FAILED', message: wrapError(`mapping with adapter ${src.provider}`, err).message };
+    }
+  }
+
+  /** Start folding in the background: on every commit, and every `intervalMs` for rows from elsewhere. */
+  start(intervalMs = 1000): void {
+    this.timer = setInterval(() => this.kick(), intervalMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    this.scheduled = false;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    this.busy = true;
+    try {
+      for (;;) {
+        const n = await this.store.applyPending(APPLY_BATCH, this.fold);
+        if (n === 0) break;
+        // Let ingest run between batches.
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'folding stored requests failed; retrying on the next tick');
+    } finally {
+      this.busy = false;
+    }
+    if (this.again) {
+      this.again = false;
+      this.kick();
+    } else {
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves once every committed request has been folded. */
+  async drain(): Promise<void> {
+    for (;;) {
+      const n = await this.store.applyPending(APPLY_BATCH, this.fold);
+      if (n === 0) return;
+    }
+  }
+
+  /** Wait until the background loop has nothing left (tests, shutdown). */
+  idle(): Promise<void> {
+    if (!this.busy && !this.scheduled) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Map a stored request again with the current adapter and refold what it touches. */
+  async replay(row: InboxRow): Promise<MapResult> {
+    const src = this.sources.get(row.source);
+    // Left as it is: its source is gone from relay.yaml, so nothing could map it now.
+    if (!src) return { status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_SOURCE', message: `source "${row.source}" is no longer in relay.yaml` };
+    const result = await this.mapSafely(src, row);
+    await this.store.remap(row.id, result, this.fold);
+    return result;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.idle();
+  }
+}

@@ -1,0 +1,50 @@
+// Assembles a running relay from a resolved configuration: store, pipeline, HTTP server.
+
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { RelayConfig } from './config/load.js';
+import { ConfigError } from './config/yaml.js';
+import { createApp } from './http/app.js';
+import { Pipeline } from './pipeline/pipeline.js';
+import { SqliteStore } from './store/sqlite/index.js';
+import type { Store } from './store/types.js';
+import { silentLogger, type Logger } from './telemetry/log.js';
+
+export function openStore(cfg: Pick<RelayConfig, 'store' | 'file'>): Store {
+  if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite);
+  throw new ConfigError([{ file: cfg.file, line: 1, col: 1, message: 'store.postgres is not available in this version; use store.sqlite' }]);
+}
+
+export interface Relay {
+  store: Store;
+  pipeline: Pipeline;
+  server: ServerType;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger): Promise<Relay> {
+  const store = openStore(cfg);
+  const pipeline = new Pipeline(store, cfg.sources, log);
+  let draining = false;
+  const app = createApp({ pipeline, bodyLimit: cfg.server.bodyLimit, adminToken: cfg.adminToken, log, isDraining: () => draining });
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: cfg.server.port, hostname: cfg.server.host }, () => resolve(s));
+    s.once('error', reject);
+  });
+  pipeline.start();
+  const port = (server.address() as AddressInfo).port;
+  return {
+    store,
+    pipeline,
+    server,
+    port,
+    async close() {
+      draining = true;
+      await new Promise<void>((r) => server.close(() => r()));
+      await pipeline.stop();
+      await pipeline.drain();
+      await store.close();
+    },
+  };
+}

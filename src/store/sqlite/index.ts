@@ -1,0 +1,271 @@
+// The embedded store: one SQLite file in WAL mode with synchronous=FULL, so a commit is on disk
+// (fsync'd) before the relay answers 2xx. better-sqlite3 is synchronous; each method is one
+// transaction, and the group committer (store/group-commit.ts) batches requests into one.
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { CallEvent, StoredEvent } from '../../calls/model.js';
+import { keyed, type MapResult } from '../../ingest/adapter.js';
+import type { RawRequest } from '../../ingest/request.js';
+import type { CallRow, FoldFn, InboxRow, InboxState, NewInbox, Store } from '../types.js';
+import { MIGRATIONS } from './migrations.js';
+
+interface InboxDbRow {
+  id: number;
+  source: string;
+  kind: string;
+  received_at: string;
+  method: string;
+  query: string;
+  content_type: string | null;
+  headers: string;
+  body: Buffer;
+  state: InboxState;
+  rule: string | null;
+  reason_code: string | null;
+  reason: string | null;
+  replays: number;
+}
+
+interface EventDbRow {
+  inbox_id: number;
+  idx: number;
+  received_at: string;
+  key: string;
+  body: string;
+}
+
+type CallKey = { source: string; callId: string };
+
+export class SqliteStore implements Store {
+  readonly backend = 'sqlite' as const;
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string) {
+    this.path = path;
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrateSync();
+    const db = this.db;
+    this.stmts = {
+      insertInbox: db.prepare(
+        `INSERT INTO inbox (source, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)
+         VALUES (@source, @kind, @receivedAt, @method, @query, @contentType, @headers, @body, @state, @rule, @reasonCode, @reason)`,
+      ),
+      insertEvent: db.prepare(
+        `INSERT INTO events (inbox_id, idx, source, call_id, channel_id, type, key, received_at, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      pendingIds: db.prepare(`SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT ?`).pluck(),
+      callsOfInbox: db.prepare(`SELECT DISTINCT source, call_id AS callId FROM events WHERE inbox_id = ? AND call_id IS NOT NULL`),
+      originsOfInbox: db.prepare(`SELECT source, channel_id AS channelId FROM events WHERE inbox_id = ? AND type = 'originated'`),
+      callsOnChannel: db.prepare(`SELECT source, call_id AS callId FROM calls WHERE source = ? AND channel_id = ?`),
+      eventsOfCall: db.prepare(`SELECT inbox_id, idx, received_at, key, body FROM events WHERE source = ? AND call_id = ?`),
+      originOf: db.prepare(`SELECT body FROM events WHERE source = ? AND channel_id = ? AND type = 'originated' ORDER BY inbox_id LIMIT 1`).pluck(),
+      callRecord: db.prepare(`SELECT record FROM calls WHERE source = ? AND call_id = ?`).pluck(),
+      upsertCall: db.prepare(
+        `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record)
+         VALUES (@source, @callId, @channelId, @status, @startedAt, @now, 1, @record)
+         ON CONFLICT (source, call_id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
+           started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1, record = excluded.record`,
+      ),
+      deleteCall: db.prepare(`DELETE FROM calls WHERE source = ? AND call_id = ?`),
+      markApplied: db.prepare(`UPDATE inbox SET state = 'applied', applied_at = ? WHERE id = ?`),
+      deleteEvents: db.prepare(`DELETE FROM events WHERE inbox_id = ?`),
+      setState: db.prepare(`UPDATE inbox SET state = ?, rule = ?, reason_code = ?, reason = ?, replays = replays + 1, applied_at = ? WHERE id = ?`),
+      getInbox: db.prepare(`SELECT * FROM inbox WHERE id = ?`),
+      heartbeat: db.prepare(`INSERT INTO meta (key, value) VALUES ('heartbeat', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
+    };
+  }
+
+  private migrateSync(): void {
+    this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+    // BEGIN IMMEDIATE takes the write lock first, so two processes opening one file do not race.
+    const run = this.db.transaction(() => {
+      const done = new Set(this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+      for (const m of MIGRATIONS) {
+        if (done.has(m.version)) continue;
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+      }
+    });
+    run.immediate();
+  }
+
+  async migrate(): Promise<void> {
+    this.migrateSync();
+  }
+
+  async insertInbox(batch: NewInbox[]): Promise<number[]> {
+    return this.db.transaction(() => batch.map((n) => this.insertOne(n.req, n.result))).immediate();
+  }
+
+  private insertOne(req: RawRequest, result: MapResult): number {
+    const info = this.stmts.insertInbox.run({
+      source: req.source,
+      kind: req.kind,
+      receivedAt: req.receivedAt,
+      method: req.method,
+      query: req.query,
+      contentType: req.contentType,
+      headers: JSON.stringify(req.headers),
+      body: req.body,
+      ...stateOf(result),
+    });
+    const id = Number(info.lastInsertRowid);
+    this.insertEvents(id, req, result);
+    return id;
+  }
+
+  private insertEvents(id: number, req: Pick<RawRequest, 'source' | 'receivedAt'>, result: MapResult): void {
+    if (result.status !== 'mapped') return;
+    keyed(result.events).forEach(({ event, key }, idx) => {
+      this.stmts.insertEvent.run(id, idx, req.source, event.callId ?? null, event.channelId ?? null, event.type, key, req.receivedAt, JSON.stringify(event));
+    });
+  }
+
+  async applyPending(limit: number, fold: FoldFn): Promise<number> {
+    return this.db
+      .transaction(() => {
+        const ids = this.stmts.pendingIds.all(limit) as number[];
+        if (!ids.length) return 0;
+        const touched = new Map<string, CallKey>();
+        for (const id of ids) this.touchedBy(id, touched);
+        const now = new Date().toISOString();
+        for (const k of touched.values()) this.refold(k, fold, now);
+        for (const id of ids) this.stmts.markApplied.run(now, id);
+        return ids.length;
+      })
+      .immediate();
+  }
+
+  async remap(id: number, result: MapResult, fold: FoldFn): Promise<void> {
+    this.db
+      .transaction(() => {
+        const row = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
+        if (!row) throw new Error(`no stored request ${id}`);
+        const touched = new Map<string, CallKey>();
+        this.touchedBy(id, touched);
+        this.stmts.deleteEvents.run(id);
+        this.insertEvents(id, { source: row.source, receivedAt: row.received_at }, result);
+        this.touchedBy(id, touched);
+        const now = new Date().toISOString();
+        for (const k of touched.values()) this.refold(k, fold, now);
+        const s = stateOf(result);
+        const state = s.state === 'pending' ? 'applied' : s.state;
+        this.stmts.setState.run(state, s.rule, s.reasonCode, s.reason, state === 'applied' ? now : null, id);
+      })
+      .immediate();
+  }
+
+  /** Calls whose record depends on this inbox row: its own, and those on a channel it originated. */
+  private touchedBy(inboxId: number, into: Map<string, CallKey>): void {
+    for (const k of this.stmts.callsOfInbox.all(inboxId) as CallKey[]) into.set(`${k.source}\u0000${k.callId}`, k);
+    for (const o of this.stmts.originsOfInbox.all(inboxId) as { source: string; channelId: string }[]) {
+      for (const k of this.stmts.callsOnChannel.all(o.source, o.channelId) as CallKey[]) into.set(`${k.source}\u0000${k.callId}`, k);
+    }
+  }
+
+  private refold({ source, callId }: CallKey, fold: FoldFn, now: string): void {
+    const rows = this.stmts.eventsOfCall.all(source, callId) as EventDbRow[];
+    if (!rows.length) {
+      this.stmts.deleteCall.run(source, callId);
+      return;
+    }
+    const events: StoredEvent[] = rows.map((r) => ({ inboxId: r.inbox_id, idx: r.idx, receivedAt: r.received_at, key: r.key, event: JSON.parse(r.body) as CallEvent }));
+    let originatedBy: string | null = null;
+    for (const ch of new Set(events.map((e) => e.event.channelId).filter((c): c is string => !!c))) {
+      const body = this.stmts.originOf.get(source, ch) as string | undefined;
+      if (body) originatedBy = (JSON.parse(body) as CallEvent).originatedBy ?? null;
+    }
+    const record = fold(source, events, originatedBy);
+    const json = JSON.stringify(record);
+    if (this.stmts.callRecord.get(source, callId) === json) return;
+    this.stmts.upsertCall.run({ source, callId, channelId: record.channelId, status: record.status, startedAt: record.startedAt, now, record: json });
+  }
+
+  async getInbox(id: number): Promise<InboxRow | undefined> {
+    const r = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
+    return r && toInboxRow(r);
+  }
+
+  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM inbox WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`)
+      .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as InboxDbRow[];
+    return rows.map(toInboxRow);
+  }
+
+  async countInbox(): Promise<Record<InboxState, number>> {
+    const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
+    for (const r of this.db.prepare('SELECT state, count(*) AS n FROM inbox GROUP BY state').all() as { state: InboxState; n: number }[]) out[r.state] = r.n;
+    return out;
+  }
+
+  async listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT record, updated_at, revision FROM calls
+         WHERE (@since IS NULL OR updated_at >= @since) AND (@source IS NULL OR source = @source)
+         ORDER BY updated_at DESC, started_at DESC LIMIT @limit`,
+      )
+      .all({ since: q.since ?? null, source: q.source ?? null, limit: q.limit }) as { record: string; updated_at: string; revision: number }[];
+    return rows.map(toCallRow);
+  }
+
+  async getCalls(callId: string, source?: string): Promise<CallRow[]> {
+    const rows = this.db
+      .prepare(`SELECT record, updated_at, revision FROM calls WHERE call_id = @callId AND (@source IS NULL OR source = @source) ORDER BY source`)
+      .all({ callId, source: source ?? null }) as { record: string; updated_at: string; revision: number }[];
+    return rows.map(toCallRow);
+  }
+
+  async checkWritable(): Promise<void> {
+    this.stmts.heartbeat.run(new Date().toISOString());
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function stateOf(result: MapResult): { state: InboxState; rule: string | null; reasonCode: string | null; reason: string | null } {
+  switch (result.status) {
+    case 'mapped':
+      return { state: 'pending', rule: result.rule, reasonCode: null, reason: null };
+    case 'ignored':
+      return { state: 'ignored', rule: result.rule, reasonCode: null, reason: result.message };
+    case 'unmapped':
+      return { state: 'unmapped', rule: result.rule ?? null, reasonCode: result.code, reason: result.message };
+  }
+}
+
+function toInboxRow(r: InboxDbRow): InboxRow {
+  return {
+    id: r.id,
+    source: r.source,
+    kind: r.kind as InboxRow['kind'],
+    receivedAt: r.received_at,
+    method: r.method,
+    query: r.query,
+    contentType: r.content_type,
+    headers: JSON.parse(r.headers) as Record<string, string>,
+    body: r.body,
+    state: r.state,
+    rule: r.rule,
+    reasonCode: r.reason_code,
+    reason: r.reason,
+    replays: r.replays,
+  };
+}
+
+function toCallRow(r: { record: string; updated_at: string; revision: number }): CallRow {
+  return { record: JSON.parse(r.record) as CallRow['record'], updatedAt: r.updated_at, revision: r.revision };
+}

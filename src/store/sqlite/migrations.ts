@@ -1,0 +1,69 @@
+// SQLite migrations: numbered and append-only. Never edit one that has shipped; add the next.
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'inbox, events, calls',
+    sql: `
+      -- Every accepted request, byte for byte, before the sender gets its 2xx.
+      CREATE TABLE inbox (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        source        TEXT    NOT NULL,
+        kind          TEXT    NOT NULL,
+        received_at   TEXT    NOT NULL,
+        method        TEXT    NOT NULL,
+        query         TEXT    NOT NULL,
+        content_type  TEXT,
+        headers       TEXT    NOT NULL,
+        body          BLOB    NOT NULL,
+        state         TEXT    NOT NULL CHECK (state IN ('pending', 'applied', 'unmapped', 'ignored')),
+        rule          TEXT,
+        reason_code   TEXT,
+        reason        TEXT,
+        replays       INTEGER NOT NULL DEFAULT 0,
+        applied_at    TEXT
+      );
+      CREATE INDEX inbox_pending ON inbox (id) WHERE state = 'pending';
+      CREATE INDEX inbox_state ON inbox (state, id);
+
+      -- Canonical events mapped from an inbox row (0..n per row).
+      CREATE TABLE events (
+        inbox_id     INTEGER NOT NULL REFERENCES inbox (id),
+        idx          INTEGER NOT NULL,
+        source       TEXT    NOT NULL,
+        call_id      TEXT,
+        channel_id   TEXT,
+        type         TEXT    NOT NULL,
+        key          TEXT    NOT NULL,
+        received_at  TEXT    NOT NULL,
+        body         TEXT    NOT NULL,
+        PRIMARY KEY (inbox_id, idx)
+      );
+      CREATE INDEX events_call ON events (source, call_id);
+      CREATE INDEX events_origin ON events (source, channel_id) WHERE type = 'originated';
+
+      -- One folded record per call; revision counts real changes.
+      CREATE TABLE calls (
+        source      TEXT    NOT NULL,
+        call_id     TEXT    NOT NULL,
+        channel_id  TEXT,
+        status      TEXT    NOT NULL,
+        started_at  TEXT    NOT NULL,
+        updated_at  TEXT    NOT NULL,
+        revision    INTEGER NOT NULL,
+        record      TEXT    NOT NULL,
+        PRIMARY KEY (source, call_id)
+      );
+      CREATE INDEX calls_updated ON calls (updated_at);
+      CREATE INDEX calls_channel ON calls (source, channel_id) WHERE channel_id IS NOT NULL;
+
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `,
+  },
+];
