@@ -23,8 +23,8 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger): Promise<Relay> {
-  const store = openStore(cfg);
+export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, opts: { store?: Store } = {}): Promise<Relay> {
+  const store = opts.store ?? openStore(cfg);
   const pipeline = new Pipeline(store, cfg.sources, log);
   let draining = false;
   const app = createApp({ pipeline, bodyLimit: cfg.server.bodyLimit, adminToken: cfg.adminToken, log, isDraining: () => draining });

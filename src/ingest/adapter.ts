@@ -141,13 +141,13 @@ function expressionSites(def: AdapterFile): ExprSite[] {
   return sites;
 }
 
-/** Position of an offset inside the expression scalar at `path`. */
+/** Position of a 0-based offset inside the expression scalar at `path`. */
 function exprIssue(y: LoadedYaml, path: (string | number)[], offset: number | undefined, message: string): ConfigIssue {
   const base = positionOf(y, path);
   const node = y.doc.getIn(path, true);
   const quoted = isYamlScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
   const isBlock = isYamlScalar(node) && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED');
-  const col = isBlock || offset === undefined ? base.col : base.col + quoted + Math.max(0, offset - 1);
+  const col = isBlock || offset === undefined ? base.col : base.col + quoted + Math.max(0, offset);
   return { file: y.file, line: base.line, col, message };
 }
 
@@ -162,7 +162,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
       ast = parseExpr(site.source).ast;
     } catch (err) {
       const e = err as ExprError;
-      issues.push(exprIssue(a.yaml, site.path, e.position, `expression error: ${e.message}`));
+      issues.push(exprIssue(a.yaml, site.path, e.position === undefined ? undefined : e.position - 1, `expression error: ${e.message}`));
       continue;
     }
     for (const f of fieldNames(ast)) {
@@ -181,7 +181,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
       }
     }
   }
-  return issues;
+  return issues.sort((x, y) => x.line - y.line || x.col - y.col);
 }
 
 // jsonata's own functions (jsonata 2.x), so that a misspelt helper is caught at check time.

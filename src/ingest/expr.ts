@@ -63,10 +63,14 @@ export function parseExpr(source: string): { expr: jsonata.Expression; ast: JNod
   }
 }
 
-export function compileExpr(source: string, helpers: Record<string, (...a: unknown[]) => unknown>): CompiledExpr {
+export function compileExpr(
+  source: string,
+  helpers: Record<string, (...a: unknown[]) => unknown>,
+  opts: { fast?: boolean } = {},
+): CompiledExpr {
   const { expr, ast } = parseExpr(source);
   for (const [name, fn] of Object.entries(helpers)) expr.registerFunction(name, fn);
-  const fast = compileFast(ast, helpers);
+  const fast = opts.fast === false ? null : compileFast(ast, helpers);
   const slow = (input: Record<string, unknown>, vars: ExprVars): Promise<unknown> =>
     expr.evaluate(input, vars).then(cleanResult, (err: { message?: string; position?: number }) => {
       throw new ExprError(err.message ?? String(err), err.position);
@@ -267,14 +271,17 @@ function compileCall(node: JNode, c: (n: JNode | undefined) => Fast | null, help
   return null;
 }
 
-/** Field names an expression reads from the input (path steps), for linting. */
+/** Field names an expression reads from the input (path steps) with 0-based offsets, for linting. */
 export function fieldNames(ast: JNode): { name: string; position: number | undefined }[] {
   const out: { name: string; position: number | undefined }[] = [];
   const walk = (n: unknown): void => {
     if (!n || typeof n !== 'object') return;
     if (Array.isArray(n)) return n.forEach(walk);
     const node = n as JNode;
-    if (node.type === 'path') for (const s of node.steps ?? []) if (s.type === 'name') out.push({ name: String(s.value), position: s.position });
+    // jsonata positions are 1-based token ends; report 0-based starts.
+    if (node.type === 'path') {
+      for (const s of node.steps ?? []) if (s.type === 'name') out.push({ name: String(s.value), position: s.position === undefined ? undefined : s.position - String(s.value).length });
+    }
     for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
   };
   walk(ast);
@@ -289,7 +296,9 @@ export function functionCalls(ast: JNode): { name: string; args: JNode[]; positi
     if (Array.isArray(n)) return n.forEach(walk);
     const node = n as JNode;
     if (node.type === 'function' && node.procedure?.type === 'variable') {
-      out.push({ name: String(node.procedure.value), args: node.arguments ?? [], position: node.procedure.position });
+      const name = String(node.procedure.value);
+      const end = node.procedure.position;
+      out.push({ name, args: node.arguments ?? [], position: end === undefined ? undefined : end - name.length - 1 });
     }
     for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
   };

@@ -44,13 +44,14 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(path: string) {
+  constructor(path: string, opts: { busyTimeoutMs?: number } = {}) {
     this.path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    // A writer waits this long for another process's lock before the request gets 503.
+    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     this.migrateSync();
     const db = this.db;

@@ -1,0 +1,149 @@
+// relay.yaml and adapter files: errors name file:line:col; ${ENV} substitution; `callrelay check`;
+// the JSON Schemas in config/ match the code.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { jsonSchemas, renderSchema } from '../../src/config/json-schemas.js';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/yaml.js';
+import { loadAdapter } from '../../src/ingest/adapter.js';
+import { ADAPTERS, MAIN, ROOT, tempDir } from '../support.js';
+
+function configErrors(yaml: string, env: Record<string, string> = {}): string[] {
+  const dir = tempDir();
+  const file = join(dir, 'relay.yaml');
+  writeFileSync(file, yaml);
+  try {
+    loadConfig(file, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues.map((i) => `${i.line}:${i.col} ${i.message}`);
+    throw err;
+  }
+  return [];
+}
+
+const base = (extra = ''): string => `admin:
+  token: admin-token-1234
+adapters: ${ADAPTERS}
+sources:
+  - name: pbx
+    adapter: 3cx
+    token: pbx-token-1234${extra}
+`;
+
+describe('relay.yaml', () => {
+  it('loads the shipped relay.yaml with defaults from the environment', () => {
+    const cfg = loadConfig(join(ROOT, 'relay.yaml'), { CALLRELAY_3CX_TOKEN: 'from-env-token-1' });
+    expect(cfg.sources.map((s) => s.name)).toEqual(['3cx', 'callerdesk']);
+    expect(cfg.sources[0]!.token).toBe('from-env-token-1');
+    expect(cfg.server.port).toBe(8080);
+    expect(cfg.server.bodyLimit).toBe(1024 * 1024);
+    expect('sqlite' in cfg.store && cfg.store.sqlite).toBe(join(ROOT, 'data', 'relay.db'));
+    expect(cfg.envFallbacks.map((f) => f.name)).toEqual(['PORT', 'CALLRELAY_ADMIN_TOKEN', 'CALLRELAY_CALLERDESK_TOKEN']);
+    // Callerdesk's adapter supplies the time zone and country the source leaves out.
+    expect(cfg.sources[1]).toMatchObject({ timezone: 'Asia/Kolkata', defaultCountry: 'IN' });
+  });
+
+  it('names line and column of an unknown field', () => {
+    expect(configErrors(base('\n    evnt: x'))).toEqual(['8:5 unknown field "evnt"']);
+  });
+
+  it('names the place of a bad value', () => {
+    const errs = configErrors(`server:\n  port: 99999\n${base('\n    timezone: Mars/Olympus\n    defaultCountry: XX')}`);
+    expect(errs).toEqual([
+      expect.stringMatching(/^2:9 server.port: /),
+      expect.stringMatching(/^10:15 sources.0.timezone: expected an IANA time zone/),
+      expect.stringMatching(/^11:21 sources.0.defaultCountry: expected a two-letter ISO 3166 country code/),
+    ]);
+  });
+
+  it('names a missing environment variable and where it is used', () => {
+    expect(configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'))).toEqual(['7:12 environment variable PBX_TOKEN is not set (used by sources.0.token)']);
+    expect(configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'), { PBX_TOKEN: 'set-in-env-1' })).toEqual([]);
+  });
+
+  it('turns an unquoted ${PORT} into a number, and keeps a quoted one a string', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'relay.yaml'), `server:\n  port: \${PORT}\n${base()}`);
+    expect(loadConfig(join(dir, 'relay.yaml'), { PORT: '9090' }).server.port).toBe(9090);
+    expect(configErrors(`server:\n  port: "\${PORT}"\n${base()}`, { PORT: '9090' })).toEqual([expect.stringMatching(/^2:9 server.port: Invalid input: expected number/)]);
+  });
+
+  it('rejects duplicate sources, unknown adapters, short tokens, both stores', () => {
+    const errs = configErrors(`store:\n  sqlite: a.db\n  postgres: postgres://x\nadmin:\n  token: short\nadapters: ${ADAPTERS}\nsources:\n  - { name: a, adapter: 3cx, token: aaaaaaaa1 }\n  - { name: a, adapter: nope, token: aaaaaaaa2 }\n`);
+    expect(errs.join('\n')).toMatch(/2:3 store: choose one of store.sqlite and store.postgres/);
+    expect(errs.join('\n')).toMatch(/5:10 admin.token: a token needs at least 8 characters/);
+    expect(errs.join('\n')).toMatch(/9:13 sources.1.name: duplicate source name "a"/);
+    const errs2 = configErrors(base().replace('adapter: 3cx', 'adapter: nope'));
+    expect(errs2).toEqual([expect.stringMatching(/^6:14 no adapter "nope" in .* \(known: 3cx, callerdesk\)$/)]);
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    expect(configErrors('sources: [\n  - a\n')[0]).toMatch(/^\d+:\d+ /);
+  });
+});
+
+describe('adapter files', () => {
+  function adapterErrors(yaml: string): string[] {
+    const file = join(tempDir(), 'x.yaml');
+    writeFileSync(file, yaml);
+    try {
+      loadAdapter(file);
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues.map((i) => `${i.line}:${i.col} ${i.message}`);
+      throw err;
+    }
+    return [];
+  }
+  const head = 'adapter: x\nversion: 1\nevents:\n';
+
+  it('names unknown fields and missing rule types', () => {
+    expect(adapterErrors(`${head}  - name: r\n    evnt: x\n    when: "true"\n    type: ringing\n`)).toEqual(['5:5 unknown field "evnt"']);
+    expect(adapterErrors(`${head}  - name: r\n    when: "true"\n`)).toEqual([expect.stringMatching(/^4:5 events.0: a rule needs either `type` or `ignore: true`/)]);
+    expect(adapterErrors(`${head}  - name: r\n    when: "true"\n    type: ringing\n    fields:\n      agnet: user\n`)).toEqual(['8:7 unknown field "agnet"']);
+  });
+
+  it('points into the expression for syntax errors, upper-case fields, unknown functions and maps', () => {
+    const errs = adapterErrors(`${head}  - name: r\n    when: event = = 'x'\n    type: ringing\n    fields:\n      agent: User\n      did: $nope(did)\n      outcome: $mapValue(x, 'missing')\n`);
+    expect(errs[0]).toMatch(/^5:\d+ expression error: /);
+    expect(errs.slice(1)).toEqual([
+      '8:14 field "User" never matches: request keys are lower-cased, write "user"',
+      '9:12 unknown function $nope',
+      "10:16 $mapValue: no map named \"missing\" under maps:",
+    ]);
+  });
+});
+
+describe('callrelay check', () => {
+  it('passes on the shipped configuration', () => {
+    const out = execFileSync(process.execPath, [MAIN, 'check', '--config', join(ROOT, 'relay.yaml')], { encoding: 'utf8' });
+    expect(out).toMatch(/ok {2}.*relay\.yaml: 2 source\(s\): 3cx -> 3cx, callerdesk -> callerdesk/);
+  });
+
+  it('exits non-zero naming file:line:col', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'relay.yaml'), base('\n    evnt: x'));
+    const r = spawnSync(process.execPath, [MAIN, 'check', '--config', join(dir, 'relay.yaml')], { encoding: 'utf8', cwd: dir });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe('relay.yaml:8:5 unknown field "evnt"');
+  });
+
+  it('checks single adapter files', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'bad.yaml'), 'adapter: bad\nversion: 1\nevents:\n  - name: r\n    when: Event = 1\n    type: ringing\n');
+    const r = spawnSync(process.execPath, [MAIN, 'check', join(dir, 'bad.yaml'), join(ADAPTERS, '3cx.yaml')], { encoding: 'utf8', cwd: dir });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe('bad.yaml:5:11 field "Event" never matches: request keys are lower-cased, write "event"');
+    expect(r.stdout).toMatch(/ok {2}.*3cx\.yaml \(adapter 3cx\)/);
+  });
+});
+
+describe('JSON Schemas in config/', () => {
+  it('are up to date with the code (regenerate with npm run schemas)', () => {
+    for (const [file, schema] of Object.entries(jsonSchemas())) {
+      expect(readFileSync(join(ROOT, 'config', file), 'utf8'), file).toBe(renderSchema(schema));
+    }
+  });
+});

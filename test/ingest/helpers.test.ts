@@ -1,0 +1,56 @@
+// The helper functions adapters call: durations, local times, phone numbers, placeholders, maps.
+
+import { describe, expect, it } from 'vitest';
+import { duration, e164, makeHelpers, toUtc } from '../../src/ingest/helpers.js';
+
+describe('helpers', () => {
+  it('$duration reads seconds, m:ss, h:mm:ss and a "(0:07)" inside a title', () => {
+    expect(duration('00:06')).toBe(6);
+    expect(duration('(0:07)')).toBe(7);
+    expect(duration('DID-420222000320:Answered call from 420774852629 (0:07)')).toBe(7);
+    expect(duration('Successful call to 1 (1:02:03)')).toBe(3723);
+    expect(duration('58')).toBe(58);
+    expect(duration(44)).toBe(44);
+    expect(duration('')).toBeUndefined();
+    expect(duration('Unanswered call to 420774852629')).toBeUndefined();
+    expect(duration(-1)).toBeUndefined();
+  });
+
+  it('$toUtc turns provider local time into UTC with the source time zone', () => {
+    expect(toUtc('2023-01-02 14:32:40', undefined, 'Asia/Kolkata')).toBe('2023-01-02T09:02:40.000Z');
+    expect(toUtc('230307142318', 'yyMMddHHmmss', 'Europe/Prague')).toBe('2023-03-07T13:23:18.000Z');
+    // Summer time in Prague is UTC+2.
+    expect(toUtc('250917194513', 'yyMMddHHmmss', 'Europe/Prague')).toBe('2025-09-17T17:45:13.000Z');
+    expect(toUtc('2023-01-02T14:32:40+01:00', undefined, 'Asia/Kolkata')).toBe('2023-01-02T13:32:40.000Z');
+    expect(toUtc(1672649960, undefined, 'UTC')).toBe('2023-01-02T08:59:20.000Z');
+    expect(toUtc('not a time', undefined, 'UTC')).toBeUndefined();
+    expect(toUtc('', undefined, 'UTC')).toBeUndefined();
+  });
+
+  it('$e164 uses the default country and keeps invalid numbers out', () => {
+    expect(e164('420774852629', undefined, undefined)).toBe('+420774852629');
+    expect(e164('774852629', undefined, 'CZ')).toBe('+420774852629');
+    expect(e164('9958123456', undefined, 'IN')).toBe('+919958123456');
+    expect(e164('01204567890', undefined, 'IN')).toBe('+911204567890');
+    expect(e164('MAKECALL', undefined, 'CZ')).toBeUndefined();
+    expect(e164('12', undefined, 'CZ')).toBeUndefined();
+  });
+
+  it('$present, $bool, $urls, $mapValue, $beforeLast', () => {
+    const h = makeHelpers({ timezone: 'UTC', defaultCountry: undefined, maps: { outcome: { Ok: 'answered', Missed: 'missed' } } });
+    expect(h.present!('empty', ['empty'])).toBeUndefined();
+    expect(h.present!('EMPTY', ['empty'])).toBeUndefined();
+    expect(h.present!('  ')).toBeUndefined();
+    expect(h.present!('DID-1', ['empty'])).toBe('DID-1');
+    expect(h.bool!('True')).toBe(true);
+    expect(h.bool!('false')).toBe(false);
+    expect(h.bool!('maybe')).toBeUndefined();
+    expect(h.urls!(['a', ''], 'b', undefined, ['a'])).toEqual(['a', 'b']);
+    expect(h.urls!(undefined)).toBeUndefined();
+    expect(h.mapValue!('OK', 'outcome')).toBe('answered');
+    expect(h.mapValue!('weird', 'outcome', 'fallback')).toBe('fallback');
+    expect(() => h.mapValue!('x', 'nope')).toThrow(/no map named "nope"/);
+    expect(h.beforeLast!('230307142318_40-2', '-')).toBe('230307142318_40');
+    expect(h.afterLast!('230307142318_40-2', '-')).toBe('2');
+  });
+});

@@ -1,0 +1,88 @@
+// Shared test helpers: temp folders, relay.yaml writing, golden cases on disk, a relay process.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readFlow, type Flow } from '../src/flows.js';
+
+export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+export const ADAPTERS = join(ROOT, 'adapters');
+export const MAIN = join(ROOT, 'dist', 'main.js');
+
+export function tempDir(prefix = 'callrelay-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Every golden case: adapters/cases/<adapter>/<flow>.json. */
+export function goldenCases(): { adapter: string; file: string; flow: Flow }[] {
+  const base = join(ADAPTERS, 'cases');
+  return readdirSync(base, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .flatMap((d) =>
+      readdirSync(join(base, d.name))
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .map((f) => ({ adapter: d.name, file: join(base, d.name, f), flow: readFlow(join(base, d.name, f)) })),
+    );
+}
+
+export const TOKENS = { admin: 'test-admin-token-123', threecx: 'test-3cx-token-456', callerdesk: 'test-cd-token-789' };
+
+export function writeRelayYaml(dir: string, extra: { port?: number; bodyLimit?: string; adapters?: string } = {}): string {
+  const file = join(dir, 'relay.yaml');
+  writeFileSync(
+    file,
+    `server:
+  port: ${extra.port ?? 0}
+  host: 127.0.0.1
+  bodyLimit: ${extra.bodyLimit ?? '1MiB'}
+store:
+  sqlite: ./relay.db
+admin:
+  token: ${TOKENS.admin}
+log:
+  level: warn
+adapters: ${extra.adapters ?? ADAPTERS}
+sources:
+  - name: 3cx
+    adapter: 3cx
+    token: ${TOKENS.threecx}
+    timezone: Europe/Prague
+    defaultCountry: CZ
+  - name: callerdesk
+    adapter: callerdesk
+    token: ${TOKENS.callerdesk}
+`,
+  );
+  return file;
+}
+
+/** Start `callrelay start` as a real process; resolves with its port once it listens. */
+export function spawnRelay(config: string, port: number): Promise<ChildProcess> {
+  return new Promise((resolveP, reject) => {
+    const child = spawn(process.execPath, [MAIN, 'start', '--config', config], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (b: Buffer): void => {
+      out += b.toString();
+      if (out.includes('callrelay listening')) {
+        child.stdout!.off('data', onData);
+        resolveP(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    child.once('exit', (code) => reject(new Error(`relay exited early (${code}): ${out}`)));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
+}
