@@ -59,22 +59,22 @@ sources:
   return file;
 }
 
-/** Start `callrelay start` as a real process; resolves with its port once it listens. */
-export function spawnRelay(config: string, port: number): Promise<ChildProcess> {
-  return new Promise((resolveP, reject) => {
-    const child = spawn(process.execPath, [MAIN, 'start', '--config', config], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const onData = (b: Buffer): void => {
-      out += b.toString();
-      if (out.includes('callrelay listening')) {
-        child.stdout!.off('data', onData);
-        resolveP(child);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    child.once('exit', (code) => reject(new Error(`relay exited early (${code}): ${out}`)));
-  });
+/** Start `callrelay start` as a real process; resolves once /healthz answers on `port`. */
+export async function spawnRelay(config: string, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [MAIN, 'start', '--config', config], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  for (let t = 0; t < 200; t++) {
+    if (child.exitCode !== null) throw new Error(`relay exited early (${child.exitCode}): ${err}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`relay did not listen on ${port} within 5 s: ${err}`);
 }
 
 export async function freePort(): Promise<number> {
