@@ -259,7 +259,7 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) fail(`${err.message}\n\n${USAGE}`, 2);
-    throw err;
+    fail(`callrelay ${cmd}: ${(err as Error).message}`);
   }
 }
 

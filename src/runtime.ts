@@ -7,12 +7,20 @@ import { ConfigError } from './config/yaml.js';
 import { createApp } from './http/app.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
+import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 
+/** The store for commands (one thread; short-lived). */
 export function openStore(cfg: Pick<RelayConfig, 'store' | 'file'>): Store {
   if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite);
   throw new ConfigError([{ file: cfg.file, line: 1, col: 1, message: 'store.postgres is not available in this version; use store.sqlite' }]);
+}
+
+/** The store for the server: SQLite on its own thread, so that commits never block HTTP. */
+export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'file'>): Promise<Store> {
+  if ('sqlite' in cfg.store) return ThreadedSqliteStore.open({ path: cfg.store.sqlite });
+  return openStore(cfg);
 }
 
 export interface Relay {
@@ -24,7 +32,7 @@ export interface Relay {
 }
 
 export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, opts: { store?: Store } = {}): Promise<Relay> {
-  const store = opts.store ?? openStore(cfg);
+  const store = opts.store ?? (await openServerStore(cfg));
   const pipeline = new Pipeline(store, cfg.sources, log);
   let draining = false;
   const app = createApp({ pipeline, bodyLimit: cfg.server.bodyLimit, adminToken: cfg.adminToken, log, isDraining: () => draining });

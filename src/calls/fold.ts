@@ -4,15 +4,8 @@
 // docs/canonical-model.md; each one is provider-neutral (adapters decide what events mean).
 
 import { createHash } from 'node:crypto';
-import {
-  MODEL_VERSION,
-  type CallEvent,
-  type CallRecord,
-  type EventType,
-  type Leg,
-  type StoredEvent,
-  type Transfer,
-} from './model.js';
+import { MODEL_VERSION } from './constants.js';
+import type { CallEvent, CallRecord, EventType, Leg, StoredEvent, Transfer } from './model.js';
 
 export interface FoldContext {
   source: string;

@@ -4,13 +4,9 @@
 
 import { z } from 'zod';
 
-export const MODEL_VERSION = 1;
+import { DIRECTIONS, EVENT_TYPES, MODEL_VERSION, OUTCOMES, STATUSES, TRANSFER_KINDS } from './constants.js';
 
-export const EVENT_TYPES = ['ringing', 'dialing', 'answered', 'ended', 'recording', 'analysis', 'report', 'originated'] as const;
-export const DIRECTIONS = ['inbound', 'outbound'] as const;
-export const OUTCOMES = ['answered', 'missed', 'busy', 'failed'] as const;
-export const STATUSES = ['ringing', 'in-progress', 'ended'] as const;
-export const TRANSFER_KINDS = ['blind', 'attended', 'unknown'] as const;
+export * from './constants.js';
 
 const Iso = z.iso.datetime({ offset: true }).meta({ description: 'ISO-8601 time in UTC.' });
 const Seconds = z.number().nonnegative();

@@ -10,7 +10,6 @@ import { z } from 'zod';
 import { Country, TimeZone } from '../config/schema.js';
 import { ConfigError, issueAt, loadYamlFile, positionOf, validateYaml, type ConfigIssue, type LoadedYaml } from '../config/yaml.js';
 import { CallEventSchema, EVENT_TYPES, type CallEvent } from '../calls/model.js';
-import { eventKey } from '../calls/fold.js';
 import type { ErrorCode } from '../errors.js';
 import { compileExpr, ExprError, fieldNames, functionCalls, parseExpr, type CompiledExpr, type ExprVars } from './expr.js';
 import { e164, HELPER_NAMES, makeHelpers } from './helpers.js';
@@ -237,7 +236,9 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
       let rule: CompiledRule | undefined;
       for (const r of rules) {
         try {
-          if (truthy(await r.when.evaluate(input.fields, vars))) {
+          const w = r.when.evaluate(input.fields, vars);
+          // Most expressions run synchronously (fast path); only a fallback returns a promise.
+          if (truthy(w instanceof Promise ? await w : w)) {
             rule = r;
             break;
           }
@@ -256,7 +257,8 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
       for (const [path, expr] of rule.fields) {
         let v: unknown;
         try {
-          v = await expr.evaluate(input.fields, vars);
+          v = expr.evaluate(input.fields, vars);
+          if (v instanceof Promise) v = await v;
         } catch (err) {
           return { status: 'unmapped', rule: rule.name, code: 'RELAY_ERR_MAPPING_FAILED', message: `rule ${rule.name}, field ${path.join('.')}: ${(err as Error).message}` };
         }
@@ -318,9 +320,4 @@ function normalizeField(path: string[], v: unknown): unknown {
   if (typeof v === 'object') return new Error('expected a text value, got an object');
   const s = String(v).trim();
   return LOWER_ENUM_FIELDS.has(key) ? s.toLowerCase() : s;
-}
-
-/** Stored events carry their content key, so that repeats fold once. */
-export function keyed(events: CallEvent[]): { event: CallEvent; key: string }[] {
-  return events.map((event) => ({ event, key: eventKey(event) }));
 }

@@ -70,14 +70,15 @@ export function compileExpr(
 ): CompiledExpr {
   const { expr, ast } = parseExpr(source);
   for (const [name, fn] of Object.entries(helpers)) expr.registerFunction(name, fn);
-  const fast = opts.fast === false ? null : compileFast(ast, helpers);
+  const cov: Coverage = { partial: false };
+  const fast = opts.fast === false ? null : compileFast(ast, helpers, cov);
   const slow = (input: Record<string, unknown>, vars: ExprVars): Promise<unknown> =>
     expr.evaluate(input, vars).then(cleanResult, (err: { message?: string; position?: number }) => {
       throw new ExprError(err.message ?? String(err), err.position);
     });
   return {
     source,
-    fast: fast !== null,
+    fast: fast !== null && !cov.partial,
     evaluate(input, vars) {
       if (fast) {
         const v = fast(input, vars);
@@ -128,8 +129,29 @@ const STRING_FNS: Record<string, { args: ('string' | 'number')[]; optional: numb
   },
 };
 
-function compileFast(node: JNode, helpers: Record<string, (...a: unknown[]) => unknown>): Fast | null {
-  const c = (n: JNode | undefined): Fast | null => (n ? compileFast(n, helpers) : null);
+const fallback: Fast = () => FALLBACK;
+
+interface Coverage {
+  /** Some node is outside the subset (a stub that falls back when reached). */
+  partial: boolean;
+}
+
+/**
+ * Compile what the subset covers. A node outside it becomes a stub that falls back when reached,
+ * so `exists(x) ? x : $match(...)` runs fast unless the regex branch is taken. Null when the root
+ * itself is outside the subset.
+ */
+function compileFast(node: JNode, helpers: Record<string, (...a: unknown[]) => unknown>, cov: Coverage): Fast | null {
+  const c = (n: JNode | undefined): Fast => {
+    const f = n ? compileOne(n, c, helpers) : fallback;
+    if (f === fallback) cov.partial = true;
+    return f;
+  };
+  const root = c(node);
+  return root === fallback ? null : root;
+}
+
+function compileOne(node: JNode, c: (n: JNode | undefined) => Fast, helpers: Record<string, (...a: unknown[]) => unknown>): Fast {
   switch (node.type) {
     case 'string':
     case 'number':
@@ -138,33 +160,38 @@ function compileFast(node: JNode, helpers: Record<string, (...a: unknown[]) => u
       return () => v;
     }
     case 'path': {
-      if (node.steps?.length !== 1 || node.steps[0]!.type !== 'name' || node.keepArray) return null;
+      if (node.steps?.length !== 1 || node.steps[0]!.type !== 'name' || node.keepArray) return fallback;
       const step = node.steps[0]!;
-      if (step.stages || step.predicate || step.group || step.focus || step.index || step.tuple) return null;
+      if (step.stages || step.predicate || step.group || step.focus || step.index || step.tuple) return fallback;
       const name = String(step.value);
       return (input) => {
         const v = input[name];
         if (v === undefined || isScalar(v)) return v;
-        // An array of scalars comes back as is (as jsonata does for a single-step path), unless empty.
+        // A non-empty array of scalars comes back as is, as jsonata does for a single-step path.
         if (Array.isArray(v) && v.length > 0 && v.every((x) => isScalar(x) && x !== null)) return v;
         return FALLBACK;
       };
     }
     case 'variable': {
       const name = String(node.value);
-      if (!name) return null;
+      if (!name) return fallback;
       return (_input, vars) => {
         const v = vars[name];
         return v === undefined || isScalar(v) ? v : FALLBACK;
       };
     }
     case 'block':
-      return node.expressions?.length === 1 ? c(node.expressions[0]) : null;
+      return node.expressions?.length === 1 ? c(node.expressions[0]) : fallback;
+    case 'unary': {
+      // An array of literals, e.g. the placeholder list in $present(did, ['empty']).
+      if (node.value !== '[' || !node.expressions?.every((e) => e.type === 'string' || e.type === 'number')) return fallback;
+      const list = node.expressions.map((e) => e.value);
+      return () => [...list];
+    }
     case 'condition': {
       const cond = c(node.condition);
       const then = c(node.then);
-      const els = node.else ? c(node.else) : () => undefined;
-      if (!cond || !then || !els) return null;
+      const els = node.else ? c(node.else) : (): undefined => undefined;
       return (i, v) => {
         const t = cond(i, v);
         if (t === FALLBACK) return FALLBACK;
@@ -178,18 +205,17 @@ function compileFast(node: JNode, helpers: Record<string, (...a: unknown[]) => u
     case 'function':
       return compileCall(node, c, helpers);
     default:
-      return null;
+      return fallback;
   }
 }
 
-function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast | null): Fast | null {
+function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast): Fast {
   const op = String(node.value);
   const lhs = c(node.lhs);
-  if (!lhs) return null;
   if (op === 'in') {
     // Only `x in ['a', 'b']` with literal scalars on the right.
     const rhs = node.rhs;
-    if (rhs?.type !== 'unary' || rhs.value !== '[' || !rhs.expressions?.every((e) => e.type === 'string' || e.type === 'number')) return null;
+    if (rhs?.type !== 'unary' || rhs.value !== '[' || !rhs.expressions?.every((e) => e.type === 'string' || e.type === 'number')) return fallback;
     const set = rhs.expressions.map((e) => e.value);
     return (i, v) => {
       const l = lhs(i, v);
@@ -199,7 +225,6 @@ function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast | null): F
     };
   }
   const rhs = c(node.rhs);
-  if (!rhs) return null;
   switch (op) {
     case '=':
     case '!=':
@@ -222,16 +247,14 @@ function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast | null): F
         return truthy(r);
       };
     default:
-      return null;
+      return fallback;
   }
 }
 
-function compileCall(node: JNode, c: (n: JNode | undefined) => Fast | null, helpers: Record<string, (...a: unknown[]) => unknown>): Fast | null {
-  if (node.procedure?.type !== 'variable') return null;
+function compileCall(node: JNode, c: (n: JNode | undefined) => Fast, helpers: Record<string, (...a: unknown[]) => unknown>): Fast {
+  if (node.procedure?.type !== 'variable') return fallback;
   const name = String(node.procedure.value);
-  const args = (node.arguments ?? []).map((a) => c(a));
-  if (args.some((a) => a === null)) return null;
-  const argFns = args as Fast[];
+  const argFns = (node.arguments ?? []).map((a) => c(a));
   const evalArgs = (i: Record<string, unknown>, v: ExprVars): unknown[] | typeof FALLBACK => {
     const out: unknown[] = [];
     for (const a of argFns) {
@@ -268,7 +291,16 @@ function compileCall(node: JNode, c: (n: JNode | undefined) => Fast | null, help
       return a === FALLBACK ? FALLBACK : a[0] !== undefined;
     };
   }
-  return null;
+  if (name === 'not' && argFns.length === 1) {
+    return (i, v) => {
+      const a = evalArgs(i, v);
+      if (a === FALLBACK) return FALLBACK;
+      if (a[0] === undefined) return undefined;
+      const b = truthy(a[0]);
+      return b === FALLBACK ? FALLBACK : !b;
+    };
+  }
+  return fallback;
 }
 
 /** Field names an expression reads from the input (path steps) with 0-based offsets, for linting. */

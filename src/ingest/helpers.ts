@@ -13,6 +13,23 @@ export interface HelperContext {
 
 type Helper = (...args: unknown[]) => unknown;
 
+/**
+ * Bounded memo for pure helpers whose inputs repeat within a call (a 3CX id's time, the caller's
+ * number): Luxon's zone arithmetic and libphonenumber's parse cost tens of microseconds each.
+ */
+function memo<A extends unknown[], R>(fn: (...a: A) => R, max = 4096): (...a: A) => R {
+  const cache = new Map<string, R>();
+  return (...a: A) => {
+    const k = a.map((x) => (typeof x === 'string' ? x : `\u0002${String(x)}`)).join('\u0001');
+    const hit = cache.get(k);
+    if (hit !== undefined || cache.has(k)) return hit as R;
+    const v = fn(...a);
+    if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    cache.set(k, v);
+    return v;
+  };
+}
+
 const isBlank = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
 
 function hmsToSeconds(s: string): number | undefined {
@@ -35,7 +52,9 @@ export function duration(v: unknown): number | undefined {
 }
 
 /** A provider's local date-time (in the source's time zone unless it carries an offset) as ISO UTC. */
-export function toUtc(v: unknown, format: unknown, timezone: string): string | undefined {
+export const toUtc = memo(toUtcUncached);
+
+function toUtcUncached(v: unknown, format: unknown, timezone: string): string | undefined {
   let dt: DateTime | undefined;
   if (typeof v === 'number' && Number.isFinite(v)) dt = DateTime.fromMillis(v > 1e11 ? v : v * 1000, { zone: 'utc' });
   else if (typeof v === 'string' && v.trim()) {
@@ -50,7 +69,9 @@ export function toUtc(v: unknown, format: unknown, timezone: string): string | u
 }
 
 /** E.164 form of a phone number, using the source's default country; undefined when not a valid number. */
-export function e164(v: unknown, country: unknown, fallback: CountryCode | undefined): string | undefined {
+export const e164 = memo(e164Uncached);
+
+function e164Uncached(v: unknown, country: unknown, fallback: CountryCode | undefined): string | undefined {
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
   const raw = String(v).trim();
   if (!/\d/.test(raw)) return undefined;

@@ -1,7 +1,7 @@
 // The store contract every backend (SQLite now, PostgreSQL for several instances) fulfils. Each
 // method is one transaction; everything that must survive a crash goes through here.
 
-import type { CallRecord, StoredEvent } from '../calls/model.js';
+import type { CallRecord } from '../calls/model.js';
 import type { MapResult } from '../ingest/adapter.js';
 import type { RawRequest, RequestKind } from '../ingest/request.js';
 
@@ -10,11 +10,14 @@ export type InboxState = 'pending' | 'applied' | 'unmapped' | 'ignored';
 export interface NewInbox {
   req: RawRequest;
   result: MapResult;
+  /** The adapter that mapped it; call records name it as their provider. */
+  provider: string;
 }
 
 export interface InboxRow {
   id: number;
   source: string;
+  provider: string;
   kind: RequestKind;
   receivedAt: string;
   method: string;
@@ -35,9 +38,6 @@ export interface CallRow {
   revision: number;
 }
 
-/** Builds a call record from its events; the pipeline supplies it (it knows each source's adapter). */
-export type FoldFn = (source: string, events: StoredEvent[], originatedBy: string | null) => CallRecord;
-
 export interface Store {
   readonly backend: 'sqlite' | 'postgres';
   /** Apply numbered migrations that are not applied yet. */
@@ -45,9 +45,9 @@ export interface Store {
   /** Commit received requests (and their mapped events) durably; ids in the same order. */
   insertInbox(batch: NewInbox[]): Promise<number[]>;
   /** Fold the calls touched by up to `limit` pending requests, oldest first; returns how many were applied. */
-  applyPending(limit: number, fold: FoldFn): Promise<number>;
+  applyPending(limit: number): Promise<number>;
   /** Replace a stored request's mapping (after an adapter fix) and refold every call it touches. */
-  remap(id: number, result: MapResult, fold: FoldFn): Promise<void>;
+  remap(id: number, result: MapResult, provider: string): Promise<void>;
   getInbox(id: number): Promise<InboxRow | undefined>;
   listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]>;
   countInbox(): Promise<Record<InboxState, number>>;

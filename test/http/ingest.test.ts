@@ -182,7 +182,7 @@ describe('admin API switched off', () => {
     const app = createApp({ pipeline: new Pipeline(store, []), bodyLimit: 1024, adminToken: undefined });
     const res = await app.request('/api/calls', { headers: admin });
     expect(res.status).toBe(403);
-    expect((await res.json()).error.code).toBe('RELAY_ERR_ADMIN_DISABLED');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('RELAY_ERR_ADMIN_DISABLED');
     await store.close();
   });
 });

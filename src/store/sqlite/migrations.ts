@@ -15,6 +15,7 @@ export const MIGRATIONS: Migration[] = [
       CREATE TABLE inbox (
         id            INTEGER PRIMARY KEY AUTOINCREMENT,
         source        TEXT    NOT NULL,
+        provider      TEXT    NOT NULL,
         kind          TEXT    NOT NULL,
         received_at   TEXT    NOT NULL,
         method        TEXT    NOT NULL,
@@ -37,6 +38,7 @@ export const MIGRATIONS: Migration[] = [
         inbox_id     INTEGER NOT NULL REFERENCES inbox (id),
         idx          INTEGER NOT NULL,
         source       TEXT    NOT NULL,
+        provider     TEXT    NOT NULL,
         call_id      TEXT,
         channel_id   TEXT,
         type         TEXT    NOT NULL,

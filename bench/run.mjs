@@ -1,0 +1,199 @@
+// `npm run bench`: ingest throughput and p99 of a bare Hono handler vs callrelay's durable ingest
+// with mapping (same payloads, same load generator), ack latency at a fixed 1,000 req/s, mapping
+// and folding cost per event, and cold start. Results go to stdout and .bench/last.json.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { Pool } from 'undici';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const TOKEN = 'bench-token-0123456789';
+
+// One 3CX call = six webhooks (v2 schema): IVR, queue, phone ringing, pickup, end, recording.
+function callRequests(k) {
+  const id = `260301120000_${k}`;
+  const ext = String(100 + (k % 50));
+  return [
+    `{ "Event": "ringing", "Callerid": "05552221133", "User": "800", "Usertype": "other", "Did": "", "Id": "${id}-0" }`,
+    `{ "Event": "ringing", "Callerid": "05552221133", "User": "820", "Usertype": "queue", "Did": "", "Id": "${id}-0" }`,
+    `{ "Event": "ringing", "Callerid": "05552221133", "User": "${ext}", "Usertype": "ext", "Did": "", "Id": "${id}-0" }`,
+    `{ "Event": "incomingcall_started", "Callerid": "05552221133", "User": "${ext}", "Trtype": "NotDef", "Did": "", "Id": "${id}-1" }`,
+    `{ "Event": "incoming", "Callerid": "05552221133", "User": "${ext}", "Finishtype": "Ok", "Transfer": "False", "Did": "", "Duration": "00:${String(k % 60).padStart(2, '0')}", "Id": "${id}-1" }`,
+    `{ "Event": "recording", "FileUrls": [ "https://FQDN:5001/webapi/recording/${id}-1-1.mp3" ], "Callerid": "05552221133", "User": "${ext}", "Id": "${id}-1" }`,
+  ];
+}
+
+/** Bodies in call order; each call's six requests go out in sequence from a shared cursor. */
+function bodySource(offset) {
+  let n = 0;
+  return () => {
+    const k = offset + Math.floor(n / 6);
+    return callRequests(k)[n++ % 6];
+  };
+}
+
+async function waitHealthy(port, path) {
+  for (let t = 0; t < 400; t++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: path === '/healthz' ? 'GET' : 'POST', body: path === '/healthz' ? undefined : '{}' });
+      await r.arrayBuffer();
+      if (r.status < 500) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`server on ${port} did not come up`);
+}
+
+function relayConfig(dir, port) {
+  const file = join(dir, 'relay.yaml');
+  writeFileSync(file, `server: { port: ${port}, host: 127.0.0.1 }\nstore: { sqlite: ./relay.db }\nadmin: { token: bench-admin-token }\nlog: { level: warn }\nadapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n`);
+  return file;
+}
+
+function start(kind, port, dir) {
+  const args = kind === 'bare' ? [join(ROOT, 'bench', 'bare-server.mjs')] : [join(ROOT, 'dist', 'main.js'), 'start', '--config', relayConfig(dir, port)];
+  return spawn(process.execPath, args, { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+async function throughput(port, offset) {
+  const next = bodySource(offset);
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/hooks/3cx/${TOKEN}`,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: next() }) }],
+  });
+  if (result.non2xx || result.errors) throw new Error(`${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { reqPerSec: Math.round(result.requests.average), p50ms: result.latency.p50, p99ms: result.latency.p99, total: result.requests.total };
+}
+
+/**
+ * Open loop at a fixed rate: a 1 ms timer sends every request that has come due, whatever is still
+ * in flight, so slow answers cannot slow the sending (no coordinated omission). Latency is timed
+ * from each request's send; the achieved rate is reported next to it.
+ */
+async function fixedRate(port, rate, seconds, offset) {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1 });
+  const next = bodySource(offset);
+  const lat = [];
+  const total = rate * seconds;
+  const inflight = [];
+  const t0 = performance.now();
+  let sent = 0;
+  await new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
+      for (; sent < due; sent++) {
+        const start = performance.now();
+        inflight.push(
+          pool.request({ path: `/hooks/3cx/${TOKEN}`, method: 'POST', headers: { 'content-type': 'application/json' }, body: next() }).then(async (res) => {
+            await res.body.arrayBuffer();
+            if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+            lat.push(performance.now() - start);
+          }),
+        );
+      }
+      if (sent >= total) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 1);
+  });
+  const elapsed = (performance.now() - t0) / 1000;
+  await Promise.all(inflight);
+  await pool.close();
+  lat.sort((a, b) => a - b);
+  const q = (p) => +lat[Math.min(lat.length - 1, Math.floor(lat.length * p))].toFixed(2);
+  return { rate, achieved: Math.round(total / elapsed), requests: lat.length, p50ms: q(0.5), p99ms: q(0.99), maxMs: +lat.at(-1).toFixed(2) };
+}
+
+async function mappingCost() {
+  const { loadAdapterDir, compileAdapter } = await import(join(ROOT, 'dist', 'ingest', 'adapter.js'));
+  const { flowRequests, readFlow } = await import(join(ROOT, 'dist', 'flows.js'));
+  const { foldCall, eventKey } = await import(join(ROOT, 'dist', 'calls', 'fold.js'));
+  const adapters = loadAdapterDir(join(ROOT, 'adapters'));
+  const out = {};
+  for (const [name, a] of adapters) {
+    const mapper = compileAdapter(a, { name, timezone: a.def.defaults.timezone ?? 'UTC', defaultCountry: a.def.defaults.defaultCountry });
+    const dir = join(ROOT, 'adapters', 'cases', name);
+    const reqs = readdirSync(dir).flatMap((f) => flowRequests(readFlow(join(dir, f)), name));
+    const events = [];
+    for (const r of reqs) {
+      const m = await mapper.map(r);
+      if (m.status === 'mapped') events.push(...m.events.map((event, idx) => ({ inboxId: events.length + 1, idx, receivedAt: r.receivedAt, key: eventKey(event), event })));
+    }
+    const rounds = 3000;
+    let t = performance.now();
+    for (let i = 0; i < rounds; i++) for (const r of reqs) await mapper.map(r);
+    const mapUs = ((performance.now() - t) * 1000) / (rounds * reqs.length);
+    const byCall = new Map();
+    for (const e of events) if (e.event.callId) byCall.set(e.event.callId, [...(byCall.get(e.event.callId) ?? []), e]);
+    t = performance.now();
+    for (let i = 0; i < rounds; i++) for (const evs of byCall.values()) foldCall(evs, { source: name, provider: name });
+    const foldUs = ((performance.now() - t) * 1000) / (rounds * byCall.size);
+    out[name] = { requests: reqs.length, mapUsPerEvent: +mapUs.toFixed(1), foldUsPerCall: +foldUs.toFixed(1) };
+  }
+  return out;
+}
+
+async function coldStart(runs = 5) {
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const dir = mkdtempSync(join(tmpdir(), 'callrelay-cold-'));
+    const port = 19100 + i;
+    const t0 = performance.now();
+    const child = start('relay', port, dir);
+    await waitHealthy(port, '/healthz');
+    times.push(performance.now() - t0);
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  times.sort((a, b) => a - b);
+  return { runs, medianMs: Math.round(times[Math.floor(runs / 2)]), maxMs: Math.round(times.at(-1)) };
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'callrelay-bench-'));
+  const results = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, durationSec: DURATION, connections: CONNECTIONS };
+
+  const bare = start('bare', 19001);
+  await waitHealthy(19001, `/hooks/3cx/${TOKEN}`);
+  await throughput(19001, 0); // warm-up
+  results.bare = await throughput(19001, 0);
+  console.log('a) bare Hono      ', results.bare);
+  await fixedRate(19001, 1000, 2, 0); // warm-up of the generator's own client
+  results.bareFixedRate = await fixedRate(19001, 1000, DURATION, 0);
+  console.log('   a) at 1000/s   ', results.bareFixedRate);
+  bare.kill('SIGKILL');
+
+  const relay = start('relay', 19002, dir);
+  await waitHealthy(19002, '/healthz');
+  await throughput(19002, 1_000_000); // warm-up (and a realistic, non-empty store)
+  results.relay = await throughput(19002, 2_000_000);
+  console.log('b) callrelay      ', results.relay);
+  results.ratio = +(results.relay.reqPerSec / results.bare.reqPerSec).toFixed(2);
+  console.log(`   ratio b/a = ${results.ratio} (target >= 0.60)`);
+
+  await new Promise((r) => setTimeout(r, 2000)); // let folding catch up before the latency run
+  await fixedRate(19002, 1000, 2, 4_000_000); // warm-up
+  results.fixedRate = await fixedRate(19002, 1000, DURATION, 5_000_000);
+  console.log('   b) at 1000/s   ', results.fixedRate, '(target p99 <= 3 ms)');
+  relay.kill('SIGTERM');
+
+  results.mapping = await mappingCost();
+  console.log('   mapping cost   ', results.mapping);
+  results.coldStart = await coldStart();
+  console.log('   cold start     ', results.coldStart, '(target < 1000 ms, spawn to /healthz)');
+
+  mkdirSync(join(ROOT, '.bench'), { recursive: true });
+  writeFileSync(join(ROOT, '.bench', 'last.json'), `${JSON.stringify(results, null, 2)}\n`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();

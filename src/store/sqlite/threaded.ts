@@ -1,0 +1,118 @@
+// The SQLite store as the server uses it: the same SqliteStore, run on its own worker thread
+// (store/sqlite/worker.ts). Calls are messages; Buffers come back as Uint8Arrays and are rewrapped.
+
+import { Worker } from 'node:worker_threads';
+import type { MapResult } from '../../ingest/adapter.js';
+import type { CallRow, InboxRow, InboxState, NewInbox, Store } from '../types.js';
+import type { Call, Reply, WorkerInit } from './worker.js';
+
+export class StoreError extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, code?: string) {
+    super(message);
+    this.name = 'StoreError';
+    this.code = code;
+  }
+}
+
+// A worker runs JavaScript: when this module runs from source (vitest), use the built worker
+// (npm test builds first).
+const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../../../dist/store/sqlite/worker.js', import.meta.url) : new URL('./worker.js', import.meta.url);
+
+const toBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const fixRow = (r: InboxRow): InboxRow => ({ ...r, body: toBuffer(r.body) });
+
+export class ThreadedSqliteStore implements Store {
+  readonly backend = 'sqlite' as const;
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private closed = false;
+
+  private constructor(worker: Worker) {
+    this.worker = worker;
+    worker.on('message', (r: Reply) => {
+      const w = this.waiting.get(r.id);
+      if (!w) return;
+      this.waiting.delete(r.id);
+      if (r.ok) w.resolve(r.value);
+      else w.reject(new StoreError(r.message, r.code));
+    });
+    worker.on('error', (err) => this.failAll(err));
+    worker.on('exit', (code) => this.failAll(new StoreError(`the store thread exited (${code})`)));
+  }
+
+  /** Opens the file (and migrates it) on a new thread; rejects if that fails. */
+  static open(init: WorkerInit): Promise<ThreadedSqliteStore> {
+    const worker = new Worker(WORKER_URL, { workerData: init });
+    return new Promise((resolve, reject) => {
+      worker.once('message', (r: Reply) => (r.ok ? resolve(new ThreadedSqliteStore(worker)) : reject(new StoreError(`opening ${init.path}: ${r.message}`, r.code))));
+      worker.once('error', reject);
+    });
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+
+  private call<T>(method: Call['method'], ...args: unknown[]): Promise<T> {
+    return this.callTransfer(method, args, []);
+  }
+
+  private callTransfer<T>(method: Call['method'], args: unknown[], transfer: ArrayBuffer[]): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreError('the store is closed'));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, method, args } satisfies Call, transfer);
+    });
+  }
+
+  migrate(): Promise<void> {
+    return this.call('migrate');
+  }
+  insertInbox(batch: NewInbox[]): Promise<number[]> {
+    // The hot path: one JSON string and one transferred buffer of all bodies, which crosses the
+    // thread boundary far cheaper than a structured clone of the object graph.
+    const bodies = new Uint8Array(batch.reduce((n, b) => n + b.req.body.length, 0));
+    let at = 0;
+    const meta = batch.map(({ req, result, provider }) => {
+      bodies.set(req.body, at);
+      at += req.body.length;
+      return { req: { ...req, body: req.body.length }, result, provider };
+    });
+    return this.callTransfer('insertPacked', [JSON.stringify(meta), bodies.buffer], [bodies.buffer]);
+  }
+  applyPending(limit: number): Promise<number> {
+    return this.call('applyPending', limit);
+  }
+  remap(id: number, result: MapResult, provider: string): Promise<void> {
+    return this.call('remap', id, result, provider);
+  }
+  async getInbox(id: number): Promise<InboxRow | undefined> {
+    const r = await this.call<InboxRow | undefined>('getInbox', id);
+    return r && fixRow(r);
+  }
+  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+    return (await this.call<InboxRow[]>('listInbox', q)).map(fixRow);
+  }
+  countInbox(): Promise<Record<InboxState, number>> {
+    return this.call('countInbox');
+  }
+  listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
+    return this.call('listCalls', q);
+  }
+  getCalls(callId: string, source?: string): Promise<CallRow[]> {
+    return this.call('getCalls', callId, source);
+  }
+  checkWritable(): Promise<void> {
+    return this.call('checkWritable');
+  }
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.call('close');
+    this.closed = true;
+    await this.worker.terminate();
+  }
+}

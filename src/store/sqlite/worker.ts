@@ -1,0 +1,75 @@
+// The SQLite connection's own thread. It owns the file so that fsyncs and folding never block the
+// HTTP event loop, and it schedules by priority: committing received requests (a sender is waiting
+// for its 2xx) always goes before folding or reads.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { SqliteStore } from './index.js';
+import type { NewInbox, Store } from '../types.js';
+
+export interface WorkerInit {
+  path: string;
+  busyTimeoutMs?: number;
+}
+
+export interface Call {
+  id: number;
+  /** A Store method, or insertPacked: insertInbox with [JSON of the batch, all bodies in one buffer]. */
+  method: keyof Store | 'insertPacked';
+  args: unknown[];
+}
+
+type PackedItem = Omit<NewInbox, 'req'> & { req: Omit<NewInbox['req'], 'body'> & { body: number } };
+
+function unpack(json: string, bodies: ArrayBuffer): NewInbox[] {
+  let at = 0;
+  return (JSON.parse(json) as PackedItem[]).map(({ req, result, provider }) => {
+    const body = Buffer.from(bodies, at, req.body);
+    at += req.body;
+    return { req: { ...req, body }, result, provider };
+  });
+}
+
+export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; code?: string };
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+let store: SqliteStore;
+try {
+  store = new SqliteStore(init.path, { busyTimeoutMs: init.busyTimeoutMs });
+  port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies Reply);
+} catch (err) {
+  port.postMessage({ id: 0, ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies Reply);
+  process.exit(1);
+}
+
+const urgent: Call[] = [];
+const rest: Call[] = [];
+let pumping = false;
+
+port.on('message', (c: Call) => {
+  (c.method === 'insertPacked' || c.method === 'insertInbox' ? urgent : rest).push(c);
+  if (!pumping) {
+    pumping = true;
+    setImmediate(pump);
+  }
+});
+
+async function run(c: Call): Promise<void> {
+  try {
+    const value =
+      c.method === 'insertPacked'
+        ? await store.insertInbox(unpack(c.args[0] as string, c.args[1] as ArrayBuffer))
+        : await (store[c.method] as (...a: unknown[]) => Promise<unknown>).apply(store, c.args);
+    port.postMessage({ id: c.id, ok: true, value } satisfies Reply);
+  } catch (err) {
+    port.postMessage({ id: c.id, ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies Reply);
+  }
+}
+
+/** One call at a time, inserts first; yields between calls so that new inserts can jump ahead. */
+async function pump(): Promise<void> {
+  const next = urgent.shift() ?? rest.shift();
+  if (next) await run(next);
+  if (urgent.length || rest.length) setImmediate(pump);
+  else pumping = false;
+}
