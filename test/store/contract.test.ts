@@ -1,0 +1,143 @@
+// The store contract: one suite, every backend. (PostgreSQL joins in the scale-out issue.)
+
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CallEvent } from '../../src/calls/model.js';
+import type { MapResult } from '../../src/ingest/adapter.js';
+import type { RawRequest } from '../../src/ingest/request.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
+import type { NewInbox, Store } from '../../src/store/types.js';
+import { tempDir } from '../support.js';
+
+const backends: [string, (path: string) => Promise<Store>][] = [
+  ['sqlite', async (p) => new SqliteStore(p)],
+  ['sqlite on its own thread', (p) => ThreadedSqliteStore.open({ path: p })],
+];
+
+let t = Date.parse('2026-03-01T10:00:00Z');
+function req(body: string, source = '3cx'): RawRequest {
+  return { source, kind: 'webhook', receivedAt: new Date((t += 1000)).toISOString(), method: 'POST', query: 'a=1', contentType: 'application/json', headers: { 'user-agent': 'pbx' }, body: Buffer.from(body) };
+}
+const mapped = (...events: CallEvent[]): MapResult => ({ status: 'mapped', rule: 'r', events });
+const item = (result: MapResult, body = '{}', source = '3cx'): NewInbox => ({ req: req(body, source), result, provider: '3cx' });
+const ring = (callId: string, agent: string): CallEvent => ({ type: 'ringing', callId, legId: `${callId}-0`, agent, direction: 'inbound' });
+const end = (callId: string, extra: Partial<CallEvent> = {}): CallEvent => ({ type: 'ended', callId, legId: `${callId}-1`, agent: '117', outcome: 'answered', durationSec: 5, ...extra });
+
+describe.each(backends)('store contract: %s', (_name, open) => {
+  const opened: Store[] = [];
+  const fresh = async (): Promise<{ store: Store; path: string }> => {
+    const path = join(tempDir(), 'relay.db');
+    const store = await open(path);
+    opened.push(store);
+    return { store, path };
+  };
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+  });
+
+  it('keeps requests byte for byte with their state and reason', async () => {
+    const { store } = await fresh();
+    const ids = await store.insertInbox([
+      item(mapped(ring('c1', '800')), '{"Event":"ringing"}'),
+      item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'no rule' }, '{"Event":"hold"}'),
+      item({ status: 'ignored', rule: 'ping', message: 'ignored by rule ping' }, 'ping'),
+    ]);
+    expect(ids).toHaveLength(3);
+    expect(ids[1]! > ids[0]! && ids[2]! > ids[1]!).toBe(true);
+    const row = (await store.getInbox(ids[1]!))!;
+    expect(row).toMatchObject({ source: '3cx', provider: '3cx', kind: 'webhook', method: 'POST', query: 'a=1', contentType: 'application/json', headers: { 'user-agent': 'pbx' }, state: 'unmapped', reasonCode: 'RELAY_ERR_UNKNOWN_EVENT', reason: 'no rule', replays: 0 });
+    expect(row.body.equals(Buffer.from('{"Event":"hold"}'))).toBe(true);
+    expect(await store.countInbox()).toEqual({ pending: 1, applied: 0, unmapped: 1, ignored: 1 });
+    expect((await store.listInbox({ state: 'unmapped', limit: 10 })).map((r) => r.id)).toEqual([ids[1]]);
+    expect(await store.getInbox(999_999)).toBeUndefined();
+  });
+
+  it('folds pending requests into calls once, and counts real changes only', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(ring('c1', '800'))), item(mapped(ring('c1', '117'))), item(mapped(ring('c2', '800')))]);
+    expect(await store.applyPending(100)).toBe(3);
+    expect(await store.applyPending(100)).toBe(0);
+    const [c1] = await store.getCalls('c1');
+    expect(c1!.record).toMatchObject({ callId: 'c1', status: 'ringing', rang: ['800', '117'], provider: '3cx' });
+    expect(c1!.revision).toBe(1);
+
+    // The same webhook again changes nothing: no new revision.
+    await store.insertInbox([item(mapped(ring('c1', '117')))]);
+    await store.applyPending(100);
+    expect((await store.getCalls('c1'))[0]!.revision).toBe(1);
+
+    await store.insertInbox([item(mapped(end('c1')))]);
+    await store.applyPending(100);
+    const [after] = await store.getCalls('c1');
+    expect(after!.revision).toBe(2);
+    expect(after!.record).toMatchObject({ status: 'ended', outcome: 'answered', agent: '117', durationSec: 5 });
+    expect(await store.countInbox()).toMatchObject({ pending: 0, applied: 5 });
+  });
+
+  it('applies in order, a limited number at a time', async () => {
+    const { store } = await fresh();
+    await store.insertInbox(Array.from({ length: 5 }, (_, i) => item(mapped(ring(`k${i}`, '800')))));
+    expect(await store.applyPending(2)).toBe(2);
+    expect((await store.listCalls({ limit: 10 })).map((c) => c.record.callId).sort()).toEqual(['k0', 'k1']);
+    expect(await store.applyPending(10)).toBe(3);
+  });
+
+  it('links a click-to-call origin to its call, whichever arrives first', async () => {
+    const { store } = await fresh();
+    const origin = (ch: string): CallEvent => ({ type: 'originated', channelId: ch, originatedBy: 'makecall' });
+    await store.insertInbox([item(mapped(origin('ch-1'))), item(mapped(end('a', { channelId: 'ch-1' })))]);
+    await store.insertInbox([item(mapped(end('b', { channelId: 'ch-2' })))]);
+    await store.applyPending(100);
+    expect((await store.getCalls('a'))[0]!.record.originatedBy).toBe('makecall');
+    expect((await store.getCalls('b'))[0]!.record.originatedBy).toBeNull();
+    await store.insertInbox([item(mapped(origin('ch-2')))]);
+    await store.applyPending(100);
+    expect((await store.getCalls('b'))[0]!.record.originatedBy).toBe('makecall');
+  });
+
+  it('remaps a request: its events are replaced, and a call left without events goes away', async () => {
+    const { store } = await fresh();
+    const [id] = await store.insertInbox([item(mapped(end('wrong')))]);
+    await store.applyPending(100);
+    expect(await store.getCalls('wrong')).toHaveLength(1);
+    await store.remap(id!, mapped(end('right')), 'fixed-adapter');
+    expect(await store.getCalls('wrong')).toEqual([]);
+    const [right] = await store.getCalls('right');
+    expect(right!.record.provider).toBe('fixed-adapter');
+    expect(await store.getInbox(id!)).toMatchObject({ state: 'applied', replays: 1, provider: 'fixed-adapter' });
+    await store.remap(id!, { status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'gone' }, 'fixed-adapter');
+    expect(await store.getCalls('right')).toEqual([]);
+    expect(await store.getInbox(id!)).toMatchObject({ state: 'unmapped', reasonCode: 'RELAY_ERR_UNKNOWN_EVENT', replays: 2 });
+  });
+
+  it('lists calls by last change, with since, source and limit', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(ring('x', '1'))), item(mapped(ring('y', '1')), '{}', 'other')]);
+    await store.applyPending(100);
+    const all = await store.listCalls({ limit: 10 });
+    expect(all).toHaveLength(2);
+    expect(all[0]!.updatedAt >= all[1]!.updatedAt).toBe(true);
+    expect((await store.listCalls({ limit: 10, source: 'other' })).map((c) => c.record.callId)).toEqual(['y']);
+    expect(await store.listCalls({ limit: 10, since: '2999-01-01T00:00:00.000Z' })).toEqual([]);
+    expect(await store.listCalls({ limit: 1 })).toHaveLength(1);
+    expect((await store.getCalls('y', 'other')).map((c) => c.record.source)).toEqual(['other']);
+    expect(await store.getCalls('y', '3cx')).toEqual([]);
+  });
+
+  it('survives a reopen: migrations run once, data stays', async () => {
+    const { store, path } = await fresh();
+    await store.insertInbox([item(mapped(ring('z', '1')))]);
+    await store.close();
+    opened.splice(opened.indexOf(store), 1);
+    const again = await open(path);
+    opened.push(again);
+    expect(await again.countInbox()).toMatchObject({ pending: 1 });
+    await again.checkWritable();
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT version FROM schema_migrations').pluck().all()).toEqual([1]);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+  });
+});
