@@ -32,6 +32,14 @@ function bearer(c: Context): string | undefined {
   return m?.[1]?.trim();
 }
 
+function decodeQueryPart(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s; // a malformed %-sequence stays as sent
+  }
+}
+
 /** The raw query string without any `token` parameter, otherwise byte for byte. */
 export function queryWithoutToken(url: string): { query: string; token: string | undefined } {
   const q = url.includes('?') ? url.slice(url.indexOf('?') + 1).split('#')[0]! : '';
@@ -41,9 +49,9 @@ export function queryWithoutToken(url: string): { query: string; token: string |
     .filter((part) => {
       if (!part) return false;
       const eq = part.indexOf('=');
-      const key = decodeURIComponent((eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
+      const key = decodeQueryPart(eq < 0 ? part : part.slice(0, eq));
       if (key !== 'token') return true;
-      token = decodeURIComponent((eq < 0 ? '' : part.slice(eq + 1)).replace(/\+/g, ' '));
+      token = decodeQueryPart(eq < 0 ? '' : part.slice(eq + 1));
       return false;
     })
     .join('&');

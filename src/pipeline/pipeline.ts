@@ -30,6 +30,7 @@ export class Pipeline {
   readonly sources: Map<string, SourceRuntime>;
   private readonly committer: GroupCommitter;
   private scheduled = false;
+  private stopped = false;
   private busy = false;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -77,7 +78,7 @@ export class Pipeline {
   }
 
   kick(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     setTimeout(() => void this.loop(), FOLD_DELAY_MS);
   }
@@ -133,7 +134,9 @@ export class Pipeline {
     return result;
   }
 
+  /** No more background folding; resolves when a fold under way has finished. */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.idle();
   }

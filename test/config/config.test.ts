@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jsonSchemas, renderSchema } from '../../src/config/json-schemas.js';
-import { loadConfig } from '../../src/config/load.js';
+import { defaultConfigPath, loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/yaml.js';
 import { loadAdapter } from '../../src/ingest/adapter.js';
 import { ADAPTERS, MAIN, ROOT, tempDir } from '../support.js';
@@ -44,6 +44,15 @@ describe('relay.yaml', () => {
     expect(cfg.envFallbacks.map((f) => f.name)).toEqual(['PORT', 'CALLRELAY_ADMIN_TOKEN', 'CALLRELAY_CALLERDESK_TOKEN']);
     // Callerdesk's adapter supplies the time zone and country the source leaves out.
     expect(cfg.sources[1]).toMatchObject({ timezone: 'Asia/Kolkata', defaultCountry: 'IN' });
+  });
+
+  it('finds the file through RELAY_CONFIG, else ./relay.yaml', () => {
+    expect(defaultConfigPath({ RELAY_CONFIG: '/etc/callrelay/relay.yaml' })).toBe('/etc/callrelay/relay.yaml');
+    expect(defaultConfigPath({})).toBe(join(process.cwd(), 'relay.yaml'));
+    const dir = tempDir();
+    writeFileSync(join(dir, 'other.yaml'), base('\n    evnt: x'));
+    const r = spawnSync(process.execPath, [MAIN, 'check'], { encoding: 'utf8', cwd: dir, env: { ...process.env, RELAY_CONFIG: join(dir, 'other.yaml') } });
+    expect(r.stderr.trim()).toBe('other.yaml:8:5 unknown field "evnt"');
   });
 
   it('names line and column of an unknown field', () => {

@@ -101,6 +101,13 @@ describe('HTTP ingest', () => {
     expect(list.requests.map((r: { reason: { code: string } }) => r.reason.code)).toEqual(expect.arrayContaining(cases.map((c) => c[1])));
   });
 
+  it('stores a request with a malformed query string rather than failing', async () => {
+    const res = await hook(`/hooks/3cx/${TOKENS.threecx}?event=ringing&bad=%E0%A4%A&id=1_2-0`);
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect((await ctx.relay.store.getInbox(body.id))!.query).toBe('event=ringing&bad=%E0%A4%A&id=1_2-0');
+  });
+
   it('keeps bytes that are not UTF-8 exactly', async () => {
     const bytes = Buffer.from([0x7b, 0xff, 0xfe, 0x00, 0x41]);
     const body = await json(await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bytes }));
