@@ -102,12 +102,10 @@ export class Pipeline {
     } finally {
       this.busy = false;
     }
-    if (this.again) {
-      this.again = false;
-      this.kick();
-    } else {
-      for (const w of this.idleWaiters.splice(0)) w();
-    }
+    const rerun = this.again && !this.stopped;
+    this.again = false;
+    if (rerun) this.kick();
+    else for (const w of this.idleWaiters.splice(0)) w();
   }
 
   /** Resolves once every committed request has been folded. */
