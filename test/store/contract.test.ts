@@ -1,5 +1,6 @@
 // The store contract: one suite, every backend. (PostgreSQL joins in the scale-out issue.)
 
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,6 +25,22 @@ const mapped = (...events: CallEvent[]): MapResult => ({ status: 'mapped', rule:
 const item = (result: MapResult, body = '{}', source = '3cx'): NewInbox => ({ req: req(body, source), result, provider: '3cx' });
 const ring = (callId: string, agent: string): CallEvent => ({ type: 'ringing', callId, legId: `${callId}-0`, agent, direction: 'inbound' });
 const end = (callId: string, extra: Partial<CallEvent> = {}): CallEvent => ({ type: 'ended', callId, legId: `${callId}-1`, agent: '117', outcome: 'answered', durationSec: 5, ...extra });
+
+describe('store thread', () => {
+  it('fails every call at once after its thread died, instead of waiting forever', async () => {
+    const store = await ThreadedSqliteStore.open({ path: join(tempDir(), 'relay.db') });
+    // End the thread as a crash would.
+    await (store as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await expect(store.checkWritable()).rejects.toThrow(/the store thread exited/);
+    await expect(store.insertInbox([item(mapped(ring('c', '1')))])).rejects.toThrow(/the store thread exited/);
+  });
+
+  it('says why it cannot open a file', async () => {
+    const notADir = join(tempDir(), 'file');
+    writeFileSync(notADir, 'x');
+    await expect(ThreadedSqliteStore.open({ path: join(notADir, 'relay.db') })).rejects.toThrow(/^opening .*file\/relay\.db: EEXIST: file already exists, mkdir/);
+  });
+});
 
 describe.each(backends)('store contract: %s', (_name, open) => {
   const opened: Store[] = [];

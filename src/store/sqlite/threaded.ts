@@ -28,6 +28,8 @@ export class ThreadedSqliteStore implements Store {
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private closed = false;
+  /** Set once the thread is gone: every call fails at once (503s, /readyz fails) instead of waiting. */
+  private dead: Error | undefined;
 
   private constructor(worker: Worker) {
     this.worker = worker;
@@ -38,7 +40,7 @@ export class ThreadedSqliteStore implements Store {
       if (r.ok) w.resolve(r.value);
       else w.reject(new StoreError(r.message, r.code));
     });
-    worker.on('error', (err) => this.failAll(err));
+    worker.on('error', (err) => this.failAll(new StoreError(`the store thread failed: ${err.message}`)));
     worker.on('exit', (code) => this.failAll(new StoreError(`the store thread exited (${code})`)));
   }
 
@@ -46,12 +48,25 @@ export class ThreadedSqliteStore implements Store {
   static open(init: WorkerInit): Promise<ThreadedSqliteStore> {
     const worker = new Worker(WORKER_URL, { workerData: init });
     return new Promise((resolve, reject) => {
-      worker.once('message', (r: Reply) => (r.ok ? resolve(new ThreadedSqliteStore(worker)) : reject(new StoreError(`opening ${init.path}: ${r.message}`, r.code))));
-      worker.once('error', reject);
+      let settled = false;
+      const fail = (message: string, code?: string): void => {
+        if (settled) return;
+        settled = true;
+        reject(new StoreError(`opening ${init.path}: ${message}`, code));
+      };
+      worker.once('message', (r: Reply) => {
+        if (r.ok) {
+          settled = true;
+          resolve(new ThreadedSqliteStore(worker));
+        } else fail(r.message, r.code);
+      });
+      worker.once('error', (err) => fail(err.message));
+      worker.once('exit', (code) => fail(`the store thread exited (${code})`));
     });
   }
 
   private failAll(err: Error): void {
+    if (!this.closed) this.dead ??= err;
     for (const w of this.waiting.values()) w.reject(err);
     this.waiting.clear();
   }
@@ -62,6 +77,7 @@ export class ThreadedSqliteStore implements Store {
 
   private callTransfer<T>(method: Call['method'], args: unknown[], transfer: ArrayBuffer[]): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('the store is closed'));
+    if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });

@@ -39,7 +39,9 @@ try {
   port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies Reply);
 } catch (err) {
   port.postMessage({ id: 0, ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies Reply);
-  process.exit(1);
+  // Let the message go out before the thread ends (process.exit here could drop it).
+  port.close();
+  throw err;
 }
 
 const urgent: Call[] = [];
