@@ -7,6 +7,7 @@ export const ERRORS = {
   RELAY_ERR_NOT_FOUND: { status: 404, message: 'no such route' },
   RELAY_ERR_CALL_NOT_FOUND: { status: 404, message: 'no call with that id' },
   RELAY_ERR_INBOX_NOT_FOUND: { status: 404, message: 'no stored request with that id' },
+  RELAY_ERR_DELIVERY_NOT_FOUND: { status: 404, message: 'no delivery with that id' },
   RELAY_ERR_AMBIGUOUS_CALL: { status: 409, message: 'several sources have a call with that id; add ?source=' },
   RELAY_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed here' },
   RELAY_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body over the limit' },

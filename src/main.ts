@@ -26,8 +26,10 @@ Usage:
                                              exits 1 when the flow's "expect" does not hold
   callrelay calls   [--config FILE] [--limit N]       recent calls, newest change first
   callrelay unmapped [--config FILE] [--limit N]      stored requests no adapter rule could map
-  callrelay replay  [--config FILE] [ID ...] [--all-unmapped]
-                                             map stored requests again (after an adapter fix)
+  callrelay dead    [--config FILE] [--limit N]      deliveries that gave up, with the CRM's reason
+  callrelay replay  [--config FILE] ID ... | --all-unmapped | dl-ID ... | --all
+                                             ID: map a stored request again (after an adapter fix);
+                                             dl-ID / --all: retry dead deliveries
   callrelay schemas [--write | --check]      JSON Schemas for relay.yaml, adapters, events, records
 `;
 
@@ -188,16 +190,41 @@ async function cmdUnmapped(args: string[]): Promise<void> {
   }
 }
 
+async function cmdDead(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } } });
+  const store = openStore(configFrom(values));
+  try {
+    const rows = await store.listDeliveries({ state: 'dead', limit: Number(values.limit) || 50 });
+    const view = rows.map((d) => ({ id: `dl-${d.id}`, target: d.target, source: d.source, call: d.callId, attempts: d.attempts, since: (d.firstFailedAt ?? d.updatedAt).replace('T', ' ').slice(0, 19), reason: d.lastError }));
+    process.stdout.write(`${rows.length ? table(view, Object.keys(view[0]!)) : 'no dead letters'}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
 async function cmdReplay(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, 'all-unmapped': { type: 'boolean' } } });
-  if (!positionals.length && !values['all-unmapped']) fail('usage: callrelay replay ID [ID ...] | --all-unmapped', 2);
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, 'all-unmapped': { type: 'boolean' }, all: { type: 'boolean' } },
+  });
+  const dead = positionals.filter((p) => p.startsWith('dl-'));
+  const inbox = positionals.filter((p) => !p.startsWith('dl-'));
+  if (!positionals.length && !values['all-unmapped'] && !values.all) fail('usage: callrelay replay ID ... | --all-unmapped | dl-ID ... | --all', 2);
+  const ids = inbox.map(Number);
+  const deadIds = dead.map((d) => Number(d.slice(3)));
+  if ([...ids, ...deadIds].some((n) => !Number.isInteger(n))) fail('replay takes stored request ids (see `callrelay unmapped`) or dead-letter ids dl-N (see `callrelay dead`)', 2);
   const cfg = configFrom(values);
   const store = openStore(cfg);
-  const pipeline = new Pipeline(store, cfg.sources);
   let failed = 0;
   try {
-    const ids = positionals.map(Number);
-    if (ids.some((n) => !Number.isInteger(n))) fail('replay takes stored request ids (see `callrelay unmapped`)', 2);
+    if (values.all || deadIds.length) {
+      const n = await store.retryDeliveries(values.all ? 'dead' : deadIds);
+      process.stdout.write(`${n} dead letter(s) due again; a running relay retries them within a second\n`);
+      if (!values.all && n < deadIds.length) failed++;
+    }
+    if (!ids.length && !values['all-unmapped']) return;
+    const pipeline = new Pipeline(store, cfg.sources);
     const rows = values['all-unmapped'] ? [] : await Promise.all(ids.map((id) => store.getInbox(id)));
     if (values['all-unmapped']) {
       for (let after = 0; ; ) {
@@ -207,17 +234,18 @@ async function cmdReplay(args: string[]): Promise<void> {
         after = page.at(-1)!.id;
       }
     }
+    let mapped = 0;
     for (const [i, row] of rows.entries()) {
       if (!row) {
-        failed++;
         process.stdout.write(`#${ids[i]}: no such stored request\n`);
         continue;
       }
       const r = await pipeline.replay(row);
-      if (r.status === 'unmapped') failed++;
+      if (r.status !== 'unmapped') mapped++;
       process.stdout.write(`#${row.id}: ${r.status}${r.status === 'unmapped' ? ` ${r.code}: ${r.message}` : ` (rule ${r.rule})`}\n`);
     }
-    process.stdout.write(`${rows.length - failed} of ${rows.length} mapped\n`);
+    if (mapped < rows.length) failed++;
+    process.stdout.write(`${mapped} of ${rows.length} mapped\n`);
   } finally {
     await store.close();
   }
@@ -245,6 +273,7 @@ const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
   map: cmdMap,
   calls: cmdCalls,
   unmapped: cmdUnmapped,
+  dead: cmdDead,
   replay: cmdReplay,
   schemas: cmdSchemas,
 };

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { RelayConfig } from './config/load.js';
 import { ConfigError } from './config/yaml.js';
+import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
+import { targetType } from './targets/index.js';
 import { createApp } from './http/app.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -12,39 +14,53 @@ import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 
 /** The store for commands (one thread; short-lived). */
-export function openStore(cfg: Pick<RelayConfig, 'store' | 'file'>): Store {
-  if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite);
+export function openStore(cfg: Pick<RelayConfig, 'store' | 'file' | 'routing'>): Store {
+  if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite, { routing: cfg.routing });
   throw new ConfigError([{ file: cfg.file, line: 1, col: 1, message: 'store.postgres is not available in this version; use store.sqlite' }]);
 }
 
 /** The store for the server: SQLite on its own thread, so that commits never block HTTP. */
-export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'file'>): Promise<Store> {
-  if ('sqlite' in cfg.store) return ThreadedSqliteStore.open({ path: cfg.store.sqlite });
+export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'file' | 'routing'>): Promise<Store> {
+  if ('sqlite' in cfg.store) return ThreadedSqliteStore.open({ path: cfg.store.sqlite, routing: cfg.routing });
   return openStore(cfg);
+}
+
+/** The configured targets, ready to deliver. */
+export function createTargets(cfg: Pick<RelayConfig, 'targets'>, log: Logger): Map<string, EngineTarget> {
+  return new Map(
+    cfg.targets.map((t) => {
+      const target = targetType(t.type)!.create(t as never, { log });
+      return [t.name, { target, concurrency: t.concurrency, retryForMs: t.retryForHours * 3600_000 }];
+    }),
+  );
 }
 
 export interface Relay {
   store: Store;
   pipeline: Pipeline;
+  delivery: DeliveryEngine;
   server: ServerType;
   port: number;
   close(): Promise<void>;
 }
 
-export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, opts: { store?: Store } = {}): Promise<Relay> {
+export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, opts: { store?: Store; delivery?: EngineOptions } = {}): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg));
-  const pipeline = new Pipeline(store, cfg.sources, log);
+  const delivery = new DeliveryEngine(store, createTargets(cfg, log), { log, ...opts.delivery });
+  const pipeline = new Pipeline(store, cfg.sources, log, () => delivery.kick());
   let draining = false;
-  const app = createApp({ pipeline, bodyLimit: cfg.server.bodyLimit, adminToken: cfg.adminToken, log, isDraining: () => draining });
+  const app = createApp({ pipeline, bodyLimit: cfg.server.bodyLimit, adminToken: cfg.adminToken, log, isDraining: () => draining, onDeliveriesDue: () => delivery.kick() });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: cfg.server.port, hostname: cfg.server.host }, () => resolve(s));
     s.once('error', reject);
   });
   pipeline.start();
+  delivery.start();
   const port = (server.address() as AddressInfo).port;
   return {
     store,
     pipeline,
+    delivery,
     server,
     port,
     async close() {
@@ -52,6 +68,7 @@ export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, o
       await new Promise<void>((r) => server.close(() => r()));
       await pipeline.stop();
       await pipeline.drain();
+      await delivery.stop();
       await store.close();
     },
   };

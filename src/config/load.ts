@@ -7,6 +7,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CountryCode } from 'libphonenumber-js';
 import { adapterFileName, loadAdapter, loadAdapterDir, type LoadedAdapter, type SourceSettings } from '../ingest/adapter.js';
+import type { Route, Routing } from '../delivery/routes.js';
+import { targetType } from '../targets/index.js';
+import type { CommonTargetConfig } from '../targets/types.js';
 import { RelayConfigSchema, type RelayConfigParsed } from './schema.js';
 import { ConfigError, issueAt, loadYamlFile, validateYaml, type ConfigIssue, type LoadedYaml } from './yaml.js';
 
@@ -26,6 +29,9 @@ export interface RelayConfig {
   logLevel: RelayConfigParsed['log']['level'];
   adaptersDir: string;
   sources: ResolvedSource[];
+  /** Targets with the type's defaults filled in. */
+  targets: (CommonTargetConfig & Record<string, unknown>)[];
+  routing: Routing;
   /** `${VAR:-default}` references that fell back to the default (start warns about them). */
   envFallbacks: LoadedYaml['envFallbacks'];
 }
@@ -78,7 +84,28 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
       defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as CountryCode | undefined,
     });
   });
+  const targets = cfg.targets.map((t) => {
+    const d = targetType(t.type)!.defaults;
+    return {
+      ...t,
+      deliverOn: t.deliverOn ?? d.deliverOn,
+      settleSec: t.settleSec ?? d.settleSec,
+      rateLimit: t.rateLimit ?? d.rateLimit,
+      concurrency: t.concurrency ?? d.concurrency,
+    } as CommonTargetConfig & Record<string, unknown>;
+  });
+  const targetNames = new Set(targets.map((t) => t.name));
+  const sourceNames = new Set(cfg.sources.map((s) => s.name));
+  (cfg.routes ?? []).forEach((r, i) => {
+    r.targets.forEach((t, j) => {
+      if (!targetNames.has(t)) issues.push(issueAt(y, ['routes', i, 'targets', j], `no target "${t}" under targets:`));
+    });
+    r.sources?.forEach((s, j) => {
+      if (!sourceNames.has(s)) issues.push(issueAt(y, ['routes', i, 'sources', j], `no source "${s}" under sources:`));
+    });
+  });
   if (issues.length) throw new ConfigError(issues);
+  const routes: Route[] = cfg.routes ?? (targets.length ? [{ targets: [...targetNames] }] : []);
 
   return {
     file: y.file,
@@ -88,6 +115,8 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     logLevel: cfg.log.level,
     adaptersDir,
     sources,
+    targets,
+    routing: { targets: Object.fromEntries(targets.map((t) => [t.name, { deliverOn: t.deliverOn, settleSec: t.settleSec }])), routes },
     envFallbacks: y.envFallbacks,
   };
 }

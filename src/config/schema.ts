@@ -4,6 +4,7 @@
 import { isSupportedCountry } from 'libphonenumber-js';
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
+import { TargetConfigSchema } from '../targets/index.js';
 
 const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
 
@@ -47,6 +48,29 @@ export const SourceConfig = z
   })
   .meta({ description: 'A telephony system that posts webhooks to the relay.' });
 
+const uniqueNames = (what: string) => (list: { name: string }[], ctx: z.RefinementCtx): void => {
+  const seen = new Set<string>();
+  list.forEach((s, i) => {
+    if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate ${what} name "${s.name}"` });
+    seen.add(s.name);
+  });
+};
+
+export const RouteSchema = z
+  .strictObject({
+    sources: z.array(z.string()).min(1).optional().meta({ description: 'Source names (default: every source).' }),
+    targets: z.array(z.string()).min(1).meta({ description: 'Target names.' }),
+    filter: z
+      .strictObject({
+        direction: z.array(z.enum(['inbound', 'outbound'])).min(1).optional(),
+        outcome: z.array(z.enum(['answered', 'missed', 'busy', 'failed'])).min(1).optional(),
+        minDurationSec: z.number().min(0).optional(),
+        agents: z.array(z.coerce.string()).min(1).optional().meta({ description: 'Only calls handled last by these agents.' }),
+      })
+      .optional(),
+  })
+  .meta({ description: 'Which calls go where, e.g. only answered inbound calls longer than 5 s to Pipedrive.' });
+
 export const RelayConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -71,19 +95,13 @@ export const RelayConfigSchema = z
       .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
       .prefault({}),
     adapters: z.string().optional().meta({ description: 'Folder of adapter files, relative to relay.yaml (default: adapters).' }),
-    sources: z
-      .array(SourceConfig)
-      .min(1, { message: 'at least one source is needed' })
-      .superRefine((list, ctx) => {
-        const seen = new Set<string>();
-        list.forEach((s, i) => {
-          if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate source name "${s.name}"` });
-          seen.add(s.name);
-        });
-      }),
+    sources: z.array(SourceConfig).min(1, { message: 'at least one source is needed' }).superRefine(uniqueNames('source')),
+    targets: z.array(TargetConfigSchema).default([]).superRefine(uniqueNames('target')).meta({ description: 'CRMs and endpoints calls are delivered to.' }),
+    routes: z.array(RouteSchema).optional().meta({ description: 'Default: every source to every target.' }),
   })
   .meta({ title: 'callrelay relay.yaml', description: 'One callrelay instance: server, store, admin, sources.' });
 
 export type RelayConfigInput = z.input<typeof RelayConfigSchema>;
 export type RelayConfigParsed = z.output<typeof RelayConfigSchema>;
 export type SourceConfigParsed = z.output<typeof SourceConfig>;
+export type TargetConfigParsed = RelayConfigParsed['targets'][number];

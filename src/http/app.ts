@@ -8,7 +8,7 @@ import { Hono, type Context } from 'hono';
 import { RelayError } from '../errors.js';
 import { KEPT_HEADERS, type RawRequest } from '../ingest/request.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { InboxRow, InboxState } from '../store/types.js';
+import type { DeliveryRow, DeliveryState, InboxRow, InboxState } from '../store/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
 
 export interface AppOptions {
@@ -18,6 +18,8 @@ export interface AppOptions {
   log?: Logger;
   /** Set while shutting down: new webhooks get 503 so that the sender retries elsewhere. */
   isDraining?: () => boolean;
+  /** Deliveries were made due (a retry): look for work now. */
+  onDeliveriesDue?: () => void;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -144,6 +146,11 @@ function inboxSummary(r: InboxRow): Record<string, unknown> {
 }
 
 const INBOX_STATES: InboxState[] = ['pending', 'applied', 'unmapped', 'ignored'];
+const DELIVERY_STATES: DeliveryState[] = ['due', 'done', 'dead'];
+
+function deliveryView(d: DeliveryRow): Record<string, unknown> {
+  return { ...d, id: `dl-${d.id}` };
+}
 
 export function createApp(opts: AppOptions): Hono {
   const { pipeline, bodyLimit, adminToken } = opts;
@@ -264,6 +271,28 @@ export function createApp(opts: AppOptions): Hono {
     const row = await inboxRow(c);
     const result = await pipeline.replay(row);
     return c.json({ id: row.id, status: result.status, rule: result.rule ?? null, reason: result.status === 'unmapped' ? { code: result.code, message: result.message } : null });
+  });
+
+  app.get('/api/deliveries', async (c) => {
+    const state = c.req.query('state') as DeliveryState | undefined;
+    if (state !== undefined && !DELIVERY_STATES.includes(state)) throw new RelayError('RELAY_ERR_BAD_REQUEST', `state must be one of ${DELIVERY_STATES.join(', ')}`);
+    const rows = await store.listDeliveries({ state, limit: intParam(c, 'limit', 100, 1, 1000), afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER) });
+    return c.json({ deliveries: rows.map(deliveryView) });
+  });
+
+  app.post('/api/deliveries/retry', async (c) => {
+    const retried = await store.retryDeliveries('dead');
+    opts.onDeliveriesDue?.();
+    return c.json({ retried });
+  });
+
+  app.post('/api/deliveries/:id/retry', async (c) => {
+    const id = Number(c.req.param('id').replace(/^dl-/, ''));
+    const row = Number.isInteger(id) ? await store.getDelivery(id) : undefined;
+    if (!row) throw new RelayError('RELAY_ERR_DELIVERY_NOT_FOUND', `no delivery ${c.req.param('id')}`);
+    const retried = await store.retryDeliveries([id]);
+    opts.onDeliveriesDue?.();
+    return c.json({ retried, delivery: deliveryView((await store.getDelivery(id))!) });
   });
 
   return app;

@@ -40,6 +40,8 @@ export class Pipeline {
     readonly store: Store,
     sources: ResolvedSource[],
     private readonly log: Logger = silentLogger,
+    /** Called after folds committed: calls changed, deliveries may be due. */
+    private readonly onFolded: () => void = () => {},
   ) {
     this.sources = new Map(
       sources.map((s) => [s.name, { name: s.name, token: s.token, provider: s.adapter.name, adapter: compileAdapter(s.adapter, s) }]),
@@ -94,6 +96,7 @@ export class Pipeline {
       for (;;) {
         const n = await this.store.applyPending(APPLY_BATCH);
         if (n === 0) break;
+        this.onFolded();
         // Let ingest run between batches.
         await new Promise((r) => setImmediate(r));
       }
@@ -113,6 +116,7 @@ export class Pipeline {
     for (;;) {
       const n = await this.store.applyPending(APPLY_BATCH);
       if (n === 0) return;
+      this.onFolded();
     }
   }
 
@@ -129,6 +133,7 @@ export class Pipeline {
     if (!src) return { status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_SOURCE', message: `source "${row.source}" is no longer in relay.yaml` };
     const result = await this.mapSafely(src, row);
     await this.store.remap(row.id, result, src.provider);
+    this.onFolded();
     return result;
   }
 

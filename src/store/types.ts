@@ -32,6 +32,44 @@ export interface InboxRow {
   replays: number;
 }
 
+export type DeliveryState = 'due' | 'done' | 'dead';
+
+/** What a target has recorded about its copy of a call (remote ids, progress); JSON. */
+export type RemoteState = Record<string, unknown>;
+
+/** A claimed delivery: deliver `record` (at `rev`) to `target`; the lease keeps others off it. */
+export interface DeliveryJob {
+  id: number;
+  target: string;
+  source: string;
+  callId: string;
+  rev: number;
+  attempts: number;
+  firstFailedAt: string | null;
+  remote: RemoteState;
+  record: CallRecord;
+}
+
+export interface DeliveryRow {
+  id: number;
+  target: string;
+  source: string;
+  callId: string;
+  state: DeliveryState;
+  dueAt: string;
+  wantRev: number;
+  doneRev: number;
+  attempts: number;
+  firstFailedAt: string | null;
+  lastError: string | null;
+  remote: RemoteState;
+  updatedAt: string;
+}
+
+export type DeliveryOutcome =
+  | { ok: true; rev: number; remote: RemoteState }
+  | { ok: false; dead: boolean; retryAt?: string; error: string; remote?: RemoteState };
+
 export interface CallRow {
   record: CallRecord;
   updatedAt: string;
@@ -53,6 +91,18 @@ export interface Store {
   countInbox(): Promise<Record<InboxState, number>>;
   listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]>;
   getCalls(callId: string, source?: string): Promise<CallRow[]>;
+  /** Lease up to `limit` due deliveries (oldest due first) to `owner` for `leaseMs`. */
+  claimDeliveries(q: { limit: number; owner: string; leaseMs: number; targets?: string[] }): Promise<DeliveryJob[]>;
+  /** Record progress of a delivery under way (e.g. the id of an object just created). */
+  saveRemote(id: number, owner: string, remote: RemoteState): Promise<void>;
+  /** End a leased delivery: delivered (due again if the call changed meanwhile), retry later, or dead. */
+  finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void>;
+  /** Give up leases (shutdown), so that the work is due again at once. */
+  releaseDeliveries(owner: string): Promise<number>;
+  listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]>;
+  getDelivery(id: number): Promise<DeliveryRow | undefined>;
+  /** Make dead deliveries due again (all of them, or these ids); returns how many. */
+  retryDeliveries(ids: number[] | 'dead'): Promise<number>;
   /** Throws unless a write can be committed now (readiness). */
   checkWritable(): Promise<void>;
   close(): Promise<void>;

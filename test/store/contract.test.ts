@@ -8,6 +8,7 @@ import type { CallEvent } from '../../src/calls/model.js';
 import type { MapResult } from '../../src/ingest/adapter.js';
 import type { RawRequest } from '../../src/ingest/request.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
 import type { NewInbox, Store } from '../../src/store/types.js';
 import { tempDir } from '../support.js';
@@ -153,7 +154,7 @@ describe.each(backends)('store contract: %s', (_name, open) => {
     expect(await again.countInbox()).toMatchObject({ pending: 1 });
     await again.checkWritable();
     const db = new Database(path, { readonly: true });
-    expect(db.prepare('SELECT version FROM schema_migrations').pluck().all()).toEqual([1]);
+    expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all()).toEqual(MIGRATIONS.map((m) => m.version));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });

@@ -9,7 +9,8 @@ import { eventKey, foldCall } from '../../calls/fold.js';
 import type { CallEvent, StoredEvent } from '../../calls/model.js';
 import type { MapResult } from '../../ingest/adapter.js';
 import type { RawRequest } from '../../ingest/request.js';
-import type { CallRow, InboxRow, InboxState, NewInbox, Store } from '../types.js';
+import { dueTargets, NO_ROUTING, type Routing } from '../../delivery/routes.js';
+import type { CallRow, DeliveryJob, DeliveryOutcome, DeliveryRow, DeliveryState, InboxRow, InboxState, NewInbox, RemoteState, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
 interface InboxDbRow {
@@ -41,14 +42,39 @@ interface EventDbRow {
 
 type CallKey = { source: string; callId: string };
 
+interface DeliveryDbRow {
+  id: number;
+  target: string;
+  source: string;
+  call_id: string;
+  state: DeliveryState;
+  due_at: string;
+  want_rev: number;
+  done_rev: number;
+  attempts: number;
+  first_failed_at: string | null;
+  last_error: string | null;
+  remote: string;
+  updated_at: string;
+}
+
+export interface SqliteOptions {
+  busyTimeoutMs?: number;
+  /** Routes and target timing: a changed call becomes due work in the same transaction. */
+  routing?: Routing;
+}
+
 export class SqliteStore implements Store {
   readonly backend = 'sqlite' as const;
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(path: string, opts: { busyTimeoutMs?: number } = {}) {
+  private readonly routing: Routing;
+
+  constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
+    this.routing = opts.routing ?? NO_ROUTING;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
@@ -78,8 +104,43 @@ export class SqliteStore implements Store {
         `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record)
          VALUES (@source, @callId, @channelId, @status, @startedAt, @now, 1, @record)
          ON CONFLICT (source, call_id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
-           started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1, record = excluded.record`,
+           started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1, record = excluded.record
+         RETURNING revision`,
+      ).pluck(),
+      // A change re-arms finished or dead work; work already due keeps its time (settle window, backoff).
+      dueDelivery: db.prepare(
+        `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
+         VALUES (@target, @source, @callId, 'due', @dueAt, @rev, @now)
+         ON CONFLICT (target, source, call_id) DO UPDATE SET want_rev = excluded.want_rev, updated_at = excluded.updated_at,
+           due_at = CASE WHEN deliveries.state = 'due' THEN deliveries.due_at ELSE excluded.due_at END,
+           attempts = CASE WHEN deliveries.state = 'due' THEN deliveries.attempts ELSE 0 END,
+           first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
+           state = 'due'`,
       ),
+      claim: db.prepare(
+        `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
+         WHERE id IN (SELECT id FROM deliveries WHERE state = 'due' AND due_at <= @now AND (lease_until IS NULL OR lease_until < @now)
+                      AND (@targets IS NULL OR target IN (SELECT value FROM json_each(@targets)))
+                      ORDER BY due_at, id LIMIT @limit)
+         RETURNING id, target, source, call_id, attempts, first_failed_at, remote`,
+      ),
+      callWithRev: db.prepare(`SELECT record, revision FROM calls WHERE source = ? AND call_id = ?`),
+      saveRemote: db.prepare(`UPDATE deliveries SET remote = ?, updated_at = ? WHERE id = ? AND lease_owner = ?`),
+      delivered: db.prepare(
+        `UPDATE deliveries SET done_rev = @rev, remote = @remote, attempts = 0, first_failed_at = NULL, last_error = NULL,
+           lease_owner = NULL, lease_until = NULL, updated_at = @now,
+           state = CASE WHEN want_rev > @rev THEN 'due' ELSE 'done' END
+         WHERE id = @id AND lease_owner = @owner`,
+      ),
+      failed: db.prepare(
+        `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, @now), last_error = @error,
+           remote = coalesce(@remote, remote), lease_owner = NULL, lease_until = NULL, updated_at = @now,
+           state = CASE WHEN @dead THEN 'dead' ELSE 'due' END, due_at = coalesce(@retryAt, due_at)
+         WHERE id = @id AND lease_owner = @owner`,
+      ),
+      goneCall: db.prepare(`UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`),
+      release: db.prepare(`UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?`),
+      getDelivery: db.prepare(`SELECT * FROM deliveries WHERE id = ?`),
       deleteCall: db.prepare(`DELETE FROM calls WHERE source = ? AND call_id = ?`),
       markApplied: db.prepare(`UPDATE inbox SET state = 'applied', applied_at = ? WHERE id = ?`),
       deleteEvents: db.prepare(`DELETE FROM events WHERE inbox_id = ?`),
@@ -204,7 +265,72 @@ export class SqliteStore implements Store {
     const record = foldCall(events, { source, provider, originatedBy });
     const json = JSON.stringify(record);
     if (this.stmts.callRecord.get(source, callId) === json) return;
-    this.stmts.upsertCall.run({ source, callId, channelId: record.channelId, status: record.status, startedAt: record.startedAt, now, record: json });
+    const rev = this.stmts.upsertCall.get({ source, callId, channelId: record.channelId, status: record.status, startedAt: record.startedAt, now, record: json }) as number;
+    for (const d of dueTargets(record, this.routing, new Date(now))) {
+      this.stmts.dueDelivery.run({ target: d.target, source, callId, dueAt: d.dueAt, rev, now });
+    }
+  }
+
+  async claimDeliveries(q: { limit: number; owner: string; leaseMs: number; targets?: string[] }): Promise<DeliveryJob[]> {
+    return this.db
+      .transaction(() => {
+        const now = Date.now();
+        const rows = this.stmts.claim.all({
+          owner: q.owner,
+          until: new Date(now + q.leaseMs).toISOString(),
+          now: new Date(now).toISOString(),
+          targets: q.targets ? JSON.stringify(q.targets) : null,
+          limit: q.limit,
+        }) as Pick<DeliveryDbRow, 'id' | 'target' | 'source' | 'call_id' | 'attempts' | 'first_failed_at' | 'remote'>[];
+        const jobs: DeliveryJob[] = [];
+        for (const r of rows) {
+          const call = this.stmts.callWithRev.get(r.source, r.call_id) as { record: string; revision: number } | undefined;
+          if (!call) {
+            // The call went away (its requests were remapped elsewhere): nothing left to deliver.
+            this.stmts.goneCall.run(new Date(now).toISOString(), r.id);
+            continue;
+          }
+          jobs.push({ id: r.id, target: r.target, source: r.source, callId: r.call_id, rev: call.revision, attempts: r.attempts, firstFailedAt: r.first_failed_at, remote: JSON.parse(r.remote) as RemoteState, record: JSON.parse(call.record) as CallRow['record'] });
+        }
+        return jobs;
+      })
+      .immediate();
+  }
+
+  async saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
+    const r = this.stmts.saveRemote.run(JSON.stringify(remote), new Date().toISOString(), id, owner);
+    if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
+  }
+
+  async finishDelivery(id: number, owner: string, o: DeliveryOutcome): Promise<void> {
+    const now = new Date().toISOString();
+    const r = o.ok
+      ? this.stmts.delivered.run({ id, owner, rev: o.rev, remote: JSON.stringify(o.remote), now })
+      : this.stmts.failed.run({ id, owner, now, error: o.error, dead: o.dead ? 1 : 0, retryAt: o.retryAt ?? null, remote: o.remote ? JSON.stringify(o.remote) : null });
+    if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
+  }
+
+  async releaseDeliveries(owner: string): Promise<number> {
+    return this.stmts.release.run(owner).changes;
+  }
+
+  async listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM deliveries WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`)
+      .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as DeliveryDbRow[];
+    return rows.map(toDeliveryRow);
+  }
+
+  async getDelivery(id: number): Promise<DeliveryRow | undefined> {
+    const r = this.stmts.getDelivery.get(id) as DeliveryDbRow | undefined;
+    return r && toDeliveryRow(r);
+  }
+
+  async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    const now = new Date().toISOString();
+    const sql = `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL, updated_at = @now
+                 WHERE state = 'dead' AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))`;
+    return this.db.prepare(sql).run({ now, ids: ids === 'dead' ? null : JSON.stringify(ids) }).changes;
   }
 
   async getInbox(id: number): Promise<InboxRow | undefined> {
@@ -280,6 +406,24 @@ function toInboxRow(r: InboxDbRow): InboxRow {
     reasonCode: r.reason_code,
     reason: r.reason,
     replays: r.replays,
+  };
+}
+
+function toDeliveryRow(r: DeliveryDbRow): DeliveryRow {
+  return {
+    id: r.id,
+    target: r.target,
+    source: r.source,
+    callId: r.call_id,
+    state: r.state,
+    dueAt: r.due_at,
+    wantRev: r.want_rev,
+    doneRev: r.done_rev,
+    attempts: r.attempts,
+    firstFailedAt: r.first_failed_at,
+    lastError: r.last_error,
+    remote: JSON.parse(r.remote) as RemoteState,
+    updatedAt: r.updated_at,
   };
 }
 

@@ -68,4 +68,31 @@ export const MIGRATIONS: Migration[] = [
       CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    version: 2,
+    name: 'deliveries',
+    sql: `
+      -- One row per (target, call): what is due, what was delivered, what the CRM calls it.
+      CREATE TABLE deliveries (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        target           TEXT    NOT NULL,
+        source           TEXT    NOT NULL,
+        call_id          TEXT    NOT NULL,
+        state            TEXT    NOT NULL CHECK (state IN ('due', 'done', 'dead')),
+        due_at           TEXT    NOT NULL,
+        want_rev         INTEGER NOT NULL,
+        done_rev         INTEGER NOT NULL DEFAULT 0,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        first_failed_at  TEXT,
+        last_error       TEXT,
+        lease_owner      TEXT,
+        lease_until      TEXT,
+        remote           TEXT    NOT NULL DEFAULT '{}',
+        updated_at       TEXT    NOT NULL,
+        UNIQUE (target, source, call_id)
+      );
+      CREATE INDEX deliveries_due ON deliveries (due_at) WHERE state = 'due';
+      CREATE INDEX deliveries_state ON deliveries (state, id);
+    `,
+  },
 ];

@@ -3,7 +3,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type { MapResult } from '../../ingest/adapter.js';
-import type { CallRow, InboxRow, InboxState, NewInbox, Store } from '../types.js';
+import type { CallRow, DeliveryJob, DeliveryOutcome, DeliveryRow, DeliveryState, InboxRow, InboxState, NewInbox, RemoteState, Store } from '../types.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
 
 export class StoreError extends Error {
@@ -121,6 +121,27 @@ export class ThreadedSqliteStore implements Store {
   }
   getCalls(callId: string, source?: string): Promise<CallRow[]> {
     return this.call('getCalls', callId, source);
+  }
+  claimDeliveries(q: { limit: number; owner: string; leaseMs: number; targets?: string[] }): Promise<DeliveryJob[]> {
+    return this.call('claimDeliveries', q);
+  }
+  saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
+    return this.call('saveRemote', id, owner, remote);
+  }
+  finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void> {
+    return this.call('finishDelivery', id, owner, outcome);
+  }
+  releaseDeliveries(owner: string): Promise<number> {
+    return this.call('releaseDeliveries', owner);
+  }
+  listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]> {
+    return this.call('listDeliveries', q);
+  }
+  getDelivery(id: number): Promise<DeliveryRow | undefined> {
+    return this.call('getDelivery', id);
+  }
+  retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    return this.call('retryDeliveries', ids);
   }
   checkWritable(): Promise<void> {
     return this.call('checkWritable');

@@ -4,11 +4,13 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './index.js';
+import type { Routing } from '../../delivery/routes.js';
 import type { NewInbox, Store } from '../types.js';
 
 export interface WorkerInit {
   path: string;
   busyTimeoutMs?: number;
+  routing?: Routing;
 }
 
 export interface Call {
@@ -35,7 +37,7 @@ const port = parentPort!;
 const init = workerData as WorkerInit;
 let store: SqliteStore;
 try {
-  store = new SqliteStore(init.path, { busyTimeoutMs: init.busyTimeoutMs });
+  store = new SqliteStore(init.path, { busyTimeoutMs: init.busyTimeoutMs, routing: init.routing });
   port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies Reply);
 } catch (err) {
   port.postMessage({ id: 0, ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies Reply);

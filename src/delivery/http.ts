@@ -1,0 +1,135 @@
+// The HTTP client every target uses: paced by the target's limiter, timeouts, the CRM's answer
+// classified by policy (ok / retry when / dead), a few quick retries (p-retry) where repeating is
+// safe, and errors that say what was being done and what the CRM said, never the credentials.
+
+import pRetry, { AbortError } from 'p-retry';
+import { Agent, request, type Dispatcher } from 'undici';
+import { DeliveryError } from './errors.js';
+import type { WindowLimiter } from './limiter.js';
+import { classify, type RetryPolicy } from './policy.js';
+
+export interface HttpCall {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  /** Path (and query) below the target's base URL, or an absolute URL. */
+  path: string;
+  headers?: Record<string, string>;
+  json?: unknown;
+  body?: string | Buffer;
+  /** Safe to send twice: reads, PATCHes of the same values, webhooks carrying an id. */
+  idempotent: boolean;
+  /** What this request does, for messages: "creating the call engagement". */
+  what: string;
+  /** A different limiter than the target's own (e.g. HubSpot search, 5/s). */
+  limiter?: WindowLimiter;
+}
+
+export interface HttpAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+export interface HttpTargetOptions {
+  baseUrl: string;
+  headers: Record<string, string>;
+  limiter: WindowLimiter;
+  policy?: RetryPolicy;
+  timeoutMs?: number;
+  /** The CRM's own error text from an error body. */
+  errorText?: (body: unknown) => string | undefined;
+  /** Watch every answer (rate-limit headers, e.g. remaining = 0 -> pause the limiter). */
+  onAnswer?: (a: HttpAnswer) => void;
+  /** Quick retries inside one attempt (the persisted schedule takes over after). */
+  quickRetries?: number;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+// Errors raised before the request could have reached the server: always safe to retry.
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function defaultErrorText(body: unknown): string | undefined {
+  if (typeof body === 'string') return body.trim().slice(0, 300) || undefined;
+  if (body && typeof body === 'object') {
+    const b = body as Record<string, unknown>;
+    const parts = [b.message, b.error, b.error_info].filter((x) => typeof x === 'string' && x);
+    return parts.length ? parts.join(': ') : JSON.stringify(body).slice(0, 300);
+  }
+  return undefined;
+}
+
+export class HttpTarget {
+  private readonly dispatcher: Dispatcher;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly o: HttpTargetOptions) {
+    this.timeoutMs = o.timeoutMs ?? 15_000;
+    this.dispatcher = new Agent({ connect: { timeout: this.timeoutMs }, keepAliveTimeout: 30_000 });
+  }
+
+  async call(c: HttpCall): Promise<HttpAnswer> {
+    return pRetry(() => this.once(c), {
+      retries: this.o.quickRetries ?? 2,
+      minTimeout: 200,
+      maxTimeout: 2000,
+      randomize: true,
+      // Long pauses and maybe-processed requests go back to the persisted schedule instead.
+      shouldRetry: ({ error }) => error instanceof DeliveryError && error.retryable && !error.ambiguous && (error.retryAfterMs ?? 0) <= 2000,
+    });
+  }
+
+  private async once(c: HttpCall): Promise<HttpAnswer> {
+    await (c.limiter ?? this.o.limiter).acquire();
+    const url = /^https?:\/\//.test(c.path) ? c.path : `${this.o.baseUrl.replace(/\/+$/, '')}${c.path}`;
+    const headers: Record<string, string> = { ...this.o.headers, ...c.headers };
+    let body = c.body;
+    if (c.json !== undefined) {
+      body = JSON.stringify(c.json);
+      headers['content-type'] ??= 'application/json';
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, { method: c.method, headers, body, dispatcher: this.dispatcher, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      const sent = !NOT_SENT.has(code);
+      const e = new DeliveryError(`${c.what}: ${code || (err as Error).message}${sent ? ' (the request may have been received)' : ''}`, {
+        retryable: true,
+        ambiguous: sent && !c.idempotent,
+        cause: err,
+      });
+      throw e.ambiguous ? new AbortError(e) : e;
+    }
+    const answer: HttpAnswer = { status: res.statusCode, headers: flatHeaders(res.headers), body: await readBody(res) };
+    this.o.onAnswer?.(answer);
+    const verdict = classify(answer.status, answer.headers, answer.body, this.o.policy);
+    if (verdict.kind === 'ok') return answer;
+    const said = (this.o.errorText ?? defaultErrorText)(answer.body) ?? '';
+    const message = `${c.what}: ${answer.status}${said ? ` ${said}` : ''}`;
+    if (verdict.kind === 'dead') throw new AbortError(new DeliveryError(message, { retryable: false, status: answer.status }));
+    if (verdict.afterMs !== undefined) this.o.limiter.pause(verdict.afterMs);
+    throw new DeliveryError(message, { retryable: true, status: answer.status, retryAfterMs: verdict.afterMs });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+async function readBody(res: Dispatcher.ResponseData): Promise<unknown> {
+  const text = (await res.body.text()).slice(0, MAX_ERROR_BODY);
+  if (!text) return undefined;
+  if ((res.headers['content-type'] ?? '').toString().includes('json')) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}

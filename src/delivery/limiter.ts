@@ -1,0 +1,39 @@
+// Pacing: keep a target under the CRM's documented request rate (HubSpot 100 per 10 s, Pipedrive
+// per 2 s by plan), so that a burst of calls queues here instead of earning 429s there.
+
+export class WindowLimiter {
+  private readonly stamps: number[] = [];
+  private blockedUntil = 0;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Resolves when one more request fits in the window; callers are served in order. */
+  acquire(): Promise<void> {
+    const turn = this.chain.then(() => this.waitForSlot());
+    this.chain = turn.catch(() => {});
+    return turn;
+  }
+
+  /** The CRM said to hold off (429, remaining = 0): nobody goes before `ms` from now. */
+  pause(ms: number): void {
+    this.blockedUntil = Math.max(this.blockedUntil, this.now() + ms);
+  }
+
+  private async waitForSlot(): Promise<void> {
+    for (;;) {
+      const now = this.now();
+      while (this.stamps.length && this.stamps[0]! <= now - this.windowMs) this.stamps.shift();
+      const wait = Math.max(this.blockedUntil - now, this.stamps.length >= this.limit ? this.stamps[0]! + this.windowMs - now : 0);
+      if (wait <= 0) {
+        this.stamps.push(now);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}

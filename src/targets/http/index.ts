@@ -1,0 +1,92 @@
+// Generic HTTP target: each change of a routed call is POSTed as a CloudEvents 1.0 JSON event
+// (or a body built by a JSONata template), signed with the Standard Webhooks headers when a
+// secret is set. At-least-once: the event id (and webhook-id) is the same for the same revision,
+// so receivers deduplicate on it.
+
+import { createHmac } from 'node:crypto';
+import { z } from 'zod';
+import { HttpTarget } from '../../delivery/http.js';
+import { WindowLimiter } from '../../delivery/limiter.js';
+import { compileExpr, type CompiledExpr } from '../../ingest/expr.js';
+import type { CommonTargetConfig, DeliveryContext, Target, TargetType } from '../types.js';
+
+const configSchema = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/ }).meta({ description: 'Where to POST the events.' }),
+  secret: z
+    .string()
+    .min(16, { message: 'a signing secret needs at least 16 characters' })
+    .optional()
+    .meta({ description: 'Standard Webhooks secret ("whsec_<base64>" or any string); signs each request.' }),
+  headers: z.record(z.string(), z.string()).optional().meta({ description: 'Extra request headers (e.g. an API key).' }),
+  template: z.string().optional().meta({ description: 'JSONata over {call, event}: the body to send instead of the CloudEvent.' }),
+});
+
+type HttpConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+
+/** The Standard Webhooks signing key: the base64 part of "whsec_...", else the secret's bytes. */
+export function signingKey(secret: string): Buffer {
+  return secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8');
+}
+
+export function sign(secret: string, id: string, timestamp: number, body: string): string {
+  return `v1,${createHmac('sha256', signingKey(secret)).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+}
+
+export function cloudEvent(job: DeliveryContext['job'], now = new Date()): Record<string, unknown> {
+  const c = job.record;
+  return {
+    specversion: '1.0',
+    id: `${c.source}:${c.callId}:${job.rev}`,
+    source: `callrelay/${c.source}`,
+    type: `callrelay.call.${c.status}`,
+    subject: c.callId,
+    time: now.toISOString(),
+    datacontenttype: 'application/json',
+    callrelayrevision: job.rev,
+    data: c,
+  };
+}
+
+class HttpWebhookTarget implements Target {
+  readonly type = 'http';
+  readonly name: string;
+  private readonly http: HttpTarget;
+  private readonly template: CompiledExpr | undefined;
+
+  constructor(private readonly cfg: HttpConfig) {
+    this.name = cfg.name;
+    this.http = new HttpTarget({
+      baseUrl: cfg.url,
+      headers: { 'user-agent': 'callrelay', ...cfg.headers },
+      limiter: new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000),
+      timeoutMs: cfg.timeoutSec * 1000,
+    });
+    this.template = cfg.template ? compileExpr(cfg.template, {}) : undefined;
+  }
+
+  async deliver(ctx: DeliveryContext): Promise<Record<string, unknown>> {
+    const event = cloudEvent(ctx.job);
+    const payload = this.template ? await this.template.evaluate({ call: ctx.job.record, event } as Record<string, unknown>, {}) : event;
+    const body = JSON.stringify(payload);
+    const headers: Record<string, string> = { 'content-type': this.template ? 'application/json' : 'application/cloudevents+json' };
+    if (this.cfg.secret) {
+      const ts = Math.floor(Date.now() / 1000);
+      const id = String(event.id);
+      Object.assign(headers, { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': sign(this.cfg.secret, id, ts, body) });
+    }
+    await this.http.call({ method: 'POST', path: this.cfg.url, headers, body, idempotent: true, what: `posting ${String(event.type)} (revision ${ctx.job.rev})` });
+    return { lastRevision: ctx.job.rev, lastEventId: event.id };
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+}
+
+export const httpTarget: TargetType<HttpConfig> = {
+  type: 'http',
+  configSchema,
+  defaults: { deliverOn: 'change', settleSec: 0, rateLimit: { requests: 50, perSeconds: 1 }, concurrency: 8 },
+  create: (config) => new HttpWebhookTarget(config),
+};

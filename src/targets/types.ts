@@ -1,0 +1,49 @@
+// What a CRM target is: a config schema, default timing and pacing, and a deliver function that
+// brings the CRM's copy of one call up to date with the call record.
+
+import type { z } from 'zod';
+import type { DeliveryJob, RemoteState } from '../store/types.js';
+import type { Logger } from '../telemetry/log.js';
+
+export interface DeliveryContext {
+  job: DeliveryJob;
+  /** Persist progress now (e.g. an id just created), before the next request. */
+  save(remote: RemoteState): Promise<void>;
+  log: Logger;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly type: string;
+  /** Make the CRM reflect `ctx.job.record`; returns what to remember for next time (remote ids). */
+  deliver(ctx: DeliveryContext): Promise<RemoteState>;
+  close(): Promise<void>;
+}
+
+export interface TargetDefaults {
+  deliverOn: 'ended' | 'change';
+  settleSec: number;
+  /** Documented request rate of the CRM: `requests` per `perSeconds`. */
+  rateLimit: { requests: number; perSeconds: number };
+  concurrency: number;
+}
+
+export interface TargetType<C extends { name: string; type: string }> {
+  readonly type: string;
+  /** Type-specific fields; the common ones (name, rateLimit, retry, ...) are added by the registry. */
+  readonly configSchema: z.ZodObject;
+  readonly defaults: TargetDefaults;
+  create(config: C & CommonTargetConfig, deps: { log: Logger }): Target;
+}
+
+export interface CommonTargetConfig {
+  name: string;
+  type: string;
+  deliverOn: 'ended' | 'change';
+  settleSec: number;
+  rateLimit: { requests: number; perSeconds: number };
+  concurrency: number;
+  timeoutSec: number;
+  /** Keep retrying for this long before the dead-letter list. */
+  retryForHours: number;
+}
