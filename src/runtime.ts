@@ -46,6 +46,8 @@ export interface Relay {
 
 export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, opts: { store?: Store; delivery?: EngineOptions } = {}): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg));
+  // One relay process per SQLite file: leases found now were held by a process that is gone.
+  if (store.backend === 'sqlite') await store.releaseDeliveries(null);
   const delivery = new DeliveryEngine(store, createTargets(cfg, log), { log, ...opts.delivery });
   const pipeline = new Pipeline(store, cfg.sources, log, () => delivery.kick());
   let draining = false;

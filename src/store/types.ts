@@ -97,8 +97,9 @@ export interface Store {
   saveRemote(id: number, owner: string, remote: RemoteState): Promise<void>;
   /** End a leased delivery: delivered (due again if the call changed meanwhile), retry later, or dead. */
   finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void>;
-  /** Give up leases (shutdown), so that the work is due again at once. */
-  releaseDeliveries(owner: string): Promise<number>;
+  /** Give up leases (shutdown), so that the work is due again at once; `null`: every lease (a
+   * single-instance store at start: whoever held them is gone). */
+  releaseDeliveries(owner: string | null): Promise<number>;
   listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]>;
   getDelivery(id: number): Promise<DeliveryRow | undefined>;
   /** Make dead deliveries due again (all of them, or these ids); returns how many. */

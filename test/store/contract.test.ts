@@ -11,11 +11,17 @@ import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
 import type { NewInbox, Store } from '../../src/store/types.js';
+import type { Routing } from '../../src/delivery/routes.js';
 import { tempDir } from '../support.js';
 
+const routing: Routing = {
+  targets: { crm: { deliverOn: 'ended', settleSec: 0 }, slow: { deliverOn: 'ended', settleSec: 3600 } },
+  routes: [{ targets: ['crm'] }, { sources: ['late'], targets: ['slow'] }],
+};
+
 const backends: [string, (path: string) => Promise<Store>][] = [
-  ['sqlite', async (p) => new SqliteStore(p)],
-  ['sqlite on its own thread', (p) => ThreadedSqliteStore.open({ path: p })],
+  ['sqlite', async (p) => new SqliteStore(p, { routing })],
+  ['sqlite on its own thread', (p) => ThreadedSqliteStore.open({ path: p, routing })],
 ];
 
 let t = Date.parse('2026-03-01T10:00:00Z');
@@ -142,6 +148,73 @@ describe.each(backends)('store contract: %s', (_name, open) => {
     expect(await store.listCalls({ limit: 1 })).toHaveLength(1);
     expect((await store.getCalls('y', 'other')).map((c) => c.record.source)).toEqual(['other']);
     expect(await store.getCalls('y', '3cx')).toEqual([]);
+  });
+
+  it('makes a changed call due for its routed targets, once per target, coalescing changes', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(ring('d1', '800')))]);
+    await store.applyPending(100);
+    expect(await store.listDeliveries({ limit: 10 })).toEqual([]); // not ended: nothing due yet
+    await store.insertInbox([item(mapped(end('d1')))]);
+    await store.applyPending(100);
+    const [d] = await store.listDeliveries({ limit: 10 });
+    expect(d).toMatchObject({ target: 'crm', source: '3cx', callId: 'd1', state: 'due', wantRev: 2, doneRev: 0, attempts: 0 });
+
+    // Leased work is invisible to other claimants until finished or released.
+    const [job] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    expect(job).toMatchObject({ id: d!.id, target: 'crm', callId: 'd1', rev: 2, remote: {} });
+    expect(job!.record).toMatchObject({ callId: 'd1', status: 'ended' });
+    expect(await store.claimDeliveries({ limit: 10, owner: 'b', leaseMs: 60_000 })).toEqual([]);
+    await store.saveRemote(job!.id, 'a', { objectId: '42' });
+    await expect(store.saveRemote(job!.id, 'b', {})).rejects.toThrow(/not leased to b/);
+
+    // The call changes while it is being delivered: done with rev 2, but due again for rev 3.
+    await store.insertInbox([item(mapped({ type: 'recording', callId: 'd1', legId: 'd1-1', recordings: ['https://x/1.mp3'] }))]);
+    await store.applyPending(100);
+    await store.finishDelivery(job!.id, 'a', { ok: true, rev: 2, remote: { objectId: '42' } });
+    expect(await store.getDelivery(job!.id)).toMatchObject({ state: 'due', doneRev: 2, wantRev: 3, remote: { objectId: '42' } });
+    const [again] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    expect(again).toMatchObject({ rev: 3, remote: { objectId: '42' } });
+    await store.finishDelivery(again!.id, 'a', { ok: true, rev: 3, remote: { objectId: '42' } });
+    expect(await store.getDelivery(job!.id)).toMatchObject({ state: 'done', doneRev: 3 });
+  });
+
+  it('retries later, dead-letters, and re-arms on request', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(end('r1')))]);
+    await store.applyPending(100);
+    const [job] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    await store.finishDelivery(job!.id, 'a', { ok: false, dead: false, retryAt: later, error: '429 slow down' });
+    expect(await store.getDelivery(job!.id)).toMatchObject({ state: 'due', attempts: 1, dueAt: later, lastError: '429 slow down' });
+    expect(await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 })).toEqual([]); // not due before retryAt
+    await store.finishDelivery(job!.id, 'a', { ok: false, dead: true, error: 'x' }).catch((e: Error) => expect(e.message).toMatch(/not leased/));
+    expect(await store.retryDeliveries('dead')).toBe(0);
+
+    await store.insertInbox([item(mapped(end('r2')))]);
+    await store.applyPending(100);
+    const jobs = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    const r2 = jobs.find((j) => j.callId === 'r2')!;
+    await store.finishDelivery(r2.id, 'a', { ok: false, dead: true, error: '400 bad' });
+    expect(await store.listDeliveries({ state: 'dead', limit: 10 })).toMatchObject([{ callId: 'r2', lastError: '400 bad', attempts: 1 }]);
+    expect(await store.retryDeliveries([r2.id])).toBe(1);
+    expect(await store.getDelivery(r2.id)).toMatchObject({ state: 'due', attempts: 0 });
+  });
+
+  it('holds settle windows and gives leases back', async () => {
+    const { store } = await fresh();
+    // The window counts from the end of the call, which is now.
+    await store.insertInbox([item(mapped(end('s1', { endedAt: new Date().toISOString() })), '{}', 'late')]);
+    await store.applyPending(100);
+    const rows = await store.listDeliveries({ limit: 10 });
+    expect(rows.map((r) => r.target).sort()).toEqual(['crm', 'slow']);
+    const slow = rows.find((r) => r.target === 'slow')!;
+    expect(Date.parse(slow.dueAt) - Date.now()).toBeGreaterThan(3500_000);
+    const jobs = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    expect(jobs.map((j) => j.target)).toEqual(['crm']);
+    expect(await store.releaseDeliveries('a')).toBe(1);
+    expect((await store.claimDeliveries({ limit: 10, owner: 'b', leaseMs: 60_000 })).map((j) => j.target)).toEqual(['crm']);
+    expect(await store.releaseDeliveries(null)).toBe(1);
   });
 
   it('survives a reopen: migrations run once, data stays', async () => {

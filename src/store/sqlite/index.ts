@@ -139,7 +139,7 @@ export class SqliteStore implements Store {
          WHERE id = @id AND lease_owner = @owner`,
       ),
       goneCall: db.prepare(`UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`),
-      release: db.prepare(`UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?`),
+      release: db.prepare(`UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner OR (@owner IS NULL AND lease_owner IS NOT NULL)`),
       getDelivery: db.prepare(`SELECT * FROM deliveries WHERE id = ?`),
       deleteCall: db.prepare(`DELETE FROM calls WHERE source = ? AND call_id = ?`),
       markApplied: db.prepare(`UPDATE inbox SET state = 'applied', applied_at = ? WHERE id = ?`),
@@ -310,8 +310,8 @@ export class SqliteStore implements Store {
     if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
   }
 
-  async releaseDeliveries(owner: string): Promise<number> {
-    return this.stmts.release.run(owner).changes;
+  async releaseDeliveries(owner: string | null): Promise<number> {
+    return this.stmts.release.run({ owner }).changes;
   }
 
   async listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]> {

@@ -131,7 +131,7 @@ export class ThreadedSqliteStore implements Store {
   finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void> {
     return this.call('finishDelivery', id, owner, outcome);
   }
-  releaseDeliveries(owner: string): Promise<number> {
+  releaseDeliveries(owner: string | null): Promise<number> {
     return this.call('releaseDeliveries', owner);
   }
   listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]> {
