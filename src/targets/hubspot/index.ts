@@ -1,0 +1,286 @@
+// HubSpot target: one call engagement per call, created when the call ends and PATCHed when the
+// recording or the AI summary arrives; contact found by phone (verified, cached), owner from the
+// agent mapping, optional follow-up task for missed calls. Facts: docs/crm-apis.md section A.
+//
+// Ambiguous creates (the connection dropped after the request was sent): before creating, the
+// delivery row records an intent with a token that also goes into hs_call_external_id. If the
+// answer is lost, the next attempt waits until HubSpot's search has caught up (it is eventually
+// consistent), searches for the token, and adopts the call it finds instead of creating another.
+
+import { parsePhoneNumberFromString } from 'libphonenumber-js';
+import { z } from 'zod';
+import { DeliveryError } from '../../delivery/errors.js';
+import { HttpTarget, type HttpAnswer } from '../../delivery/http.js';
+import { WindowLimiter } from '../../delivery/limiter.js';
+import type { CallRecord } from '../../calls/model.js';
+import type { CommonTargetConfig, DeliveryContext, Target, TargetType } from '../types.js';
+import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
+
+const Guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'expected a call outcome GUID' });
+
+const configSchema = z.strictObject({
+  type: z.literal('hubspot'),
+  token: z.string().min(10).meta({ description: 'Private app access token (scopes: see README). Use ${ENV_VAR}.' }),
+  baseUrl: z.url().default('https://api.hubapi.com').meta({ description: 'Override for proxies, sandboxes and tests.' }),
+  agents: z
+    .record(z.string(), z.string())
+    .default({})
+    .meta({ description: 'Extension -> HubSpot owner: a user\'s email (looked up via the owners API) or a numeric owner id.' }),
+  dispositions: z
+    .strictObject({ answered: Guid.optional(), missed: Guid.optional(), busy: Guid.optional(), failed: Guid.optional() })
+    .default({})
+    .meta({ description: 'Outcome -> hs_call_disposition GUID (defaults: Connected, No answer, Busy, No answer).' }),
+  createContacts: z.boolean().default(false).meta({ description: 'Create a contact for callers no contact has the number of.' }),
+  missedCallTask: z.boolean().default(false).meta({ description: 'Also create a follow-up task for the agent of a missed inbound call.' }),
+  searchRateLimit: z
+    .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
+    .default({ requests: 5, perSeconds: 1 })
+    .meta({ description: 'CRM search limit (HubSpot: 5 per second).' }),
+  cacheSec: z.number().min(0).default(600).meta({ description: 'How long contact and owner lookups are remembered (misses: a fifth of it).' }),
+  searchLagSec: z.number().min(0).default(30).meta({ description: 'How long HubSpot search may lag behind a create (used after an ambiguous create).' }),
+});
+
+type HubspotConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+
+interface Remote {
+  callObjectId?: string;
+  contactId?: string | null;
+  taskId?: string;
+  pendingCreate?: { token: string; at: string };
+  [k: string]: unknown;
+}
+
+interface SearchResult {
+  total?: number;
+  results?: { id: string; properties: Record<string, string | null> }[];
+}
+
+const digits = (s: string | null | undefined): string => (s ?? '').replace(/\D/g, '');
+
+class Cache<V> {
+  private readonly m = new Map<string, { v: V; until: number }>();
+  constructor(private readonly ttlMs: number) {}
+  get(k: string): { v: V } | undefined {
+    const e = this.m.get(k);
+    if (!e || e.until < Date.now()) return undefined;
+    return { v: e.v };
+  }
+  set(k: string, v: V, ttlMs = this.ttlMs): void {
+    if (this.m.size > 10_000) this.m.clear();
+    this.m.set(k, { v, until: Date.now() + ttlMs });
+  }
+}
+
+class HubspotTarget implements Target {
+  readonly type = 'hubspot';
+  readonly name: string;
+  private readonly http: HttpTarget;
+  private readonly limiter: WindowLimiter;
+  private readonly searchLimiter: WindowLimiter;
+  private readonly contacts: Cache<string | null>;
+  private readonly owners: Cache<string | null>;
+
+  constructor(private readonly cfg: HubspotConfig) {
+    this.name = cfg.name;
+    this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
+    this.searchLimiter = new WindowLimiter(cfg.searchRateLimit.requests, cfg.searchRateLimit.perSeconds * 1000);
+    this.contacts = new Cache(cfg.cacheSec * 1000);
+    this.owners = new Cache(cfg.cacheSec * 1000);
+    this.http = new HttpTarget({
+      baseUrl: cfg.baseUrl,
+      headers: { authorization: `Bearer ${cfg.token}`, accept: 'application/json', 'user-agent': 'callrelay' },
+      limiter: this.limiter,
+      timeoutMs: cfg.timeoutSec * 1000,
+      policy: {
+        // 423: too much data too fast (wait 2 s); 477: portal migrating (Retry-After).
+        statuses: { 423: 'retry', 477: 'retry' },
+        pause: (status, _h, body) => {
+          if (status === 423) return 2000;
+          const b = (body ?? {}) as { policyName?: string; message?: string };
+          if (b.policyName === 'TEN_SECONDLY_ROLLING') return 10_000;
+          if (b.policyName === 'DAILY') return 3_600_000;
+          if (/secondly/i.test(b.message ?? '')) return 1000;
+          return undefined;
+        },
+      },
+      errorText: (body) => {
+        if (body && typeof body === 'object') {
+          const b = body as { message?: string; category?: string };
+          return [b.category, b.message].filter(Boolean).join(': ') || undefined;
+        }
+        return typeof body === 'string' ? body.slice(0, 300) : undefined;
+      },
+      onAnswer: (a) => this.watchLimits(a),
+    });
+  }
+
+  /** HubSpot tells how much of the 10-second window is left: hold off before it says 429. */
+  private watchLimits(a: HttpAnswer): void {
+    if (a.headers['x-hubspot-ratelimit-remaining'] === '0') this.limiter.pause(Number(a.headers['x-hubspot-ratelimit-interval-milliseconds']) || 10_000);
+  }
+
+  async deliver(ctx: DeliveryContext): Promise<Remote> {
+    const c = ctx.job.record;
+    const remote: Remote = { ...(ctx.job.remote as Remote) };
+    const ownerId = await this.owner(c.agent);
+    if (remote.contactId === undefined) remote.contactId = (await this.contact(c)) ?? null;
+    const properties = callProperties(c, {
+      ownerId,
+      dispositions: { ...DEFAULT_DISPOSITIONS, ...this.cfg.dispositions },
+      didE164: c.did ? parsePhoneNumberFromString(c.did.replace(/^DID-/i, '+'))?.number : undefined,
+    });
+
+    if (remote.callObjectId) {
+      await this.http.call({ method: 'PATCH', path: `/crm/v3/objects/calls/${remote.callObjectId}`, json: { properties }, idempotent: true, what: `updating call ${remote.callObjectId}` });
+    } else {
+      remote.callObjectId = await this.createCall(ctx, remote, c, properties);
+    }
+
+    if (this.cfg.missedCallTask && c.status === 'ended' && c.direction === 'inbound' && c.outcome !== 'answered' && !remote.taskId) {
+      remote.taskId = await this.createTask(c, remote.contactId ?? undefined, ownerId);
+      await ctx.save(remote);
+    }
+    return remote;
+  }
+
+  private async createCall(ctx: DeliveryContext, remote: Remote, c: CallRecord, properties: Record<string, string>): Promise<string> {
+    const token = remote.pendingCreate?.token ?? `callrelay:${c.source}:${c.callId}`;
+    if (remote.pendingCreate) {
+      // A create's answer was lost. Let search catch up, then look before creating again.
+      const waited = Date.now() - Date.parse(remote.pendingCreate.at);
+      const lag = this.cfg.searchLagSec * 1000;
+      if (waited < lag) {
+        throw new DeliveryError(`waiting ${Math.ceil((lag - waited) / 1000)} s for HubSpot search before checking whether the lost create of ${token} went through`, { retryable: true, retryAfterMs: lag - waited });
+      }
+      const found = await this.search('calls', [{ propertyName: 'hs_call_external_id', operator: 'EQ', value: token }], ['hs_call_external_id']);
+      const id = found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
+      if (id) {
+        delete remote.pendingCreate;
+        remote.callObjectId = id;
+        await ctx.save(remote);
+        // Bring the adopted object up to date: it may predate this revision.
+        await this.http.call({ method: 'PATCH', path: `/crm/v3/objects/calls/${id}`, json: { properties }, idempotent: true, what: `updating call ${id}` });
+        return id;
+      }
+    }
+    remote.pendingCreate = { token, at: new Date().toISOString() };
+    await ctx.save(remote);
+    const associations = remote.contactId
+      ? [{ to: { id: remote.contactId }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }] }]
+      : [];
+    let res: HttpAnswer;
+    try {
+      res = await this.http.call({
+        method: 'POST',
+        path: '/crm/v3/objects/calls',
+        json: { properties: { ...properties, hs_call_external_id: token }, associations },
+        idempotent: false,
+        what: 'creating the call engagement',
+      });
+    } catch (err) {
+      // Refused outright (4xx, 429): nothing was created, so the next attempt need not search.
+      if (err instanceof DeliveryError && !err.ambiguous && err.status !== undefined && err.status < 500) {
+        delete remote.pendingCreate;
+        await ctx.save(remote);
+      }
+      throw err;
+    }
+    const id = String((res.body as { id?: string }).id ?? '');
+    if (!id) throw new DeliveryError('creating the call engagement: HubSpot answered without an id', { retryable: true });
+    delete remote.pendingCreate;
+    remote.callObjectId = id;
+    await ctx.save(remote);
+    return id;
+  }
+
+  private async createTask(c: CallRecord, contactId: string | undefined, ownerId: string | undefined): Promise<string> {
+    const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
+    const properties: Record<string, string> = {
+      hs_timestamp: c.endedAt ?? c.startedAt,
+      hs_task_subject: `Call back ${who}`,
+      hs_task_body: `Missed ${c.direction ?? ''} call from ${who} at ${c.startedAt} (callrelay ${c.source}/${c.callId}).`,
+      hs_task_status: 'NOT_STARTED',
+      hs_task_priority: 'HIGH',
+      hs_task_type: 'CALL',
+    };
+    if (ownerId) properties.hubspot_owner_id = ownerId;
+    const associations = contactId ? [{ to: { id: contactId }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }] }] : [];
+    const res = await this.http.call({ method: 'POST', path: '/crm/v3/objects/tasks', json: { properties, associations }, idempotent: false, what: 'creating the follow-up task' });
+    return String((res.body as { id?: string }).id);
+  }
+
+  private search(object: string, filters: Record<string, string>[] | Record<string, string>[][], properties: string[]): Promise<SearchResult> {
+    const groups = Array.isArray(filters[0]) ? (filters as Record<string, string>[][]) : [filters as Record<string, string>[]];
+    return this.http
+      .call({
+        method: 'POST',
+        path: `/crm/v3/objects/${object}/search`,
+        json: { filterGroups: groups.map((f) => ({ filters: f })), properties, sorts: [{ propertyName: object === 'contacts' ? 'lastmodifieddate' : 'hs_lastmodifieddate', direction: 'DESCENDING' }], limit: 10 },
+        idempotent: true,
+        limiter: this.searchLimiter,
+        what: `searching ${object}`,
+      })
+      .then((r) => r.body as SearchResult);
+  }
+
+  /** The contact with this number: searched on the calculated phone properties, digits verified here. */
+  private async contact(c: CallRecord): Promise<string | undefined> {
+    const e164 = c.externalE164;
+    if (!e164) return undefined;
+    const hit = this.contacts.get(e164);
+    if (hit) return hit.v ?? undefined;
+    const national = parsePhoneNumberFromString(e164)?.nationalNumber ?? digits(e164);
+    const found = await this.search(
+      'contacts',
+      [
+        [{ propertyName: 'hs_searchable_calculated_phone_number', operator: 'EQ', value: national }],
+        [{ propertyName: 'hs_searchable_calculated_mobile_number', operator: 'EQ', value: national }],
+        [{ propertyName: 'phone', operator: 'EQ', value: e164 }],
+        [{ propertyName: 'mobilephone', operator: 'EQ', value: e164 }],
+      ],
+      ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
+    );
+    // Search is fuzzy about formats: keep only contacts whose stored number really is this one.
+    const same = (n: string | null | undefined): boolean => {
+      const d = digits(n);
+      return d.length >= 6 && (d === digits(e164) || d.endsWith(national));
+    };
+    let id = found.results?.find((r) => same(r.properties.phone) || same(r.properties.mobilephone))?.id;
+    if (!id && this.cfg.createContacts) {
+      const res = await this.http.call({
+        method: 'POST',
+        path: '/crm/v3/objects/contacts',
+        json: { properties: { phone: e164, firstname: 'Caller', lastname: e164 }, associations: [] },
+        idempotent: false,
+        what: 'creating a contact for an unknown caller',
+      });
+      id = String((res.body as { id?: string }).id);
+    }
+    this.contacts.set(e164, id ?? null, id ? undefined : (this.cfg.cacheSec * 1000) / 5);
+    return id;
+  }
+
+  /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
+  private async owner(agent: string | null): Promise<string | undefined> {
+    const mapped = agent ? this.cfg.agents[agent] : undefined;
+    if (!mapped) return undefined;
+    if (/^\d+$/.test(mapped)) return mapped;
+    const hit = this.owners.get(mapped);
+    if (hit) return hit.v ?? undefined;
+    const res = await this.http.call({ method: 'GET', path: `/crm/v3/owners?email=${encodeURIComponent(mapped)}&limit=1`, idempotent: true, what: `looking up the owner ${mapped}` });
+    const id = (res.body as { results?: { id: string }[] }).results?.[0]?.id;
+    this.owners.set(mapped, id ?? null);
+    return id;
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+}
+
+export const hubspotTarget: TargetType<HubspotConfig> = {
+  type: 'hubspot',
+  configSchema,
+  defaults: { deliverOn: 'ended', settleSec: 0, rateLimit: { requests: 100, perSeconds: 10 }, concurrency: 4 },
+  create: (config) => new HubspotTarget(config),
+};
