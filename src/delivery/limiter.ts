@@ -6,11 +6,20 @@ export class WindowLimiter {
   private blockedUntil = 0;
   private chain: Promise<void> = Promise.resolve();
 
+  private readonly spanMs: number;
+
+  /**
+   * `marginMs` widens the window a little: requests leave here but are counted where they arrive,
+   * and transit time varies, so a window kept to the millisecond could look one over over there.
+   */
   constructor(
     readonly limit: number,
     readonly windowMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+    marginMs = Math.min(250, windowMs * 0.05),
+  ) {
+    this.spanMs = windowMs + marginMs;
+  }
 
   /** Resolves when one more request fits in the window; callers are served in order. */
   acquire(): Promise<void> {
@@ -27,8 +36,8 @@ export class WindowLimiter {
   private async waitForSlot(): Promise<void> {
     for (;;) {
       const now = this.now();
-      while (this.stamps.length && this.stamps[0]! <= now - this.windowMs) this.stamps.shift();
-      const wait = Math.max(this.blockedUntil - now, this.stamps.length >= this.limit ? this.stamps[0]! + this.windowMs - now : 0);
+      while (this.stamps.length && this.stamps[0]! <= now - this.spanMs) this.stamps.shift();
+      const wait = Math.max(this.blockedUntil - now, this.stamps.length >= this.limit ? this.stamps[0]! + this.spanMs - now : 0);
       if (wait <= 0) {
         this.stamps.push(now);
         return;

@@ -35,7 +35,7 @@ describe('retry policy', () => {
 describe('pacing', () => {
   it('lets at most `limit` requests through per window, in order', async () => {
     let now = 0;
-    const l = new WindowLimiter(3, 1000, () => now);
+    const l = new WindowLimiter(3, 1000, () => now, 0);
     const order: number[] = [];
     const all = [0, 1, 2, 3, 4].map((i) => l.acquire().then(() => order.push(i)));
     await new Promise((r) => setTimeout(r, 10));
@@ -47,7 +47,7 @@ describe('pacing', () => {
 
   it('holds everyone after a pause', async () => {
     let now = 0;
-    const l = new WindowLimiter(100, 1000, () => now);
+    const l = new WindowLimiter(100, 1000, () => now, 0);
     l.pause(500);
     let passed = false;
     const p = l.acquire().then(() => (passed = true));
@@ -56,6 +56,19 @@ describe('pacing', () => {
     now = 500;
     await p;
     expect(passed).toBe(true);
+  });
+
+  it('keeps a safety margin on the window', async () => {
+    let now = 0;
+    const l = new WindowLimiter(1, 1000, () => now, 50);
+    await l.acquire();
+    let passed = false;
+    const p = l.acquire().then(() => (passed = true));
+    now = 1000;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(passed).toBe(false);
+    now = 1050;
+    await p;
   });
 });
 
