@@ -26,10 +26,11 @@ export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'file' | 
 }
 
 /** The configured targets, ready to deliver. */
-export function createTargets(cfg: Pick<RelayConfig, 'targets'>, log: Logger): Map<string, EngineTarget> {
+export function createTargets(cfg: Pick<RelayConfig, 'targets' | 'sources'>, log: Logger): Map<string, EngineTarget> {
+  const recordings = Object.fromEntries(cfg.sources.map((s) => [s.name, s.recordings]));
   return new Map(
     cfg.targets.map((t) => {
-      const target = targetType(t.type)!.create(t as never, { log });
+      const target = targetType(t.type)!.create(t as never, { log, recordings });
       return [t.name, { target, concurrency: t.concurrency, retryForMs: t.retryForHours * 3600_000 }];
     }),
   );

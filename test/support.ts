@@ -30,7 +30,7 @@ export function goldenCases(): { adapter: string; file: string; flow: Flow }[] {
 
 export const TOKENS = { admin: 'test-admin-token-123', threecx: 'test-3cx-token-456', callerdesk: 'test-cd-token-789' };
 
-export function writeRelayYaml(dir: string, extra: { port?: number; bodyLimit?: string; adapters?: string; more?: string } = {}): string {
+export function writeRelayYaml(dir: string, extra: { port?: number; bodyLimit?: string; adapters?: string; more?: string; threecx?: string } = {}): string {
   const file = join(dir, 'relay.yaml');
   writeFileSync(
     file,
@@ -51,7 +51,7 @@ sources:
     token: ${TOKENS.threecx}
     timezone: Europe/Prague
     defaultCountry: CZ
-  - name: callerdesk
+${extra.threecx ?? ''}  - name: callerdesk
     adapter: callerdesk
     token: ${TOKENS.callerdesk}
 ${extra.more ?? ''}`,

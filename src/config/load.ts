@@ -19,6 +19,7 @@ export const BUNDLED_ADAPTERS = fileURLToPath(new URL('../../adapters', import.m
 export interface ResolvedSource extends SourceSettings {
   token: string;
   adapter: LoadedAdapter;
+  recordings: { allowHosts: string[]; bearer?: string; basic?: { user: string; password: string }; maxMB: number };
 }
 
 export interface RelayConfig {
@@ -80,6 +81,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
       name: s.name,
       token: s.token,
       adapter,
+      recordings: s.recordings,
       timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
       defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as CountryCode | undefined,
     });

@@ -45,6 +45,15 @@ export const SourceConfig = z
     token: Token.meta({ description: 'Accepted in the path (/hooks/<name>/<token>), as Authorization: Bearer, or as ?token=.' }),
     timezone: TimeZone.optional().meta({ description: "The provider's local time zone (default: the adapter's, else UTC)." }),
     defaultCountry: Country.optional().meta({ description: 'Country for numbers sent without a country code (default: the adapter\'s).' }),
+    recordings: z
+      .strictObject({
+        allowHosts: z.array(z.string().min(1)).default([]).meta({ description: 'Hosts recordings may be fetched from (for targets that upload them); none: never fetch.' }),
+        bearer: z.string().optional().meta({ description: 'Authorization: Bearer for the PBX, if its recording URLs need it.' }),
+        basic: z.strictObject({ user: z.string(), password: z.string() }).optional().meta({ description: 'HTTP Basic credentials for the PBX.' }),
+        maxMB: z.number().positive().default(50).meta({ description: 'Larger recordings are not fetched (the URL still goes to the CRM).' }),
+      })
+      .prefault({})
+      .meta({ description: 'Fetching this source\'s recordings (Pipedrive uploads the audio).' }),
   })
   .meta({ description: 'A telephony system that posts webhooks to the relay.' });
 

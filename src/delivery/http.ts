@@ -2,6 +2,7 @@
 // classified by policy (ok / retry when / dead), a few quick retries (p-retry) where repeating is
 // safe, and errors that say what was being done and what the CRM said, never the credentials.
 
+import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
 import { DeliveryError } from './errors.js';
@@ -15,6 +16,8 @@ export interface HttpCall {
   headers?: Record<string, string>;
   json?: unknown;
   body?: string | Buffer;
+  /** A body made afresh for every try (uploads: a retry fetches the recording again). */
+  stream?: () => Promise<AsyncIterable<Uint8Array>>;
   /** Safe to send twice: reads, PATCHes of the same values, webhooks carrying an id. */
   idempotent: boolean;
   /** What this request does, for messages: "creating the call engagement". */
@@ -81,7 +84,8 @@ export class HttpTarget {
     await (c.limiter ?? this.o.limiter).acquire();
     const url = /^https?:\/\//.test(c.path) ? c.path : `${this.o.baseUrl.replace(/\/+$/, '')}${c.path}`;
     const headers: Record<string, string> = { ...this.o.headers, ...c.headers };
-    let body = c.body;
+    let body: string | Buffer | Readable | undefined = c.body;
+    if (c.stream) body = Readable.from(await c.stream());
     if (c.json !== undefined) {
       body = JSON.stringify(c.json);
       headers['content-type'] ??= 'application/json';

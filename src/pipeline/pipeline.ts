@@ -38,7 +38,7 @@ export class Pipeline {
 
   constructor(
     readonly store: Store,
-    sources: ResolvedSource[],
+    sources: Pick<ResolvedSource, 'name' | 'token' | 'adapter' | 'timezone' | 'defaultCountry'>[],
     private readonly log: Logger = silentLogger,
     /** Called after folds committed: calls changed, deliveries may be due. */
     private readonly onFolded: () => void = () => {},

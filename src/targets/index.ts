@@ -4,9 +4,10 @@
 import { z } from 'zod';
 import { httpTarget } from './http/index.js';
 import { hubspotTarget } from './hubspot/index.js';
+import { pipedriveTarget } from './pipedrive/index.js';
 import type { TargetType } from './types.js';
 
-export const TARGET_TYPES: TargetType<never>[] = [hubspotTarget, httpTarget] as TargetType<never>[];
+export const TARGET_TYPES: TargetType<never>[] = [hubspotTarget, pipedriveTarget, httpTarget] as TargetType<never>[];
 
 const Common = {
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: 'lower-case letters, digits, - and _' }),

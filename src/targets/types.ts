@@ -33,7 +33,21 @@ export interface TargetType<C extends { name: string; type: string }> {
   /** Type-specific fields; the common ones (name, rateLimit, retry, ...) are added by the registry. */
   readonly configSchema: z.ZodObject;
   readonly defaults: TargetDefaults;
-  create(config: C & CommonTargetConfig, deps: { log: Logger }): Target;
+  create(config: C & CommonTargetConfig, deps: TargetDeps): Target;
+}
+
+/** How to fetch a source's recordings (hosts allowed, credentials, size cap). */
+export interface RecordingAccess {
+  allowHosts: string[];
+  bearer?: string;
+  basic?: { user: string; password: string };
+  maxMB: number;
+}
+
+export interface TargetDeps {
+  log: Logger;
+  /** Per source name: how its recordings may be fetched. */
+  recordings: Record<string, RecordingAccess>;
 }
 
 export interface CommonTargetConfig {

@@ -14,6 +14,7 @@ import { HttpTarget, type HttpAnswer } from '../../delivery/http.js';
 import { WindowLimiter } from '../../delivery/limiter.js';
 import type { CallRecord } from '../../calls/model.js';
 import type { CommonTargetConfig, DeliveryContext, Target, TargetType } from '../types.js';
+import { Cache, sameNumber } from '../lookup.js';
 import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
 
 const Guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'expected a call outcome GUID' });
@@ -53,22 +54,6 @@ interface Remote {
 interface SearchResult {
   total?: number;
   results?: { id: string; properties: Record<string, string | null> }[];
-}
-
-const digits = (s: string | null | undefined): string => (s ?? '').replace(/\D/g, '');
-
-class Cache<V> {
-  private readonly m = new Map<string, { v: V; until: number }>();
-  constructor(private readonly ttlMs: number) {}
-  get(k: string): { v: V } | undefined {
-    const e = this.m.get(k);
-    if (!e || e.until < Date.now()) return undefined;
-    return { v: e.v };
-  }
-  set(k: string, v: V, ttlMs = this.ttlMs): void {
-    if (this.m.size > 10_000) this.m.clear();
-    this.m.set(k, { v, until: Date.now() + ttlMs });
-  }
 }
 
 class HubspotTarget implements Target {
@@ -229,7 +214,7 @@ class HubspotTarget implements Target {
     if (!e164) return undefined;
     const hit = this.contacts.get(e164);
     if (hit) return hit.v ?? undefined;
-    const national = parsePhoneNumberFromString(e164)?.nationalNumber ?? digits(e164);
+    const national = parsePhoneNumberFromString(e164)?.nationalNumber ?? e164.replace(/\D/g, '');
     const found = await this.search(
       'contacts',
       [
@@ -241,11 +226,7 @@ class HubspotTarget implements Target {
       ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
     );
     // Search is fuzzy about formats: keep only contacts whose stored number really is this one.
-    const same = (n: string | null | undefined): boolean => {
-      const d = digits(n);
-      return d.length >= 6 && (d === digits(e164) || d.endsWith(national));
-    };
-    let id = found.results?.find((r) => same(r.properties.phone) || same(r.properties.mobilephone))?.id;
+    let id = found.results?.find((r) => sameNumber(r.properties.phone, e164) || sameNumber(r.properties.mobilephone, e164))?.id;
     if (!id && this.cfg.createContacts) {
       const res = await this.http.call({
         method: 'POST',

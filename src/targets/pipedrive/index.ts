@@ -1,0 +1,299 @@
+// Pipedrive target. Call logs cannot be updated, so the relay waits a settle window after the call
+// ends (recording and AI summary usually arrive by then) and creates one call log: outcome,
+// numbers, UTC times, duration, subject, HTML note, the person found by phone, the agent's user.
+// The recording is fetched from the PBX and uploaded to the call log. What arrives after the log
+// exists goes into a note on the same person (a late first recording is still uploaded).
+// Facts: docs/crm-apis.md section B.
+//
+// Ambiguous creates: the note carries the marker "callrelay <source>/<callId>". If a create's
+// answer is lost, the next attempt lists the token user's recent call logs for that marker
+// before creating again.
+
+import { randomBytes } from 'node:crypto';
+import { parsePhoneNumberFromString } from 'libphonenumber-js';
+import { z } from 'zod';
+import type { CallRecord, Outcome } from '../../calls/model.js';
+import { DeliveryError } from '../../delivery/errors.js';
+import { HttpTarget, type HttpAnswer } from '../../delivery/http.js';
+import { WindowLimiter } from '../../delivery/limiter.js';
+import { allowedRecordingUrl, fetchRecording } from '../../delivery/recordings.js';
+import { Cache, sameNumber } from '../lookup.js';
+import { callBody, callTitle, esc, marker } from '../summary.js';
+import type { CommonTargetConfig, DeliveryContext, RecordingAccess, Target, TargetDeps, TargetType } from '../types.js';
+
+const OUTCOMES = ['connected', 'no_answer', 'left_message', 'left_voicemail', 'wrong_number', 'busy'] as const;
+
+const configSchema = z.strictObject({
+  type: z.literal('pipedrive'),
+  token: z.string().min(10).meta({ description: 'Pipedrive API token (Settings > Personal preferences > API). Use ${ENV_VAR}.' }),
+  baseUrl: z.url().default('https://api.pipedrive.com').meta({ description: 'Or https://<company>.pipedrive.com; overridable for tests.' }),
+  agents: z.record(z.string(), z.string()).default({}).meta({ description: 'Extension -> Pipedrive user: email (looked up) or numeric user id.' }),
+  outcomes: z
+    .strictObject({ answered: z.enum(OUTCOMES).optional(), missed: z.enum(OUTCOMES).optional(), busy: z.enum(OUTCOMES).optional(), failed: z.enum(OUTCOMES).optional() })
+    .default({})
+    .meta({ description: 'Call outcome -> Pipedrive outcome (defaults: connected, no_answer, busy, no_answer).' }),
+  missedCallActivity: z.boolean().default(false).meta({ description: 'Also create a follow-up call activity for a missed inbound call.' }),
+  uploadRecordings: z.boolean().default(true).meta({ description: "Upload the recording (from hosts the source's recordings.allowHosts lists)." }),
+  searchRateLimit: z
+    .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
+    .default({ requests: 10, perSeconds: 2 }),
+  cacheSec: z.number().min(0).default(600),
+});
+
+type PipedriveConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+
+const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = { answered: 'connected', missed: 'no_answer', busy: 'busy', failed: 'no_answer' };
+
+interface Remote {
+  callLogId?: string;
+  personId?: number | null;
+  activityId?: number;
+  /** The recording attached to the call log as audio. */
+  uploaded?: string;
+  /** Recording URLs already in the call log's note or a later note. */
+  mentioned?: string[];
+  /** Whether the AI summary is in the call log's note or a later note. */
+  aiNoted?: boolean;
+  pendingCreate?: { at: string };
+  [k: string]: unknown;
+}
+
+/** Pipedrive wants UTC as "YYYY-MM-DD HH:MM:SS". */
+export const pdTime = (iso: string): string => iso.slice(0, 19).replace('T', ' ');
+
+export function callLogBody(c: CallRecord, o: { userId?: number; personId?: number; outcomes: Record<Outcome, string> }): Record<string, unknown> {
+  const external = c.externalE164 ?? c.externalNumber ?? '';
+  const company = c.did ?? c.agent ?? '';
+  const start = c.startedAt;
+  const end = c.endedAt ?? new Date(Date.parse(start) + (c.durationSec ?? 0) * 1000).toISOString();
+  const body: Record<string, unknown> = {
+    outcome: o.outcomes[c.outcome ?? 'missed'],
+    to_phone_number: (c.direction === 'outbound' ? external : company) || 'unknown',
+    from_phone_number: (c.direction === 'outbound' ? company : external) || undefined,
+    start_time: pdTime(start),
+    end_time: pdTime(end < start ? start : end),
+    duration: String(Math.round(c.durationSec ?? 0)),
+    subject: callTitle(c),
+    note: callBody(c, c.recordings),
+  };
+  if (o.userId !== undefined) body.user_id = o.userId;
+  if (o.personId !== undefined) body.person_id = o.personId;
+  return body;
+}
+
+class PipedriveTarget implements Target {
+  readonly type = 'pipedrive';
+  readonly name: string;
+  private readonly http: HttpTarget;
+  private readonly limiter: WindowLimiter;
+  private readonly searchLimiter: WindowLimiter;
+  private readonly persons: Cache<number | null>;
+  private readonly users: Cache<number | null>;
+
+  constructor(
+    private readonly cfg: PipedriveConfig,
+    private readonly recordingAccess: Record<string, RecordingAccess>,
+  ) {
+    this.name = cfg.name;
+    this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
+    this.searchLimiter = new WindowLimiter(cfg.searchRateLimit.requests, cfg.searchRateLimit.perSeconds * 1000);
+    this.persons = new Cache(cfg.cacheSec * 1000);
+    this.users = new Cache(cfg.cacheSec * 1000);
+    this.http = new HttpTarget({
+      baseUrl: cfg.baseUrl,
+      headers: { 'x-api-token': cfg.token, accept: 'application/json', 'user-agent': 'callrelay' },
+      limiter: this.limiter,
+      timeoutMs: cfg.timeoutSec * 1000,
+      policy: { pause: (_s, h) => (h['x-ratelimit-reset'] ? Number(h['x-ratelimit-reset']) * 1000 : undefined) },
+      errorText: (body) => {
+        if (body && typeof body === 'object') {
+          const b = body as { error?: string; error_info?: string };
+          return [b.error, b.error_info].filter(Boolean).join(': ') || undefined;
+        }
+        return typeof body === 'string' ? body.slice(0, 300) : undefined;
+      },
+      onAnswer: (a) => {
+        if (a.headers['x-ratelimit-remaining'] === '0') this.limiter.pause((Number(a.headers['x-ratelimit-reset']) || 2) * 1000);
+      },
+    });
+  }
+
+  async deliver(ctx: DeliveryContext): Promise<Remote> {
+    const c = ctx.job.record;
+    const remote: Remote = { ...(ctx.job.remote as Remote) };
+    if (remote.personId === undefined) remote.personId = (await this.person(c)) ?? null;
+    const userId = await this.user(c.agent);
+
+    if (!remote.callLogId) {
+      remote.callLogId = await this.createCallLog(ctx, remote, c, userId);
+      remote.mentioned = [...c.recordings];
+      remote.aiNoted = !!c.ai?.summary;
+      await ctx.save(remote);
+    }
+
+    // The first recording goes onto the call log as audio (if the PBX host is allowed), even late.
+    const first = c.recordings[0];
+    const access = this.recordingAccess[c.source];
+    if (this.cfg.uploadRecordings && first && !remote.uploaded && allowedRecordingUrl(first, access)) {
+      await this.upload(remote.callLogId, first, access!);
+      remote.uploaded = first;
+      await ctx.save(remote);
+    }
+
+    // What arrived after the call log (it cannot be updated): one note on the same person.
+    const late = c.recordings.filter((r) => !(remote.mentioned ?? []).includes(r));
+    const lateAi = !!c.ai?.summary && !remote.aiNoted;
+    if (late.length || lateAi) {
+      if (remote.personId) {
+        const lines = [`<b>${esc(callTitle(c))}</b>, ${esc(c.startedAt)}`];
+        for (const r of late) lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);
+        if (lateAi) lines.push(`<b>AI summary:</b> ${esc(c.ai!.summary!)}`);
+        if (lateAi && c.ai?.transcription) lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);
+        lines.push(`<small>${esc(marker(c))}</small>`);
+        await this.http.call({ method: 'POST', path: '/api/v1/notes', json: { content: lines.join('<br>'), person_id: remote.personId }, idempotent: false, what: 'adding a note with what arrived after the call log' });
+      } else {
+        ctx.log.info({ target: this.name, call: c.callId }, 'no person to attach a note to: later recordings and summary stay in the call record only');
+      }
+      remote.mentioned = [...(remote.mentioned ?? []), ...late];
+      remote.aiNoted = remote.aiNoted || lateAi;
+      await ctx.save(remote);
+    }
+
+    if (this.cfg.missedCallActivity && c.direction === 'inbound' && c.outcome !== 'answered' && !remote.activityId) {
+      const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
+      const due = new Date(Date.parse(c.endedAt ?? c.startedAt));
+      const res = await this.http.call({
+        method: 'POST',
+        path: '/api/v1/activities',
+        json: {
+          subject: `Call back ${who}`,
+          type: 'call',
+          due_date: due.toISOString().slice(0, 10),
+          due_time: due.toISOString().slice(11, 16),
+          done: 0,
+          ...(userId !== undefined ? { user_id: userId } : {}),
+          ...(remote.personId ? { person_id: remote.personId } : {}),
+          note: `Missed call from ${esc(who)} (${esc(marker(c))})`,
+        },
+        idempotent: false,
+        what: 'creating the follow-up activity',
+      });
+      remote.activityId = Number((res.body as { data?: { id?: number } }).data?.id);
+      await ctx.save(remote);
+    }
+    return remote;
+  }
+
+  private async createCallLog(ctx: DeliveryContext, remote: Remote, c: CallRecord, userId: number | undefined): Promise<string> {
+    if (remote.pendingCreate) {
+      const found = await this.findCallLog(c);
+      if (found) {
+        delete remote.pendingCreate;
+        return found;
+      }
+    }
+    remote.pendingCreate = { at: new Date().toISOString() };
+    await ctx.save(remote);
+    const json = callLogBody(c, { userId, personId: remote.personId ?? undefined, outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes } });
+    let res: HttpAnswer;
+    try {
+      res = await this.http.call({ method: 'POST', path: '/api/v1/callLogs', json, idempotent: false, what: 'creating the call log' });
+    } catch (err) {
+      if (err instanceof DeliveryError && !err.ambiguous && err.status !== undefined && err.status < 500) {
+        delete remote.pendingCreate;
+        await ctx.save(remote);
+      }
+      throw err;
+    }
+    const id = (res.body as { data?: { id?: string } }).data?.id;
+    if (!id) throw new DeliveryError('creating the call log: Pipedrive answered without an id', { retryable: true });
+    delete remote.pendingCreate;
+    return String(id);
+  }
+
+  /** A call log of ours among the token user's recent ones (by the marker in its note). */
+  private async findCallLog(c: CallRecord): Promise<string | undefined> {
+    const m = marker(c);
+    for (let start = 0; start < 150; start += 50) {
+      const res = await this.http.call({ method: 'GET', path: `/api/v1/callLogs?start=${start}&limit=50`, idempotent: true, what: 'looking for a call log whose create was lost' });
+      const b = res.body as { data?: { id: string; note?: string }[]; additional_data?: { pagination?: { more_items_in_collection?: boolean } } };
+      const hit = b.data?.find((l) => l.note?.includes(m));
+      if (hit) return String(hit.id);
+      if (!b.additional_data?.pagination?.more_items_in_collection) return undefined;
+    }
+    return undefined;
+  }
+
+  private async upload(callLogId: string, url: string, access: RecordingAccess): Promise<void> {
+    const boundary = `callrelay-${randomBytes(12).toString('hex')}`;
+    try {
+      await this.http.call({
+        method: 'POST',
+        path: `/api/v1/callLogs/${callLogId}/recordings`,
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        stream: async () => {
+          const rec = await fetchRecording(url, access);
+          return (async function* () {
+            yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${rec.filename.replace(/"/g, '')}"\r\nContent-Type: ${rec.contentType}\r\n\r\n`);
+            yield* rec.body;
+            yield Buffer.from(`\r\n--${boundary}--\r\n`);
+          })();
+        },
+        idempotent: true, // a second upload gets 409, which means it is there
+        what: 'uploading the recording',
+      });
+    } catch (err) {
+      if (err instanceof DeliveryError && err.status === 409) return;
+      throw err;
+    }
+  }
+
+  /** The person with this number: v2 search in a few formats, digits verified here. */
+  private async person(c: CallRecord): Promise<number | undefined> {
+    const e164 = c.externalE164;
+    if (!e164) return undefined;
+    const hit = this.persons.get(e164);
+    if (hit) return hit.v ?? undefined;
+    const pn = parsePhoneNumberFromString(e164);
+    const terms = [...new Set([e164, pn?.nationalNumber, e164.replace(/\D/g, '')].filter((t): t is string => !!t))];
+    let id: number | undefined;
+    for (const term of terms) {
+      const res = await this.http.call({
+        method: 'GET',
+        path: `/api/v2/persons/search?term=${encodeURIComponent(term)}&fields=phone&exact_match=true&limit=10`,
+        idempotent: true,
+        limiter: this.searchLimiter,
+        what: 'searching persons by phone',
+      });
+      const items = (res.body as { data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] } }).data?.items ?? [];
+      id = items.find((i) => (i.item.phones ?? []).some((p) => sameNumber(typeof p === 'string' ? p : p.value, e164)))?.item.id;
+      if (id !== undefined) break;
+    }
+    this.persons.set(e164, id ?? null, id === undefined ? (this.cfg.cacheSec * 1000) / 5 : undefined);
+    return id;
+  }
+
+  private async user(agent: string | null): Promise<number | undefined> {
+    const mapped = agent ? this.cfg.agents[agent] : undefined;
+    if (!mapped) return undefined;
+    if (/^\d+$/.test(mapped)) return Number(mapped);
+    const hit = this.users.get(mapped);
+    if (hit) return hit.v ?? undefined;
+    const res = await this.http.call({ method: 'GET', path: `/api/v1/users/find?term=${encodeURIComponent(mapped)}&search_by_email=1`, idempotent: true, what: `looking up the user ${mapped}` });
+    const id = (res.body as { data?: { id: number; email: string }[] }).data?.find((u) => u.email.toLowerCase() === mapped.toLowerCase())?.id;
+    this.users.set(mapped, id ?? null);
+    return id;
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+}
+
+export const pipedriveTarget: TargetType<PipedriveConfig> = {
+  type: 'pipedrive',
+  configSchema,
+  // Lite plan, API token: 20 requests per 2-second window; raise rateLimit for bigger plans.
+  defaults: { deliverOn: 'ended', settleSec: 60, rateLimit: { requests: 20, perSeconds: 2 }, concurrency: 2 },
+  create: (config, deps: TargetDeps) => new PipedriveTarget(config, deps.recordings),
+};
