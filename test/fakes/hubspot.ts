@@ -34,6 +34,8 @@ export class FakeHubspot {
   limit = { tenSecondly: 100, searchSecondly: 5 };
   /** Milliseconds before a new object shows up in search (search is eventually consistent). */
   searchLag = 0;
+  /** Process every request this late (keeps requests in flight, e.g. for a kill). */
+  delayMs = 0;
   url = '';
   private server!: Server;
   private nextId = 1000;
@@ -75,7 +77,9 @@ export class FakeHubspot {
     const raw = Buffer.concat(chunks).toString();
     const url = new URL(req.url ?? '/', 'http://x');
     const key = `${req.method} ${url.pathname}`;
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     const send = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
+      if (res.destroyed) return;
       this.log.push({ method: req.method!, path: url.pathname, status });
       res.writeHead(status, { 'content-type': 'application/json;charset=utf-8', ...headers });
       res.end(body === undefined ? '' : JSON.stringify(body));

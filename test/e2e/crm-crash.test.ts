@@ -1,0 +1,58 @@
+// Kill the relay with SIGKILL while it is creating HubSpot engagements: after a restart every
+// call is in HubSpot exactly once (creates whose answers were lost are found, not repeated), with
+// its later recording.
+
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FakeHubspot } from '../fakes/hubspot.js';
+import { freePort, spawnRelay, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+
+const CALLS = 40;
+const HS_TOKEN = 'pat-eu1-crash-token-000';
+
+describe('crash safety of CRM delivery (SIGKILL while creating)', () => {
+  const children: ChildProcess[] = [];
+  let hs: FakeHubspot;
+  afterAll(async () => {
+    children.forEach((c) => c.kill('SIGKILL'));
+    await hs?.close();
+  });
+
+  it('ends with every call exactly once in HubSpot', async () => {
+    hs = await new FakeHubspot(HS_TOKEN).start();
+    hs.delayMs = 60;
+    const port = await freePort();
+    const config = writeRelayYaml(tempDir(), { port, more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.5\n    concurrency: 4\n` });
+    const first = await spawnRelay(config, port);
+    children.push(first);
+    const url = `http://127.0.0.1:${port}/hooks/3cx/${TOKENS.threecx}`;
+    const post = async (body: string): Promise<void> => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status).toBe(200);
+    };
+    for (let i = 0; i < CALLS; i++) {
+      await post(`{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:08","Id":"260801100000_${i}-1"}`);
+    }
+    for (let t = 0; t < 200 && hs.calls.size < 8; t++) await new Promise((r) => setTimeout(r, 20));
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    expect(hs.calls.size).toBeLessThan(CALLS); // killed mid-way
+
+    hs.delayMs = 0;
+    const second = await spawnRelay(config, port);
+    children.push(second);
+    // The recordings arrive after the restart: the same engagements must be updated.
+    for (let i = 0; i < CALLS; i++) await post(`{"Event":"recording","FileUrls":["https://pbx.example.com/rec/260801100000_${i}-1-1.mp3"],"Id":"260801100000_${i}-1"}`);
+    const complete = (): boolean => hs.calls.size >= CALLS && [...hs.calls.values()].every((c) => c.properties.hs_call_recording_url);
+    for (let t = 0; t < 600 && !complete(); t++) await new Promise((r) => setTimeout(r, 50));
+
+    const tokens = [...hs.calls.values()].map((c) => c.properties.hs_call_external_id);
+    expect(new Set(tokens).size).toBe(tokens.length); // no duplicates
+    expect(tokens.length).toBe(CALLS); // none lost
+    for (const c of hs.calls.values()) {
+      const id = c.properties.hs_call_external_id!.split(':')[2];
+      expect(c.properties.hs_call_recording_url).toBe(`https://pbx.example.com/rec/${id}-1-1.mp3`);
+      expect(c.properties.hs_call_duration).toBe('8000');
+    }
+  }, 90_000);
+});
