@@ -12,15 +12,16 @@ import { compareCalls, readFlow, runFlow } from './flows.js';
 import { loadAdapter, loadAdapterDir, type LoadedAdapter } from './ingest/adapter.js';
 import { BUNDLED_ADAPTERS } from './config/load.js';
 import { Pipeline } from './pipeline/pipeline.js';
-import { openStore, startRelay } from './runtime.js';
+import { createTargets, openStore, startRelay } from './runtime.js';
 import { createLogger } from './telemetry/log.js';
 
 const USAGE = `callrelay: phone-system webhooks in, one call record per call out.
 
 Usage:
   callrelay start   [--config FILE]          run the relay (default config: $RELAY_CONFIG or ./relay.yaml)
-  callrelay check   [--config FILE] [ADAPTER.yaml ...]
-                                             validate relay.yaml and every adapter; errors name file:line:col
+  callrelay check   [--config FILE] [--online] [ADAPTER.yaml ...]
+                                             validate relay.yaml and every adapter; errors name file:line:col;
+                                             --online: also call each CRM once with its token
   callrelay map     --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC]
                                              print the canonical events and calls a flow produces;
                                              exits 1 when the flow's "expect" does not hold
@@ -86,8 +87,8 @@ async function cmdStart(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-function cmdCheck(args: string[]): void {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string', short: 'c' } } });
+async function cmdCheck(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, online: { type: 'boolean' } } });
   const lines: string[] = [];
   const errors: string[] = [];
   const attempt = (what: () => string): void => {
@@ -109,6 +110,23 @@ function cmdCheck(args: string[]): void {
         `ok  ${displayPath(cfg.adaptersDir)}: ${[...adapters.keys()].join(', ') || 'no adapters'}`,
       ].join('\n');
     });
+  }
+  if (values.online && !errors.length && !positionals.length) {
+    const cfg = configFrom(values);
+    const targets = createTargets(cfg, createLogger('silent'));
+    for (const [name, { target }] of targets) {
+      if (!target.check) {
+        lines.push(`--  ${name} (${target.type}): nothing to check without sending a real event`);
+        continue;
+      }
+      try {
+        lines.push(`ok  ${name} (${target.type}): ${await target.check()}`);
+      } catch (err) {
+        errors.push(`${name} (${target.type}): ${(err as Error).message}`);
+      } finally {
+        await target.close();
+      }
+    }
   }
   if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
   if (errors.length) fail(errors.join('\n'));

@@ -17,6 +17,8 @@ export interface Target {
   readonly type: string;
   /** Make the CRM reflect `ctx.job.record`; returns what to remember for next time (remote ids). */
   deliver(ctx: DeliveryContext): Promise<RemoteState>;
+  /** One cheap request with the configured credentials (`check --online`): what works, or throws why not. */
+  check?(): Promise<string>;
   close(): Promise<void>;
 }
 

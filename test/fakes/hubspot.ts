@@ -152,6 +152,7 @@ export class FakeHubspot {
         return after(200, { id: o.id, properties: o.properties, createdAt: o.createdAt, updatedAt: o.updatedAt, archived: false });
       }
     }
+    if (req.method === 'GET' && url.pathname === '/crm/v3/objects/calls') return after(200, { results: [...this.calls.values()].slice(0, 1).map(view(undefined)) });
     if (req.method === 'GET' && url.pathname.replace(/\/$/, '') === '/crm/v3/owners') {
       const email = url.searchParams.get('email');
       const results = this.owners.filter((o) => !email || o.email === email).map((o) => ({ ...o, firstName: 'A', lastName: 'B', userId: Number(o.id) }));

@@ -107,6 +107,7 @@ export class FakePipedrive {
       const items = [...this.persons.values()].filter((p) => p.phones.some((ph) => norm(ph) === norm(term))).map((p) => ({ result_score: 1, item: { id: p.id, type: 'person', name: p.name, phones: p.phones } }));
       return ok({ items }, { additional_data: { next_cursor: null } });
     }
+    if (req.method === 'GET' && url.pathname === '/api/v1/users/me') return ok({ id: 1, name: 'Relay Bot', company_name: 'Acme' });
     if (req.method === 'GET' && url.pathname === '/api/v1/users/find') {
       const term = url.searchParams.get('term') ?? '';
       if (url.searchParams.get('search_by_email') !== '1') return fail(400, 'search_by_email expected');

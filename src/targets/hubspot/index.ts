@@ -254,6 +254,12 @@ class HubspotTarget implements Target {
     return id;
   }
 
+  async check(): Promise<string> {
+    await this.http.call({ method: 'GET', path: '/crm/v3/owners?limit=1', idempotent: true, what: 'listing owners (scope crm.objects.owners.read)' });
+    await this.http.call({ method: 'GET', path: '/crm/v3/objects/calls?limit=1', idempotent: true, what: 'listing calls (scope crm.objects.contacts.read)' });
+    return 'token accepted; owners and calls readable';
+  }
+
   close(): Promise<void> {
     return this.http.close();
   }

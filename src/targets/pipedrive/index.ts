@@ -285,6 +285,12 @@ class PipedriveTarget implements Target {
     return id;
   }
 
+  async check(): Promise<string> {
+    const res = await this.http.call({ method: 'GET', path: '/api/v1/users/me', idempotent: true, what: 'reading the token\'s user' });
+    const me = (res.body as { data?: { name?: string; company_name?: string } }).data;
+    return `token accepted (user ${me?.name ?? '?'}, company ${me?.company_name ?? '?'})`;
+  }
+
   close(): Promise<void> {
     return this.http.close();
   }
