@@ -9,6 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { crmLatency } from './crm-latency.mjs';
 import { Pool } from 'undici';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -200,6 +201,9 @@ async function main() {
   };
   console.log('\nmedians:', JSON.stringify(results.summary));
   console.log(`ratio b/a = ${results.summary.ratio} (target >= 0.60); ack p99 at 1000 req/s = ${results.summary.relayAt1000.p99ms} ms (target <= 3 ms; bare Hono: ${results.summary.bareAt1000.p99ms} ms)`);
+
+  results.crmLatency = await crmLatency({ root: ROOT, seconds: DURATION });
+  console.log('webhook in -> CRM request (HubSpot fake answering at once, 200 calls/s):', JSON.stringify(results.crmLatency), '(target p99 <= 50 ms)');
 
   results.mapping = await mappingCost();
   console.log('mapping cost per event / fold per call:', JSON.stringify(results.mapping));

@@ -156,3 +156,17 @@ describe('JSON Schemas in config/', () => {
     }
   });
 });
+
+describe('the README', () => {
+  it('has a complete example relay.yaml that loads', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const example = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((y) => y.includes('type: pipedrive'))!;
+    const dir = tempDir();
+    writeFileSync(join(dir, 'relay.yaml'), example.replace('store: { sqlite: ./data/relay.db }', 'store: { sqlite: ./data/relay.db }\nadapters: ' + ADAPTERS));
+    const env = Object.fromEntries(['CALLRELAY_ADMIN_TOKEN', 'CALLRELAY_3CX_TOKEN', 'PBX_USER', 'PBX_PASSWORD', 'HUBSPOT_TOKEN', 'PIPEDRIVE_TOKEN', 'WEBHOOK_SECRET'].map((k) => [k, `${k.toLowerCase()}-value-123456`]));
+    const cfg = loadConfig(join(dir, 'relay.yaml'), env);
+    expect(cfg.targets.map((t) => [t.name, t.type])).toEqual([['hubspot', 'hubspot'], ['pipedrive', 'pipedrive'], ['webhook', 'http']]);
+    expect(cfg.routing.routes[1]).toEqual({ targets: ['pipedrive'], filter: { direction: ['inbound'], outcome: ['answered'], minDurationSec: 5 } });
+    expect(cfg.routing.targets.pipedrive).toEqual({ deliverOn: 'ended', settleSec: 60 });
+  });
+});
