@@ -49,8 +49,13 @@ export function parseYaml(text: string, file: string, opts: { env?: NodeJS.Proce
     const p = lines.linePos(offset);
     return { file, line: p.line, col: p.col, message };
   };
-  for (const e of doc.errors) issues.push(at(e.pos[0], e.message.split('\n')[0] ?? e.message));
-  if (issues.length) throw new ConfigError(issues);
+  for (const e of doc.errors) {
+    const line = text.split('\n')[lines.linePos(e.pos[0]).line - 1] ?? '';
+    // `{ token: ${X} }` is not YAML: the braces of ${...} clash with the flow mapping's own.
+    const hint = /[{[][^\n]*\$\{/.test(line) ? ' (inside { } or [ ], quote ${VAR} references: "${VAR}")' : '';
+    issues.push(at(e.pos[0], `${e.message.split('\n')[0] ?? e.message}${hint}`));
+  }
+  if (issues.length) throw new ConfigError(issues.slice(0, 1).concat(issues.slice(1).filter((i) => i.line !== issues[0]!.line)));
 
   const envFallbacks: LoadedYaml['envFallbacks'] = [];
   if (opts.env) {

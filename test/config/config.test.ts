@@ -92,6 +92,11 @@ describe('relay.yaml', () => {
   it('reports YAML syntax errors with their position', () => {
     expect(configErrors('sources: [\n  - a\n')[0]).toMatch(/^\d+:\d+ /);
   });
+
+  it('explains the ${VAR}-in-a-flow-mapping trap, and accepts the quoted form', () => {
+    expect(configErrors(`admin: { token: \${ADMIN} }\n${base().replace('admin:\n  token: admin-token-1234\n', '')}`, { ADMIN: 'x'.repeat(10) })[0]).toMatch(/^1:\d+ .*quote \$\{VAR\} references: "\$\{VAR\}"\)$/);
+    expect(configErrors(`admin: { token: "\${ADMIN}" }\n${base().replace('admin:\n  token: admin-token-1234\n', '')}`, { ADMIN: 'x'.repeat(10) })).toEqual([]);
+  });
 });
 
 describe('adapter files', () => {
