@@ -5,7 +5,8 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFlow, type Flow } from '../src/flows.js';
+import { readFlow, type Flow, type FlowRequest } from '../src/flows.js';
+import type { Relay } from '../src/runtime.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const ADAPTERS = join(ROOT, 'adapters');
@@ -85,4 +86,24 @@ export async function freePort(): Promise<number> {
       s.close(() => r(p));
     });
   });
+}
+
+/** Send one request of a flow to a relay on `port`, as the provider would (skips to-pbx entries). */
+export async function sendFlowRequest(port: number, source: string, r: FlowRequest): Promise<Response | undefined> {
+  if (r.direction === 'to-pbx') return undefined;
+  const token = source === '3cx' ? TOKENS.threecx : TOKENS.callerdesk;
+  const url = `http://127.0.0.1:${port}/hooks/${source}/${token}`;
+  if (r.method === 'GET') return fetch(`${url}?${(r.query ?? '').replace(/ /g, '%20')}`);
+  return fetch(url, { method: r.method, headers: r.contentType ? { 'content-type': r.contentType } : {}, body: r.body ?? '' });
+}
+
+/** Wait until everything committed is folded and no delivery is due (settle windows included). */
+export async function settleDeliveries(relay: Relay, timeoutMs = 10_000): Promise<void> {
+  for (const t0 = Date.now(); Date.now() - t0 < timeoutMs; ) {
+    await relay.pipeline.drain();
+    await relay.delivery.settle();
+    if (!(await relay.store.listDeliveries({ state: 'due', limit: 1 })).length) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('deliveries did not settle');
 }

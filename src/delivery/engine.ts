@@ -136,7 +136,7 @@ export class DeliveryEngine {
     for (const t of this.targets.values()) await t.target.close().catch(() => {});
   }
 
-  /** Resolves when nothing is in flight and nothing is due now (tests). */
+  /** Resolves when no delivery is in flight or being claimed (tests; work due later may remain). */
   async settle(): Promise<void> {
     for (;;) {
       await Promise.allSettled([...this.running]);

@@ -8,7 +8,7 @@ import type { Flow } from '../../src/flows.js';
 import { DEFAULT_DISPOSITIONS } from '../../src/targets/hubspot/mapping.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../fakes/hubspot.js';
-import { goldenCases, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { goldenCases, sendFlowRequest, settleDeliveries, tempDir, writeRelayYaml } from '../support.js';
 
 const HS_TOKEN = 'pat-eu1-test-token-0000';
 
@@ -20,22 +20,10 @@ async function setup(extra = ''): Promise<{ hs: FakeHubspot; relay: Relay; send:
   });
   const relay = await startRelay(loadConfig(config, {}), undefined, { delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } } });
   const send = async (source: string, r: Flow['requests'][number]): Promise<void> => {
-    if (r.direction === 'to-pbx') return;
-    const token = source === '3cx' ? TOKENS.threecx : TOKENS.callerdesk;
-    const url = `http://127.0.0.1:${relay.port}/hooks/${source}/${token}`;
-    const res = r.method === 'GET' ? await fetch(`${url}?${(r.query ?? '').replace(/ /g, '%20')}`) : await fetch(url, { method: 'POST', headers: r.contentType ? { 'content-type': r.contentType } : {}, body: r.body ?? '' });
-    expect(res.status).toBe(200);
+    const res = await sendFlowRequest(relay.port, source, r);
+    if (res) expect(res.status).toBe(200);
   };
-  const settle = async (): Promise<void> => {
-    for (let i = 0; i < 400; i++) {
-      await relay.pipeline.drain();
-      await relay.delivery.settle();
-      const due = await relay.store.listDeliveries({ state: 'due', limit: 1 });
-      if (!due.length) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error('deliveries did not settle');
-  };
+  const settle = (): Promise<void> => settleDeliveries(relay);
   return { hs, relay, send, settle };
 }
 

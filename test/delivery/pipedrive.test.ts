@@ -8,7 +8,7 @@ import type { Flow } from '../../src/flows.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakePbx } from '../fakes/pbx.js';
 import { FakePipedrive } from '../fakes/pipedrive.js';
-import { goldenCases, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { goldenCases, sendFlowRequest, settleDeliveries, tempDir, writeRelayYaml } from '../support.js';
 
 const PD_TOKEN = 'pd-test-token-0123456789';
 const PBX_TOKEN = 'pbx-secret-token';
@@ -22,22 +22,11 @@ async function setup(o: { target?: string; source?: string; settle?: number } = 
     more: `targets:\n  - name: pipedrive\n    type: pipedrive\n    token: ${PD_TOKEN}\n    baseUrl: ${pd.url}\n    settleSec: ${o.settle ?? 0}\n${o.target ?? ''}`,
   });
   const relay = await startRelay(loadConfig(config, {}), undefined, { delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } } });
-  const send = async (source: string, r: Req): Promise<void> => {
-    if (r.direction === 'to-pbx') return;
-    const token = source === '3cx' ? TOKENS.threecx : TOKENS.callerdesk;
-    const url = `http://127.0.0.1:${relay.port}/hooks/${source}/${token}`;
-    const res = r.method === 'GET' ? await fetch(`${url}?${(r.query ?? '').replace(/ /g, '%20')}`) : await fetch(url, { method: 'POST', headers: r.contentType ? { 'content-type': r.contentType } : {}, body: r.body ?? '' });
-    expect(res.status).toBe(200);
+  const send = async (source: string, r: Flow['requests'][number]): Promise<void> => {
+    const res = await sendFlowRequest(relay.port, source, r);
+    if (res) expect(res.status).toBe(200);
   };
-  const settle = async (): Promise<void> => {
-    for (let i = 0; i < 400; i++) {
-      await relay.pipeline.drain();
-      await relay.delivery.settle();
-      if (!(await relay.store.listDeliveries({ state: 'due', limit: 1 })).length) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error('deliveries did not settle');
-  };
+  const settle = (): Promise<void> => settleDeliveries(relay);
   return { pd, pbx, relay, send, settle };
 }
 

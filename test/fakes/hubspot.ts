@@ -3,8 +3,8 @@
 // values, association specs, search limits, and HubSpot's rate limits with its own 429 body and
 // headers. Faults can be scripted per request.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CrmFake } from './local-server.js';
 
 export interface HsObject {
   id: string;
@@ -21,13 +21,11 @@ const OPERATORS = ['BETWEEN', 'CONTAINS_TOKEN', 'EQ', 'GT', 'GTE', 'HAS_PROPERTY
 const CATEGORIES = ['HUBSPOT_DEFINED', 'INTEGRATOR_DEFINED', 'USER_DEFINED', 'WORK'];
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export class FakeHubspot {
+export class FakeHubspot extends CrmFake {
   readonly calls = new Map<string, HsObject>();
   readonly contacts = new Map<string, HsObject>();
   readonly tasks = new Map<string, HsObject>();
   readonly owners: { id: string; email: string; type: string; archived: boolean }[] = [];
-  /** Every request: method, path, status answered. */
-  readonly log: { method: string; path: string; status: number }[] = [];
   /** Faults to apply, in order, to requests matching `match` (method + path prefix). */
   readonly faults: { match: string; fault: Fault }[] = [];
   /** Requests allowed per 10 s (general) and per second (search), as documented. */
@@ -36,25 +34,14 @@ export class FakeHubspot {
   searchLag = 0;
   /** Process every request this late (keeps requests in flight, e.g. for a kill). */
   delayMs = 0;
-  url = '';
-  private server!: Server;
   private nextId = 1000;
   private window: number[] = [];
   private searchWindow: number[] = [];
 
-  constructor(readonly token: string) {}
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
+  constructor(readonly token: string) {
+    super();
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
 
   addContact(properties: Record<string, string>): string {
     const id = String(this.nextId++);
@@ -63,15 +50,8 @@ export class FakeHubspot {
     return id;
   }
 
-  count(method: string, prefix: string): number {
-    return this.log.filter((l) => l.method === method && l.path.startsWith(prefix)).length;
-  }
 
-  get tooManyRequests(): number {
-    return this.log.filter((l) => l.status === 429).length;
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString();

@@ -3,8 +3,8 @@
 // "YYYY-MM-DD HH:MM:SS", duration as a string), multipart recordings, notes that need a parent,
 // v2 person search, the 2-second rate window with Pipedrive's headers. Faults can be scripted.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CrmFake } from './local-server.js';
 
 export interface CallLog {
   id: string;
@@ -17,34 +17,22 @@ type Fault = { status: number; body?: unknown; headers?: Record<string, string> 
 const OUTCOMES = ['connected', 'no_answer', 'left_message', 'left_voicemail', 'wrong_number', 'busy'];
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
 
-export class FakePipedrive {
+export class FakePipedrive extends CrmFake {
   readonly callLogs = new Map<string, CallLog>();
   readonly persons = new Map<number, { id: number; name: string; phones: string[] }>();
   readonly users: { id: number; email: string; name: string }[] = [];
   readonly notes: { id: number; content: string; person_id: number }[] = [];
   readonly activities: Record<string, any>[] = [];
-  readonly log: { method: string; path: string; status: number }[] = [];
   readonly faults: { match: string; fault: Fault }[] = [];
   /** Requests per 2-second window (Lite plan, API token: 20). */
   limit = 20;
-  url = '';
-  private server!: Server;
   private window: number[] = [];
   private nextId = 1;
 
-  constructor(readonly token: string) {}
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
+  constructor(readonly token: string) {
+    super();
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
 
   addPerson(name: string, phones: string[]): number {
     const id = this.nextId++;
@@ -52,15 +40,8 @@ export class FakePipedrive {
     return id;
   }
 
-  count(method: string, prefix: string): number {
-    return this.log.filter((l) => l.method === method && l.path.startsWith(prefix)).length;
-  }
 
-  get tooManyRequests(): number {
-    return this.log.filter((l) => l.status === 429).length;
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks);

@@ -2,8 +2,8 @@
 // the Standard Webhooks signature, and answers as the test scripts it (status, delay, reset).
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LocalServer } from './local-server.js';
 
 export interface Received {
   headers: Record<string, string>;
@@ -14,25 +14,20 @@ export interface Received {
 
 export type Script = { status: number; headers?: Record<string, string>; body?: string } | { hang: true } | { reset: true };
 
-export class WebhookReceiver {
+export class WebhookReceiver extends LocalServer {
   readonly received: Received[] = [];
   /** Answers to give, in order; then 200. */
   readonly script: Script[] = [];
-  private server!: Server;
-  url = '';
   /** Answer every request this late (keeps deliveries in flight). */
   delayMs = 0;
 
-  constructor(private readonly secret?: string) {}
+  protected override readonly path = '/events';
 
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/events`;
-    return this;
+  constructor(private readonly secret?: string) {
+    super();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks).toString();
@@ -78,10 +73,5 @@ export class WebhookReceiver {
       if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting; received ${this.received.length}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
   }
 }

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { compareCalls, type Flow, type FlowRequest } from '../../src/flows.js';
+import { compareCalls, type Flow } from '../../src/flows.js';
 import { createApp } from '../../src/http/app.js';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { goldenCases, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { goldenCases, sendFlowRequest, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 async function launch(opts: { bodyLimit?: string; busyTimeoutMs?: number } = {}): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = tempDir();
@@ -218,20 +218,13 @@ describe('durability', () => {
   });
 });
 
-/** A flow request as the provider would send it over HTTP. */
-function send(base: string, source: string, token: string, r: FlowRequest): Promise<Response> {
-  if (r.method === 'GET') return fetch(`${base}/hooks/${source}/${token}?${(r.query ?? '').replace(/ /g, '%20')}`);
-  return fetch(`${base}/hooks/${source}/${token}`, { method: r.method, headers: r.contentType ? { 'content-type': r.contentType } : {}, body: r.body ?? '' });
-}
-
 describe('every golden flow over HTTP', () => {
   const cases = goldenCases();
   it.each(cases.map((c) => [`${c.adapter}/${c.flow.name}`, c.adapter, c.flow] as const))('%s', async (_n, adapter, flow: Flow) => {
     const ctx = await launch();
     try {
-      const token = adapter === '3cx' ? TOKENS.threecx : TOKENS.callerdesk;
       for (const r of flow.requests.filter((x) => x.direction !== 'to-pbx')) {
-        const res = await send(ctx.base, adapter, token, r);
+        const res = (await sendFlowRequest(ctx.relay.port, adapter, r))!;
         expect(res.status).toBe(200);
         expect((await json(res)).status).toBe('mapped');
       }

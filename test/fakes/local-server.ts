@@ -1,0 +1,39 @@
+// What every fake server shares: listening on 127.0.0.1 on a free port, closing, and (for CRM
+// fakes) the log of requests with the counts the tests ask for.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export abstract class LocalServer {
+  url = '';
+  private server!: Server;
+  /** Appended to the base URL (e.g. "/events"). */
+  protected readonly path: string = '';
+
+  protected abstract handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${this.path}`;
+    return this;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+export abstract class CrmFake extends LocalServer {
+  /** Every request: method, path, and the status it was answered with. */
+  readonly log: { method: string; path: string; status: number }[] = [];
+
+  count(method: string, prefix: string): number {
+    return this.log.filter((l) => l.method === method && l.path.startsWith(prefix)).length;
+  }
+
+  get tooManyRequests(): number {
+    return this.log.filter((l) => l.status === 429).length;
+  }
+}
