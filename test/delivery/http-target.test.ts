@@ -131,6 +131,16 @@ describe('HTTP target', () => {
     expect(receiver.received.at(-1)!.json.data.recordings).toHaveLength(1);
   });
 
+  it('sends a body built by a JSONata template instead of the CloudEvent', async () => {
+    const { receiver, post } = await setup(`    deliverOn: ended\n    template: '{"text": "Call " & call.callId & " by " & call.agent & ": " & call.outcome, "revision": event.callrelayrevision}'\n`);
+    for (const b of call('260401100000_8')) await post(b);
+    await receiver.waitFor(() => receiver.received.length >= 1);
+    const [r] = receiver.received;
+    expect(r!.headers['content-type']).toBe('application/json');
+    expect(r!.json).toEqual({ text: 'Call 260401100000_8 by 117: answered', revision: expect.any(Number) });
+    expect(r!.signatureOk).toBe(true);
+  });
+
   it('gives up after retryForHours and says why', async () => {
     const { receiver, post, relay } = await setup('    deliverOn: ended\n    retryForHours: 0.0002\n'); // under a second
     for (let i = 0; i < 40; i++) receiver.script.push({ status: 500, body: 'boom' });

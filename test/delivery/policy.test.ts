@@ -87,4 +87,11 @@ describe('routing', () => {
     expect(dueTargets(rec({ status: 'in-progress' }), routing, now)).toEqual([]);
     expect(dueTargets(rec({ source: 'other', status: 'ringing' }), routing, now)).toEqual([{ target: 'hook', dueAt: now.toISOString() }]);
   });
+
+  it('filters on the agent who handled the call', () => {
+    const byAgent = { targets: routing.targets, routes: [{ targets: ['crm'], filter: { agents: ['117', '204'] } }] };
+    expect(dueTargets(rec({ agent: '204' }), byAgent, now).map((d) => d.target)).toEqual(['crm']);
+    expect(dueTargets(rec({ agent: '102' }), byAgent, now)).toEqual([]);
+    expect(dueTargets(rec({ agent: null }), byAgent, now)).toEqual([]);
+  });
 });

@@ -32,7 +32,7 @@ const configSchema = z.strictObject({
     .default({})
     .meta({ description: 'Outcome -> hs_call_disposition GUID (defaults: Connected, No answer, Busy, No answer).' }),
   createContacts: z.boolean().default(false).meta({ description: 'Create a contact for callers no contact has the number of.' }),
-  missedCallTask: z.boolean().default(false).meta({ description: 'Also create a follow-up task for the agent of a missed inbound call.' }),
+  missedCallTask: z.boolean().default(false).meta({ description: 'Also create a follow-up task for the agent of a missed (or busy, failed) call.' }),
   searchRateLimit: z
     .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
     .default({ requests: 5, perSeconds: 1 })
@@ -121,7 +121,7 @@ class HubspotTarget implements Target {
       remote.callObjectId = await this.createCall(ctx, remote, c, properties);
     }
 
-    if (this.cfg.missedCallTask && c.status === 'ended' && c.direction === 'inbound' && c.outcome !== 'answered' && !remote.taskId) {
+    if (this.cfg.missedCallTask && c.status === 'ended' && c.outcome !== 'answered' && !remote.taskId) {
       remote.taskId = await this.createTask(c, remote.contactId ?? undefined, ownerId);
       await ctx.save(remote);
     }

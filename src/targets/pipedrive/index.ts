@@ -32,7 +32,7 @@ const configSchema = z.strictObject({
     .strictObject({ answered: z.enum(OUTCOMES).optional(), missed: z.enum(OUTCOMES).optional(), busy: z.enum(OUTCOMES).optional(), failed: z.enum(OUTCOMES).optional() })
     .default({})
     .meta({ description: 'Call outcome -> Pipedrive outcome (defaults: connected, no_answer, busy, no_answer).' }),
-  missedCallActivity: z.boolean().default(false).meta({ description: 'Also create a follow-up call activity for a missed inbound call.' }),
+  missedCallActivity: z.boolean().default(false).meta({ description: 'Also create a follow-up call activity for a missed (or busy, failed) call.' }),
   uploadRecordings: z.boolean().default(true).meta({ description: "Upload the recording (from hosts the source's recordings.allowHosts lists)." }),
   searchRateLimit: z
     .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
@@ -159,7 +159,7 @@ class PipedriveTarget implements Target {
       await ctx.save(remote);
     }
 
-    if (this.cfg.missedCallActivity && c.direction === 'inbound' && c.outcome !== 'answered' && !remote.activityId) {
+    if (this.cfg.missedCallActivity && c.outcome !== 'answered' && !remote.activityId) {
       const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
       const due = new Date(Date.parse(c.endedAt ?? c.startedAt));
       const res = await this.http.call({
