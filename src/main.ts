@@ -172,7 +172,7 @@ async function cmdMap(args: string[]): Promise<void> {
 
 async function cmdCalls(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '20' }, json: { type: 'boolean' } } });
-  const store = openStore(configFrom(values));
+  const store = await openStore(configFrom(values));
   try {
     const rows = await store.listCalls({ limit: Number(values.limit) || 20 });
     if (values.json) return void process.stdout.write(`${JSON.stringify(rows.map((r) => r.record), null, 2)}\n`);
@@ -198,7 +198,7 @@ async function cmdCalls(args: string[]): Promise<void> {
 
 async function cmdUnmapped(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } } });
-  const store = openStore(configFrom(values));
+  const store = await openStore(configFrom(values));
   try {
     const rows = await store.listInbox({ state: 'unmapped', limit: Number(values.limit) || 50 });
     const view = rows.map((r) => ({ id: r.id, received: r.receivedAt.replace('T', ' ').slice(0, 19), source: r.source, method: r.method, bytes: r.body.length, code: r.reasonCode, reason: r.reason }));
@@ -210,7 +210,7 @@ async function cmdUnmapped(args: string[]): Promise<void> {
 
 async function cmdDead(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } } });
-  const store = openStore(configFrom(values));
+  const store = await openStore(configFrom(values));
   try {
     const rows = await store.listDeliveries({ state: 'dead', limit: Number(values.limit) || 50 });
     const view = rows.map((d) => ({ id: `dl-${d.id}`, target: d.target, source: d.source, call: d.callId, attempts: d.attempts, since: (d.firstFailedAt ?? d.updatedAt).replace('T', ' ').slice(0, 19), reason: d.lastError }));
@@ -233,7 +233,7 @@ async function cmdReplay(args: string[]): Promise<void> {
   const deadIds = dead.map((d) => Number(d.slice(3)));
   if ([...ids, ...deadIds].some((n) => !Number.isInteger(n))) fail('replay takes stored request ids (see `callrelay unmapped`) or dead-letter ids dl-N (see `callrelay dead`)', 2);
   const cfg = configFrom(values);
-  const store = openStore(cfg);
+  const store = await openStore(cfg);
   let failed = 0;
   try {
     if (values.all || deadIds.length) {

@@ -3,26 +3,26 @@
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { RelayConfig } from './config/load.js';
-import { ConfigError } from './config/yaml.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
 import { targetType } from './targets/index.js';
 import { createApp } from './http/app.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
+import { PostgresStore } from './store/postgres/index.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 
-/** The store for commands (one thread; short-lived). */
-export function openStore(cfg: Pick<RelayConfig, 'store' | 'file' | 'routing'>): Store {
+/** The store for commands (short-lived; SQLite on the calling thread). */
+export async function openStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
   if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite, { routing: cfg.routing });
-  throw new ConfigError([{ file: cfg.file, line: 1, col: 1, message: 'store.postgres is not available in this version; use store.sqlite' }]);
+  return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, max: 2 });
 }
 
-/** The store for the server: SQLite on its own thread, so that commits never block HTTP. */
-export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'file' | 'routing'>): Promise<Store> {
+/** The store for the server: SQLite on its own thread (commits never block HTTP), or PostgreSQL. */
+export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
   if ('sqlite' in cfg.store) return ThreadedSqliteStore.open({ path: cfg.store.sqlite, routing: cfg.routing });
-  return openStore(cfg);
+  return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing });
 }
 
 /** The configured targets, ready to deliver. */

@@ -107,3 +107,14 @@ export async function settleDeliveries(relay: Relay, timeoutMs = 10_000): Promis
   }
   throw new Error('deliveries did not settle');
 }
+
+/** A fresh, empty database on the test run's PostgreSQL; returns its URL. */
+export async function freshPostgresDatabase(baseUrl: string): Promise<string> {
+  const { default: pg } = await import('pg');
+  const name = `t_${Math.random().toString(36).slice(2, 12)}`;
+  const admin = new pg.Client({ connectionString: `${baseUrl}/postgres` });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return `${baseUrl}/${name}`;
+}

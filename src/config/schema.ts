@@ -93,7 +93,11 @@ export const RelayConfigSchema = z
     store: z
       .strictObject({
         sqlite: z.string().optional().meta({ description: 'Path of the SQLite file, relative to relay.yaml.' }),
-        postgres: z.string().optional().meta({ description: 'postgres:// URL (multi-instance mode).' }),
+        postgres: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })
+          .optional()
+          .meta({ description: 'postgres:// URL (several instances share it). Use ${DATABASE_URL}.' }),
       })
       .refine((s) => !(s.sqlite && s.postgres), { message: 'choose one of store.sqlite and store.postgres' })
       .prefault({}),

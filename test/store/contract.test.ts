@@ -3,25 +3,62 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import type { CallEvent } from '../../src/calls/model.js';
 import type { MapResult } from '../../src/ingest/adapter.js';
 import type { RawRequest } from '../../src/ingest/request.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
+import { PostgresStore } from '../../src/store/postgres/index.js';
+import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
 import type { NewInbox, Store } from '../../src/store/types.js';
 import type { Routing } from '../../src/delivery/routes.js';
-import { tempDir } from '../support.js';
+import { freshPostgresDatabase, tempDir } from '../support.js';
 
 const routing: Routing = {
   targets: { crm: { deliverOn: 'ended', settleSec: 0 }, slow: { deliverOn: 'ended', settleSec: 3600 } },
   routes: [{ targets: ['crm'] }, { sources: ['late'], targets: ['slow'] }],
 };
 
-const backends: [string, (path: string) => Promise<Store>][] = [
-  ['sqlite', async (p) => new SqliteStore(p, { routing })],
-  ['sqlite on its own thread', (p) => ThreadedSqliteStore.open({ path: p, routing })],
+interface Backend {
+  /** A new empty place for a store: a file path or a database URL. */
+  place(): Promise<string>;
+  open(place: string): Promise<Store>;
+  /** The migration versions recorded in the place. */
+  versions(place: string): Promise<number[]>;
+}
+
+const sqliteVersions = async (path: string): Promise<number[]> => {
+  const db = new Database(path, { readonly: true });
+  try {
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    return db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all() as number[];
+  } finally {
+    db.close();
+  }
+};
+
+const backends: [string, Backend][] = [
+  ['sqlite', { place: async () => join(tempDir(), 'relay.db'), open: async (p) => new SqliteStore(p, { routing }), versions: sqliteVersions }],
+  ['sqlite on its own thread', { place: async () => join(tempDir(), 'relay.db'), open: (p) => ThreadedSqliteStore.open({ path: p, routing }), versions: sqliteVersions }],
+  [
+    'postgres',
+    {
+      place: () => freshPostgresDatabase(inject('pgUrl')),
+      open: (url) => PostgresStore.open(url, { routing }),
+      versions: async (url) => {
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        try {
+          return (await c.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
+        } finally {
+          await c.end();
+        }
+      },
+    },
+  ],
 ];
 
 let t = Date.parse('2026-03-01T10:00:00Z');
@@ -49,10 +86,11 @@ describe('store thread', () => {
   });
 });
 
-describe.each(backends)('store contract: %s', (_name, open) => {
+describe.each(backends)('store contract: %s', (_name, backend) => {
   const opened: Store[] = [];
+  const open = (place: string): Promise<Store> => backend.open(place);
   const fresh = async (): Promise<{ store: Store; path: string }> => {
-    const path = join(tempDir(), 'relay.db');
+    const path = await backend.place();
     const store = await open(path);
     opened.push(store);
     return { store, path };
@@ -226,9 +264,7 @@ describe.each(backends)('store contract: %s', (_name, open) => {
     opened.push(again);
     expect(await again.countInbox()).toMatchObject({ pending: 1 });
     await again.checkWritable();
-    const db = new Database(path, { readonly: true });
-    expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all()).toEqual(MIGRATIONS.map((m) => m.version));
-    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    db.close();
+    const migrations = again.backend === 'postgres' ? PG_MIGRATIONS : MIGRATIONS;
+    expect(await backend.versions(path)).toEqual(migrations.map((m) => m.version));
   });
 });

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { eventKey, foldCall } from '../../calls/fold.js';
 import type { CallEvent, StoredEvent } from '../../calls/model.js';
 import type { MapResult } from '../../ingest/adapter.js';
+import { stateOf } from '../inbox-state.js';
 import type { RawRequest } from '../../ingest/request.js';
 import { dueTargets, NO_ROUTING, type Routing } from '../../delivery/routes.js';
 import type { CallRow, DeliveryJob, DeliveryOutcome, DeliveryRow, DeliveryState, InboxRow, InboxState, NewInbox, RemoteState, Store } from '../types.js';
@@ -378,16 +379,6 @@ export class SqliteStore implements Store {
   }
 }
 
-function stateOf(result: MapResult): { state: InboxState; rule: string | null; reasonCode: string | null; reason: string | null } {
-  switch (result.status) {
-    case 'mapped':
-      return { state: 'pending', rule: result.rule, reasonCode: null, reason: null };
-    case 'ignored':
-      return { state: 'ignored', rule: result.rule, reasonCode: null, reason: result.message };
-    case 'unmapped':
-      return { state: 'unmapped', rule: result.rule ?? null, reasonCode: result.code, reason: result.message };
-  }
-}
 
 function toInboxRow(r: InboxDbRow): InboxRow {
   return {

@@ -1,0 +1,85 @@
+// PostgreSQL migrations: numbered and append-only. Never edit one that has shipped; add the next.
+
+import type { Migration } from '../sqlite/migrations.js';
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'inbox, events, calls, deliveries',
+    sql: `
+      CREATE TABLE inbox (
+        id            bigserial PRIMARY KEY,
+        source        text        NOT NULL,
+        provider      text        NOT NULL,
+        kind          text        NOT NULL,
+        received_at   timestamptz NOT NULL,
+        method        text        NOT NULL,
+        query         text        NOT NULL,
+        content_type  text,
+        headers       jsonb       NOT NULL,
+        body          bytea       NOT NULL,
+        state         text        NOT NULL CHECK (state IN ('pending', 'applied', 'unmapped', 'ignored')),
+        rule          text,
+        reason_code   text,
+        reason        text,
+        replays       integer     NOT NULL DEFAULT 0,
+        applied_at    timestamptz
+      );
+      CREATE INDEX inbox_pending ON inbox (id) WHERE state = 'pending';
+      CREATE INDEX inbox_state ON inbox (state, id);
+
+      CREATE TABLE events (
+        inbox_id     bigint      NOT NULL REFERENCES inbox (id),
+        idx          integer     NOT NULL,
+        source       text        NOT NULL,
+        provider     text        NOT NULL,
+        call_id      text,
+        channel_id   text,
+        type         text        NOT NULL,
+        key          text        NOT NULL,
+        received_at  timestamptz NOT NULL,
+        body         jsonb       NOT NULL,
+        PRIMARY KEY (inbox_id, idx)
+      );
+      CREATE INDEX events_call ON events (source, call_id);
+      CREATE INDEX events_origin ON events (source, channel_id) WHERE type = 'originated';
+
+      CREATE TABLE calls (
+        source      text        NOT NULL,
+        call_id     text        NOT NULL,
+        channel_id  text,
+        status      text        NOT NULL,
+        started_at  timestamptz NOT NULL,
+        updated_at  timestamptz NOT NULL,
+        revision    integer     NOT NULL,
+        record      jsonb       NOT NULL,
+        PRIMARY KEY (source, call_id)
+      );
+      CREATE INDEX calls_updated ON calls (updated_at);
+      CREATE INDEX calls_channel ON calls (source, channel_id) WHERE channel_id IS NOT NULL;
+
+      CREATE TABLE deliveries (
+        id               bigserial PRIMARY KEY,
+        target           text        NOT NULL,
+        source           text        NOT NULL,
+        call_id          text        NOT NULL,
+        state            text        NOT NULL CHECK (state IN ('due', 'done', 'dead')),
+        due_at           timestamptz NOT NULL,
+        want_rev         integer     NOT NULL,
+        done_rev         integer     NOT NULL DEFAULT 0,
+        attempts         integer     NOT NULL DEFAULT 0,
+        first_failed_at  timestamptz,
+        last_error       text,
+        lease_owner      text,
+        lease_until      timestamptz,
+        remote           jsonb       NOT NULL DEFAULT '{}',
+        updated_at       timestamptz NOT NULL,
+        UNIQUE (target, source, call_id)
+      );
+      CREATE INDEX deliveries_due ON deliveries (due_at) WHERE state = 'due';
+      CREATE INDEX deliveries_state ON deliveries (state, id);
+
+      CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+    `,
+  },
+];

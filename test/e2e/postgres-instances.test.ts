@@ -1,0 +1,53 @@
+// Two relay instances on one PostgreSQL database, requests alternating between them (each call's
+// webhooks split across both): every call folds right and reaches HubSpot exactly once.
+
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { startRelay, type Relay } from '../../src/runtime.js';
+import { FakeHubspot } from '../fakes/hubspot.js';
+import { freshPostgresDatabase, goldenCases, sendFlowRequest, tempDir, writeRelayYaml } from '../support.js';
+
+const HS_TOKEN = 'pat-eu1-pg-token-00000';
+
+describe('several instances on PostgreSQL', () => {
+  const relays: Relay[] = [];
+  let hs: FakeHubspot;
+  afterAll(async () => {
+    for (const r of relays) await r.close();
+    await hs?.close();
+  });
+
+  it('share the work: right records, one engagement per call', async () => {
+    hs = await new FakeHubspot(HS_TOKEN).start();
+    const url = await freshPostgresDatabase(inject('pgUrl'));
+    for (let i = 0; i < 2; i++) {
+      const file = writeRelayYaml(tempDir(), { more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n` });
+      const cfg = loadConfig(file, {});
+      relays.push(await startRelay({ ...cfg, store: { postgres: url } }, undefined, { delivery: { pollMs: 20 } }));
+    }
+    // Flows whose call ids do not collide, sent round-robin across the two instances.
+    const flows = goldenCases().filter((c) => ['3cx-v2-incoming-attended-transfer', '3cx-v2-incoming-blind-transfer', '3cx-v2-ringgroup-missed', '3cx-v3-makecall-missed-then-answered-with-ai', 'callerdesk-live-then-report'].includes(c.flow.name));
+    let n = 0;
+    for (const c of flows) {
+      for (const r of c.flow.requests) {
+        const res = await sendFlowRequest(relays[n++ % 2]!.port, c.adapter, r);
+        if (res) expect(res.status).toBe(200);
+      }
+    }
+    const expected = flows.flatMap((c) => c.flow.expect!.calls.map((e) => ({ adapter: c.adapter, e })));
+    for (let t = 0; t < 400 && hs.calls.size < expected.length; t++) await new Promise((r) => setTimeout(r, 25));
+    for (const r of relays) {
+      await r.pipeline.drain();
+      await r.delivery.settle();
+    }
+    const { compareCalls } = await import('../../src/flows.js');
+    const calls = (await relays[0]!.store.listCalls({ limit: 100 })).map((c) => c.record);
+    for (const c of flows) {
+      const mine = calls.filter((x) => x.source === c.adapter && c.flow.expect!.calls.some((e) => e.callId === x.callId));
+      expect(compareCalls(c.flow.expect!.calls, mine), c.flow.name).toEqual([]);
+    }
+    expect(hs.calls.size).toBe(expected.length);
+    const tokens = [...hs.calls.values()].map((x) => x.properties.hs_call_external_id);
+    expect(new Set(tokens).size).toBe(tokens.length);
+  }, 60_000);
+});
