@@ -49,7 +49,7 @@ export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, o
   const store = opts.store ?? (await openServerStore(cfg));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
-  const delivery = new DeliveryEngine(store, createTargets(cfg, log), { log, ...opts.delivery });
+  const delivery = new DeliveryEngine(store, createTargets(cfg, log), { log, leaseMs: cfg.delivery.leaseSec * 1000, ...opts.delivery });
   const pipeline = new Pipeline(store, cfg.sources, log, () => delivery.kick());
   let draining = false;
   const app = createApp({ pipeline, bodyLimit: cfg.server.bodyLimit, adminToken: cfg.adminToken, log, isDraining: () => draining, onDeliveriesDue: () => delivery.kick() });

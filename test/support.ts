@@ -31,7 +31,7 @@ export function goldenCases(): { adapter: string; file: string; flow: Flow }[] {
 
 export const TOKENS = { admin: 'test-admin-token-123', threecx: 'test-3cx-token-456', callerdesk: 'test-cd-token-789' };
 
-export function writeRelayYaml(dir: string, extra: { port?: number; bodyLimit?: string; adapters?: string; more?: string; threecx?: string } = {}): string {
+export function writeRelayYaml(dir: string, extra: { port?: number; bodyLimit?: string; adapters?: string; more?: string; threecx?: string; store?: string } = {}): string {
   const file = join(dir, 'relay.yaml');
   writeFileSync(
     file,
@@ -40,7 +40,7 @@ export function writeRelayYaml(dir: string, extra: { port?: number; bodyLimit?: 
   host: 127.0.0.1
   bodyLimit: ${extra.bodyLimit ?? '1MiB'}
 store:
-  sqlite: ./relay.db
+  ${extra.store ?? 'sqlite: ./relay.db'}
 admin:
   token: ${TOKENS.admin}
 log:

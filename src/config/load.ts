@@ -33,6 +33,7 @@ export interface RelayConfig {
   /** Targets with the type's defaults filled in. */
   targets: (CommonTargetConfig & Record<string, unknown>)[];
   routing: Routing;
+  delivery: { leaseSec: number };
   /** `${VAR:-default}` references that fell back to the default (start warns about them). */
   envFallbacks: LoadedYaml['envFallbacks'];
 }
@@ -119,6 +120,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     sources,
     targets,
     routing: { targets: Object.fromEntries(targets.map((t) => [t.name, { deliverOn: t.deliverOn, settleSec: t.settleSec }])), routes },
+    delivery: cfg.delivery,
     envFallbacks: y.envFallbacks,
   };
 }

@@ -111,6 +111,11 @@ export const RelayConfigSchema = z
     sources: z.array(SourceConfig).min(1, { message: 'at least one source is needed' }).superRefine(uniqueNames('source')),
     targets: z.array(TargetConfigSchema).default([]).superRefine(uniqueNames('target')).meta({ description: 'CRMs and endpoints calls are delivered to.' }),
     routes: z.array(RouteSchema).optional().meta({ description: 'Default: every source to every target.' }),
+    delivery: z
+      .strictObject({
+        leaseSec: z.number().positive().default(300).meta({ description: 'How long an instance holds a delivery; a crashed one\'s work returns after this.' }),
+      })
+      .prefault({}),
   })
   .meta({ title: 'callrelay relay.yaml', description: 'One callrelay instance: server, store, admin, sources.' });
 

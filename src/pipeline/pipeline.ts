@@ -111,12 +111,19 @@ export class Pipeline {
     else for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  /** Resolves once every committed request has been folded. */
+  /**
+   * Resolves once every committed request this process can see has been folded. The background
+   * loop may hold some rows (PostgreSQL skips locked rows), so wait for it too.
+   */
   async drain(): Promise<void> {
     for (;;) {
+      await this.idle();
       const n = await this.store.applyPending(APPLY_BATCH);
-      if (n === 0) return;
-      this.onFolded();
+      if (n > 0) {
+        this.onFolded();
+        continue;
+      }
+      if (!this.busy && !this.scheduled) return;
     }
   }
 

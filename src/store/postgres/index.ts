@@ -50,23 +50,39 @@ export class PostgresStore implements Store {
     return s;
   }
 
-  private async tx<T>(fn: (c: Q) => Promise<T>): Promise<T> {
+  /** A pooled client that survives its server going away: the error reaches the caller, not the process. */
+  private async client(): Promise<{ c: Q; done: (failed?: unknown) => void }> {
     const c = await this.pool.connect();
+    const onError = (): void => {};
+    c.on('error', onError);
+    return {
+      c,
+      done: (failed) => {
+        c.off('error', onError);
+        // A client whose transaction failed may hold a dead connection: drop it rather than reuse it.
+        c.release(failed instanceof Error ? failed : undefined);
+      },
+    };
+  }
+
+  private async tx<T>(fn: (c: Q) => Promise<T>): Promise<T> {
+    const { c, done } = await this.client();
     try {
       await c.query('BEGIN');
       const out = await fn(c);
       await c.query('COMMIT');
+      done();
       return out;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => {});
+      done(err);
       throw err;
-    } finally {
-      c.release();
     }
   }
 
   async migrate(): Promise<void> {
-    const c = await this.pool.connect();
+    const { c, done } = await this.client();
+    let failed: unknown;
     try {
       await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
       await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)');
@@ -83,9 +99,12 @@ export class PostgresStore implements Store {
           throw err;
         }
       }
+    } catch (err) {
+      failed = err;
+      throw err;
     } finally {
       await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
-      c.release();
+      done(failed);
     }
   }
 
