@@ -1,0 +1,152 @@
+// `npm run soak` (not part of npm test): SOAK_MINUTES (default 10) of mixed call flows at a steady
+// rate into a relay process (SQLite), delivering to a fake HubSpot that fails 5% of requests
+// (500s and 429s). Prints requests accepted, calls delivered, duplicates (must be 0), and the
+// relay's RSS: maximum and trend over the second half of the run.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
+const RATE = Number(process.env.SOAK_RATE ?? 40); // webhooks per second
+const PORT = 19070;
+const TOKEN = 'soak-token-0123456789';
+
+// The fake CRM: engagements by external id; 5% of requests fail.
+const engagements = new Map();
+let crmRequests = 0;
+let crmFailures = 0;
+const crm = createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    crmRequests++;
+    res.setHeader('content-type', 'application/json');
+    if (Math.random() < 0.05) {
+      crmFailures++;
+      res.statusCode = Math.random() < 0.5 ? 500 : 429;
+      return res.end('{"status":"error","message":"injected","category":"SOAK"}');
+    }
+    if (req.url.endsWith('/search')) {
+      const token = JSON.parse(body).filterGroups?.[0]?.filters?.[0]?.value;
+      const hit = [...engagements.entries()].filter(([, e]) => e.token === token).map(([id, e]) => ({ id, properties: { hs_call_external_id: e.token } }));
+      return res.end(JSON.stringify({ total: hit.length, results: hit }));
+    }
+    if (req.method === 'POST' && req.url === '/crm/v3/objects/calls') {
+      const id = String(engagements.size + 1);
+      engagements.set(id, { token: JSON.parse(body).properties.hs_call_external_id, patches: 0 });
+      res.statusCode = 201;
+      return res.end(`{"id":"${id}"}`);
+    }
+    const m = /^\/crm\/v3\/objects\/calls\/(\d+)$/.exec(req.url);
+    if (req.method === 'PATCH' && m && engagements.has(m[1])) {
+      engagements.get(m[1]).patches++;
+      return res.end('{}');
+    }
+    res.end('{}');
+  });
+});
+await new Promise((r) => crm.listen(0, '127.0.0.1', r));
+
+const dir = mkdtempSync(join(tmpdir(), 'callrelay-soak-'));
+writeFileSync(
+  join(dir, 'relay.yaml'),
+  `server: { port: ${PORT}, host: 127.0.0.1 }\nstore: { sqlite: ./relay.db }\nlog: { level: error }\nadapters: ${join(ROOT, 'adapters')}\n` +
+    `sources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n` +
+    `targets:\n  - name: hubspot\n    type: hubspot\n    token: soak-hubspot-token\n    baseUrl: http://127.0.0.1:${crm.address().port}\n    searchLagSec: 1\n    rateLimit: { requests: 1000, perSeconds: 1 }\n`,
+);
+const relay = spawn(process.execPath, [join(ROOT, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+for (let t = 0; t < 400; t++) {
+  try {
+    if ((await fetch(`http://127.0.0.1:${PORT}/healthz`)).ok) break;
+  } catch {}
+  await new Promise((r) => setTimeout(r, 10));
+}
+
+// Mixed flows: answered with a recording, attended transfer, missed in a queue.
+function flow(k) {
+  const id = `262001100000_${k}`;
+  const caller = `4207748526${String(k % 50).padStart(2, '0')}`;
+  const ring = (u, t) => `{"Event":"ringing","Callerid":"${caller}","User":"${u}","Usertype":"${t}","Did":"","Id":"${id}-0"}`;
+  switch (k % 3) {
+    case 0:
+      return [ring('800', 'other'), ring('117', 'ext'), `{"Event":"incomingcall_started","Callerid":"${caller}","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`, `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:21","Id":"${id}-1"}`, `{"Event":"recording","FileUrls":["https://pbx.example.com/r/${id}-1-1.mp3"],"Id":"${id}-1"}`];
+    case 1:
+      return [ring('117', 'ext'), `{"Event":"incomingcall_started","Callerid":"${caller}","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`, `{"Event":"incomingcall_started","Callerid":"${caller}","User":"204","Trtype":"Attended","Did":"","Id":"${id}-2"}`, `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"True","Did":"","Duration":"00:14","Id":"${id}-1"}`, `{"Event":"incoming","Callerid":"${caller}","User":"204","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:06","Id":"${id}-2"}`];
+    default:
+      return [ring('820', 'queue'), `{"Event":"incoming","Callerid":"${caller}","User":"820","Finishtype":"Missed","Transfer":"False","Did":"","Duration":"","Id":"${id}-0"}`];
+  }
+}
+
+const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: 16 });
+let accepted = 0;
+let refused = 0;
+const rss = [];
+const rssOf = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const sampler = setInterval(() => rss.push({ t: performance.now() / 60000, mb: rssOf() }), 5000);
+
+const queue = [];
+let k = 0;
+const t0 = performance.now();
+const total = Math.round(MINUTES * 60 * RATE);
+let sent = 0;
+const inflight = new Set();
+await new Promise((resolve) => {
+  const timer = setInterval(() => {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) * RATE) / 1000));
+    for (; sent < due; sent++) {
+      if (!queue.length) queue.push(...flow(k++));
+      const body = queue.shift();
+      const p = pool
+        .request({ path: `/hooks/3cx/${TOKEN}`, method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        .then(async (r) => {
+          await r.body.dump();
+          if (r.statusCode === 200) accepted++;
+          else refused++;
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    if (sent >= total) {
+      clearInterval(timer);
+      resolve();
+    }
+  }, 5);
+});
+await Promise.all(inflight);
+const calls = k;
+// Let deliveries (and their retries) finish.
+for (let t = 0; t < 600 && engagements.size < calls; t++) await new Promise((r) => setTimeout(r, 500));
+clearInterval(sampler);
+
+const tokens = [...engagements.values()].map((e) => e.token);
+const duplicates = tokens.length - new Set(tokens).size;
+const half = rss.slice(Math.floor(rss.length / 2));
+const n = half.length;
+const mt = half.reduce((a, x) => a + x.t, 0) / n;
+const mm = half.reduce((a, x) => a + x.mb, 0) / n;
+const slope = n > 1 ? half.reduce((a, x) => a + (x.t - mt) * (x.mb - mm), 0) / half.reduce((a, x) => a + (x.t - mt) ** 2, 0) : 0;
+const result = {
+  minutes: MINUTES,
+  webhooksPerSec: RATE,
+  requestsAccepted: accepted,
+  requestsRefused: refused,
+  calls,
+  callsDelivered: new Set(tokens).size,
+  duplicates,
+  crmRequests,
+  crmFailuresInjected: crmFailures,
+  maxRssMb: +Math.max(...rss.map((x) => x.mb)).toFixed(1),
+  rssTrendMbPerMin: +slope.toFixed(2),
+};
+console.log(JSON.stringify(result, null, 2));
+relay.kill('SIGTERM');
+await pool.close();
+crm.close();
+rmSync(dir, { recursive: true, force: true });
+process.exit(duplicates === 0 && result.callsDelivered === calls ? 0 : 1);
