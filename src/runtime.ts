@@ -15,13 +15,15 @@ import { silentLogger, type Logger } from './telemetry/log.js';
 
 /** The store for commands (short-lived; SQLite on the calling thread). */
 export async function openStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
-  if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite, { routing: cfg.routing });
+  if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite, { routing: cfg.routing, busyTimeoutMs: cfg.store.busyTimeoutMs });
   return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, max: 2 });
 }
 
 /** The store for the server: SQLite on its own thread (commits never block HTTP), or PostgreSQL. */
 export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
-  if ('sqlite' in cfg.store) return ThreadedSqliteStore.open({ path: cfg.store.sqlite, routing: cfg.routing });
+  if ('sqlite' in cfg.store) {
+    return ThreadedSqliteStore.open({ path: cfg.store.sqlite, routing: cfg.routing, maxSizeMB: cfg.store.maxSizeMB, busyTimeoutMs: cfg.store.busyTimeoutMs });
+  }
   return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing });
 }
 

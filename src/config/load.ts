@@ -25,7 +25,7 @@ export interface ResolvedSource extends SourceSettings {
 export interface RelayConfig {
   file: string;
   server: RelayConfigParsed['server'];
-  store: { sqlite: string } | { postgres: string };
+  store: { sqlite: string; maxSizeMB?: number; busyTimeoutMs: number } | { postgres: string };
   adminToken: string | undefined;
   logLevel: RelayConfigParsed['log']['level'];
   adaptersDir: string;
@@ -113,7 +113,9 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   return {
     file: y.file,
     server: cfg.server,
-    store: cfg.store.postgres ? { postgres: cfg.store.postgres } : { sqlite: rel(cfg.store.sqlite ?? 'data/relay.db') },
+    store: cfg.store.postgres
+      ? { postgres: cfg.store.postgres }
+      : { sqlite: rel(cfg.store.sqlite ?? 'data/relay.db'), maxSizeMB: cfg.store.maxSizeMB, busyTimeoutMs: cfg.store.busyTimeoutMs },
     adminToken: cfg.admin.token,
     logLevel: cfg.log.level,
     adaptersDir,

@@ -93,6 +93,8 @@ export const RelayConfigSchema = z
     store: z
       .strictObject({
         sqlite: z.string().optional().meta({ description: 'Path of the SQLite file, relative to relay.yaml.' }),
+        maxSizeMB: z.number().positive().optional().meta({ description: 'SQLite: stop accepting (503) once the file reaches this size, before the disk is full.' }),
+        busyTimeoutMs: z.number().int().min(0).default(5000).meta({ description: 'SQLite: how long a write waits for another process\'s lock before 503.' }),
         postgres: z
           .string()
           .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })

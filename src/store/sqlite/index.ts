@@ -61,6 +61,8 @@ interface DeliveryDbRow {
 
 export interface SqliteOptions {
   busyTimeoutMs?: number;
+  /** Cap on the file size: past it, writes fail ("database or disk is full") and requests get 503. */
+  maxSizeMB?: number;
   /** Routes and target timing: a changed call becomes due work in the same transaction. */
   routing?: Routing;
 }
@@ -84,6 +86,10 @@ export class SqliteStore implements Store {
     this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     this.migrateSync();
+    if (opts.maxSizeMB) {
+      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+      this.db.pragma(`max_page_count = ${Math.max(1, Math.floor((opts.maxSizeMB * 1024 * 1024) / pageSize))}`);
+    }
     const db = this.db;
     this.stmts = {
       insertInbox: db.prepare(

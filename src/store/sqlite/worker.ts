@@ -10,6 +10,7 @@ import type { NewInbox, Store } from '../types.js';
 export interface WorkerInit {
   path: string;
   busyTimeoutMs?: number;
+  maxSizeMB?: number;
   routing?: Routing;
 }
 
@@ -37,7 +38,7 @@ const port = parentPort!;
 const init = workerData as WorkerInit;
 let store: SqliteStore;
 try {
-  store = new SqliteStore(init.path, { busyTimeoutMs: init.busyTimeoutMs, routing: init.routing });
+  store = new SqliteStore(init.path, { busyTimeoutMs: init.busyTimeoutMs, maxSizeMB: init.maxSizeMB, routing: init.routing });
   port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies Reply);
 } catch (err) {
   port.postMessage({ id: 0, ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies Reply);
