@@ -183,6 +183,21 @@ describe('HTTP ingest', () => {
   });
 });
 
+describe('shutting down', () => {
+  it('answers new webhooks 503 with Retry-After, and /readyz too, while draining', async () => {
+    const store = new SqliteStore(':memory:');
+    const cfg = loadConfig(writeRelayYaml(tempDir()), {});
+    const app = createApp({ pipeline: new Pipeline(store, cfg.sources), bodyLimit: 1024, adminToken: undefined, isDraining: () => true });
+    const res = await app.request(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: V2_RINGING });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'RELAY_ERR_STORE_UNAVAILABLE', message: 'shutting down; retry' });
+    expect((await app.request('/readyz')).status).toBe(503);
+    expect(await store.countInbox()).toMatchObject({ pending: 0, applied: 0 });
+    await store.close();
+  });
+});
+
 describe('admin API switched off', () => {
   it('answers 403 when relay.yaml has no admin.token', async () => {
     const store = new SqliteStore(':memory:');
