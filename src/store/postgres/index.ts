@@ -14,6 +14,7 @@ import type { CallEvent, CallRecord, StoredEvent } from '../../calls/model.js';
 import { dueTargets, NO_ROUTING, type Routing } from '../../delivery/routes.js';
 import type { MapResult } from '../../ingest/adapter.js';
 import { stateOf } from '../inbox-state.js';
+import { nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
 import type { RawRequest } from '../../ingest/request.js';
 import type { CallRow, DeliveryJob, DeliveryOutcome, DeliveryRow, DeliveryState, InboxRow, InboxState, NewInbox, RemoteState, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
@@ -288,12 +289,12 @@ export class PostgresStore implements Store {
 
   async listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]> {
     const r = await this.pool.query(`SELECT * FROM deliveries WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`, [q.state ?? null, q.afterId ?? 0, q.limit]);
-    return r.rows.map(toDeliveryRow);
+    return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
   }
 
   async getDelivery(id: number): Promise<DeliveryRow | undefined> {
     const r = await this.pool.query('SELECT * FROM deliveries WHERE id = $1', [id]);
-    return r.rows[0] && toDeliveryRow(r.rows[0]);
+    return r.rows[0] && toDeliveryRow(r.rows[0], nativeReaders);
   }
 
   async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
@@ -307,12 +308,12 @@ export class PostgresStore implements Store {
 
   async getInbox(id: number): Promise<InboxRow | undefined> {
     const r = await this.pool.query('SELECT * FROM inbox WHERE id = $1', [id]);
-    return r.rows[0] && toInboxRow(r.rows[0]);
+    return r.rows[0] && toInboxRow(r.rows[0], nativeReaders);
   }
 
   async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
     const r = await this.pool.query(`SELECT * FROM inbox WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`, [q.state ?? null, q.afterId ?? 0, q.limit]);
-    return r.rows.map(toInboxRow);
+    return r.rows.map((x) => toInboxRow(x, nativeReaders));
   }
 
   async countInbox(): Promise<Record<InboxState, number>> {
@@ -348,40 +349,4 @@ export class PostgresStore implements Store {
 }
 
 
-function toInboxRow(r: Record<string, any>): InboxRow {
-  return {
-    id: r.id,
-    source: r.source,
-    provider: r.provider,
-    kind: r.kind,
-    receivedAt: iso(r.received_at)!,
-    method: r.method,
-    query: r.query,
-    contentType: r.content_type,
-    headers: r.headers,
-    body: r.body,
-    state: r.state,
-    rule: r.rule,
-    reasonCode: r.reason_code,
-    reason: r.reason,
-    replays: r.replays,
-  };
-}
 
-function toDeliveryRow(r: Record<string, any>): DeliveryRow {
-  return {
-    id: r.id,
-    target: r.target,
-    source: r.source,
-    callId: r.call_id,
-    state: r.state,
-    dueAt: iso(r.due_at)!,
-    wantRev: r.want_rev,
-    doneRev: r.done_rev,
-    attempts: r.attempts,
-    firstFailedAt: iso(r.first_failed_at),
-    lastError: r.last_error,
-    remote: r.remote,
-    updatedAt: iso(r.updated_at)!,
-  };
-}

@@ -9,6 +9,7 @@ import { eventKey, foldCall } from '../../calls/fold.js';
 import type { CallEvent, StoredEvent } from '../../calls/model.js';
 import type { MapResult } from '../../ingest/adapter.js';
 import { stateOf } from '../inbox-state.js';
+import { textReaders, toDeliveryRow, toInboxRow } from '../rows.js';
 import type { RawRequest } from '../../ingest/request.js';
 import { dueTargets, NO_ROUTING, type Routing } from '../../delivery/routes.js';
 import type { CallRow, DeliveryJob, DeliveryOutcome, DeliveryRow, DeliveryState, InboxRow, InboxState, NewInbox, RemoteState, Store } from '../types.js';
@@ -325,12 +326,12 @@ export class SqliteStore implements Store {
     const rows = this.db
       .prepare(`SELECT * FROM deliveries WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`)
       .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as DeliveryDbRow[];
-    return rows.map(toDeliveryRow);
+    return rows.map((x) => toDeliveryRow(x, textReaders));
   }
 
   async getDelivery(id: number): Promise<DeliveryRow | undefined> {
     const r = this.stmts.getDelivery.get(id) as DeliveryDbRow | undefined;
-    return r && toDeliveryRow(r);
+    return r && toDeliveryRow(r, textReaders);
   }
 
   async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
@@ -342,14 +343,14 @@ export class SqliteStore implements Store {
 
   async getInbox(id: number): Promise<InboxRow | undefined> {
     const r = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
-    return r && toInboxRow(r);
+    return r && toInboxRow(r, textReaders);
   }
 
   async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
     const rows = this.db
       .prepare(`SELECT * FROM inbox WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`)
       .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as InboxDbRow[];
-    return rows.map(toInboxRow);
+    return rows.map((x) => toInboxRow(x, textReaders));
   }
 
   async countInbox(): Promise<Record<InboxState, number>> {
@@ -386,43 +387,7 @@ export class SqliteStore implements Store {
 }
 
 
-function toInboxRow(r: InboxDbRow): InboxRow {
-  return {
-    id: r.id,
-    source: r.source,
-    provider: r.provider,
-    kind: r.kind as InboxRow['kind'],
-    receivedAt: r.received_at,
-    method: r.method,
-    query: r.query,
-    contentType: r.content_type,
-    headers: JSON.parse(r.headers) as Record<string, string>,
-    body: r.body,
-    state: r.state,
-    rule: r.rule,
-    reasonCode: r.reason_code,
-    reason: r.reason,
-    replays: r.replays,
-  };
-}
 
-function toDeliveryRow(r: DeliveryDbRow): DeliveryRow {
-  return {
-    id: r.id,
-    target: r.target,
-    source: r.source,
-    callId: r.call_id,
-    state: r.state,
-    dueAt: r.due_at,
-    wantRev: r.want_rev,
-    doneRev: r.done_rev,
-    attempts: r.attempts,
-    firstFailedAt: r.first_failed_at,
-    lastError: r.last_error,
-    remote: JSON.parse(r.remote) as RemoteState,
-    updatedAt: r.updated_at,
-  };
-}
 
 function toCallRow(r: { record: string; updated_at: string; revision: number }): CallRow {
   return { record: JSON.parse(r.record) as CallRow['record'], updatedAt: r.updated_at, revision: r.revision };
