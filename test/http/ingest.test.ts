@@ -10,11 +10,11 @@ import { createApp } from '../../src/http/app.js';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { goldenCases, sendFlowRequest, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { goldenCases, sendFlowRequest, tempDir, TOKENS, writeRelayYaml, type SourceSettings } from '../support.js';
 
-async function launch(opts: { bodyLimit?: string; busyTimeoutMs?: number } = {}): Promise<{ relay: Relay; base: string; dir: string }> {
+async function launch(opts: { bodyLimit?: string; busyTimeoutMs?: number; sources?: Record<string, SourceSettings | undefined> } = {}): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = tempDir();
-  const cfg = loadConfig(writeRelayYaml(dir, { bodyLimit: opts.bodyLimit }), {});
+  const cfg = loadConfig(writeRelayYaml(dir, { bodyLimit: opts.bodyLimit, sources: opts.sources }), {});
   const store = new SqliteStore(join(dir, 'relay.db'), { busyTimeoutMs: opts.busyTimeoutMs });
   const relay = await startRelay(cfg, undefined, { store });
   return { relay, base: `http://127.0.0.1:${relay.port}`, dir };
@@ -236,7 +236,7 @@ describe('durability', () => {
 describe('every golden flow over HTTP', () => {
   const cases = goldenCases();
   it.each(cases.map((c) => [`${c.adapter}/${c.flow.name}`, c.adapter, c.flow] as const))('%s', async (_n, adapter, flow: Flow) => {
-    const ctx = await launch();
+    const ctx = await launch({ sources: { [adapter]: flow.source } });
     try {
       for (const r of flow.requests.filter((x) => x.direction !== 'to-pbx')) {
         const res = (await sendFlowRequest(ctx.relay.port, adapter, r))!;
