@@ -37,7 +37,11 @@ export async function crmLatency({ root, rate = 200, seconds = 10, port = 19050 
       `sources:\n  - { name: 3cx, adapter: 3cx, token: bench-token-0123456789, timezone: Europe/Prague, defaultCountry: CZ }\n` +
       `targets:\n  - name: hubspot\n    type: hubspot\n    token: bench-hubspot-token\n    baseUrl: http://127.0.0.1:${crm.address().port}\n    rateLimit: { requests: 100000, perSeconds: 1 }\n    searchRateLimit: { requests: 100000, perSeconds: 1 }\n    concurrency: 16\n`,
   );
-  const relay = spawn(process.execPath, [join(root, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const relay = spawn(
+    process.execPath,
+    [join(root, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   for (let t = 0; t < 400; t++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
@@ -51,7 +55,12 @@ export async function crmLatency({ root, rate = 200, seconds = 10, port = 19050 
     const caller = `4207748526${String(i % 20).padStart(2, '0')}`;
     sentAt.set(`callrelay:3cx:${id}`, performance.now());
     return pool
-      .request({ path: '/hooks/3cx/bench-token-0123456789', method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:09","Id":"${id}-1"}` })
+      .request({
+        path: '/hooks/3cx/bench-token-0123456789',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:09","Id":"${id}-1"}`,
+      })
       .then((r) => r.body.dump());
   };
   // Warm-up, then the measured run: `rate` calls per second, one webhook each.
@@ -76,13 +85,30 @@ export async function crmLatency({ root, rate = 200, seconds = 10, port = 19050 
   arrivals.clear();
   const measured = rate * seconds;
   await run(1_000_000, measured);
-  for (let t = 0; t < 300 && [...arrivals.keys()].filter((k) => Number(k.split('_').pop()) >= 1_000_000).length < measured; t++) await new Promise((r) => setTimeout(r, 20));
+  for (
+    let t = 0;
+    t < 300 &&
+    [...arrivals.keys()].filter((k) => Number(k.split('_').pop()) >= 1_000_000).length < measured;
+    t++
+  )
+    await new Promise((r) => setTimeout(r, 20));
   // Only the measured calls (a warm-up create may land late).
-  const lat = [...arrivals].filter(([k]) => Number(k.split('_').pop()) >= 1_000_000).map(([k, at]) => at - sentAt.get(k)).sort((a, b) => a - b);
+  const lat = [...arrivals]
+    .filter(([k]) => Number(k.split('_').pop()) >= 1_000_000)
+    .map(([k, at]) => at - sentAt.get(k))
+    .sort((a, b) => a - b);
   const q = (p) => +lat[Math.min(lat.length - 1, Math.floor(lat.length * p))].toFixed(1);
   relay.kill('SIGTERM');
   await pool.close();
   crm.close();
   rmSync(dir, { recursive: true, force: true });
-  return { callsPerSec: rate, calls: measured, delivered: lat.length, p50ms: q(0.5), p99ms: q(0.99), maxMs: +lat.at(-1).toFixed(1), crmRequestsPerCall: +((requests - before) / measured).toFixed(3) };
+  return {
+    callsPerSec: rate,
+    calls: measured,
+    delivered: lat.length,
+    p50ms: q(0.5),
+    p99ms: q(0.99),
+    maxMs: +lat.at(-1).toFixed(1),
+    crmRequestsPerCall: +((requests - before) / measured).toFixed(3),
+  };
 }

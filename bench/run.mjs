@@ -44,7 +44,10 @@ function bodySource(offset) {
 async function waitHealthy(port, path) {
   for (let t = 0; t < 400; t++) {
     try {
-      const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: path === '/healthz' ? 'GET' : 'POST', body: path === '/healthz' ? undefined : '{}' });
+      const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+        method: path === '/healthz' ? 'GET' : 'POST',
+        body: path === '/healthz' ? undefined : '{}',
+      });
       await r.arrayBuffer();
       if (r.status < 500) return;
     } catch {}
@@ -55,13 +58,22 @@ async function waitHealthy(port, path) {
 
 function relayConfig(dir, port) {
   const file = join(dir, 'relay.yaml');
-  writeFileSync(file, `server: { port: ${port}, host: 127.0.0.1 }\nstore: { sqlite: ./relay.db }\nadmin: { token: bench-admin-token }\nlog: { level: warn }\nadapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n`);
+  writeFileSync(
+    file,
+    `server: { port: ${port}, host: 127.0.0.1 }\nstore: { sqlite: ./relay.db }\nadmin: { token: bench-admin-token }\nlog: { level: warn }\nadapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n`,
+  );
   return file;
 }
 
 function start(kind, port, dir) {
-  const args = kind === 'bare' ? [join(ROOT, 'bench', 'bare-server.mjs')] : [join(ROOT, 'dist', 'main.js'), 'start', '--config', relayConfig(dir, port)];
-  return spawn(process.execPath, args, { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const args =
+    kind === 'bare'
+      ? [join(ROOT, 'bench', 'bare-server.mjs')]
+      : [join(ROOT, 'dist', 'main.js'), 'start', '--config', relayConfig(dir, port)];
+  return spawn(process.execPath, args, {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }
 
 async function throughput(port, offset) {
@@ -70,10 +82,22 @@ async function throughput(port, offset) {
     url: `http://127.0.0.1:${port}/hooks/3cx/${TOKEN}`,
     connections: CONNECTIONS,
     duration: DURATION,
-    requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, setupRequest: (req) => ({ ...req, body: next() }) }],
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: next() }),
+      },
+    ],
   });
-  if (result.non2xx || result.errors) throw new Error(`${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { reqPerSec: Math.round(result.requests.average), p50ms: result.latency.p50, p99ms: result.latency.p99, total: result.requests.total };
+  if (result.non2xx || result.errors)
+    throw new Error(`${result.non2xx} non-2xx, ${result.errors} errors`);
+  return {
+    reqPerSec: Math.round(result.requests.average),
+    p50ms: result.latency.p50,
+    p99ms: result.latency.p99,
+    total: result.requests.total,
+  };
 }
 
 /**
@@ -95,11 +119,18 @@ async function fixedRate(port, rate, seconds, offset) {
       for (; sent < due; sent++) {
         const start = performance.now();
         inflight.push(
-          pool.request({ path: `/hooks/3cx/${TOKEN}`, method: 'POST', headers: { 'content-type': 'application/json' }, body: next() }).then(async (res) => {
-            await res.body.arrayBuffer();
-            if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-            lat.push(performance.now() - start);
-          }),
+          pool
+            .request({
+              path: `/hooks/3cx/${TOKEN}`,
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: next(),
+            })
+            .then(async (res) => {
+              await res.body.arrayBuffer();
+              if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+              lat.push(performance.now() - start);
+            }),
         );
       }
       if (sent >= total) {
@@ -113,34 +144,62 @@ async function fixedRate(port, rate, seconds, offset) {
   await pool.close();
   lat.sort((a, b) => a - b);
   const q = (p) => +lat[Math.min(lat.length - 1, Math.floor(lat.length * p))].toFixed(2);
-  return { rate, achieved: Math.round(total / elapsed), requests: lat.length, p50ms: q(0.5), p99ms: q(0.99), maxMs: +lat.at(-1).toFixed(2) };
+  return {
+    rate,
+    achieved: Math.round(total / elapsed),
+    requests: lat.length,
+    p50ms: q(0.5),
+    p99ms: q(0.99),
+    maxMs: +lat.at(-1).toFixed(2),
+  };
 }
 
 async function mappingCost() {
-  const { loadAdapterDir, compileAdapter } = await import(join(ROOT, 'dist', 'ingest', 'adapter.js'));
+  const { loadAdapterDir, compileAdapter } = await import(
+    join(ROOT, 'dist', 'ingest', 'adapter.js')
+  );
   const { flowRequests, readFlow } = await import(join(ROOT, 'dist', 'flows.js'));
   const { foldCall, eventKey } = await import(join(ROOT, 'dist', 'calls', 'fold.js'));
   const adapters = loadAdapterDir(join(ROOT, 'adapters'));
   const out = {};
   for (const [name, a] of adapters) {
-    const mapper = compileAdapter(a, { name, timezone: a.def.defaults.timezone ?? 'UTC', defaultCountry: a.def.defaults.defaultCountry });
+    const mapper = compileAdapter(a, {
+      name,
+      timezone: a.def.defaults.timezone ?? 'UTC',
+      defaultCountry: a.def.defaults.defaultCountry,
+    });
     const dir = join(ROOT, 'adapters', 'cases', name);
     const reqs = readdirSync(dir).flatMap((f) => flowRequests(readFlow(join(dir, f)), name));
     const events = [];
     for (const r of reqs) {
       const m = await mapper.map(r);
-      if (m.status === 'mapped') events.push(...m.events.map((event, idx) => ({ inboxId: events.length + 1, idx, receivedAt: r.receivedAt, key: eventKey(event), event })));
+      if (m.status === 'mapped')
+        events.push(
+          ...m.events.map((event, idx) => ({
+            inboxId: events.length + 1,
+            idx,
+            receivedAt: r.receivedAt,
+            key: eventKey(event),
+            event,
+          })),
+        );
     }
     const rounds = 3000;
     let t = performance.now();
     for (let i = 0; i < rounds; i++) for (const r of reqs) await mapper.map(r);
     const mapUs = ((performance.now() - t) * 1000) / (rounds * reqs.length);
     const byCall = new Map();
-    for (const e of events) if (e.event.callId) byCall.set(e.event.callId, [...(byCall.get(e.event.callId) ?? []), e]);
+    for (const e of events)
+      if (e.event.callId) byCall.set(e.event.callId, [...(byCall.get(e.event.callId) ?? []), e]);
     t = performance.now();
-    for (let i = 0; i < rounds; i++) for (const evs of byCall.values()) foldCall(evs, { source: name, provider: name });
+    for (let i = 0; i < rounds; i++)
+      for (const evs of byCall.values()) foldCall(evs, { source: name, provider: name });
     const foldUs = ((performance.now() - t) * 1000) / (rounds * byCall.size);
-    out[name] = { requests: reqs.length, mapUsPerEvent: +mapUs.toFixed(1), foldUsPerCall: +foldUs.toFixed(1) };
+    out[name] = {
+      requests: reqs.length,
+      mapUsPerEvent: +mapUs.toFixed(1),
+      foldUsPerCall: +foldUs.toFixed(1),
+    };
   }
   return out;
 }
@@ -158,14 +217,26 @@ async function coldStart(runs = 5) {
     rmSync(dir, { recursive: true, force: true });
   }
   times.sort((a, b) => a - b);
-  return { runs, medianMs: Math.round(times[Math.floor(runs / 2)]), maxMs: Math.round(times.at(-1)) };
+  return {
+    runs,
+    medianMs: Math.round(times[Math.floor(runs / 2)]),
+    maxMs: Math.round(times.at(-1)),
+  };
 }
 
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'callrelay-bench-'));
-  const results = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, durationSec: DURATION, connections: CONNECTIONS, rounds: ROUNDS };
+  const results = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    durationSec: DURATION,
+    connections: CONNECTIONS,
+    rounds: ROUNDS,
+  };
 
   // Both servers up at once (an idle one costs nothing); rounds alternate a and b so that the
   // machine's drift hits both alike, and the medians are reported.
@@ -185,7 +256,13 @@ async function main() {
     await new Promise((res) => setTimeout(res, 2000)); // let folding catch up before the latency runs
     const af = await fixedRate(19001, 1000, DURATION, 0);
     const bf = await fixedRate(19002, 1000, DURATION, 5_000_000 + r * 1_000_000);
-    const round = { bare: a, relay: b, ratio: +(b.reqPerSec / a.reqPerSec).toFixed(2), bareAt1000: af, relayAt1000: bf };
+    const round = {
+      bare: a,
+      relay: b,
+      ratio: +(b.reqPerSec / a.reqPerSec).toFixed(2),
+      bareAt1000: af,
+      relayAt1000: bf,
+    };
     console.log(`round ${r + 1}:`, JSON.stringify(round));
     rounds.push(round);
   }
@@ -196,19 +273,35 @@ async function main() {
     bareReqPerSec: median(rounds.map((r) => r.bare.reqPerSec)),
     relayReqPerSec: median(rounds.map((r) => r.relay.reqPerSec)),
     ratio: median(rounds.map((r) => r.ratio)),
-    bareAt1000: { p50ms: median(rounds.map((r) => r.bareAt1000.p50ms)), p99ms: median(rounds.map((r) => r.bareAt1000.p99ms)) },
-    relayAt1000: { p50ms: median(rounds.map((r) => r.relayAt1000.p50ms)), p99ms: median(rounds.map((r) => r.relayAt1000.p99ms)) },
+    bareAt1000: {
+      p50ms: median(rounds.map((r) => r.bareAt1000.p50ms)),
+      p99ms: median(rounds.map((r) => r.bareAt1000.p99ms)),
+    },
+    relayAt1000: {
+      p50ms: median(rounds.map((r) => r.relayAt1000.p50ms)),
+      p99ms: median(rounds.map((r) => r.relayAt1000.p99ms)),
+    },
   };
   console.log('\nmedians:', JSON.stringify(results.summary));
-  console.log(`ratio b/a = ${results.summary.ratio} (target >= 0.60); ack p99 at 1000 req/s = ${results.summary.relayAt1000.p99ms} ms (target <= 3 ms; bare Hono: ${results.summary.bareAt1000.p99ms} ms)`);
+  console.log(
+    `ratio b/a = ${results.summary.ratio} (target >= 0.60); ack p99 at 1000 req/s = ${results.summary.relayAt1000.p99ms} ms (target <= 3 ms; bare Hono: ${results.summary.bareAt1000.p99ms} ms)`,
+  );
 
   results.crmLatency = await crmLatency({ root: ROOT, seconds: DURATION });
-  console.log('webhook in -> CRM request (HubSpot fake answering at once, 200 calls/s):', JSON.stringify(results.crmLatency), '(target p99 <= 50 ms)');
+  console.log(
+    'webhook in -> CRM request (HubSpot fake answering at once, 200 calls/s):',
+    JSON.stringify(results.crmLatency),
+    '(target p99 <= 50 ms)',
+  );
 
   results.mapping = await mappingCost();
   console.log('mapping cost per event / fold per call:', JSON.stringify(results.mapping));
   results.coldStart = await coldStart();
-  console.log('cold start (spawn to first /healthz 200):', JSON.stringify(results.coldStart), '(target < 1000 ms)');
+  console.log(
+    'cold start (spawn to first /healthz 200):',
+    JSON.stringify(results.coldStart),
+    '(target < 1000 ms)',
+  );
 
   mkdirSync(join(ROOT, '.bench'), { recursive: true });
   writeFileSync(join(ROOT, '.bench', 'last.json'), `${JSON.stringify(results, null, 2)}\n`);

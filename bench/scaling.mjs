@@ -20,8 +20,13 @@ const url = await pg.createDatabase('relay');
 
 function startInstance(port) {
   const file = join(dir, `relay-${port}.yaml`);
-  writeFileSync(file, `server: { port: ${port}, host: 127.0.0.1 }\nstore:\n  postgres: ${url}\nlog: { level: error }\nadapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN} }\n`);
-  return spawn(process.execPath, [join(ROOT, 'dist', 'main.js'), 'start', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(
+    file,
+    `server: { port: ${port}, host: 127.0.0.1 }\nstore:\n  postgres: ${url}\nlog: { level: error }\nadapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN} }\n`,
+  );
+  return spawn(process.execPath, [join(ROOT, 'dist', 'main.js'), 'start', '--config', file], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }
 
 async function healthy(port) {
@@ -35,9 +40,21 @@ async function healthy(port) {
 }
 
 let k = 0;
-const body = () => `{"Event":"ringing","Callerid":"05552221133","User":"800","Usertype":"other","Did":"","Id":"263001100000_${k++}-0"}`;
+const body = () =>
+  `{"Event":"ringing","Callerid":"05552221133","User":"800","Usertype":"other","Did":"","Id":"263001100000_${k++}-0"}`;
 const load = (port, connections) =>
-  autocannon({ url: `http://127.0.0.1:${port}/hooks/3cx/${TOKEN}`, connections, duration: SECONDS, requests: [{ method: 'POST', headers: { 'content-type': 'application/json' }, setupRequest: (r) => ({ ...r, body: body() }) }] });
+  autocannon({
+    url: `http://127.0.0.1:${port}/hooks/3cx/${TOKEN}`,
+    connections,
+    duration: SECONDS,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (r) => ({ ...r, body: body() }),
+      },
+    ],
+  });
 
 const a = startInstance(19401);
 await healthy(19401);
@@ -48,8 +65,16 @@ await healthy(19402);
 await load(19402, 25); // warm-up
 const [x, y] = await Promise.all([load(19401, 25), load(19402, 25)]);
 const result = {
-  oneInstance: { reqPerSec: Math.round(one.requests.average), p99ms: one.latency.p99, errors: one.errors + one.non2xx },
-  twoInstances: { reqPerSec: Math.round(x.requests.average + y.requests.average), p99ms: Math.max(x.latency.p99, y.latency.p99), errors: x.errors + x.non2xx + y.errors + y.non2xx },
+  oneInstance: {
+    reqPerSec: Math.round(one.requests.average),
+    p99ms: one.latency.p99,
+    errors: one.errors + one.non2xx,
+  },
+  twoInstances: {
+    reqPerSec: Math.round(x.requests.average + y.requests.average),
+    p99ms: Math.max(x.latency.p99, y.latency.p99),
+    errors: x.errors + x.non2xx + y.errors + y.non2xx,
+  },
 };
 console.log(JSON.stringify(result, null, 2));
 a.kill('SIGTERM');

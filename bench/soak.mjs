@@ -34,7 +34,9 @@ const crm = createServer((req, res) => {
     }
     if (req.url.endsWith('/search')) {
       const token = JSON.parse(body).filterGroups?.[0]?.filters?.[0]?.value;
-      const hit = [...engagements.entries()].filter(([, e]) => e.token === token).map(([id, e]) => ({ id, properties: { hs_call_external_id: e.token } }));
+      const hit = [...engagements.entries()]
+        .filter(([, e]) => e.token === token)
+        .map(([id, e]) => ({ id, properties: { hs_call_external_id: e.token } }));
       return res.end(JSON.stringify({ total: hit.length, results: hit }));
     }
     if (req.method === 'POST' && req.url === '/crm/v3/objects/calls') {
@@ -60,7 +62,11 @@ writeFileSync(
     `sources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n` +
     `targets:\n  - name: hubspot\n    type: hubspot\n    token: soak-hubspot-token\n    baseUrl: http://127.0.0.1:${crm.address().port}\n    searchLagSec: 1\n    rateLimit: { requests: 1000, perSeconds: 1 }\n`,
 );
-const relay = spawn(process.execPath, [join(ROOT, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+const relay = spawn(
+  process.execPath,
+  [join(ROOT, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
 for (let t = 0; t < 400; t++) {
   try {
     if ((await fetch(`http://127.0.0.1:${PORT}/healthz`)).ok) break;
@@ -72,14 +78,30 @@ for (let t = 0; t < 400; t++) {
 function flow(k) {
   const id = `262001100000_${k}`;
   const caller = `4207748526${String(k % 50).padStart(2, '0')}`;
-  const ring = (u, t) => `{"Event":"ringing","Callerid":"${caller}","User":"${u}","Usertype":"${t}","Did":"","Id":"${id}-0"}`;
+  const ring = (u, t) =>
+    `{"Event":"ringing","Callerid":"${caller}","User":"${u}","Usertype":"${t}","Did":"","Id":"${id}-0"}`;
   switch (k % 3) {
     case 0:
-      return [ring('800', 'other'), ring('117', 'ext'), `{"Event":"incomingcall_started","Callerid":"${caller}","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`, `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:21","Id":"${id}-1"}`, `{"Event":"recording","FileUrls":["https://pbx.example.com/r/${id}-1-1.mp3"],"Id":"${id}-1"}`];
+      return [
+        ring('800', 'other'),
+        ring('117', 'ext'),
+        `{"Event":"incomingcall_started","Callerid":"${caller}","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`,
+        `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:21","Id":"${id}-1"}`,
+        `{"Event":"recording","FileUrls":["https://pbx.example.com/r/${id}-1-1.mp3"],"Id":"${id}-1"}`,
+      ];
     case 1:
-      return [ring('117', 'ext'), `{"Event":"incomingcall_started","Callerid":"${caller}","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`, `{"Event":"incomingcall_started","Callerid":"${caller}","User":"204","Trtype":"Attended","Did":"","Id":"${id}-2"}`, `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"True","Did":"","Duration":"00:14","Id":"${id}-1"}`, `{"Event":"incoming","Callerid":"${caller}","User":"204","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:06","Id":"${id}-2"}`];
+      return [
+        ring('117', 'ext'),
+        `{"Event":"incomingcall_started","Callerid":"${caller}","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`,
+        `{"Event":"incomingcall_started","Callerid":"${caller}","User":"204","Trtype":"Attended","Did":"","Id":"${id}-2"}`,
+        `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"True","Did":"","Duration":"00:14","Id":"${id}-1"}`,
+        `{"Event":"incoming","Callerid":"${caller}","User":"204","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:06","Id":"${id}-2"}`,
+      ];
     default:
-      return [ring('820', 'queue'), `{"Event":"incoming","Callerid":"${caller}","User":"820","Finishtype":"Missed","Transfer":"False","Did":"","Duration":"","Id":"${id}-0"}`];
+      return [
+        ring('820', 'queue'),
+        `{"Event":"incoming","Callerid":"${caller}","User":"820","Finishtype":"Missed","Transfer":"False","Did":"","Duration":"","Id":"${id}-0"}`,
+      ];
   }
 }
 
@@ -87,7 +109,8 @@ const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: 16 });
 let accepted = 0;
 let refused = 0;
 const rss = [];
-const rssOf = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const rssOf = () =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const sampler = setInterval(() => rss.push({ t: performance.now() / 60000, mb: rssOf() }), 5000);
 
 const queue = [];
@@ -103,7 +126,12 @@ await new Promise((resolve) => {
       if (!queue.length) queue.push(...flow(k++));
       const body = queue.shift();
       const p = pool
-        .request({ path: `/hooks/3cx/${TOKEN}`, method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        .request({
+          path: `/hooks/3cx/${TOKEN}`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        })
         .then(async (r) => {
           await r.body.dump();
           if (r.statusCode === 200) accepted++;
@@ -121,7 +149,8 @@ await new Promise((resolve) => {
 await Promise.all(inflight);
 const calls = k;
 // Let deliveries (and their retries) finish.
-for (let t = 0; t < 600 && engagements.size < calls; t++) await new Promise((r) => setTimeout(r, 500));
+for (let t = 0; t < 600 && engagements.size < calls; t++)
+  await new Promise((r) => setTimeout(r, 500));
 clearInterval(sampler);
 
 const tokens = [...engagements.values()].map((e) => e.token);
@@ -130,7 +159,11 @@ const half = rss.slice(Math.floor(rss.length / 2));
 const n = half.length;
 const mt = half.reduce((a, x) => a + x.t, 0) / n;
 const mm = half.reduce((a, x) => a + x.mb, 0) / n;
-const slope = n > 1 ? half.reduce((a, x) => a + (x.t - mt) * (x.mb - mm), 0) / half.reduce((a, x) => a + (x.t - mt) ** 2, 0) : 0;
+const slope =
+  n > 1
+    ? half.reduce((a, x) => a + (x.t - mt) * (x.mb - mm), 0) /
+      half.reduce((a, x) => a + (x.t - mt) ** 2, 0)
+    : 0;
 const result = {
   minutes: MINUTES,
   webhooksPerSec: RATE,

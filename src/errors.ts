@@ -8,12 +8,21 @@ export const ERRORS = {
   RELAY_ERR_CALL_NOT_FOUND: { status: 404, message: 'no call with that id' },
   RELAY_ERR_INBOX_NOT_FOUND: { status: 404, message: 'no stored request with that id' },
   RELAY_ERR_DELIVERY_NOT_FOUND: { status: 404, message: 'no delivery with that id' },
-  RELAY_ERR_AMBIGUOUS_CALL: { status: 409, message: 'several sources have a call with that id; add ?source=' },
+  RELAY_ERR_AMBIGUOUS_CALL: {
+    status: 409,
+    message: 'several sources have a call with that id; add ?source=',
+  },
   RELAY_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed here' },
   RELAY_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body over the limit' },
   RELAY_ERR_BAD_REQUEST: { status: 400, message: 'bad request' },
-  RELAY_ERR_ADMIN_DISABLED: { status: 403, message: 'the admin API is off: set admin.token in relay.yaml' },
-  RELAY_ERR_STORE_UNAVAILABLE: { status: 503, message: 'the store could not commit the request; retry' },
+  RELAY_ERR_ADMIN_DISABLED: {
+    status: 403,
+    message: 'the admin API is off: set admin.token in relay.yaml',
+  },
+  RELAY_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    message: 'the store could not commit the request; retry',
+  },
   RELAY_ERR_INTERNAL: { status: 500, message: 'internal error' },
   // Not HTTP answers: reasons a stored request stays unmapped (the sender still gets 2xx).
   RELAY_ERR_UNPARSEABLE_BODY: { status: 200, message: 'the body could not be parsed' },
@@ -29,8 +38,15 @@ export class RelayError extends Error {
   readonly status: number;
   readonly headers: Record<string, string> | undefined;
 
-  constructor(code: ErrorCode, message?: string, opts: { cause?: unknown; headers?: Record<string, string> } = {}) {
-    super(message ?? ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    opts: { cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(
+      message ?? ERRORS[code].message,
+      opts.cause === undefined ? undefined : { cause: opts.cause },
+    );
     this.name = 'RelayError';
     this.code = code;
     this.status = ERRORS[code].status;
@@ -45,6 +61,7 @@ export class RelayError extends Error {
 /** Prefix an error with what was being done, keeping the original as `cause`. */
 export function wrapError(doing: string, err: unknown): Error {
   const msg = err instanceof Error ? err.message : String(err);
-  if (err instanceof RelayError) return new RelayError(err.code, `${doing}: ${msg}`, { cause: err });
+  if (err instanceof RelayError)
+    return new RelayError(err.code, `${doing}: ${msg}`, { cause: err });
   return new Error(`${doing}: ${msg}`, { cause: err });
 }

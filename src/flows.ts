@@ -32,17 +32,31 @@ export interface Flow {
 
 export function readFlow(path: string): Flow {
   const flow = JSON.parse(readFileSync(path, 'utf8')) as Flow;
-  if (!flow || !Array.isArray(flow.requests)) throw new Error(`${path}: not a flow file (no "requests" list)`);
+  if (!flow || !Array.isArray(flow.requests))
+    throw new Error(`${path}: not a flow file (no "requests" list)`);
   return flow;
 }
 
 /** The stored form of a flow's requests; receive times one second apart from `start`. */
-export function flowRequests(flow: Flow, source: string, start = Date.parse('2026-01-01T00:00:00Z')): RawRequest[] {
+export function flowRequests(
+  flow: Flow,
+  source: string,
+  start = Date.parse('2026-01-01T00:00:00Z'),
+): RawRequest[] {
   return flow.requests.map((r, i): RawRequest => {
     const receivedAt = new Date(start + i * 1000).toISOString();
     if (r.direction === 'to-pbx') {
       const q = r.path?.includes('?') ? r.path.slice(r.path.indexOf('?') + 1) : '';
-      return { source, kind: 'pbx-response', receivedAt, method: r.method, query: q, contentType: 'application/json', headers: {}, body: Buffer.from(r.responseBody ?? '') };
+      return {
+        source,
+        kind: 'pbx-response',
+        receivedAt,
+        method: r.method,
+        query: q,
+        contentType: 'application/json',
+        headers: {},
+        body: Buffer.from(r.responseBody ?? ''),
+      };
     }
     return {
       source,
@@ -62,7 +76,11 @@ export interface FlowRun {
   calls: CallRecord[];
 }
 
-export async function runFlow(flow: Flow, adapter: LoadedAdapter, settings: { timezone?: string; defaultCountry?: string } = {}): Promise<FlowRun> {
+export async function runFlow(
+  flow: Flow,
+  adapter: LoadedAdapter,
+  settings: { timezone?: string; defaultCountry?: string } = {},
+): Promise<FlowRun> {
   const store = new SqliteStore(':memory:');
   try {
     const source = adapter.name;
@@ -71,8 +89,11 @@ export async function runFlow(flow: Flow, adapter: LoadedAdapter, settings: { ti
         name: source,
         token: 'flow-runner-token',
         adapter,
-        timezone: settings.timezone ?? flow.source?.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
-        defaultCountry: (settings.defaultCountry ?? flow.source?.defaultCountry ?? adapter.def.defaults.defaultCountry) as CountryCode | undefined,
+        timezone:
+          settings.timezone ?? flow.source?.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
+        defaultCountry: (settings.defaultCountry ??
+          flow.source?.defaultCountry ??
+          adapter.def.defaults.defaultCountry) as CountryCode | undefined,
       },
     ]);
     const steps: FlowRun['steps'] = [];
@@ -82,7 +103,9 @@ export async function runFlow(flow: Flow, adapter: LoadedAdapter, settings: { ti
       steps.push({ label: flow.requests[i]!.label ?? `request ${i + 1}`, inboxId: id, result });
     }
     await pipeline.drain();
-    const calls = (await store.listCalls({ limit: 10_000 })).map((r) => r.record).sort((a, b) => (a.callId < b.callId ? -1 : 1));
+    const calls = (await store.listCalls({ limit: 10_000 }))
+      .map((r) => r.record)
+      .sort((a, b) => (a.callId < b.callId ? -1 : 1));
     return { steps, calls };
   } finally {
     await store.close();
@@ -93,7 +116,11 @@ const SET_FIELDS = new Set(['recordings', 'legs', 'transfers']);
 
 function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v ?? null);
 }
 
@@ -115,14 +142,27 @@ export function compareCalls(expected: Record<string, unknown>[], actual: CallRe
     for (const [field, want] of Object.entries(exp)) {
       const got = act[field];
       let same: boolean;
-      if (SET_FIELDS.has(field) && Array.isArray(want) && Array.isArray(got)) same = stable([...want.map(stable)].sort()) === stable([...got.map(stable)].sort());
-      else if (field === 'ai' && want && typeof want === 'object' && got && typeof got === 'object') {
-        same = Object.entries(want).every(([k, v]) => stable(v) === stable((got as Record<string, unknown>)[k]));
+      if (SET_FIELDS.has(field) && Array.isArray(want) && Array.isArray(got))
+        same = stable([...want.map(stable)].sort()) === stable([...got.map(stable)].sort());
+      else if (
+        field === 'ai' &&
+        want &&
+        typeof want === 'object' &&
+        got &&
+        typeof got === 'object'
+      ) {
+        same = Object.entries(want).every(
+          ([k, v]) => stable(v) === stable((got as Record<string, unknown>)[k]),
+        );
       } else same = stable(want) === stable(got);
-      if (!same) out.push(`call ${id}: ${field} expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+      if (!same)
+        out.push(
+          `call ${id}: ${field} expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`,
+        );
     }
   }
   const expectedIds = new Set(expected.map((e) => String(e.callId)));
-  for (const c of actual) if (!expectedIds.has(c.callId)) out.push(`call ${c.callId}: not expected`);
+  for (const c of actual)
+    if (!expectedIds.has(c.callId)) out.push(`call ${c.callId}: not expected`);
   return out;
 }

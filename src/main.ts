@@ -46,9 +46,14 @@ function configFrom(values: { config?: string | undefined }): RelayConfig {
 }
 
 function table(rows: Record<string, unknown>[], cols: string[]): string {
-  const cell = (v: unknown): string => (v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') : String(v));
+  const cell = (v: unknown): string =>
+    v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') : String(v);
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (vals: string[]): string =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
 }
 
@@ -58,11 +63,20 @@ async function cmdStart(args: string[]): Promise<void> {
   const cfg = configFrom(values);
   const log = createLogger(cfg.logLevel);
   for (const f of cfg.envFallbacks) {
-    if (f.path.at(-1) === 'token') log.warn({ variable: f.name, field: f.path.join('.') }, `${f.name} is not set: ${f.path.join('.')} uses the example default from ${cfg.file}; set it before exposing the relay`);
+    if (f.path.at(-1) === 'token')
+      log.warn(
+        { variable: f.name, field: f.path.join('.') },
+        `${f.name} is not set: ${f.path.join('.')} uses the example default from ${cfg.file}; set it before exposing the relay`,
+      );
   }
   const relay = await startRelay(cfg, log);
   log.info(
-    { port: relay.port, store: 'sqlite' in cfg.store ? displayPath(cfg.store.sqlite) : 'postgres', sources: cfg.sources.map((s) => `${s.name}:${s.adapter.name}`), startMs: Math.round(performance.now() - t0) },
+    {
+      port: relay.port,
+      store: 'sqlite' in cfg.store ? displayPath(cfg.store.sqlite) : 'postgres',
+      sources: cfg.sources.map((s) => `${s.name}:${s.adapter.name}`),
+      startMs: Math.round(performance.now() - t0),
+    },
     `callrelay listening on ${cfg.server.host}:${relay.port}`,
   );
   let stopping = false;
@@ -88,7 +102,11 @@ async function cmdStart(args: string[]): Promise<void> {
 }
 
 async function cmdCheck(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, online: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, online: { type: 'boolean' } },
+  });
   const lines: string[] = [];
   const errors: string[] = [];
   const attempt = (what: () => string): void => {
@@ -100,7 +118,8 @@ async function cmdCheck(args: string[]): Promise<void> {
     }
   };
   if (positionals.length) {
-    for (const p of positionals) attempt(() => `ok  ${displayPath(resolve(p))} (adapter ${loadAdapter(resolve(p)).name})`);
+    for (const p of positionals)
+      attempt(() => `ok  ${displayPath(resolve(p))} (adapter ${loadAdapter(resolve(p)).name})`);
   } else {
     attempt(() => {
       const cfg = configFrom(values);
@@ -145,37 +164,76 @@ async function cmdMap(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { adapter: { type: 'string', short: 'a' }, timezone: { type: 'string' }, country: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      adapter: { type: 'string', short: 'a' },
+      timezone: { type: 'string' },
+      country: { type: 'string' },
+      json: { type: 'boolean' },
+    },
   });
-  if (!values.adapter || positionals.length !== 1) fail('usage: callrelay map --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC] [--json]', 2);
+  if (!values.adapter || positionals.length !== 1)
+    fail(
+      'usage: callrelay map --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC] [--json]',
+      2,
+    );
   const adapter = findAdapter(values.adapter);
   const flow = readFlow(positionals[0]!);
-  const run = await runFlow(flow, adapter, { timezone: values.timezone, defaultCountry: values.country });
+  const run = await runFlow(flow, adapter, {
+    timezone: values.timezone,
+    defaultCountry: values.country,
+  });
   const diffs = flow.expect ? compareCalls(flow.expect.calls, run.calls) : [];
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ flow: flow.name, steps: run.steps, calls: run.calls, mismatches: diffs }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ flow: flow.name, steps: run.steps, calls: run.calls, mismatches: diffs }, null, 2)}\n`,
+    );
   } else {
     const out: string[] = [`flow ${flow.name} through adapter ${adapter.name}`, ''];
     for (const s of run.steps) {
       const r = s.result;
       const head = `#${s.inboxId} ${s.label}`;
-      if (r.status === 'mapped') for (const e of r.events) out.push(`${head}\n    ${r.rule} -> ${JSON.stringify(e)}`);
-      else out.push(`${head}\n    ${r.status}${r.status === 'unmapped' ? ` ${r.code}: ${r.message}` : `: ${r.message}`}`);
+      if (r.status === 'mapped')
+        for (const e of r.events) out.push(`${head}\n    ${r.rule} -> ${JSON.stringify(e)}`);
+      else
+        out.push(
+          `${head}\n    ${r.status}${r.status === 'unmapped' ? ` ${r.code}: ${r.message}` : `: ${r.message}`}`,
+        );
     }
     out.push('', `${run.calls.length} call(s):`);
-    for (const c of run.calls) out.push(JSON.stringify({ ...c, events: `${c.events.length} events` }, null, 2));
-    if (flow.expect) out.push('', diffs.length ? `expect: ${diffs.length} mismatch(es)\n  ${diffs.join('\n  ')}` : 'expect: all expected calls hold');
+    for (const c of run.calls)
+      out.push(JSON.stringify({ ...c, events: `${c.events.length} events` }, null, 2));
+    if (flow.expect)
+      out.push(
+        '',
+        diffs.length
+          ? `expect: ${diffs.length} mismatch(es)\n  ${diffs.join('\n  ')}`
+          : 'expect: all expected calls hold',
+      );
     process.stdout.write(`${out.join('\n')}\n`);
   }
   if (diffs.length) process.exit(1);
 }
 
 async function cmdCalls(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '20' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      limit: { type: 'string', default: '20' },
+      json: { type: 'boolean' },
+    },
+  });
   const store = await openStore(configFrom(values));
   try {
     const rows = await store.listCalls({ limit: Number(values.limit) || 20 });
-    if (values.json) return void process.stdout.write(`${JSON.stringify(rows.map((r) => r.record), null, 2)}\n`);
+    if (values.json)
+      return void process.stdout.write(
+        `${JSON.stringify(
+          rows.map((r) => r.record),
+          null,
+          2,
+        )}\n`,
+      );
     const view = rows.map(({ record: c, updatedAt }) => ({
       started: c.startedAt.replace('T', ' ').slice(0, 19),
       source: c.source,
@@ -197,24 +255,50 @@ async function cmdCalls(args: string[]): Promise<void> {
 }
 
 async function cmdUnmapped(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } } });
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } },
+  });
   const store = await openStore(configFrom(values));
   try {
     const rows = await store.listInbox({ state: 'unmapped', limit: Number(values.limit) || 50 });
-    const view = rows.map((r) => ({ id: r.id, received: r.receivedAt.replace('T', ' ').slice(0, 19), source: r.source, method: r.method, bytes: r.body.length, code: r.reasonCode, reason: r.reason }));
-    process.stdout.write(`${rows.length ? table(view, Object.keys(view[0]!)) : 'no unmapped requests'}\n`);
+    const view = rows.map((r) => ({
+      id: r.id,
+      received: r.receivedAt.replace('T', ' ').slice(0, 19),
+      source: r.source,
+      method: r.method,
+      bytes: r.body.length,
+      code: r.reasonCode,
+      reason: r.reason,
+    }));
+    process.stdout.write(
+      `${rows.length ? table(view, Object.keys(view[0]!)) : 'no unmapped requests'}\n`,
+    );
   } finally {
     await store.close();
   }
 }
 
 async function cmdDead(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } } });
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } },
+  });
   const store = await openStore(configFrom(values));
   try {
     const rows = await store.listDeliveries({ state: 'dead', limit: Number(values.limit) || 50 });
-    const view = rows.map((d) => ({ id: `dl-${d.id}`, target: d.target, source: d.source, call: d.callId, attempts: d.attempts, since: (d.firstFailedAt ?? d.updatedAt).replace('T', ' ').slice(0, 19), reason: d.lastError }));
-    process.stdout.write(`${rows.length ? table(view, Object.keys(view[0]!)) : 'no dead letters'}\n`);
+    const view = rows.map((d) => ({
+      id: `dl-${d.id}`,
+      target: d.target,
+      source: d.source,
+      call: d.callId,
+      attempts: d.attempts,
+      since: (d.firstFailedAt ?? d.updatedAt).replace('T', ' ').slice(0, 19),
+      reason: d.lastError,
+    }));
+    process.stdout.write(
+      `${rows.length ? table(view, Object.keys(view[0]!)) : 'no dead letters'}\n`,
+    );
   } finally {
     await store.close();
   }
@@ -224,28 +308,41 @@ async function cmdReplay(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, 'all-unmapped': { type: 'boolean' }, all: { type: 'boolean' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      'all-unmapped': { type: 'boolean' },
+      all: { type: 'boolean' },
+    },
   });
   const dead = positionals.filter((p) => p.startsWith('dl-'));
   const inbox = positionals.filter((p) => !p.startsWith('dl-'));
-  if (!positionals.length && !values['all-unmapped'] && !values.all) fail('usage: callrelay replay ID ... | --all-unmapped | dl-ID ... | --all', 2);
+  if (!positionals.length && !values['all-unmapped'] && !values.all)
+    fail('usage: callrelay replay ID ... | --all-unmapped | dl-ID ... | --all', 2);
   const ids = inbox.map(Number);
   const deadIds = dead.map((d) => Number(d.slice(3)));
-  if ([...ids, ...deadIds].some((n) => !Number.isInteger(n))) fail('replay takes stored request ids (see `callrelay unmapped`) or dead-letter ids dl-N (see `callrelay dead`)', 2);
+  if ([...ids, ...deadIds].some((n) => !Number.isInteger(n)))
+    fail(
+      'replay takes stored request ids (see `callrelay unmapped`) or dead-letter ids dl-N (see `callrelay dead`)',
+      2,
+    );
   const cfg = configFrom(values);
   const store = await openStore(cfg);
   let failed = 0;
   try {
     if (values.all || deadIds.length) {
       const n = await store.retryDeliveries(values.all ? 'dead' : deadIds);
-      process.stdout.write(`${n} dead letter(s) due again; a running relay retries them within a second\n`);
+      process.stdout.write(
+        `${n} dead letter(s) due again; a running relay retries them within a second\n`,
+      );
       if (!values.all && n < deadIds.length) failed++;
     }
     if (!ids.length && !values['all-unmapped']) return;
     const pipeline = new Pipeline(store, cfg.sources);
-    const rows = values['all-unmapped'] ? [] : await Promise.all(ids.map((id) => store.getInbox(id)));
+    const rows = values['all-unmapped']
+      ? []
+      : await Promise.all(ids.map((id) => store.getInbox(id)));
     if (values['all-unmapped']) {
-      for (let after = 0; ; ) {
+      for (let after = 0; ;) {
         const page = await store.listInbox({ state: 'unmapped', limit: 500, afterId: after });
         if (!page.length) break;
         rows.push(...page);
@@ -260,7 +357,9 @@ async function cmdReplay(args: string[]): Promise<void> {
       }
       const r = await pipeline.replay(row);
       if (r.status !== 'unmapped') mapped++;
-      process.stdout.write(`#${row.id}: ${r.status}${r.status === 'unmapped' ? ` ${r.code}: ${r.message}` : ` (rule ${r.rule})`}\n`);
+      process.stdout.write(
+        `#${row.id}: ${r.status}${r.status === 'unmapped' ? ` ${r.code}: ${r.message}` : ` (rule ${r.rule})`}\n`,
+      );
     }
     if (mapped < rows.length) failed++;
     process.stdout.write(`${mapped} of ${rows.length} mapped\n`);
@@ -271,7 +370,10 @@ async function cmdReplay(args: string[]): Promise<void> {
 }
 
 function cmdSchemas(args: string[]): void {
-  const { values } = parseArgs({ args, options: { write: { type: 'boolean' }, check: { type: 'boolean' }, dir: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { write: { type: 'boolean' }, check: { type: 'boolean' }, dir: { type: 'string' } },
+  });
   const dir = resolve(values.dir ?? join(PACKAGE_ROOT, 'config'));
   const schemas = jsonSchemas();
   if (values.write) {
@@ -279,8 +381,14 @@ function cmdSchemas(args: string[]): void {
     for (const [f, s] of Object.entries(schemas)) writeFileSync(join(dir, f), renderSchema(s));
     process.stdout.write(`wrote ${Object.keys(schemas).join(', ')} to ${displayPath(dir)}\n`);
   } else if (values.check) {
-    const stale = Object.entries(schemas).filter(([f, s]) => !existsSync(join(dir, f)) || readFileSync(join(dir, f), 'utf8') !== renderSchema(s));
-    if (stale.length) fail(`stale in ${displayPath(dir)}: ${stale.map(([f]) => f).join(', ')} (run: npm run schemas)`);
+    const stale = Object.entries(schemas).filter(
+      ([f, s]) =>
+        !existsSync(join(dir, f)) || readFileSync(join(dir, f), 'utf8') !== renderSchema(s),
+    );
+    if (stale.length)
+      fail(
+        `stale in ${displayPath(dir)}: ${stale.map(([f]) => f).join(', ')} (run: npm run schemas)`,
+      );
     process.stdout.write('schemas are up to date\n');
   } else process.stdout.write(renderSchema(schemas));
 }
@@ -298,14 +406,16 @@ const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') return void process.stdout.write(USAGE);
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help')
+    return void process.stdout.write(USAGE);
   const run = COMMANDS[cmd];
   if (!run) fail(`unknown command "${cmd}"\n\n${USAGE}`, 2);
   try {
     await run(rest);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
-    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) fail(`${err.message}\n\n${USAGE}`, 2);
+    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+      fail(`${err.message}\n\n${USAGE}`, 2);
     fail(`callrelay ${cmd}: ${(err as Error).message}`);
   }
 }

@@ -15,25 +15,40 @@ import { silentLogger, type Logger } from './telemetry/log.js';
 
 /** The store for commands (short-lived; SQLite on the calling thread). */
 export async function openStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
-  if ('sqlite' in cfg.store) return new SqliteStore(cfg.store.sqlite, { routing: cfg.routing, busyTimeoutMs: cfg.store.busyTimeoutMs });
+  if ('sqlite' in cfg.store)
+    return new SqliteStore(cfg.store.sqlite, {
+      routing: cfg.routing,
+      busyTimeoutMs: cfg.store.busyTimeoutMs,
+    });
   return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, max: 2 });
 }
 
 /** The store for the server: SQLite on its own thread (commits never block HTTP), or PostgreSQL. */
 export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
   if ('sqlite' in cfg.store) {
-    return ThreadedSqliteStore.open({ path: cfg.store.sqlite, routing: cfg.routing, maxSizeMB: cfg.store.maxSizeMB, busyTimeoutMs: cfg.store.busyTimeoutMs });
+    return ThreadedSqliteStore.open({
+      path: cfg.store.sqlite,
+      routing: cfg.routing,
+      maxSizeMB: cfg.store.maxSizeMB,
+      busyTimeoutMs: cfg.store.busyTimeoutMs,
+    });
   }
   return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing });
 }
 
 /** The configured targets, ready to deliver. */
-export function createTargets(cfg: Pick<RelayConfig, 'targets' | 'sources'>, log: Logger): Map<string, EngineTarget> {
+export function createTargets(
+  cfg: Pick<RelayConfig, 'targets' | 'sources'>,
+  log: Logger,
+): Map<string, EngineTarget> {
   const recordings = Object.fromEntries(cfg.sources.map((s) => [s.name, s.recordings]));
   return new Map(
     cfg.targets.map((t) => {
       const target = targetType(t.type)!.create(t as never, { log, recordings });
-      return [t.name, { target, concurrency: t.concurrency, retryForMs: t.retryForHours * 3600_000 }];
+      return [
+        t.name,
+        { target, concurrency: t.concurrency, retryForMs: t.retryForHours * 3600_000 },
+      ];
     }),
   );
 }
@@ -47,16 +62,33 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-export async function startRelay(cfg: RelayConfig, log: Logger = silentLogger, opts: { store?: Store; delivery?: EngineOptions } = {}): Promise<Relay> {
+export async function startRelay(
+  cfg: RelayConfig,
+  log: Logger = silentLogger,
+  opts: { store?: Store; delivery?: EngineOptions } = {},
+): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
-  const delivery = new DeliveryEngine(store, createTargets(cfg, log), { log, leaseMs: cfg.delivery.leaseSec * 1000, ...opts.delivery });
+  const delivery = new DeliveryEngine(store, createTargets(cfg, log), {
+    log,
+    leaseMs: cfg.delivery.leaseSec * 1000,
+    ...opts.delivery,
+  });
   const pipeline = new Pipeline(store, cfg.sources, log, () => delivery.kick());
   let draining = false;
-  const app = createApp({ pipeline, bodyLimit: cfg.server.bodyLimit, adminToken: cfg.adminToken, log, isDraining: () => draining, onDeliveriesDue: () => delivery.kick() });
+  const app = createApp({
+    pipeline,
+    bodyLimit: cfg.server.bodyLimit,
+    adminToken: cfg.adminToken,
+    log,
+    isDraining: () => draining,
+    onDeliveriesDue: () => delivery.kick(),
+  });
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: cfg.server.port, hostname: cfg.server.host }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, port: cfg.server.port, hostname: cfg.server.host }, () =>
+      resolve(s),
+    );
     s.once('error', reject);
   });
   pipeline.start();

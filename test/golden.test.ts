@@ -19,7 +19,8 @@ describe('golden cases', () => {
   it.each(cases.map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))('%s', async (_name, c) => {
     expect(c.flow.expect?.calls.length, 'a golden case needs expect.calls').toBeGreaterThan(0);
     const run = await runFlow(c.flow, adapters.get(c.adapter)!);
-    for (const s of run.steps) expect(s.result.status, `${s.label}: ${JSON.stringify(s.result)}`).toBe('mapped');
+    for (const s of run.steps)
+      expect(s.result.status, `${s.label}: ${JSON.stringify(s.result)}`).toBe('mapped');
     expect(compareCalls(c.flow.expect!.calls, run.calls)).toEqual([]);
   });
 });

@@ -11,7 +11,13 @@ import { ADAPTERS } from './support.js';
 
 const threecx = loadAdapterDir(ADAPTERS).get('3cx')!;
 const ringing = (i: number): RawRequest => ({
-  source: '3cx', kind: 'webhook', receivedAt: new Date().toISOString(), method: 'POST', query: '', contentType: 'application/json', headers: {},
+  source: '3cx',
+  kind: 'webhook',
+  receivedAt: new Date().toISOString(),
+  method: 'POST',
+  query: '',
+  contentType: 'application/json',
+  headers: {},
   body: Buffer.from(`{"event":"ringing","user":"800","id":"260101000000_${i}-0"}`),
 });
 
@@ -36,7 +42,15 @@ describe('pipeline', () => {
         },
       },
     });
-    const p = new Pipeline(store, [{ name: '3cx', token: 'x'.repeat(8), adapter: threecx, timezone: 'UTC', defaultCountry: undefined }]);
+    const p = new Pipeline(store, [
+      {
+        name: '3cx',
+        token: 'x'.repeat(8),
+        adapter: threecx,
+        timezone: 'UTC',
+        defaultCountry: undefined,
+      },
+    ]);
     await p.ingest(ringing(1));
     p.start();
     await inFold; // a fold is running
@@ -44,7 +58,9 @@ describe('pipeline', () => {
     await new Promise((r) => setTimeout(r, 20)); // ...and that request has come and found the loop busy
     const stopped = p.stop().then(() => 'stopped');
     open();
-    expect(await Promise.race([stopped, new Promise((r) => setTimeout(() => r('hung'), 2000))])).toBe('stopped');
+    expect(
+      await Promise.race([stopped, new Promise((r) => setTimeout(() => r('hung'), 2000))]),
+    ).toBe('stopped');
     await p.drain();
     expect(await real.countInbox()).toMatchObject({ pending: 0, applied: 2 });
     await real.close();

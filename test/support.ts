@@ -26,11 +26,19 @@ export function goldenCases(): { adapter: string; file: string; flow: Flow }[] {
       readdirSync(join(base, d.name))
         .filter((f) => f.endsWith('.json'))
         .sort()
-        .map((f) => ({ adapter: d.name, file: join(base, d.name, f), flow: readFlow(join(base, d.name, f)) })),
+        .map((f) => ({
+          adapter: d.name,
+          file: join(base, d.name, f),
+          flow: readFlow(join(base, d.name, f)),
+        })),
     );
 }
 
-export const TOKENS = { admin: 'test-admin-token-123', threecx: 'test-3cx-token-456', callerdesk: 'test-cd-token-789' };
+export const TOKENS = {
+  admin: 'test-admin-token-123',
+  threecx: 'test-3cx-token-456',
+  callerdesk: 'test-cd-token-789',
+};
 
 /**
  * Every adapter under adapters/: the test relays have one source per adapter, named after it, so
@@ -40,13 +48,20 @@ export const ADAPTER_NAMES: string[] = [...loadAdapterDir(ADAPTERS).keys()].sort
 
 /** The webhook token of a test source. */
 export function sourceToken(source: string): string {
-  return ({ '3cx': TOKENS.threecx, callerdesk: TOKENS.callerdesk } as Record<string, string>)[source] ?? `test-${source}-token-000`;
+  return (
+    ({ '3cx': TOKENS.threecx, callerdesk: TOKENS.callerdesk } as Record<string, string>)[source] ??
+    `test-${source}-token-000`
+  );
 }
 
 export type SourceSettings = NonNullable<Flow['source']>;
+/** Per source name (a golden flow's `source` under its adapter's name). */
+export type SourceSettingsMap = Record<string, SourceSettings | undefined>;
 
 // The 3CX source of the tests is a PBX in Prague; other sources use their adapter's defaults.
-const SOURCE_SETTINGS: Record<string, SourceSettings> = { '3cx': { timezone: 'Europe/Prague', defaultCountry: 'CZ' } };
+const SOURCE_SETTINGS: Record<string, SourceSettings> = {
+  '3cx': { timezone: 'Europe/Prague', defaultCountry: 'CZ' },
+};
 
 export function writeRelayYaml(
   dir: string,
@@ -59,7 +74,7 @@ export function writeRelayYaml(
     threecx?: string;
     store?: string;
     /** Settings of a source (a golden flow's `source`), over the defaults above. */
-    sources?: Record<string, SourceSettings | undefined>;
+    sources?: SourceSettingsMap;
   } = {},
 ): string {
   const file = join(dir, 'relay.yaml');
@@ -91,7 +106,10 @@ ${sources}${extra.more ?? ''}`,
 
 /** Start `callrelay start` as a real process; resolves once /healthz answers on `port`. */
 export async function spawnRelay(config: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [MAIN, 'start', '--config', config], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'start', '--config', config], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   for (let t = 0; t < 200; t++) {
@@ -118,16 +136,24 @@ export async function freePort(): Promise<number> {
 }
 
 /** Send one request of a flow to a relay on `port`, as the provider would (skips to-pbx entries). */
-export async function sendFlowRequest(port: number, source: string, r: FlowRequest): Promise<Response | undefined> {
+export async function sendFlowRequest(
+  port: number,
+  source: string,
+  r: FlowRequest,
+): Promise<Response | undefined> {
   if (r.direction === 'to-pbx') return undefined;
   const url = `http://127.0.0.1:${port}/hooks/${source}/${sourceToken(source)}`;
   if (r.method === 'GET') return fetch(`${url}?${(r.query ?? '').replace(/ /g, '%20')}`);
-  return fetch(url, { method: r.method, headers: r.contentType ? { 'content-type': r.contentType } : {}, body: r.body ?? '' });
+  return fetch(url, {
+    method: r.method,
+    headers: r.contentType ? { 'content-type': r.contentType } : {},
+    body: r.body ?? '',
+  });
 }
 
 /** Wait until everything committed is folded and no delivery is due (settle windows included). */
 export async function settleDeliveries(relay: Relay, timeoutMs = 10_000): Promise<void> {
-  for (const t0 = Date.now(); Date.now() - t0 < timeoutMs; ) {
+  for (const t0 = Date.now(); Date.now() - t0 < timeoutMs;) {
     await relay.pipeline.drain();
     await relay.delivery.settle();
     if (!(await relay.store.listDeliveries({ state: 'due', limit: 1 })).length) return;

@@ -3,7 +3,16 @@
 
 export const MODEL_VERSION = 1;
 
-export const EVENT_TYPES = ['ringing', 'dialing', 'answered', 'ended', 'recording', 'analysis', 'report', 'originated'] as const;
+export const EVENT_TYPES = [
+  'ringing',
+  'dialing',
+  'answered',
+  'ended',
+  'recording',
+  'analysis',
+  'report',
+  'originated',
+] as const;
 export const DIRECTIONS = ['inbound', 'outbound'] as const;
 export const OUTCOMES = ['answered', 'missed', 'busy', 'failed'] as const;
 export const STATUSES = ['ringing', 'in-progress', 'ended'] as const;

@@ -15,7 +15,8 @@ export interface FoldContext {
 }
 
 const collator = new Intl.Collator('en', { numeric: true });
-export const naturalCompare = (a: string, b: string): number => collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+export const naturalCompare = (a: string, b: string): number =>
+  collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
 
 /** Identity of an event's content: a provider re-sending the same webhook gives the same key. */
 export function eventKey(e: CallEvent): string {
@@ -25,7 +26,9 @@ export function eventKey(e: CallEvent): string {
 function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
   if (v && typeof v === 'object') {
-    const keys = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort();
+    const keys = Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
   }
   return JSON.stringify(v);
@@ -35,10 +38,27 @@ const byArrival = (a: StoredEvent, b: StoredEvent): number =>
   a.inboxId - b.inboxId || a.idx - b.idx || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 /** The order in which event types are trusted for a call-wide fact (first defined value wins). */
-const FACT_ORDER: EventType[] = ['report', 'ended', 'answered', 'ringing', 'dialing', 'recording', 'analysis'];
-const DIRECTION_ORDER: EventType[] = ['report', 'ended', 'answered', 'dialing', 'ringing', 'recording', 'analysis'];
+const FACT_ORDER: EventType[] = [
+  'report',
+  'ended',
+  'answered',
+  'ringing',
+  'dialing',
+  'recording',
+  'analysis',
+];
+const DIRECTION_ORDER: EventType[] = [
+  'report',
+  'ended',
+  'answered',
+  'dialing',
+  'ringing',
+  'recording',
+  'analysis',
+];
 
-const isFinal = (e: CallEvent): boolean => e.type === 'report' || (e.type === 'ended' && e.transferred !== true);
+const isFinal = (e: CallEvent): boolean =>
+  e.type === 'report' || (e.type === 'ended' && e.transferred !== true);
 const when = (s: StoredEvent): string => s.event.at ?? s.receivedAt;
 const minOf = (xs: (string | undefined)[]): string | undefined => xs.filter(isStr).sort()[0];
 const maxOf = (xs: (string | undefined)[]): string | undefined => xs.filter(isStr).sort().at(-1);
@@ -63,8 +83,12 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
   const callId = all.find((e) => e.callId)?.callId;
   if (!callId) throw new Error('foldCall: events carry no call id');
 
-  const pick = <K extends keyof CallEvent>(k: K, order: EventType[] = FACT_ORDER): NonNullable<CallEvent[K]> | undefined => {
-    for (const t of order) for (const e of all) if (e.type === t && e[k] !== undefined && e[k] !== null) return e[k]!;
+  const pick = <K extends keyof CallEvent>(
+    k: K,
+    order: EventType[] = FACT_ORDER,
+  ): NonNullable<CallEvent[K]> | undefined => {
+    for (const t of order)
+      for (const e of all) if (e.type === t && e[k] !== undefined && e[k] !== null) return e[k]!;
     return undefined;
   };
 
@@ -72,13 +96,20 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
   const reports = finals.filter((s) => s.event.type === 'report');
   const answered = evs.filter((s) => s.event.type === 'answered');
   // The final word on a call: the latest report, else the end event of the highest leg.
-  const lastFinal = reports.at(-1) ?? [...finals].sort((a, b) => naturalCompare(a.event.legId ?? '', b.event.legId ?? '') || byArrival(a, b)).at(-1);
+  const lastFinal =
+    reports.at(-1) ??
+    [...finals]
+      .sort((a, b) => naturalCompare(a.event.legId ?? '', b.event.legId ?? '') || byArrival(a, b))
+      .at(-1);
 
   const legs = foldLegs(all);
   const transfers = foldTransfers(all, legs);
 
-  const everAnswered = answered.length > 0 || legs.length > 0 || finals.some((s) => s.event.outcome === 'answered');
-  const outcome = everAnswered ? 'answered' : (lastFinal?.event.outcome ?? finals.find((s) => s.event.outcome)?.event.outcome ?? null);
+  const everAnswered =
+    answered.length > 0 || legs.length > 0 || finals.some((s) => s.event.outcome === 'answered');
+  const outcome = everAnswered
+    ? 'answered'
+    : (lastFinal?.event.outcome ?? finals.find((s) => s.event.outcome)?.event.outcome ?? null);
   const status = finals.length
     ? 'ended'
     : all.some((e) => e.type === 'answered' || e.type === 'recording' || e.type === 'analysis')
@@ -89,12 +120,18 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
   const agentEvent =
     (lastFinal?.event.agent ? lastFinal.event : undefined) ??
     [...answered].reverse().find((s) => s.event.agent)?.event ??
-    [...evs].reverse().find((s) => (s.event.type === 'ringing' || s.event.type === 'dialing') && s.event.agent)?.event;
+    [...evs]
+      .reverse()
+      .find((s) => (s.event.type === 'ringing' || s.event.type === 'dialing') && s.event.agent)
+      ?.event;
 
   const rang: string[] = [];
-  for (const e of all) if (e.type === 'ringing' && e.agent && !rang.includes(e.agent)) rang.push(e.agent);
+  for (const e of all)
+    if (e.type === 'ringing' && e.agent && !rang.includes(e.agent)) rang.push(e.agent);
 
-  const numberEvent = FACT_ORDER.flatMap((t) => all.filter((e) => e.type === t)).find((e) => e.externalNumber);
+  const numberEvent = FACT_ORDER.flatMap((t) => all.filter((e) => e.type === t)).find(
+    (e) => e.externalNumber,
+  );
 
   const recordings = [...new Set(all.flatMap((e) => e.recordings ?? []))].sort(naturalCompare);
 
@@ -110,12 +147,17 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
 
   const report = reports.at(-1)?.event;
   const legDurations = sumOf(legs.map((l) => l.durationSec ?? undefined));
-  const durationSec = report?.durationSec ?? legDurations ?? sumOf(finals.map((s) => s.event.durationSec)) ?? null;
-  const talkSec = report?.talkSec ?? sumOf(all.filter((e) => e.type === 'ended').map((e) => e.talkSec)) ?? null;
+  const durationSec =
+    report?.durationSec ?? legDurations ?? sumOf(finals.map((s) => s.event.durationSec)) ?? null;
+  const talkSec =
+    report?.talkSec ?? sumOf(all.filter((e) => e.type === 'ended').map((e) => e.talkSec)) ?? null;
 
   const startedAt = minOf(all.map((e) => e.startedAt)) ?? minOf(evs.map(when))!;
   const answeredAt = minOf(all.map((e) => e.answeredAt)) ?? minOf(answered.map(when)) ?? null;
-  const endedAt = status === 'ended' ? (maxOf(all.map((e) => e.endedAt)) ?? maxOf(finals.map(when)) ?? null) : null;
+  const endedAt =
+    status === 'ended'
+      ? (maxOf(all.map((e) => e.endedAt)) ?? maxOf(finals.map(when)) ?? null)
+      : null;
 
   return {
     schemaVersion: MODEL_VERSION,
@@ -142,10 +184,16 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     talkSec,
     recordings,
     ai,
-    endReason: lastFinal?.event.endReason ?? finals.find((s) => s.event.endReason)?.event.endReason ?? null,
+    endReason:
+      lastFinal?.event.endReason ?? finals.find((s) => s.event.endReason)?.event.endReason ?? null,
     campaign: pick('campaign') ?? null,
     originatedBy: pick('originatedBy') ?? ctx.originatedBy ?? null,
-    events: evs.map((s) => ({ type: s.event.type, legId: s.event.legId ?? null, inboxId: s.inboxId, receivedAt: s.receivedAt })),
+    events: evs.map((s) => ({
+      type: s.event.type,
+      legId: s.event.legId ?? null,
+      inboxId: s.inboxId,
+      receivedAt: s.receivedAt,
+    })),
   };
 }
 
@@ -161,8 +209,11 @@ function foldLegs(all: CallEvent[]): Leg[] {
   const legs: Leg[] = [];
   for (const [legId, l] of byLeg) {
     if (!l.answered.length && !l.ended.some((e) => e.outcome === 'answered')) continue;
-    const agent = l.answered.find((e) => e.agent)?.agent ?? l.ended.find((e) => e.agent)?.agent ?? null;
-    const durs = l.ended.map((e) => e.durationSec).filter((d): d is number => typeof d === 'number');
+    const agent =
+      l.answered.find((e) => e.agent)?.agent ?? l.ended.find((e) => e.agent)?.agent ?? null;
+    const durs = l.ended
+      .map((e) => e.durationSec)
+      .filter((d): d is number => typeof d === 'number');
     legs.push({ legId, agent, durationSec: durs.length ? Math.max(...durs) : null });
   }
   return legs.sort((a, b) => naturalCompare(a.legId, b.legId));
@@ -175,8 +226,11 @@ function foldTransfers(all: CallEvent[], legs: Leg[]): Transfer[] {
     const leg = legs[i]!;
     const prev = legs[i - 1]!;
     const kind =
-      all.find((e) => e.type === 'answered' && e.legId === leg.legId && e.transferKind)?.transferKind ??
-      (all.some((e) => e.type === 'ended' && e.legId === prev.legId && e.transferred) ? 'unknown' : undefined);
+      all.find((e) => e.type === 'answered' && e.legId === leg.legId && e.transferKind)
+        ?.transferKind ??
+      (all.some((e) => e.type === 'ended' && e.legId === prev.legId && e.transferred)
+        ? 'unknown'
+        : undefined);
     if (kind) out.push({ kind, fromAgent: prev.agent, toAgent: leg.agent });
   }
   return out;

@@ -4,7 +4,14 @@
 
 import { z } from 'zod';
 
-import { DIRECTIONS, EVENT_TYPES, MODEL_VERSION, OUTCOMES, STATUSES, TRANSFER_KINDS } from './constants.js';
+import {
+  DIRECTIONS,
+  EVENT_TYPES,
+  MODEL_VERSION,
+  OUTCOMES,
+  STATUSES,
+  TRANSFER_KINDS,
+} from './constants.js';
 
 export * from './constants.js';
 
@@ -25,21 +32,48 @@ export const CallEventSchema = z
         'ended: a leg or the call ends. recording: recording URLs are ready. analysis: AI summary/transcript. ' +
         'report: a complete call report (start, answer, end, totals). originated: the PBX answered a click-to-call request.',
     }),
-    callId: z.string().min(1).optional().meta({ description: 'Stays the same for the whole call. Required but for `originated`.' }),
-    legId: z.string().optional().meta({ description: 'One leg (answered segment) of the call; transfers make new legs.' }),
+    callId: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Stays the same for the whole call. Required but for `originated`.' }),
+    legId: z
+      .string()
+      .optional()
+      .meta({ description: 'One leg (answered segment) of the call; transfers make new legs.' }),
     channelId: z.string().optional(),
     direction: z.enum(DIRECTIONS).optional(),
-    at: Iso.optional().meta({ description: 'When it happened, as the provider says; else the relay uses the receive time.' }),
+    at: Iso.optional().meta({
+      description: 'When it happened, as the provider says; else the relay uses the receive time.',
+    }),
     externalNumber: z.string().optional().meta({ description: 'The outside party, as sent.' }),
-    externalE164: z.string().optional().meta({ description: 'externalNumber in E.164, using the source\'s default country.' }),
+    externalE164: z
+      .string()
+      .optional()
+      .meta({ description: "externalNumber in E.164, using the source's default country." }),
     did: z.string().optional(),
-    agent: z.string().optional().meta({ description: 'Extension, queue, IVR or team member the event is about.' }),
+    agent: z
+      .string()
+      .optional()
+      .meta({ description: 'Extension, queue, IVR or team member the event is about.' }),
     agentName: z.string().optional(),
-    agentType: z.string().optional().meta({ description: 'As the provider names it (3CX: ext, queue, other).' }),
+    agentType: z
+      .string()
+      .optional()
+      .meta({ description: 'As the provider names it (3CX: ext, queue, other).' }),
     outcome: z.enum(OUTCOMES).optional(),
-    providerStatus: z.string().optional().meta({ description: 'The provider\'s own status token, kept raw.' }),
-    transferKind: z.enum(TRANSFER_KINDS).optional().meta({ description: 'On `answered`: this leg came from a transfer.' }),
-    transferred: z.boolean().optional().meta({ description: 'On `ended`: the leg ended by a transfer; the call goes on.' }),
+    providerStatus: z
+      .string()
+      .optional()
+      .meta({ description: "The provider's own status token, kept raw." }),
+    transferKind: z
+      .enum(TRANSFER_KINDS)
+      .optional()
+      .meta({ description: 'On `answered`: this leg came from a transfer.' }),
+    transferred: z
+      .boolean()
+      .optional()
+      .meta({ description: 'On `ended`: the leg ended by a transfer; the call goes on.' }),
     durationSec: Seconds.optional(),
     talkSec: Seconds.optional(),
     startedAt: Iso.optional(),
@@ -49,7 +83,10 @@ export const CallEventSchema = z
     ai: AiSchema.optional(),
     endReason: z.string().optional(),
     campaign: z.string().optional(),
-    originatedBy: z.string().optional().meta({ description: '`makecall` when the relay\'s own click-to-call placed it.' }),
+    originatedBy: z
+      .string()
+      .optional()
+      .meta({ description: "`makecall` when the relay's own click-to-call placed it." }),
   })
   .meta({ title: `callrelay canonical call event v${MODEL_VERSION}` });
 
@@ -85,14 +122,24 @@ export const CallRecordSchema = z
     channelId: z.string().nullable(),
     direction: z.enum(DIRECTIONS).nullable(),
     status: z.enum(STATUSES),
-    outcome: z.enum(OUTCOMES).nullable().meta({ description: 'Set once the call ended (or a leg was answered).' }),
+    outcome: z
+      .enum(OUTCOMES)
+      .nullable()
+      .meta({ description: 'Set once the call ended (or a leg was answered).' }),
     providerStatus: z.string().nullable(),
     externalNumber: z.string().nullable(),
     externalE164: z.string().nullable(),
     did: z.string().nullable(),
-    agent: z.string().nullable().meta({ description: 'Who handled the call last; for a missed call, who the end event names.' }),
+    agent: z
+      .string()
+      .nullable()
+      .meta({
+        description: 'Who handled the call last; for a missed call, who the end event names.',
+      }),
     agentName: z.string().nullable(),
-    rang: z.array(z.string()).meta({ description: 'Extensions, queues and IVRs that rang, in order of arrival.' }),
+    rang: z
+      .array(z.string())
+      .meta({ description: 'Extensions, queues and IVRs that rang, in order of arrival.' }),
     legs: z.array(LegSchema),
     transfers: z.array(TransferSchema),
     startedAt: Iso,
@@ -105,7 +152,9 @@ export const CallRecordSchema = z
     endReason: z.string().nullable(),
     campaign: z.string().nullable(),
     originatedBy: z.string().nullable(),
-    events: z.array(EventRefSchema).meta({ description: 'The events that built the record, in order of arrival.' }),
+    events: z
+      .array(EventRefSchema)
+      .meta({ description: 'The events that built the record, in order of arrival.' }),
   })
   .meta({ title: `callrelay call record v${MODEL_VERSION}` });
 

@@ -16,8 +16,16 @@ export function jsonSchemas(): Record<string, unknown> {
   return {
     'relay.schema.json': make(RelayConfigSchema, 'relay.schema.json', 'input'),
     'adapter.schema.json': make(AdapterFileSchema, 'adapter.schema.json', 'input'),
-    'call-event.schema.json': make(CallEventSchema, `v${MODEL_VERSION}/call-event.schema.json`, 'output'),
-    'call-record.schema.json': make(CallRecordSchema, `v${MODEL_VERSION}/call-record.schema.json`, 'output'),
+    'call-event.schema.json': make(
+      CallEventSchema,
+      `v${MODEL_VERSION}/call-event.schema.json`,
+      'output',
+    ),
+    'call-record.schema.json': make(
+      CallRecordSchema,
+      `v${MODEL_VERSION}/call-record.schema.json`,
+      'output',
+    ),
   };
 }
 

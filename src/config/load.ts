@@ -6,12 +6,25 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CountryCode } from 'libphonenumber-js';
-import { adapterFileName, loadAdapter, loadAdapterDir, type LoadedAdapter, type SourceSettings } from '../ingest/adapter.js';
+import {
+  adapterFileName,
+  loadAdapter,
+  loadAdapterDir,
+  type LoadedAdapter,
+  type SourceSettings,
+} from '../ingest/adapter.js';
 import type { Route, Routing } from '../delivery/routes.js';
 import { targetType } from '../targets/index.js';
 import type { CommonTargetConfig } from '../targets/types.js';
 import { RelayConfigSchema, type RelayConfigParsed } from './schema.js';
-import { ConfigError, issueAt, loadYamlFile, validateYaml, type ConfigIssue, type LoadedYaml } from './yaml.js';
+import {
+  ConfigError,
+  issueAt,
+  loadYamlFile,
+  validateYaml,
+  type ConfigIssue,
+  type LoadedYaml,
+} from './yaml.js';
 
 /** The adapters that ship with callrelay (../../adapters from dist/config or src/config). */
 export const BUNDLED_ADAPTERS = fileURLToPath(new URL('../../adapters', import.meta.url));
@@ -19,7 +32,12 @@ export const BUNDLED_ADAPTERS = fileURLToPath(new URL('../../adapters', import.m
 export interface ResolvedSource extends SourceSettings {
   token: string;
   adapter: LoadedAdapter;
-  recordings: { allowHosts: string[]; bearer?: string; basic?: { user: string; password: string }; maxMB: number };
+  recordings: {
+    allowHosts: string[];
+    bearer?: string;
+    basic?: { user: string; password: string };
+    maxMB: number;
+  };
 }
 
 export interface RelayConfig {
@@ -48,13 +66,18 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   const cfg = validateYaml(y, RelayConfigSchema);
   const dir = dirname(abs);
   const rel = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p));
-  const adaptersDir = cfg.adapters ? rel(cfg.adapters) : existsSync(resolve(dir, 'adapters')) ? resolve(dir, 'adapters') : BUNDLED_ADAPTERS;
+  const adaptersDir = cfg.adapters
+    ? rel(cfg.adapters)
+    : existsSync(resolve(dir, 'adapters'))
+      ? resolve(dir, 'adapters')
+      : BUNDLED_ADAPTERS;
 
   const issues: ConfigIssue[] = [];
   let byName = new Map<string, LoadedAdapter>();
   try {
     byName = loadAdapterDir(adaptersDir);
-    if (adaptersDir !== BUNDLED_ADAPTERS) for (const [n, a] of loadAdapterDir(BUNDLED_ADAPTERS)) if (!byName.has(n)) byName.set(n, a);
+    if (adaptersDir !== BUNDLED_ADAPTERS)
+      for (const [n, a] of loadAdapterDir(BUNDLED_ADAPTERS)) if (!byName.has(n)) byName.set(n, a);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     issues.push(...err.issues);
@@ -75,7 +98,13 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     } else adapter = byName.get(s.adapter) ?? byFile.get(s.adapter);
     if (!adapter) {
       const known = [...byName.keys()].sort().join(', ') || 'none';
-      issues.push(issueAt(y, ['sources', i, 'adapter'], `no adapter "${s.adapter}" in ${adaptersDir} (known: ${known})`));
+      issues.push(
+        issueAt(
+          y,
+          ['sources', i, 'adapter'],
+          `no adapter "${s.adapter}" in ${adaptersDir} (known: ${known})`,
+        ),
+      );
       return;
     }
     sources.push({
@@ -84,7 +113,8 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
       adapter,
       recordings: s.recordings,
       timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
-      defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as CountryCode | undefined,
+      defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as
+        CountryCode | undefined,
     });
   });
   const targets = cfg.targets.map((t) => {
@@ -101,10 +131,12 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
   const sourceNames = new Set(cfg.sources.map((s) => s.name));
   (cfg.routes ?? []).forEach((r, i) => {
     r.targets.forEach((t, j) => {
-      if (!targetNames.has(t)) issues.push(issueAt(y, ['routes', i, 'targets', j], `no target "${t}" under targets:`));
+      if (!targetNames.has(t))
+        issues.push(issueAt(y, ['routes', i, 'targets', j], `no target "${t}" under targets:`));
     });
     r.sources?.forEach((s, j) => {
-      if (!sourceNames.has(s)) issues.push(issueAt(y, ['routes', i, 'sources', j], `no source "${s}" under sources:`));
+      if (!sourceNames.has(s))
+        issues.push(issueAt(y, ['routes', i, 'sources', j], `no source "${s}" under sources:`));
     });
   });
   if (issues.length) throw new ConfigError(issues);
@@ -115,13 +147,22 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     server: cfg.server,
     store: cfg.store.postgres
       ? { postgres: cfg.store.postgres }
-      : { sqlite: rel(cfg.store.sqlite ?? 'data/relay.db'), maxSizeMB: cfg.store.maxSizeMB, busyTimeoutMs: cfg.store.busyTimeoutMs },
+      : {
+          sqlite: rel(cfg.store.sqlite ?? 'data/relay.db'),
+          maxSizeMB: cfg.store.maxSizeMB,
+          busyTimeoutMs: cfg.store.busyTimeoutMs,
+        },
     adminToken: cfg.admin.token,
     logLevel: cfg.log.level,
     adaptersDir,
     sources,
     targets,
-    routing: { targets: Object.fromEntries(targets.map((t) => [t.name, { deliverOn: t.deliverOn, settleSec: t.settleSec }])), routes },
+    routing: {
+      targets: Object.fromEntries(
+        targets.map((t) => [t.name, { deliverOn: t.deliverOn, settleSec: t.settleSec }]),
+      ),
+      routes,
+    },
     delivery: cfg.delivery,
     envFallbacks: y.envFallbacks,
   };

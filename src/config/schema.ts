@@ -6,7 +6,15 @@ import { IANAZone } from 'luxon';
 import { z } from 'zod';
 import { TargetConfigSchema } from '../targets/index.js';
 
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  kib: 1024,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  gb: 1e9,
+  gib: 1024 ** 3,
+};
 
 export function parseSize(v: number | string): number | undefined {
   if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : undefined;
@@ -17,18 +25,24 @@ export function parseSize(v: number | string): number | undefined {
 
 const Size = z
   .union([z.number().int().positive(), z.string()])
-  .refine((v) => parseSize(v) !== undefined, { message: 'expected a size such as 1048576, "512KiB" or "1MiB"' })
+  .refine((v) => parseSize(v) !== undefined, {
+    message: 'expected a size such as 1048576, "512KiB" or "1MiB"',
+  })
   .transform((v) => parseSize(v)!)
   .meta({ description: 'Bytes, or a string with a unit: B, KB, KiB, MB, MiB, GB, GiB.' });
 
 export const TimeZone = z
   .string()
-  .refine((v) => IANAZone.isValidZone(v), { message: 'expected an IANA time zone such as "Europe/Prague" or "UTC"' });
+  .refine((v) => IANAZone.isValidZone(v), {
+    message: 'expected an IANA time zone such as "Europe/Prague" or "UTC"',
+  });
 
 export const Country = z
   .string()
   .transform((v) => v.toUpperCase())
-  .refine((v) => isSupportedCountry(v), { message: 'expected a two-letter ISO 3166 country code such as "CZ"' });
+  .refine((v) => isSupportedCountry(v), {
+    message: 'expected a two-letter ISO 3166 country code such as "CZ"',
+  });
 
 const Token = z
   .string()
@@ -39,46 +53,102 @@ export const SourceConfig = z
   .strictObject({
     name: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: 'lower-case letters, digits, - and _ (it is part of the URL)' })
+      .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, {
+        message: 'lower-case letters, digits, - and _ (it is part of the URL)',
+      })
       .meta({ description: 'Part of the webhook URL: /hooks/<name>.' }),
-    adapter: z.string().min(1).meta({ description: 'Adapter name (adapters/<name>.yaml) or a path to an adapter file.' }),
-    token: Token.meta({ description: 'Accepted in the path (/hooks/<name>/<token>), as Authorization: Bearer, or as ?token=.' }),
-    timezone: TimeZone.optional().meta({ description: "The provider's local time zone (default: the adapter's, else UTC)." }),
-    defaultCountry: Country.optional().meta({ description: 'Country for numbers sent without a country code (default: the adapter\'s).' }),
+    adapter: z
+      .string()
+      .min(1)
+      .meta({ description: 'Adapter name (adapters/<name>.yaml) or a path to an adapter file.' }),
+    token: Token.meta({
+      description:
+        'Accepted in the path (/hooks/<name>/<token>), as Authorization: Bearer, or as ?token=.',
+    }),
+    timezone: TimeZone.optional().meta({
+      description: "The provider's local time zone (default: the adapter's, else UTC).",
+    }),
+    defaultCountry: Country.optional().meta({
+      description: "Country for numbers sent without a country code (default: the adapter's).",
+    }),
     recordings: z
       .strictObject({
-        allowHosts: z.array(z.string().min(1)).default([]).meta({ description: 'Hosts recordings may be fetched from (for targets that upload them); none: never fetch.' }),
-        bearer: z.string().optional().meta({ description: 'Authorization: Bearer for the PBX, if its recording URLs need it.' }),
-        basic: z.strictObject({ user: z.string(), password: z.string() }).optional().meta({ description: 'HTTP Basic credentials for the PBX.' }),
-        maxMB: z.number().positive().default(50).meta({ description: 'Larger recordings are not fetched (the URL still goes to the CRM).' }),
+        allowHosts: z
+          .array(z.string().min(1))
+          .default([])
+          .meta({
+            description:
+              'Hosts recordings may be fetched from (for targets that upload them); none: never fetch.',
+          }),
+        bearer: z
+          .string()
+          .optional()
+          .meta({
+            description: 'Authorization: Bearer for the PBX, if its recording URLs need it.',
+          }),
+        basic: z
+          .strictObject({ user: z.string(), password: z.string() })
+          .optional()
+          .meta({ description: 'HTTP Basic credentials for the PBX.' }),
+        maxMB: z
+          .number()
+          .positive()
+          .default(50)
+          .meta({
+            description: 'Larger recordings are not fetched (the URL still goes to the CRM).',
+          }),
       })
       .prefault({})
-      .meta({ description: 'Fetching this source\'s recordings (Pipedrive uploads the audio).' }),
+      .meta({ description: "Fetching this source's recordings (Pipedrive uploads the audio)." }),
   })
   .meta({ description: 'A telephony system that posts webhooks to the relay.' });
 
-const uniqueNames = (what: string) => (list: { name: string }[], ctx: z.RefinementCtx): void => {
-  const seen = new Set<string>();
-  list.forEach((s, i) => {
-    if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate ${what} name "${s.name}"` });
-    seen.add(s.name);
-  });
-};
+const uniqueNames =
+  (what: string) =>
+  (list: { name: string }[], ctx: z.RefinementCtx): void => {
+    const seen = new Set<string>();
+    list.forEach((s, i) => {
+      if (seen.has(s.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'name'],
+          message: `duplicate ${what} name "${s.name}"`,
+        });
+      seen.add(s.name);
+    });
+  };
 
 export const RouteSchema = z
   .strictObject({
-    sources: z.array(z.string()).min(1).optional().meta({ description: 'Source names (default: every source).' }),
+    sources: z
+      .array(z.string())
+      .min(1)
+      .optional()
+      .meta({ description: 'Source names (default: every source).' }),
     targets: z.array(z.string()).min(1).meta({ description: 'Target names.' }),
     filter: z
       .strictObject({
-        direction: z.array(z.enum(['inbound', 'outbound'])).min(1).optional(),
-        outcome: z.array(z.enum(['answered', 'missed', 'busy', 'failed'])).min(1).optional(),
+        direction: z
+          .array(z.enum(['inbound', 'outbound']))
+          .min(1)
+          .optional(),
+        outcome: z
+          .array(z.enum(['answered', 'missed', 'busy', 'failed']))
+          .min(1)
+          .optional(),
         minDurationSec: z.number().min(0).optional(),
-        agents: z.array(z.coerce.string()).min(1).optional().meta({ description: 'Only calls handled last by these agents.' }),
+        agents: z
+          .array(z.coerce.string())
+          .min(1)
+          .optional()
+          .meta({ description: 'Only calls handled last by these agents.' }),
       })
       .optional(),
   })
-  .meta({ description: 'Which calls go where, e.g. only answered inbound calls longer than 5 s to Pipedrive.' });
+  .meta({
+    description:
+      'Which calls go where, e.g. only answered inbound calls longer than 5 s to Pipedrive.',
+  });
 
 export const RelayConfigSchema = z
   .strictObject({
@@ -92,34 +162,88 @@ export const RelayConfigSchema = z
       .prefault({}),
     store: z
       .strictObject({
-        sqlite: z.string().optional().meta({ description: 'Path of the SQLite file, relative to relay.yaml.' }),
-        maxSizeMB: z.number().positive().optional().meta({ description: 'SQLite: stop accepting (503) once the file reaches this size, before the disk is full.' }),
-        busyTimeoutMs: z.number().int().min(0).default(5000).meta({ description: 'SQLite: how long a write waits for another process\'s lock before 503.' }),
+        sqlite: z
+          .string()
+          .optional()
+          .meta({ description: 'Path of the SQLite file, relative to relay.yaml.' }),
+        maxSizeMB: z
+          .number()
+          .positive()
+          .optional()
+          .meta({
+            description:
+              'SQLite: stop accepting (503) once the file reaches this size, before the disk is full.',
+          }),
+        busyTimeoutMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(5000)
+          .meta({
+            description: "SQLite: how long a write waits for another process's lock before 503.",
+          }),
         postgres: z
           .string()
           .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })
           .optional()
-          .meta({ description: 'postgres:// URL (several instances share it). Use ${DATABASE_URL}.' }),
+          .meta({
+            description: 'postgres:// URL (several instances share it). Use ${DATABASE_URL}.',
+          }),
       })
-      .refine((s) => !(s.sqlite && s.postgres), { message: 'choose one of store.sqlite and store.postgres' })
+      .refine((s) => !(s.sqlite && s.postgres), {
+        message: 'choose one of store.sqlite and store.postgres',
+      })
       .prefault({}),
     admin: z
-      .strictObject({ token: Token.optional().meta({ description: 'Bearer token for /api/*. Without it the admin API is off.' }) })
+      .strictObject({
+        token: Token.optional().meta({
+          description: 'Bearer token for /api/*. Without it the admin API is off.',
+        }),
+      })
       .prefault({}),
     log: z
-      .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .strictObject({
+        level: z
+          .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
+          .default('info'),
+      })
       .prefault({}),
-    adapters: z.string().optional().meta({ description: 'Folder of adapter files, relative to relay.yaml (default: adapters).' }),
-    sources: z.array(SourceConfig).min(1, { message: 'at least one source is needed' }).superRefine(uniqueNames('source')),
-    targets: z.array(TargetConfigSchema).default([]).superRefine(uniqueNames('target')).meta({ description: 'CRMs and endpoints calls are delivered to.' }),
-    routes: z.array(RouteSchema).optional().meta({ description: 'Default: every source to every target.' }),
+    adapters: z
+      .string()
+      .optional()
+      .meta({
+        description: 'Folder of adapter files, relative to relay.yaml (default: adapters).',
+      }),
+    sources: z
+      .array(SourceConfig)
+      .min(1, { message: 'at least one source is needed' })
+      .superRefine(uniqueNames('source')),
+    targets: z
+      .array(TargetConfigSchema)
+      .default([])
+      .superRefine(uniqueNames('target'))
+      .meta({ description: 'CRMs and endpoints calls are delivered to.' }),
+    routes: z
+      .array(RouteSchema)
+      .optional()
+      .meta({ description: 'Default: every source to every target.' }),
     delivery: z
       .strictObject({
-        leaseSec: z.number().positive().default(300).meta({ description: 'How long an instance holds a delivery; a crashed one\'s work returns after this.' }),
+        leaseSec: z
+          .number()
+          .positive()
+          .default(300)
+          .meta({
+            description:
+              "How long an instance holds a delivery; a crashed one's work returns after this.",
+          }),
       })
       .prefault({}),
   })
-  .meta({ title: 'callrelay relay.yaml', description: 'One callrelay instance: server, store, admin, sources.' });
+  .meta({
+    title: 'callrelay relay.yaml',
+    description: 'One callrelay instance: server, store, admin, sources.',
+  });
 
 export type RelayConfigInput = z.input<typeof RelayConfigSchema>;
 export type RelayConfigParsed = z.output<typeof RelayConfigSchema>;

@@ -41,9 +41,17 @@ export function displayPath(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
-export function parseYaml(text: string, file: string, opts: { env?: NodeJS.ProcessEnv } = {}): LoadedYaml {
+export function parseYaml(
+  text: string,
+  file: string,
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): LoadedYaml {
   const lines = new LineCounter();
-  const doc = YAML.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = YAML.parseDocument(text, {
+    lineCounter: lines,
+    prettyErrors: false,
+    uniqueKeys: true,
+  });
   const issues: ConfigIssue[] = [];
   const at = (offset: number, message: string): ConfigIssue => {
     const p = lines.linePos(offset);
@@ -52,10 +60,15 @@ export function parseYaml(text: string, file: string, opts: { env?: NodeJS.Proce
   for (const e of doc.errors) {
     const line = text.split('\n')[lines.linePos(e.pos[0]).line - 1] ?? '';
     // `{ token: ${X} }` is not YAML: the braces of ${...} clash with the flow mapping's own.
-    const hint = /[{[][^\n]*\$\{/.test(line) ? ' (inside { } or [ ], quote ${VAR} references: "${VAR}")' : '';
+    const hint = /[{[][^\n]*\$\{/.test(line)
+      ? ' (inside { } or [ ], quote ${VAR} references: "${VAR}")'
+      : '';
     issues.push(at(e.pos[0], `${e.message.split('\n')[0] ?? e.message}${hint}`));
   }
-  if (issues.length) throw new ConfigError(issues.slice(0, 1).concat(issues.slice(1).filter((i) => i.line !== issues[0]!.line)));
+  if (issues.length)
+    throw new ConfigError(
+      issues.slice(0, 1).concat(issues.slice(1).filter((i) => i.line !== issues[0]!.line)),
+    );
 
   const envFallbacks: LoadedYaml['envFallbacks'] = [];
   if (opts.env) {
@@ -66,12 +79,21 @@ export function parseYaml(text: string, file: string, opts: { env?: NodeJS.Proce
         const keyPath = pathOf(path, node);
         const out = substituteEnv(node.value, env, (name, hasDefault) => {
           if (hasDefault) envFallbacks.push({ name, path: keyPath });
-          else issues.push(at(node.range?.[0] ?? 0, `environment variable ${name} is not set (used by ${keyPath.join('.') || 'the document'})`));
+          else
+            issues.push(
+              at(
+                node.range?.[0] ?? 0,
+                `environment variable ${name} is not set (used by ${keyPath.join('.') || 'the document'})`,
+              ),
+            );
         });
         // An unquoted `${PORT}` should become the number 8080, as if written so.
         if (node.type === 'PLAIN') {
           const resolved: unknown = YAML.parse(out);
-          node.value = resolved === null || typeof resolved === 'number' || typeof resolved === 'boolean' ? resolved : out;
+          node.value =
+            resolved === null || typeof resolved === 'number' || typeof resolved === 'boolean'
+              ? resolved
+              : out;
         } else node.value = out;
       },
     });
@@ -85,7 +107,14 @@ export function loadYamlFile(path: string, opts: { env?: NodeJS.ProcessEnv } = {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError([{ file: displayPath(path), line: 1, col: 1, message: `cannot read: ${(err as Error).message}` }]);
+    throw new ConfigError([
+      {
+        file: displayPath(path),
+        line: 1,
+        col: 1,
+        message: `cannot read: ${(err as Error).message}`,
+      },
+    ]);
   }
   return parseYaml(text, displayPath(path), opts);
 }
@@ -113,7 +142,13 @@ function pathOf(ancestors: readonly unknown[], node: Node): (string | number)[] 
   for (let i = ancestors.length - 1; i >= 0; i--) {
     const a = ancestors[i];
     if (isPair(a) && isScalar(a.key)) out.unshift(String(a.key.value));
-    else if (a && typeof a === 'object' && 'items' in a && Array.isArray((a as { items: unknown[] }).items) && !isMap(a)) {
+    else if (
+      a &&
+      typeof a === 'object' &&
+      'items' in a &&
+      Array.isArray((a as { items: unknown[] }).items) &&
+      !isMap(a)
+    ) {
       const idx = (a as { items: unknown[] }).items.indexOf(prev);
       if (idx >= 0) out.unshift(idx);
     }
@@ -123,7 +158,11 @@ function pathOf(ancestors: readonly unknown[], node: Node): (string | number)[] 
 }
 
 /** Position of the node at `path` (or of the nearest ancestor that exists). */
-export function positionOf(y: LoadedYaml, path: readonly PropertyKey[], opts: { key?: string } = {}): { line: number; col: number } {
+export function positionOf(
+  y: LoadedYaml,
+  path: readonly PropertyKey[],
+  opts: { key?: string } = {},
+): { line: number; col: number } {
   let node: unknown = y.doc.contents;
   let best = (node as Node | null)?.range?.[0] ?? 0;
   for (const seg of path) {
@@ -146,7 +185,12 @@ export function positionOf(y: LoadedYaml, path: readonly PropertyKey[], opts: { 
   return y.lines.linePos(best);
 }
 
-export function issueAt(y: LoadedYaml, path: readonly PropertyKey[], message: string, opts: { key?: string } = {}): ConfigIssue {
+export function issueAt(
+  y: LoadedYaml,
+  path: readonly PropertyKey[],
+  message: string,
+  opts: { key?: string } = {},
+): ConfigIssue {
   const p = positionOf(y, path, opts);
   return { file: y.file, line: p.line, col: p.col, message };
 }
@@ -158,7 +202,8 @@ export function validateYaml<S extends z.ZodType>(y: LoadedYaml, schema: S): z.o
   const issues: ConfigIssue[] = [];
   for (const iss of r.error.issues) {
     if (iss.code === 'unrecognized_keys') {
-      for (const k of iss.keys) issues.push(issueAt(y, iss.path, `unknown field "${k}"`, { key: k }));
+      for (const k of iss.keys)
+        issues.push(issueAt(y, iss.path, `unknown field "${k}"`, { key: k }));
     } else {
       const where = iss.path.length ? `${iss.path.join('.')}: ` : '';
       issues.push(issueAt(y, iss.path, `${where}${iss.message}`));

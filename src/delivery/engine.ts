@@ -74,12 +74,20 @@ export class DeliveryEngine {
         for (const [name, t] of this.targets) {
           const free = t.concurrency - (this.inflight.get(name) ?? 0);
           if (free <= 0 || this.stopped) continue;
-          const jobs = await this.store.claimDeliveries({ limit: free, owner: this.owner, leaseMs: this.leaseMs, targets: [name] });
+          const jobs = await this.store.claimDeliveries({
+            limit: free,
+            owner: this.owner,
+            leaseMs: this.leaseMs,
+            targets: [name],
+          });
           for (const job of jobs) this.launch(t, job);
         }
       } while (this.again && !this.stopped);
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'claiming deliveries failed; trying again shortly');
+      this.log.error(
+        { err: (err as Error).message },
+        'claiming deliveries failed; trying again shortly',
+      );
     } finally {
       this.pumping = false;
     }
@@ -111,19 +119,43 @@ export class DeliveryEngine {
       await this.store.finishDelivery(job.id, this.owner, { ok: true, rev: job.rev, remote });
       this.log.info({ target: t.target.name, call: job.callId, rev: job.rev }, 'delivered');
     } catch (err) {
-      const e = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, { retryable: false, cause: err });
+      const e =
+        err instanceof DeliveryError
+          ? err
+          : new DeliveryError((err as Error).message, { retryable: false, cause: err });
       const message = `${what}: ${e.message}`;
       const failingFor = job.firstFailedAt ? Date.now() - Date.parse(job.firstFailedAt) : 0;
       const dead = !e.retryable || failingFor >= t.retryForMs;
-      const retryAt = dead ? undefined : new Date(Date.now() + backoffMs(job.attempts, e.retryAfterMs, this.backoff)).toISOString();
+      const retryAt = dead
+        ? undefined
+        : new Date(
+            Date.now() + backoffMs(job.attempts, e.retryAfterMs, this.backoff),
+          ).toISOString();
       try {
-        await this.store.finishDelivery(job.id, this.owner, { ok: false, dead, retryAt, error: message, remote });
+        await this.store.finishDelivery(job.id, this.owner, {
+          ok: false,
+          dead,
+          retryAt,
+          error: message,
+          remote,
+        });
       } catch (storeErr) {
         // The lease runs out and the work comes back: nothing is lost.
-        this.log.error({ err: (storeErr as Error).message, target: t.target.name, call: job.callId }, 'recording a delivery failure failed');
+        this.log.error(
+          { err: (storeErr as Error).message, target: t.target.name, call: job.callId },
+          'recording a delivery failure failed',
+        );
       }
-      if (dead) this.log.error({ target: t.target.name, call: job.callId, status: e.status }, `${message} (dead letter)`);
-      else this.log.warn({ target: t.target.name, call: job.callId, status: e.status, retryAt }, message);
+      if (dead)
+        this.log.error(
+          { target: t.target.name, call: job.callId, status: e.status },
+          `${message} (dead letter)`,
+        );
+      else
+        this.log.warn(
+          { target: t.target.name, call: job.callId, status: e.status, retryAt },
+          message,
+        );
     }
   }
 
@@ -131,7 +163,10 @@ export class DeliveryEngine {
   async stop(timeoutMs = 10_000): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((r) => setTimeout(r, timeoutMs).unref()),
+    ]);
     await this.store.releaseDeliveries(this.owner).catch(() => 0);
     for (const t of this.targets.values()) await t.target.close().catch(() => {});
   }

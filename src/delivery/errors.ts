@@ -9,7 +9,16 @@ export class DeliveryError extends Error {
   /** The request may have been processed (connection lost after sending): a create must not be repeated blindly. */
   readonly ambiguous: boolean;
 
-  constructor(message: string, opts: { retryable: boolean; retryAfterMs?: number; status?: number; ambiguous?: boolean; cause?: unknown }) {
+  constructor(
+    message: string,
+    opts: {
+      retryable: boolean;
+      retryAfterMs?: number;
+      status?: number;
+      ambiguous?: boolean;
+      cause?: unknown;
+    },
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'DeliveryError';
     this.retryable = opts.retryable;

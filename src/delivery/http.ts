@@ -48,7 +48,14 @@ export interface HttpTargetOptions {
 
 const MAX_ERROR_BODY = 64 * 1024;
 // Errors raised before the request could have reached the server: always safe to retry.
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 function defaultErrorText(body: unknown): string | undefined {
   if (typeof body === 'string') return body.trim().slice(0, 300) || undefined;
@@ -76,13 +83,19 @@ export class HttpTarget {
       maxTimeout: 2000,
       randomize: true,
       // Long pauses and maybe-processed requests go back to the persisted schedule instead.
-      shouldRetry: ({ error }) => error instanceof DeliveryError && error.retryable && !error.ambiguous && (error.retryAfterMs ?? 0) <= 2000,
+      shouldRetry: ({ error }) =>
+        error instanceof DeliveryError &&
+        error.retryable &&
+        !error.ambiguous &&
+        (error.retryAfterMs ?? 0) <= 2000,
     });
   }
 
   private async once(c: HttpCall): Promise<HttpAnswer> {
     await (c.limiter ?? this.o.limiter).acquire();
-    const url = /^https?:\/\//.test(c.path) ? c.path : `${this.o.baseUrl.replace(/\/+$/, '')}${c.path}`;
+    const url = /^https?:\/\//.test(c.path)
+      ? c.path
+      : `${this.o.baseUrl.replace(/\/+$/, '')}${c.path}`;
     const headers: Record<string, string> = { ...this.o.headers, ...c.headers };
     let body: string | Buffer | Readable | undefined = c.body;
     if (c.stream) body = Readable.from(await c.stream());
@@ -92,26 +105,45 @@ export class HttpTarget {
     }
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: c.method, headers, body, dispatcher: this.dispatcher, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      res = await request(url, {
+        method: c.method,
+        headers,
+        body,
+        dispatcher: this.dispatcher,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       const sent = !NOT_SENT.has(code);
-      const e = new DeliveryError(`${c.what}: ${code || (err as Error).message}${sent ? ' (the request may have been received)' : ''}`, {
-        retryable: true,
-        ambiguous: sent && !c.idempotent,
-        cause: err,
-      });
+      const e = new DeliveryError(
+        `${c.what}: ${code || (err as Error).message}${sent ? ' (the request may have been received)' : ''}`,
+        {
+          retryable: true,
+          ambiguous: sent && !c.idempotent,
+          cause: err,
+        },
+      );
       throw e.ambiguous ? new AbortError(e) : e;
     }
-    const answer: HttpAnswer = { status: res.statusCode, headers: flatHeaders(res.headers), body: await readBody(res) };
+    const answer: HttpAnswer = {
+      status: res.statusCode,
+      headers: flatHeaders(res.headers),
+      body: await readBody(res),
+    };
     this.o.onAnswer?.(answer);
     const verdict = classify(answer.status, answer.headers, answer.body, this.o.policy);
     if (verdict.kind === 'ok') return answer;
     const said = (this.o.errorText ?? defaultErrorText)(answer.body) ?? '';
     const message = `${c.what}: ${answer.status}${said ? ` ${said}` : ''}`;
-    if (verdict.kind === 'dead') throw new AbortError(new DeliveryError(message, { retryable: false, status: answer.status }));
+    if (verdict.kind === 'dead')
+      throw new AbortError(new DeliveryError(message, { retryable: false, status: answer.status }));
     if (verdict.afterMs !== undefined) this.o.limiter.pause(verdict.afterMs);
-    throw new DeliveryError(message, { retryable: true, status: answer.status, retryAfterMs: verdict.afterMs });
+    throw new DeliveryError(message, {
+      retryable: true,
+      status: answer.status,
+      retryAfterMs: verdict.afterMs,
+    });
   }
 
   async close(): Promise<void> {
@@ -121,7 +153,8 @@ export class HttpTarget {
 
 function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  for (const [k, v] of Object.entries(h))
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
   return out;
 }
 

@@ -37,7 +37,10 @@ export class WindowLimiter {
     for (;;) {
       const now = this.now();
       while (this.stamps.length && this.stamps[0]! <= now - this.spanMs) this.stamps.shift();
-      const wait = Math.max(this.blockedUntil - now, this.stamps.length >= this.limit ? this.stamps[0]! + this.spanMs - now : 0);
+      const wait = Math.max(
+        this.blockedUntil - now,
+        this.stamps.length >= this.limit ? this.stamps[0]! + this.spanMs - now : 0,
+      );
       if (wait <= 0) {
         this.stamps.push(now);
         return;

@@ -12,9 +12,20 @@ export interface RetryPolicy {
 
 const RETRY_STATUSES = new Set([408, 425, 429]);
 
-export function classify(status: number, headers: Record<string, string>, body: unknown, policy: RetryPolicy = {}): Verdict {
+export function classify(
+  status: number,
+  headers: Record<string, string>,
+  body: unknown,
+  policy: RetryPolicy = {},
+): Verdict {
   const o = policy.statuses?.[status];
-  const kind = o ?? (status >= 200 && status < 300 ? 'ok' : RETRY_STATUSES.has(status) || status >= 500 ? 'retry' : 'dead');
+  const kind =
+    o ??
+    (status >= 200 && status < 300
+      ? 'ok'
+      : RETRY_STATUSES.has(status) || status >= 500
+        ? 'retry'
+        : 'dead');
   if (kind !== 'retry') return { kind };
   const after = retryAfterMs(headers['retry-after']) ?? policy.pause?.(status, headers, body);
   return after === undefined ? { kind: 'retry' } : { kind: 'retry', afterMs: after };
@@ -36,7 +47,12 @@ export interface BackoffOptions {
 export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 1000, maxMs: 10 * 60_000 };
 
 /** Exponential backoff with full jitter, never sooner than the CRM asked for. */
-export function backoffMs(attempt: number, retryAfter: number | undefined, o: BackoffOptions = DEFAULT_BACKOFF, random = Math.random): number {
+export function backoffMs(
+  attempt: number,
+  retryAfter: number | undefined,
+  o: BackoffOptions = DEFAULT_BACKOFF,
+  random = Math.random,
+): number {
   const cap = Math.min(o.maxMs, o.baseMs * 2 ** Math.min(attempt, 30));
   const jittered = Math.round(cap / 2 + random() * (cap / 2));
   return Math.max(jittered, retryAfter ?? 0);

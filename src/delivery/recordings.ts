@@ -22,40 +22,68 @@ export function allowedRecordingUrl(url: string, access: RecordingAccess | undef
     return false;
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') return false;
-  return access.allowHosts.some((h) => (h.startsWith('*.') ? u.hostname.endsWith(h.slice(1)) : u.hostname === h || u.host === h));
+  return access.allowHosts.some((h) =>
+    h.startsWith('*.') ? u.hostname.endsWith(h.slice(1)) : u.hostname === h || u.host === h,
+  );
 }
 
-export async function fetchRecording(url: string, access: RecordingAccess, timeoutMs = 30_000): Promise<Recording> {
-  if (!allowedRecordingUrl(url, access)) throw new DeliveryError(`fetching the recording: ${new URL(url).host} is not in recordings.allowHosts`, { retryable: false });
+export async function fetchRecording(
+  url: string,
+  access: RecordingAccess,
+  timeoutMs = 30_000,
+): Promise<Recording> {
+  if (!allowedRecordingUrl(url, access))
+    throw new DeliveryError(
+      `fetching the recording: ${new URL(url).host} is not in recordings.allowHosts`,
+      { retryable: false },
+    );
   const headers: Record<string, string> = { 'user-agent': 'callrelay' };
   if (access.bearer) headers.authorization = `Bearer ${access.bearer}`;
-  else if (access.basic) headers.authorization = `Basic ${Buffer.from(`${access.basic.user}:${access.basic.password}`).toString('base64')}`;
+  else if (access.basic)
+    headers.authorization = `Basic ${Buffer.from(`${access.basic.user}:${access.basic.password}`).toString('base64')}`;
   const max = access.maxMB * 1024 * 1024;
   let res;
   try {
     // undici follows no redirects by default: a PBX cannot bounce the fetch to another host.
-    res = await request(url, { method: 'GET', headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    res = await request(url, {
+      method: 'GET',
+      headers,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
   } catch (err) {
-    throw new DeliveryError(`fetching the recording from the PBX: ${(err as { code?: string }).code ?? (err as Error).message}`, { retryable: true, cause: err });
+    throw new DeliveryError(
+      `fetching the recording from the PBX: ${(err as { code?: string }).code ?? (err as Error).message}`,
+      { retryable: true, cause: err },
+    );
   }
   if (res.statusCode !== 200) {
     await res.body.dump();
-    throw new DeliveryError(`fetching the recording from the PBX: ${res.statusCode}`, { retryable: res.statusCode >= 500 || res.statusCode === 404 || res.statusCode === 429 });
+    throw new DeliveryError(`fetching the recording from the PBX: ${res.statusCode}`, {
+      retryable: res.statusCode >= 500 || res.statusCode === 404 || res.statusCode === 429,
+    });
   }
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
     await res.body.dump();
-    throw new DeliveryError(`the recording is ${declared} bytes, over recordings.maxMB`, { retryable: false });
+    throw new DeliveryError(`the recording is ${declared} bytes, over recordings.maxMB`, {
+      retryable: false,
+    });
   }
   const source = res.body;
   async function* capped(): AsyncIterable<Uint8Array> {
     let n = 0;
     for await (const chunk of source) {
       n += (chunk as Uint8Array).byteLength;
-      if (n > max) throw new DeliveryError('the recording is over recordings.maxMB', { retryable: false });
+      if (n > max)
+        throw new DeliveryError('the recording is over recordings.maxMB', { retryable: false });
       yield chunk as Uint8Array;
     }
   }
   const name = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'recording.mp3');
-  return { body: capped(), contentType: String(res.headers['content-type'] ?? 'audio/mpeg').split(';')[0]!, filename: name };
+  return {
+    body: capped(),
+    contentType: String(res.headers['content-type'] ?? 'audio/mpeg').split(';')[0]!,
+    filename: name,
+  };
 }

@@ -43,7 +43,11 @@ export function matches(call: CallRecord, f: RouteFilter | undefined): boolean {
 }
 
 /** The targets a call (in its current state) should reach, each with the earliest time to send. */
-export function dueTargets(call: CallRecord, routing: Routing, now: Date): { target: string; dueAt: string }[] {
+export function dueTargets(
+  call: CallRecord,
+  routing: Routing,
+  now: Date,
+): { target: string; dueAt: string }[] {
   const out = new Map<string, string>();
   for (const r of routing.routes) {
     if (r.sources && !r.sources.includes(call.source)) continue;

@@ -119,13 +119,21 @@ function readNodeBody(incoming: IncomingMessage, limit: number): Promise<Buffer>
   });
 }
 
-const tooLarge = (limit: number): RelayError => new RelayError('RELAY_ERR_BODY_TOO_LARGE', `request body over the limit of ${limit} bytes (server.bodyLimit)`);
+const tooLarge = (limit: number): RelayError =>
+  new RelayError(
+    'RELAY_ERR_BODY_TOO_LARGE',
+    `request body over the limit of ${limit} bytes (server.bodyLimit)`,
+  );
 
 function intParam(c: Context, name: string, dflt: number, min: number, max: number): number {
   const v = c.req.query(name);
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new RelayError('RELAY_ERR_BAD_REQUEST', `${name} must be a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new RelayError(
+      'RELAY_ERR_BAD_REQUEST',
+      `${name} must be a whole number from ${min} to ${max}`,
+    );
   return n;
 }
 
@@ -176,7 +184,10 @@ export function createApp(opts: AppOptions): Hono {
     try {
       await store.checkWritable();
     } catch (err) {
-      throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', `the store is not writable: ${(err as Error).message}`);
+      throw new RelayError(
+        'RELAY_ERR_STORE_UNAVAILABLE',
+        `the store is not writable: ${(err as Error).message}`,
+      );
     }
     return c.json({ status: 'ready', store: store.backend });
   });
@@ -188,9 +199,17 @@ export function createApp(opts: AppOptions): Hono {
     const { query, token: queryToken } = queryWithoutToken(c.req.url);
     const given = c.req.param('token') ?? bearer(c) ?? queryToken;
     if (!tokenMatches(given, src.token)) {
-      throw new RelayError('RELAY_ERR_UNAUTHORIZED', given === undefined ? 'missing token: put it in the URL path, as Authorization: Bearer, or as ?token=' : 'wrong token');
+      throw new RelayError(
+        'RELAY_ERR_UNAUTHORIZED',
+        given === undefined
+          ? 'missing token: put it in the URL path, as Authorization: Bearer, or as ?token='
+          : 'wrong token',
+      );
     }
-    if (opts.isDraining?.()) throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', 'shutting down; retry', { headers: { 'retry-after': '1' } });
+    if (opts.isDraining?.())
+      throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', 'shutting down; retry', {
+        headers: { 'retry-after': '1' },
+      });
     const body = c.req.method === 'GET' ? Buffer.alloc(0) : await readBody(c, bodyLimit);
     const headers: Record<string, string> = {};
     for (const h of KEPT_HEADERS) {
@@ -209,38 +228,71 @@ export function createApp(opts: AppOptions): Hono {
     };
     const { id, result } = await pipeline.ingest(req);
     if (result.status === 'mapped') {
-      return c.json({ ok: true, id, status: 'mapped', rule: result.rule, events: result.events.map((e) => ({ type: e.type, callId: e.callId ?? null })) });
+      return c.json({
+        ok: true,
+        id,
+        status: 'mapped',
+        rule: result.rule,
+        events: result.events.map((e) => ({ type: e.type, callId: e.callId ?? null })),
+      });
     }
-    if (result.status === 'ignored') return c.json({ ok: true, id, status: 'ignored', rule: result.rule });
-    log.warn({ id, source: name, code: result.code, reason: result.message }, 'stored an unmapped request');
-    return c.json({ ok: true, id, status: 'unmapped', reason: { code: result.code, message: result.message } });
+    if (result.status === 'ignored')
+      return c.json({ ok: true, id, status: 'ignored', rule: result.rule });
+    log.warn(
+      { id, source: name, code: result.code, reason: result.message },
+      'stored an unmapped request',
+    );
+    return c.json({
+      ok: true,
+      id,
+      status: 'unmapped',
+      reason: { code: result.code, message: result.message },
+    });
   };
   app.on(['GET', 'POST'], ['/hooks/:source', '/hooks/:source/:token'], hook);
   app.all('/hooks/*', (c) => {
     c.header('allow', 'GET, POST');
-    throw new RelayError('RELAY_ERR_METHOD_NOT_ALLOWED', `${c.req.method} is not accepted on webhooks; use GET or POST`);
+    throw new RelayError(
+      'RELAY_ERR_METHOD_NOT_ALLOWED',
+      `${c.req.method} is not accepted on webhooks; use GET or POST`,
+    );
   });
 
   // Admin API: read calls and stored requests, replay after an adapter fix.
   app.use('/api/*', async (c, next) => {
     if (!adminToken) throw new RelayError('RELAY_ERR_ADMIN_DISABLED');
-    if (!tokenMatches(bearer(c), adminToken)) throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the admin API needs Authorization: Bearer <admin.token>');
+    if (!tokenMatches(bearer(c), adminToken))
+      throw new RelayError(
+        'RELAY_ERR_UNAUTHORIZED',
+        'the admin API needs Authorization: Bearer <admin.token>',
+      );
     await next();
   });
 
   app.get('/api/calls', async (c) => {
     const limit = intParam(c, 'limit', 50, 1, 500);
     const since = c.req.query('since');
-    if (since !== undefined && Number.isNaN(Date.parse(since))) throw new RelayError('RELAY_ERR_BAD_REQUEST', 'since must be an ISO-8601 time');
-    const rows = await store.listCalls({ limit, since: since && new Date(since).toISOString(), source: c.req.query('source') });
-    return c.json({ calls: rows.map((r) => ({ ...r.record, updatedAt: r.updatedAt, revision: r.revision })) });
+    if (since !== undefined && Number.isNaN(Date.parse(since)))
+      throw new RelayError('RELAY_ERR_BAD_REQUEST', 'since must be an ISO-8601 time');
+    const rows = await store.listCalls({
+      limit,
+      since: since && new Date(since).toISOString(),
+      source: c.req.query('source'),
+    });
+    return c.json({
+      calls: rows.map((r) => ({ ...r.record, updatedAt: r.updatedAt, revision: r.revision })),
+    });
   });
 
   app.get('/api/calls/:callId', async (c) => {
     const rows = await store.getCalls(c.req.param('callId'), c.req.query('source'));
-    if (!rows.length) throw new RelayError('RELAY_ERR_CALL_NOT_FOUND', `no call "${c.req.param('callId')}"`);
+    if (!rows.length)
+      throw new RelayError('RELAY_ERR_CALL_NOT_FOUND', `no call "${c.req.param('callId')}"`);
     if (rows.length > 1) {
-      throw new RelayError('RELAY_ERR_AMBIGUOUS_CALL', `sources ${rows.map((r) => r.record.source).join(', ')} each have call "${c.req.param('callId')}"; add ?source=`);
+      throw new RelayError(
+        'RELAY_ERR_AMBIGUOUS_CALL',
+        `sources ${rows.map((r) => r.record.source).join(', ')} each have call "${c.req.param('callId')}"; add ?source=`,
+      );
     }
     const r = rows[0]!;
     return c.json({ ...r.record, updatedAt: r.updatedAt, revision: r.revision });
@@ -248,15 +300,24 @@ export function createApp(opts: AppOptions): Hono {
 
   app.get('/api/inbox', async (c) => {
     const state = c.req.query('state') as InboxState | undefined;
-    if (state !== undefined && !INBOX_STATES.includes(state)) throw new RelayError('RELAY_ERR_BAD_REQUEST', `state must be one of ${INBOX_STATES.join(', ')}`);
-    const rows = await store.listInbox({ state, limit: intParam(c, 'limit', 100, 1, 1000), afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER) });
+    if (state !== undefined && !INBOX_STATES.includes(state))
+      throw new RelayError(
+        'RELAY_ERR_BAD_REQUEST',
+        `state must be one of ${INBOX_STATES.join(', ')}`,
+      );
+    const rows = await store.listInbox({
+      state,
+      limit: intParam(c, 'limit', 100, 1, 1000),
+      afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER),
+    });
     return c.json({ requests: rows.map(inboxSummary), counts: await store.countInbox() });
   });
 
   const inboxRow = async (c: Context): Promise<InboxRow> => {
     const id = Number(c.req.param('id'));
     const row = Number.isInteger(id) ? await store.getInbox(id) : undefined;
-    if (!row) throw new RelayError('RELAY_ERR_INBOX_NOT_FOUND', `no stored request ${c.req.param('id')}`);
+    if (!row)
+      throw new RelayError('RELAY_ERR_INBOX_NOT_FOUND', `no stored request ${c.req.param('id')}`);
     return row;
   };
 
@@ -264,19 +325,38 @@ export function createApp(opts: AppOptions): Hono {
     const row = await inboxRow(c);
     const text = row.body.toString('utf8');
     const isText = Buffer.from(text, 'utf8').equals(row.body);
-    return c.json({ ...inboxSummary(row), query: row.query, headers: row.headers, body: isText ? text : null, bodyBase64: isText ? null : row.body.toString('base64') });
+    return c.json({
+      ...inboxSummary(row),
+      query: row.query,
+      headers: row.headers,
+      body: isText ? text : null,
+      bodyBase64: isText ? null : row.body.toString('base64'),
+    });
   });
 
   app.post('/api/inbox/:id/replay', async (c) => {
     const row = await inboxRow(c);
     const result = await pipeline.replay(row);
-    return c.json({ id: row.id, status: result.status, rule: result.rule ?? null, reason: result.status === 'unmapped' ? { code: result.code, message: result.message } : null });
+    return c.json({
+      id: row.id,
+      status: result.status,
+      rule: result.rule ?? null,
+      reason: result.status === 'unmapped' ? { code: result.code, message: result.message } : null,
+    });
   });
 
   app.get('/api/deliveries', async (c) => {
     const state = c.req.query('state') as DeliveryState | undefined;
-    if (state !== undefined && !DELIVERY_STATES.includes(state)) throw new RelayError('RELAY_ERR_BAD_REQUEST', `state must be one of ${DELIVERY_STATES.join(', ')}`);
-    const rows = await store.listDeliveries({ state, limit: intParam(c, 'limit', 100, 1, 1000), afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER) });
+    if (state !== undefined && !DELIVERY_STATES.includes(state))
+      throw new RelayError(
+        'RELAY_ERR_BAD_REQUEST',
+        `state must be one of ${DELIVERY_STATES.join(', ')}`,
+      );
+    const rows = await store.listDeliveries({
+      state,
+      limit: intParam(c, 'limit', 100, 1, 1000),
+      afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER),
+    });
     return c.json({ deliveries: rows.map(deliveryView) });
   });
 
@@ -289,7 +369,8 @@ export function createApp(opts: AppOptions): Hono {
   app.post('/api/deliveries/:id/retry', async (c) => {
     const id = Number(c.req.param('id').replace(/^dl-/, ''));
     const row = Number.isInteger(id) ? await store.getDelivery(id) : undefined;
-    if (!row) throw new RelayError('RELAY_ERR_DELIVERY_NOT_FOUND', `no delivery ${c.req.param('id')}`);
+    if (!row)
+      throw new RelayError('RELAY_ERR_DELIVERY_NOT_FOUND', `no delivery ${c.req.param('id')}`);
     const retried = await store.retryDeliveries([id]);
     opts.onDeliveriesDue?.();
     return c.json({ retried, delivery: deliveryView((await store.getDelivery(id))!) });

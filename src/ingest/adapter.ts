@@ -8,40 +8,81 @@ import type { CountryCode } from 'libphonenumber-js';
 import { isScalar as isYamlScalar } from 'yaml';
 import { z } from 'zod';
 import { Country, TimeZone } from '../config/schema.js';
-import { ConfigError, issueAt, loadYamlFile, positionOf, validateYaml, type ConfigIssue, type LoadedYaml } from '../config/yaml.js';
+import {
+  ConfigError,
+  issueAt,
+  loadYamlFile,
+  positionOf,
+  validateYaml,
+  type ConfigIssue,
+  type LoadedYaml,
+} from '../config/yaml.js';
 import { CallEventSchema, EVENT_TYPES, type CallEvent } from '../calls/model.js';
 import type { ErrorCode } from '../errors.js';
-import { compileExpr, ExprError, fieldNames, functionCalls, parseExpr, type CompiledExpr, type ExprVars } from './expr.js';
+import {
+  compileExpr,
+  ExprError,
+  fieldNames,
+  functionCalls,
+  parseExpr,
+  type CompiledExpr,
+  type ExprVars,
+} from './expr.js';
 import { e164, HELPER_NAMES, makeHelpers } from './helpers.js';
 import { parseRequest, type RawRequest } from './request.js';
 
-const Expr = z.string().min(1).meta({ description: 'A JSONata expression over the request fields (keys lower-cased).' });
+const Expr = z
+  .string()
+  .min(1)
+  .meta({ description: 'A JSONata expression over the request fields (keys lower-cased).' });
 
 const AI_FIELDS = ['summary', 'transcription', 'sentiment'] as const;
 /** Every canonical event field but `type` (given by the rule) and `ai` (nested). */
-export const EVENT_FIELDS = Object.keys(CallEventSchema.shape).filter((k) => k !== 'type' && k !== 'ai') as (keyof CallEvent)[];
+export const EVENT_FIELDS = Object.keys(CallEventSchema.shape).filter(
+  (k) => k !== 'type' && k !== 'ai',
+) as (keyof CallEvent)[];
 
 const FieldMap = z
   .strictObject({
     ...Object.fromEntries(EVENT_FIELDS.map((k) => [k, Expr.optional()])),
     ai: z.strictObject(Object.fromEntries(AI_FIELDS.map((k) => [k, Expr.optional()]))).optional(),
   })
-  .meta({ description: 'Canonical event field -> JSONata expression. See config/call-event.schema.json.' });
+  .meta({
+    description: 'Canonical event field -> JSONata expression. See config/call-event.schema.json.',
+  });
 
 const Rule = z
   .strictObject({
-    name: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/i).meta({ description: 'Names the rule in messages and `map` output.' }),
-    when: Expr.meta({ description: 'JSONata; the first rule whose `when` is true handles the request.' }),
-    type: z.enum(EVENT_TYPES).optional().meta({ description: 'The canonical event type this rule produces.' }),
-    ignore: z.boolean().optional().meta({ description: 'Store the request as ignored (pings, tests) instead of mapping it.' }),
-    fields: FieldMap.optional().meta({ description: 'Field expressions for this rule, over and above the adapter-wide `fields`.' }),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_.-]*$/i)
+      .meta({ description: 'Names the rule in messages and `map` output.' }),
+    when: Expr.meta({
+      description: 'JSONata; the first rule whose `when` is true handles the request.',
+    }),
+    type: z
+      .enum(EVENT_TYPES)
+      .optional()
+      .meta({ description: 'The canonical event type this rule produces.' }),
+    ignore: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Store the request as ignored (pings, tests) instead of mapping it.' }),
+    fields: FieldMap.optional().meta({
+      description: 'Field expressions for this rule, over and above the adapter-wide `fields`.',
+    }),
   })
-  .refine((r) => !!r.type !== !!r.ignore, { message: 'a rule needs either `type` or `ignore: true`' });
+  .refine((r) => !!r.type !== !!r.ignore, {
+    message: 'a rule needs either `type` or `ignore: true`',
+  });
 
 export const AdapterFileSchema = z
   .strictObject({
     $schema: z.string().optional(),
-    adapter: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/).meta({ description: 'The adapter name sources refer to.' }),
+    adapter: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]*$/)
+      .meta({ description: 'The adapter name sources refer to.' }),
     version: z.literal(1).meta({ description: 'Adapter file format version.' }),
     description: z.string().optional(),
     defaults: z
@@ -49,13 +90,23 @@ export const AdapterFileSchema = z
       .prefault({})
       .meta({ description: 'Used when the source in relay.yaml does not say.' }),
     maps: z
-      .record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])))
+      .record(
+        z.string(),
+        z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+      )
       .prefault({})
-      .meta({ description: 'Value maps for $mapValue(value, "name"); keys match case-insensitively.' }),
-    fields: FieldMap.prefault({}).meta({ description: 'Field expressions shared by every rule (a rule may override them).' }),
+      .meta({
+        description: 'Value maps for $mapValue(value, "name"); keys match case-insensitively.',
+      }),
+    fields: FieldMap.prefault({}).meta({
+      description: 'Field expressions shared by every rule (a rule may override them).',
+    }),
     events: z.array(Rule).min(1),
   })
-  .meta({ title: 'callrelay adapter', description: 'Maps one provider\'s webhooks onto canonical call events.' });
+  .meta({
+    title: 'callrelay adapter',
+    description: "Maps one provider's webhooks onto canonical call events.",
+  });
 
 export type AdapterFile = z.output<typeof AdapterFileSchema>;
 
@@ -96,14 +147,23 @@ export function loadAdapterDir(dir: string): Map<string, LoadedAdapter> {
   const issues: ConfigIssue[] = [];
   let files: string[] = [];
   try {
-    files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+    files = readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort();
   } catch {
     return out;
   }
   for (const f of files) {
     try {
       const a = loadAdapter(join(dir, f));
-      if (out.has(a.name)) issues.push(issueAt(a.yaml, ['adapter'], `adapter "${a.name}" is also defined by another file in ${dir}`));
+      if (out.has(a.name))
+        issues.push(
+          issueAt(
+            a.yaml,
+            ['adapter'],
+            `adapter "${a.name}" is also defined by another file in ${dir}`,
+          ),
+        );
       else out.set(a.name, a);
     } catch (err) {
       if (err instanceof ConfigError) issues.push(...err.issues);
@@ -126,7 +186,10 @@ interface ExprSite {
 
 function expressionSites(def: AdapterFile): ExprSite[] {
   const sites: ExprSite[] = [];
-  const addFields = (base: (string | number)[], fields: Record<string, unknown> | undefined): void => {
+  const addFields = (
+    base: (string | number)[],
+    fields: Record<string, unknown> | undefined,
+  ): void => {
     for (const [k, v] of Object.entries(fields ?? {})) {
       if (typeof v === 'string') sites.push({ path: [...base, k], source: v });
       else if (v && typeof v === 'object') addFields([...base, k], v as Record<string, unknown>);
@@ -141,11 +204,18 @@ function expressionSites(def: AdapterFile): ExprSite[] {
 }
 
 /** Position of a 0-based offset inside the expression scalar at `path`. */
-function exprIssue(y: LoadedYaml, path: (string | number)[], offset: number | undefined, message: string): ConfigIssue {
+function exprIssue(
+  y: LoadedYaml,
+  path: (string | number)[],
+  offset: number | undefined,
+  message: string,
+): ConfigIssue {
   const base = positionOf(y, path);
   const node = y.doc.getIn(path, true);
-  const quoted = isYamlScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
-  const isBlock = isYamlScalar(node) && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED');
+  const quoted =
+    isYamlScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
+  const isBlock =
+    isYamlScalar(node) && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED');
   const col = isBlock || offset === undefined ? base.col : base.col + quoted + Math.max(0, offset);
   return { file: y.file, line: base.line, col, message };
 }
@@ -161,19 +231,40 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
       ast = parseExpr(site.source).ast;
     } catch (err) {
       const e = err as ExprError;
-      issues.push(exprIssue(a.yaml, site.path, e.position === undefined ? undefined : e.position - 1, `expression error: ${e.message}`));
+      issues.push(
+        exprIssue(
+          a.yaml,
+          site.path,
+          e.position === undefined ? undefined : e.position - 1,
+          `expression error: ${e.message}`,
+        ),
+      );
       continue;
     }
     for (const f of fieldNames(ast)) {
       if (f.name !== f.name.toLowerCase()) {
-        issues.push(exprIssue(a.yaml, site.path, f.position, `field "${f.name}" never matches: request keys are lower-cased, write "${f.name.toLowerCase()}"`));
+        issues.push(
+          exprIssue(
+            a.yaml,
+            site.path,
+            f.position,
+            `field "${f.name}" never matches: request keys are lower-cased, write "${f.name.toLowerCase()}"`,
+          ),
+        );
       }
     }
     for (const call of functionCalls(ast)) {
       if (call.name === 'mapValue') {
         const m = call.args[1];
         if (m?.type === 'string' && !(String(m.value) in a.def.maps)) {
-          issues.push(exprIssue(a.yaml, site.path, call.position, `$mapValue: no map named "${String(m.value)}" under maps:`));
+          issues.push(
+            exprIssue(
+              a.yaml,
+              site.path,
+              call.position,
+              `$mapValue: no map named "${String(m.value)}" under maps:`,
+            ),
+          );
         }
       } else if (!KNOWN_FUNCTIONS.has(call.name) && !JSONATA_BUILTINS.has(call.name)) {
         issues.push(exprIssue(a.yaml, site.path, call.position, `unknown function $${call.name}`));
@@ -185,11 +276,12 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
 
 // jsonata's own functions (jsonata 2.x), so that a misspelt helper is caught at check time.
 const JSONATA_BUILTINS = new Set(
-  ('sum count max min average string substring substringBefore substringAfter lowercase uppercase length trim pad match contains ' +
+  (
+    'sum count max min average string substring substringBefore substringAfter lowercase uppercase length trim pad match contains ' +
     'replace split join formatNumber formatBase formatInteger parseInteger number floor ceil round abs sqrt power random boolean not ' +
     'map zip filter single reduce sift keys lookup append exists spread merge reverse each error assert type sort shuffle distinct ' +
-    'base64encode base64decode encodeUrlComponent encodeUrl decodeUrlComponent decodeUrl eval toMillis fromMillis clone now millis')
-    .split(/\s+/),
+    'base64encode base64decode encodeUrlComponent encodeUrl decodeUrlComponent decodeUrl eval toMillis fromMillis clone now millis'
+  ).split(/\s+/),
 );
 
 interface CompiledRule {
@@ -201,11 +293,22 @@ interface CompiledRule {
 }
 
 export function compileAdapter(a: LoadedAdapter, source: SourceSettings): CompiledAdapter {
-  const helpers = makeHelpers({ timezone: source.timezone, defaultCountry: source.defaultCountry, maps: a.def.maps });
+  const helpers = makeHelpers({
+    timezone: source.timezone,
+    defaultCountry: source.defaultCountry,
+    maps: a.def.maps,
+  });
   const compile = (s: string): CompiledExpr => compileExpr(s, helpers);
-  const flatten = (fields: Record<string, unknown> | undefined, base: string[] = []): [string[], string][] =>
+  const flatten = (
+    fields: Record<string, unknown> | undefined,
+    base: string[] = [],
+  ): [string[], string][] =>
     Object.entries(fields ?? {}).flatMap(([k, v]): [string[], string][] =>
-      typeof v === 'string' ? [[[...base, k], v]] : v && typeof v === 'object' ? flatten(v as Record<string, unknown>, [...base, k]) : [],
+      typeof v === 'string'
+        ? [[[...base, k], v]]
+        : v && typeof v === 'object'
+          ? flatten(v as Record<string, unknown>, [...base, k])
+          : [],
     );
   const common = new Map(flatten(a.def.fields).map(([p, s]) => [p.join('.'), [p, s] as const]));
   const rules: CompiledRule[] = a.def.events.map((r) => {
@@ -225,7 +328,12 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
     settings: source,
     async map(req) {
       const input = parseRequest(req);
-      if (input.parseError) return { status: 'unmapped', code: 'RELAY_ERR_UNPARSEABLE_BODY', message: input.parseError };
+      if (input.parseError)
+        return {
+          status: 'unmapped',
+          code: 'RELAY_ERR_UNPARSEABLE_BODY',
+          message: input.parseError,
+        };
       const vars: ExprVars = {
         text: input.text,
         method: req.method,
@@ -243,15 +351,29 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
             break;
           }
         } catch (err) {
-          return { status: 'unmapped', rule: r.name, code: 'RELAY_ERR_MAPPING_FAILED', message: `rule ${r.name}, when: ${(err as Error).message}` };
+          return {
+            status: 'unmapped',
+            rule: r.name,
+            code: 'RELAY_ERR_MAPPING_FAILED',
+            message: `rule ${r.name}, when: ${(err as Error).message}`,
+          };
         }
       }
       if (!rule) {
         const keys = Object.keys(input.fields);
-        const what = keys.length ? `fields: ${keys.slice(0, 12).join(', ')}${keys.length > 12 ? ', ...' : ''}` : input.text ? 'a text body' : 'no fields';
-        return { status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: `no event rule of adapter ${a.name} matched (${what})` };
+        const what = keys.length
+          ? `fields: ${keys.slice(0, 12).join(', ')}${keys.length > 12 ? ', ...' : ''}`
+          : input.text
+            ? 'a text body'
+            : 'no fields';
+        return {
+          status: 'unmapped',
+          code: 'RELAY_ERR_UNKNOWN_EVENT',
+          message: `no event rule of adapter ${a.name} matched (${what})`,
+        };
       }
-      if (rule.ignore) return { status: 'ignored', rule: rule.name, message: `ignored by rule ${rule.name}` };
+      if (rule.ignore)
+        return { status: 'ignored', rule: rule.name, message: `ignored by rule ${rule.name}` };
 
       const out: Record<string, unknown> = { type: rule.type };
       for (const [path, expr] of rule.fields) {
@@ -260,10 +382,21 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
           v = expr.evaluate(input.fields, vars);
           if (v instanceof Promise) v = await v;
         } catch (err) {
-          return { status: 'unmapped', rule: rule.name, code: 'RELAY_ERR_MAPPING_FAILED', message: `rule ${rule.name}, field ${path.join('.')}: ${(err as Error).message}` };
+          return {
+            status: 'unmapped',
+            rule: rule.name,
+            code: 'RELAY_ERR_MAPPING_FAILED',
+            message: `rule ${rule.name}, field ${path.join('.')}: ${(err as Error).message}`,
+          };
         }
         const norm = normalizeField(path, v);
-        if (norm instanceof Error) return { status: 'unmapped', rule: rule.name, code: 'RELAY_ERR_MAPPING_FAILED', message: `rule ${rule.name}, field ${path.join('.')}: ${norm.message}` };
+        if (norm instanceof Error)
+          return {
+            status: 'unmapped',
+            rule: rule.name,
+            code: 'RELAY_ERR_MAPPING_FAILED',
+            message: `rule ${rule.name}, field ${path.join('.')}: ${norm.message}`,
+          };
         if (norm === undefined) continue;
         if (path.length === 2) ((out[path[0]!] ??= {}) as Record<string, unknown>)[path[1]!] = norm;
         else out[path[0]!] = norm;
@@ -274,12 +407,22 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
       }
       if (out.type === 'originated' ? !out.channelId : !out.callId) {
         const what = out.type === 'originated' ? 'channel id' : 'call id';
-        return { status: 'unmapped', rule: rule.name, code: 'RELAY_ERR_MISSING_CALL_ID', message: `rule ${rule.name} (${String(out.type)}) found no ${what}` };
+        return {
+          status: 'unmapped',
+          rule: rule.name,
+          code: 'RELAY_ERR_MISSING_CALL_ID',
+          message: `rule ${rule.name} (${String(out.type)}) found no ${what}`,
+        };
       }
       const checked = CallEventSchema.safeParse(out);
       if (!checked.success) {
         const i = checked.error.issues[0]!;
-        return { status: 'unmapped', rule: rule.name, code: 'RELAY_ERR_MAPPING_FAILED', message: `rule ${rule.name}, field ${i.path.join('.')}: ${i.message}` };
+        return {
+          status: 'unmapped',
+          rule: rule.name,
+          code: 'RELAY_ERR_MAPPING_FAILED',
+          message: `rule ${rule.name}, field ${i.path.join('.')}: ${i.message}`,
+        };
       }
       return { status: 'mapped', rule: rule.name, events: [checked.data] };
     },
@@ -301,7 +444,9 @@ function normalizeField(path: string[], v: unknown): unknown {
   const key = path.join('.');
   if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) return undefined;
   if (key === 'recordings') {
-    const list = (Array.isArray(v) ? v : [v]).filter((x) => typeof x === 'string' && x.trim()).map((x) => (x as string).trim());
+    const list = (Array.isArray(v) ? v : [v])
+      .filter((x) => typeof x === 'string' && x.trim())
+      .map((x) => (x as string).trim());
     return list.length ? list : undefined;
   }
   if (Array.isArray(v)) {
@@ -309,13 +454,24 @@ function normalizeField(path: string[], v: unknown): unknown {
     return new Error(`expected one value, got a list of ${v.length}`);
   }
   if (NUMBER_FIELDS.has(key)) {
-    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
-    return Number.isFinite(n) ? n : new Error(`expected a number, got ${JSON.stringify(v).slice(0, 40)}`);
+    const n =
+      typeof v === 'number'
+        ? v
+        : typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v)
+          ? Number(v)
+          : NaN;
+    return Number.isFinite(n)
+      ? n
+      : new Error(`expected a number, got ${JSON.stringify(v).slice(0, 40)}`);
   }
   if (BOOLEAN_FIELDS.has(key)) {
     if (typeof v === 'boolean') return v;
     const s = String(v).trim().toLowerCase();
-    return s === 'true' ? true : s === 'false' ? false : new Error(`expected true or false, got ${JSON.stringify(v).slice(0, 40)}`);
+    return s === 'true'
+      ? true
+      : s === 'false'
+        ? false
+        : new Error(`expected true or false, got ${JSON.stringify(v).slice(0, 40)}`);
   }
   if (typeof v === 'object') return new Error('expected a text value, got an object');
   const s = String(v).trim();

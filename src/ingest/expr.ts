@@ -92,7 +92,8 @@ export function compileExpr(
 /** jsonata returns arrays with a hidden `sequence` flag and objects without prototype; make them plain. */
 function cleanResult(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(cleanResult);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, cleanResult(x)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, cleanResult(x)]));
   return v;
 }
 
@@ -110,13 +111,24 @@ function truthy(v: unknown): boolean | typeof FALLBACK {
 
 // jsonata string functions the fast path runs itself: (string, ...literal-typed args) -> value.
 // A first argument that is not a string, or other arguments of the wrong type, fall back.
-const STRING_FNS: Record<string, { args: ('string' | 'number')[]; optional: number; fn: (s: string, ...a: never[]) => unknown }> = {
+const STRING_FNS: Record<
+  string,
+  { args: ('string' | 'number')[]; optional: number; fn: (s: string, ...a: never[]) => unknown }
+> = {
   lowercase: { args: [], optional: 0, fn: (s) => s.toLowerCase() },
   uppercase: { args: [], optional: 0, fn: (s) => s.toUpperCase() },
   trim: { args: [], optional: 0, fn: (s) => s.replace(/[ \t\n\r]+/g, ' ').trim() },
   contains: { args: ['string'], optional: 0, fn: (s, p: string) => s.includes(p) },
-  substringBefore: { args: ['string'], optional: 0, fn: (s, p: string) => (s.includes(p) ? s.slice(0, s.indexOf(p)) : s) },
-  substringAfter: { args: ['string'], optional: 0, fn: (s, p: string) => (s.includes(p) ? s.slice(s.indexOf(p) + p.length) : s) },
+  substringBefore: {
+    args: ['string'],
+    optional: 0,
+    fn: (s, p: string) => (s.includes(p) ? s.slice(0, s.indexOf(p)) : s),
+  },
+  substringAfter: {
+    args: ['string'],
+    optional: 0,
+    fn: (s, p: string) => (s.includes(p) ? s.slice(s.indexOf(p) + p.length) : s),
+  },
   substring: {
     args: ['number', 'number'],
     optional: 1,
@@ -124,7 +136,9 @@ const STRING_FNS: Record<string, { args: ('string' | 'number')[]; optional: numb
       // jsonata counts code points and lets a negative start count from the end.
       const cps = Array.from(s);
       const from = start < 0 ? Math.max(0, cps.length + start) : start;
-      return cps.slice(from, length === undefined ? undefined : from + Math.max(0, length)).join('');
+      return cps
+        .slice(from, length === undefined ? undefined : from + Math.max(0, length))
+        .join('');
     },
   },
 };
@@ -141,7 +155,11 @@ interface Coverage {
  * so `exists(x) ? x : $match(...)` runs fast unless the regex branch is taken. Null when the root
  * itself is outside the subset.
  */
-function compileFast(node: JNode, helpers: Record<string, (...a: unknown[]) => unknown>, cov: Coverage): Fast | null {
+function compileFast(
+  node: JNode,
+  helpers: Record<string, (...a: unknown[]) => unknown>,
+  cov: Coverage,
+): Fast | null {
   const c = (n: JNode | undefined): Fast => {
     const f = n ? compileOne(n, c, helpers) : fallback;
     if (f === fallback) cov.partial = true;
@@ -151,7 +169,11 @@ function compileFast(node: JNode, helpers: Record<string, (...a: unknown[]) => u
   return root === fallback ? null : root;
 }
 
-function compileOne(node: JNode, c: (n: JNode | undefined) => Fast, helpers: Record<string, (...a: unknown[]) => unknown>): Fast {
+function compileOne(
+  node: JNode,
+  c: (n: JNode | undefined) => Fast,
+  helpers: Record<string, (...a: unknown[]) => unknown>,
+): Fast {
   switch (node.type) {
     case 'string':
     case 'number':
@@ -160,9 +182,11 @@ function compileOne(node: JNode, c: (n: JNode | undefined) => Fast, helpers: Rec
       return () => v;
     }
     case 'path': {
-      if (node.steps?.length !== 1 || node.steps[0]!.type !== 'name' || node.keepArray) return fallback;
+      if (node.steps?.length !== 1 || node.steps[0]!.type !== 'name' || node.keepArray)
+        return fallback;
       const step = node.steps[0]!;
-      if (step.stages || step.predicate || step.group || step.focus || step.index || step.tuple) return fallback;
+      if (step.stages || step.predicate || step.group || step.focus || step.index || step.tuple)
+        return fallback;
       const name = String(step.value);
       return (input) => {
         const v = input[name];
@@ -184,7 +208,11 @@ function compileOne(node: JNode, c: (n: JNode | undefined) => Fast, helpers: Rec
       return node.expressions?.length === 1 ? c(node.expressions[0]) : fallback;
     case 'unary': {
       // An array of literals, e.g. the placeholder list in $present(did, ['empty']).
-      if (node.value !== '[' || !node.expressions?.every((e) => e.type === 'string' || e.type === 'number')) return fallback;
+      if (
+        node.value !== '[' ||
+        !node.expressions?.every((e) => e.type === 'string' || e.type === 'number')
+      )
+        return fallback;
       const list = node.expressions.map((e) => e.value);
       return () => [...list];
     }
@@ -215,7 +243,12 @@ function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast): Fast {
   if (op === 'in') {
     // Only `x in ['a', 'b']` with literal scalars on the right.
     const rhs = node.rhs;
-    if (rhs?.type !== 'unary' || rhs.value !== '[' || !rhs.expressions?.every((e) => e.type === 'string' || e.type === 'number')) return fallback;
+    if (
+      rhs?.type !== 'unary' ||
+      rhs.value !== '[' ||
+      !rhs.expressions?.every((e) => e.type === 'string' || e.type === 'number')
+    )
+      return fallback;
     const set = rhs.expressions.map((e) => e.value);
     return (i, v) => {
       const l = lhs(i, v);
@@ -251,7 +284,11 @@ function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast): Fast {
   }
 }
 
-function compileCall(node: JNode, c: (n: JNode | undefined) => Fast, helpers: Record<string, (...a: unknown[]) => unknown>): Fast {
+function compileCall(
+  node: JNode,
+  c: (n: JNode | undefined) => Fast,
+  helpers: Record<string, (...a: unknown[]) => unknown>,
+): Fast {
   if (node.procedure?.type !== 'variable') return fallback;
   const name = String(node.procedure.value);
   const argFns = (node.arguments ?? []).map((a) => c(a));
@@ -272,7 +309,11 @@ function compileCall(node: JNode, c: (n: JNode | undefined) => Fast, helpers: Re
     };
   }
   const strFn = STRING_FNS[name];
-  if (strFn && argFns.length >= 1 + strFn.args.length - strFn.optional && argFns.length <= 1 + strFn.args.length) {
+  if (
+    strFn &&
+    argFns.length >= 1 + strFn.args.length - strFn.optional &&
+    argFns.length <= 1 + strFn.args.length
+  ) {
     return (i, v) => {
       const a = evalArgs(i, v);
       if (a === FALLBACK) return FALLBACK;
@@ -312,7 +353,12 @@ export function fieldNames(ast: JNode): { name: string; position: number | undef
     const node = n as JNode;
     // jsonata positions are 1-based token ends; report 0-based starts.
     if (node.type === 'path') {
-      for (const s of node.steps ?? []) if (s.type === 'name') out.push({ name: String(s.value), position: s.position === undefined ? undefined : s.position - String(s.value).length });
+      for (const s of node.steps ?? [])
+        if (s.type === 'name')
+          out.push({
+            name: String(s.value),
+            position: s.position === undefined ? undefined : s.position - String(s.value).length,
+          });
     }
     for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
   };
@@ -321,7 +367,9 @@ export function fieldNames(ast: JNode): { name: string; position: number | undef
 }
 
 /** Functions an expression calls, with their literal arguments, for linting. */
-export function functionCalls(ast: JNode): { name: string; args: JNode[]; position: number | undefined }[] {
+export function functionCalls(
+  ast: JNode,
+): { name: string; args: JNode[]; position: number | undefined }[] {
   const out: { name: string; args: JNode[]; position: number | undefined }[] = [];
   const walk = (n: unknown): void => {
     if (!n || typeof n !== 'object') return;
@@ -330,7 +378,11 @@ export function functionCalls(ast: JNode): { name: string; args: JNode[]; positi
     if (node.type === 'function' && node.procedure?.type === 'variable') {
       const name = String(node.procedure.value);
       const end = node.procedure.position;
-      out.push({ name, args: node.arguments ?? [], position: end === undefined ? undefined : end - name.length - 1 });
+      out.push({
+        name,
+        args: node.arguments ?? [],
+        position: end === undefined ? undefined : end - name.length - 1,
+      });
     }
     for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
   };

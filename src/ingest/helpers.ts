@@ -30,12 +30,15 @@ function memo<A extends unknown[], R>(fn: (...a: A) => R, max = 4096): (...a: A)
   };
 }
 
-const isBlank = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
+const isBlank = (v: unknown): boolean =>
+  v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
 
 function hmsToSeconds(s: string): number | undefined {
   const m = /^(\d+):(\d{1,2})(?::(\d{1,2}))?$/.exec(s);
   if (!m) return undefined;
-  return m[3] !== undefined ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : Number(m[1]) * 60 + Number(m[2]);
+  return m[3] !== undefined
+    ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3])
+    : Number(m[1]) * 60 + Number(m[2]);
 }
 
 /** `58`, `"58"`, `"00:06"` (m:ss), `"1:02:03"` (h:mm:ss), or a title ending in `(0:07)`. */
@@ -56,10 +59,12 @@ export const toUtc = memo(toUtcUncached);
 
 function toUtcUncached(v: unknown, format: unknown, timezone: string): string | undefined {
   let dt: DateTime | undefined;
-  if (typeof v === 'number' && Number.isFinite(v)) dt = DateTime.fromMillis(v > 1e11 ? v : v * 1000, { zone: 'utc' });
+  if (typeof v === 'number' && Number.isFinite(v))
+    dt = DateTime.fromMillis(v > 1e11 ? v : v * 1000, { zone: 'utc' });
   else if (typeof v === 'string' && v.trim()) {
     const s = v.trim();
-    if (typeof format === 'string' && format) dt = DateTime.fromFormat(s, format, { zone: timezone });
+    if (typeof format === 'string' && format)
+      dt = DateTime.fromFormat(s, format, { zone: timezone });
     else {
       dt = DateTime.fromISO(s, { zone: timezone });
       if (!dt.isValid) dt = DateTime.fromSQL(s, { zone: timezone });
@@ -71,11 +76,16 @@ function toUtcUncached(v: unknown, format: unknown, timezone: string): string | 
 /** E.164 form of a phone number, using the source's default country; undefined when not a valid number. */
 export const e164 = memo(e164Uncached);
 
-function e164Uncached(v: unknown, country: unknown, fallback: CountryCode | undefined): string | undefined {
+function e164Uncached(
+  v: unknown,
+  country: unknown,
+  fallback: CountryCode | undefined,
+): string | undefined {
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
   const raw = String(v).trim();
   if (!/\d/.test(raw)) return undefined;
-  const cc = (typeof country === 'string' && country ? country.toUpperCase() : fallback) as CountryCode | undefined;
+  const cc = (typeof country === 'string' && country ? country.toUpperCase() : fallback) as
+    CountryCode | undefined;
   const tries = [raw];
   // Many PBXs send international numbers without + or 00 (3CX: "420774852629").
   if (/^\d{8,15}$/.test(raw)) tries.push(`+${raw}`);
@@ -88,7 +98,10 @@ function e164Uncached(v: unknown, country: unknown, fallback: CountryCode | unde
 
 export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
   const lowerMaps = Object.fromEntries(
-    Object.entries(ctx.maps).map(([name, m]) => [name, new Map(Object.entries(m).map(([k, v]) => [k.trim().toLowerCase(), v]))]),
+    Object.entries(ctx.maps).map(([name, m]) => [
+      name,
+      new Map(Object.entries(m).map(([k, v]) => [k.trim().toLowerCase(), v])),
+    ]),
   );
   return {
     duration: (v) => duration(v),
@@ -115,8 +128,16 @@ export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
     /** The value, unless blank or one of the placeholders (case-insensitive), e.g. did "empty". */
     present: (v, placeholders) => {
       if (isBlank(v)) return undefined;
-      const ph = Array.isArray(placeholders) ? placeholders : placeholders === undefined ? [] : [placeholders];
-      if (typeof v === 'string' && ph.some((p) => typeof p === 'string' && p.toLowerCase() === v.trim().toLowerCase())) return undefined;
+      const ph = Array.isArray(placeholders)
+        ? placeholders
+        : placeholders === undefined
+          ? []
+          : [placeholders];
+      if (
+        typeof v === 'string' &&
+        ph.some((p) => typeof p === 'string' && p.toLowerCase() === v.trim().toLowerCase())
+      )
+        return undefined;
       return v;
     },
     /** "True"/"false"/"1"/"0"/"yes"/"no" -> boolean; anything else -> undefined. */
@@ -125,15 +146,30 @@ export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
       if (typeof v === 'number') return v !== 0;
       if (typeof v !== 'string') return undefined;
       const s = v.trim().toLowerCase();
-      return ['true', '1', 'yes', 'y'].includes(s) ? true : ['false', '0', 'no', 'n'].includes(s) ? false : undefined;
+      return ['true', '1', 'yes', 'y'].includes(s)
+        ? true
+        : ['false', '0', 'no', 'n'].includes(s)
+          ? false
+          : undefined;
     },
     /** All non-blank strings among the arguments (strings or arrays of strings), in order, once each. */
     urls: (...args) => {
       const out: string[] = [];
-      for (const a of args.flat(2)) if (typeof a === 'string' && a.trim() && !out.includes(a.trim())) out.push(a.trim());
+      for (const a of args.flat(2))
+        if (typeof a === 'string' && a.trim() && !out.includes(a.trim())) out.push(a.trim());
       return out.length ? out : undefined;
     },
   };
 }
 
-export const HELPER_NAMES = ['duration', 'toUtc', 'e164', 'mapValue', 'beforeLast', 'afterLast', 'present', 'bool', 'urls'] as const;
+export const HELPER_NAMES = [
+  'duration',
+  'toUtc',
+  'e164',
+  'mapValue',
+  'beforeLast',
+  'afterLast',
+  'present',
+  'bool',
+  'urls',
+] as const;

@@ -26,7 +26,14 @@ export interface AdapterInput {
   parseError?: string;
 }
 
-export const KEPT_HEADERS = ['content-type', 'content-length', 'user-agent', 'x-forwarded-for', 'x-real-ip', 'x-request-id'];
+export const KEPT_HEADERS = [
+  'content-type',
+  'content-length',
+  'user-agent',
+  'x-forwarded-for',
+  'x-real-ip',
+  'x-request-id',
+];
 
 export function lowerKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(lowerKeys);
@@ -50,11 +57,16 @@ function formFields(s: string): Record<string, unknown> {
   return out;
 }
 
-export function parseRequest(req: Pick<RawRequest, 'query' | 'contentType' | 'body'>): AdapterInput {
+export function parseRequest(
+  req: Pick<RawRequest, 'query' | 'contentType' | 'body'>,
+): AdapterInput {
   const fields = req.query ? formFields(req.query) : {};
   const raw = req.body.length ? req.body.toString('utf8') : '';
   const trimmed = raw.trim();
-  const text = trimmed.length >= 2 && trimmed.startsWith('"') && trimmed.endsWith('"') ? trimmed.slice(1, -1) : trimmed;
+  const text =
+    trimmed.length >= 2 && trimmed.startsWith('"') && trimmed.endsWith('"')
+      ? trimmed.slice(1, -1)
+      : trimmed;
   const ct = (req.contentType ?? '').split(';')[0]!.trim().toLowerCase();
   const claimsJson = ct === 'application/json' || ct.endsWith('+json');
   if (!trimmed) return { fields, text };
@@ -68,10 +80,14 @@ export function parseRequest(req: Pick<RawRequest, 'query' | 'contentType' | 'bo
       // A JSON string or array is content, not fields: leave it to the adapter as text.
       return { fields, text: typeof parsed === 'string' ? parsed : text };
     } catch (err) {
-      if (claimsJson || trimmed.startsWith('{')) return { fields, text, parseError: `body is not valid JSON: ${(err as Error).message}` };
+      if (claimsJson || trimmed.startsWith('{'))
+        return { fields, text, parseError: `body is not valid JSON: ${(err as Error).message}` };
     }
   }
-  if (ct === 'application/x-www-form-urlencoded' || (!ct && /^[^\s=&]+=[^\s]*(&[^\s=&]+=[^\s]*)*$/.test(trimmed))) {
+  if (
+    ct === 'application/x-www-form-urlencoded' ||
+    (!ct && /^[^\s=&]+=[^\s]*(&[^\s=&]+=[^\s]*)*$/.test(trimmed))
+  ) {
     return { fields: { ...fields, ...formFields(trimmed) }, text };
   }
   return { fields, text };

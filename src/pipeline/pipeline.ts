@@ -44,7 +44,15 @@ export class Pipeline {
     private readonly onFolded: () => void = () => {},
   ) {
     this.sources = new Map(
-      sources.map((s) => [s.name, { name: s.name, token: s.token, provider: s.adapter.name, adapter: compileAdapter(s.adapter, s) }]),
+      sources.map((s) => [
+        s.name,
+        {
+          name: s.name,
+          token: s.token,
+          provider: s.adapter.name,
+          adapter: compileAdapter(s.adapter, s),
+        },
+      ]),
     );
     this.committer = new GroupCommitter(store, () => this.kick());
   }
@@ -52,14 +60,21 @@ export class Pipeline {
   /** Map and durably store one request. Resolves only after the commit; throws STORE_UNAVAILABLE otherwise. */
   async ingest(req: RawRequest): Promise<IngestResult> {
     const src = this.sources.get(req.source);
-    if (!src) throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${req.source}" in relay.yaml`);
+    if (!src)
+      throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${req.source}" in relay.yaml`);
     const result = await this.mapSafely(src, req);
     try {
       const id = await this.committer.submit({ req, result, provider: src.provider });
       return { id, result };
     } catch (err) {
-      this.log.error({ err: (err as Error).message, source: req.source }, 'storing a request failed; answering 503');
-      throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', undefined, { cause: err, headers: { 'retry-after': '5' } });
+      this.log.error(
+        { err: (err as Error).message, source: req.source },
+        'storing a request failed; answering 503',
+      );
+      throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', undefined, {
+        cause: err,
+        headers: { 'retry-after': '5' },
+      });
     }
   }
 
@@ -68,7 +83,11 @@ export class Pipeline {
       return await src.adapter.map(req);
     } catch (err) {
       // An adapter bug must not lose the request: store it unmapped with the reason.
-      return { status: 'unmapped', code: 'RELAY_ERR_MAPPING_FAILED', message: wrapError(`mapping with adapter ${src.provider}`, err).message };
+      return {
+        status: 'unmapped',
+        code: 'RELAY_ERR_MAPPING_FAILED',
+        message: wrapError(`mapping with adapter ${src.provider}`, err).message,
+      };
     }
   }
 
@@ -101,7 +120,10 @@ export class Pipeline {
         await new Promise((r) => setImmediate(r));
       }
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'folding stored requests failed; retrying on the next tick');
+      this.log.error(
+        { err: (err as Error).message },
+        'folding stored requests failed; retrying on the next tick',
+      );
     } finally {
       this.busy = false;
     }
@@ -137,7 +159,12 @@ export class Pipeline {
   async replay(row: InboxRow): Promise<MapResult> {
     const src = this.sources.get(row.source);
     // Left as it is: its source is gone from relay.yaml, so nothing could map it now.
-    if (!src) return { status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_SOURCE', message: `source "${row.source}" is no longer in relay.yaml` };
+    if (!src)
+      return {
+        status: 'unmapped',
+        code: 'RELAY_ERR_UNKNOWN_SOURCE',
+        message: `source "${row.source}" is no longer in relay.yaml`,
+      };
     const result = await this.mapSafely(src, row);
     await this.store.remap(row.id, result, src.provider);
     this.onFolded();

@@ -3,13 +3,23 @@
 import type { MapResult } from '../ingest/adapter.js';
 import type { InboxState } from './types.js';
 
-export function stateOf(result: MapResult): { state: InboxState; rule: string | null; reasonCode: string | null; reason: string | null } {
+export function stateOf(result: MapResult): {
+  state: InboxState;
+  rule: string | null;
+  reasonCode: string | null;
+  reason: string | null;
+} {
   switch (result.status) {
     case 'mapped':
       return { state: 'pending', rule: result.rule, reasonCode: null, reason: null };
     case 'ignored':
       return { state: 'ignored', rule: result.rule, reasonCode: null, reason: result.message };
     case 'unmapped':
-      return { state: 'unmapped', rule: result.rule ?? null, reasonCode: result.code, reason: result.message };
+      return {
+        state: 'unmapped',
+        rule: result.rule ?? null,
+        reasonCode: result.code,
+        reason: result.message,
+      };
   }
 }

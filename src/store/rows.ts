@@ -8,10 +8,17 @@ export interface Readers {
   json: <T>(v: unknown) => T;
 }
 
-export const textReaders: Readers = { time: (v) => String(v), json: <T>(v: unknown) => JSON.parse(String(v)) as T };
-export const nativeReaders: Readers = { time: (v) => (v instanceof Date ? v : new Date(String(v))).toISOString(), json: <T>(v: unknown) => v as T };
+export const textReaders: Readers = {
+  time: (v) => String(v),
+  json: <T>(v: unknown) => JSON.parse(String(v)) as T,
+};
+export const nativeReaders: Readers = {
+  time: (v) => (v instanceof Date ? v : new Date(String(v))).toISOString(),
+  json: <T>(v: unknown) => v as T,
+};
 
-const maybe = (r: Readers, v: unknown): string | null => (v === null || v === undefined ? null : r.time(v));
+const maybe = (r: Readers, v: unknown): string | null =>
+  v === null || v === undefined ? null : r.time(v);
 
 export function toInboxRow(r: Record<string, any>, read: Readers): InboxRow {
   return {

@@ -92,7 +92,12 @@ export interface Store {
   listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]>;
   getCalls(callId: string, source?: string): Promise<CallRow[]>;
   /** Lease up to `limit` due deliveries (oldest due first) to `owner` for `leaseMs`. */
-  claimDeliveries(q: { limit: number; owner: string; leaseMs: number; targets?: string[] }): Promise<DeliveryJob[]>;
+  claimDeliveries(q: {
+    limit: number;
+    owner: string;
+    leaseMs: number;
+    targets?: string[];
+  }): Promise<DeliveryJob[]>;
   /** Record progress of a delivery under way (e.g. the id of an object just created). */
   saveRemote(id: number, owner: string, remote: RemoteState): Promise<void>;
   /** End a leased delivery: delivered (due again if the call changed meanwhile), retry later, or dead. */
@@ -100,7 +105,11 @@ export interface Store {
   /** Give up leases (shutdown), so that the work is due again at once; `null`: every lease (a
    * single-instance store at start: whoever held them is gone). */
   releaseDeliveries(owner: string | null): Promise<number>;
-  listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]>;
+  listDeliveries(q: {
+    state?: DeliveryState;
+    limit: number;
+    afterId?: number;
+  }): Promise<DeliveryRow[]>;
   getDelivery(id: number): Promise<DeliveryRow | undefined>;
   /** Make dead deliveries due again (all of them, or these ids); returns how many. */
   retryDeliveries(ids: number[] | 'dead'): Promise<number>;

@@ -16,7 +16,10 @@ export const REDACT = [
 ];
 
 export function createLogger(level: string = 'info', destination?: pino.DestinationStream): Logger {
-  return pino({ level, base: { service: 'callrelay' }, redact: { paths: REDACT, censor: '[redacted]' } }, destination ?? pino.destination({ sync: false }));
+  return pino(
+    { level, base: { service: 'callrelay' }, redact: { paths: REDACT, censor: '[redacted]' } },
+    destination ?? pino.destination({ sync: false }),
+  );
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

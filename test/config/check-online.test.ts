@@ -24,9 +24,14 @@ describe('callrelay check --online', () => {
       more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${hsToken}\n    baseUrl: ${hs.url}\n  - name: pipedrive\n    type: pipedrive\n    token: pd-good-token-123\n    baseUrl: ${pd.url}\n  - name: hook\n    type: http\n    url: http://127.0.0.1:9/x\n`,
     });
     return new Promise((resolve) => {
-      execFile(process.execPath, [MAIN, 'check', '--online', '--config', config], { encoding: 'utf8' }, (err, stdout, stderr) => {
-        resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      });
+      execFile(
+        process.execPath,
+        [MAIN, 'check', '--online', '--config', config],
+        { encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+        },
+      );
     });
   };
 
@@ -34,14 +39,18 @@ describe('callrelay check --online', () => {
     const r = await run('hs-good-token-123');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('ok  hubspot (hubspot): token accepted; owners and calls readable');
-    expect(r.stdout).toContain('ok  pipedrive (pipedrive): token accepted (user Relay Bot, company Acme)');
+    expect(r.stdout).toContain(
+      'ok  pipedrive (pipedrive): token accepted (user Relay Bot, company Acme)',
+    );
     expect(r.stdout).toContain('--  hook (http): nothing to check');
   });
 
-  it('fails with the CRM\'s reason, never the token', async () => {
+  it("fails with the CRM's reason, never the token", async () => {
     const r = await run('hs-wrong-token-99');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^hubspot \(hubspot\): listing owners \(scope crm.objects.owners.read\): 401 INVALID_AUTHENTICATION: Authentication credentials not found\.$/m);
+    expect(r.stderr).toMatch(
+      /^hubspot \(hubspot\): listing owners \(scope crm.objects.owners.read\): 401 INVALID_AUTHENTICATION: Authentication credentials not found\.$/m,
+    );
     expect(`${String(r.stdout)}${String(r.stderr)}`).not.toContain('hs-wrong-token-99');
   });
 });

@@ -41,17 +41,27 @@ describe('relay.yaml', () => {
     expect(cfg.server.port).toBe(8080);
     expect(cfg.server.bodyLimit).toBe(1024 * 1024);
     expect('sqlite' in cfg.store && cfg.store.sqlite).toBe(join(ROOT, 'data', 'relay.db'));
-    expect(cfg.envFallbacks.map((f) => f.name)).toEqual(['PORT', 'CALLRELAY_ADMIN_TOKEN', 'CALLRELAY_CALLERDESK_TOKEN']);
+    expect(cfg.envFallbacks.map((f) => f.name)).toEqual([
+      'PORT',
+      'CALLRELAY_ADMIN_TOKEN',
+      'CALLRELAY_CALLERDESK_TOKEN',
+    ]);
     // Callerdesk's adapter supplies the time zone and country the source leaves out.
     expect(cfg.sources[1]).toMatchObject({ timezone: 'Asia/Kolkata', defaultCountry: 'IN' });
   });
 
   it('finds the file through RELAY_CONFIG, else ./relay.yaml', () => {
-    expect(defaultConfigPath({ RELAY_CONFIG: '/etc/callrelay/relay.yaml' })).toBe('/etc/callrelay/relay.yaml');
+    expect(defaultConfigPath({ RELAY_CONFIG: '/etc/callrelay/relay.yaml' })).toBe(
+      '/etc/callrelay/relay.yaml',
+    );
     expect(defaultConfigPath({})).toBe(join(process.cwd(), 'relay.yaml'));
     const dir = tempDir();
     writeFileSync(join(dir, 'other.yaml'), base('\n    evnt: x'));
-    const r = spawnSync(process.execPath, [MAIN, 'check'], { encoding: 'utf8', cwd: dir, env: { ...process.env, RELAY_CONFIG: join(dir, 'other.yaml') } });
+    const r = spawnSync(process.execPath, [MAIN, 'check'], {
+      encoding: 'utf8',
+      cwd: dir,
+      env: { ...process.env, RELAY_CONFIG: join(dir, 'other.yaml') },
+    });
     expect(r.stderr.trim()).toBe('other.yaml:8:5 unknown field "evnt"');
   });
 
@@ -60,28 +70,40 @@ describe('relay.yaml', () => {
   });
 
   it('names the place of a bad value', () => {
-    const errs = configErrors(`server:\n  port: 99999\n${base('\n    timezone: Mars/Olympus\n    defaultCountry: XX')}`);
+    const errs = configErrors(
+      `server:\n  port: 99999\n${base('\n    timezone: Mars/Olympus\n    defaultCountry: XX')}`,
+    );
     expect(errs).toEqual([
       expect.stringMatching(/^2:9 server.port: /),
       expect.stringMatching(/^10:15 sources.0.timezone: expected an IANA time zone/),
-      expect.stringMatching(/^11:21 sources.0.defaultCountry: expected a two-letter ISO 3166 country code/),
+      expect.stringMatching(
+        /^11:21 sources.0.defaultCountry: expected a two-letter ISO 3166 country code/,
+      ),
     ]);
   });
 
   it('names a missing environment variable and where it is used', () => {
-    expect(configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'))).toEqual(['7:12 environment variable PBX_TOKEN is not set (used by sources.0.token)']);
-    expect(configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'), { PBX_TOKEN: 'set-in-env-1' })).toEqual([]);
+    expect(configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'))).toEqual([
+      '7:12 environment variable PBX_TOKEN is not set (used by sources.0.token)',
+    ]);
+    expect(
+      configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'), { PBX_TOKEN: 'set-in-env-1' }),
+    ).toEqual([]);
   });
 
   it('turns an unquoted ${PORT} into a number, and keeps a quoted one a string', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'relay.yaml'), `server:\n  port: \${PORT}\n${base()}`);
     expect(loadConfig(join(dir, 'relay.yaml'), { PORT: '9090' }).server.port).toBe(9090);
-    expect(configErrors(`server:\n  port: "\${PORT}"\n${base()}`, { PORT: '9090' })).toEqual([expect.stringMatching(/^2:9 server.port: Invalid input: expected number/)]);
+    expect(configErrors(`server:\n  port: "\${PORT}"\n${base()}`, { PORT: '9090' })).toEqual([
+      expect.stringMatching(/^2:9 server.port: Invalid input: expected number/),
+    ]);
   });
 
   it('rejects duplicate sources, unknown adapters, short tokens, both stores', () => {
-    const errs = configErrors(`store:\n  sqlite: a.db\n  postgres: postgres://x\nadmin:\n  token: short\nadapters: ${ADAPTERS}\nsources:\n  - { name: a, adapter: 3cx, token: aaaaaaaa1 }\n  - { name: a, adapter: nope, token: aaaaaaaa2 }\n`);
+    const errs = configErrors(
+      `store:\n  sqlite: a.db\n  postgres: postgres://x\nadmin:\n  token: short\nadapters: ${ADAPTERS}\nsources:\n  - { name: a, adapter: 3cx, token: aaaaaaaa1 }\n  - { name: a, adapter: nope, token: aaaaaaaa2 }\n`,
+    );
     expect(errs.join('\n')).toMatch(/2:3 store: choose one of store.sqlite and store.postgres/);
     expect(errs.join('\n')).toMatch(/5:10 admin.token: a token needs at least 8 characters/);
     expect(errs.join('\n')).toMatch(/9:13 sources.1.name: duplicate source name "a"/);
@@ -95,8 +117,18 @@ describe('relay.yaml', () => {
   });
 
   it('explains the ${VAR}-in-a-flow-mapping trap, and accepts the quoted form', () => {
-    expect(configErrors(`admin: { token: \${ADMIN} }\n${base().replace('admin:\n  token: admin-token-1234\n', '')}`, { ADMIN: 'x'.repeat(10) })[0]).toMatch(/^1:\d+ .*quote \$\{VAR\} references: "\$\{VAR\}"\)$/);
-    expect(configErrors(`admin: { token: "\${ADMIN}" }\n${base().replace('admin:\n  token: admin-token-1234\n', '')}`, { ADMIN: 'x'.repeat(10) })).toEqual([]);
+    expect(
+      configErrors(
+        `admin: { token: \${ADMIN} }\n${base().replace('admin:\n  token: admin-token-1234\n', '')}`,
+        { ADMIN: 'x'.repeat(10) },
+      )[0],
+    ).toMatch(/^1:\d+ .*quote \$\{VAR\} references: "\$\{VAR\}"\)$/);
+    expect(
+      configErrors(
+        `admin: { token: "\${ADMIN}" }\n${base().replace('admin:\n  token: admin-token-1234\n', '')}`,
+        { ADMIN: 'x'.repeat(10) },
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -107,7 +139,8 @@ describe('adapter files', () => {
     try {
       loadAdapter(file);
     } catch (err) {
-      if (err instanceof ConfigError) return err.issues.map((i) => `${i.line}:${i.col} ${i.message}`);
+      if (err instanceof ConfigError)
+        return err.issues.map((i) => `${i.line}:${i.col} ${i.message}`);
       throw err;
     }
     return [];
@@ -115,42 +148,68 @@ describe('adapter files', () => {
   const head = 'adapter: x\nversion: 1\nevents:\n';
 
   it('names unknown fields and missing rule types', () => {
-    expect(adapterErrors(`${head}  - name: r\n    evnt: x\n    when: "true"\n    type: ringing\n`)).toEqual(['5:5 unknown field "evnt"']);
-    expect(adapterErrors(`${head}  - name: r\n    when: "true"\n`)).toEqual([expect.stringMatching(/^4:5 events.0: a rule needs either `type` or `ignore: true`/)]);
-    expect(adapterErrors(`${head}  - name: r\n    when: "true"\n    type: ringing\n    fields:\n      agnet: user\n`)).toEqual(['8:7 unknown field "agnet"']);
+    expect(
+      adapterErrors(`${head}  - name: r\n    evnt: x\n    when: "true"\n    type: ringing\n`),
+    ).toEqual(['5:5 unknown field "evnt"']);
+    expect(adapterErrors(`${head}  - name: r\n    when: "true"\n`)).toEqual([
+      expect.stringMatching(/^4:5 events.0: a rule needs either `type` or `ignore: true`/),
+    ]);
+    expect(
+      adapterErrors(
+        `${head}  - name: r\n    when: "true"\n    type: ringing\n    fields:\n      agnet: user\n`,
+      ),
+    ).toEqual(['8:7 unknown field "agnet"']);
   });
 
   it('points into the expression for syntax errors, upper-case fields, unknown functions and maps', () => {
-    const errs = adapterErrors(`${head}  - name: r\n    when: event = = 'x'\n    type: ringing\n    fields:\n      agent: User\n      did: $nope(did)\n      outcome: $mapValue(x, 'missing')\n`);
+    const errs = adapterErrors(
+      `${head}  - name: r\n    when: event = = 'x'\n    type: ringing\n    fields:\n      agent: User\n      did: $nope(did)\n      outcome: $mapValue(x, 'missing')\n`,
+    );
     expect(errs[0]).toMatch(/^5:\d+ expression error: /);
     expect(errs.slice(1)).toEqual([
       '8:14 field "User" never matches: request keys are lower-cased, write "user"',
       '9:12 unknown function $nope',
-      "10:16 $mapValue: no map named \"missing\" under maps:",
+      '10:16 $mapValue: no map named "missing" under maps:',
     ]);
   });
 });
 
 describe('callrelay check', () => {
   it('passes on the shipped configuration', () => {
-    const out = execFileSync(process.execPath, [MAIN, 'check', '--config', join(ROOT, 'relay.yaml')], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      [MAIN, 'check', '--config', join(ROOT, 'relay.yaml')],
+      { encoding: 'utf8' },
+    );
     expect(out).toMatch(/ok {2}.*relay\.yaml: 2 source\(s\): 3cx -> 3cx, callerdesk -> callerdesk/);
   });
 
   it('exits non-zero naming file:line:col', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'relay.yaml'), base('\n    evnt: x'));
-    const r = spawnSync(process.execPath, [MAIN, 'check', '--config', join(dir, 'relay.yaml')], { encoding: 'utf8', cwd: dir });
+    const r = spawnSync(process.execPath, [MAIN, 'check', '--config', join(dir, 'relay.yaml')], {
+      encoding: 'utf8',
+      cwd: dir,
+    });
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toBe('relay.yaml:8:5 unknown field "evnt"');
   });
 
   it('checks single adapter files', () => {
     const dir = tempDir();
-    writeFileSync(join(dir, 'bad.yaml'), 'adapter: bad\nversion: 1\nevents:\n  - name: r\n    when: Event = 1\n    type: ringing\n');
-    const r = spawnSync(process.execPath, [MAIN, 'check', join(dir, 'bad.yaml'), join(ADAPTERS, '3cx.yaml')], { encoding: 'utf8', cwd: dir });
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      'adapter: bad\nversion: 1\nevents:\n  - name: r\n    when: Event = 1\n    type: ringing\n',
+    );
+    const r = spawnSync(
+      process.execPath,
+      [MAIN, 'check', join(dir, 'bad.yaml'), join(ADAPTERS, '3cx.yaml')],
+      { encoding: 'utf8', cwd: dir },
+    );
     expect(r.status).toBe(1);
-    expect(r.stderr.trim()).toBe('bad.yaml:5:11 field "Event" never matches: request keys are lower-cased, write "event"');
+    expect(r.stderr.trim()).toBe(
+      'bad.yaml:5:11 field "Event" never matches: request keys are lower-cased, write "event"',
+    );
     expect(r.stdout).toMatch(/ok {2}.*3cx\.yaml \(adapter 3cx\)/);
   });
 });
@@ -166,13 +225,38 @@ describe('JSON Schemas in config/', () => {
 describe('the README', () => {
   it('has a complete example relay.yaml that loads', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const example = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((y) => y.includes('type: pipedrive'))!;
+    const example = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .find((y) => y.includes('type: pipedrive'))!;
     const dir = tempDir();
-    writeFileSync(join(dir, 'relay.yaml'), example.replace('store: { sqlite: ./data/relay.db }', 'store: { sqlite: ./data/relay.db }\nadapters: ' + ADAPTERS));
-    const env = Object.fromEntries(['CALLRELAY_ADMIN_TOKEN', 'CALLRELAY_3CX_TOKEN', 'PBX_USER', 'PBX_PASSWORD', 'HUBSPOT_TOKEN', 'PIPEDRIVE_TOKEN', 'WEBHOOK_SECRET'].map((k) => [k, `${k.toLowerCase()}-value-123456`]));
+    writeFileSync(
+      join(dir, 'relay.yaml'),
+      example.replace(
+        'store: { sqlite: ./data/relay.db }',
+        'store: { sqlite: ./data/relay.db }\nadapters: ' + ADAPTERS,
+      ),
+    );
+    const env = Object.fromEntries(
+      [
+        'CALLRELAY_ADMIN_TOKEN',
+        'CALLRELAY_3CX_TOKEN',
+        'PBX_USER',
+        'PBX_PASSWORD',
+        'HUBSPOT_TOKEN',
+        'PIPEDRIVE_TOKEN',
+        'WEBHOOK_SECRET',
+      ].map((k) => [k, `${k.toLowerCase()}-value-123456`]),
+    );
     const cfg = loadConfig(join(dir, 'relay.yaml'), env);
-    expect(cfg.targets.map((t) => [t.name, t.type])).toEqual([['hubspot', 'hubspot'], ['pipedrive', 'pipedrive'], ['webhook', 'http']]);
-    expect(cfg.routing.routes[1]).toEqual({ targets: ['pipedrive'], filter: { direction: ['inbound'], outcome: ['answered'], minDurationSec: 5 } });
+    expect(cfg.targets.map((t) => [t.name, t.type])).toEqual([
+      ['hubspot', 'hubspot'],
+      ['pipedrive', 'pipedrive'],
+      ['webhook', 'http'],
+    ]);
+    expect(cfg.routing.routes[1]).toEqual({
+      targets: ['pipedrive'],
+      filter: { direction: ['inbound'], outcome: ['answered'], minDurationSec: 5 },
+    });
     expect(cfg.routing.targets.pipedrive).toEqual({ deliverOn: 'ended', settleSec: 60 });
   });
 });

@@ -8,18 +8,35 @@ import type { Flow } from '../../src/flows.js';
 import { DEFAULT_DISPOSITIONS } from '../../src/targets/hubspot/mapping.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../fakes/hubspot.js';
-import { goldenCases, sendFlowRequest, settleDeliveries, tempDir, writeRelayYaml } from '../support.js';
+import {
+  goldenCases,
+  sendFlowRequest,
+  settleDeliveries,
+  tempDir,
+  writeRelayYaml,
+  type SourceSettingsMap,
+} from '../support.js';
 
 const HS_TOKEN = 'pat-eu1-test-token-0000';
 
-async function setup(extra = '', sources?: Parameters<typeof writeRelayYaml>[1]['sources']): Promise<{ hs: FakeHubspot; relay: Relay; send: (source: string, r: Flow['requests'][number]) => Promise<void>; settle: () => Promise<void> }> {
+async function setup(
+  extra = '',
+  sources?: SourceSettingsMap,
+): Promise<{
+  hs: FakeHubspot;
+  relay: Relay;
+  send: (source: string, r: Flow['requests'][number]) => Promise<void>;
+  settle: () => Promise<void>;
+}> {
   const hs = await new FakeHubspot(HS_TOKEN).start();
   const dir = tempDir();
   const config = writeRelayYaml(dir, {
     sources,
     more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.3\n${extra}`,
   });
-  const relay = await startRelay(loadConfig(config, {}), undefined, { delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } } });
+  const relay = await startRelay(loadConfig(config, {}), undefined, {
+    delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
+  });
   const send = async (source: string, r: Flow['requests'][number]): Promise<void> => {
     const res = await sendFlowRequest(relay.port, source, r);
     if (res) expect(res.status).toBe(200);
@@ -33,45 +50,66 @@ describe('HubSpot target', () => {
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
-  const open = async (extra = '', sources?: Parameters<typeof setup>[1]): Promise<Awaited<ReturnType<typeof setup>>> => {
+  const open = async (
+    extra = '',
+    sources?: Parameters<typeof setup>[1],
+  ): Promise<Awaited<ReturnType<typeof setup>>> => {
     const s = await setup(extra, sources);
-    cleanup.push(() => s.hs.close(), () => s.relay.close());
+    cleanup.push(
+      () => s.hs.close(),
+      () => s.relay.close(),
+    );
     return s;
   };
 
-  it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))('%s ends as exactly its calls', async (_n, c) => {
-    const { hs, send, settle } = await open('', { [c.adapter]: c.flow.source });
-    for (const r of c.flow.requests) await send(c.adapter, r);
-    await settle();
-    const expected = c.flow.expect!.calls;
-    expect(hs.calls.size).toBe(expected.length);
-    const byToken = new Map([...hs.calls.values()].map((o) => [o.properties.hs_call_external_id, o]));
-    for (const e of expected) {
-      const o = byToken.get(`callrelay:${c.adapter}:${String(e.callId)}`);
-      expect(o, `engagement for ${String(e.callId)}`).toBeDefined();
-      const p = o!.properties;
-      expect(p.hs_call_direction).toBe(e.direction === 'outbound' ? 'OUTBOUND' : 'INBOUND');
-      expect(p.hs_call_disposition).toBe(DEFAULT_DISPOSITIONS[e.outcome as keyof typeof DEFAULT_DISPOSITIONS]);
-      expect(p.hs_call_status).toBe({ answered: 'COMPLETED', missed: 'NO_ANSWER', busy: 'BUSY' }[e.outcome as string]);
-      if (e.durationSec === null) expect(p.hs_call_duration).toBeUndefined();
-      else if (typeof e.durationSec === 'number') expect(p.hs_call_duration).toBe(String(e.durationSec * 1000));
-      const recs = (e.recordings as string[] | undefined) ?? [];
-      const playable = recs.filter((u) => /^https:\/\/[^\s{}]+\.mp3$/.test(u));
-      if (playable.length) expect(playable).toContain(p.hs_call_recording_url);
-      else expect(p.hs_call_recording_url).toBeUndefined();
-      // Recordings HubSpot cannot play, and further legs' recordings, are in the body.
-      for (const u of recs.filter((u) => u !== p.hs_call_recording_url)) expect(p.hs_call_body).toContain(u.replace(/&/g, '&amp;'));
-      const ai = e.ai as { summary?: string } | undefined;
-      if (ai?.summary) expect(p.hs_call_body).toContain(ai.summary);
-      const number = String(e.externalNumber);
-      expect(p.hs_call_title).toMatch(number.length ? /call (from|to) / : /./);
-      expect(p.hs_call_direction === 'INBOUND' ? p.hs_call_from_number : p.hs_call_to_number).toMatch(/\d{6,}/);
-    }
-    expect(hs.tooManyRequests).toBe(0);
-  });
+  it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))(
+    '%s ends as exactly its calls',
+    async (_n, c) => {
+      const { hs, send, settle } = await open('', { [c.adapter]: c.flow.source });
+      for (const r of c.flow.requests) await send(c.adapter, r);
+      await settle();
+      const expected = c.flow.expect!.calls;
+      expect(hs.calls.size).toBe(expected.length);
+      const byToken = new Map(
+        [...hs.calls.values()].map((o) => [o.properties.hs_call_external_id, o]),
+      );
+      for (const e of expected) {
+        const o = byToken.get(`callrelay:${c.adapter}:${String(e.callId)}`);
+        expect(o, `engagement for ${String(e.callId)}`).toBeDefined();
+        const p = o!.properties;
+        expect(p.hs_call_direction).toBe(e.direction === 'outbound' ? 'OUTBOUND' : 'INBOUND');
+        expect(p.hs_call_disposition).toBe(
+          DEFAULT_DISPOSITIONS[e.outcome as keyof typeof DEFAULT_DISPOSITIONS],
+        );
+        expect(p.hs_call_status).toBe(
+          { answered: 'COMPLETED', missed: 'NO_ANSWER', busy: 'BUSY' }[e.outcome as string],
+        );
+        if (e.durationSec === null) expect(p.hs_call_duration).toBeUndefined();
+        else if (typeof e.durationSec === 'number')
+          expect(p.hs_call_duration).toBe(String(e.durationSec * 1000));
+        const recs = (e.recordings as string[] | undefined) ?? [];
+        const playable = recs.filter((u) => /^https:\/\/[^\s{}]+\.mp3$/.test(u));
+        if (playable.length) expect(playable).toContain(p.hs_call_recording_url);
+        else expect(p.hs_call_recording_url).toBeUndefined();
+        // Recordings HubSpot cannot play, and further legs' recordings, are in the body.
+        for (const u of recs.filter((u) => u !== p.hs_call_recording_url))
+          expect(p.hs_call_body).toContain(u.replace(/&/g, '&amp;'));
+        const ai = e.ai as { summary?: string } | undefined;
+        if (ai?.summary) expect(p.hs_call_body).toContain(ai.summary);
+        const number = String(e.externalNumber);
+        expect(p.hs_call_title).toMatch(number.length ? /call (from|to) / : /./);
+        expect(
+          p.hs_call_direction === 'INBOUND' ? p.hs_call_from_number : p.hs_call_to_number,
+        ).toMatch(/\d{6,}/);
+      }
+      expect(hs.tooManyRequests).toBe(0);
+    },
+  );
 
   it('associates the contact with that number, verified by digits, and caches the lookup', async () => {
-    const { hs, send, settle } = await open('    agents:\n      "102": alice@example.com\n      "117": "90001"\n');
+    const { hs, send, settle } = await open(
+      '    agents:\n      "102": alice@example.com\n      "117": "90001"\n',
+    );
     hs.owners.push({ id: '70001', email: 'alice@example.com', type: 'PERSON', archived: false });
     const near = hs.addContact({ firstname: 'Near', phone: '+420 774 852 620' });
     const jana = hs.addContact({ firstname: 'Jana', phone: '+420 774 852 629' });
@@ -79,7 +117,12 @@ describe('HubSpot target', () => {
     for (const r of flow.requests) await send('3cx', r);
     await settle();
     const [call] = [...hs.calls.values()];
-    expect(call!.associations).toEqual([{ to: { id: jana }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }] }]);
+    expect(call!.associations).toEqual([
+      {
+        to: { id: jana },
+        types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }],
+      },
+    ]);
     expect(call!.associations[0]!.to.id).not.toBe(near);
     expect(call!.properties.hubspot_owner_id).toBe('70001');
     expect(call!.properties.hs_call_from_number).toBe('+420774852629');
@@ -95,7 +138,9 @@ describe('HubSpot target', () => {
   });
 
   it('creates contacts for unknown callers and one follow-up task per missed call', async () => {
-    const { hs, send, settle } = await open('    createContacts: true\n    missedCallTask: true\n    agents:\n      "804": "90001"\n');
+    const { hs, send, settle } = await open(
+      '    createContacts: true\n    missedCallTask: true\n    agents:\n      "804": "90001"\n',
+    );
     const flow = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
     for (const r of flow.requests) await send('3cx', r);
     await settle();
@@ -104,10 +149,21 @@ describe('HubSpot target', () => {
     expect(contact!.properties).toMatchObject({ firstname: 'Caller', phone: '+420774852629' });
     expect(hs.tasks.size).toBe(1);
     const [task] = [...hs.tasks.values()];
-    expect(task!.properties).toMatchObject({ hs_task_status: 'NOT_STARTED', hs_task_type: 'CALL', hubspot_owner_id: '90001' });
-    expect(task!.associations[0]).toEqual({ to: { id: contact!.id }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }] });
+    expect(task!.properties).toMatchObject({
+      hs_task_status: 'NOT_STARTED',
+      hs_task_type: 'CALL',
+      hubspot_owner_id: '90001',
+    });
+    expect(task!.associations[0]).toEqual({
+      to: { id: contact!.id },
+      types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }],
+    });
     // A later change (the same end again, now with a recording) updates the call, not a second task.
-    await send('3cx', { method: 'POST', contentType: 'application/json', body: '{"Event":"recording","FileUrls":["https://pbx/webapi/recording/230102104542_15-0-1.mp3"],"Id":"230102104542_15-0"}' });
+    await send('3cx', {
+      method: 'POST',
+      contentType: 'application/json',
+      body: '{"Event":"recording","FileUrls":["https://pbx/webapi/recording/230102104542_15-0-1.mp3"],"Id":"230102104542_15-0"}',
+    });
     await settle();
     expect(hs.tasks.size).toBe(1);
     expect(hs.calls.size).toBe(1);
@@ -137,22 +193,48 @@ describe('HubSpot target', () => {
     expect(hs.count('POST', '/crm/v3/objects/calls/search')).toBe(1);
   });
 
-  it('waits out a 429 with HubSpot\'s policy, dead-letters a validation error with HubSpot\'s message', async () => {
+  it("waits out a 429 with HubSpot's policy, dead-letters a validation error with HubSpot's message", async () => {
     const { hs, send, settle, relay } = await open();
-    hs.faults.push({ match: 'POST /crm/v3/objects/calls', fault: { status: 429, body: { status: 'error', message: 'You have reached your ten_secondly_rolling limit.', errorType: 'RATE_LIMIT', policyName: 'TEN_SECONDLY_ROLLING' } } });
+    hs.faults.push({
+      match: 'POST /crm/v3/objects/calls',
+      fault: {
+        status: 429,
+        body: {
+          status: 'error',
+          message: 'You have reached your ten_secondly_rolling limit.',
+          errorType: 'RATE_LIMIT',
+          policyName: 'TEN_SECONDLY_ROLLING',
+        },
+      },
+    });
     const flow = goldenCases().find((c) => c.flow.name === '3cx-v2-outgoing-missed')!.flow;
     for (const r of flow.requests) await send('3cx', r);
-    for (let t = 0; t < 100 && !(await relay.store.listDeliveries({ limit: 1 }))[0]?.attempts; t++) await new Promise((r) => setTimeout(r, 20));
+    for (let t = 0; t < 100 && !(await relay.store.listDeliveries({ limit: 1 }))[0]?.attempts; t++)
+      await new Promise((r) => setTimeout(r, 20));
     const [d] = await relay.store.listDeliveries({ limit: 1 });
     expect(d!.attempts).toBe(1);
     expect(Date.parse(d!.dueAt) - Date.now()).toBeGreaterThan(8000); // TEN_SECONDLY_ROLLING: 10 s
     expect(d!.lastError).toMatch(/429 RATE_LIMIT|429 .*ten_secondly_rolling/);
 
-    hs.faults.push({ match: 'POST /crm/v3/objects/calls', fault: { status: 400, body: { status: 'error', message: 'Property values were not valid', category: 'VALIDATION_ERROR' } } });
+    hs.faults.push({
+      match: 'POST /crm/v3/objects/calls',
+      fault: {
+        status: 400,
+        body: {
+          status: 'error',
+          message: 'Property values were not valid',
+          category: 'VALIDATION_ERROR',
+        },
+      },
+    });
     const other = goldenCases().find((c) => c.flow.name === '3cx-v2-ringgroup-missed')!.flow;
     for (const r of other.requests) await send('3cx', r);
     await settle().catch(() => {});
     const dead = await relay.store.listDeliveries({ state: 'dead', limit: 5 });
-    expect(dead.map((x) => x.lastError)).toEqual([expect.stringMatching(/creating the call engagement: 400 VALIDATION_ERROR: Property values were not valid$/)]);
+    expect(dead.map((x) => x.lastError)).toEqual([
+      expect.stringMatching(
+        /creating the call engagement: 400 VALIDATION_ERROR: Property values were not valid$/,
+      ),
+    ]);
   });
 });

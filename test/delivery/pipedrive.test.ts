@@ -8,21 +8,44 @@ import type { Flow } from '../../src/flows.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakePbx } from '../fakes/pbx.js';
 import { FakePipedrive } from '../fakes/pipedrive.js';
-import { goldenCases, sendFlowRequest, settleDeliveries, tempDir, writeRelayYaml } from '../support.js';
+import {
+  goldenCases,
+  sendFlowRequest,
+  settleDeliveries,
+  tempDir,
+  writeRelayYaml,
+  type SourceSettingsMap,
+} from '../support.js';
 
 const PD_TOKEN = 'pd-test-token-0123456789';
 const PBX_TOKEN = 'pbx-secret-token';
 type Req = Flow['requests'][number];
 
-async function setup(o: { target?: string; source?: string; settle?: number; sources?: Parameters<typeof writeRelayYaml>[1]['sources'] } = {}): Promise<{ pd: FakePipedrive; pbx: FakePbx; relay: Relay; send: (source: string, r: Req) => Promise<void>; settle: () => Promise<void> }> {
+async function setup(
+  o: {
+    target?: string;
+    source?: string;
+    settle?: number;
+    sources?: SourceSettingsMap;
+  } = {},
+): Promise<{
+  pd: FakePipedrive;
+  pbx: FakePbx;
+  relay: Relay;
+  send: (source: string, r: Req) => Promise<void>;
+  settle: () => Promise<void>;
+}> {
   const pd = await new FakePipedrive(PD_TOKEN).start();
   const pbx = await new FakePbx(PBX_TOKEN).start();
   const config = writeRelayYaml(tempDir(), {
     sources: o.sources,
-    threecx: o.source ?? `    recordings:\n      allowHosts: [127.0.0.1]\n      bearer: ${PBX_TOKEN}\n`,
+    threecx:
+      o.source ?? `    recordings:\n      allowHosts: [127.0.0.1]\n      bearer: ${PBX_TOKEN}\n`,
     more: `targets:\n  - name: pipedrive\n    type: pipedrive\n    token: ${PD_TOKEN}\n    baseUrl: ${pd.url}\n    settleSec: ${o.settle ?? 0}\n${o.target ?? ''}`,
   });
-  const relay = await startRelay(loadConfig(config, {}), undefined, { delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } } });
+  const relay = await startRelay(loadConfig(config, {}), undefined, {
+    delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
+  });
   const send = async (source: string, r: Flow['requests'][number]): Promise<void> => {
     const res = await sendFlowRequest(relay.port, source, r);
     if (res) expect(res.status).toBe(200);
@@ -38,36 +61,59 @@ describe('Pipedrive target', () => {
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
-  const open = async (o: Parameters<typeof setup>[0] = {}): Promise<Awaited<ReturnType<typeof setup>>> => {
+  const open = async (
+    o: Parameters<typeof setup>[0] = {},
+  ): Promise<Awaited<ReturnType<typeof setup>>> => {
     const s = await setup(o);
-    cleanup.push(() => s.pd.close(), () => s.pbx.close(), () => s.relay.close());
+    cleanup.push(
+      () => s.pd.close(),
+      () => s.pbx.close(),
+      () => s.relay.close(),
+    );
     return s;
   };
 
-  it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))('%s ends as exactly its call logs', async (_n, c) => {
-    // A short settle window, so that (as with the default 60 s) the flow is complete before the log.
-    const { pd, send, settle } = await open({ settle: 0.5, sources: { [c.adapter]: c.flow.source } });
-    for (const r of c.flow.requests) await send(c.adapter, r);
-    await settle();
-    const expected = c.flow.expect!.calls;
-    expect(pd.callLogs.size).toBe(expected.length);
-    for (const e of expected) {
-      const log = [...pd.callLogs.values()].find((l) => String(l.body.note).includes(`callrelay ${c.adapter}/${String(e.callId)}`));
-      expect(log, String(e.callId)).toBeDefined();
-      expect(log!.body.outcome).toBe({ answered: 'connected', missed: 'no_answer', busy: 'busy' }[e.outcome as string]);
-      if (typeof e.durationSec === 'number') expect(log!.body.duration).toBe(String(e.durationSec));
-      if (e.startedAt) expect(log!.body.start_time).toBe(String(e.startedAt).slice(0, 19).replace('T', ' '));
-      const ext = String(e.externalNumber);
-      expect(e.direction === 'outbound' ? log!.body.to_phone_number : log!.body.from_phone_number).toMatch(new RegExp(ext.replace(/^0+/, '').slice(-8)));
-      // Recording URLs are listed in the note (these samples' hosts are not allowed, so no upload).
-      for (const u of (e.recordings as string[] | undefined) ?? []) expect(log!.body.note).toContain(u.replace(/&/g, '&amp;'));
-      expect(log!.recording).toBeUndefined();
-    }
-    expect(pd.tooManyRequests).toBe(0);
-  });
+  it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))(
+    '%s ends as exactly its call logs',
+    async (_n, c) => {
+      // A short settle window, so that (as with the default 60 s) the flow is complete before the log.
+      const { pd, send, settle } = await open({
+        settle: 0.5,
+        sources: { [c.adapter]: c.flow.source },
+      });
+      for (const r of c.flow.requests) await send(c.adapter, r);
+      await settle();
+      const expected = c.flow.expect!.calls;
+      expect(pd.callLogs.size).toBe(expected.length);
+      for (const e of expected) {
+        const log = [...pd.callLogs.values()].find((l) =>
+          String(l.body.note).includes(`callrelay ${c.adapter}/${String(e.callId)}`),
+        );
+        expect(log, String(e.callId)).toBeDefined();
+        expect(log!.body.outcome).toBe(
+          { answered: 'connected', missed: 'no_answer', busy: 'busy' }[e.outcome as string],
+        );
+        if (typeof e.durationSec === 'number')
+          expect(log!.body.duration).toBe(String(e.durationSec));
+        if (e.startedAt)
+          expect(log!.body.start_time).toBe(String(e.startedAt).slice(0, 19).replace('T', ' '));
+        const ext = String(e.externalNumber);
+        expect(
+          e.direction === 'outbound' ? log!.body.to_phone_number : log!.body.from_phone_number,
+        ).toMatch(new RegExp(ext.replace(/^0+/, '').slice(-8)));
+        // Recording URLs are listed in the note (these samples' hosts are not allowed, so no upload).
+        for (const u of (e.recordings as string[] | undefined) ?? [])
+          expect(log!.body.note).toContain(u.replace(/&/g, '&amp;'));
+        expect(log!.recording).toBeUndefined();
+      }
+      expect(pd.tooManyRequests).toBe(0);
+    },
+  );
 
   it('finds the person and the user, streams the recording from the PBX into the call log', async () => {
-    const { pd, pbx, send, settle } = await open({ target: '    agents:\n      "117": bob@example.com\n' });
+    const { pd, pbx, send, settle } = await open({
+      target: '    agents:\n      "117": bob@example.com\n',
+    });
     pd.users.push({ id: 7, email: 'bob@example.com', name: 'Bob' });
     const near = pd.addPerson('Near', ['+420 774 852 620']);
     const jana = pd.addPerson('Jana', ['774852629']);
@@ -78,11 +124,18 @@ describe('Pipedrive target', () => {
       `{"Event":"incomingcall_started","Callerid":"420774852629","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`,
       `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
       `{"Event":"recording","FileUrls":["${pbx.url}/webapi/recording/${id}-1-1.mp3"],"Id":"${id}-1"}`,
-    ]) await send('3cx', post(body));
+    ])
+      await send('3cx', post(body));
     await settle();
     expect(pd.callLogs.size).toBe(1);
     const [log] = [...pd.callLogs.values()];
-    expect(log!.body).toMatchObject({ person_id: jana, user_id: 7, outcome: 'connected', from_phone_number: '+420774852629', duration: '12' });
+    expect(log!.body).toMatchObject({
+      person_id: jana,
+      user_id: 7,
+      outcome: 'connected',
+      from_phone_number: '+420774852629',
+      duration: '12',
+    });
     expect(log!.body.person_id).not.toBe(near);
     expect(log!.recording).toMatchObject({ filename: `${id}-1-1.mp3`, contentType: 'audio/mpeg' });
     expect(log!.recording!.bytes.equals(audio)).toBe(true);
@@ -93,10 +146,18 @@ describe('Pipedrive target', () => {
     const { pd, pbx, send, settle } = await open({ settle: 1 });
     pbx.files.set('/r/a.mp3', Buffer.from('ID3 audio'));
     const id = '260701100000_2';
-    await send('3cx', post(`{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:05","Id":"${id}-1"}`));
+    await send(
+      '3cx',
+      post(
+        `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:05","Id":"${id}-1"}`,
+      ),
+    );
     await new Promise((r) => setTimeout(r, 300));
     expect(pd.callLogs.size).toBe(0);
-    await send('3cx', post(`{"Event":"recording","FileUrls":["${pbx.url}/r/a.mp3"],"Id":"${id}-1"}`));
+    await send(
+      '3cx',
+      post(`{"Event":"recording","FileUrls":["${pbx.url}/r/a.mp3"],"Id":"${id}-1"}`),
+    );
     await new Promise((r) => setTimeout(r, 1200));
     await settle();
     expect(pd.callLogs.size).toBe(1);
@@ -104,14 +165,29 @@ describe('Pipedrive target', () => {
   });
 
   it('puts what arrives after the call log into a note on the person; never fetches from other hosts', async () => {
-    const { pd, pbx, send, settle } = await open({ source: '    recordings:\n      allowHosts: [pbx.example.com]\n' });
+    const { pd, pbx, send, settle } = await open({
+      source: '    recordings:\n      allowHosts: [pbx.example.com]\n',
+    });
     const person = pd.addPerson('Jana', ['+420774852629']);
     const id = '260701100000_3';
-    await send('3cx', post(`{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:05","Id":"${id}-1"}`));
+    await send(
+      '3cx',
+      post(
+        `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:05","Id":"${id}-1"}`,
+      ),
+    );
     await settle();
     expect(pd.callLogs.size).toBe(1);
-    await send('3cx', post(`{"Event":"recording","FileUrls":["${pbx.url}/r/late.mp3"],"Id":"${id}-1"}`));
-    await send('3cx', post(`{"event":"ai","id":"${id}-1","summary":"Wants a quote for 40 seats.","transcription":"...","sentiment_score":"4"}`));
+    await send(
+      '3cx',
+      post(`{"Event":"recording","FileUrls":["${pbx.url}/r/late.mp3"],"Id":"${id}-1"}`),
+    );
+    await send(
+      '3cx',
+      post(
+        `{"event":"ai","id":"${id}-1","summary":"Wants a quote for 40 seats.","transcription":"...","sentiment_score":"4"}`,
+      ),
+    );
     await settle();
     expect(pd.callLogs.size).toBe(1);
     expect(pd.notes.length).toBeGreaterThanOrEqual(1);
@@ -127,10 +203,19 @@ describe('Pipedrive target', () => {
     const flow = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
     for (const r of flow.requests) await send('3cx', r);
     await settle();
-    await send('3cx', post('{"Event":"recording","FileUrls":["https://pbx.example.com/r/x.mp3"],"Id":"230102104542_15-0"}'));
+    await send(
+      '3cx',
+      post(
+        '{"Event":"recording","FileUrls":["https://pbx.example.com/r/x.mp3"],"Id":"230102104542_15-0"}',
+      ),
+    );
     await settle();
     expect(pd.activities).toHaveLength(1);
-    expect(pd.activities[0]).toMatchObject({ type: 'call', done: 0, subject: 'Call back +420774852629' });
+    expect(pd.activities[0]).toMatchObject({
+      type: 'call',
+      done: 0,
+      subject: 'Call back +420774852629',
+    });
   });
 
   it('finds a call log whose create answer was lost instead of creating another', async () => {
@@ -145,19 +230,45 @@ describe('Pipedrive target', () => {
     expect(d).toMatchObject({ state: 'done', remote: { callLogId: [...pd.callLogs.keys()][0] } });
   });
 
-  it('honours 429 with x-ratelimit-reset and dead-letters a 400 with Pipedrive\'s message', async () => {
+  it("honours 429 with x-ratelimit-reset and dead-letters a 400 with Pipedrive's message", async () => {
     const { pd, send, settle, relay } = await open();
-    pd.faults.push({ match: 'POST /api/v1/callLogs', fault: { status: 429, body: { success: false, error: 'Request over limit' }, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' } } });
+    pd.faults.push({
+      match: 'POST /api/v1/callLogs',
+      fault: {
+        status: 429,
+        body: { success: false, error: 'Request over limit' },
+        headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' },
+      },
+    });
     const t0 = Date.now();
-    for (const r of goldenCases().find((c) => c.flow.name === '3cx-v2-outgoing-missed')!.flow.requests) await send('3cx', r);
+    for (const r of goldenCases().find((c) => c.flow.name === '3cx-v2-outgoing-missed')!.flow
+      .requests)
+      await send('3cx', r);
     await settle();
     expect(pd.callLogs.size).toBe(1);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
 
-    pd.faults.push({ match: 'POST /api/v1/callLogs', fault: { status: 400, body: { success: false, error: 'Bad request', error_info: 'Please check developers.pipedrive.com', data: null } } });
-    for (const r of goldenCases().find((c) => c.flow.name === '3cx-v2-ringgroup-missed')!.flow.requests) await send('3cx', r);
+    pd.faults.push({
+      match: 'POST /api/v1/callLogs',
+      fault: {
+        status: 400,
+        body: {
+          success: false,
+          error: 'Bad request',
+          error_info: 'Please check developers.pipedrive.com',
+          data: null,
+        },
+      },
+    });
+    for (const r of goldenCases().find((c) => c.flow.name === '3cx-v2-ringgroup-missed')!.flow
+      .requests)
+      await send('3cx', r);
     await settle();
     const dead = await relay.store.listDeliveries({ state: 'dead', limit: 5 });
-    expect(dead.map((d) => d.lastError)).toEqual([expect.stringMatching(/creating the call log: 400 Bad request: Please check developers.pipedrive.com$/)]);
+    expect(dead.map((d) => d.lastError)).toEqual([
+      expect.stringMatching(
+        /creating the call log: 400 Bad request: Please check developers.pipedrive.com$/,
+      ),
+    ]);
   });
 });

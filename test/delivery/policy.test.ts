@@ -9,16 +9,30 @@ import type { CallRecord } from '../../src/calls/model.js';
 describe('retry policy', () => {
   it('2xx ok; 408, 425, 429, 5xx retry; other 4xx dead; a target may override', () => {
     expect(classify(201, {}, undefined)).toEqual({ kind: 'ok' });
-    for (const s of [408, 425, 429, 500, 502, 503, 504]) expect(classify(s, {}, undefined).kind).toBe('retry');
-    for (const s of [400, 401, 403, 404, 409, 422]) expect(classify(s, {}, undefined)).toEqual({ kind: 'dead' });
+    for (const s of [408, 425, 429, 500, 502, 503, 504])
+      expect(classify(s, {}, undefined).kind).toBe('retry');
+    for (const s of [400, 401, 403, 404, 409, 422])
+      expect(classify(s, {}, undefined)).toEqual({ kind: 'dead' });
     expect(classify(423, {}, undefined, { statuses: { 423: 'retry' } }).kind).toBe('retry');
     expect(classify(409, {}, undefined, { statuses: { 409: 'ok' } })).toEqual({ kind: 'ok' });
   });
 
-  it('honours Retry-After (seconds or date), else a target\'s own pause', () => {
-    expect(classify(429, { 'retry-after': '3' }, undefined)).toEqual({ kind: 'retry', afterMs: 3000 });
-    expect(classify(429, {}, { policyName: 'TEN_SECONDLY_ROLLING' }, { pause: (_s, _h, b) => ((b as { policyName?: string }).policyName ? 10_000 : undefined) })).toEqual({ kind: 'retry', afterMs: 10_000 });
-    expect(retryAfterMs('Wed, 21 Oct 2026 07:28:05 GMT', Date.parse('2026-10-21T07:28:00Z'))).toBe(5000);
+  it("honours Retry-After (seconds or date), else a target's own pause", () => {
+    expect(classify(429, { 'retry-after': '3' }, undefined)).toEqual({
+      kind: 'retry',
+      afterMs: 3000,
+    });
+    expect(
+      classify(
+        429,
+        {},
+        { policyName: 'TEN_SECONDLY_ROLLING' },
+        { pause: (_s, _h, b) => ((b as { policyName?: string }).policyName ? 10_000 : undefined) },
+      ),
+    ).toEqual({ kind: 'retry', afterMs: 10_000 });
+    expect(retryAfterMs('Wed, 21 Oct 2026 07:28:05 GMT', Date.parse('2026-10-21T07:28:00Z'))).toBe(
+      5000,
+    );
     expect(retryAfterMs('soon')).toBeUndefined();
   });
 
@@ -73,23 +87,53 @@ describe('pacing', () => {
 });
 
 describe('routing', () => {
-  const rec = (o: Partial<CallRecord>): CallRecord => ({ source: '3cx', status: 'ended', direction: 'inbound', outcome: 'answered', durationSec: 10, agent: '117', endedAt: '2026-01-01T00:00:00.000Z', ...o }) as CallRecord;
+  const rec = (o: Partial<CallRecord>): CallRecord =>
+    ({
+      source: '3cx',
+      status: 'ended',
+      direction: 'inbound',
+      outcome: 'answered',
+      durationSec: 10,
+      agent: '117',
+      endedAt: '2026-01-01T00:00:00.000Z',
+      ...o,
+    }) as CallRecord;
   const routing = {
-    targets: { crm: { deliverOn: 'ended' as const, settleSec: 60 }, hook: { deliverOn: 'change' as const, settleSec: 0 } },
-    routes: [{ targets: ['crm'], filter: { direction: ['inbound' as const], outcome: ['answered' as const], minDurationSec: 5 } }, { sources: ['other'], targets: ['hook'] }],
+    targets: {
+      crm: { deliverOn: 'ended' as const, settleSec: 60 },
+      hook: { deliverOn: 'change' as const, settleSec: 0 },
+    },
+    routes: [
+      {
+        targets: ['crm'],
+        filter: {
+          direction: ['inbound' as const],
+          outcome: ['answered' as const],
+          minDurationSec: 5,
+        },
+      },
+      { sources: ['other'], targets: ['hook'] },
+    ],
   };
   const now = new Date('2026-01-01T00:00:10.000Z');
 
   it('sends only what the filters let through, after the settle window from the end', () => {
-    expect(dueTargets(rec({}), routing, now)).toEqual([{ target: 'crm', dueAt: '2026-01-01T00:01:00.000Z' }]);
+    expect(dueTargets(rec({}), routing, now)).toEqual([
+      { target: 'crm', dueAt: '2026-01-01T00:01:00.000Z' },
+    ]);
     expect(dueTargets(rec({ durationSec: 3 }), routing, now)).toEqual([]);
     expect(dueTargets(rec({ outcome: 'missed' }), routing, now)).toEqual([]);
     expect(dueTargets(rec({ status: 'in-progress' }), routing, now)).toEqual([]);
-    expect(dueTargets(rec({ source: 'other', status: 'ringing' }), routing, now)).toEqual([{ target: 'hook', dueAt: now.toISOString() }]);
+    expect(dueTargets(rec({ source: 'other', status: 'ringing' }), routing, now)).toEqual([
+      { target: 'hook', dueAt: now.toISOString() },
+    ]);
   });
 
   it('filters on the agent who handled the call', () => {
-    const byAgent = { targets: routing.targets, routes: [{ targets: ['crm'], filter: { agents: ['117', '204'] } }] };
+    const byAgent = {
+      targets: routing.targets,
+      routes: [{ targets: ['crm'], filter: { agents: ['117', '204'] } }],
+    };
     expect(dueTargets(rec({ agent: '204' }), byAgent, now).map((d) => d.target)).toEqual(['crm']);
     expect(dueTargets(rec({ agent: '102' }), byAgent, now)).toEqual([]);
     expect(dueTargets(rec({ agent: null }), byAgent, now)).toEqual([]);

@@ -21,8 +21,11 @@ describe('burst against HubSpot limits', () => {
 
   it('delivers 500 calls sent in 10 s with zero 429s', async () => {
     hs = await new FakeHubspot(HS_TOKEN).start();
-    for (let n = 0; n < 20; n++) hs.addContact({ firstname: `C${n}`, phone: `+4207748526${String(n).padStart(2, '0')}` });
-    const config = writeRelayYaml(tempDir(), { more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n` });
+    for (let n = 0; n < 20; n++)
+      hs.addContact({ firstname: `C${n}`, phone: `+4207748526${String(n).padStart(2, '0')}` });
+    const config = writeRelayYaml(tempDir(), {
+      more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n`,
+    });
     relay = await startRelay(loadConfig(config, {}));
     const url = `http://127.0.0.1:${relay.port}/hooks/3cx/${TOKENS.threecx}`;
     const t0 = Date.now();
@@ -36,20 +39,29 @@ describe('burst against HubSpot limits', () => {
         `{"Event":"incomingcall_started","Callerid":"${caller}","User":"117","Trtype":"NotDef","Did":"","Id":"${id}-1"}`,
         `{"Event":"incoming","Callerid":"${caller}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:09","Id":"${id}-1"}`,
       ]) {
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
         expect(res.status).toBe(200);
       }
     }
     const sent = Date.now() - t0;
     expect(sent).toBeLessThan(12_000);
-    for (let t = 0; t < 1800 && hs.calls.size < CALLS; t++) await new Promise((r) => setTimeout(r, 100));
+    for (let t = 0; t < 1800 && hs.calls.size < CALLS; t++)
+      await new Promise((r) => setTimeout(r, 100));
     await relay.delivery.settle();
 
     const requests = hs.log.length;
-    console.log(`burst: ${CALLS} calls sent in ${sent} ms; ${hs.calls.size} engagements after ${Date.now() - t0} ms; ${requests} HubSpot requests = ${(requests / CALLS).toFixed(3)} per call; 429s: ${hs.tooManyRequests}`);
+    console.log(
+      `burst: ${CALLS} calls sent in ${sent} ms; ${hs.calls.size} engagements after ${Date.now() - t0} ms; ${requests} HubSpot requests = ${(requests / CALLS).toFixed(3)} per call; 429s: ${hs.tooManyRequests}`,
+    );
     expect(hs.tooManyRequests).toBe(0);
     expect(hs.calls.size).toBe(CALLS);
-    expect(new Set([...hs.calls.values()].map((c) => c.properties.hs_call_external_id)).size).toBe(CALLS);
+    expect(new Set([...hs.calls.values()].map((c) => c.properties.hs_call_external_id)).size).toBe(
+      CALLS,
+    );
     expect(requests / CALLS).toBeLessThan(1.1);
     expect(await relay.store.listDeliveries({ state: 'due', limit: 1 })).toEqual([]);
   }, 180_000);

@@ -43,7 +43,11 @@ describe('crash safety (SIGKILL during a burst)', () => {
           for (const [s, body] of steps.entries()) {
             if (done.has(`${i}:${s}`)) continue;
             try {
-              const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+              const res = await fetch(url, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body,
+              });
               if (res.status !== 200) return;
               const { id } = (await res.json()) as { id: number };
               acked.set(id, body);
@@ -68,7 +72,8 @@ describe('crash safety (SIGKILL during a burst)', () => {
 
     // Every acknowledged request is in the file, exactly as sent, even before a restart.
     const raw = new SqliteStore(join(dir, 'relay.db'));
-    for (const [id, body] of acked) expect((await raw.getInbox(id))?.body.toString(), `inbox ${id}`).toBe(body);
+    for (const [id, body] of acked)
+      expect((await raw.getInbox(id))?.body.toString(), `inbox ${id}`).toBe(body);
     await raw.close();
 
     // Restart; the relay folds what was committed but not yet folded.
@@ -79,7 +84,9 @@ describe('crash safety (SIGKILL during a burst)', () => {
 
     const admin = { authorization: `Bearer ${TOKENS.admin}` };
     for (let t = 0; t < 200; t++) {
-      const { counts } = (await (await fetch(`http://127.0.0.1:${port}/api/inbox?limit=1`, { headers: admin })).json()) as { counts: Record<string, number> };
+      const { counts } = (await (
+        await fetch(`http://127.0.0.1:${port}/api/inbox?limit=1`, { headers: admin })
+      ).json()) as { counts: Record<string, number> };
       if (counts.pending === 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -22,16 +22,25 @@ describe('crash safety of CRM delivery (SIGKILL while creating)', () => {
     hs = await new FakeHubspot(HS_TOKEN).start();
     hs.delayMs = 60;
     const port = await freePort();
-    const config = writeRelayYaml(tempDir(), { port, more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.5\n    concurrency: 4\n` });
+    const config = writeRelayYaml(tempDir(), {
+      port,
+      more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.5\n    concurrency: 4\n`,
+    });
     const first = await spawnRelay(config, port);
     children.push(first);
     const url = `http://127.0.0.1:${port}/hooks/3cx/${TOKENS.threecx}`;
     const post = async (body: string): Promise<void> => {
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
       expect(res.status).toBe(200);
     };
     for (let i = 0; i < CALLS; i++) {
-      await post(`{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:08","Id":"260801100000_${i}-1"}`);
+      await post(
+        `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:08","Id":"260801100000_${i}-1"}`,
+      );
     }
     for (let t = 0; t < 200 && hs.calls.size < 8; t++) await new Promise((r) => setTimeout(r, 20));
     first.kill('SIGKILL');
@@ -42,8 +51,13 @@ describe('crash safety of CRM delivery (SIGKILL while creating)', () => {
     const second = await spawnRelay(config, port);
     children.push(second);
     // The recordings arrive after the restart: the same engagements must be updated.
-    for (let i = 0; i < CALLS; i++) await post(`{"Event":"recording","FileUrls":["https://pbx.example.com/rec/260801100000_${i}-1-1.mp3"],"Id":"260801100000_${i}-1"}`);
-    const complete = (): boolean => hs.calls.size >= CALLS && [...hs.calls.values()].every((c) => c.properties.hs_call_recording_url);
+    for (let i = 0; i < CALLS; i++)
+      await post(
+        `{"Event":"recording","FileUrls":["https://pbx.example.com/rec/260801100000_${i}-1-1.mp3"],"Id":"260801100000_${i}-1"}`,
+      );
+    const complete = (): boolean =>
+      hs.calls.size >= CALLS &&
+      [...hs.calls.values()].every((c) => c.properties.hs_call_recording_url);
     for (let t = 0; t < 600 && !complete(); t++) await new Promise((r) => setTimeout(r, 50));
 
     const tokens = [...hs.calls.values()].map((c) => c.properties.hs_call_external_id);

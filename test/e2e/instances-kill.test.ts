@@ -6,7 +6,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { FakeHubspot } from '../fakes/hubspot.js';
-import { freePort, freshPostgresDatabase, spawnRelay, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import {
+  freePort,
+  freshPostgresDatabase,
+  spawnRelay,
+  tempDir,
+  TOKENS,
+  writeRelayYaml,
+} from '../support.js';
 
 const CALLS = 60;
 const HS_TOKEN = 'pat-eu1-kill-token-0000';
@@ -21,8 +28,14 @@ function proxy(ports: number[]): Promise<Server> {
     for (let k = 0; k < ports.length; k++) {
       const port = ports[(start + k) % ports.length]!;
       try {
-        const r = await fetch(`http://127.0.0.1:${port}${req.url}`, { method: req.method, headers: { 'content-type': String(req.headers['content-type'] ?? '') }, body: chunks.length ? Buffer.concat(chunks) : undefined });
-        res.writeHead(r.status, { 'content-type': 'application/json' }).end(Buffer.from(await r.arrayBuffer()));
+        const r = await fetch(`http://127.0.0.1:${port}${req.url}`, {
+          method: req.method,
+          headers: { 'content-type': String(req.headers['content-type'] ?? '') },
+          body: chunks.length ? Buffer.concat(chunks) : undefined,
+        });
+        res
+          .writeHead(r.status, { 'content-type': 'application/json' })
+          .end(Buffer.from(await r.arrayBuffer()));
         return;
       } catch {
         // that instance is down: try the next
@@ -49,7 +62,11 @@ describe('two instances, one killed', () => {
     const url = await freshPostgresDatabase(inject('pgUrl'));
     const ports = [await freePort(), await freePort()];
     const configs = ports.map((port) =>
-      writeRelayYaml(tempDir(), { port, store: `postgres: ${url}`, more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.5\ndelivery:\n  leaseSec: 3\n` }),
+      writeRelayYaml(tempDir(), {
+        port,
+        store: `postgres: ${url}`,
+        more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.5\ndelivery:\n  leaseSec: 3\n`,
+      }),
     );
     const a = await spawnRelay(configs[0]!, ports[0]!);
     const b = await spawnRelay(configs[1]!, ports[1]!);
@@ -69,19 +86,25 @@ describe('two instances, one killed', () => {
       ]) {
         // A sender retries what was not acknowledged.
         for (let attempt = 0; attempt < 5; attempt++) {
-          const res = await fetch(lbUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          const res = await fetch(lbUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          });
           if (res.status === 200) break;
         }
       }
       acked.add(id);
     }
     expect(restarted).toBeDefined();
-    for (let t = 0; t < 600 && hs.calls.size < CALLS; t++) await new Promise((r) => setTimeout(r, 50));
+    for (let t = 0; t < 600 && hs.calls.size < CALLS; t++)
+      await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 1500)); // anything late (a duplicate) would show up now
 
     const tokens = [...hs.calls.values()].map((c) => c.properties.hs_call_external_id!);
     expect(new Set(tokens).size).toBe(tokens.length);
     expect(new Set(tokens)).toEqual(new Set([...acked].map((id) => `callrelay:3cx:${id}`)));
-    for (const c of hs.calls.values()) expect(c.properties).toMatchObject({ hs_call_status: 'COMPLETED', hs_call_duration: '4000' });
+    for (const c of hs.calls.values())
+      expect(c.properties).toMatchObject({ hs_call_status: 'COMPLETED', hs_call_duration: '4000' });
   }, 120_000);
 });

@@ -5,7 +5,13 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../fakes/hubspot.js';
-import { freshPostgresDatabase, goldenCases, sendFlowRequest, tempDir, writeRelayYaml } from '../support.js';
+import {
+  freshPostgresDatabase,
+  goldenCases,
+  sendFlowRequest,
+  tempDir,
+  writeRelayYaml,
+} from '../support.js';
 
 const HS_TOKEN = 'pat-eu1-pg-token-00000';
 
@@ -21,12 +27,26 @@ describe('several instances on PostgreSQL', () => {
     hs = await new FakeHubspot(HS_TOKEN).start();
     const url = await freshPostgresDatabase(inject('pgUrl'));
     for (let i = 0; i < 2; i++) {
-      const file = writeRelayYaml(tempDir(), { more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n` });
+      const file = writeRelayYaml(tempDir(), {
+        more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n`,
+      });
       const cfg = loadConfig(file, {});
-      relays.push(await startRelay({ ...cfg, store: { postgres: url } }, undefined, { delivery: { pollMs: 20 } }));
+      relays.push(
+        await startRelay({ ...cfg, store: { postgres: url } }, undefined, {
+          delivery: { pollMs: 20 },
+        }),
+      );
     }
     // Flows whose call ids do not collide, sent round-robin across the two instances.
-    const flows = goldenCases().filter((c) => ['3cx-v2-incoming-attended-transfer', '3cx-v2-incoming-blind-transfer', '3cx-v2-ringgroup-missed', '3cx-v3-makecall-missed-then-answered-with-ai', 'callerdesk-live-then-report'].includes(c.flow.name));
+    const flows = goldenCases().filter((c) =>
+      [
+        '3cx-v2-incoming-attended-transfer',
+        '3cx-v2-incoming-blind-transfer',
+        '3cx-v2-ringgroup-missed',
+        '3cx-v3-makecall-missed-then-answered-with-ai',
+        'callerdesk-live-then-report',
+      ].includes(c.flow.name),
+    );
     let n = 0;
     for (const c of flows) {
       for (const r of c.flow.requests) {
@@ -34,8 +54,11 @@ describe('several instances on PostgreSQL', () => {
         if (res) expect(res.status).toBe(200);
       }
     }
-    const expected = flows.flatMap((c) => c.flow.expect!.calls.map((e) => ({ adapter: c.adapter, e })));
-    for (let t = 0; t < 400 && hs.calls.size < expected.length; t++) await new Promise((r) => setTimeout(r, 25));
+    const expected = flows.flatMap((c) =>
+      c.flow.expect!.calls.map((e) => ({ adapter: c.adapter, e })),
+    );
+    for (let t = 0; t < 400 && hs.calls.size < expected.length; t++)
+      await new Promise((r) => setTimeout(r, 25));
     for (const r of relays) {
       await r.pipeline.drain();
       await r.delivery.settle();
@@ -43,7 +66,9 @@ describe('several instances on PostgreSQL', () => {
     const { compareCalls } = await import('../../src/flows.js');
     const calls = (await relays[0]!.store.listCalls({ limit: 100 })).map((c) => c.record);
     for (const c of flows) {
-      const mine = calls.filter((x) => x.source === c.adapter && c.flow.expect!.calls.some((e) => e.callId === x.callId));
+      const mine = calls.filter(
+        (x) => x.source === c.adapter && c.flow.expect!.calls.some((e) => e.callId === x.callId),
+      );
       expect(compareCalls(c.flow.expect!.calls, mine), c.flow.name).toEqual([]);
     }
     expect(hs.calls.size).toBe(expected.length);

@@ -26,9 +26,16 @@ describe('PostgreSQL outage', () => {
     let i = 0;
     const send = async (): Promise<number> => {
       const id = `261101100000_${i++}`;
-      const res = await fetch(`${base}/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"Event":"ringing","Callerid":"1","User":"800","Id":"${id}-0"}` });
+      const res = await fetch(`${base}/hooks/3cx/${TOKENS.threecx}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"Event":"ringing","Callerid":"1","User":"800","Id":"${id}-0"}`,
+      });
       if (res.status === 200) acked.push(id);
-      else expect((await res.json()) as unknown).toMatchObject({ error: { code: 'RELAY_ERR_STORE_UNAVAILABLE' } });
+      else
+        expect((await res.json()) as unknown).toMatchObject({
+          error: { code: 'RELAY_ERR_STORE_UNAVAILABLE' },
+        });
       return res.status;
     };
     for (let k = 0; k < 20; k++) expect(await send()).toBe(200);

@@ -13,7 +13,10 @@ describe('graceful shutdown', () => {
     receiver.delayMs = 800;
     const dir = tempDir();
     const port = await freePort();
-    const config = writeRelayYaml(dir, { port, more: `targets:\n  - name: hook\n    type: http\n    url: ${receiver.url}\n    deliverOn: ended\n    concurrency: 1\n` });
+    const config = writeRelayYaml(dir, {
+      port,
+      more: `targets:\n  - name: hook\n    type: http\n    url: ${receiver.url}\n    deliverOn: ended\n    concurrency: 1\n`,
+    });
     const relay = await spawnRelay(config, port);
     for (let i = 0; i < 3; i++) {
       const res = await fetch(`http://127.0.0.1:${port}/hooks/3cx/${TOKENS.threecx}`, {

@@ -9,15 +9,46 @@ import { CrmFake } from './local-server.js';
 export interface HsObject {
   id: string;
   properties: Record<string, string>;
-  associations: { to: { id: string }; types: { associationCategory: string; associationTypeId: number }[] }[];
+  associations: {
+    to: { id: string };
+    types: { associationCategory: string; associationTypeId: number }[];
+  }[];
   createdAt: string;
   updatedAt: string;
 }
 
-type Fault = { status: number; body?: unknown; headers?: Record<string, string> } | { resetAfterProcessing: true } | { resetBeforeProcessing: true };
+type Fault =
+  | { status: number; body?: unknown; headers?: Record<string, string> }
+  | { resetAfterProcessing: true }
+  | { resetBeforeProcessing: true };
 
-const CALL_STATUS = ['BUSY', 'CALLING_CRM_USER', 'CANCELED', 'COMPLETED', 'CONNECTING', 'FAILED', 'IN_PROGRESS', 'NO_ANSWER', 'QUEUED', 'RINGING'];
-const OPERATORS = ['BETWEEN', 'CONTAINS_TOKEN', 'EQ', 'GT', 'GTE', 'HAS_PROPERTY', 'IN', 'LT', 'LTE', 'NEQ', 'NOT_CONTAINS_TOKEN', 'NOT_HAS_PROPERTY', 'NOT_IN'];
+const CALL_STATUS = [
+  'BUSY',
+  'CALLING_CRM_USER',
+  'CANCELED',
+  'COMPLETED',
+  'CONNECTING',
+  'FAILED',
+  'IN_PROGRESS',
+  'NO_ANSWER',
+  'QUEUED',
+  'RINGING',
+];
+const OPERATORS = [
+  'BETWEEN',
+  'CONTAINS_TOKEN',
+  'EQ',
+  'GT',
+  'GTE',
+  'HAS_PROPERTY',
+  'IN',
+  'LT',
+  'LTE',
+  'NEQ',
+  'NOT_CONTAINS_TOKEN',
+  'NOT_HAS_PROPERTY',
+  'NOT_IN',
+];
 const CATEGORIES = ['HUBSPOT_DEFINED', 'INTEGRATOR_DEFINED', 'USER_DEFINED', 'WORK'];
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -42,14 +73,18 @@ export class FakeHubspot extends CrmFake {
     super();
   }
 
-
   addContact(properties: Record<string, string>): string {
     const id = String(this.nextId++);
     const now = new Date().toISOString();
-    this.contacts.set(id, { id, properties: withCalculated(properties), associations: [], createdAt: now, updatedAt: now });
+    this.contacts.set(id, {
+      id,
+      properties: withCalculated(properties),
+      associations: [],
+      createdAt: now,
+      updatedAt: now,
+    });
     return id;
   }
-
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
@@ -64,15 +99,30 @@ export class FakeHubspot extends CrmFake {
       res.writeHead(status, { 'content-type': 'application/json;charset=utf-8', ...headers });
       res.end(body === undefined ? '' : JSON.stringify(body));
     };
-    const error = (status: number, category: string, message: string, headers?: Record<string, string>): void =>
-      send(status, { status: 'error', message, correlationId: 'fake-correlation', category }, headers);
+    const error = (
+      status: number,
+      category: string,
+      message: string,
+      headers?: Record<string, string>,
+    ): void =>
+      send(
+        status,
+        { status: 'error', message, correlationId: 'fake-correlation', category },
+        headers,
+      );
 
-    if (req.headers.authorization !== `Bearer ${this.token}`) return error(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found.');
+    if (req.headers.authorization !== `Bearer ${this.token}`)
+      return error(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found.');
 
     const fi = this.faults.findIndex((f) => key.startsWith(f.match));
     const fault = fi >= 0 ? this.faults.splice(fi, 1)[0]!.fault : undefined;
     if (fault && 'resetBeforeProcessing' in fault) return void req.socket.destroy();
-    if (fault && 'status' in fault) return send(fault.status, fault.body ?? { status: 'error', message: 'injected', category: 'INJECTED' }, fault.headers);
+    if (fault && 'status' in fault)
+      return send(
+        fault.status,
+        fault.body ?? { status: 'error', message: 'injected', category: 'INJECTED' },
+        fault.headers,
+      );
 
     // Rate limits: search has its own per-second limit and is exempt from the ten-secondly one.
     const now = Date.now();
@@ -83,14 +133,25 @@ export class FakeHubspot extends CrmFake {
     while (win.length && win[0]! <= now - span) win.shift();
     if (win.length >= max) {
       if (isSearch) return error(429, 'RATE_LIMITS', 'You have reached your secondly limit.');
-      return send(429, { status: 'error', message: 'You have reached your ten_secondly_rolling limit.', errorType: 'RATE_LIMIT', correlationId: 'x', policyName: 'TEN_SECONDLY_ROLLING' }, limitHeaders(max, 0));
+      return send(
+        429,
+        {
+          status: 'error',
+          message: 'You have reached your ten_secondly_rolling limit.',
+          errorType: 'RATE_LIMIT',
+          correlationId: 'x',
+          policyName: 'TEN_SECONDLY_ROLLING',
+        },
+        limitHeaders(max, 0),
+      );
     }
     win.push(now);
     const headers = isSearch ? {} : limitHeaders(max, max - win.length);
 
     let body: Record<string, any> = {};
     if (raw) {
-      if (!String(req.headers['content-type']).includes('application/json')) return error(415, 'VALIDATION_ERROR', 'Content-Type must be application/json');
+      if (!String(req.headers['content-type']).includes('application/json'))
+        return error(415, 'VALIDATION_ERROR', 'Content-Type must be application/json');
       try {
         body = JSON.parse(raw) as Record<string, any>;
       } catch {
@@ -102,24 +163,48 @@ export class FakeHubspot extends CrmFake {
       send(status, payload, headers);
     };
 
-    const m = /^\/crm\/v3\/objects\/(calls|contacts|tasks)(?:\/(search|[^/]+))?$/.exec(url.pathname);
+    const m = /^\/crm\/v3\/objects\/(calls|contacts|tasks)(?:\/(search|[^/]+))?$/.exec(
+      url.pathname,
+    );
     if (m) {
       const [, type, rest] = m;
-      const store = type === 'calls' ? this.calls : type === 'contacts' ? this.contacts : this.tasks;
+      const store =
+        type === 'calls' ? this.calls : type === 'contacts' ? this.contacts : this.tasks;
       if (req.method === 'POST' && rest === 'search') {
         const problem = checkSearch(body);
         if (problem) return error(400, 'VALIDATION_ERROR', problem);
-        const visible = [...store.values()].filter((o) => now - Date.parse(o.createdAt) >= this.searchLag);
-        const results = visible.filter((o) => body.filterGroups.some((g: any) => g.filters.every((f: any) => f.operator !== 'EQ' || (o.properties[f.propertyName] ?? '').toLowerCase() === String(f.value).toLowerCase())));
-        return after(200, { total: results.length, results: results.slice(0, body.limit ?? 10).map(view(body.properties)) });
+        const visible = [...store.values()].filter(
+          (o) => now - Date.parse(o.createdAt) >= this.searchLag,
+        );
+        const results = visible.filter((o) =>
+          body.filterGroups.some((g: any) =>
+            g.filters.every(
+              (f: any) =>
+                f.operator !== 'EQ' ||
+                (o.properties[f.propertyName] ?? '').toLowerCase() ===
+                  String(f.value).toLowerCase(),
+            ),
+          ),
+        );
+        return after(200, {
+          total: results.length,
+          results: results.slice(0, body.limit ?? 10).map(view(body.properties)),
+        });
       }
       if (req.method === 'POST' && !rest) {
         const problem = checkCreate(type!, body);
         if (problem) return error(400, 'VALIDATION_ERROR', problem);
         const id = String(this.nextId++);
         const at = new Date().toISOString();
-        const props = type === 'contacts' ? withCalculated(body.properties) : { ...body.properties };
-        store.set(id, { id, properties: props, associations: body.associations, createdAt: at, updatedAt: at });
+        const props =
+          type === 'contacts' ? withCalculated(body.properties) : { ...body.properties };
+        store.set(id, {
+          id,
+          properties: props,
+          associations: body.associations,
+          createdAt: at,
+          updatedAt: at,
+        });
         return after(201, { id, properties: props, createdAt: at, updatedAt: at, archived: false });
       }
       if (req.method === 'PATCH' && rest) {
@@ -129,13 +214,22 @@ export class FakeHubspot extends CrmFake {
         if (problem) return error(400, 'VALIDATION_ERROR', problem);
         Object.assign(o.properties, body.properties);
         o.updatedAt = new Date().toISOString();
-        return after(200, { id: o.id, properties: o.properties, createdAt: o.createdAt, updatedAt: o.updatedAt, archived: false });
+        return after(200, {
+          id: o.id,
+          properties: o.properties,
+          createdAt: o.createdAt,
+          updatedAt: o.updatedAt,
+          archived: false,
+        });
       }
     }
-    if (req.method === 'GET' && url.pathname === '/crm/v3/objects/calls') return after(200, { results: [...this.calls.values()].slice(0, 1).map(view(undefined)) });
+    if (req.method === 'GET' && url.pathname === '/crm/v3/objects/calls')
+      return after(200, { results: [...this.calls.values()].slice(0, 1).map(view(undefined)) });
     if (req.method === 'GET' && url.pathname.replace(/\/$/, '') === '/crm/v3/owners') {
       const email = url.searchParams.get('email');
-      const results = this.owners.filter((o) => !email || o.email === email).map((o) => ({ ...o, firstName: 'A', lastName: 'B', userId: Number(o.id) }));
+      const results = this.owners
+        .filter((o) => !email || o.email === email)
+        .map((o) => ({ ...o, firstName: 'A', lastName: 'B', userId: Number(o.id) }));
       return after(200, { results });
     }
     error(404, 'OBJECT_NOT_FOUND', `no route ${key}`);
@@ -143,12 +237,17 @@ export class FakeHubspot extends CrmFake {
 }
 
 function limitHeaders(max: number, remaining: number): Record<string, string> {
-  return { 'x-hubspot-ratelimit-interval-milliseconds': '10000', 'x-hubspot-ratelimit-max': String(max), 'x-hubspot-ratelimit-remaining': String(Math.max(0, remaining)) };
+  return {
+    'x-hubspot-ratelimit-interval-milliseconds': '10000',
+    'x-hubspot-ratelimit-max': String(max),
+    'x-hubspot-ratelimit-remaining': String(Math.max(0, remaining)),
+  };
 }
 
 /** HubSpot's calculated phone properties: area code and local number, no country code. */
 function withCalculated(p: Record<string, string>): Record<string, string> {
-  const national = (v: string | undefined): string => (v ?? '').replace(/\D/g, '').replace(/^(1|420|49|91|381|90)(?=\d{8,})/, '');
+  const national = (v: string | undefined): string =>
+    (v ?? '').replace(/\D/g, '').replace(/^(1|420|49|91|381|90)(?=\d{8,})/, '');
   const out = { ...p };
   if (p.phone) out.hs_searchable_calculated_phone_number = national(p.phone);
   if (p.mobilephone) out.hs_searchable_calculated_mobile_number = national(p.mobilephone);
@@ -157,7 +256,9 @@ function withCalculated(p: Record<string, string>): Record<string, string> {
 
 const view = (props: string[] | undefined) => (o: HsObject) => ({
   id: o.id,
-  properties: Object.fromEntries((props ?? Object.keys(o.properties)).map((k) => [k, o.properties[k] ?? null])),
+  properties: Object.fromEntries(
+    (props ?? Object.keys(o.properties)).map((k) => [k, o.properties[k] ?? null]),
+  ),
   createdAt: o.createdAt,
   updatedAt: o.updatedAt,
   archived: false,
@@ -168,44 +269,66 @@ function checkSearch(b: Record<string, any>): string | undefined {
   if (b.filterGroups.length > 5) return 'too many filterGroups (max 5)';
   let total = 0;
   for (const g of b.filterGroups) {
-    if (!Array.isArray(g.filters) || g.filters.length > 6) return 'each filter group needs 1 to 6 filters';
+    if (!Array.isArray(g.filters) || g.filters.length > 6)
+      return 'each filter group needs 1 to 6 filters';
     total += g.filters.length;
-    for (const f of g.filters) if (!OPERATORS.includes(f.operator) || typeof f.propertyName !== 'string') return `bad filter ${JSON.stringify(f)}`;
+    for (const f of g.filters)
+      if (!OPERATORS.includes(f.operator) || typeof f.propertyName !== 'string')
+        return `bad filter ${JSON.stringify(f)}`;
   }
   if (total > 18) return 'too many filters (max 18)';
-  if (b.properties !== undefined && !Array.isArray(b.properties)) return 'properties must be a list';
-  if (b.sorts !== undefined && (!Array.isArray(b.sorts) || b.sorts.length > 1)) return 'only one sort is allowed';
-  if (b.limit !== undefined && (typeof b.limit !== 'number' || b.limit > 200)) return 'limit must be a number up to 200';
+  if (b.properties !== undefined && !Array.isArray(b.properties))
+    return 'properties must be a list';
+  if (b.sorts !== undefined && (!Array.isArray(b.sorts) || b.sorts.length > 1))
+    return 'only one sort is allowed';
+  if (b.limit !== undefined && (typeof b.limit !== 'number' || b.limit > 200))
+    return 'limit must be a number up to 200';
   return undefined;
 }
 
 function checkCreate(type: string, b: Record<string, any>): string | undefined {
   if (!b.properties || typeof b.properties !== 'object') return 'properties is required';
-  if (!Array.isArray(b.associations)) return 'associations is required (send [] when there is none)';
+  if (!Array.isArray(b.associations))
+    return 'associations is required (send [] when there is none)';
   for (const a of b.associations) {
-    if (!a?.to?.id || !Array.isArray(a.types) || !a.types.length) return `bad association ${JSON.stringify(a)}`;
+    if (!a?.to?.id || !Array.isArray(a.types) || !a.types.length)
+      return `bad association ${JSON.stringify(a)}`;
     for (const t of a.types) {
-      if (!CATEGORIES.includes(t.associationCategory) || !Number.isInteger(t.associationTypeId)) return `bad association type ${JSON.stringify(t)}`;
+      if (!CATEGORIES.includes(t.associationCategory) || !Number.isInteger(t.associationTypeId))
+        return `bad association type ${JSON.stringify(t)}`;
       const want = type === 'calls' ? 194 : type === 'tasks' ? 204 : undefined;
-      if (want !== undefined && t.associationTypeId !== want) return `association type ${t.associationTypeId} is not ${type} -> contact`;
+      if (want !== undefined && t.associationTypeId !== want)
+        return `association type ${t.associationTypeId} is not ${type} -> contact`;
     }
   }
   return checkProperties(type, b.properties, true);
 }
 
-function checkProperties(type: string, p: Record<string, unknown>, create: boolean): string | undefined {
-  for (const [k, v] of Object.entries(p)) if (typeof v !== 'string') return `Property values must be strings: ${k}`;
+function checkProperties(
+  type: string,
+  p: Record<string, unknown>,
+  create: boolean,
+): string | undefined {
+  for (const [k, v] of Object.entries(p))
+    if (typeof v !== 'string') return `Property values must be strings: ${k}`;
   const s = p as Record<string, string>;
   if (type === 'calls') {
     if (create && !s.hs_timestamp) return 'hs_timestamp is required';
-    if (s.hs_timestamp && Number.isNaN(Date.parse(s.hs_timestamp))) return 'hs_timestamp must be a date';
-    if (s.hs_call_direction && !['INBOUND', 'OUTBOUND'].includes(s.hs_call_direction)) return `bad hs_call_direction ${s.hs_call_direction}`;
-    if (s.hs_call_status && !CALL_STATUS.includes(s.hs_call_status)) return `bad hs_call_status ${s.hs_call_status}`;
-    if (s.hs_call_disposition && !GUID.test(s.hs_call_disposition)) return `hs_call_disposition must be an outcome GUID`;
-    if (s.hs_call_duration && !/^\d+$/.test(s.hs_call_duration)) return 'hs_call_duration must be milliseconds';
-    if (s.hs_call_recording_url && !s.hs_call_recording_url.startsWith('https://')) return 'hs_call_recording_url must be HTTPS';
+    if (s.hs_timestamp && Number.isNaN(Date.parse(s.hs_timestamp)))
+      return 'hs_timestamp must be a date';
+    if (s.hs_call_direction && !['INBOUND', 'OUTBOUND'].includes(s.hs_call_direction))
+      return `bad hs_call_direction ${s.hs_call_direction}`;
+    if (s.hs_call_status && !CALL_STATUS.includes(s.hs_call_status))
+      return `bad hs_call_status ${s.hs_call_status}`;
+    if (s.hs_call_disposition && !GUID.test(s.hs_call_disposition))
+      return `hs_call_disposition must be an outcome GUID`;
+    if (s.hs_call_duration && !/^\d+$/.test(s.hs_call_duration))
+      return 'hs_call_duration must be milliseconds';
+    if (s.hs_call_recording_url && !s.hs_call_recording_url.startsWith('https://'))
+      return 'hs_call_recording_url must be HTTPS';
   }
-  if (type === 'contacts' && create && !s.email && !s.firstname && !s.lastname) return 'one of email, firstname, lastname is required';
+  if (type === 'contacts' && create && !s.email && !s.firstname && !s.lastname)
+    return 'one of email, firstname, lastname is required';
   if (type === 'tasks' && create && !s.hs_timestamp) return 'hs_timestamp is required';
   return undefined;
 }

@@ -12,9 +12,18 @@ export interface CallLog {
   recording?: { filename: string; contentType: string; bytes: Buffer };
 }
 
-type Fault = { status: number; body?: unknown; headers?: Record<string, string> } | { resetAfterProcessing: true };
+type Fault =
+  | { status: number; body?: unknown; headers?: Record<string, string> }
+  | { resetAfterProcessing: true };
 
-const OUTCOMES = ['connected', 'no_answer', 'left_message', 'left_voicemail', 'wrong_number', 'busy'];
+const OUTCOMES = [
+  'connected',
+  'no_answer',
+  'left_message',
+  'left_voicemail',
+  'wrong_number',
+  'busy',
+];
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
 
 export class FakePipedrive extends CrmFake {
@@ -33,13 +42,11 @@ export class FakePipedrive extends CrmFake {
     super();
   }
 
-
   addPerson(name: string, phones: string[]): number {
     const id = this.nextId++;
     this.persons.set(id, { id, name, phones });
     return id;
   }
-
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
@@ -52,17 +59,25 @@ export class FakePipedrive extends CrmFake {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(body));
     };
-    const fail = (status: number, error: string, info = ''): void => send(status, { success: false, error, error_info: info, data: null, additional_data: null });
+    const fail = (status: number, error: string, info = ''): void =>
+      send(status, { success: false, error, error_info: info, data: null, additional_data: null });
 
-    if (req.headers['x-api-token'] !== this.token) return fail(401, 'unauthorized access', 'Please check the API token.');
+    if (req.headers['x-api-token'] !== this.token)
+      return fail(401, 'unauthorized access', 'Please check the API token.');
     const fi = this.faults.findIndex((f) => key.startsWith(f.match));
     const fault = fi >= 0 ? this.faults.splice(fi, 1)[0]!.fault : undefined;
-    if (fault && 'status' in fault) return send(fault.status, fault.body ?? { success: false, error: 'injected' }, fault.headers);
+    if (fault && 'status' in fault)
+      return send(fault.status, fault.body ?? { success: false, error: 'injected' }, fault.headers);
 
     const now = Date.now();
     while (this.window.length && this.window[0]! <= now - 2000) this.window.shift();
-    const limitHeaders = (remaining: number): Record<string, string> => ({ 'x-ratelimit-limit': String(this.limit), 'x-ratelimit-remaining': String(Math.max(0, remaining)), 'x-ratelimit-reset': '2' });
-    if (this.window.length >= this.limit) return send(429, { success: false, error: 'Request over limit' }, limitHeaders(0));
+    const limitHeaders = (remaining: number): Record<string, string> => ({
+      'x-ratelimit-limit': String(this.limit),
+      'x-ratelimit-remaining': String(Math.max(0, remaining)),
+      'x-ratelimit-reset': '2',
+    });
+    if (this.window.length >= this.limit)
+      return send(429, { success: false, error: 'Request over limit' }, limitHeaders(0));
     this.window.push(now);
     const headers = limitHeaders(this.limit - this.window.length);
     const ok = (data: unknown, extra: Record<string, unknown> = {}): void => {
@@ -81,17 +96,26 @@ export class FakePipedrive extends CrmFake {
     if (req.method === 'GET' && url.pathname === '/api/v2/persons/search') {
       const term = url.searchParams.get('term') ?? '';
       const fields = (url.searchParams.get('fields') ?? '').split(',');
-      if (!fields.every((f) => ['custom_fields', 'email', 'notes', 'phone', 'name'].includes(f))) return fail(400, 'bad fields');
-      if (term.length < (url.searchParams.get('exact_match') === 'true' ? 1 : 2)) return fail(400, 'term too short');
+      if (!fields.every((f) => ['custom_fields', 'email', 'notes', 'phone', 'name'].includes(f)))
+        return fail(400, 'bad fields');
+      if (term.length < (url.searchParams.get('exact_match') === 'true' ? 1 : 2))
+        return fail(400, 'term too short');
       // Exact match on the stored string, after dropping spaces (as a careful client cannot rely on more).
       const norm = (s: string): string => s.replace(/\s/g, '');
-      const items = [...this.persons.values()].filter((p) => p.phones.some((ph) => norm(ph) === norm(term))).map((p) => ({ result_score: 1, item: { id: p.id, type: 'person', name: p.name, phones: p.phones } }));
+      const items = [...this.persons.values()]
+        .filter((p) => p.phones.some((ph) => norm(ph) === norm(term)))
+        .map((p) => ({
+          result_score: 1,
+          item: { id: p.id, type: 'person', name: p.name, phones: p.phones },
+        }));
       return ok({ items }, { additional_data: { next_cursor: null } });
     }
-    if (req.method === 'GET' && url.pathname === '/api/v1/users/me') return ok({ id: 1, name: 'Relay Bot', company_name: 'Acme' });
+    if (req.method === 'GET' && url.pathname === '/api/v1/users/me')
+      return ok({ id: 1, name: 'Relay Bot', company_name: 'Acme' });
     if (req.method === 'GET' && url.pathname === '/api/v1/users/find') {
       const term = url.searchParams.get('term') ?? '';
-      if (url.searchParams.get('search_by_email') !== '1') return fail(400, 'search_by_email expected');
+      if (url.searchParams.get('search_by_email') !== '1')
+        return fail(400, 'search_by_email expected');
       return ok(this.users.filter((u) => u.email === term));
     }
     if (req.method === 'POST' && url.pathname === '/api/v1/callLogs') {
@@ -108,7 +132,11 @@ export class FakePipedrive extends CrmFake {
       const limit = Number(url.searchParams.get('limit') ?? 20);
       if (limit > 50) return fail(400, 'limit is at most 50');
       const all = [...this.callLogs.values()].reverse().map((l) => ({ id: l.id, ...l.body }));
-      return ok(all.slice(start, start + limit), { additional_data: { pagination: { start, limit, more_items_in_collection: start + limit < all.length } } });
+      return ok(all.slice(start, start + limit), {
+        additional_data: {
+          pagination: { start, limit, more_items_in_collection: start + limit < all.length },
+        },
+      });
     }
     const rec = /^\/api\/v1\/callLogs\/([0-9a-f]+)\/recordings$/.exec(url.pathname);
     if (req.method === 'POST' && rec) {
@@ -123,7 +151,8 @@ export class FakePipedrive extends CrmFake {
     if (req.method === 'POST' && url.pathname === '/api/v1/notes') {
       const b = json();
       if (!b?.content) return fail(400, 'content is required');
-      if (!b.person_id && !b.deal_id && !b.org_id && !b.lead_id) return fail(400, 'A note needs a deal, person, organization or lead');
+      if (!b.person_id && !b.deal_id && !b.org_id && !b.lead_id)
+        return fail(400, 'A note needs a deal, person, organization or lead');
       const note = { id: this.nextId++, content: b.content, person_id: b.person_id };
       this.notes.push(note);
       return ok(note);
@@ -131,8 +160,10 @@ export class FakePipedrive extends CrmFake {
     if (req.method === 'POST' && url.pathname === '/api/v1/activities') {
       const b = json();
       if (!b?.subject || !b.type) return fail(400, 'subject and type are required');
-      if (b.due_date && !/^\d{4}-\d{2}-\d{2}$/.test(b.due_date)) return fail(400, 'due_date must be YYYY-MM-DD');
-      if (b.due_time && !/^\d{2}:\d{2}$/.test(b.due_time)) return fail(400, 'due_time must be HH:MM');
+      if (b.due_date && !/^\d{4}-\d{2}-\d{2}$/.test(b.due_date))
+        return fail(400, 'due_date must be YYYY-MM-DD');
+      if (b.due_time && !/^\d{2}:\d{2}$/.test(b.due_time))
+        return fail(400, 'due_time must be HH:MM');
       const a = { id: this.nextId++, ...b };
       this.activities.push(a);
       return ok(a);
@@ -143,11 +174,15 @@ export class FakePipedrive extends CrmFake {
 
 function checkCallLog(b: Record<string, any>): string | undefined {
   if (!OUTCOMES.includes(b.outcome)) return `outcome must be one of ${OUTCOMES.join(', ')}`;
-  if (typeof b.to_phone_number !== 'string' || !b.to_phone_number) return 'to_phone_number is required';
-  if (!TIME.test(b.start_time ?? '') || !TIME.test(b.end_time ?? '')) return 'start_time and end_time are required, as YYYY-MM-DD HH:MM:SS (UTC)';
+  if (typeof b.to_phone_number !== 'string' || !b.to_phone_number)
+    return 'to_phone_number is required';
+  if (!TIME.test(b.start_time ?? '') || !TIME.test(b.end_time ?? ''))
+    return 'start_time and end_time are required, as YYYY-MM-DD HH:MM:SS (UTC)';
   if (b.end_time < b.start_time) return 'end_time is before start_time';
-  if (b.duration !== undefined && (typeof b.duration !== 'string' || !/^\d+$/.test(b.duration))) return 'duration must be a string of seconds';
-  for (const k of ['user_id', 'person_id', 'org_id', 'deal_id', 'activity_id']) if (b[k] !== undefined && !Number.isInteger(b[k])) return `${k} must be an integer`;
+  if (b.duration !== undefined && (typeof b.duration !== 'string' || !/^\d+$/.test(b.duration)))
+    return 'duration must be a string of seconds';
+  for (const k of ['user_id', 'person_id', 'org_id', 'deal_id', 'activity_id'])
+    if (b[k] !== undefined && !Number.isInteger(b[k])) return `${k} must be an integer`;
   if (b.deal_id && b.lead_id) return 'a call log links to a deal or a lead, not both';
   return undefined;
 }
@@ -165,7 +200,11 @@ function multipartFile(contentType: string, raw: Buffer): CallLog['recording'] |
     const headEnd = part.indexOf('\r\n\r\n');
     const head = part.subarray(0, headEnd).toString();
     if (/name="file"/.test(head)) {
-      return { filename: /filename="([^"]*)"/.exec(head)?.[1] ?? '', contentType: /content-type:\s*([^\r\n]+)/i.exec(head)?.[1] ?? '', bytes: part.subarray(headEnd + 4) };
+      return {
+        filename: /filename="([^"]*)"/.exec(head)?.[1] ?? '',
+        contentType: /content-type:\s*([^\r\n]+)/i.exec(head)?.[1] ?? '',
+        bytes: part.subarray(headEnd + 4),
+      };
     }
     at = next;
   }

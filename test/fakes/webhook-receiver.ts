@@ -12,7 +12,10 @@ export interface Received {
   signatureOk: boolean | null;
 }
 
-export type Script = { status: number; headers?: Record<string, string>; body?: string } | { hang: true } | { reset: true };
+export type Script =
+  | { status: number; headers?: Record<string, string>; body?: string }
+  | { hang: true }
+  | { reset: true };
 
 export class WebhookReceiver extends LocalServer {
   readonly received: Received[] = [];
@@ -32,7 +35,12 @@ export class WebhookReceiver extends LocalServer {
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks).toString();
     const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-    this.received.push({ headers, body, json: JSON.parse(body) as Record<string, any>, signatureOk: this.verify(headers, body) });
+    this.received.push({
+      headers,
+      body,
+      json: JSON.parse(body) as Record<string, any>,
+      signatureOk: this.verify(headers, body),
+    });
     const s = this.script.shift() ?? { status: 200 };
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if ('hang' in s) return; // never answers
@@ -50,10 +58,18 @@ export class WebhookReceiver extends LocalServer {
     const ts = h['webhook-timestamp'];
     const sig = h['webhook-signature'];
     if (!id || !ts || !sig) return false;
-    const key = this.secret.startsWith('whsec_') ? Buffer.from(this.secret.slice(6), 'base64') : Buffer.from(this.secret);
-    const want = Buffer.from(`v1,${createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64')}`);
+    const key = this.secret.startsWith('whsec_')
+      ? Buffer.from(this.secret.slice(6), 'base64')
+      : Buffer.from(this.secret);
+    const want = Buffer.from(
+      `v1,${createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64')}`,
+    );
     const got = Buffer.from(sig.split(' ')[0]!);
-    return want.length === got.length && timingSafeEqual(want, got) && Math.abs(Date.now() / 1000 - Number(ts)) < 300;
+    return (
+      want.length === got.length &&
+      timingSafeEqual(want, got) &&
+      Math.abs(Date.now() / 1000 - Number(ts)) < 300
+    );
   }
 
   /** Distinct events by webhook-id (what a deduplicating receiver keeps). */
@@ -70,7 +86,8 @@ export class WebhookReceiver extends LocalServer {
   async waitFor(pred: () => boolean, timeoutMs = 10_000): Promise<void> {
     const t0 = Date.now();
     while (!pred()) {
-      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting; received ${this.received.length}`);
+      if (Date.now() - t0 > timeoutMs)
+        throw new Error(`timed out waiting; received ${this.received.length}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

@@ -62,7 +62,12 @@ async function nativeDir() {
 function account(name) {
   try {
     const id = (/** @type {string} */ flag) =>
-      Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+      Number(
+        execFileSync('id', [flag, name], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim(),
+      );
     return { uid: id('-u'), gid: id('-g'), name };
   } catch {
     return undefined;
@@ -121,7 +126,10 @@ export class LocalPostgres {
     const native = await nativeDir();
     const root = process.getuid?.() === 0;
     const user = root ? (account('postgres') ?? account('nobody')) : undefined;
-    if (root && !user) throw new Error('PostgreSQL cannot run as root, and there is no postgres or nobody account to run it as');
+    if (root && !user)
+      throw new Error(
+        'PostgreSQL cannot run as root, and there is no postgres or nobody account to run it as',
+      );
     const dir = mkdtempSync(join(tmpdir(), 'callrelay-pg-'));
     try {
       return await LocalPostgres.#init(dir, native, user, opts.port ?? (await freePort()));
@@ -150,10 +158,23 @@ export class LocalPostgres {
       chownSync(pgsql.data, user.uid, user.gid);
       chownSync(pwfile, user.uid, user.gid);
     }
-    const args = ['-D', pgsql.data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--no-sync'];
+    const args = [
+      '-D',
+      pgsql.data,
+      '-U',
+      'postgres',
+      '--auth=scram-sha-256',
+      `--pwfile=${pwfile}`,
+      '--encoding=UTF8',
+      '--locale=C',
+      '--no-sync',
+    ];
     const code = await pgsql.#run('initdb', args, true);
     rmSync(pwfile, { force: true });
-    if (code !== 0) throw new Error(`PostgreSQL for the tests could not start: initdb exited with ${code}: ${tail(pgsql.log)}`);
+    if (code !== 0)
+      throw new Error(
+        `PostgreSQL for the tests could not start: initdb exited with ${code}: ${tail(pgsql.log)}`,
+      );
     return pgsql;
   }
 
@@ -175,7 +196,13 @@ export class LocalPostgres {
     closeSync(fd);
     const who = this.user ? ` as ${this.user.name}` : '';
     return new Promise((resolve, reject) => {
-      child.once('error', (err) => reject(new Error(`PostgreSQL for the tests could not start: running ${join(this.bin, name)}${who}: ${err.message}`)));
+      child.once('error', (err) =>
+        reject(
+          new Error(
+            `PostgreSQL for the tests could not start: running ${join(this.bin, name)}${who}: ${err.message}`,
+          ),
+        ),
+      );
       if (wait) child.once('exit', (code, signal) => resolve(code ?? signal));
       else child.once('spawn', () => resolve(child));
     });
@@ -194,19 +221,35 @@ export class LocalPostgres {
   async start() {
     if (this.#server) return;
     // Only TCP on loopback: no Unix socket in a folder the account may not be able to write.
-    const args = ['-D', this.data, '-p', String(this.port), '-h', '127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
+    const args = [
+      '-D',
+      this.data,
+      '-p',
+      String(this.port),
+      '-h',
+      '127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=200',
+    ];
     const server = await this.#run('postgres', args, false);
     this.#server = server;
     // Never leave a server behind when the process ends, whatever the exit code.
     const kill = () => server.kill('SIGKILL');
     process.once('exit', kill);
     server.once('exit', () => process.off('exit', kill));
-    for (const t0 = Date.now(); ; ) {
+    for (const t0 = Date.now(); ;) {
       if (server.exitCode !== null || server.signalCode !== null) {
         this.#server = undefined;
-        throw new Error(`PostgreSQL for the tests could not start: postgres exited (${server.exitCode ?? server.signalCode}): ${tail(this.log)}`);
+        throw new Error(
+          `PostgreSQL for the tests could not start: postgres exited (${server.exitCode ?? server.signalCode}): ${tail(this.log)}`,
+        );
       }
-      const c = new pg.Client({ connectionString: this.url('postgres'), connectionTimeoutMillis: 1000 });
+      const c = new pg.Client({
+        connectionString: this.url('postgres'),
+        connectionTimeoutMillis: 1000,
+      });
       c.on('error', () => {});
       try {
         await c.connect();
@@ -215,7 +258,10 @@ export class LocalPostgres {
       } catch {
         await c.end().catch(() => {});
       }
-      if (Date.now() - t0 > 30_000) throw new Error(`PostgreSQL for the tests did not accept connections within 30 s: ${tail(this.log)}`);
+      if (Date.now() - t0 > 30_000)
+        throw new Error(
+          `PostgreSQL for the tests did not accept connections within 30 s: ${tail(this.log)}`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }

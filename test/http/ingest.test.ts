@@ -10,18 +10,35 @@ import { createApp } from '../../src/http/app.js';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { goldenCases, sendFlowRequest, tempDir, TOKENS, writeRelayYaml, type SourceSettings } from '../support.js';
+import {
+  goldenCases,
+  sendFlowRequest,
+  tempDir,
+  TOKENS,
+  writeRelayYaml,
+  type SourceSettings,
+} from '../support.js';
 
-async function launch(opts: { bodyLimit?: string; busyTimeoutMs?: number; sources?: Record<string, SourceSettings | undefined> } = {}): Promise<{ relay: Relay; base: string; dir: string }> {
+async function launch(
+  opts: {
+    bodyLimit?: string;
+    busyTimeoutMs?: number;
+    sources?: Record<string, SourceSettings | undefined>;
+  } = {},
+): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = tempDir();
-  const cfg = loadConfig(writeRelayYaml(dir, { bodyLimit: opts.bodyLimit, sources: opts.sources }), {});
+  const cfg = loadConfig(
+    writeRelayYaml(dir, { bodyLimit: opts.bodyLimit, sources: opts.sources }),
+    {},
+  );
   const store = new SqliteStore(join(dir, 'relay.db'), { busyTimeoutMs: opts.busyTimeoutMs });
   const relay = await startRelay(cfg, undefined, { store });
   return { relay, base: `http://127.0.0.1:${relay.port}`, dir };
 }
 
 const admin = { authorization: `Bearer ${TOKENS.admin}` };
-const V2_RINGING = '{ "Event": "ringing", "Callerid": "05552221133", "User": "800", "Usertype": "other", "Did": "", "Id": "230307114903_10-0" }';
+const V2_RINGING =
+  '{ "Event": "ringing", "Callerid": "05552221133", "User": "800", "Usertype": "other", "Did": "", "Id": "230307114903_10-0" }';
 
 async function json(res: Response): Promise<Record<string, any>> {
   return (await res.json()) as Record<string, any>;
@@ -35,8 +52,10 @@ describe('HTTP ingest', () => {
   afterAll(async () => {
     await ctx.relay.close();
   });
-  const hook = (path: string, init?: RequestInit): Promise<Response> => fetch(`${ctx.base}${path}`, init);
-  const storedBody = async (id: number): Promise<Buffer> => (await ctx.relay.store.getInbox(id))!.body;
+  const hook = (path: string, init?: RequestInit): Promise<Response> =>
+    fetch(`${ctx.base}${path}`, init);
+  const storedBody = async (id: number): Promise<Buffer> =>
+    (await ctx.relay.store.getInbox(id))!.body;
 
   it('answers /healthz and /readyz', async () => {
     expect(await json(await hook('/healthz'))).toEqual({ status: 'ok' });
@@ -44,17 +63,32 @@ describe('HTTP ingest', () => {
   });
 
   it('accepts JSON with the token in the path, and keeps the raw bytes', async () => {
-    const res = await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: V2_RINGING });
+    const res = await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: V2_RINGING,
+    });
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect(body).toMatchObject({ ok: true, status: 'mapped', rule: 'ringing', events: [{ type: 'ringing', callId: '230307114903_10' }] });
+    expect(body).toMatchObject({
+      ok: true,
+      status: 'mapped',
+      rule: 'ringing',
+      events: [{ type: 'ringing', callId: '230307114903_10' }],
+    });
     expect((await storedBody(body.id)).toString()).toBe(V2_RINGING);
   });
 
   it('accepts the token as Authorization: Bearer and as ?token=, and never stores it', async () => {
-    const a = await hook('/hooks/3cx', { method: 'POST', headers: { authorization: `Bearer ${TOKENS.threecx}`, 'content-type': 'application/json' }, body: V2_RINGING });
+    const a = await hook('/hooks/3cx', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKENS.threecx}`, 'content-type': 'application/json' },
+      body: V2_RINGING,
+    });
     expect(a.status).toBe(200);
-    const b = await hook(`/hooks/3cx?event=dialing&token=${TOKENS.threecx}&callerid=05552221133&user=117&id=230307135611_31-0`);
+    const b = await hook(
+      `/hooks/3cx?event=dialing&token=${TOKENS.threecx}&callerid=05552221133&user=117&id=230307135611_31-0`,
+    );
     expect(b.status).toBe(200);
     const row = (await ctx.relay.store.getInbox((await json(b)).id))!;
     expect(row.query).toBe('event=dialing&callerid=05552221133&user=117&id=230307135611_31-0');
@@ -64,31 +98,94 @@ describe('HTTP ingest', () => {
   });
 
   it('maps form-encoded, text/plain, query-only, and JSON with a wrong or missing content type', async () => {
-    const form = 'SourceNumber=9958123456&DestinationNumber=01204567890&DialWhomNumber=9289012345&CallDuration=12&Status=BUSY&StartTime=2023-01-02+18%3A00%3A00&EndTime=2023-01-02+18%3A00%3A12&CallSid=1672662222.9601111&Direction=IVR';
-    const f = await json(await hook(`/hooks/callerdesk/${TOKENS.callerdesk}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form }));
-    expect(f).toMatchObject({ status: 'mapped', rule: 'report', events: [{ type: 'report', callId: '1672662222.9601111' }] });
+    const form =
+      'SourceNumber=9958123456&DestinationNumber=01204567890&DialWhomNumber=9289012345&CallDuration=12&Status=BUSY&StartTime=2023-01-02+18%3A00%3A00&EndTime=2023-01-02+18%3A00%3A12&CallSid=1672662222.9601111&Direction=IVR';
+    const f = await json(
+      await hook(`/hooks/callerdesk/${TOKENS.callerdesk}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+      }),
+    );
+    expect(f).toMatchObject({
+      status: 'mapped',
+      rule: 'report',
+      events: [{ type: 'report', callId: '1672662222.9601111' }],
+    });
 
-    const t = await json(await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'https://pbx:5001/webapi/recording/230102104542_15-1-1.mp3' }));
-    expect(t).toMatchObject({ status: 'mapped', rule: 'recording-url', events: [{ type: 'recording', callId: '230102104542_15' }] });
-    const quoted = await json(await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '"https://pbx:5001/webapi/recording/230102104542_15-1-1.mp3"' }));
+    const t = await json(
+      await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: 'https://pbx:5001/webapi/recording/230102104542_15-1-1.mp3',
+      }),
+    );
+    expect(t).toMatchObject({
+      status: 'mapped',
+      rule: 'recording-url',
+      events: [{ type: 'recording', callId: '230102104542_15' }],
+    });
+    const quoted = await json(
+      await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: '"https://pbx:5001/webapi/recording/230102104542_15-1-1.mp3"',
+      }),
+    );
     expect(quoted).toMatchObject({ status: 'mapped', rule: 'recording-url' });
 
-    const q = await json(await hook(`/hooks/3cx/${TOKENS.threecx}?event=ringing&callerid=420774852629&user=800&usertype=other&did=DID-420222000320&id=230102104542_15-0`));
+    const q = await json(
+      await hook(
+        `/hooks/3cx/${TOKENS.threecx}?event=ringing&callerid=420774852629&user=800&usertype=other&did=DID-420222000320&id=230102104542_15-0`,
+      ),
+    );
     expect(q).toMatchObject({ status: 'mapped', rule: 'ringing' });
 
-    const wrongType = await json(await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: V2_RINGING }));
+    const wrongType = await json(
+      await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: V2_RINGING,
+      }),
+    );
     expect(wrongType).toMatchObject({ status: 'mapped', rule: 'ringing' });
-    const formType = await json(await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: V2_RINGING }));
+    const formType = await json(
+      await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: V2_RINGING,
+      }),
+    );
     expect(formType).toMatchObject({ status: 'mapped', rule: 'ringing' });
-    const noType = await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', body: new TextEncoder().encode(V2_RINGING) });
+    const noType = await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+      method: 'POST',
+      body: new TextEncoder().encode(V2_RINGING),
+    });
     expect((await ctx.relay.store.getInbox((await json(noType)).id))!.contentType).toBeNull();
   });
 
   it('stores what it cannot map, says why, and lists it', async () => {
     const cases: [RequestInit, string][] = [
-      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"Event":"hold","Id":"1_2-0"}' }, 'RELAY_ERR_UNKNOWN_EVENT'],
-      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"Event":' }, 'RELAY_ERR_UNPARSEABLE_BODY'],
-      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"Event":"ringing","User":"800"}' }, 'RELAY_ERR_MISSING_CALL_ID'],
+      [
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"Event":"hold","Id":"1_2-0"}',
+        },
+        'RELAY_ERR_UNKNOWN_EVENT',
+      ],
+      [
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"Event":' },
+        'RELAY_ERR_UNPARSEABLE_BODY',
+      ],
+      [
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"Event":"ringing","User":"800"}',
+        },
+        'RELAY_ERR_MISSING_CALL_ID',
+      ],
     ];
     for (const [init, code] of cases) {
       const res = await hook(`/hooks/3cx/${TOKENS.threecx}`, init);
@@ -98,19 +195,29 @@ describe('HTTP ingest', () => {
       expect((await storedBody(body.id)).toString()).toBe(init.body);
     }
     const list = await json(await hook('/api/inbox?state=unmapped', { headers: admin }));
-    expect(list.requests.map((r: { reason: { code: string } }) => r.reason.code)).toEqual(expect.arrayContaining(cases.map((c) => c[1])));
+    expect(list.requests.map((r: { reason: { code: string } }) => r.reason.code)).toEqual(
+      expect.arrayContaining(cases.map((c) => c[1])),
+    );
   });
 
   it('stores a request with a malformed query string rather than failing', async () => {
     const res = await hook(`/hooks/3cx/${TOKENS.threecx}?event=ringing&bad=%E0%A4%A&id=1_2-0`);
     expect(res.status).toBe(200);
     const body = await json(res);
-    expect((await ctx.relay.store.getInbox(body.id))!.query).toBe('event=ringing&bad=%E0%A4%A&id=1_2-0');
+    expect((await ctx.relay.store.getInbox(body.id))!.query).toBe(
+      'event=ringing&bad=%E0%A4%A&id=1_2-0',
+    );
   });
 
   it('keeps bytes that are not UTF-8 exactly', async () => {
     const bytes = Buffer.from([0x7b, 0xff, 0xfe, 0x00, 0x41]);
-    const body = await json(await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bytes }));
+    const body = await json(
+      await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: bytes,
+      }),
+    );
     expect((await storedBody(body.id)).equals(bytes)).toBe(true);
     const detail = await json(await hook(`/api/inbox/${body.id}`, { headers: admin }));
     expect(Buffer.from(detail.bodyBase64, 'base64').equals(bytes)).toBe(true);
@@ -124,20 +231,48 @@ describe('HTTP ingest', () => {
       expect(body.error.code).toBe(code);
       expect(typeof body.error.message).toBe('string');
     };
-    await check(await hook('/hooks/3cx', { method: 'POST', body: V2_RINGING }), 401, 'RELAY_ERR_UNAUTHORIZED');
-    await check(await hook('/hooks/3cx/wrong-token', { method: 'POST', body: V2_RINGING }), 401, 'RELAY_ERR_UNAUTHORIZED');
-    await check(await hook(`/hooks/3cx?token=${TOKENS.callerdesk}`, { method: 'POST', body: V2_RINGING }), 401, 'RELAY_ERR_UNAUTHORIZED');
-    await check(await hook(`/hooks/nope/${TOKENS.threecx}`, { method: 'POST', body: V2_RINGING }), 404, 'RELAY_ERR_UNKNOWN_SOURCE');
+    await check(
+      await hook('/hooks/3cx', { method: 'POST', body: V2_RINGING }),
+      401,
+      'RELAY_ERR_UNAUTHORIZED',
+    );
+    await check(
+      await hook('/hooks/3cx/wrong-token', { method: 'POST', body: V2_RINGING }),
+      401,
+      'RELAY_ERR_UNAUTHORIZED',
+    );
+    await check(
+      await hook(`/hooks/3cx?token=${TOKENS.callerdesk}`, { method: 'POST', body: V2_RINGING }),
+      401,
+      'RELAY_ERR_UNAUTHORIZED',
+    );
+    await check(
+      await hook(`/hooks/nope/${TOKENS.threecx}`, { method: 'POST', body: V2_RINGING }),
+      404,
+      'RELAY_ERR_UNKNOWN_SOURCE',
+    );
     await check(await hook('/nowhere'), 404, 'RELAY_ERR_NOT_FOUND');
     const put = await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'PUT', body: 'x' });
     expect(put.headers.get('allow')).toBe('GET, POST');
     await check(put, 405, 'RELAY_ERR_METHOD_NOT_ALLOWED');
     await check(await hook('/api/calls'), 401, 'RELAY_ERR_UNAUTHORIZED');
     await check(await hook('/api/calls?limit=0', { headers: admin }), 400, 'RELAY_ERR_BAD_REQUEST');
-    await check(await hook('/api/calls?since=yesterday', { headers: admin }), 400, 'RELAY_ERR_BAD_REQUEST');
+    await check(
+      await hook('/api/calls?since=yesterday', { headers: admin }),
+      400,
+      'RELAY_ERR_BAD_REQUEST',
+    );
     await check(await hook('/api/calls/nope', { headers: admin }), 404, 'RELAY_ERR_CALL_NOT_FOUND');
-    await check(await hook('/api/inbox/999999', { headers: admin }), 404, 'RELAY_ERR_INBOX_NOT_FOUND');
-    await check(await hook('/api/inbox?state=odd', { headers: admin }), 400, 'RELAY_ERR_BAD_REQUEST');
+    await check(
+      await hook('/api/inbox/999999', { headers: admin }),
+      404,
+      'RELAY_ERR_INBOX_NOT_FOUND',
+    );
+    await check(
+      await hook('/api/inbox?state=odd', { headers: admin }),
+      400,
+      'RELAY_ERR_BAD_REQUEST',
+    );
   });
 
   it('refuses bodies over the limit, declared or streamed, with 413', async () => {
@@ -151,9 +286,16 @@ describe('HTTP ingest', () => {
         c.close();
       },
     });
-    const chunked = await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    const chunked = await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
     expect(chunked.status).toBe(413);
-    const atLimit = await hook(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', body: 'z'.repeat(4096) });
+    const atLimit = await hook(`/hooks/3cx/${TOKENS.threecx}`, {
+      method: 'POST',
+      body: 'z'.repeat(4096),
+    });
     expect(atLimit.status).toBe(200);
   });
 
@@ -164,22 +306,47 @@ describe('HTTP ingest', () => {
     expect(all.calls[0]).toHaveProperty('updatedAt');
     const one = await json(await hook('/api/calls?limit=1', { headers: admin }));
     expect(one.calls).toHaveLength(1);
-    const future = await json(await hook(`/api/calls?since=${encodeURIComponent('2999-01-01T00:00:00Z')}`, { headers: admin }));
+    const future = await json(
+      await hook(`/api/calls?since=${encodeURIComponent('2999-01-01T00:00:00Z')}`, {
+        headers: admin,
+      }),
+    );
     expect(future.calls).toEqual([]);
     const cd = await json(await hook('/api/calls?source=callerdesk', { headers: admin }));
     expect(cd.calls.map((c: { source: string }) => c.source)).toEqual(['callerdesk']);
     const call = await json(await hook('/api/calls/230307114903_10', { headers: admin }));
-    expect(call).toMatchObject({ callId: '230307114903_10', source: '3cx', status: 'ringing', rang: ['800'], revision: 1 });
+    expect(call).toMatchObject({
+      callId: '230307114903_10',
+      source: '3cx',
+      status: 'ringing',
+      rang: ['800'],
+      revision: 1,
+    });
   });
 
   it('says 409 when two sources have the same call id, and ?source= picks one', async () => {
-    const report = { CallSid: '230307114903_10', Status: 'ANSWER', CallDuration: '5', SourceNumber: '9958123456', Direction: 'IVR', StartTime: '2023-01-02 14:32:40', EndTime: '2023-01-02 14:32:45' };
-    await hook(`/hooks/callerdesk/${TOKENS.callerdesk}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(report) });
+    const report = {
+      CallSid: '230307114903_10',
+      Status: 'ANSWER',
+      CallDuration: '5',
+      SourceNumber: '9958123456',
+      Direction: 'IVR',
+      StartTime: '2023-01-02 14:32:40',
+      EndTime: '2023-01-02 14:32:45',
+    };
+    await hook(`/hooks/callerdesk/${TOKENS.callerdesk}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(report),
+    });
     await ctx.relay.pipeline.drain();
     const res = await hook('/api/calls/230307114903_10', { headers: admin });
     expect(res.status).toBe(409);
     expect((await json(res)).error.code).toBe('RELAY_ERR_AMBIGUOUS_CALL');
-    expect((await json(await hook('/api/calls/230307114903_10?source=callerdesk', { headers: admin }))).provider).toBe('callerdesk');
+    expect(
+      (await json(await hook('/api/calls/230307114903_10?source=callerdesk', { headers: admin })))
+        .provider,
+    ).toBe('callerdesk');
   });
 });
 
@@ -187,11 +354,23 @@ describe('shutting down', () => {
   it('answers new webhooks 503 with Retry-After, and /readyz too, while draining', async () => {
     const store = new SqliteStore(':memory:');
     const cfg = loadConfig(writeRelayYaml(tempDir()), {});
-    const app = createApp({ pipeline: new Pipeline(store, cfg.sources), bodyLimit: 1024, adminToken: undefined, isDraining: () => true });
-    const res = await app.request(`/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: V2_RINGING });
+    const app = createApp({
+      pipeline: new Pipeline(store, cfg.sources),
+      bodyLimit: 1024,
+      adminToken: undefined,
+      isDraining: () => true,
+    });
+    const res = await app.request(`/hooks/3cx/${TOKENS.threecx}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: V2_RINGING,
+    });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
-    expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({ code: 'RELAY_ERR_STORE_UNAVAILABLE', message: 'shutting down; retry' });
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toEqual({
+      code: 'RELAY_ERR_STORE_UNAVAILABLE',
+      message: 'shutting down; retry',
+    });
     expect((await app.request('/readyz')).status).toBe(503);
     expect(await store.countInbox()).toMatchObject({ pending: 0, applied: 0 });
     await store.close();
@@ -201,10 +380,16 @@ describe('shutting down', () => {
 describe('admin API switched off', () => {
   it('answers 403 when relay.yaml has no admin.token', async () => {
     const store = new SqliteStore(':memory:');
-    const app = createApp({ pipeline: new Pipeline(store, []), bodyLimit: 1024, adminToken: undefined });
+    const app = createApp({
+      pipeline: new Pipeline(store, []),
+      bodyLimit: 1024,
+      adminToken: undefined,
+    });
     const res = await app.request('/api/calls', { headers: admin });
     expect(res.status).toBe(403);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('RELAY_ERR_ADMIN_DISABLED');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      'RELAY_ERR_ADMIN_DISABLED',
+    );
     await store.close();
   });
 });
@@ -214,7 +399,12 @@ describe('durability', () => {
     const ctx = await launch({ busyTimeoutMs: 100 });
     const locker = new Database(join(ctx.dir, 'relay.db'));
     locker.exec('BEGIN EXCLUSIVE');
-    const send = (): Promise<Response> => fetch(`${ctx.base}/hooks/3cx/${TOKENS.threecx}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: V2_RINGING });
+    const send = (): Promise<Response> =>
+      fetch(`${ctx.base}/hooks/3cx/${TOKENS.threecx}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: V2_RINGING,
+      });
     try {
       const res = await send();
       expect(res.status).toBe(503);
@@ -228,27 +418,32 @@ describe('durability', () => {
     }
     const ok = await send();
     expect(ok.status).toBe(200);
-    expect((await ctx.relay.store.countInbox()).pending + (await ctx.relay.store.countInbox()).applied).toBe(1);
+    expect(
+      (await ctx.relay.store.countInbox()).pending + (await ctx.relay.store.countInbox()).applied,
+    ).toBe(1);
     await ctx.relay.close();
   });
 });
 
 describe('every golden flow over HTTP', () => {
   const cases = goldenCases();
-  it.each(cases.map((c) => [`${c.adapter}/${c.flow.name}`, c.adapter, c.flow] as const))('%s', async (_n, adapter, flow: Flow) => {
-    const ctx = await launch({ sources: { [adapter]: flow.source } });
-    try {
-      for (const r of flow.requests.filter((x) => x.direction !== 'to-pbx')) {
-        const res = (await sendFlowRequest(ctx.relay.port, adapter, r))!;
-        expect(res.status).toBe(200);
-        expect((await json(res)).status).toBe('mapped');
+  it.each(cases.map((c) => [`${c.adapter}/${c.flow.name}`, c.adapter, c.flow] as const))(
+    '%s',
+    async (_n, adapter, flow: Flow) => {
+      const ctx = await launch({ sources: { [adapter]: flow.source } });
+      try {
+        for (const r of flow.requests.filter((x) => x.direction !== 'to-pbx')) {
+          const res = (await sendFlowRequest(ctx.relay.port, adapter, r))!;
+          expect(res.status).toBe(200);
+          expect((await json(res)).status).toBe('mapped');
+        }
+        await ctx.relay.pipeline.drain();
+        const calls = (await ctx.relay.store.listCalls({ limit: 100 })).map((c) => c.record);
+        // startedAt of 3CX calls depends on the source's time zone (Europe/Prague here), not checked by these flows.
+        expect(compareCalls(flow.expect!.calls, calls)).toEqual([]);
+      } finally {
+        await ctx.relay.close();
       }
-      await ctx.relay.pipeline.drain();
-      const calls = (await ctx.relay.store.listCalls({ limit: 100 })).map((c) => c.record);
-      // startedAt of 3CX calls depends on the source's time zone (Europe/Prague here), not checked by these flows.
-      expect(compareCalls(flow.expect!.calls, calls)).toEqual([]);
-    } finally {
-      await ctx.relay.close();
-    }
-  });
+    },
+  );
 });

@@ -12,11 +12,22 @@ function adapterFrom(yaml: string): CompiledAdapter {
   const file = join(tempDir(), 'a.yaml');
   writeFileSync(file, yaml);
   const a = loadAdapter(file);
-  return compileAdapter(a, { name: 'src', timezone: a.def.defaults.timezone ?? 'UTC', defaultCountry: a.def.defaults.defaultCountry as never });
+  return compileAdapter(a, {
+    name: 'src',
+    timezone: a.def.defaults.timezone ?? 'UTC',
+    defaultCountry: a.def.defaults.defaultCountry as never,
+  });
 }
 
 const post = (body: string, contentType = 'application/json'): RawRequest => ({
-  source: 'src', kind: 'webhook', receivedAt: '2026-01-01T00:00:00.000Z', method: 'POST', query: '', contentType, headers: {}, body: Buffer.from(body),
+  source: 'src',
+  kind: 'webhook',
+  receivedAt: '2026-01-01T00:00:00.000Z',
+  method: 'POST',
+  query: '',
+  contentType,
+  headers: {},
+  body: Buffer.from(body),
 });
 
 describe('the example in docs/adapters.md', () => {
@@ -25,24 +36,71 @@ describe('the example in docs/adapters.md', () => {
   const acme = adapterFrom(yaml);
 
   it('maps, ignores and refuses as the guide says', async () => {
-    expect(await acme.map(post('{"Status":"completed","Call_ID":"a1","Direction":"in","From":"030 1234567","Extension":"12","Duration":"58","Recording_URL":"https://x/1.mp3"}'))).toEqual({
+    expect(
+      await acme.map(
+        post(
+          '{"Status":"completed","Call_ID":"a1","Direction":"in","From":"030 1234567","Extension":"12","Duration":"58","Recording_URL":"https://x/1.mp3"}',
+        ),
+      ),
+    ).toEqual({
       status: 'mapped',
       rule: 'ended',
-      events: [{ type: 'ended', callId: 'a1', externalNumber: '030 1234567', externalE164: '+49301234567', agent: '12', outcome: 'answered', durationSec: 58, recordings: ['https://x/1.mp3'] }],
+      events: [
+        {
+          type: 'ended',
+          callId: 'a1',
+          externalNumber: '030 1234567',
+          externalE164: '+49301234567',
+          agent: '12',
+          outcome: 'answered',
+          durationSec: 58,
+          recordings: ['https://x/1.mp3'],
+        },
+      ],
     });
-    expect(await acme.map(post('{"test":true}'))).toEqual({ status: 'ignored', rule: 'ping', message: 'ignored by rule ping' });
-    expect(await acme.map(post('{"status":"on-hold","call_id":"a1"}'))).toMatchObject({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: expect.stringContaining('fields: status, call_id') });
+    expect(await acme.map(post('{"test":true}'))).toEqual({
+      status: 'ignored',
+      rule: 'ping',
+      message: 'ignored by rule ping',
+    });
+    expect(await acme.map(post('{"status":"on-hold","call_id":"a1"}'))).toMatchObject({
+      status: 'unmapped',
+      code: 'RELAY_ERR_UNKNOWN_EVENT',
+      message: expect.stringContaining('fields: status, call_id'),
+    });
   });
 });
 
 describe('field coercion', () => {
-  const a = adapterFrom(`adapter: t\nversion: 1\nfields:\n  callId: id\nevents:\n  - name: e\n    when: "true"\n    type: ended\n    fields:\n      durationSec: d\n      transferred: tr\n      direction: dir\n`);
+  const a = adapterFrom(
+    `adapter: t\nversion: 1\nfields:\n  callId: id\nevents:\n  - name: e\n    when: "true"\n    type: ended\n    fields:\n      durationSec: d\n      transferred: tr\n      direction: dir\n`,
+  );
 
   it('coerces what is unambiguous and names the field otherwise', async () => {
-    expect(await a.map(post('{"id":1,"d":"58","tr":"True","dir":"Inbound"}'))).toMatchObject({ status: 'mapped', events: [{ callId: '1', durationSec: 58, transferred: true, direction: 'inbound' }] });
-    expect(await a.map(post('{"id":"x","d":"soon"}'))).toEqual({ status: 'unmapped', rule: 'e', code: 'RELAY_ERR_MAPPING_FAILED', message: 'rule e, field durationSec: expected a number, got "soon"' });
-    expect(await a.map(post('{"id":"x","dir":"sideways"}'))).toMatchObject({ status: 'unmapped', code: 'RELAY_ERR_MAPPING_FAILED', message: expect.stringMatching(/^rule e, field direction: /) });
-    expect(await a.map(post('{"d":"1"}'))).toEqual({ status: 'unmapped', rule: 'e', code: 'RELAY_ERR_MISSING_CALL_ID', message: 'rule e (ended) found no call id' });
-    expect(await a.map(post('{"id":'))).toMatchObject({ status: 'unmapped', code: 'RELAY_ERR_UNPARSEABLE_BODY' });
+    expect(await a.map(post('{"id":1,"d":"58","tr":"True","dir":"Inbound"}'))).toMatchObject({
+      status: 'mapped',
+      events: [{ callId: '1', durationSec: 58, transferred: true, direction: 'inbound' }],
+    });
+    expect(await a.map(post('{"id":"x","d":"soon"}'))).toEqual({
+      status: 'unmapped',
+      rule: 'e',
+      code: 'RELAY_ERR_MAPPING_FAILED',
+      message: 'rule e, field durationSec: expected a number, got "soon"',
+    });
+    expect(await a.map(post('{"id":"x","dir":"sideways"}'))).toMatchObject({
+      status: 'unmapped',
+      code: 'RELAY_ERR_MAPPING_FAILED',
+      message: expect.stringMatching(/^rule e, field direction: /),
+    });
+    expect(await a.map(post('{"d":"1"}'))).toEqual({
+      status: 'unmapped',
+      rule: 'e',
+      code: 'RELAY_ERR_MISSING_CALL_ID',
+      message: 'rule e (ended) found no call id',
+    });
+    expect(await a.map(post('{"id":'))).toMatchObject({
+      status: 'unmapped',
+      code: 'RELAY_ERR_UNPARSEABLE_BODY',
+    });
   });
 });

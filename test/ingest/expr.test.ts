@@ -29,14 +29,52 @@ function adapterExpressions(): { adapter: string; source: string }[] {
 }
 
 const EDGE = [
-  "a = 'x'", 'a != b', "a in ['1', '2', 3]", 'a and b', 'a or b', "a ? 'y' : 'n'", "a ? 'y'", '$lowercase(a)', '$uppercase(a)',
-  '$trim(a)', "$contains(a, 'x')", "$substringBefore(a, '-')", "$substringAfter(a, '-')", '$substring(a, 0, 2)', '$substring(a, -2)',
-  '$exists(a)', 'a', '$text', "'lit'", '3', 'true', 'null', '(a)', "$present(a, ['empty'])", '$duration(a)', '$bool(a)', "$beforeLast(a, '-')",
+  "a = 'x'",
+  'a != b',
+  "a in ['1', '2', 3]",
+  'a and b',
+  'a or b',
+  "a ? 'y' : 'n'",
+  "a ? 'y'",
+  '$lowercase(a)',
+  '$uppercase(a)',
+  '$trim(a)',
+  "$contains(a, 'x')",
+  "$substringBefore(a, '-')",
+  "$substringAfter(a, '-')",
+  '$substring(a, 0, 2)',
+  '$substring(a, -2)',
+  '$exists(a)',
+  'a',
+  '$text',
+  "'lit'",
+  '3',
+  'true',
+  'null',
+  '(a)',
+  "$present(a, ['empty'])",
+  '$duration(a)',
+  '$bool(a)',
+  "$beforeLast(a, '-')",
 ];
 
-const helpers = makeHelpers({ timezone: 'Europe/Prague', defaultCountry: 'CZ', maps: { direction: { ringing: 'inbound' }, finishtype: { ok: 'answered' }, titleOutcome: {}, transferKind: {}, outcome: {} } });
+const helpers = makeHelpers({
+  timezone: 'Europe/Prague',
+  defaultCountry: 'CZ',
+  maps: {
+    direction: { ringing: 'inbound' },
+    finishtype: { ok: 'answered' },
+    titleOutcome: {},
+    transferKind: {},
+    outcome: {},
+  },
+});
 
-async function both(source: string, input: Record<string, unknown>, vars: Record<string, unknown>): Promise<[unknown, unknown]> {
+async function both(
+  source: string,
+  input: Record<string, unknown>,
+  vars: Record<string, unknown>,
+): Promise<[unknown, unknown]> {
   const fast = compileExpr(source, helpers);
   const slow = compileExpr(source, helpers, { fast: false });
   const settle = async (f: () => unknown): Promise<unknown> => {
@@ -46,7 +84,10 @@ async function both(source: string, input: Record<string, unknown>, vars: Record
       return `error: ${(err as Error).message}`;
     }
   };
-  return [await settle(() => fast.evaluate(input, vars)), await settle(() => slow.evaluate(input, vars))];
+  return [
+    await settle(() => fast.evaluate(input, vars)),
+    await settle(() => slow.evaluate(input, vars)),
+  ];
 }
 
 describe('expression fast path', () => {
@@ -57,7 +98,9 @@ describe('expression fast path', () => {
   });
 
   it('agrees with jsonata on every adapter expression and every golden request', async () => {
-    const inputs = goldenCases().flatMap((c) => flowRequests(c.flow, c.adapter).map((r) => parseRequest(r)));
+    const inputs = goldenCases().flatMap((c) =>
+      flowRequests(c.flow, c.adapter).map((r) => parseRequest(r)),
+    );
     for (const { source } of [...adapterExpressions(), ...EDGE.map((source) => ({ source }))]) {
       for (const input of inputs) {
         const [f, s] = await both(source, input.fields, { text: input.text, kind: 'webhook' });
@@ -67,13 +110,26 @@ describe('expression fast path', () => {
   });
 
   it('agrees with jsonata on random inputs', async () => {
-    const value = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('', 'x', 'X-1', 'empty', 'True', 'false', '00:06', 'a-b-c'), fc.integer({ min: -3, max: 3 }), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 3 }), { maxLength: 2 }), fc.record({ k: fc.string() }));
+    const value = fc.oneof(
+      fc.string({ maxLength: 6 }),
+      fc.constantFrom('', 'x', 'X-1', 'empty', 'True', 'false', '00:06', 'a-b-c'),
+      fc.integer({ min: -3, max: 3 }),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(fc.string({ maxLength: 3 }), { maxLength: 2 }),
+      fc.record({ k: fc.string() }),
+    );
     const input = fc.record({ a: value, b: value }, { requiredKeys: [] });
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...EDGE), input, fc.option(fc.string({ maxLength: 4 }), { nil: undefined }), async (source, fields, text) => {
-        const [f, s] = await both(source, fields, { text });
-        expect(f).toEqual(s);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...EDGE),
+        input,
+        fc.option(fc.string({ maxLength: 4 }), { nil: undefined }),
+        async (source, fields, text) => {
+          const [f, s] = await both(source, fields, { text });
+          expect(f).toEqual(s);
+        },
+      ),
       { numRuns: 3000 },
     );
   });

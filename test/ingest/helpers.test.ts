@@ -17,11 +17,15 @@ describe('helpers', () => {
   });
 
   it('$toUtc turns provider local time into UTC with the source time zone', () => {
-    expect(toUtc('2023-01-02 14:32:40', undefined, 'Asia/Kolkata')).toBe('2023-01-02T09:02:40.000Z');
+    expect(toUtc('2023-01-02 14:32:40', undefined, 'Asia/Kolkata')).toBe(
+      '2023-01-02T09:02:40.000Z',
+    );
     expect(toUtc('230307142318', 'yyMMddHHmmss', 'Europe/Prague')).toBe('2023-03-07T13:23:18.000Z');
     // Summer time in Prague is UTC+2.
     expect(toUtc('250917194513', 'yyMMddHHmmss', 'Europe/Prague')).toBe('2025-09-17T17:45:13.000Z');
-    expect(toUtc('2023-01-02T14:32:40+01:00', undefined, 'Asia/Kolkata')).toBe('2023-01-02T13:32:40.000Z');
+    expect(toUtc('2023-01-02T14:32:40+01:00', undefined, 'Asia/Kolkata')).toBe(
+      '2023-01-02T13:32:40.000Z',
+    );
     expect(toUtc(1672649960, undefined, 'UTC')).toBe('2023-01-02T08:59:20.000Z');
     expect(toUtc('not a time', undefined, 'UTC')).toBeUndefined();
     expect(toUtc('', undefined, 'UTC')).toBeUndefined();
@@ -37,7 +41,11 @@ describe('helpers', () => {
   });
 
   it('$present, $bool, $urls, $mapValue, $beforeLast', () => {
-    const h = makeHelpers({ timezone: 'UTC', defaultCountry: undefined, maps: { outcome: { Ok: 'answered', Missed: 'missed' } } });
+    const h = makeHelpers({
+      timezone: 'UTC',
+      defaultCountry: undefined,
+      maps: { outcome: { Ok: 'answered', Missed: 'missed' } },
+    });
     expect(h.present!('empty', ['empty'])).toBeUndefined();
     expect(h.present!('EMPTY', ['empty'])).toBeUndefined();
     expect(h.present!('  ')).toBeUndefined();

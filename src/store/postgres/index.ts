@@ -16,16 +16,31 @@ import type { MapResult } from '../../ingest/adapter.js';
 import { stateOf } from '../inbox-state.js';
 import { nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
 import type { RawRequest } from '../../ingest/request.js';
-import type { CallRow, DeliveryJob, DeliveryOutcome, DeliveryRow, DeliveryState, InboxRow, InboxState, NewInbox, RemoteState, Store } from '../types.js';
+import type {
+  CallRow,
+  DeliveryJob,
+  DeliveryOutcome,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  InboxState,
+  NewInbox,
+  RemoteState,
+  Store,
+} from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
 // bigint ids fit in a JS number for the life of any installation (2^53).
-const types = { getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) };
+const types = {
+  getTypeParser: (oid: number, format?: string) =>
+    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'),
+};
 const MIGRATION_LOCK = 0x63616c6c72656c; // "callrel"
 
 type Q = pg.PoolClient;
 type CallKey = { source: string; callId: string };
-const iso = (d: Date | string | null): string | null => (d === null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString());
+const iso = (d: Date | string | null): string | null =>
+  d === null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
 
 export interface PostgresOptions {
   routing?: Routing;
@@ -39,7 +54,12 @@ export class PostgresStore implements Store {
   private readonly routing: Routing;
 
   private constructor(url: string, opts: PostgresOptions) {
-    this.pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, types, connectionTimeoutMillis: 5000 });
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 10,
+      types,
+      connectionTimeoutMillis: 5000,
+    });
     // An idle client losing its server must not crash the process: the next query reports it.
     this.pool.on('error', () => {});
     this.routing = opts.routing ?? NO_ROUTING;
@@ -86,14 +106,23 @@ export class PostgresStore implements Store {
     let failed: unknown;
     try {
       await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-      await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)');
-      const done = new Set((await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      await c.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+      );
+      const done = new Set(
+        (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+          (r) => r.version,
+        ),
+      );
       for (const m of MIGRATIONS) {
         if (done.has(m.version)) continue;
         await c.query('BEGIN');
         try {
           await c.query(m.sql);
-          await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())', [m.version, m.name]);
+          await c.query(
+            'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
+            [m.version, m.name],
+          );
           await c.query('COMMIT');
         } catch (err) {
           await c.query('ROLLBACK');
@@ -117,7 +146,21 @@ export class PostgresStore implements Store {
         const r = await c.query<{ id: number }>(
           `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
-          [req.source, provider, req.kind, req.receivedAt, req.method, req.query, req.contentType, JSON.stringify(req.headers), req.body, s.state, s.rule, s.reasonCode, s.reason],
+          [
+            req.source,
+            provider,
+            req.kind,
+            req.receivedAt,
+            req.method,
+            req.query,
+            req.contentType,
+            JSON.stringify(req.headers),
+            req.body,
+            s.state,
+            s.rule,
+            s.reasonCode,
+            s.reason,
+          ],
         );
         const id = r.rows[0]!.id;
         await this.insertEvents(c, id, req, result, provider);
@@ -127,35 +170,71 @@ export class PostgresStore implements Store {
     });
   }
 
-  private async insertEvents(c: Q, id: number, req: Pick<RawRequest, 'source' | 'receivedAt'>, result: MapResult, provider: string): Promise<void> {
+  private async insertEvents(
+    c: Q,
+    id: number,
+    req: Pick<RawRequest, 'source' | 'receivedAt'>,
+    result: MapResult,
+    provider: string,
+  ): Promise<void> {
     if (result.status !== 'mapped') return;
     for (const [idx, event] of result.events.entries()) {
       await c.query(
         `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [id, idx, req.source, provider, event.callId ?? null, event.channelId ?? null, event.type, eventKey(event), req.receivedAt, JSON.stringify(event)],
+        [
+          id,
+          idx,
+          req.source,
+          provider,
+          event.callId ?? null,
+          event.channelId ?? null,
+          event.type,
+          eventKey(event),
+          req.receivedAt,
+          JSON.stringify(event),
+        ],
       );
     }
   }
 
   async applyPending(limit: number): Promise<number> {
     return this.tx(async (c) => {
-      const ids = (await c.query<{ id: number }>(`SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, [limit])).rows.map((r) => r.id);
+      const ids = (
+        await c.query<{ id: number }>(
+          `SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          [limit],
+        )
+      ).rows.map((r) => r.id);
       if (!ids.length) return 0;
       const touched = await this.touchedBy(c, ids);
       const now = new Date().toISOString();
       await this.refoldAll(c, touched, now);
-      await c.query(`UPDATE inbox SET state = 'applied', applied_at = $2 WHERE id = ANY($1)`, [ids, now]);
+      await c.query(`UPDATE inbox SET state = 'applied', applied_at = $2 WHERE id = ANY($1)`, [
+        ids,
+        now,
+      ]);
       return ids.length;
     });
   }
 
   async remap(id: number, result: MapResult, provider: string): Promise<void> {
     await this.tx(async (c) => {
-      const row = (await c.query<{ source: string; received_at: Date }>('SELECT source, received_at FROM inbox WHERE id = $1 FOR UPDATE', [id])).rows[0];
+      const row = (
+        await c.query<{ source: string; received_at: Date }>(
+          'SELECT source, received_at FROM inbox WHERE id = $1 FOR UPDATE',
+          [id],
+        )
+      ).rows[0];
       if (!row) throw new Error(`no stored request ${id}`);
       const before = await this.touchedBy(c, [id]);
       await c.query('DELETE FROM events WHERE inbox_id = $1', [id]);
-      await this.insertEvents(c, id, { source: row.source, receivedAt: iso(row.received_at)! }, result, provider);
+      await this.insertEvents(
+        c,
+        id,
+        { source: row.source, receivedAt: iso(row.received_at)! },
+        result,
+        provider,
+      );
       const after = await this.touchedBy(c, [id]);
       const now = new Date().toISOString();
       await this.refoldAll(c, new Map([...before, ...after]), now);
@@ -171,7 +250,10 @@ export class PostgresStore implements Store {
   /** Calls whose record depends on these inbox rows: their own, and those on a channel they originated. */
   private async touchedBy(c: Q, ids: number[]): Promise<Map<string, CallKey>> {
     const out = new Map<string, CallKey>();
-    const own = await c.query<CallKey>(`SELECT DISTINCT source, call_id AS "callId" FROM events WHERE inbox_id = ANY($1) AND call_id IS NOT NULL`, [ids]);
+    const own = await c.query<CallKey>(
+      `SELECT DISTINCT source, call_id AS "callId" FROM events WHERE inbox_id = ANY($1) AND call_id IS NOT NULL`,
+      [ids],
+    );
     const origin = await c.query<CallKey>(
       `SELECT DISTINCT k.source, k.call_id AS "callId" FROM events e JOIN calls k ON k.source = e.source AND k.channel_id = e.channel_id
        WHERE e.inbox_id = ANY($1) AND e.type = 'originated'`,
@@ -185,14 +267,23 @@ export class PostgresStore implements Store {
   private async refoldAll(c: Q, touched: Map<string, CallKey>, now: string): Promise<void> {
     for (const key of [...touched.keys()].sort()) {
       const k = touched.get(key)!;
-      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([k.source, k.callId])]);
+      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        JSON.stringify([k.source, k.callId]),
+      ]);
       await this.refold(c, k, now);
     }
   }
 
   private async refold(c: Q, { source, callId }: CallKey, now: string): Promise<void> {
     const rows = (
-      await c.query<{ inbox_id: number; idx: number; provider: string; received_at: Date; key: string; body: CallEvent }>(
+      await c.query<{
+        inbox_id: number;
+        idx: number;
+        provider: string;
+        received_at: Date;
+        key: string;
+        body: CallEvent;
+      }>(
         'SELECT inbox_id, idx, provider, received_at, key, body FROM events WHERE source = $1 AND call_id = $2',
         [source, callId],
       )
@@ -201,11 +292,22 @@ export class PostgresStore implements Store {
       await c.query('DELETE FROM calls WHERE source = $1 AND call_id = $2', [source, callId]);
       return;
     }
-    const events: StoredEvent[] = rows.map((r) => ({ inboxId: r.inbox_id, idx: r.idx, receivedAt: iso(r.received_at)!, key: r.key, event: r.body }));
-    const channels = [...new Set(events.map((e) => e.event.channelId).filter((x): x is string => !!x))];
+    const events: StoredEvent[] = rows.map((r) => ({
+      inboxId: r.inbox_id,
+      idx: r.idx,
+      receivedAt: iso(r.received_at)!,
+      key: r.key,
+      event: r.body,
+    }));
+    const channels = [
+      ...new Set(events.map((e) => e.event.channelId).filter((x): x is string => !!x)),
+    ];
     let originatedBy: string | null = null;
     if (channels.length) {
-      const o = await c.query<{ body: CallEvent }>(`SELECT body FROM events WHERE source = $1 AND channel_id = ANY($2) AND type = 'originated' ORDER BY inbox_id LIMIT 1`, [source, channels]);
+      const o = await c.query<{ body: CallEvent }>(
+        `SELECT body FROM events WHERE source = $1 AND channel_id = ANY($2) AND type = 'originated' ORDER BY inbox_id LIMIT 1`,
+        [source, channels],
+      );
       originatedBy = o.rows[0]?.body.originatedBy ?? null;
     }
     const provider = rows.reduce((a, b) => (b.inbox_id > a.inbox_id ? b : a)).provider;
@@ -218,7 +320,15 @@ export class PostgresStore implements Store {
          updated_at = excluded.updated_at, revision = calls.revision + 1, record = excluded.record
        WHERE calls.record IS DISTINCT FROM excluded.record
        RETURNING revision`,
-      [source, callId, record.channelId, record.status, record.startedAt, now, JSON.stringify(record)],
+      [
+        source,
+        callId,
+        record.channelId,
+        record.status,
+        record.startedAt,
+        now,
+        JSON.stringify(record),
+      ],
     );
     const rev = up.rows[0]?.revision;
     if (rev === undefined) return;
@@ -235,10 +345,23 @@ export class PostgresStore implements Store {
     }
   }
 
-  async claimDeliveries(q: { limit: number; owner: string; leaseMs: number; targets?: string[] }): Promise<DeliveryJob[]> {
+  async claimDeliveries(q: {
+    limit: number;
+    owner: string;
+    leaseMs: number;
+    targets?: string[];
+  }): Promise<DeliveryJob[]> {
     return this.tx(async (c) => {
       const rows = (
-        await c.query<{ id: number; target: string; source: string; call_id: string; attempts: number; first_failed_at: Date | null; remote: RemoteState }>(
+        await c.query<{
+          id: number;
+          target: string;
+          source: string;
+          call_id: string;
+          attempts: number;
+          first_failed_at: Date | null;
+          remote: RemoteState;
+        }>(
           `UPDATE deliveries SET lease_owner = $1, lease_until = now() + ($2 || ' milliseconds')::interval
            WHERE id IN (SELECT id FROM deliveries WHERE state = 'due' AND due_at <= now() AND (lease_until IS NULL OR lease_until < now())
                         AND ($3::text[] IS NULL OR target = ANY($3)) ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
@@ -248,19 +371,40 @@ export class PostgresStore implements Store {
       ).rows;
       const jobs: DeliveryJob[] = [];
       for (const r of rows) {
-        const call = (await c.query<{ record: CallRecord; revision: number }>('SELECT record, revision FROM calls WHERE source = $1 AND call_id = $2', [r.source, r.call_id])).rows[0];
+        const call = (
+          await c.query<{ record: CallRecord; revision: number }>(
+            'SELECT record, revision FROM calls WHERE source = $1 AND call_id = $2',
+            [r.source, r.call_id],
+          )
+        ).rows[0];
         if (!call) {
-          await c.query(`UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = now() WHERE id = $1`, [r.id]);
+          await c.query(
+            `UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = now() WHERE id = $1`,
+            [r.id],
+          );
           continue;
         }
-        jobs.push({ id: r.id, target: r.target, source: r.source, callId: r.call_id, rev: call.revision, attempts: r.attempts, firstFailedAt: iso(r.first_failed_at), remote: r.remote, record: call.record });
+        jobs.push({
+          id: r.id,
+          target: r.target,
+          source: r.source,
+          callId: r.call_id,
+          rev: call.revision,
+          attempts: r.attempts,
+          firstFailedAt: iso(r.first_failed_at),
+          remote: r.remote,
+          record: call.record,
+        });
       }
       return jobs.sort((a, b) => a.id - b.id);
     });
   }
 
   async saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
-    const r = await this.pool.query('UPDATE deliveries SET remote = $1, updated_at = now() WHERE id = $2 AND lease_owner = $3', [JSON.stringify(remote), id, owner]);
+    const r = await this.pool.query(
+      'UPDATE deliveries SET remote = $1, updated_at = now() WHERE id = $2 AND lease_owner = $3',
+      [JSON.stringify(remote), id, owner],
+    );
     if (r.rowCount !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
   }
 
@@ -277,18 +421,35 @@ export class PostgresStore implements Store {
              remote = coalesce($4::jsonb, remote), lease_owner = NULL, lease_until = NULL, updated_at = now(),
              state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at)
            WHERE id = $1 AND lease_owner = $2`,
-          [id, owner, o.error, o.remote ? JSON.stringify(o.remote) : null, o.dead, o.retryAt ?? null],
+          [
+            id,
+            owner,
+            o.error,
+            o.remote ? JSON.stringify(o.remote) : null,
+            o.dead,
+            o.retryAt ?? null,
+          ],
         );
     if (r.rowCount !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {
-    const r = await this.pool.query(`UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 OR ($1::text IS NULL AND lease_owner IS NOT NULL)`, [owner]);
+    const r = await this.pool.query(
+      `UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 OR ($1::text IS NULL AND lease_owner IS NOT NULL)`,
+      [owner],
+    );
     return r.rowCount ?? 0;
   }
 
-  async listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]> {
-    const r = await this.pool.query(`SELECT * FROM deliveries WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`, [q.state ?? null, q.afterId ?? 0, q.limit]);
+  async listDeliveries(q: {
+    state?: DeliveryState;
+    limit: number;
+    afterId?: number;
+  }): Promise<DeliveryRow[]> {
+    const r = await this.pool.query(
+      `SELECT * FROM deliveries WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`,
+      [q.state ?? null, q.afterId ?? 0, q.limit],
+    );
     return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
   }
 
@@ -312,13 +473,21 @@ export class PostgresStore implements Store {
   }
 
   async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
-    const r = await this.pool.query(`SELECT * FROM inbox WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`, [q.state ?? null, q.afterId ?? 0, q.limit]);
+    const r = await this.pool.query(
+      `SELECT * FROM inbox WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`,
+      [q.state ?? null, q.afterId ?? 0, q.limit],
+    );
     return r.rows.map((x) => toInboxRow(x, nativeReaders));
   }
 
   async countInbox(): Promise<Record<InboxState, number>> {
     const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
-    for (const r of (await this.pool.query<{ state: InboxState; n: number }>('SELECT state, count(*)::int AS n FROM inbox GROUP BY state')).rows) out[r.state] = r.n;
+    for (const r of (
+      await this.pool.query<{ state: InboxState; n: number }>(
+        'SELECT state, count(*)::int AS n FROM inbox GROUP BY state',
+      )
+    ).rows)
+      out[r.state] = r.n;
     return out;
   }
 
@@ -328,7 +497,11 @@ export class PostgresStore implements Store {
        ORDER BY updated_at DESC, started_at DESC LIMIT $3`,
       [q.since ?? null, q.source ?? null, q.limit],
     );
-    return r.rows.map((x) => ({ record: x.record, updatedAt: iso(x.updated_at)!, revision: x.revision }));
+    return r.rows.map((x) => ({
+      record: x.record,
+      updatedAt: iso(x.updated_at)!,
+      revision: x.revision,
+    }));
   }
 
   async getCalls(callId: string, source?: string): Promise<CallRow[]> {
@@ -336,17 +509,20 @@ export class PostgresStore implements Store {
       'SELECT record, updated_at, revision FROM calls WHERE call_id = $1 AND ($2::text IS NULL OR source = $2) ORDER BY source',
       [callId, source ?? null],
     );
-    return r.rows.map((x) => ({ record: x.record, updatedAt: iso(x.updated_at)!, revision: x.revision }));
+    return r.rows.map((x) => ({
+      record: x.record,
+      updatedAt: iso(x.updated_at)!,
+      revision: x.revision,
+    }));
   }
 
   async checkWritable(): Promise<void> {
-    await this.pool.query(`INSERT INTO meta (key, value) VALUES ('heartbeat', now()::text) ON CONFLICT (key) DO UPDATE SET value = excluded.value`);
+    await this.pool.query(
+      `INSERT INTO meta (key, value) VALUES ('heartbeat', now()::text) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    );
   }
 
   async close(): Promise<void> {
     await this.pool.end();
   }
 }
-
-
-

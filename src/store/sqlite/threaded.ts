@@ -3,7 +3,18 @@
 
 import { Worker } from 'node:worker_threads';
 import type { MapResult } from '../../ingest/adapter.js';
-import type { CallRow, DeliveryJob, DeliveryOutcome, DeliveryRow, DeliveryState, InboxRow, InboxState, NewInbox, RemoteState, Store } from '../types.js';
+import type {
+  CallRow,
+  DeliveryJob,
+  DeliveryOutcome,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  InboxState,
+  NewInbox,
+  RemoteState,
+  Store,
+} from '../types.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
 
 export class StoreError extends Error {
@@ -17,7 +28,9 @@ export class StoreError extends Error {
 
 // A worker runs JavaScript: when this module runs from source (vitest), use the built worker
 // (npm test builds first).
-const WORKER_URL = import.meta.url.endsWith('.ts') ? new URL('../../../dist/store/sqlite/worker.js', import.meta.url) : new URL('./worker.js', import.meta.url);
+const WORKER_URL = import.meta.url.endsWith('.ts')
+  ? new URL('../../../dist/store/sqlite/worker.js', import.meta.url)
+  : new URL('./worker.js', import.meta.url);
 
 const toBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const fixRow = (r: InboxRow): InboxRow => ({ ...r, body: toBuffer(r.body) });
@@ -25,7 +38,10 @@ const fixRow = (r: InboxRow): InboxRow => ({ ...r, body: toBuffer(r.body) });
 export class ThreadedSqliteStore implements Store {
   readonly backend = 'sqlite' as const;
   private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >();
   private nextId = 1;
   private closed = false;
   /** Set once the thread is gone: every call fails at once (503s, /readyz fails) instead of waiting. */
@@ -40,7 +56,9 @@ export class ThreadedSqliteStore implements Store {
       if (r.ok) w.resolve(r.value);
       else w.reject(new StoreError(r.message, r.code));
     });
-    worker.on('error', (err) => this.failAll(new StoreError(`the store thread failed: ${err.message}`)));
+    worker.on('error', (err) =>
+      this.failAll(new StoreError(`the store thread failed: ${err.message}`)),
+    );
     worker.on('exit', (code) => this.failAll(new StoreError(`the store thread exited (${code})`)));
   }
 
@@ -75,7 +93,11 @@ export class ThreadedSqliteStore implements Store {
     return this.callTransfer(method, args, []);
   }
 
-  private callTransfer<T>(method: Call['method'], args: unknown[], transfer: ArrayBuffer[]): Promise<T> {
+  private callTransfer<T>(
+    method: Call['method'],
+    args: unknown[],
+    transfer: ArrayBuffer[],
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('the store is closed'));
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
@@ -98,7 +120,11 @@ export class ThreadedSqliteStore implements Store {
       at += req.body.length;
       return { req: { ...req, body: req.body.length }, result, provider };
     });
-    return this.callTransfer('insertPacked', [JSON.stringify(meta), bodies.buffer], [bodies.buffer]);
+    return this.callTransfer(
+      'insertPacked',
+      [JSON.stringify(meta), bodies.buffer],
+      [bodies.buffer],
+    );
   }
   applyPending(limit: number): Promise<number> {
     return this.call('applyPending', limit);
@@ -122,7 +148,12 @@ export class ThreadedSqliteStore implements Store {
   getCalls(callId: string, source?: string): Promise<CallRow[]> {
     return this.call('getCalls', callId, source);
   }
-  claimDeliveries(q: { limit: number; owner: string; leaseMs: number; targets?: string[] }): Promise<DeliveryJob[]> {
+  claimDeliveries(q: {
+    limit: number;
+    owner: string;
+    leaseMs: number;
+    targets?: string[];
+  }): Promise<DeliveryJob[]> {
     return this.call('claimDeliveries', q);
   }
   saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
@@ -134,7 +165,11 @@ export class ThreadedSqliteStore implements Store {
   releaseDeliveries(owner: string | null): Promise<number> {
     return this.call('releaseDeliveries', owner);
   }
-  listDeliveries(q: { state?: DeliveryState; limit: number; afterId?: number }): Promise<DeliveryRow[]> {
+  listDeliveries(q: {
+    state?: DeliveryState;
+    limit: number;
+    afterId?: number;
+  }): Promise<DeliveryRow[]> {
     return this.call('listDeliveries', q);
   }
   getDelivery(id: number): Promise<DeliveryRow | undefined> {

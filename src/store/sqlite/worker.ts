@@ -32,16 +32,27 @@ function unpack(json: string, bodies: ArrayBuffer): NewInbox[] {
   });
 }
 
-export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string; code?: string };
+export type Reply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; message: string; code?: string };
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
 let store: SqliteStore;
 try {
-  store = new SqliteStore(init.path, { busyTimeoutMs: init.busyTimeoutMs, maxSizeMB: init.maxSizeMB, routing: init.routing });
+  store = new SqliteStore(init.path, {
+    busyTimeoutMs: init.busyTimeoutMs,
+    maxSizeMB: init.maxSizeMB,
+    routing: init.routing,
+  });
   port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies Reply);
 } catch (err) {
-  port.postMessage({ id: 0, ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies Reply);
+  port.postMessage({
+    id: 0,
+    ok: false,
+    message: (err as Error).message,
+    code: (err as { code?: string }).code,
+  } satisfies Reply);
   // Let the message go out before the thread ends (process.exit here could drop it).
   port.close();
   throw err;
@@ -67,7 +78,12 @@ async function run(c: Call): Promise<void> {
         : await (store[c.method] as (...a: unknown[]) => Promise<unknown>).apply(store, c.args);
     port.postMessage({ id: c.id, ok: true, value } satisfies Reply);
   } catch (err) {
-    port.postMessage({ id: c.id, ok: false, message: (err as Error).message, code: (err as { code?: string }).code } satisfies Reply);
+    port.postMessage({
+      id: c.id,
+      ok: false,
+      message: (err as Error).message,
+      code: (err as { code?: string }).code,
+    } satisfies Reply);
   }
 }
 

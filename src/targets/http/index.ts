@@ -17,16 +17,28 @@ const configSchema = z.strictObject({
     .string()
     .min(16, { message: 'a signing secret needs at least 16 characters' })
     .optional()
-    .meta({ description: 'Standard Webhooks secret ("whsec_<base64>" or any string); signs each request.' }),
-  headers: z.record(z.string(), z.string()).optional().meta({ description: 'Extra request headers (e.g. an API key).' }),
-  template: z.string().optional().meta({ description: 'JSONata over {call, event}: the body to send instead of the CloudEvent.' }),
+    .meta({
+      description: 'Standard Webhooks secret ("whsec_<base64>" or any string); signs each request.',
+    }),
+  headers: z
+    .record(z.string(), z.string())
+    .optional()
+    .meta({ description: 'Extra request headers (e.g. an API key).' }),
+  template: z
+    .string()
+    .optional()
+    .meta({
+      description: 'JSONata over {call, event}: the body to send instead of the CloudEvent.',
+    }),
 });
 
 type HttpConfig = z.infer<typeof configSchema> & CommonTargetConfig;
 
 /** The Standard Webhooks signing key: the base64 part of "whsec_...", else the secret's bytes. */
 export function signingKey(secret: string): Buffer {
-  return secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8');
+  return secret.startsWith('whsec_')
+    ? Buffer.from(secret.slice(6), 'base64')
+    : Buffer.from(secret, 'utf8');
 }
 
 export function sign(secret: string, id: string, timestamp: number, body: string): string {
@@ -67,15 +79,30 @@ class HttpWebhookTarget implements Target {
 
   async deliver(ctx: DeliveryContext): Promise<Record<string, unknown>> {
     const event = cloudEvent(ctx.job);
-    const payload = this.template ? await this.template.evaluate({ call: ctx.job.record, event } as Record<string, unknown>, {}) : event;
+    const payload = this.template
+      ? await this.template.evaluate({ call: ctx.job.record, event } as Record<string, unknown>, {})
+      : event;
     const body = JSON.stringify(payload);
-    const headers: Record<string, string> = { 'content-type': this.template ? 'application/json' : 'application/cloudevents+json' };
+    const headers: Record<string, string> = {
+      'content-type': this.template ? 'application/json' : 'application/cloudevents+json',
+    };
     if (this.cfg.secret) {
       const ts = Math.floor(Date.now() / 1000);
       const id = String(event.id);
-      Object.assign(headers, { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': sign(this.cfg.secret, id, ts, body) });
+      Object.assign(headers, {
+        'webhook-id': id,
+        'webhook-timestamp': String(ts),
+        'webhook-signature': sign(this.cfg.secret, id, ts, body),
+      });
     }
-    await this.http.call({ method: 'POST', path: this.cfg.url, headers, body, idempotent: true, what: `posting ${String(event.type)} (revision ${ctx.job.rev})` });
+    await this.http.call({
+      method: 'POST',
+      path: this.cfg.url,
+      headers,
+      body,
+      idempotent: true,
+      what: `posting ${String(event.type)} (revision ${ctx.job.rev})`,
+    });
     return { lastRevision: ctx.job.rev, lastEventId: event.id };
   }
 
@@ -87,6 +114,11 @@ class HttpWebhookTarget implements Target {
 export const httpTarget: TargetType<HttpConfig> = {
   type: 'http',
   configSchema,
-  defaults: { deliverOn: 'change', settleSec: 0, rateLimit: { requests: 50, perSeconds: 1 }, concurrency: 8 },
+  defaults: {
+    deliverOn: 'change',
+    settleSec: 0,
+    rateLimit: { requests: 50, perSeconds: 1 },
+    concurrency: 8,
+  },
   create: (config) => new HttpWebhookTarget(config),
 };

@@ -17,28 +17,70 @@ import type { CommonTargetConfig, DeliveryContext, Target, TargetType } from '..
 import { Cache, sameNumber } from '../lookup.js';
 import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
 
-const Guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'expected a call outcome GUID' });
+const Guid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
+    message: 'expected a call outcome GUID',
+  });
 
 const configSchema = z.strictObject({
   type: z.literal('hubspot'),
-  token: z.string().min(10).meta({ description: 'Private app access token (scopes: see README). Use ${ENV_VAR}.' }),
-  baseUrl: z.url().default('https://api.hubapi.com').meta({ description: 'Override for proxies, sandboxes and tests.' }),
+  token: z
+    .string()
+    .min(10)
+    .meta({ description: 'Private app access token (scopes: see README). Use ${ENV_VAR}.' }),
+  baseUrl: z
+    .url()
+    .default('https://api.hubapi.com')
+    .meta({ description: 'Override for proxies, sandboxes and tests.' }),
   agents: z
     .record(z.string(), z.string())
     .default({})
-    .meta({ description: 'Extension -> HubSpot owner: a user\'s email (looked up via the owners API) or a numeric owner id.' }),
+    .meta({
+      description:
+        "Extension -> HubSpot owner: a user's email (looked up via the owners API) or a numeric owner id.",
+    }),
   dispositions: z
-    .strictObject({ answered: Guid.optional(), missed: Guid.optional(), busy: Guid.optional(), failed: Guid.optional() })
+    .strictObject({
+      answered: Guid.optional(),
+      missed: Guid.optional(),
+      busy: Guid.optional(),
+      failed: Guid.optional(),
+    })
     .default({})
-    .meta({ description: 'Outcome -> hs_call_disposition GUID (defaults: Connected, No answer, Busy, No answer).' }),
-  createContacts: z.boolean().default(false).meta({ description: 'Create a contact for callers no contact has the number of.' }),
-  missedCallTask: z.boolean().default(false).meta({ description: 'Also create a follow-up task for the agent of a missed (or busy, failed) call.' }),
+    .meta({
+      description:
+        'Outcome -> hs_call_disposition GUID (defaults: Connected, No answer, Busy, No answer).',
+    }),
+  createContacts: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'Create a contact for callers no contact has the number of.' }),
+  missedCallTask: z
+    .boolean()
+    .default(false)
+    .meta({
+      description: 'Also create a follow-up task for the agent of a missed (or busy, failed) call.',
+    }),
   searchRateLimit: z
     .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
     .default({ requests: 5, perSeconds: 1 })
     .meta({ description: 'CRM search limit (HubSpot: 5 per second).' }),
-  cacheSec: z.number().min(0).default(600).meta({ description: 'How long contact and owner lookups are remembered (misses: a fifth of it).' }),
-  searchLagSec: z.number().min(0).default(30).meta({ description: 'How long HubSpot search may lag behind a create (used after an ambiguous create).' }),
+  cacheSec: z
+    .number()
+    .min(0)
+    .default(600)
+    .meta({
+      description: 'How long contact and owner lookups are remembered (misses: a fifth of it).',
+    }),
+  searchLagSec: z
+    .number()
+    .min(0)
+    .default(30)
+    .meta({
+      description:
+        'How long HubSpot search may lag behind a create (used after an ambiguous create).',
+    }),
 });
 
 type HubspotConfig = z.infer<typeof configSchema> & CommonTargetConfig;
@@ -68,12 +110,19 @@ class HubspotTarget implements Target {
   constructor(private readonly cfg: HubspotConfig) {
     this.name = cfg.name;
     this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
-    this.searchLimiter = new WindowLimiter(cfg.searchRateLimit.requests, cfg.searchRateLimit.perSeconds * 1000);
+    this.searchLimiter = new WindowLimiter(
+      cfg.searchRateLimit.requests,
+      cfg.searchRateLimit.perSeconds * 1000,
+    );
     this.contacts = new Cache(cfg.cacheSec * 1000);
     this.owners = new Cache(cfg.cacheSec * 1000);
     this.http = new HttpTarget({
       baseUrl: cfg.baseUrl,
-      headers: { authorization: `Bearer ${cfg.token}`, accept: 'application/json', 'user-agent': 'callrelay' },
+      headers: {
+        authorization: `Bearer ${cfg.token}`,
+        accept: 'application/json',
+        'user-agent': 'callrelay',
+      },
       limiter: this.limiter,
       timeoutMs: cfg.timeoutSec * 1000,
       policy: {
@@ -101,7 +150,8 @@ class HubspotTarget implements Target {
 
   /** HubSpot tells how much of the 10-second window is left: hold off before it says 429. */
   private watchLimits(a: HttpAnswer): void {
-    if (a.headers['x-hubspot-ratelimit-remaining'] === '0') this.limiter.pause(Number(a.headers['x-hubspot-ratelimit-interval-milliseconds']) || 10_000);
+    if (a.headers['x-hubspot-ratelimit-remaining'] === '0')
+      this.limiter.pause(Number(a.headers['x-hubspot-ratelimit-interval-milliseconds']) || 10_000);
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
@@ -116,42 +166,76 @@ class HubspotTarget implements Target {
     });
 
     if (remote.callObjectId) {
-      await this.http.call({ method: 'PATCH', path: `/crm/v3/objects/calls/${remote.callObjectId}`, json: { properties }, idempotent: true, what: `updating call ${remote.callObjectId}` });
+      await this.http.call({
+        method: 'PATCH',
+        path: `/crm/v3/objects/calls/${remote.callObjectId}`,
+        json: { properties },
+        idempotent: true,
+        what: `updating call ${remote.callObjectId}`,
+      });
     } else {
       remote.callObjectId = await this.createCall(ctx, remote, c, properties);
     }
 
-    if (this.cfg.missedCallTask && c.status === 'ended' && c.outcome !== 'answered' && !remote.taskId) {
+    if (
+      this.cfg.missedCallTask &&
+      c.status === 'ended' &&
+      c.outcome !== 'answered' &&
+      !remote.taskId
+    ) {
       remote.taskId = await this.createTask(c, remote.contactId ?? undefined, ownerId);
       await ctx.save(remote);
     }
     return remote;
   }
 
-  private async createCall(ctx: DeliveryContext, remote: Remote, c: CallRecord, properties: Record<string, string>): Promise<string> {
+  private async createCall(
+    ctx: DeliveryContext,
+    remote: Remote,
+    c: CallRecord,
+    properties: Record<string, string>,
+  ): Promise<string> {
     const token = remote.pendingCreate?.token ?? `callrelay:${c.source}:${c.callId}`;
     if (remote.pendingCreate) {
       // A create's answer was lost. Let search catch up, then look before creating again.
       const waited = Date.now() - Date.parse(remote.pendingCreate.at);
       const lag = this.cfg.searchLagSec * 1000;
       if (waited < lag) {
-        throw new DeliveryError(`waiting ${Math.ceil((lag - waited) / 1000)} s for HubSpot search before checking whether the lost create of ${token} went through`, { retryable: true, retryAfterMs: lag - waited });
+        throw new DeliveryError(
+          `waiting ${Math.ceil((lag - waited) / 1000)} s for HubSpot search before checking whether the lost create of ${token} went through`,
+          { retryable: true, retryAfterMs: lag - waited },
+        );
       }
-      const found = await this.search('calls', [{ propertyName: 'hs_call_external_id', operator: 'EQ', value: token }], ['hs_call_external_id']);
+      const found = await this.search(
+        'calls',
+        [{ propertyName: 'hs_call_external_id', operator: 'EQ', value: token }],
+        ['hs_call_external_id'],
+      );
       const id = found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
       if (id) {
         delete remote.pendingCreate;
         remote.callObjectId = id;
         await ctx.save(remote);
         // Bring the adopted object up to date: it may predate this revision.
-        await this.http.call({ method: 'PATCH', path: `/crm/v3/objects/calls/${id}`, json: { properties }, idempotent: true, what: `updating call ${id}` });
+        await this.http.call({
+          method: 'PATCH',
+          path: `/crm/v3/objects/calls/${id}`,
+          json: { properties },
+          idempotent: true,
+          what: `updating call ${id}`,
+        });
         return id;
       }
     }
     remote.pendingCreate = { token, at: new Date().toISOString() };
     await ctx.save(remote);
     const associations = remote.contactId
-      ? [{ to: { id: remote.contactId }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }] }]
+      ? [
+          {
+            to: { id: remote.contactId },
+            types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }],
+          },
+        ]
       : [];
     let res: HttpAnswer;
     try {
@@ -164,21 +248,33 @@ class HubspotTarget implements Target {
       });
     } catch (err) {
       // Refused outright (4xx, 429): nothing was created, so the next attempt need not search.
-      if (err instanceof DeliveryError && !err.ambiguous && err.status !== undefined && err.status < 500) {
+      if (
+        err instanceof DeliveryError &&
+        !err.ambiguous &&
+        err.status !== undefined &&
+        err.status < 500
+      ) {
         delete remote.pendingCreate;
         await ctx.save(remote);
       }
       throw err;
     }
     const id = String((res.body as { id?: string }).id ?? '');
-    if (!id) throw new DeliveryError('creating the call engagement: HubSpot answered without an id', { retryable: true });
+    if (!id)
+      throw new DeliveryError('creating the call engagement: HubSpot answered without an id', {
+        retryable: true,
+      });
     delete remote.pendingCreate;
     remote.callObjectId = id;
     await ctx.save(remote);
     return id;
   }
 
-  private async createTask(c: CallRecord, contactId: string | undefined, ownerId: string | undefined): Promise<string> {
+  private async createTask(
+    c: CallRecord,
+    contactId: string | undefined,
+    ownerId: string | undefined,
+  ): Promise<string> {
     const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
     const properties: Record<string, string> = {
       hs_timestamp: c.endedAt ?? c.startedAt,
@@ -189,18 +285,47 @@ class HubspotTarget implements Target {
       hs_task_type: 'CALL',
     };
     if (ownerId) properties.hubspot_owner_id = ownerId;
-    const associations = contactId ? [{ to: { id: contactId }, types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }] }] : [];
-    const res = await this.http.call({ method: 'POST', path: '/crm/v3/objects/tasks', json: { properties, associations }, idempotent: false, what: 'creating the follow-up task' });
+    const associations = contactId
+      ? [
+          {
+            to: { id: contactId },
+            types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }],
+          },
+        ]
+      : [];
+    const res = await this.http.call({
+      method: 'POST',
+      path: '/crm/v3/objects/tasks',
+      json: { properties, associations },
+      idempotent: false,
+      what: 'creating the follow-up task',
+    });
     return String((res.body as { id?: string }).id);
   }
 
-  private search(object: string, filters: Record<string, string>[] | Record<string, string>[][], properties: string[]): Promise<SearchResult> {
-    const groups = Array.isArray(filters[0]) ? (filters as Record<string, string>[][]) : [filters as Record<string, string>[]];
+  private search(
+    object: string,
+    filters: Record<string, string>[] | Record<string, string>[][],
+    properties: string[],
+  ): Promise<SearchResult> {
+    const groups = Array.isArray(filters[0])
+      ? (filters as Record<string, string>[][])
+      : [filters as Record<string, string>[]];
     return this.http
       .call({
         method: 'POST',
         path: `/crm/v3/objects/${object}/search`,
-        json: { filterGroups: groups.map((f) => ({ filters: f })), properties, sorts: [{ propertyName: object === 'contacts' ? 'lastmodifieddate' : 'hs_lastmodifieddate', direction: 'DESCENDING' }], limit: 10 },
+        json: {
+          filterGroups: groups.map((f) => ({ filters: f })),
+          properties,
+          sorts: [
+            {
+              propertyName: object === 'contacts' ? 'lastmodifieddate' : 'hs_lastmodifieddate',
+              direction: 'DESCENDING',
+            },
+          ],
+          limit: 10,
+        },
         idempotent: true,
         limiter: this.searchLimiter,
         what: `searching ${object}`,
@@ -218,20 +343,37 @@ class HubspotTarget implements Target {
     const found = await this.search(
       'contacts',
       [
-        [{ propertyName: 'hs_searchable_calculated_phone_number', operator: 'EQ', value: national }],
-        [{ propertyName: 'hs_searchable_calculated_mobile_number', operator: 'EQ', value: national }],
+        [
+          {
+            propertyName: 'hs_searchable_calculated_phone_number',
+            operator: 'EQ',
+            value: national,
+          },
+        ],
+        [
+          {
+            propertyName: 'hs_searchable_calculated_mobile_number',
+            operator: 'EQ',
+            value: national,
+          },
+        ],
         [{ propertyName: 'phone', operator: 'EQ', value: e164 }],
         [{ propertyName: 'mobilephone', operator: 'EQ', value: e164 }],
       ],
       ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
     );
     // Search is fuzzy about formats: keep only contacts whose stored number really is this one.
-    let id = found.results?.find((r) => sameNumber(r.properties.phone, e164) || sameNumber(r.properties.mobilephone, e164))?.id;
+    let id = found.results?.find(
+      (r) => sameNumber(r.properties.phone, e164) || sameNumber(r.properties.mobilephone, e164),
+    )?.id;
     if (!id && this.cfg.createContacts) {
       const res = await this.http.call({
         method: 'POST',
         path: '/crm/v3/objects/contacts',
-        json: { properties: { phone: e164, firstname: 'Caller', lastname: e164 }, associations: [] },
+        json: {
+          properties: { phone: e164, firstname: 'Caller', lastname: e164 },
+          associations: [],
+        },
         idempotent: false,
         what: 'creating a contact for an unknown caller',
       });
@@ -248,15 +390,30 @@ class HubspotTarget implements Target {
     if (/^\d+$/.test(mapped)) return mapped;
     const hit = this.owners.get(mapped);
     if (hit) return hit.v ?? undefined;
-    const res = await this.http.call({ method: 'GET', path: `/crm/v3/owners?email=${encodeURIComponent(mapped)}&limit=1`, idempotent: true, what: `looking up the owner ${mapped}` });
+    const res = await this.http.call({
+      method: 'GET',
+      path: `/crm/v3/owners?email=${encodeURIComponent(mapped)}&limit=1`,
+      idempotent: true,
+      what: `looking up the owner ${mapped}`,
+    });
     const id = (res.body as { results?: { id: string }[] }).results?.[0]?.id;
     this.owners.set(mapped, id ?? null);
     return id;
   }
 
   async check(): Promise<string> {
-    await this.http.call({ method: 'GET', path: '/crm/v3/owners?limit=1', idempotent: true, what: 'listing owners (scope crm.objects.owners.read)' });
-    await this.http.call({ method: 'GET', path: '/crm/v3/objects/calls?limit=1', idempotent: true, what: 'listing calls (scope crm.objects.contacts.read)' });
+    await this.http.call({
+      method: 'GET',
+      path: '/crm/v3/owners?limit=1',
+      idempotent: true,
+      what: 'listing owners (scope crm.objects.owners.read)',
+    });
+    await this.http.call({
+      method: 'GET',
+      path: '/crm/v3/objects/calls?limit=1',
+      idempotent: true,
+      what: 'listing calls (scope crm.objects.contacts.read)',
+    });
     return 'token accepted; owners and calls readable';
   }
 
@@ -268,6 +425,11 @@ class HubspotTarget implements Target {
 export const hubspotTarget: TargetType<HubspotConfig> = {
   type: 'hubspot',
   configSchema,
-  defaults: { deliverOn: 'ended', settleSec: 0, rateLimit: { requests: 100, perSeconds: 10 }, concurrency: 4 },
+  defaults: {
+    deliverOn: 'ended',
+    settleSec: 0,
+    rateLimit: { requests: 100, perSeconds: 10 },
+    concurrency: 4,
+  },
   create: (config) => new HubspotTarget(config),
 };

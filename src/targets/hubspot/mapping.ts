@@ -12,12 +12,20 @@ export const DEFAULT_DISPOSITIONS: Record<Outcome, string> = {
   failed: '73a0d17f-1163-4015-bdd5-ec830791da20', // No answer
 };
 
-const STATUS: Record<string, string> = { answered: 'COMPLETED', missed: 'NO_ANSWER', busy: 'BUSY', failed: 'FAILED' };
+const STATUS: Record<string, string> = {
+  answered: 'COMPLETED',
+  missed: 'NO_ANSWER',
+  busy: 'BUSY',
+  failed: 'FAILED',
+};
 
 /** A URL HubSpot can play on the record: HTTPS, .mp3 or .wav. */
 export const playable = (u: string): boolean => /^https:\/\/[^\s{}]+\.(mp3|wav)(\?.*)?$/i.test(u);
 
-export function callProperties(c: CallRecord, o: { ownerId?: string; dispositions: Record<Outcome, string>; didE164?: string }): Record<string, string> {
+export function callProperties(
+  c: CallRecord,
+  o: { ownerId?: string; dispositions: Record<Outcome, string>; didE164?: string },
+): Record<string, string> {
   const recordings = c.recordings;
   const play = recordings.find(playable);
   const external = c.externalE164 ?? c.externalNumber ?? '';
@@ -25,9 +33,17 @@ export function callProperties(c: CallRecord, o: { ownerId?: string; disposition
   const p: Record<string, string> = {
     hs_timestamp: c.startedAt,
     hs_call_title: callTitle(c),
-    hs_call_body: callBody(c, recordings.filter((r) => r !== play)),
+    hs_call_body: callBody(
+      c,
+      recordings.filter((r) => r !== play),
+    ),
     hs_call_direction: c.direction === 'outbound' ? 'OUTBOUND' : 'INBOUND',
-    hs_call_status: c.status === 'ended' ? STATUS[c.outcome ?? 'missed']! : c.status === 'in-progress' ? 'IN_PROGRESS' : 'RINGING',
+    hs_call_status:
+      c.status === 'ended'
+        ? STATUS[c.outcome ?? 'missed']!
+        : c.status === 'in-progress'
+          ? 'IN_PROGRESS'
+          : 'RINGING',
     hs_call_from_number: c.direction === 'outbound' ? company : external,
     hs_call_to_number: c.direction === 'outbound' ? external : company,
   };

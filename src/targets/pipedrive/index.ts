@@ -19,21 +19,64 @@ import { WindowLimiter } from '../../delivery/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../../delivery/recordings.js';
 import { Cache, sameNumber } from '../lookup.js';
 import { callBody, callTitle, esc, marker } from '../summary.js';
-import type { CommonTargetConfig, DeliveryContext, RecordingAccess, Target, TargetDeps, TargetType } from '../types.js';
+import type {
+  CommonTargetConfig,
+  DeliveryContext,
+  RecordingAccess,
+  Target,
+  TargetDeps,
+  TargetType,
+} from '../types.js';
 
-const OUTCOMES = ['connected', 'no_answer', 'left_message', 'left_voicemail', 'wrong_number', 'busy'] as const;
+const OUTCOMES = [
+  'connected',
+  'no_answer',
+  'left_message',
+  'left_voicemail',
+  'wrong_number',
+  'busy',
+] as const;
 
 const configSchema = z.strictObject({
   type: z.literal('pipedrive'),
-  token: z.string().min(10).meta({ description: 'Pipedrive API token (Settings > Personal preferences > API). Use ${ENV_VAR}.' }),
-  baseUrl: z.url().default('https://api.pipedrive.com').meta({ description: 'Or https://<company>.pipedrive.com; overridable for tests.' }),
-  agents: z.record(z.string(), z.string()).default({}).meta({ description: 'Extension -> Pipedrive user: email (looked up) or numeric user id.' }),
-  outcomes: z
-    .strictObject({ answered: z.enum(OUTCOMES).optional(), missed: z.enum(OUTCOMES).optional(), busy: z.enum(OUTCOMES).optional(), failed: z.enum(OUTCOMES).optional() })
+  token: z
+    .string()
+    .min(10)
+    .meta({
+      description: 'Pipedrive API token (Settings > Personal preferences > API). Use ${ENV_VAR}.',
+    }),
+  baseUrl: z
+    .url()
+    .default('https://api.pipedrive.com')
+    .meta({ description: 'Or https://<company>.pipedrive.com; overridable for tests.' }),
+  agents: z
+    .record(z.string(), z.string())
     .default({})
-    .meta({ description: 'Call outcome -> Pipedrive outcome (defaults: connected, no_answer, busy, no_answer).' }),
-  missedCallActivity: z.boolean().default(false).meta({ description: 'Also create a follow-up call activity for a missed (or busy, failed) call.' }),
-  uploadRecordings: z.boolean().default(true).meta({ description: "Upload the recording (from hosts the source's recordings.allowHosts lists)." }),
+    .meta({ description: 'Extension -> Pipedrive user: email (looked up) or numeric user id.' }),
+  outcomes: z
+    .strictObject({
+      answered: z.enum(OUTCOMES).optional(),
+      missed: z.enum(OUTCOMES).optional(),
+      busy: z.enum(OUTCOMES).optional(),
+      failed: z.enum(OUTCOMES).optional(),
+    })
+    .default({})
+    .meta({
+      description:
+        'Call outcome -> Pipedrive outcome (defaults: connected, no_answer, busy, no_answer).',
+    }),
+  missedCallActivity: z
+    .boolean()
+    .default(false)
+    .meta({
+      description: 'Also create a follow-up call activity for a missed (or busy, failed) call.',
+    }),
+  uploadRecordings: z
+    .boolean()
+    .default(true)
+    .meta({
+      description: "Upload the recording (from hosts the source's recordings.allowHosts lists).",
+    }),
   searchRateLimit: z
     .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
     .default({ requests: 10, perSeconds: 2 }),
@@ -42,7 +85,12 @@ const configSchema = z.strictObject({
 
 type PipedriveConfig = z.infer<typeof configSchema> & CommonTargetConfig;
 
-const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = { answered: 'connected', missed: 'no_answer', busy: 'busy', failed: 'no_answer' };
+const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
+  answered: 'connected',
+  missed: 'no_answer',
+  busy: 'busy',
+  failed: 'no_answer',
+};
 
 interface Remote {
   callLogId?: string;
@@ -61,7 +109,10 @@ interface Remote {
 /** Pipedrive wants UTC as "YYYY-MM-DD HH:MM:SS". */
 export const pdTime = (iso: string): string => iso.slice(0, 19).replace('T', ' ');
 
-export function callLogBody(c: CallRecord, o: { userId?: number; personId?: number; outcomes: Record<Outcome, string> }): Record<string, unknown> {
+export function callLogBody(
+  c: CallRecord,
+  o: { userId?: number; personId?: number; outcomes: Record<Outcome, string> },
+): Record<string, unknown> {
   const external = c.externalE164 ?? c.externalNumber ?? '';
   const company = c.did ?? c.agent ?? '';
   const start = c.startedAt;
@@ -96,7 +147,10 @@ class PipedriveTarget implements Target {
   ) {
     this.name = cfg.name;
     this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
-    this.searchLimiter = new WindowLimiter(cfg.searchRateLimit.requests, cfg.searchRateLimit.perSeconds * 1000);
+    this.searchLimiter = new WindowLimiter(
+      cfg.searchRateLimit.requests,
+      cfg.searchRateLimit.perSeconds * 1000,
+    );
     this.persons = new Cache(cfg.cacheSec * 1000);
     this.users = new Cache(cfg.cacheSec * 1000);
     this.http = new HttpTarget({
@@ -104,7 +158,10 @@ class PipedriveTarget implements Target {
       headers: { 'x-api-token': cfg.token, accept: 'application/json', 'user-agent': 'callrelay' },
       limiter: this.limiter,
       timeoutMs: cfg.timeoutSec * 1000,
-      policy: { pause: (_s, h) => (h['x-ratelimit-reset'] ? Number(h['x-ratelimit-reset']) * 1000 : undefined) },
+      policy: {
+        pause: (_s, h) =>
+          h['x-ratelimit-reset'] ? Number(h['x-ratelimit-reset']) * 1000 : undefined,
+      },
       errorText: (body) => {
         if (body && typeof body === 'object') {
           const b = body as { error?: string; error_info?: string };
@@ -113,7 +170,8 @@ class PipedriveTarget implements Target {
         return typeof body === 'string' ? body.slice(0, 300) : undefined;
       },
       onAnswer: (a) => {
-        if (a.headers['x-ratelimit-remaining'] === '0') this.limiter.pause((Number(a.headers['x-ratelimit-reset']) || 2) * 1000);
+        if (a.headers['x-ratelimit-remaining'] === '0')
+          this.limiter.pause((Number(a.headers['x-ratelimit-reset']) || 2) * 1000);
       },
     });
   }
@@ -134,7 +192,12 @@ class PipedriveTarget implements Target {
     // The first recording goes onto the call log as audio (if the PBX host is allowed), even late.
     const first = c.recordings[0];
     const access = this.recordingAccess[c.source];
-    if (this.cfg.uploadRecordings && first && !remote.uploaded && allowedRecordingUrl(first, access)) {
+    if (
+      this.cfg.uploadRecordings &&
+      first &&
+      !remote.uploaded &&
+      allowedRecordingUrl(first, access)
+    ) {
       await this.upload(remote.callLogId, first, access!);
       remote.uploaded = first;
       await ctx.save(remote);
@@ -148,11 +211,21 @@ class PipedriveTarget implements Target {
         const lines = [`<b>${esc(callTitle(c))}</b>, ${esc(c.startedAt)}`];
         for (const r of late) lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);
         if (lateAi) lines.push(`<b>AI summary:</b> ${esc(c.ai!.summary!)}`);
-        if (lateAi && c.ai?.transcription) lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);
+        if (lateAi && c.ai?.transcription)
+          lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);
         lines.push(`<small>${esc(marker(c))}</small>`);
-        await this.http.call({ method: 'POST', path: '/api/v1/notes', json: { content: lines.join('<br>'), person_id: remote.personId }, idempotent: false, what: 'adding a note with what arrived after the call log' });
+        await this.http.call({
+          method: 'POST',
+          path: '/api/v1/notes',
+          json: { content: lines.join('<br>'), person_id: remote.personId },
+          idempotent: false,
+          what: 'adding a note with what arrived after the call log',
+        });
       } else {
-        ctx.log.info({ target: this.name, call: c.callId }, 'no person to attach a note to: later recordings and summary stay in the call record only');
+        ctx.log.info(
+          { target: this.name, call: c.callId },
+          'no person to attach a note to: later recordings and summary stay in the call record only',
+        );
       }
       remote.mentioned = [...(remote.mentioned ?? []), ...late];
       remote.aiNoted = remote.aiNoted || lateAi;
@@ -184,7 +257,12 @@ class PipedriveTarget implements Target {
     return remote;
   }
 
-  private async createCallLog(ctx: DeliveryContext, remote: Remote, c: CallRecord, userId: number | undefined): Promise<string> {
+  private async createCallLog(
+    ctx: DeliveryContext,
+    remote: Remote,
+    c: CallRecord,
+    userId: number | undefined,
+  ): Promise<string> {
     if (remote.pendingCreate) {
       const found = await this.findCallLog(c);
       if (found) {
@@ -194,19 +272,37 @@ class PipedriveTarget implements Target {
     }
     remote.pendingCreate = { at: new Date().toISOString() };
     await ctx.save(remote);
-    const json = callLogBody(c, { userId, personId: remote.personId ?? undefined, outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes } });
+    const json = callLogBody(c, {
+      userId,
+      personId: remote.personId ?? undefined,
+      outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
+    });
     let res: HttpAnswer;
     try {
-      res = await this.http.call({ method: 'POST', path: '/api/v1/callLogs', json, idempotent: false, what: 'creating the call log' });
+      res = await this.http.call({
+        method: 'POST',
+        path: '/api/v1/callLogs',
+        json,
+        idempotent: false,
+        what: 'creating the call log',
+      });
     } catch (err) {
-      if (err instanceof DeliveryError && !err.ambiguous && err.status !== undefined && err.status < 500) {
+      if (
+        err instanceof DeliveryError &&
+        !err.ambiguous &&
+        err.status !== undefined &&
+        err.status < 500
+      ) {
         delete remote.pendingCreate;
         await ctx.save(remote);
       }
       throw err;
     }
     const id = (res.body as { data?: { id?: string } }).data?.id;
-    if (!id) throw new DeliveryError('creating the call log: Pipedrive answered without an id', { retryable: true });
+    if (!id)
+      throw new DeliveryError('creating the call log: Pipedrive answered without an id', {
+        retryable: true,
+      });
     delete remote.pendingCreate;
     return String(id);
   }
@@ -215,8 +311,16 @@ class PipedriveTarget implements Target {
   private async findCallLog(c: CallRecord): Promise<string | undefined> {
     const m = marker(c);
     for (let start = 0; start < 150; start += 50) {
-      const res = await this.http.call({ method: 'GET', path: `/api/v1/callLogs?start=${start}&limit=50`, idempotent: true, what: 'looking for a call log whose create was lost' });
-      const b = res.body as { data?: { id: string; note?: string }[]; additional_data?: { pagination?: { more_items_in_collection?: boolean } } };
+      const res = await this.http.call({
+        method: 'GET',
+        path: `/api/v1/callLogs?start=${start}&limit=50`,
+        idempotent: true,
+        what: 'looking for a call log whose create was lost',
+      });
+      const b = res.body as {
+        data?: { id: string; note?: string }[];
+        additional_data?: { pagination?: { more_items_in_collection?: boolean } };
+      };
       const hit = b.data?.find((l) => l.note?.includes(m));
       if (hit) return String(hit.id);
       if (!b.additional_data?.pagination?.more_items_in_collection) return undefined;
@@ -234,7 +338,9 @@ class PipedriveTarget implements Target {
         stream: async () => {
           const rec = await fetchRecording(url, access);
           return (async function* () {
-            yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${rec.filename.replace(/"/g, '')}"\r\nContent-Type: ${rec.contentType}\r\n\r\n`);
+            yield Buffer.from(
+              `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${rec.filename.replace(/"/g, '')}"\r\nContent-Type: ${rec.contentType}\r\n\r\n`,
+            );
             yield* rec.body;
             yield Buffer.from(`\r\n--${boundary}--\r\n`);
           })();
@@ -255,7 +361,11 @@ class PipedriveTarget implements Target {
     const hit = this.persons.get(e164);
     if (hit) return hit.v ?? undefined;
     const pn = parsePhoneNumberFromString(e164);
-    const terms = [...new Set([e164, pn?.nationalNumber, e164.replace(/\D/g, '')].filter((t): t is string => !!t))];
+    const terms = [
+      ...new Set(
+        [e164, pn?.nationalNumber, e164.replace(/\D/g, '')].filter((t): t is string => !!t),
+      ),
+    ];
     let id: number | undefined;
     for (const term of terms) {
       const res = await this.http.call({
@@ -265,11 +375,22 @@ class PipedriveTarget implements Target {
         limiter: this.searchLimiter,
         what: 'searching persons by phone',
       });
-      const items = (res.body as { data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] } }).data?.items ?? [];
-      id = items.find((i) => (i.item.phones ?? []).some((p) => sameNumber(typeof p === 'string' ? p : p.value, e164)))?.item.id;
+      const items =
+        (
+          res.body as {
+            data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] };
+          }
+        ).data?.items ?? [];
+      id = items.find((i) =>
+        (i.item.phones ?? []).some((p) => sameNumber(typeof p === 'string' ? p : p.value, e164)),
+      )?.item.id;
       if (id !== undefined) break;
     }
-    this.persons.set(e164, id ?? null, id === undefined ? (this.cfg.cacheSec * 1000) / 5 : undefined);
+    this.persons.set(
+      e164,
+      id ?? null,
+      id === undefined ? (this.cfg.cacheSec * 1000) / 5 : undefined,
+    );
     return id;
   }
 
@@ -279,14 +400,26 @@ class PipedriveTarget implements Target {
     if (/^\d+$/.test(mapped)) return Number(mapped);
     const hit = this.users.get(mapped);
     if (hit) return hit.v ?? undefined;
-    const res = await this.http.call({ method: 'GET', path: `/api/v1/users/find?term=${encodeURIComponent(mapped)}&search_by_email=1`, idempotent: true, what: `looking up the user ${mapped}` });
-    const id = (res.body as { data?: { id: number; email: string }[] }).data?.find((u) => u.email.toLowerCase() === mapped.toLowerCase())?.id;
+    const res = await this.http.call({
+      method: 'GET',
+      path: `/api/v1/users/find?term=${encodeURIComponent(mapped)}&search_by_email=1`,
+      idempotent: true,
+      what: `looking up the user ${mapped}`,
+    });
+    const id = (res.body as { data?: { id: number; email: string }[] }).data?.find(
+      (u) => u.email.toLowerCase() === mapped.toLowerCase(),
+    )?.id;
     this.users.set(mapped, id ?? null);
     return id;
   }
 
   async check(): Promise<string> {
-    const res = await this.http.call({ method: 'GET', path: '/api/v1/users/me', idempotent: true, what: 'reading the token\'s user' });
+    const res = await this.http.call({
+      method: 'GET',
+      path: '/api/v1/users/me',
+      idempotent: true,
+      what: "reading the token's user",
+    });
     const me = (res.body as { data?: { name?: string; company_name?: string } }).data;
     return `token accepted (user ${me?.name ?? '?'}, company ${me?.company_name ?? '?'})`;
   }
@@ -300,6 +433,11 @@ export const pipedriveTarget: TargetType<PipedriveConfig> = {
   type: 'pipedrive',
   configSchema,
   // Lite plan, API token: 20 requests per 2-second window; raise rateLimit for bigger plans.
-  defaults: { deliverOn: 'ended', settleSec: 60, rateLimit: { requests: 20, perSeconds: 2 }, concurrency: 2 },
+  defaults: {
+    deliverOn: 'ended',
+    settleSec: 60,
+    rateLimit: { requests: 20, perSeconds: 2 },
+    concurrency: 2,
+  },
   create: (config, deps: TargetDeps) => new PipedriveTarget(config, deps.recordings),
 };
