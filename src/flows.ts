@@ -3,10 +3,10 @@
 // pipeline and an in-memory SQLite store, exactly as the server would process it.
 
 import { readFileSync } from 'node:fs';
+import type { MapResult, RawRequest } from './domain/request.js';
 import type { CountryCode } from 'libphonenumber-js';
-import type { CallRecord } from './calls/model.js';
-import type { LoadedAdapter, MapResult } from './ingest/adapter.js';
-import type { RawRequest } from './ingest/request.js';
+import type { CallRecord } from './domain/model.js';
+import type { LoadedAdapter } from './ingest/adapter.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 

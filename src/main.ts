@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultConfigPath, loadConfig, type RelayConfig } from './config/load.js';
 import { jsonSchemas, renderSchema } from './config/json-schemas.js';
-import { ConfigError, displayPath } from './config/yaml.js';
+import { ConfigError, displayPath } from './lib/yaml.js';
 import { compareCalls, readFlow, runFlow } from './flows.js';
 import { loadAdapter, loadAdapterDir, type LoadedAdapter } from './ingest/adapter.js';
 import { BUNDLED_ADAPTERS } from './config/load.js';
@@ -132,7 +132,7 @@ async function cmdCheck(args: string[]): Promise<void> {
   }
   if (values.online && !errors.length && !positionals.length) {
     const cfg = configFrom(values);
-    const targets = createTargets(cfg, createLogger('silent'));
+    const targets = await createTargets(cfg, createLogger('silent'));
     for (const [name, { target }] of targets) {
       if (!target.check) {
         lines.push(`--  ${name} (${target.type}): nothing to check without sending a real event`);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { RelayConfig } from './config/load.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
-import { targetType } from './targets/index.js';
+import { loadTarget } from './targets/registry.js';
 import { createApp } from './http/app.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -37,20 +37,18 @@ export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'routing'
 }
 
 /** The configured targets, ready to deliver. */
-export function createTargets(
+export async function createTargets(
   cfg: Pick<RelayConfig, 'targets' | 'sources'>,
   log: Logger,
-): Map<string, EngineTarget> {
+): Promise<Map<string, EngineTarget>> {
   const recordings = Object.fromEntries(cfg.sources.map((s) => [s.name, s.recordings]));
-  return new Map(
-    cfg.targets.map((t) => {
-      const target = targetType(t.type)!.create(t as never, { log, recordings });
-      return [
-        t.name,
-        { target, concurrency: t.concurrency, retryForMs: t.retryForHours * 3600_000 },
-      ];
-    }),
-  );
+  const out = new Map<string, EngineTarget>();
+  for (const t of cfg.targets) {
+    const impl = await loadTarget(t.type);
+    const target = impl.create(t, { log, recordings });
+    out.set(t.name, { target, concurrency: t.concurrency, retryForMs: t.retryForHours * 3600_000 });
+  }
+  return out;
 }
 
 export interface Relay {
@@ -70,7 +68,7 @@ export async function startRelay(
   const store = opts.store ?? (await openServerStore(cfg));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
-  const delivery = new DeliveryEngine(store, createTargets(cfg, log), {
+  const delivery = new DeliveryEngine(store, await createTargets(cfg, log), {
     log,
     leaseMs: cfg.delivery.leaseSec * 1000,
     ...opts.delivery,

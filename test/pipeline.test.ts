@@ -3,11 +3,11 @@
 
 import { describe, expect, it } from 'vitest';
 import { loadAdapterDir } from '../src/ingest/adapter.js';
-import type { RawRequest } from '../src/ingest/request.js';
 import { Pipeline } from '../src/pipeline/pipeline.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { Store } from '../src/store/types.js';
 import { ADAPTERS } from './support.js';
+import type { RawRequest } from '../src/domain/request.js';
 
 const threecx = loadAdapterDir(ADAPTERS).get('3cx')!;
 const ringing = (i: number): RawRequest => ({

@@ -2,7 +2,7 @@
 // and integrators. `callrelay schemas --write` regenerates them; a test fails when they are stale.
 
 import { z } from 'zod';
-import { CallEventSchema, CallRecordSchema, MODEL_VERSION } from '../calls/model.js';
+import { CallEventSchema, CallRecordSchema, MODEL_VERSION } from '../domain/model.js';
 import { AdapterFileSchema } from '../ingest/adapter.js';
 import { RelayConfigSchema } from './schema.js';
 

@@ -13,8 +13,8 @@ import {
   type LoadedAdapter,
   type SourceSettings,
 } from '../ingest/adapter.js';
-import type { Route, Routing } from '../delivery/routes.js';
-import { targetType } from '../targets/index.js';
+import type { Route, Routing } from '../domain/routing.js';
+import { targetSpec } from '../targets/registry.js';
 import type { CommonTargetConfig } from '../targets/types.js';
 import { RelayConfigSchema, type RelayConfigParsed } from './schema.js';
 import {
@@ -24,7 +24,7 @@ import {
   validateYaml,
   type ConfigIssue,
   type LoadedYaml,
-} from './yaml.js';
+} from '../lib/yaml.js';
 
 /** The adapters that ship with callrelay (../../adapters from dist/config or src/config). */
 export const BUNDLED_ADAPTERS = fileURLToPath(new URL('../../adapters', import.meta.url));
@@ -118,7 +118,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     });
   });
   const targets = cfg.targets.map((t) => {
-    const d = targetType(t.type)!.defaults;
+    const d = targetSpec(t.type)!.defaults;
     return {
       ...t,
       deliverOn: t.deliverOn ?? d.deliverOn,

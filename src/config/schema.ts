@@ -1,10 +1,9 @@
 // The shape of relay.yaml, as a zod schema: it validates the file at start and in `callrelay check`,
 // and generates config/relay.schema.json for editors.
 
-import { isSupportedCountry } from 'libphonenumber-js';
-import { IANAZone } from 'luxon';
 import { z } from 'zod';
-import { TargetConfigSchema } from '../targets/index.js';
+import { Country, TimeZone } from '../domain/values.js';
+import { TargetConfigSchema } from '../targets/registry.js';
 
 const SIZE_UNITS: Record<string, number> = {
   b: 1,
@@ -30,19 +29,6 @@ const Size = z
   })
   .transform((v) => parseSize(v)!)
   .meta({ description: 'Bytes, or a string with a unit: B, KB, KiB, MB, MiB, GB, GiB.' });
-
-export const TimeZone = z
-  .string()
-  .refine((v) => IANAZone.isValidZone(v), {
-    message: 'expected an IANA time zone such as "Europe/Prague" or "UTC"',
-  });
-
-export const Country = z
-  .string()
-  .transform((v) => v.toUpperCase())
-  .refine((v) => isSupportedCountry(v), {
-    message: 'expected a two-letter ISO 3166 country code such as "CZ"',
-  });
 
 const Token = z
   .string()
@@ -73,30 +59,20 @@ export const SourceConfig = z
     }),
     recordings: z
       .strictObject({
-        allowHosts: z
-          .array(z.string().min(1))
-          .default([])
-          .meta({
-            description:
-              'Hosts recordings may be fetched from (for targets that upload them); none: never fetch.',
-          }),
-        bearer: z
-          .string()
-          .optional()
-          .meta({
-            description: 'Authorization: Bearer for the PBX, if its recording URLs need it.',
-          }),
+        allowHosts: z.array(z.string().min(1)).default([]).meta({
+          description:
+            'Hosts recordings may be fetched from (for targets that upload them); none: never fetch.',
+        }),
+        bearer: z.string().optional().meta({
+          description: 'Authorization: Bearer for the PBX, if its recording URLs need it.',
+        }),
         basic: z
           .strictObject({ user: z.string(), password: z.string() })
           .optional()
           .meta({ description: 'HTTP Basic credentials for the PBX.' }),
-        maxMB: z
-          .number()
-          .positive()
-          .default(50)
-          .meta({
-            description: 'Larger recordings are not fetched (the URL still goes to the CRM).',
-          }),
+        maxMB: z.number().positive().default(50).meta({
+          description: 'Larger recordings are not fetched (the URL still goes to the CRM).',
+        }),
       })
       .prefault({})
       .meta({ description: "Fetching this source's recordings (Pipedrive uploads the audio)." }),
@@ -166,22 +142,13 @@ export const RelayConfigSchema = z
           .string()
           .optional()
           .meta({ description: 'Path of the SQLite file, relative to relay.yaml.' }),
-        maxSizeMB: z
-          .number()
-          .positive()
-          .optional()
-          .meta({
-            description:
-              'SQLite: stop accepting (503) once the file reaches this size, before the disk is full.',
-          }),
-        busyTimeoutMs: z
-          .number()
-          .int()
-          .min(0)
-          .default(5000)
-          .meta({
-            description: "SQLite: how long a write waits for another process's lock before 503.",
-          }),
+        maxSizeMB: z.number().positive().optional().meta({
+          description:
+            'SQLite: stop accepting (503) once the file reaches this size, before the disk is full.',
+        }),
+        busyTimeoutMs: z.number().int().min(0).default(5000).meta({
+          description: "SQLite: how long a write waits for another process's lock before 503.",
+        }),
         postgres: z
           .string()
           .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })
@@ -208,12 +175,9 @@ export const RelayConfigSchema = z
           .default('info'),
       })
       .prefault({}),
-    adapters: z
-      .string()
-      .optional()
-      .meta({
-        description: 'Folder of adapter files, relative to relay.yaml (default: adapters).',
-      }),
+    adapters: z.string().optional().meta({
+      description: 'Folder of adapter files, relative to relay.yaml (default: adapters).',
+    }),
     sources: z
       .array(SourceConfig)
       .min(1, { message: 'at least one source is needed' })
@@ -229,14 +193,10 @@ export const RelayConfigSchema = z
       .meta({ description: 'Default: every source to every target.' }),
     delivery: z
       .strictObject({
-        leaseSec: z
-          .number()
-          .positive()
-          .default(300)
-          .meta({
-            description:
-              "How long an instance holds a delivery; a crashed one's work returns after this.",
-          }),
+        leaseSec: z.number().positive().default(300).meta({
+          description:
+            "How long an instance holds a delivery; a crashed one's work returns after this.",
+        }),
       })
       .prefault({}),
   })

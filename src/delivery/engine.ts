@@ -4,11 +4,12 @@
 // Everything it knows survives in the store; memory holds only what is in flight.
 
 import { randomUUID } from 'node:crypto';
-import type { Store, DeliveryJob } from '../store/types.js';
+import type { DeliveryJob } from '../domain/delivery.js';
+import type { Store } from '../store/types.js';
 import type { Target } from '../targets/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
-import { DeliveryError } from './errors.js';
-import { backoffMs, DEFAULT_BACKOFF, type BackoffOptions } from './policy.js';
+import { DeliveryError } from '../targets/kit/errors.js';
+import { backoffMs, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 
 export interface EngineTarget {
   target: Target;

@@ -5,11 +5,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Hono, type Context } from 'hono';
-import { RelayError } from '../errors.js';
-import { KEPT_HEADERS, type RawRequest } from '../ingest/request.js';
+import { RelayError } from '../domain/errors.js';
+import type { RawRequest } from '../domain/request.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { DeliveryRow, DeliveryState, InboxRow, InboxState } from '../store/types.js';
+import type { DeliveryRow, DeliveryState, InboxRow } from '../store/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
+import type { InboxState } from '../domain/inbox.js';
 
 export interface AppOptions {
   pipeline: Pipeline;
@@ -21,6 +22,16 @@ export interface AppOptions {
   /** Deliveries were made due (a retry): look for work now. */
   onDeliveriesDue?: () => void;
 }
+
+/** The few request headers worth keeping with a webhook (never Authorization). */
+const KEPT_HEADERS = [
+  'content-type',
+  'content-length',
+  'user-agent',
+  'x-forwarded-for',
+  'x-real-ip',
+  'x-request-id',
+];
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 

@@ -7,7 +7,6 @@ import { basename, join } from 'node:path';
 import type { CountryCode } from 'libphonenumber-js';
 import { isScalar as isYamlScalar } from 'yaml';
 import { z } from 'zod';
-import { Country, TimeZone } from '../config/schema.js';
 import {
   ConfigError,
   issueAt,
@@ -16,9 +15,10 @@ import {
   validateYaml,
   type ConfigIssue,
   type LoadedYaml,
-} from '../config/yaml.js';
-import { CallEventSchema, EVENT_TYPES, type CallEvent } from '../calls/model.js';
-import type { ErrorCode } from '../errors.js';
+} from '../lib/yaml.js';
+import { CallEventSchema, EVENT_TYPES, type CallEvent } from '../domain/model.js';
+import type { MapResult, RawRequest } from '../domain/request.js';
+import { Country, TimeZone } from '../domain/values.js';
 import {
   compileExpr,
   ExprError,
@@ -27,9 +27,9 @@ import {
   parseExpr,
   type CompiledExpr,
   type ExprVars,
-} from './expr.js';
+} from '../lib/expr.js';
 import { e164, HELPER_NAMES, makeHelpers } from './helpers.js';
-import { parseRequest, type RawRequest } from './request.js';
+import { parseRequest } from './request.js';
 
 const Expr = z
   .string()
@@ -121,11 +121,6 @@ export interface SourceSettings {
   timezone: string;
   defaultCountry: CountryCode | undefined;
 }
-
-export type MapResult =
-  | { status: 'mapped'; rule: string; events: CallEvent[] }
-  | { status: 'ignored'; rule: string; code?: undefined; message: string }
-  | { status: 'unmapped'; rule?: string; code: ErrorCode; message: string };
 
 export interface CompiledAdapter {
   name: string;

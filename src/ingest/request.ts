@@ -1,21 +1,8 @@
-// A received request as the relay stores it, and how its bytes become the input an adapter sees:
-// JSON (whatever the content type says), form-encoded fields, a bare text body, or only a query
-// string. Keys are lower-cased so that adapters match `Event` and `event` alike.
+// How a received request's bytes become the input an adapter sees: JSON (whatever the content
+// type says), form-encoded fields, a bare text body, or only a query string. Keys are lower-cased
+// so that adapters match `Event` and `event` alike.
 
-export type RequestKind = 'webhook' | 'pbx-response';
-
-export interface RawRequest {
-  source: string;
-  kind: RequestKind;
-  receivedAt: string;
-  method: string;
-  /** Query string without the leading `?` and without any `token` parameter. */
-  query: string;
-  contentType: string | null;
-  /** The few headers worth keeping (never Authorization). */
-  headers: Record<string, string>;
-  body: Buffer;
-}
+import type { RawRequest } from '../domain/request.js';
 
 export interface AdapterInput {
   /** Query parameters and body fields, keys lower-cased; body fields win. */
@@ -25,15 +12,6 @@ export interface AdapterInput {
   /** Set when the body claimed (or looked like) JSON but was not. */
   parseError?: string;
 }
-
-export const KEPT_HEADERS = [
-  'content-type',
-  'content-length',
-  'user-agent',
-  'x-forwarded-for',
-  'x-real-ip',
-  'x-request-id',
-];
 
 export function lowerKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(lowerKeys);

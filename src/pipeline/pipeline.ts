@@ -1,9 +1,9 @@
 // The inbound pipeline: map a received request with its source's adapter, commit it (group commit),
 // then fold the calls it touched in the background. Also re-maps stored requests (`replay`).
 
-import { RelayError, wrapError } from '../errors.js';
-import { compileAdapter, type CompiledAdapter, type MapResult } from '../ingest/adapter.js';
-import type { RawRequest } from '../ingest/request.js';
+import { RelayError, wrapError } from '../domain/errors.js';
+import type { MapResult, RawRequest } from '../domain/request.js';
+import { compileAdapter, type CompiledAdapter } from '../ingest/adapter.js';
 import type { ResolvedSource } from '../config/load.js';
 import { GroupCommitter } from '../store/group-commit.js';
 import type { InboxRow, Store } from '../store/types.js';

@@ -1,11 +1,10 @@
 // The store contract every backend (SQLite now, PostgreSQL for several instances) fulfils. Each
 // method is one transaction; everything that must survive a crash goes through here.
 
-import type { CallRecord } from '../calls/model.js';
-import type { MapResult } from '../ingest/adapter.js';
-import type { RawRequest, RequestKind } from '../ingest/request.js';
-
-export type InboxState = 'pending' | 'applied' | 'unmapped' | 'ignored';
+import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../domain/delivery.js';
+import type { InboxState } from '../domain/inbox.js';
+import type { CallRecord } from '../domain/model.js';
+import type { MapResult, RawRequest, RequestKind } from '../domain/request.js';
 
 export interface NewInbox {
   req: RawRequest;
@@ -34,22 +33,6 @@ export interface InboxRow {
 
 export type DeliveryState = 'due' | 'done' | 'dead';
 
-/** What a target has recorded about its copy of a call (remote ids, progress); JSON. */
-export type RemoteState = Record<string, unknown>;
-
-/** A claimed delivery: deliver `record` (at `rev`) to `target`; the lease keeps others off it. */
-export interface DeliveryJob {
-  id: number;
-  target: string;
-  source: string;
-  callId: string;
-  rev: number;
-  attempts: number;
-  firstFailedAt: string | null;
-  remote: RemoteState;
-  record: CallRecord;
-}
-
 export interface DeliveryRow {
   id: number;
   target: string;
@@ -65,10 +48,6 @@ export interface DeliveryRow {
   remote: RemoteState;
   updatedAt: string;
 }
-
-export type DeliveryOutcome =
-  | { ok: true; rev: number; remote: RemoteState }
-  | { ok: false; dead: boolean; retryAt?: string; error: string; remote?: RemoteState };
 
 export interface CallRow {
   record: CallRecord;

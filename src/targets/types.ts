@@ -2,7 +2,7 @@
 // brings the CRM's copy of one call up to date with the call record.
 
 import type { z } from 'zod';
-import type { DeliveryJob, RemoteState } from '../store/types.js';
+import type { DeliveryJob, RemoteState } from '../domain/delivery.js';
 import type { Logger } from '../telemetry/log.js';
 
 export interface DeliveryContext {
@@ -30,12 +30,17 @@ export interface TargetDefaults {
   concurrency: number;
 }
 
-export interface TargetType<C extends { name: string; type: string }> {
+/** A target type as config/ sees it: its fields and defaults. */
+export interface TargetSpec {
   readonly type: string;
   /** Type-specific fields; the common ones (name, rateLimit, retry, ...) are added by the registry. */
   readonly configSchema: z.ZodObject;
   readonly defaults: TargetDefaults;
-  create(config: C & CommonTargetConfig, deps: TargetDeps): Target;
+}
+
+/** What a target's implementation module (target.ts) exports. */
+export interface TargetModule {
+  create(config: CommonTargetConfig & Record<string, unknown>, deps: TargetDeps): Target;
 }
 
 /** How to fetch a source's recordings (hosts allowed, credentials, size cap). */

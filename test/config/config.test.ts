@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jsonSchemas, renderSchema } from '../../src/config/json-schemas.js';
 import { defaultConfigPath, loadConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/config/yaml.js';
+import { ConfigError } from '../../src/lib/yaml.js';
 import { loadAdapter } from '../../src/ingest/adapter.js';
 import { ADAPTER_NAMES, ADAPTERS, MAIN, ROOT, tempDir } from '../support.js';
 

@@ -1,10 +1,11 @@
 // Delivery outcomes as data, backoff, Retry-After, and pacing.
 
 import { describe, expect, it } from 'vitest';
-import { WindowLimiter } from '../../src/delivery/limiter.js';
-import { backoffMs, classify, retryAfterMs } from '../../src/delivery/policy.js';
-import { dueTargets } from '../../src/delivery/routes.js';
-import type { CallRecord } from '../../src/calls/model.js';
+import { WindowLimiter } from '../../src/targets/kit/limiter.js';
+import { backoffMs } from '../../src/delivery/backoff.js';
+import { classify, retryAfterMs } from '../../src/targets/kit/policy.js';
+import { dueTargets } from '../../src/domain/routing.js';
+import type { CallRecord } from '../../src/domain/model.js';
 
 describe('retry policy', () => {
   it('2xx ok; 408, 425, 429, 5xx retry; other 4xx dead; a target may override', () => {

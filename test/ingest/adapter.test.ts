@@ -5,8 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileAdapter, loadAdapter, type CompiledAdapter } from '../../src/ingest/adapter.js';
-import type { RawRequest } from '../../src/ingest/request.js';
 import { ROOT, tempDir } from '../support.js';
+import type { RawRequest } from '../../src/domain/request.js';
 
 function adapterFrom(yaml: string): CompiledAdapter {
   const file = join(tempDir(), 'a.yaml');

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { flowRequests } from '../../src/flows.js';
-import { compileExpr } from '../../src/ingest/expr.js';
+import { compileExpr } from '../../src/lib/expr.js';
 import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { makeHelpers } from '../../src/ingest/helpers.js';
 import { parseRequest } from '../../src/ingest/request.js';

@@ -1,20 +1,19 @@
 // The store contract: one suite, every backend. (PostgreSQL joins in the scale-out issue.)
 
 import { writeFileSync } from 'node:fs';
+import type { MapResult, RawRequest } from '../../src/domain/request.js';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { CallEvent } from '../../src/calls/model.js';
-import type { MapResult } from '../../src/ingest/adapter.js';
-import type { RawRequest } from '../../src/ingest/request.js';
+import type { CallEvent } from '../../src/domain/model.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
 import type { NewInbox, Store } from '../../src/store/types.js';
-import type { Routing } from '../../src/delivery/routes.js';
+import type { Routing } from '../../src/domain/routing.js';
 import { freshPostgresDatabase, tempDir } from '../support.js';
 
 const routing: Routing = {

@@ -9,26 +9,15 @@
 //     work is picked up by the others.
 
 import pg from 'pg';
-import { eventKey, foldCall } from '../../calls/fold.js';
-import type { CallEvent, CallRecord, StoredEvent } from '../../calls/model.js';
-import { dueTargets, NO_ROUTING, type Routing } from '../../delivery/routes.js';
-import type { MapResult } from '../../ingest/adapter.js';
-import { stateOf } from '../inbox-state.js';
+import type { MapResult, RawRequest } from '../../domain/request.js';
+import { eventKey, foldCall } from '../../domain/fold.js';
+import type { CallEvent, CallRecord, StoredEvent } from '../../domain/model.js';
+import { dueTargets, NO_ROUTING, type Routing } from '../../domain/routing.js';
+import { type InboxState, stateOf } from '../../domain/inbox.js';
 import { nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
-import type { RawRequest } from '../../ingest/request.js';
-import type {
-  CallRow,
-  DeliveryJob,
-  DeliveryOutcome,
-  DeliveryRow,
-  DeliveryState,
-  InboxRow,
-  InboxState,
-  NewInbox,
-  RemoteState,
-  Store,
-} from '../types.js';
+import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
+import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 
 // bigint ids fit in a JS number for the life of any installation (2^53).
 const types = {

@@ -3,28 +3,17 @@
 // transaction, and the group committer (store/group-commit.ts) batches requests into one.
 
 import { mkdirSync } from 'node:fs';
+import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { eventKey, foldCall } from '../../calls/fold.js';
-import type { CallEvent, StoredEvent } from '../../calls/model.js';
-import type { MapResult } from '../../ingest/adapter.js';
-import { stateOf } from '../inbox-state.js';
+import { eventKey, foldCall } from '../../domain/fold.js';
+import type { CallEvent, StoredEvent } from '../../domain/model.js';
+import { type InboxState, stateOf } from '../../domain/inbox.js';
 import { textReaders, toDeliveryRow, toInboxRow } from '../rows.js';
-import type { RawRequest } from '../../ingest/request.js';
-import { dueTargets, NO_ROUTING, type Routing } from '../../delivery/routes.js';
-import type {
-  CallRow,
-  DeliveryJob,
-  DeliveryOutcome,
-  DeliveryRow,
-  DeliveryState,
-  InboxRow,
-  InboxState,
-  NewInbox,
-  RemoteState,
-  Store,
-} from '../types.js';
+import { dueTargets, NO_ROUTING, type Routing } from '../../domain/routing.js';
+import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
+import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 
 interface InboxDbRow {
   id: number;

@@ -2,20 +2,11 @@
 // (store/sqlite/worker.ts). Calls are messages; Buffers come back as Uint8Arrays and are rewrapped.
 
 import { Worker } from 'node:worker_threads';
-import type { MapResult } from '../../ingest/adapter.js';
-import type {
-  CallRow,
-  DeliveryJob,
-  DeliveryOutcome,
-  DeliveryRow,
-  DeliveryState,
-  InboxRow,
-  InboxState,
-  NewInbox,
-  RemoteState,
-  Store,
-} from '../types.js';
+import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
+import type { MapResult } from '../../domain/request.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
+import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
+import type { InboxState } from '../../domain/inbox.js';
 
 export class StoreError extends Error {
   readonly code: string | undefined;

@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './index.js';
-import type { Routing } from '../../delivery/routes.js';
+import type { Routing } from '../../domain/routing.js';
 import type { NewInbox, Store } from '../types.js';
 
 export interface WorkerInit {

@@ -1,8 +1,8 @@
 // Call record -> HubSpot call engagement properties (all values strings, as the API takes them).
 // Facts: docs/crm-apis.md A.1 (properties, disposition GUIDs, HTTPS-only recordings, duration in ms).
 
-import type { CallRecord, Outcome } from '../../calls/model.js';
-import { callBody, callTitle } from '../summary.js';
+import type { CallRecord, Outcome } from '../../domain/model.js';
+import { callBody, callTitle } from '../kit/summary.js';
 
 /** HubSpot's default call outcome GUIDs; there is no default "failed" or "missed". */
 export const DEFAULT_DISPOSITIONS: Record<Outcome, string> = {

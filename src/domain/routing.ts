@@ -2,7 +2,7 @@
 // JSON, so the store can run them inside the fold transaction ("call changed -> due work"), even
 // on its own thread. No zod or other heavy imports here.
 
-import type { CallRecord } from '../calls/model.js';
+import type { CallRecord } from './model.js';
 
 export interface RouteFilter {
   direction?: ('inbound' | 'outbound')[];

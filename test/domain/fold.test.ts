@@ -3,8 +3,8 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { eventKey, foldCall } from '../../src/calls/fold.js';
-import type { CallEvent, StoredEvent } from '../../src/calls/model.js';
+import { eventKey, foldCall } from '../../src/domain/fold.js';
+import type { CallEvent, StoredEvent } from '../../src/domain/model.js';
 import { flowRequests } from '../../src/flows.js';
 import { compileAdapter, loadAdapterDir } from '../../src/ingest/adapter.js';
 import { ADAPTERS, goldenCases } from '../support.js';

@@ -11,79 +11,15 @@
 
 import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { z } from 'zod';
-import type { CallRecord, Outcome } from '../../calls/model.js';
-import { DeliveryError } from '../../delivery/errors.js';
-import { HttpTarget, type HttpAnswer } from '../../delivery/http.js';
-import { WindowLimiter } from '../../delivery/limiter.js';
-import { allowedRecordingUrl, fetchRecording } from '../../delivery/recordings.js';
-import { Cache, sameNumber } from '../lookup.js';
-import { callBody, callTitle, esc, marker } from '../summary.js';
-import type {
-  CommonTargetConfig,
-  DeliveryContext,
-  RecordingAccess,
-  Target,
-  TargetDeps,
-  TargetType,
-} from '../types.js';
-
-const OUTCOMES = [
-  'connected',
-  'no_answer',
-  'left_message',
-  'left_voicemail',
-  'wrong_number',
-  'busy',
-] as const;
-
-const configSchema = z.strictObject({
-  type: z.literal('pipedrive'),
-  token: z
-    .string()
-    .min(10)
-    .meta({
-      description: 'Pipedrive API token (Settings > Personal preferences > API). Use ${ENV_VAR}.',
-    }),
-  baseUrl: z
-    .url()
-    .default('https://api.pipedrive.com')
-    .meta({ description: 'Or https://<company>.pipedrive.com; overridable for tests.' }),
-  agents: z
-    .record(z.string(), z.string())
-    .default({})
-    .meta({ description: 'Extension -> Pipedrive user: email (looked up) or numeric user id.' }),
-  outcomes: z
-    .strictObject({
-      answered: z.enum(OUTCOMES).optional(),
-      missed: z.enum(OUTCOMES).optional(),
-      busy: z.enum(OUTCOMES).optional(),
-      failed: z.enum(OUTCOMES).optional(),
-    })
-    .default({})
-    .meta({
-      description:
-        'Call outcome -> Pipedrive outcome (defaults: connected, no_answer, busy, no_answer).',
-    }),
-  missedCallActivity: z
-    .boolean()
-    .default(false)
-    .meta({
-      description: 'Also create a follow-up call activity for a missed (or busy, failed) call.',
-    }),
-  uploadRecordings: z
-    .boolean()
-    .default(true)
-    .meta({
-      description: "Upload the recording (from hosts the source's recordings.allowHosts lists).",
-    }),
-  searchRateLimit: z
-    .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
-    .default({ requests: 10, perSeconds: 2 }),
-  cacheSec: z.number().min(0).default(600),
-});
-
-type PipedriveConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+import type { CallRecord, Outcome } from '../../domain/model.js';
+import { DeliveryError } from '../kit/errors.js';
+import { HttpTarget, type HttpAnswer } from '../kit/client.js';
+import { WindowLimiter } from '../kit/limiter.js';
+import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
+import { Cache, sameNumber } from '../kit/lookup.js';
+import { callBody, callTitle, esc, marker } from '../kit/summary.js';
+import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
+import type { OUTCOMES, PipedriveConfig } from './spec.js';
 
 const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
   answered: 'connected',
@@ -429,15 +365,6 @@ class PipedriveTarget implements Target {
   }
 }
 
-export const pipedriveTarget: TargetType<PipedriveConfig> = {
-  type: 'pipedrive',
-  configSchema,
-  // Lite plan, API token: 20 requests per 2-second window; raise rateLimit for bigger plans.
-  defaults: {
-    deliverOn: 'ended',
-    settleSec: 60,
-    rateLimit: { requests: 20, perSeconds: 2 },
-    concurrency: 2,
-  },
-  create: (config, deps: TargetDeps) => new PipedriveTarget(config, deps.recordings),
-};
+export function create(config: PipedriveConfig, deps: TargetDeps): Target {
+  return new PipedriveTarget(config, deps.recordings);
+}

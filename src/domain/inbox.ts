@@ -1,7 +1,12 @@
 // How a mapping result is filed in the inbox (shared by every store backend).
 
-import type { MapResult } from '../ingest/adapter.js';
-import type { InboxState } from './types.js';
+import type { MapResult } from './request.js';
+
+/**
+ * pending: committed, its calls not folded yet; applied: folded; unmapped: no rule understood it
+ * (kept with the reason, replayable); ignored: a rule said to ignore it.
+ */
+export type InboxState = 'pending' | 'applied' | 'unmapped' | 'ignored';
 
 export function stateOf(result: MapResult): {
   state: InboxState;

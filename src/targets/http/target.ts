@@ -4,35 +4,11 @@
 // so receivers deduplicate on it.
 
 import { createHmac } from 'node:crypto';
-import { z } from 'zod';
-import { HttpTarget } from '../../delivery/http.js';
-import { WindowLimiter } from '../../delivery/limiter.js';
-import { compileExpr, type CompiledExpr } from '../../ingest/expr.js';
-import type { CommonTargetConfig, DeliveryContext, Target, TargetType } from '../types.js';
-
-const configSchema = z.strictObject({
-  type: z.literal('http'),
-  url: z.url({ protocol: /^https?$/ }).meta({ description: 'Where to POST the events.' }),
-  secret: z
-    .string()
-    .min(16, { message: 'a signing secret needs at least 16 characters' })
-    .optional()
-    .meta({
-      description: 'Standard Webhooks secret ("whsec_<base64>" or any string); signs each request.',
-    }),
-  headers: z
-    .record(z.string(), z.string())
-    .optional()
-    .meta({ description: 'Extra request headers (e.g. an API key).' }),
-  template: z
-    .string()
-    .optional()
-    .meta({
-      description: 'JSONata over {call, event}: the body to send instead of the CloudEvent.',
-    }),
-});
-
-type HttpConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+import { HttpTarget } from '../kit/client.js';
+import { WindowLimiter } from '../kit/limiter.js';
+import { compileExpr, type CompiledExpr } from '../../lib/expr.js';
+import type { DeliveryContext, Target } from '../types.js';
+import type { HttpConfig } from './spec.js';
 
 /** The Standard Webhooks signing key: the base64 part of "whsec_...", else the secret's bytes. */
 export function signingKey(secret: string): Buffer {
@@ -111,14 +87,6 @@ class HttpWebhookTarget implements Target {
   }
 }
 
-export const httpTarget: TargetType<HttpConfig> = {
-  type: 'http',
-  configSchema,
-  defaults: {
-    deliverOn: 'change',
-    settleSec: 0,
-    rateLimit: { requests: 50, perSeconds: 1 },
-    concurrency: 8,
-  },
-  create: (config) => new HttpWebhookTarget(config),
-};
+export function create(config: HttpConfig): Target {
+  return new HttpWebhookTarget(config);
+}

@@ -8,82 +8,14 @@
 // consistent), searches for the token, and adopts the call it finds instead of creating another.
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { z } from 'zod';
-import { DeliveryError } from '../../delivery/errors.js';
-import { HttpTarget, type HttpAnswer } from '../../delivery/http.js';
-import { WindowLimiter } from '../../delivery/limiter.js';
-import type { CallRecord } from '../../calls/model.js';
-import type { CommonTargetConfig, DeliveryContext, Target, TargetType } from '../types.js';
-import { Cache, sameNumber } from '../lookup.js';
+import { DeliveryError } from '../kit/errors.js';
+import { HttpTarget, type HttpAnswer } from '../kit/client.js';
+import { WindowLimiter } from '../kit/limiter.js';
+import type { CallRecord } from '../../domain/model.js';
+import type { DeliveryContext, Target } from '../types.js';
+import type { HubspotConfig } from './spec.js';
+import { Cache, sameNumber } from '../kit/lookup.js';
 import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
-
-const Guid = z
-  .string()
-  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
-    message: 'expected a call outcome GUID',
-  });
-
-const configSchema = z.strictObject({
-  type: z.literal('hubspot'),
-  token: z
-    .string()
-    .min(10)
-    .meta({ description: 'Private app access token (scopes: see README). Use ${ENV_VAR}.' }),
-  baseUrl: z
-    .url()
-    .default('https://api.hubapi.com')
-    .meta({ description: 'Override for proxies, sandboxes and tests.' }),
-  agents: z
-    .record(z.string(), z.string())
-    .default({})
-    .meta({
-      description:
-        "Extension -> HubSpot owner: a user's email (looked up via the owners API) or a numeric owner id.",
-    }),
-  dispositions: z
-    .strictObject({
-      answered: Guid.optional(),
-      missed: Guid.optional(),
-      busy: Guid.optional(),
-      failed: Guid.optional(),
-    })
-    .default({})
-    .meta({
-      description:
-        'Outcome -> hs_call_disposition GUID (defaults: Connected, No answer, Busy, No answer).',
-    }),
-  createContacts: z
-    .boolean()
-    .default(false)
-    .meta({ description: 'Create a contact for callers no contact has the number of.' }),
-  missedCallTask: z
-    .boolean()
-    .default(false)
-    .meta({
-      description: 'Also create a follow-up task for the agent of a missed (or busy, failed) call.',
-    }),
-  searchRateLimit: z
-    .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
-    .default({ requests: 5, perSeconds: 1 })
-    .meta({ description: 'CRM search limit (HubSpot: 5 per second).' }),
-  cacheSec: z
-    .number()
-    .min(0)
-    .default(600)
-    .meta({
-      description: 'How long contact and owner lookups are remembered (misses: a fifth of it).',
-    }),
-  searchLagSec: z
-    .number()
-    .min(0)
-    .default(30)
-    .meta({
-      description:
-        'How long HubSpot search may lag behind a create (used after an ambiguous create).',
-    }),
-});
-
-type HubspotConfig = z.infer<typeof configSchema> & CommonTargetConfig;
 
 interface Remote {
   callObjectId?: string;
@@ -422,14 +354,6 @@ class HubspotTarget implements Target {
   }
 }
 
-export const hubspotTarget: TargetType<HubspotConfig> = {
-  type: 'hubspot',
-  configSchema,
-  defaults: {
-    deliverOn: 'ended',
-    settleSec: 0,
-    rateLimit: { requests: 100, perSeconds: 10 },
-    concurrency: 4,
-  },
-  create: (config) => new HubspotTarget(config),
-};
+export function create(config: HubspotConfig): Target {
+  return new HubspotTarget(config);
+}

@@ -130,12 +130,9 @@ export const CallRecordSchema = z
     externalNumber: z.string().nullable(),
     externalE164: z.string().nullable(),
     did: z.string().nullable(),
-    agent: z
-      .string()
-      .nullable()
-      .meta({
-        description: 'Who handled the call last; for a missed call, who the end event names.',
-      }),
+    agent: z.string().nullable().meta({
+      description: 'Who handled the call last; for a missed call, who the end event names.',
+    }),
     agentName: z.string().nullable(),
     rang: z
       .array(z.string())

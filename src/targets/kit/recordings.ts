@@ -3,7 +3,7 @@
 // off at a size cap, so that a recording URL can never make the relay fetch anything else.
 
 import { request } from 'undici';
-import type { RecordingAccess } from '../targets/types.js';
+import type { RecordingAccess } from '../types.js';
 import { DeliveryError } from './errors.js';
 
 export interface Recording {

@@ -1,7 +1,7 @@
 // What every CRM shows of a call: a title, and an HTML summary (direction, agent, queue path,
 // transfers, recordings, AI summary and transcript) ending in a marker that names the call.
 
-import type { CallRecord } from '../calls/model.js';
+import type { CallRecord } from '../../domain/model.js';
 
 /** Ends every summary; also lets a target find its own object again (Pipedrive call logs). */
 export const marker = (c: Pick<CallRecord, 'source' | 'callId'>): string =>

@@ -1,0 +1,69 @@
+// HubSpot: call engagements, contacts by phone, owners, missed-call tasks.
+// The target's configuration and defaults, which is all config/ reads (target.ts is the
+// implementation).
+
+import { z } from 'zod';
+import type { CommonTargetConfig, TargetSpec } from '../types.js';
+
+const Guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
+  message: 'expected a call outcome GUID',
+});
+
+const configSchema = z.strictObject({
+  type: z.literal('hubspot'),
+  token: z
+    .string()
+    .min(10)
+    .meta({ description: 'Private app access token (scopes: see README). Use ${ENV_VAR}.' }),
+  baseUrl: z
+    .url()
+    .default('https://api.hubapi.com')
+    .meta({ description: 'Override for proxies, sandboxes and tests.' }),
+  agents: z.record(z.string(), z.string()).default({}).meta({
+    description:
+      "Extension -> HubSpot owner: a user's email (looked up via the owners API) or a numeric owner id.",
+  }),
+  dispositions: z
+    .strictObject({
+      answered: Guid.optional(),
+      missed: Guid.optional(),
+      busy: Guid.optional(),
+      failed: Guid.optional(),
+    })
+    .default({})
+    .meta({
+      description:
+        'Outcome -> hs_call_disposition GUID (defaults: Connected, No answer, Busy, No answer).',
+    }),
+  createContacts: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'Create a contact for callers no contact has the number of.' }),
+  missedCallTask: z.boolean().default(false).meta({
+    description: 'Also create a follow-up task for the agent of a missed (or busy, failed) call.',
+  }),
+  searchRateLimit: z
+    .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
+    .default({ requests: 5, perSeconds: 1 })
+    .meta({ description: 'CRM search limit (HubSpot: 5 per second).' }),
+  cacheSec: z.number().min(0).default(600).meta({
+    description: 'How long contact and owner lookups are remembered (misses: a fifth of it).',
+  }),
+  searchLagSec: z.number().min(0).default(30).meta({
+    description:
+      'How long HubSpot search may lag behind a create (used after an ambiguous create).',
+  }),
+});
+
+export type HubspotConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+
+export const hubspotSpec: TargetSpec = {
+  type: 'hubspot',
+  configSchema,
+  defaults: {
+    deliverOn: 'ended',
+    settleSec: 0,
+    rateLimit: { requests: 100, perSeconds: 10 },
+    concurrency: 4,
+  },
+};

@@ -1,0 +1,66 @@
+// Pipedrive: one call log per call, persons by phone, recording upload, notes.
+// The target's configuration and defaults, which is all config/ reads (target.ts is the
+// implementation).
+
+import { z } from 'zod';
+import type { CommonTargetConfig, TargetSpec } from '../types.js';
+
+export const OUTCOMES = [
+  'connected',
+  'no_answer',
+  'left_message',
+  'left_voicemail',
+  'wrong_number',
+  'busy',
+] as const;
+
+const configSchema = z.strictObject({
+  type: z.literal('pipedrive'),
+  token: z.string().min(10).meta({
+    description: 'Pipedrive API token (Settings > Personal preferences > API). Use ${ENV_VAR}.',
+  }),
+  baseUrl: z
+    .url()
+    .default('https://api.pipedrive.com')
+    .meta({ description: 'Or https://<company>.pipedrive.com; overridable for tests.' }),
+  agents: z
+    .record(z.string(), z.string())
+    .default({})
+    .meta({ description: 'Extension -> Pipedrive user: email (looked up) or numeric user id.' }),
+  outcomes: z
+    .strictObject({
+      answered: z.enum(OUTCOMES).optional(),
+      missed: z.enum(OUTCOMES).optional(),
+      busy: z.enum(OUTCOMES).optional(),
+      failed: z.enum(OUTCOMES).optional(),
+    })
+    .default({})
+    .meta({
+      description:
+        'Call outcome -> Pipedrive outcome (defaults: connected, no_answer, busy, no_answer).',
+    }),
+  missedCallActivity: z.boolean().default(false).meta({
+    description: 'Also create a follow-up call activity for a missed (or busy, failed) call.',
+  }),
+  uploadRecordings: z.boolean().default(true).meta({
+    description: "Upload the recording (from hosts the source's recordings.allowHosts lists).",
+  }),
+  searchRateLimit: z
+    .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
+    .default({ requests: 10, perSeconds: 2 }),
+  cacheSec: z.number().min(0).default(600),
+});
+
+export type PipedriveConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+
+export const pipedriveSpec: TargetSpec = {
+  type: 'pipedrive',
+  configSchema,
+  // Lite plan, API token: 20 requests per 2-second window; raise rateLimit for bigger plans.
+  defaults: {
+    deliverOn: 'ended',
+    settleSec: 60,
+    rateLimit: { requests: 20, perSeconds: 2 },
+    concurrency: 2,
+  },
+};
