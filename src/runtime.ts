@@ -15,12 +15,13 @@ import { silentLogger, type Logger } from './telemetry/log.js';
 
 /** The store for commands (short-lived; SQLite on the calling thread). */
 export async function openStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
-  if ('sqlite' in cfg.store)
-    return new SqliteStore(cfg.store.sqlite, {
-      routing: cfg.routing,
-      busyTimeoutMs: cfg.store.busyTimeoutMs,
-    });
-  return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, max: 2 });
+  const { routing } = cfg;
+  const { maxEventsPerCall } = cfg.store;
+  if ('sqlite' in cfg.store) {
+    const { busyTimeoutMs } = cfg.store;
+    return new SqliteStore(cfg.store.sqlite, { routing, busyTimeoutMs, maxEventsPerCall });
+  }
+  return PostgresStore.open(cfg.store.postgres, { routing, maxEventsPerCall, max: 2 });
 }
 
 /** The store for the server: SQLite on its own thread (commits never block HTTP), or PostgreSQL. */
@@ -31,9 +32,11 @@ export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'routing'
       routing: cfg.routing,
       maxSizeMB: cfg.store.maxSizeMB,
       busyTimeoutMs: cfg.store.busyTimeoutMs,
+      maxEventsPerCall: cfg.store.maxEventsPerCall,
     });
   }
-  return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing });
+  const { maxEventsPerCall } = cfg.store;
+  return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, maxEventsPerCall });
 }
 
 /** The configured targets, ready to deliver. */

@@ -43,7 +43,9 @@ export interface ResolvedSource extends SourceSettings {
 export interface RelayConfig {
   file: string;
   server: RelayConfigParsed['server'];
-  store: { sqlite: string; maxSizeMB?: number; busyTimeoutMs: number } | { postgres: string };
+  store: ({ sqlite: string; maxSizeMB?: number; busyTimeoutMs: number } | { postgres: string }) & {
+    maxEventsPerCall: number;
+  };
   adminToken: string | undefined;
   logLevel: RelayConfigParsed['log']['level'];
   adaptersDir: string;
@@ -146,11 +148,12 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     file: y.file,
     server: cfg.server,
     store: cfg.store.postgres
-      ? { postgres: cfg.store.postgres }
+      ? { postgres: cfg.store.postgres, maxEventsPerCall: cfg.store.maxEventsPerCall }
       : {
           sqlite: rel(cfg.store.sqlite ?? 'data/relay.db'),
           maxSizeMB: cfg.store.maxSizeMB,
           busyTimeoutMs: cfg.store.busyTimeoutMs,
+          maxEventsPerCall: cfg.store.maxEventsPerCall,
         },
     adminToken: cfg.admin.token,
     logLevel: cfg.log.level,

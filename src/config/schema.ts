@@ -2,6 +2,7 @@
 // and generates config/relay.schema.json for editors.
 
 import { z } from 'zod';
+import { DEFAULT_MAX_EVENTS_PER_CALL } from '../domain/inbox.js';
 import { Country, TimeZone } from '../domain/values.js';
 import { TargetConfigSchema } from '../targets/registry.js';
 
@@ -149,6 +150,17 @@ export const RelayConfigSchema = z
         busyTimeoutMs: z.number().int().min(0).default(5000).meta({
           description: "SQLite: how long a write waits for another process's lock before 503.",
         }),
+        maxEventsPerCall: z
+          .number()
+          .int()
+          .min(10)
+          .max(100_000)
+          .default(DEFAULT_MAX_EVENTS_PER_CALL)
+          .meta({
+            description:
+              'Distinct events a call keeps; later ones are kept as raw requests only and the ' +
+              'record is marked truncated, so that one runaway call cannot slow the others.',
+          }),
         postgres: z
           .string()
           .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })

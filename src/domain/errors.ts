@@ -29,6 +29,11 @@ export const ERRORS = {
   RELAY_ERR_UNKNOWN_EVENT: { status: 200, message: 'no event rule of the adapter matched' },
   RELAY_ERR_MISSING_CALL_ID: { status: 200, message: 'the event has no call id' },
   RELAY_ERR_MAPPING_FAILED: { status: 200, message: 'an adapter expression failed' },
+  // Stored and mapped, but past its call's limit of distinct events: kept as a raw request only.
+  RELAY_ERR_CALL_EVENT_LIMIT: {
+    status: 200,
+    message: 'the call has as many distinct events as the relay keeps per call',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

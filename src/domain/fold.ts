@@ -10,8 +10,10 @@ import type { CallEvent, CallRecord, EventType, Leg, StoredEvent, Transfer } fro
 export interface FoldContext {
   source: string;
   provider: string;
-  /** From a click-to-call the relay placed, matched on the channel id (see store origins). */
+  /** From a click-to-call the relay placed, matched on the channel id (see refold.ts). */
   originatedBy?: string | null;
+  /** Events of the call were dropped over the per-call limit. */
+  truncated?: boolean;
 }
 
 const collator = new Intl.Collator('en', { numeric: true });
@@ -23,7 +25,8 @@ export function eventKey(e: CallEvent): string {
   return createHash('sha256').update(stableJson(e)).digest('base64url').slice(0, 22);
 }
 
-function stableJson(v: unknown): string {
+/** JSON with object keys sorted: the same value gives the same text, whatever the key order. */
+export function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
   if (v && typeof v === 'object') {
     const keys = Object.keys(v)
@@ -194,6 +197,7 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
       inboxId: s.inboxId,
       receivedAt: s.receivedAt,
     })),
+    truncated: ctx.truncated ?? false,
   };
 }
 

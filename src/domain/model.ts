@@ -152,6 +152,11 @@ export const CallRecordSchema = z
     events: z
       .array(EventRefSchema)
       .meta({ description: 'The events that built the record, in order of arrival.' }),
+    truncated: z.boolean().meta({
+      description:
+        'More distinct events arrived for this call than the relay keeps (store.maxEventsPerCall): ' +
+        'the record is built from the first ones; the rest are kept as raw requests only.',
+    }),
   })
   .meta({ title: `callrelay call record v${MODEL_VERSION}` });
 

@@ -53,6 +53,8 @@ export interface CallRow {
   record: CallRecord;
   updatedAt: string;
   revision: number;
+  /** Distinct events past the per-call limit, kept as raw requests only (record.truncated). */
+  droppedEvents: number;
 }
 
 export interface Store {

@@ -32,9 +32,13 @@ describe('several instances on PostgreSQL', () => {
       });
       const cfg = loadConfig(file, {});
       relays.push(
-        await startRelay({ ...cfg, store: { postgres: url } }, undefined, {
-          delivery: { pollMs: 20 },
-        }),
+        await startRelay(
+          { ...cfg, store: { postgres: url, maxEventsPerCall: cfg.store.maxEventsPerCall } },
+          undefined,
+          {
+            delivery: { pollMs: 20 },
+          },
+        ),
       );
     }
     // Flows whose call ids do not collide, sent round-robin across the two instances.

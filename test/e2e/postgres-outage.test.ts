@@ -20,7 +20,10 @@ describe('PostgreSQL outage', () => {
     await pg.start();
     const url = await pg.createDatabase('relay');
     const cfg = loadConfig(writeRelayYaml(tempDir()), {});
-    relay = await startRelay({ ...cfg, store: { postgres: url } });
+    relay = await startRelay({
+      ...cfg,
+      store: { postgres: url, maxEventsPerCall: cfg.store.maxEventsPerCall },
+    });
     const base = `http://127.0.0.1:${relay.port}`;
     const acked: string[] = [];
     let i = 0;

@@ -45,12 +45,15 @@ const sqliteVersions = async (path: string): Promise<number[]> => {
   }
 };
 
+/** Distinct events a call keeps in these tests. */
+const LIMIT = 4;
+
 const backends: [string, Backend][] = [
   [
     'sqlite',
     {
       place: async () => join(tempDir(), 'relay.db'),
-      open: async (p) => new SqliteStore(p, { routing }),
+      open: async (p) => new SqliteStore(p, { routing, maxEventsPerCall: LIMIT }),
       versions: sqliteVersions,
     },
   ],
@@ -58,7 +61,7 @@ const backends: [string, Backend][] = [
     'sqlite on its own thread',
     {
       place: async () => join(tempDir(), 'relay.db'),
-      open: (p) => ThreadedSqliteStore.open({ path: p, routing }),
+      open: (p) => ThreadedSqliteStore.open({ path: p, routing, maxEventsPerCall: LIMIT }),
       versions: sqliteVersions,
     },
   ],
@@ -66,7 +69,7 @@ const backends: [string, Backend][] = [
     'postgres',
     {
       place: () => freshPostgresDatabase(inject('pgUrl')),
-      open: (url) => PostgresStore.open(url, { routing }),
+      open: (url) => PostgresStore.open(url, { routing, maxEventsPerCall: LIMIT }),
       versions: async (url) => {
         const c = new pg.Client({ connectionString: url });
         await c.connect();
@@ -256,6 +259,116 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect((await store.getCalls('b'))[0]!.record.originatedBy).toBe('makecall');
   });
 
+  it('names the earliest origin among all the channels of a call', async () => {
+    const { store } = await fresh();
+    const origin = (ch: string, by: string): CallEvent => ({
+      type: 'originated',
+      channelId: ch,
+      originatedBy: by,
+    });
+    // Two click-to-call requests, then one call whose legs ran on both channels.
+    await store.insertInbox([
+      item(mapped(origin('ch-a', 'api:first'))),
+      item(mapped(origin('ch-b', 'api:second'))),
+    ]);
+    await store.insertInbox([
+      item(mapped({ ...ring('m', '800'), channelId: 'ch-a' })),
+      item(mapped(end('m', { channelId: 'ch-b' }))),
+    ]);
+    await store.applyPending(100);
+    expect((await store.getCalls('m'))[0]!.record.originatedBy).toBe('api:first');
+  });
+
+  it('links an origin that arrives after the call, on any of its channels', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([
+      item(mapped({ ...ring('n', '800'), channelId: 'ch-x' })),
+      item(mapped(end('n', { channelId: 'ch-y' }))),
+    ]);
+    await store.applyPending(100);
+    expect((await store.getCalls('n'))[0]!.record.originatedBy).toBeNull();
+    // The record names one channel (the end's); the origin is on the other.
+    await store.insertInbox([
+      item(mapped({ type: 'originated', channelId: 'ch-x', originatedBy: 'api:late' })),
+    ]);
+    await store.applyPending(100);
+    expect((await store.getCalls('n'))[0]!.record.originatedBy).toBe('api:late');
+  });
+
+  it('stores a repeat once: its request is kept and applied at once, and nothing is refolded', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(ring('r', '800')))]);
+    await store.applyPending(100);
+    const [before] = await store.getCalls('r');
+    const ids = await store.insertInbox([
+      item(mapped(ring('r', '800')), '{"again":1}'),
+      item(mapped(ring('r', '800')), '{"again":2}'),
+    ]);
+    expect(await store.countInbox()).toMatchObject({ pending: 0, applied: 3 });
+    expect(await store.applyPending(100)).toBe(0);
+    for (const id of ids) {
+      expect(await store.getInbox(id)).toMatchObject({
+        state: 'applied',
+        rule: 'r',
+        reasonCode: null,
+      });
+    }
+    expect((await store.getInbox(ids[1]!))!.body.toString()).toBe('{"again":2}');
+    expect((await store.getCalls('r'))[0]).toEqual(before);
+  });
+
+  it('keeps at most the limit of distinct events per call, counts the rest, marks the record', async () => {
+    const { store } = await fresh();
+    const agent = (i: number): CallEvent => ring('big', String(100 + i));
+    const ids = await store.insertInbox(
+      Array.from({ length: LIMIT + 3 }, (_, i) => item(mapped(agent(i)))),
+    );
+    await store.insertInbox([item(mapped(ring('small', '1')))]);
+    // Over the limit, only the first dropped event needs a fold (to mark the record).
+    expect(await store.countInbox()).toMatchObject({ pending: LIMIT + 2, applied: 2 });
+    await store.applyPending(100);
+    const [big] = await store.getCalls('big');
+    expect(big!.record.rang).toEqual(Array.from({ length: LIMIT }, (_, i) => String(100 + i)));
+    expect(big!.record.truncated).toBe(true);
+    expect(big!.droppedEvents).toBe(3);
+    for (const id of ids.slice(LIMIT)) {
+      expect(await store.getInbox(id)).toMatchObject({
+        state: 'applied',
+        reasonCode: 'RELAY_ERR_CALL_EVENT_LIMIT',
+      });
+    }
+    expect((await store.getCalls('small'))[0]).toMatchObject({
+      droppedEvents: 0,
+      record: { truncated: false },
+    });
+    // One more distinct event costs no fold and changes nothing but the count; a repeat of a kept
+    // event is a repeat, not a dropped event.
+    const [more, again] = await store.insertInbox([
+      item(mapped(agent(LIMIT + 3))),
+      item(mapped(agent(0))),
+    ]);
+    expect(await store.countInbox()).toMatchObject({ pending: 0 });
+    expect(await store.getInbox(more!)).toMatchObject({ reasonCode: 'RELAY_ERR_CALL_EVENT_LIMIT' });
+    expect(await store.getInbox(again!)).toMatchObject({ state: 'applied', reasonCode: null });
+    const [after] = await store.getCalls('big');
+    expect(after).toMatchObject({ revision: big!.revision, droppedEvents: 4 });
+  });
+
+  it('hands an event over to a request that repeats it when the first is replayed', async () => {
+    const { store } = await fresh();
+    const [a, b] = await store.insertInbox([item(mapped(end('h'))), item(mapped(end('h')))]);
+    await store.applyPending(100);
+    await store.remap(a!, mapped(end('elsewhere')), '3cx');
+    const [h] = await store.getCalls('h');
+    expect(h!.record).toMatchObject({ status: 'ended', events: [{ inboxId: b }] });
+    expect(await store.getCalls('elsewhere')).toHaveLength(1);
+    // Replayed too, the repeat joins the other call, and the first call is left without events.
+    await store.remap(b!, mapped(end('elsewhere')), '3cx');
+    expect(await store.getCalls('h')).toEqual([]);
+    expect((await store.getCalls('elsewhere'))[0]!.record.events).toHaveLength(1);
+    expect(await store.getInbox(b!)).toMatchObject({ state: 'applied', replays: 1 });
+  });
+
   it('remaps a request: its events are replaced, and a call left without events goes away', async () => {
     const { store } = await fresh();
     const [id] = await store.insertInbox([item(mapped(end('wrong')))]);
@@ -418,4 +531,128 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     const migrations = again.backend === 'postgres' ? PG_MIGRATIONS : MIGRATIONS;
     expect(await backend.versions(path)).toEqual(migrations.map((m) => m.version));
   });
+});
+
+describe('upgrading a database written before repeats were links', () => {
+  // The rows the previous version wrote for one call: a ringing event stored twice, and its
+  // record without a fingerprint.
+  const ev = { type: 'ringing', callId: 'old', legId: 'old-0', agent: '800', direction: 'inbound' };
+  const key = 'same-content-key-00000';
+  const inbox = (id: number): unknown[] => [
+    id,
+    '3cx',
+    '3cx',
+    'webhook',
+    `2026-03-01T10:00:0${id}.000Z`,
+    'POST',
+    '',
+    null,
+    '{}',
+    Buffer.from('{}'),
+    'applied',
+  ];
+
+  it.each([
+    [
+      'sqlite',
+      async () => {
+        const path = join(tempDir(), 'relay.db');
+        const db = new Database(path);
+        db.exec(
+          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+        );
+        for (const m of MIGRATIONS.slice(0, 2)) {
+          db.exec(m.sql);
+          db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'x');
+        }
+        const ins = db.prepare(
+          `INSERT INTO inbox (id, source, provider, kind, received_at, method, query, content_type, headers, body, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        const evt = db.prepare(
+          `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body) VALUES (?, 0, '3cx', '3cx', 'old', NULL, 'ringing', ?, ?, ?)`,
+        );
+        for (const id of [1, 2]) {
+          ins.run(...inbox(id));
+          evt.run(id, key, `2026-03-01T10:00:0${id}.000Z`, JSON.stringify(ev));
+        }
+        db.close();
+        return {
+          open: () => new SqliteStore(path, { routing }),
+          count: async () => {
+            const d = new Database(path, { readonly: true });
+            try {
+              return d
+                .prepare(
+                  'SELECT (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM event_links) AS l',
+                )
+                .get() as { e: number; l: number };
+            } finally {
+              d.close();
+            }
+          },
+        };
+      },
+    ],
+    [
+      'postgres',
+      async () => {
+        const url = await freshPostgresDatabase(inject('pgUrl'));
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        await c.query(
+          'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+        );
+        await c.query(PG_MIGRATIONS[0]!.sql);
+        await c.query(`INSERT INTO schema_migrations VALUES (1, 'x', now())`);
+        for (const id of [1, 2]) {
+          await c.query(
+            `INSERT INTO inbox (id, source, provider, kind, received_at, method, query, content_type, headers, body, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+            inbox(id),
+          );
+          await c.query(
+            `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body) VALUES ($1, 0, '3cx', '3cx', 'old', NULL, 'ringing', $2, $3, $4)`,
+            [id, key, `2026-03-01T10:00:0${id}.000Z`, JSON.stringify(ev)],
+          );
+        }
+        await c.end();
+        return {
+          open: () => PostgresStore.open(url, { routing }),
+          count: async () => {
+            const d = new pg.Client({ connectionString: url });
+            await d.connect();
+            try {
+              return (
+                await d.query<{ e: number; l: number }>(
+                  'SELECT (SELECT count(*)::int FROM events) AS e, (SELECT count(*)::int FROM event_links) AS l',
+                )
+              ).rows[0]!;
+            } finally {
+              await d.end();
+            }
+          },
+        };
+      },
+    ],
+  ] as const)(
+    '%s: a stored repeat becomes a link, and replays keep one event',
+    async (_n, make) => {
+      const { open, count } = await make();
+      const store = await open();
+      try {
+        expect(await count()).toEqual({ e: 1, l: 1 });
+        // Replaying either request hands the one event over, never copies it.
+        await store.remap(1, mapped(ev as CallEvent), '3cx');
+        await store.remap(2, mapped(ev as CallEvent), '3cx');
+        expect(await count()).toEqual({ e: 1, l: 1 });
+        const [call] = await store.getCalls('old');
+        expect(call).toMatchObject({
+          droppedEvents: 0,
+          record: { rang: ['800'], truncated: false },
+        });
+        expect(call!.record.events).toHaveLength(1);
+      } finally {
+        await store.close();
+      }
+    },
+  );
 });

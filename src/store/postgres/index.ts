@@ -3,21 +3,31 @@
 // instances share the work:
 //   - migrations run under an advisory lock, so instances starting together do not race;
 //   - pending requests are claimed with FOR UPDATE SKIP LOCKED;
-//   - each call is folded under a transaction-scoped advisory lock on (source, call id), taken in
-//     sorted order, so two instances never fold one call at once (and cannot deadlock);
+//   - requests are filed under per-call transaction locks, and each call is folded under another
+//     one, both taken in sorted order, so two instances never file or fold one call at once (and
+//     cannot deadlock);
 //   - deliveries are claimed with SKIP LOCKED plus a lease that expires, so a crashed instance's
 //     work is picked up by the others.
 
 import pg from 'pg';
+import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
+import { eventKey } from '../../domain/fold.js';
+import {
+  assumeNew,
+  DEFAULT_MAX_EVENTS_PER_CALL,
+  droppedFiling,
+  fileRequest,
+  overLimit,
+  type EventFiling,
+  type InboxState,
+} from '../../domain/inbox.js';
+import type { CallEvent, CallRecord } from '../../domain/model.js';
+import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
-import { eventKey, foldCall } from '../../domain/fold.js';
-import type { CallEvent, CallRecord, StoredEvent } from '../../domain/model.js';
-import { dueTargets, NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { type InboxState, stateOf } from '../../domain/inbox.js';
+import { NO_ROUTING, type Routing } from '../../domain/routing.js';
 import { nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
 import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 
 // bigint ids fit in a JS number for the life of any installation (2^53).
 const types = {
@@ -31,16 +41,43 @@ type CallKey = { source: string; callId: string };
 const iso = (d: Date | string | null): string | null =>
   d === null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
 
+interface EventDbRow {
+  inbox_id: number;
+  idx: number;
+  provider: string;
+  received_at: Date;
+  key: string;
+  body: CallEvent;
+}
+
+const toEventRow = (r: EventDbRow): EventRow => ({
+  inboxId: r.inbox_id,
+  idx: r.idx,
+  provider: r.provider,
+  receivedAt: iso(r.received_at)!,
+  key: r.key,
+  event: r.body,
+});
+
+const eventsOf = (r: MapResult): CallEvent[] => (r.status === 'mapped' ? r.events : []);
+
+/** What an event's filing locks: its call, or the channel of an origin. */
+const callLockKey = (source: string, e: CallEvent): string =>
+  JSON.stringify(e.callId ? [source, e.callId] : [source, '#channel', e.channelId ?? '']);
+
 export interface PostgresOptions {
   routing?: Routing;
   /** Pool size per instance. */
   max?: number;
+  /** Distinct events a call keeps (domain/inbox.ts). */
+  maxEventsPerCall?: number;
 }
 
 export class PostgresStore implements Store {
   readonly backend = 'postgres' as const;
   private readonly pool: pg.Pool;
   private readonly routing: Routing;
+  private readonly maxEvents: number;
 
   private constructor(url: string, opts: PostgresOptions) {
     this.pool = new pg.Pool({
@@ -52,6 +89,7 @@ export class PostgresStore implements Store {
     // An idle client losing its server must not crash the process: the next query reports it.
     this.pool.on('error', () => {});
     this.routing = opts.routing ?? NO_ROUTING;
+    this.maxEvents = opts.maxEventsPerCall ?? DEFAULT_MAX_EVENTS_PER_CALL;
   }
 
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
@@ -129,9 +167,14 @@ export class PostgresStore implements Store {
 
   async insertInbox(batch: NewInbox[]): Promise<number[]> {
     return this.tx(async (c) => {
+      await this.lockCalls(
+        c,
+        batch.flatMap((n) => eventsOf(n.result).map((e) => callLockKey(n.req.source, e))),
+      );
       const ids: number[] = [];
       for (const { req, result, provider } of batch) {
-        const s = stateOf(result);
+        // Filed as if every event were new (the common case); corrected below if not.
+        const guess = fileRequest(result, assumeNew(result), this.maxEvents);
         const r = await c.query<{ id: number }>(
           `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
@@ -145,45 +188,106 @@ export class PostgresStore implements Store {
             req.contentType,
             JSON.stringify(req.headers),
             req.body,
-            s.state,
-            s.rule,
-            s.reasonCode,
-            s.reason,
+            guess.state,
+            guess.rule,
+            guess.reasonCode,
+            guess.reason,
           ],
         );
         const id = r.rows[0]!.id;
-        await this.insertEvents(c, id, req, result, provider);
+        const f = fileRequest(
+          result,
+          await this.fileEvents(c, id, req, result, provider),
+          this.maxEvents,
+        );
+        if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
+          await c.query(
+            `UPDATE inbox SET state = $2, reason_code = $3, reason = $4,
+               applied_at = CASE WHEN $2 = 'applied' THEN now() END WHERE id = $1`,
+            [id, f.state, f.reasonCode, f.reason],
+          );
+        }
         ids.push(id);
       }
       return ids;
     });
   }
 
-  private async insertEvents(
+  /**
+   * Per-call locks for the rest of the transaction, in sorted order: instances filing events of
+   * the same calls take turns (event keys, counts), and never deadlock. Folding has its own
+   * (refoldAll), so a fold never delays a commit.
+   */
+  private async lockCalls(c: Q, keys: string[]): Promise<void> {
+    const sorted = [...new Set(keys)].sort();
+    if (!sorted.length) return;
+    await c.query(
+      'SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) AS k',
+      [sorted],
+    );
+  }
+
+  /** Store each event of a request as new, a copy of a stored one, or dropped over the limit. */
+  private async fileEvents(
     c: Q,
     id: number,
     req: Pick<RawRequest, 'source' | 'receivedAt'>,
     result: MapResult,
     provider: string,
-  ): Promise<void> {
-    if (result.status !== 'mapped') return;
-    for (const [idx, event] of result.events.entries()) {
-      await c.query(
-        `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+  ): Promise<EventFiling[]> {
+    const out: EventFiling[] = [];
+    for (const [idx, event] of eventsOf(result).entries()) {
+      const key = eventKey(event);
+      const callId = event.callId ?? null;
+      const link = (kind: 'copy' | 'dropped'): Promise<unknown> =>
+        c.query(
+          'INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES ($1, $2, $3, $4, $5, $6)',
+          [id, idx, req.source, callId, key, kind],
+        );
+      const added = await c.query(
+        `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source, key) DO NOTHING`,
         [
           id,
           idx,
           req.source,
           provider,
-          event.callId ?? null,
+          callId,
           event.channelId ?? null,
           event.type,
-          eventKey(event),
+          key,
           req.receivedAt,
           JSON.stringify(event),
         ],
       );
+      if (!added.rowCount) {
+        await link('copy');
+        out.push('copy');
+        continue;
+      }
+      if (callId === null) {
+        out.push('new');
+        continue;
+      }
+      const count = await c.query<{ events: number }>(
+        `INSERT INTO call_stats (source, call_id, events) VALUES ($1, $2, 1)
+         ON CONFLICT (source, call_id) DO UPDATE SET events = call_stats.events + 1 RETURNING events`,
+        [req.source, callId],
+      );
+      if (!overLimit(count.rows[0]!.events, this.maxEvents)) {
+        out.push('new');
+        continue;
+      }
+      await c.query('DELETE FROM events WHERE inbox_id = $1 AND idx = $2', [id, idx]);
+      const dropped = await c.query<{ dropped: number }>(
+        `UPDATE call_stats SET events = events - 1, dropped = dropped + 1
+         WHERE source = $1 AND call_id = $2 RETURNING dropped`,
+        [req.source, callId],
+      );
+      await link('dropped');
+      out.push(droppedFiling(dropped.rows[0]!.dropped));
     }
+    return out;
   }
 
   async applyPending(limit: number): Promise<number> {
@@ -216,112 +320,168 @@ export class PostgresStore implements Store {
       ).rows[0];
       if (!row) throw new Error(`no stored request ${id}`);
       const before = await this.touchedBy(c, [id]);
-      await c.query('DELETE FROM events WHERE inbox_id = $1', [id]);
-      await this.insertEvents(
-        c,
-        id,
-        { source: row.source, receivedAt: iso(row.received_at)! },
+      const mine = [...before.values()].map((k) => JSON.stringify([k.source, k.callId]));
+      await this.lockCalls(c, [
+        ...mine,
+        ...eventsOf(result).map((e) => callLockKey(row.source, e)),
+      ]);
+      await this.release(c, id);
+      const req = { source: row.source, receivedAt: iso(row.received_at)! };
+      const f = fileRequest(
         result,
-        provider,
+        await this.fileEvents(c, id, req, result, provider),
+        this.maxEvents,
       );
       const after = await this.touchedBy(c, [id]);
       const now = new Date().toISOString();
       await this.refoldAll(c, new Map([...before, ...after]), now);
-      const s = stateOf(result);
-      const state = s.state === 'pending' ? 'applied' : s.state;
+      // A replay folds at once: what would be pending is applied.
+      const state = f.state === 'pending' ? 'applied' : f.state;
       await c.query(
         `UPDATE inbox SET state = $1, provider = $2, rule = $3, reason_code = $4, reason = $5, replays = replays + 1, applied_at = $6 WHERE id = $7`,
-        [state, provider, s.rule, s.reasonCode, s.reason, state === 'applied' ? now : null, id],
+        [state, provider, f.rule, f.reasonCode, f.reason, state === 'applied' ? now : null, id],
       );
     });
   }
 
-  /** Calls whose record depends on these inbox rows: their own, and those on a channel they originated. */
+  /**
+   * Take a request's events and links away before it is mapped again. An event another request
+   * repeats passes to the earliest such request, so that the call keeps it.
+   */
+  private async release(c: Q, id: number): Promise<void> {
+    const own = await c.query<{ idx: number; source: string; call_id: string | null; key: string }>(
+      'SELECT idx, source, call_id, key FROM events WHERE inbox_id = $1',
+      [id],
+    );
+    for (const e of own.rows) {
+      const heir = (
+        await c.query<{ inbox_id: number; idx: number; received_at: Date; provider: string }>(
+          `SELECT l.inbox_id, l.idx, i.received_at, i.provider FROM event_links l JOIN inbox i ON i.id = l.inbox_id
+           WHERE l.source = $1 AND l.key = $2 AND l.kind = 'copy' ORDER BY l.inbox_id, l.idx LIMIT 1`,
+          [e.source, e.key],
+        )
+      ).rows[0];
+      if (heir) {
+        await c.query(
+          `UPDATE events SET inbox_id = $1, idx = $2, received_at = $3, provider = $4
+           WHERE inbox_id = $5 AND idx = $6`,
+          [heir.inbox_id, heir.idx, heir.received_at, heir.provider, id, e.idx],
+        );
+        await c.query('DELETE FROM event_links WHERE inbox_id = $1 AND idx = $2', [
+          heir.inbox_id,
+          heir.idx,
+        ]);
+        continue;
+      }
+      await c.query('DELETE FROM events WHERE inbox_id = $1 AND idx = $2', [id, e.idx]);
+      if (e.call_id !== null) await this.uncount(c, e.source, e.call_id, 1, 0);
+    }
+    const links = await c.query<{ source: string; call_id: string | null; kind: string }>(
+      'DELETE FROM event_links WHERE inbox_id = $1 RETURNING source, call_id, kind',
+      [id],
+    );
+    for (const l of links.rows) {
+      if (l.kind === 'dropped' && l.call_id !== null)
+        await this.uncount(c, l.source, l.call_id, 0, 1);
+    }
+  }
+
+  private async uncount(c: Q, source: string, callId: string, events: number, dropped: number) {
+    await c.query(
+      `UPDATE call_stats SET events = events - $3, dropped = dropped - $4
+       WHERE source = $1 AND call_id = $2`,
+      [source, callId, events, dropped],
+    );
+  }
+
+  /**
+   * The calls these requests touch: those of their events and links, and every call with an event
+   * on a channel they originated (by event, so that any of a call's channels finds it).
+   */
   private async touchedBy(c: Q, ids: number[]): Promise<Map<string, CallKey>> {
-    const out = new Map<string, CallKey>();
-    const own = await c.query<CallKey>(
-      `SELECT DISTINCT source, call_id AS "callId" FROM events WHERE inbox_id = ANY($1) AND call_id IS NOT NULL`,
+    const r = await c.query<CallKey>(
+      `SELECT source, call_id AS "callId" FROM events WHERE inbox_id = ANY($1) AND call_id IS NOT NULL
+       UNION SELECT source, call_id FROM event_links WHERE inbox_id = ANY($1) AND call_id IS NOT NULL
+       UNION SELECT c.source, c.call_id FROM events o
+         JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
+         WHERE o.inbox_id = ANY($1) AND o.type = 'originated'`,
       [ids],
     );
-    const origin = await c.query<CallKey>(
-      `SELECT DISTINCT k.source, k.call_id AS "callId" FROM events e JOIN calls k ON k.source = e.source AND k.channel_id = e.channel_id
-       WHERE e.inbox_id = ANY($1) AND e.type = 'originated'`,
-      [ids],
-    );
-    for (const k of [...own.rows, ...origin.rows]) out.set(`${k.source}\u0000${k.callId}`, k);
-    return out;
+    return new Map(r.rows.map((k) => [JSON.stringify([k.source, k.callId]), k]));
   }
 
   /** One call at a time across instances: advisory locks in key order, then refold. */
   private async refoldAll(c: Q, touched: Map<string, CallKey>, now: string): Promise<void> {
     for (const key of [...touched.keys()].sort()) {
-      const k = touched.get(key)!;
-      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-        JSON.stringify([k.source, k.callId]),
-      ]);
-      await this.refold(c, k, now);
+      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+      await this.refold(c, touched.get(key)!, now);
     }
   }
 
+  /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */
   private async refold(c: Q, { source, callId }: CallKey, now: string): Promise<void> {
-    const rows = (
-      await c.query<{
-        inbox_id: number;
-        idx: number;
-        provider: string;
-        received_at: Date;
-        key: string;
-        body: CallEvent;
-      }>(
+    const events = (
+      await c.query<EventDbRow>(
         'SELECT inbox_id, idx, provider, received_at, key, body FROM events WHERE source = $1 AND call_id = $2',
         [source, callId],
       )
-    ).rows;
-    if (!rows.length) {
+    ).rows.map(toEventRow);
+    const channels = channelsOf(events);
+    const origins = channels.length
+      ? (
+          await c.query<EventDbRow>(
+            `SELECT inbox_id, idx, provider, received_at, key, body FROM events
+             WHERE source = $1 AND type = 'originated' AND channel_id = ANY($2)`,
+            [source, channels],
+          )
+        ).rows.map(toEventRow)
+      : [];
+    // No fingerprint where a record predates them (migration 2): it is written once more.
+    const prev = (
+      await c.query<{ fingerprint: string | null; dropped: number | null }>(
+        `SELECT (SELECT fingerprint FROM calls WHERE source = $1 AND call_id = $2) AS fingerprint,
+           (SELECT dropped FROM call_stats WHERE source = $1 AND call_id = $2) AS dropped`,
+        [source, callId],
+      )
+    ).rows[0]!;
+    const d = refoldCall(
+      {
+        source,
+        callId,
+        events,
+        origins,
+        truncated: (prev.dropped ?? 0) > 0,
+        previous: prev.fingerprint ?? undefined,
+      },
+      this.routing,
+      new Date(now),
+    );
+    if (d.kind === 'unchanged') return;
+    if (d.kind === 'delete') {
       await c.query('DELETE FROM calls WHERE source = $1 AND call_id = $2', [source, callId]);
       return;
     }
-    const events: StoredEvent[] = rows.map((r) => ({
-      inboxId: r.inbox_id,
-      idx: r.idx,
-      receivedAt: iso(r.received_at)!,
-      key: r.key,
-      event: r.body,
-    }));
-    const channels = [
-      ...new Set(events.map((e) => e.event.channelId).filter((x): x is string => !!x)),
-    ];
-    let originatedBy: string | null = null;
-    if (channels.length) {
-      const o = await c.query<{ body: CallEvent }>(
-        `SELECT body FROM events WHERE source = $1 AND channel_id = ANY($2) AND type = 'originated' ORDER BY inbox_id LIMIT 1`,
-        [source, channels],
-      );
-      originatedBy = o.rows[0]?.body.originatedBy ?? null;
-    }
-    const provider = rows.reduce((a, b) => (b.inbox_id > a.inbox_id ? b : a)).provider;
-    const record = foldCall(events, { source, provider, originatedBy });
-    // jsonb compares by meaning: an identical record is no change, and gets no new revision.
     const up = await c.query<{ revision: number }>(
-      `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record)
-       VALUES ($1, $2, $3, $4, $5, $6, 1, $7)
-       ON CONFLICT (source, call_id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status, started_at = excluded.started_at,
-         updated_at = excluded.updated_at, revision = calls.revision + 1, record = excluded.record
-       WHERE calls.record IS DISTINCT FROM excluded.record
+      `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record, fingerprint)
+       VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
+       ON CONFLICT (source, call_id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
+         started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1,
+         record = excluded.record, fingerprint = excluded.fingerprint
        RETURNING revision`,
       [
         source,
         callId,
-        record.channelId,
-        record.status,
-        record.startedAt,
+        d.record.channelId,
+        d.record.status,
+        d.record.startedAt,
         now,
-        JSON.stringify(record),
+        d.json,
+        d.fingerprint,
       ],
     );
-    const rev = up.rows[0]?.revision;
-    if (rev === undefined) return;
-    for (const d of dueTargets(record, this.routing, new Date(now))) {
+    const rev = up.rows[0]!.revision;
+    for (const t of d.due) {
+      // A change re-arms finished or dead work; work already due keeps its time (settle window, backoff).
       await c.query(
         `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at) VALUES ($1, $2, $3, 'due', $4, $5, $6)
          ON CONFLICT (target, source, call_id) DO UPDATE SET want_rev = excluded.want_rev, updated_at = excluded.updated_at,
@@ -329,7 +489,7 @@ export class PostgresStore implements Store {
            attempts = CASE WHEN deliveries.state = 'due' THEN deliveries.attempts ELSE 0 END,
            first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
            state = 'due'`,
-        [d.target, source, callId, d.dueAt, rev, now],
+        [t.target, source, callId, t.dueAt, rev, now],
       );
     }
   }
@@ -481,28 +641,24 @@ export class PostgresStore implements Store {
   }
 
   async listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
-    const r = await this.pool.query<{ record: CallRecord; updated_at: Date; revision: number }>(
-      `SELECT record, updated_at, revision FROM calls WHERE ($1::timestamptz IS NULL OR updated_at >= $1) AND ($2::text IS NULL OR source = $2)
-       ORDER BY updated_at DESC, started_at DESC LIMIT $3`,
+    const r = await this.pool.query<CallDbRow>(
+      `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
+       LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
+       WHERE ($1::timestamptz IS NULL OR c.updated_at >= $1) AND ($2::text IS NULL OR c.source = $2)
+       ORDER BY c.updated_at DESC, c.started_at DESC LIMIT $3`,
       [q.since ?? null, q.source ?? null, q.limit],
     );
-    return r.rows.map((x) => ({
-      record: x.record,
-      updatedAt: iso(x.updated_at)!,
-      revision: x.revision,
-    }));
+    return r.rows.map(toCallRow);
   }
 
   async getCalls(callId: string, source?: string): Promise<CallRow[]> {
-    const r = await this.pool.query<{ record: CallRecord; updated_at: Date; revision: number }>(
-      'SELECT record, updated_at, revision FROM calls WHERE call_id = $1 AND ($2::text IS NULL OR source = $2) ORDER BY source',
+    const r = await this.pool.query<CallDbRow>(
+      `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
+       LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
+       WHERE c.call_id = $1 AND ($2::text IS NULL OR c.source = $2) ORDER BY c.source`,
       [callId, source ?? null],
     );
-    return r.rows.map((x) => ({
-      record: x.record,
-      updatedAt: iso(x.updated_at)!,
-      revision: x.revision,
-    }));
+    return r.rows.map(toCallRow);
   }
 
   async checkWritable(): Promise<void> {
@@ -515,3 +671,17 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 }
+
+interface CallDbRow {
+  record: CallRecord;
+  updated_at: Date;
+  revision: number;
+  dropped: number | null;
+}
+
+const toCallRow = (x: CallDbRow): CallRow => ({
+  record: x.record,
+  updatedAt: iso(x.updated_at)!,
+  revision: x.revision,
+  droppedEvents: x.dropped ?? 0,
+});

@@ -82,4 +82,42 @@ export const MIGRATIONS: Migration[] = [
       CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
     `,
   },
+  {
+    version: 2,
+    name: 'repeats as links, per-call event limit, record fingerprints',
+    sql: `
+      -- The same as SQLite's migration 3 (see there).
+      CREATE INDEX events_key_migrating ON events (source, key);
+      CREATE TABLE event_links (
+        inbox_id  bigint  NOT NULL REFERENCES inbox (id),
+        idx       integer NOT NULL,
+        source    text    NOT NULL,
+        call_id   text,
+        key       text    NOT NULL,
+        kind      text    NOT NULL CHECK (kind IN ('copy', 'dropped')),
+        PRIMARY KEY (inbox_id, idx)
+      );
+      INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind)
+        SELECT e.inbox_id, e.idx, e.source, e.call_id, e.key, 'copy' FROM events e
+        WHERE EXISTS (SELECT 1 FROM events f WHERE f.source = e.source AND f.key = e.key
+                      AND (f.inbox_id, f.idx) < (e.inbox_id, e.idx));
+      DELETE FROM events e USING event_links l WHERE l.inbox_id = e.inbox_id AND l.idx = e.idx;
+      DROP INDEX events_key_migrating;
+      CREATE UNIQUE INDEX events_key ON events (source, key);
+      CREATE INDEX event_links_key ON event_links (source, key);
+      CREATE INDEX events_channel ON events (source, channel_id) WHERE channel_id IS NOT NULL;
+
+      CREATE TABLE call_stats (
+        source   text    NOT NULL,
+        call_id  text    NOT NULL,
+        events   integer NOT NULL DEFAULT 0,
+        dropped  integer NOT NULL DEFAULT 0,
+        PRIMARY KEY (source, call_id)
+      );
+      INSERT INTO call_stats (source, call_id, events)
+        SELECT source, call_id, count(*) FROM events WHERE call_id IS NOT NULL GROUP BY source, call_id;
+
+      ALTER TABLE calls ADD COLUMN fingerprint text;
+    `,
+  },
 ];

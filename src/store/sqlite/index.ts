@@ -1,19 +1,30 @@
 // The embedded store: one SQLite file in WAL mode with synchronous=FULL, so a commit is on disk
 // (fsync'd) before the relay answers 2xx. better-sqlite3 is synchronous; each method is one
-// transaction, and the group committer (store/group-commit.ts) batches requests into one.
+// transaction, and the group committer (store/group-commit.ts) batches requests into one. The
+// rules (how a request and its events are filed, how a call is refolded) are the domain's
+// (domain/inbox.ts, domain/refold.ts); this file only reads and writes rows.
 
 import { mkdirSync } from 'node:fs';
-import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { eventKey, foldCall } from '../../domain/fold.js';
-import type { CallEvent, StoredEvent } from '../../domain/model.js';
-import { type InboxState, stateOf } from '../../domain/inbox.js';
+import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
+import { eventKey } from '../../domain/fold.js';
+import {
+  assumeNew,
+  DEFAULT_MAX_EVENTS_PER_CALL,
+  droppedFiling,
+  fileRequest,
+  overLimit,
+  type EventFiling,
+  type InboxState,
+} from '../../domain/inbox.js';
+import type { CallEvent, CallRecord } from '../../domain/model.js';
+import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
+import type { MapResult, RawRequest } from '../../domain/request.js';
+import { NO_ROUTING, type Routing } from '../../domain/routing.js';
 import { textReaders, toDeliveryRow, toInboxRow } from '../rows.js';
-import { dueTargets, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 
 interface InboxDbRow {
   id: number;
@@ -35,14 +46,15 @@ interface InboxDbRow {
 
 interface EventDbRow {
   inbox_id: number;
-  provider: string;
   idx: number;
+  provider: string;
   received_at: string;
   key: string;
   body: string;
 }
 
 type CallKey = { source: string; callId: string };
+const callKey = (k: CallKey): string => `${k.source}\u0000${k.callId}`;
 
 interface DeliveryDbRow {
   id: number;
@@ -66,6 +78,8 @@ export interface SqliteOptions {
   maxSizeMB?: number;
   /** Routes and target timing: a changed call becomes due work in the same transaction. */
   routing?: Routing;
+  /** Distinct events a call keeps (domain/inbox.ts). */
+  maxEventsPerCall?: number;
 }
 
 export class SqliteStore implements Store {
@@ -75,10 +89,12 @@ export class SqliteStore implements Store {
   private readonly stmts;
 
   private readonly routing: Routing;
+  private readonly maxEvents: number;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
     this.routing = opts.routing ?? NO_ROUTING;
+    this.maxEvents = opts.maxEventsPerCall ?? DEFAULT_MAX_EVENTS_PER_CALL;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
@@ -96,40 +112,61 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.stmts = {
       insertInbox: db.prepare(
-        `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)
-         VALUES (@source, @provider, @kind, @receivedAt, @method, @query, @contentType, @headers, @body, @state, @rule, @reasonCode, @reason)`,
+        `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
+         VALUES (@source, @provider, @kind, @receivedAt, @method, @query, @contentType, @headers, @body, @state, @rule, @reasonCode, @reason, @appliedAt)`,
       ),
+      // A repeat of a stored event inserts nothing (the unique key on source and content key).
       insertEvent: db.prepare(
         `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, key) DO NOTHING`,
       ),
+      insertLink: db.prepare(
+        `INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      countEvent: db
+        .prepare(
+          `INSERT INTO call_stats (source, call_id, events) VALUES (?, ?, 1)
+           ON CONFLICT (source, call_id) DO UPDATE SET events = events + 1 RETURNING events`,
+        )
+        .pluck(),
+      dropEvent: db.prepare(`DELETE FROM events WHERE inbox_id = ? AND idx = ?`),
+      countDropped: db
+        .prepare(
+          `UPDATE call_stats SET events = events - 1, dropped = dropped + 1
+           WHERE source = ? AND call_id = ? RETURNING dropped`,
+        )
+        .pluck(),
       pendingIds: db
         .prepare(`SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT ?`)
         .pluck(),
-      callsOfInbox: db.prepare(
-        `SELECT DISTINCT source, call_id AS callId FROM events WHERE inbox_id = ? AND call_id IS NOT NULL`,
-      ),
-      originsOfInbox: db.prepare(
-        `SELECT source, channel_id AS channelId FROM events WHERE inbox_id = ? AND type = 'originated'`,
-      ),
-      callsOnChannel: db.prepare(
-        `SELECT source, call_id AS callId FROM calls WHERE source = ? AND channel_id = ?`,
+      // The calls a request touches: those of its events and links, and every call with an event
+      // on a channel it originated (by event, so that any of a call's channels finds it).
+      touchedBy: db.prepare(
+        `SELECT source, call_id AS callId FROM events WHERE inbox_id = @id AND call_id IS NOT NULL
+         UNION SELECT source, call_id FROM event_links WHERE inbox_id = @id AND call_id IS NOT NULL
+         UNION SELECT c.source, c.call_id FROM events o
+           JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
+           WHERE o.inbox_id = @id AND o.type = 'originated'`,
       ),
       eventsOfCall: db.prepare(
         `SELECT inbox_id, idx, provider, received_at, key, body FROM events WHERE source = ? AND call_id = ?`,
       ),
-      originOf: db
-        .prepare(
-          `SELECT body FROM events WHERE source = ? AND channel_id = ? AND type = 'originated' ORDER BY inbox_id LIMIT 1`,
-        )
+      originsOn: db.prepare(
+        `SELECT inbox_id, idx, provider, received_at, key, body FROM events
+         WHERE source = ? AND type = 'originated' AND channel_id IN (SELECT value FROM json_each(?))`,
+      ),
+      droppedOf: db
+        .prepare(`SELECT dropped FROM call_stats WHERE source = ? AND call_id = ?`)
         .pluck(),
-      callRecord: db.prepare(`SELECT record FROM calls WHERE source = ? AND call_id = ?`).pluck(),
+      // NULL where a record predates fingerprints (migration 3): it is written once more.
+      previous: db.prepare(`SELECT fingerprint FROM calls WHERE source = ? AND call_id = ?`),
       upsertCall: db
         .prepare(
-          `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record)
-         VALUES (@source, @callId, @channelId, @status, @startedAt, @now, 1, @record)
+          `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record, fingerprint)
+         VALUES (@source, @callId, @channelId, @status, @startedAt, @now, 1, @record, @fingerprint)
          ON CONFLICT (source, call_id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
-           started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1, record = excluded.record
+           started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1,
+           record = excluded.record, fingerprint = excluded.fingerprint
          RETURNING revision`,
         )
         .pluck(),
@@ -142,6 +179,23 @@ export class SqliteStore implements Store {
            attempts = CASE WHEN deliveries.state = 'due' THEN deliveries.attempts ELSE 0 END,
            first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
            state = 'due'`,
+      ),
+      // Replay: a request's own events, and the earliest request that repeats one of them.
+      ownEvents: db.prepare(`SELECT idx, source, call_id, key FROM events WHERE inbox_id = ?`),
+      ownLinks: db.prepare(`SELECT source, call_id, kind FROM event_links WHERE inbox_id = ?`),
+      heir: db.prepare(
+        `SELECT l.inbox_id, l.idx, i.received_at, i.provider FROM event_links l JOIN inbox i ON i.id = l.inbox_id
+         WHERE l.source = ? AND l.key = ? AND l.kind = 'copy' ORDER BY l.inbox_id, l.idx LIMIT 1`,
+      ),
+      handOver: db.prepare(
+        `UPDATE events SET inbox_id = @toInbox, idx = @toIdx, received_at = @receivedAt, provider = @provider
+         WHERE inbox_id = @inbox AND idx = @idx`,
+      ),
+      deleteLink: db.prepare(`DELETE FROM event_links WHERE inbox_id = ? AND idx = ?`),
+      deleteLinks: db.prepare(`DELETE FROM event_links WHERE inbox_id = ?`),
+      uncount: db.prepare(
+        `UPDATE call_stats SET events = events - @events, dropped = dropped - @dropped
+         WHERE source = @source AND call_id = @callId`,
       ),
       claim: db.prepare(
         `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
@@ -177,7 +231,9 @@ export class SqliteStore implements Store {
       getDelivery: db.prepare(`SELECT * FROM deliveries WHERE id = ?`),
       deleteCall: db.prepare(`DELETE FROM calls WHERE source = ? AND call_id = ?`),
       markApplied: db.prepare(`UPDATE inbox SET state = 'applied', applied_at = ? WHERE id = ?`),
-      deleteEvents: db.prepare(`DELETE FROM events WHERE inbox_id = ?`),
+      refile: db.prepare(
+        `UPDATE inbox SET state = ?, reason_code = ?, reason = ?, applied_at = ? WHERE id = ?`,
+      ),
       setState: db.prepare(
         `UPDATE inbox SET state = ?, provider = ?, rule = ?, reason_code = ?, reason = ?, replays = replays + 1, applied_at = ? WHERE id = ?`,
       ),
@@ -217,6 +273,8 @@ export class SqliteStore implements Store {
   }
 
   private insertOne({ req, result, provider }: NewInbox): number {
+    // Filed as if every event were new (the common case); corrected below if not.
+    const guess = fileRequest(result, assumeNew(result), this.maxEvents);
     const info = this.stmts.insertInbox.run({
       source: req.source,
       provider,
@@ -227,34 +285,52 @@ export class SqliteStore implements Store {
       contentType: req.contentType,
       headers: JSON.stringify(req.headers),
       body: req.body,
-      ...stateOf(result),
+      ...guess,
+      appliedAt: null,
     });
     const id = Number(info.lastInsertRowid);
-    this.insertEvents(id, req, result, provider);
+    const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
+    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
+      const appliedAt = f.state === 'applied' ? new Date().toISOString() : null;
+      this.stmts.refile.run(f.state, f.reasonCode, f.reason, appliedAt, id);
+    }
     return id;
   }
 
-  private insertEvents(
+  /** Store each event of a request as new, a copy of a stored one, or dropped over the limit. */
+  private fileEvents(
     id: number,
     req: Pick<RawRequest, 'source' | 'receivedAt'>,
     result: MapResult,
     provider: string,
-  ): void {
-    if (result.status !== 'mapped') return;
-    // Each event carries its content key, so that repeats fold once.
-    result.events.forEach((event, idx) => {
-      this.stmts.insertEvent.run(
+  ): EventFiling[] {
+    if (result.status !== 'mapped') return [];
+    return result.events.map((event, idx): EventFiling => {
+      const key = eventKey(event);
+      const callId = event.callId ?? null;
+      const added = this.stmts.insertEvent.run(
         id,
         idx,
         req.source,
         provider,
-        event.callId ?? null,
+        callId,
         event.channelId ?? null,
         event.type,
-        eventKey(event),
+        key,
         req.receivedAt,
         JSON.stringify(event),
-      );
+      ).changes;
+      if (!added) {
+        this.stmts.insertLink.run(id, idx, req.source, callId, key, 'copy');
+        return 'copy';
+      }
+      if (callId === null) return 'new';
+      const count = this.stmts.countEvent.get(req.source, callId) as number;
+      if (!overLimit(count, this.maxEvents)) return 'new';
+      this.stmts.dropEvent.run(id, idx);
+      const dropped = this.stmts.countDropped.get(req.source, callId) as number;
+      this.stmts.insertLink.run(id, idx, req.source, callId, key, 'dropped');
+      return droppedFiling(dropped);
     });
   }
 
@@ -288,80 +364,104 @@ export class SqliteStore implements Store {
         if (!row) throw new Error(`no stored request ${id}`);
         const touched = new Map<string, CallKey>();
         this.touchedBy(id, touched);
-        this.stmts.deleteEvents.run(id);
-        this.insertEvents(
-          id,
-          { source: row.source, receivedAt: row.received_at },
-          result,
-          provider,
-        );
+        this.release(id);
+        const req = { source: row.source, receivedAt: row.received_at };
+        const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
         this.touchedBy(id, touched);
         const now = new Date().toISOString();
         for (const k of touched.values()) this.refold(k, now);
-        const s = stateOf(result);
-        const state = s.state === 'pending' ? 'applied' : s.state;
-        this.stmts.setState.run(
-          state,
-          provider,
-          s.rule,
-          s.reasonCode,
-          s.reason,
-          state === 'applied' ? now : null,
-          id,
-        );
+        // A replay folds at once: what would be pending is applied.
+        const state = f.state === 'pending' ? 'applied' : f.state;
+        const appliedAt = state === 'applied' ? now : null;
+        this.stmts.setState.run(state, provider, f.rule, f.reasonCode, f.reason, appliedAt, id);
       })
       .immediate();
   }
 
-  /** Calls whose record depends on this inbox row: its own, and those on a channel it originated. */
-  private touchedBy(inboxId: number, into: Map<string, CallKey>): void {
-    for (const k of this.stmts.callsOfInbox.all(inboxId) as CallKey[])
-      into.set(`${k.source}\u0000${k.callId}`, k);
-    for (const o of this.stmts.originsOfInbox.all(inboxId) as {
+  /**
+   * Take a request's events and links away before it is mapped again. An event another request
+   * repeats passes to the earliest such request, so that the call keeps it.
+   */
+  private release(id: number): void {
+    for (const e of this.stmts.ownEvents.all(id) as {
+      idx: number;
       source: string;
-      channelId: string;
+      call_id: string | null;
+      key: string;
     }[]) {
-      for (const k of this.stmts.callsOnChannel.all(o.source, o.channelId) as CallKey[])
-        into.set(`${k.source}\u0000${k.callId}`, k);
+      const heir = this.stmts.heir.get(e.source, e.key) as
+        { inbox_id: number; idx: number; received_at: string; provider: string } | undefined;
+      if (heir) {
+        this.stmts.handOver.run({
+          toInbox: heir.inbox_id,
+          toIdx: heir.idx,
+          receivedAt: heir.received_at,
+          provider: heir.provider,
+          inbox: id,
+          idx: e.idx,
+        });
+        this.stmts.deleteLink.run(heir.inbox_id, heir.idx);
+        continue;
+      }
+      this.stmts.dropEvent.run(id, e.idx);
+      if (e.call_id !== null) {
+        this.stmts.uncount.run({ source: e.source, callId: e.call_id, events: 1, dropped: 0 });
+      }
     }
+    for (const l of this.stmts.ownLinks.all(id) as {
+      source: string;
+      call_id: string | null;
+      kind: string;
+    }[]) {
+      if (l.kind === 'dropped' && l.call_id !== null) {
+        this.stmts.uncount.run({ source: l.source, callId: l.call_id, events: 0, dropped: 1 });
+      }
+    }
+    this.stmts.deleteLinks.run(id);
   }
 
+  private touchedBy(inboxId: number, into: Map<string, CallKey>): void {
+    for (const k of this.stmts.touchedBy.all({ id: inboxId }) as CallKey[]) into.set(callKey(k), k);
+  }
+
+  /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */
   private refold({ source, callId }: CallKey, now: string): void {
-    const rows = this.stmts.eventsOfCall.all(source, callId) as EventDbRow[];
-    if (!rows.length) {
+    const events = (this.stmts.eventsOfCall.all(source, callId) as EventDbRow[]).map(toEventRow);
+    const channels = channelsOf(events);
+    const origins = channels.length
+      ? (this.stmts.originsOn.all(source, JSON.stringify(channels)) as EventDbRow[]).map(toEventRow)
+      : [];
+    const prev = this.stmts.previous.get(source, callId) as
+      { fingerprint: string | null; record: string | null } | undefined;
+    const d = refoldCall(
+      {
+        source,
+        callId,
+        events,
+        origins,
+        truncated: ((this.stmts.droppedOf.get(source, callId) as number | undefined) ?? 0) > 0,
+        previous: prev?.fingerprint ?? undefined,
+      },
+      this.routing,
+      new Date(now),
+    );
+    if (d.kind === 'unchanged') return;
+    if (d.kind === 'delete') {
       this.stmts.deleteCall.run(source, callId);
       return;
     }
-    const events: StoredEvent[] = rows.map((r) => ({
-      inboxId: r.inbox_id,
-      idx: r.idx,
-      receivedAt: r.received_at,
-      key: r.key,
-      event: JSON.parse(r.body) as CallEvent,
-    }));
-    let originatedBy: string | null = null;
-    for (const ch of new Set(
-      events.map((e) => e.event.channelId).filter((c): c is string => !!c),
-    )) {
-      const body = this.stmts.originOf.get(source, ch) as string | undefined;
-      if (body) originatedBy = (JSON.parse(body) as CallEvent).originatedBy ?? null;
-    }
-    // The provider of the latest request names the call (a source may have changed adapters).
-    const provider = rows.reduce((a, b) => (b.inbox_id > a.inbox_id ? b : a)).provider;
-    const record = foldCall(events, { source, provider, originatedBy });
-    const json = JSON.stringify(record);
-    if (this.stmts.callRecord.get(source, callId) === json) return;
     const rev = this.stmts.upsertCall.get({
       source,
       callId,
-      channelId: record.channelId,
-      status: record.status,
-      startedAt: record.startedAt,
+      channelId: d.record.channelId,
+      status: d.record.status,
+      startedAt: d.record.startedAt,
       now,
-      record: json,
+      record: d.json,
+      fingerprint: d.fingerprint,
     }) as number;
-    for (const d of dueTargets(record, this.routing, new Date(now))) {
-      this.stmts.dueDelivery.run({ target: d.target, source, callId, dueAt: d.dueAt, rev, now });
+    for (const t of d.due) {
+      this.stmts.dueDelivery.run({ target: t.target, source, callId, dueAt: t.dueAt, rev, now });
     }
   }
 
@@ -492,28 +592,23 @@ export class SqliteStore implements Store {
   async listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
     const rows = this.db
       .prepare(
-        `SELECT record, updated_at, revision FROM calls
-         WHERE (@since IS NULL OR updated_at >= @since) AND (@source IS NULL OR source = @source)
-         ORDER BY updated_at DESC, started_at DESC LIMIT @limit`,
+        `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
+         LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
+         WHERE (@since IS NULL OR c.updated_at >= @since) AND (@source IS NULL OR c.source = @source)
+         ORDER BY c.updated_at DESC, c.started_at DESC LIMIT @limit`,
       )
-      .all({ since: q.since ?? null, source: q.source ?? null, limit: q.limit }) as {
-      record: string;
-      updated_at: string;
-      revision: number;
-    }[];
+      .all({ since: q.since ?? null, source: q.source ?? null, limit: q.limit }) as CallDbRow[];
     return rows.map(toCallRow);
   }
 
   async getCalls(callId: string, source?: string): Promise<CallRow[]> {
     const rows = this.db
       .prepare(
-        `SELECT record, updated_at, revision FROM calls WHERE call_id = @callId AND (@source IS NULL OR source = @source) ORDER BY source`,
+        `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
+         LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
+         WHERE c.call_id = @callId AND (@source IS NULL OR c.source = @source) ORDER BY c.source`,
       )
-      .all({ callId, source: source ?? null }) as {
-      record: string;
-      updated_at: string;
-      revision: number;
-    }[];
+      .all({ callId, source: source ?? null }) as CallDbRow[];
     return rows.map(toCallRow);
   }
 
@@ -526,10 +621,29 @@ export class SqliteStore implements Store {
   }
 }
 
-function toCallRow(r: { record: string; updated_at: string; revision: number }): CallRow {
+interface CallDbRow {
+  record: string;
+  updated_at: string;
+  revision: number;
+  dropped: number | null;
+}
+
+function toCallRow(r: CallDbRow): CallRow {
   return {
-    record: JSON.parse(r.record) as CallRow['record'],
+    record: JSON.parse(r.record) as CallRecord,
     updatedAt: r.updated_at,
     revision: r.revision,
+    droppedEvents: r.dropped ?? 0,
+  };
+}
+
+function toEventRow(r: EventDbRow): EventRow {
+  return {
+    inboxId: r.inbox_id,
+    idx: r.idx,
+    provider: r.provider,
+    receivedAt: r.received_at,
+    key: r.key,
+    event: JSON.parse(r.body) as CallEvent,
   };
 }

@@ -95,4 +95,48 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX deliveries_state ON deliveries (state, id);
     `,
   },
+  {
+    version: 3,
+    name: 'repeats as links, per-call event limit, record fingerprints',
+    sql: `
+      -- An event whose content is already stored for the source is stored once: a request that
+      -- repeats it links to it ('copy'), so that a replay can hand the event over. Events past a
+      -- call's limit are linked as 'dropped' (kept in their raw request only).
+      CREATE INDEX events_key_migrating ON events (source, key);
+      CREATE TABLE event_links (
+        inbox_id  INTEGER NOT NULL REFERENCES inbox (id),
+        idx       INTEGER NOT NULL,
+        source    TEXT    NOT NULL,
+        call_id   TEXT,
+        key       TEXT    NOT NULL,
+        kind      TEXT    NOT NULL CHECK (kind IN ('copy', 'dropped')),
+        PRIMARY KEY (inbox_id, idx)
+      );
+      INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind)
+        SELECT e.inbox_id, e.idx, e.source, e.call_id, e.key, 'copy' FROM events e
+        WHERE EXISTS (SELECT 1 FROM events f WHERE f.source = e.source AND f.key = e.key
+                      AND (f.inbox_id < e.inbox_id OR (f.inbox_id = e.inbox_id AND f.idx < e.idx)));
+      DELETE FROM events
+        WHERE EXISTS (SELECT 1 FROM event_links l WHERE l.inbox_id = events.inbox_id AND l.idx = events.idx);
+      DROP INDEX events_key_migrating;
+      CREATE UNIQUE INDEX events_key ON events (source, key);
+      CREATE INDEX event_links_key ON event_links (source, key);
+      -- Calls by any channel their events name (a click-to-call origin finds them all).
+      CREATE INDEX events_channel ON events (source, channel_id) WHERE channel_id IS NOT NULL;
+
+      -- Per call: distinct events stored, and events dropped over the limit.
+      CREATE TABLE call_stats (
+        source   TEXT    NOT NULL,
+        call_id  TEXT    NOT NULL,
+        events   INTEGER NOT NULL DEFAULT 0,
+        dropped  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (source, call_id)
+      );
+      INSERT INTO call_stats (source, call_id, events)
+        SELECT source, call_id, count(*) FROM events WHERE call_id IS NOT NULL GROUP BY source, call_id;
+
+      -- The stored record in one value (domain/refold.ts): an unchanged fold writes nothing.
+      ALTER TABLE calls ADD COLUMN fingerprint TEXT;
+    `,
+  },
 ];

@@ -12,6 +12,7 @@ export interface WorkerInit {
   busyTimeoutMs?: number;
   maxSizeMB?: number;
   routing?: Routing;
+  maxEventsPerCall?: number;
 }
 
 export interface Call {
@@ -44,6 +45,7 @@ try {
     busyTimeoutMs: init.busyTimeoutMs,
     maxSizeMB: init.maxSizeMB,
     routing: init.routing,
+    maxEventsPerCall: init.maxEventsPerCall,
   });
   port.postMessage({ id: 0, ok: true, value: 'ready' } satisfies Reply);
 } catch (err) {

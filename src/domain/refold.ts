@@ -1,0 +1,89 @@
+// Refolding one call: the decision every store backend follows, as a pure function. A store reads
+// the call's rows (its stored events, the click-to-call origins on its channels, whether events
+// were dropped over the limit, the fingerprint of the record it holds), asks refoldCall what to
+// do, and writes exactly that. Nothing here knows SQL.
+
+import { createHash } from 'node:crypto';
+import { foldCall, stableJson } from './fold.js';
+import type { CallRecord, StoredEvent } from './model.js';
+import { dueTargets, type Routing } from './routing.js';
+
+/** An event row as stored: its request, position in it, adapter, receive time and content key. */
+export interface EventRow extends StoredEvent {
+  provider: string;
+}
+
+/** An `originated` event (the PBX's answer to a click-to-call) on one of the call's channels. */
+export type OriginRow = Pick<StoredEvent, 'inboxId' | 'idx' | 'event'>;
+
+export interface RefoldInput {
+  source: string;
+  callId: string;
+  /** Every stored event of the call (at most the per-call limit). */
+  events: EventRow[];
+  /** Origins on any channel in channelsOf(events). */
+  origins: OriginRow[];
+  /** Some of the call's events were dropped over the per-call limit. */
+  truncated: boolean;
+  /** The fingerprint of the record the store holds; undefined when it holds none. */
+  previous: string | undefined;
+}
+
+export type RefoldResult =
+  /** The call has no events left (a replay moved them): remove its record. */
+  | { kind: 'delete' }
+  /** The record would come out the same: write nothing, deliver nothing. */
+  | { kind: 'unchanged' }
+  | {
+      kind: 'write';
+      record: CallRecord;
+      json: string;
+      fingerprint: string;
+      /** Targets the changed call is now due at, and from when. */
+      due: { target: string; dueAt: string }[];
+    };
+
+/** The channels a call's events name: where its click-to-call origins are looked up. */
+export function channelsOf(events: readonly Pick<StoredEvent, 'event'>[]): string[] {
+  return [...new Set(events.map((e) => e.event.channelId).filter((c): c is string => !!c))].sort();
+}
+
+/** One value for a record's content, whatever the order of its keys (SQLite text, jsonb). */
+export function fingerprintOf(record: CallRecord): string {
+  return createHash('sha256').update(stableJson(record)).digest('base64url');
+}
+
+const byArrival = (a: OriginRow, b: OriginRow): number => a.inboxId - b.inboxId || a.idx - b.idx;
+
+/**
+ * Who placed the call: the earliest click-to-call origin (by arrival) on any of its channels. A
+ * call that moved across channels (transfers) keeps the origin of whoever placed it first.
+ */
+export function originOf(origins: readonly OriginRow[]): string | null {
+  const first = [...origins].filter((o) => o.event.originatedBy).sort(byArrival)[0];
+  return first?.event.originatedBy ?? null;
+}
+
+/** The provider of the latest request names the call (a source may have changed adapters). */
+function providerOf(events: readonly EventRow[]): string {
+  return events.reduce((a, b) => (b.inboxId > a.inboxId ? b : a)).provider;
+}
+
+export function refoldCall(input: RefoldInput, routing: Routing, now: Date): RefoldResult {
+  if (!input.events.length) return { kind: 'delete' };
+  const record = foldCall(input.events, {
+    source: input.source,
+    provider: providerOf(input.events),
+    originatedBy: originOf(input.origins),
+    truncated: input.truncated,
+  });
+  const fingerprint = fingerprintOf(record);
+  if (fingerprint === input.previous) return { kind: 'unchanged' };
+  return {
+    kind: 'write',
+    record,
+    json: JSON.stringify(record),
+    fingerprint,
+    due: dueTargets(record, routing, now),
+  };
+}
