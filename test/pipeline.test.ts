@@ -55,7 +55,8 @@ describe('pipeline', () => {
     p.start();
     await inFold; // a fold is running
     await p.ingest(ringing(2)); // its commit asks for another fold while the first runs
-    await new Promise((r) => setTimeout(r, 20)); // ...and that request has come and found the loop busy
+    // ...and that request has come and found the loop busy
+    await new Promise((r) => setTimeout(r, 20));
     const stopped = p.stop().then(() => 'stopped');
     open();
     expect(

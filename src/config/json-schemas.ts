@@ -1,5 +1,6 @@
-// JSON Schemas generated from the zod schemas, written to config/ for editors (yaml-language-server)
-// and integrators. `callrelay schemas --write` regenerates them; a test fails when they are stale.
+// JSON Schemas generated from the zod schemas, written to config/ for editors
+// (yaml-language-server) and integrators. `callrelay schemas --write` regenerates them; a test
+// fails when they are stale.
 
 import { z } from 'zod';
 import { CallEventSchema, CallRecordSchema, MODEL_VERSION } from '../domain/model.js';

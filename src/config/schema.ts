@@ -1,5 +1,5 @@
-// The shape of relay.yaml, as a zod schema: it validates the file at start and in `callrelay check`,
-// and generates config/relay.schema.json for editors.
+// The shape of relay.yaml, as a zod schema: it validates the file at start and in `callrelay
+// check`, and generates config/relay.schema.json for editors.
 
 import { z } from 'zod';
 import { DEFAULT_MAX_EVENTS_PER_CALL } from '../domain/inbox.js';

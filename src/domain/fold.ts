@@ -119,7 +119,8 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
       ? 'in-progress'
       : 'ringing';
 
-  // Who handled it last: the final event's agent, else the highest answered leg, else the last to ring.
+  // Who handled it last: the final event's agent, else the highest answered leg, else the last to
+  // ring.
   const agentEvent =
     (lastFinal?.event.agent ? lastFinal.event : undefined) ??
     [...answered].reverse().find((s) => s.event.agent)?.event ??
@@ -223,7 +224,9 @@ function foldLegs(all: CallEvent[]): Leg[] {
   return legs.sort((a, b) => naturalCompare(a.legId, b.legId));
 }
 
-/** A leg that starts with a transfer kind, or follows a leg that ended by transfer, is a transfer. */
+/**
+ * A leg that starts with a transfer kind, or follows a leg that ended by transfer, is a transfer.
+ */
 function foldTransfers(all: CallEvent[], legs: Leg[]): Transfer[] {
   const out: Transfer[] = [];
   for (let i = 1; i < legs.length; i++) {

@@ -140,7 +140,7 @@ export function loadAdapter(path: string): LoadedAdapter {
 export function loadAdapterDir(dir: string): Map<string, LoadedAdapter> {
   const out = new Map<string, LoadedAdapter>();
   const issues: ConfigIssue[] = [];
-  let files: string[] = [];
+  let files: string[];
   try {
     files = readdirSync(dir)
       .filter((f) => /\.ya?ml$/.test(f))

@@ -54,7 +54,9 @@ export function duration(v: unknown): number | undefined {
   return inTitle ? hmsToSeconds(inTitle[1]!) : undefined;
 }
 
-/** A provider's local date-time (in the source's time zone unless it carries an offset) as ISO UTC. */
+/**
+ * A provider's local date-time (in the source's time zone unless it carries an offset) as ISO UTC.
+ */
 export const toUtc = memo(toUtcUncached);
 
 function toUtcUncached(v: unknown, format: unknown, timezone: string): string | undefined {
@@ -73,7 +75,10 @@ function toUtcUncached(v: unknown, format: unknown, timezone: string): string | 
   return dt?.isValid ? dt.toUTC().toISO()! : undefined;
 }
 
-/** E.164 form of a phone number, using the source's default country; undefined when not a valid number. */
+/**
+ * E.164 form of a phone number, using the source's default country; undefined when not a valid
+ * number.
+ */
 export const e164 = memo(e164Uncached);
 
 function e164Uncached(
@@ -152,7 +157,10 @@ export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
           ? false
           : undefined;
     },
-    /** All non-blank strings among the arguments (strings or arrays of strings), in order, once each. */
+    /**
+     * All non-blank strings among the arguments (strings or arrays of strings), in order, once
+     * each.
+     */
     urls: (...args) => {
       const out: string[] = [];
       for (const a of args.flat(2))

@@ -89,7 +89,10 @@ export function compileExpr(
   };
 }
 
-/** jsonata returns arrays with a hidden `sequence` flag and objects without prototype; make them plain. */
+/**
+ * jsonata returns arrays with a hidden `sequence` flag and objects without prototype; make them
+ * plain.
+ */
 function cleanResult(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(cleanResult);
   if (v && typeof v === 'object')
@@ -344,7 +347,9 @@ function compileCall(
   return fallback;
 }
 
-/** Field names an expression reads from the input (path steps) with 0-based offsets, for linting. */
+/**
+ * Field names an expression reads from the input (path steps) with 0-based offsets, for linting.
+ */
 export function fieldNames(ast: JNode): { name: string; position: number | undefined }[] {
   const out: { name: string; position: number | undefined }[] = [];
   const walk = (n: unknown): void => {

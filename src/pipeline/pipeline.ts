@@ -57,7 +57,10 @@ export class Pipeline {
     this.committer = new GroupCommitter(store, () => this.kick());
   }
 
-  /** Map and durably store one request. Resolves only after the commit; throws STORE_UNAVAILABLE otherwise. */
+  /**
+   * Map and durably store one request. Resolves only after the commit; throws STORE_UNAVAILABLE
+   * otherwise.
+   */
   async ingest(req: RawRequest): Promise<IngestResult> {
     const src = this.sources.get(req.source);
     if (!src)
@@ -91,7 +94,10 @@ export class Pipeline {
     }
   }
 
-  /** Start folding in the background: on every commit, and every `intervalMs` for rows from elsewhere. */
+  /**
+   * Start folding in the background: on every commit, and every `intervalMs` for rows from
+   * elsewhere.
+   */
   start(intervalMs = 1000): void {
     this.timer = setInterval(() => this.kick(), intervalMs);
     this.timer.unref();

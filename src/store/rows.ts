@@ -20,39 +20,44 @@ export const nativeReaders: Readers = {
 const maybe = (r: Readers, v: unknown): string | null =>
   v === null || v === undefined ? null : r.time(v);
 
-export function toInboxRow(r: Record<string, any>, read: Readers): InboxRow {
+// A row as a driver returns it: column name to value, times and JSON as each backend keeps them.
+type DbRow = Record<string, unknown>;
+
+export function toInboxRow(row: object, read: Readers): InboxRow {
+  const r = row as DbRow;
   return {
-    id: r.id,
-    source: r.source,
-    provider: r.provider,
-    kind: r.kind,
+    id: r.id as number,
+    source: r.source as string,
+    provider: r.provider as string,
+    kind: r.kind as InboxRow['kind'],
     receivedAt: read.time(r.received_at),
-    method: r.method,
-    query: r.query,
-    contentType: r.content_type,
+    method: r.method as string,
+    query: r.query as string,
+    contentType: r.content_type as string | null,
     headers: read.json(r.headers),
-    body: r.body,
-    state: r.state,
-    rule: r.rule,
-    reasonCode: r.reason_code,
-    reason: r.reason,
-    replays: r.replays,
+    body: r.body as Buffer,
+    state: r.state as InboxRow['state'],
+    rule: r.rule as string | null,
+    reasonCode: r.reason_code as string | null,
+    reason: r.reason as string | null,
+    replays: r.replays as number,
   };
 }
 
-export function toDeliveryRow(r: Record<string, any>, read: Readers): DeliveryRow {
+export function toDeliveryRow(row: object, read: Readers): DeliveryRow {
+  const r = row as DbRow;
   return {
-    id: r.id,
-    target: r.target,
-    source: r.source,
-    callId: r.call_id,
-    state: r.state,
+    id: r.id as number,
+    target: r.target as string,
+    source: r.source as string,
+    callId: r.call_id as string,
+    state: r.state as DeliveryRow['state'],
     dueAt: read.time(r.due_at),
-    wantRev: r.want_rev,
-    doneRev: r.done_rev,
-    attempts: r.attempts,
+    wantRev: r.want_rev as number,
+    doneRev: r.done_rev as number,
+    attempts: r.attempts as number,
     firstFailedAt: maybe(read, r.first_failed_at),
-    lastError: r.last_error,
+    lastError: r.last_error as string | null,
     remote: read.json(r.remote),
     updatedAt: read.time(r.updated_at),
   };

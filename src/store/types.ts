@@ -63,7 +63,10 @@ export interface Store {
   migrate(): Promise<void>;
   /** Commit received requests (and their mapped events) durably; ids in the same order. */
   insertInbox(batch: NewInbox[]): Promise<number[]>;
-  /** Fold the calls touched by up to `limit` pending requests, oldest first; returns how many were applied. */
+  /**
+   * Fold the calls touched by up to `limit` pending requests, oldest first; returns how many were
+   * applied.
+   */
   applyPending(limit: number): Promise<number>;
   /** Replace a stored request's mapping (after an adapter fix) and refold every call it touches. */
   remap(id: number, result: MapResult, provider: string): Promise<void>;
@@ -81,7 +84,10 @@ export interface Store {
   }): Promise<DeliveryJob[]>;
   /** Record progress of a delivery under way (e.g. the id of an object just created). */
   saveRemote(id: number, owner: string, remote: RemoteState): Promise<void>;
-  /** End a leased delivery: delivered (due again if the call changed meanwhile), retry later, or dead. */
+  /**
+   * End a leased delivery: delivered (due again if the call changed meanwhile), retry later, or
+   * dead.
+   */
   finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void>;
   /** Give up leases (shutdown), so that the work is due again at once; `null`: every lease (a
    * single-instance store at start: whoever held them is gone). */

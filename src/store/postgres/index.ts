@@ -98,7 +98,10 @@ export class PostgresStore implements Store {
     return s;
   }
 
-  /** A pooled client that survives its server going away: the error reaches the caller, not the process. */
+  /**
+   * A pooled client that survives its server going away: the error reaches the caller, not the
+   * process.
+   */
   private async client(): Promise<{ c: Q; done: (failed?: unknown) => void }> {
     const c = await this.pool.connect();
     const onError = (): void => {};
@@ -107,7 +110,8 @@ export class PostgresStore implements Store {
       c,
       done: (failed) => {
         c.off('error', onError);
-        // A client whose transaction failed may hold a dead connection: drop it rather than reuse it.
+        // A client whose transaction failed may hold a dead connection: drop it rather than reuse
+        // it.
         c.release(failed instanceof Error ? failed : undefined);
       },
     };
@@ -481,7 +485,8 @@ export class PostgresStore implements Store {
     );
     const rev = up.rows[0]!.revision;
     for (const t of d.due) {
-      // A change re-arms finished or dead work; work already due keeps its time (settle window, backoff).
+      // A change re-arms finished or dead work; work already due keeps its time (settle window,
+      // backoff).
       await c.query(
         `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at) VALUES ($1, $2, $3, 'due', $4, $5, $6)
          ON CONFLICT (target, source, call_id) DO UPDATE SET want_rev = excluded.want_rev, updated_at = excluded.updated_at,

@@ -74,7 +74,9 @@ interface DeliveryDbRow {
 
 export interface SqliteOptions {
   busyTimeoutMs?: number;
-  /** Cap on the file size: past it, writes fail ("database or disk is full") and requests get 503. */
+  /**
+   * Cap on the file size: past it, writes fail ("database or disk is full") and requests get 503.
+   */
   maxSizeMB?: number;
   /** Routes and target timing: a changed call becomes due work in the same transaction. */
   routing?: Routing;
@@ -170,7 +172,8 @@ export class SqliteStore implements Store {
          RETURNING revision`,
         )
         .pluck(),
-      // A change re-arms finished or dead work; work already due keeps its time (settle window, backoff).
+      // A change re-arms finished or dead work; work already due keeps its time (settle window,
+      // backoff).
       dueDelivery: db.prepare(
         `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
          VALUES (@target, @source, @callId, 'due', @dueAt, @rev, @now)

@@ -35,7 +35,9 @@ export class ThreadedSqliteStore implements Store {
   >();
   private nextId = 1;
   private closed = false;
-  /** Set once the thread is gone: every call fails at once (503s, /readyz fails) instead of waiting. */
+  /**
+   * Set once the thread is gone: every call fails at once (503s, /readyz fails) instead of waiting.
+   */
   private dead: Error | undefined;
 
   private constructor(worker: Worker) {

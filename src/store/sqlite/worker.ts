@@ -17,7 +17,10 @@ export interface WorkerInit {
 
 export interface Call {
   id: number;
-  /** A Store method, or insertPacked: insertInbox with [JSON of the batch, all bodies in one buffer]. */
+  /**
+   * A Store method, or insertPacked: insertInbox with [JSON of the batch, all bodies in one
+   * buffer].
+   */
   method: keyof Store | 'insertPacked';
   args: unknown[];
 }
@@ -68,7 +71,7 @@ port.on('message', (c: Call) => {
   (c.method === 'insertPacked' || c.method === 'insertInbox' ? urgent : rest).push(c);
   if (!pumping) {
     pumping = true;
-    setImmediate(pump);
+    setImmediate(() => void pump());
   }
 });
 
@@ -93,6 +96,6 @@ async function run(c: Call): Promise<void> {
 async function pump(): Promise<void> {
   const next = urgent.shift() ?? rest.shift();
   if (next) await run(next);
-  if (urgent.length || rest.length) setImmediate(pump);
+  if (urgent.length || rest.length) setImmediate(() => void pump());
   else pumping = false;
 }
