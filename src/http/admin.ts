@@ -27,6 +27,22 @@ function intParam(c: Context, name: string, dflt: number, min: number, max: numb
   return n;
 }
 
+/** ?state=, one of `states` if given. */
+function stateParam<S extends string>(c: Context, states: readonly S[]): S | undefined {
+  const state = c.req.query('state') as S | undefined;
+  if (state !== undefined && !states.includes(state))
+    throw new RelayError('RELAY_ERR_BAD_REQUEST', `state must be one of ${states.join(', ')}`);
+  return state;
+}
+
+/** ?limit= and ?after= (the last id of the previous page) of a listing. */
+function page(c: Context): { limit: number; afterId: number } {
+  return {
+    limit: intParam(c, 'limit', 100, 1, 1000),
+    afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER),
+  };
+}
+
 function inboxSummary(r: InboxRow): Record<string, unknown> {
   return {
     id: r.id,
@@ -94,17 +110,7 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   });
 
   app.get('/api/inbox', async (c) => {
-    const state = c.req.query('state') as InboxState | undefined;
-    if (state !== undefined && !INBOX_STATES.includes(state))
-      throw new RelayError(
-        'RELAY_ERR_BAD_REQUEST',
-        `state must be one of ${INBOX_STATES.join(', ')}`,
-      );
-    const rows = await store.listInbox({
-      state,
-      limit: intParam(c, 'limit', 100, 1, 1000),
-      afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER),
-    });
+    const rows = await store.listInbox({ state: stateParam(c, INBOX_STATES), ...page(c) });
     return c.json({ requests: rows.map(inboxSummary), counts: await store.countInbox() });
   });
 
@@ -141,17 +147,7 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   });
 
   app.get('/api/deliveries', async (c) => {
-    const state = c.req.query('state') as DeliveryState | undefined;
-    if (state !== undefined && !DELIVERY_STATES.includes(state))
-      throw new RelayError(
-        'RELAY_ERR_BAD_REQUEST',
-        `state must be one of ${DELIVERY_STATES.join(', ')}`,
-      );
-    const rows = await store.listDeliveries({
-      state,
-      limit: intParam(c, 'limit', 100, 1, 1000),
-      afterId: intParam(c, 'after', 0, 0, Number.MAX_SAFE_INTEGER),
-    });
+    const rows = await store.listDeliveries({ state: stateParam(c, DELIVERY_STATES), ...page(c) });
     return c.json({ deliveries: rows.map(deliveryView) });
   });
 
