@@ -2,12 +2,12 @@
 // arrives; callrelay (its own process, SQLite, shipped 3CX adapter, HubSpot target, no settle
 // window, rate limit lifted) gets one end-of-call webhook per call at a fixed rate.
 
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 export async function crmLatency({ root, rate = 200, seconds = 10, port = 19050 }) {
   const arrivals = new Map();
@@ -37,17 +37,7 @@ export async function crmLatency({ root, rate = 200, seconds = 10, port = 19050 
       `sources:\n  - { name: 3cx, adapter: 3cx, token: bench-token-0123456789, timezone: Europe/Prague, defaultCountry: CZ }\n` +
       `targets:\n  - name: hubspot\n    type: hubspot\n    token: bench-hubspot-token\n    baseUrl: http://127.0.0.1:${crm.address().port}\n    rateLimit: { requests: 100000, perSeconds: 1 }\n    searchRateLimit: { requests: 100000, perSeconds: 1 }\n    concurrency: 16\n`,
   );
-  const relay = spawn(
-    process.execPath,
-    [join(root, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  for (let t = 0; t < 400; t++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const relay = await startRelayProcess(join(dir, 'relay.yaml'), { port, stderr: 'inherit' });
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 32 });
   const sentAt = new Map();
   const send = (i) => {

@@ -9,6 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { startRelayProcess, waitHealthy } from '../test/harness/relay-process.mjs';
 import { crmLatency } from './crm-latency.mjs';
 import { Pool } from 'undici';
 
@@ -41,21 +42,6 @@ function bodySource(offset) {
   };
 }
 
-async function waitHealthy(port, path) {
-  for (let t = 0; t < 400; t++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}${path}`, {
-        method: path === '/healthz' ? 'GET' : 'POST',
-        body: path === '/healthz' ? undefined : '{}',
-      });
-      await r.arrayBuffer();
-      if (r.status < 500) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`server on ${port} did not come up`);
-}
-
 function relayConfig(dir, port) {
   const file = join(dir, 'relay.yaml');
   writeFileSync(
@@ -65,15 +51,17 @@ function relayConfig(dir, port) {
   return file;
 }
 
-function start(kind, port, dir) {
-  const args =
-    kind === 'bare'
-      ? [join(ROOT, 'bench', 'bare-server.mjs')]
-      : [join(ROOT, 'dist', 'main.js'), 'start', '--config', relayConfig(dir, port)];
-  return spawn(process.execPath, args, {
+/** The baseline (bare-server.mjs); the caller waits for it while the relay starts too. */
+function startBare(port) {
+  return spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs')], {
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+}
+
+/** callrelay on `port` with a fresh SQLite store in `dir`; resolves once it answers /healthz. */
+function startRelay(port, dir) {
+  return startRelayProcess(relayConfig(dir, port), { port, stderr: 'inherit' });
 }
 
 async function throughput(port, offset) {
@@ -210,8 +198,7 @@ async function coldStart(runs = 5) {
     const dir = mkdtempSync(join(tmpdir(), 'callrelay-cold-'));
     const port = 19100 + i;
     const t0 = performance.now();
-    const child = start('relay', port, dir);
-    await waitHealthy(port, '/healthz');
+    const child = await startRelay(port, dir);
     times.push(performance.now() - t0);
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -240,10 +227,8 @@ async function main() {
 
   // Both servers up at once (an idle one costs nothing); rounds alternate a and b so that the
   // machine's drift hits both alike, and the medians are reported.
-  const bare = start('bare', 19001);
-  const relay = start('relay', 19002, dir);
-  await waitHealthy(19001, `/hooks/3cx/${TOKEN}`);
-  await waitHealthy(19002, '/healthz');
+  const bare = startBare(19001);
+  const [relay] = await Promise.all([startRelay(19002, dir), waitHealthy(19001, { child: bare })]);
   await throughput(19001, 0); // warm-up
   await throughput(19002, 1_000_000); // warm-up (and a realistic, non-empty store)
   await fixedRate(19001, 1000, 2, 0);

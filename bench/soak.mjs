@@ -3,13 +3,13 @@
 // (500s and 429s). Prints requests accepted, calls delivered, duplicates (must be 0), and the
 // relay's RSS: maximum and trend over the second half of the run.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
@@ -62,17 +62,7 @@ writeFileSync(
     `sources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n` +
     `targets:\n  - name: hubspot\n    type: hubspot\n    token: soak-hubspot-token\n    baseUrl: http://127.0.0.1:${crm.address().port}\n    searchLagSec: 1\n    rateLimit: { requests: 1000, perSeconds: 1 }\n`,
 );
-const relay = spawn(
-  process.execPath,
-  [join(ROOT, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
-);
-for (let t = 0; t < 400; t++) {
-  try {
-    if ((await fetch(`http://127.0.0.1:${PORT}/healthz`)).ok) break;
-  } catch {}
-  await new Promise((r) => setTimeout(r, 10));
-}
+const relay = await startRelayProcess(join(dir, 'relay.yaml'), { port: PORT, stderr: 'inherit' });
 
 // Mixed flows: answered with a recording, attended transfer, missed in a queue.
 function flow(k) {
