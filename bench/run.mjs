@@ -4,7 +4,7 @@
 // .bench/last.json. BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,32 +101,34 @@ async function fixedRate(port, rate, seconds, offset) {
   const inflight = [];
   const t0 = performance.now();
   let sent = 0;
-  await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
-      for (; sent < due; sent++) {
-        const start = performance.now();
-        inflight.push(
-          pool
-            .request({
-              path: `/hooks/3cx/${TOKEN}`,
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: next(),
-            })
-            .then(async (res) => {
-              await res.body.arrayBuffer();
-              if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-              lat.push(performance.now() - start);
-            }),
-        );
-      }
-      if (sent >= total) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 1);
-  });
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
+        for (; sent < due; sent++) {
+          const start = performance.now();
+          inflight.push(
+            pool
+              .request({
+                path: `/hooks/3cx/${TOKEN}`,
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body: next(),
+              })
+              .then(async (res) => {
+                await res.body.arrayBuffer();
+                if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+                lat.push(performance.now() - start);
+              }),
+          );
+        }
+        if (sent >= total) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    })
+  );
   const elapsed = (performance.now() - t0) / 1000;
   await Promise.all(inflight);
   await pool.close();
@@ -206,8 +208,8 @@ async function coldStart(runs = 5) {
   times.sort((a, b) => a - b);
   return {
     runs,
-    medianMs: Math.round(times[Math.floor(runs / 2)]),
-    maxMs: Math.round(times.at(-1)),
+    medianMs: Math.round(/** @type {number} */ (times[Math.floor(runs / 2)])),
+    maxMs: Math.round(/** @type {number} */ (times.at(-1))),
   };
 }
 
@@ -215,6 +217,8 @@ const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'callrelay-bench-'));
+  // Filled in as the parts finish; `rounds` is the count until the rounds' results replace it.
+  /** @type {Record<string, any>} */
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -238,7 +242,8 @@ async function main() {
   for (let r = 0; r < ROUNDS; r++) {
     const a = await throughput(19001, 0);
     const b = await throughput(19002, 2_000_000 + r * 1_000_000);
-    await new Promise((res) => setTimeout(res, 2000)); // let folding catch up before the latency runs
+    // Let folding catch up before the latency runs.
+    await new Promise((res) => setTimeout(res, 2000));
     const af = await fixedRate(19001, 1000, DURATION, 0);
     const bf = await fixedRate(19002, 1000, DURATION, 5_000_000 + r * 1_000_000);
     const round = {
