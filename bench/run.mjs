@@ -149,7 +149,7 @@ async function mappingCost() {
     join(ROOT, 'dist', 'ingest', 'adapter.js')
   );
   const { flowRequests, readFlow } = await import(join(ROOT, 'dist', 'flows.js'));
-  const { foldCall, eventKey } = await import(join(ROOT, 'dist', 'calls', 'fold.js'));
+  const { foldCall, eventKey } = await import(join(ROOT, 'dist', 'domain', 'fold.js'));
   const adapters = loadAdapterDir(join(ROOT, 'adapters'));
   const out = {};
   for (const [name, a] of adapters) {
