@@ -4,6 +4,8 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 
 const app = new Hono();
+// As on the relay, so that the bench waits for both servers the same way.
+app.get('/healthz', (c) => c.json({ status: 'ok' }));
 app.on(['GET', 'POST'], '/hooks/:source/:token', async (c) => {
   await c.req.arrayBuffer();
   return c.json({ ok: true, id: 1, status: 'mapped' });

@@ -4,11 +4,12 @@
 // .bench/last.json. BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { startRelayProcess, waitHealthy } from '../test/harness/relay-process.mjs';
 import { crmLatency } from './crm-latency.mjs';
 import { Pool } from 'undici';
 
@@ -41,21 +42,6 @@ function bodySource(offset) {
   };
 }
 
-async function waitHealthy(port, path) {
-  for (let t = 0; t < 400; t++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}${path}`, {
-        method: path === '/healthz' ? 'GET' : 'POST',
-        body: path === '/healthz' ? undefined : '{}',
-      });
-      await r.arrayBuffer();
-      if (r.status < 500) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`server on ${port} did not come up`);
-}
-
 function relayConfig(dir, port) {
   const file = join(dir, 'relay.yaml');
   writeFileSync(
@@ -65,15 +51,17 @@ function relayConfig(dir, port) {
   return file;
 }
 
-function start(kind, port, dir) {
-  const args =
-    kind === 'bare'
-      ? [join(ROOT, 'bench', 'bare-server.mjs')]
-      : [join(ROOT, 'dist', 'main.js'), 'start', '--config', relayConfig(dir, port)];
-  return spawn(process.execPath, args, {
+/** The baseline (bare-server.mjs); the caller waits for it while the relay starts too. */
+function startBare(port) {
+  return spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs')], {
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+}
+
+/** callrelay on `port` with a fresh SQLite store in `dir`; resolves once it answers /healthz. */
+function startRelay(port, dir) {
+  return startRelayProcess(relayConfig(dir, port), { port, stderr: 'inherit' });
 }
 
 async function throughput(port, offset) {
@@ -113,32 +101,34 @@ async function fixedRate(port, rate, seconds, offset) {
   const inflight = [];
   const t0 = performance.now();
   let sent = 0;
-  await new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
-      for (; sent < due; sent++) {
-        const start = performance.now();
-        inflight.push(
-          pool
-            .request({
-              path: `/hooks/3cx/${TOKEN}`,
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: next(),
-            })
-            .then(async (res) => {
-              await res.body.arrayBuffer();
-              if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-              lat.push(performance.now() - start);
-            }),
-        );
-      }
-      if (sent >= total) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 1);
-  });
+  await /** @type {Promise<void>} */ (
+    new Promise((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
+        for (; sent < due; sent++) {
+          const start = performance.now();
+          inflight.push(
+            pool
+              .request({
+                path: `/hooks/3cx/${TOKEN}`,
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body: next(),
+              })
+              .then(async (res) => {
+                await res.body.arrayBuffer();
+                if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+                lat.push(performance.now() - start);
+              }),
+          );
+        }
+        if (sent >= total) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    })
+  );
   const elapsed = (performance.now() - t0) / 1000;
   await Promise.all(inflight);
   await pool.close();
@@ -159,7 +149,7 @@ async function mappingCost() {
     join(ROOT, 'dist', 'ingest', 'adapter.js')
   );
   const { flowRequests, readFlow } = await import(join(ROOT, 'dist', 'flows.js'));
-  const { foldCall, eventKey } = await import(join(ROOT, 'dist', 'calls', 'fold.js'));
+  const { foldCall, eventKey } = await import(join(ROOT, 'dist', 'domain', 'fold.js'));
   const adapters = loadAdapterDir(join(ROOT, 'adapters'));
   const out = {};
   for (const [name, a] of adapters) {
@@ -210,8 +200,7 @@ async function coldStart(runs = 5) {
     const dir = mkdtempSync(join(tmpdir(), 'callrelay-cold-'));
     const port = 19100 + i;
     const t0 = performance.now();
-    const child = start('relay', port, dir);
-    await waitHealthy(port, '/healthz');
+    const child = await startRelay(port, dir);
     times.push(performance.now() - t0);
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -219,8 +208,8 @@ async function coldStart(runs = 5) {
   times.sort((a, b) => a - b);
   return {
     runs,
-    medianMs: Math.round(times[Math.floor(runs / 2)]),
-    maxMs: Math.round(times.at(-1)),
+    medianMs: Math.round(/** @type {number} */ (times[Math.floor(runs / 2)])),
+    maxMs: Math.round(/** @type {number} */ (times.at(-1))),
   };
 }
 
@@ -228,6 +217,8 @@ const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'callrelay-bench-'));
+  // Filled in as the parts finish; `rounds` is the count until the rounds' results replace it.
+  /** @type {Record<string, any>} */
   const results = {
     date: new Date().toISOString(),
     node: process.version,
@@ -240,10 +231,8 @@ async function main() {
 
   // Both servers up at once (an idle one costs nothing); rounds alternate a and b so that the
   // machine's drift hits both alike, and the medians are reported.
-  const bare = start('bare', 19001);
-  const relay = start('relay', 19002, dir);
-  await waitHealthy(19001, `/hooks/3cx/${TOKEN}`);
-  await waitHealthy(19002, '/healthz');
+  const bare = startBare(19001);
+  const [relay] = await Promise.all([startRelay(19002, dir), waitHealthy(19001, { child: bare })]);
   await throughput(19001, 0); // warm-up
   await throughput(19002, 1_000_000); // warm-up (and a realistic, non-empty store)
   await fixedRate(19001, 1000, 2, 0);
@@ -253,7 +242,8 @@ async function main() {
   for (let r = 0; r < ROUNDS; r++) {
     const a = await throughput(19001, 0);
     const b = await throughput(19002, 2_000_000 + r * 1_000_000);
-    await new Promise((res) => setTimeout(res, 2000)); // let folding catch up before the latency runs
+    // Let folding catch up before the latency runs.
+    await new Promise((res) => setTimeout(res, 2000));
     const af = await fixedRate(19001, 1000, DURATION, 0);
     const bf = await fixedRate(19002, 1000, DURATION, 5_000_000 + r * 1_000_000);
     const round = {

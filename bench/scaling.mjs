@@ -2,13 +2,13 @@
 // payloads): for docs/scaling.md. Starts its own PostgreSQL (test/harness/postgres.mjs).
 // Two instances get half the connections each (a load balancer would do the same).
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { LocalPostgres } from '../test/harness/postgres.mjs';
+import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -24,19 +24,7 @@ function startInstance(port) {
     file,
     `server: { port: ${port}, host: 127.0.0.1 }\nstore:\n  postgres: ${url}\nlog: { level: error }\nadapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN} }\n`,
   );
-  return spawn(process.execPath, [join(ROOT, 'dist', 'main.js'), 'start', '--config', file], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-}
-
-async function healthy(port) {
-  for (let t = 0; t < 500; t++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`instance on ${port} did not start`);
+  return startRelayProcess(file, { port, stderr: 'inherit' });
 }
 
 let k = 0;
@@ -56,12 +44,10 @@ const load = (port, connections) =>
     ],
   });
 
-const a = startInstance(19401);
-await healthy(19401);
+const a = await startInstance(19401);
 await load(19401, 50); // warm-up
 const one = await load(19401, 50);
-const b = startInstance(19402);
-await healthy(19402);
+const b = await startInstance(19402);
 await load(19402, 25); // warm-up
 const [x, y] = await Promise.all([load(19401, 25), load(19402, 25)]);
 const result = {

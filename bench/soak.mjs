@@ -3,13 +3,13 @@
 // (500s and 429s). Prints requests accepted, calls delivered, duplicates (must be 0), and the
 // relay's RSS: maximum and trend over the second half of the run.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
@@ -26,26 +26,27 @@ const crm = createServer((req, res) => {
   req.on('data', (c) => (body += c));
   req.on('end', () => {
     crmRequests++;
+    const url = req.url ?? '';
     res.setHeader('content-type', 'application/json');
     if (Math.random() < 0.05) {
       crmFailures++;
       res.statusCode = Math.random() < 0.5 ? 500 : 429;
       return res.end('{"status":"error","message":"injected","category":"SOAK"}');
     }
-    if (req.url.endsWith('/search')) {
+    if (url.endsWith('/search')) {
       const token = JSON.parse(body).filterGroups?.[0]?.filters?.[0]?.value;
       const hit = [...engagements.entries()]
         .filter(([, e]) => e.token === token)
         .map(([id, e]) => ({ id, properties: { hs_call_external_id: e.token } }));
       return res.end(JSON.stringify({ total: hit.length, results: hit }));
     }
-    if (req.method === 'POST' && req.url === '/crm/v3/objects/calls') {
+    if (req.method === 'POST' && url === '/crm/v3/objects/calls') {
       const id = String(engagements.size + 1);
       engagements.set(id, { token: JSON.parse(body).properties.hs_call_external_id, patches: 0 });
       res.statusCode = 201;
       return res.end(`{"id":"${id}"}`);
     }
-    const m = /^\/crm\/v3\/objects\/calls\/(\d+)$/.exec(req.url);
+    const m = /^\/crm\/v3\/objects\/calls\/(\d+)$/.exec(url);
     if (req.method === 'PATCH' && m && engagements.has(m[1])) {
       engagements.get(m[1]).patches++;
       return res.end('{}');
@@ -53,26 +54,16 @@ const crm = createServer((req, res) => {
     res.end('{}');
   });
 });
-await new Promise((r) => crm.listen(0, '127.0.0.1', r));
+await /** @type {Promise<void>} */ (new Promise((r) => crm.listen(0, '127.0.0.1', r)));
 
 const dir = mkdtempSync(join(tmpdir(), 'callrelay-soak-'));
 writeFileSync(
   join(dir, 'relay.yaml'),
   `server: { port: ${PORT}, host: 127.0.0.1 }\nstore: { sqlite: ./relay.db }\nlog: { level: error }\nadapters: ${join(ROOT, 'adapters')}\n` +
     `sources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n` +
-    `targets:\n  - name: hubspot\n    type: hubspot\n    token: soak-hubspot-token\n    baseUrl: http://127.0.0.1:${crm.address().port}\n    searchLagSec: 1\n    rateLimit: { requests: 1000, perSeconds: 1 }\n`,
+    `targets:\n  - name: hubspot\n    type: hubspot\n    token: soak-hubspot-token\n    baseUrl: http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (crm.address()).port}\n    searchLagSec: 1\n    rateLimit: { requests: 1000, perSeconds: 1 }\n`,
 );
-const relay = spawn(
-  process.execPath,
-  [join(ROOT, 'dist', 'main.js'), 'start', '--config', join(dir, 'relay.yaml')],
-  { stdio: ['ignore', 'ignore', 'inherit'] },
-);
-for (let t = 0; t < 400; t++) {
-  try {
-    if ((await fetch(`http://127.0.0.1:${PORT}/healthz`)).ok) break;
-  } catch {}
-  await new Promise((r) => setTimeout(r, 10));
-}
+const relay = await startRelayProcess(join(dir, 'relay.yaml'), { port: PORT, stderr: 'inherit' });
 
 // Mixed flows: answered with a recording, attended transfer, missed in a queue.
 function flow(k) {
@@ -119,33 +110,35 @@ const t0 = performance.now();
 const total = Math.round(MINUTES * 60 * RATE);
 let sent = 0;
 const inflight = new Set();
-await new Promise((resolve) => {
-  const timer = setInterval(() => {
-    const due = Math.min(total, Math.floor(((performance.now() - t0) * RATE) / 1000));
-    for (; sent < due; sent++) {
-      if (!queue.length) queue.push(...flow(k++));
-      const body = queue.shift();
-      const p = pool
-        .request({
-          path: `/hooks/3cx/${TOKEN}`,
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
-        })
-        .then(async (r) => {
-          await r.body.dump();
-          if (r.statusCode === 200) accepted++;
-          else refused++;
-        })
-        .finally(() => inflight.delete(p));
-      inflight.add(p);
-    }
-    if (sent >= total) {
-      clearInterval(timer);
-      resolve();
-    }
-  }, 5);
-});
+await /** @type {Promise<void>} */ (
+  new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) * RATE) / 1000));
+      for (; sent < due; sent++) {
+        if (!queue.length) queue.push(...flow(k++));
+        const body = queue.shift();
+        const p = pool
+          .request({
+            path: `/hooks/3cx/${TOKEN}`,
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          })
+          .then(async (r) => {
+            await r.body.dump();
+            if (r.statusCode === 200) accepted++;
+            else refused++;
+          })
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      if (sent >= total) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 5);
+  })
+);
 await Promise.all(inflight);
 const calls = k;
 // Let deliveries (and their retries) finish.

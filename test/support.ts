@@ -1,6 +1,6 @@
 // Shared test helpers: temp folders, relay.yaml writing, golden cases on disk, a relay process.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { readFlow, type Flow, type FlowRequest } from '../src/flows.js';
 import { loadAdapterDir } from '../src/ingest/adapter.js';
 import type { Relay } from '../src/runtime.js';
+import { startRelayProcess } from './harness/relay-process.mjs';
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const ADAPTERS = join(ROOT, 'adapters');
@@ -105,24 +106,8 @@ ${sources}${extra.more ?? ''}`,
 }
 
 /** Start `callrelay start` as a real process; resolves once /healthz answers on `port`. */
-export async function spawnRelay(config: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [MAIN, 'start', '--config', config], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  for (let t = 0; t < 200; t++) {
-    if (child.exitCode !== null) throw new Error(`relay exited early (${child.exitCode}): ${err}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return child;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`relay did not listen on ${port} within 5 s: ${err}`);
+export function spawnRelay(config: string, port: number): Promise<ChildProcess> {
+  return startRelayProcess(config, { port, env: { ...process.env, PORT: String(port) } });
 }
 
 export async function freePort(): Promise<number> {
@@ -135,7 +120,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Send one request of a flow to a relay on `port`, as the provider would (skips to-pbx entries). */
+/**
+ * Send one request of a flow to a relay on `port`, as the provider would (skips to-pbx entries).
+ */
 export async function sendFlowRequest(
   port: number,
   source: string,

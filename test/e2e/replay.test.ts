@@ -24,7 +24,7 @@ describe('replay after an adapter fix', () => {
     const full = readFileSync(join(ADAPTERS, '3cx.yaml'), 'utf8');
     writeFileSync(
       join(adapters, '3cx.yaml'),
-      full.replace(/  - name: ai\n[\s\S]*?(?=\n  - name:|$)/, ''),
+      full.replace(/ {2}- name: ai\n[\s\S]*?(?=\n {2}- name:|$)/, ''),
     );
     copyFileSync(join(ADAPTERS, 'callerdesk.yaml'), join(adapters, 'callerdesk.yaml'));
     const config = writeRelayYaml(dir, { adapters });

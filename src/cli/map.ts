@@ -1,0 +1,75 @@
+// `callrelay map`: run a flow (a golden case's JSON) through one adapter and print the events and
+// calls it produces; exits 1 when the flow's `expect` does not hold, so adapters can be tried
+// without a relay or a store.
+
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BUNDLED_ADAPTERS } from '../config/load.js';
+import { compareCalls, readFlow, runFlow } from '../flows.js';
+import { loadAdapter, loadAdapterDir, type LoadedAdapter } from '../ingest/adapter.js';
+import { fail } from './util.js';
+
+/** A path to an adapter file, or the name of one in ./adapters or else the bundled ones. */
+function findAdapter(spec: string): LoadedAdapter {
+  if (/[\\/]|\.ya?ml$/.test(spec) || existsSync(spec)) return loadAdapter(resolve(spec));
+  for (const dir of [resolve('adapters'), BUNDLED_ADAPTERS]) {
+    const a = loadAdapterDir(dir).get(spec);
+    if (a) return a;
+  }
+  return fail(`no adapter named "${spec}" in ./adapters or the bundled adapters`);
+}
+
+export async function cmdMap(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      adapter: { type: 'string', short: 'a' },
+      timezone: { type: 'string' },
+      country: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (!values.adapter || positionals.length !== 1)
+    fail(
+      'usage: callrelay map --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC] [--json]',
+      2,
+    );
+  const adapter = findAdapter(values.adapter);
+  const flow = readFlow(positionals[0]!);
+  const run = await runFlow(flow, adapter, {
+    timezone: values.timezone,
+    defaultCountry: values.country,
+  });
+  const diffs = flow.expect ? compareCalls(flow.expect.calls, run.calls) : [];
+  if (values.json) {
+    process.stdout.write(
+      `${JSON.stringify({ flow: flow.name, steps: run.steps, calls: run.calls, mismatches: diffs }, null, 2)}\n`,
+    );
+  } else {
+    const out: string[] = [`flow ${flow.name} through adapter ${adapter.name}`, ''];
+    for (const s of run.steps) {
+      const r = s.result;
+      const head = `#${s.inboxId} ${s.label}`;
+      if (r.status === 'mapped')
+        for (const e of r.events) out.push(`${head}\n    ${r.rule} -> ${JSON.stringify(e)}`);
+      else
+        out.push(
+          `${head}\n    ${r.status}${r.status === 'unmapped' ? ` ${r.code}: ${r.message}` : `: ${r.message}`}`,
+        );
+    }
+    out.push('', `${run.calls.length} call(s):`);
+    for (const c of run.calls)
+      out.push(JSON.stringify({ ...c, events: `${c.events.length} events` }, null, 2));
+    if (flow.expect)
+      out.push(
+        '',
+        diffs.length
+          ? `expect: ${diffs.length} mismatch(es)\n  ${diffs.join('\n  ')}`
+          : 'expect: all expected calls hold',
+      );
+    process.stdout.write(`${out.join('\n')}\n`);
+  }
+  if (diffs.length) process.exit(1);
+}

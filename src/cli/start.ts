@@ -1,0 +1,51 @@
+// `callrelay start`: run the relay until SIGTERM or SIGINT, then drain and exit.
+
+import { parseArgs } from 'node:util';
+import { displayPath } from '../lib/yaml.js';
+import { startRelay } from '../runtime.js';
+import { createLogger } from '../telemetry/log.js';
+import { configFrom } from './util.js';
+
+export async function cmdStart(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const t0 = performance.now();
+  const cfg = configFrom(values);
+  const log = createLogger(cfg.logLevel);
+  for (const f of cfg.envFallbacks) {
+    if (f.path.at(-1) === 'token')
+      log.warn(
+        { variable: f.name, field: f.path.join('.') },
+        `${f.name} is not set: ${f.path.join('.')} uses the example default from ${cfg.file}; set it before exposing the relay`,
+      );
+  }
+  const relay = await startRelay(cfg, log);
+  log.info(
+    {
+      port: relay.port,
+      store: 'sqlite' in cfg.store ? displayPath(cfg.store.sqlite) : 'postgres',
+      sources: cfg.sources.map((s) => `${s.name}:${s.adapter.name}`),
+      startMs: Math.round(performance.now() - t0),
+    },
+    `callrelay listening on ${cfg.server.host}:${relay.port}`,
+  );
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    relay.close().then(
+      () => {
+        log.flush();
+        process.exit(0);
+      },
+      (err: Error) => {
+        log.error({ err: err.message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,67 @@
+// What the commands share: the usage text, failing with an exit code, reading relay.yaml,
+// opening the store for one command, and the plain-text tables of calls, unmapped and dead.
+
+import { resolve } from 'node:path';
+import { defaultConfigPath, loadConfig, type RelayConfig } from '../config/load.js';
+import { openStore } from '../runtime.js';
+import type { Store } from '../store/types.js';
+
+export const USAGE = `callrelay: phone-system webhooks in, one call record per call out.
+
+Usage:
+  callrelay start   [--config FILE]          run the relay (default config: $RELAY_CONFIG or ./relay.yaml)
+  callrelay check   [--config FILE] [--online] [ADAPTER.yaml ...]
+                                             validate relay.yaml and every adapter; errors name file:line:col;
+                                             --online: also call each CRM once with its token
+  callrelay map     --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC]
+                                             print the canonical events and calls a flow produces;
+                                             exits 1 when the flow's "expect" does not hold
+  callrelay calls   [--config FILE] [--limit N]       recent calls, newest change first
+  callrelay unmapped [--config FILE] [--limit N]      stored requests no adapter rule could map
+  callrelay dead    [--config FILE] [--limit N]      deliveries that gave up, with the CRM's reason
+  callrelay replay  [--config FILE] ID ... | --all-unmapped | dl-ID ... | --all
+                                             ID: map a stored request again (after an adapter fix);
+                                             dl-ID / --all: retry dead deliveries
+  callrelay schemas [--write | --check]      JSON Schemas for relay.yaml, adapters, events, records
+`;
+
+export type Command = (args: string[]) => void | Promise<void>;
+
+export function fail(msg: string, code = 1): never {
+  process.stderr.write(`${msg}\n`);
+  process.exit(code);
+}
+
+export function configFrom(values: { config?: string | undefined }): RelayConfig {
+  return loadConfig(values.config ? resolve(values.config) : defaultConfigPath());
+}
+
+/** Run `use` with the store of relay.yaml, closed afterwards whatever happens. */
+export async function withStore<T>(
+  values: { config?: string | undefined },
+  use: (store: Store) => Promise<T>,
+): Promise<T> {
+  const store = await openStore(configFrom(values));
+  try {
+    return await use(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function table(rows: Record<string, unknown>[], cols: string[]): string {
+  const cell = (v: unknown): string =>
+    v === null || v === undefined ? '-' : Array.isArray(v) ? v.join(',') : String(v);
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]): string =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+/** Rows as a table with a column per key of the first row, or `empty` when there are none. */
+export function printTable(rows: Record<string, unknown>[], empty: string): void {
+  process.stdout.write(`${rows.length ? table(rows, Object.keys(rows[0]!)) : empty}\n`);
+}

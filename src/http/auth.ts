@@ -1,0 +1,19 @@
+// Token checks shared by the webhook routes and the admin API.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Context } from 'hono';
+
+// Hashing first gives timingSafeEqual two buffers of one length, so that a wrong token's length
+// leaks nothing either.
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  return given !== undefined && timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The token of an `Authorization: Bearer <token>` header, if there is one. */
+export function bearer(c: Context): string | undefined {
+  const h = c.req.header('authorization');
+  const m = h ? /^Bearer\s+(.+)$/i.exec(h) : null;
+  return m?.[1]?.trim();
+}

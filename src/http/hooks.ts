@@ -1,0 +1,123 @@
+// Webhook ingest on /hooks/<source>[/<token>]: the source's token from the path, a Bearer header
+// or ?token=, then the raw request (minus the token) into the pipeline.
+
+import type { Context, Hono } from 'hono';
+import { RelayError } from '../domain/errors.js';
+import type { RawRequest } from '../domain/request.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Logger } from '../telemetry/log.js';
+import { bearer, tokenMatches } from './auth.js';
+import { readBody } from './body.js';
+
+export interface HookOptions {
+  pipeline: Pipeline;
+  bodyLimit: number;
+  log: Logger;
+  isDraining?: () => boolean;
+}
+
+/** The few request headers worth keeping with a webhook (never Authorization). */
+const KEPT_HEADERS = [
+  'content-type',
+  'content-length',
+  'user-agent',
+  'x-forwarded-for',
+  'x-real-ip',
+  'x-request-id',
+];
+
+function decodeQueryPart(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s; // a malformed %-sequence stays as sent
+  }
+}
+
+/** The raw query string without any `token` parameter, otherwise byte for byte. */
+export function queryWithoutToken(url: string): { query: string; token: string | undefined } {
+  const q = url.includes('?') ? url.slice(url.indexOf('?') + 1).split('#')[0]! : '';
+  let token: string | undefined;
+  const kept = q
+    .split('&')
+    .filter((part) => {
+      if (!part) return false;
+      const eq = part.indexOf('=');
+      const key = decodeQueryPart(eq < 0 ? part : part.slice(0, eq));
+      if (key !== 'token') return true;
+      token = decodeQueryPart(eq < 0 ? '' : part.slice(eq + 1));
+      return false;
+    })
+    .join('&');
+  return { query: kept, token };
+}
+
+export function mountHooks(app: Hono, opts: HookOptions): void {
+  const { pipeline, bodyLimit, log } = opts;
+
+  const hook = async (c: Context): Promise<Response> => {
+    const name = c.req.param('source')!;
+    const src = pipeline.sources.get(name);
+    if (!src) throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${name}" in relay.yaml`);
+    const { query, token: queryToken } = queryWithoutToken(c.req.url);
+    const given = c.req.param('token') ?? bearer(c) ?? queryToken;
+    if (!tokenMatches(given, src.token)) {
+      throw new RelayError(
+        'RELAY_ERR_UNAUTHORIZED',
+        given === undefined
+          ? 'missing token: put it in the URL path, as Authorization: Bearer, or as ?token='
+          : 'wrong token',
+      );
+    }
+    if (opts.isDraining?.())
+      throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', 'shutting down; retry', {
+        headers: { 'retry-after': '1' },
+      });
+    const body = c.req.method === 'GET' ? Buffer.alloc(0) : await readBody(c, bodyLimit);
+    const headers: Record<string, string> = {};
+    for (const h of KEPT_HEADERS) {
+      const v = c.req.header(h);
+      if (v !== undefined) headers[h] = v;
+    }
+    const req: RawRequest = {
+      source: name,
+      kind: 'webhook',
+      receivedAt: new Date().toISOString(),
+      method: c.req.method,
+      query,
+      contentType: c.req.header('content-type') ?? null,
+      headers,
+      body,
+    };
+    const { id, result } = await pipeline.ingest(req);
+    if (result.status === 'mapped') {
+      return c.json({
+        ok: true,
+        id,
+        status: 'mapped',
+        rule: result.rule,
+        events: result.events.map((e) => ({ type: e.type, callId: e.callId ?? null })),
+      });
+    }
+    if (result.status === 'ignored')
+      return c.json({ ok: true, id, status: 'ignored', rule: result.rule });
+    log.warn(
+      { id, source: name, code: result.code, reason: result.message },
+      'stored an unmapped request',
+    );
+    return c.json({
+      ok: true,
+      id,
+      status: 'unmapped',
+      reason: { code: result.code, message: result.message },
+    });
+  };
+  app.on(['GET', 'POST'], ['/hooks/:source', '/hooks/:source/:token'], hook);
+  app.all('/hooks/*', (c) => {
+    c.header('allow', 'GET, POST');
+    throw new RelayError(
+      'RELAY_ERR_METHOD_NOT_ALLOWED',
+      `${c.req.method} is not accepted on webhooks; use GET or POST`,
+    );
+  });
+}
