@@ -6,12 +6,12 @@
 //     kept as raw requests only); the same figures, and how long folding takes after the last ack.
 // Each scenario runs against a fresh relay (SQLite, default settings) after a warm-up.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TOKEN = 'bench-token-0123456789';
@@ -32,24 +32,8 @@ async function startRelay(port) {
       `log: { level: warn }\nadapters: ${join(ROOT, 'adapters')}\n` +
       `sources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n`,
   );
-  const child = spawn(
-    process.execPath,
-    [join(ROOT, 'dist', 'main.js'), 'start', '--config', file],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  for (let t = 0; ; t++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (t > 500) throw new Error('the relay did not start');
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  const child = await startRelayProcess(file, { port, stderr: 'inherit' });
   return {
-    child,
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -123,8 +107,24 @@ function bystander(pool, phase) {
   };
 }
 
-const p50 = (/** @type {number[]} */ xs) =>
-  xs.length ? +[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)].toFixed(2) : null;
+/** Resolves once the relay has folded everything it committed. @param {number} port */
+async function folded(port) {
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/api/inbox?state=pending&limit=1`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    const body = /** @type {{ counts: { pending: number } }} */ (await res.json());
+    if (body.counts.pending === 0) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** @param {number[]} xs */
+const p50 = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted[Math.floor(sorted.length / 2)];
+  return mid === undefined ? null : +mid.toFixed(2);
+};
 
 /**
  * @param {string} name @param {number} count @param {(k: number) => string} bodyOf
@@ -152,15 +152,8 @@ async function scenario(name, count, bodyOf, port) {
     const lat = await other.stop();
     const acked = performance.now();
     // Folding runs after the ack: wait until nothing is pending.
-    for (;;) {
-      const res = await fetch(`http://127.0.0.1:${port}/api/inbox?state=pending&limit=1`, {
-        headers: { authorization: `Bearer ${ADMIN}` },
-      });
-      const body = /** @type {{ counts: { pending: number } }} */ (await res.json());
-      if (body.counts.pending === 0) break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const folded = performance.now();
+    await folded(port);
+    const foldedAt = performance.now();
     const first = CHUNK / secs[0];
     const last = CHUNK / secs.at(-1);
     return {
@@ -170,7 +163,7 @@ async function scenario(name, count, bodyOf, port) {
       lastReqPerSec: Math.round(last),
       lastToFirst: +(last / first).toFixed(2),
       totalSec: +((acked - t0) / 1000).toFixed(2),
-      foldLagAfterLastAckMs: Math.round(folded - acked),
+      foldLagAfterLastAckMs: Math.round(foldedAt - acked),
       otherSenderP50ms: {
         first: p50(lat.filter((l) => l.phase === 0).map((l) => l.ms)),
         last: p50(lat.filter((l) => l.phase === chunks - 1).map((l) => l.ms)),

@@ -1,7 +1,8 @@
 // `npm run bench`: ingest throughput and p99 of a bare Hono handler vs callrelay's durable ingest
 // with mapping (same payloads, same load generator, alternating rounds), ack latency of both at a
-// fixed 1,000 req/s, mapping and folding cost per event, and cold start. Results go to stdout and
-// .bench/last.json. BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run.
+// fixed 1,000 req/s, mapping and folding cost per event, repeats and runaway calls
+// (bench/repeats.mjs), and cold start. Results go to stdout and .bench/last.json. BENCH_SECONDS,
+// BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { startRelayProcess, waitHealthy } from '../test/harness/relay-process.mjs';
 import { crmLatency } from './crm-latency.mjs';
+import { repeats } from './repeats.mjs';
 import { Pool } from 'undici';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -286,6 +288,15 @@ async function main() {
 
   results.mapping = await mappingCost();
   console.log('mapping cost per event / fold per call:', JSON.stringify(results.mapping));
+  results.repeats = await repeats();
+  for (const r of Object.values(results.repeats)) {
+    console.log(
+      `${r.scenario}: first 500 ${r.firstReqPerSec} req/s, last 500 ${r.lastReqPerSec} req/s ` +
+        `(last/first ${r.lastToFirst}; target >= ${(1 / 1.3).toFixed(2)}); fold lag after the last ` +
+        `ack ${r.foldLagAfterLastAckMs} ms; another sender's p50 ${r.otherSenderP50ms.first} -> ` +
+        `${r.otherSenderP50ms.last} ms`,
+    );
+  }
   results.coldStart = await coldStart();
   console.log(
     'cold start (spawn to first /healthz 200):',

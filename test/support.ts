@@ -8,11 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { readFlow, type Flow, type FlowRequest } from '../src/flows.js';
 import { loadAdapterDir } from '../src/ingest/adapter.js';
 import type { Relay } from '../src/runtime.js';
-import { startRelayProcess } from './harness/relay-process.mjs';
+import { freePort } from './harness/postgres.mjs';
+import { MAIN, startRelayProcess } from './harness/relay-process.mjs';
+
+export { freePort, MAIN };
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const ADAPTERS = join(ROOT, 'adapters');
-export const MAIN = join(ROOT, 'dist', 'main.js');
 
 export function tempDir(prefix = 'callrelay-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -108,16 +110,6 @@ ${sources}${extra.more ?? ''}`,
 /** Start `callrelay start` as a real process; resolves once /healthz answers on `port`. */
 export function spawnRelay(config: string, port: number): Promise<ChildProcess> {
   return startRelayProcess(config, { port, env: { ...process.env, PORT: String(port) } });
-}
-
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => r(p));
-    });
-  });
 }
 
 /**

@@ -5,8 +5,16 @@ import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
 import type { InboxState } from '../domain/inbox.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { DeliveryRow, DeliveryState, InboxRow } from '../store/types.js';
+import type { CallRow, DeliveryRow, DeliveryState, InboxRow } from '../store/types.js';
 import { bearer, tokenMatches } from './auth.js';
+
+/** A call as the API shows it: the record, and what the store knows about it. */
+const callView = (r: CallRow): Record<string, unknown> => ({
+  ...r.record,
+  updatedAt: r.updatedAt,
+  revision: r.revision,
+  droppedEvents: r.droppedEvents,
+});
 
 export interface AdminOptions {
   pipeline: Pipeline;
@@ -90,9 +98,7 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
       since: since && new Date(since).toISOString(),
       source: c.req.query('source'),
     });
-    return c.json({
-      calls: rows.map((r) => ({ ...r.record, updatedAt: r.updatedAt, revision: r.revision })),
-    });
+    return c.json({ calls: rows.map(callView) });
   });
 
   app.get('/api/calls/:callId', async (c) => {
@@ -105,8 +111,7 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
         `sources ${rows.map((r) => r.record.source).join(', ')} each have call "${c.req.param('callId')}"; add ?source=`,
       );
     }
-    const r = rows[0]!;
-    return c.json({ ...r.record, updatedAt: r.updatedAt, revision: r.revision });
+    return c.json(callView(rows[0]!));
   });
 
   app.get('/api/inbox', async (c) => {

@@ -321,6 +321,8 @@ describe('HTTP ingest', () => {
       status: 'ringing',
       rang: ['800'],
       revision: 1,
+      truncated: false,
+      droppedEvents: 0,
     });
   });
 
