@@ -4,10 +4,9 @@
 //   store/                     rows in, rows out: only the domain
 //   ingest/                    adapters: domain and lib
 //   targets/                   CRMs and their kit: domain, lib, telemetry
-//   config/                    relay.yaml: ingest (adapters) and target specs, never a target's code
+//   config/                    relay.yaml: adapters and target specs, never a target's code
 //   pipeline/, delivery/, http/, flows.ts: the parts above, never each other's insides
 //   cli/, runtime.ts, main.ts  wire everything; nothing imports them
-/* eslint-disable */
 
 const layer = (name, from, allowed, comment) => ({
   name,
@@ -30,13 +29,48 @@ module.exports = {
     layer('domain-is-a-leaf', 'domain/', [], 'The domain imports nothing else of the relay.'),
     layer('lib-is-a-leaf', 'lib/', [], 'Generic helpers know nothing of calls.'),
     layer('telemetry-is-a-leaf', 'telemetry/', [], 'Logging knows nothing of calls.'),
-    layer('store-reads-and-writes-rows', 'store/', ['domain/', 'lib/'], 'The store only reads and writes rows of the domain.'),
-    layer('ingest-maps-requests', 'ingest/', ['domain/', 'lib/'], 'Adapters depend on nothing that delivers or stores.'),
-    layer('targets-share-a-kit', 'targets/', ['domain/', 'lib/', 'telemetry/'], 'Targets never reach into the store, the engine or config.'),
-    layer('config-reads-specs', 'config/', ['domain/', 'lib/', 'ingest/', 'targets/(registry|types)\\.ts$', 'targets/[^/]+/spec\\.ts$'], 'relay.yaml knows target specs, never their implementations.'),
-    layer('pipeline', 'pipeline/', ['domain/', 'lib/', 'ingest/', 'store/', 'config/', 'telemetry/'], 'The pipeline maps and commits; it does not deliver or serve.'),
-    layer('delivery', 'delivery/', ['domain/', 'lib/', 'store/', 'targets/(types|registry)\\.ts$', 'targets/kit/', 'telemetry/'], 'The engine drives targets through their interface.'),
-    layer('http', 'http/', ['domain/', 'lib/', 'store/', 'pipeline/', 'telemetry/'], 'HTTP serves the pipeline and the store.'),
+    layer(
+      'store-reads-and-writes-rows',
+      'store/',
+      ['domain/', 'lib/'],
+      'The store only reads and writes rows of the domain.',
+    ),
+    layer(
+      'ingest-maps-requests',
+      'ingest/',
+      ['domain/', 'lib/'],
+      'Adapters depend on nothing that delivers or stores.',
+    ),
+    layer(
+      'targets-share-a-kit',
+      'targets/',
+      ['domain/', 'lib/', 'telemetry/'],
+      'Targets never reach into the store, the engine or config.',
+    ),
+    layer(
+      'config-reads-specs',
+      'config/',
+      ['domain/', 'lib/', 'ingest/', 'targets/(registry|types)\\.ts$', 'targets/[^/]+/spec\\.ts$'],
+      'relay.yaml knows target specs, never their implementations.',
+    ),
+    layer(
+      'pipeline',
+      'pipeline/',
+      ['domain/', 'lib/', 'ingest/', 'store/', 'config/', 'telemetry/'],
+      'The pipeline maps and commits; it does not deliver or serve.',
+    ),
+    layer(
+      'delivery',
+      'delivery/',
+      ['domain/', 'lib/', 'store/', 'targets/(types|registry)\\.ts$', 'targets/kit/', 'telemetry/'],
+      'The engine drives targets through their interface.',
+    ),
+    layer(
+      'http',
+      'http/',
+      ['domain/', 'lib/', 'store/', 'pipeline/', 'telemetry/'],
+      'HTTP serves the pipeline and the store.',
+    ),
     {
       name: 'nothing-imports-the-wiring',
       severity: 'error',

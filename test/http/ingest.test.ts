@@ -441,7 +441,8 @@ describe('every golden flow over HTTP', () => {
         }
         await ctx.relay.pipeline.drain();
         const calls = (await ctx.relay.store.listCalls({ limit: 100 })).map((c) => c.record);
-        // startedAt of 3CX calls depends on the source's time zone (Europe/Prague here), not checked by these flows.
+        // startedAt of 3CX calls depends on the source's time zone (Europe/Prague here), not
+        // checked by these flows.
         expect(compareCalls(flow.expect!.calls, calls)).toEqual([]);
       } finally {
         await ctx.relay.close();
