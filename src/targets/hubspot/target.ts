@@ -9,7 +9,7 @@
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import { DeliveryError } from '../kit/errors.js';
-import { HttpTarget, type HttpAnswer } from '../kit/client.js';
+import { CrmClient, type HttpAnswer } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { DeliveryContext, Target } from '../types.js';
@@ -33,7 +33,7 @@ interface SearchResult {
 class HubspotTarget implements Target {
   readonly type = 'hubspot';
   readonly name: string;
-  private readonly http: HttpTarget;
+  private readonly http: CrmClient;
   private readonly limiter: WindowLimiter;
   private readonly searchLimiter: WindowLimiter;
   private readonly contacts: Cache<string | null>;
@@ -48,7 +48,7 @@ class HubspotTarget implements Target {
     );
     this.contacts = new Cache(cfg.cacheSec * 1000);
     this.owners = new Cache(cfg.cacheSec * 1000);
-    this.http = new HttpTarget({
+    this.http = new CrmClient({
       baseUrl: cfg.baseUrl,
       headers: {
         authorization: `Bearer ${cfg.token}`,

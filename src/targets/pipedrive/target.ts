@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { DeliveryError } from '../kit/errors.js';
-import { HttpTarget, type HttpAnswer } from '../kit/client.js';
+import { CrmClient, type HttpAnswer } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
 import { Cache, sameNumber } from '../kit/lookup.js';
@@ -71,7 +71,7 @@ export function callLogBody(
 class PipedriveTarget implements Target {
   readonly type = 'pipedrive';
   readonly name: string;
-  private readonly http: HttpTarget;
+  private readonly http: CrmClient;
   private readonly limiter: WindowLimiter;
   private readonly searchLimiter: WindowLimiter;
   private readonly persons: Cache<number | null>;
@@ -89,7 +89,7 @@ class PipedriveTarget implements Target {
     );
     this.persons = new Cache(cfg.cacheSec * 1000);
     this.users = new Cache(cfg.cacheSec * 1000);
-    this.http = new HttpTarget({
+    this.http = new CrmClient({
       baseUrl: cfg.baseUrl,
       headers: { 'x-api-token': cfg.token, accept: 'application/json', 'user-agent': 'callrelay' },
       limiter: this.limiter,
