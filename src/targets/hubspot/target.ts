@@ -5,23 +5,24 @@
 // Ambiguous creates (the connection dropped after the request was sent): before creating, the
 // delivery row records an intent with a token that also goes into hs_call_external_id. If the
 // answer is lost, the next attempt waits until HubSpot's search has caught up (it is eventually
-// consistent), searches for the token, and adopts the call it finds instead of creating another.
+// consistent), searches for the token, and adopts the call it finds instead of creating another
+// (kit/create-once.ts).
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { DeliveryError } from '../kit/errors.js';
 import { CrmClient, type HttpAnswer } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { DeliveryContext, Target } from '../types.js';
 import type { HubspotConfig } from './spec.js';
 import { Cache, sameNumber } from '../kit/lookup.js';
+import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
 
 interface Remote {
   callObjectId?: string;
   contactId?: string | null;
   taskId?: string;
-  pendingCreate?: { token: string; at: string };
+  pendingCreate?: PendingCreate;
   [k: string]: unknown;
 }
 
@@ -128,77 +129,51 @@ class HubspotTarget implements Target {
     properties: Record<string, string>,
   ): Promise<string> {
     const token = remote.pendingCreate?.token ?? `callrelay:${c.source}:${c.callId}`;
-    if (remote.pendingCreate) {
-      // A create's answer was lost. Let search catch up, then look before creating again.
-      const waited = Date.now() - Date.parse(remote.pendingCreate.at);
-      const lag = this.cfg.searchLagSec * 1000;
-      if (waited < lag) {
-        throw new DeliveryError(
-          `waiting ${Math.ceil((lag - waited) / 1000)} s for HubSpot search before checking whether the lost create of ${token} went through`,
-          { retryable: true, retryAfterMs: lag - waited },
+    const { id, adopted } = await createOnce({
+      ctx,
+      remote,
+      crm: 'HubSpot',
+      what: 'creating the call engagement',
+      token,
+      searchLagMs: this.cfg.searchLagSec * 1000,
+      find: async () => {
+        const found = await this.search(
+          'calls',
+          [{ propertyName: 'hs_call_external_id', operator: 'EQ', value: token }],
+          ['hs_call_external_id'],
         );
-      }
-      const found = await this.search(
-        'calls',
-        [{ propertyName: 'hs_call_external_id', operator: 'EQ', value: token }],
-        ['hs_call_external_id'],
-      );
-      const id = found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
-      if (id) {
-        delete remote.pendingCreate;
-        remote.callObjectId = id;
-        await ctx.save(remote);
-        // Bring the adopted object up to date: it may predate this revision.
-        await this.http.call({
-          method: 'PATCH',
-          path: `/crm/v3/objects/calls/${id}`,
-          json: { properties },
-          idempotent: true,
-          what: `updating call ${id}`,
+        return found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
+      },
+      create: async () => {
+        const associations = remote.contactId
+          ? [
+              {
+                to: { id: remote.contactId },
+                types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }],
+              },
+            ]
+          : [];
+        const res = await this.http.call({
+          method: 'POST',
+          path: '/crm/v3/objects/calls',
+          json: { properties: { ...properties, hs_call_external_id: token }, associations },
+          idempotent: false,
+          what: 'creating the call engagement',
         });
-        return id;
-      }
-    }
-    remote.pendingCreate = { token, at: new Date().toISOString() };
-    await ctx.save(remote);
-    const associations = remote.contactId
-      ? [
-          {
-            to: { id: remote.contactId },
-            types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }],
-          },
-        ]
-      : [];
-    let res: HttpAnswer;
-    try {
-      res = await this.http.call({
-        method: 'POST',
-        path: '/crm/v3/objects/calls',
-        json: { properties: { ...properties, hs_call_external_id: token }, associations },
-        idempotent: false,
-        what: 'creating the call engagement',
-      });
-    } catch (err) {
-      // Refused outright (4xx, 429): nothing was created, so the next attempt need not search.
-      if (
-        err instanceof DeliveryError &&
-        !err.ambiguous &&
-        err.status !== undefined &&
-        err.status < 500
-      ) {
-        delete remote.pendingCreate;
-        await ctx.save(remote);
-      }
-      throw err;
-    }
-    const id = String((res.body as { id?: string }).id ?? '');
-    if (!id)
-      throw new DeliveryError('creating the call engagement: HubSpot answered without an id', {
-        retryable: true,
-      });
-    delete remote.pendingCreate;
+        return String((res.body as { id?: string }).id ?? '');
+      },
+    });
     remote.callObjectId = id;
     await ctx.save(remote);
+    // Bring an adopted object up to date: it may predate this revision.
+    if (adopted)
+      await this.http.call({
+        method: 'PATCH',
+        path: `/crm/v3/objects/calls/${id}`,
+        json: { properties },
+        idempotent: true,
+        what: `updating call ${id}`,
+      });
     return id;
   }
 

@@ -7,16 +7,17 @@
 //
 // Ambiguous creates: the note carries the marker "callrelay <source>/<callId>". If a create's
 // answer is lost, the next attempt lists the token user's recent call logs for that marker
-// before creating again.
+// before creating again (kit/create-once.ts).
 
 import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { DeliveryError } from '../kit/errors.js';
-import { CrmClient, type HttpAnswer } from '../kit/client.js';
+import { CrmClient } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
 import { Cache, sameNumber } from '../kit/lookup.js';
+import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { callBody, callTitle, esc, marker } from '../kit/summary.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
 import type { OUTCOMES, PipedriveConfig } from './spec.js';
@@ -38,7 +39,7 @@ interface Remote {
   mentioned?: string[];
   /** Whether the AI summary is in the call log's note or a later note. */
   aiNoted?: boolean;
-  pendingCreate?: { at: string };
+  pendingCreate?: PendingCreate;
   [k: string]: unknown;
 }
 
@@ -199,48 +200,30 @@ class PipedriveTarget implements Target {
     c: CallRecord,
     userId: number | undefined,
   ): Promise<string> {
-    if (remote.pendingCreate) {
-      const found = await this.findCallLog(c);
-      if (found) {
-        delete remote.pendingCreate;
-        return found;
-      }
-    }
-    remote.pendingCreate = { at: new Date().toISOString() };
-    await ctx.save(remote);
-    const json = callLogBody(c, {
-      userId,
-      personId: remote.personId ?? undefined,
-      outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
+    const { id } = await createOnce({
+      ctx,
+      remote,
+      crm: 'Pipedrive',
+      what: 'creating the call log',
+      find: () => this.findCallLog(c),
+      create: async () => {
+        const json = callLogBody(c, {
+          userId,
+          personId: remote.personId ?? undefined,
+          outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
+        });
+        const res = await this.http.call({
+          method: 'POST',
+          path: '/api/v1/callLogs',
+          json,
+          idempotent: false,
+          what: 'creating the call log',
+        });
+        const id = (res.body as { data?: { id?: string } }).data?.id;
+        return id ? String(id) : undefined;
+      },
     });
-    let res: HttpAnswer;
-    try {
-      res = await this.http.call({
-        method: 'POST',
-        path: '/api/v1/callLogs',
-        json,
-        idempotent: false,
-        what: 'creating the call log',
-      });
-    } catch (err) {
-      if (
-        err instanceof DeliveryError &&
-        !err.ambiguous &&
-        err.status !== undefined &&
-        err.status < 500
-      ) {
-        delete remote.pendingCreate;
-        await ctx.save(remote);
-      }
-      throw err;
-    }
-    const id = (res.body as { data?: { id?: string } }).data?.id;
-    if (!id)
-      throw new DeliveryError('creating the call log: Pipedrive answered without an id', {
-        retryable: true,
-      });
-    delete remote.pendingCreate;
-    return String(id);
+    return id;
   }
 
   /** A call log of ours among the token user's recent ones (by the marker in its note). */
