@@ -14,7 +14,8 @@ import { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { DeliveryContext, Target } from '../types.js';
 import type { HubspotConfig } from './spec.js';
-import { Cache, sameNumber } from '../kit/lookup.js';
+import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
 
@@ -37,8 +38,10 @@ class HubspotTarget implements Target {
   private readonly http: CrmClient;
   private readonly limiter: WindowLimiter;
   private readonly searchLimiter: WindowLimiter;
-  private readonly contacts: Cache<string | null>;
-  private readonly owners: Cache<string | null>;
+  /** The contact with a caller's number (found, or made if createContacts). */
+  private readonly contacts: PhoneLookup<string>;
+  /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
+  private readonly owners: UserLookup<string>;
 
   constructor(private readonly cfg: HubspotConfig) {
     this.name = cfg.name;
@@ -47,8 +50,17 @@ class HubspotTarget implements Target {
       cfg.searchRateLimit.requests,
       cfg.searchRateLimit.perSeconds * 1000,
     );
-    this.contacts = new Cache(cfg.cacheSec * 1000);
-    this.owners = new Cache(cfg.cacheSec * 1000);
+    this.contacts = new PhoneLookup({
+      ttlMs: cfg.cacheSec * 1000,
+      search: (_term, e164) => this.contactsByPhone(e164),
+      otherwise: cfg.createContacts ? (e164) => this.createContact(e164) : undefined,
+    });
+    this.owners = new UserLookup({
+      agents: cfg.agents,
+      ttlMs: cfg.cacheSec * 1000,
+      fromNumber: (id) => id,
+      byEmail: (email) => this.ownerByEmail(email),
+    });
     this.http = new CrmClient({
       baseUrl: cfg.baseUrl,
       headers: {
@@ -90,8 +102,9 @@ class HubspotTarget implements Target {
   async deliver(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
-    const ownerId = await this.owner(c.agent);
-    if (remote.contactId === undefined) remote.contactId = (await this.contact(c)) ?? null;
+    const ownerId = await this.owners.forAgent(c.agent);
+    if (remote.contactId === undefined)
+      remote.contactId = (await this.contacts.find(c.externalE164)) ?? null;
     const properties = callProperties(c, {
       ownerId,
       dispositions: { ...DEFAULT_DISPOSITIONS, ...this.cfg.dispositions },
@@ -240,12 +253,8 @@ class HubspotTarget implements Target {
       .then((r) => r.body as SearchResult);
   }
 
-  /** The contact with this number: searched on the calculated phone properties, digits verified here. */
-  private async contact(c: CallRecord): Promise<string | undefined> {
-    const e164 = c.externalE164;
-    if (!e164) return undefined;
-    const hit = this.contacts.get(e164);
-    if (hit) return hit.v ?? undefined;
+  /** Contacts that may have this number: searched on the calculated phone properties too. */
+  private async contactsByPhone(e164: string): Promise<Candidate<string>[]> {
     const national = parsePhoneNumberFromString(e164)?.nationalNumber ?? e164.replace(/\D/g, '');
     const found = await this.search(
       'contacts',
@@ -269,43 +278,34 @@ class HubspotTarget implements Target {
       ],
       ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
     );
-    // Search is fuzzy about formats: keep only contacts whose stored number really is this one.
-    let id = found.results?.find(
-      (r) => sameNumber(r.properties.phone, e164) || sameNumber(r.properties.mobilephone, e164),
-    )?.id;
-    if (!id && this.cfg.createContacts) {
-      const res = await this.http.call({
-        method: 'POST',
-        path: '/crm/v3/objects/contacts',
-        json: {
-          properties: { phone: e164, firstname: 'Caller', lastname: e164 },
-          associations: [],
-        },
-        idempotent: false,
-        what: 'creating a contact for an unknown caller',
-      });
-      id = String((res.body as { id?: string }).id);
-    }
-    this.contacts.set(e164, id ?? null, id ? undefined : (this.cfg.cacheSec * 1000) / 5);
-    return id;
+    return (found.results ?? []).map((r) => ({
+      id: r.id,
+      numbers: [r.properties.phone, r.properties.mobilephone],
+    }));
   }
 
-  /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
-  private async owner(agent: string | null): Promise<string | undefined> {
-    const mapped = agent ? this.cfg.agents[agent] : undefined;
-    if (!mapped) return undefined;
-    if (/^\d+$/.test(mapped)) return mapped;
-    const hit = this.owners.get(mapped);
-    if (hit) return hit.v ?? undefined;
+  private async createContact(e164: string): Promise<string> {
+    const res = await this.http.call({
+      method: 'POST',
+      path: '/crm/v3/objects/contacts',
+      json: {
+        properties: { phone: e164, firstname: 'Caller', lastname: e164 },
+        associations: [],
+      },
+      idempotent: false,
+      what: 'creating a contact for an unknown caller',
+    });
+    return String((res.body as { id?: string }).id);
+  }
+
+  private async ownerByEmail(email: string): Promise<string | undefined> {
     const res = await this.http.call({
       method: 'GET',
-      path: `/crm/v3/owners?email=${encodeURIComponent(mapped)}&limit=1`,
+      path: `/crm/v3/owners?email=${encodeURIComponent(email)}&limit=1`,
       idempotent: true,
-      what: `looking up the owner ${mapped}`,
+      what: `looking up the owner ${email}`,
     });
-    const id = (res.body as { results?: { id: string }[] }).results?.[0]?.id;
-    this.owners.set(mapped, id ?? null);
-    return id;
+    return (res.body as { results?: { id: string }[] }).results?.[0]?.id;
   }
 
   async check(): Promise<string> {

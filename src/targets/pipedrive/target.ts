@@ -16,7 +16,8 @@ import { DeliveryError } from '../kit/errors.js';
 import { CrmClient } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
-import { Cache, sameNumber } from '../kit/lookup.js';
+import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { callBody, callTitle, esc, marker } from '../kit/summary.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
@@ -69,14 +70,25 @@ export function callLogBody(
   return body;
 }
 
+/** The person search matches exactly, and people store numbers in any of these forms. */
+const phoneForms = (e164: string): string[] => [
+  ...new Set(
+    [e164, parsePhoneNumberFromString(e164)?.nationalNumber, e164.replace(/\D/g, '')].filter(
+      (t): t is string => !!t,
+    ),
+  ),
+];
+
 class PipedriveTarget implements Target {
   readonly type = 'pipedrive';
   readonly name: string;
   private readonly http: CrmClient;
   private readonly limiter: WindowLimiter;
   private readonly searchLimiter: WindowLimiter;
-  private readonly persons: Cache<number | null>;
-  private readonly users: Cache<number | null>;
+  /** The person with a caller's number. */
+  private readonly persons: PhoneLookup<number>;
+  /** The Pipedrive user of an agent: a numeric id as is, an email through the users API. */
+  private readonly users: UserLookup<number>;
 
   constructor(
     private readonly cfg: PipedriveConfig,
@@ -88,8 +100,17 @@ class PipedriveTarget implements Target {
       cfg.searchRateLimit.requests,
       cfg.searchRateLimit.perSeconds * 1000,
     );
-    this.persons = new Cache(cfg.cacheSec * 1000);
-    this.users = new Cache(cfg.cacheSec * 1000);
+    this.persons = new PhoneLookup({
+      ttlMs: cfg.cacheSec * 1000,
+      terms: phoneForms,
+      search: (term) => this.personsByPhone(term),
+    });
+    this.users = new UserLookup({
+      agents: cfg.agents,
+      ttlMs: cfg.cacheSec * 1000,
+      fromNumber: Number,
+      byEmail: (email) => this.userByEmail(email),
+    });
     this.http = new CrmClient({
       baseUrl: cfg.baseUrl,
       headers: { 'x-api-token': cfg.token, accept: 'application/json', 'user-agent': 'callrelay' },
@@ -116,8 +137,9 @@ class PipedriveTarget implements Target {
   async deliver(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
-    if (remote.personId === undefined) remote.personId = (await this.person(c)) ?? null;
-    const userId = await this.user(c.agent);
+    if (remote.personId === undefined)
+      remote.personId = (await this.persons.find(c.externalE164)) ?? null;
+    const userId = await this.users.forAgent(c.agent);
 
     if (!remote.callLogId) {
       remote.callLogId = await this.createCallLog(ctx, remote, c, userId);
@@ -273,63 +295,37 @@ class PipedriveTarget implements Target {
     }
   }
 
-  /** The person with this number: v2 search in a few formats, digits verified here. */
-  private async person(c: CallRecord): Promise<number | undefined> {
-    const e164 = c.externalE164;
-    if (!e164) return undefined;
-    const hit = this.persons.get(e164);
-    if (hit) return hit.v ?? undefined;
-    const pn = parsePhoneNumberFromString(e164);
-    const terms = [
-      ...new Set(
-        [e164, pn?.nationalNumber, e164.replace(/\D/g, '')].filter((t): t is string => !!t),
-      ),
-    ];
-    let id: number | undefined;
-    for (const term of terms) {
-      const res = await this.http.call({
-        method: 'GET',
-        path: `/api/v2/persons/search?term=${encodeURIComponent(term)}&fields=phone&exact_match=true&limit=10`,
-        idempotent: true,
-        limiter: this.searchLimiter,
-        what: 'searching persons by phone',
-      });
-      const items =
-        (
-          res.body as {
-            data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] };
-          }
-        ).data?.items ?? [];
-      id = items.find((i) =>
-        (i.item.phones ?? []).some((p) => sameNumber(typeof p === 'string' ? p : p.value, e164)),
-      )?.item.id;
-      if (id !== undefined) break;
-    }
-    this.persons.set(
-      e164,
-      id ?? null,
-      id === undefined ? (this.cfg.cacheSec * 1000) / 5 : undefined,
-    );
-    return id;
-  }
-
-  private async user(agent: string | null): Promise<number | undefined> {
-    const mapped = agent ? this.cfg.agents[agent] : undefined;
-    if (!mapped) return undefined;
-    if (/^\d+$/.test(mapped)) return Number(mapped);
-    const hit = this.users.get(mapped);
-    if (hit) return hit.v ?? undefined;
+  /** Persons that may have this number: the v2 search, exact in one format at a time. */
+  private async personsByPhone(term: string): Promise<Candidate<number>[]> {
     const res = await this.http.call({
       method: 'GET',
-      path: `/api/v1/users/find?term=${encodeURIComponent(mapped)}&search_by_email=1`,
+      path: `/api/v2/persons/search?term=${encodeURIComponent(term)}&fields=phone&exact_match=true&limit=10`,
       idempotent: true,
-      what: `looking up the user ${mapped}`,
+      limiter: this.searchLimiter,
+      what: 'searching persons by phone',
     });
-    const id = (res.body as { data?: { id: number; email: string }[] }).data?.find(
-      (u) => u.email.toLowerCase() === mapped.toLowerCase(),
+    const items =
+      (
+        res.body as {
+          data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] };
+        }
+      ).data?.items ?? [];
+    return items.map((i) => ({
+      id: i.item.id,
+      numbers: (i.item.phones ?? []).map((p) => (typeof p === 'string' ? p : p.value)),
+    }));
+  }
+
+  private async userByEmail(email: string): Promise<number | undefined> {
+    const res = await this.http.call({
+      method: 'GET',
+      path: `/api/v1/users/find?term=${encodeURIComponent(email)}&search_by_email=1`,
+      idempotent: true,
+      what: `looking up the user ${email}`,
+    });
+    return (res.body as { data?: { id: number; email: string }[] }).data?.find(
+      (u) => u.email.toLowerCase() === email.toLowerCase(),
     )?.id;
-    this.users.set(mapped, id ?? null);
-    return id;
   }
 
   async check(): Promise<string> {
