@@ -9,8 +9,9 @@
 // (kit/create-once.ts).
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { CrmClient, type HttpAnswer } from '../kit/client.js';
-import { WindowLimiter } from '../kit/limiter.js';
+import type { CrmClient } from '../kit/client.js';
+import { connectCrm } from '../kit/connect.js';
+import type { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { DeliveryContext, Target } from '../types.js';
 import type { HubspotConfig } from './spec.js';
@@ -36,7 +37,6 @@ class HubspotTarget implements Target {
   readonly type = 'hubspot';
   readonly name: string;
   private readonly http: CrmClient;
-  private readonly limiter: WindowLimiter;
   private readonly searchLimiter: WindowLimiter;
   /** The contact with a caller's number (found, or made if createContacts). */
   private readonly contacts: PhoneLookup<string>;
@@ -45,11 +45,6 @@ class HubspotTarget implements Target {
 
   constructor(private readonly cfg: HubspotConfig) {
     this.name = cfg.name;
-    this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
-    this.searchLimiter = new WindowLimiter(
-      cfg.searchRateLimit.requests,
-      cfg.searchRateLimit.perSeconds * 1000,
-    );
     this.contacts = new PhoneLookup({
       ttlMs: cfg.cacheSec * 1000,
       search: (_term, e164) => this.contactsByPhone(e164),
@@ -61,15 +56,8 @@ class HubspotTarget implements Target {
       fromNumber: (id) => id,
       byEmail: (email) => this.ownerByEmail(email),
     });
-    this.http = new CrmClient({
-      baseUrl: cfg.baseUrl,
-      headers: {
-        authorization: `Bearer ${cfg.token}`,
-        accept: 'application/json',
-        'user-agent': 'callrelay',
-      },
-      limiter: this.limiter,
-      timeoutMs: cfg.timeoutSec * 1000,
+    const crm = connectCrm(cfg, {
+      auth: { authorization: `Bearer ${cfg.token}` },
       policy: {
         // 423: too much data too fast (wait 2 s); 477: portal migrating (Retry-After).
         statuses: { 423: 'retry', 477: 'retry' },
@@ -82,21 +70,15 @@ class HubspotTarget implements Target {
           return undefined;
         },
       },
-      errorText: (body) => {
-        if (body && typeof body === 'object') {
-          const b = body as { message?: string; category?: string };
-          return [b.category, b.message].filter(Boolean).join(': ') || undefined;
-        }
-        return typeof body === 'string' ? body.slice(0, 300) : undefined;
+      errorFields: ['category', 'message'],
+      // How much of the 10-second window is left: hold off before HubSpot says 429.
+      windowLeft: {
+        header: 'x-hubspot-ratelimit-remaining',
+        pauseMs: (h) => Number(h['x-hubspot-ratelimit-interval-milliseconds']) || 10_000,
       },
-      onAnswer: (a) => this.watchLimits(a),
     });
-  }
-
-  /** HubSpot tells how much of the 10-second window is left: hold off before it says 429. */
-  private watchLimits(a: HttpAnswer): void {
-    if (a.headers['x-hubspot-ratelimit-remaining'] === '0')
-      this.limiter.pause(Number(a.headers['x-hubspot-ratelimit-interval-milliseconds']) || 10_000);
+    this.http = crm.client;
+    this.searchLimiter = crm.searchLimiter;
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {

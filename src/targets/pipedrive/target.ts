@@ -13,8 +13,9 @@ import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { DeliveryError } from '../kit/errors.js';
-import { CrmClient } from '../kit/client.js';
-import { WindowLimiter } from '../kit/limiter.js';
+import type { CrmClient } from '../kit/client.js';
+import { connectCrm } from '../kit/connect.js';
+import type { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
 import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
@@ -83,7 +84,6 @@ class PipedriveTarget implements Target {
   readonly type = 'pipedrive';
   readonly name: string;
   private readonly http: CrmClient;
-  private readonly limiter: WindowLimiter;
   private readonly searchLimiter: WindowLimiter;
   /** The person with a caller's number. */
   private readonly persons: PhoneLookup<number>;
@@ -95,11 +95,6 @@ class PipedriveTarget implements Target {
     private readonly recordingAccess: Record<string, RecordingAccess>,
   ) {
     this.name = cfg.name;
-    this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
-    this.searchLimiter = new WindowLimiter(
-      cfg.searchRateLimit.requests,
-      cfg.searchRateLimit.perSeconds * 1000,
-    );
     this.persons = new PhoneLookup({
       ttlMs: cfg.cacheSec * 1000,
       terms: phoneForms,
@@ -111,27 +106,20 @@ class PipedriveTarget implements Target {
       fromNumber: Number,
       byEmail: (email) => this.userByEmail(email),
     });
-    this.http = new CrmClient({
-      baseUrl: cfg.baseUrl,
-      headers: { 'x-api-token': cfg.token, accept: 'application/json', 'user-agent': 'callrelay' },
-      limiter: this.limiter,
-      timeoutMs: cfg.timeoutSec * 1000,
+    const crm = connectCrm(cfg, {
+      auth: { 'x-api-token': cfg.token },
       policy: {
         pause: (_s, h) =>
           h['x-ratelimit-reset'] ? Number(h['x-ratelimit-reset']) * 1000 : undefined,
       },
-      errorText: (body) => {
-        if (body && typeof body === 'object') {
-          const b = body as { error?: string; error_info?: string };
-          return [b.error, b.error_info].filter(Boolean).join(': ') || undefined;
-        }
-        return typeof body === 'string' ? body.slice(0, 300) : undefined;
-      },
-      onAnswer: (a) => {
-        if (a.headers['x-ratelimit-remaining'] === '0')
-          this.limiter.pause((Number(a.headers['x-ratelimit-reset']) || 2) * 1000);
+      errorFields: ['error', 'error_info'],
+      windowLeft: {
+        header: 'x-ratelimit-remaining',
+        pauseMs: (h) => (Number(h['x-ratelimit-reset']) || 2) * 1000,
       },
     });
+    this.http = crm.client;
+    this.searchLimiter = crm.searchLimiter;
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
