@@ -3,7 +3,7 @@
 // numbers, UTC times, duration, subject, HTML note, the person found by phone, the agent's user.
 // The recording is fetched from the PBX and uploaded to the call log. What arrives after the log
 // exists goes into a note on the same person (a late first recording is still uploaded).
-// Facts: docs/crm-apis.md section B.
+// Facts: docs/crm-apis.md section B. What is sent is built in mapping.ts.
 //
 // Ambiguous creates: the note carries the marker "callrelay <source>/<callId>". If a create's
 // answer is lost, the next attempt lists the token user's recent call logs for that marker
@@ -11,7 +11,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import type { CallRecord, Outcome } from '../../domain/model.js';
+import type { CallRecord } from '../../domain/model.js';
 import { DeliveryError } from '../kit/errors.js';
 import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
@@ -20,16 +20,10 @@ import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
 import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import { callBody, callTitle, esc, marker } from '../kit/summary.js';
+import { marker } from '../kit/summary.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
-import type { OUTCOMES, PipedriveConfig } from './spec.js';
-
-const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
-  answered: 'connected',
-  missed: 'no_answer',
-  busy: 'busy',
-  failed: 'no_answer',
-};
+import type { PipedriveConfig } from './spec.js';
+import { callLogBody, DEFAULT_OUTCOMES, followUpActivity, lateNote } from './mapping.js';
 
 interface Remote {
   callLogId?: string;
@@ -43,32 +37,6 @@ interface Remote {
   aiNoted?: boolean;
   pendingCreate?: PendingCreate;
   [k: string]: unknown;
-}
-
-/** Pipedrive wants UTC as "YYYY-MM-DD HH:MM:SS". */
-export const pdTime = (iso: string): string => iso.slice(0, 19).replace('T', ' ');
-
-export function callLogBody(
-  c: CallRecord,
-  o: { userId?: number; personId?: number; outcomes: Record<Outcome, string> },
-): Record<string, unknown> {
-  const external = c.externalE164 ?? c.externalNumber ?? '';
-  const company = c.did ?? c.agent ?? '';
-  const start = c.startedAt;
-  const end = c.endedAt ?? new Date(Date.parse(start) + (c.durationSec ?? 0) * 1000).toISOString();
-  const body: Record<string, unknown> = {
-    outcome: o.outcomes[c.outcome ?? 'missed'],
-    to_phone_number: (c.direction === 'outbound' ? external : company) || 'unknown',
-    from_phone_number: (c.direction === 'outbound' ? company : external) || undefined,
-    start_time: pdTime(start),
-    end_time: pdTime(end < start ? start : end),
-    duration: String(Math.round(c.durationSec ?? 0)),
-    subject: callTitle(c),
-    note: callBody(c, c.recordings),
-  };
-  if (o.userId !== undefined) body.user_id = o.userId;
-  if (o.personId !== undefined) body.person_id = o.personId;
-  return body;
 }
 
 /** The person search matches exactly, and people store numbers in any of these forms. */
@@ -155,16 +123,10 @@ class PipedriveTarget implements Target {
     const lateAi = !!c.ai?.summary && !remote.aiNoted;
     if (late.length || lateAi) {
       if (remote.personId) {
-        const lines = [`<b>${esc(callTitle(c))}</b>, ${esc(c.startedAt)}`];
-        for (const r of late) lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);
-        if (lateAi) lines.push(`<b>AI summary:</b> ${esc(c.ai!.summary!)}`);
-        if (lateAi && c.ai?.transcription)
-          lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);
-        lines.push(`<small>${esc(marker(c))}</small>`);
         await this.http.call({
           method: 'POST',
           path: '/api/v1/notes',
-          json: { content: lines.join('<br>'), person_id: remote.personId },
+          json: { content: lateNote(c, late, lateAi), person_id: remote.personId },
           idempotent: false,
           what: 'adding a note with what arrived after the call log',
         });
@@ -180,21 +142,10 @@ class PipedriveTarget implements Target {
     }
 
     if (this.cfg.missedCallActivity && c.outcome !== 'answered' && !remote.activityId) {
-      const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
-      const due = new Date(Date.parse(c.endedAt ?? c.startedAt));
       const res = await this.http.call({
         method: 'POST',
         path: '/api/v1/activities',
-        json: {
-          subject: `Call back ${who}`,
-          type: 'call',
-          due_date: due.toISOString().slice(0, 10),
-          due_time: due.toISOString().slice(11, 16),
-          done: 0,
-          ...(userId !== undefined ? { user_id: userId } : {}),
-          ...(remote.personId ? { person_id: remote.personId } : {}),
-          note: `Missed call from ${esc(who)} (${esc(marker(c))})`,
-        },
+        json: followUpActivity(c, { userId, personId: remote.personId }),
         idempotent: false,
         what: 'creating the follow-up activity',
       });
