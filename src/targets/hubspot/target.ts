@@ -18,7 +18,7 @@ import type { HubspotConfig } from './spec.js';
 import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
+import { callProperties, DEFAULT_DISPOSITIONS, taskProperties, toContact } from './mapping.js';
 
 interface Remote {
   callObjectId?: string;
@@ -140,18 +140,13 @@ class HubspotTarget implements Target {
         return found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
       },
       create: async () => {
-        const associations = remote.contactId
-          ? [
-              {
-                to: { id: remote.contactId },
-                types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }],
-              },
-            ]
-          : [];
         const res = await this.http.call({
           method: 'POST',
           path: '/crm/v3/objects/calls',
-          json: { properties: { ...properties, hs_call_external_id: token }, associations },
+          json: {
+            properties: { ...properties, hs_call_external_id: token },
+            associations: toContact(remote.contactId, 194),
+          },
           idempotent: false,
           what: 'creating the call engagement',
         });
@@ -177,28 +172,10 @@ class HubspotTarget implements Target {
     contactId: string | undefined,
     ownerId: string | undefined,
   ): Promise<string> {
-    const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
-    const properties: Record<string, string> = {
-      hs_timestamp: c.endedAt ?? c.startedAt,
-      hs_task_subject: `Call back ${who}`,
-      hs_task_body: `Missed ${c.direction ?? ''} call from ${who} at ${c.startedAt} (callrelay ${c.source}/${c.callId}).`,
-      hs_task_status: 'NOT_STARTED',
-      hs_task_priority: 'HIGH',
-      hs_task_type: 'CALL',
-    };
-    if (ownerId) properties.hubspot_owner_id = ownerId;
-    const associations = contactId
-      ? [
-          {
-            to: { id: contactId },
-            types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }],
-          },
-        ]
-      : [];
     const res = await this.http.call({
       method: 'POST',
       path: '/crm/v3/objects/tasks',
-      json: { properties, associations },
+      json: { properties: taskProperties(c, ownerId), associations: toContact(contactId, 204) },
       idempotent: false,
       what: 'creating the follow-up task',
     });
