@@ -3,11 +3,11 @@
 // missed-call tasks once, ambiguous creates adopted rather than duplicated, 429s honoured.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
-import type { Flow } from '../../src/flows.js';
-import { DEFAULT_DISPOSITIONS } from '../../src/targets/hubspot/mapping.js';
-import { startRelay, type Relay } from '../../src/runtime.js';
-import { FakeHubspot } from '../fakes/hubspot.js';
+import { loadConfig } from '../../config/load.js';
+import type { Flow } from '../../flows.js';
+import { DEFAULT_DISPOSITIONS } from './mapping.js';
+import { startRelay, type Relay } from '../../runtime.js';
+import { FakeHubspot } from './fake.js';
 import {
   goldenCases,
   sendFlowRequest,
@@ -15,7 +15,7 @@ import {
   tempDir,
   writeRelayYaml,
   type SourceSettingsMap,
-} from '../support.js';
+} from '../../../test/support.js';
 
 const HS_TOKEN = 'pat-eu1-test-token-0000';
 

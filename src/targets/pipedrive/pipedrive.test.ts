@@ -3,11 +3,11 @@
 // arrivals as a note, missed-call activities once, lost creates found instead of duplicated.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
-import type { Flow } from '../../src/flows.js';
-import { startRelay, type Relay } from '../../src/runtime.js';
-import { FakePbx } from '../fakes/pbx.js';
-import { FakePipedrive } from '../fakes/pipedrive.js';
+import { loadConfig } from '../../config/load.js';
+import type { Flow } from '../../flows.js';
+import { startRelay, type Relay } from '../../runtime.js';
+import { FakePbx } from '../../../test/fakes/pbx.js';
+import { FakePipedrive } from './fake.js';
 import {
   goldenCases,
   sendFlowRequest,
@@ -15,7 +15,7 @@ import {
   tempDir,
   writeRelayYaml,
   type SourceSettingsMap,
-} from '../support.js';
+} from '../../../test/support.js';
 
 const PD_TOKEN = 'pd-test-token-0123456789';
 const PBX_TOKEN = 'pbx-secret-token';

@@ -4,7 +4,7 @@
 // v2 person search, the 2-second rate window with Pipedrive's headers. Faults can be scripted.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake } from './local-server.js';
+import { CrmFake } from '../../../test/fakes/local-server.js';
 
 export interface CallLog {
   id: string;
