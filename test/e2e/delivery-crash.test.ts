@@ -67,7 +67,8 @@ describe('crash safety of delivery (SIGKILL while sending)', () => {
         r.json.callrelayrevision,
       ]);
     for (const [subject, revs] of bySubject) {
-      // Per call, revisions never go backwards: a repeat is the same event again, never an older one after a newer.
+      // Per call, revisions never go backwards: a repeat is the same event again, never an older
+      // one after a newer.
       for (let i = 1; i < revs.length; i++)
         expect(revs[i]!, `${subject}: ${revs.join(',')}`).toBeGreaterThanOrEqual(revs[i - 1]!);
     }

@@ -2,7 +2,7 @@
 // mid-stream and restarted later. Every request answered 2xx ends in HubSpot exactly once.
 
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
@@ -21,7 +21,7 @@ const HS_TOKEN = 'pat-eu1-kill-token-0000';
 /** A load balancer: round-robin, and a request that finds its instance gone goes to the other. */
 function proxy(ports: number[]): Promise<Server> {
   let n = 0;
-  const server = createServer(async (req, res) => {
+  const forward = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const start = n++;
@@ -42,7 +42,8 @@ function proxy(ports: number[]): Promise<Server> {
       }
     }
     res.writeHead(502).end();
-  });
+  };
+  const server = createServer((req, res) => void forward(req, res));
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
 }
 

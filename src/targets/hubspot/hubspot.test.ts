@@ -128,7 +128,8 @@ describe('HubSpot target', () => {
     expect(call!.properties.hs_call_from_number).toBe('+420774852629');
     expect(call!.properties.hs_call_to_number).toBe('+420222000320');
 
-    // The second call from the same number needs no second contact search; numeric owner ids go as they are.
+    // The second call from the same number needs no second contact search; numeric owner ids go
+    // as they are.
     const searches = hs.count('POST', '/crm/v3/objects/contacts/search');
     const second = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
     for (const r of second.requests) await send('3cx', r);
@@ -158,7 +159,8 @@ describe('HubSpot target', () => {
       to: { id: contact!.id },
       types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }],
     });
-    // A later change (the same end again, now with a recording) updates the call, not a second task.
+    // A later change (the same end again, now with a recording) updates the call, not a second
+    // task.
     await send('3cx', {
       method: 'POST',
       contentType: 'application/json',

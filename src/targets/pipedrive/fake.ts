@@ -100,7 +100,8 @@ export class FakePipedrive extends CrmFake {
         return fail(400, 'bad fields');
       if (term.length < (url.searchParams.get('exact_match') === 'true' ? 1 : 2))
         return fail(400, 'term too short');
-      // Exact match on the stored string, after dropping spaces (as a careful client cannot rely on more).
+      // Exact match on the stored string, after dropping spaces (as a careful client cannot rely
+      // on more).
       const norm = (s: string): string => s.replace(/\s/g, '');
       const items = [...this.persons.values()]
         .filter((p) => p.phones.some((ph) => norm(ph) === norm(term)))

@@ -76,7 +76,8 @@ describe('Pipedrive target', () => {
   it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))(
     '%s ends as exactly its call logs',
     async (_n, c) => {
-      // A short settle window, so that (as with the default 60 s) the flow is complete before the log.
+      // A short settle window, so that (as with the default 60 s) the flow is complete before the
+      // log.
       const { pd, send, settle } = await open({
         settle: 0.5,
         sources: { [c.adapter]: c.flow.source },
@@ -101,7 +102,8 @@ describe('Pipedrive target', () => {
         expect(
           e.direction === 'outbound' ? log!.body.to_phone_number : log!.body.from_phone_number,
         ).toMatch(new RegExp(ext.replace(/^0+/, '').slice(-8)));
-        // Recording URLs are listed in the note (these samples' hosts are not allowed, so no upload).
+        // Recording URLs are listed in the note (these samples' hosts are not allowed, so no
+        // upload).
         for (const u of (e.recordings as string[] | undefined) ?? [])
           expect(log!.body.note).toContain(u.replace(/&/g, '&amp;'));
         expect(log!.recording).toBeUndefined();
