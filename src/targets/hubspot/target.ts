@@ -94,13 +94,7 @@ class HubspotTarget implements Target {
     });
 
     if (remote.callObjectId) {
-      await this.http.call({
-        method: 'PATCH',
-        path: `/crm/v3/objects/calls/${remote.callObjectId}`,
-        json: { properties },
-        idempotent: true,
-        what: `updating call ${remote.callObjectId}`,
-      });
+      await this.updateCall(remote.callObjectId, properties);
     } else {
       remote.callObjectId = await this.createCall(ctx, remote, c, properties);
     }
@@ -156,15 +150,18 @@ class HubspotTarget implements Target {
     remote.callObjectId = id;
     await ctx.save(remote);
     // Bring an adopted object up to date: it may predate this revision.
-    if (adopted)
-      await this.http.call({
-        method: 'PATCH',
-        path: `/crm/v3/objects/calls/${id}`,
-        json: { properties },
-        idempotent: true,
-        what: `updating call ${id}`,
-      });
+    if (adopted) await this.updateCall(id, properties);
     return id;
+  }
+
+  private async updateCall(id: string, properties: Record<string, string>): Promise<void> {
+    await this.http.call({
+      method: 'PATCH',
+      path: `/crm/v3/objects/calls/${id}`,
+      json: { properties },
+      idempotent: true,
+      what: `updating call ${id}`,
+    });
   }
 
   private async createTask(
