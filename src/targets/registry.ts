@@ -1,6 +1,8 @@
-// The target registry: one line per CRM. Each type lives in its own folder (spec, target,
-// mapping, tests). Config reads the specs; an implementation is imported only when the relay
-// delivers, so that reading relay.yaml never loads an HTTP client or a CRM's code.
+// The target registry: one line per CRM. Each type lives in its own folder: spec.ts (config and
+// defaults), target.ts (the implementation, on the shared kit/), mapping.ts where what is sent
+// needs building, and its tests with a fake of the CRM (fake.ts, never built into dist/). Config
+// reads the specs; an implementation is imported only when the relay delivers, so that reading
+// relay.yaml never loads an HTTP client or a CRM's code.
 
 import { z } from 'zod';
 import { httpSpec } from './http/spec.js';

@@ -2,8 +2,8 @@
 
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeHubspot } from '../fakes/hubspot.js';
-import { FakePipedrive } from '../fakes/pipedrive.js';
+import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
+import { FakePipedrive } from '../../src/targets/pipedrive/fake.js';
 import { MAIN, tempDir, writeRelayYaml } from '../support.js';
 
 describe('callrelay check --online', () => {

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
-import { FakeHubspot } from '../fakes/hubspot.js';
+import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import { tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 const CALLS = 500;

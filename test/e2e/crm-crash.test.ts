@@ -4,7 +4,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FakeHubspot } from '../fakes/hubspot.js';
+import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import { freePort, spawnRelay, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 const CALLS = 40;

@@ -4,7 +4,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebhookReceiver } from '../fakes/webhook-receiver.js';
+import { WebhookReceiver } from '../../src/targets/http/fake.js';
 import { freePort, spawnRelay, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 const CALLS = 60;

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { FakeHubspot } from '../fakes/hubspot.js';
+import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import {
   freePort,
   freshPostgresDatabase,

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
-import { FakeHubspot } from '../fakes/hubspot.js';
+import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import {
   freshPostgresDatabase,
   goldenCases,

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { WebhookReceiver } from '../fakes/webhook-receiver.js';
+import { WebhookReceiver } from '../../src/targets/http/fake.js';
 import { freePort, spawnRelay, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 describe('graceful shutdown', () => {

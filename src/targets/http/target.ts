@@ -4,7 +4,7 @@
 // so receivers deduplicate on it.
 
 import { createHmac } from 'node:crypto';
-import { HttpTarget } from '../kit/client.js';
+import { CrmClient } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
 import { compileExpr, type CompiledExpr } from '../../lib/expr.js';
 import type { DeliveryContext, Target } from '../types.js';
@@ -39,12 +39,12 @@ export function cloudEvent(job: DeliveryContext['job'], now = new Date()): Recor
 class HttpWebhookTarget implements Target {
   readonly type = 'http';
   readonly name: string;
-  private readonly http: HttpTarget;
+  private readonly http: CrmClient;
   private readonly template: CompiledExpr | undefined;
 
   constructor(private readonly cfg: HttpConfig) {
     this.name = cfg.name;
-    this.http = new HttpTarget({
+    this.http = new CrmClient({
       baseUrl: cfg.url,
       headers: { 'user-agent': 'callrelay', ...cfg.headers },
       limiter: new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000),

@@ -1,5 +1,7 @@
-// Call record -> HubSpot call engagement properties (all values strings, as the API takes them).
-// Facts: docs/crm-apis.md A.1 (properties, disposition GUIDs, HTTPS-only recordings, duration in ms).
+// Call record -> HubSpot properties of the call engagement and the follow-up task (all values
+// strings, as the API takes them), and their association with the contact.
+// Facts: docs/crm-apis.md A.1 (properties, disposition GUIDs, HTTPS-only recordings, duration in
+// ms).
 
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { callBody, callTitle } from '../kit/summary.js';
@@ -52,4 +54,34 @@ export function callProperties(
   if (play) p.hs_call_recording_url = play;
   if (o.ownerId) p.hubspot_owner_id = o.ownerId;
   return p;
+}
+
+/** The follow-up task for a missed call, for the agent's owner (if known). */
+export function taskProperties(c: CallRecord, ownerId?: string): Record<string, string> {
+  const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
+  const properties: Record<string, string> = {
+    hs_timestamp: c.endedAt ?? c.startedAt,
+    hs_task_subject: `Call back ${who}`,
+    hs_task_body: `Missed ${c.direction ?? ''} call from ${who} at ${c.startedAt} (callrelay ${c.source}/${c.callId}).`,
+    hs_task_status: 'NOT_STARTED',
+    hs_task_priority: 'HIGH',
+    hs_task_type: 'CALL',
+  };
+  if (ownerId) properties.hubspot_owner_id = ownerId;
+  return properties;
+}
+
+/** Associations with the contact, if there is one: HUBSPOT_DEFINED 194 call, 204 task. */
+export function toContact(
+  contactId: string | null | undefined,
+  associationTypeId: 194 | 204,
+): { to: { id: string }; types: { associationCategory: string; associationTypeId: number }[] }[] {
+  return contactId
+    ? [
+        {
+          to: { id: contactId },
+          types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId }],
+        },
+      ]
+    : [];
 }

@@ -5,23 +5,26 @@
 // Ambiguous creates (the connection dropped after the request was sent): before creating, the
 // delivery row records an intent with a token that also goes into hs_call_external_id. If the
 // answer is lost, the next attempt waits until HubSpot's search has caught up (it is eventually
-// consistent), searches for the token, and adopts the call it finds instead of creating another.
+// consistent), searches for the token, and adopts the call it finds instead of creating another
+// (kit/create-once.ts).
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import { DeliveryError } from '../kit/errors.js';
-import { HttpTarget, type HttpAnswer } from '../kit/client.js';
-import { WindowLimiter } from '../kit/limiter.js';
+import type { CrmClient } from '../kit/client.js';
+import { connectCrm } from '../kit/connect.js';
+import type { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { DeliveryContext, Target } from '../types.js';
 import type { HubspotConfig } from './spec.js';
-import { Cache, sameNumber } from '../kit/lookup.js';
-import { callProperties, DEFAULT_DISPOSITIONS } from './mapping.js';
+import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { UserLookup } from '../kit/user-lookup.js';
+import { createOnce, type PendingCreate } from '../kit/create-once.js';
+import { callProperties, DEFAULT_DISPOSITIONS, taskProperties, toContact } from './mapping.js';
 
 interface Remote {
   callObjectId?: string;
   contactId?: string | null;
   taskId?: string;
-  pendingCreate?: { token: string; at: string };
+  pendingCreate?: PendingCreate;
   [k: string]: unknown;
 }
 
@@ -33,30 +36,28 @@ interface SearchResult {
 class HubspotTarget implements Target {
   readonly type = 'hubspot';
   readonly name: string;
-  private readonly http: HttpTarget;
-  private readonly limiter: WindowLimiter;
+  private readonly http: CrmClient;
   private readonly searchLimiter: WindowLimiter;
-  private readonly contacts: Cache<string | null>;
-  private readonly owners: Cache<string | null>;
+  /** The contact with a caller's number (found, or made if createContacts). */
+  private readonly contacts: PhoneLookup<string>;
+  /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
+  private readonly owners: UserLookup<string>;
 
   constructor(private readonly cfg: HubspotConfig) {
     this.name = cfg.name;
-    this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
-    this.searchLimiter = new WindowLimiter(
-      cfg.searchRateLimit.requests,
-      cfg.searchRateLimit.perSeconds * 1000,
-    );
-    this.contacts = new Cache(cfg.cacheSec * 1000);
-    this.owners = new Cache(cfg.cacheSec * 1000);
-    this.http = new HttpTarget({
-      baseUrl: cfg.baseUrl,
-      headers: {
-        authorization: `Bearer ${cfg.token}`,
-        accept: 'application/json',
-        'user-agent': 'callrelay',
-      },
-      limiter: this.limiter,
-      timeoutMs: cfg.timeoutSec * 1000,
+    this.contacts = new PhoneLookup({
+      ttlMs: cfg.cacheSec * 1000,
+      search: (_term, e164) => this.contactsByPhone(e164),
+      otherwise: cfg.createContacts ? (e164) => this.createContact(e164) : undefined,
+    });
+    this.owners = new UserLookup({
+      agents: cfg.agents,
+      ttlMs: cfg.cacheSec * 1000,
+      fromNumber: (id) => id,
+      byEmail: (email) => this.ownerByEmail(email),
+    });
+    const crm = connectCrm(cfg, {
+      auth: { authorization: `Bearer ${cfg.token}` },
       policy: {
         // 423: too much data too fast (wait 2 s); 477: portal migrating (Retry-After).
         statuses: { 423: 'retry', 477: 'retry' },
@@ -69,28 +70,23 @@ class HubspotTarget implements Target {
           return undefined;
         },
       },
-      errorText: (body) => {
-        if (body && typeof body === 'object') {
-          const b = body as { message?: string; category?: string };
-          return [b.category, b.message].filter(Boolean).join(': ') || undefined;
-        }
-        return typeof body === 'string' ? body.slice(0, 300) : undefined;
+      errorFields: ['category', 'message'],
+      // How much of the 10-second window is left: hold off before HubSpot says 429.
+      windowLeft: {
+        header: 'x-hubspot-ratelimit-remaining',
+        pauseMs: (h) => Number(h['x-hubspot-ratelimit-interval-milliseconds']) || 10_000,
       },
-      onAnswer: (a) => this.watchLimits(a),
     });
-  }
-
-  /** HubSpot tells how much of the 10-second window is left: hold off before it says 429. */
-  private watchLimits(a: HttpAnswer): void {
-    if (a.headers['x-hubspot-ratelimit-remaining'] === '0')
-      this.limiter.pause(Number(a.headers['x-hubspot-ratelimit-interval-milliseconds']) || 10_000);
+    this.http = crm.client;
+    this.searchLimiter = crm.searchLimiter;
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
-    const ownerId = await this.owner(c.agent);
-    if (remote.contactId === undefined) remote.contactId = (await this.contact(c)) ?? null;
+    const ownerId = await this.owners.forAgent(c.agent);
+    if (remote.contactId === undefined)
+      remote.contactId = (await this.contacts.find(c.externalE164)) ?? null;
     const properties = callProperties(c, {
       ownerId,
       dispositions: { ...DEFAULT_DISPOSITIONS, ...this.cfg.dispositions },
@@ -98,13 +94,7 @@ class HubspotTarget implements Target {
     });
 
     if (remote.callObjectId) {
-      await this.http.call({
-        method: 'PATCH',
-        path: `/crm/v3/objects/calls/${remote.callObjectId}`,
-        json: { properties },
-        idempotent: true,
-        what: `updating call ${remote.callObjectId}`,
-      });
+      await this.updateCall(remote.callObjectId, properties);
     } else {
       remote.callObjectId = await this.createCall(ctx, remote, c, properties);
     }
@@ -128,78 +118,50 @@ class HubspotTarget implements Target {
     properties: Record<string, string>,
   ): Promise<string> {
     const token = remote.pendingCreate?.token ?? `callrelay:${c.source}:${c.callId}`;
-    if (remote.pendingCreate) {
-      // A create's answer was lost. Let search catch up, then look before creating again.
-      const waited = Date.now() - Date.parse(remote.pendingCreate.at);
-      const lag = this.cfg.searchLagSec * 1000;
-      if (waited < lag) {
-        throw new DeliveryError(
-          `waiting ${Math.ceil((lag - waited) / 1000)} s for HubSpot search before checking whether the lost create of ${token} went through`,
-          { retryable: true, retryAfterMs: lag - waited },
+    const { id, adopted } = await createOnce({
+      ctx,
+      remote,
+      crm: 'HubSpot',
+      what: 'creating the call engagement',
+      token,
+      searchLagMs: this.cfg.searchLagSec * 1000,
+      find: async () => {
+        const found = await this.search(
+          'calls',
+          [{ propertyName: 'hs_call_external_id', operator: 'EQ', value: token }],
+          ['hs_call_external_id'],
         );
-      }
-      const found = await this.search(
-        'calls',
-        [{ propertyName: 'hs_call_external_id', operator: 'EQ', value: token }],
-        ['hs_call_external_id'],
-      );
-      const id = found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
-      if (id) {
-        delete remote.pendingCreate;
-        remote.callObjectId = id;
-        await ctx.save(remote);
-        // Bring the adopted object up to date: it may predate this revision.
-        await this.http.call({
-          method: 'PATCH',
-          path: `/crm/v3/objects/calls/${id}`,
-          json: { properties },
-          idempotent: true,
-          what: `updating call ${id}`,
-        });
-        return id;
-      }
-    }
-    remote.pendingCreate = { token, at: new Date().toISOString() };
-    await ctx.save(remote);
-    const associations = remote.contactId
-      ? [
-          {
-            to: { id: remote.contactId },
-            types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 194 }],
+        return found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
+      },
+      create: async () => {
+        const res = await this.http.call({
+          method: 'POST',
+          path: '/crm/v3/objects/calls',
+          json: {
+            properties: { ...properties, hs_call_external_id: token },
+            associations: toContact(remote.contactId, 194),
           },
-        ]
-      : [];
-    let res: HttpAnswer;
-    try {
-      res = await this.http.call({
-        method: 'POST',
-        path: '/crm/v3/objects/calls',
-        json: { properties: { ...properties, hs_call_external_id: token }, associations },
-        idempotent: false,
-        what: 'creating the call engagement',
-      });
-    } catch (err) {
-      // Refused outright (4xx, 429): nothing was created, so the next attempt need not search.
-      if (
-        err instanceof DeliveryError &&
-        !err.ambiguous &&
-        err.status !== undefined &&
-        err.status < 500
-      ) {
-        delete remote.pendingCreate;
-        await ctx.save(remote);
-      }
-      throw err;
-    }
-    const id = String((res.body as { id?: string }).id ?? '');
-    if (!id)
-      throw new DeliveryError('creating the call engagement: HubSpot answered without an id', {
-        retryable: true,
-      });
-    delete remote.pendingCreate;
+          idempotent: false,
+          what: 'creating the call engagement',
+        });
+        return String((res.body as { id?: string }).id ?? '');
+      },
+    });
     remote.callObjectId = id;
     await ctx.save(remote);
+    // Bring an adopted object up to date: it may predate this revision.
+    if (adopted) await this.updateCall(id, properties);
     return id;
+  }
+
+  private async updateCall(id: string, properties: Record<string, string>): Promise<void> {
+    await this.http.call({
+      method: 'PATCH',
+      path: `/crm/v3/objects/calls/${id}`,
+      json: { properties },
+      idempotent: true,
+      what: `updating call ${id}`,
+    });
   }
 
   private async createTask(
@@ -207,28 +169,10 @@ class HubspotTarget implements Target {
     contactId: string | undefined,
     ownerId: string | undefined,
   ): Promise<string> {
-    const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
-    const properties: Record<string, string> = {
-      hs_timestamp: c.endedAt ?? c.startedAt,
-      hs_task_subject: `Call back ${who}`,
-      hs_task_body: `Missed ${c.direction ?? ''} call from ${who} at ${c.startedAt} (callrelay ${c.source}/${c.callId}).`,
-      hs_task_status: 'NOT_STARTED',
-      hs_task_priority: 'HIGH',
-      hs_task_type: 'CALL',
-    };
-    if (ownerId) properties.hubspot_owner_id = ownerId;
-    const associations = contactId
-      ? [
-          {
-            to: { id: contactId },
-            types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }],
-          },
-        ]
-      : [];
     const res = await this.http.call({
       method: 'POST',
       path: '/crm/v3/objects/tasks',
-      json: { properties, associations },
+      json: { properties: taskProperties(c, ownerId), associations: toContact(contactId, 204) },
       idempotent: false,
       what: 'creating the follow-up task',
     });
@@ -265,12 +209,8 @@ class HubspotTarget implements Target {
       .then((r) => r.body as SearchResult);
   }
 
-  /** The contact with this number: searched on the calculated phone properties, digits verified here. */
-  private async contact(c: CallRecord): Promise<string | undefined> {
-    const e164 = c.externalE164;
-    if (!e164) return undefined;
-    const hit = this.contacts.get(e164);
-    if (hit) return hit.v ?? undefined;
+  /** Contacts that may have this number: searched on the calculated phone properties too. */
+  private async contactsByPhone(e164: string): Promise<Candidate<string>[]> {
     const national = parsePhoneNumberFromString(e164)?.nationalNumber ?? e164.replace(/\D/g, '');
     const found = await this.search(
       'contacts',
@@ -294,43 +234,34 @@ class HubspotTarget implements Target {
       ],
       ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
     );
-    // Search is fuzzy about formats: keep only contacts whose stored number really is this one.
-    let id = found.results?.find(
-      (r) => sameNumber(r.properties.phone, e164) || sameNumber(r.properties.mobilephone, e164),
-    )?.id;
-    if (!id && this.cfg.createContacts) {
-      const res = await this.http.call({
-        method: 'POST',
-        path: '/crm/v3/objects/contacts',
-        json: {
-          properties: { phone: e164, firstname: 'Caller', lastname: e164 },
-          associations: [],
-        },
-        idempotent: false,
-        what: 'creating a contact for an unknown caller',
-      });
-      id = String((res.body as { id?: string }).id);
-    }
-    this.contacts.set(e164, id ?? null, id ? undefined : (this.cfg.cacheSec * 1000) / 5);
-    return id;
+    return (found.results ?? []).map((r) => ({
+      id: r.id,
+      numbers: [r.properties.phone, r.properties.mobilephone],
+    }));
   }
 
-  /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
-  private async owner(agent: string | null): Promise<string | undefined> {
-    const mapped = agent ? this.cfg.agents[agent] : undefined;
-    if (!mapped) return undefined;
-    if (/^\d+$/.test(mapped)) return mapped;
-    const hit = this.owners.get(mapped);
-    if (hit) return hit.v ?? undefined;
+  private async createContact(e164: string): Promise<string> {
+    const res = await this.http.call({
+      method: 'POST',
+      path: '/crm/v3/objects/contacts',
+      json: {
+        properties: { phone: e164, firstname: 'Caller', lastname: e164 },
+        associations: [],
+      },
+      idempotent: false,
+      what: 'creating a contact for an unknown caller',
+    });
+    return String((res.body as { id?: string }).id);
+  }
+
+  private async ownerByEmail(email: string): Promise<string | undefined> {
     const res = await this.http.call({
       method: 'GET',
-      path: `/crm/v3/owners?email=${encodeURIComponent(mapped)}&limit=1`,
+      path: `/crm/v3/owners?email=${encodeURIComponent(email)}&limit=1`,
       idempotent: true,
-      what: `looking up the owner ${mapped}`,
+      what: `looking up the owner ${email}`,
     });
-    const id = (res.body as { results?: { id: string }[] }).results?.[0]?.id;
-    this.owners.set(mapped, id ?? null);
-    return id;
+    return (res.body as { results?: { id: string }[] }).results?.[0]?.id;
   }
 
   async check(): Promise<string> {

@@ -1,6 +1,7 @@
-// The HTTP client every target uses: paced by the target's limiter, timeouts, the CRM's answer
-// classified by policy (ok / retry when / dead), a few quick retries (p-retry) where repeating is
-// safe, and errors that say what was being done and what the CRM said, never the credentials.
+// The HTTP client every target uses (CRMs, and the generic HTTP target's receiver): paced by the
+// target's limiter, timeouts, the CRM's answer classified by policy (ok / retry when / dead), a few
+// quick retries (p-retry) where repeating is safe, and errors that say what was being done and
+// what the CRM said, never the credentials.
 
 import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
@@ -32,7 +33,7 @@ export interface HttpAnswer {
   body: unknown;
 }
 
-export interface HttpTargetOptions {
+export interface CrmClientOptions {
   baseUrl: string;
   headers: Record<string, string>;
   limiter: WindowLimiter;
@@ -67,11 +68,11 @@ function defaultErrorText(body: unknown): string | undefined {
   return undefined;
 }
 
-export class HttpTarget {
+export class CrmClient {
   private readonly dispatcher: Dispatcher;
   private readonly timeoutMs: number;
 
-  constructor(private readonly o: HttpTargetOptions) {
+  constructor(private readonly o: CrmClientOptions) {
     this.timeoutMs = o.timeoutMs ?? 15_000;
     this.dispatcher = new Agent({ connect: { timeout: this.timeoutMs }, keepAliveTimeout: 30_000 });
   }

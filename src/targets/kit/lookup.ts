@@ -1,5 +1,6 @@
-// Looking people up by phone in a CRM: a small expiring cache for hits and misses, and the
-// client-side check that a number a CRM search returned really is the caller's.
+// What CRM lookups are built from (phone-lookup.ts, user-lookup.ts): a small expiring cache for
+// hits and misses, and the client-side check that a number a CRM search returned really is the
+// caller's.
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 

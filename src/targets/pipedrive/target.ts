@@ -3,30 +3,27 @@
 // numbers, UTC times, duration, subject, HTML note, the person found by phone, the agent's user.
 // The recording is fetched from the PBX and uploaded to the call log. What arrives after the log
 // exists goes into a note on the same person (a late first recording is still uploaded).
-// Facts: docs/crm-apis.md section B.
+// Facts: docs/crm-apis.md section B. What is sent is built in mapping.ts.
 //
 // Ambiguous creates: the note carries the marker "callrelay <source>/<callId>". If a create's
 // answer is lost, the next attempt lists the token user's recent call logs for that marker
-// before creating again.
+// before creating again (kit/create-once.ts).
 
 import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
-import type { CallRecord, Outcome } from '../../domain/model.js';
+import type { CallRecord } from '../../domain/model.js';
 import { DeliveryError } from '../kit/errors.js';
-import { HttpTarget, type HttpAnswer } from '../kit/client.js';
-import { WindowLimiter } from '../kit/limiter.js';
+import type { CrmClient } from '../kit/client.js';
+import { connectCrm } from '../kit/connect.js';
+import type { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
-import { Cache, sameNumber } from '../kit/lookup.js';
-import { callBody, callTitle, esc, marker } from '../kit/summary.js';
+import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { UserLookup } from '../kit/user-lookup.js';
+import { createOnce, type PendingCreate } from '../kit/create-once.js';
+import { marker } from '../kit/summary.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
-import type { OUTCOMES, PipedriveConfig } from './spec.js';
-
-const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
-  answered: 'connected',
-  missed: 'no_answer',
-  busy: 'busy',
-  failed: 'no_answer',
-};
+import type { PipedriveConfig } from './spec.js';
+import { callLogBody, DEFAULT_OUTCOMES, followUpActivity, lateNote } from './mapping.js';
 
 interface Remote {
   callLogId?: string;
@@ -38,85 +35,67 @@ interface Remote {
   mentioned?: string[];
   /** Whether the AI summary is in the call log's note or a later note. */
   aiNoted?: boolean;
-  pendingCreate?: { at: string };
+  pendingCreate?: PendingCreate;
   [k: string]: unknown;
 }
 
-/** Pipedrive wants UTC as "YYYY-MM-DD HH:MM:SS". */
-export const pdTime = (iso: string): string => iso.slice(0, 19).replace('T', ' ');
-
-export function callLogBody(
-  c: CallRecord,
-  o: { userId?: number; personId?: number; outcomes: Record<Outcome, string> },
-): Record<string, unknown> {
-  const external = c.externalE164 ?? c.externalNumber ?? '';
-  const company = c.did ?? c.agent ?? '';
-  const start = c.startedAt;
-  const end = c.endedAt ?? new Date(Date.parse(start) + (c.durationSec ?? 0) * 1000).toISOString();
-  const body: Record<string, unknown> = {
-    outcome: o.outcomes[c.outcome ?? 'missed'],
-    to_phone_number: (c.direction === 'outbound' ? external : company) || 'unknown',
-    from_phone_number: (c.direction === 'outbound' ? company : external) || undefined,
-    start_time: pdTime(start),
-    end_time: pdTime(end < start ? start : end),
-    duration: String(Math.round(c.durationSec ?? 0)),
-    subject: callTitle(c),
-    note: callBody(c, c.recordings),
-  };
-  if (o.userId !== undefined) body.user_id = o.userId;
-  if (o.personId !== undefined) body.person_id = o.personId;
-  return body;
-}
+/** The person search matches exactly, and people store numbers in any of these forms. */
+const phoneForms = (e164: string): string[] => [
+  ...new Set(
+    [e164, parsePhoneNumberFromString(e164)?.nationalNumber, e164.replace(/\D/g, '')].filter(
+      (t): t is string => !!t,
+    ),
+  ),
+];
 
 class PipedriveTarget implements Target {
   readonly type = 'pipedrive';
   readonly name: string;
-  private readonly http: HttpTarget;
-  private readonly limiter: WindowLimiter;
+  private readonly http: CrmClient;
   private readonly searchLimiter: WindowLimiter;
-  private readonly persons: Cache<number | null>;
-  private readonly users: Cache<number | null>;
+  /** The person with a caller's number. */
+  private readonly persons: PhoneLookup<number>;
+  /** The Pipedrive user of an agent: a numeric id as is, an email through the users API. */
+  private readonly users: UserLookup<number>;
 
   constructor(
     private readonly cfg: PipedriveConfig,
     private readonly recordingAccess: Record<string, RecordingAccess>,
   ) {
     this.name = cfg.name;
-    this.limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
-    this.searchLimiter = new WindowLimiter(
-      cfg.searchRateLimit.requests,
-      cfg.searchRateLimit.perSeconds * 1000,
-    );
-    this.persons = new Cache(cfg.cacheSec * 1000);
-    this.users = new Cache(cfg.cacheSec * 1000);
-    this.http = new HttpTarget({
-      baseUrl: cfg.baseUrl,
-      headers: { 'x-api-token': cfg.token, accept: 'application/json', 'user-agent': 'callrelay' },
-      limiter: this.limiter,
-      timeoutMs: cfg.timeoutSec * 1000,
+    this.persons = new PhoneLookup({
+      ttlMs: cfg.cacheSec * 1000,
+      terms: phoneForms,
+      search: (term) => this.personsByPhone(term),
+    });
+    this.users = new UserLookup({
+      agents: cfg.agents,
+      ttlMs: cfg.cacheSec * 1000,
+      fromNumber: Number,
+      byEmail: (email) => this.userByEmail(email),
+    });
+    const crm = connectCrm(cfg, {
+      auth: { 'x-api-token': cfg.token },
       policy: {
         pause: (_s, h) =>
           h['x-ratelimit-reset'] ? Number(h['x-ratelimit-reset']) * 1000 : undefined,
       },
-      errorText: (body) => {
-        if (body && typeof body === 'object') {
-          const b = body as { error?: string; error_info?: string };
-          return [b.error, b.error_info].filter(Boolean).join(': ') || undefined;
-        }
-        return typeof body === 'string' ? body.slice(0, 300) : undefined;
-      },
-      onAnswer: (a) => {
-        if (a.headers['x-ratelimit-remaining'] === '0')
-          this.limiter.pause((Number(a.headers['x-ratelimit-reset']) || 2) * 1000);
+      errorFields: ['error', 'error_info'],
+      windowLeft: {
+        header: 'x-ratelimit-remaining',
+        pauseMs: (h) => (Number(h['x-ratelimit-reset']) || 2) * 1000,
       },
     });
+    this.http = crm.client;
+    this.searchLimiter = crm.searchLimiter;
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
-    if (remote.personId === undefined) remote.personId = (await this.person(c)) ?? null;
-    const userId = await this.user(c.agent);
+    if (remote.personId === undefined)
+      remote.personId = (await this.persons.find(c.externalE164)) ?? null;
+    const userId = await this.users.forAgent(c.agent);
 
     if (!remote.callLogId) {
       remote.callLogId = await this.createCallLog(ctx, remote, c, userId);
@@ -144,16 +123,10 @@ class PipedriveTarget implements Target {
     const lateAi = !!c.ai?.summary && !remote.aiNoted;
     if (late.length || lateAi) {
       if (remote.personId) {
-        const lines = [`<b>${esc(callTitle(c))}</b>, ${esc(c.startedAt)}`];
-        for (const r of late) lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);
-        if (lateAi) lines.push(`<b>AI summary:</b> ${esc(c.ai!.summary!)}`);
-        if (lateAi && c.ai?.transcription)
-          lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);
-        lines.push(`<small>${esc(marker(c))}</small>`);
         await this.http.call({
           method: 'POST',
           path: '/api/v1/notes',
-          json: { content: lines.join('<br>'), person_id: remote.personId },
+          json: { content: lateNote(c, late, lateAi), person_id: remote.personId },
           idempotent: false,
           what: 'adding a note with what arrived after the call log',
         });
@@ -169,21 +142,10 @@ class PipedriveTarget implements Target {
     }
 
     if (this.cfg.missedCallActivity && c.outcome !== 'answered' && !remote.activityId) {
-      const who = c.externalE164 ?? c.externalNumber ?? 'an unknown number';
-      const due = new Date(Date.parse(c.endedAt ?? c.startedAt));
       const res = await this.http.call({
         method: 'POST',
         path: '/api/v1/activities',
-        json: {
-          subject: `Call back ${who}`,
-          type: 'call',
-          due_date: due.toISOString().slice(0, 10),
-          due_time: due.toISOString().slice(11, 16),
-          done: 0,
-          ...(userId !== undefined ? { user_id: userId } : {}),
-          ...(remote.personId ? { person_id: remote.personId } : {}),
-          note: `Missed call from ${esc(who)} (${esc(marker(c))})`,
-        },
+        json: followUpActivity(c, { userId, personId: remote.personId }),
         idempotent: false,
         what: 'creating the follow-up activity',
       });
@@ -199,48 +161,30 @@ class PipedriveTarget implements Target {
     c: CallRecord,
     userId: number | undefined,
   ): Promise<string> {
-    if (remote.pendingCreate) {
-      const found = await this.findCallLog(c);
-      if (found) {
-        delete remote.pendingCreate;
-        return found;
-      }
-    }
-    remote.pendingCreate = { at: new Date().toISOString() };
-    await ctx.save(remote);
-    const json = callLogBody(c, {
-      userId,
-      personId: remote.personId ?? undefined,
-      outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
+    const { id } = await createOnce({
+      ctx,
+      remote,
+      crm: 'Pipedrive',
+      what: 'creating the call log',
+      find: () => this.findCallLog(c),
+      create: async () => {
+        const json = callLogBody(c, {
+          userId,
+          personId: remote.personId ?? undefined,
+          outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
+        });
+        const res = await this.http.call({
+          method: 'POST',
+          path: '/api/v1/callLogs',
+          json,
+          idempotent: false,
+          what: 'creating the call log',
+        });
+        const id = (res.body as { data?: { id?: string } }).data?.id;
+        return id ? String(id) : undefined;
+      },
     });
-    let res: HttpAnswer;
-    try {
-      res = await this.http.call({
-        method: 'POST',
-        path: '/api/v1/callLogs',
-        json,
-        idempotent: false,
-        what: 'creating the call log',
-      });
-    } catch (err) {
-      if (
-        err instanceof DeliveryError &&
-        !err.ambiguous &&
-        err.status !== undefined &&
-        err.status < 500
-      ) {
-        delete remote.pendingCreate;
-        await ctx.save(remote);
-      }
-      throw err;
-    }
-    const id = (res.body as { data?: { id?: string } }).data?.id;
-    if (!id)
-      throw new DeliveryError('creating the call log: Pipedrive answered without an id', {
-        retryable: true,
-      });
-    delete remote.pendingCreate;
-    return String(id);
+    return id;
   }
 
   /** A call log of ours among the token user's recent ones (by the marker in its note). */
@@ -290,63 +234,37 @@ class PipedriveTarget implements Target {
     }
   }
 
-  /** The person with this number: v2 search in a few formats, digits verified here. */
-  private async person(c: CallRecord): Promise<number | undefined> {
-    const e164 = c.externalE164;
-    if (!e164) return undefined;
-    const hit = this.persons.get(e164);
-    if (hit) return hit.v ?? undefined;
-    const pn = parsePhoneNumberFromString(e164);
-    const terms = [
-      ...new Set(
-        [e164, pn?.nationalNumber, e164.replace(/\D/g, '')].filter((t): t is string => !!t),
-      ),
-    ];
-    let id: number | undefined;
-    for (const term of terms) {
-      const res = await this.http.call({
-        method: 'GET',
-        path: `/api/v2/persons/search?term=${encodeURIComponent(term)}&fields=phone&exact_match=true&limit=10`,
-        idempotent: true,
-        limiter: this.searchLimiter,
-        what: 'searching persons by phone',
-      });
-      const items =
-        (
-          res.body as {
-            data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] };
-          }
-        ).data?.items ?? [];
-      id = items.find((i) =>
-        (i.item.phones ?? []).some((p) => sameNumber(typeof p === 'string' ? p : p.value, e164)),
-      )?.item.id;
-      if (id !== undefined) break;
-    }
-    this.persons.set(
-      e164,
-      id ?? null,
-      id === undefined ? (this.cfg.cacheSec * 1000) / 5 : undefined,
-    );
-    return id;
-  }
-
-  private async user(agent: string | null): Promise<number | undefined> {
-    const mapped = agent ? this.cfg.agents[agent] : undefined;
-    if (!mapped) return undefined;
-    if (/^\d+$/.test(mapped)) return Number(mapped);
-    const hit = this.users.get(mapped);
-    if (hit) return hit.v ?? undefined;
+  /** Persons that may have this number: the v2 search, exact in one format at a time. */
+  private async personsByPhone(term: string): Promise<Candidate<number>[]> {
     const res = await this.http.call({
       method: 'GET',
-      path: `/api/v1/users/find?term=${encodeURIComponent(mapped)}&search_by_email=1`,
+      path: `/api/v2/persons/search?term=${encodeURIComponent(term)}&fields=phone&exact_match=true&limit=10`,
       idempotent: true,
-      what: `looking up the user ${mapped}`,
+      limiter: this.searchLimiter,
+      what: 'searching persons by phone',
     });
-    const id = (res.body as { data?: { id: number; email: string }[] }).data?.find(
-      (u) => u.email.toLowerCase() === mapped.toLowerCase(),
+    const items =
+      (
+        res.body as {
+          data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] };
+        }
+      ).data?.items ?? [];
+    return items.map((i) => ({
+      id: i.item.id,
+      numbers: (i.item.phones ?? []).map((p) => (typeof p === 'string' ? p : p.value)),
+    }));
+  }
+
+  private async userByEmail(email: string): Promise<number | undefined> {
+    const res = await this.http.call({
+      method: 'GET',
+      path: `/api/v1/users/find?term=${encodeURIComponent(email)}&search_by_email=1`,
+      idempotent: true,
+      what: `looking up the user ${email}`,
+    });
+    return (res.body as { data?: { id: number; email: string }[] }).data?.find(
+      (u) => u.email.toLowerCase() === email.toLowerCase(),
     )?.id;
-    this.users.set(mapped, id ?? null);
-    return id;
   }
 
   async check(): Promise<string> {

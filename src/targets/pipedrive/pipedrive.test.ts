@@ -3,11 +3,11 @@
 // arrivals as a note, missed-call activities once, lost creates found instead of duplicated.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
-import type { Flow } from '../../src/flows.js';
-import { startRelay, type Relay } from '../../src/runtime.js';
-import { FakePbx } from '../fakes/pbx.js';
-import { FakePipedrive } from '../fakes/pipedrive.js';
+import { loadConfig } from '../../config/load.js';
+import type { Flow } from '../../flows.js';
+import { startRelay, type Relay } from '../../runtime.js';
+import { FakePbx } from '../../../test/fakes/pbx.js';
+import { FakePipedrive } from './fake.js';
 import {
   goldenCases,
   sendFlowRequest,
@@ -15,7 +15,7 @@ import {
   tempDir,
   writeRelayYaml,
   type SourceSettingsMap,
-} from '../support.js';
+} from '../../../test/support.js';
 
 const PD_TOKEN = 'pd-test-token-0123456789';
 const PBX_TOKEN = 'pbx-secret-token';
@@ -76,7 +76,8 @@ describe('Pipedrive target', () => {
   it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))(
     '%s ends as exactly its call logs',
     async (_n, c) => {
-      // A short settle window, so that (as with the default 60 s) the flow is complete before the log.
+      // A short settle window, so that (as with the default 60 s) the flow is complete before the
+      // log.
       const { pd, send, settle } = await open({
         settle: 0.5,
         sources: { [c.adapter]: c.flow.source },
@@ -101,7 +102,8 @@ describe('Pipedrive target', () => {
         expect(
           e.direction === 'outbound' ? log!.body.to_phone_number : log!.body.from_phone_number,
         ).toMatch(new RegExp(ext.replace(/^0+/, '').slice(-8)));
-        // Recording URLs are listed in the note (these samples' hosts are not allowed, so no upload).
+        // Recording URLs are listed in the note (these samples' hosts are not allowed, so no
+        // upload).
         for (const u of (e.recordings as string[] | undefined) ?? [])
           expect(log!.body.note).toContain(u.replace(/&/g, '&amp;'));
         expect(log!.recording).toBeUndefined();

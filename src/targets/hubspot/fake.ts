@@ -4,7 +4,7 @@
 // headers. Faults can be scripted per request.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake } from './local-server.js';
+import { CrmFake } from '../../../test/fakes/local-server.js';
 
 export interface HsObject {
   id: string;

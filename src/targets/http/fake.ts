@@ -3,7 +3,7 @@
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LocalServer } from './local-server.js';
+import { LocalServer } from '../../../test/fakes/local-server.js';
 
 export interface Received {
   headers: Record<string, string>;

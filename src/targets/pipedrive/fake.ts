@@ -4,7 +4,7 @@
 // v2 person search, the 2-second rate window with Pipedrive's headers. Faults can be scripted.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake } from './local-server.js';
+import { CrmFake } from '../../../test/fakes/local-server.js';
 
 export interface CallLog {
   id: string;
@@ -100,7 +100,8 @@ export class FakePipedrive extends CrmFake {
         return fail(400, 'bad fields');
       if (term.length < (url.searchParams.get('exact_match') === 'true' ? 1 : 2))
         return fail(400, 'term too short');
-      // Exact match on the stored string, after dropping spaces (as a careful client cannot rely on more).
+      // Exact match on the stored string, after dropping spaces (as a careful client cannot rely
+      // on more).
       const norm = (s: string): string => s.replace(/\s/g, '');
       const items = [...this.persons.values()]
         .filter((p) => p.phones.some((ph) => norm(ph) === norm(term)))

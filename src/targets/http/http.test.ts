@@ -3,10 +3,10 @@
 
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
-import { startRelay, type Relay } from '../../src/runtime.js';
-import { WebhookReceiver } from '../fakes/webhook-receiver.js';
-import { MAIN, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { loadConfig } from '../../config/load.js';
+import { startRelay, type Relay } from '../../runtime.js';
+import { WebhookReceiver } from './fake.js';
+import { MAIN, tempDir, TOKENS, writeRelayYaml } from '../../../test/support.js';
 
 const SECRET = 'whsec_' + Buffer.from('a-test-signing-secret-0123456789').toString('base64');
 

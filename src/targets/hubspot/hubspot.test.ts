@@ -3,11 +3,11 @@
 // missed-call tasks once, ambiguous creates adopted rather than duplicated, 429s honoured.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
-import type { Flow } from '../../src/flows.js';
-import { DEFAULT_DISPOSITIONS } from '../../src/targets/hubspot/mapping.js';
-import { startRelay, type Relay } from '../../src/runtime.js';
-import { FakeHubspot } from '../fakes/hubspot.js';
+import { loadConfig } from '../../config/load.js';
+import type { Flow } from '../../flows.js';
+import { DEFAULT_DISPOSITIONS } from './mapping.js';
+import { startRelay, type Relay } from '../../runtime.js';
+import { FakeHubspot } from './fake.js';
 import {
   goldenCases,
   sendFlowRequest,
@@ -15,7 +15,7 @@ import {
   tempDir,
   writeRelayYaml,
   type SourceSettingsMap,
-} from '../support.js';
+} from '../../../test/support.js';
 
 const HS_TOKEN = 'pat-eu1-test-token-0000';
 
@@ -128,7 +128,8 @@ describe('HubSpot target', () => {
     expect(call!.properties.hs_call_from_number).toBe('+420774852629');
     expect(call!.properties.hs_call_to_number).toBe('+420222000320');
 
-    // The second call from the same number needs no second contact search; numeric owner ids go as they are.
+    // The second call from the same number needs no second contact search; numeric owner ids go
+    // as they are.
     const searches = hs.count('POST', '/crm/v3/objects/contacts/search');
     const second = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
     for (const r of second.requests) await send('3cx', r);
@@ -158,7 +159,8 @@ describe('HubSpot target', () => {
       to: { id: contact!.id },
       types: [{ associationCategory: 'HUBSPOT_DEFINED', associationTypeId: 204 }],
     });
-    // A later change (the same end again, now with a recording) updates the call, not a second task.
+    // A later change (the same end again, now with a recording) updates the call, not a second
+    // task.
     await send('3cx', {
       method: 'POST',
       contentType: 'application/json',

@@ -1,0 +1,69 @@
+// The HTTP side of a CRM target, set up as every CRM needs it: its credentials with JSON headers,
+// a limiter for its request window and one for its (tighter) search window, its own error text in
+// messages, and its rate-limit headers watched, so that the relay holds off before the CRM
+// answers 429.
+
+import { CrmClient } from './client.js';
+import { WindowLimiter } from './limiter.js';
+import type { RetryPolicy } from './policy.js';
+
+interface Rate {
+  requests: number;
+  perSeconds: number;
+}
+
+/** The fields every CRM target's config has (spec.ts). */
+export interface CrmEndpoint {
+  baseUrl: string;
+  rateLimit: Rate;
+  searchRateLimit: Rate;
+  timeoutSec: number;
+}
+
+export interface CrmWays {
+  /** The credential header. */
+  auth: Record<string, string>;
+  policy: RetryPolicy;
+  /** The fields of an error body that carry the CRM's message (joined by ": "). */
+  errorFields: string[];
+  /** The header that says how many requests the window has left; at "0", pause this long. */
+  windowLeft: { header: string; pauseMs(headers: Record<string, string>): number };
+}
+
+export interface CrmConnection {
+  client: CrmClient;
+  /** For CRM searches: `limiter` of a CrmClient call. */
+  searchLimiter: WindowLimiter;
+}
+
+export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
+  const limiter = new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000);
+  const searchLimiter = new WindowLimiter(
+    cfg.searchRateLimit.requests,
+    cfg.searchRateLimit.perSeconds * 1000,
+  );
+  const client = new CrmClient({
+    baseUrl: cfg.baseUrl,
+    headers: { ...ways.auth, accept: 'application/json', 'user-agent': 'callrelay' },
+    limiter,
+    timeoutMs: cfg.timeoutSec * 1000,
+    policy: ways.policy,
+    errorText: (body) => {
+      if (body && typeof body === 'object') {
+        const b = body as Record<string, unknown>;
+        return (
+          ways.errorFields
+            .map((f) => b[f])
+            .filter(Boolean)
+            .join(': ') || undefined
+        );
+      }
+      return typeof body === 'string' ? body.slice(0, 300) : undefined;
+    },
+    onAnswer: (a) => {
+      if (a.headers[ways.windowLeft.header] === '0')
+        limiter.pause(ways.windowLeft.pauseMs(a.headers));
+    },
+  });
+  return { client, searchLimiter };
+}
