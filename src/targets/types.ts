@@ -17,7 +17,10 @@ export interface Target {
   readonly type: string;
   /** Make the CRM reflect `ctx.job.record`; returns what to remember for next time (remote ids). */
   deliver(ctx: DeliveryContext): Promise<RemoteState>;
-  /** One cheap request with the configured credentials (`check --online`): what works, or throws why not. */
+  /**
+   * One cheap request with the configured credentials (`check --online`): what works, or throws why
+   * not.
+   */
   check?(): Promise<string>;
   close(): Promise<void>;
 }
@@ -33,7 +36,9 @@ export interface TargetDefaults {
 /** A target type as config/ sees it: its fields and defaults. */
 export interface TargetSpec {
   readonly type: string;
-  /** Type-specific fields; the common ones (name, rateLimit, retry, ...) are added by the registry. */
+  /**
+   * Type-specific fields; the common ones (name, rateLimit, retry, ...) are added by the registry.
+   */
   readonly configSchema: z.ZodObject;
   readonly defaults: TargetDefaults;
 }

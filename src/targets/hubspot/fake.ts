@@ -1,4 +1,4 @@
-// A fake HubSpot on 127.0.0.1 that holds the relay to the documented API (docs/crm-apis.md A,
+// A fake HubSpot on 127.0.0.1 that holds the relay to the documented API (docs/crm-notes.md A,
 // specs Calls/Contacts/Owners v3): Bearer auth, required fields, string property values, enum
 // values, association specs, search limits, and HubSpot's rate limits with its own 429 body and
 // headers. Faults can be scripted per request.

@@ -1,6 +1,6 @@
 // Call record -> HubSpot properties of the call engagement and the follow-up task (all values
 // strings, as the API takes them), and their association with the contact.
-// Facts: docs/crm-apis.md A.1 (properties, disposition GUIDs, HTTPS-only recordings, duration in
+// Facts: docs/crm-notes.md A.1 (properties, disposition GUIDs, HTTPS-only recordings, duration in
 // ms).
 
 import type { CallRecord, Outcome } from '../../domain/model.js';

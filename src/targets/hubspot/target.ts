@@ -1,6 +1,6 @@
 // HubSpot target: one call engagement per call, created when the call ends and PATCHed when the
 // recording or the AI summary arrives; contact found by phone (verified, cached), owner from the
-// agent mapping, optional follow-up task for missed calls. Facts: docs/crm-apis.md section A.
+// agent mapping, optional follow-up task for missed calls. Facts: docs/crm-notes.md section A.
 //
 // Ambiguous creates (the connection dropped after the request was sent): before creating, the
 // delivery row records an intent with a token that also goes into hs_call_external_id. If the

@@ -6,7 +6,10 @@ export class DeliveryError extends Error {
   /** The CRM asked for this pause (Retry-After, rate-limit headers). */
   readonly retryAfterMs: number | undefined;
   readonly status: number | undefined;
-  /** The request may have been processed (connection lost after sending): a create must not be repeated blindly. */
+  /**
+   * The request may have been processed (connection lost after sending): a create must not be
+   * repeated blindly.
+   */
   readonly ambiguous: boolean;
 
   constructor(

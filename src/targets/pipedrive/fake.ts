@@ -1,4 +1,4 @@
-// A fake Pipedrive on 127.0.0.1 that holds the relay to the documented API (docs/crm-apis.md B,
+// A fake Pipedrive on 127.0.0.1 that holds the relay to the documented API (docs/crm-notes.md B,
 // specs/pipedrive): x-api-token auth, the call-log schema (required fields, outcome enum, UTC
 // "YYYY-MM-DD HH:MM:SS", duration as a string), multipart recordings, notes that need a parent,
 // v2 person search, the 2-second rate window with Pipedrive's headers. Faults can be scripted.

@@ -1,6 +1,6 @@
 // Call record -> Pipedrive bodies: the call log (outcome, numbers, UTC times, duration, subject,
 // HTML note), the note with what arrived after the call log, and the follow-up activity.
-// Facts: docs/crm-apis.md B.
+// Facts: docs/crm-notes.md B.
 
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { callBody, callTitle, esc, marker } from '../kit/summary.js';

@@ -3,7 +3,7 @@
 // numbers, UTC times, duration, subject, HTML note, the person found by phone, the agent's user.
 // The recording is fetched from the PBX and uploaded to the call log. What arrives after the log
 // exists goes into a note on the same person (a late first recording is still uploaded).
-// Facts: docs/crm-apis.md section B. What is sent is built in mapping.ts.
+// Facts: docs/crm-notes.md section B. What is sent is built in mapping.ts.
 //
 // Ambiguous creates: the note carries the marker "callrelay <source>/<callId>". If a create's
 // answer is lost, the next attempt lists the token user's recent call logs for that marker
