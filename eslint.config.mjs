@@ -27,17 +27,6 @@ export default tseslint.config(
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
-      // Comments and code alike stay within 100 columns; long strings and URLs may run on.
-      'max-len': [
-        'error',
-        {
-          code: 100,
-          ignoreStrings: true,
-          ignoreTemplateLiterals: true,
-          ignoreUrls: true,
-          ignoreRegExpLiterals: true,
-        },
-      ],
     },
   },
   {

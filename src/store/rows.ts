@@ -1,6 +1,8 @@
 // Database rows -> store rows, shared by the backends. SQLite keeps times as ISO text and JSON as
 // text; PostgreSQL returns Dates and parsed jsonb: each backend passes how to read its own.
 
+import { eventKey } from '../domain/fold.js';
+import type { CallEvent } from '../domain/model.js';
 import type { DeliveryRow, InboxRow } from './types.js';
 
 export interface Readers {
@@ -61,4 +63,26 @@ export function toDeliveryRow(row: object, read: Readers): DeliveryRow {
     remote: read.json(r.remote),
     updatedAt: read.time(r.updated_at),
   };
+}
+
+/** The columns of an event row, in the order of EVENT_COLUMNS (both backends insert these). */
+export const EVENT_COLUMNS =
+  'inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body';
+
+/** An event row's values, and the content key that makes a repeat of it a repeat. */
+export function eventValues(
+  at: { inboxId: number; idx: number; source: string; provider: string; receivedAt: string },
+  event: CallEvent,
+): { key: string; callId: string | null; values: unknown[] } {
+  const key = eventKey(event);
+  const callId = event.callId ?? null;
+  const values = [
+    at.inboxId,
+    at.idx,
+    at.source,
+    at.provider,
+    callId,
+    event.channelId ?? null,
+  ].concat([event.type, key, at.receivedAt, JSON.stringify(event)]);
+  return { key, callId, values };
 }

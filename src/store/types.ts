@@ -4,7 +4,7 @@
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../domain/delivery.js';
 import type { InboxState } from '../domain/inbox.js';
 import type { CallRecord } from '../domain/model.js';
-import type { MapResult, RawRequest, RequestKind } from '../domain/request.js';
+import type { MapResult, RawRequest } from '../domain/request.js';
 
 export interface NewInbox {
   req: RawRequest;
@@ -13,17 +13,11 @@ export interface NewInbox {
   provider: string;
 }
 
-export interface InboxRow {
+/** A stored request: the request as received, and how it was filed. */
+export interface InboxRow extends RawRequest {
   id: number;
-  source: string;
+  /** The adapter that mapped it. */
   provider: string;
-  kind: RequestKind;
-  receivedAt: string;
-  method: string;
-  query: string;
-  contentType: string | null;
-  headers: Record<string, string>;
-  body: Buffer;
   state: InboxState;
   rule: string | null;
   reasonCode: string | null;

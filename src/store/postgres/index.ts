@@ -11,7 +11,6 @@
 
 import pg from 'pg';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
-import { eventKey } from '../../domain/fold.js';
 import {
   assumeNew,
   DEFAULT_MAX_EVENTS_PER_CALL,
@@ -25,7 +24,7 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
+import { EVENT_COLUMNS, eventValues, nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
 import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -241,28 +240,17 @@ export class PostgresStore implements Store {
   ): Promise<EventFiling[]> {
     const out: EventFiling[] = [];
     for (const [idx, event] of eventsOf(result).entries()) {
-      const key = eventKey(event);
-      const callId = event.callId ?? null;
+      const at = { inboxId: id, idx, source: req.source, provider, receivedAt: req.receivedAt };
+      const { key, callId, values } = eventValues(at, event);
       const link = (kind: 'copy' | 'dropped'): Promise<unknown> =>
         c.query(
           'INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES ($1, $2, $3, $4, $5, $6)',
           [id, idx, req.source, callId, key, kind],
         );
       const added = await c.query(
-        `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (source, key) DO NOTHING`,
-        [
-          id,
-          idx,
-          req.source,
-          provider,
-          callId,
-          event.channelId ?? null,
-          event.type,
-          key,
-          req.receivedAt,
-          JSON.stringify(event),
-        ],
+        `INSERT INTO events (${EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (source, key) DO NOTHING`,
+        values,
       );
       if (!added.rowCount) {
         await link('copy');

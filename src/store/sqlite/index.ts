@@ -8,7 +8,6 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
-import { eventKey } from '../../domain/fold.js';
 import {
   assumeNew,
   DEFAULT_MAX_EVENTS_PER_CALL,
@@ -22,7 +21,7 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { textReaders, toDeliveryRow, toInboxRow } from '../rows.js';
+import { EVENT_COLUMNS, eventValues, textReaders, toDeliveryRow, toInboxRow } from '../rows.js';
 import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -119,8 +118,8 @@ export class SqliteStore implements Store {
       ),
       // A repeat of a stored event inserts nothing (the unique key on source and content key).
       insertEvent: db.prepare(
-        `INSERT INTO events (inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, key) DO NOTHING`,
+        `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (source, key) DO NOTHING`,
       ),
       insertLink: db.prepare(
         `INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -309,20 +308,9 @@ export class SqliteStore implements Store {
   ): EventFiling[] {
     if (result.status !== 'mapped') return [];
     return result.events.map((event, idx): EventFiling => {
-      const key = eventKey(event);
-      const callId = event.callId ?? null;
-      const added = this.stmts.insertEvent.run(
-        id,
-        idx,
-        req.source,
-        provider,
-        callId,
-        event.channelId ?? null,
-        event.type,
-        key,
-        req.receivedAt,
-        JSON.stringify(event),
-      ).changes;
+      const at = { inboxId: id, idx, source: req.source, provider, receivedAt: req.receivedAt };
+      const { key, callId, values } = eventValues(at, event);
+      const added = this.stmts.insertEvent.run(...values).changes;
       if (!added) {
         this.stmts.insertLink.run(id, idx, req.source, callId, key, 'copy');
         return 'copy';
