@@ -22,6 +22,19 @@ export const DEFAULT_MAX_EVENTS_PER_CALL = 500;
 /** What became of one event of a request. */
 export type EventFiling = 'new' | 'copy' | 'dropped' | 'first-dropped';
 
+/** Where an event sits: its request, and its position among that request's events. */
+export interface EventPlace {
+  inboxId: number;
+  idx: number;
+}
+
+/**
+ * An event belongs to the earliest request that carries it (its arrival is the call's), so that a
+ * record depends on the set of requests, never on the order replays happened in.
+ */
+export const isEarlier = (a: EventPlace, b: EventPlace): boolean =>
+  a.inboxId < b.inboxId || (a.inboxId === b.inboxId && a.idx < b.idx);
+
 /** After storing a new call event the call holds `count` distinct events: over the limit? */
 export const overLimit = (count: number, max: number): boolean => count > max;
 

@@ -354,6 +354,50 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(after).toMatchObject({ revision: big!.revision, droppedEvents: 4 });
   });
 
+  it('replays a request that carries one event twice', async () => {
+    const { store } = await fresh();
+    const [r] = await store.insertInbox([item(mapped(ring('tw', '1'), ring('tw', '1')))]);
+    await store.applyPending(100);
+    await store.remap(r!, mapped(ring('tw', '2'), ring('tw', '3')), '3cx');
+    expect((await store.getCalls('tw'))[0]!.record.rang).toEqual(['2', '3']);
+    await store.remap(r!, mapped(ring('tw', '4')), '3cx');
+    expect((await store.getCalls('tw'))[0]!.record.rang).toEqual(['4']);
+  });
+
+  it('changes nothing when requests that share an event are replayed as they were', async () => {
+    const { store } = await fresh();
+    const [a, b] = await store.insertInbox([
+      item(mapped(ring('u', '1'))),
+      item(mapped(ring('u', '1'))),
+    ]);
+    await store.applyPending(100);
+    const [before] = await store.getCalls('u');
+    await store.remap(a!, mapped(ring('u', '1')), '3cx');
+    await store.remap(b!, mapped(ring('u', '1')), '3cx');
+    await store.remap(a!, mapped(ring('u', '1')), '3cx');
+    expect((await store.getCalls('u'))[0]).toEqual(before);
+  });
+
+  it('counts a dropped event once, however often it is repeated', async () => {
+    const { store } = await fresh();
+    await store.insertInbox(
+      Array.from({ length: LIMIT }, (_, i) => item(mapped(ring('full', String(i))))),
+    );
+    await store.insertInbox([item(mapped(ring('full', 'x')))]);
+    const repeats = await store.insertInbox([
+      item(mapped(ring('full', 'x'))),
+      item(mapped(ring('full', 'x'))),
+    ]);
+    await store.applyPending(100);
+    expect((await store.getCalls('full'))[0]!.droppedEvents).toBe(1);
+    for (const id of repeats) {
+      expect(await store.getInbox(id)).toMatchObject({
+        state: 'applied',
+        reasonCode: 'RELAY_ERR_CALL_EVENT_LIMIT',
+      });
+    }
+  });
+
   it('hands an event over to a request that repeats it when the first is replayed', async () => {
     const { store } = await fresh();
     const [a, b] = await store.insertInbox([item(mapped(end('h'))), item(mapped(end('h')))]);

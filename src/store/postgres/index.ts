@@ -16,8 +16,10 @@ import {
   DEFAULT_MAX_EVENTS_PER_CALL,
   droppedFiling,
   fileRequest,
+  isEarlier,
   overLimit,
   type EventFiling,
+  type EventPlace,
   type InboxState,
 } from '../../domain/inbox.js';
 import type { CallEvent, CallRecord } from '../../domain/model.js';
@@ -61,8 +63,10 @@ const toEventRow = (r: EventDbRow): EventRow => ({
 const eventsOf = (r: MapResult): CallEvent[] => (r.status === 'mapped' ? r.events : []);
 
 /** What an event's filing locks: its call, or the channel of an origin. */
+const lockKey = (source: string, callId: string | null, channelId: string | null): string =>
+  JSON.stringify(callId ? [source, callId] : [source, '#channel', channelId ?? '']);
 const callLockKey = (source: string, e: CallEvent): string =>
-  JSON.stringify(e.callId ? [source, e.callId] : [source, '#channel', e.channelId ?? '']);
+  lockKey(source, e.callId ?? null, e.channelId ?? null);
 
 export interface PostgresOptions {
   routing?: Routing;
@@ -179,8 +183,9 @@ export class PostgresStore implements Store {
         // Filed as if every event were new (the common case); corrected below if not.
         const guess = fileRequest(result, assumeNew(result), this.maxEvents);
         const r = await c.query<{ id: number }>(
-          `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+          `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $10 = 'applied' THEN now() END)
+           RETURNING id`,
           [
             req.source,
             provider,
@@ -253,6 +258,26 @@ export class PostgresStore implements Store {
         values,
       );
       if (!added.rowCount) {
+        // Stored already: this request repeats it, unless it carries it from an earlier place.
+        const owner = (
+          await c.query<EventPlace>(
+            'SELECT inbox_id AS "inboxId", idx FROM events WHERE source = $1 AND key = $2',
+            [req.source, key],
+          )
+        ).rows[0]!;
+        if (isEarlier({ inboxId: id, idx }, owner)) {
+          await c.query(
+            `UPDATE events SET inbox_id = $1, idx = $2, received_at = $3, provider = $4
+             WHERE source = $5 AND key = $6`,
+            [id, idx, req.receivedAt, provider, req.source, key],
+          );
+          await c.query(
+            'INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES ($1, $2, $3, $4, $5, $6)',
+            [owner.inboxId, owner.idx, req.source, callId, key, 'copy'],
+          );
+          out.push('new');
+          continue;
+        }
         await link('copy');
         out.push('copy');
         continue;
@@ -271,12 +296,22 @@ export class PostgresStore implements Store {
         continue;
       }
       await c.query('DELETE FROM events WHERE inbox_id = $1 AND idx = $2', [id, idx]);
+      const again = await c.query(
+        `SELECT 1 FROM event_links WHERE source = $1 AND key = $2 AND kind = 'dropped' LIMIT 1`,
+        [req.source, key],
+      );
+      await link('dropped');
+      if (again.rowCount) {
+        // A repeat of an event dropped before: dropped again, not counted again.
+        await this.uncount(c, req.source, callId, 1, 0);
+        out.push('dropped');
+        continue;
+      }
       const dropped = await c.query<{ dropped: number }>(
         `UPDATE call_stats SET events = events - 1, dropped = dropped + 1
          WHERE source = $1 AND call_id = $2 RETURNING dropped`,
         [req.source, callId],
       );
-      await link('dropped');
       out.push(droppedFiling(dropped.rows[0]!.dropped));
     }
     return out;
@@ -311,12 +346,19 @@ export class PostgresStore implements Store {
         )
       ).rows[0];
       if (!row) throw new Error(`no stored request ${id}`);
-      const before = await this.touchedBy(c, [id]);
-      const mine = [...before.values()].map((k) => JSON.stringify([k.source, k.callId]));
+      // Lock what it holds now (events it owns or links to, calls or origin channels) and what
+      // it will hold, before reading anything: ingest filing the same events waits.
+      const held = await c.query<{ call_id: string | null; channel_id: string | null }>(
+        `SELECT call_id, channel_id FROM events WHERE inbox_id = $1
+         UNION SELECT coalesce(l.call_id, e.call_id), e.channel_id FROM event_links l
+           LEFT JOIN events e ON e.source = l.source AND e.key = l.key WHERE l.inbox_id = $1`,
+        [id],
+      );
       await this.lockCalls(c, [
-        ...mine,
+        ...held.rows.map((h) => lockKey(row.source, h.call_id, h.channel_id)),
         ...eventsOf(result).map((e) => callLockKey(row.source, e)),
       ]);
+      const before = await this.touchedBy(c, [id]);
       await this.release(c, id);
       const req = { source: row.source, receivedAt: iso(row.received_at)! };
       const f = fileRequest(
@@ -349,8 +391,9 @@ export class PostgresStore implements Store {
       const heir = (
         await c.query<{ inbox_id: number; idx: number; received_at: Date; provider: string }>(
           `SELECT l.inbox_id, l.idx, i.received_at, i.provider FROM event_links l JOIN inbox i ON i.id = l.inbox_id
-           WHERE l.source = $1 AND l.key = $2 AND l.kind = 'copy' ORDER BY l.inbox_id, l.idx LIMIT 1`,
-          [e.source, e.key],
+           WHERE l.source = $1 AND l.key = $2 AND l.kind = 'copy' AND l.inbox_id <> $3
+           ORDER BY l.inbox_id, l.idx LIMIT 1`,
+          [e.source, e.key, id],
         )
       ).rows[0];
       if (heir) {

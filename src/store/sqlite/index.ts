@@ -13,8 +13,10 @@ import {
   DEFAULT_MAX_EVENTS_PER_CALL,
   droppedFiling,
   fileRequest,
+  isEarlier,
   overLimit,
   type EventFiling,
+  type EventPlace,
   type InboxState,
 } from '../../domain/inbox.js';
 import type { CallEvent, CallRecord } from '../../domain/model.js';
@@ -187,13 +189,26 @@ export class SqliteStore implements Store {
       ownLinks: db.prepare(`SELECT source, call_id, kind FROM event_links WHERE inbox_id = ?`),
       heir: db.prepare(
         `SELECT l.inbox_id, l.idx, i.received_at, i.provider FROM event_links l JOIN inbox i ON i.id = l.inbox_id
-         WHERE l.source = ? AND l.key = ? AND l.kind = 'copy' ORDER BY l.inbox_id, l.idx LIMIT 1`,
+         WHERE l.source = ? AND l.key = ? AND l.kind = 'copy' AND l.inbox_id <> ?
+         ORDER BY l.inbox_id, l.idx LIMIT 1`,
       ),
       handOver: db.prepare(
         `UPDATE events SET inbox_id = @toInbox, idx = @toIdx, received_at = @receivedAt, provider = @provider
          WHERE inbox_id = @inbox AND idx = @idx`,
       ),
       deleteLink: db.prepare(`DELETE FROM event_links WHERE inbox_id = ? AND idx = ?`),
+      ownerOf: db.prepare(
+        `SELECT inbox_id AS inboxId, idx FROM events WHERE source = ? AND key = ?`,
+      ),
+      takeOver: db.prepare(
+        `UPDATE events SET inbox_id = @inbox, idx = @idx, received_at = @receivedAt, provider = @provider
+         WHERE source = @source AND key = @key`,
+      ),
+      droppedBefore: db
+        .prepare(
+          `SELECT 1 FROM event_links WHERE source = ? AND key = ? AND kind = 'dropped' LIMIT 1`,
+        )
+        .pluck(),
       deleteLinks: db.prepare(`DELETE FROM event_links WHERE inbox_id = ?`),
       uncount: db.prepare(
         `UPDATE call_stats SET events = events - @events, dropped = dropped - @dropped
@@ -288,7 +303,7 @@ export class SqliteStore implements Store {
       headers: JSON.stringify(req.headers),
       body: req.body,
       ...guess,
-      appliedAt: null,
+      appliedAt: guess.state === 'applied' ? new Date().toISOString() : null,
     });
     const id = Number(info.lastInsertRowid);
     const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
@@ -310,8 +325,15 @@ export class SqliteStore implements Store {
     return result.events.map((event, idx): EventFiling => {
       const at = { inboxId: id, idx, source: req.source, provider, receivedAt: req.receivedAt };
       const { key, callId, values } = eventValues(at, event);
-      const added = this.stmts.insertEvent.run(...values).changes;
-      if (!added) {
+      if (!this.stmts.insertEvent.run(...values).changes) {
+        // Stored already: this request repeats it, unless it carries it from an earlier place.
+        const owner = this.stmts.ownerOf.get(req.source, key) as EventPlace;
+        if (isEarlier({ inboxId: id, idx }, owner)) {
+          const { source, provider, receivedAt } = at;
+          this.stmts.takeOver.run({ inbox: id, idx, receivedAt, provider, source, key });
+          this.stmts.insertLink.run(owner.inboxId, owner.idx, req.source, callId, key, 'copy');
+          return 'new';
+        }
         this.stmts.insertLink.run(id, idx, req.source, callId, key, 'copy');
         return 'copy';
       }
@@ -319,9 +341,14 @@ export class SqliteStore implements Store {
       const count = this.stmts.countEvent.get(req.source, callId) as number;
       if (!overLimit(count, this.maxEvents)) return 'new';
       this.stmts.dropEvent.run(id, idx);
-      const dropped = this.stmts.countDropped.get(req.source, callId) as number;
+      const again = this.stmts.droppedBefore.get(req.source, key) !== undefined;
       this.stmts.insertLink.run(id, idx, req.source, callId, key, 'dropped');
-      return droppedFiling(dropped);
+      if (again) {
+        // A repeat of an event dropped before: dropped again, not counted again.
+        this.stmts.uncount.run({ source: req.source, callId, events: 1, dropped: 0 });
+        return 'dropped';
+      }
+      return droppedFiling(this.stmts.countDropped.get(req.source, callId) as number);
     });
   }
 
@@ -380,7 +407,7 @@ export class SqliteStore implements Store {
       call_id: string | null;
       key: string;
     }[]) {
-      const heir = this.stmts.heir.get(e.source, e.key) as
+      const heir = this.stmts.heir.get(e.source, e.key, id) as
         { inbox_id: number; idx: number; received_at: string; provider: string } | undefined;
       if (heir) {
         this.stmts.handOver.run({
