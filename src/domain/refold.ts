@@ -49,7 +49,7 @@ export function channelsOf(events: readonly Pick<StoredEvent, 'event'>[]): strin
 }
 
 /** One value for a record's content, whatever the order of its keys (SQLite text, jsonb). */
-export function fingerprintOf(record: CallRecord): string {
+function fingerprintOf(record: CallRecord): string {
   return createHash('sha256').update(stableJson(record)).digest('base64url');
 }
 
@@ -59,7 +59,7 @@ const byArrival = (a: OriginRow, b: OriginRow): number => a.inboxId - b.inboxId 
  * Who placed the call: the earliest click-to-call origin (by arrival) on any of its channels. A
  * call that moved across channels (transfers) keeps the origin of whoever placed it first.
  */
-export function originOf(origins: readonly OriginRow[]): string | null {
+function originOf(origins: readonly OriginRow[]): string | null {
   const first = [...origins].filter((o) => o.event.originatedBy).sort(byArrival)[0];
   return first?.event.originatedBy ?? null;
 }
