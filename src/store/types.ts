@@ -43,6 +43,100 @@ export interface DeliveryRow {
   updatedAt: string;
 }
 
+/**
+ * One delivery attempt as an admin reads it: a request the target made to the CRM (or a failure
+ * before any request), timed, with the CRM's answer. The engine writes the attempts of a run with
+ * the run's outcome; texts are already scrubbed of every configured secret.
+ */
+export interface NewAttempt {
+  /** What the request did: "creating the call engagement"; "delivering" for a failure outside HTTP. */
+  operation: string;
+  /** HTTP method and path (no query string: some CRMs take credentials there), if a request. */
+  method: string | null;
+  path: string | null;
+  startedAt: string;
+  durationMs: number;
+  /** The CRM's HTTP status; null: no answer (see `error`). */
+  status: number | null;
+  /** The CRM's request id (x-request-id, x-hubspot-correlation-id, ...), when it sent one. */
+  requestId: string | null;
+  /**
+   * ok: a request that worked; error: one that failed (a quick retry may follow); the last row of a
+   * run says how the run ended: delivered, retry (at `retryAt`) or dead.
+   */
+  result: AttemptResult;
+  /** Short, scrubbed error text (null when it worked). */
+  error: string | null;
+  /** result = retry: when the next try is due. */
+  retryAt: string | null;
+}
+
+export type AttemptResult = 'ok' | 'error' | 'delivered' | 'retry' | 'dead';
+
+export interface AttemptRow extends NewAttempt {
+  id: number;
+  deliveryId: number;
+  target: string;
+  source: string;
+  callId: string;
+  /** The call revision the run was delivering. */
+  rev: number;
+}
+
+/** A call, as a console or API looks it up. */
+export interface CallKey {
+  source: string;
+  callId: string;
+}
+
+/** Filters for the call list (all optional; combined with AND). */
+export interface CallQuery {
+  limit: number;
+  /** Calls updated at or after this time (ISO). */
+  since?: string;
+  source?: string;
+  direction?: 'inbound' | 'outbound';
+  outcome?: 'answered' | 'missed' | 'busy' | 'failed';
+  /** The agent extension (record.agent) exactly, or any leg's agent. */
+  agent?: string;
+  /** Digits that appear in the external number (raw or E.164) or the DID. */
+  number?: string;
+  /** Calls that started in [from, to) (ISO). */
+  from?: string;
+  to?: string;
+  /** Paging: calls ordered before this one (updatedAt, then source and call id). */
+  before?: { updatedAt: string; source: string; callId: string };
+}
+
+/** Per target: how much is waiting, what is failing, how old the oldest due work is. */
+export interface TargetStats {
+  target: string;
+  /** Due, never failed since it became due. */
+  due: number;
+  /** Due again after a failed attempt. */
+  retrying: number;
+  dead: number;
+  done: number;
+  /** due_at of the oldest delivery that is due now (null: none). */
+  oldestDueAt: string | null;
+}
+
+export interface StoreStats {
+  /** received_at of the oldest request not folded yet (null: none). */
+  oldestPendingAt: string | null;
+  inbox: Record<InboxState, number>;
+  targets: TargetStats[];
+}
+
+/** The newest stored request of a source, for the setup page. */
+export interface SourceActivity {
+  source: string;
+  lastId: number;
+  lastReceivedAt: string;
+  lastState: InboxState;
+  lastReasonCode: string | null;
+}
+
 export interface CallRow {
   record: CallRecord;
   updatedAt: string;
@@ -65,9 +159,19 @@ export interface Store {
   /** Replace a stored request's mapping (after an adapter fix) and refold every call it touches. */
   remap(id: number, result: MapResult, provider: string): Promise<void>;
   getInbox(id: number): Promise<InboxRow | undefined>;
-  listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]>;
+  /** By id; `ids`: only these (the requests behind a call), `source`: only this source's. */
+  listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]>;
+  /** Per source, its newest stored request. */
+  sourceActivity(): Promise<SourceActivity[]>;
   countInbox(): Promise<Record<InboxState, number>>;
-  listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]>;
+  /** Newest first (updatedAt, then startedAt). */
+  listCalls(q: CallQuery): Promise<CallRow[]>;
   getCalls(callId: string, source?: string): Promise<CallRow[]>;
   /** Lease up to `limit` due deliveries (oldest due first) to `owner` for `leaseMs`. */
   claimDeliveries(q: {
@@ -80,20 +184,48 @@ export interface Store {
   saveRemote(id: number, owner: string, remote: RemoteState): Promise<void>;
   /**
    * End a leased delivery: delivered (due again if the call changed meanwhile), retry later, or
-   * dead.
+   * dead; the run's attempts are written in the same transaction.
    */
-  finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void>;
+  finishDelivery(
+    id: number,
+    owner: string,
+    outcome: DeliveryOutcome,
+    attempts?: NewAttempt[],
+  ): Promise<void>;
+  /** Attempts, newest first; of one delivery, of one call, or all. */
+  listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]>;
+  /** Delete attempts that started before `before` (retention); returns how many. */
+  pruneAttempts(before: string): Promise<number>;
   /** Give up leases (shutdown), so that the work is due again at once; `null`: every lease (a
    * single-instance store at start: whoever held them is gone). */
   releaseDeliveries(owner: string | null): Promise<number>;
+  /** By id; `retrying`: due rows that have failed at least once. */
   listDeliveries(q: {
-    state?: DeliveryState;
+    state?: DeliveryState | 'retrying';
+    target?: string;
     limit: number;
     afterId?: number;
   }): Promise<DeliveryRow[]>;
+  /** Every delivery of these calls (the call list's badges, a call's page). */
+  deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]>;
   getDelivery(id: number): Promise<DeliveryRow | undefined>;
-  /** Make dead deliveries due again (all of them, or these ids); returns how many. */
+  /**
+   * Retry now: dead deliveries (all of them, or these ids) become due now; with ids, a due one
+   * waiting for its next try is due now too. Leased ones are left alone. Returns how many.
+   */
   retryDeliveries(ids: number[] | 'dead'): Promise<number>;
+  /**
+   * Deliver again: done deliveries among `ids` become due now for their call's current revision
+   * (the CRM copy is updated in place: the remote ids are kept). Returns how many.
+   */
+  redeliver(ids: number[]): Promise<number>;
+  /** Counts for metrics and the console. */
+  stats(): Promise<StoreStats>;
   /** Throws unless a write can be committed now (readiness). */
   checkWritable(): Promise<void>;
   close(): Promise<void>;

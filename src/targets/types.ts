@@ -22,6 +22,8 @@ export interface Target {
    * not.
    */
   check?(): Promise<string>;
+  /** Where an admin sees the CRM's copy of a call (the console links to it), if known. */
+  link?(remote: RemoteState): { id: string; url: string | null } | undefined;
   close(): Promise<void>;
 }
 
