@@ -1,0 +1,44 @@
+// What the console needs from the running relay, handed in by runtime.ts: the http/ layer never
+// imports targets, config or the engine; it gets these functions instead.
+
+import type { RemoteState } from '../../domain/delivery.js';
+import type { Redactor } from '../../lib/redact.js';
+import type { Pipeline } from '../../pipeline/pipeline.js';
+
+export interface ConsoleTarget {
+  name: string;
+  type: string;
+  /** The CRM's copy of a call as a link (id, and a URL when the target can build one). */
+  link(remote: RemoteState): { id: string; url: string | null } | undefined;
+  /** `check --online`: one cheap authenticated request; what works, or throws the CRM's reason. */
+  check(): Promise<string>;
+}
+
+export interface ConsoleRecording {
+  body: AsyncIterable<Uint8Array>;
+  contentType: string;
+}
+
+export interface ConsoleOptions {
+  pipeline: Pipeline;
+  /** Unset: the console shows how to enable it (admin.token) and nothing else. */
+  adminToken: string | undefined;
+  /** Every configured secret; applied to everything a page or answer shows. */
+  redact: Redactor;
+  targets: ConsoleTarget[];
+  /**
+   * A recording of one of the source's calls, fetched from the PBX with the source's credentials
+   * and allowHosts (throws if not allowed), so that the browser plays it without PBX access.
+   */
+  recording(source: string, url: string): Promise<ConsoleRecording>;
+  /** Re-read the adapter files (after a fix) and use them for new and replayed requests. */
+  reloadAdapters(): Promise<{ adapters: string[] }>;
+  /** Listen for folds committed in this process (live views); returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
+  /** Deliveries were made due (retry, deliver again): look for work now. */
+  onDeliveriesDue(): void;
+  /** callrelay's version (package.json). */
+  version: string;
+  /** Store kind and health for the setup page. */
+  storeHealth(): Promise<{ backend: string; ok: boolean; detail: string }>;
+}
