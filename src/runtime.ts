@@ -1,17 +1,32 @@
-// Assembles a running relay from a resolved configuration: store, pipeline, HTTP server.
+// Assembles a running relay from a resolved configuration: store, pipeline, delivery engine,
+// metrics, and the HTTP server with its console.
 
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import type { RelayConfig } from './config/load.js';
+import { loadConfig, type RelayConfig } from './config/load.js';
+import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
 import { loadTarget } from './targets/registry.js';
 import { createApp } from './http/app.js';
+import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
+import { Redactor } from './lib/redact.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
 import { PostgresStore } from './store/postgres/index.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
+import { RelayMetrics } from './telemetry/metrics.js';
+import { fetchRecording } from './targets/kit/recordings.js';
+
+/** callrelay's version, from package.json (one folder up from both src/ and dist/). */
+export const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
 
 /** The store for commands (short-lived; SQLite on the calling thread). */
 export async function openStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
@@ -54,10 +69,24 @@ export async function createTargets(
   return out;
 }
 
+/** The targets as the console and the admin API see them: links and connection tests. */
+function consoleTargets(targets: Map<string, EngineTarget>): ConsoleTarget[] {
+  return [...targets.values()].map(({ target }) => ({
+    name: target.name,
+    type: target.type,
+    link: (remote) => target.link?.(remote),
+    check: async () =>
+      target.check
+        ? target.check()
+        : 'nothing to check without sending a real event (this target type has no test request)',
+  }));
+}
+
 export interface Relay {
   store: Store;
   pipeline: Pipeline;
   delivery: DeliveryEngine;
+  metrics: RelayMetrics;
   server: ServerType;
   port: number;
   close(): Promise<void>;
@@ -71,13 +100,60 @@ export async function startRelay(
   const store = opts.store ?? (await openServerStore(cfg));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
-  const delivery = new DeliveryEngine(store, await createTargets(cfg, log), {
+  const metrics = new RelayMetrics(VERSION);
+  const redact = new Redactor(secretsOf(cfg));
+  // Live views (console) listen here: a fold committed, a delivery finished.
+  const changes = new EventEmitter().setMaxListeners(0);
+  const changed = (): boolean => changes.emit('change');
+  const targets = await createTargets(cfg, log);
+  const delivery = new DeliveryEngine(store, targets, {
     log,
     leaseMs: cfg.delivery.leaseSec * 1000,
+    keepAttemptsMs: cfg.delivery.keepAttemptsDays * 86400_000,
+    redact,
+    metrics,
+    onFinished: changed,
     ...opts.delivery,
   });
-  const pipeline = new Pipeline(store, cfg.sources, log, () => delivery.kick());
+  const folded = (): void => {
+    delivery.kick();
+    changed();
+  };
+  const pipeline = new Pipeline(store, cfg.sources, log, folded, metrics);
   let draining = false;
+  const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
+  const shownTargets = consoleTargets(targets);
+  const consoleOpts: ConsoleOptions = {
+    pipeline,
+    adminToken: cfg.adminToken,
+    redact,
+    targets: shownTargets,
+    recording: async (source, url) => {
+      const access = recordings.get(source);
+      if (!access) throw new Error(`no source "${source}" in relay.yaml`);
+      const r = await fetchRecording(url, access);
+      return { body: r.body, contentType: r.contentType };
+    },
+    reloadAdapters: async () => {
+      // Only the adapters change: sources, tokens and targets stay as started.
+      const fresh = loadConfig(cfg.file);
+      return { adapters: pipeline.setAdapters(fresh.sources) };
+    },
+    onChange: (listener) => {
+      changes.on('change', listener);
+      return () => changes.off('change', listener);
+    },
+    onDeliveriesDue: () => delivery.kick(),
+    version: VERSION,
+    storeHealth: async () => {
+      try {
+        await store.checkWritable();
+        return { backend: store.backend, ok: true, detail: 'writable' };
+      } catch (err) {
+        return { backend: store.backend, ok: false, detail: redact.text((err as Error).message) };
+      }
+    },
+  };
   const app = createApp({
     pipeline,
     bodyLimit: cfg.server.bodyLimit,
@@ -85,6 +161,10 @@ export async function startRelay(
     log,
     isDraining: () => draining,
     onDeliveriesDue: () => delivery.kick(),
+    redact,
+    targets: shownTargets,
+    metrics: cfg.metrics.enabled ? { registry: metrics, token: cfg.metrics.token } : undefined,
+    console: consoleOpts,
   });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: cfg.server.port, hostname: cfg.server.host }, () =>
@@ -99,6 +179,7 @@ export async function startRelay(
     store,
     pipeline,
     delivery,
+    metrics,
     server,
     port,
     async close() {

@@ -53,7 +53,8 @@ export interface RelayConfig {
   /** Targets with the type's defaults filled in. */
   targets: (CommonTargetConfig & Record<string, unknown>)[];
   routing: Routing;
-  delivery: { leaseSec: number };
+  delivery: { leaseSec: number; keepAttemptsDays: number };
+  metrics: { enabled: boolean; token?: string };
   /** `${VAR:-default}` references that fell back to the default (start warns about them). */
   envFallbacks: LoadedYaml['envFallbacks'];
 }
@@ -167,6 +168,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
       routes,
     },
     delivery: cfg.delivery,
+    metrics: cfg.metrics,
     envFallbacks: y.envFallbacks,
   };
 }

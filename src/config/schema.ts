@@ -209,8 +209,28 @@ export const RelayConfigSchema = z
           description:
             "How long an instance holds a delivery; a crashed one's work returns after this.",
         }),
+        keepAttemptsDays: z
+          .number()
+          .min(0)
+          .default(30)
+          .meta({
+            description:
+              'How long each delivery attempt (request, status, error) is kept for the console and ' +
+              'the API; 0 keeps them forever.',
+          }),
       })
       .prefault({}),
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true).meta({ description: 'Serve GET /metrics.' }),
+        token: Token.optional().meta({
+          description:
+            'Bearer token for /metrics (Prometheus `authorization` / `bearer_token`). ' +
+            'Without it /metrics is open: keep the port on a private network.',
+        }),
+      })
+      .prefault({})
+      .meta({ description: 'Prometheus metrics (docs/metrics.md).' }),
   })
   .meta({
     title: 'callrelay relay.yaml',

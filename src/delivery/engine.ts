@@ -1,14 +1,18 @@
 // The delivery engine: claims due work from the store (leased, so one call is never sent to the
 // same target twice at once), runs the target, and records the outcome: delivered (due again if
 // the call changed meanwhile), retry at a persisted time (backoff, Retry-After), or dead letter.
-// Everything it knows survives in the store; memory holds only what is in flight.
+// Everything it knows survives in the store; memory holds only what is in flight. Each run's
+// requests are written as attempt rows with its outcome, scrubbed of every configured secret.
 
 import { randomUUID } from 'node:crypto';
 import type { DeliveryJob } from '../domain/delivery.js';
-import type { Store } from '../store/types.js';
+import { Redactor } from '../lib/redact.js';
+import type { AttemptResult, NewAttempt, Store } from '../store/types.js';
 import type { Target } from '../targets/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
+import { statusClass, type RelayMetrics } from '../telemetry/metrics.js';
 import { DeliveryError } from '../targets/kit/errors.js';
+import { traceRequests, type RequestTrace } from '../targets/kit/trace.js';
 import { backoffMs, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 
 export interface EngineTarget {
@@ -24,7 +28,18 @@ export interface EngineOptions {
   /** Look for due work (settle windows, retries) at least this often. */
   pollMs?: number;
   backoff?: BackoffOptions;
+  /** Scrubs configured secrets from errors before they are stored or logged. */
+  redact?: Redactor;
+  metrics?: RelayMetrics;
+  /** Called after a run's outcome is stored (live views). */
+  onFinished?: () => void;
+  /** Attempt rows older than this are deleted (checked hourly); 0 keeps them forever. */
+  keepAttemptsMs?: number;
 }
+
+/** Longest error text kept in an attempt row or a delivery's last error. */
+const MAX_ERROR = 1000;
+const PRUNE_EVERY_MS = 3600_000;
 
 export class DeliveryEngine {
   readonly owner = `relay-${randomUUID().slice(0, 8)}`;
@@ -32,6 +47,11 @@ export class DeliveryEngine {
   private readonly leaseMs: number;
   private readonly pollMs: number;
   private readonly backoff: BackoffOptions;
+  private readonly redact: Redactor;
+  private readonly metrics: RelayMetrics | undefined;
+  private readonly keepAttemptsMs: number;
+  private readonly onFinished: () => void;
+  private lastPrune = 0;
   private readonly inflight = new Map<string, number>();
   private readonly running = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
@@ -48,6 +68,10 @@ export class DeliveryEngine {
     this.leaseMs = opts.leaseMs ?? 5 * 60_000;
     this.pollMs = opts.pollMs ?? 1000;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    this.redact = opts.redact ?? new Redactor([]);
+    this.metrics = opts.metrics;
+    this.keepAttemptsMs = opts.keepAttemptsMs ?? 30 * 86400_000;
+    this.onFinished = opts.onFinished ?? (() => {});
   }
 
   start(): void {
@@ -70,6 +94,7 @@ export class DeliveryEngine {
 
   private async pump(): Promise<void> {
     try {
+      await this.prune();
       do {
         this.again = false;
         for (const [name, t] of this.targets) {
@@ -94,10 +119,21 @@ export class DeliveryEngine {
     }
   }
 
+  /** Retention of attempt rows: at most hourly, from whichever instance gets there. */
+  private async prune(): Promise<void> {
+    if (!this.keepAttemptsMs || Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = Date.now();
+    const n = await this.store.pruneAttempts(
+      new Date(Date.now() - this.keepAttemptsMs).toISOString(),
+    );
+    if (n) this.log.info({ deleted: n }, 'deleted delivery attempts past their retention');
+  }
+
   private launch(t: EngineTarget, job: DeliveryJob): void {
     const name = t.target.name;
     this.inflight.set(name, (this.inflight.get(name) ?? 0) + 1);
     const p = this.run(t, job).finally(() => {
+      this.onFinished();
       this.inflight.set(name, this.inflight.get(name)! - 1);
       this.running.delete(p);
       this.kick();
@@ -106,25 +142,41 @@ export class DeliveryEngine {
   }
 
   private async run(t: EngineTarget, job: DeliveryJob): Promise<void> {
-    const what = `delivering call ${job.callId} (${job.source}) to ${t.target.name}`;
+    const name = t.target.name;
+    const what = `delivering call ${job.callId} (${job.source}) to ${name}`;
+    const trace: RequestTrace[] = [];
     let remote = job.remote;
     try {
-      remote = await t.target.deliver({
-        job,
-        log: this.log,
-        save: async (r) => {
-          remote = r;
-          await this.store.saveRemote(job.id, this.owner, r);
-        },
-      });
-      await this.store.finishDelivery(job.id, this.owner, { ok: true, rev: job.rev, remote });
-      this.log.info({ target: t.target.name, call: job.callId, rev: job.rev }, 'delivered');
+      remote = await traceRequests(trace, () =>
+        t.target.deliver({
+          job,
+          log: this.log,
+          save: async (r) => {
+            remote = r;
+            await this.store.saveRemote(job.id, this.owner, r);
+          },
+        }),
+      );
+      await this.store.finishDelivery(
+        job.id,
+        this.owner,
+        { ok: true, rev: job.rev, remote },
+        this.attempts(trace, 'delivered', null, null),
+      );
+      this.observe(name, trace, 'delivered', null);
+      const ended = job.record.endedAt;
+      if (ended)
+        this.metrics?.deliveryLatency.observe(
+          { target: name },
+          Math.max(0, Date.now() - Date.parse(ended)) / 1000,
+        );
+      this.log.info({ target: name, call: job.callId, rev: job.rev }, 'delivered');
     } catch (err) {
       const e =
         err instanceof DeliveryError
           ? err
           : new DeliveryError((err as Error).message, { retryable: false, cause: err });
-      const message = `${what}: ${e.message}`;
+      const message = this.redact.text(`${what}: ${e.message}`).slice(0, MAX_ERROR);
       const failingFor = job.firstFailedAt ? Date.now() - Date.parse(job.firstFailedAt) : 0;
       const dead = !e.retryable || failingFor >= t.retryForMs;
       const retryAt = dead
@@ -132,32 +184,96 @@ export class DeliveryEngine {
         : new Date(
             Date.now() + backoffMs(job.attempts, e.retryAfterMs, this.backoff),
           ).toISOString();
+      const result = dead ? 'dead' : 'retry';
       try {
-        await this.store.finishDelivery(job.id, this.owner, {
-          ok: false,
-          dead,
-          retryAt,
-          error: message,
-          remote,
-        });
+        await this.store.finishDelivery(
+          job.id,
+          this.owner,
+          { ok: false, dead, retryAt, error: message, remote },
+          this.attempts(trace, result, message, retryAt ?? null),
+        );
       } catch (storeErr) {
         // The lease runs out and the work comes back: nothing is lost.
         this.log.error(
-          { err: (storeErr as Error).message, target: t.target.name, call: job.callId },
+          { err: this.redact.text((storeErr as Error).message), target: name, call: job.callId },
           'recording a delivery failure failed',
         );
       }
+      this.observe(name, trace, result, e.status ?? null);
       if (dead)
         this.log.error(
-          { target: t.target.name, call: job.callId, status: e.status },
+          { target: name, call: job.callId, status: e.status },
           `${message} (dead letter)`,
         );
-      else
-        this.log.warn(
-          { target: t.target.name, call: job.callId, status: e.status, retryAt },
-          message,
-        );
+      else this.log.warn({ target: name, call: job.callId, status: e.status, retryAt }, message);
     }
+  }
+
+  /**
+   * The run's requests as attempt rows; the last one carries how the run ended. A run that failed
+   * before its first request (or after its last one worked) gets a row of its own for that.
+   */
+  private attempts(
+    trace: RequestTrace[],
+    result: Extract<AttemptResult, 'delivered' | 'retry' | 'dead'>,
+    error: string | null,
+    retryAt: string | null,
+  ): NewAttempt[] {
+    const rows: NewAttempt[] = trace.map((r) => ({
+      operation: r.operation,
+      method: r.method,
+      path: r.path,
+      startedAt: r.startedAt,
+      durationMs: r.durationMs,
+      status: r.status,
+      requestId: r.requestId,
+      result: r.error === null ? 'ok' : 'error',
+      error: r.error === null ? null : this.redact.text(r.error).slice(0, MAX_ERROR),
+      retryAt: null,
+    }));
+    const last = rows.at(-1);
+    if (last && (result === 'delivered' ? last.result === 'ok' : last.result === 'error')) {
+      last.result = result;
+      last.error = error ?? last.error;
+      last.retryAt = retryAt;
+    } else {
+      rows.push({
+        operation: result === 'delivered' ? 'delivered' : 'delivering',
+        method: null,
+        path: null,
+        startedAt: new Date().toISOString(),
+        durationMs: 0,
+        status: null,
+        requestId: null,
+        result,
+        error,
+        retryAt,
+      });
+    }
+    return rows;
+  }
+
+  private observe(
+    target: string,
+    trace: RequestTrace[],
+    outcome: string,
+    status: number | null,
+  ): void {
+    const m = this.metrics;
+    if (!m) return;
+    let waited = 0;
+    for (const r of trace) {
+      m.crmRequests.inc({ target, status_class: statusClass(r.status, true) });
+      m.crmRequestSeconds.observe({ target }, r.durationMs / 1000);
+      waited += r.waitedMs;
+    }
+    if (waited) m.rateLimitWait.inc({ target }, waited / 1000);
+    const decisive = status ?? trace.at(-1)?.status ?? null;
+    m.deliveryAttempts.inc({
+      target,
+      outcome,
+      status_class: statusClass(decisive, trace.length > 0),
+    });
   }
 
   /** Stop claiming, let deliveries under way finish (up to `timeoutMs`), give back the leases. */

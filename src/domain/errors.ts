@@ -12,6 +12,10 @@ export const ERRORS = {
     status: 409,
     message: 'several sources have a call with that id; add ?source=',
   },
+  RELAY_ERR_METRICS_DISABLED: {
+    status: 404,
+    message: 'metrics are off (metrics.enabled: false in relay.yaml)',
+  },
   RELAY_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed here' },
   RELAY_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body over the limit' },
   RELAY_ERR_BAD_REQUEST: { status: 400, message: 'bad request' },

@@ -1,12 +1,22 @@
-// The admin API under /api: read calls, stored requests and deliveries; replay a stored request
-// after an adapter fix; retry dead deliveries. Every route needs the admin token as a Bearer.
+// The admin API under /api: read calls (with their deliveries and every attempt), stored requests
+// and deliveries; replay a stored request after an adapter fix; retry or deliver again. Every route
+// needs the admin token as a Bearer; every answer is scrubbed of configured secrets.
 
 import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
 import type { InboxState } from '../domain/inbox.js';
+import type { Redactor } from '../lib/redact.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import type { CallRow, DeliveryRow, DeliveryState, InboxRow } from '../store/types.js';
+import type {
+  AttemptRow,
+  CallQuery,
+  CallRow,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+} from '../store/types.js';
 import { bearer, tokenMatches } from './auth.js';
+import type { ConsoleTarget } from './console/types.js';
 
 /** A call as the API shows it: the record, and what the store knows about it. */
 const callView = (r: CallRow): Record<string, unknown> => ({
@@ -21,6 +31,8 @@ export interface AdminOptions {
   /** Unset: the admin API answers RELAY_ERR_ADMIN_DISABLED. */
   adminToken: string | undefined;
   onDeliveriesDue?: () => void;
+  redact: Redactor;
+  targets: ConsoleTarget[];
 }
 
 function intParam(c: Context, name: string, dflt: number, min: number, max: number): number {
@@ -68,15 +80,80 @@ function inboxSummary(r: InboxRow): Record<string, unknown> {
 }
 
 const INBOX_STATES: InboxState[] = ['pending', 'applied', 'unmapped', 'ignored'];
-const DELIVERY_STATES: DeliveryState[] = ['due', 'done', 'dead'];
+const DELIVERY_STATES: (DeliveryState | 'retrying')[] = ['due', 'retrying', 'done', 'dead'];
+const DIRECTIONS = ['inbound', 'outbound'] as const;
+const OUTCOMES = ['answered', 'missed', 'busy', 'failed'] as const;
 
-function deliveryView(d: DeliveryRow): Record<string, unknown> {
-  return { ...d, id: `dl-${d.id}` };
+function attemptView(a: AttemptRow): Record<string, unknown> {
+  return { ...a, id: `at-${a.id}`, deliveryId: `dl-${a.deliveryId}` };
+}
+
+/** ?name= as an ISO time, if given. */
+function timeParam(c: Context, name: string): string | undefined {
+  const v = c.req.query(name);
+  if (v === undefined || v === '') return undefined;
+  if (Number.isNaN(Date.parse(v)))
+    throw new RelayError('RELAY_ERR_BAD_REQUEST', `${name} must be an ISO-8601 time`);
+  return new Date(v).toISOString();
+}
+
+function oneOf<T extends string>(c: Context, name: string, values: readonly T[]): T | undefined {
+  const v = c.req.query(name);
+  if (v === undefined || v === '') return undefined;
+  if (!values.includes(v as T))
+    throw new RelayError('RELAY_ERR_BAD_REQUEST', `${name} must be one of ${values.join(', ')}`);
+  return v as T;
+}
+
+/** The call list's filters from the query string (the console's form uses the same names). */
+export function callQuery(c: Context, maxLimit = 500): CallQuery {
+  const before = c.req.query('before');
+  let cursor: CallQuery['before'];
+  if (before) {
+    const [updatedAt, source, callId] = before.split('|');
+    if (!updatedAt || Number.isNaN(Date.parse(updatedAt)) || !source || callId === undefined)
+      throw new RelayError(
+        'RELAY_ERR_BAD_REQUEST',
+        'before must be the `next` cursor of the previous page',
+      );
+    cursor = { updatedAt, source, callId };
+  }
+  const text = (name: string): string | undefined => c.req.query(name)?.trim() || undefined;
+  return {
+    limit: intParam(c, 'limit', 50, 1, maxLimit),
+    since: timeParam(c, 'since'),
+    source: text('source'),
+    direction: oneOf(c, 'direction', DIRECTIONS),
+    outcome: oneOf(c, 'outcome', OUTCOMES),
+    agent: text('agent'),
+    number: text('number')?.replace(/\D/g, '') || undefined,
+    from: timeParam(c, 'from'),
+    to: timeParam(c, 'to'),
+    before: cursor,
+  };
+}
+
+/** The cursor of the page after `rows` (null: this was the last page). */
+export function nextCursor(rows: CallRow[], limit: number): string | null {
+  const last = rows.at(-1);
+  return rows.length === limit && last
+    ? `${last.updatedAt}|${last.record.source}|${last.record.callId}`
+    : null;
 }
 
 export function mountAdmin(app: Hono, opts: AdminOptions): void {
-  const { pipeline, adminToken } = opts;
+  const { pipeline, adminToken, redact } = opts;
   const store = pipeline.store;
+  const targets = new Map(opts.targets.map((t) => [t.name, t]));
+  // Every answer leaves scrubbed: a CRM may echo a token into an error that is stored.
+  const send = (c: Context, body: unknown): Response => c.json(redact.value(body));
+
+  const deliveryView = (d: DeliveryRow): Record<string, unknown> => ({
+    ...d,
+    id: `dl-${d.id}`,
+    retrying: d.state === 'due' && d.attempts > 0,
+    crm: targets.get(d.target)?.link(d.remote) ?? null,
+  });
 
   app.use('/api/*', async (c, next) => {
     if (!adminToken) throw new RelayError('RELAY_ERR_ADMIN_DISABLED');
@@ -89,20 +166,23 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   });
 
   app.get('/api/calls', async (c) => {
-    const limit = intParam(c, 'limit', 50, 1, 500);
-    const since = c.req.query('since');
-    if (since !== undefined && Number.isNaN(Date.parse(since)))
-      throw new RelayError('RELAY_ERR_BAD_REQUEST', 'since must be an ISO-8601 time');
-    const rows = await store.listCalls({
-      limit,
-      since: since && new Date(since).toISOString(),
-      source: c.req.query('source'),
+    const q = callQuery(c);
+    const rows = await store.listCalls(q);
+    const deliveries = await store.deliveriesOf(
+      rows.map((r) => ({ source: r.record.source, callId: r.record.callId })),
+    );
+    const of = (r: CallRow): Record<string, unknown>[] =>
+      deliveries
+        .filter((d) => d.source === r.record.source && d.callId === r.record.callId)
+        .map(deliveryView);
+    return send(c, {
+      calls: rows.map((r) => ({ ...callView(r), deliveries: of(r) })),
+      next: nextCursor(rows, q.limit),
     });
-    return c.json({ calls: rows.map(callView) });
   });
 
-  app.get('/api/calls/:callId', async (c) => {
-    const rows = await store.getCalls(c.req.param('callId'), c.req.query('source'));
+  const oneCall = async (c: Context): Promise<CallRow> => {
+    const rows = await store.getCalls(c.req.param('callId')!, c.req.query('source'));
     if (!rows.length)
       throw new RelayError('RELAY_ERR_CALL_NOT_FOUND', `no call "${c.req.param('callId')}"`);
     if (rows.length > 1) {
@@ -111,12 +191,32 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
         `sources ${rows.map((r) => r.record.source).join(', ')} each have call "${c.req.param('callId')}"; add ?source=`,
       );
     }
-    return c.json(callView(rows[0]!));
+    return rows[0]!;
+  };
+
+  app.get('/api/calls/:callId', async (c) => send(c, callView(await oneCall(c))));
+
+  app.get('/api/calls/:callId/deliveries', async (c) => {
+    const call = await oneCall(c);
+    const rows = await store.deliveriesOf([
+      { source: call.record.source, callId: call.record.callId },
+    ]);
+    const limit = intParam(c, 'attempts', 50, 0, 1000);
+    const out = [];
+    for (const d of rows) {
+      const attempts = limit ? await store.listAttempts({ deliveryId: d.id, limit }) : [];
+      out.push({ ...deliveryView(d), attempts: attempts.map(attemptView) });
+    }
+    return send(c, { deliveries: out });
   });
 
   app.get('/api/inbox', async (c) => {
-    const rows = await store.listInbox({ state: stateParam(c, INBOX_STATES), ...page(c) });
-    return c.json({ requests: rows.map(inboxSummary), counts: await store.countInbox() });
+    const rows = await store.listInbox({
+      state: stateParam(c, INBOX_STATES),
+      source: c.req.query('source') || undefined,
+      ...page(c),
+    });
+    return send(c, { requests: rows.map(inboxSummary), counts: await store.countInbox() });
   });
 
   const inboxRow = async (c: Context): Promise<InboxRow> => {
@@ -131,7 +231,7 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
     const row = await inboxRow(c);
     const text = row.body.toString('utf8');
     const isText = Buffer.from(text, 'utf8').equals(row.body);
-    return c.json({
+    return send(c, {
       ...inboxSummary(row),
       query: row.query,
       headers: row.headers,
@@ -143,7 +243,7 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   app.post('/api/inbox/:id/replay', async (c) => {
     const row = await inboxRow(c);
     const result = await pipeline.replay(row);
-    return c.json({
+    return send(c, {
       id: row.id,
       status: result.status,
       rule: result.rule ?? null,
@@ -152,23 +252,54 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   });
 
   app.get('/api/deliveries', async (c) => {
-    const rows = await store.listDeliveries({ state: stateParam(c, DELIVERY_STATES), ...page(c) });
-    return c.json({ deliveries: rows.map(deliveryView) });
+    const rows = await store.listDeliveries({
+      state: stateParam(c, DELIVERY_STATES),
+      target: c.req.query('target') || undefined,
+      ...page(c),
+    });
+    return send(c, { deliveries: rows.map(deliveryView) });
   });
+
+  app.get('/api/stats', async (c) => send(c, await store.stats()));
 
   app.post('/api/deliveries/retry', async (c) => {
     const retried = await store.retryDeliveries('dead');
     opts.onDeliveriesDue?.();
-    return c.json({ retried });
+    return send(c, { retried });
   });
 
-  app.post('/api/deliveries/:id/retry', async (c) => {
-    const id = Number(c.req.param('id').replace(/^dl-/, ''));
+  const deliveryId = async (c: Context): Promise<number> => {
+    const id = Number(c.req.param('id')!.replace(/^dl-/, ''));
     const row = Number.isInteger(id) ? await store.getDelivery(id) : undefined;
     if (!row)
       throw new RelayError('RELAY_ERR_DELIVERY_NOT_FOUND', `no delivery ${c.req.param('id')}`);
-    const retried = await store.retryDeliveries([id]);
-    opts.onDeliveriesDue?.();
-    return c.json({ retried, delivery: deliveryView((await store.getDelivery(id))!) });
+    return id;
+  };
+
+  app.get('/api/deliveries/:id/attempts', async (c) => {
+    const id = await deliveryId(c);
+    const rows = await store.listAttempts({
+      deliveryId: id,
+      limit: intParam(c, 'limit', 100, 1, 1000),
+      beforeId: intParam(c, 'before', 0, 0, Number.MAX_SAFE_INTEGER) || undefined,
+    });
+    return send(c, { attempts: rows.map(attemptView) });
   });
+
+  // Retry now (a dead delivery, or one waiting for its next try) and deliver again (a delivered
+  // one: the CRM's copy is updated in place).
+  for (const [path, act] of [
+    ['retry', (id: number) => store.retryDeliveries([id])],
+    ['redeliver', (id: number) => store.redeliver([id])],
+  ] as const) {
+    app.post(`/api/deliveries/:id/${path}`, async (c) => {
+      const id = await deliveryId(c);
+      const n = await act(id);
+      opts.onDeliveriesDue?.();
+      return send(c, {
+        [path === 'retry' ? 'retried' : 'redelivered']: n,
+        delivery: deliveryView((await store.getDelivery(id))!),
+      });
+    });
+  }
 }

@@ -1,12 +1,18 @@
 // The HTTP face of the relay, built without listening (tests and `start` both use it): /healthz,
-// /readyz, webhook ingest (hooks.ts) and the admin API (admin.ts). Every error leaves through
-// onError here as `{ error: { code, message } }` from the catalogue.
+// /readyz, /metrics, webhook ingest (hooks.ts), the admin API (admin.ts) and the console
+// (console/). Every error leaves through onError here as `{ error: { code, message } }` from the
+// catalogue.
 
 import { Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
+import { Redactor } from '../lib/redact.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
+import type { RelayMetrics } from '../telemetry/metrics.js';
 import { mountAdmin } from './admin.js';
+import { bearer, tokenMatches } from './auth.js';
+import { mountConsole } from './console/index.js';
+import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
 import { mountHooks } from './hooks.js';
 
 export interface AppOptions {
@@ -18,6 +24,14 @@ export interface AppOptions {
   isDraining?: () => boolean;
   /** Deliveries were made due (a retry): look for work now. */
   onDeliveriesDue?: () => void;
+  /** Scrubs configured secrets from everything the admin API answers. */
+  redact?: Redactor;
+  /** The targets, for CRM links in the admin API. */
+  targets?: ConsoleTarget[];
+  /** Serve /metrics (behind `token` if set). */
+  metrics?: { registry: RelayMetrics; token?: string };
+  /** Serve the operator console. */
+  console?: ConsoleOptions;
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -51,7 +65,35 @@ export function createApp(opts: AppOptions): Hono {
     return c.json({ status: 'ready', store: store.backend });
   });
 
-  mountHooks(app, { ...opts, log });
-  mountAdmin(app, opts);
+  app.get('/metrics', async (c) => {
+    const m = opts.metrics;
+    if (!m) throw new RelayError('RELAY_ERR_METRICS_DISABLED');
+    if (m.token && !tokenMatches(bearer(c), m.token))
+      throw new RelayError(
+        'RELAY_ERR_UNAUTHORIZED',
+        '/metrics needs Authorization: Bearer <metrics.token>',
+      );
+    try {
+      m.registry.observeStore(
+        await store.stats(),
+        opts.targets?.map((t) => t.name),
+      );
+      m.registry.storeUp.set(1);
+    } catch (err) {
+      // The process metrics still tell something; the store's own gauge says it is down.
+      m.registry.storeUp.set(0);
+      log.warn({ err: (err as Error).message }, 'reading store gauges for /metrics failed');
+    }
+    const { body, contentType } = await m.registry.scrape();
+    return c.body(body, 200, { 'content-type': contentType });
+  });
+
+  mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
+  mountAdmin(app, {
+    ...opts,
+    redact: opts.redact ?? new Redactor([]),
+    targets: opts.targets ?? [],
+  });
+  if (opts.console) mountConsole(app, opts.console);
   return app;
 }

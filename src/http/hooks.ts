@@ -6,6 +6,7 @@ import { RelayError } from '../domain/errors.js';
 import type { RawRequest } from '../domain/request.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/log.js';
+import type { RelayMetrics } from '../telemetry/metrics.js';
 import { bearer, tokenMatches } from './auth.js';
 import { readBody } from './body.js';
 
@@ -14,6 +15,15 @@ export interface HookOptions {
   bodyLimit: number;
   log: Logger;
   isDraining?: () => boolean;
+  metrics?: RelayMetrics;
+}
+
+/** The metrics label of a refused webhook, by the error that refused it. */
+function refusal(err: unknown): string {
+  const code = err instanceof RelayError ? err.code : '';
+  if (code === 'RELAY_ERR_UNAUTHORIZED') return 'unauthorized';
+  if (code === 'RELAY_ERR_STORE_UNAVAILABLE') return 'unavailable';
+  return 'rejected';
 }
 
 /** The few request headers worth keeping with a webhook (never Authorization). */
@@ -55,7 +65,27 @@ export function queryWithoutToken(url: string): { query: string; token: string |
 export function mountHooks(app: Hono, opts: HookOptions): void {
   const { pipeline, bodyLimit, log } = opts;
 
-  const hook = async (c: Context): Promise<Response> => {
+  // Counted and timed per known source only: an unknown name in the URL is anybody's to choose,
+  // and must not grow the label set.
+  const measured = async (c: Context): Promise<Response> => {
+    const t0 = performance.now();
+    const name = c.req.param('source')!;
+    const known = pipeline.sources.has(name);
+    let result = 'rejected';
+    try {
+      return await hook(c, (status) => (result = status));
+    } catch (err) {
+      result = refusal(err);
+      throw err;
+    } finally {
+      if (known && opts.metrics) {
+        opts.metrics.ingestRequests.inc({ source: name, result });
+        opts.metrics.ackSeconds.observe({ source: name }, (performance.now() - t0) / 1000);
+      }
+    }
+  };
+
+  const hook = async (c: Context, filed: (status: string) => void): Promise<Response> => {
     const name = c.req.param('source')!;
     const src = pipeline.sources.get(name);
     if (!src) throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${name}" in relay.yaml`);
@@ -90,6 +120,7 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
       body,
     };
     const { id, result } = await pipeline.ingest(req);
+    filed(result.status);
     if (result.status === 'mapped') {
       return c.json({
         ok: true,
@@ -112,7 +143,7 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
       reason: { code: result.code, message: result.message },
     });
   };
-  app.on(['GET', 'POST'], ['/hooks/:source', '/hooks/:source/:token'], hook);
+  app.on(['GET', 'POST'], ['/hooks/:source', '/hooks/:source/:token'], measured);
   app.all('/hooks/*', (c) => {
     c.header('allow', 'GET, POST');
     throw new RelayError(

@@ -8,6 +8,7 @@ import type { ResolvedSource } from '../config/load.js';
 import { GroupCommitter } from '../store/group-commit.js';
 import type { InboxRow, Store } from '../store/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
+import type { RelayMetrics } from '../telemetry/metrics.js';
 
 export interface SourceRuntime {
   name: string;
@@ -26,6 +27,18 @@ const APPLY_BATCH = 64;
 /** Folding waits this long after a commit, so that under load it folds many requests at once. */
 const FOLD_DELAY_MS = 5;
 
+type SourceSettings = Pick<
+  ResolvedSource,
+  'name' | 'token' | 'adapter' | 'timezone' | 'defaultCountry'
+>;
+
+const compileSource = (s: SourceSettings): SourceRuntime => ({
+  name: s.name,
+  token: s.token,
+  provider: s.adapter.name,
+  adapter: compileAdapter(s.adapter, s),
+});
+
 export class Pipeline {
   readonly sources: Map<string, SourceRuntime>;
   private readonly committer: GroupCommitter;
@@ -38,22 +51,13 @@ export class Pipeline {
 
   constructor(
     readonly store: Store,
-    sources: Pick<ResolvedSource, 'name' | 'token' | 'adapter' | 'timezone' | 'defaultCountry'>[],
+    sources: SourceSettings[],
     private readonly log: Logger = silentLogger,
     /** Called after folds committed: calls changed, deliveries may be due. */
     private readonly onFolded: () => void = () => {},
+    private readonly metrics?: RelayMetrics,
   ) {
-    this.sources = new Map(
-      sources.map((s) => [
-        s.name,
-        {
-          name: s.name,
-          token: s.token,
-          provider: s.adapter.name,
-          adapter: compileAdapter(s.adapter, s),
-        },
-      ]),
-    );
+    this.sources = new Map(sources.map((s) => [s.name, compileSource(s)]));
     this.committer = new GroupCommitter(store, () => this.kick());
   }
 
@@ -66,8 +70,10 @@ export class Pipeline {
     if (!src)
       throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${req.source}" in relay.yaml`);
     const result = await this.mapSafely(src, req);
+    const t0 = performance.now();
     try {
       const id = await this.committer.submit({ req, result, provider: src.provider });
+      this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
       return { id, result };
     } catch (err) {
       this.log.error(
@@ -159,6 +165,17 @@ export class Pipeline {
   idle(): Promise<void> {
     if (!this.busy && !this.scheduled) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /**
+   * Use freshly loaded adapters (an admin fixed one) for the sources named; all compile before any
+   * is swapped in, so a broken file changes nothing. Returns the adapter names now in use.
+   */
+  setAdapters(sources: SourceSettings[]): string[] {
+    const next = sources.filter((s) => this.sources.has(s.name)).map(compileSource);
+    for (const s of next)
+      this.sources.set(s.name, { ...s, token: this.sources.get(s.name)!.token });
+    return [...new Set([...this.sources.values()].map((s) => s.provider))];
   }
 
   /** Map a stored request again with the current adapter and refold what it touches. */

@@ -19,6 +19,18 @@ const configSchema = z.strictObject({
     .url()
     .default('https://api.hubapi.com')
     .meta({ description: 'Override for proxies, sandboxes and tests.' }),
+  portalId: z.coerce
+    .string()
+    .regex(/^\d+$/, { message: 'expected the numeric HubSpot account id' })
+    .optional()
+    .meta({
+      description:
+        'Your HubSpot account id (top right of HubSpot): the console then links each call to the ' +
+        'contact whose timeline shows it.',
+    }),
+  appUrl: z.url().default('https://app.hubspot.com').meta({
+    description: 'HubSpot web app (EU data centre: https://app-eu1.hubspot.com), for links.',
+  }),
   agents: z.record(z.string(), z.string()).default({}).meta({
     description:
       "Extension -> HubSpot owner: a user's email (looked up via the owners API) or a numeric owner id.",

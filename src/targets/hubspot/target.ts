@@ -9,6 +9,7 @@
 // (kit/create-once.ts).
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
+import type { RemoteState } from '../../domain/delivery.js';
 import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import type { WindowLimiter } from '../kit/limiter.js';
@@ -262,6 +263,21 @@ class HubspotTarget implements Target {
       what: `looking up the owner ${email}`,
     });
     return (res.body as { results?: { id: string }[] }).results?.[0]?.id;
+  }
+
+  /**
+   * The call engagement by id; the link opens the contact, whose timeline shows the call (a call
+   * has no page of its own in HubSpot's app).
+   */
+  link(remote: RemoteState): { id: string; url: string | null } | undefined {
+    const r = remote as Remote;
+    if (!r.callObjectId) return undefined;
+    const { portalId, appUrl } = this.cfg;
+    const url =
+      portalId && r.contactId
+        ? `${appUrl.replace(/\/+$/, '')}/contacts/${portalId}/record/0-1/${r.contactId}`
+        : null;
+    return { id: `call ${r.callObjectId}`, url };
   }
 
   async check(): Promise<string> {

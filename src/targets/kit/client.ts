@@ -9,6 +9,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { DeliveryError } from './errors.js';
 import type { WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
+import { recordRequest, requestIdOf } from './trace.js';
 
 export interface HttpCall {
   method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -93,10 +94,44 @@ export class CrmClient {
   }
 
   private async once(c: HttpCall): Promise<HttpAnswer> {
+    const queued = performance.now();
     await (c.limiter ?? this.o.limiter).acquire();
     const url = /^https?:\/\//.test(c.path)
       ? c.path
       : `${this.o.baseUrl.replace(/\/+$/, '')}${c.path}`;
+    const sent = performance.now();
+    const trace = {
+      operation: c.what,
+      method: c.method,
+      path: pathOf(url),
+      startedAt: new Date().toISOString(),
+      waitedMs: Math.round(sent - queued),
+    };
+    try {
+      const answer = await this.exchange(c, url);
+      recordRequest({
+        ...trace,
+        durationMs: Math.round(performance.now() - sent),
+        status: answer.status,
+        requestId: requestIdOf(answer.headers),
+        error: null,
+      });
+      return answer;
+    } catch (err) {
+      const e = err instanceof AbortError ? err.originalError : (err as Error);
+      recordRequest({
+        ...trace,
+        durationMs: Math.round(performance.now() - sent),
+        status: e instanceof DeliveryError ? (e.status ?? null) : null,
+        requestId: e instanceof DeliveryError ? e.requestId : null,
+        error: e.message,
+      });
+      throw err;
+    }
+  }
+
+  /** One request and its classified answer. */
+  private async exchange(c: HttpCall, url: string): Promise<HttpAnswer> {
     const headers: Record<string, string> = { ...this.o.headers, ...c.headers };
     let body: string | Buffer | Readable | undefined = c.body;
     if (c.stream) body = Readable.from(await c.stream());
@@ -137,18 +172,30 @@ export class CrmClient {
     if (verdict.kind === 'ok') return answer;
     const said = (this.o.errorText ?? defaultErrorText)(answer.body) ?? '';
     const message = `${c.what}: ${answer.status}${said ? ` ${said}` : ''}`;
+    const requestId = requestIdOf(answer.headers);
     if (verdict.kind === 'dead')
-      throw new AbortError(new DeliveryError(message, { retryable: false, status: answer.status }));
+      throw new AbortError(
+        new DeliveryError(message, { retryable: false, status: answer.status, requestId }),
+      );
     if (verdict.afterMs !== undefined) this.o.limiter.pause(verdict.afterMs);
     throw new DeliveryError(message, {
       retryable: true,
       status: answer.status,
       retryAfterMs: verdict.afterMs,
+      requestId,
     });
   }
 
   async close(): Promise<void> {
     await this.dispatcher.close();
+  }
+}
+
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url.split('?')[0]!;
   }
 }
 

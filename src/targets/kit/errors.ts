@@ -11,6 +11,8 @@ export class DeliveryError extends Error {
    * repeated blindly.
    */
   readonly ambiguous: boolean;
+  /** The CRM's id of the request that failed, when it sent one (for its support). */
+  readonly requestId: string | null;
 
   constructor(
     message: string,
@@ -19,6 +21,7 @@ export class DeliveryError extends Error {
       retryAfterMs?: number;
       status?: number;
       ambiguous?: boolean;
+      requestId?: string | null;
       cause?: unknown;
     },
   ) {
@@ -28,5 +31,6 @@ export class DeliveryError extends Error {
     this.retryAfterMs = opts.retryAfterMs;
     this.status = opts.status;
     this.ambiguous = opts.ambiguous ?? false;
+    this.requestId = opts.requestId ?? null;
   }
 }

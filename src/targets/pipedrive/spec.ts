@@ -16,6 +16,15 @@ export const OUTCOMES = [
 
 const configSchema = z.strictObject({
   type: z.literal('pipedrive'),
+  companyDomain: z
+    .string()
+    .regex(/^[a-z0-9-]+$/i, { message: 'expected the part before .pipedrive.com' })
+    .optional()
+    .meta({
+      description:
+        'Your Pipedrive company domain (<domain>.pipedrive.com; `check --online` prints it): ' +
+        'the console then links each call to the person whose history shows it.',
+    }),
   token: z.string().min(10).meta({
     description: 'Pipedrive API token (Settings > Personal preferences > API). Use ${ENV_VAR}.',
   }),

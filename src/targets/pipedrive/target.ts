@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { CallRecord } from '../../domain/model.js';
 import { DeliveryError } from '../kit/errors.js';
+import type { RemoteState } from '../../domain/delivery.js';
 import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import type { WindowLimiter } from '../kit/limiter.js';
@@ -267,6 +268,16 @@ class PipedriveTarget implements Target {
     )?.id;
   }
 
+  /** The call log by id; the link opens the person, whose history shows the call log. */
+  link(remote: RemoteState): { id: string; url: string | null } | undefined {
+    const r = remote as Remote;
+    if (!r.callLogId) return undefined;
+    const domain = this.cfg.companyDomain;
+    const url =
+      domain && r.personId ? `https://${domain}.pipedrive.com/person/${r.personId}` : null;
+    return { id: `call log ${r.callLogId}`, url };
+  }
+
   async check(): Promise<string> {
     const res = await this.http.call({
       method: 'GET',
@@ -274,8 +285,10 @@ class PipedriveTarget implements Target {
       idempotent: true,
       what: "reading the token's user",
     });
-    const me = (res.body as { data?: { name?: string; company_name?: string } }).data;
-    return `token accepted (user ${me?.name ?? '?'}, company ${me?.company_name ?? '?'})`;
+    const me = (
+      res.body as { data?: { name?: string; company_name?: string; company_domain?: string } }
+    ).data;
+    return `token accepted (user ${me?.name ?? '?'}, company ${me?.company_name ?? '?'}, companyDomain ${me?.company_domain ?? '?'})`;
   }
 
   close(): Promise<void> {

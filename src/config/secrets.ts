@@ -1,0 +1,51 @@
+// Every secret a relay.yaml configures, so that the Redactor can keep them out of whatever the
+// relay shows or stores from elsewhere (CRM error texts, pages, API answers). Found by field name
+// across the whole config, so that a new target's `apiKey` is covered without a list to update.
+
+import type { RelayConfig } from './load.js';
+
+const SECRET_KEY = /token|secret|password|passwd|api[-_]?key|bearer|authorization|credential/i;
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Secret values under `v`: strings of secret-named fields, header values, URL credentials. */
+function collect(v: unknown, key: string, out: Set<string>): void {
+  if (typeof v === 'string') {
+    if (SECRET_KEY.test(key)) out.add(v);
+    // The password of a URL's credentials (the user name is no secret, and often a common word).
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/@:\s]*:([^/@\s]+)@/i.exec(v);
+    if (m) out.add(safeDecode(m[1]!));
+    return;
+  }
+  if (Array.isArray(v)) {
+    for (const x of v) collect(x, key, out);
+    return;
+  }
+  if (v && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) {
+      // Header values are credentials more often than not (X-Api-Key, Authorization).
+      if (/^headers$/i.test(key) && typeof x === 'string') out.add(x);
+      collect(x, SECRET_KEY.test(key) && !/^headers$/i.test(key) ? key : k, out);
+    }
+}
+
+export function secretsOf(
+  cfg: Pick<RelayConfig, 'adminToken' | 'sources' | 'targets' | 'store' | 'metrics'>,
+): string[] {
+  const out = new Set<string>();
+  if (cfg.adminToken) out.add(cfg.adminToken);
+  if (cfg.metrics.token) out.add(cfg.metrics.token);
+  for (const s of cfg.sources) {
+    out.add(s.token);
+    collect(s.recordings, 'recordings', out);
+  }
+  for (const t of cfg.targets) collect(t, 'target', out);
+  collect(cfg.store, 'store', out);
+  return [...out];
+}

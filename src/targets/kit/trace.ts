@@ -1,0 +1,47 @@
+// Every request a target makes while delivering one call, timed, with the CRM's answer, collected
+// without threading a parameter through each target: the engine runs `deliver` inside
+// `traceRequests`, and the shared CrmClient reports each request to whatever trace is current.
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export interface RequestTrace {
+  /** What the request did: "creating the call engagement". */
+  operation: string;
+  method: string;
+  /** Path only: some CRMs take credentials in the query string. */
+  path: string;
+  startedAt: string;
+  durationMs: number;
+  /** Time spent waiting for the rate limiter before the request left. */
+  waitedMs: number;
+  status: number | null;
+  requestId: string | null;
+  /** Why it failed (null: it worked). */
+  error: string | null;
+}
+
+const current = new AsyncLocalStorage<RequestTrace[]>();
+
+/** Runs `fn`, collecting the requests made inside it into `into`. */
+export function traceRequests<T>(into: RequestTrace[], fn: () => Promise<T>): Promise<T> {
+  return current.run(into, fn);
+}
+
+/** Adds a request to the current trace, if there is one (checks and lookups outside a delivery). */
+export function recordRequest(t: RequestTrace): void {
+  current.getStore()?.push(t);
+}
+
+/** Headers CRMs use for their request id (HubSpot, Pipedrive, Cloudflare in front of either). */
+const REQUEST_ID_HEADERS = [
+  'x-request-id',
+  'x-hubspot-correlation-id',
+  'x-correlation-id',
+  'request-id',
+  'cf-ray',
+];
+
+export function requestIdOf(headers: Record<string, string>): string | null {
+  for (const h of REQUEST_ID_HEADERS) if (headers[h]) return headers[h].slice(0, 200);
+  return null;
+}
