@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// The callrelay command: start | check | map | calls | unmapped | dead | replay | schemas, one file
-// each under cli/; this entry point only dispatches and turns errors into messages and exit codes.
+// The callrelay command: start | check | map | calls | deliveries | unmapped | dead | replay |
+// schemas, one file each under cli/; this entry point only dispatches and turns errors into
+// messages and exit codes.
 
 import { cmdCalls } from './cli/calls.js';
 import { cmdCheck } from './cli/check.js';
 import { cmdDead } from './cli/dead.js';
+import { cmdDeliveries } from './cli/deliveries.js';
 import { cmdMap } from './cli/map.js';
 import { cmdReplay } from './cli/replay.js';
 import { cmdSchemas } from './cli/schemas.js';
@@ -20,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
   calls: cmdCalls,
   unmapped: cmdUnmapped,
   dead: cmdDead,
+  deliveries: cmdDeliveries,
   replay: cmdReplay,
   schemas: cmdSchemas,
 };

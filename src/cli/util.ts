@@ -16,7 +16,10 @@ Usage:
   callrelay map     --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC]
                                              print the canonical events and calls a flow produces;
                                              exits 1 when the flow's "expect" does not hold
-  callrelay calls   [--config FILE] [--limit N]       recent calls, newest change first
+  callrelay calls   [--config FILE] [--limit N]       recent calls, newest change first, with
+                                             how each stands with each target
+  callrelay deliveries [--config FILE] [--state due|retrying|dead|done] [--target NAME] [--json]
+                                             what is waiting to reach a CRM, and why
   callrelay unmapped [--config FILE] [--limit N]      stored requests no adapter rule could map
   callrelay dead    [--config FILE] [--limit N]      deliveries that gave up, with the CRM's reason
   callrelay replay  [--config FILE] ID ... | --all-unmapped | dl-ID ... | --all

@@ -22,3 +22,39 @@ export interface DeliveryJob {
 export type DeliveryOutcome =
   | { ok: true; rev: number; remote: RemoteState }
   | { ok: false; dead: boolean; retryAt?: string; error: string; remote?: RemoteState };
+
+/** How a delivery stands, as the console's badges, the API and the CLI say it. */
+export type DeliveryBadge =
+  | { kind: 'delivered' }
+  /** Due, never failed: waiting for its settle window (or a free slot) until `at`. */
+  | { kind: 'waiting'; at: string }
+  /** Failed `attempts` times; next try at `at`. */
+  | { kind: 'retrying'; at: string; attempts: number }
+  | { kind: 'dead'; attempts: number };
+
+export function deliveryBadge(d: {
+  state: 'due' | 'done' | 'dead';
+  attempts: number;
+  dueAt: string;
+}): DeliveryBadge {
+  if (d.state === 'done') return { kind: 'delivered' };
+  if (d.state === 'dead') return { kind: 'dead', attempts: d.attempts };
+  return d.attempts > 0
+    ? { kind: 'retrying', at: d.dueAt, attempts: d.attempts }
+    : { kind: 'waiting', at: d.dueAt };
+}
+
+/** A badge in a few words: "delivered", "retrying (3 failed), next 12:04:05". */
+export function badgeText(b: DeliveryBadge): string {
+  const time = (iso: string): string => iso.replace('T', ' ').slice(0, 19);
+  switch (b.kind) {
+    case 'delivered':
+      return 'delivered';
+    case 'waiting':
+      return `waiting until ${time(b.at)}`;
+    case 'retrying':
+      return `retrying (${b.attempts} failed), next ${time(b.at)}`;
+    case 'dead':
+      return `dead after ${b.attempts} attempts`;
+  }
+}
