@@ -1,0 +1,55 @@
+// secretsOf: every secret a relay.yaml configures is found by field name (tokens, passwords,
+// signing secrets, header values, URL passwords), and nothing that is not a secret.
+
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { secretsOf } from '../../src/config/secrets.js';
+import { sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+
+describe('secretsOf', () => {
+  it('finds the secrets of sources, targets, admin, metrics and the store URL', () => {
+    const file = writeRelayYaml(tempDir(), {
+      store: 'postgres: postgres://relay:pg-pass-word-1@127.0.0.1:5432/relay',
+      threecx:
+        '    recordings:\n      bearer: pbx-bearer-token-1\n      basic: { user: admin, password: pbx-pass-2 }\n',
+      more: `targets:
+  - name: hubspot
+    type: hubspot
+    token: pat-hubspot-token-1
+  - name: pipedrive
+    type: pipedrive
+    token: pipedrive-token-22
+  - name: hook
+    type: http
+    url: https://user:url-password-3@example.com/in
+    secret: whsec_signing-secret-0000000
+    headers: { X-Api-Key: header-key-4, X-Team: sales }
+metrics:
+  token: metrics-token-5
+`,
+    });
+    const got = secretsOf(loadConfig(file, {}));
+    for (const s of [
+      TOKENS.admin,
+      sourceToken('3cx'),
+      'pbx-bearer-token-1',
+      'pbx-pass-2',
+      'pat-hubspot-token-1',
+      'pipedrive-token-22',
+      'url-password-3',
+      'whsec_signing-secret-0000000',
+      'header-key-4',
+      'metrics-token-5',
+      'pg-pass-word-1',
+    ])
+      expect(got, s).toContain(s);
+    for (const notSecret of [
+      'admin',
+      'relay',
+      'user',
+      'hubspot',
+      'https://user:url-password-3@example.com/in',
+    ])
+      expect(got).not.toContain(notSecret);
+  });
+});

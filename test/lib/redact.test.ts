@@ -1,0 +1,37 @@
+// The Redactor: configured secrets never survive into text or values, in any of the forms a CRM or
+// a URL may carry them; short values and ordinary words are left alone.
+
+import { describe, expect, it } from 'vitest';
+import { REDACTED, Redactor } from '../../src/lib/redact.js';
+
+describe('Redactor', () => {
+  const r = new Redactor(['s3cr3t-token/+=', 'pat-eu1-abcdef', 'abc', 'pat-eu1-abcdef-longer']);
+
+  it('replaces a secret raw, URL-encoded and base64-encoded', () => {
+    expect(r.text('Bearer s3cr3t-token/+= was refused')).toBe(`Bearer ${REDACTED} was refused`);
+    expect(r.text(`?api_token=${encodeURIComponent('s3cr3t-token/+=')}&x=1`)).toBe(
+      `?api_token=${REDACTED}&x=1`,
+    );
+    const basic = Buffer.from('s3cr3t-token/+=').toString('base64');
+    expect(r.text(`Authorization: Basic ${basic}`)).not.toContain(basic.slice(0, 12));
+  });
+
+  it('replaces the longest secret whole when one contains another', () => {
+    expect(r.text('pat-eu1-abcdef-longer')).toBe(REDACTED);
+    expect(r.text('pat-eu1-abcdef!')).toBe(`${REDACTED}!`);
+  });
+
+  it('leaves values too short to be secrets, and text without secrets, unchanged', () => {
+    expect(r.text('abc is fine')).toBe('abc is fine');
+    expect(new Redactor([]).text('anything')).toBe('anything');
+  });
+
+  it('scrubs every string of a JSON value, keys included', () => {
+    const v = r.value({
+      a: ['x pat-eu1-abcdef y', 1, null, true],
+      'pat-eu1-abcdef': { deep: 's3cr3t-token/+=' },
+    });
+    expect(JSON.stringify(v)).not.toMatch(/pat-eu1|s3cr3t/);
+    expect(v.a).toEqual([`x ${REDACTED} y`, 1, null, true]);
+  });
+});
