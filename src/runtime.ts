@@ -87,6 +87,11 @@ export interface Relay {
   pipeline: Pipeline;
   delivery: DeliveryEngine;
   metrics: RelayMetrics;
+  /**
+   * Re-read the adapter files (after a fix) for new and replayed requests; throws, changing
+   * nothing, if one is broken. Sources, tokens and targets stay as started.
+   */
+  reloadAdapters(): Promise<{ adapters: string[] }>;
   server: ServerType;
   port: number;
   close(): Promise<void>;
@@ -121,6 +126,11 @@ export async function startRelay(
   };
   const pipeline = new Pipeline(store, cfg.sources, log, folded, metrics);
   let draining = false;
+  const reloadAdapters = async (): Promise<{ adapters: string[] }> => {
+    const adapters = pipeline.setAdapters(loadConfig(cfg.file).sources);
+    log.info({ adapters }, 'adapters reloaded');
+    return { adapters };
+  };
   const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
   const shownTargets = consoleTargets(targets);
   const consoleOpts: ConsoleOptions = {
@@ -134,11 +144,7 @@ export async function startRelay(
       const r = await fetchRecording(url, access);
       return { body: r.body, contentType: r.contentType };
     },
-    reloadAdapters: async () => {
-      // Only the adapters change: sources, tokens and targets stay as started.
-      const fresh = loadConfig(cfg.file);
-      return { adapters: pipeline.setAdapters(fresh.sources) };
-    },
+    reloadAdapters,
     onChange: (listener) => {
       changes.on('change', listener);
       return () => changes.off('change', listener);
@@ -180,6 +186,7 @@ export async function startRelay(
     pipeline,
     delivery,
     metrics,
+    reloadAdapters,
     server,
     port,
     async close() {

@@ -1,4 +1,5 @@
-// `callrelay start`: run the relay until SIGTERM or SIGINT, then drain and exit.
+// `callrelay start`: run the relay until SIGTERM or SIGINT, then drain and exit; SIGHUP re-reads
+// the adapter files (after a fix, before replaying what they could not map).
 
 import { parseArgs } from 'node:util';
 import { displayPath } from '../lib/yaml.js';
@@ -48,4 +49,9 @@ export async function cmdStart(args: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    relay.reloadAdapters().catch((err: Error) => {
+      log.error({ err: err.message }, 'reloading adapters failed; the previous ones stay in use');
+    });
+  });
 }

@@ -3,6 +3,7 @@
 // outcome, and no configured secret survives into a row or an API answer even when the CRM
 // echoes one back. Runs a real relay against the fake HubSpot.
 
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
@@ -11,6 +12,7 @@ import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import {
   ADAPTERS,
+  MAIN,
   sendFlowRequest,
   settleDeliveries,
   tempDir,
@@ -48,7 +50,7 @@ describe('delivery attempts', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function open(): Promise<{ hs: FakeHubspot; relay: Relay }> {
+  async function open(): Promise<{ hs: FakeHubspot; relay: Relay; config: string }> {
     const hs = await new FakeHubspot(HS_TOKEN).start();
     const config = writeRelayYaml(tempDir(), {
       threecx: `    recordings:\n      basic: { user: admin, password: ${PBX_PASSWORD} }\n`,
@@ -61,7 +63,7 @@ describe('delivery attempts', () => {
       () => hs.close(),
       () => relay.close(),
     );
-    return { hs, relay };
+    return { hs, relay, config };
   }
 
   const api = async (relay: Relay, path: string, init: RequestInit = {}): Promise<Response> =>
@@ -113,7 +115,7 @@ describe('delivery attempts', () => {
   });
 
   it('a run that gives up says why, when it retries next, and keeps secrets out', async () => {
-    const { hs, relay } = await open();
+    const { hs, relay, config } = await open();
     // Every create fails until healed: the run ends "retry" with the next try.
     for (let i = 0; i < 200; i++)
       hs.faults.push({
@@ -152,9 +154,24 @@ describe('delivery attempts', () => {
       deliveries: { id: string }[];
     };
     expect(listed.deliveries.map((x) => x.id)).toEqual([d!.id]);
+    // The command line says the same: retrying, the next try, and why.
+    const table = execFileSync(process.execPath, [MAIN, 'deliveries', '--config', config], {
+      encoding: 'utf8',
+    });
+    expect(table).toMatch(
+      new RegExp(
+        `${d!.id}\\s+hubspot\\s+3cx\\s+${CALL}\\s+retrying \\(\\d+ failed\\), next .* 500`,
+      ),
+    );
+    expect(table).not.toContain(HS_TOKEN);
+
     hs.faults.splice(0);
     await settleDeliveries(relay);
     expect(hs.calls.size).toBe(1);
+    const calls = execFileSync(process.execPath, [MAIN, 'calls', '--config', config], {
+      encoding: 'utf8',
+    });
+    expect(calls).toMatch(new RegExp(`${CALL}\\s.*hubspot:delivered`));
   });
 
   it('deliver again updates the same CRM object; retry now brings a waiting try forward', async () => {

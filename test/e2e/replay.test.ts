@@ -90,10 +90,10 @@ describe('replay after an adapter fix', () => {
       encoding: 'utf8',
     });
     expect(table.split('\n')[0]).toMatch(
-      /^started\s+source\s+call\s+dir\s+status\s+outcome\s+number\s+agent\s+secs\s+rec\s+ai\s+updated$/,
+      /^started\s+source\s+call\s+dir\s+status\s+outcome\s+number\s+agent\s+secs\s+rec\s+ai\s+delivery\s+updated$/,
     );
     expect(table).toMatch(
-      /3cx\s+250917195359_47\s+outbound\s+ended\s+answered\s+\+381629759787\s+105\s+5\s+0\s+yes/,
+      /3cx\s+250917195359_47\s+outbound\s+ended\s+answered\s+\+381629759787\s+105\s+5\s+0\s+yes\s+-\s/,
     );
   });
 
@@ -137,4 +137,43 @@ describe('replay after an adapter fix', () => {
     expect(call!.revision).toBe(2);
     await relay.close();
   });
+
+  it('a running relay reloads a fixed adapter (a broken one changes nothing) and replays', async () => {
+    const dir = tempDir();
+    const adapters = join(dir, 'adapters');
+    mkdirSync(adapters);
+    const full = readFileSync(join(ADAPTERS, '3cx.yaml'), 'utf8');
+    const withoutAi = full.replace(/ {2}- name: ai\n[\s\S]*?(?=\n {2}- name:|$)/, '');
+    writeFileSync(join(adapters, '3cx.yaml'), withoutAi);
+    copyFileSync(join(ADAPTERS, 'callerdesk.yaml'), join(adapters, 'callerdesk.yaml'));
+    const relay = await startRelay(loadConfig(config(dir, adapters), {}));
+    try {
+      const post = async (body: string): Promise<{ id: number; status: string }> =>
+        (await (
+          await fetch(`http://127.0.0.1:${relay.port}/hooks/3cx/${TOKENS.threecx}`, {
+            method: 'POST',
+            body,
+          })
+        ).json()) as { id: number; status: string };
+      const ai = await post(AI);
+      expect(ai.status).toBe('unmapped');
+
+      // A broken file: the reload fails naming the place, and the adapter in use stays.
+      writeFileSync(join(adapters, '3cx.yaml'), `${withoutAi}\nevents: [oops\n`);
+      await expect(relay.reloadAdapters()).rejects.toThrow(/3cx\.yaml:\d+:\d+/);
+      expect((await post(END)).status).toBe('mapped');
+
+      writeFileSync(join(adapters, '3cx.yaml'), full);
+      expect((await relay.reloadAdapters()).adapters).toContain('3cx');
+      const replay = await relay.pipeline.replay((await relay.store.getInbox(ai.id))!);
+      expect(replay).toMatchObject({ status: 'mapped', rule: 'ai' });
+      expect((await relay.store.getCalls('250917195359_47'))[0]!.record.ai?.summary).toBe(
+        'Asked for a quote.',
+      );
+    } finally {
+      await relay.close();
+    }
+  });
 });
+
+const config = (dir: string, adapters: string): string => writeRelayYaml(dir, { adapters });
