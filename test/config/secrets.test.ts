@@ -23,7 +23,7 @@ describe('secretsOf', () => {
     type: http
     url: https://user:url-password-3@example.com/in
     secret: whsec_signing-secret-0000000
-    headers: { X-Api-Key: header-key-4, X-Team: sales }
+    headers: { X-Api-Key: header-key-4, X-Acme-Sig: header-value-6 }
 metrics:
   token: metrics-token-5
 `,
@@ -39,6 +39,7 @@ metrics:
       'url-password-3',
       'whsec_signing-secret-0000000',
       'header-key-4',
+      'header-value-6',
       'metrics-token-5',
       'pg-pass-word-1',
     ])
