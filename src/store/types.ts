@@ -49,7 +49,9 @@ export interface DeliveryRow {
  * the run's outcome; texts are already scrubbed of every configured secret.
  */
 export interface NewAttempt {
-  /** What the request did: "creating the call engagement"; "delivering" for a failure outside HTTP. */
+  /**
+   * What the request did: "creating the call engagement"; "delivering" for a failure outside HTTP.
+   */
   operation: string;
   /** HTTP method and path (no query string: some CRMs take credentials there), if a request. */
   method: string | null;
