@@ -12,7 +12,13 @@ import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
-import type { NewInbox, Store } from '../../src/store/types.js';
+import type {
+  AttemptResult,
+  AttemptRow,
+  NewAttempt,
+  NewInbox,
+  Store,
+} from '../../src/store/types.js';
 import type { Routing } from '../../src/domain/routing.js';
 import { freshPostgresDatabase, tempDir } from '../support.js';
 
@@ -561,6 +567,215 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
       ),
     ).toEqual(['crm']);
     expect(await store.releaseDeliveries(null)).toBe(1);
+  });
+
+  // Delivery attempts: written with the outcome, in its transaction, or not at all.
+
+  /** An attempt of a run, at a given minute of 2026-03-01. */
+  const attempt = (minute: number, result: AttemptResult, extra: Partial<NewAttempt> = {}) =>
+    ({
+      operation: 'creating the call engagement',
+      method: 'POST',
+      path: '/crm/v3/objects/calls',
+      startedAt: `2026-03-01T10:${String(minute).padStart(2, '0')}:00.000Z`,
+      durationMs: 120,
+      status: result === 'ok' || result === 'delivered' ? 201 : 503,
+      requestId: `req-${minute}`,
+      result,
+      error: result === 'ok' || result === 'delivered' ? null : '503 unavailable',
+      retryAt: null,
+      ...extra,
+    }) satisfies NewAttempt;
+
+  /** Ended calls, folded, and their crm deliveries claimed by `owner`. */
+  const claimed = async (store: Store, callIds: string[], owner = 'a') => {
+    await store.insertInbox(callIds.map((c) => item(mapped(end(c)))));
+    await store.applyPending(100);
+    const jobs = await store.claimDeliveries({ limit: 100, owner, leaseMs: 60_000 });
+    return (callId: string, source = '3cx') =>
+      jobs.find((j) => j.callId === callId && j.source === source)!;
+  };
+
+  it('writes the attempts of a run with its outcome, naming the delivery, call and revision', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['at1']);
+    const j = job('at1');
+    await store.finishDelivery(j.id, 'a', { ok: true, rev: j.rev, remote: { objectId: '7' } }, [
+      attempt(1, 'ok', { operation: 'finding the contact', method: 'GET', durationMs: 12.6 }),
+      attempt(2, 'delivered', { status: 201 }),
+    ]);
+    const rows = await store.listAttempts({ deliveryId: j.id, limit: 10 });
+    expect(rows).toMatchObject([
+      { result: 'delivered', startedAt: '2026-03-01T10:02:00.000Z', status: 201 },
+      { result: 'ok', operation: 'finding the contact', method: 'GET', durationMs: 13 },
+    ]);
+    expect(rows[0]!.id).toBeGreaterThan(rows[1]!.id);
+    for (const r of rows) {
+      expect(r).toMatchObject({
+        deliveryId: j.id,
+        target: 'crm',
+        source: '3cx',
+        callId: 'at1',
+        rev: j.rev,
+        path: '/crm/v3/objects/calls',
+        retryAt: null,
+      });
+    }
+    expect(rows[1]).toEqual({
+      id: rows[1]!.id,
+      deliveryId: j.id,
+      target: 'crm',
+      source: '3cx',
+      callId: 'at1',
+      rev: j.rev,
+      operation: 'finding the contact',
+      method: 'GET',
+      path: '/crm/v3/objects/calls',
+      startedAt: '2026-03-01T10:01:00.000Z',
+      durationMs: 13,
+      status: 201,
+      requestId: 'req-1',
+      result: 'ok',
+      error: null,
+      retryAt: null,
+    });
+  });
+
+  it('names the wanted revision on the attempts of a failed run', async () => {
+    const { store } = await fresh();
+    const j = (await claimed(store, ['at2']))('at2');
+    // The call changes while the run is under way: the delivery now wants the next revision.
+    await store.insertInbox([
+      item(mapped({ type: 'recording', callId: 'at2', legId: 'at2-1', recordings: ['u'] })),
+    ]);
+    await store.applyPending(100);
+    const wanted = (await store.getDelivery(j.id))!.wantRev;
+    expect(wanted).toBe(j.rev + 1);
+    const retryAt = new Date(Date.now() + 60_000).toISOString();
+    await store.finishDelivery(j.id, 'a', { ok: false, dead: false, retryAt, error: '503' }, [
+      attempt(1, 'error'),
+      attempt(2, 'retry', { retryAt }),
+    ]);
+    expect(await store.listAttempts({ deliveryId: j.id, limit: 10 })).toMatchObject([
+      { result: 'retry', retryAt, rev: wanted, error: '503 unavailable' },
+      { result: 'error', retryAt: null, rev: wanted },
+    ]);
+  });
+
+  it('writes no attempt when the lease is lost, and nothing at all when an attempt fails', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['lost', 'bad']);
+    const lost = job('lost');
+    const bad = job('bad');
+    // Another owner's finish, and the owner's own after its lease was given back.
+    await expect(
+      store.finishDelivery(lost.id, 'b', { ok: true, rev: lost.rev, remote: {} }, [
+        attempt(1, 'delivered'),
+      ]),
+    ).rejects.toThrow(/not leased to b/);
+    expect(await store.releaseDeliveries('a')).toBe(2);
+    await expect(
+      store.finishDelivery(lost.id, 'a', { ok: false, dead: true, error: 'x' }, [
+        attempt(2, 'dead'),
+      ]),
+    ).rejects.toThrow(/not leased to a/);
+    expect(await store.getDelivery(lost.id)).toMatchObject({ state: 'due', attempts: 0 });
+    expect(await store.listAttempts({ limit: 10 })).toEqual([]);
+
+    // An attempt the table refuses takes the outcome down with it: one transaction.
+    await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    const before = await store.getDelivery(bad.id);
+    await expect(
+      store.finishDelivery(bad.id, 'a', { ok: true, rev: bad.rev, remote: { objectId: '1' } }, [
+        attempt(1, 'ok'),
+        attempt(2, 'bogus' as AttemptResult),
+      ]),
+    ).rejects.toThrow();
+    expect(await store.getDelivery(bad.id)).toEqual(before);
+    expect(await store.listAttempts({ limit: 10 })).toEqual([]);
+    // Still leased to a: the retry of the same finish goes through.
+    await store.finishDelivery(bad.id, 'a', { ok: true, rev: bad.rev, remote: {} }, [
+      attempt(3, 'delivered'),
+    ]);
+    expect(await store.getDelivery(bad.id)).toMatchObject({ state: 'done' });
+    expect(await store.listAttempts({ limit: 10 })).toHaveLength(1);
+    // No attempts at all is fine too.
+    await store.finishDelivery(lost.id, 'a', { ok: true, rev: lost.rev, remote: {} });
+    expect(await store.getDelivery(lost.id)).toMatchObject({ state: 'done' });
+  });
+
+  it('lists attempts newest first, of a delivery, of a call, or all, a page at a time', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(end('p1'))), item(mapped(end('p1')), '{}', 'late')]);
+    const job = await claimed(store, ['p2']);
+    const p1 = job('p1');
+    const p2 = job('p2');
+    const retryAt = new Date(Date.now() - 1000).toISOString();
+    // p1: two runs (a failure, then delivered); p2: one run.
+    await store.finishDelivery(p1.id, 'a', { ok: false, dead: false, retryAt, error: 'e' }, [
+      attempt(1, 'error'),
+      attempt(2, 'retry', { retryAt }),
+    ]);
+    await store.finishDelivery(p2.id, 'a', { ok: true, rev: p2.rev, remote: {} }, [
+      attempt(3, 'delivered'),
+    ]);
+    const [again] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    expect(again!.id).toBe(p1.id);
+    await store.finishDelivery(p1.id, 'a', { ok: true, rev: p1.rev, remote: {} }, [
+      attempt(4, 'ok'),
+      attempt(5, 'delivered'),
+    ]);
+
+    const minutes = (rows: AttemptRow[]): number[] =>
+      rows.map((r) => Number(r.startedAt.slice(14, 16)));
+    expect(minutes(await store.listAttempts({ limit: 10 }))).toEqual([5, 4, 3, 2, 1]);
+    expect(minutes(await store.listAttempts({ deliveryId: p1.id, limit: 10 }))).toEqual([
+      5, 4, 2, 1,
+    ]);
+    expect(
+      minutes(await store.listAttempts({ call: { source: '3cx', callId: 'p2' }, limit: 10 })),
+    ).toEqual([3]);
+    // The same call id from another source has no attempts.
+    expect(await store.listAttempts({ call: { source: 'late', callId: 'p1' }, limit: 10 })).toEqual(
+      [],
+    );
+    expect(
+      await store.listAttempts({
+        deliveryId: p2.id,
+        call: { source: '3cx', callId: 'p1' },
+        limit: 9,
+      }),
+    ).toEqual([]);
+
+    // Paging: each page starts below the last id seen, none repeats or skips one.
+    const pages: number[][] = [];
+    let beforeId: number | undefined;
+    for (;;) {
+      const page = await store.listAttempts({ deliveryId: p1.id, limit: 3, beforeId });
+      if (!page.length) break;
+      pages.push(minutes(page));
+      beforeId = page.at(-1)!.id;
+    }
+    expect(pages).toEqual([[5, 4, 2], [1]]);
+    const all = await store.listAttempts({ limit: 10 });
+    expect(minutes(await store.listAttempts({ limit: 2, beforeId: all[1]!.id }))).toEqual([3, 2]);
+  });
+
+  it('prunes attempts that started before a time, and says how many', async () => {
+    const { store } = await fresh();
+    const j = (await claimed(store, ['old']))('old');
+    await store.finishDelivery(j.id, 'a', { ok: true, rev: j.rev, remote: {} }, [
+      attempt(1, 'ok'),
+      attempt(2, 'ok'),
+      attempt(3, 'delivered'),
+    ]);
+    // Strictly before; a bound with an offset is the same instant (10:02 UTC).
+    expect(await store.pruneAttempts('2026-03-01T11:02:00+01:00')).toBe(1);
+    expect(await store.pruneAttempts('2026-03-01T10:02:30.000Z')).toBe(1);
+    expect((await store.listAttempts({ limit: 10 })).map((r) => r.result)).toEqual(['delivered']);
+    expect(await store.pruneAttempts('2026-03-01T10:00:00.000Z')).toBe(0);
+    expect(await store.pruneAttempts('2027-01-01T00:00:00.000Z')).toBe(1);
+    expect(await store.listAttempts({ limit: 10 })).toEqual([]);
   });
 
   it('survives a reopen: migrations run once, data stays', async () => {

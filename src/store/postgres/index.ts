@@ -26,8 +26,29 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { EVENT_COLUMNS, eventValues, nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
-import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
+import { Binder, isoTime, whereOf } from '../queries.js';
+import {
+  ATTEMPT_COLUMNS,
+  attemptValues,
+  EVENT_COLUMNS,
+  eventValues,
+  nativeReaders,
+  toAttemptRow,
+  toDeliveryRow,
+  toInboxRow,
+  type AttemptsOf,
+} from '../rows.js';
+import type {
+  AttemptRow,
+  CallKey,
+  CallRow,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  NewAttempt,
+  NewInbox,
+  Store,
+} from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
 // bigint ids fit in a JS number for the life of any installation (2^53).
@@ -38,7 +59,6 @@ const types = {
 const MIGRATION_LOCK = 0x63616c6c72656c; // "callrel"
 
 type Q = pg.PoolClient;
-type CallKey = { source: string; callId: string };
 const iso = (d: Date | string | null): string | null =>
   d === null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
 
@@ -593,29 +613,79 @@ export class PostgresStore implements Store {
     if (r.rowCount !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
   }
 
-  async finishDelivery(id: number, owner: string, o: DeliveryOutcome): Promise<void> {
-    const r = o.ok
-      ? await this.pool.query(
-          `UPDATE deliveries SET done_rev = $3, remote = $4, attempts = 0, first_failed_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
-             updated_at = now(), state = CASE WHEN want_rev > $3 THEN 'due' ELSE 'done' END
-           WHERE id = $1 AND lease_owner = $2`,
-          [id, owner, o.rev, JSON.stringify(o.remote)],
-        )
-      : await this.pool.query(
-          `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, now()), last_error = $3,
-             remote = coalesce($4::jsonb, remote), lease_owner = NULL, lease_until = NULL, updated_at = now(),
-             state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at)
-           WHERE id = $1 AND lease_owner = $2`,
-          [
-            id,
-            owner,
-            o.error,
-            o.remote ? JSON.stringify(o.remote) : null,
-            o.dead,
-            o.retryAt ?? null,
-          ],
-        );
-    if (r.rowCount !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
+  async finishDelivery(
+    id: number,
+    owner: string,
+    o: DeliveryOutcome,
+    attempts: NewAttempt[] = [],
+  ): Promise<void> {
+    await this.tx(async (c) => {
+      const r = o.ok
+        ? await c.query<AttemptsOf>(
+            `UPDATE deliveries SET done_rev = $3, remote = $4, attempts = 0, first_failed_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
+               updated_at = now(), state = CASE WHEN want_rev > $3 THEN 'due' ELSE 'done' END
+             WHERE id = $1 AND lease_owner = $2
+             RETURNING id, target, source, call_id, want_rev`,
+            [id, owner, o.rev, JSON.stringify(o.remote)],
+          )
+        : await c.query<AttemptsOf>(
+            `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, now()), last_error = $3,
+               remote = coalesce($4::jsonb, remote), lease_owner = NULL, lease_until = NULL, updated_at = now(),
+               state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at)
+             WHERE id = $1 AND lease_owner = $2
+             RETURNING id, target, source, call_id, want_rev`,
+            [
+              id,
+              owner,
+              o.error,
+              o.remote ? JSON.stringify(o.remote) : null,
+              o.dead,
+              o.retryAt ?? null,
+            ],
+          );
+      const d = r.rows[0];
+      // Lost the lease: nothing was updated, and the run's attempts are not written either.
+      if (!d) throw new Error(`delivery ${id} is not leased to ${owner}`);
+      if (!attempts.length) return;
+      const b = new Binder('postgres');
+      const rows = attempts.map(
+        (a) =>
+          `(${attemptValues(d, o, a)
+            .map((v) => b.bind(v))
+            .join(', ')})`,
+      );
+      await c.query(
+        `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS}) VALUES ${rows.join(', ')}`,
+        b.values,
+      );
+    });
+  }
+
+  async listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]> {
+    const b = new Binder('postgres');
+    const where: string[] = [];
+    if (q.deliveryId !== undefined) where.push(`delivery_id = ${b.bind(q.deliveryId)}`);
+    if (q.call) {
+      where.push(`source = ${b.bind(q.call.source)} AND call_id = ${b.bind(q.call.callId)}`);
+    }
+    if (q.beforeId !== undefined) where.push(`id < ${b.bind(q.beforeId)}`);
+    const r = await this.pool.query(
+      `SELECT * FROM delivery_attempts ${whereOf(where)} ORDER BY id DESC LIMIT ${b.bind(q.limit)}`,
+      b.values,
+    );
+    return r.rows.map((x) => toAttemptRow(x, nativeReaders));
+  }
+
+  async pruneAttempts(before: string): Promise<number> {
+    const r = await this.pool.query('DELETE FROM delivery_attempts WHERE started_at < $1', [
+      isoTime(before),
+    ]);
+    return r.rowCount ?? 0;
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {

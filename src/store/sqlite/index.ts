@@ -23,8 +23,29 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { EVENT_COLUMNS, eventValues, textReaders, toDeliveryRow, toInboxRow } from '../rows.js';
-import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
+import { Binder, isoTime, whereOf } from '../queries.js';
+import {
+  ATTEMPT_COLUMNS,
+  attemptValues,
+  EVENT_COLUMNS,
+  eventValues,
+  textReaders,
+  toAttemptRow,
+  toDeliveryRow,
+  toInboxRow,
+  type AttemptsOf,
+} from '../rows.js';
+import type {
+  AttemptRow,
+  CallKey,
+  CallRow,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  NewAttempt,
+  NewInbox,
+  Store,
+} from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
 interface InboxDbRow {
@@ -54,7 +75,6 @@ interface EventDbRow {
   body: string;
 }
 
-type CallKey = { source: string; callId: string };
 const callKey = (k: CallKey): string => `${k.source}\u0000${k.callId}`;
 
 interface DeliveryDbRow {
@@ -231,13 +251,19 @@ export class SqliteStore implements Store {
         `UPDATE deliveries SET done_rev = @rev, remote = @remote, attempts = 0, first_failed_at = NULL, last_error = NULL,
            lease_owner = NULL, lease_until = NULL, updated_at = @now,
            state = CASE WHEN want_rev > @rev THEN 'due' ELSE 'done' END
-         WHERE id = @id AND lease_owner = @owner`,
+         WHERE id = @id AND lease_owner = @owner
+         RETURNING id, target, source, call_id, want_rev`,
       ),
       failed: db.prepare(
         `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, @now), last_error = @error,
            remote = coalesce(@remote, remote), lease_owner = NULL, lease_until = NULL, updated_at = @now,
            state = CASE WHEN @dead THEN 'dead' ELSE 'due' END, due_at = coalesce(@retryAt, due_at)
-         WHERE id = @id AND lease_owner = @owner`,
+         WHERE id = @id AND lease_owner = @owner
+         RETURNING id, target, source, call_id, want_rev`,
+      ),
+      insertAttempt: db.prepare(
+        `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS})
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       goneCall: db.prepare(
         `UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`,
@@ -538,20 +564,66 @@ export class SqliteStore implements Store {
     if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
   }
 
-  async finishDelivery(id: number, owner: string, o: DeliveryOutcome): Promise<void> {
-    const now = new Date().toISOString();
-    const r = o.ok
-      ? this.stmts.delivered.run({ id, owner, rev: o.rev, remote: JSON.stringify(o.remote), now })
-      : this.stmts.failed.run({
-          id,
-          owner,
-          now,
-          error: o.error,
-          dead: o.dead ? 1 : 0,
-          retryAt: o.retryAt ?? null,
-          remote: o.remote ? JSON.stringify(o.remote) : null,
-        });
-    if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
+  async finishDelivery(
+    id: number,
+    owner: string,
+    o: DeliveryOutcome,
+    attempts: NewAttempt[] = [],
+  ): Promise<void> {
+    this.db
+      .transaction(() => {
+        const now = new Date().toISOString();
+        const d = (
+          o.ok
+            ? this.stmts.delivered.get({
+                id,
+                owner,
+                rev: o.rev,
+                remote: JSON.stringify(o.remote),
+                now,
+              })
+            : this.stmts.failed.get({
+                id,
+                owner,
+                now,
+                error: o.error,
+                dead: o.dead ? 1 : 0,
+                retryAt: o.retryAt ?? null,
+                remote: o.remote ? JSON.stringify(o.remote) : null,
+              })
+        ) as AttemptsOf | undefined;
+        // Lost the lease: nothing was updated, and the run's attempts are not written either.
+        if (!d) throw new Error(`delivery ${id} is not leased to ${owner}`);
+        for (const a of attempts) this.stmts.insertAttempt.run(...attemptValues(d, o, a));
+      })
+      .immediate();
+  }
+
+  async listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]> {
+    const b = new Binder('sqlite');
+    const where: string[] = [];
+    if (q.deliveryId !== undefined) where.push(`delivery_id = ${b.bind(q.deliveryId)}`);
+    if (q.call) {
+      where.push(`source = ${b.bind(q.call.source)} AND call_id = ${b.bind(q.call.callId)}`);
+    }
+    if (q.beforeId !== undefined) where.push(`id < ${b.bind(q.beforeId)}`);
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM delivery_attempts ${whereOf(where)} ORDER BY id DESC LIMIT ${b.bind(q.limit)}`,
+      )
+      .all(...b.values) as object[];
+    return rows.map((r) => toAttemptRow(r, textReaders));
+  }
+
+  async pruneAttempts(before: string): Promise<number> {
+    return this.db
+      .prepare(`DELETE FROM delivery_attempts WHERE started_at < ?`)
+      .run(isoTime(before)).changes;
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {

@@ -2,7 +2,17 @@
 // (store/sqlite/worker.ts). Calls are messages; Buffers come back as Uint8Arrays and are rewrapped.
 
 import { Worker } from 'node:worker_threads';
-import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
+import type {
+  AttemptRow,
+  CallKey,
+  CallRow,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  NewAttempt,
+  NewInbox,
+  Store,
+} from '../types.js';
 import type { MapResult } from '../../domain/request.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
@@ -152,8 +162,24 @@ export class ThreadedSqliteStore implements Store {
   saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
     return this.call('saveRemote', id, owner, remote);
   }
-  finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void> {
-    return this.call('finishDelivery', id, owner, outcome);
+  finishDelivery(
+    id: number,
+    owner: string,
+    outcome: DeliveryOutcome,
+    attempts?: NewAttempt[],
+  ): Promise<void> {
+    return this.call('finishDelivery', id, owner, outcome, attempts);
+  }
+  listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]> {
+    return this.call('listAttempts', q);
+  }
+  pruneAttempts(before: string): Promise<number> {
+    return this.call('pruneAttempts', before);
   }
   releaseDeliveries(owner: string | null): Promise<number> {
     return this.call('releaseDeliveries', owner);
