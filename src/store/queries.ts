@@ -2,6 +2,8 @@
 // digits a number search looks for, how a time bound compares) is decided here once; each backend
 // only writes it in its own SQL.
 
+import type { CallQuery } from './types.js';
+
 /**
  * Collects the values of a query built from optional filters and names their placeholders:
  * `?` for SQLite, `$1`, `$2`, ... for PostgreSQL. Each use binds anew (SQLite's `?` is one value
@@ -29,4 +31,38 @@ export function isoTime(v: string): string {
   const ms = Date.parse(v);
   if (Number.isNaN(ms)) throw new RangeError(`not an ISO-8601 time: ${JSON.stringify(v)}`);
   return new Date(ms).toISOString();
+}
+
+/** A call query's filters as the backends bind them (undefined: no such filter). */
+export interface CallFilter {
+  since?: string;
+  source?: string;
+  direction?: string;
+  outcome?: string;
+  agent?: string;
+  /**
+   * LIKE pattern for the number search: `%digits%`, the query's digits only. Matched against
+   * externalE164, externalNumber and did as stored (E.164 is "+" and digits, so its digits are
+   * contiguous; a raw number is matched only if the digits are contiguous in it too).
+   */
+  numberLike?: string;
+  from?: string;
+  to?: string;
+  before?: { updatedAt: string; source: string; callId: string };
+}
+
+export function callFilter(q: CallQuery): CallFilter {
+  // A query without digits ("+", "") narrows nothing: every number contains no digits.
+  const digits = q.number?.replace(/\D/g, '') ?? '';
+  return {
+    since: q.since === undefined ? undefined : isoTime(q.since),
+    source: q.source,
+    direction: q.direction,
+    outcome: q.outcome,
+    agent: q.agent,
+    numberLike: digits ? `%${digits}%` : undefined,
+    from: q.from === undefined ? undefined : isoTime(q.from),
+    to: q.to === undefined ? undefined : isoTime(q.to),
+    before: q.before && { ...q.before, updatedAt: isoTime(q.before.updatedAt) },
+  };
 }

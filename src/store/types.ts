@@ -172,7 +172,7 @@ export interface Store {
   /** Per source, its newest stored request. */
   sourceActivity(): Promise<SourceActivity[]>;
   countInbox(): Promise<Record<InboxState, number>>;
-  /** Newest first (updatedAt, then startedAt). */
+  /** Newest first: updatedAt, then source and call id (the order `before` pages by). */
   listCalls(q: CallQuery): Promise<CallRow[]>;
   getCalls(callId: string, source?: string): Promise<CallRow[]>;
   /** Lease up to `limit` due deliveries (oldest due first) to `owner` for `leaseMs`. */

@@ -15,6 +15,8 @@ import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
 import type {
   AttemptResult,
   AttemptRow,
+  CallQuery,
+  CallRow,
   NewAttempt,
   NewInbox,
   Store,
@@ -776,6 +778,177 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.pruneAttempts('2026-03-01T10:00:00.000Z')).toBe(0);
     expect(await store.pruneAttempts('2027-01-01T00:00:00.000Z')).toBe(1);
     expect(await store.listAttempts({ limit: 10 })).toEqual([]);
+  });
+
+  // The call list: filters in the query, pages by a cursor.
+
+  /** f1, f2 (3cx) and f3 (other), folded together: one updatedAt. */
+  const filterCalls = async (store: Store) => {
+    await store.insertInbox([
+      item(
+        mapped(
+          end('f1', {
+            direction: 'inbound',
+            externalNumber: '601 123 456',
+            externalE164: '+420601123456',
+            did: '+420222000111',
+            startedAt: '2026-03-02T08:00:00.000Z',
+          }),
+        ),
+      ),
+      item(
+        mapped({
+          type: 'ended',
+          callId: 'f2',
+          legId: 'f2-0',
+          agent: '200',
+          outcome: 'missed',
+          direction: 'outbound',
+          externalE164: '+420777888999',
+          did: '+420222000111',
+          startedAt: '2026-03-02T09:00:00.000Z',
+        }),
+      ),
+      // f3: answered by 300, handed over to 117 who ended it (record.agent is 117).
+      item(
+        mapped(
+          { type: 'answered', callId: 'f3', legId: 'f3-0', agent: '300', direction: 'inbound' },
+          end('f3', {
+            externalNumber: '0601999000',
+            startedAt: '2026-03-03T10:00:00.000Z',
+          }),
+        ),
+        '{}',
+        'other',
+      ),
+    ]);
+    await store.applyPending(100);
+  };
+  const ids = (rows: CallRow[]): string[] => rows.map((r) => r.record.callId).sort();
+
+  it('filters calls by direction, outcome, agent (or a leg agent), number and start', async () => {
+    const { store } = await fresh();
+    await filterCalls(store);
+    const list = async (q: Omit<CallQuery, 'limit'>) =>
+      ids(await store.listCalls({ limit: 10, ...q }));
+    expect((await store.getCalls('f3'))[0]!.record).toMatchObject({
+      agent: '117',
+      legs: [{ agent: '300' }, { agent: '117' }],
+    });
+
+    expect(await list({})).toEqual(['f1', 'f2', 'f3']);
+    expect(await list({ direction: 'outbound' })).toEqual(['f2']);
+    expect(await list({ direction: 'inbound' })).toEqual(['f1', 'f3']);
+    expect(await list({ outcome: 'missed' })).toEqual(['f2']);
+    expect(await list({ outcome: 'answered' })).toEqual(['f1', 'f3']);
+    expect(await list({ outcome: 'busy' })).toEqual([]);
+    expect(await list({ agent: '117' })).toEqual(['f1', 'f3']);
+    expect(await list({ agent: '300' })).toEqual(['f3']);
+    expect(await list({ agent: '200' })).toEqual(['f2']);
+    expect(await list({ agent: '11' })).toEqual([]);
+    // Digits only, anywhere in the E.164 form, the number as sent, or the DID.
+    expect(await list({ number: '601 123' })).toEqual(['f1']);
+    expect(await list({ number: '+420 601-123-456' })).toEqual(['f1']);
+    expect(await list({ number: '(601) 999' })).toEqual(['f3']);
+    expect(await list({ number: '222000' })).toEqual(['f1', 'f2']);
+    expect(await list({ number: '601' })).toEqual(['f1', 'f3']);
+    expect(await list({ number: '12345678' })).toEqual([]);
+    expect(await list({ number: '+' })).toEqual(['f1', 'f2', 'f3']);
+    // Started in [from, to); a bound with an offset is the same instant.
+    expect(await list({ from: '2026-03-02T09:00:00.000Z' })).toEqual(['f2', 'f3']);
+    expect(await list({ from: '2026-03-02T09:30:00+01:00' })).toEqual(['f2', 'f3']);
+    expect(await list({ to: '2026-03-02T09:00:00.000Z' })).toEqual(['f1']);
+    expect(
+      await list({ from: '2026-03-02T08:00:00.000Z', to: '2026-03-03T10:00:00.000Z' }),
+    ).toEqual(['f1', 'f2']);
+    expect(await list({ source: 'other' })).toEqual(['f3']);
+    expect(await list({ since: '2999-01-01T00:00:00.000Z' })).toEqual([]);
+
+    // Combined: every filter must hold.
+    expect(await list({ direction: 'inbound', agent: '117', number: '601' })).toEqual(['f1', 'f3']);
+    expect(await list({ direction: 'inbound', agent: '117', number: '601123' })).toEqual(['f1']);
+    expect(await list({ source: 'other', agent: '300', outcome: 'answered' })).toEqual(['f3']);
+    expect(await list({ source: '3cx', agent: '300' })).toEqual([]);
+    expect(await list({ direction: 'outbound', agent: '117' })).toEqual([]);
+    expect(
+      await list({ number: '222', from: '2026-03-02T08:30:00.000Z', outcome: 'missed' }),
+    ).toEqual(['f2']);
+    expect(await list({ number: '222', to: '2026-03-02T08:30:00.000Z', agent: '117' })).toEqual([
+      'f1',
+    ]);
+  });
+
+  it('orders calls by last change, then source and call id, and pages without repeats or gaps', async () => {
+    const { store } = await fresh();
+    // Three folds: many calls share an updatedAt, and later changes move some of the first ones
+    // up.
+    await store.insertInbox(
+      Array.from({ length: 12 }, (_, i) =>
+        item(mapped(ring(`k${String(i).padStart(2, '0')}`, '1')), '{}', i % 3 ? '3cx' : 'other'),
+      ),
+    );
+    await store.applyPending(100);
+    // Folds a few milliseconds apart: their times differ.
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    await tick();
+    await store.insertInbox(
+      Array.from({ length: 9 }, (_, i) => item(mapped(ring(`m${i}`, '1')), '{}', 'other')),
+    );
+    await store.applyPending(100);
+    await tick();
+    await store.insertInbox(['k01', 'k05', 'k07'].map((c) => item(mapped(end(c)), '{}', '3cx')));
+    await store.insertInbox([item(mapped(end('k00')), '{}', 'other')]);
+    await store.applyPending(100);
+
+    const all = await store.listCalls({ limit: 100 });
+    expect(all).toHaveLength(21);
+    const key = (r: CallRow) => [r.updatedAt, r.record.source, r.record.callId].join('|');
+    const sorted = [...all].sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : 0));
+    expect(all.map(key)).toEqual(sorted.map(key));
+    const perTime = new Map<string, number>();
+    for (const r of all) perTime.set(r.updatedAt, (perTime.get(r.updatedAt) ?? 0) + 1);
+    expect(Math.max(...perTime.values())).toBeGreaterThanOrEqual(9);
+    // The latest change first: k00 (other) above k07, k05, k01 (3cx).
+    expect(all.slice(0, 4).map((r) => r.record.callId)).toEqual(['k00', 'k07', 'k05', 'k01']);
+
+    const page = async (q: Omit<CallQuery, 'limit' | 'before'>, limit: number) => {
+      const seen: CallRow[] = [];
+      for (;;) {
+        const last = seen.at(-1);
+        const rows = await store.listCalls({
+          ...q,
+          limit,
+          before: last && {
+            updatedAt: last.updatedAt,
+            source: last.record.source,
+            callId: last.record.callId,
+          },
+        });
+        if (!rows.length) return seen;
+        expect(rows.length).toBeLessThanOrEqual(limit);
+        seen.push(...rows);
+        // A cursor that does not move on would page forever.
+        expect(seen.length).toBeLessThanOrEqual(all.length);
+      }
+    };
+    for (const limit of [1, 2, 4, 5, 20]) {
+      expect((await page({}, limit)).map(key)).toEqual(all.map(key));
+    }
+    // With a filter, the pages are the filtered list's.
+    const other = await store.listCalls({ limit: 100, source: 'other' });
+    expect(other).toHaveLength(13);
+    expect((await page({ source: 'other' }, 3)).map(key)).toEqual(other.map(key));
+    // A cursor need not name a listed call: the list goes on below where it would be.
+    const cut = all[10]!;
+    const before = { updatedAt: cut.updatedAt, source: cut.record.source, callId: 'zzz' };
+    const below = (r: CallRow) =>
+      r.updatedAt < before.updatedAt ||
+      (r.updatedAt === before.updatedAt &&
+        (r.record.source < before.source ||
+          (r.record.source === before.source && r.record.callId < before.callId)));
+    const rest = await store.listCalls({ limit: 100, before });
+    expect(rest.map(key)).toEqual(all.filter(below).map(key));
+    expect(rest.length).toBeGreaterThan(all.length - 11);
   });
 
   it('survives a reopen: migrations run once, data stays', async () => {

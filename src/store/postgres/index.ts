@@ -26,7 +26,7 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { Binder, isoTime, whereOf } from '../queries.js';
+import { Binder, callFilter, isoTime, whereOf } from '../queries.js';
 import {
   ATTEMPT_COLUMNS,
   attemptValues,
@@ -41,6 +41,7 @@ import {
 import type {
   AttemptRow,
   CallKey,
+  CallQuery,
   CallRow,
   DeliveryRow,
   DeliveryState,
@@ -746,13 +747,43 @@ export class PostgresStore implements Store {
     return out;
   }
 
-  async listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
+  async listCalls(q: CallQuery): Promise<CallRow[]> {
+    const f = callFilter(q);
+    const b = new Binder('postgres');
+    const field = (name: string): string => `(c.record->>'${name}')`;
+    const where: string[] = [];
+    if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
+    if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
+    if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
+    if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
+    if (f.agent !== undefined) {
+      const agent = (): string => b.bind(f.agent);
+      where.push(
+        `(${field('agent')} = ${agent()}
+          OR c.record->'legs' @> jsonb_build_array(jsonb_build_object('agent', ${agent()}::text)))`,
+      );
+    }
+    if (f.numberLike !== undefined) {
+      const like = (): string => b.bind(f.numberLike);
+      where.push(
+        `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
+          OR ${field('did')} LIKE ${like()})`,
+      );
+    }
+    if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
+    if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
+    if (f.before) {
+      const { updatedAt, source, callId } = f.before;
+      where.push(
+        `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}::timestamptz, ${b.bind(source)}::text, ${b.bind(callId)}::text)`,
+      );
+    }
     const r = await this.pool.query<CallDbRow>(
       `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
        LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-       WHERE ($1::timestamptz IS NULL OR c.updated_at >= $1) AND ($2::text IS NULL OR c.source = $2)
-       ORDER BY c.updated_at DESC, c.started_at DESC LIMIT $3`,
-      [q.since ?? null, q.source ?? null, q.limit],
+       ${whereOf(where)}
+       ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`,
+      b.values,
     );
     return r.rows.map(toCallRow);
   }

@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type {
   AttemptRow,
   CallKey,
+  CallQuery,
   CallRow,
   DeliveryRow,
   DeliveryState,
@@ -145,7 +146,7 @@ export class ThreadedSqliteStore implements Store {
   countInbox(): Promise<Record<InboxState, number>> {
     return this.call('countInbox');
   }
-  listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
+  listCalls(q: CallQuery): Promise<CallRow[]> {
     return this.call('listCalls', q);
   }
   getCalls(callId: string, source?: string): Promise<CallRow[]> {
