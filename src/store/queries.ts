@@ -66,3 +66,19 @@ export function callFilter(q: CallQuery): CallFilter {
     before: q.before && { ...q.before, updatedAt: isoTime(q.before.updatedAt) },
   };
 }
+
+/**
+ * Per source, its newest request: a loose index scan over inbox (source, id), one seek for each
+ * next source and one for its newest id, however many requests there are. The same SQL in both
+ * backends.
+ */
+export const SOURCE_ACTIVITY_SQL = `
+  WITH RECURSIVE sources (source) AS (
+    SELECT min(source) FROM inbox
+    UNION ALL
+    SELECT (SELECT min(i.source) FROM inbox i WHERE i.source > s.source)
+      FROM sources s WHERE s.source IS NOT NULL
+  )
+  SELECT i.source, i.id, i.received_at, i.state, i.reason_code FROM sources s
+    JOIN inbox i ON i.id = (SELECT max(m.id) FROM inbox m WHERE m.source = s.source)
+  ORDER BY i.source`;

@@ -5,7 +5,7 @@ import type { DeliveryOutcome } from '../domain/delivery.js';
 import { eventKey } from '../domain/fold.js';
 import type { CallEvent } from '../domain/model.js';
 import { isoTime } from './queries.js';
-import type { AttemptRow, DeliveryRow, InboxRow, NewAttempt } from './types.js';
+import type { AttemptRow, DeliveryRow, InboxRow, NewAttempt, SourceActivity } from './types.js';
 
 export interface Readers {
   time: (v: unknown) => string;
@@ -149,4 +149,15 @@ export function attemptValues(d: AttemptsOf, outcome: DeliveryOutcome, a: NewAtt
     a.error,
     a.retryAt === null ? null : isoTime(a.retryAt),
   ];
+}
+
+export function toSourceActivity(row: object, read: Readers): SourceActivity {
+  const r = row as DbRow;
+  return {
+    source: r.source as string,
+    lastId: r.id as number,
+    lastReceivedAt: read.time(r.received_at),
+    lastState: r.state as SourceActivity['lastState'],
+    lastReasonCode: r.reason_code as string | null,
+  };
 }

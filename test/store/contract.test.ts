@@ -951,6 +951,67 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(rest.length).toBeGreaterThan(all.length - 11);
   });
 
+  // Requests, per source.
+
+  it('lists requests by id, of some ids, of a source', async () => {
+    const { store } = await fresh();
+    const got = await store.insertInbox([
+      item(mapped(ring('i1', '1'))),
+      item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'x' }, '{}', 'other'),
+      item(mapped(ring('i2', '1')), '{}', 'other'),
+      item({ status: 'ignored', rule: 'ping', message: 'ping' }),
+    ]);
+    const list = async (q: Parameters<Store['listInbox']>[0]) =>
+      (await store.listInbox(q)).map((r) => r.id);
+    expect(await list({ limit: 10, ids: [got[3]!, got[0]!, 999_999] })).toEqual([got[0], got[3]]);
+    expect(await list({ limit: 10, ids: [] })).toEqual([]);
+    expect(await list({ limit: 10, source: 'other' })).toEqual([got[1], got[2]]);
+    expect(await list({ limit: 10, source: 'other', state: 'unmapped' })).toEqual([got[1]]);
+    expect(await list({ limit: 10, source: 'other', ids: [got[0]!, got[2]!] })).toEqual([got[2]]);
+    expect(await list({ limit: 1, source: 'other', afterId: got[1] })).toEqual([got[2]]);
+    expect(await list({ limit: 10, source: 'nobody' })).toEqual([]);
+    const [row] = await store.listInbox({ limit: 1, ids: [got[1]!] });
+    expect(row!.body.equals(Buffer.from('{}'))).toBe(true);
+  });
+
+  it('tells the newest request of each source', async () => {
+    const { store } = await fresh();
+    expect(await store.sourceActivity()).toEqual([]);
+    await store.insertInbox([
+      item(mapped(ring('s1', '1'))),
+      item(mapped(ring('s2', '1')), '{}', 'other'),
+    ]);
+    const got = await store.insertInbox([
+      item(mapped(ring('s3', '1'))),
+      item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'x' }, '{}', 'other'),
+      item({ status: 'ignored', rule: 'ping', message: 'ping' }, '{}', 'late'),
+    ]);
+    const rows = await Promise.all(got.map((id) => store.getInbox(id)));
+    expect(await store.sourceActivity()).toEqual([
+      {
+        source: '3cx',
+        lastId: got[0],
+        lastReceivedAt: rows[0]!.receivedAt,
+        lastState: 'pending',
+        lastReasonCode: null,
+      },
+      {
+        source: 'late',
+        lastId: got[2],
+        lastReceivedAt: rows[2]!.receivedAt,
+        lastState: 'ignored',
+        lastReasonCode: null,
+      },
+      {
+        source: 'other',
+        lastId: got[1],
+        lastReceivedAt: rows[1]!.receivedAt,
+        lastState: 'unmapped',
+        lastReasonCode: 'RELAY_ERR_UNKNOWN_EVENT',
+      },
+    ]);
+  });
+
   it('survives a reopen: migrations run once, data stays', async () => {
     const { store, path } = await fresh();
     await store.insertInbox([item(mapped(ring('z', '1')))]);

@@ -26,7 +26,7 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { Binder, callFilter, isoTime, whereOf } from '../queries.js';
+import { Binder, callFilter, isoTime, SOURCE_ACTIVITY_SQL, whereOf } from '../queries.js';
 import {
   ATTEMPT_COLUMNS,
   attemptValues,
@@ -36,6 +36,7 @@ import {
   toAttemptRow,
   toDeliveryRow,
   toInboxRow,
+  toSourceActivity,
   type AttemptsOf,
 } from '../rows.js';
 import type {
@@ -48,6 +49,7 @@ import type {
   InboxRow,
   NewAttempt,
   NewInbox,
+  SourceActivity,
   Store,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
@@ -728,12 +730,28 @@ export class PostgresStore implements Store {
     return r.rows[0] && toInboxRow(r.rows[0], nativeReaders);
   }
 
-  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+  async listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]> {
+    const b = new Binder('postgres');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.ids) where.push(`id = ANY(${b.bind(q.ids)}::bigint[])`);
+    if (q.source !== undefined) where.push(`source = ${b.bind(q.source)}`);
     const r = await this.pool.query(
-      `SELECT * FROM inbox WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`,
-      [q.state ?? null, q.afterId ?? 0, q.limit],
+      `SELECT * FROM inbox ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`,
+      b.values,
     );
     return r.rows.map((x) => toInboxRow(x, nativeReaders));
+  }
+
+  async sourceActivity(): Promise<SourceActivity[]> {
+    const r = await this.pool.query(SOURCE_ACTIVITY_SQL);
+    return r.rows.map((x) => toSourceActivity(x, nativeReaders));
   }
 
   async countInbox(): Promise<Record<InboxState, number>> {

@@ -23,7 +23,7 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { Binder, callFilter, isoTime, whereOf } from '../queries.js';
+import { Binder, callFilter, isoTime, SOURCE_ACTIVITY_SQL, whereOf } from '../queries.js';
 import {
   ATTEMPT_COLUMNS,
   attemptValues,
@@ -33,6 +33,7 @@ import {
   toAttemptRow,
   toDeliveryRow,
   toInboxRow,
+  toSourceActivity,
   type AttemptsOf,
 } from '../rows.js';
 import type {
@@ -45,6 +46,7 @@ import type {
   InboxRow,
   NewAttempt,
   NewInbox,
+  SourceActivity,
   Store,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
@@ -662,13 +664,28 @@ export class SqliteStore implements Store {
     return r && toInboxRow(r, textReaders);
   }
 
-  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+  async listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]> {
+    const b = new Binder('sqlite');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.ids) where.push(`id IN (SELECT value FROM json_each(${b.bind(JSON.stringify(q.ids))}))`);
+    if (q.source !== undefined) where.push(`source = ${b.bind(q.source)}`);
     const rows = this.db
-      .prepare(
-        `SELECT * FROM inbox WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`,
-      )
-      .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as InboxDbRow[];
+      .prepare(`SELECT * FROM inbox ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
+      .all(...b.values) as InboxDbRow[];
     return rows.map((x) => toInboxRow(x, textReaders));
+  }
+
+  async sourceActivity(): Promise<SourceActivity[]> {
+    return (this.db.prepare(SOURCE_ACTIVITY_SQL).all() as object[]).map((r) =>
+      toSourceActivity(r, textReaders),
+    );
   }
 
   async countInbox(): Promise<Record<InboxState, number>> {

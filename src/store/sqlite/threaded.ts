@@ -12,6 +12,7 @@ import type {
   InboxRow,
   NewAttempt,
   NewInbox,
+  SourceActivity,
   Store,
 } from '../types.js';
 import type { MapResult } from '../../domain/request.js';
@@ -140,8 +141,17 @@ export class ThreadedSqliteStore implements Store {
     const r = await this.call<InboxRow | undefined>('getInbox', id);
     return r && fixRow(r);
   }
-  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+  async listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]> {
     return (await this.call<InboxRow[]>('listInbox', q)).map(fixRow);
+  }
+  sourceActivity(): Promise<SourceActivity[]> {
+    return this.call('sourceActivity');
   }
   countInbox(): Promise<Record<InboxState, number>> {
     return this.call('countInbox');
