@@ -82,3 +82,10 @@ export const SOURCE_ACTIVITY_SQL = `
   SELECT i.source, i.id, i.received_at, i.state, i.reason_code FROM sources s
     JOIN inbox i ON i.id = (SELECT max(m.id) FROM inbox m WHERE m.source = s.source)
   ORDER BY i.source`;
+
+/**
+ * Due deliveries split in two: retrying ones failed since they became due (attempts counts the
+ * failures and starts over when a change re-arms finished work); the others wait for a first try.
+ */
+export const RETRYING_SQL = `state = 'due' AND attempts > 0`;
+export const FIRST_TRY_SQL = `state = 'due' AND attempts = 0`;

@@ -15,6 +15,7 @@ import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
 import type {
   AttemptResult,
   AttemptRow,
+  CallKey,
   CallQuery,
   CallRow,
   NewAttempt,
@@ -1010,6 +1011,154 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
         lastReasonCode: 'RELAY_ERR_UNKNOWN_EVENT',
       },
     ]);
+  });
+
+  // Deliveries: by target and state, of calls, retried and redelivered.
+
+  it('lists deliveries by target and state, retrying ones apart, and those of some calls', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([
+      item(mapped(end('t1'))),
+      item(mapped(end('t2', { endedAt: new Date().toISOString() })), '{}', 'late'),
+      item(mapped(end('t3'))),
+    ]);
+    const job = await claimed(store, []);
+    const t1 = job('t1');
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    await store.finishDelivery(t1.id, 'a', { ok: false, dead: false, retryAt: later, error: 'e' });
+    await store.finishDelivery(job('t3').id, 'a', { ok: false, dead: true, error: 'gone' });
+    const ofState = async (q: Parameters<Store['listDeliveries']>[0]) =>
+      (await store.listDeliveries(q)).map((d) => `${d.target}:${d.callId}`);
+    expect(await ofState({ limit: 10, state: 'retrying' })).toEqual(['crm:t1']);
+    expect((await ofState({ limit: 10, state: 'due' })).sort()).toEqual([
+      'crm:t1',
+      'crm:t2',
+      'slow:t2',
+    ]);
+    expect(await ofState({ limit: 10, state: 'dead' })).toEqual(['crm:t3']);
+    expect(await ofState({ limit: 10, target: 'slow' })).toEqual(['slow:t2']);
+    expect(await ofState({ limit: 10, target: 'crm', state: 'due' })).toEqual(['crm:t1', 'crm:t2']);
+    expect(await ofState({ limit: 10, target: 'slow', state: 'retrying' })).toEqual([]);
+    expect(await ofState({ limit: 10, target: 'nowhere' })).toEqual([]);
+
+    const of = async (calls: CallKey[]) =>
+      (await store.deliveriesOf(calls)).map((d) => `${d.target}:${d.source}:${d.callId}`);
+    expect(
+      await of([
+        { source: 'late', callId: 't2' },
+        { source: '3cx', callId: 't1' },
+        { source: '3cx', callId: 't2' },
+        { source: '3cx', callId: 't1' },
+        { source: '3cx', callId: 'nothing' },
+      ]),
+    ).toEqual(['crm:3cx:t1', 'crm:late:t2', 'slow:late:t2']);
+    expect(await of([])).toEqual([]);
+    const [d] = await store.deliveriesOf([{ source: '3cx', callId: 't3' }]);
+    expect(d).toEqual(await store.getDelivery(d!.id));
+  });
+
+  it('retries now: dead ones start over, waiting ones keep their count, leased ones wait', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([
+      item(mapped(end('w4', { endedAt: new Date().toISOString() })), '{}', 'late'),
+    ]);
+    const job = await claimed(store, ['w1', 'w2', 'w3']);
+    const [w1, w2, w3] = [job('w1'), job('w2'), job('w3')];
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    await store.finishDelivery(w1.id, 'a', {
+      ok: false,
+      dead: false,
+      retryAt: later,
+      error: '429',
+    });
+    await store.finishDelivery(w3.id, 'a', { ok: false, dead: true, error: '400' });
+    const leased = await store.getDelivery(w2.id);
+    const waiting = (await store.getDelivery(w1.id))!;
+    const slow = (await store.listDeliveries({ limit: 10, target: 'slow' }))[0]!;
+    expect(Date.parse(slow.dueAt)).toBeGreaterThan(Date.now() + 3_000_000);
+
+    // All dead ones: the waiting one is left alone.
+    expect(await store.retryDeliveries('dead')).toBe(1);
+    expect(await store.getDelivery(w1.id)).toEqual(waiting);
+    expect(await store.getDelivery(w3.id)).toMatchObject({
+      state: 'due',
+      attempts: 0,
+      firstFailedAt: null,
+    });
+    await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    await store.finishDelivery(w3.id, 'a', { ok: false, dead: true, error: '400' });
+
+    // These ids: dead and waiting ones are due now; the leased one is not touched.
+    const start = Date.now();
+    expect(await store.retryDeliveries([w1.id, w2.id, w3.id, slow.id, 999_999])).toBe(3);
+    expect(await store.getDelivery(w2.id)).toEqual(leased);
+    const w1now = (await store.getDelivery(w1.id))!;
+    expect(w1now).toMatchObject({
+      state: 'due',
+      attempts: 1,
+      firstFailedAt: waiting.firstFailedAt,
+      lastError: '429',
+    });
+    expect(Date.parse(w1now.dueAt)).toBeGreaterThanOrEqual(start - 5);
+    expect(Date.parse(w1now.dueAt)).toBeLessThanOrEqual(Date.now());
+    expect(await store.getDelivery(w3.id)).toMatchObject({ state: 'due', attempts: 0 });
+    expect(Date.parse((await store.getDelivery(slow.id))!.dueAt)).toBeLessThanOrEqual(Date.now());
+    const next = await store.claimDeliveries({ limit: 10, owner: 'b', leaseMs: 60_000 });
+    expect(next.map((j) => j.id).sort((x, y) => x - y)).toEqual(
+      [w1.id, w3.id, slow.id].sort((x, y) => x - y),
+    );
+    // Leased now, they are left alone; done ones are not retried (that is redeliver).
+    expect(await store.retryDeliveries([w1.id, w3.id])).toBe(0);
+    await store.finishDelivery(w2.id, 'a', { ok: true, rev: w2.rev, remote: {} });
+    expect(await store.retryDeliveries([w2.id])).toBe(0);
+  });
+
+  it('redelivers done work: the remote ids stay, the next claim delivers the current revision', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['rd1', 'rd2']);
+    const [rd1, rd2] = [job('rd1'), job('rd2')];
+    await store.finishDelivery(rd1.id, 'a', { ok: true, rev: rd1.rev, remote: { objectId: '42' } });
+    await store.finishDelivery(rd2.id, 'a', { ok: false, dead: true, error: '400 bad' });
+    // Later changes were delivered too: the done revision is the call's latest.
+    await store.insertInbox([
+      item(mapped({ type: 'recording', callId: 'rd1', legId: 'rd1-1', recordings: ['u'] })),
+    ]);
+    await store.applyPending(100);
+    const [again] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    expect(again).toMatchObject({ id: rd1.id, rev: rd1.rev + 1 });
+    await store.finishDelivery(rd1.id, 'a', {
+      ok: true,
+      rev: again!.rev,
+      remote: { objectId: '42', noteId: '9' },
+    });
+    const done = (await store.getDelivery(rd1.id))!;
+    expect(done).toMatchObject({ state: 'done', doneRev: rd1.rev + 1, attempts: 0 });
+
+    const start = Date.now();
+    expect(await store.redeliver([rd1.id, rd2.id, 999_999])).toBe(1);
+    const due = (await store.getDelivery(rd1.id))!;
+    expect(due).toMatchObject({
+      state: 'due',
+      attempts: 0,
+      firstFailedAt: null,
+      lastError: null,
+      remote: { objectId: '42', noteId: '9' },
+      doneRev: rd1.rev + 1,
+    });
+    expect(Date.parse(due.dueAt)).toBeGreaterThanOrEqual(start - 5);
+    expect(await store.getDelivery(rd2.id)).toMatchObject({ state: 'dead', lastError: '400 bad' });
+    // Already due: nothing to redeliver.
+    expect(await store.redeliver([rd1.id])).toBe(0);
+
+    const [redo] = await store.claimDeliveries({ limit: 10, owner: 'b', leaseMs: 60_000 });
+    const [call] = await store.getCalls('rd1');
+    expect(redo).toMatchObject({
+      id: rd1.id,
+      rev: call!.revision,
+      attempts: 0,
+      remote: { objectId: '42', noteId: '9' },
+    });
+    expect(redo!.record).toEqual(call!.record);
   });
 
   it('survives a reopen: migrations run once, data stays', async () => {

@@ -26,7 +26,14 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { Binder, callFilter, isoTime, SOURCE_ACTIVITY_SQL, whereOf } from '../queries.js';
+import {
+  Binder,
+  callFilter,
+  isoTime,
+  RETRYING_SQL,
+  SOURCE_ACTIVITY_SQL,
+  whereOf,
+} from '../queries.js';
 import {
   ATTEMPT_COLUMNS,
   attemptValues,
@@ -700,13 +707,30 @@ export class PostgresStore implements Store {
   }
 
   async listDeliveries(q: {
-    state?: DeliveryState;
+    state?: DeliveryState | 'retrying';
+    target?: string;
     limit: number;
     afterId?: number;
   }): Promise<DeliveryRow[]> {
+    const b = new Binder('postgres');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state === 'retrying') where.push(RETRYING_SQL);
+    else if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.target !== undefined) where.push(`target = ${b.bind(q.target)}`);
     const r = await this.pool.query(
-      `SELECT * FROM deliveries WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`,
-      [q.state ?? null, q.afterId ?? 0, q.limit],
+      `SELECT * FROM deliveries ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`,
+      b.values,
+    );
+    return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
+  }
+
+  async deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
+    if (!calls.length) return [];
+    const r = await this.pool.query(
+      `SELECT * FROM deliveries WHERE (source, call_id) IN
+         (SELECT * FROM unnest($1::text[], $2::text[]))
+       ORDER BY target, source, call_id`,
+      [calls.map((k) => k.source), calls.map((k) => k.callId)],
     );
     return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
   }
@@ -717,10 +741,30 @@ export class PostgresStore implements Store {
   }
 
   async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
+    // is never pushed back behind where it was.
+    const set = `SET due_at = CASE WHEN state = 'due' THEN least(due_at, now()) ELSE now() END,
+                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
+                   first_failed_at = CASE WHEN state = 'dead' THEN NULL ELSE first_failed_at END,
+                   state = 'due', updated_at = now()`;
+    const r =
+      ids === 'dead'
+        ? await this.pool.query(`UPDATE deliveries ${set} WHERE state = 'dead'`)
+        : await this.pool.query(
+            `UPDATE deliveries ${set}
+             WHERE id = ANY($1::bigint[])
+               AND (state = 'dead' OR (state = 'due' AND (lease_until IS NULL OR lease_until < now())))`,
+            [ids],
+          );
+    return r.rowCount ?? 0;
+  }
+
+  async redeliver(ids: number[]): Promise<number> {
     const r = await this.pool.query(
-      `UPDATE deliveries SET state = 'due', due_at = now(), attempts = 0, first_failed_at = NULL, updated_at = now()
-       WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1))`,
-      [ids === 'dead' ? null : ids],
+      `UPDATE deliveries SET state = 'due', due_at = now(), attempts = 0, first_failed_at = NULL,
+         last_error = NULL, updated_at = now()
+       WHERE state = 'done' AND id = ANY($1::bigint[])`,
+      [ids],
     );
     return r.rowCount ?? 0;
   }

@@ -23,7 +23,14 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { Binder, callFilter, isoTime, SOURCE_ACTIVITY_SQL, whereOf } from '../queries.js';
+import {
+  Binder,
+  callFilter,
+  isoTime,
+  RETRYING_SQL,
+  SOURCE_ACTIVITY_SQL,
+  whereOf,
+} from '../queries.js';
 import {
   ATTEMPT_COLUMNS,
   attemptValues,
@@ -634,15 +641,31 @@ export class SqliteStore implements Store {
   }
 
   async listDeliveries(q: {
-    state?: DeliveryState;
+    state?: DeliveryState | 'retrying';
+    target?: string;
     limit: number;
     afterId?: number;
   }): Promise<DeliveryRow[]> {
+    const b = new Binder('sqlite');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state === 'retrying') where.push(RETRYING_SQL);
+    else if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.target !== undefined) where.push(`target = ${b.bind(q.target)}`);
+    const rows = this.db
+      .prepare(`SELECT * FROM deliveries ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
+      .all(...b.values) as DeliveryDbRow[];
+    return rows.map((x) => toDeliveryRow(x, textReaders));
+  }
+
+  async deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
+    if (!calls.length) return [];
     const rows = this.db
       .prepare(
-        `SELECT * FROM deliveries WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`,
+        `SELECT * FROM deliveries WHERE (source, call_id) IN
+           (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
+         ORDER BY target, source, call_id`,
       )
-      .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as DeliveryDbRow[];
+      .all(JSON.stringify(calls.map((k) => [k.source, k.callId]))) as DeliveryDbRow[];
     return rows.map((x) => toDeliveryRow(x, textReaders));
   }
 
@@ -652,11 +675,33 @@ export class SqliteStore implements Store {
   }
 
   async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
+    // is never pushed back behind where it was.
+    const set = `SET due_at = CASE WHEN state = 'due' AND due_at < @now THEN due_at ELSE @now END,
+                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
+                   first_failed_at = CASE WHEN state = 'dead' THEN NULL ELSE first_failed_at END,
+                   state = 'due', updated_at = @now`;
     const now = new Date().toISOString();
-    const sql = `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL, updated_at = @now
-                 WHERE state = 'dead' AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))`;
-    return this.db.prepare(sql).run({ now, ids: ids === 'dead' ? null : JSON.stringify(ids) })
-      .changes;
+    if (ids === 'dead') {
+      return this.db.prepare(`UPDATE deliveries ${set} WHERE state = 'dead'`).run({ now }).changes;
+    }
+    return this.db
+      .prepare(
+        `UPDATE deliveries ${set}
+         WHERE id IN (SELECT value FROM json_each(@ids))
+           AND (state = 'dead' OR (state = 'due' AND (lease_until IS NULL OR lease_until < @now)))`,
+      )
+      .run({ now, ids: JSON.stringify(ids) }).changes;
+  }
+
+  async redeliver(ids: number[]): Promise<number> {
+    return this.db
+      .prepare(
+        `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL,
+           last_error = NULL, updated_at = @now
+         WHERE state = 'done' AND id IN (SELECT value FROM json_each(@ids))`,
+      )
+      .run({ now: new Date().toISOString(), ids: JSON.stringify(ids) }).changes;
   }
 
   async getInbox(id: number): Promise<InboxRow | undefined> {

@@ -196,17 +196,24 @@ export class ThreadedSqliteStore implements Store {
     return this.call('releaseDeliveries', owner);
   }
   listDeliveries(q: {
-    state?: DeliveryState;
+    state?: DeliveryState | 'retrying';
+    target?: string;
     limit: number;
     afterId?: number;
   }): Promise<DeliveryRow[]> {
     return this.call('listDeliveries', q);
+  }
+  deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
+    return this.call('deliveriesOf', calls);
   }
   getDelivery(id: number): Promise<DeliveryRow | undefined> {
     return this.call('getDelivery', id);
   }
   retryDeliveries(ids: number[] | 'dead'): Promise<number> {
     return this.call('retryDeliveries', ids);
+  }
+  redeliver(ids: number[]): Promise<number> {
+    return this.call('redeliver', ids);
   }
   checkWritable(): Promise<void> {
     return this.call('checkWritable');
