@@ -89,3 +89,15 @@ export const SOURCE_ACTIVITY_SQL = `
  */
 export const RETRYING_SQL = `state = 'due' AND attempts > 0`;
 export const FIRST_TRY_SQL = `state = 'due' AND attempts = 0`;
+
+/**
+ * Per target, its deliveries by state, due ones split as above. Read from the index deliveries
+ * (target, state, attempts) alone. The same SQL in both backends.
+ */
+export const TARGET_COUNTS_SQL = `
+  SELECT target,
+    count(*) FILTER (WHERE ${FIRST_TRY_SQL}) AS due,
+    count(*) FILTER (WHERE ${RETRYING_SQL}) AS retrying,
+    count(*) FILTER (WHERE state = 'dead') AS dead,
+    count(*) FILTER (WHERE state = 'done') AS done
+  FROM deliveries GROUP BY target ORDER BY target`;

@@ -5,7 +5,14 @@ import type { DeliveryOutcome } from '../domain/delivery.js';
 import { eventKey } from '../domain/fold.js';
 import type { CallEvent } from '../domain/model.js';
 import { isoTime } from './queries.js';
-import type { AttemptRow, DeliveryRow, InboxRow, NewAttempt, SourceActivity } from './types.js';
+import type {
+  AttemptRow,
+  DeliveryRow,
+  InboxRow,
+  NewAttempt,
+  SourceActivity,
+  TargetStats,
+} from './types.js';
 
 export interface Readers {
   time: (v: unknown) => string;
@@ -160,4 +167,20 @@ export function toSourceActivity(row: object, read: Readers): SourceActivity {
     lastState: r.state as SourceActivity['lastState'],
     lastReasonCode: r.reason_code as string | null,
   };
+}
+
+/**
+ * Per-target stats from the counts (store/queries.ts TARGET_COUNTS_SQL) and the oldest due_at of
+ * each target with work due now (rows of target, oldest_due_at).
+ */
+export function toTargetStats(counts: object[], oldest: object[], read: Readers): TargetStats[] {
+  const due = new Map((oldest as DbRow[]).map((r) => [r.target as string, r.oldest_due_at]));
+  return (counts as DbRow[]).map((r) => ({
+    target: r.target as string,
+    due: Number(r.due),
+    retrying: Number(r.retrying),
+    dead: Number(r.dead),
+    done: Number(r.done),
+    oldestDueAt: maybe(read, due.get(r.target as string)),
+  }));
 }

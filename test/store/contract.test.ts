@@ -1161,6 +1161,52 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(redo!.record).toEqual(call!.record);
   });
 
+  it('counts for metrics: the oldest pending request, requests by state, work per target', async () => {
+    const { store } = await fresh();
+    expect(await store.stats()).toEqual({
+      oldestPendingAt: null,
+      inbox: { pending: 0, applied: 0, unmapped: 0, ignored: 0 },
+      targets: [],
+    });
+    await store.insertInbox([
+      item(mapped(end('e4', { endedAt: new Date().toISOString() })), '{}', 'late'),
+    ]);
+    const job = await claimed(store, ['e1', 'e2', 'e3']);
+    const [e1, e2, e3, e4] = [job('e1'), job('e2'), job('e3'), job('e4', 'late')];
+    await store.finishDelivery(e1!.id, 'a', { ok: true, rev: e1!.rev, remote: {} });
+    await store.finishDelivery(e2!.id, 'a', { ok: false, dead: true, error: 'x' });
+    await store.finishDelivery(e3!.id, 'a', {
+      ok: false,
+      dead: false,
+      retryAt: new Date(Date.now() + 3_600_000).toISOString(),
+      error: 'x',
+    });
+    expect(await store.releaseDeliveries('a')).toBe(1); // e4's crm delivery: due now again
+    const [pending] = await store.insertInbox([
+      item(mapped(ring('e5', '1'))),
+      item(mapped(ring('e6', '1'))),
+      item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'x' }),
+    ]);
+
+    expect(await store.stats()).toEqual({
+      oldestPendingAt: (await store.getInbox(pending!))!.receivedAt,
+      inbox: { pending: 2, applied: 4, unmapped: 1, ignored: 0 },
+      targets: [
+        {
+          target: 'crm',
+          due: 1,
+          retrying: 1,
+          dead: 1,
+          done: 1,
+          // The retrying one is due later: the oldest due now is e4's.
+          oldestDueAt: (await store.getDelivery(e4!.id))!.dueAt,
+        },
+        { target: 'slow', due: 1, retrying: 0, dead: 0, done: 0, oldestDueAt: null },
+      ],
+    });
+    expect((await store.stats()).inbox).toEqual(await store.countInbox());
+  });
+
   it('survives a reopen: migrations run once, data stays', async () => {
     const { store, path } = await fresh();
     await store.insertInbox([item(mapped(ring('z', '1')))]);

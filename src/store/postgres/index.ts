@@ -32,6 +32,7 @@ import {
   isoTime,
   RETRYING_SQL,
   SOURCE_ACTIVITY_SQL,
+  TARGET_COUNTS_SQL,
   whereOf,
 } from '../queries.js';
 import {
@@ -44,6 +45,7 @@ import {
   toDeliveryRow,
   toInboxRow,
   toSourceActivity,
+  toTargetStats,
   type AttemptsOf,
 } from '../rows.js';
 import type {
@@ -58,6 +60,7 @@ import type {
   NewInbox,
   SourceActivity,
   Store,
+  StoreStats,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -769,6 +772,26 @@ export class PostgresStore implements Store {
     return r.rowCount ?? 0;
   }
 
+  async stats(): Promise<StoreStats> {
+    return this.tx(async (c) => {
+      // One snapshot for all the numbers.
+      await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const oldest = await c.query<{ received_at: Date }>(
+        `SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`,
+      );
+      const counts = await c.query(TARGET_COUNTS_SQL);
+      const due = await c.query(
+        `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
+         WHERE state = 'due' AND due_at <= now() GROUP BY target`,
+      );
+      return {
+        oldestPendingAt: iso(oldest.rows[0]?.received_at ?? null),
+        inbox: await this.countInboxOn(c),
+        targets: toTargetStats(counts.rows, due.rows, nativeReaders),
+      };
+    });
+  }
+
   async getInbox(id: number): Promise<InboxRow | undefined> {
     const r = await this.pool.query('SELECT * FROM inbox WHERE id = $1', [id]);
     return r.rows[0] && toInboxRow(r.rows[0], nativeReaders);
@@ -799,9 +822,13 @@ export class PostgresStore implements Store {
   }
 
   async countInbox(): Promise<Record<InboxState, number>> {
+    return this.countInboxOn(this.pool);
+  }
+
+  private async countInboxOn(c: Q | pg.Pool): Promise<Record<InboxState, number>> {
     const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
     for (const r of (
-      await this.pool.query<{ state: InboxState; n: number }>(
+      await c.query<{ state: InboxState; n: number }>(
         'SELECT state, count(*)::int AS n FROM inbox GROUP BY state',
       )
     ).rows)

@@ -29,6 +29,7 @@ import {
   isoTime,
   RETRYING_SQL,
   SOURCE_ACTIVITY_SQL,
+  TARGET_COUNTS_SQL,
   whereOf,
 } from '../queries.js';
 import {
@@ -41,6 +42,7 @@ import {
   toDeliveryRow,
   toInboxRow,
   toSourceActivity,
+  toTargetStats,
   type AttemptsOf,
 } from '../rows.js';
 import type {
@@ -55,6 +57,7 @@ import type {
   NewInbox,
   SourceActivity,
   Store,
+  StoreStats,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -704,6 +707,28 @@ export class SqliteStore implements Store {
       .run({ now: new Date().toISOString(), ids: JSON.stringify(ids) }).changes;
   }
 
+  async stats(): Promise<StoreStats> {
+    return this.db.transaction(() => {
+      const now = new Date().toISOString();
+      const oldest = this.db
+        .prepare(`SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`)
+        .pluck()
+        .get() as string | undefined;
+      const counts = this.db.prepare(TARGET_COUNTS_SQL).all() as object[];
+      const due = this.db
+        .prepare(
+          `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
+           WHERE state = 'due' AND due_at <= ? GROUP BY target`,
+        )
+        .all(now) as object[];
+      return {
+        oldestPendingAt: oldest ?? null,
+        inbox: this.countInboxSync(),
+        targets: toTargetStats(counts, due, textReaders),
+      };
+    })();
+  }
+
   async getInbox(id: number): Promise<InboxRow | undefined> {
     const r = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
     return r && toInboxRow(r, textReaders);
@@ -734,6 +759,10 @@ export class SqliteStore implements Store {
   }
 
   async countInbox(): Promise<Record<InboxState, number>> {
+    return this.countInboxSync();
+  }
+
+  private countInboxSync(): Record<InboxState, number> {
     const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
     for (const r of this.db
       .prepare('SELECT state, count(*) AS n FROM inbox GROUP BY state')

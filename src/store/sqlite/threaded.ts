@@ -14,6 +14,7 @@ import type {
   NewInbox,
   SourceActivity,
   Store,
+  StoreStats,
 } from '../types.js';
 import type { MapResult } from '../../domain/request.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
@@ -214,6 +215,9 @@ export class ThreadedSqliteStore implements Store {
   }
   redeliver(ids: number[]): Promise<number> {
     return this.call('redeliver', ids);
+  }
+  stats(): Promise<StoreStats> {
+    return this.call('stats');
   }
   checkWritable(): Promise<void> {
     return this.call('checkWritable');
