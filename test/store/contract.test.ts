@@ -1344,3 +1344,180 @@ describe('upgrading a database written before repeats were links', () => {
     },
   );
 });
+
+describe('upgrading a database written before delivery attempts', () => {
+  // What the previous version kept: requests of two sources, one delivered call.
+  const record = {
+    callId: 'old',
+    source: '3cx',
+    provider: '3cx',
+    direction: 'inbound',
+    status: 'ended',
+    outcome: 'answered',
+    externalNumber: '601 000 111',
+    externalE164: '+420601000111',
+    did: null,
+    agent: '117',
+    legs: [{ legId: 'old-0', agent: '800', durationSec: 5 }],
+    startedAt: '2026-03-01T09:00:00.000Z',
+  };
+  const requests: unknown[][] = [
+    ['3cx', '2026-03-01T10:00:01.000Z', 'applied', null],
+    ['other', '2026-03-01T10:00:02.000Z', 'unmapped', 'RELAY_ERR_UNKNOWN_EVENT'],
+    ['3cx', '2026-03-01T10:00:03.000Z', 'ignored', null],
+  ];
+  const at = '2026-03-01T10:00:05.000Z';
+
+  it.each([
+    [
+      'sqlite',
+      async () => {
+        const path = join(tempDir(), 'relay.db');
+        const db = new Database(path);
+        db.exec(
+          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+        );
+        for (const m of MIGRATIONS.slice(0, 3)) {
+          db.exec(m.sql);
+          db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'x');
+        }
+        for (const [source, receivedAt, state, code] of requests) {
+          db.prepare(
+            `INSERT INTO inbox (source, provider, kind, received_at, method, query, headers, body, state, reason_code)
+             VALUES (?, '3cx', 'webhook', ?, 'POST', '', '{}', x'7b7d', ?, ?)`,
+          ).run(source, receivedAt, state, code);
+        }
+        db.prepare(
+          `INSERT INTO calls (source, call_id, status, started_at, updated_at, revision, record, fingerprint)
+           VALUES ('3cx', 'old', 'ended', ?, ?, 1, ?, 'f')`,
+        ).run(record.startedAt, at, JSON.stringify(record));
+        db.prepare(
+          `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, done_rev, remote, updated_at)
+           VALUES ('crm', '3cx', 'old', 'done', ?, 1, 1, '{"objectId":"9"}', ?)`,
+        ).run(at, at);
+        db.close();
+        return {
+          open: (): Promise<Store> => Promise.resolve(new SqliteStore(path, { routing })),
+          versions: () => sqliteVersions(path),
+          latest: MIGRATIONS.map((m) => m.version),
+        };
+      },
+    ],
+    [
+      'postgres',
+      async () => {
+        const url = await freshPostgresDatabase(inject('pgUrl'));
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        await c.query(
+          'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+        );
+        for (const m of PG_MIGRATIONS.slice(0, 2)) {
+          await c.query(m.sql);
+          await c.query('INSERT INTO schema_migrations VALUES ($1, $2, now())', [
+            m.version,
+            m.name,
+          ]);
+        }
+        for (const r of requests) {
+          await c.query(
+            `INSERT INTO inbox (source, provider, kind, received_at, method, query, headers, body, state, reason_code)
+             VALUES ($1, '3cx', 'webhook', $2, 'POST', '', '{}', '\\x7b7d', $3, $4)`,
+            r,
+          );
+        }
+        await c.query(
+          `INSERT INTO calls (source, call_id, status, started_at, updated_at, revision, record, fingerprint)
+           VALUES ('3cx', 'old', 'ended', $1, $2, 1, $3, 'f')`,
+          [record.startedAt, at, JSON.stringify(record)],
+        );
+        await c.query(
+          `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, done_rev, remote, updated_at)
+           VALUES ('crm', '3cx', 'old', 'done', $1, 1, 1, '{"objectId":"9"}', $1)`,
+          [at],
+        );
+        await c.end();
+        return {
+          open: (): Promise<Store> => PostgresStore.open(url, { routing }),
+          versions: async () => {
+            const d = new pg.Client({ connectionString: url });
+            await d.connect();
+            try {
+              return (
+                await d.query<{ version: number }>(
+                  'SELECT version FROM schema_migrations ORDER BY version',
+                )
+              ).rows.map((r) => r.version);
+            } finally {
+              await d.end();
+            }
+          },
+          latest: PG_MIGRATIONS.map((m) => m.version),
+        };
+      },
+    ],
+  ] as const)(
+    '%s: stored calls, requests and deliveries work with the new queries',
+    async (_n, make) => {
+      const { open, versions, latest } = await make();
+      const store = await open();
+      try {
+        expect(await versions()).toEqual(latest);
+        // The call list's filters and cursor read the stored record.
+        const calls = await store.listCalls({
+          limit: 10,
+          agent: '800',
+          number: '601000',
+          from: '2026-03-01T00:00:00Z',
+        });
+        expect(calls.map((c) => c.record.callId)).toEqual(['old']);
+        expect(calls[0]!.updatedAt).toBe(at);
+        expect(
+          await store.listCalls({
+            limit: 10,
+            before: { updatedAt: at, source: '3cx', callId: 'old' },
+          }),
+        ).toEqual([]);
+        expect(await store.sourceActivity()).toMatchObject([
+          { source: '3cx', lastReceivedAt: '2026-03-01T10:00:03.000Z', lastState: 'ignored' },
+          { source: 'other', lastState: 'unmapped', lastReasonCode: 'RELAY_ERR_UNKNOWN_EVENT' },
+        ]);
+        expect((await store.listInbox({ limit: 10, source: 'other' })).map((r) => r.state)).toEqual(
+          ['unmapped'],
+        );
+
+        // The delivered call is delivered again, in place, and its attempts are kept.
+        const [d] = await store.deliveriesOf([{ source: '3cx', callId: 'old' }]);
+        expect(d).toMatchObject({ target: 'crm', state: 'done', remote: { objectId: '9' } });
+        expect(await store.stats()).toMatchObject({
+          oldestPendingAt: null,
+          targets: [{ target: 'crm', due: 0, retrying: 0, dead: 0, done: 1, oldestDueAt: null }],
+        });
+        expect(await store.redeliver([d!.id])).toBe(1);
+        const [job] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+        expect(job).toMatchObject({ id: d!.id, rev: 1, remote: { objectId: '9' } });
+        expect(job!.record).toEqual(record);
+        await store.finishDelivery(d!.id, 'a', { ok: true, rev: 1, remote: { objectId: '9' } }, [
+          {
+            operation: 'updating the call engagement',
+            method: 'PATCH',
+            path: '/crm/v3/objects/calls/9',
+            startedAt: '2026-03-01T11:00:00.000Z',
+            durationMs: 40,
+            status: 200,
+            requestId: null,
+            result: 'delivered',
+            error: null,
+            retryAt: null,
+          },
+        ]);
+        expect(
+          await store.listAttempts({ call: { source: '3cx', callId: 'old' }, limit: 10 }),
+        ).toMatchObject([{ deliveryId: d!.id, target: 'crm', rev: 1, result: 'delivered' }]);
+        expect((await store.stats()).targets).toMatchObject([{ target: 'crm', done: 1 }]);
+      } finally {
+        await store.close();
+      }
+    },
+  );
+});
