@@ -23,6 +23,22 @@ export const ERRORS = {
     status: 403,
     message: 'the admin API is off: set admin.token in relay.yaml',
   },
+  RELAY_ERR_CONSOLE_DISABLED: {
+    status: 403,
+    message: 'the console is off: set admin.token in relay.yaml',
+  },
+  RELAY_ERR_CSRF: {
+    status: 403,
+    message: 'refused: the form did not come from this console page (reload it and try again)',
+  },
+  RELAY_ERR_TOO_MANY_ATTEMPTS: {
+    status: 429,
+    message: 'too many wrong tokens; wait a few minutes before signing in again',
+  },
+  RELAY_ERR_RECORDING_UNAVAILABLE: {
+    status: 502,
+    message: 'the recording could not be fetched from the phone system',
+  },
   RELAY_ERR_STORE_UNAVAILABLE: {
     status: 503,
     message: 'the store could not commit the request; retry',
