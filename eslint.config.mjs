@@ -15,7 +15,7 @@ export default tseslint.config(
     languageOptions: {
       globals: globals.node,
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.mjs', '*.cjs'] },
+        projectService: { allowDefaultProject: ['*.mjs', '*.cjs', 'console/*.js'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -28,6 +28,11 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
     },
+  },
+  {
+    // The console's browser script (console/): plain JS for the browser, no Node.
+    files: ['console/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'script' },
   },
   {
     // Tests read JSON answers loosely.
