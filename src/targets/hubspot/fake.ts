@@ -59,6 +59,8 @@ export class FakeHubspot extends CrmFake {
   readonly owners: { id: string; email: string; type: string; archived: boolean }[] = [];
   /** Faults to apply, in order, to requests matching `match` (method + path prefix). */
   readonly faults: { match: string; fault: Fault }[] = [];
+  /** While set, every authenticated request gets this answer (an outage, a revoked scope). */
+  failing: { status: number; body?: unknown } | undefined;
   /** Requests allowed per 10 s (general) and per second (search), as documented. */
   limit = { tenSecondly: 100, searchSecondly: 5 };
   /** Milliseconds before a new object shows up in search (search is eventually consistent). */
@@ -113,6 +115,12 @@ export class FakeHubspot extends CrmFake {
 
     if (req.headers.authorization !== `Bearer ${this.token}`)
       return error(401, 'INVALID_AUTHENTICATION', 'Authentication credentials not found.');
+
+    if (this.failing)
+      return send(
+        this.failing.status,
+        this.failing.body ?? { status: 'error', message: 'failing', category: 'INJECTED' },
+      );
 
     const fi = this.faults.findIndex((f) => key.startsWith(f.match));
     const fault = fi >= 0 ? this.faults.splice(fi, 1)[0]!.fault : undefined;
