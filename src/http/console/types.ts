@@ -4,6 +4,7 @@
 import type { RemoteState } from '../../domain/delivery.js';
 import type { Redactor } from '../../lib/redact.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
+import type { Logger } from '../../telemetry/log.js';
 
 export interface ConsoleTarget {
   name: string;
@@ -41,4 +42,12 @@ export interface ConsoleOptions {
   version: string;
   /** Store kind and health for the setup page. */
   storeHealth(): Promise<{ backend: string; ok: boolean; detail: string }>;
+  /** Unexpected errors behind a console page are logged here (the page says only "internal"). */
+  log?: Logger;
+  /**
+   * Aborted when the relay shuts down: open live streams (SSE) end at once, so that the server
+   * can close without waiting for browsers. Unset: a stream ends by itself after a minute and the
+   * browser reconnects, so that a shutdown waits at most that long.
+   */
+  signal?: AbortSignal;
 }

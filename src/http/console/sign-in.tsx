@@ -1,0 +1,121 @@
+// Signing in with the admin token (one field), signing out, and the page shown instead of the
+// console when relay.yaml sets no admin.token.
+
+import type { Context, Hono } from 'hono';
+import type { Child } from 'hono/jsx';
+import { RelayError } from '../../domain/errors.js';
+import { tokenMatches } from '../auth.js';
+import { asRelayError, backPath, errorPage, Layout, render, type ConsoleContext } from './kit.js';
+import { sameOrigin } from './session.js';
+
+function SignInPage(props: { ctx: ConsoleContext; next: string; error?: string }): Child {
+  return (
+    <Layout ctx={props.ctx} title="Sign in">
+      <div class="signin">
+        <h1>Sign in to callrelay</h1>
+        {props.error && (
+          <p class="notice error" role="alert" id="sign-in-error">
+            {props.error}
+          </p>
+        )}
+        <form method="post" action="/console/sign-in">
+          <input type="hidden" name="next" value={props.next} />
+          <label for="token">Admin token</label>
+          <input
+            id="token"
+            name="token"
+            type="password"
+            autocomplete="current-password"
+            required
+            autofocus
+            aria-describedby={props.error ? 'sign-in-error token-help' : 'token-help'}
+          />
+          <p class="muted" id="token-help">
+            The <code>admin.token</code> of this relay&apos;s relay.yaml.
+          </p>
+          <button type="submit" class="primary">
+            Sign in
+          </button>
+        </form>
+      </div>
+    </Layout>
+  );
+}
+
+function DisabledPage({ ctx }: { ctx: ConsoleContext }): Child {
+  return (
+    <Layout ctx={ctx} title="Console off">
+      <h1>The console is off</h1>
+      <p>
+        The console and the admin API need an admin token. Set one in relay.yaml and restart the
+        relay:
+      </p>
+      <pre>
+        {`admin:
+  token: \${CALLRELAY_ADMIN_TOKEN}`}
+      </pre>
+      <p>
+        Use a long random value (for example <code>openssl rand -hex 32</code>) from the
+        environment, then sign in here with it.
+      </p>
+    </Layout>
+  );
+}
+
+/** Every console URL, when relay.yaml has no admin.token. */
+export const disabledPage = (c: Context, ctx: ConsoleContext): Promise<Response> =>
+  render(c, ctx, <DisabledPage ctx={ctx} />, 403);
+
+/** Who is signing in, for the throttle: the peer, and the client a proxy says it forwards. */
+function clientOf(c: Context): string {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  const peer = env?.incoming?.socket?.remoteAddress ?? 'local';
+  const fwd = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+  return fwd ? `${peer}|${fwd}` : peer;
+}
+
+export function mountSignIn(app: Hono, ctx: ConsoleContext, adminToken: string): void {
+  const next = (v: unknown): string => backPath(v, '/console');
+
+  app.get('/console/sign-in', async (c) => {
+    if (ctx.sessions.current(c)) return c.redirect(next(c.req.query('next')), 303);
+    return render(c, ctx, <SignInPage ctx={ctx} next={next(c.req.query('next'))} />);
+  });
+
+  app.post('/console/sign-in', async (c) => {
+    const form = await c.req.parseBody();
+    const to = next(form.next);
+    const client = clientOf(c);
+    try {
+      // Signing someone in from another site would be a CSRF of its own.
+      sameOrigin(c);
+      ctx.throttle.check(client);
+      if (typeof form.token !== 'string' || !tokenMatches(form.token.trim(), adminToken)) {
+        await ctx.throttle.failed(client);
+        throw new RelayError(
+          'RELAY_ERR_UNAUTHORIZED',
+          'That is not the admin token of this relay. Check admin.token in relay.yaml.',
+        );
+      }
+    } catch (err) {
+      const e = asRelayError(ctx, c, err);
+      return render(c, ctx, <SignInPage ctx={ctx} next={to} error={e.message} />, e.status);
+    }
+    ctx.throttle.succeeded(client);
+    ctx.sessions.start(c);
+    return c.redirect(to, 303);
+  });
+
+  app.post('/console/sign-out', async (c) => {
+    const session = ctx.sessions.current(c);
+    const form = await c.req.parseBody();
+    // Signing out is harmless, yet a foreign site must not do it either.
+    try {
+      ctx.sessions.checkPost(c, session, form);
+    } catch (err) {
+      return errorPage(c, ctx, err, session);
+    }
+    ctx.sessions.end(c);
+    return c.redirect('/console/sign-in', 303);
+  });
+}
