@@ -1,6 +1,93 @@
-// The operator console (placeholder until the console branch lands: it replaces this file).
+// The operator console: server-rendered pages under /console (/ redirects there) for calls,
+// one call, failures and setup, signed in with the admin token. Every response carries a strict
+// Content-Security-Policy; every page is scrubbed of configured secrets; every change is a POST
+// with a CSRF token from a page of this origin.
 
-import type { Hono } from 'hono';
+import type { Hono, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { RelayError } from '../../domain/errors.js';
+import { mountAssets } from './assets.js';
+import { mountCall } from './call.js';
+import { mountCalls } from './calls.js';
+import { mountFailures } from './failures.js';
+import { errorPage, type ConsoleContext } from './kit.js';
+import { mountLive } from './live.js';
+import { Sessions, SignInThrottle } from './session.js';
+import { mountSetup } from './setup.js';
+import { disabledPage, mountSignIn } from './sign-in.js';
 import type { ConsoleOptions } from './types.js';
 
-export function mountConsole(_app: Hono, _opts: ConsoleOptions): void {}
+export const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "media-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+/** Console forms are a few fields; anything bigger is not one of them. */
+const MAX_FORM = 64 * 1024;
+
+export function mountConsole(app: Hono, opts: ConsoleOptions): void {
+  const headers: MiddlewareHandler = async (c, next) => {
+    await next();
+    const h = c.res.headers;
+    h.set('content-security-policy', CSP);
+    h.set('x-content-type-options', 'nosniff');
+    h.set('referrer-policy', 'no-referrer');
+    h.set('x-frame-options', 'DENY');
+    h.set('cross-origin-opener-policy', 'same-origin');
+    h.set('cross-origin-resource-policy', 'same-origin');
+    // Pages show calls and secrets' surroundings: never kept by a browser or proxy.
+    if (!h.has('cache-control')) h.set('cache-control', 'no-store');
+  };
+  app.use('/console', headers);
+  app.use('/console/*', headers);
+  app.use('/', headers);
+  app.use(
+    '/console/*',
+    bodyLimit({
+      maxSize: MAX_FORM,
+      onError: () => {
+        throw new RelayError('RELAY_ERR_BODY_TOO_LARGE', 'a console form is at most 64 KiB');
+      },
+    }),
+  );
+
+  app.get('/', (c) => c.redirect('/console', 302));
+  const assets = mountAssets(app);
+  const ctx: ConsoleContext = {
+    opts,
+    // Unset token: a key nobody can sign with (no session is ever current).
+    sessions: new Sessions(opts.adminToken ?? ''),
+    throttle: new SignInThrottle(),
+    assets,
+  };
+
+  const adminToken = opts.adminToken;
+  if (!adminToken) {
+    app.all('/console', (c) => disabledPage(c, ctx));
+    app.all('/console/*', (c) => disabledPage(c, ctx));
+    return;
+  }
+
+  mountSignIn(app, ctx, adminToken);
+  mountLive(app, ctx);
+  mountCalls(app, ctx);
+  mountCall(app, ctx);
+  mountFailures(app, ctx);
+  mountSetup(app, ctx);
+  // Anything else under /console: a page, not the API's JSON.
+  app.all('/console/*', (c) =>
+    errorPage(
+      c,
+      ctx,
+      new RelayError('RELAY_ERR_NOT_FOUND', 'There is no such page in the console.'),
+      ctx.sessions.current(c),
+    ),
+  );
+}

@@ -1,0 +1,482 @@
+// One call: what the relay concluded, the events that built it (by leg, with transfers), its
+// recordings played through the relay, each target's delivery with every attempt, and the raw
+// requests behind it. Also the delivery actions: retry now, deliver again.
+
+import type { Context, Hono } from 'hono';
+import type { Child } from 'hono/jsx';
+import { RelayError } from '../../domain/errors.js';
+import type { CallRecord } from '../../domain/model.js';
+import type { AttemptRow, CallRow, DeliveryRow, InboxRow } from '../../store/types.js';
+import { callHref } from './calls.js';
+import {
+  action,
+  backPath,
+  Badge,
+  Direction,
+  done,
+  duration,
+  Layout,
+  page,
+  PostButton,
+  render,
+  Time,
+  timeText,
+  type ConsoleContext,
+} from './kit.js';
+import type { Session } from './session.js';
+import type { ConsoleTarget } from './types.js';
+
+/** Raw requests shown per call, and bytes of each body (the rest is counted, not shown). */
+const MAX_REQUESTS = 100;
+const MAX_BODY = 8192;
+const MAX_ATTEMPTS = 50;
+
+interface Delivery {
+  row: DeliveryRow;
+  attempts: AttemptRow[];
+  link: ReturnType<ConsoleTarget['link']>;
+}
+
+async function oneCall(ctx: ConsoleContext, c: Context): Promise<CallRow> {
+  const source = c.req.param('source')!;
+  const callId = c.req.param('callId')!;
+  const [row] = await ctx.opts.pipeline.store.getCalls(callId, source);
+  if (!row)
+    throw new RelayError('RELAY_ERR_CALL_NOT_FOUND', `no call "${callId}" from source ${source}`);
+  return row;
+}
+
+const Fact = ({ label, children }: { label: string; children?: Child }): Child => (
+  <>
+    <dt>{label}</dt>
+    <dd>{children ?? <span class="muted">–</span>}</dd>
+  </>
+);
+
+function Summary({ row }: { row: CallRow }): Child {
+  const r = row.record;
+  return (
+    <dl class="facts">
+      <Fact label="Direction">
+        <Direction dir={r.direction} />
+      </Fact>
+      <Fact label="Status">
+        {r.status}
+        {r.outcome && `, ${r.outcome}`}
+        {r.providerStatus && <span class="muted"> ({r.providerStatus})</span>}
+      </Fact>
+      <Fact label="External number">{r.externalE164 ?? r.externalNumber}</Fact>
+      <Fact label="Dialled number (DID)">{r.did}</Fact>
+      <Fact label="Agent">{r.agentName ? `${r.agentName} (${r.agent ?? '?'})` : r.agent}</Fact>
+      <Fact label="Rang">{r.rang.length ? r.rang.join(', ') : undefined}</Fact>
+      <Fact label="Started">
+        <Time iso={r.startedAt} />
+      </Fact>
+      <Fact label="Answered">
+        <Time iso={r.answeredAt} />
+      </Fact>
+      <Fact label="Ended">
+        <Time iso={r.endedAt} />
+      </Fact>
+      <Fact label="Duration">
+        {duration(r.durationSec)}
+        {r.talkSec !== null && ` (talk ${duration(r.talkSec)})`}
+      </Fact>
+      <Fact label="End reason">{r.endReason}</Fact>
+      <Fact label="Campaign">{r.campaign}</Fact>
+      <Fact label="Placed by">{r.originatedBy}</Fact>
+      <Fact label="Source / adapter">{`${r.source} / ${r.provider}`}</Fact>
+      <Fact label="Revision">
+        {`${row.revision}, updated `}
+        <Time iso={row.updatedAt} />
+      </Fact>
+      {(r.truncated || row.droppedEvents > 0) && (
+        <Fact label="Events over the limit">
+          {`${row.droppedEvents} kept as raw requests only (store.maxEventsPerCall)`}
+        </Fact>
+      )}
+    </dl>
+  );
+}
+
+/** The events of each leg in order of arrival, legs in order of their first event. */
+function Timeline({ r }: { r: CallRecord }): Child {
+  const groups = new Map<string, CallRecord['events']>();
+  for (const e of r.events) {
+    const key = e.legId ?? '';
+    groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  const legName = (id: string): string =>
+    !id
+      ? 'Call'
+      : id.startsWith(r.callId) && id !== r.callId
+        ? `Leg ${id.slice(r.callId.length)}`
+        : `Leg ${id}`;
+  return (
+    <>
+      {r.transfers.length > 0 && (
+        <ul class="transfers" aria-label="Transfers">
+          {r.transfers.map((t) => (
+            <li>{`${t.kind} transfer: ${t.fromAgent ?? '?'} → ${t.toAgent ?? '?'}`}</li>
+          ))}
+        </ul>
+      )}
+      <div class="timeline">
+        {[...groups].map(([legId, events]) => {
+          const leg = r.legs.find((l) => l.legId === legId);
+          return (
+            <section class="leg" aria-label={legName(legId)}>
+              <h3>
+                {legName(legId)}
+                {leg && (
+                  <span class="muted">
+                    {` · agent ${leg.agent ?? '?'} · ${duration(leg.durationSec)}`}
+                  </span>
+                )}
+              </h3>
+              <ol>
+                {events.map((e) => (
+                  <li>
+                    <strong>{e.type}</strong> <Time iso={e.receivedAt} />{' '}
+                    <a class="muted" href={`#request-${e.inboxId}`}>
+                      {`request #${e.inboxId}`}
+                    </a>
+                  </li>
+                ))}
+              </ol>
+            </section>
+          );
+        })}
+      </div>
+    </>
+  );
+}
+
+function Recordings({ r }: { r: CallRecord }): Child {
+  if (!r.recordings.length) return <p class="muted">No recordings.</p>;
+  return (
+    <ul class="plain">
+      {r.recordings.map((url, i) => (
+        <li>
+          <audio
+            controls
+            preload="none"
+            src={`${callHref(r)}/recordings/${i}`}
+            aria-label={`Recording ${i + 1}`}
+          ></audio>
+          <div class="muted">{url}</div>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function Ai({ r }: { r: CallRecord }): Child {
+  const ai = r.ai;
+  if (!ai) return <p class="muted">No AI summary for this call.</p>;
+  return (
+    <dl class="facts">
+      <Fact label="Summary">{ai.summary}</Fact>
+      <Fact label="Sentiment">{ai.sentiment === undefined ? undefined : String(ai.sentiment)}</Fact>
+      <Fact label="Transcription">
+        {ai.transcription ? (
+          <details>
+            <summary>Show</summary>
+            <pre>{ai.transcription}</pre>
+          </details>
+        ) : ai.hasTranscription ? (
+          'sent by the phone system (not kept in the record)'
+        ) : undefined}
+      </Fact>
+    </dl>
+  );
+}
+
+const safeLink = (url: string | null | undefined): string | undefined =>
+  url && /^https?:\/\//i.test(url) ? url : undefined;
+
+function DeliveryCard(props: { d: Delivery; session: Session; back: string }): Child {
+  const { row: d, attempts, link } = props.d;
+  return (
+    <section class="card" aria-labelledby={`dl-${d.id}`}>
+      <h3 id={`dl-${d.id}`}>
+        {d.target} <Badge d={d} />
+      </h3>
+      <dl class="facts">
+        <Fact label="In the CRM">
+          {link &&
+            (safeLink(link.url) ? (
+              <a href={safeLink(link.url)} rel="noreferrer noopener" target="_blank">
+                {link.id}
+              </a>
+            ) : (
+              link.id
+            ))}
+        </Fact>
+        <Fact label="Delivered revision">{d.doneRev ? String(d.doneRev) : undefined}</Fact>
+        {d.state !== 'done' && (
+          <Fact label={d.state === 'dead' ? 'Gave up' : 'Next try'}>
+            <Time iso={d.state === 'dead' ? d.updatedAt : d.dueAt} />
+          </Fact>
+        )}
+        {d.lastError && (
+          <Fact label="Last error">
+            <span class="b-error">{d.lastError}</span>
+          </Fact>
+        )}
+      </dl>
+      <div class="actions">
+        {d.state !== 'done' && (
+          <PostButton
+            session={props.session}
+            action={`/console/deliveries/${d.id}/retry`}
+            back={props.back}
+            label="Retry now"
+            kind="primary"
+          />
+        )}
+        {d.state === 'done' && (
+          <PostButton
+            session={props.session}
+            action={`/console/deliveries/${d.id}/redeliver`}
+            back={props.back}
+            label="Deliver again"
+            confirm={`Send this call to ${d.target} again? Its copy there is updated in place.`}
+          />
+        )}
+      </div>
+      {attempts.length ? (
+        <div class="scroll" role="region" aria-label={`Attempts for ${d.target}`} tabindex={0}>
+          <table>
+            <caption>{`Attempts, newest first (${attempts.length} shown)`}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Time</th>
+                <th scope="col">Operation</th>
+                <th scope="col">HTTP</th>
+                <th scope="col">Took</th>
+                <th scope="col">Request id</th>
+                <th scope="col">Result</th>
+              </tr>
+            </thead>
+            <tbody>
+              {attempts.map((a) => (
+                <tr>
+                  <td class="num">
+                    <Time iso={a.startedAt} />
+                  </td>
+                  <td>
+                    {a.operation}
+                    {a.method && <div class="muted">{`${a.method} ${a.path ?? ''}`}</div>}
+                  </td>
+                  <td class="num">{a.status === null ? 'no answer' : String(a.status)}</td>
+                  <td class="num">{`${a.durationMs} ms`}</td>
+                  <td>{a.requestId ?? <span class="muted">–</span>}</td>
+                  <td>
+                    <span class={`badge b-${attemptClass(a.result)}`}>{a.result}</span>
+                    {a.retryAt && <div>{`next try ${timeText(a.retryAt)}`}</div>}
+                    {a.error && <div>{a.error}</div>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : (
+        <p class="muted">No attempts yet.</p>
+      )}
+    </section>
+  );
+}
+
+const attemptClass = (r: AttemptRow['result']): string =>
+  r === 'ok' || r === 'delivered' ? 'ok' : r === 'retry' ? 'retrying' : 'dead';
+
+/** A stored body as text when it is UTF-8 (else a note), cut at MAX_BODY. */
+function bodyText(body: Buffer): string {
+  if (!body.length) return '(empty)';
+  if (!isUtf8(body)) return `(${body.length} bytes of binary data)`;
+  const text = body.toString('utf8');
+  return body.length > MAX_BODY
+    ? `${body.subarray(0, MAX_BODY).toString('utf8')}\n… ${body.length - MAX_BODY} more bytes`
+    : text;
+}
+
+export function RawRequest({ req }: { req: InboxRow }): Child {
+  return (
+    <details id={`request-${req.id}`}>
+      <summary>
+        {`#${req.id} ${req.method} · `}
+        <Time iso={req.receivedAt} />
+        {` · ${req.state}${req.rule ? ` (rule ${req.rule})` : ''} · ${req.body.length} bytes`}
+      </summary>
+      {req.reasonCode && <p>{`${req.reasonCode}: ${req.reason ?? ''}`}</p>}
+      {req.query && (
+        <>
+          <h4>Query</h4>
+          <pre>{req.query}</pre>
+        </>
+      )}
+      <h4>Headers</h4>
+      <pre>
+        {Object.entries(req.headers)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('\n') || '(none kept)'}
+      </pre>
+      <h4>Body{req.contentType && <span class="muted">{` (${req.contentType})`}</span>}</h4>
+      <pre>{bodyText(req.body)}</pre>
+    </details>
+  );
+}
+
+export function mountCall(app: Hono, ctx: ConsoleContext): void {
+  const store = ctx.opts.pipeline.store;
+  const { redact } = ctx.opts;
+  const targets = new Map(ctx.opts.targets.map((t) => [t.name, t]));
+
+  app.get(
+    '/console/calls/:source/:callId',
+    page(ctx, async (c, session) => {
+      const row = await oneCall(ctx, c);
+      const r = row.record;
+      const key = { source: r.source, callId: r.callId };
+      const deliveries: Delivery[] = [];
+      for (const d of await store.deliveriesOf([key])) {
+        const attempts = await store.listAttempts({ deliveryId: d.id, limit: MAX_ATTEMPTS });
+        deliveries.push({ row: d, attempts, link: targets.get(d.target)?.link(d.remote) });
+      }
+      deliveries.sort((a, b) => a.row.target.localeCompare(b.row.target));
+      const ids = [...new Set(r.events.map((e) => e.inboxId))].sort((a, b) => a - b);
+      const requests = ids.length
+        ? await store.listInbox({ ids: ids.slice(0, MAX_REQUESTS), limit: MAX_REQUESTS })
+        : [];
+      // Stored texts and CRM answers are scrubbed before they are laid out (escaping could hide
+      // a secret from the final pass over the HTML).
+      const view = redact.value({ row, deliveries });
+      const raw = requests.map(({ body, ...rest }) => ({
+        ...redact.value(rest),
+        body: isUtf8(body) ? Buffer.from(redact.text(body.toString('utf8'))) : body,
+      }));
+      const back = callHref(r);
+      return render(
+        c,
+        ctx,
+        <Layout
+          ctx={ctx}
+          title={`Call ${r.callId}`}
+          nav="calls"
+          session={session}
+          flash={ctx.sessions.takeFlash(c)}
+        >
+          <p>
+            <a href="/console">← Calls</a>
+          </p>
+          <h1>
+            {`Call ${r.callId} `}
+            <span class="muted">{`(${r.source})`}</span>
+          </h1>
+          <Summary row={view.row} />
+          <h2>Deliveries</h2>
+          {view.deliveries.length ? (
+            <div class="stack">
+              {view.deliveries.map((d) => (
+                <DeliveryCard d={d} session={session} back={back} />
+              ))}
+            </div>
+          ) : (
+            <p class="muted">No target takes this call (routes in relay.yaml).</p>
+          )}
+          <h2>Recordings</h2>
+          <Recordings r={view.row.record} />
+          <h2>AI summary</h2>
+          <Ai r={view.row.record} />
+          <h2>Timeline</h2>
+          <Timeline r={view.row.record} />
+          <h2>Raw requests</h2>
+          {ids.length > MAX_REQUESTS && (
+            <p class="muted">{`The first ${MAX_REQUESTS} of ${ids.length} requests.`}</p>
+          )}
+          {raw.map((q) => (
+            <RawRequest req={q} />
+          ))}
+        </Layout>,
+      );
+    }),
+  );
+
+  // Played through the relay: the browser needs no access to the PBX, and only a URL the call
+  // itself names is ever fetched (by its position, so nothing else can be asked for).
+  app.get('/console/calls/:source/:callId/recordings/:n', async (c) => {
+    if (!ctx.sessions.current(c))
+      throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');
+    const row = await oneCall(ctx, c);
+    const n = Number(c.req.param('n'));
+    const url = Number.isInteger(n) ? row.record.recordings[n] : undefined;
+    if (url === undefined)
+      throw new RelayError('RELAY_ERR_NOT_FOUND', `the call has no recording ${c.req.param('n')}`);
+    let rec;
+    try {
+      rec = await ctx.opts.recording(row.record.source, url);
+    } catch (err) {
+      throw new RelayError(
+        'RELAY_ERR_RECORDING_UNAVAILABLE',
+        redact.text(`the recording could not be fetched: ${(err as Error).message}`),
+      );
+    }
+    const it = rec.body[Symbol.asyncIterator]();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        try {
+          const { value, done: end } = await it.next();
+          if (end) ctrl.close();
+          else ctrl.enqueue(value);
+        } catch (err) {
+          ctrl.error(err);
+        }
+      },
+      async cancel() {
+        await it.return?.();
+      },
+    });
+    // Only audio is served as what it says it is: the PBX does not get to put a page here.
+    const type = /^audio\/[\w.+-]+$/i.test(rec.contentType)
+      ? rec.contentType
+      : 'application/octet-stream';
+    return new Response(body, {
+      headers: { 'content-type': type, 'cache-control': 'private, max-age=300' },
+    });
+  });
+
+  for (const [path, verb] of [
+    ['retry', 'Retry'],
+    ['redeliver', 'Deliver again'],
+  ] as const) {
+    app.post(
+      `/console/deliveries/:id/${path}`,
+      action(ctx, async (c, _session, form) => {
+        const id = Number(c.req.param('id'));
+        const d = Number.isInteger(id) ? await store.getDelivery(id) : undefined;
+        if (!d)
+          throw new RelayError('RELAY_ERR_DELIVERY_NOT_FOUND', `no delivery ${c.req.param('id')}`);
+        const back = backPath(form.back, callHref(d));
+        const n =
+          path === 'retry' ? await store.retryDeliveries([id]) : await store.redeliver([id]);
+        ctx.opts.onDeliveriesDue();
+        return n
+          ? done(c, ctx, back, 'ok', `${verb}: the call goes to ${d.target} now.`)
+          : done(
+              c,
+              ctx,
+              back,
+              'error',
+              `${verb}: nothing to do; the delivery to ${d.target} is ${d.state}` +
+                (d.state === 'due' ? ' and under way' : ''),
+            );
+      }),
+    );
+  }
+}
+
+function isUtf8(b: Buffer): boolean {
+  return Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+}

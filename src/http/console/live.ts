@@ -1,0 +1,133 @@
+// Live views: one SSE stream per open console page, saying "changed" when a fold or delivery
+// finished in this process (opts.onChange) or, for work other instances did, when a cheap look at
+// the store (newest call, newest attempt) differs from the last. One look per interval whatever
+// the number of pages open, and none while no page is.
+
+import type { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { Store } from '../../store/types.js';
+import { fetched, type ConsoleContext } from './kit.js';
+
+/** How often the store is looked at for other instances' work. */
+const POLL_MS = 2000;
+/** At most one "changed" per this long per page: a burst of folds is one fetch. */
+const THROTTLE_MS = 300;
+/** Comments keep proxies from closing a quiet stream. */
+const HEARTBEAT_MS = 20_000;
+/** Without a shutdown signal a stream ends after this, so that a shutdown never waits longer. */
+const LIFETIME_MS = 60_000;
+/** With one, streams are still renewed now and then (proxies, long-lived sockets). */
+const RECYCLE_MS = 10 * 60_000;
+
+type Listener = () => void;
+
+export class ChangeFeed {
+  private readonly listeners = new Set<Listener>();
+  private timer: NodeJS.Timeout | undefined;
+  private last: string | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private looking = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly onChange: (l: () => void) => () => void,
+    private readonly pollMs = POLL_MS,
+  ) {}
+
+  /** What changes when calls or deliveries change anywhere (index seeks, not scans). */
+  private async fingerprint(): Promise<string> {
+    const [call] = await this.store.listCalls({ limit: 1 });
+    const [attempt] = await this.store.listAttempts({ limit: 1 });
+    return `${call?.updatedAt}|${call?.record.source}|${call?.record.callId}|${call?.revision}|${attempt?.id}`;
+  }
+
+  private async look(): Promise<void> {
+    if (this.looking) return;
+    this.looking = true;
+    try {
+      const now = await this.fingerprint();
+      if (this.last !== undefined && now !== this.last) this.emit();
+      this.last = now;
+    } catch {
+      // The store is briefly unavailable: the next look tells.
+    } finally {
+      this.looking = false;
+    }
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    if (this.listeners.size === 1) {
+      this.unsubscribe = this.onChange(() => this.emit());
+      this.last = undefined;
+      void this.look();
+      this.timer = setInterval(() => void this.look(), this.pollMs);
+      this.timer.unref();
+    }
+    return () => {
+      this.listeners.delete(l);
+      if (this.listeners.size === 0) {
+        clearInterval(this.timer);
+        this.unsubscribe?.();
+      }
+    };
+  }
+}
+
+export function mountLive(app: Hono, ctx: ConsoleContext): void {
+  const feed = new ChangeFeed(ctx.opts.pipeline.store, ctx.opts.onChange);
+  const { signal } = ctx.opts;
+
+  app.get(
+    '/console/events',
+    fetched(ctx, (c) =>
+      streamSSE(c, async (stream) => {
+        let pending: NodeJS.Timeout | undefined;
+        let lastSent = 0;
+        const send = (): void => {
+          lastSent = Date.now();
+          void stream.writeSSE({ event: 'changed', data: String(lastSent) }).catch(() => {});
+        };
+        const unsubscribe = feed.subscribe(() => {
+          if (pending) return;
+          const wait = lastSent + THROTTLE_MS - Date.now();
+          if (wait <= 0) send();
+          else
+            pending = setTimeout(() => {
+              pending = undefined;
+              send();
+            }, wait);
+        });
+        const heartbeat = setInterval(
+          () => void stream.write(': ping\n\n').catch(() => {}),
+          HEARTBEAT_MS,
+        );
+        let stop: () => void = () => {};
+        try {
+          // The browser reconnects after `retry` ms when the stream ends.
+          await stream.writeSSE({ event: 'ready', data: '', retry: 2000 });
+          await new Promise<void>((resolved) => {
+            const resolve = (): void => resolved();
+            const end = setTimeout(resolve, signal ? RECYCLE_MS : LIFETIME_MS);
+            stop = () => {
+              clearTimeout(end);
+              signal?.removeEventListener('abort', resolve);
+            };
+            stream.onAbort(resolve);
+            signal?.addEventListener('abort', resolve, { once: true });
+            if (signal?.aborted) resolve();
+          });
+        } finally {
+          stop();
+          unsubscribe();
+          clearInterval(heartbeat);
+          clearTimeout(pending);
+        }
+      }),
+    ),
+  );
+}

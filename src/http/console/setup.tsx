@@ -1,0 +1,259 @@
+// How this relay is set up: per source the webhook URL to paste into the phone system (its token
+// fetched only on a click), the last request seen; per target its counts and a connection test;
+// the store's health and the version.
+
+import type { Context, Hono } from 'hono';
+import type { Child } from 'hono/jsx';
+import { RelayError } from '../../domain/errors.js';
+import type { SourceActivity, TargetStats } from '../../store/types.js';
+import {
+  action,
+  asRelayError,
+  Csrf,
+  done,
+  errorPage,
+  Layout,
+  page,
+  PostButton,
+  render,
+  Time,
+  type ConsoleContext,
+} from './kit.js';
+import { requestOrigin, type Session } from './session.js';
+
+const MASK = '••••••••';
+
+const hookBase = (c: Context, source: string): string => {
+  const { proto, host } = requestOrigin(c);
+  return `${proto}://${host}/hooks/${encodeURIComponent(source)}/`;
+};
+
+function SourceCard(props: {
+  name: string;
+  adapter: string;
+  base: string;
+  activity: SourceActivity | undefined;
+  session: Session;
+}): Child {
+  const { name, activity: a } = props;
+  const id = `hook-${name.replace(/[^\w-]/g, '_')}`;
+  return (
+    <section class="card" aria-labelledby={`${id}-h`}>
+      <h3 id={`${id}-h`}>{name}</h3>
+      <dl class="facts">
+        <dt>Adapter</dt>
+        <dd>{props.adapter}</dd>
+        <dt>Webhook URL</dt>
+        <dd>
+          <code class="url" id={id}>
+            {`${props.base}${MASK}`}
+          </code>
+          <div class="actions">
+            <form
+              method="post"
+              action={`/console/setup/sources/${encodeURIComponent(name)}/reveal`}
+              data-reveal={id}
+            >
+              <Csrf session={props.session} />
+              <button type="submit" aria-controls={id} aria-expanded="false">
+                Reveal
+              </button>
+            </form>
+            <button type="button" data-copy={id} hidden>
+              Copy
+            </button>
+            <span id={`${id}-note`} role="status" class="muted"></span>
+          </div>
+        </dd>
+        <dt>Last request</dt>
+        <dd>
+          {a ? (
+            <>
+              <Time iso={a.lastReceivedAt} />
+              {` · #${a.lastId} · ${a.lastState}`}
+              {a.lastReasonCode && ` (${a.lastReasonCode})`}
+            </>
+          ) : (
+            <span class="muted">none yet: paste the URL into the phone system</span>
+          )}
+        </dd>
+      </dl>
+    </section>
+  );
+}
+
+function TargetCard(props: {
+  name: string;
+  type: string;
+  stats: TargetStats | undefined;
+  session: Session;
+}): Child {
+  const s = props.stats;
+  return (
+    <section class="card" aria-labelledby={`target-${props.name}`}>
+      <h3 id={`target-${props.name}`}>{props.name}</h3>
+      <dl class="facts">
+        <dt>Type</dt>
+        <dd>{props.type}</dd>
+        <dt>Delivered</dt>
+        <dd>{String(s?.done ?? 0)}</dd>
+        <dt>Waiting</dt>
+        <dd>{String(s?.due ?? 0)}</dd>
+        <dt>Retrying</dt>
+        <dd>{String(s?.retrying ?? 0)}</dd>
+        <dt>Dead</dt>
+        <dd>{String(s?.dead ?? 0)}</dd>
+        <dt>Oldest due</dt>
+        <dd>
+          <Time iso={s?.oldestDueAt} />
+        </dd>
+      </dl>
+      <div class="actions">
+        <PostButton
+          session={props.session}
+          action={`/console/setup/targets/${encodeURIComponent(props.name)}/check`}
+          label="Test connection"
+        />
+      </div>
+    </section>
+  );
+}
+
+export function mountSetup(app: Hono, ctx: ConsoleContext): void {
+  const { pipeline, redact } = ctx.opts;
+  const store = pipeline.store;
+
+  app.get(
+    '/console/setup',
+    page(ctx, async (c, session) => {
+      const [activity, stats, health] = await Promise.all([
+        store.sourceActivity(),
+        store.stats(),
+        ctx.opts.storeHealth(),
+      ]);
+      const seen = new Map(redact.value(activity).map((a) => [a.source, a]));
+      const counts = new Map(stats.targets.map((t) => [t.target, t]));
+      const sources = [...pipeline.sources.values()].sort((a, b) => a.name.localeCompare(b.name));
+      return render(
+        c,
+        ctx,
+        <Layout
+          ctx={ctx}
+          title="Setup"
+          nav="setup"
+          session={session}
+          flash={ctx.sessions.takeFlash(c)}
+        >
+          <h1>Setup</h1>
+          <h2>Sources</h2>
+          <p>
+            Paste a source&apos;s webhook URL into the phone system. It contains the source&apos;s
+            token: reveal it only where nobody looks over your shoulder.
+          </p>
+          <div class="cards wide">
+            {sources.map((s) => (
+              <SourceCard
+                name={s.name}
+                adapter={s.provider}
+                base={hookBase(c, s.name)}
+                activity={seen.get(s.name)}
+                session={session}
+              />
+            ))}
+          </div>
+          <h2>Targets</h2>
+          {ctx.opts.targets.length ? (
+            <div class="cards">
+              {ctx.opts.targets.map((t) => (
+                <TargetCard
+                  name={t.name}
+                  type={t.type}
+                  stats={counts.get(t.name)}
+                  session={session}
+                />
+              ))}
+            </div>
+          ) : (
+            <p class="muted">No targets in relay.yaml: calls are stored, not delivered.</p>
+          )}
+          <h2>Store</h2>
+          <dl class="facts">
+            <dt>Kind</dt>
+            <dd>{health.backend}</dd>
+            <dt>Health</dt>
+            <dd>
+              <span class={`badge ${health.ok ? 'b-ok' : 'b-error'}`}>
+                {health.ok ? 'ok' : 'failing'}
+              </span>{' '}
+              {redact.text(health.detail)}
+            </dd>
+            <dt>Requests</dt>
+            <dd>
+              {Object.entries(stats.inbox)
+                .map(([k, v]) => `${v} ${k}`)
+                .join(', ')}
+            </dd>
+            <dt>Oldest not folded</dt>
+            <dd>
+              <Time iso={stats.oldestPendingAt} />
+            </dd>
+            <dt>Version</dt>
+            <dd>{`callrelay ${ctx.opts.version}`}</dd>
+          </dl>
+        </Layout>,
+      );
+    }),
+  );
+
+  // The one answer that shows a secret, on purpose: asked for by a signed-in admin with the CSRF
+  // token (a plain GET could be made by an image tag or leak through history), never cached.
+  app.post('/console/setup/sources/:name/reveal', async (c) => {
+    const wantsJson = (c.req.header('accept') ?? '').includes('application/json');
+    const session = ctx.sessions.current(c);
+    try {
+      if (!session)
+        throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');
+      ctx.sessions.checkPost(c, session, await c.req.parseBody());
+      const name = c.req.param('name');
+      const src = pipeline.sources.get(name);
+      if (!src)
+        throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${name}" in relay.yaml`);
+      const url = `${hookBase(c, name)}${encodeURIComponent(src.token)}`;
+      if (wantsJson) return c.json({ source: name, url });
+      return c.html(
+        `<!doctype html>${String(
+          await (
+            <Layout ctx={ctx} title={`Webhook URL of ${name}`} nav="setup" session={session}>
+              <h1>{`Webhook URL of ${name}`}</h1>
+              <p>
+                <code class="url">{url}</code>
+              </p>
+              <p>
+                <a href="/console/setup">Back to setup</a>
+              </p>
+            </Layout>
+          ),
+        )}`,
+      );
+    } catch (err) {
+      const e = asRelayError(ctx, c, err);
+      if (wantsJson) return c.json(e.toJSON(), e.status as 400);
+      return errorPage(c, ctx, e, session);
+    }
+  });
+
+  app.post(
+    '/console/setup/targets/:name/check',
+    action(ctx, async (c) => {
+      const name = c.req.param('name');
+      const target = ctx.opts.targets.find((t) => t.name === name);
+      if (!target) throw new RelayError('RELAY_ERR_NOT_FOUND', `no target "${name}" in relay.yaml`);
+      try {
+        const said = await target.check();
+        return done(c, ctx, '/console/setup', 'ok', `${name}: ${said}`);
+      } catch (err) {
+        return done(c, ctx, '/console/setup', 'error', `${name} failed: ${(err as Error).message}`);
+      }
+    }),
+  );
+}
