@@ -133,7 +133,13 @@
   }
 
   async function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        return await navigator.clipboard.writeText(text);
+      } catch {
+        // Denied (browser settings): the old way below still works.
+      }
+    }
     // Plain-HTTP pages have no clipboard API: the old way.
     const area = document.createElement('textarea');
     area.value = text;
