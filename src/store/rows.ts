@@ -1,9 +1,18 @@
 // Database rows -> store rows, shared by the backends. SQLite keeps times as ISO text and JSON as
 // text; PostgreSQL returns Dates and parsed jsonb: each backend passes how to read its own.
 
+import type { DeliveryOutcome } from '../domain/delivery.js';
 import { eventKey } from '../domain/fold.js';
 import type { CallEvent } from '../domain/model.js';
-import type { DeliveryRow, InboxRow } from './types.js';
+import { isoTime } from './queries.js';
+import type {
+  AttemptRow,
+  DeliveryRow,
+  InboxRow,
+  NewAttempt,
+  SourceActivity,
+  TargetStats,
+} from './types.js';
 
 export interface Readers {
   time: (v: unknown) => string;
@@ -85,4 +94,93 @@ export function eventValues(
     event.channelId ?? null,
   ].concat([event.type, key, at.receivedAt, JSON.stringify(event)]);
   return { key, callId, values };
+}
+
+export function toAttemptRow(row: object, read: Readers): AttemptRow {
+  const r = row as DbRow;
+  return {
+    id: r.id as number,
+    deliveryId: r.delivery_id as number,
+    target: r.target as string,
+    source: r.source as string,
+    callId: r.call_id as string,
+    rev: r.rev as number,
+    operation: r.operation as string,
+    method: r.method as string | null,
+    path: r.path as string | null,
+    startedAt: read.time(r.started_at),
+    durationMs: r.duration_ms as number,
+    status: r.status as number | null,
+    requestId: r.request_id as string | null,
+    result: r.result as AttemptRow['result'],
+    error: r.error as string | null,
+    retryAt: maybe(read, r.retry_at),
+  };
+}
+
+/** The columns of an attempt row, in the order of attemptValues (both backends insert these). */
+export const ATTEMPT_COLUMNS =
+  'delivery_id, target, source, call_id, rev, operation, method, path, started_at, duration_ms, ' +
+  'status, request_id, result, error, retry_at';
+
+/** The delivery a run's attempts belong to, as the lease-checked update returns it. */
+export interface AttemptsOf {
+  id: number;
+  target: string;
+  source: string;
+  call_id: string;
+  want_rev: number;
+}
+
+/**
+ * An attempt row's values. The revision is the one the run delivered when it worked; a failed run
+ * does not say, so it is the one the delivery wanted.
+ */
+export function attemptValues(d: AttemptsOf, outcome: DeliveryOutcome, a: NewAttempt): unknown[] {
+  return [
+    d.id,
+    d.target,
+    d.source,
+    d.call_id,
+    outcome.ok ? outcome.rev : d.want_rev,
+    a.operation,
+    a.method,
+    a.path,
+    // UTC ISO: SQLite orders and prunes by the text.
+    isoTime(a.startedAt),
+    // Whole milliseconds: a timer's fraction is noise, and PostgreSQL's integer refuses it.
+    Math.round(a.durationMs),
+    a.status,
+    a.requestId,
+    a.result,
+    a.error,
+    a.retryAt === null ? null : isoTime(a.retryAt),
+  ];
+}
+
+export function toSourceActivity(row: object, read: Readers): SourceActivity {
+  const r = row as DbRow;
+  return {
+    source: r.source as string,
+    lastId: r.id as number,
+    lastReceivedAt: read.time(r.received_at),
+    lastState: r.state as SourceActivity['lastState'],
+    lastReasonCode: r.reason_code as string | null,
+  };
+}
+
+/**
+ * Per-target stats from the counts (store/queries.ts TARGET_COUNTS_SQL) and the oldest due_at of
+ * each target with work due now (rows of target, oldest_due_at).
+ */
+export function toTargetStats(counts: object[], oldest: object[], read: Readers): TargetStats[] {
+  const due = new Map((oldest as DbRow[]).map((r) => [r.target as string, r.oldest_due_at]));
+  return (counts as DbRow[]).map((r) => ({
+    target: r.target as string,
+    due: Number(r.due),
+    retrying: Number(r.retrying),
+    dead: Number(r.dead),
+    done: Number(r.done),
+    oldestDueAt: maybe(read, due.get(r.target as string)),
+  }));
 }

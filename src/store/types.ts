@@ -49,7 +49,9 @@ export interface DeliveryRow {
  * the run's outcome; texts are already scrubbed of every configured secret.
  */
 export interface NewAttempt {
-  /** What the request did: "creating the call engagement"; "delivering" for a failure outside HTTP. */
+  /**
+   * What the request did: "creating the call engagement"; "delivering" for a failure outside HTTP.
+   */
   operation: string;
   /** HTTP method and path (no query string: some CRMs take credentials there), if a request. */
   method: string | null;
@@ -170,7 +172,7 @@ export interface Store {
   /** Per source, its newest stored request. */
   sourceActivity(): Promise<SourceActivity[]>;
   countInbox(): Promise<Record<InboxState, number>>;
-  /** Newest first (updatedAt, then startedAt). */
+  /** Newest first: updatedAt, then source and call id (the order `before` pages by). */
   listCalls(q: CallQuery): Promise<CallRow[]>;
   getCalls(callId: string, source?: string): Promise<CallRow[]>;
   /** Lease up to `limit` due deliveries (oldest due first) to `owner` for `leaseMs`. */

@@ -12,7 +12,16 @@ import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { PostgresStore } from '../../src/store/postgres/index.js';
 import { MIGRATIONS as PG_MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
-import type { NewInbox, Store } from '../../src/store/types.js';
+import type {
+  AttemptResult,
+  AttemptRow,
+  CallKey,
+  CallQuery,
+  CallRow,
+  NewAttempt,
+  NewInbox,
+  Store,
+} from '../../src/store/types.js';
 import type { Routing } from '../../src/domain/routing.js';
 import { freshPostgresDatabase, tempDir } from '../support.js';
 
@@ -563,6 +572,641 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.releaseDeliveries(null)).toBe(1);
   });
 
+  // Delivery attempts: written with the outcome, in its transaction, or not at all.
+
+  /** An attempt of a run, at a given minute of 2026-03-01. */
+  const attempt = (minute: number, result: AttemptResult, extra: Partial<NewAttempt> = {}) =>
+    ({
+      operation: 'creating the call engagement',
+      method: 'POST',
+      path: '/crm/v3/objects/calls',
+      startedAt: `2026-03-01T10:${String(minute).padStart(2, '0')}:00.000Z`,
+      durationMs: 120,
+      status: result === 'ok' || result === 'delivered' ? 201 : 503,
+      requestId: `req-${minute}`,
+      result,
+      error: result === 'ok' || result === 'delivered' ? null : '503 unavailable',
+      retryAt: null,
+      ...extra,
+    }) satisfies NewAttempt;
+
+  /** Ended calls, folded, and their crm deliveries claimed by `owner`. */
+  const claimed = async (store: Store, callIds: string[], owner = 'a') => {
+    await store.insertInbox(callIds.map((c) => item(mapped(end(c)))));
+    await store.applyPending(100);
+    const jobs = await store.claimDeliveries({ limit: 100, owner, leaseMs: 60_000 });
+    return (callId: string, source = '3cx') =>
+      jobs.find((j) => j.callId === callId && j.source === source)!;
+  };
+
+  it('writes the attempts of a run with its outcome, naming the delivery, call and revision', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['at1']);
+    const j = job('at1');
+    await store.finishDelivery(j.id, 'a', { ok: true, rev: j.rev, remote: { objectId: '7' } }, [
+      attempt(1, 'ok', { operation: 'finding the contact', method: 'GET', durationMs: 12.6 }),
+      attempt(2, 'delivered', { status: 201 }),
+    ]);
+    const rows = await store.listAttempts({ deliveryId: j.id, limit: 10 });
+    expect(rows).toMatchObject([
+      { result: 'delivered', startedAt: '2026-03-01T10:02:00.000Z', status: 201 },
+      { result: 'ok', operation: 'finding the contact', method: 'GET', durationMs: 13 },
+    ]);
+    expect(rows[0]!.id).toBeGreaterThan(rows[1]!.id);
+    for (const r of rows) {
+      expect(r).toMatchObject({
+        deliveryId: j.id,
+        target: 'crm',
+        source: '3cx',
+        callId: 'at1',
+        rev: j.rev,
+        path: '/crm/v3/objects/calls',
+        retryAt: null,
+      });
+    }
+    expect(rows[1]).toEqual({
+      id: rows[1]!.id,
+      deliveryId: j.id,
+      target: 'crm',
+      source: '3cx',
+      callId: 'at1',
+      rev: j.rev,
+      operation: 'finding the contact',
+      method: 'GET',
+      path: '/crm/v3/objects/calls',
+      startedAt: '2026-03-01T10:01:00.000Z',
+      durationMs: 13,
+      status: 201,
+      requestId: 'req-1',
+      result: 'ok',
+      error: null,
+      retryAt: null,
+    });
+  });
+
+  it('names the wanted revision on the attempts of a failed run', async () => {
+    const { store } = await fresh();
+    const j = (await claimed(store, ['at2']))('at2');
+    // The call changes while the run is under way: the delivery now wants the next revision.
+    await store.insertInbox([
+      item(mapped({ type: 'recording', callId: 'at2', legId: 'at2-1', recordings: ['u'] })),
+    ]);
+    await store.applyPending(100);
+    const wanted = (await store.getDelivery(j.id))!.wantRev;
+    expect(wanted).toBe(j.rev + 1);
+    const retryAt = new Date(Date.now() + 60_000).toISOString();
+    await store.finishDelivery(j.id, 'a', { ok: false, dead: false, retryAt, error: '503' }, [
+      attempt(1, 'error'),
+      attempt(2, 'retry', { retryAt }),
+    ]);
+    expect(await store.listAttempts({ deliveryId: j.id, limit: 10 })).toMatchObject([
+      { result: 'retry', retryAt, rev: wanted, error: '503 unavailable' },
+      { result: 'error', retryAt: null, rev: wanted },
+    ]);
+  });
+
+  it('writes no attempt when the lease is lost, and nothing at all when an attempt fails', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['lost', 'bad']);
+    const lost = job('lost');
+    const bad = job('bad');
+    // Another owner's finish, and the owner's own after its lease was given back.
+    await expect(
+      store.finishDelivery(lost.id, 'b', { ok: true, rev: lost.rev, remote: {} }, [
+        attempt(1, 'delivered'),
+      ]),
+    ).rejects.toThrow(/not leased to b/);
+    expect(await store.releaseDeliveries('a')).toBe(2);
+    await expect(
+      store.finishDelivery(lost.id, 'a', { ok: false, dead: true, error: 'x' }, [
+        attempt(2, 'dead'),
+      ]),
+    ).rejects.toThrow(/not leased to a/);
+    expect(await store.getDelivery(lost.id)).toMatchObject({ state: 'due', attempts: 0 });
+    expect(await store.listAttempts({ limit: 10 })).toEqual([]);
+
+    // An attempt the table refuses takes the outcome down with it: one transaction.
+    await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    const before = await store.getDelivery(bad.id);
+    await expect(
+      store.finishDelivery(bad.id, 'a', { ok: true, rev: bad.rev, remote: { objectId: '1' } }, [
+        attempt(1, 'ok'),
+        attempt(2, 'bogus' as AttemptResult),
+      ]),
+    ).rejects.toThrow();
+    expect(await store.getDelivery(bad.id)).toEqual(before);
+    expect(await store.listAttempts({ limit: 10 })).toEqual([]);
+    // Still leased to a: the retry of the same finish goes through.
+    await store.finishDelivery(bad.id, 'a', { ok: true, rev: bad.rev, remote: {} }, [
+      attempt(3, 'delivered'),
+    ]);
+    expect(await store.getDelivery(bad.id)).toMatchObject({ state: 'done' });
+    expect(await store.listAttempts({ limit: 10 })).toHaveLength(1);
+    // No attempts at all is fine too.
+    await store.finishDelivery(lost.id, 'a', { ok: true, rev: lost.rev, remote: {} });
+    expect(await store.getDelivery(lost.id)).toMatchObject({ state: 'done' });
+  });
+
+  it('lists attempts newest first, of a delivery, of a call, or all, a page at a time', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(end('p1'))), item(mapped(end('p1')), '{}', 'late')]);
+    const job = await claimed(store, ['p2']);
+    const p1 = job('p1');
+    const p2 = job('p2');
+    const retryAt = new Date(Date.now() - 1000).toISOString();
+    // p1: two runs (a failure, then delivered); p2: one run.
+    await store.finishDelivery(p1.id, 'a', { ok: false, dead: false, retryAt, error: 'e' }, [
+      attempt(1, 'error'),
+      attempt(2, 'retry', { retryAt }),
+    ]);
+    await store.finishDelivery(p2.id, 'a', { ok: true, rev: p2.rev, remote: {} }, [
+      attempt(3, 'delivered'),
+    ]);
+    const [again] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    expect(again!.id).toBe(p1.id);
+    await store.finishDelivery(p1.id, 'a', { ok: true, rev: p1.rev, remote: {} }, [
+      attempt(4, 'ok'),
+      attempt(5, 'delivered'),
+    ]);
+
+    const minutes = (rows: AttemptRow[]): number[] =>
+      rows.map((r) => Number(r.startedAt.slice(14, 16)));
+    expect(minutes(await store.listAttempts({ limit: 10 }))).toEqual([5, 4, 3, 2, 1]);
+    expect(minutes(await store.listAttempts({ deliveryId: p1.id, limit: 10 }))).toEqual([
+      5, 4, 2, 1,
+    ]);
+    expect(
+      minutes(await store.listAttempts({ call: { source: '3cx', callId: 'p2' }, limit: 10 })),
+    ).toEqual([3]);
+    // The same call id from another source has no attempts.
+    expect(await store.listAttempts({ call: { source: 'late', callId: 'p1' }, limit: 10 })).toEqual(
+      [],
+    );
+    expect(
+      await store.listAttempts({
+        deliveryId: p2.id,
+        call: { source: '3cx', callId: 'p1' },
+        limit: 9,
+      }),
+    ).toEqual([]);
+
+    // Paging: each page starts below the last id seen, none repeats or skips one.
+    const pages: number[][] = [];
+    let beforeId: number | undefined;
+    for (;;) {
+      const page = await store.listAttempts({ deliveryId: p1.id, limit: 3, beforeId });
+      if (!page.length) break;
+      pages.push(minutes(page));
+      beforeId = page.at(-1)!.id;
+    }
+    expect(pages).toEqual([[5, 4, 2], [1]]);
+    const all = await store.listAttempts({ limit: 10 });
+    expect(minutes(await store.listAttempts({ limit: 2, beforeId: all[1]!.id }))).toEqual([3, 2]);
+  });
+
+  it('prunes attempts that started before a time, and says how many', async () => {
+    const { store } = await fresh();
+    const j = (await claimed(store, ['old']))('old');
+    await store.finishDelivery(j.id, 'a', { ok: true, rev: j.rev, remote: {} }, [
+      attempt(1, 'ok'),
+      attempt(2, 'ok'),
+      attempt(3, 'delivered'),
+    ]);
+    // Strictly before; a bound with an offset is the same instant (10:02 UTC).
+    expect(await store.pruneAttempts('2026-03-01T11:02:00+01:00')).toBe(1);
+    expect(await store.pruneAttempts('2026-03-01T10:02:30.000Z')).toBe(1);
+    expect((await store.listAttempts({ limit: 10 })).map((r) => r.result)).toEqual(['delivered']);
+    expect(await store.pruneAttempts('2026-03-01T10:00:00.000Z')).toBe(0);
+    expect(await store.pruneAttempts('2027-01-01T00:00:00.000Z')).toBe(1);
+    expect(await store.listAttempts({ limit: 10 })).toEqual([]);
+  });
+
+  // The call list: filters in the query, pages by a cursor.
+
+  /** f1, f2 (3cx) and f3 (other), folded together: one updatedAt. */
+  const filterCalls = async (store: Store) => {
+    await store.insertInbox([
+      item(
+        mapped(
+          end('f1', {
+            direction: 'inbound',
+            externalNumber: '601 123 456',
+            externalE164: '+420601123456',
+            did: '+420222000111',
+            startedAt: '2026-03-02T08:00:00.000Z',
+          }),
+        ),
+      ),
+      item(
+        mapped({
+          type: 'ended',
+          callId: 'f2',
+          legId: 'f2-0',
+          agent: '200',
+          outcome: 'missed',
+          direction: 'outbound',
+          externalE164: '+420777888999',
+          did: '+420222000111',
+          startedAt: '2026-03-02T09:00:00.000Z',
+        }),
+      ),
+      // f3: answered by 300, handed over to 117 who ended it (record.agent is 117).
+      item(
+        mapped(
+          { type: 'answered', callId: 'f3', legId: 'f3-0', agent: '300', direction: 'inbound' },
+          end('f3', {
+            externalNumber: '0601999000',
+            startedAt: '2026-03-03T10:00:00.000Z',
+          }),
+        ),
+        '{}',
+        'other',
+      ),
+    ]);
+    await store.applyPending(100);
+  };
+  const ids = (rows: CallRow[]): string[] => rows.map((r) => r.record.callId).sort();
+
+  it('filters calls by direction, outcome, agent (or a leg agent), number and start', async () => {
+    const { store } = await fresh();
+    await filterCalls(store);
+    const list = async (q: Omit<CallQuery, 'limit'>) =>
+      ids(await store.listCalls({ limit: 10, ...q }));
+    expect((await store.getCalls('f3'))[0]!.record).toMatchObject({
+      agent: '117',
+      legs: [{ agent: '300' }, { agent: '117' }],
+    });
+
+    expect(await list({})).toEqual(['f1', 'f2', 'f3']);
+    expect(await list({ direction: 'outbound' })).toEqual(['f2']);
+    expect(await list({ direction: 'inbound' })).toEqual(['f1', 'f3']);
+    expect(await list({ outcome: 'missed' })).toEqual(['f2']);
+    expect(await list({ outcome: 'answered' })).toEqual(['f1', 'f3']);
+    expect(await list({ outcome: 'busy' })).toEqual([]);
+    expect(await list({ agent: '117' })).toEqual(['f1', 'f3']);
+    expect(await list({ agent: '300' })).toEqual(['f3']);
+    expect(await list({ agent: '200' })).toEqual(['f2']);
+    expect(await list({ agent: '11' })).toEqual([]);
+    // Digits only, anywhere in the E.164 form, the number as sent, or the DID.
+    expect(await list({ number: '601 123' })).toEqual(['f1']);
+    expect(await list({ number: '+420 601-123-456' })).toEqual(['f1']);
+    expect(await list({ number: '(601) 999' })).toEqual(['f3']);
+    expect(await list({ number: '222000' })).toEqual(['f1', 'f2']);
+    expect(await list({ number: '601' })).toEqual(['f1', 'f3']);
+    expect(await list({ number: '12345678' })).toEqual([]);
+    expect(await list({ number: '+' })).toEqual(['f1', 'f2', 'f3']);
+    // Started in [from, to); a bound with an offset is the same instant.
+    expect(await list({ from: '2026-03-02T09:00:00.000Z' })).toEqual(['f2', 'f3']);
+    expect(await list({ from: '2026-03-02T09:30:00+01:00' })).toEqual(['f2', 'f3']);
+    expect(await list({ to: '2026-03-02T09:00:00.000Z' })).toEqual(['f1']);
+    expect(
+      await list({ from: '2026-03-02T08:00:00.000Z', to: '2026-03-03T10:00:00.000Z' }),
+    ).toEqual(['f1', 'f2']);
+    expect(await list({ source: 'other' })).toEqual(['f3']);
+    expect(await list({ since: '2999-01-01T00:00:00.000Z' })).toEqual([]);
+
+    // Combined: every filter must hold.
+    expect(await list({ direction: 'inbound', agent: '117', number: '601' })).toEqual(['f1', 'f3']);
+    expect(await list({ direction: 'inbound', agent: '117', number: '601123' })).toEqual(['f1']);
+    expect(await list({ source: 'other', agent: '300', outcome: 'answered' })).toEqual(['f3']);
+    expect(await list({ source: '3cx', agent: '300' })).toEqual([]);
+    expect(await list({ direction: 'outbound', agent: '117' })).toEqual([]);
+    expect(
+      await list({ number: '222', from: '2026-03-02T08:30:00.000Z', outcome: 'missed' }),
+    ).toEqual(['f2']);
+    expect(await list({ number: '222', to: '2026-03-02T08:30:00.000Z', agent: '117' })).toEqual([
+      'f1',
+    ]);
+  });
+
+  it('orders calls by last change, then source and call id, and pages without repeats or gaps', async () => {
+    const { store } = await fresh();
+    // Three folds: many calls share an updatedAt, and later changes move some of the first ones
+    // up.
+    await store.insertInbox(
+      Array.from({ length: 12 }, (_, i) =>
+        item(mapped(ring(`k${String(i).padStart(2, '0')}`, '1')), '{}', i % 3 ? '3cx' : 'other'),
+      ),
+    );
+    await store.applyPending(100);
+    // Folds a few milliseconds apart: their times differ.
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    await tick();
+    await store.insertInbox(
+      Array.from({ length: 9 }, (_, i) => item(mapped(ring(`m${i}`, '1')), '{}', 'other')),
+    );
+    await store.applyPending(100);
+    await tick();
+    await store.insertInbox(['k01', 'k05', 'k07'].map((c) => item(mapped(end(c)), '{}', '3cx')));
+    await store.insertInbox([item(mapped(end('k00')), '{}', 'other')]);
+    await store.applyPending(100);
+
+    const all = await store.listCalls({ limit: 100 });
+    expect(all).toHaveLength(21);
+    const key = (r: CallRow) => [r.updatedAt, r.record.source, r.record.callId].join('|');
+    const sorted = [...all].sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : 0));
+    expect(all.map(key)).toEqual(sorted.map(key));
+    const perTime = new Map<string, number>();
+    for (const r of all) perTime.set(r.updatedAt, (perTime.get(r.updatedAt) ?? 0) + 1);
+    expect(Math.max(...perTime.values())).toBeGreaterThanOrEqual(9);
+    // The latest change first: k00 (other) above k07, k05, k01 (3cx).
+    expect(all.slice(0, 4).map((r) => r.record.callId)).toEqual(['k00', 'k07', 'k05', 'k01']);
+
+    const page = async (q: Omit<CallQuery, 'limit' | 'before'>, limit: number) => {
+      const seen: CallRow[] = [];
+      for (;;) {
+        const last = seen.at(-1);
+        const rows = await store.listCalls({
+          ...q,
+          limit,
+          before: last && {
+            updatedAt: last.updatedAt,
+            source: last.record.source,
+            callId: last.record.callId,
+          },
+        });
+        if (!rows.length) return seen;
+        expect(rows.length).toBeLessThanOrEqual(limit);
+        seen.push(...rows);
+        // A cursor that does not move on would page forever.
+        expect(seen.length).toBeLessThanOrEqual(all.length);
+      }
+    };
+    for (const limit of [1, 2, 4, 5, 20]) {
+      expect((await page({}, limit)).map(key)).toEqual(all.map(key));
+    }
+    // With a filter, the pages are the filtered list's.
+    const other = await store.listCalls({ limit: 100, source: 'other' });
+    expect(other).toHaveLength(13);
+    expect((await page({ source: 'other' }, 3)).map(key)).toEqual(other.map(key));
+    // A cursor need not name a listed call: the list goes on below where it would be.
+    const cut = all[10]!;
+    const before = { updatedAt: cut.updatedAt, source: cut.record.source, callId: 'zzz' };
+    const below = (r: CallRow) =>
+      r.updatedAt < before.updatedAt ||
+      (r.updatedAt === before.updatedAt &&
+        (r.record.source < before.source ||
+          (r.record.source === before.source && r.record.callId < before.callId)));
+    const rest = await store.listCalls({ limit: 100, before });
+    expect(rest.map(key)).toEqual(all.filter(below).map(key));
+    expect(rest.length).toBeGreaterThan(all.length - 11);
+  });
+
+  // Requests, per source.
+
+  it('lists requests by id, of some ids, of a source', async () => {
+    const { store } = await fresh();
+    const got = await store.insertInbox([
+      item(mapped(ring('i1', '1'))),
+      item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'x' }, '{}', 'other'),
+      item(mapped(ring('i2', '1')), '{}', 'other'),
+      item({ status: 'ignored', rule: 'ping', message: 'ping' }),
+    ]);
+    const list = async (q: Parameters<Store['listInbox']>[0]) =>
+      (await store.listInbox(q)).map((r) => r.id);
+    expect(await list({ limit: 10, ids: [got[3]!, got[0]!, 999_999] })).toEqual([got[0], got[3]]);
+    expect(await list({ limit: 10, ids: [] })).toEqual([]);
+    expect(await list({ limit: 10, source: 'other' })).toEqual([got[1], got[2]]);
+    expect(await list({ limit: 10, source: 'other', state: 'unmapped' })).toEqual([got[1]]);
+    expect(await list({ limit: 10, source: 'other', ids: [got[0]!, got[2]!] })).toEqual([got[2]]);
+    expect(await list({ limit: 1, source: 'other', afterId: got[1] })).toEqual([got[2]]);
+    expect(await list({ limit: 10, source: 'nobody' })).toEqual([]);
+    const [row] = await store.listInbox({ limit: 1, ids: [got[1]!] });
+    expect(row!.body.equals(Buffer.from('{}'))).toBe(true);
+  });
+
+  it('tells the newest request of each source', async () => {
+    const { store } = await fresh();
+    expect(await store.sourceActivity()).toEqual([]);
+    await store.insertInbox([
+      item(mapped(ring('s1', '1'))),
+      item(mapped(ring('s2', '1')), '{}', 'other'),
+    ]);
+    const got = await store.insertInbox([
+      item(mapped(ring('s3', '1'))),
+      item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'x' }, '{}', 'other'),
+      item({ status: 'ignored', rule: 'ping', message: 'ping' }, '{}', 'late'),
+    ]);
+    const rows = await Promise.all(got.map((id) => store.getInbox(id)));
+    expect(await store.sourceActivity()).toEqual([
+      {
+        source: '3cx',
+        lastId: got[0],
+        lastReceivedAt: rows[0]!.receivedAt,
+        lastState: 'pending',
+        lastReasonCode: null,
+      },
+      {
+        source: 'late',
+        lastId: got[2],
+        lastReceivedAt: rows[2]!.receivedAt,
+        lastState: 'ignored',
+        lastReasonCode: null,
+      },
+      {
+        source: 'other',
+        lastId: got[1],
+        lastReceivedAt: rows[1]!.receivedAt,
+        lastState: 'unmapped',
+        lastReasonCode: 'RELAY_ERR_UNKNOWN_EVENT',
+      },
+    ]);
+  });
+
+  // Deliveries: by target and state, of calls, retried and redelivered.
+
+  it('lists deliveries by target and state, retrying ones apart, and those of some calls', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([
+      item(mapped(end('t1'))),
+      item(mapped(end('t2', { endedAt: new Date().toISOString() })), '{}', 'late'),
+      item(mapped(end('t3'))),
+    ]);
+    const job = await claimed(store, []);
+    const t1 = job('t1');
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    await store.finishDelivery(t1.id, 'a', { ok: false, dead: false, retryAt: later, error: 'e' });
+    await store.finishDelivery(job('t3').id, 'a', { ok: false, dead: true, error: 'gone' });
+    const ofState = async (q: Parameters<Store['listDeliveries']>[0]) =>
+      (await store.listDeliveries(q)).map((d) => `${d.target}:${d.callId}`);
+    expect(await ofState({ limit: 10, state: 'retrying' })).toEqual(['crm:t1']);
+    expect((await ofState({ limit: 10, state: 'due' })).sort()).toEqual([
+      'crm:t1',
+      'crm:t2',
+      'slow:t2',
+    ]);
+    expect(await ofState({ limit: 10, state: 'dead' })).toEqual(['crm:t3']);
+    expect(await ofState({ limit: 10, target: 'slow' })).toEqual(['slow:t2']);
+    expect(await ofState({ limit: 10, target: 'crm', state: 'due' })).toEqual(['crm:t1', 'crm:t2']);
+    expect(await ofState({ limit: 10, target: 'slow', state: 'retrying' })).toEqual([]);
+    expect(await ofState({ limit: 10, target: 'nowhere' })).toEqual([]);
+
+    const of = async (calls: CallKey[]) =>
+      (await store.deliveriesOf(calls)).map((d) => `${d.target}:${d.source}:${d.callId}`);
+    expect(
+      await of([
+        { source: 'late', callId: 't2' },
+        { source: '3cx', callId: 't1' },
+        { source: '3cx', callId: 't2' },
+        { source: '3cx', callId: 't1' },
+        { source: '3cx', callId: 'nothing' },
+      ]),
+    ).toEqual(['crm:3cx:t1', 'crm:late:t2', 'slow:late:t2']);
+    expect(await of([])).toEqual([]);
+    const [d] = await store.deliveriesOf([{ source: '3cx', callId: 't3' }]);
+    expect(d).toEqual(await store.getDelivery(d!.id));
+  });
+
+  it('retries now: dead ones start over, waiting ones keep their count, leased ones wait', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([
+      item(mapped(end('w4', { endedAt: new Date().toISOString() })), '{}', 'late'),
+    ]);
+    const job = await claimed(store, ['w1', 'w2', 'w3']);
+    const [w1, w2, w3] = [job('w1'), job('w2'), job('w3')];
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    await store.finishDelivery(w1.id, 'a', {
+      ok: false,
+      dead: false,
+      retryAt: later,
+      error: '429',
+    });
+    await store.finishDelivery(w3.id, 'a', { ok: false, dead: true, error: '400' });
+    const leased = await store.getDelivery(w2.id);
+    const waiting = (await store.getDelivery(w1.id))!;
+    const slow = (await store.listDeliveries({ limit: 10, target: 'slow' }))[0]!;
+    expect(Date.parse(slow.dueAt)).toBeGreaterThan(Date.now() + 3_000_000);
+
+    // All dead ones: the waiting one is left alone.
+    expect(await store.retryDeliveries('dead')).toBe(1);
+    expect(await store.getDelivery(w1.id)).toEqual(waiting);
+    expect(await store.getDelivery(w3.id)).toMatchObject({
+      state: 'due',
+      attempts: 0,
+      firstFailedAt: null,
+    });
+    await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    await store.finishDelivery(w3.id, 'a', { ok: false, dead: true, error: '400' });
+
+    // These ids: dead and waiting ones are due now; the leased one is not touched.
+    const start = Date.now();
+    expect(await store.retryDeliveries([w1.id, w2.id, w3.id, slow.id, 999_999])).toBe(3);
+    expect(await store.getDelivery(w2.id)).toEqual(leased);
+    const w1now = (await store.getDelivery(w1.id))!;
+    expect(w1now).toMatchObject({
+      state: 'due',
+      attempts: 1,
+      firstFailedAt: waiting.firstFailedAt,
+      lastError: '429',
+    });
+    expect(Date.parse(w1now.dueAt)).toBeGreaterThanOrEqual(start - 5);
+    expect(Date.parse(w1now.dueAt)).toBeLessThanOrEqual(Date.now());
+    expect(await store.getDelivery(w3.id)).toMatchObject({ state: 'due', attempts: 0 });
+    expect(Date.parse((await store.getDelivery(slow.id))!.dueAt)).toBeLessThanOrEqual(Date.now());
+    const next = await store.claimDeliveries({ limit: 10, owner: 'b', leaseMs: 60_000 });
+    expect(next.map((j) => j.id).sort((x, y) => x - y)).toEqual(
+      [w1.id, w3.id, slow.id].sort((x, y) => x - y),
+    );
+    // Leased now, they are left alone; done ones are not retried (that is redeliver).
+    expect(await store.retryDeliveries([w1.id, w3.id])).toBe(0);
+    await store.finishDelivery(w2.id, 'a', { ok: true, rev: w2.rev, remote: {} });
+    expect(await store.retryDeliveries([w2.id])).toBe(0);
+  });
+
+  it('redelivers done work: the remote ids stay, the next claim delivers the current revision', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['rd1', 'rd2']);
+    const [rd1, rd2] = [job('rd1'), job('rd2')];
+    await store.finishDelivery(rd1.id, 'a', { ok: true, rev: rd1.rev, remote: { objectId: '42' } });
+    await store.finishDelivery(rd2.id, 'a', { ok: false, dead: true, error: '400 bad' });
+    // Later changes were delivered too: the done revision is the call's latest.
+    await store.insertInbox([
+      item(mapped({ type: 'recording', callId: 'rd1', legId: 'rd1-1', recordings: ['u'] })),
+    ]);
+    await store.applyPending(100);
+    const [again] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+    expect(again).toMatchObject({ id: rd1.id, rev: rd1.rev + 1 });
+    await store.finishDelivery(rd1.id, 'a', {
+      ok: true,
+      rev: again!.rev,
+      remote: { objectId: '42', noteId: '9' },
+    });
+    const done = (await store.getDelivery(rd1.id))!;
+    expect(done).toMatchObject({ state: 'done', doneRev: rd1.rev + 1, attempts: 0 });
+
+    const start = Date.now();
+    expect(await store.redeliver([rd1.id, rd2.id, 999_999])).toBe(1);
+    const due = (await store.getDelivery(rd1.id))!;
+    expect(due).toMatchObject({
+      state: 'due',
+      attempts: 0,
+      firstFailedAt: null,
+      lastError: null,
+      remote: { objectId: '42', noteId: '9' },
+      doneRev: rd1.rev + 1,
+    });
+    expect(Date.parse(due.dueAt)).toBeGreaterThanOrEqual(start - 5);
+    expect(await store.getDelivery(rd2.id)).toMatchObject({ state: 'dead', lastError: '400 bad' });
+    // Already due: nothing to redeliver.
+    expect(await store.redeliver([rd1.id])).toBe(0);
+
+    const [redo] = await store.claimDeliveries({ limit: 10, owner: 'b', leaseMs: 60_000 });
+    const [call] = await store.getCalls('rd1');
+    expect(redo).toMatchObject({
+      id: rd1.id,
+      rev: call!.revision,
+      attempts: 0,
+      remote: { objectId: '42', noteId: '9' },
+    });
+    expect(redo!.record).toEqual(call!.record);
+  });
+
+  it('counts for metrics: the oldest pending request, requests by state, work per target', async () => {
+    const { store } = await fresh();
+    expect(await store.stats()).toEqual({
+      oldestPendingAt: null,
+      inbox: { pending: 0, applied: 0, unmapped: 0, ignored: 0 },
+      targets: [],
+    });
+    await store.insertInbox([
+      item(mapped(end('e4', { endedAt: new Date().toISOString() })), '{}', 'late'),
+    ]);
+    const job = await claimed(store, ['e1', 'e2', 'e3']);
+    const [e1, e2, e3, e4] = [job('e1'), job('e2'), job('e3'), job('e4', 'late')];
+    await store.finishDelivery(e1!.id, 'a', { ok: true, rev: e1!.rev, remote: {} });
+    await store.finishDelivery(e2!.id, 'a', { ok: false, dead: true, error: 'x' });
+    await store.finishDelivery(e3!.id, 'a', {
+      ok: false,
+      dead: false,
+      retryAt: new Date(Date.now() + 3_600_000).toISOString(),
+      error: 'x',
+    });
+    expect(await store.releaseDeliveries('a')).toBe(1); // e4's crm delivery: due now again
+    const [pending] = await store.insertInbox([
+      item(mapped(ring('e5', '1'))),
+      item(mapped(ring('e6', '1'))),
+      item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'x' }),
+    ]);
+
+    expect(await store.stats()).toEqual({
+      oldestPendingAt: (await store.getInbox(pending!))!.receivedAt,
+      inbox: { pending: 2, applied: 4, unmapped: 1, ignored: 0 },
+      targets: [
+        {
+          target: 'crm',
+          due: 1,
+          retrying: 1,
+          dead: 1,
+          done: 1,
+          // The retrying one is due later: the oldest due now is e4's.
+          oldestDueAt: (await store.getDelivery(e4!.id))!.dueAt,
+        },
+        { target: 'slow', due: 1, retrying: 0, dead: 0, done: 0, oldestDueAt: null },
+      ],
+    });
+    expect((await store.stats()).inbox).toEqual(await store.countInbox());
+  });
+
   it('survives a reopen: migrations run once, data stays', async () => {
     const { store, path } = await fresh();
     await store.insertInbox([item(mapped(ring('z', '1')))]);
@@ -694,6 +1338,183 @@ describe('upgrading a database written before repeats were links', () => {
           record: { rang: ['800'], truncated: false },
         });
         expect(call!.record.events).toHaveLength(1);
+      } finally {
+        await store.close();
+      }
+    },
+  );
+});
+
+describe('upgrading a database written before delivery attempts', () => {
+  // What the previous version kept: requests of two sources, one delivered call.
+  const record = {
+    callId: 'old',
+    source: '3cx',
+    provider: '3cx',
+    direction: 'inbound',
+    status: 'ended',
+    outcome: 'answered',
+    externalNumber: '601 000 111',
+    externalE164: '+420601000111',
+    did: null,
+    agent: '117',
+    legs: [{ legId: 'old-0', agent: '800', durationSec: 5 }],
+    startedAt: '2026-03-01T09:00:00.000Z',
+  };
+  const requests: unknown[][] = [
+    ['3cx', '2026-03-01T10:00:01.000Z', 'applied', null],
+    ['other', '2026-03-01T10:00:02.000Z', 'unmapped', 'RELAY_ERR_UNKNOWN_EVENT'],
+    ['3cx', '2026-03-01T10:00:03.000Z', 'ignored', null],
+  ];
+  const at = '2026-03-01T10:00:05.000Z';
+
+  it.each([
+    [
+      'sqlite',
+      async () => {
+        const path = join(tempDir(), 'relay.db');
+        const db = new Database(path);
+        db.exec(
+          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+        );
+        for (const m of MIGRATIONS.slice(0, 3)) {
+          db.exec(m.sql);
+          db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'x');
+        }
+        for (const [source, receivedAt, state, code] of requests) {
+          db.prepare(
+            `INSERT INTO inbox (source, provider, kind, received_at, method, query, headers, body, state, reason_code)
+             VALUES (?, '3cx', 'webhook', ?, 'POST', '', '{}', x'7b7d', ?, ?)`,
+          ).run(source, receivedAt, state, code);
+        }
+        db.prepare(
+          `INSERT INTO calls (source, call_id, status, started_at, updated_at, revision, record, fingerprint)
+           VALUES ('3cx', 'old', 'ended', ?, ?, 1, ?, 'f')`,
+        ).run(record.startedAt, at, JSON.stringify(record));
+        db.prepare(
+          `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, done_rev, remote, updated_at)
+           VALUES ('crm', '3cx', 'old', 'done', ?, 1, 1, '{"objectId":"9"}', ?)`,
+        ).run(at, at);
+        db.close();
+        return {
+          open: (): Promise<Store> => Promise.resolve(new SqliteStore(path, { routing })),
+          versions: () => sqliteVersions(path),
+          latest: MIGRATIONS.map((m) => m.version),
+        };
+      },
+    ],
+    [
+      'postgres',
+      async () => {
+        const url = await freshPostgresDatabase(inject('pgUrl'));
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        await c.query(
+          'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+        );
+        for (const m of PG_MIGRATIONS.slice(0, 2)) {
+          await c.query(m.sql);
+          await c.query('INSERT INTO schema_migrations VALUES ($1, $2, now())', [
+            m.version,
+            m.name,
+          ]);
+        }
+        for (const r of requests) {
+          await c.query(
+            `INSERT INTO inbox (source, provider, kind, received_at, method, query, headers, body, state, reason_code)
+             VALUES ($1, '3cx', 'webhook', $2, 'POST', '', '{}', '\\x7b7d', $3, $4)`,
+            r,
+          );
+        }
+        await c.query(
+          `INSERT INTO calls (source, call_id, status, started_at, updated_at, revision, record, fingerprint)
+           VALUES ('3cx', 'old', 'ended', $1, $2, 1, $3, 'f')`,
+          [record.startedAt, at, JSON.stringify(record)],
+        );
+        await c.query(
+          `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, done_rev, remote, updated_at)
+           VALUES ('crm', '3cx', 'old', 'done', $1, 1, 1, '{"objectId":"9"}', $1)`,
+          [at],
+        );
+        await c.end();
+        return {
+          open: (): Promise<Store> => PostgresStore.open(url, { routing }),
+          versions: async () => {
+            const d = new pg.Client({ connectionString: url });
+            await d.connect();
+            try {
+              return (
+                await d.query<{ version: number }>(
+                  'SELECT version FROM schema_migrations ORDER BY version',
+                )
+              ).rows.map((r) => r.version);
+            } finally {
+              await d.end();
+            }
+          },
+          latest: PG_MIGRATIONS.map((m) => m.version),
+        };
+      },
+    ],
+  ] as const)(
+    '%s: stored calls, requests and deliveries work with the new queries',
+    async (_n, make) => {
+      const { open, versions, latest } = await make();
+      const store = await open();
+      try {
+        expect(await versions()).toEqual(latest);
+        // The call list's filters and cursor read the stored record.
+        const calls = await store.listCalls({
+          limit: 10,
+          agent: '800',
+          number: '601000',
+          from: '2026-03-01T00:00:00Z',
+        });
+        expect(calls.map((c) => c.record.callId)).toEqual(['old']);
+        expect(calls[0]!.updatedAt).toBe(at);
+        expect(
+          await store.listCalls({
+            limit: 10,
+            before: { updatedAt: at, source: '3cx', callId: 'old' },
+          }),
+        ).toEqual([]);
+        expect(await store.sourceActivity()).toMatchObject([
+          { source: '3cx', lastReceivedAt: '2026-03-01T10:00:03.000Z', lastState: 'ignored' },
+          { source: 'other', lastState: 'unmapped', lastReasonCode: 'RELAY_ERR_UNKNOWN_EVENT' },
+        ]);
+        expect((await store.listInbox({ limit: 10, source: 'other' })).map((r) => r.state)).toEqual(
+          ['unmapped'],
+        );
+
+        // The delivered call is delivered again, in place, and its attempts are kept.
+        const [d] = await store.deliveriesOf([{ source: '3cx', callId: 'old' }]);
+        expect(d).toMatchObject({ target: 'crm', state: 'done', remote: { objectId: '9' } });
+        expect(await store.stats()).toMatchObject({
+          oldestPendingAt: null,
+          targets: [{ target: 'crm', due: 0, retrying: 0, dead: 0, done: 1, oldestDueAt: null }],
+        });
+        expect(await store.redeliver([d!.id])).toBe(1);
+        const [job] = await store.claimDeliveries({ limit: 10, owner: 'a', leaseMs: 60_000 });
+        expect(job).toMatchObject({ id: d!.id, rev: 1, remote: { objectId: '9' } });
+        expect(job!.record).toEqual(record);
+        await store.finishDelivery(d!.id, 'a', { ok: true, rev: 1, remote: { objectId: '9' } }, [
+          {
+            operation: 'updating the call engagement',
+            method: 'PATCH',
+            path: '/crm/v3/objects/calls/9',
+            startedAt: '2026-03-01T11:00:00.000Z',
+            durationMs: 40,
+            status: 200,
+            requestId: null,
+            result: 'delivered',
+            error: null,
+            retryAt: null,
+          },
+        ]);
+        expect(
+          await store.listAttempts({ call: { source: '3cx', callId: 'old' }, limit: 10 }),
+        ).toMatchObject([{ deliveryId: d!.id, target: 'crm', rev: 1, result: 'delivered' }]);
+        expect((await store.stats()).targets).toMatchObject([{ target: 'crm', done: 1 }]);
       } finally {
         await store.close();
       }

@@ -26,8 +26,42 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { EVENT_COLUMNS, eventValues, nativeReaders, toDeliveryRow, toInboxRow } from '../rows.js';
-import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
+import {
+  Binder,
+  callFilter,
+  isoTime,
+  RETRYING_SQL,
+  SOURCE_ACTIVITY_SQL,
+  TARGET_COUNTS_SQL,
+  whereOf,
+} from '../queries.js';
+import {
+  ATTEMPT_COLUMNS,
+  attemptValues,
+  EVENT_COLUMNS,
+  eventValues,
+  nativeReaders,
+  toAttemptRow,
+  toDeliveryRow,
+  toInboxRow,
+  toSourceActivity,
+  toTargetStats,
+  type AttemptsOf,
+} from '../rows.js';
+import type {
+  AttemptRow,
+  CallKey,
+  CallQuery,
+  CallRow,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  NewAttempt,
+  NewInbox,
+  SourceActivity,
+  Store,
+  StoreStats,
+} from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
 // bigint ids fit in a JS number for the life of any installation (2^53).
@@ -38,7 +72,6 @@ const types = {
 const MIGRATION_LOCK = 0x63616c6c72656c; // "callrel"
 
 type Q = pg.PoolClient;
-type CallKey = { source: string; callId: string };
 const iso = (d: Date | string | null): string | null =>
   d === null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
 
@@ -593,29 +626,79 @@ export class PostgresStore implements Store {
     if (r.rowCount !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
   }
 
-  async finishDelivery(id: number, owner: string, o: DeliveryOutcome): Promise<void> {
-    const r = o.ok
-      ? await this.pool.query(
-          `UPDATE deliveries SET done_rev = $3, remote = $4, attempts = 0, first_failed_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
-             updated_at = now(), state = CASE WHEN want_rev > $3 THEN 'due' ELSE 'done' END
-           WHERE id = $1 AND lease_owner = $2`,
-          [id, owner, o.rev, JSON.stringify(o.remote)],
-        )
-      : await this.pool.query(
-          `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, now()), last_error = $3,
-             remote = coalesce($4::jsonb, remote), lease_owner = NULL, lease_until = NULL, updated_at = now(),
-             state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at)
-           WHERE id = $1 AND lease_owner = $2`,
-          [
-            id,
-            owner,
-            o.error,
-            o.remote ? JSON.stringify(o.remote) : null,
-            o.dead,
-            o.retryAt ?? null,
-          ],
-        );
-    if (r.rowCount !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
+  async finishDelivery(
+    id: number,
+    owner: string,
+    o: DeliveryOutcome,
+    attempts: NewAttempt[] = [],
+  ): Promise<void> {
+    await this.tx(async (c) => {
+      const r = o.ok
+        ? await c.query<AttemptsOf>(
+            `UPDATE deliveries SET done_rev = $3, remote = $4, attempts = 0, first_failed_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
+               updated_at = now(), state = CASE WHEN want_rev > $3 THEN 'due' ELSE 'done' END
+             WHERE id = $1 AND lease_owner = $2
+             RETURNING id, target, source, call_id, want_rev`,
+            [id, owner, o.rev, JSON.stringify(o.remote)],
+          )
+        : await c.query<AttemptsOf>(
+            `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, now()), last_error = $3,
+               remote = coalesce($4::jsonb, remote), lease_owner = NULL, lease_until = NULL, updated_at = now(),
+               state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at)
+             WHERE id = $1 AND lease_owner = $2
+             RETURNING id, target, source, call_id, want_rev`,
+            [
+              id,
+              owner,
+              o.error,
+              o.remote ? JSON.stringify(o.remote) : null,
+              o.dead,
+              o.retryAt ?? null,
+            ],
+          );
+      const d = r.rows[0];
+      // Lost the lease: nothing was updated, and the run's attempts are not written either.
+      if (!d) throw new Error(`delivery ${id} is not leased to ${owner}`);
+      if (!attempts.length) return;
+      const b = new Binder('postgres');
+      const rows = attempts.map(
+        (a) =>
+          `(${attemptValues(d, o, a)
+            .map((v) => b.bind(v))
+            .join(', ')})`,
+      );
+      await c.query(
+        `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS}) VALUES ${rows.join(', ')}`,
+        b.values,
+      );
+    });
+  }
+
+  async listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]> {
+    const b = new Binder('postgres');
+    const where: string[] = [];
+    if (q.deliveryId !== undefined) where.push(`delivery_id = ${b.bind(q.deliveryId)}`);
+    if (q.call) {
+      where.push(`source = ${b.bind(q.call.source)} AND call_id = ${b.bind(q.call.callId)}`);
+    }
+    if (q.beforeId !== undefined) where.push(`id < ${b.bind(q.beforeId)}`);
+    const r = await this.pool.query(
+      `SELECT * FROM delivery_attempts ${whereOf(where)} ORDER BY id DESC LIMIT ${b.bind(q.limit)}`,
+      b.values,
+    );
+    return r.rows.map((x) => toAttemptRow(x, nativeReaders));
+  }
+
+  async pruneAttempts(before: string): Promise<number> {
+    const r = await this.pool.query('DELETE FROM delivery_attempts WHERE started_at < $1', [
+      isoTime(before),
+    ]);
+    return r.rowCount ?? 0;
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {
@@ -627,13 +710,30 @@ export class PostgresStore implements Store {
   }
 
   async listDeliveries(q: {
-    state?: DeliveryState;
+    state?: DeliveryState | 'retrying';
+    target?: string;
     limit: number;
     afterId?: number;
   }): Promise<DeliveryRow[]> {
+    const b = new Binder('postgres');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state === 'retrying') where.push(RETRYING_SQL);
+    else if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.target !== undefined) where.push(`target = ${b.bind(q.target)}`);
     const r = await this.pool.query(
-      `SELECT * FROM deliveries WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`,
-      [q.state ?? null, q.afterId ?? 0, q.limit],
+      `SELECT * FROM deliveries ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`,
+      b.values,
+    );
+    return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
+  }
+
+  async deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
+    if (!calls.length) return [];
+    const r = await this.pool.query(
+      `SELECT * FROM deliveries WHERE (source, call_id) IN
+         (SELECT * FROM unnest($1::text[], $2::text[]))
+       ORDER BY target, source, call_id`,
+      [calls.map((k) => k.source), calls.map((k) => k.callId)],
     );
     return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
   }
@@ -644,12 +744,52 @@ export class PostgresStore implements Store {
   }
 
   async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
+    // is never pushed back behind where it was.
+    const set = `SET due_at = CASE WHEN state = 'due' THEN least(due_at, now()) ELSE now() END,
+                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
+                   first_failed_at = CASE WHEN state = 'dead' THEN NULL ELSE first_failed_at END,
+                   state = 'due', updated_at = now()`;
+    const r =
+      ids === 'dead'
+        ? await this.pool.query(`UPDATE deliveries ${set} WHERE state = 'dead'`)
+        : await this.pool.query(
+            `UPDATE deliveries ${set}
+             WHERE id = ANY($1::bigint[])
+               AND (state = 'dead' OR (state = 'due' AND (lease_until IS NULL OR lease_until < now())))`,
+            [ids],
+          );
+    return r.rowCount ?? 0;
+  }
+
+  async redeliver(ids: number[]): Promise<number> {
     const r = await this.pool.query(
-      `UPDATE deliveries SET state = 'due', due_at = now(), attempts = 0, first_failed_at = NULL, updated_at = now()
-       WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1))`,
-      [ids === 'dead' ? null : ids],
+      `UPDATE deliveries SET state = 'due', due_at = now(), attempts = 0, first_failed_at = NULL,
+         last_error = NULL, updated_at = now()
+       WHERE state = 'done' AND id = ANY($1::bigint[])`,
+      [ids],
     );
     return r.rowCount ?? 0;
+  }
+
+  async stats(): Promise<StoreStats> {
+    return this.tx(async (c) => {
+      // One snapshot for all the numbers.
+      await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const oldest = await c.query<{ received_at: Date }>(
+        `SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`,
+      );
+      const counts = await c.query(TARGET_COUNTS_SQL);
+      const due = await c.query(
+        `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
+         WHERE state = 'due' AND due_at <= now() GROUP BY target`,
+      );
+      return {
+        oldestPendingAt: iso(oldest.rows[0]?.received_at ?? null),
+        inbox: await this.countInboxOn(c),
+        targets: toTargetStats(counts.rows, due.rows, nativeReaders),
+      };
+    });
   }
 
   async getInbox(id: number): Promise<InboxRow | undefined> {
@@ -657,18 +797,38 @@ export class PostgresStore implements Store {
     return r.rows[0] && toInboxRow(r.rows[0], nativeReaders);
   }
 
-  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+  async listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]> {
+    const b = new Binder('postgres');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.ids) where.push(`id = ANY(${b.bind(q.ids)}::bigint[])`);
+    if (q.source !== undefined) where.push(`source = ${b.bind(q.source)}`);
     const r = await this.pool.query(
-      `SELECT * FROM inbox WHERE ($1::text IS NULL OR state = $1) AND id > $2 ORDER BY id LIMIT $3`,
-      [q.state ?? null, q.afterId ?? 0, q.limit],
+      `SELECT * FROM inbox ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`,
+      b.values,
     );
     return r.rows.map((x) => toInboxRow(x, nativeReaders));
   }
 
+  async sourceActivity(): Promise<SourceActivity[]> {
+    const r = await this.pool.query(SOURCE_ACTIVITY_SQL);
+    return r.rows.map((x) => toSourceActivity(x, nativeReaders));
+  }
+
   async countInbox(): Promise<Record<InboxState, number>> {
+    return this.countInboxOn(this.pool);
+  }
+
+  private async countInboxOn(c: Q | pg.Pool): Promise<Record<InboxState, number>> {
     const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
     for (const r of (
-      await this.pool.query<{ state: InboxState; n: number }>(
+      await c.query<{ state: InboxState; n: number }>(
         'SELECT state, count(*)::int AS n FROM inbox GROUP BY state',
       )
     ).rows)
@@ -676,13 +836,43 @@ export class PostgresStore implements Store {
     return out;
   }
 
-  async listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
+  async listCalls(q: CallQuery): Promise<CallRow[]> {
+    const f = callFilter(q);
+    const b = new Binder('postgres');
+    const field = (name: string): string => `(c.record->>'${name}')`;
+    const where: string[] = [];
+    if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
+    if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
+    if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
+    if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
+    if (f.agent !== undefined) {
+      const agent = (): string => b.bind(f.agent);
+      where.push(
+        `(${field('agent')} = ${agent()}
+          OR c.record->'legs' @> jsonb_build_array(jsonb_build_object('agent', ${agent()}::text)))`,
+      );
+    }
+    if (f.numberLike !== undefined) {
+      const like = (): string => b.bind(f.numberLike);
+      where.push(
+        `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
+          OR ${field('did')} LIKE ${like()})`,
+      );
+    }
+    if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
+    if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
+    if (f.before) {
+      const { updatedAt, source, callId } = f.before;
+      where.push(
+        `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}::timestamptz, ${b.bind(source)}::text, ${b.bind(callId)}::text)`,
+      );
+    }
     const r = await this.pool.query<CallDbRow>(
       `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
        LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-       WHERE ($1::timestamptz IS NULL OR c.updated_at >= $1) AND ($2::text IS NULL OR c.source = $2)
-       ORDER BY c.updated_at DESC, c.started_at DESC LIMIT $3`,
-      [q.since ?? null, q.source ?? null, q.limit],
+       ${whereOf(where)}
+       ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`,
+      b.values,
     );
     return r.rows.map(toCallRow);
   }

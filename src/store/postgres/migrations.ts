@@ -120,4 +120,40 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE calls ADD COLUMN fingerprint text;
     `,
   },
+  {
+    version: 3,
+    name: 'delivery attempts, call pages, per-source and per-call lookups',
+    sql: `
+      -- The same as SQLite's migration 4 (see there).
+      CREATE TABLE delivery_attempts (
+        id           bigserial PRIMARY KEY,
+        delivery_id  bigint      NOT NULL REFERENCES deliveries (id),
+        target       text        NOT NULL,
+        source       text        NOT NULL,
+        call_id      text        NOT NULL,
+        rev          integer     NOT NULL,
+        operation    text        NOT NULL,
+        method       text,
+        path         text,
+        started_at   timestamptz NOT NULL,
+        duration_ms  integer     NOT NULL,
+        status       integer,
+        request_id   text,
+        result       text        NOT NULL CHECK (result IN ('ok', 'error', 'delivered', 'retry', 'dead')),
+        error        text,
+        retry_at     timestamptz
+      );
+      CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);
+      CREATE INDEX delivery_attempts_call ON delivery_attempts (source, call_id, id);
+      CREATE INDEX delivery_attempts_started ON delivery_attempts (started_at);
+
+      CREATE INDEX calls_page ON calls (updated_at, source, call_id);
+      DROP INDEX calls_updated;
+
+      CREATE INDEX inbox_source ON inbox (source, id);
+
+      CREATE INDEX deliveries_call ON deliveries (source, call_id);
+      CREATE INDEX deliveries_target ON deliveries (target, state, attempts);
+    `,
+  },
 ];

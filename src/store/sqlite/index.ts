@@ -23,8 +23,42 @@ import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
-import { EVENT_COLUMNS, eventValues, textReaders, toDeliveryRow, toInboxRow } from '../rows.js';
-import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
+import {
+  Binder,
+  callFilter,
+  isoTime,
+  RETRYING_SQL,
+  SOURCE_ACTIVITY_SQL,
+  TARGET_COUNTS_SQL,
+  whereOf,
+} from '../queries.js';
+import {
+  ATTEMPT_COLUMNS,
+  attemptValues,
+  EVENT_COLUMNS,
+  eventValues,
+  textReaders,
+  toAttemptRow,
+  toDeliveryRow,
+  toInboxRow,
+  toSourceActivity,
+  toTargetStats,
+  type AttemptsOf,
+} from '../rows.js';
+import type {
+  AttemptRow,
+  CallKey,
+  CallQuery,
+  CallRow,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  NewAttempt,
+  NewInbox,
+  SourceActivity,
+  Store,
+  StoreStats,
+} from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
 interface InboxDbRow {
@@ -54,7 +88,6 @@ interface EventDbRow {
   body: string;
 }
 
-type CallKey = { source: string; callId: string };
 const callKey = (k: CallKey): string => `${k.source}\u0000${k.callId}`;
 
 interface DeliveryDbRow {
@@ -231,13 +264,19 @@ export class SqliteStore implements Store {
         `UPDATE deliveries SET done_rev = @rev, remote = @remote, attempts = 0, first_failed_at = NULL, last_error = NULL,
            lease_owner = NULL, lease_until = NULL, updated_at = @now,
            state = CASE WHEN want_rev > @rev THEN 'due' ELSE 'done' END
-         WHERE id = @id AND lease_owner = @owner`,
+         WHERE id = @id AND lease_owner = @owner
+         RETURNING id, target, source, call_id, want_rev`,
       ),
       failed: db.prepare(
         `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, @now), last_error = @error,
            remote = coalesce(@remote, remote), lease_owner = NULL, lease_until = NULL, updated_at = @now,
            state = CASE WHEN @dead THEN 'dead' ELSE 'due' END, due_at = coalesce(@retryAt, due_at)
-         WHERE id = @id AND lease_owner = @owner`,
+         WHERE id = @id AND lease_owner = @owner
+         RETURNING id, target, source, call_id, want_rev`,
+      ),
+      insertAttempt: db.prepare(
+        `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS})
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       goneCall: db.prepare(
         `UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`,
@@ -538,20 +577,66 @@ export class SqliteStore implements Store {
     if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
   }
 
-  async finishDelivery(id: number, owner: string, o: DeliveryOutcome): Promise<void> {
-    const now = new Date().toISOString();
-    const r = o.ok
-      ? this.stmts.delivered.run({ id, owner, rev: o.rev, remote: JSON.stringify(o.remote), now })
-      : this.stmts.failed.run({
-          id,
-          owner,
-          now,
-          error: o.error,
-          dead: o.dead ? 1 : 0,
-          retryAt: o.retryAt ?? null,
-          remote: o.remote ? JSON.stringify(o.remote) : null,
-        });
-    if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
+  async finishDelivery(
+    id: number,
+    owner: string,
+    o: DeliveryOutcome,
+    attempts: NewAttempt[] = [],
+  ): Promise<void> {
+    this.db
+      .transaction(() => {
+        const now = new Date().toISOString();
+        const d = (
+          o.ok
+            ? this.stmts.delivered.get({
+                id,
+                owner,
+                rev: o.rev,
+                remote: JSON.stringify(o.remote),
+                now,
+              })
+            : this.stmts.failed.get({
+                id,
+                owner,
+                now,
+                error: o.error,
+                dead: o.dead ? 1 : 0,
+                retryAt: o.retryAt ?? null,
+                remote: o.remote ? JSON.stringify(o.remote) : null,
+              })
+        ) as AttemptsOf | undefined;
+        // Lost the lease: nothing was updated, and the run's attempts are not written either.
+        if (!d) throw new Error(`delivery ${id} is not leased to ${owner}`);
+        for (const a of attempts) this.stmts.insertAttempt.run(...attemptValues(d, o, a));
+      })
+      .immediate();
+  }
+
+  async listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]> {
+    const b = new Binder('sqlite');
+    const where: string[] = [];
+    if (q.deliveryId !== undefined) where.push(`delivery_id = ${b.bind(q.deliveryId)}`);
+    if (q.call) {
+      where.push(`source = ${b.bind(q.call.source)} AND call_id = ${b.bind(q.call.callId)}`);
+    }
+    if (q.beforeId !== undefined) where.push(`id < ${b.bind(q.beforeId)}`);
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM delivery_attempts ${whereOf(where)} ORDER BY id DESC LIMIT ${b.bind(q.limit)}`,
+      )
+      .all(...b.values) as object[];
+    return rows.map((r) => toAttemptRow(r, textReaders));
+  }
+
+  async pruneAttempts(before: string): Promise<number> {
+    return this.db
+      .prepare(`DELETE FROM delivery_attempts WHERE started_at < ?`)
+      .run(isoTime(before)).changes;
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {
@@ -559,15 +644,31 @@ export class SqliteStore implements Store {
   }
 
   async listDeliveries(q: {
-    state?: DeliveryState;
+    state?: DeliveryState | 'retrying';
+    target?: string;
     limit: number;
     afterId?: number;
   }): Promise<DeliveryRow[]> {
+    const b = new Binder('sqlite');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state === 'retrying') where.push(RETRYING_SQL);
+    else if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.target !== undefined) where.push(`target = ${b.bind(q.target)}`);
+    const rows = this.db
+      .prepare(`SELECT * FROM deliveries ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
+      .all(...b.values) as DeliveryDbRow[];
+    return rows.map((x) => toDeliveryRow(x, textReaders));
+  }
+
+  async deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
+    if (!calls.length) return [];
     const rows = this.db
       .prepare(
-        `SELECT * FROM deliveries WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`,
+        `SELECT * FROM deliveries WHERE (source, call_id) IN
+           (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
+         ORDER BY target, source, call_id`,
       )
-      .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as DeliveryDbRow[];
+      .all(JSON.stringify(calls.map((k) => [k.source, k.callId]))) as DeliveryDbRow[];
     return rows.map((x) => toDeliveryRow(x, textReaders));
   }
 
@@ -577,11 +678,55 @@ export class SqliteStore implements Store {
   }
 
   async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
+    // is never pushed back behind where it was.
+    const set = `SET due_at = CASE WHEN state = 'due' AND due_at < @now THEN due_at ELSE @now END,
+                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
+                   first_failed_at = CASE WHEN state = 'dead' THEN NULL ELSE first_failed_at END,
+                   state = 'due', updated_at = @now`;
     const now = new Date().toISOString();
-    const sql = `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL, updated_at = @now
-                 WHERE state = 'dead' AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))`;
-    return this.db.prepare(sql).run({ now, ids: ids === 'dead' ? null : JSON.stringify(ids) })
-      .changes;
+    if (ids === 'dead') {
+      return this.db.prepare(`UPDATE deliveries ${set} WHERE state = 'dead'`).run({ now }).changes;
+    }
+    return this.db
+      .prepare(
+        `UPDATE deliveries ${set}
+         WHERE id IN (SELECT value FROM json_each(@ids))
+           AND (state = 'dead' OR (state = 'due' AND (lease_until IS NULL OR lease_until < @now)))`,
+      )
+      .run({ now, ids: JSON.stringify(ids) }).changes;
+  }
+
+  async redeliver(ids: number[]): Promise<number> {
+    return this.db
+      .prepare(
+        `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL,
+           last_error = NULL, updated_at = @now
+         WHERE state = 'done' AND id IN (SELECT value FROM json_each(@ids))`,
+      )
+      .run({ now: new Date().toISOString(), ids: JSON.stringify(ids) }).changes;
+  }
+
+  async stats(): Promise<StoreStats> {
+    return this.db.transaction(() => {
+      const now = new Date().toISOString();
+      const oldest = this.db
+        .prepare(`SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`)
+        .pluck()
+        .get() as string | undefined;
+      const counts = this.db.prepare(TARGET_COUNTS_SQL).all() as object[];
+      const due = this.db
+        .prepare(
+          `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
+           WHERE state = 'due' AND due_at <= ? GROUP BY target`,
+        )
+        .all(now) as object[];
+      return {
+        oldestPendingAt: oldest ?? null,
+        inbox: this.countInboxSync(),
+        targets: toTargetStats(counts, due, textReaders),
+      };
+    })();
   }
 
   async getInbox(id: number): Promise<InboxRow | undefined> {
@@ -589,16 +734,35 @@ export class SqliteStore implements Store {
     return r && toInboxRow(r, textReaders);
   }
 
-  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+  async listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]> {
+    const b = new Binder('sqlite');
+    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
+    if (q.state) where.push(`state = ${b.bind(q.state)}`);
+    if (q.ids) where.push(`id IN (SELECT value FROM json_each(${b.bind(JSON.stringify(q.ids))}))`);
+    if (q.source !== undefined) where.push(`source = ${b.bind(q.source)}`);
     const rows = this.db
-      .prepare(
-        `SELECT * FROM inbox WHERE (@state IS NULL OR state = @state) AND id > @afterId ORDER BY id LIMIT @limit`,
-      )
-      .all({ state: q.state ?? null, afterId: q.afterId ?? 0, limit: q.limit }) as InboxDbRow[];
+      .prepare(`SELECT * FROM inbox ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
+      .all(...b.values) as InboxDbRow[];
     return rows.map((x) => toInboxRow(x, textReaders));
   }
 
+  async sourceActivity(): Promise<SourceActivity[]> {
+    return (this.db.prepare(SOURCE_ACTIVITY_SQL).all() as object[]).map((r) =>
+      toSourceActivity(r, textReaders),
+    );
+  }
+
   async countInbox(): Promise<Record<InboxState, number>> {
+    return this.countInboxSync();
+  }
+
+  private countInboxSync(): Record<InboxState, number> {
     const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
     for (const r of this.db
       .prepare('SELECT state, count(*) AS n FROM inbox GROUP BY state')
@@ -607,15 +771,45 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  async listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
+  async listCalls(q: CallQuery): Promise<CallRow[]> {
+    const f = callFilter(q);
+    const b = new Binder('sqlite');
+    const field = (name: string): string => `json_extract(c.record, '$.${name}')`;
+    const where: string[] = [];
+    if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
+    if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
+    if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
+    if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
+    if (f.agent !== undefined) {
+      const agent = (): string => b.bind(f.agent);
+      where.push(
+        `(${field('agent')} = ${agent()} OR EXISTS (SELECT 1 FROM json_each(c.record, '$.legs') l
+           WHERE json_extract(l.value, '$.agent') = ${agent()}))`,
+      );
+    }
+    if (f.numberLike !== undefined) {
+      const like = (): string => b.bind(f.numberLike);
+      where.push(
+        `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
+          OR ${field('did')} LIKE ${like()})`,
+      );
+    }
+    if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
+    if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
+    if (f.before) {
+      const { updatedAt, source, callId } = f.before;
+      where.push(
+        `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}, ${b.bind(source)}, ${b.bind(callId)})`,
+      );
+    }
     const rows = this.db
       .prepare(
         `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
          LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-         WHERE (@since IS NULL OR c.updated_at >= @since) AND (@source IS NULL OR c.source = @source)
-         ORDER BY c.updated_at DESC, c.started_at DESC LIMIT @limit`,
+         ${whereOf(where)}
+         ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`,
       )
-      .all({ since: q.since ?? null, source: q.source ?? null, limit: q.limit }) as CallDbRow[];
+      .all(...b.values) as CallDbRow[];
     return rows.map(toCallRow);
   }
 

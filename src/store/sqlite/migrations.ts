@@ -139,4 +139,46 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE calls ADD COLUMN fingerprint TEXT;
     `,
   },
+  {
+    version: 4,
+    name: 'delivery attempts, call pages, per-source and per-call lookups',
+    sql: `
+      -- Each request a delivery run made to a CRM (or its failure before any), written with the
+      -- run's outcome. The call's key is copied so that a call's attempts are one index range.
+      CREATE TABLE delivery_attempts (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id  INTEGER NOT NULL REFERENCES deliveries (id),
+        target       TEXT    NOT NULL,
+        source       TEXT    NOT NULL,
+        call_id      TEXT    NOT NULL,
+        rev          INTEGER NOT NULL,
+        operation    TEXT    NOT NULL,
+        method       TEXT,
+        path         TEXT,
+        started_at   TEXT    NOT NULL,
+        duration_ms  INTEGER NOT NULL,
+        status       INTEGER,
+        request_id   TEXT,
+        result       TEXT    NOT NULL CHECK (result IN ('ok', 'error', 'delivered', 'retry', 'dead')),
+        error        TEXT,
+        retry_at     TEXT
+      );
+      CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);
+      CREATE INDEX delivery_attempts_call ON delivery_attempts (source, call_id, id);
+      CREATE INDEX delivery_attempts_started ON delivery_attempts (started_at);
+
+      -- The call list pages by (updated_at, source, call_id): one index range per page. It
+      -- covers what calls_updated did.
+      CREATE INDEX calls_page ON calls (updated_at, source, call_id);
+      DROP INDEX calls_updated;
+
+      -- A source's newest request is one seek (sourceActivity).
+      CREATE INDEX inbox_source ON inbox (source, id);
+
+      -- The deliveries of a call (the call list's badges), and per-target counts read from the
+      -- index alone (stats).
+      CREATE INDEX deliveries_call ON deliveries (source, call_id);
+      CREATE INDEX deliveries_target ON deliveries (target, state, attempts);
+    `,
+  },
 ];

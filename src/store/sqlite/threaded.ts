@@ -2,7 +2,20 @@
 // (store/sqlite/worker.ts). Calls are messages; Buffers come back as Uint8Arrays and are rewrapped.
 
 import { Worker } from 'node:worker_threads';
-import type { CallRow, DeliveryRow, DeliveryState, InboxRow, NewInbox, Store } from '../types.js';
+import type {
+  AttemptRow,
+  CallKey,
+  CallQuery,
+  CallRow,
+  DeliveryRow,
+  DeliveryState,
+  InboxRow,
+  NewAttempt,
+  NewInbox,
+  SourceActivity,
+  Store,
+  StoreStats,
+} from '../types.js';
 import type { MapResult } from '../../domain/request.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
@@ -129,13 +142,22 @@ export class ThreadedSqliteStore implements Store {
     const r = await this.call<InboxRow | undefined>('getInbox', id);
     return r && fixRow(r);
   }
-  async listInbox(q: { state?: InboxState; limit: number; afterId?: number }): Promise<InboxRow[]> {
+  async listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]> {
     return (await this.call<InboxRow[]>('listInbox', q)).map(fixRow);
+  }
+  sourceActivity(): Promise<SourceActivity[]> {
+    return this.call('sourceActivity');
   }
   countInbox(): Promise<Record<InboxState, number>> {
     return this.call('countInbox');
   }
-  listCalls(q: { limit: number; since?: string; source?: string }): Promise<CallRow[]> {
+  listCalls(q: CallQuery): Promise<CallRow[]> {
     return this.call('listCalls', q);
   }
   getCalls(callId: string, source?: string): Promise<CallRow[]> {
@@ -152,24 +174,50 @@ export class ThreadedSqliteStore implements Store {
   saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
     return this.call('saveRemote', id, owner, remote);
   }
-  finishDelivery(id: number, owner: string, outcome: DeliveryOutcome): Promise<void> {
-    return this.call('finishDelivery', id, owner, outcome);
+  finishDelivery(
+    id: number,
+    owner: string,
+    outcome: DeliveryOutcome,
+    attempts?: NewAttempt[],
+  ): Promise<void> {
+    return this.call('finishDelivery', id, owner, outcome, attempts);
+  }
+  listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]> {
+    return this.call('listAttempts', q);
+  }
+  pruneAttempts(before: string): Promise<number> {
+    return this.call('pruneAttempts', before);
   }
   releaseDeliveries(owner: string | null): Promise<number> {
     return this.call('releaseDeliveries', owner);
   }
   listDeliveries(q: {
-    state?: DeliveryState;
+    state?: DeliveryState | 'retrying';
+    target?: string;
     limit: number;
     afterId?: number;
   }): Promise<DeliveryRow[]> {
     return this.call('listDeliveries', q);
+  }
+  deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
+    return this.call('deliveriesOf', calls);
   }
   getDelivery(id: number): Promise<DeliveryRow | undefined> {
     return this.call('getDelivery', id);
   }
   retryDeliveries(ids: number[] | 'dead'): Promise<number> {
     return this.call('retryDeliveries', ids);
+  }
+  redeliver(ids: number[]): Promise<number> {
+    return this.call('redeliver', ids);
+  }
+  stats(): Promise<StoreStats> {
+    return this.call('stats');
   }
   checkWritable(): Promise<void> {
     return this.call('checkWritable');

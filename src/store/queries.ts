@@ -1,0 +1,103 @@
+// What the backends' queries bind, and the SQL they share word for word. A filter's meaning (which
+// digits a number search looks for, how a time bound compares) is decided here once; each backend
+// only writes it in its own SQL.
+
+import type { CallQuery } from './types.js';
+
+/**
+ * Collects the values of a query built from optional filters and names their placeholders:
+ * `?` for SQLite, `$1`, `$2`, ... for PostgreSQL. Each use binds anew (SQLite's `?` is one value
+ * each), so a value the SQL names twice is bound twice.
+ */
+export class Binder {
+  readonly values: unknown[] = [];
+  constructor(private readonly style: 'sqlite' | 'postgres') {}
+
+  bind(v: unknown): string {
+    this.values.push(v);
+    return this.style === 'sqlite' ? '?' : `$${this.values.length}`;
+  }
+}
+
+/** `WHERE a AND b`, or nothing when there is no condition. */
+export const whereOf = (conds: string[]): string =>
+  conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+
+/**
+ * A time as UTC ISO text: SQLite keeps times as text and compares them as text, so a bound
+ * written with an offset ("+01:00") would compare wrong.
+ */
+export function isoTime(v: string): string {
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw new RangeError(`not an ISO-8601 time: ${JSON.stringify(v)}`);
+  return new Date(ms).toISOString();
+}
+
+/** A call query's filters as the backends bind them (undefined: no such filter). */
+export interface CallFilter {
+  since?: string;
+  source?: string;
+  direction?: string;
+  outcome?: string;
+  agent?: string;
+  /**
+   * LIKE pattern for the number search: `%digits%`, the query's digits only. Matched against
+   * externalE164, externalNumber and did as stored (E.164 is "+" and digits, so its digits are
+   * contiguous; a raw number is matched only if the digits are contiguous in it too).
+   */
+  numberLike?: string;
+  from?: string;
+  to?: string;
+  before?: { updatedAt: string; source: string; callId: string };
+}
+
+export function callFilter(q: CallQuery): CallFilter {
+  // A query without digits ("+", "") narrows nothing: every number contains no digits.
+  const digits = q.number?.replace(/\D/g, '') ?? '';
+  return {
+    since: q.since === undefined ? undefined : isoTime(q.since),
+    source: q.source,
+    direction: q.direction,
+    outcome: q.outcome,
+    agent: q.agent,
+    numberLike: digits ? `%${digits}%` : undefined,
+    from: q.from === undefined ? undefined : isoTime(q.from),
+    to: q.to === undefined ? undefined : isoTime(q.to),
+    before: q.before && { ...q.before, updatedAt: isoTime(q.before.updatedAt) },
+  };
+}
+
+/**
+ * Per source, its newest request: a loose index scan over inbox (source, id), one seek for each
+ * next source and one for its newest id, however many requests there are. The same SQL in both
+ * backends.
+ */
+export const SOURCE_ACTIVITY_SQL = `
+  WITH RECURSIVE sources (source) AS (
+    SELECT min(source) FROM inbox
+    UNION ALL
+    SELECT (SELECT min(i.source) FROM inbox i WHERE i.source > s.source)
+      FROM sources s WHERE s.source IS NOT NULL
+  )
+  SELECT i.source, i.id, i.received_at, i.state, i.reason_code FROM sources s
+    JOIN inbox i ON i.id = (SELECT max(m.id) FROM inbox m WHERE m.source = s.source)
+  ORDER BY i.source`;
+
+/**
+ * Due deliveries split in two: retrying ones failed since they became due (attempts counts the
+ * failures and starts over when a change re-arms finished work); the others wait for a first try.
+ */
+export const RETRYING_SQL = `state = 'due' AND attempts > 0`;
+export const FIRST_TRY_SQL = `state = 'due' AND attempts = 0`;
+
+/**
+ * Per target, its deliveries by state, due ones split as above. Read from the index deliveries
+ * (target, state, attempts) alone. The same SQL in both backends.
+ */
+export const TARGET_COUNTS_SQL = `
+  SELECT target,
+    count(*) FILTER (WHERE ${FIRST_TRY_SQL}) AS due,
+    count(*) FILTER (WHERE ${RETRYING_SQL}) AS retrying,
+    count(*) FILTER (WHERE state = 'dead') AS dead,
+    count(*) FILTER (WHERE state = 'done') AS done
+  FROM deliveries GROUP BY target ORDER BY target`;
