@@ -123,10 +123,15 @@ export class DeliveryEngine {
   private async prune(): Promise<void> {
     if (!this.keepAttemptsMs || Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = Date.now();
-    const n = await this.store.pruneAttempts(
-      new Date(Date.now() - this.keepAttemptsMs).toISOString(),
-    );
-    if (n) this.log.info({ deleted: n }, 'deleted delivery attempts past their retention');
+    try {
+      const n = await this.store.pruneAttempts(
+        new Date(Date.now() - this.keepAttemptsMs).toISOString(),
+      );
+      if (n) this.log.info({ deleted: n }, 'deleted delivery attempts past their retention');
+    } catch (err) {
+      // Retention waits for the next hour; deliveries go on.
+      this.log.warn({ err: (err as Error).message }, 'deleting old delivery attempts failed');
+    }
   }
 
   private launch(t: EngineTarget, job: DeliveryJob): void {

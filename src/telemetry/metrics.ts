@@ -83,7 +83,9 @@ export class RelayMetrics {
 
   readonly crmRequests = new Counter({
     name: 'callrelay_crm_requests_total',
-    help: 'HTTP requests to CRMs by target and status class (network: no answer).',
+    help:
+      'HTTP requests made while delivering (to the CRM, and to the PBX for a recording the CRM ' +
+      'takes as a file), by target and status class (network: no answer).',
     labelNames: ['target', 'status_class'] as const,
     registers: [this.registry],
   });

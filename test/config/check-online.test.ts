@@ -40,7 +40,7 @@ describe('callrelay check --online', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('ok  hubspot (hubspot): token accepted; owners and calls readable');
     expect(r.stdout).toContain(
-      'ok  pipedrive (pipedrive): token accepted (user Relay Bot, company Acme)',
+      'ok  pipedrive (pipedrive): token accepted (user Relay Bot, company Acme, companyDomain acme)',
     );
     expect(r.stdout).toContain('--  hook (http): nothing to check');
   });

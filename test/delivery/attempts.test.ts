@@ -22,7 +22,7 @@ import {
 
 const HS_TOKEN = 'pat-eu1-attempts-secret-0001';
 const PBX_PASSWORD = 'pbx-recording-password-77';
-const flow = readFlow(join(ADAPTERS, 'cases/3cx/3cx-v2-incoming-answered.json'));
+const flow = readFlow(join(ADAPTERS, 'cases/3cx/3cx-get-incoming-answered.json'));
 const CALL = String(flow.expect!.calls[0]!.callId);
 
 interface Attempt {
@@ -50,11 +50,18 @@ describe('delivery attempts', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function open(): Promise<{ hs: FakeHubspot; relay: Relay; config: string }> {
+  async function open(): Promise<{
+    hs: FakeHubspot;
+    relay: Relay;
+    config: string;
+    contact: string;
+  }> {
     const hs = await new FakeHubspot(HS_TOKEN).start();
+    // The caller is a contact: the console's link opens the contact whose timeline shows the call.
+    const contact = hs.addContact({ phone: '+420774852629', firstname: 'Jana' });
     const config = writeRelayYaml(tempDir(), {
       threecx: `    recordings:\n      basic: { user: admin, password: ${PBX_PASSWORD} }\n`,
-      more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    portalId: 4242\n`,
+      more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    portalId: 4242\n    searchLagSec: 0.3\n`,
     });
     const relay = await startRelay(loadConfig(config, {}), undefined, {
       delivery: { pollMs: 20, backoff: { baseMs: 40, maxMs: 80 } },
@@ -63,7 +70,7 @@ describe('delivery attempts', () => {
       () => hs.close(),
       () => relay.close(),
     );
-    return { hs, relay, config };
+    return { hs, relay, config, contact };
   }
 
   const api = async (relay: Relay, path: string, init: RequestInit = {}): Promise<Response> =>
@@ -79,7 +86,7 @@ describe('delivery attempts', () => {
   };
 
   it('records each request of a failing run, then the one that delivers, newest first', async () => {
-    const { hs, relay } = await open();
+    const { hs, relay, contact } = await open();
     // The CRM fails twice, echoing the token and the PBX password back in its error text.
     for (let i = 0; i < 2; i++)
       hs.faults.push({
@@ -95,7 +102,10 @@ describe('delivery attempts', () => {
 
     const [d] = await deliveries(relay);
     expect(d!.state).toBe('done');
-    expect(d!.crm).toEqual({ id: expect.stringMatching(/^call \d+$/), url: expect.any(String) });
+    expect(d!.crm).toEqual({
+      id: expect.stringMatching(/^call \d+$/),
+      url: `https://app.hubspot.com/contacts/4242/record/0-1/${contact}`,
+    });
     const creates = d!.attempts.filter((a) => a.operation.includes('creating the call'));
     // Newest first: the create that worked, then the two 503s (quick retries of one run, or runs).
     expect(creates.map((a) => a.status)).toEqual([201, 503, 503]);
@@ -112,6 +122,11 @@ describe('delivery attempts', () => {
     const body = JSON.stringify(d);
     expect(body).not.toContain(HS_TOKEN);
     expect(body).not.toContain(PBX_PASSWORD);
+    // Scrubbed before it is stored, not only when it is shown.
+    const stored = JSON.stringify(await relay.store.listAttempts({ limit: 100 }));
+    expect(stored).toContain('[redacted]');
+    expect(stored).not.toContain(HS_TOKEN);
+    expect(stored).not.toContain(PBX_PASSWORD);
   });
 
   it('a run that gives up says why, when it retries next, and keeps secrets out', async () => {
@@ -179,6 +194,7 @@ describe('delivery attempts', () => {
     for (const r of flow.requests) await sendFlowRequest(relay.port, '3cx', r);
     await settleDeliveries(relay);
     const [d] = await deliveries(relay);
+    const delivered = d!.attempts.filter((a) => a.result === 'delivered').length;
     const before = hs.log.length;
     const again = await api(relay, `/api/deliveries/${d!.id}/redeliver`, { method: 'POST' });
     expect(again.status).toBe(200);
@@ -187,7 +203,7 @@ describe('delivery attempts', () => {
     expect(hs.calls.size).toBe(1);
     expect(hs.log.slice(before).some((r) => r.method === 'PATCH')).toBe(true);
     const [after] = await deliveries(relay);
-    expect(after!.attempts.filter((a) => a.result === 'delivered')).toHaveLength(2);
+    expect(after!.attempts.filter((a) => a.result === 'delivered')).toHaveLength(delivered + 1);
 
     // A delivery that is done is not "retried".
     const retry = await api(relay, `/api/deliveries/${d!.id}/retry`, { method: 'POST' });

@@ -5,6 +5,7 @@
 import { request } from 'undici';
 import type { RecordingAccess } from '../types.js';
 import { DeliveryError } from './errors.js';
+import { recordRequest } from './trace.js';
 
 export interface Recording {
   body: AsyncIterable<Uint8Array>;
@@ -42,6 +43,20 @@ export async function fetchRecording(
   else if (access.basic)
     headers.authorization = `Basic ${Buffer.from(`${access.basic.user}:${access.basic.password}`).toString('base64')}`;
   const max = access.maxMB * 1024 * 1024;
+  const started = { at: new Date().toISOString(), t0: performance.now() };
+  // The PBX request shows among the delivery's attempts (the status line, not the audio).
+  const trace = (status: number | null, error: string | null): void =>
+    recordRequest({
+      operation: 'fetching the recording from the PBX',
+      method: 'GET',
+      path: new URL(url).pathname,
+      startedAt: started.at,
+      durationMs: Math.round(performance.now() - started.t0),
+      waitedMs: 0,
+      status,
+      requestId: null,
+      error,
+    });
   let res;
   try {
     // undici follows no redirects by default: a PBX cannot bounce the fetch to another host.
@@ -52,17 +67,23 @@ export async function fetchRecording(
       bodyTimeout: timeoutMs,
     });
   } catch (err) {
-    throw new DeliveryError(
+    const e = new DeliveryError(
       `fetching the recording from the PBX: ${(err as { code?: string }).code ?? (err as Error).message}`,
       { retryable: true, cause: err },
     );
+    trace(null, e.message);
+    throw e;
   }
   if (res.statusCode !== 200) {
     await res.body.dump();
-    throw new DeliveryError(`fetching the recording from the PBX: ${res.statusCode}`, {
+    const e = new DeliveryError(`fetching the recording from the PBX: ${res.statusCode}`, {
       retryable: res.statusCode >= 500 || res.statusCode === 404 || res.statusCode === 429,
+      status: res.statusCode,
     });
+    trace(res.statusCode, e.message);
+    throw e;
   }
+  trace(res.statusCode, null);
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
     await res.body.dump();

@@ -112,7 +112,7 @@ export class FakePipedrive extends CrmFake {
       return ok({ items }, { additional_data: { next_cursor: null } });
     }
     if (req.method === 'GET' && url.pathname === '/api/v1/users/me')
-      return ok({ id: 1, name: 'Relay Bot', company_name: 'Acme' });
+      return ok({ id: 1, name: 'Relay Bot', company_name: 'Acme', company_domain: 'acme' });
     if (req.method === 'GET' && url.pathname === '/api/v1/users/find') {
       const term = url.searchParams.get('term') ?? '';
       if (url.searchParams.get('search_by_email') !== '1')

@@ -113,7 +113,7 @@ describe('Pipedrive target', () => {
   );
 
   it('finds the person and the user, streams the recording from the PBX into the call log', async () => {
-    const { pd, pbx, send, settle } = await open({
+    const { pd, pbx, relay, send, settle } = await open({
       target: '    agents:\n      "117": bob@example.com\n',
     });
     pd.users.push({ id: 7, email: 'bob@example.com', name: 'Bob' });
@@ -142,6 +142,14 @@ describe('Pipedrive target', () => {
     expect(log!.recording).toMatchObject({ filename: `${id}-1-1.mp3`, contentType: 'audio/mpeg' });
     expect(log!.recording!.bytes.equals(audio)).toBe(true);
     expect(pbx.requests.every((r) => r.authorization === `Bearer ${PBX_TOKEN}`)).toBe(true);
+    // The attempts show the PBX fetch and the upload, in the order they happened.
+    const ops = (await relay.store.listAttempts({ limit: 50 }))
+      .reverse()
+      .map((a) => `${a.operation} ${a.status}`);
+    expect(ops).toContain('fetching the recording from the PBX 200');
+    expect(ops.indexOf('fetching the recording from the PBX 200')).toBeLessThan(
+      ops.findIndex((o) => o.startsWith('uploading')),
+    );
   });
 
   it('waits the settle window, so a recording that comes soon after the end is in the one call log', async () => {
