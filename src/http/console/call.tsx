@@ -28,7 +28,7 @@ import type { ConsoleTarget } from './types.js';
 
 /** Raw requests shown per call, and bytes of each body (the rest is counted, not shown). */
 const MAX_REQUESTS = 100;
-const MAX_BODY = 8192;
+const MAX_BODY = 4096;
 const MAX_ATTEMPTS = 50;
 
 interface Delivery {

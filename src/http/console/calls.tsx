@@ -17,6 +17,7 @@ import {
   render,
   renderFragment,
   Time,
+  timeText,
   type ConsoleContext,
 } from './kit.js';
 import type { Session } from './session.js';
@@ -132,7 +133,10 @@ function Rows(props: {
               return (
                 <tr>
                   <td class="num">
-                    <a href={callHref(r)} aria-label={`Call ${r.callId}, started ${r.startedAt}`}>
+                    <a
+                      href={callHref(r)}
+                      aria-label={`Call ${r.callId}, started ${timeText(r.startedAt)} UTC`}
+                    >
                       <Time iso={r.startedAt} />
                     </a>
                   </td>

@@ -143,14 +143,18 @@ export const Direction = ({ dir }: { dir: string | null }): Child =>
 /** How a delivery stands, as one badge: delivered, waiting, retrying (next try), dead. */
 export function Badge({ d, withTarget }: { d: DeliveryRow; withTarget?: boolean }): Child {
   const b = deliveryBadge(d);
+  const clock = (iso: string): string => timeText(iso).slice(11);
   const label =
     b.kind === 'delivered'
       ? 'delivered'
       : b.kind === 'dead'
         ? 'dead'
         : b.kind === 'waiting'
-          ? 'waiting'
-          : `retrying, next ${timeText(b.at).slice(11)}`;
+          ? // Past its time: queued for a free slot, or being sent right now.
+            Date.parse(b.at) > Date.now()
+            ? `waiting until ${clock(b.at)}`
+            : 'waiting'
+          : `retrying, next ${clock(b.at)}`;
   return (
     <span class={`badge b-${b.kind}`} title={`${d.target}: ${badgeText(b)}`}>
       {withTarget ? `${d.target}: ${label}` : label}
