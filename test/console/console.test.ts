@@ -453,9 +453,12 @@ describe('console over HTTP', () => {
       while (!seen.includes(text)) seen += new TextDecoder().decode((await reader.read()).value);
     };
     await until('event: ready');
+    const t0 = Date.now();
     await call(k, '260101120000_1');
     await k.pipeline.drain();
     await until('event: changed');
+    // At once: the store is only looked at every 2 s, this came from the fold itself.
+    expect(Date.now() - t0).toBeLessThan(1500);
     await reader.cancel();
 
     // Another instance folds into the same store: no onChange here, the poll sees it.

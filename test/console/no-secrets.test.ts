@@ -168,6 +168,7 @@ metrics:
       '/console/setup',
       '/console/no-such-page',
       `/console/calls/3cx/${TOKENS.admin}`,
+      `/console/calls/3cx/${TOKENS.admin}/recordings/0`,
       '/console?direction=sideways',
     ])
       await read(path, client.request(path));
@@ -220,6 +221,13 @@ metrics:
       client.request('/console/setup/sources/3cx/reveal', {
         method: 'POST',
         headers: { accept: 'application/json' },
+      }),
+    );
+    await read(
+      'reveal of no source',
+      client.request(`/console/setup/sources/${HS_TOKEN}/reveal`, {
+        method: 'POST',
+        headers: { accept: 'application/json', 'x-csrf-token': client.csrf },
       }),
     );
     await read('sign-in page', new Client(base).request('/console/sign-in'));

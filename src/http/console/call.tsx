@@ -15,6 +15,7 @@ import {
   Direction,
   done,
   duration,
+  fetched,
   Layout,
   page,
   PostButton,
@@ -406,46 +407,50 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
 
   // Played through the relay: the browser needs no access to the PBX, and only a URL the call
   // itself names is ever fetched (by its position, so nothing else can be asked for).
-  app.get('/console/calls/:source/:callId/recordings/:n', async (c) => {
-    if (!ctx.sessions.current(c))
-      throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');
-    const row = await oneCall(ctx, c);
-    const n = Number(c.req.param('n'));
-    const url = Number.isInteger(n) ? row.record.recordings[n] : undefined;
-    if (url === undefined)
-      throw new RelayError('RELAY_ERR_NOT_FOUND', `the call has no recording ${c.req.param('n')}`);
-    let rec;
-    try {
-      rec = await ctx.opts.recording(row.record.source, url);
-    } catch (err) {
-      throw new RelayError(
-        'RELAY_ERR_RECORDING_UNAVAILABLE',
-        redact.text(`the recording could not be fetched: ${(err as Error).message}`),
-      );
-    }
-    const it = rec.body[Symbol.asyncIterator]();
-    const body = new ReadableStream<Uint8Array>({
-      async pull(ctrl) {
-        try {
-          const { value, done: end } = await it.next();
-          if (end) ctrl.close();
-          else ctrl.enqueue(value);
-        } catch (err) {
-          ctrl.error(err);
-        }
-      },
-      async cancel() {
-        await it.return?.();
-      },
-    });
-    // Only audio is served as what it says it is: the PBX does not get to put a page here.
-    const type = /^audio\/[\w.+-]+$/i.test(rec.contentType)
-      ? rec.contentType
-      : 'application/octet-stream';
-    return new Response(body, {
-      headers: { 'content-type': type, 'cache-control': 'private, max-age=300' },
-    });
-  });
+  app.get(
+    '/console/calls/:source/:callId/recordings/:n',
+    fetched(ctx, async (c) => {
+      const row = await oneCall(ctx, c);
+      const n = Number(c.req.param('n'));
+      const url = Number.isInteger(n) ? row.record.recordings[n] : undefined;
+      if (url === undefined)
+        throw new RelayError(
+          'RELAY_ERR_NOT_FOUND',
+          `the call has no recording ${c.req.param('n')}`,
+        );
+      let rec;
+      try {
+        rec = await ctx.opts.recording(row.record.source, url);
+      } catch (err) {
+        throw new RelayError(
+          'RELAY_ERR_RECORDING_UNAVAILABLE',
+          `the recording could not be fetched: ${(err as Error).message}`,
+        );
+      }
+      const it = rec.body[Symbol.asyncIterator]();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(ctrl) {
+          try {
+            const { value, done: end } = await it.next();
+            if (end) ctrl.close();
+            else ctrl.enqueue(value);
+          } catch (err) {
+            ctrl.error(err);
+          }
+        },
+        async cancel() {
+          await it.return?.();
+        },
+      });
+      // Only audio is served as what it says it is: the PBX does not get to put a page here.
+      const type = /^audio\/[\w.+-]+$/i.test(rec.contentType)
+        ? rec.contentType
+        : 'application/octet-stream';
+      return new Response(body, {
+        headers: { 'content-type': type, 'cache-control': 'private, max-age=300' },
+      });
+    }),
+  );
 
   for (const [path, verb] of [
     ['retry', 'Retry'],

@@ -269,19 +269,28 @@ export const action =
     }
   };
 
-/** A fetch from the console's script (fragment, JSON): errors as the catalogue's JSON. */
+/**
+ * A fetch from the console's script (fragment, stream, recording): errors as the catalogue's
+ * JSON, scrubbed like pages (a message may quote the URL, and the URL anything).
+ */
 export const fetched =
   (ctx: ConsoleContext, handler: PageHandler) =>
   async (c: Context): Promise<Response> => {
-    const session = ctx.sessions.current(c);
-    if (!session)
-      throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');
-    return handler(c, session);
+    try {
+      const session = ctx.sessions.current(c);
+      if (!session)
+        throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');
+      return await handler(c, session);
+    } catch (err) {
+      throw scrubbed(ctx, c, err);
+    }
   };
 
-/** A JSON answer, scrubbed like every page. */
-export const sendJson = (c: Context, ctx: ConsoleContext, body: unknown): Response =>
-  c.json(ctx.opts.redact.value(body));
+/** The error, its message scrubbed of every configured secret. */
+export function scrubbed(ctx: ConsoleContext, c: Context, err: unknown): RelayError {
+  const e = asRelayError(ctx, c, err);
+  return new RelayError(e.code, ctx.opts.redact.text(e.message), { headers: e.headers });
+}
 
 /** After a POST: say what happened on the next page, and go there. */
 export function done(

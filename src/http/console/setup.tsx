@@ -8,7 +8,6 @@ import { RelayError } from '../../domain/errors.js';
 import type { SourceActivity, TargetStats } from '../../store/types.js';
 import {
   action,
-  asRelayError,
   Csrf,
   done,
   errorPage,
@@ -16,6 +15,7 @@ import {
   page,
   PostButton,
   render,
+  scrubbed,
   Time,
   type ConsoleContext,
 } from './kit.js';
@@ -236,7 +236,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
         )}`,
       );
     } catch (err) {
-      const e = asRelayError(ctx, c, err);
+      const e = scrubbed(ctx, c, err);
       if (wantsJson) return c.json(e.toJSON(), e.status as 400);
       return errorPage(c, ctx, e, session);
     }
