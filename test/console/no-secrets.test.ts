@@ -134,6 +134,16 @@ metrics:
         sentiment_score: '2',
       },
       { nonsense: sourceToken('3cx'), more: TOKENS.admin },
+      // A call whose agent, as the PBX names it, is a secret: it shows in the call list's rows.
+      {
+        event: 'incoming',
+        id: '260101120000_10-1',
+        callerid: '420774852630',
+        user: PBX_BEARER,
+        finishtype: 'Ok',
+        transfer: 'False',
+        did: '',
+      },
     ])
       await fetch(`${hook}?token=${sourceToken('3cx')}`, {
         method: 'POST',
