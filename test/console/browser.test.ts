@@ -6,6 +6,7 @@
 
 // The callbacks of page.evaluate run in the page: DOM types for them.
 /// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -311,6 +312,49 @@ describe('console in a browser', () => {
     );
     await Promise.all([page.waitForNavigation(), hubspot!.click()]);
     expect(await text('.notice')).toBe('hubspot: token accepted; owners and calls readable');
+  });
+
+  it('labels every field, marks the current page, and keeps every page small', async () => {
+    for (const [path, nav] of [
+      ['/console', 'Calls'],
+      [`/console/calls/3cx/${TRANSFER}`, 'Calls'],
+      ['/console/failures', 'Failures'],
+      ['/console/failures/confirm?action=retry-dead', 'Failures'],
+      ['/console/setup', 'Setup'],
+    ]) {
+      const res = await page.goto(`${base}${path}`);
+      expect((await res!.buffer()).length, path).toBeLessThan(50_000);
+      const facts = await page.evaluate(() => ({
+        unlabelled: [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+          .filter((e) => !(e as HTMLInputElement).labels?.length && !e.getAttribute('aria-label'))
+          .map((e) => e.outerHTML),
+        current: [...document.querySelectorAll('nav [aria-current="page"]')].map(
+          (e) => (e as HTMLElement).innerText,
+        ),
+        h1: document.querySelectorAll('h1').length,
+        unnamedButtons: [...document.querySelectorAll('button')].filter(
+          (b) => !b.innerText.trim() && !b.getAttribute('aria-label'),
+        ).length,
+        headerless: [...document.querySelectorAll('table')].filter(
+          (t) => !t.querySelector('thead th[scope="col"]'),
+        ).length,
+      }));
+      expect(facts, path).toEqual({
+        unlabelled: [],
+        current: [nav],
+        h1: 1,
+        unnamedButtons: 0,
+        headerless: 0,
+      });
+    }
+    // The keyboard reaches the page's controls, and shows where it is.
+    await page.goto(`${base}/console`);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    const outline = await page.evaluate(
+      () => getComputedStyle(document.activeElement!).outlineStyle,
+    );
+    expect(outline).toBe('solid');
   });
 
   it('refuses a script that posts without the CSRF token; signs out; no page broke the CSP', async () => {
