@@ -37,7 +37,7 @@ afterEach(async () => {
 });
 
 /** `null`: no admin.token in relay.yaml. */
-function makeConsole(token: string | null = TOKENS.admin): Console {
+function makeConsole(token: string | null = TOKENS.admin, signal?: AbortSignal): Console {
   const adminToken = token ?? undefined;
   const dir = tempDir();
   const cfg = loadConfig(writeRelayYaml(dir), {});
@@ -77,6 +77,7 @@ function makeConsole(token: string | null = TOKENS.admin): Console {
     onDeliveriesDue: () => due.n++,
     version: '9.9.9',
     storeHealth: async () => ({ backend: 'sqlite', ok: true, detail: 'writable' }),
+    signal,
   };
   const app = createApp({ pipeline, bodyLimit: 1 << 20, adminToken, console: opts });
   return { app, pipeline, store, changes, asked, due, recordingType };
@@ -474,5 +475,26 @@ describe('console over HTTP', () => {
     for (let i = 0; i < 50 && !told; i++) await new Promise((r) => setTimeout(r, 20));
     expect(told).toBeGreaterThan(0);
     stop();
+  });
+
+  it('ends every live stream at once when the relay shuts down', async () => {
+    const shutdown = new AbortController();
+    const k = makeConsole(TOKENS.admin, shutdown.signal);
+    const { cookie } = await signIn(k);
+    const readers = await Promise.all(
+      [1, 2].map(async () => {
+        const res = await k.app.request('/console/events', { headers: { cookie } });
+        const reader = res.body!.getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: ready');
+        return reader;
+      }),
+    );
+    const t0 = Date.now();
+    shutdown.abort();
+    for (const reader of readers) {
+      let done = false;
+      while (!done) done = (await reader.read()).done;
+    }
+    expect(Date.now() - t0).toBeLessThan(1000);
   });
 });

@@ -42,7 +42,7 @@ export function mountConsole(app: Hono, opts: ConsoleOptions): void {
     h.set('x-frame-options', 'DENY');
     h.set('cross-origin-opener-policy', 'same-origin');
     h.set('cross-origin-resource-policy', 'same-origin');
-    // Pages show calls and secrets' surroundings: never kept by a browser or proxy.
+    // Pages show calls, numbers and stored requests: no browser or proxy keeps them.
     if (!h.has('cache-control')) h.set('cache-control', 'no-store');
   };
   app.use('/console', headers);
@@ -62,7 +62,7 @@ export function mountConsole(app: Hono, opts: ConsoleOptions): void {
   const assets = mountAssets(app);
   const ctx: ConsoleContext = {
     opts,
-    // Unset token: a key nobody can sign with (no session is ever current).
+    // Unused without a token: every console URL then shows the page below.
     sessions: new Sessions(opts.adminToken ?? ''),
     throttle: new SignInThrottle(),
     assets,
