@@ -3,6 +3,7 @@
 
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { loadConfig, type RelayConfig } from './config/load.js';
@@ -133,8 +134,12 @@ export async function startRelay(
   };
   const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
   const shownTargets = consoleTargets(targets);
+  // Aborted at close: open live streams (console tabs) end at once instead of holding the server.
+  const closing = new AbortController();
   const consoleOpts: ConsoleOptions = {
     pipeline,
+    log,
+    signal: closing.signal,
     adminToken: cfg.adminToken,
     redact,
     targets: shownTargets,
@@ -191,7 +196,13 @@ export async function startRelay(
     port,
     async close() {
       draining = true;
+      closing.abort();
+      // server.close() closes the connections idle at that moment; one that finishes its request
+      // later (a console stream just ended, a webhook answered) would otherwise stay open until
+      // keep-alive runs out. Requests under way are never cut.
+      const idle = setInterval(() => (server as Server).closeIdleConnections(), 25);
       await new Promise<void>((r) => server.close(() => r()));
+      clearInterval(idle);
       await pipeline.stop();
       await pipeline.drain();
       await delivery.stop();

@@ -498,3 +498,27 @@ describe('console over HTTP', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
   });
 });
+
+describe('a running relay with a console tab open', () => {
+  it('closes at once: the live stream ends instead of holding the server', async () => {
+    const { startRelay } = await import('../../src/runtime.js');
+    const relay = await startRelay(loadConfig(writeRelayYaml(tempDir()), {}));
+    const base = `http://127.0.0.1:${relay.port}`;
+    const signedIn = await fetch(`${base}/console/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { origin: base, 'sec-fetch-site': 'same-origin' },
+      body: new URLSearchParams({ token: TOKENS.admin, next: '/console' }),
+    });
+    expect(signedIn.status).toBe(303);
+    const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!;
+    const live = await fetch(`${base}/console/events`, { headers: { cookie } });
+    const reader = live.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: ready');
+    const t0 = Date.now();
+    await relay.close();
+    expect(Date.now() - t0).toBeLessThan(3000);
+    let done = false;
+    while (!done) done = (await reader.read().catch(() => ({ done: true }))).done;
+  });
+});
