@@ -10,7 +10,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { mountAdmin } from './admin.js';
-import { bearer, tokenMatches } from './auth.js';
+import { bearer, loggablePath, tokenMatches } from './auth.js';
 import { mountConsole } from './console/index.js';
 import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
 import { mountHooks } from './hooks.js';
@@ -37,6 +37,7 @@ export interface AppOptions {
 export function createApp(opts: AppOptions): Hono {
   const log = opts.log ?? silentLogger;
   const store = opts.pipeline.store;
+  const redact = opts.redact ?? new Redactor([]);
   const app = new Hono();
 
   app.onError((err, c) => {
@@ -44,7 +45,10 @@ export function createApp(opts: AppOptions): Hono {
       if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
       return c.json(err.toJSON(), err.status as 400);
     }
-    log.error({ err: err.message, path: c.req.path }, 'unexpected error');
+    log.error(
+      { err: redact.text(err.message), path: redact.text(loggablePath(c.req.path)) },
+      'unexpected error',
+    );
     return c.json(new RelayError('RELAY_ERR_INTERNAL').toJSON(), 500);
   });
   app.notFound(() => {
@@ -91,7 +95,7 @@ export function createApp(opts: AppOptions): Hono {
   mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
   mountAdmin(app, {
     ...opts,
-    redact: opts.redact ?? new Redactor([]),
+    redact,
     targets: opts.targets ?? [],
   });
   if (opts.console) mountConsole(app, opts.console);

@@ -17,3 +17,8 @@ export function bearer(c: Context): string | undefined {
   const m = h ? /^Bearer\s+(.+)$/i.exec(h) : null;
   return m?.[1]?.trim();
 }
+
+/** A request path fit for a log line: the token segment of a webhook URL masked. */
+export function loggablePath(path: string): string {
+  return path.replace(/^(\/hooks\/[^/]+\/)[^/]+/, '$1***');
+}

@@ -99,6 +99,12 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
           : 'wrong token',
       );
     }
+    // A reachability check (Hono routes HEAD to GET handlers): the URL and token are right, and
+    // nothing is stored.
+    if (c.req.method === 'HEAD') {
+      filed('checked');
+      return c.body(null, 200);
+    }
     if (opts.isDraining?.())
       throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', 'shutting down; retry', {
         headers: { 'retry-after': '1' },
@@ -145,6 +151,13 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
   };
   app.on(['GET', 'POST'], ['/hooks/:source', '/hooks/:source/:token'], measured);
   app.all('/hooks/*', (c) => {
+    // The method is fine: the path is not (a trailing slash, an extra segment).
+    if (['GET', 'POST', 'HEAD'].includes(c.req.method))
+      throw new RelayError(
+        'RELAY_ERR_NOT_FOUND',
+        'a webhook URL is /hooks/<source>/<token> (or /hooks/<source> with the token as ' +
+          'Authorization: Bearer or ?token=) with nothing after it: check for a trailing slash',
+      );
     c.header('allow', 'GET, POST');
     throw new RelayError(
       'RELAY_ERR_METHOD_NOT_ALLOWED',

@@ -213,7 +213,10 @@ export function ErrorPage(props: {
 /** Any error as one of the catalogue (unexpected ones are logged and shown as internal). */
 export function asRelayError(ctx: ConsoleContext, c: Context, err: unknown): RelayError {
   if (err instanceof RelayError) return err;
-  ctx.opts.log?.error({ err: (err as Error).message, path: c.req.path }, 'console page failed');
+  ctx.opts.log?.error(
+    { err: ctx.opts.redact.text((err as Error).message), path: c.req.path },
+    'console page failed',
+  );
   return new RelayError('RELAY_ERR_INTERNAL');
 }
 

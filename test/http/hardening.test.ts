@@ -1,0 +1,84 @@
+// Issue 9's small defects at the HTTP edge, each measured on the code before its fix: a source
+// token in a logged path, HEAD stored as a webhook, a trailing slash answered with a wrong
+// reason.
+
+import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { startRelay, type Relay } from '../../src/runtime.js';
+import { createLogger } from '../../src/telemetry/log.js';
+import { sourceToken, tempDir, writeRelayYaml } from '../support.js';
+
+const TOKEN = sourceToken('3cx');
+
+describe('the webhook edge', () => {
+  let relay: Relay | undefined;
+  const lines: string[] = [];
+  afterEach(async () => {
+    await relay?.close();
+    relay = undefined;
+    lines.splice(0);
+  });
+
+  async function open(): Promise<Relay> {
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const log = createLogger('info', sink);
+    relay = await startRelay(loadConfig(writeRelayYaml(tempDir()), {}), log);
+    return relay;
+  }
+
+  it('never logs the source token of a path, even for a client that aborts mid-body', async () => {
+    const r = await open();
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const s = connect(r.port, '127.0.0.1', () => {
+          s.write(
+            `POST /hooks/3cx/${TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+              'Content-Length: 100000\r\n\r\n{"event":',
+          );
+          setTimeout(() => {
+            s.destroy();
+            resolve();
+          }, 50);
+        });
+      });
+    }
+    await new Promise((res) => setTimeout(res, 200));
+    const logged = lines.join('');
+    expect(logged).toContain('/hooks/3cx/');
+    expect(logged).not.toContain(TOKEN);
+    expect((await r.store.listInbox({ limit: 10 })).length).toBe(0);
+  });
+
+  it('answers HEAD on a hook URL without storing anything', async () => {
+    const r = await open();
+    const res = await fetch(`http://127.0.0.1:${r.port}/hooks/3cx/${TOKEN}`, { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    const wrong = await fetch(`http://127.0.0.1:${r.port}/hooks/3cx/wrong-token-1`, {
+      method: 'HEAD',
+    });
+    expect(wrong.status).toBe(401);
+    expect(await r.store.listInbox({ limit: 10 })).toEqual([]);
+  });
+
+  it('says what is wrong with a trailing slash or an extra segment', async () => {
+    const r = await open();
+    for (const path of [`/hooks/3cx/${TOKEN}/`, `/hooks/3cx/${TOKEN}/extra`]) {
+      const res = await fetch(`http://127.0.0.1:${r.port}${path}`, { method: 'POST', body: '{}' });
+      expect(res.status, path).toBe(404);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('RELAY_ERR_NOT_FOUND');
+      expect(body.error.message).toMatch(/\/hooks\/<source>\/<token>/);
+      expect(body.error.message).not.toContain(TOKEN);
+    }
+    const put = await fetch(`http://127.0.0.1:${r.port}/hooks/3cx/${TOKEN}`, { method: 'PUT' });
+    expect(put.status).toBe(405);
+    expect(await r.store.listInbox({ limit: 10 })).toEqual([]);
+  });
+});
