@@ -4,6 +4,7 @@
 // headers. Faults can be scripted per request.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import { CrmFake } from '../../../test/fakes/local-server.js';
 
 export interface HsObject {
@@ -254,8 +255,13 @@ function limitHeaders(max: number, remaining: number): Record<string, string> {
 
 /** HubSpot's calculated phone properties: area code and local number, no country code. */
 function withCalculated(p: Record<string, string>): Record<string, string> {
-  const national = (v: string | undefined): string =>
-    (v ?? '').replace(/\D/g, '').replace(/^(1|420|49|91|381|90)(?=\d{8,})/, '');
+  // Any country code comes off, so look-alikes from other countries share the calculated number
+  // (+381 and +386 numbers with the same national digits both search as 629759787).
+  const national = (v: string | undefined): string => {
+    const raw = (v ?? '').trim();
+    const parsed = raw.startsWith('+') ? parsePhoneNumberFromString(raw) : undefined;
+    return parsed?.nationalNumber ?? raw.replace(/\D/g, '');
+  };
   const out = { ...p };
   if (p.phone) out.hs_searchable_calculated_phone_number = national(p.phone);
   if (p.mobilephone) out.hs_searchable_calculated_mobile_number = national(p.mobilephone);

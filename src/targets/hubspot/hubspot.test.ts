@@ -106,6 +106,28 @@ describe('HubSpot target', () => {
     },
   );
 
+  it('never attaches a caller to a look-alike contact from another country', async () => {
+    const { hs, send, settle } = await open();
+    // A Slovenian contact (+386) with the national digits of a Serbian caller (+381).
+    const slovenian = hs.addContact({ firstname: 'Look-alike', phone: '+386 62 975 9787' });
+    const post = (body: string): Flow['requests'][number] => ({
+      method: 'POST',
+      contentType: 'application/json',
+      body,
+    });
+    await send(
+      '3cx',
+      post(
+        '{"event":"outgoing","callerid":"381629759787","user":"105","finishtype":"Ok","transfer":"False","did":"","title":"Successful call to 381629759787 (0:05)","id":"260301120000_5-1"}',
+      ),
+    );
+    await settle();
+    const [call] = [...hs.calls.values()];
+    expect(call!.properties.hs_call_to_number).toBe('+381629759787');
+    expect(call!.associations.map((a) => a.to.id)).not.toContain(slovenian);
+    expect(call!.associations).toEqual([]);
+  });
+
   it('associates the contact with that number, verified by digits, and caches the lookup', async () => {
     const { hs, send, settle } = await open(
       '    agents:\n      "102": alice@example.com\n      "117": "90001"\n',

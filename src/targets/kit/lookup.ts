@@ -21,12 +21,21 @@ export class Cache<V> {
 const digits = (s: string | null | undefined): string => (s ?? '').replace(/\D/g, '');
 
 /**
- * Whether a number as a CRM stored it ("+420 774 852 629", "774852629", "00420774852629") is
- * this E.164 number: the same digits, or ending in its national significant number.
+ * Whether a number as a CRM stored it ("+420 774 852 629", "00420774852629", "774852629") is this
+ * E.164 number: the same full number. A stored number with a country code ("+", "00") must have
+ * the caller's; one without is read as a national number of the caller's country. So a look-alike
+ * with the same national digits under another country code (+386 for a +381 caller) never counts.
  */
 export function sameNumber(stored: string | null | undefined, e164: string): boolean {
-  const d = digits(stored);
+  const raw = (stored ?? '').trim();
+  const d = digits(raw);
   if (d.length < 6) return false;
-  const national = parsePhoneNumberFromString(e164)?.nationalNumber ?? digits(e164);
-  return d === digits(e164) || d.endsWith(national);
+  if (d === digits(e164)) return true; // "420774852629": the full number without its "+"
+  const caller = parsePhoneNumberFromString(e164);
+  if (!caller) return false;
+  const international = raw.replace(/^00/, '+');
+  const parsed = international.startsWith('+')
+    ? parsePhoneNumberFromString(international)
+    : parsePhoneNumberFromString(raw, { defaultCallingCode: caller.countryCallingCode });
+  return parsed?.number === caller.number;
 }
