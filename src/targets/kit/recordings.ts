@@ -35,7 +35,7 @@ export async function fetchRecording(
 ): Promise<Recording> {
   if (!allowedRecordingUrl(url, access))
     throw new DeliveryError(
-      `fetching the recording: ${new URL(url).host} is not in recordings.allowHosts`,
+      `fetching the recording: ${URL.canParse(url) ? new URL(url).host : 'a malformed URL'} is not in recordings.allowHosts`,
       { retryable: false },
     );
   const headers: Record<string, string> = { 'user-agent': 'callrelay' };
@@ -101,10 +101,38 @@ export async function fetchRecording(
       yield chunk as Uint8Array;
     }
   }
-  const name = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'recording.mp3');
+  const type = String(res.headers['content-type'] ?? 'audio/mpeg')
+    .split(';')[0]!
+    .trim();
   return {
     body: capped(),
-    contentType: String(res.headers['content-type'] ?? 'audio/mpeg').split(';')[0]!,
-    filename: name,
+    contentType: /^[\w.+-]+\/[\w.+-]+$/.test(type) ? type : 'application/octet-stream',
+    filename: recordingFileName(url),
   };
+}
+
+/**
+ * The file name a recording is uploaded under: the URL's last segment, decoded where it decodes,
+ * reduced to letters, digits and `.-_ ` (it goes into a multipart header, where a CR/LF or quote
+ * from a webhook would add header lines), at most 100 characters.
+ */
+export function recordingFileName(url: string): string {
+  let last = '';
+  try {
+    last = new URL(url).pathname.split('/').pop() ?? '';
+  } catch {
+    last = '';
+  }
+  let decoded = last;
+  try {
+    decoded = decodeURIComponent(last);
+  } catch {
+    // A malformed %-sequence stays as written; the filter below makes it harmless.
+  }
+  const safe = decoded
+    .replace(/[^\p{L}\p{N}._ -]+/gu, '_')
+    .replace(/^[.\s_]+/, '')
+    .slice(0, 100)
+    .trim();
+  return safe || 'recording.mp3';
 }

@@ -9,7 +9,13 @@ import { CrmFake } from '../../../test/fakes/local-server.js';
 export interface CallLog {
   id: string;
   body: Record<string, any>;
-  recording?: { filename: string; contentType: string; bytes: Buffer };
+  recording?: {
+    filename: string;
+    contentType: string;
+    bytes: Buffer;
+    /** The part's header lines by lower-cased name (an injected line shows up here). */
+    headers: Record<string, string>;
+  };
 }
 
 type Fault =
@@ -205,6 +211,13 @@ function multipartFile(contentType: string, raw: Buffer): CallLog['recording'] |
         filename: /filename="([^"]*)"/.exec(head)?.[1] ?? '',
         contentType: /content-type:\s*([^\r\n]+)/i.exec(head)?.[1] ?? '',
         bytes: part.subarray(headEnd + 4),
+        headers: Object.fromEntries(
+          head
+            .split('\r\n')
+            .map((l) => /^([^:]+):\s*(.*)$/.exec(l))
+            .filter((x): x is RegExpExecArray => x !== null)
+            .map((x) => [x[1]!.toLowerCase(), x[2]!]),
+        ),
       };
     }
     at = next;

@@ -152,6 +152,47 @@ describe('Pipedrive target', () => {
     );
   });
 
+  it('uploads a recording whose URL name is hostile or malformed under a safe name', async () => {
+    const { pd, pbx, send, settle } = await open();
+    const path = '/r/bad%E0%A4%A%0d%0aX-Injected:%201.mp3';
+    pbx.files.set(path, Buffer.from('ID3 audio'));
+    const id = '260701100000_7';
+    for (const body of [
+      `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
+      `{"Event":"recording","FileUrls":["${pbx.url}${path}"],"Id":"${id}-1"}`,
+    ])
+      await send('3cx', post(body));
+    await settle();
+    const [log] = [...pd.callLogs.values()];
+    expect(log!.recording, 'uploaded').toBeDefined();
+    expect(log!.recording!.filename).toMatch(/^bad.*\.mp3$/);
+    expect(log!.recording!.filename).not.toMatch(/[\r\n:"]/);
+    expect(Object.keys(log!.recording!.headers).sort()).toEqual([
+      'content-disposition',
+      'content-type',
+    ]);
+  });
+
+  it('a recording the PBX will not give costs that recording only: the call log is delivered', async () => {
+    // The PBX answers with a file over recordings.maxMB: never retried, never uploaded.
+    const { pd, pbx, relay, send, settle } = await open({
+      source: `    recordings:\n      allowHosts: [127.0.0.1]\n      bearer: ${PBX_TOKEN}\n      maxMB: 0.001\n`,
+    });
+    pbx.files.set('/r/big.mp3', Buffer.alloc(10_000, 1));
+    const id = '260701100000_8';
+    for (const body of [
+      `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
+      `{"Event":"recording","FileUrls":["${pbx.url}/r/big.mp3"],"Id":"${id}-1"}`,
+    ])
+      await send('3cx', post(body));
+    await settle();
+    expect(pd.callLogs.size).toBe(1);
+    expect([...pd.callLogs.values()][0]!.recording).toBeUndefined();
+    const [d] = await relay.store.listDeliveries({ limit: 5 });
+    expect(d!.state).toBe('done');
+    expect(d!.remote.uploadFailed).toMatch(/over recordings\.maxMB/);
+  });
+
   it('waits the settle window, so a recording that comes soon after the end is in the one call log', async () => {
     const { pd, pbx, send, settle } = await open({ settle: 1 });
     pbx.files.set('/r/a.mp3', Buffer.from('ID3 audio'));

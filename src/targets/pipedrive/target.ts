@@ -32,6 +32,8 @@ interface Remote {
   activityId?: number;
   /** The recording attached to the call log as audio. */
   uploaded?: string;
+  /** Why the recording could not be uploaded, if it could not (it is not tried again). */
+  uploadFailed?: string;
   /** Recording URLs already in the call log's note or a later note. */
   mentioned?: string[];
   /** Whether the AI summary is in the call log's note or a later note. */
@@ -114,7 +116,15 @@ class PipedriveTarget implements Target {
       !remote.uploaded &&
       allowedRecordingUrl(first, access)
     ) {
-      await this.upload(remote.callLogId, first, access!);
+      try {
+        await this.upload(remote.callLogId, first, access!);
+      } catch (err) {
+        // A recording the PBX will never give (403, too big, a bad URL) costs that recording only:
+        // its URL is in the call log's note, the failure is among the attempts, the rest goes on.
+        if (!(err instanceof DeliveryError) || err.retryable) throw err;
+        remote.uploadFailed = err.message;
+        ctx.log.warn({ call: c.callId, err: err.message }, 'recording not uploaded');
+      }
       remote.uploaded = first;
       await ctx.save(remote);
     }
