@@ -117,12 +117,7 @@ export async function fetchRecording(
  * from a webhook would add header lines), at most 100 characters.
  */
 export function recordingFileName(url: string): string {
-  let last = '';
-  try {
-    last = new URL(url).pathname.split('/').pop() ?? '';
-  } catch {
-    last = '';
-  }
+  const last = URL.canParse(url) ? (new URL(url).pathname.split('/').pop() ?? '') : '';
   let decoded = last;
   try {
     decoded = decodeURIComponent(last);
