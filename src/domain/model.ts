@@ -17,6 +17,11 @@ export * from './constants.js';
 
 const Iso = z.iso.datetime({ offset: true }).meta({ description: 'ISO-8601 time in UTC.' });
 const Seconds = z.number().nonnegative();
+/** A call of more than a week is a provider's mistake (or 1e308), not a call. */
+export const MAX_CALL_SEC = 7 * 86400;
+const EventSeconds = Seconds.max(MAX_CALL_SEC, {
+  message: `expected at most ${MAX_CALL_SEC} seconds (a week)`,
+});
 
 export const AiSchema = z.strictObject({
   summary: z.string().optional(),
@@ -74,8 +79,8 @@ export const CallEventSchema = z
       .boolean()
       .optional()
       .meta({ description: 'On `ended`: the leg ended by a transfer; the call goes on.' }),
-    durationSec: Seconds.optional(),
-    talkSec: Seconds.optional(),
+    durationSec: EventSeconds.optional(),
+    talkSec: EventSeconds.optional(),
     startedAt: Iso.optional(),
     answeredAt: Iso.optional(),
     endedAt: Iso.optional(),

@@ -87,6 +87,13 @@ describe('field coercion', () => {
       code: 'RELAY_ERR_MAPPING_FAILED',
       message: 'rule e, field durationSec: expected a number, got "soon"',
     });
+    // A duration no call has (1e308, or a timestamp sent as seconds) is refused, not folded.
+    for (const d of ['1e308', '1700000000'])
+      expect(await a.map(post(`{"id":"x","d":${d}}`)), d).toMatchObject({
+        status: 'unmapped',
+        code: 'RELAY_ERR_MAPPING_FAILED',
+        message: expect.stringMatching(/durationSec.*at most 604800 seconds/),
+      });
     expect(await a.map(post('{"id":"x","dir":"sideways"}'))).toMatchObject({
       status: 'unmapped',
       code: 'RELAY_ERR_MAPPING_FAILED',
