@@ -7,7 +7,7 @@ import type { RawRequest } from '../domain/request.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
-import { bearer, tokenMatches } from './auth.js';
+import { bearer, loggablePath, tokenMatches } from './auth.js';
 import { readBody } from './body.js';
 
 export interface HookOptions {
@@ -24,6 +24,30 @@ function refusal(err: unknown): string {
   if (code === 'RELAY_ERR_UNAUTHORIZED') return 'unauthorized';
   if (code === 'RELAY_ERR_STORE_UNAVAILABLE') return 'unavailable';
   return 'rejected';
+}
+
+/**
+ * A refused webhook is logged (an admin whose PBX gets 401 must see why), but at most once a
+ * minute per source and reason, with how many were like it, so that a flood cannot flood the log.
+ */
+class RefusalLog {
+  private readonly last = new Map<string, { at: number; since: number }>();
+  constructor(private readonly log: Logger) {}
+
+  note(source: string, err: RelayError, path: string, now = Date.now()): void {
+    const key = `${source}\0${err.code}`;
+    const seen = this.last.get(key);
+    if (seen && now - seen.at < 60_000) {
+      seen.since++;
+      return;
+    }
+    if (this.last.size > 1000) this.last.clear();
+    this.last.set(key, { at: now, since: 0 });
+    this.log.warn(
+      { source, code: err.code, status: err.status, path, alsoRefused: seen?.since ?? 0 },
+      `refused a webhook: ${err.message}`,
+    );
+  }
 }
 
 /** The few request headers worth keeping with a webhook (never Authorization). */
@@ -64,6 +88,7 @@ export function queryWithoutToken(url: string): { query: string; token: string |
 
 export function mountHooks(app: Hono, opts: HookOptions): void {
   const { pipeline, bodyLimit, log } = opts;
+  const refusals = new RefusalLog(log);
 
   // Counted and timed per known source only: an unknown name in the URL is anybody's to choose,
   // and must not grow the label set.
@@ -76,6 +101,9 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
       return await hook(c, (status) => (result = status));
     } catch (err) {
       result = refusal(err);
+      // Unknown source names are logged under one name: anybody can put any name in a URL.
+      if (err instanceof RelayError)
+        refusals.note(known ? name : '(unknown)', err, loggablePath(c.req.path));
       throw err;
     } finally {
       if (known && opts.metrics) {
@@ -151,17 +179,24 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
   };
   app.on(['GET', 'POST'], ['/hooks/:source', '/hooks/:source/:token'], measured);
   app.all('/hooks/*', (c) => {
+    const source = c.req.path.split('/')[2] ?? '';
+    const label = pipeline.sources.has(source) ? source : '(unknown)';
+    let err: RelayError;
     // The method is fine: the path is not (a trailing slash, an extra segment).
     if (['GET', 'POST', 'HEAD'].includes(c.req.method))
-      throw new RelayError(
+      err = new RelayError(
         'RELAY_ERR_NOT_FOUND',
         'a webhook URL is /hooks/<source>/<token> (or /hooks/<source> with the token as ' +
           'Authorization: Bearer or ?token=) with nothing after it: check for a trailing slash',
       );
-    c.header('allow', 'GET, POST');
-    throw new RelayError(
-      'RELAY_ERR_METHOD_NOT_ALLOWED',
-      `${c.req.method} is not accepted on webhooks; use GET or POST`,
-    );
+    else {
+      c.header('allow', 'GET, POST');
+      err = new RelayError(
+        'RELAY_ERR_METHOD_NOT_ALLOWED',
+        `${c.req.method} is not accepted on webhooks; use GET or POST`,
+      );
+    }
+    refusals.note(label, err, loggablePath(c.req.path));
+    throw err;
   });
 }

@@ -81,4 +81,19 @@ describe('the webhook edge', () => {
     expect(put.status).toBe(405);
     expect(await r.store.listInbox({ limit: 10 })).toEqual([]);
   });
+
+  it('logs refused webhooks without the token, at most once a minute per source and reason', async () => {
+    const r = await open();
+    for (let i = 0; i < 30; i++)
+      await fetch(`http://127.0.0.1:${r.port}/hooks/3cx/wrong-token-${i}`, { method: 'POST' });
+    await fetch(`http://127.0.0.1:${r.port}/hooks/3cx/${TOKEN}/`, { method: 'POST' });
+    await new Promise((res) => setTimeout(res, 100));
+    const refused = lines.filter((l) => l.includes('refused a webhook'));
+    const unauthorized = refused.filter((l) => l.includes('RELAY_ERR_UNAUTHORIZED'));
+    expect(unauthorized).toHaveLength(1);
+    expect(unauthorized[0]).toContain('"source":"3cx"');
+    expect(refused.filter((l) => l.includes('RELAY_ERR_NOT_FOUND'))).toHaveLength(1);
+    expect(refused.join('')).not.toContain(TOKEN);
+    expect(refused.join('')).not.toMatch(/wrong-token-\d/);
+  });
 });
