@@ -3,6 +3,7 @@
 // Facts: docs/crm-notes.md A.1 (properties, disposition GUIDs, HTTPS-only recordings, duration in
 // ms).
 
+import { companyNumber, externalNumber } from '../kit/numbers.js';
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { callBody, callTitle } from '../kit/summary.js';
 
@@ -26,12 +27,12 @@ export const playable = (u: string): boolean => /^https:\/\/[^\s{}]+\.(mp3|wav)(
 
 export function callProperties(
   c: CallRecord,
-  o: { ownerId?: string; dispositions: Record<Outcome, string>; didE164?: string },
+  o: { ownerId?: string; dispositions: Record<Outcome, string> },
 ): Record<string, string> {
   const recordings = c.recordings;
   const play = recordings.find(playable);
-  const external = c.externalE164 ?? c.externalNumber ?? '';
-  const company = o.didE164 ?? c.did ?? '';
+  const external = externalNumber(c);
+  const company = companyNumber(c);
   const p: Record<string, string> = {
     hs_timestamp: c.startedAt,
     hs_call_title: callTitle(c),

@@ -91,7 +91,6 @@ class HubspotTarget implements Target {
     const properties = callProperties(c, {
       ownerId,
       dispositions: { ...DEFAULT_DISPOSITIONS, ...this.cfg.dispositions },
-      didE164: c.did ? parsePhoneNumberFromString(c.did.replace(/^DID-/i, '+'))?.number : undefined,
     });
 
     if (remote.callObjectId) {

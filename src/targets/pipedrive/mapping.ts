@@ -3,6 +3,7 @@
 // Facts: docs/crm-notes.md B.
 
 import type { CallRecord, Outcome } from '../../domain/model.js';
+import { companyNumber, externalNumber } from '../kit/numbers.js';
 import { callBody, callTitle, esc, marker } from '../kit/summary.js';
 import type { OUTCOMES } from './spec.js';
 
@@ -20,8 +21,8 @@ export function callLogBody(
   c: CallRecord,
   o: { userId?: number; personId?: number; outcomes: Record<Outcome, string> },
 ): Record<string, unknown> {
-  const external = c.externalE164 ?? c.externalNumber ?? '';
-  const company = c.did ?? c.agent ?? '';
+  const external = externalNumber(c);
+  const company = companyNumber(c);
   const start = c.startedAt;
   const end = c.endedAt ?? new Date(Date.parse(start) + (c.durationSec ?? 0) * 1000).toISOString();
   const body: Record<string, unknown> = {

@@ -193,6 +193,23 @@ describe('Pipedrive target', () => {
     expect(d!.remote.uploadFailed).toMatch(/over recordings\.maxMB/);
   });
 
+  it('gets the same normalised numbers as HubSpot: the DID in E.164, never an extension', async () => {
+    const { pd, send, settle } = await open();
+    for (const [id, did] of [
+      ['260701100000_11', 'DID-420222000320'],
+      ['260701100000_12', ''],
+    ])
+      await send(
+        '3cx',
+        post(
+          `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"${did}","Duration":"00:12","Id":"${id}-1"}`,
+        ),
+      );
+    await settle();
+    const to = [...pd.callLogs.values()].map((l) => l.body.to_phone_number).sort();
+    expect(to).toEqual(['+420222000320', 'unknown']);
+  });
+
   it('waits the settle window, so a recording that comes soon after the end is in the one call log', async () => {
     const { pd, pbx, send, settle } = await open({ settle: 1 });
     pbx.files.set('/r/a.mp3', Buffer.from('ID3 audio'));
