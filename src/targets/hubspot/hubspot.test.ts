@@ -84,9 +84,10 @@ describe('HubSpot target', () => {
         expect(p.hs_call_status).toBe(
           { answered: 'COMPLETED', missed: 'NO_ANSWER', busy: 'BUSY' }[e.outcome as string],
         );
-        if (e.durationSec === null) expect(p.hs_call_duration).toBeUndefined();
-        else if (typeof e.durationSec === 'number')
-          expect(p.hs_call_duration).toBe(String(e.durationSec * 1000));
+        // Talk time: 0 when nobody answered, the talk time where the provider gives it.
+        const talk = e.outcome === 'answered' ? (e.talkSec ?? e.durationSec) : 0;
+        if (talk === null) expect(p.hs_call_duration).toBeUndefined();
+        else if (typeof talk === 'number') expect(p.hs_call_duration).toBe(String(talk * 1000));
         const recs = (e.recordings as string[] | undefined) ?? [];
         const playable = recs.filter((u) => /^https:\/\/[^\s{}]+\.mp3$/.test(u));
         if (playable.length) expect(playable).toContain(p.hs_call_recording_url);

@@ -5,7 +5,7 @@
 
 import { companyNumber, externalNumber } from '../kit/numbers.js';
 import type { CallRecord, Outcome } from '../../domain/model.js';
-import { callBody, callTitle } from '../kit/summary.js';
+import { callBody, callTitle, talkTimeSec } from '../kit/summary.js';
 
 /** HubSpot's default call outcome GUIDs; there is no default "failed" or "missed". */
 export const DEFAULT_DISPOSITIONS: Record<Outcome, string> = {
@@ -51,7 +51,8 @@ export function callProperties(
     hs_call_to_number: c.direction === 'outbound' ? external : company,
   };
   if (c.outcome) p.hs_call_disposition = o.dispositions[c.outcome];
-  if (c.durationSec !== null) p.hs_call_duration = String(Math.round(c.durationSec * 1000));
+  const talk = talkTimeSec(c);
+  if (talk !== null) p.hs_call_duration = String(Math.round(talk * 1000));
   if (play) p.hs_call_recording_url = play;
   if (o.ownerId) p.hubspot_owner_id = o.ownerId;
   return p;

@@ -17,6 +17,17 @@ export function callTitle(c: CallRecord): string {
 }
 
 /** The note: what a salesperson wants at a glance, then the AI summary and transcript. */
+/**
+ * The duration a CRM shows for a call, which its users read and add up as talk time: 0 for an
+ * ended call nobody answered (however long it rang), the talk time where the provider gives it,
+ * else the provider's one figure (3CX's duration is counted from the answer); null while an
+ * answered call has no figure yet. Ring and total time go in the body.
+ */
+export function talkTimeSec(c: CallRecord): number | null {
+  if (c.outcome !== 'answered') return c.status === 'ended' ? 0 : null;
+  return c.talkSec ?? c.durationSec;
+}
+
 export function callBody(c: CallRecord, recordingsInBody: string[]): string {
   const lines: string[] = [];
   const add = (k: string, v: unknown): void => {
@@ -31,7 +42,11 @@ export function callBody(c: CallRecord, recordingsInBody: string[]): string {
   if (c.rang.length) add('Rang', c.rang.join(' → '));
   for (const t of c.transfers)
     add('Transfer', `${t.kind}: ${t.fromAgent ?? '?'} → ${t.toAgent ?? '?'}`);
-  add('Talk time', c.talkSec === null ? null : `${c.talkSec} s`);
+  const talk = talkTimeSec(c);
+  add('Talk time', talk === null ? null : `${talk} s`);
+  if (c.durationSec !== null && c.durationSec !== talk) add('Total time', `${c.durationSec} s`);
+  if (c.durationSec !== null && c.talkSec !== null && c.durationSec > c.talkSec)
+    add('Ring time', `${c.durationSec - c.talkSec} s`);
   add('End reason', c.endReason);
   for (const r of recordingsInBody)
     lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);

@@ -4,7 +4,7 @@
 
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { companyNumber, externalNumber } from '../kit/numbers.js';
-import { callBody, callTitle, esc, marker } from '../kit/summary.js';
+import { callBody, callTitle, esc, marker, talkTimeSec } from '../kit/summary.js';
 import type { OUTCOMES } from './spec.js';
 
 export const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
@@ -31,7 +31,7 @@ export function callLogBody(
     from_phone_number: (c.direction === 'outbound' ? company : external) || undefined,
     start_time: pdTime(start),
     end_time: pdTime(end < start ? start : end),
-    duration: String(Math.round(c.durationSec ?? 0)),
+    duration: String(Math.round(talkTimeSec(c) ?? 0)),
     subject: callTitle(c),
     note: callBody(c, c.recordings),
   };

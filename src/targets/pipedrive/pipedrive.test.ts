@@ -94,8 +94,8 @@ describe('Pipedrive target', () => {
         expect(log!.body.outcome).toBe(
           { answered: 'connected', missed: 'no_answer', busy: 'busy' }[e.outcome as string],
         );
-        if (typeof e.durationSec === 'number')
-          expect(log!.body.duration).toBe(String(e.durationSec));
+        const talk = e.outcome === 'answered' ? (e.talkSec ?? e.durationSec) : 0;
+        if (typeof talk === 'number') expect(log!.body.duration).toBe(String(talk));
         if (e.startedAt)
           expect(log!.body.start_time).toBe(String(e.startedAt).slice(0, 19).replace('T', ' '));
         const ext = String(e.externalNumber);
