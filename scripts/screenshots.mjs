@@ -58,7 +58,7 @@ const pbx = createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': wav.length }).end(wav);
 });
 await new Promise((r) => pbx.listen(0, '127.0.0.1', () => r(undefined)));
-const pbxHost = `127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (pbx.address()).port}`;
+const pbxHost = `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (pbx.address()).port}`;
 
 const dir = mkdtempSync(join(tmpdir(), 'callrelay-shots-'));
 const adapters = join(dir, 'adapters');
@@ -118,10 +118,7 @@ async function postFlow(source, name) {
   );
   for (const r of flow.requests) {
     if (r.direction === 'to-pbx') continue;
-    const body = r.body?.replace(
-      /https:\/\/FQDN:5001\/webapi\/recording\//g,
-      `http://${pbxHost}/rec/`,
-    );
+    const body = r.body?.replace(/https:\/\/FQDN:5001\/webapi\/recording\//g, `${pbxHost}/rec/`);
     const url = `${base}/hooks/${source}/${tokens[source]}`;
     if (r.method === 'GET') await fetch(`${url}?${(r.query ?? '').replace(/ /g, '%20')}`);
     else

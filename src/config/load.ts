@@ -34,6 +34,7 @@ export interface ResolvedSource extends SourceSettings {
   adapter: LoadedAdapter;
   recordings: {
     allowHosts: string[];
+    allowPrivateAddresses: boolean;
     bearer?: string;
     basic?: { user: string; password: string };
     maxMB: number;

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { DEFAULT_MAX_EVENTS_PER_CALL } from '../domain/inbox.js';
 import { Country, TimeZone } from '../domain/values.js';
+import { parseHostRule } from '../lib/hosts.js';
 import { TargetConfigSchema } from '../targets/registry.js';
 
 const SIZE_UNITS: Record<string, number> = {
@@ -60,10 +61,29 @@ export const SourceConfig = z
     }),
     recordings: z
       .strictObject({
-        allowHosts: z.array(z.string().min(1)).default([]).meta({
-          description:
-            'Hosts recordings may be fetched from (for targets that upload them); none: never fetch.',
-        }),
+        allowHosts: z
+          .array(
+            z.string().refine((h) => parseHostRule(h) !== undefined, {
+              message:
+                'expected a host, optionally with a port and an http:// prefix: "pbx.example.com", ' +
+                '"pbx.example.com:5001", "http://192.168.1.10:5000", "*.example.com"',
+            }),
+          )
+          .default([])
+          .meta({
+            description:
+              'Where recordings may be fetched from (for targets that upload them); none: never ' +
+              'fetch. Scheme, host and port must all match: HTTPS on 443 unless an entry names a ' +
+              'port, plain HTTP only for an entry written "http://host[:port]".',
+          }),
+        allowPrivateAddresses: z
+          .boolean()
+          .default(false)
+          .meta({
+            description:
+              'Let a host named by DNS resolve to a loopback or private address (a PBX on the LAN ' +
+              'by name). An entry that is an IP address allows that address anyway.',
+          }),
         bearer: z.string().optional().meta({
           description: 'Authorization: Bearer for the PBX, if its recording URLs need it.',
         }),

@@ -53,6 +53,8 @@ export interface TargetModule {
 /** How to fetch a source's recordings (hosts allowed, credentials, size cap). */
 export interface RecordingAccess {
   allowHosts: string[];
+  /** Hosts named by DNS may resolve to loopback or private addresses (a PBX on the LAN). */
+  allowPrivateAddresses?: boolean;
   bearer?: string;
   basic?: { user: string; password: string };
   maxMB: number;

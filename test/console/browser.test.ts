@@ -61,7 +61,7 @@ describe('console in a browser', () => {
       res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': wav.length }).end(wav);
     });
     await new Promise<void>((r) => pbx.listen(0, '127.0.0.1', r));
-    pbxHost = `127.0.0.1:${(pbx.address() as AddressInfo).port}`;
+    pbxHost = `http://127.0.0.1:${(pbx.address() as AddressInfo).port}`;
     hs = await new FakeHubspot(HS_TOKEN).start();
     const file = writeRelayYaml(dir, {
       adapters,
@@ -101,10 +101,7 @@ describe('console in a browser', () => {
   async function postFlow(name: string): Promise<void> {
     const flow = readFlow(join(ADAPTERS, 'cases', '3cx', `${name}.json`));
     for (const r of flow.requests) {
-      const body = r.body?.replace(
-        /https:\/\/FQDN:5001\/webapi\/recording\//g,
-        `http://${pbxHost}/rec/`,
-      );
+      const body = r.body?.replace(/https:\/\/FQDN:5001\/webapi\/recording\//g, `${pbxHost}/rec/`);
       const res = await sendFlowRequest(relay.port, '3cx', { ...r, body });
       expect(res?.status).toBe(200);
     }

@@ -67,7 +67,7 @@ describe('secrets in the console', () => {
       (_req, res) => void res.writeHead(200, { 'content-type': 'audio/wav' }).end('RIFF'),
     );
     await new Promise<void>((r) => pbx!.listen(0, '127.0.0.1', r));
-    const pbxHost = `127.0.0.1:${(pbx.address() as AddressInfo).port}`;
+    const pbxHost = `http://127.0.0.1:${(pbx.address() as AddressInfo).port}`;
     const file = writeRelayYaml(tempDir(), {
       threecx: `    recordings:\n      allowHosts: ["${pbxHost}"]\n      bearer: ${PBX_BEARER}\n`,
       more: `targets:
@@ -95,11 +95,13 @@ metrics:
       delivery: { pollMs: 20, backoff: { baseMs: 40, maxMs: 80 } },
     });
     const base = `http://127.0.0.1:${relay.port}`;
-    // The CRM refuses the call and quotes the secrets back.
-    hs.faults.push({
-      match: 'POST /crm/v3/objects/calls',
-      fault: { status: 400, body: { message: `Bad token ${HS_TOKEN} for ${PBX_BEARER}` } },
-    });
+    // The CRM refuses every call and quotes the secrets back (every time: a later event re-arms
+    // a dead delivery, so one refusal could be followed by a create that works).
+    for (let i = 0; i < 50; i++)
+      hs.faults.push({
+        match: 'POST /crm/v3/objects/calls',
+        fault: { status: 400, body: { message: `Bad token ${HS_TOKEN} for ${PBX_BEARER}` } },
+      });
     // A misconfigured PBX template that puts secrets in its payloads, headers and URLs.
     const id = '260101120000_9';
     const hook = `${base}/hooks/3cx/${sourceToken('3cx')}`;
@@ -123,7 +125,7 @@ metrics:
       },
       {
         Event: 'recording',
-        FileUrls: [`http://${pbxHost}/rec/a.wav?key=${METRICS_TOKEN}`],
+        FileUrls: [`${pbxHost}/rec/a.wav?key=${METRICS_TOKEN}`],
         User: '102',
         Id: `${id}-1`,
       },
@@ -151,7 +153,9 @@ metrics:
         body: JSON.stringify(body),
       });
     await settleDeliveries(relay);
-    expect((await relay.store.listDeliveries({ state: 'dead', limit: 5 })).length).toBe(1);
+    expect((await relay.store.listDeliveries({ state: 'dead', limit: 5 })).length).toBeGreaterThan(
+      0,
+    );
 
     const client = new Client(base);
     const signIn = await client.post('/console/sign-in', { token: TOKENS.admin });

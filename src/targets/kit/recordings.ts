@@ -2,7 +2,15 @@
 // only from hosts the source allows, with the PBX's credentials if configured, streamed, and cut
 // off at a size cap, so that a recording URL can never make the relay fetch anything else.
 
+import { lookup } from 'node:dns/promises';
 import { request } from 'undici';
+import {
+  isIpLiteral,
+  isPrivateAddress,
+  parseHostRule,
+  urlAllowed,
+  type HostRule,
+} from '../../lib/hosts.js';
 import type { RecordingAccess } from '../types.js';
 import { DeliveryError } from './errors.js';
 import { recordRequest } from './trace.js';
@@ -13,19 +21,48 @@ export interface Recording {
   filename: string;
 }
 
-/** Whether a URL is on a host the source allows ("pbx.example.com", or "*.example.com"). */
+/**
+ * Whether a URL is one the source allows: scheme, host and port as an allowHosts entry names them
+ * (lib/hosts.ts). The PBX's credentials go only where this says yes.
+ */
 export function allowedRecordingUrl(url: string, access: RecordingAccess | undefined): boolean {
-  if (!access?.allowHosts.length) return false;
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return false;
+  return !!access && !!urlAllowed(url, rulesOf(access));
+}
+
+const ruleCache = new WeakMap<RecordingAccess, HostRule[]>();
+function rulesOf(access: RecordingAccess): HostRule[] {
+  let rules = ruleCache.get(access);
+  if (!rules) {
+    rules = access.allowHosts.map(parseHostRule).filter((r): r is HostRule => !!r);
+    ruleCache.set(access, rules);
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') return false;
-  return access.allowHosts.some((h) =>
-    h.startsWith('*.') ? u.hostname.endsWith(h.slice(1)) : u.hostname === h || u.host === h,
-  );
+  return rules;
+}
+
+/**
+ * A host named by a DNS name must not resolve to a loopback or private address (a webhook could
+ * point a public-looking name at the relay's own network) unless the source allows private
+ * addresses; an entry that is an IP literal is that permission for its own address.
+ */
+async function checkAddress(url: string, rule: HostRule, access: RecordingAccess): Promise<void> {
+  if (access.allowPrivateAddresses || isIpLiteral(rule.host)) return;
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  let addresses: { address: string }[];
+  try {
+    addresses = isIpLiteral(host) ? [{ address: host }] : await lookup(host, { all: true });
+  } catch (err) {
+    throw new DeliveryError(
+      `fetching the recording: ${host} does not resolve (${(err as { code?: string }).code ?? (err as Error).message})`,
+      { retryable: true, cause: err },
+    );
+  }
+  const inside = addresses.find((a) => isPrivateAddress(a.address));
+  if (inside)
+    throw new DeliveryError(
+      `fetching the recording: ${host} resolves to ${inside.address}, a private or loopback address; ` +
+        'name the address in recordings.allowHosts or set recordings.allowPrivateAddresses',
+      { retryable: false },
+    );
 }
 
 export async function fetchRecording(
@@ -33,11 +70,13 @@ export async function fetchRecording(
   access: RecordingAccess,
   timeoutMs = 30_000,
 ): Promise<Recording> {
-  if (!allowedRecordingUrl(url, access))
+  const rule = urlAllowed(url, rulesOf(access));
+  if (!rule)
     throw new DeliveryError(
-      `fetching the recording: ${URL.canParse(url) ? new URL(url).host : 'a malformed URL'} is not in recordings.allowHosts`,
+      `fetching the recording: ${URL.canParse(url) ? new URL(url).origin : 'a malformed URL'} is not in recordings.allowHosts (scheme, host and port must match an entry)`,
       { retryable: false },
     );
+  await checkAddress(url, rule, access);
   const headers: Record<string, string> = { 'user-agent': 'callrelay' };
   if (access.bearer) headers.authorization = `Bearer ${access.bearer}`;
   else if (access.basic)

@@ -40,7 +40,8 @@ async function setup(
   const config = writeRelayYaml(tempDir(), {
     sources: o.sources,
     threecx:
-      o.source ?? `    recordings:\n      allowHosts: [127.0.0.1]\n      bearer: ${PBX_TOKEN}\n`,
+      o.source?.replace('PBX_URL', pbx.url) ??
+      `    recordings:\n      allowHosts: ["${pbx.url}"]\n      bearer: ${PBX_TOKEN}\n`,
     more: `targets:\n  - name: pipedrive\n    type: pipedrive\n    token: ${PD_TOKEN}\n    baseUrl: ${pd.url}\n    settleSec: ${o.settle ?? 0}\n${o.target ?? ''}`,
   });
   const relay = await startRelay(loadConfig(config, {}), undefined, {
@@ -176,7 +177,7 @@ describe('Pipedrive target', () => {
   it('a recording the PBX will not give costs that recording only: the call log is delivered', async () => {
     // The PBX answers with a file over recordings.maxMB: never retried, never uploaded.
     const { pd, pbx, relay, send, settle } = await open({
-      source: `    recordings:\n      allowHosts: [127.0.0.1]\n      bearer: ${PBX_TOKEN}\n      maxMB: 0.001\n`,
+      source: `    recordings:\n      allowHosts: ["PBX_URL"]\n      bearer: ${PBX_TOKEN}\n      maxMB: 0.001\n`,
     });
     pbx.files.set('/r/big.mp3', Buffer.alloc(10_000, 1));
     const id = '260701100000_8';

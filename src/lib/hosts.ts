@@ -1,0 +1,74 @@
+// Where a URL from a webhook may lead: an allow-list entry names a scheme, a host and a port, all
+// three of which a URL must match. HTTPS unless the entry says `http://`; the scheme's own port
+// unless the entry names one; `*.example.com` for any subdomain. So `pbx.example.com` never lets
+// a webhook reach `http://pbx.example.com:19002`.
+
+import { BlockList, isIP } from 'node:net';
+
+export interface HostRule {
+  scheme: 'http:' | 'https:';
+  /** Lower-case host name or IP (IPv6 without brackets); for a wildcard, the parent domain. */
+  host: string;
+  wildcard: boolean;
+  port: string;
+}
+
+const ENTRY = /^(?:(https?):\/\/)?(\*\.)?(\[[0-9a-f:.]+\]|[^/:\s[\]@]+)(?::(\d{1,5}))?\/?$/i;
+
+/** An allow-list entry as a rule, or undefined if it is not one (config errors say so). */
+export function parseHostRule(entry: string): HostRule | undefined {
+  const m = ENTRY.exec(entry.trim());
+  if (!m) return undefined;
+  const scheme = m[1]?.toLowerCase() === 'http' ? 'http:' : 'https:';
+  const port = m[4] ?? (scheme === 'http:' ? '80' : '443');
+  if (Number(port) < 1 || Number(port) > 65535) return undefined;
+  return { scheme, host: m[3]!.replace(/^\[|\]$/g, '').toLowerCase(), wildcard: !!m[2], port };
+}
+
+/** Whether `url` is one a rule allows: same scheme, same port, same host (or a subdomain). */
+export function urlAllowed(url: string, rules: HostRule[]): HostRule | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const u = new URL(url);
+  if (u.username || u.password) return undefined;
+  const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const port = u.port || (u.protocol === 'http:' ? '80' : '443');
+  return rules.find(
+    (r) =>
+      r.scheme === u.protocol &&
+      r.port === port &&
+      (r.wildcard ? host.endsWith(`.${r.host}`) : host === r.host),
+  );
+}
+
+// Loopback, private, link-local, carrier-grade NAT and unspecified ranges: where a webhook's URL
+// must not lead unless the admin says so.
+const PRIVATE = new BlockList();
+for (const [net, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv6');
+
+/** Whether an IP address is loopback, private or link-local (IPv4-mapped IPv6 included). */
+export function isPrivateAddress(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return PRIVATE.check(mapped[1]!, 'ipv4');
+  const kind = isIP(address);
+  if (kind === 4) return PRIVATE.check(address, 'ipv4');
+  if (kind === 6) return PRIVATE.check(address, 'ipv6');
+  return false;
+}
+
+export const isIpLiteral = (host: string): boolean => isIP(host) !== 0;

@@ -1,0 +1,71 @@
+// Recording URLs from webhooks reach only what an allowHosts entry names: scheme, host and port
+// (the issue's exploit: allowHosts [127.0.0.1] let http://127.0.0.1:19002 receive the PBX's
+// credentials), and a DNS name never leads into a private network unless allowed.
+
+import { describe, expect, it } from 'vitest';
+import { FakePbx } from '../../../test/fakes/pbx.js';
+import { isPrivateAddress, parseHostRule } from '../../lib/hosts.js';
+import type { RecordingAccess } from '../types.js';
+import { allowedRecordingUrl, fetchRecording } from './recordings.js';
+
+const access = (allowHosts: string[], more: Partial<RecordingAccess> = {}): RecordingAccess => ({
+  allowHosts,
+  maxMB: 1,
+  ...more,
+});
+
+describe('recordings.allowHosts', () => {
+  it('matches scheme, host and port; HTTPS on 443 unless an entry says otherwise', () => {
+    const ok = (url: string, hosts: string[]): boolean => allowedRecordingUrl(url, access(hosts));
+    expect(ok('http://127.0.0.1:19002/x.mp3', ['127.0.0.1'])).toBe(false);
+    expect(ok('https://127.0.0.1:19002/x.mp3', ['127.0.0.1'])).toBe(false);
+    expect(ok('https://127.0.0.1/x.mp3', ['127.0.0.1'])).toBe(true);
+    expect(ok('http://127.0.0.1:19002/x.mp3', ['http://127.0.0.1:19002'])).toBe(true);
+    expect(ok('https://127.0.0.1:19002/x.mp3', ['http://127.0.0.1:19002'])).toBe(false);
+    expect(ok('https://pbx.example.com/r/a.mp3', ['pbx.example.com'])).toBe(true);
+    expect(ok('http://pbx.example.com/r/a.mp3', ['pbx.example.com'])).toBe(false);
+    expect(ok('https://pbx.example.com:8443/r/a.mp3', ['pbx.example.com'])).toBe(false);
+    expect(ok('https://pbx.example.com:5001/r/a.mp3', ['pbx.example.com:5001'])).toBe(true);
+    expect(ok('https://a.example.com/r', ['*.example.com'])).toBe(true);
+    expect(ok('https://evilexample.com/r', ['*.example.com'])).toBe(false);
+    expect(ok('https://user:pw@pbx.example.com/r', ['pbx.example.com'])).toBe(false);
+    expect(ok('ftp://pbx.example.com/r', ['pbx.example.com'])).toBe(false);
+    expect(ok('not a url', ['pbx.example.com'])).toBe(false);
+  });
+
+  it('refuses entries that are not a host', () => {
+    for (const bad of ['https://pbx/path', 'pbx.example.com:99999', 'a b', 'user@pbx'])
+      expect(parseHostRule(bad), bad).toBeUndefined();
+  });
+
+  it('knows private and loopback addresses', () => {
+    for (const a of ['127.0.0.1', '10.1.2.3', '192.168.0.9', '172.20.0.1', '169.254.1.1', '::1'])
+      expect(isPrivateAddress(a), a).toBe(true);
+    for (const a of ['8.8.8.8', '172.32.0.1', '2001:4860::8888', '::ffff:8.8.8.8'])
+      expect(isPrivateAddress(a), a).toBe(false);
+    expect(isPrivateAddress('::ffff:127.0.0.1')).toBe(true);
+  });
+
+  it('a DNS name that resolves to a loopback address is not fetched, credentials never sent', async () => {
+    const pbx = await new FakePbx().start();
+    try {
+      pbx.files.set('/r/a.mp3', Buffer.from('ID3'));
+      const port = new URL(pbx.url).port;
+      const url = `http://localhost:${port}/r/a.mp3`;
+      const basic = { user: 'admin', password: 'pbx-password-1' };
+      await expect(
+        fetchRecording(url, access([`http://localhost:${port}`], { basic })),
+      ).rejects.toThrow(/resolves to .*private or loopback/);
+      expect(pbx.requests).toEqual([]);
+      // Allowed on purpose (a PBX on the LAN by name), it works.
+      const rec = await fetchRecording(
+        url,
+        access([`http://localhost:${port}`], { basic, allowPrivateAddresses: true }),
+      );
+      for await (const _ of rec.body) void _;
+      expect(pbx.requests).toHaveLength(1);
+    } finally {
+      await pbx.close();
+    }
+  });
+});
