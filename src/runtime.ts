@@ -178,13 +178,28 @@ export async function startRelay(
     console: consoleOpts,
   });
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: cfg.server.port, hostname: cfg.server.host }, () =>
-      resolve(s),
+    const requestTimeout = cfg.server.requestTimeoutSec * 1000;
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: cfg.server.port,
+        hostname: cfg.server.host,
+        // Each request has a deadline (checked every second, not Node's default 30 s), so slow or
+        // idle clients cannot pile up.
+        serverOptions: {
+          requestTimeout,
+          headersTimeout: Math.min(requestTimeout, 10_000),
+          connectionsCheckingInterval: Math.min(1000, requestTimeout),
+        },
+      },
+      () => resolve(s),
     );
     s.once('error', reject);
   });
   pipeline.start();
   delivery.start();
+  // Connections have a ceiling: beyond it new ones are refused until some close.
+  (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
   return {
     store,

@@ -71,6 +71,8 @@ export function writeRelayYaml(
   extra: {
     port?: number;
     bodyLimit?: string;
+    /** Extra lines under server: (two-space indented). */
+    server?: string;
     adapters?: string;
     more?: string;
     /** Extra lines for the 3cx source (recordings access). */
@@ -94,7 +96,7 @@ export function writeRelayYaml(
   port: ${extra.port ?? 0}
   host: 127.0.0.1
   bodyLimit: ${extra.bodyLimit ?? '1MiB'}
-store:
+${extra.server ?? ''}store:
   ${extra.store ?? 'sqlite: ./relay.db'}
 admin:
   token: ${TOKENS.admin}

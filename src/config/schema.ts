@@ -155,6 +155,20 @@ export const RelayConfigSchema = z
         port: z.number().int().min(0).max(65535).default(8080),
         host: z.string().default('0.0.0.0'),
         bodyLimit: Size.default(1024 * 1024),
+        requestTimeoutSec: z
+          .number()
+          .positive()
+          .max(3600)
+          .default(30)
+          .meta({
+            description:
+              'A request (headers and body) must arrive within this; a client that dribbles is ' +
+              'cut off (408) instead of holding memory and a connection.',
+          }),
+        maxConnections: z.number().int().positive().default(512).meta({
+          description:
+            'Open connections at most; more are refused until some close (senders retry).',
+        }),
       })
       .prefault({}),
     store: z

@@ -21,7 +21,7 @@ describe('the webhook edge', () => {
     lines.splice(0);
   });
 
-  async function open(): Promise<Relay> {
+  async function open(server?: string): Promise<Relay> {
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
         lines.push(chunk.toString());
@@ -29,7 +29,7 @@ describe('the webhook edge', () => {
       },
     });
     const log = createLogger('info', sink);
-    relay = await startRelay(loadConfig(writeRelayYaml(tempDir()), {}), log);
+    relay = await startRelay(loadConfig(writeRelayYaml(tempDir(), { server }), {}), log);
     return relay;
   }
 
@@ -95,5 +95,40 @@ describe('the webhook edge', () => {
     expect(refused.filter((l) => l.includes('RELAY_ERR_NOT_FOUND'))).toHaveLength(1);
     expect(refused.join('')).not.toContain(TOKEN);
     expect(refused.join('')).not.toMatch(/wrong-token-\d/);
+  });
+
+  it('cuts off a client that dribbles its body, and caps open connections', async () => {
+    const r = await open('  requestTimeoutSec: 1\n  maxConnections: 3\n');
+    const t0 = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      let got = '';
+      const s = connect(r.port, '127.0.0.1', () => {
+        s.write(`POST /hooks/3cx/${TOKEN} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n{`);
+      });
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('close', () => resolve(got));
+    });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+
+    // Three idle connections fill the server; a fourth is closed without an answer.
+    const idle = await Promise.all(
+      [1, 2, 3].map(
+        () =>
+          new Promise<ReturnType<typeof connect>>((resolve) => {
+            const s = connect(r.port, '127.0.0.1', () => resolve(s));
+          }),
+      ),
+    );
+    await new Promise((res) => setTimeout(res, 50));
+    const refused = await fetch(`http://127.0.0.1:${r.port}/healthz`).then(
+      (x) => x.status,
+      () => 'refused',
+    );
+    expect(refused).toBe('refused');
+    for (const s of idle) s.destroy();
+    await new Promise((res) => setTimeout(res, 50));
+    expect((await fetch(`http://127.0.0.1:${r.port}/healthz`)).status).toBe(200);
+    expect(await r.store.listInbox({ limit: 10 })).toEqual([]);
   });
 });
