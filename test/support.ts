@@ -153,3 +153,15 @@ export async function freshPostgresDatabase(baseUrl: string): Promise<string> {
   await admin.end();
   return `${baseUrl}/${name}`;
 }
+
+/**
+ * 3CX webhooks of one call from a misconfigured PBX template that puts secrets in its payloads:
+ * the admin token as the DID, `crmToken` in the title. The no-secrets tests send these.
+ */
+export function secretBearingCall(id: string, crmToken: string): Record<string, unknown>[] {
+  const call = { event: 'incoming', id: `${id}-1`, callerid: '420774852629', user: '102' };
+  return [
+    { ...call, did: TOKENS.admin },
+    { ...call, finishtype: 'Ok', transfer: 'False', did: '', title: `Call ${crmToken} (0:07)` },
+  ];
+}

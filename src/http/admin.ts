@@ -3,6 +3,7 @@
 // needs the admin token as a Bearer; every answer is scrubbed of configured secrets.
 
 import type { Context, Hono } from 'hono';
+import { deliveryBadge } from '../domain/delivery.js';
 import { RelayError } from '../domain/errors.js';
 import type { InboxState } from '../domain/inbox.js';
 import type { Redactor } from '../lib/redact.js';
@@ -151,7 +152,8 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   const deliveryView = (d: DeliveryRow): Record<string, unknown> => ({
     ...d,
     id: `dl-${d.id}`,
-    retrying: d.state === 'due' && d.attempts > 0,
+    retrying: deliveryBadge(d).kind === 'retrying',
+    badge: deliveryBadge(d),
     crm: targets.get(d.target)?.link(d.remote) ?? null,
   });
 

@@ -10,7 +10,14 @@ import { loadConfig } from '../../src/config/load.js';
 import { secretsOf } from '../../src/config/secrets.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
-import { settleDeliveries, sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import {
+  settleDeliveries,
+  sourceToken,
+  tempDir,
+  TOKENS,
+  writeRelayYaml,
+  secretBearingCall,
+} from '../support.js';
 
 const HS_TOKEN = 'pat-eu1-console-never-shown-07';
 const PBX_BEARER = 'pbx-bearer-console-never-shown';
@@ -106,23 +113,7 @@ metrics:
     const id = '260101120000_9';
     const hook = `${base}/hooks/3cx/${sourceToken('3cx')}`;
     for (const body of [
-      {
-        event: 'incoming',
-        id: `${id}-1`,
-        callerid: '420774852629',
-        user: '102',
-        did: TOKENS.admin,
-      },
-      {
-        event: 'incoming',
-        id: `${id}-1`,
-        callerid: '420774852629',
-        user: '102',
-        finishtype: 'Ok',
-        transfer: 'False',
-        did: '',
-        title: `Call ${HS_TOKEN} (0:07)`,
-      },
+      ...secretBearingCall(id, HS_TOKEN),
       {
         Event: 'recording',
         FileUrls: [`${pbxHost}/rec/a.wav?key=${METRICS_TOKEN}`],

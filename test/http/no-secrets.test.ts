@@ -6,7 +6,14 @@ import { loadConfig } from '../../src/config/load.js';
 import { secretsOf } from '../../src/config/secrets.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
-import { settleDeliveries, sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import {
+  settleDeliveries,
+  sourceToken,
+  tempDir,
+  TOKENS,
+  writeRelayYaml,
+  secretBearingCall,
+} from '../support.js';
 
 const HS_TOKEN = 'pat-eu1-never-shown-0003';
 
@@ -37,26 +44,7 @@ describe('secrets in HTTP answers', () => {
     const hook = `http://127.0.0.1:${relay.port}/hooks/3cx/${sourceToken('3cx')}`;
     // A provider that puts secrets in its own payloads (a misconfigured PBX template).
     const id = '260101120000_9';
-    for (const body of [
-      {
-        event: 'incoming',
-        id: `${id}-1`,
-        callerid: '420774852629',
-        user: '102',
-        did: TOKENS.admin,
-      },
-      {
-        event: 'incoming',
-        id: `${id}-1`,
-        callerid: '420774852629',
-        user: '102',
-        finishtype: 'Ok',
-        transfer: 'False',
-        did: '',
-        title: `Call ${HS_TOKEN} (0:07)`,
-      },
-      { nonsense: sourceToken('3cx') },
-    ])
+    for (const body of [...secretBearingCall(id, HS_TOKEN), { nonsense: sourceToken('3cx') }])
       await fetch(`${hook}?token=${sourceToken('3cx')}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-request-id': TOKENS.admin },

@@ -132,6 +132,20 @@ const end = (callId: string, extra: Partial<CallEvent> = {}): CallEvent => ({
   ...extra,
 });
 
+/** A SQLite database as a release with only the first `version` migrations left it. */
+function sqliteAt(version: number): { path: string; db: Database.Database } {
+  const path = join(tempDir(), 'relay.db');
+  const db = new Database(path);
+  db.exec(
+    'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+  );
+  for (const m of MIGRATIONS.slice(0, version)) {
+    db.exec(m.sql);
+    db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'x');
+  }
+  return { path, db };
+}
+
 describe('store thread', () => {
   it('fails every call at once after its thread died, instead of waiting forever', async () => {
     const store = await ThreadedSqliteStore.open({ path: join(tempDir(), 'relay.db') });
@@ -1244,15 +1258,7 @@ describe('upgrading a database written before repeats were links', () => {
     [
       'sqlite',
       async () => {
-        const path = join(tempDir(), 'relay.db');
-        const db = new Database(path);
-        db.exec(
-          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-        );
-        for (const m of MIGRATIONS.slice(0, 2)) {
-          db.exec(m.sql);
-          db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'x');
-        }
+        const { path, db } = sqliteAt(2);
         const ins = db.prepare(
           `INSERT INTO inbox (id, source, provider, kind, received_at, method, query, content_type, headers, body, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         );
@@ -1372,15 +1378,7 @@ describe('upgrading a database written before delivery attempts', () => {
     [
       'sqlite',
       async () => {
-        const path = join(tempDir(), 'relay.db');
-        const db = new Database(path);
-        db.exec(
-          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-        );
-        for (const m of MIGRATIONS.slice(0, 3)) {
-          db.exec(m.sql);
-          db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, 'x');
-        }
+        const { path, db } = sqliteAt(3);
         for (const [source, receivedAt, state, code] of requests) {
           db.prepare(
             `INSERT INTO inbox (source, provider, kind, received_at, method, query, headers, body, state, reason_code)

@@ -29,15 +29,9 @@ export function allowedRecordingUrl(url: string, access: RecordingAccess | undef
   return !!access && !!urlAllowed(url, rulesOf(access));
 }
 
-const ruleCache = new WeakMap<RecordingAccess, HostRule[]>();
-function rulesOf(access: RecordingAccess): HostRule[] {
-  let rules = ruleCache.get(access);
-  if (!rules) {
-    rules = access.allowHosts.map(parseHostRule).filter((r): r is HostRule => !!r);
-    ruleCache.set(access, rules);
-  }
-  return rules;
-}
+// A few entries, parsed per use: cheaper than keeping a cache of them right.
+const rulesOf = (access: RecordingAccess): HostRule[] =>
+  access.allowHosts.map(parseHostRule).filter((r): r is HostRule => !!r);
 
 /**
  * A host named by a DNS name must not resolve to a loopback or private address (a webhook could

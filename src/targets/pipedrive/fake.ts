@@ -22,6 +22,8 @@ type Fault =
   | { status: number; body?: unknown; headers?: Record<string, string> }
   | { resetAfterProcessing: true };
 
+// The documented outcomes, written here again on purpose: the fake checks the target against the
+// API, so it must not take the target's own list (spec.ts) as the truth.
 const OUTCOMES = [
   'connected',
   'no_answer',
