@@ -15,6 +15,7 @@ import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { Redactor } from './lib/redact.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
+import { checkDatabaseMarker, markDatabase } from './store/sqlite/marker.js';
 import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
 import { PostgresStore } from './store/postgres/index.js';
 import type { Store } from './store/types.js';
@@ -30,26 +31,38 @@ export const VERSION = (
 ).version;
 
 /** The store for commands (short-lived; SQLite on the calling thread). */
-export async function openStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
+export async function openStore(
+  cfg: Pick<RelayConfig, 'store' | 'routing' | 'file'>,
+): Promise<Store> {
   const { routing } = cfg;
   const { maxEventsPerCall } = cfg.store;
   if ('sqlite' in cfg.store) {
-    const { busyTimeoutMs } = cfg.store;
-    return new SqliteStore(cfg.store.sqlite, { routing, busyTimeoutMs, maxEventsPerCall });
+    const { busyTimeoutMs, sqlite } = cfg.store;
+    checkDatabaseMarker(sqlite, { configFile: cfg.file });
+    const store = new SqliteStore(sqlite, { routing, busyTimeoutMs, maxEventsPerCall });
+    markDatabase(sqlite, cfg.file);
+    return store;
   }
   return PostgresStore.open(cfg.store.postgres, { routing, maxEventsPerCall, max: 2 });
 }
 
 /** The store for the server: SQLite on its own thread (commits never block HTTP), or PostgreSQL. */
-export async function openServerStore(cfg: Pick<RelayConfig, 'store' | 'routing'>): Promise<Store> {
+export async function openServerStore(
+  cfg: Pick<RelayConfig, 'store' | 'routing' | 'file'>,
+  opts: { init?: boolean } = {},
+): Promise<Store> {
   if ('sqlite' in cfg.store) {
-    return ThreadedSqliteStore.open({
-      path: cfg.store.sqlite,
+    const path = cfg.store.sqlite;
+    checkDatabaseMarker(path, { configFile: cfg.file, init: opts.init });
+    const store = await ThreadedSqliteStore.open({
+      path,
       routing: cfg.routing,
       maxSizeMB: cfg.store.maxSizeMB,
       busyTimeoutMs: cfg.store.busyTimeoutMs,
       maxEventsPerCall: cfg.store.maxEventsPerCall,
     });
+    markDatabase(path, cfg.file);
+    return store;
   }
   const { maxEventsPerCall } = cfg.store;
   return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, maxEventsPerCall });
@@ -101,9 +114,14 @@ export interface Relay {
 export async function startRelay(
   cfg: RelayConfig,
   log: Logger = silentLogger,
-  opts: { store?: Store; delivery?: EngineOptions } = {},
+  opts: {
+    store?: Store;
+    delivery?: EngineOptions;
+    /** Create the SQLite database even where a marker says one was lost (`start --init`). */
+    init?: boolean;
+  } = {},
 ): Promise<Relay> {
-  const store = opts.store ?? (await openServerStore(cfg));
+  const store = opts.store ?? (await openServerStore(cfg, { init: opts.init }));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
   const metrics = new RelayMetrics(VERSION);

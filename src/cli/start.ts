@@ -1,5 +1,6 @@
 // `callrelay start`: run the relay until SIGTERM or SIGINT, then drain and exit; SIGHUP re-reads
-// the adapter files (after a fix, before replaying what they could not map).
+// the adapter files (after a fix, before replaying what they could not map). --init creates the
+// SQLite database where a marker says an earlier one was lost (store/sqlite/marker.ts).
 
 import { parseArgs } from 'node:util';
 import { displayPath } from '../lib/yaml.js';
@@ -8,7 +9,10 @@ import { createLogger } from '../telemetry/log.js';
 import { configFrom } from './util.js';
 
 export async function cmdStart(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, init: { type: 'boolean' } },
+  });
   const t0 = performance.now();
   const cfg = configFrom(values);
   const log = createLogger(cfg.logLevel);
@@ -19,7 +23,7 @@ export async function cmdStart(args: string[]): Promise<void> {
         `${f.name} is not set: ${f.path.join('.')} uses the example default from ${cfg.file}; set it before exposing the relay`,
       );
   }
-  const relay = await startRelay(cfg, log);
+  const relay = await startRelay(cfg, log, { init: values.init });
   log.info(
     {
       port: relay.port,

@@ -9,7 +9,8 @@ import type { Store } from '../store/types.js';
 export const USAGE = `callrelay: phone-system webhooks in, one call record per call out.
 
 Usage:
-  callrelay start   [--config FILE]          run the relay (default config: $RELAY_CONFIG or ./relay.yaml)
+  callrelay start   [--config FILE] [--init] run the relay (default config: $RELAY_CONFIG or ./relay.yaml);
+                                             --init: create the SQLite file although an earlier one was lost
   callrelay check   [--config FILE] [--online] [ADAPTER.yaml ...]
                                              validate relay.yaml and every adapter; errors name file:line:col;
                                              --online: also call each CRM once with its token

@@ -11,6 +11,7 @@ import type { AttemptResult, NewAttempt, Store } from '../store/types.js';
 import type { Target } from '../targets/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
 import { statusClass, type RelayMetrics } from '../telemetry/metrics.js';
+import { ThrottledLog } from '../telemetry/throttle.js';
 import { DeliveryError } from '../targets/kit/errors.js';
 import { traceRequests, type RequestTrace } from '../targets/kit/trace.js';
 import { backoffMs, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
@@ -44,6 +45,8 @@ const PRUNE_EVERY_MS = 3600_000;
 export class DeliveryEngine {
   readonly owner = `relay-${randomUUID().slice(0, 8)}`;
   private readonly log: Logger;
+  /** While the store is down each poll fails alike: one line a minute says so. */
+  private readonly storeErrors: ThrottledLog;
   private readonly leaseMs: number;
   private readonly pollMs: number;
   private readonly backoff: BackoffOptions;
@@ -65,6 +68,7 @@ export class DeliveryEngine {
     opts: EngineOptions = {},
   ) {
     this.log = opts.log ?? silentLogger;
+    this.storeErrors = new ThrottledLog(this.log);
     this.leaseMs = opts.leaseMs ?? 5 * 60_000;
     this.pollMs = opts.pollMs ?? 1000;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
@@ -110,8 +114,11 @@ export class DeliveryEngine {
         }
       } while (this.again && !this.stopped);
     } catch (err) {
-      this.log.error(
-        { err: (err as Error).message },
+      const message = (err as Error).message;
+      this.storeErrors.write(
+        'error',
+        message,
+        { err: message },
         'claiming deliveries failed; trying again shortly',
       );
     } finally {

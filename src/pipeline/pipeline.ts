@@ -9,6 +9,7 @@ import { GroupCommitter } from '../store/group-commit.js';
 import type { InboxRow, Store } from '../store/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
+import { ThrottledLog } from '../telemetry/throttle.js';
 
 export interface SourceRuntime {
   name: string;
@@ -48,6 +49,8 @@ export class Pipeline {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** While the store is down every request and tick fails alike: one line a minute says so. */
+  private readonly storeErrors: ThrottledLog;
 
   constructor(
     readonly store: Store,
@@ -59,6 +62,7 @@ export class Pipeline {
   ) {
     this.sources = new Map(sources.map((s) => [s.name, compileSource(s)]));
     this.committer = new GroupCommitter(store, () => this.kick());
+    this.storeErrors = new ThrottledLog(log);
   }
 
   /**
@@ -76,8 +80,11 @@ export class Pipeline {
       this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
       return { id, result };
     } catch (err) {
-      this.log.error(
-        { err: (err as Error).message, source: req.source },
+      const message = (err as Error).message;
+      this.storeErrors.write(
+        'error',
+        `ingest\0${message}`,
+        { err: message },
         'storing a request failed; answering 503',
       );
       throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', undefined, {
@@ -132,8 +139,11 @@ export class Pipeline {
         await new Promise((r) => setImmediate(r));
       }
     } catch (err) {
-      this.log.error(
-        { err: (err as Error).message },
+      const message = (err as Error).message;
+      this.storeErrors.write(
+        'error',
+        `fold\0${message}`,
+        { err: message },
         'folding stored requests failed; retrying on the next tick',
       );
     } finally {

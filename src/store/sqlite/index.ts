@@ -4,7 +4,7 @@
 // rules (how a request and its events are filed, how a call is refolded) are the domain's
 // (domain/inbox.ts, domain/refold.ts); this file only reads and writes rows.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
@@ -59,6 +59,7 @@ import type {
   Store,
   StoreStats,
 } from '../types.js';
+import { LostDatabaseError } from './marker.js';
 import { MIGRATIONS } from './migrations.js';
 
 interface InboxDbRow {
@@ -126,6 +127,9 @@ export class SqliteStore implements Store {
 
   private readonly routing: Routing;
   private readonly maxEvents: number;
+  /** The file this connection opened: another (or none) at `path` later means it was lost. */
+  private readonly identity: { dev: number; ino: number } | undefined;
+  private lost: LostDatabaseError | undefined;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
@@ -139,6 +143,10 @@ export class SqliteStore implements Store {
     this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     this.migrateSync();
+    if (path !== ':memory:') {
+      const { dev, ino } = statSync(path);
+      this.identity = { dev, ino };
+    }
     if (opts.maxSizeMB) {
       const pageSize = this.db.pragma('page_size', { simple: true }) as number;
       this.db.pragma(
@@ -325,6 +333,7 @@ export class SqliteStore implements Store {
   }
 
   async insertInbox(batch: NewInbox[]): Promise<number[]> {
+    this.assertFile();
     return this.db.transaction(() => batch.map((n) => this.insertOne(n))).immediate();
   }
 
@@ -392,6 +401,7 @@ export class SqliteStore implements Store {
   }
 
   async applyPending(limit: number): Promise<number> {
+    this.assertFile();
     // Folding commits without its own fsync: everything it writes is derived from committed
     // inbox rows, a lost fold is redone (the rows stay pending), and the next FULL commit of the
     // inbox flushes these WAL frames anyway. It halves the fsyncs under load.
@@ -415,6 +425,7 @@ export class SqliteStore implements Store {
   }
 
   async remap(id: number, result: MapResult, provider: string): Promise<void> {
+    this.assertFile();
     this.db
       .transaction(() => {
         const row = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
@@ -528,6 +539,7 @@ export class SqliteStore implements Store {
     leaseMs: number;
     targets?: string[];
   }): Promise<DeliveryJob[]> {
+    this.assertFile();
     return this.db
       .transaction(() => {
         const now = Date.now();
@@ -568,6 +580,7 @@ export class SqliteStore implements Store {
   }
 
   async saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
+    this.assertFile();
     const r = this.stmts.saveRemote.run(
       JSON.stringify(remote),
       new Date().toISOString(),
@@ -583,6 +596,7 @@ export class SqliteStore implements Store {
     o: DeliveryOutcome,
     attempts: NewAttempt[] = [],
   ): Promise<void> {
+    this.assertFile();
     this.db
       .transaction(() => {
         const now = new Date().toISOString();
@@ -634,12 +648,14 @@ export class SqliteStore implements Store {
   }
 
   async pruneAttempts(before: string): Promise<number> {
+    this.assertFile();
     return this.db
       .prepare(`DELETE FROM delivery_attempts WHERE started_at < ?`)
       .run(isoTime(before)).changes;
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {
+    this.assertFile();
     return this.stmts.release.run({ owner }).changes;
   }
 
@@ -678,6 +694,7 @@ export class SqliteStore implements Store {
   }
 
   async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    this.assertFile();
     // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
     // is never pushed back behind where it was.
     const set = `SET due_at = CASE WHEN state = 'due' AND due_at < @now THEN due_at ELSE @now END,
@@ -698,6 +715,7 @@ export class SqliteStore implements Store {
   }
 
   async redeliver(ids: number[]): Promise<number> {
+    this.assertFile();
     return this.db
       .prepare(
         `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL,
@@ -825,7 +843,44 @@ export class SqliteStore implements Store {
   }
 
   async checkWritable(): Promise<void> {
+    this.assertFile();
     this.stmts.heartbeat.run(new Date().toISOString());
+  }
+
+  /**
+   * Before each write: the file at `path` must still be the one this connection opened. SQLite in
+   * WAL mode goes on committing into a deleted (or replaced) file, and everything acknowledged
+   * from then on would vanish with the process. Once lost, every write fails; reads still work.
+   */
+  private assertFile(): void {
+    if (this.lost) throw this.lost;
+    if (!this.identity) return;
+    let seen: { dev: number; ino: number } | undefined;
+    try {
+      seen = statSync(this.path);
+    } catch {
+      seen = undefined;
+    }
+    if (seen && seen.dev === this.identity.dev && seen.ino === this.identity.ino) return;
+    this.lost = new LostDatabaseError(
+      `the SQLite file ${this.path} was ${seen ? 'replaced' : 'deleted'} while the relay was ` +
+        `running; webhooks get 503 from now on. ${this.rescue()} Then restart the relay.`,
+    );
+    throw this.lost;
+  }
+
+  /** A copy of everything this connection can still read (the deleted file's pages and WAL). */
+  private rescue(): string {
+    const copy = `${this.path}.rescued-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      this.db.prepare('VACUUM INTO ?').run(copy);
+      return `Everything stored so far was copied to ${copy}: move it to ${this.path}.`;
+    } catch (err) {
+      return (
+        `Saving a copy to ${copy} failed (${(err as Error).message}): the data is only in ` +
+        `this process now; restore ${this.path} from a backup.`
+      );
+    }
   }
 
   async close(): Promise<void> {
