@@ -165,3 +165,37 @@ export function secretBearingCall(id: string, crmToken: string): Record<string, 
     { ...call, finishtype: 'Ok', transfer: 'False', did: '', title: `Call ${crmToken} (0:07)` },
   ];
 }
+
+/** A browser of sorts: keeps cookies, sends Origin and Sec-Fetch-Site, follows no redirect. */
+export class ConsoleClient {
+  private readonly jar = new Map<string, string>();
+  csrf = '';
+  constructor(private readonly base: string) {}
+
+  async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const res = await fetch(`${this.base}${path}`, {
+      ...init,
+      redirect: 'manual',
+      headers: {
+        origin: this.base,
+        'sec-fetch-site': 'same-origin',
+        cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '),
+        ...(init.headers as Record<string, string>),
+      },
+    });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const [k, v] = pair!.split('=') as [string, string];
+      if (/Max-Age=0/i.test(c) || v === '') this.jar.delete(k);
+      else this.jar.set(k, v);
+    }
+    return res;
+  }
+
+  async post(path: string, fields: Record<string, string> = {}): Promise<Response> {
+    return this.request(path, {
+      method: 'POST',
+      body: new URLSearchParams({ _csrf: this.csrf, ...fields }),
+    });
+  }
+}

@@ -3,6 +3,8 @@
 // SQLite database where a marker says an earlier one was lost (store/sqlite/marker.ts).
 
 import { parseArgs } from 'node:util';
+import { secretsOf } from '../config/secrets.js';
+import { Redactor } from '../lib/redact.js';
 import { displayPath } from '../lib/yaml.js';
 import { startRelay } from '../runtime.js';
 import { createLogger } from '../telemetry/log.js';
@@ -15,7 +17,8 @@ export async function cmdStart(args: string[]): Promise<void> {
   });
   const t0 = performance.now();
   const cfg = configFrom(values);
-  const log = createLogger(cfg.logLevel);
+  const redact = new Redactor(secretsOf(cfg));
+  const log = createLogger(cfg.logLevel, undefined, (line) => redact.text(line));
   for (const f of cfg.envFallbacks) {
     if (f.path.at(-1) === 'token')
       log.warn(

@@ -27,12 +27,16 @@ function collect(v: unknown, key: string, out: Set<string>): void {
     for (const x of v) collect(x, key, out);
     return;
   }
-  if (v && typeof v === 'object')
+  if (v && typeof v === 'object') {
+    // Basic credentials travel as base64 of "user:password", which holds neither alone.
+    const { user, password } = v as { user?: unknown; password?: unknown };
+    if (typeof user === 'string' && typeof password === 'string') out.add(`${user}:${password}`);
     for (const [k, x] of Object.entries(v)) {
       // Header values are credentials more often than not (X-Api-Key, Authorization).
       if (/^headers$/i.test(key) && typeof x === 'string') out.add(x);
       collect(x, SECRET_KEY.test(key) && !/^headers$/i.test(key) ? key : k, out);
     }
+  }
 }
 
 export function secretsOf(

@@ -43,7 +43,8 @@ export function createApp(opts: AppOptions): Hono {
   app.onError((err, c) => {
     if (err instanceof RelayError) {
       if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
-      return c.json(err.toJSON(), err.status as 400);
+      // Messages may quote what a client sent (a source name from the URL): never a secret.
+      return c.json(redact.value(err.toJSON()), err.status as 400);
     }
     log.error(
       { err: redact.text(err.message), path: redact.text(loggablePath(c.req.path)) },

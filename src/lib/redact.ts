@@ -1,6 +1,6 @@
 // Keeps configured secrets out of everything an admin or a log reads: delivery errors (a CRM may
 // echo a token back), pages, API answers. Every secret is replaced wherever it appears, raw or
-// URL-encoded or base64-encoded (Basic credentials), by a fixed mark.
+// URL-encoded, base64-encoded (Basic credentials) or escaped inside a JSON string, by a fixed mark.
 
 export const REDACTED = '[redacted]';
 
@@ -19,6 +19,7 @@ export class Redactor {
       forms.add(s);
       forms.add(encodeURIComponent(s));
       forms.add(Buffer.from(s).toString('base64').replace(/=+$/, ''));
+      forms.add(JSON.stringify(s).slice(1, -1));
     }
     // Longest first, so that a secret containing another is replaced whole.
     const list = [...forms].sort((a, b) => b.length - a.length).map(escape);

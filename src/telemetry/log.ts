@@ -15,9 +15,22 @@ export const REDACT = [
   'config.sources[*].token',
 ];
 
-export function createLogger(level: string = 'info', destination?: pino.DestinationStream): Logger {
+/**
+ * `scrub`: applied to every line as written, so that a configured secret in any message (a CRM's
+ * echo, a name from a URL) never reaches the log, whatever the code that logged it forgot.
+ */
+export function createLogger(
+  level: string = 'info',
+  destination?: pino.DestinationStream,
+  scrub?: (line: string) => string,
+): Logger {
   return pino(
-    { level, base: { service: 'callrelay' }, redact: { paths: REDACT, censor: '[redacted]' } },
+    {
+      level,
+      base: { service: 'callrelay' },
+      redact: { paths: REDACT, censor: '[redacted]' },
+      ...(scrub ? { hooks: { streamWrite: scrub } } : {}),
+    },
     destination ?? pino.destination({ sync: false }),
   );
 }

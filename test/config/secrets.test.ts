@@ -42,6 +42,8 @@ metrics:
       'header-value-6',
       'metrics-token-5',
       'pg-pass-word-1',
+      // As Basic credentials carry them (base64 of the pair holds neither half alone).
+      'admin:pbx-pass-2',
     ])
       expect(got, s).toContain(s);
     for (const notSecret of [

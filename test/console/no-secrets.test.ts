@@ -11,6 +11,7 @@ import { secretsOf } from '../../src/config/secrets.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import {
+  ConsoleClient,
   settleDeliveries,
   sourceToken,
   tempDir,
@@ -22,40 +23,6 @@ import {
 const HS_TOKEN = 'pat-eu1-console-never-shown-07';
 const PBX_BEARER = 'pbx-bearer-console-never-shown';
 const METRICS_TOKEN = 'metrics-token-never-shown-1';
-
-/** A browser of sorts: keeps cookies, sends Origin and Sec-Fetch-Site, follows no redirect. */
-class Client {
-  private readonly jar = new Map<string, string>();
-  csrf = '';
-  constructor(private readonly base: string) {}
-
-  async request(path: string, init: RequestInit = {}): Promise<Response> {
-    const res = await fetch(`${this.base}${path}`, {
-      ...init,
-      redirect: 'manual',
-      headers: {
-        origin: this.base,
-        'sec-fetch-site': 'same-origin',
-        cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '),
-        ...(init.headers as Record<string, string>),
-      },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const [k, v] = pair!.split('=') as [string, string];
-      if (/Max-Age=0/i.test(c) || v === '') this.jar.delete(k);
-      else this.jar.set(k, v);
-    }
-    return res;
-  }
-
-  async post(path: string, fields: Record<string, string> = {}): Promise<Response> {
-    return this.request(path, {
-      method: 'POST',
-      body: new URLSearchParams({ _csrf: this.csrf, ...fields }),
-    });
-  }
-}
 
 describe('secrets in the console', () => {
   let relay: Relay | undefined;
@@ -148,7 +115,7 @@ metrics:
       0,
     );
 
-    const client = new Client(base);
+    const client = new ConsoleClient(base);
     const signIn = await client.post('/console/sign-in', { token: TOKENS.admin });
     expect(signIn.status).toBe(303);
     const pages: [string, string][] = [];
@@ -235,8 +202,11 @@ metrics:
         headers: { accept: 'application/json', 'x-csrf-token': client.csrf },
       }),
     );
-    await read('sign-in page', new Client(base).request('/console/sign-in'));
-    await read('wrong token', new Client(base).post('/console/sign-in', { token: HS_TOKEN }));
+    await read('sign-in page', new ConsoleClient(base).request('/console/sign-in'));
+    await read(
+      'wrong token',
+      new ConsoleClient(base).post('/console/sign-in', { token: HS_TOKEN }),
+    );
 
     let redacted = 0;
     for (const [label, text] of pages) {

@@ -16,6 +16,13 @@ describe('Redactor', () => {
     expect(r.text(`Authorization: Basic ${basic}`)).not.toContain(basic.slice(0, 12));
   });
 
+  it('replaces a secret escaped inside a JSON string (a log line)', () => {
+    const q = new Redactor(['tok"en\\value']);
+    expect(q.text(JSON.stringify({ msg: 'sent tok"en\\value' }))).toBe(
+      `{"msg":"sent ${REDACTED}"}`,
+    );
+  });
+
   it('replaces the longest secret whole when one contains another', () => {
     expect(r.text('pat-eu1-abcdef-longer')).toBe(REDACTED);
     expect(r.text('pat-eu1-abcdef!')).toBe(`${REDACTED}!`);
