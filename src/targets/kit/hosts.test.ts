@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FakePbx } from '../../../test/fakes/pbx.js';
 import { isPrivateAddress, parseHostRule } from '../../lib/hosts.js';
 import type { RecordingAccess } from '../types.js';
-import { allowedRecordingUrl, fetchRecording } from './recordings.js';
+import { allowedRecordingUrl, fetchRecording, publicOnlyLookup } from './recordings.js';
 
 const access = (allowHosts: string[], more: Partial<RecordingAccess> = {}): RecordingAccess => ({
   allowHosts,
@@ -53,9 +53,10 @@ describe('recordings.allowHosts', () => {
       const port = new URL(pbx.url).port;
       const url = `http://localhost:${port}/r/a.mp3`;
       const basic = { user: 'admin', password: 'pbx-password-1' };
-      await expect(
-        fetchRecording(url, access([`http://localhost:${port}`], { basic })),
-      ).rejects.toThrow(/resolves to .*private or loopback/);
+      const refused = fetchRecording(url, access([`http://localhost:${port}`], { basic }));
+      await expect(refused).rejects.toThrow(/resolves to .*private or loopback/);
+      // A setting to change, not a fault that passes: no retry.
+      await expect(refused).rejects.toMatchObject({ retryable: false });
       expect(pbx.requests).toEqual([]);
       // Allowed on purpose (a PBX on the LAN by name), it works.
       const rec = await fetchRecording(
@@ -67,5 +68,24 @@ describe('recordings.allowHosts', () => {
     } finally {
       await pbx.close();
     }
+  });
+
+  it('checks the address when connecting, so that a name cannot rebind between check and use', async () => {
+    // A name that answers with a public address first and a loopback one next (DNS rebinding).
+    const answers = [
+      [{ address: '93.184.216.34', family: 4 }],
+      [{ address: '127.0.0.1', family: 4 }],
+    ];
+    let asked = 0;
+    const lookup = publicOnlyLookup((_host, _opts, cb) => cb(null, answers[asked++ % 2]!));
+    const connect = (): Promise<{ err: Error | null; address: unknown }> =>
+      new Promise((resolve) =>
+        lookup('pbx.example.com', { all: false }, (err, address) => resolve({ err, address })),
+      );
+    // Each connection resolves and checks anew, and uses the address it checked.
+    expect(await connect()).toEqual({ err: null, address: '93.184.216.34' });
+    const second = await connect();
+    expect(second.err?.message).toMatch(/resolves to 127\.0\.0\.1, a private or loopback/);
+    expect(asked).toBe(2);
   });
 });

@@ -2,8 +2,9 @@
 // only from hosts the source allows, with the PBX's credentials if configured, streamed, and cut
 // off at a size cap, so that a recording URL can never make the relay fetch anything else.
 
-import { lookup } from 'node:dns/promises';
-import { request } from 'undici';
+import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
+import type { LookupFunction } from 'node:net';
+import { Agent, request } from 'undici';
 import {
   isIpLiteral,
   isPrivateAddress,
@@ -33,31 +34,45 @@ export function allowedRecordingUrl(url: string, access: RecordingAccess | undef
 const rulesOf = (access: RecordingAccess): HostRule[] =>
   access.allowHosts.map(parseHostRule).filter((r): r is HostRule => !!r);
 
+/** The code of a connection refused because its host resolved into the relay's own network. */
+const PRIVATE_ADDRESS = 'ERELAY_PRIVATE_ADDRESS';
+
+type Resolve = (
+  host: string,
+  opts: LookupAllOptions,
+  cb: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
 /**
- * A host named by a DNS name must not resolve to a loopback or private address (a webhook could
- * point a public-looking name at the relay's own network) unless the source allows private
- * addresses; an entry that is an IP literal is that permission for its own address.
+ * A `lookup` for the socket that refuses a host resolving to a loopback or private address. It
+ * runs when the connection is made, so the address checked is the address used: a name cannot
+ * resolve to a public address for a check and to the LAN for the fetch (DNS rebinding).
  */
-async function checkAddress(url: string, rule: HostRule, access: RecordingAccess): Promise<void> {
-  if (access.allowPrivateAddresses || isIpLiteral(rule.host)) return;
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  let addresses: { address: string }[];
-  try {
-    addresses = isIpLiteral(host) ? [{ address: host }] : await lookup(host, { all: true });
-  } catch (err) {
-    throw new DeliveryError(
-      `fetching the recording: ${host} does not resolve (${(err as { code?: string }).code ?? (err as Error).message})`,
-      { retryable: true, cause: err },
-    );
-  }
-  const inside = addresses.find((a) => isPrivateAddress(a.address));
-  if (inside)
-    throw new DeliveryError(
-      `fetching the recording: ${host} resolves to ${inside.address}, a private or loopback address; ` +
-        'name the address in recordings.allowHosts or set recordings.allowPrivateAddresses',
-      { retryable: false },
-    );
+export function publicOnlyLookup(resolve: Resolve = dnsLookup as Resolve): LookupFunction {
+  return (host, options, callback) => {
+    resolve(host, { ...options, all: true }, (err, addresses) => {
+      const cb = callback as (e: Error | null, a: LookupAddress[] | string, f?: number) => void;
+      if (err) return cb(err, []);
+      if (!addresses.length)
+        return cb(Object.assign(new Error(`${host} does not resolve`), { code: 'ENOTFOUND' }), []);
+      const inside = addresses.find((a) => isPrivateAddress(a.address));
+      if (inside) {
+        const e = new Error(
+          `${host} resolves to ${inside.address}, a private or loopback address; name the ` +
+            'address in recordings.allowHosts or set recordings.allowPrivateAddresses',
+        );
+        return cb(Object.assign(e, { code: PRIVATE_ADDRESS }), []);
+      }
+      if (options.all) cb(null, addresses);
+      else cb(null, addresses[0]!.address, addresses[0]!.family);
+    });
+  };
 }
+
+// Connections for hosts named by DNS, where the address must be public (made once, kept).
+let publicOnly: Agent | undefined;
+const publicOnlyAgent = (): Agent =>
+  (publicOnly ??= new Agent({ connect: { lookup: publicOnlyLookup() } }));
 
 export async function fetchRecording(
   url: string,
@@ -70,7 +85,9 @@ export async function fetchRecording(
       `fetching the recording: ${URL.canParse(url) ? new URL(url).origin : 'a malformed URL'} is not in recordings.allowHosts (scheme, host and port must match an entry)`,
       { retryable: false },
     );
-  await checkAddress(url, rule, access);
+  // An IP entry is its own permission; a DNS name must resolve to a public address.
+  const dispatcher =
+    access.allowPrivateAddresses || isIpLiteral(rule.host) ? undefined : publicOnlyAgent();
   const headers: Record<string, string> = { 'user-agent': 'callrelay' };
   if (access.bearer) headers.authorization = `Bearer ${access.bearer}`;
   else if (access.basic)
@@ -98,11 +115,15 @@ export async function fetchRecording(
       headers,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
+      dispatcher,
     });
   } catch (err) {
+    const inside = (err as { code?: string }).code === PRIVATE_ADDRESS;
     const e = new DeliveryError(
-      `fetching the recording from the PBX: ${(err as { code?: string }).code ?? (err as Error).message}`,
-      { retryable: true, cause: err },
+      inside
+        ? `fetching the recording: ${(err as Error).message}`
+        : `fetching the recording from the PBX: ${(err as { code?: string }).code ?? (err as Error).message}`,
+      { retryable: !inside, cause: err },
     );
     trace(null, e.message);
     throw e;
