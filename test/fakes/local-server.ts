@@ -13,7 +13,13 @@ export abstract class LocalServer {
   protected abstract handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
+    // A client that aborts mid-request (the relay cutting an upload short) ends that exchange
+    // only, as it would on a real server.
+    this.server = createServer((req, res) => {
+      Promise.resolve()
+        .then(() => this.handle(req, res))
+        .catch(() => res.destroy());
+    });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${this.path}`;
     return this;

@@ -150,6 +150,9 @@ export class CrmClient {
         bodyTimeout: this.timeoutMs,
       });
     } catch (err) {
+      // The body's own source failed (a recording found over its cap mid-stream): that is the
+      // error, as its source classified it, and no sign that the CRM processed anything.
+      if (err instanceof DeliveryError) throw err;
       const code = (err as { code?: string }).code ?? '';
       const sent = !NOT_SENT.has(code);
       const e = new DeliveryError(

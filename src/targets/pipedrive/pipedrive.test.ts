@@ -180,18 +180,29 @@ describe('Pipedrive target', () => {
       source: `    recordings:\n      allowHosts: ["PBX_URL"]\n      bearer: ${PBX_TOKEN}\n      maxMB: 0.001\n`,
     });
     pbx.files.set('/r/big.mp3', Buffer.alloc(10_000, 1));
-    const id = '260701100000_8';
-    for (const body of [
-      `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
-      `{"Event":"recording","FileUrls":["${pbx.url}/r/big.mp3"],"Id":"${id}-1"}`,
-    ])
-      await send('3cx', post(body));
+    // The same file streamed without Content-Length: found too big only during the upload.
+    pbx.files.set('/r/streamed.mp3', Buffer.alloc(10_000, 1));
+    pbx.chunked.add('/r/streamed.mp3');
+    for (const [id, file] of [
+      ['260701100000_8', 'big.mp3'],
+      ['260701100000_9', 'streamed.mp3'],
+    ] as const)
+      for (const body of [
+        `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
+        `{"Event":"recording","FileUrls":["${pbx.url}/r/${file}"],"Id":"${id}-1"}`,
+      ])
+        await send('3cx', post(body));
     await settle();
-    expect(pd.callLogs.size).toBe(1);
-    expect([...pd.callLogs.values()][0]!.recording).toBeUndefined();
-    const [d] = await relay.store.listDeliveries({ limit: 5 });
-    expect(d!.state).toBe('done');
-    expect(d!.remote.uploadFailed).toMatch(/over recordings\.maxMB/);
+    expect(pd.callLogs.size).toBe(2);
+    for (const log of pd.callLogs.values()) expect(log.recording).toBeUndefined();
+    const ds = await relay.store.listDeliveries({ limit: 5 });
+    expect(ds).toHaveLength(2);
+    for (const d of ds) {
+      expect(d.state).toBe('done');
+      expect(d.remote.uploadFailed).toMatch(/over recordings\.maxMB/);
+    }
+    // Each file was fetched once: a recording too big is no reason to try again.
+    expect(pbx.requests.filter((r) => r.path.startsWith('/r/'))).toHaveLength(2);
   });
 
   it('gets the same normalised numbers as HubSpot: the DID in E.164, never an extension', async () => {
