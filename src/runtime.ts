@@ -13,6 +13,7 @@ import { loadTarget } from './targets/registry.js';
 import { createApp } from './http/app.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { Redactor } from './lib/redact.js';
+import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
@@ -87,6 +88,8 @@ export interface Relay {
   store: Store;
   pipeline: Pipeline;
   delivery: DeliveryEngine;
+  /** Closes calls whose end never came (calls.closeAfterMin). */
+  closer: CallCloser;
   metrics: RelayMetrics;
   /**
    * Re-read the adapter files (after a fix) for new and replayed requests; throws, changing
@@ -101,7 +104,11 @@ export interface Relay {
 export async function startRelay(
   cfg: RelayConfig,
   log: Logger = silentLogger,
-  opts: { store?: Store; delivery?: EngineOptions } = {},
+  opts: {
+    store?: Store;
+    delivery?: EngineOptions;
+    closer?: Pick<CloserOptions, 'now' | 'everyMs' | 'batch'>;
+  } = {},
 ): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
@@ -126,6 +133,13 @@ export async function startRelay(
     changed();
   };
   const pipeline = new Pipeline(store, cfg.sources, log, folded, metrics);
+  const closer = new CallCloser(store, {
+    closeAfterMs: cfg.calls.closeAfterMin * 60_000,
+    log,
+    metrics,
+    onClosed: () => pipeline.kick(),
+    ...opts.closer,
+  });
   let draining = false;
   const reloadAdapters = async (): Promise<{ adapters: string[] }> => {
     const adapters = pipeline.setAdapters(loadConfig(cfg.file).sources);
@@ -198,6 +212,7 @@ export async function startRelay(
   });
   pipeline.start();
   delivery.start();
+  closer.start();
   // Connections have a ceiling: beyond it new ones are refused until some close.
   (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
@@ -205,6 +220,7 @@ export async function startRelay(
     store,
     pipeline,
     delivery,
+    closer,
     metrics,
     reloadAdapters,
     server,
@@ -218,6 +234,7 @@ export async function startRelay(
       const idle = setInterval(() => (server as Server).closeIdleConnections(), 25);
       await new Promise<void>((r) => server.close(() => r()));
       clearInterval(idle);
+      await closer.stop();
       await pipeline.stop();
       await pipeline.drain();
       await delivery.stop();
