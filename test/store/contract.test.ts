@@ -1328,6 +1328,13 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     await store.remap(close.id, mapped({ type: 'closed', callId: 'full' }), '3cx');
     expect((await store.getCalls('full'))[0]!.record).toMatchObject({ closedBy: 'relay' });
     expect(await store.getInbox(close.id)).toMatchObject({ state: 'applied', reasonCode: null });
+    // A replay that moves the call's one event elsewhere leaves the close alone: no call remains.
+    const requests = await store.listInbox({ limit: 100 });
+    const otherRing = requests.filter((r) => r.kind === 'webhook')[LIMIT]!;
+    expect(requests.filter((r) => r.kind === 'relay-close')).toHaveLength(2);
+    await store.remap(otherRing.id, mapped(ring('elsewhere', '1')), '3cx');
+    expect(await store.getCalls('other')).toEqual([]);
+    expect((await store.getCalls('elsewhere'))[0]!.record.status).toBe('ringing');
   });
 
   it('closes each call once when two stores sweep at the same time', async () => {
