@@ -13,6 +13,7 @@ import { loadTarget } from './targets/registry.js';
 import { createApp } from './http/app.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { Redactor } from './lib/redact.js';
+import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { checkDatabaseMarker, markDatabase } from './store/sqlite/marker.js';
@@ -100,6 +101,8 @@ export interface Relay {
   store: Store;
   pipeline: Pipeline;
   delivery: DeliveryEngine;
+  /** Closes calls whose end never came (calls.closeAfterMin). */
+  closer: CallCloser;
   metrics: RelayMetrics;
   /**
    * Re-read the adapter files (after a fix) for new and replayed requests; throws, changing
@@ -119,6 +122,7 @@ export async function startRelay(
     delivery?: EngineOptions;
     /** Create the SQLite database even where a marker says one was lost (`start --init`). */
     init?: boolean;
+    closer?: Pick<CloserOptions, 'now' | 'everyMs' | 'batch'>;
   } = {},
 ): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg, { init: opts.init }));
@@ -144,6 +148,13 @@ export async function startRelay(
     changed();
   };
   const pipeline = new Pipeline(store, cfg.sources, log, folded, metrics);
+  const closer = new CallCloser(store, {
+    closeAfterMs: cfg.calls.closeAfterMin * 60_000,
+    log,
+    metrics,
+    onClosed: () => pipeline.kick(),
+    ...opts.closer,
+  });
   let draining = false;
   const reloadAdapters = async (): Promise<{ adapters: string[] }> => {
     const adapters = pipeline.setAdapters(loadConfig(cfg.file).sources);
@@ -216,6 +227,7 @@ export async function startRelay(
   });
   pipeline.start();
   delivery.start();
+  closer.start();
   // Connections have a ceiling: beyond it new ones are refused until some close.
   (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
@@ -223,6 +235,7 @@ export async function startRelay(
     store,
     pipeline,
     delivery,
+    closer,
     metrics,
     reloadAdapters,
     server,
@@ -236,6 +249,7 @@ export async function startRelay(
       const idle = setInterval(() => (server as Server).closeIdleConnections(), 25);
       await new Promise<void>((r) => server.close(() => r()));
       clearInterval(idle);
+      await closer.stop();
       await pipeline.stop();
       await pipeline.drain();
       await delivery.stop();

@@ -55,6 +55,7 @@ export interface RelayConfig {
   targets: (CommonTargetConfig & Record<string, unknown>)[];
   routing: Routing;
   delivery: { leaseSec: number; keepAttemptsDays: number };
+  calls: { closeAfterMin: number };
   metrics: { enabled: boolean; token?: string };
   /** `${VAR:-default}` references that fell back to the default (start warns about them). */
   envFallbacks: LoadedYaml['envFallbacks'];
@@ -169,6 +170,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
       routes,
     },
     delivery: cfg.delivery,
+    calls: cfg.calls,
     metrics: cfg.metrics,
     envFallbacks: y.envFallbacks,
   };

@@ -254,6 +254,21 @@ export const RelayConfigSchema = z
           }),
       })
       .prefault({}),
+    calls: z
+      .strictObject({
+        closeAfterMin: z
+          .number()
+          .min(0)
+          .default(120)
+          .meta({
+            description:
+              'Close a call after this many minutes without events when its end never came (a ' +
+              'lost webhook): it is delivered as ended (missed, or answered with talk time ' +
+              'unknown) and a late end event still updates it. 0 never closes one.',
+          }),
+      })
+      .prefault({})
+      .meta({ description: 'Calls whose end the phone system never reported.' }),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true).meta({ description: 'Serve GET /metrics.' }),

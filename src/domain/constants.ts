@@ -12,8 +12,13 @@ export const EVENT_TYPES = [
   'analysis',
   'report',
   'originated',
+  'closed',
 ] as const;
+/** Made by the relay itself (a call whose end never came: domain/close.ts), never by an adapter. */
+export const RELAY_EVENT_TYPES = ['closed'] as const;
 export const DIRECTIONS = ['inbound', 'outbound'] as const;
 export const OUTCOMES = ['answered', 'missed', 'busy', 'failed'] as const;
 export const STATUSES = ['ringing', 'in-progress', 'ended'] as const;
+/** Who closed a call whose end the provider never reported. */
+export const CLOSED_BY = ['relay'] as const;
 export const TRANSFER_KINDS = ['blind', 'attended', 'unknown'] as const;

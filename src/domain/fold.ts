@@ -96,6 +96,9 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
   };
 
   const finals = evs.filter((s) => isFinal(s.event));
+  // The relay closed the call after a long silence (domain/close.ts): it ended, but when, and how
+  // long anybody talked, nobody said. Any real end, even one that arrives later, wins.
+  const closedByRelay = !finals.length && all.some((e) => e.type === 'closed');
   const reports = finals.filter((s) => s.event.type === 'report');
   const answered = evs.filter((s) => s.event.type === 'answered');
   // The final word on a call: the latest report, else the end event of the highest leg.
@@ -112,12 +115,15 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     answered.length > 0 || legs.length > 0 || finals.some((s) => s.event.outcome === 'answered');
   const outcome = everAnswered
     ? 'answered'
-    : (lastFinal?.event.outcome ?? finals.find((s) => s.event.outcome)?.event.outcome ?? null);
-  const status = finals.length
-    ? 'ended'
-    : all.some((e) => e.type === 'answered' || e.type === 'recording' || e.type === 'analysis')
-      ? 'in-progress'
-      : 'ringing';
+    : closedByRelay
+      ? 'missed'
+      : (lastFinal?.event.outcome ?? finals.find((s) => s.event.outcome)?.event.outcome ?? null);
+  const status =
+    finals.length || closedByRelay
+      ? 'ended'
+      : all.some((e) => e.type === 'answered' || e.type === 'recording' || e.type === 'analysis')
+        ? 'in-progress'
+        : 'ringing';
 
   // Who handled it last: the final event's agent, else the highest answered leg, else the last to
   // ring.
@@ -151,15 +157,23 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
 
   const report = reports.at(-1)?.event;
   const legDurations = sumOf(legs.map((l) => l.durationSec ?? undefined));
-  const durationSec =
-    report?.durationSec ?? legDurations ?? sumOf(finals.map((s) => s.event.durationSec)) ?? null;
-  const talkSec =
-    report?.talkSec ?? sumOf(all.filter((e) => e.type === 'ended').map((e) => e.talkSec)) ?? null;
+  // A call the relay closed has no totals: the legs that did end are not the whole call.
+  const durationSec = closedByRelay
+    ? null
+    : (report?.durationSec ??
+      legDurations ??
+      sumOf(finals.map((s) => s.event.durationSec)) ??
+      null);
+  const talkSec = closedByRelay
+    ? null
+    : (report?.talkSec ??
+      sumOf(all.filter((e) => e.type === 'ended').map((e) => e.talkSec)) ??
+      null);
 
   const startedAt = minOf(all.map((e) => e.startedAt)) ?? minOf(evs.map(when))!;
   const answeredAt = minOf(all.map((e) => e.answeredAt)) ?? minOf(answered.map(when)) ?? null;
   const endedAt =
-    status === 'ended'
+    status === 'ended' && !closedByRelay
       ? (maxOf(all.map((e) => e.endedAt)) ?? maxOf(finals.map(when)) ?? null)
       : null;
 
@@ -188,8 +202,11 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     talkSec,
     recordings,
     ai,
-    endReason:
-      lastFinal?.event.endReason ?? finals.find((s) => s.event.endReason)?.event.endReason ?? null,
+    endReason: closedByRelay
+      ? 'timeout'
+      : (lastFinal?.event.endReason ??
+        finals.find((s) => s.event.endReason)?.event.endReason ??
+        null),
     campaign: pick('campaign') ?? null,
     originatedBy: pick('originatedBy') ?? ctx.originatedBy ?? null,
     events: evs.map((s) => ({
@@ -198,6 +215,7 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
       inboxId: s.inboxId,
       receivedAt: s.receivedAt,
     })),
+    closedBy: closedByRelay ? 'relay' : null,
     truncated: ctx.truncated ?? false,
   };
 }

@@ -8,6 +8,7 @@
 // first one marks the record `truncated` (one fold); later ones cost no fold at all.
 
 import type { ErrorCode } from './errors.js';
+import type { CallEvent } from './model.js';
 import type { MapResult } from './request.js';
 
 /**
@@ -37,6 +38,12 @@ export const isEarlier = (a: EventPlace, b: EventPlace): boolean =>
 
 /** After storing a new call event the call holds `count` distinct events: over the limit? */
 export const overLimit = (count: number, max: number): boolean => count > max;
+
+/**
+ * An event kept past the limit: the relay's close of a silent call (domain/close.ts), which a call
+ * at its limit needs most. It is counted like any other, so a replay uncounts it the same way.
+ */
+export const keptPastLimit = (e: Pick<CallEvent, 'type'>): boolean => e.type === 'closed';
 
 /** A dropped event: the first one of its call needs a fold to mark the record. */
 export const droppedFiling = (droppedSoFar: number): EventFiling =>

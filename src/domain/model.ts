@@ -5,6 +5,7 @@
 import { z } from 'zod';
 
 import {
+  CLOSED_BY,
   DIRECTIONS,
   EVENT_TYPES,
   MODEL_VERSION,
@@ -35,7 +36,8 @@ export const CallEventSchema = z
       description:
         'ringing: a phone, queue or IVR rings (inbound). dialing: an agent dials out. answered: a leg is picked up. ' +
         'ended: a leg or the call ends. recording: recording URLs are ready. analysis: AI summary/transcript. ' +
-        'report: a complete call report (start, answer, end, totals). originated: the PBX answered a click-to-call request.',
+        'report: a complete call report (start, answer, end, totals). originated: the PBX answered a click-to-call request. ' +
+        'closed: made by the relay, never by an adapter: no event came for calls.closeAfterMin and no end was reported.',
     }),
     callId: z
       .string()
@@ -157,6 +159,15 @@ export const CallRecordSchema = z
     events: z
       .array(EventRefSchema)
       .meta({ description: 'The events that built the record, in order of arrival.' }),
+    closedBy: z
+      .enum(CLOSED_BY)
+      .nullable()
+      .meta({
+        description:
+          'relay: the provider never reported the end; the relay closed the call after ' +
+          'calls.closeAfterMin without events (endedAt and talk time unknown). A late end event ' +
+          'replaces the close. null: the provider ended it, or it is still open.',
+      }),
     truncated: z.boolean().meta({
       description:
         'More distinct events arrived for this call than the relay keeps (store.maxEventsPerCall): ' +

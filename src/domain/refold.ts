@@ -70,7 +70,8 @@ function providerOf(events: readonly EventRow[]): string {
 }
 
 export function refoldCall(input: RefoldInput, routing: Routing, now: Date): RefoldResult {
-  if (!input.events.length) return { kind: 'delete' };
+  // A relay's close alone is no call (a replay moved the call's events elsewhere).
+  if (!input.events.some((e) => e.event.type !== 'closed')) return { kind: 'delete' };
   const record = foldCall(input.events, {
     source: input.source,
     provider: providerOf(input.events),

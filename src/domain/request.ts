@@ -3,7 +3,11 @@
 import type { ErrorCode } from './errors.js';
 import type { CallEvent } from './model.js';
 
-export type RequestKind = 'webhook' | 'pbx-response';
+/**
+ * webhook: sent by a provider; pbx-response: the PBX's answer to a request the relay made;
+ * relay-close: made by the relay for a call whose end never came (domain/close.ts).
+ */
+export type RequestKind = 'webhook' | 'pbx-response' | 'relay-close';
 
 export interface RawRequest {
   source: string;

@@ -16,7 +16,12 @@ import {
   type ConfigIssue,
   type LoadedYaml,
 } from '../lib/yaml.js';
-import { CallEventSchema, EVENT_TYPES, type CallEvent } from '../domain/model.js';
+import {
+  CallEventSchema,
+  EVENT_TYPES,
+  RELAY_EVENT_TYPES,
+  type CallEvent,
+} from '../domain/model.js';
 import type { MapResult, RawRequest } from '../domain/request.js';
 import { Country, TimeZone } from '../domain/values.js';
 import {
@@ -35,6 +40,12 @@ const Expr = z
   .string()
   .min(1)
   .meta({ description: 'A JSONata expression over the request fields (keys lower-cased).' });
+
+/** The event types a rule may produce: all but the relay's own (a close is never a webhook's). */
+const ADAPTER_EVENT_TYPES = EVENT_TYPES.filter(
+  (t): t is Exclude<(typeof EVENT_TYPES)[number], (typeof RELAY_EVENT_TYPES)[number]> =>
+    !(RELAY_EVENT_TYPES as readonly string[]).includes(t),
+);
 
 const AI_FIELDS = ['summary', 'transcription', 'sentiment'] as const;
 /** Every canonical event field but `type` (given by the rule) and `ai` (nested). */
@@ -61,7 +72,7 @@ const Rule = z
       description: 'JSONata; the first rule whose `when` is true handles the request.',
     }),
     type: z
-      .enum(EVENT_TYPES)
+      .enum(ADAPTER_EVENT_TYPES)
       .optional()
       .meta({ description: 'The canonical event type this rule produces.' }),
     ignore: z

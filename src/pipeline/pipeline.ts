@@ -1,6 +1,7 @@
 // The inbound pipeline: map a received request with its source's adapter, commit it (group commit),
 // then fold the calls it touched in the background. Also re-maps stored requests (`replay`).
 
+import { mapCloseRequest } from '../domain/close.js';
 import { RelayError, wrapError } from '../domain/errors.js';
 import type { MapResult, RawRequest } from '../domain/request.js';
 import { compileAdapter, type CompiledAdapter } from '../ingest/adapter.js';
@@ -190,6 +191,14 @@ export class Pipeline {
 
   /** Map a stored request again with the current adapter and refold what it touches. */
   async replay(row: InboxRow): Promise<MapResult> {
+    // The relay's own close of a call is no provider's webhook: it maps the same, whatever the
+    // adapter (domain/close.ts).
+    if (row.kind === 'relay-close') {
+      const result = mapCloseRequest(row.body);
+      await this.store.remap(row.id, result, row.provider);
+      this.onFolded();
+      return result;
+    }
     const src = this.sources.get(row.source);
     // Left as it is: its source is gone from relay.yaml, so nothing could map it now.
     if (!src)

@@ -101,3 +101,31 @@ export const TARGET_COUNTS_SQL = `
     count(*) FILTER (WHERE state = 'dead') AS dead,
     count(*) FILTER (WHERE state = 'done') AS done
   FROM deliveries GROUP BY target ORDER BY target`;
+
+/**
+ * Open calls that went silent: no event received at or after `before` and no close of the relay's
+ * yet (domain/close.ts), oldest change first, each with its provider (that of its latest event)
+ * and when its newest event came. Candidates come from the partial index of open calls by
+ * updated_at (a call changes when an event is folded, so a recent change rules it out at once);
+ * the events of each candidate confirm it. `more` narrows further (a backend's own condition,
+ * bound in place).
+ * The same SQL in both backends.
+ */
+export function staleCallsSql(
+  b: Binder,
+  q: { before: string; limit: number; more?: (b: Binder) => string },
+): string {
+  const before = (): string => b.bind(isoTime(q.before));
+  const of = 'e.source = c.source AND e.call_id = c.call_id';
+  return `
+  SELECT c.source, c.call_id,
+    (SELECT max(e.received_at) FROM events e WHERE ${of}) AS last_event_at,
+    (SELECT e.provider FROM events e WHERE ${of} ORDER BY e.inbox_id DESC, e.idx DESC LIMIT 1)
+      AS provider
+  FROM calls c
+  WHERE c.status <> 'ended' AND c.updated_at < ${before()} ${q.more ? `AND ${q.more(b)}` : ''}
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE ${of}
+                    AND (e.received_at >= ${before()} OR e.type = 'closed'))
+  ORDER BY c.updated_at, c.source, c.call_id
+  LIMIT ${b.bind(q.limit)}`;
+}

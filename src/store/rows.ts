@@ -1,6 +1,7 @@
 // Database rows -> store rows, shared by the backends. SQLite keeps times as ISO text and JSON as
 // text; PostgreSQL returns Dates and parsed jsonb: each backend passes how to read its own.
 
+import type { StaleCall } from '../domain/close.js';
 import type { DeliveryOutcome } from '../domain/delivery.js';
 import { eventKey } from '../domain/fold.js';
 import type { CallEvent } from '../domain/model.js';
@@ -183,4 +184,15 @@ export function toTargetStats(counts: object[], oldest: object[], read: Readers)
     done: Number(r.done),
     oldestDueAt: maybe(read, due.get(r.target as string)),
   }));
+}
+
+/** A silent call as store/queries.ts staleCallsSql finds it. */
+export function toStaleCall(row: object, read: Readers): StaleCall {
+  const r = row as DbRow;
+  return {
+    source: r.source as string,
+    callId: r.call_id as string,
+    provider: r.provider as string,
+    lastEventAt: read.time(r.last_event_at),
+  };
 }

@@ -226,6 +226,13 @@ export interface Store {
    * (the CRM copy is updated in place: the remote ids are kept). Returns how many.
    */
   redeliver(ids: number[]): Promise<number>;
+  /**
+   * Close calls whose end never came (domain/close.ts): up to `limit` open calls (oldest change
+   * first) with no event received at or after `before` and not closed yet each get a close
+   * request received at `at`, pending until folded. Idempotent per call across instances (a call
+   * is closed once, whoever gets there). Returns the calls closed.
+   */
+  closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]>;
   /** Counts for metrics and the console. */
   stats(): Promise<StoreStats>;
   /** Throws unless a write can be committed now (readiness). */

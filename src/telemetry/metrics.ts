@@ -74,6 +74,13 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly callsClosed = new Counter({
+    name: 'callrelay_calls_closed_total',
+    help: 'Calls the relay closed because no event came for calls.closeAfterMin and no end was reported, by source.',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+
   readonly deliveryAttempts = new Counter({
     name: 'callrelay_delivery_attempts_total',
     help: 'Delivery runs by target, outcome (delivered, retry, dead) and the status class of the CRM answer that decided it.',

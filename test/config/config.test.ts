@@ -161,6 +161,12 @@ describe('adapter files', () => {
     ).toEqual(['8:7 unknown field "agnet"']);
   });
 
+  it("refuses a rule that makes the relay's own close of a call", () => {
+    expect(adapterErrors(`${head}  - name: r\n    when: "true"\n    type: closed\n`)).toEqual([
+      expect.stringMatching(/^6:11 .*"ringing"/),
+    ]);
+  });
+
   it('points into the expression for syntax errors, upper-case fields, unknown functions and maps', () => {
     const errs = adapterErrors(
       `${head}  - name: r\n    when: event = = 'x'\n    type: ringing\n    fields:\n      agent: User\n      did: $nope(did)\n      outcome: $mapValue(x, 'missing')\n`,

@@ -1221,6 +1221,139 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect((await store.stats()).inbox).toEqual(await store.countInbox());
   });
 
+  // A time after every request so far and every fold (calls change at the wall clock's time).
+  const afterAll = (plusMs = 60_000): string =>
+    new Date(Math.max(t, Date.now()) + plusMs).toISOString();
+
+  it('closes open calls with no event since a time, once, and a late end replaces the close', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([
+      item(mapped(ring('quiet', '800'))),
+      item(mapped(ring('talked', '800'), { ...end('talked'), type: 'answered' })),
+      item(mapped(end('over'))),
+    ]);
+    await store.applyPending(100);
+    const before = afterAll();
+    const at = afterAll(120_000);
+    // A call with an event at or after the cutoff is not silent.
+    t = Date.parse(before);
+    await store.insertInbox([item(mapped(ring('busy', '800')))]);
+    await store.applyPending(100);
+
+    const closed = await store.closeStaleCalls({ before, at, limit: 10 });
+    expect(closed.map((k) => k.callId).sort()).toEqual(['quiet', 'talked']);
+    expect(closed[0]!.source).toBe('3cx');
+    // A second sweep finds nothing: each call is closed once, also before its close is folded.
+    expect(await store.closeStaleCalls({ before, at, limit: 10 })).toEqual([]);
+    const requests = (await store.listInbox({ limit: 100 })).filter(
+      (r) => r.kind === 'relay-close',
+    );
+    expect(requests).toHaveLength(2);
+    expect(requests[0]).toMatchObject({
+      source: '3cx',
+      provider: '3cx',
+      state: 'pending',
+      receivedAt: at,
+    });
+    expect(JSON.parse(requests[0]!.body.toString())).toMatchObject({
+      callId: closed[0]!.callId,
+      closeAfterMin: 1,
+      reason: expect.stringContaining('closed by the relay'),
+    });
+
+    await store.applyPending(100);
+    const quiet = (await store.getCalls('quiet'))[0]!.record;
+    expect(quiet).toMatchObject({
+      status: 'ended',
+      outcome: 'missed',
+      closedBy: 'relay',
+      endReason: 'timeout',
+      endedAt: null,
+      durationSec: null,
+      talkSec: null,
+    });
+    expect(quiet.events.map((e) => e.type)).toEqual(['ringing', 'closed']);
+    expect((await store.getCalls('talked'))[0]!.record).toMatchObject({
+      status: 'ended',
+      outcome: 'answered',
+      closedBy: 'relay',
+      talkSec: null,
+    });
+    expect((await store.getCalls('busy'))[0]!.record.status).toBe('ringing');
+    const due = await store.listDeliveries({ target: 'crm', limit: 10 });
+    expect(due.map((d) => d.callId).sort()).toEqual(['over', 'quiet', 'talked']);
+
+    // Replays refold from stored events: the close stays, also when the close itself is replayed.
+    const ringOf = (await store.listInbox({ limit: 100 })).find((r) => r.kind === 'webhook')!;
+    await store.remap(ringOf.id, mapped(ring('quiet', '800')), '3cx');
+    await store.remap(requests[0]!.id, mapped({ type: 'closed', callId: 'quiet' }), '3cx');
+    expect((await store.getCalls('quiet'))[0]!.record).toMatchObject({
+      status: 'ended',
+      closedBy: 'relay',
+    });
+
+    // The real end, late: it wins, and the call is due again at its target.
+    const [d] = due.filter((x) => x.callId === 'quiet');
+    await store.insertInbox([item(mapped(end('quiet', { outcome: 'missed', legId: 'quiet-0' })))]);
+    await store.applyPending(100);
+    const [late] = await store.getCalls('quiet');
+    expect(late!.record).toMatchObject({
+      status: 'ended',
+      outcome: 'missed',
+      closedBy: null,
+      endReason: null,
+      durationSec: 5,
+    });
+    expect(late!.record.endedAt).not.toBeNull();
+    expect((await store.getDelivery(d!.id))!.wantRev).toBe(late!.revision);
+  });
+
+  it('closes a batch at a time, and a call at its limit of events too', async () => {
+    const { store } = await fresh();
+    await store.insertInbox(
+      Array.from({ length: LIMIT }, (_, i) => item(mapped(ring('full', String(i))))),
+    );
+    await store.insertInbox([item(mapped(ring('other', '1')))]);
+    await store.applyPending(100);
+    const q = { before: afterAll(), at: afterAll(), limit: 1 };
+    // Oldest change first.
+    expect(await store.closeStaleCalls(q)).toEqual([{ source: '3cx', callId: 'full' }]);
+    expect(await store.closeStaleCalls(q)).toEqual([{ source: '3cx', callId: 'other' }]);
+    expect(await store.closeStaleCalls(q)).toEqual([]);
+    await store.applyPending(100);
+    const [full] = await store.getCalls('full');
+    expect(full!.record).toMatchObject({ status: 'ended', closedBy: 'relay', truncated: false });
+    // Replayed, the close is filed again past the limit, not dropped.
+    const close = (await store.listInbox({ limit: 100 })).find((r) => r.kind === 'relay-close')!;
+    await store.remap(close.id, mapped({ type: 'closed', callId: 'full' }), '3cx');
+    expect((await store.getCalls('full'))[0]!.record).toMatchObject({ closedBy: 'relay' });
+    expect(await store.getInbox(close.id)).toMatchObject({ state: 'applied', reasonCode: null });
+    // A replay that moves the call's one event elsewhere leaves the close alone: no call remains.
+    const requests = await store.listInbox({ limit: 100 });
+    const otherRing = requests.filter((r) => r.kind === 'webhook')[LIMIT]!;
+    expect(requests.filter((r) => r.kind === 'relay-close')).toHaveLength(2);
+    await store.remap(otherRing.id, mapped(ring('elsewhere', '1')), '3cx');
+    expect(await store.getCalls('other')).toEqual([]);
+    expect((await store.getCalls('elsewhere'))[0]!.record.status).toBe('ringing');
+  });
+
+  it('closes each call once when two stores sweep at the same time', async () => {
+    const { store, path } = await fresh();
+    const other = await open(path);
+    opened.push(other);
+    const ids = Array.from({ length: 6 }, (_, i) => `twice-${i}`);
+    await store.insertInbox(ids.map((id) => item(mapped(ring(id, '800')))));
+    await store.applyPending(100);
+    const q = { before: afterAll(), at: afterAll(), limit: 10 };
+    const [a, b] = await Promise.all([store.closeStaleCalls(q), other.closeStaleCalls(q)]);
+    expect([...a, ...b].map((k) => k.callId).sort()).toEqual(ids);
+    const closes = (await store.listInbox({ limit: 100 })).filter((r) => r.kind === 'relay-close');
+    expect(closes).toHaveLength(ids.length);
+    await store.applyPending(100);
+    for (const id of ids)
+      expect((await store.getCalls(id))[0]!.record).toMatchObject({ closedBy: 'relay' });
+  });
+
   it('survives a reopen: migrations run once, data stays', async () => {
     const { store, path } = await fresh();
     await store.insertInbox([item(mapped(ring('z', '1')))]);

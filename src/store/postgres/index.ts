@@ -10,6 +10,7 @@
 //     work is picked up by the others.
 
 import pg from 'pg';
+import { closeRequest } from '../../domain/close.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import {
   assumeNew,
@@ -17,6 +18,7 @@ import {
   droppedFiling,
   fileRequest,
   isEarlier,
+  keptPastLimit,
   overLimit,
   type EventFiling,
   type EventPlace,
@@ -32,6 +34,7 @@ import {
   isoTime,
   RETRYING_SQL,
   SOURCE_ACTIVITY_SQL,
+  staleCallsSql,
   TARGET_COUNTS_SQL,
   whereOf,
 } from '../queries.js';
@@ -45,6 +48,7 @@ import {
   toDeliveryRow,
   toInboxRow,
   toSourceActivity,
+  toStaleCall,
   toTargetStats,
   type AttemptsOf,
 } from '../rows.js';
@@ -324,7 +328,7 @@ export class PostgresStore implements Store {
          ON CONFLICT (source, call_id) DO UPDATE SET events = call_stats.events + 1 RETURNING events`,
         [req.source, callId],
       );
-      if (!overLimit(count.rows[0]!.events, this.maxEvents)) {
+      if (!overLimit(count.rows[0]!.events, this.maxEvents) || keptPastLimit(event)) {
         out.push('new');
         continue;
       }
@@ -770,6 +774,76 @@ export class PostgresStore implements Store {
       [ids],
     );
     return r.rowCount ?? 0;
+  }
+
+  async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
+    const at = isoTime(q.at);
+    const before = isoTime(q.before);
+    return this.tx(async (c) => {
+      const b = new Binder('postgres');
+      const found = (
+        await c.query<{ source: string; call_id: string }>(staleCallsSql(b, q), b.values)
+      ).rows;
+      if (!found.length) return [];
+      // The calls' filing locks (insertInbox), then the same question again: a statement sees what
+      // committed before it began, so a close by another instance, or an event filed meanwhile,
+      // rules a call out, and one filed from now on waits for this transaction.
+      await this.lockCalls(
+        c,
+        found.map((r) => lockKey(r.source, r.call_id, null)),
+      );
+      const again = new Binder('postgres');
+      const sql = staleCallsSql(again, {
+        ...q,
+        more: (m) =>
+          `(c.source, c.call_id) IN (SELECT * FROM unnest(${m.bind(found.map((r) => r.source))}::text[], ` +
+          `${m.bind(found.map((r) => r.call_id))}::text[]))`,
+      });
+      const closed: CallKey[] = [];
+      for (const r of (await c.query(sql, again.values)).rows) {
+        const call = toStaleCall(r, nativeReaders);
+        await this.fileClose(c, closeRequest(call, at, before));
+        closed.push({ source: call.source, callId: call.callId });
+      }
+      return closed;
+    });
+  }
+
+  /** Store the relay's close of a call like a received request, under the call's filing lock. */
+  private async fileClose(c: Q, { req, result, provider }: NewInbox): Promise<void> {
+    const guess = fileRequest(result, assumeNew(result), this.maxEvents);
+    const r = await c.query<{ id: number }>(
+      `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+      [
+        req.source,
+        provider,
+        req.kind,
+        req.receivedAt,
+        req.method,
+        req.query,
+        req.contentType,
+        JSON.stringify(req.headers),
+        req.body,
+        guess.state,
+        guess.rule,
+        guess.reasonCode,
+        guess.reason,
+      ],
+    );
+    const id = r.rows[0]!.id;
+    const f = fileRequest(
+      result,
+      await this.fileEvents(c, id, req, result, provider),
+      this.maxEvents,
+    );
+    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
+      await c.query(
+        `UPDATE inbox SET state = $2, reason_code = $3, reason = $4,
+           applied_at = CASE WHEN $2 = 'applied' THEN now() END WHERE id = $1`,
+        [id, f.state, f.reasonCode, f.reason],
+      );
+    }
   }
 
   async stats(): Promise<StoreStats> {

@@ -156,4 +156,12 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX deliveries_target ON deliveries (target, state, attempts);
     `,
   },
+  {
+    version: 4,
+    name: 'open calls by last change',
+    sql: `
+      -- The same as SQLite's migration 5 (see there).
+      CREATE INDEX calls_open ON calls (updated_at, source, call_id) WHERE status <> 'ended';
+    `,
+  },
 ];

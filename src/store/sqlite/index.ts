@@ -7,6 +7,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { closeRequest } from '../../domain/close.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import {
   assumeNew,
@@ -14,6 +15,7 @@ import {
   droppedFiling,
   fileRequest,
   isEarlier,
+  keptPastLimit,
   overLimit,
   type EventFiling,
   type EventPlace,
@@ -29,6 +31,7 @@ import {
   isoTime,
   RETRYING_SQL,
   SOURCE_ACTIVITY_SQL,
+  staleCallsSql,
   TARGET_COUNTS_SQL,
   whereOf,
 } from '../queries.js';
@@ -42,6 +45,7 @@ import {
   toDeliveryRow,
   toInboxRow,
   toSourceActivity,
+  toStaleCall,
   toTargetStats,
   type AttemptsOf,
 } from '../rows.js';
@@ -387,7 +391,7 @@ export class SqliteStore implements Store {
       }
       if (callId === null) return 'new';
       const count = this.stmts.countEvent.get(req.source, callId) as number;
-      if (!overLimit(count, this.maxEvents)) return 'new';
+      if (!overLimit(count, this.maxEvents) || keptPastLimit(event)) return 'new';
       this.stmts.dropEvent.run(id, idx);
       const again = this.stmts.droppedBefore.get(req.source, key) !== undefined;
       this.stmts.insertLink.run(id, idx, req.source, callId, key, 'dropped');
@@ -723,6 +727,25 @@ export class SqliteStore implements Store {
          WHERE state = 'done' AND id IN (SELECT value FROM json_each(@ids))`,
       )
       .run({ now: new Date().toISOString(), ids: JSON.stringify(ids) }).changes;
+  }
+
+  async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
+    this.assertFile();
+    const at = isoTime(q.at);
+    const before = isoTime(q.before);
+    // One writer at a time (BEGIN IMMEDIATE): what the query finds is still silent when the
+    // close is filed, and another process's close of the same call is already visible.
+    return this.db
+      .transaction(() => {
+        const b = new Binder('sqlite');
+        const rows = this.db.prepare(staleCallsSql(b, q)).all(...b.values) as object[];
+        return rows.map((r): CallKey => {
+          const call = toStaleCall(r, textReaders);
+          this.insertOne(closeRequest(call, at, before));
+          return { source: call.source, callId: call.callId };
+        });
+      })
+      .immediate();
   }
 
   async stats(): Promise<StoreStats> {

@@ -181,4 +181,13 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX deliveries_target ON deliveries (target, state, attempts);
     `,
   },
+  {
+    version: 5,
+    name: 'open calls by last change',
+    sql: `
+      -- The sweep for calls whose end never came (closeStaleCalls) reads open calls only, oldest
+      -- change first: a small index, as calls leave it when they end.
+      CREATE INDEX calls_open ON calls (updated_at, source, call_id) WHERE status <> 'ended';
+    `,
+  },
 ];

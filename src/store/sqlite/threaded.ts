@@ -216,6 +216,9 @@ export class ThreadedSqliteStore implements Store {
   redeliver(ids: number[]): Promise<number> {
     return this.call('redeliver', ids);
   }
+  closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
+    return this.call('closeStaleCalls', q);
+  }
   stats(): Promise<StoreStats> {
     return this.call('stats');
   }

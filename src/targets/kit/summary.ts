@@ -28,6 +28,19 @@ export function talkTimeSec(c: CallRecord): number | null {
   return c.talkSec ?? c.durationSec;
 }
 
+/**
+ * For a call the relay closed (domain/close.ts): the end was never reported, so its time (and, if
+ * it was answered, the talk time) is unknown, not zero.
+ */
+export function notReported(c: CallRecord): string | null {
+  if (c.closedBy !== 'relay') return null;
+  const last = c.events.filter((e) => e.type !== 'closed').at(-1)?.receivedAt;
+  return (
+    `not reported by the phone system; closed by the relay after no event since ${last ?? '?'}` +
+    (c.outcome === 'answered' ? ' (talk time unknown)' : '')
+  );
+}
+
 export function callBody(c: CallRecord, recordingsInBody: string[]): string {
   const lines: string[] = [];
   const add = (k: string, v: unknown): void => {
@@ -47,7 +60,8 @@ export function callBody(c: CallRecord, recordingsInBody: string[]): string {
   if (c.durationSec !== null && c.durationSec !== talk) add('Total time', `${c.durationSec} s`);
   if (c.durationSec !== null && c.talkSec !== null && c.durationSec > c.talkSec)
     add('Ring time', `${c.durationSec - c.talkSec} s`);
-  add('End reason', c.endReason);
+  add('End reason', c.closedBy ? null : c.endReason);
+  add('End', notReported(c));
   for (const r of recordingsInBody)
     lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);
   if (c.ai?.summary) lines.push(`<b>AI summary:</b> ${esc(c.ai.summary)}`);

@@ -24,6 +24,7 @@ export function callLogBody(
   const external = externalNumber(c);
   const company = companyNumber(c);
   const start = c.startedAt;
+  const talk = talkTimeSec(c);
   const end = c.endedAt ?? new Date(Date.parse(start) + (c.durationSec ?? 0) * 1000).toISOString();
   const body: Record<string, unknown> = {
     outcome: o.outcomes[c.outcome ?? 'missed'],
@@ -31,7 +32,8 @@ export function callLogBody(
     from_phone_number: (c.direction === 'outbound' ? company : external) || undefined,
     start_time: pdTime(start),
     end_time: pdTime(end < start ? start : end),
-    duration: String(Math.round(talkTimeSec(c) ?? 0)),
+    // Unknown talk time (a call whose end never came) is left out rather than sent as 0.
+    duration: talk === null ? undefined : String(Math.round(talk)),
     subject: callTitle(c),
     note: callBody(c, c.recordings),
   };
