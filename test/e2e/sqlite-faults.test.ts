@@ -194,9 +194,12 @@ describe('SQLite faults', () => {
       stdio: 'ignore',
     });
     const exit = new Promise((r) => child.once('exit', r));
-    await waitHealthy(port, { child });
-    child.kill('SIGTERM');
-    await exit;
+    try {
+      await waitHealthy(port, { child });
+    } finally {
+      child.kill('SIGTERM');
+      await exit;
+    }
     expect(existsSync(join(dir, 'relay.db'))).toBe(true);
   });
 });
