@@ -11,6 +11,7 @@ import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
 import { loadTarget } from './targets/registry.js';
 import { createApp } from './http/app.js';
+import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { Redactor } from './lib/redact.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
@@ -205,6 +206,7 @@ export async function startRelay(
     targets: shownTargets,
     metrics: cfg.metrics.enabled ? { registry: metrics, token: cfg.metrics.token } : undefined,
     console: consoleOpts,
+    guards: new SourceGuards(cfg.sources, cfg.server.trustProxy),
   });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const requestTimeout = cfg.server.requestTimeoutSec * 1000;

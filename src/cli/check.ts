@@ -3,6 +3,7 @@
 
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { exposedExampleTokens } from '../config/load.js';
 import { loadAdapter, loadAdapterDir } from '../ingest/adapter.js';
 import { ConfigError, displayPath } from '../lib/yaml.js';
 import { createTargets } from '../runtime.js';
@@ -31,6 +32,8 @@ export async function cmdCheck(args: string[]): Promise<void> {
   } else {
     attempt(() => {
       const cfg = configFrom(values);
+      const exposed = exposedExampleTokens(cfg);
+      if (exposed) throw exposed;
       const adapters = loadAdapterDir(cfg.adaptersDir);
       return [
         `ok  ${cfg.file}: ${cfg.sources.length} source(s): ${cfg.sources.map((s) => `${s.name} -> ${s.adapter.name}`).join(', ')}`,

@@ -3,6 +3,7 @@
 // SQLite database where a marker says an earlier one was lost (store/sqlite/marker.ts).
 
 import { parseArgs } from 'node:util';
+import { exposedExampleTokens } from '../config/load.js';
 import { secretsOf } from '../config/secrets.js';
 import { Redactor } from '../lib/redact.js';
 import { displayPath } from '../lib/yaml.js';
@@ -13,19 +14,23 @@ import { configFrom } from './util.js';
 export async function cmdStart(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, init: { type: 'boolean' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      init: { type: 'boolean' },
+      'insecure-example-tokens': { type: 'boolean' },
+    },
   });
   const t0 = performance.now();
   const cfg = configFrom(values);
   const redact = new Redactor(secretsOf(cfg));
   const log = createLogger(cfg.logLevel, undefined, (line) => redact.text(line));
-  for (const f of cfg.envFallbacks) {
-    if (f.path.at(-1) === 'token')
-      log.warn(
-        { variable: f.name, field: f.path.join('.') },
-        `${f.name} is not set: ${f.path.join('.')} uses the example default from ${cfg.file}; set it before exposing the relay`,
-      );
-  }
+  const exposed = exposedExampleTokens(cfg);
+  if (exposed && !values['insecure-example-tokens']) throw exposed;
+  for (const i of cfg.exampleTokens)
+    log.warn(
+      { place: `${i.file}:${i.line}:${i.col}` },
+      `${i.message}: anybody who read relay.yaml can use it; set the variable before exposing the relay`,
+    );
   const relay = await startRelay(cfg, log, { init: values.init });
   log.info(
     {

@@ -10,7 +10,8 @@ export const USAGE = `callrelay: phone-system webhooks in, one call record per c
 
 Usage:
   callrelay start   [--config FILE] [--init] run the relay (default config: $RELAY_CONFIG or ./relay.yaml);
-                                             --init: create the SQLite file although an earlier one was lost
+                                             --init: create the SQLite file although an earlier one was lost;
+                                             --insecure-example-tokens: run reachable with relay.yaml's example tokens
   callrelay check   [--config FILE] [--online] [ADAPTER.yaml ...]
                                              validate relay.yaml and every adapter; errors name file:line:col;
                                              --online: also call each CRM once with its token

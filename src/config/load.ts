@@ -16,7 +16,7 @@ import {
 import type { Route, Routing } from '../domain/routing.js';
 import { targetSpec } from '../targets/registry.js';
 import type { CommonTargetConfig } from '../targets/types.js';
-import { RelayConfigSchema, type RelayConfigParsed } from './schema.js';
+import { RelayConfigSchema, type RelayConfigParsed, type SourceGuardSettings } from './schema.js';
 import {
   ConfigError,
   issueAt,
@@ -31,6 +31,8 @@ export const BUNDLED_ADAPTERS = fileURLToPath(new URL('../../adapters', import.m
 
 export interface ResolvedSource extends SourceSettings {
   token: string;
+  /** Checks at the webhook edge beyond the token (http/guard.ts). */
+  guard: SourceGuardSettings;
   adapter: LoadedAdapter;
   recordings: {
     allowHosts: string[];
@@ -59,6 +61,29 @@ export interface RelayConfig {
   metrics: { enabled: boolean; token?: string };
   /** `${VAR:-default}` references that fell back to the default (start warns about them). */
   envFallbacks: LoadedYaml['envFallbacks'];
+  /** Tokens that are the example defaults of relay.yaml (their variables are unset), placed. */
+  exampleTokens: ConfigIssue[];
+}
+
+/** Loopback only: nobody else can reach the relay (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/i.test(host.trim());
+}
+
+/**
+ * The example tokens of a relay.yaml are public (they are in the repository): a relay that others
+ * can reach must not accept them. A config error naming each, unless it listens on loopback only.
+ */
+export function exposedExampleTokens(cfg: RelayConfig): ConfigError | undefined {
+  if (!cfg.exampleTokens.length || isLoopbackHost(cfg.server.host)) return undefined;
+  return new ConfigError(
+    cfg.exampleTokens.map((i) => ({
+      ...i,
+      message:
+        `${i.message}, while server.host ${cfg.server.host} lets others reach the relay: set the ` +
+        'variable, or listen on 127.0.0.1 to try it (start --insecure-example-tokens runs anyway)',
+    })),
+  );
 }
 
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -117,6 +142,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
       token: s.token,
       adapter,
       recordings: s.recordings,
+      guard: { allowIps: s.allowIps, signature: s.signature, rateLimit: s.rateLimit },
       timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
       defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as
         CountryCode | undefined,
@@ -173,5 +199,10 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     calls: cfg.calls,
     metrics: cfg.metrics,
     envFallbacks: y.envFallbacks,
+    exampleTokens: y.envFallbacks
+      .filter((f) => f.path.at(-1) === 'token')
+      .map((f) =>
+        issueAt(y, f.path, `${f.path.join('.')} is the example default of \${${f.name}}`),
+      ),
   };
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DEFAULT_MAX_EVENTS_PER_CALL } from '../domain/inbox.js';
 import { Country, TimeZone } from '../domain/values.js';
 import { parseHostRule } from '../lib/hosts.js';
+import { parseCidr } from '../lib/ips.js';
 import { TargetConfigSchema } from '../targets/registry.js';
 
 const SIZE_UNITS: Record<string, number> = {
@@ -31,6 +32,15 @@ const Size = z
   })
   .transform((v) => parseSize(v)!)
   .meta({ description: 'Bytes, or a string with a unit: B, KB, KiB, MB, MiB, GB, GiB.' });
+
+const Cidrs = z
+  .array(
+    z.string().refine((e) => parseCidr(e) !== undefined, {
+      message:
+        'expected an IP address or a CIDR block: "203.0.113.7", "10.0.0.0/8", "2001:db8::/32"',
+    }),
+  )
+  .meta({ description: 'IPv4 and IPv6 addresses and CIDR blocks.' });
 
 const Token = z
   .string()
@@ -59,6 +69,52 @@ export const SourceConfig = z
     defaultCountry: Country.optional().meta({
       description: "Country for numbers sent without a country code (default: the adapter's).",
     }),
+    allowIps: Cidrs.min(1)
+      .optional()
+      .meta({
+        description:
+          "Only these senders (the PBX, the provider's published ranges) may post; others get 403 " +
+          'before their token is looked at. The sender is the connecting address, or what ' +
+          'server.trustProxy proxies report. Default: any address.',
+      }),
+    signature: z
+      .strictObject({
+        header: z.string().min(1).meta({ description: 'Header with the signature.' }),
+        algorithm: z.enum(['sha1', 'sha256', 'sha512']).default('sha256'),
+        encoding: z.enum(['hex', 'base64']).default('hex'),
+        secret: z.string().min(8).meta({ description: 'The signing secret. Use ${ENV_VAR}.' }),
+        prefix: z
+          .string()
+          .optional()
+          .meta({ description: 'Text before the digest in the header, e.g. "sha256=".' }),
+        timestampHeader: z.string().optional().meta({
+          description:
+            'Header with the signing time (Unix seconds); the signed text is then "<time>.<body>".',
+        }),
+        toleranceSec: z.number().int().positive().default(300).meta({
+          description: 'With timestampHeader: how far the time may be from the relay clock.',
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          'For providers that sign: the HMAC of the raw body with the secret must match, or the ' +
+          'webhook gets 401 and is not stored (the token is still required).',
+      }),
+    rateLimit: z
+      .strictObject({
+        perSecond: z.number().positive(),
+        burst: z.number().int().positive().optional().meta({
+          description: "Requests allowed at once above the rate (default: one second's worth).",
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          'Webhooks with the right token beyond this rate get 429 with Retry-After (the sender ' +
+          'retries), per instance. Requests without the token are not counted, so they cannot ' +
+          "use up the real sender's allowance.",
+      }),
     recordings: z
       .strictObject({
         allowHosts: z
@@ -165,6 +221,11 @@ export const RelayConfigSchema = z
               'A request (headers and body) must arrive within this; a client that dribbles is ' +
               'cut off (408) instead of holding memory and a connection.',
           }),
+        trustProxy: Cidrs.default([]).meta({
+          description:
+            'Proxies (load balancer, reverse proxy) whose X-Forwarded-For is believed for a ' +
+            "source's allowIps; from any other peer the header is ignored. Default: none.",
+        }),
         maxConnections: z.number().int().positive().default(512).meta({
           description:
             'Open connections at most; more are refused until some close (senders retry).',
@@ -290,3 +351,5 @@ export type RelayConfigInput = z.input<typeof RelayConfigSchema>;
 export type RelayConfigParsed = z.output<typeof RelayConfigSchema>;
 export type SourceConfigParsed = z.output<typeof SourceConfig>;
 export type TargetConfigParsed = RelayConfigParsed['targets'][number];
+/** A source's checks at the webhook edge beyond its token. */
+export type SourceGuardSettings = Pick<SourceConfigParsed, 'allowIps' | 'signature' | 'rateLimit'>;

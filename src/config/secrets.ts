@@ -48,6 +48,7 @@ export function secretsOf(
   for (const s of cfg.sources) {
     out.add(s.token);
     collect(s.recordings, 'recordings', out);
+    collect(s.guard.signature, 'signature', out);
   }
   for (const t of cfg.targets) collect(t, 'target', out);
   collect(cfg.store, 'store', out);

@@ -3,6 +3,18 @@
 
 export const ERRORS = {
   RELAY_ERR_UNAUTHORIZED: { status: 401, message: 'missing or wrong token' },
+  RELAY_ERR_BAD_SIGNATURE: {
+    status: 401,
+    message: "the webhook's signature is missing, wrong or too old",
+  },
+  RELAY_ERR_FORBIDDEN_ADDRESS: {
+    status: 403,
+    message: "the sender's address is not in the source's allowIps",
+  },
+  RELAY_ERR_RATE_LIMITED: {
+    status: 429,
+    message: "over the source's rate limit; retry after the time in Retry-After",
+  },
   RELAY_ERR_UNKNOWN_SOURCE: { status: 404, message: 'no source of that name in relay.yaml' },
   RELAY_ERR_NOT_FOUND: { status: 404, message: 'no such route' },
   RELAY_ERR_CALL_NOT_FOUND: { status: 404, message: 'no call with that id' },

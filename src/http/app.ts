@@ -13,6 +13,7 @@ import { mountAdmin } from './admin.js';
 import { bearer, loggablePath, tokenMatches } from './auth.js';
 import { mountConsole } from './console/index.js';
 import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
+import type { SourceGuards } from './guard.js';
 import { mountHooks } from './hooks.js';
 
 export interface AppOptions {
@@ -32,6 +33,8 @@ export interface AppOptions {
   metrics?: { registry: RelayMetrics; token?: string };
   /** Serve the operator console. */
   console?: ConsoleOptions;
+  /** Sources' allowIps, rate limits and signatures. */
+  guards?: SourceGuards;
 }
 
 export function createApp(opts: AppOptions): Hono {

@@ -1,4 +1,4 @@
-// Token checks shared by the webhook routes and the admin API.
+// Token checks shared by the webhook routes and the admin API, and who is asking.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
@@ -9,6 +9,12 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 export function tokenMatches(given: string | undefined, expected: string): boolean {
   return given !== undefined && timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The connecting peer's address (undefined outside a Node server, e.g. app.request in tests). */
+export function peerAddress(c: Context): string | undefined {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress;
 }
 
 /** The token of an `Authorization: Bearer <token>` header, if there is one. */

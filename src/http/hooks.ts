@@ -1,5 +1,6 @@
-// Webhook ingest on /hooks/<source>[/<token>]: the source's token from the path, a Bearer header
-// or ?token=, then the raw request (minus the token) into the pipeline.
+// Webhook ingest on /hooks/<source>[/<token>]: the sender's address (allowIps), the source's token
+// from the path, a Bearer header or ?token=, its rate limit, the body and its signature (guard.ts),
+// then the raw request (minus the token) into the pipeline.
 
 import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
@@ -9,6 +10,8 @@ import type { Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { bearer, loggablePath, tokenMatches } from './auth.js';
 import { readBody } from './body.js';
+import type { SourceGuards } from './guard.js';
+import { ThrottledLog } from '../telemetry/throttle.js';
 
 export interface HookOptions {
   pipeline: Pipeline;
@@ -16,12 +19,17 @@ export interface HookOptions {
   log: Logger;
   isDraining?: () => boolean;
   metrics?: RelayMetrics;
+  /** allowIps, rate limits and signatures of the sources that have them. */
+  guards?: SourceGuards;
 }
 
 /** The metrics label of a refused webhook, by the error that refused it. */
 function refusal(err: unknown): string {
   const code = err instanceof RelayError ? err.code : '';
-  if (code === 'RELAY_ERR_UNAUTHORIZED') return 'unauthorized';
+  if (code === 'RELAY_ERR_UNAUTHORIZED' || code === 'RELAY_ERR_BAD_SIGNATURE')
+    return 'unauthorized';
+  if (code === 'RELAY_ERR_FORBIDDEN_ADDRESS') return 'forbidden';
+  if (code === 'RELAY_ERR_RATE_LIMITED') return 'limited';
   if (code === 'RELAY_ERR_STORE_UNAVAILABLE') return 'unavailable';
   return 'rejected';
 }
@@ -31,20 +39,16 @@ function refusal(err: unknown): string {
  * minute per source and reason, with how many were like it, so that a flood cannot flood the log.
  */
 class RefusalLog {
-  private readonly last = new Map<string, { at: number; since: number }>();
-  constructor(private readonly log: Logger) {}
+  private readonly throttled: ThrottledLog;
+  constructor(log: Logger) {
+    this.throttled = new ThrottledLog(log);
+  }
 
-  note(source: string, err: RelayError, path: string, now = Date.now()): void {
-    const key = `${source}\0${err.code}`;
-    const seen = this.last.get(key);
-    if (seen && now - seen.at < 60_000) {
-      seen.since++;
-      return;
-    }
-    if (this.last.size > 1000) this.last.clear();
-    this.last.set(key, { at: now, since: 0 });
-    this.log.warn(
-      { source, code: err.code, status: err.status, path, alsoRefused: seen?.since ?? 0 },
+  note(source: string, err: RelayError, path: string): void {
+    this.throttled.write(
+      'warn',
+      `${source}\0${err.code}`,
+      { source, code: err.code, status: err.status, path },
       `refused a webhook: ${err.message}`,
     );
   }
@@ -117,6 +121,7 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
     const name = c.req.param('source')!;
     const src = pipeline.sources.get(name);
     if (!src) throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${name}" in relay.yaml`);
+    opts.guards?.checkAddress(name, c);
     const { query, token: queryToken } = queryWithoutToken(c.req.url);
     const given = c.req.param('token') ?? bearer(c) ?? queryToken;
     if (!tokenMatches(given, src.token)) {
@@ -137,7 +142,9 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
       throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', 'shutting down; retry', {
         headers: { 'retry-after': '1' },
       });
+    opts.guards?.take(name);
     const body = c.req.method === 'GET' ? Buffer.alloc(0) : await readBody(c, bodyLimit);
+    opts.guards?.checkSignature(name, c, body);
     const headers: Record<string, string> = {};
     for (const h of KEPT_HEADERS) {
       const v = c.req.header(h);

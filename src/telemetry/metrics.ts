@@ -35,7 +35,7 @@ export class RelayMetrics {
 
   readonly ingestRequests = new Counter({
     name: 'callrelay_ingest_requests_total',
-    help: 'Webhook requests by source and result (mapped, ignored, unmapped, checked, unauthorized, rejected, unavailable).',
+    help: 'Webhook requests by source and result (mapped, ignored, unmapped, checked, unauthorized, forbidden, limited, rejected, unavailable).',
     labelNames: ['source', 'result'] as const,
     registers: [this.registry],
   });

@@ -43,8 +43,15 @@ describe('relay.yaml', () => {
     expect('sqlite' in cfg.store && cfg.store.sqlite).toBe(join(ROOT, 'data', 'relay.db'));
     expect(cfg.envFallbacks.map((f) => f.name)).toEqual([
       'PORT',
+      'HOST',
       'CALLRELAY_ADMIN_TOKEN',
       'CALLRELAY_CALLERDESK_TOKEN',
+    ]);
+    // Until the tokens are set, only this machine can reach it.
+    expect(cfg.server.host).toBe('127.0.0.1');
+    expect(cfg.exampleTokens.map((i) => i.message)).toEqual([
+      'admin.token is the example default of ${CALLRELAY_ADMIN_TOKEN}',
+      'sources.1.token is the example default of ${CALLRELAY_CALLERDESK_TOKEN}',
     ]);
     // Callerdesk's adapter supplies the time zone and country the source leaves out.
     expect(cfg.sources[1]).toMatchObject({ timezone: 'Asia/Kolkata', defaultCountry: 'IN' });
@@ -79,6 +86,16 @@ describe('relay.yaml', () => {
       expect.stringMatching(
         /^11:21 sources.0.defaultCountry: expected a two-letter ISO 3166 country code/,
       ),
+    ]);
+  });
+
+  it('names the place of an address that is not one (allowIps, trustProxy)', () => {
+    const errs = configErrors(
+      `server:\n  trustProxy: [10.0.0.0/8, proxy.local]\n${base('\n    allowIps: [10.0.0.0/33]')}`,
+    );
+    expect(errs).toEqual([
+      expect.stringMatching(/^2:28 server.trustProxy.1: expected an IP address or a CIDR block/),
+      expect.stringMatching(/^10:16 sources.0.allowIps.0: expected an IP address or a CIDR block/),
     ]);
   });
 

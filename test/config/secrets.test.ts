@@ -11,7 +11,8 @@ describe('secretsOf', () => {
     const file = writeRelayYaml(tempDir(), {
       store: 'postgres: postgres://relay:pg-pass-word-1@127.0.0.1:5432/relay',
       threecx:
-        '    recordings:\n      bearer: pbx-bearer-token-1\n      basic: { user: admin, password: pbx-pass-2 }\n',
+        '    recordings:\n      bearer: pbx-bearer-token-1\n      basic: { user: admin, password: pbx-pass-2 }\n' +
+        '    signature: { header: X-Sig, secret: source-signing-secret-7 }\n',
       more: `targets:
   - name: hubspot
     type: hubspot
@@ -44,6 +45,7 @@ metrics:
       'pg-pass-word-1',
       // As Basic credentials carry them (base64 of the pair holds neither half alone).
       'admin:pbx-pass-2',
+      'source-signing-secret-7',
     ])
       expect(got, s).toContain(s);
     for (const notSecret of [

@@ -4,7 +4,7 @@
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
-import { tokenMatches } from '../auth.js';
+import { peerAddress, tokenMatches } from '../auth.js';
 import { asRelayError, backPath, errorPage, Layout, render, type ConsoleContext } from './kit.js';
 import { sameOrigin } from './session.js';
 
@@ -68,8 +68,7 @@ export const disabledPage = (c: Context, ctx: ConsoleContext): Promise<Response>
 
 /** Who is signing in, for the throttle: the peer, and the client a proxy says it forwards. */
 function clientOf(c: Context): string {
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  const peer = env?.incoming?.socket?.remoteAddress ?? 'local';
+  const peer = peerAddress(c) ?? 'local';
   const fwd = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
   return fwd ? `${peer}|${fwd}` : peer;
 }

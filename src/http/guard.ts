@@ -1,0 +1,105 @@
+// A source's checks at the webhook edge beyond its token, compiled once at start: the sender's
+// address against allowIps (before the token is looked at), a rate limit per source (after it:
+// requests without the token must not use up the real sender's allowance), and the HMAC signature
+// of providers that sign (after the body is read, before anything is stored).
+
+import type { Context } from 'hono';
+import { RelayError } from '../domain/errors.js';
+import { addressMatcher, clientAddress } from '../lib/ips.js';
+import { signatureProblem, type SignatureSettings } from '../lib/signature.js';
+import { peerAddress } from './auth.js';
+
+/** A source's settings (relay.yaml sources[].allowIps, rateLimit, signature). */
+export interface GuardSettings {
+  allowIps?: string[];
+  rateLimit?: { perSecond: number; burst?: number };
+  signature?: SignatureSettings;
+}
+
+/** A token bucket: `burst` requests at once, refilled at `perSecond`. */
+class Bucket {
+  private tokens: number;
+  private last: number;
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  /** 0 when a request may go now; otherwise the milliseconds until one may. */
+  take(now: number): number {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
+  }
+}
+
+interface Compiled {
+  allowed?: (address: string) => boolean;
+  bucket?: Bucket;
+  signature?: SignatureSettings;
+}
+
+export class SourceGuards {
+  private readonly sources = new Map<string, Compiled>();
+  private readonly trusted: (address: string) => boolean;
+
+  constructor(
+    sources: readonly { name: string; guard: GuardSettings }[],
+    trustProxy: readonly string[],
+    private readonly now: () => number = Date.now,
+  ) {
+    this.trusted = addressMatcher(trustProxy);
+    for (const { name, guard } of sources) {
+      const { perSecond, burst } = guard.rateLimit ?? {};
+      this.sources.set(name, {
+        allowed: guard.allowIps && addressMatcher(guard.allowIps),
+        bucket: perSecond
+          ? new Bucket(perSecond, burst ?? Math.max(1, Math.ceil(perSecond)), now())
+          : undefined,
+        signature: guard.signature,
+      });
+    }
+  }
+
+  /** 403 unless the sender may post to this source at all. */
+  checkAddress(source: string, c: Context): void {
+    const allowed = this.sources.get(source)?.allowed;
+    if (!allowed) return;
+    const peer = peerAddress(c);
+    // Outside a Node server (app.request) there is no peer: nothing to let in.
+    const client = peer ? clientAddress(peer, c.req.header('x-forwarded-for'), this.trusted) : '';
+    if (!allowed(client))
+      throw new RelayError(
+        'RELAY_ERR_FORBIDDEN_ADDRESS',
+        `${client || 'an unknown address'} is not in sources[${source}].allowIps; add it there, or ` +
+          'list the proxy in front of the relay in server.trustProxy',
+      );
+  }
+
+  /** 429 (with Retry-After) when the source is over its rate. */
+  take(source: string): void {
+    const wait = this.sources.get(source)?.bucket?.take(this.now());
+    if (wait)
+      throw new RelayError(
+        'RELAY_ERR_RATE_LIMITED',
+        `over sources[${source}].rateLimit; retry in ${Math.ceil(wait / 1000)} s`,
+        { headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) } },
+      );
+  }
+
+  /** 401 unless a signing source's signature holds for this body. */
+  checkSignature(source: string, c: Context, body: Buffer): void {
+    const s = this.sources.get(source)?.signature;
+    if (!s) return;
+    const problem = signatureProblem(s, (h) => c.req.header(h), body, this.now());
+    if (problem) throw new RelayError('RELAY_ERR_BAD_SIGNATURE', `bad signature: ${problem}`);
+  }
+}
