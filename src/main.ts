@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The callrelay command: start | check | map | calls | deliveries | unmapped | dead | replay |
-// schemas, one file each under cli/; this entry point only dispatches and turns errors into
-// messages and exit codes.
+// backfill | schemas, one file each under cli/; this entry point only dispatches and turns errors
+// into messages and exit codes.
 
+import { cmdBackfill } from './cli/backfill.js';
 import { cmdCalls } from './cli/calls.js';
 import { cmdCheck } from './cli/check.js';
 import { cmdDead } from './cli/dead.js';
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   dead: cmdDead,
   deliveries: cmdDeliveries,
   replay: cmdReplay,
+  backfill: cmdBackfill,
   schemas: cmdSchemas,
 };
 

@@ -27,6 +27,9 @@ Usage:
   callrelay replay  [--config FILE] ID ... | --all-unmapped | dl-ID ... | --all
                                              ID: map a stored request again (after an adapter fix);
                                              dl-ID / --all: retry dead deliveries
+  callrelay backfill [--config FILE] --target NAME --since DATE [--until DATE] [--yes]
+                                             deliver calls stored before the target was added:
+                                             counts first, queues with --yes, never twice
   callrelay schemas [--write | --check]      JSON Schemas for relay.yaml, adapters, events, records
 `;
 

@@ -64,3 +64,16 @@ export function dueTargets(
   }
   return [...out].map(([target, dueAt]) => ({ target, dueAt }));
 }
+
+/**
+ * When a call in its current state is due at `target` (undefined: the routes do not send it there
+ * now). The rule live deliveries follow, asked for one target: backfill uses it.
+ */
+export function dueAt(
+  call: CallRecord,
+  routing: Routing,
+  target: string,
+  now: Date,
+): string | undefined {
+  return dueTargets(call, routing, now).find((t) => t.target === target)?.dueAt;
+}

@@ -1,6 +1,6 @@
 // The admin API under /api: read calls (with their deliveries and every attempt), stored requests
-// and deliveries; replay a stored request after an adapter fix; retry or deliver again. Every route
-// needs the admin token as a Bearer; every answer is scrubbed of configured secrets.
+// and deliveries; replay a stored request after an adapter fix; retry or deliver again; backfill a
+// target. Every route needs the admin token as a Bearer; every answer is scrubbed of secrets.
 
 import type { Context, Hono } from 'hono';
 import { deliveryBadge } from '../domain/delivery.js';
@@ -16,6 +16,7 @@ import type {
   DeliveryState,
   InboxRow,
 } from '../store/types.js';
+import { backfillAll } from '../store/backfill.js';
 import { bearer, tokenMatches } from './auth.js';
 import type { ConsoleTarget } from './console/types.js';
 
@@ -304,4 +305,36 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
       });
     });
   }
+
+  // Deliver calls stored before a target was added: a count first (the default), then the real
+  // run with "dryRun": false. Either way the same rule and loop as `callrelay backfill`.
+  app.post('/api/targets/:name/backfill', async (c) => {
+    const target = c.req.param('name');
+    if (!opts.targets.some((t) => t.name === target))
+      throw new RelayError('RELAY_ERR_NOT_FOUND', `no target "${target}" in relay.yaml`);
+    let body: { since?: unknown; until?: unknown; dryRun?: unknown };
+    try {
+      body = (await c.req.json()) as typeof body;
+    } catch {
+      throw new RelayError(
+        'RELAY_ERR_BAD_REQUEST',
+        'send JSON: {"since": "2026-11-01", "until"?: ..., "dryRun"?: false}',
+      );
+    }
+    const time = (v: unknown, name: string): string | undefined => {
+      if (v === undefined) return undefined;
+      if (typeof v !== 'string' || Number.isNaN(Date.parse(v)))
+        throw new RelayError('RELAY_ERR_BAD_REQUEST', `${name} must be an ISO-8601 date or time`);
+      return new Date(Date.parse(v)).toISOString();
+    };
+    const since = time(body.since, 'since');
+    if (!since) throw new RelayError('RELAY_ERR_BAD_REQUEST', 'since is required');
+    const until = time(body.until, 'until');
+    if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean')
+      throw new RelayError('RELAY_ERR_BAD_REQUEST', 'dryRun must be true or false');
+    const dryRun = body.dryRun !== false;
+    const totals = await backfillAll(store, { target, since, until, dryRun });
+    if (!dryRun) opts.onDeliveriesDue?.();
+    return send(c, { target, since, until: until ?? null, dryRun, ...totals });
+  });
 }

@@ -2,7 +2,7 @@
 // digits a number search looks for, how a time bound compares) is decided here once; each backend
 // only writes it in its own SQL.
 
-import type { CallQuery } from './types.js';
+import type { BackfillQuery, CallQuery } from './types.js';
 
 /**
  * Collects the values of a query built from optional filters and names their placeholders:
@@ -128,4 +128,20 @@ export function staleCallsSql(
                     AND (e.received_at >= ${before()} OR e.type = 'closed'))
   ORDER BY c.updated_at, c.source, c.call_id
   LIMIT ${b.bind(q.limit)}`;
+}
+
+/**
+ * Backfill candidates: calls that started in [since, until) and have no delivery row for the
+ * target, in key order from `after` on (exclusive). Whether the routes send each one there is the
+ * domain's question (routing.ts dueAt), asked of the record. The same SQL in both backends.
+ */
+export function backfillSql(b: Binder, q: BackfillQuery): string {
+  const conds = [`c.started_at >= ${b.bind(isoTime(q.since))}`];
+  if (q.until) conds.push(`c.started_at < ${b.bind(isoTime(q.until))}`);
+  if (q.after)
+    conds.push(`(c.source, c.call_id) > (${b.bind(q.after.source)}, ${b.bind(q.after.callId)})`);
+  conds.push(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.target = ${b.bind(q.target)}
+    AND d.source = c.source AND d.call_id = c.call_id)`);
+  return `SELECT c.source, c.call_id, c.record, c.revision FROM calls c ${whereOf(conds)}
+    ORDER BY c.source, c.call_id LIMIT ${b.bind(q.limit)}`;
 }

@@ -139,6 +139,29 @@ export interface SourceActivity {
   lastReasonCode: string | null;
 }
 
+/** One batch of a backfill (Store.backfill). */
+export interface BackfillQuery {
+  target: string;
+  /** Calls that started at or after this (ISO)... */
+  since: string;
+  /** ...and before this. */
+  until?: string;
+  /** Where the previous batch ended (exclusive). */
+  after?: CallKey;
+  limit: number;
+  /** Count only: queue nothing. */
+  dryRun: boolean;
+}
+
+export interface BackfillBatch {
+  /** Calls looked at: those with no delivery row for the target. */
+  scanned: number;
+  /** Of them, the calls the routes send to the target now: queued unless a dry run. */
+  matched: number;
+  /** Where the next batch starts; none: this was the last. */
+  next?: CallKey;
+}
+
 export interface CallRow {
   record: CallRecord;
   updatedAt: string;
@@ -233,6 +256,13 @@ export interface Store {
    * is closed once, whoever gets there). Returns the calls closed.
    */
   closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]>;
+  /**
+   * Deliver calls stored before a target was added (or a route changed): for calls that started in
+   * the range and have no delivery row for the target, one due delivery each where the routes send
+   * the call there now. One batch in key order; existing rows (done or dead) are never touched, so
+   * running it again queues nothing new.
+   */
+  backfill(q: BackfillQuery): Promise<BackfillBatch>;
   /** Counts for metrics and the console. */
   stats(): Promise<StoreStats>;
   /** Throws unless a write can be committed now (readiness). */

@@ -36,7 +36,7 @@ const routing: Routing = {
 interface Backend {
   /** A new empty place for a store: a file path or a database URL. */
   place(): Promise<string>;
-  open(place: string): Promise<Store>;
+  open(place: string, r?: Routing): Promise<Store>;
   /** The migration versions recorded in the place. */
   versions(place: string): Promise<number[]>;
 }
@@ -62,7 +62,7 @@ const backends: [string, Backend][] = [
     'sqlite',
     {
       place: async () => join(tempDir(), 'relay.db'),
-      open: async (p) => new SqliteStore(p, { routing, maxEventsPerCall: LIMIT }),
+      open: async (p, r = routing) => new SqliteStore(p, { routing: r, maxEventsPerCall: LIMIT }),
       versions: sqliteVersions,
     },
   ],
@@ -70,7 +70,8 @@ const backends: [string, Backend][] = [
     'sqlite on its own thread',
     {
       place: async () => join(tempDir(), 'relay.db'),
-      open: (p) => ThreadedSqliteStore.open({ path: p, routing, maxEventsPerCall: LIMIT }),
+      open: (p, r = routing) =>
+        ThreadedSqliteStore.open({ path: p, routing: r, maxEventsPerCall: LIMIT }),
       versions: sqliteVersions,
     },
   ],
@@ -78,7 +79,7 @@ const backends: [string, Backend][] = [
     'postgres',
     {
       place: () => freshPostgresDatabase(inject('pgUrl')),
-      open: (url) => PostgresStore.open(url, { routing, maxEventsPerCall: LIMIT }),
+      open: (url, r = routing) => PostgresStore.open(url, { routing: r, maxEventsPerCall: LIMIT }),
       versions: async (url) => {
         const c = new pg.Client({ connectionString: url });
         await c.connect();
@@ -168,15 +169,77 @@ describe('store thread', () => {
 
 describe.each(backends)('store contract: %s', (_name, backend) => {
   const opened: Store[] = [];
-  const open = (place: string): Promise<Store> => backend.open(place);
+  const open = async (place: string, r?: Routing): Promise<Store> => {
+    const store = await backend.open(place, r);
+    opened.push(store);
+    return store;
+  };
   const fresh = async (): Promise<{ store: Store; path: string }> => {
     const path = await backend.place();
     const store = await open(path);
-    opened.push(store);
     return { store, path };
   };
   afterEach(async () => {
     for (const s of opened.splice(0)) await s.close();
+  });
+
+  it('backfill queues the calls of a new target once, by its routes, counting first', async () => {
+    const { store, path } = await fresh();
+    const at = (): string => new Date(t + 1000).toISOString();
+    const outbound = (id: string): CallEvent => ({ ...end(id), direction: 'outbound' });
+    await store.insertInbox([item(mapped(ring('bf0', '1'), end('bf0')))]);
+    const since = at();
+    for (const events of [
+      [ring('bf1', '1'), end('bf1')],
+      [ring('bf2', '1')],
+      [outbound('bf3')],
+      [ring('bf4', '1'), end('bf4')],
+      [ring('bf5', '1'), end('bf5')],
+    ])
+      await store.insertInbox([item(mapped(...events))]);
+    const until = at();
+    await store.insertInbox([item(mapped(ring('bf6', '1'), end('bf6')))]);
+    while ((await store.applyPending(100)) > 0);
+    await store.close();
+    opened.splice(opened.indexOf(store), 1);
+
+    // The target is added later, for ended inbound calls only.
+    const added = await open(path, {
+      targets: { ...routing.targets, added: { deliverOn: 'ended', settleSec: 0 } },
+      routes: [...routing.routes, { targets: ['added'], filter: { direction: ['inbound'] } }],
+    });
+    const all = async (dryRun: boolean, target = 'added'): Promise<[number, number, number]> => {
+      let after: CallKey | undefined;
+      let [batches, scanned, matched] = [0, 0, 0];
+      do {
+        const b = await added.backfill({ target, since, until, after, limit: 2, dryRun });
+        [batches, scanned, matched] = [batches + 1, scanned + b.scanned, matched + b.matched];
+        after = b.next;
+      } while (after);
+      return [batches, scanned, matched];
+    };
+    // Counted first: bf1, bf4 and bf5 (bf2 has not ended, bf3 is outbound; bf0 and bf6 are out
+    // of range), in batches; nothing queued.
+    expect(await all(true)).toEqual([3, 5, 3]);
+    expect(await added.listDeliveries({ target: 'added', limit: 10 })).toEqual([]);
+    expect(await all(false)).toEqual([3, 5, 3]);
+    const queued = await added.listDeliveries({ target: 'added', limit: 10 });
+    expect(queued.map((d) => [d.callId, d.state]).sort()).toEqual([
+      ['bf1', 'due'],
+      ['bf4', 'due'],
+      ['bf5', 'due'],
+    ]);
+    // Again: nothing new, and work that exists is left alone.
+    expect(await all(false)).toEqual([2, 2, 0]);
+    expect(await all(false, 'crm')).toEqual([1, 1, 0]);
+    const jobs = await added.claimDeliveries({
+      limit: 10,
+      owner: 'w',
+      leaseMs: 60_000,
+      targets: ['added'],
+    });
+    expect(jobs.map((j) => j.callId).sort()).toEqual(['bf1', 'bf4', 'bf5']);
+    expect(jobs.find((j) => j.callId === 'bf4')?.record.outcome).toBe('answered');
   });
 
   it('keeps requests byte for byte with their state and reason', async () => {

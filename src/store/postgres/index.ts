@@ -27,8 +27,9 @@ import {
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
-import { NO_ROUTING, type Routing } from '../../domain/routing.js';
+import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  backfillSql,
   Binder,
   callFilter,
   isoTime,
@@ -54,6 +55,8 @@ import {
 } from '../rows.js';
 import type {
   AttemptRow,
+  BackfillBatch,
+  BackfillQuery,
   CallKey,
   CallQuery,
   CallRow,
@@ -774,6 +777,42 @@ export class PostgresStore implements Store {
       [ids],
     );
     return r.rowCount ?? 0;
+  }
+
+  async backfill(q: BackfillQuery): Promise<BackfillBatch> {
+    const run = async (c: Q | pg.Pool): Promise<BackfillBatch> => {
+      const b = new Binder('postgres');
+      const rows = (
+        await c.query<{ source: string; call_id: string; record: CallRecord; revision: number }>(
+          backfillSql(b, q),
+          b.values,
+        )
+      ).rows;
+      const now = new Date();
+      let matched = 0;
+      for (const r of rows) {
+        const due = dueAt(r.record, this.routing, q.target, now);
+        if (due === undefined) continue;
+        matched++;
+        // Only where there is no work yet (a concurrent fold may just have made some).
+        if (!q.dryRun)
+          await c.query(
+            `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
+             VALUES ($1, $2, $3, 'due', $4, $5, $6) ON CONFLICT (target, source, call_id) DO NOTHING`,
+            [q.target, r.source, r.call_id, due, r.revision, now.toISOString()],
+          );
+      }
+      const last = rows.at(-1);
+      return {
+        scanned: rows.length,
+        matched,
+        next:
+          rows.length === q.limit && last
+            ? { source: last.source, callId: last.call_id }
+            : undefined,
+      };
+    };
+    return q.dryRun ? run(this.pool) : this.tx(run);
   }
 
   async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {

@@ -24,8 +24,9 @@ import {
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
-import { NO_ROUTING, type Routing } from '../../domain/routing.js';
+import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  backfillSql,
   Binder,
   callFilter,
   isoTime,
@@ -51,6 +52,8 @@ import {
 } from '../rows.js';
 import type {
   AttemptRow,
+  BackfillBatch,
+  BackfillQuery,
   CallKey,
   CallQuery,
   CallRow,
@@ -228,6 +231,11 @@ export class SqliteStore implements Store {
            attempts = CASE WHEN deliveries.state = 'due' THEN deliveries.attempts ELSE 0 END,
            first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
            state = 'due'`,
+      ),
+      // A backfill adds work only where there is none (done or dead rows stay as they are).
+      backfillDelivery: db.prepare(
+        `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
+         VALUES (?, ?, ?, 'due', ?, ?, ?) ON CONFLICT (target, source, call_id) DO NOTHING`,
       ),
       // Replay: a request's own events, and the earliest request that repeats one of them.
       ownEvents: db.prepare(`SELECT idx, source, call_id, key FROM events WHERE inbox_id = ?`),
@@ -746,6 +754,45 @@ export class SqliteStore implements Store {
         });
       })
       .immediate();
+  }
+
+  async backfill(q: BackfillQuery): Promise<BackfillBatch> {
+    if (!q.dryRun) this.assertFile();
+    const run = (): BackfillBatch => {
+      const b = new Binder('sqlite');
+      const rows = this.db.prepare(backfillSql(b, q)).all(...b.values) as {
+        source: string;
+        call_id: string;
+        record: string;
+        revision: number;
+      }[];
+      const now = new Date();
+      let matched = 0;
+      for (const r of rows) {
+        const due = dueAt(JSON.parse(r.record) as CallRecord, this.routing, q.target, now);
+        if (due === undefined) continue;
+        matched++;
+        if (!q.dryRun)
+          this.stmts.backfillDelivery.run(
+            q.target,
+            r.source,
+            r.call_id,
+            due,
+            r.revision,
+            now.toISOString(),
+          );
+      }
+      const last = rows.at(-1);
+      return {
+        scanned: rows.length,
+        matched,
+        next:
+          rows.length === q.limit && last
+            ? { source: last.source, callId: last.call_id }
+            : undefined,
+      };
+    };
+    return q.dryRun ? run() : this.db.transaction(run).immediate();
   }
 
   async stats(): Promise<StoreStats> {

@@ -4,6 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import type {
   AttemptRow,
+  BackfillBatch,
+  BackfillQuery,
   CallKey,
   CallQuery,
   CallRow,
@@ -218,6 +220,9 @@ export class ThreadedSqliteStore implements Store {
   }
   closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
     return this.call('closeStaleCalls', q);
+  }
+  backfill(q: BackfillQuery): Promise<BackfillBatch> {
+    return this.call('backfill', q);
   }
   stats(): Promise<StoreStats> {
     return this.call('stats');
