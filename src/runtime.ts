@@ -15,6 +15,7 @@ import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { Redactor } from './lib/redact.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
+import { Retention, type RetentionOptions } from './pipeline/retention.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { checkDatabaseMarker, markDatabase } from './store/sqlite/marker.js';
@@ -104,6 +105,8 @@ export interface Relay {
   delivery: DeliveryEngine;
   /** Closes calls whose end never came (calls.closeAfterMin). */
   closer: CallCloser;
+  /** Deletes raw requests past store.keepRequestsDays. */
+  retention: Retention;
   metrics: RelayMetrics;
   /**
    * Re-read the adapter files (after a fix) for new and replayed requests; throws, changing
@@ -124,6 +127,7 @@ export async function startRelay(
     /** Create the SQLite database even where a marker says one was lost (`start --init`). */
     init?: boolean;
     closer?: Pick<CloserOptions, 'now' | 'everyMs' | 'batch'>;
+    retention?: Pick<RetentionOptions, 'now' | 'everyMs' | 'batch'>;
   } = {},
 ): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg, { init: opts.init }));
@@ -155,6 +159,11 @@ export async function startRelay(
     metrics,
     onClosed: () => pipeline.kick(),
     ...opts.closer,
+  });
+  const retention = new Retention(store, {
+    keepMs: cfg.store.keepRequestsDays * 86400_000,
+    log,
+    ...opts.retention,
   });
   let draining = false;
   const reloadAdapters = async (): Promise<{ adapters: string[] }> => {
@@ -230,6 +239,7 @@ export async function startRelay(
   pipeline.start();
   delivery.start();
   closer.start();
+  retention.start();
   // Connections have a ceiling: beyond it new ones are refused until some close.
   (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
@@ -238,6 +248,7 @@ export async function startRelay(
     pipeline,
     delivery,
     closer,
+    retention,
     metrics,
     reloadAdapters,
     server,
@@ -252,6 +263,7 @@ export async function startRelay(
       await new Promise<void>((r) => server.close(() => r()));
       clearInterval(idle);
       await closer.stop();
+      await retention.stop();
       await pipeline.stop();
       await pipeline.drain();
       await delivery.stop();

@@ -48,6 +48,7 @@ export interface RelayConfig {
   server: RelayConfigParsed['server'];
   store: ({ sqlite: string; maxSizeMB?: number; busyTimeoutMs: number } | { postgres: string }) & {
     maxEventsPerCall: number;
+    keepRequestsDays: number;
   };
   adminToken: string | undefined;
   logLevel: RelayConfigParsed['log']['level'];
@@ -177,12 +178,17 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     file: y.file,
     server: cfg.server,
     store: cfg.store.postgres
-      ? { postgres: cfg.store.postgres, maxEventsPerCall: cfg.store.maxEventsPerCall }
+      ? {
+          postgres: cfg.store.postgres,
+          maxEventsPerCall: cfg.store.maxEventsPerCall,
+          keepRequestsDays: cfg.store.keepRequestsDays,
+        }
       : {
           sqlite: rel(cfg.store.sqlite ?? 'data/relay.db'),
           maxSizeMB: cfg.store.maxSizeMB,
           busyTimeoutMs: cfg.store.busyTimeoutMs,
           maxEventsPerCall: cfg.store.maxEventsPerCall,
+          keepRequestsDays: cfg.store.keepRequestsDays,
         },
     adminToken: cfg.admin.token,
     logLevel: cfg.log.level,

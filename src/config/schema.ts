@@ -256,6 +256,16 @@ export const RelayConfigSchema = z
               'Distinct events a call keeps; later ones are kept as raw requests only and the ' +
               'record is marked truncated, so that one runaway call cannot slow the others.',
           }),
+        keepRequestsDays: z
+          .number()
+          .min(0)
+          .default(90)
+          .meta({
+            description:
+              'Raw requests and events of calls ended and unchanged this long (and unmapped or ' +
+              'ignored requests this old) are deleted; call records and their CRM ids stay. ' +
+              '0 keeps everything.',
+          }),
         postgres: z
           .string()
           .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' })

@@ -145,3 +145,40 @@ export function backfillSql(b: Binder, q: BackfillQuery): string {
   return `SELECT c.source, c.call_id, c.record, c.revision FROM calls c ${whereOf(conds)}
     ORDER BY c.source, c.call_id LIMIT ${b.bind(q.limit)}`;
 }
+
+/**
+ * Retention, in the order one batch runs it (Store.pruneRequests). A call's raw requests and
+ * events go together once the call is ended and unchanged since the cutoff; the record stays
+ * (marked pruned_at: a later refold keeps it instead of rebuilding it from what is left). A
+ * request is deleted once nothing refers to it any more (one that also carries another call's
+ * events waits for that call). Unmapped and ignored requests (no events) go by their own age.
+ * The same SQL in both backends.
+ */
+export const RETENTION_SQL = {
+  calls: (b: Binder, before: string, limit: number): string =>
+    `SELECT source, call_id FROM calls
+     WHERE status = 'ended' AND pruned_at IS NULL AND updated_at < ${b.bind(isoTime(before))}
+     ORDER BY updated_at LIMIT ${b.bind(limit)}`,
+  requestsOf: (b: Binder, source: string, callId: string): string => {
+    const [s, c] = [b.bind(source), b.bind(callId)];
+    const [s2, c2] = [b.bind(source), b.bind(callId)];
+    return `SELECT inbox_id FROM events WHERE source = ${s} AND call_id = ${c}
+      UNION SELECT inbox_id FROM event_links WHERE source = ${s2} AND call_id = ${c2}`;
+  },
+  eventsOf: (b: Binder, source: string, callId: string): string =>
+    `DELETE FROM events WHERE source = ${b.bind(source)} AND call_id = ${b.bind(callId)}`,
+  linksOf: (b: Binder, source: string, callId: string): string =>
+    `DELETE FROM event_links WHERE source = ${b.bind(source)} AND call_id = ${b.bind(callId)}`,
+  /** `ids`: an already bound list (json_each / unnest). */
+  orphans: (b: Binder, ids: string, before: string): string =>
+    `DELETE FROM inbox WHERE id IN (${ids}) AND received_at < ${b.bind(isoTime(before))}
+       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.inbox_id = inbox.id)
+       AND NOT EXISTS (SELECT 1 FROM event_links l WHERE l.inbox_id = inbox.id)`,
+  markPruned: (b: Binder, source: string, callId: string, now: string): string =>
+    `UPDATE calls SET pruned_at = ${b.bind(now)}
+     WHERE source = ${b.bind(source)} AND call_id = ${b.bind(callId)}`,
+  loose: (b: Binder, before: string, limit: number): string =>
+    `DELETE FROM inbox WHERE id IN (SELECT id FROM inbox
+       WHERE state IN ('unmapped', 'ignored') AND received_at < ${b.bind(isoTime(before))}
+       ORDER BY id LIMIT ${b.bind(limit)})`,
+};

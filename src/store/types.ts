@@ -263,6 +263,12 @@ export interface Store {
    * running it again queues nothing new.
    */
   backfill(q: BackfillQuery): Promise<BackfillBatch>;
+  /**
+   * Retention, one batch: up to `limit` ended calls unchanged since `before` lose their raw
+   * requests and events (the record and its deliveries stay; a later refold keeps the record), and
+   * up to `limit` unmapped or ignored requests older than `before` go. Returns how many of each.
+   */
+  pruneRequests(q: { before: string; limit: number }): Promise<{ calls: number; requests: number }>;
   /** Counts for metrics and the console. */
   stats(): Promise<StoreStats>;
   /** Throws unless a write can be committed now (readiness). */

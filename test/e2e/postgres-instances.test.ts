@@ -33,7 +33,14 @@ describe('several instances on PostgreSQL', () => {
       const cfg = loadConfig(file, {});
       relays.push(
         await startRelay(
-          { ...cfg, store: { postgres: url, maxEventsPerCall: cfg.store.maxEventsPerCall } },
+          {
+            ...cfg,
+            store: {
+              postgres: url,
+              maxEventsPerCall: cfg.store.maxEventsPerCall,
+              keepRequestsDays: 90,
+            },
+          },
           undefined,
           {
             delivery: { pollMs: 20 },

@@ -22,7 +22,7 @@ describe('PostgreSQL outage', () => {
     const cfg = loadConfig(writeRelayYaml(tempDir()), {});
     relay = await startRelay({
       ...cfg,
-      store: { postgres: url, maxEventsPerCall: cfg.store.maxEventsPerCall },
+      store: { postgres: url, maxEventsPerCall: cfg.store.maxEventsPerCall, keepRequestsDays: 90 },
     });
     const base = `http://127.0.0.1:${relay.port}`;
     const acked: string[] = [];

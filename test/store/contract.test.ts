@@ -183,6 +183,60 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     for (const s of opened.splice(0)) await s.close();
   });
 
+  it('retention deletes the raw requests of calls ended long ago, keeping records and deliveries', async () => {
+    const { store } = await fresh();
+    const unmapped = (): MapResult => ({
+      status: 'unmapped',
+      code: 'RELAY_ERR_UNKNOWN_EVENT',
+      message: 'no rule',
+    });
+    const [a1, a2] = await store.insertInbox([
+      item(mapped(ring('old', '1'))),
+      item(mapped(end('old'))),
+    ]);
+    const [b1] = await store.insertInbox([item(mapped(ring('busy', '1'), end('busy')))]);
+    const [d1] = await store.insertInbox([item(mapped(ring('open', '1')))]);
+    const [u1] = await store.insertInbox([item(unmapped())]);
+    while ((await store.applyPending(100)) > 0);
+    await new Promise((r) => setTimeout(r, 20));
+    const before = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 20));
+    // Changed since the cutoff: a late event for "busy", and a request that is new.
+    const late = { ...end('busy'), legId: 'busy-2', durationSec: 9 };
+    await store.insertInbox([item(mapped(late))]);
+    const recent = item(unmapped());
+    const [v1] = await store.insertInbox([
+      { ...recent, req: { ...recent.req, receivedAt: '2099-01-01T00:00:00.000Z' } },
+    ]);
+    while ((await store.applyPending(100)) > 0);
+    const [oldCall] = await store.getCalls('old');
+    const oldDeliveries = await store.deliveriesOf([{ source: '3cx', callId: 'old' }]);
+    expect(oldDeliveries).toHaveLength(1);
+
+    let [calls, requests] = [0, 0];
+    for (;;) {
+      const n = await store.pruneRequests({ before, limit: 1 });
+      if (!n.calls && !n.requests) break;
+      [calls, requests] = [calls + n.calls, requests + n.requests];
+    }
+    // Only the call ended and unchanged since the cutoff, and the old unmapped request.
+    expect([calls, requests]).toEqual([1, 3]);
+    for (const id of [a1, a2, u1])
+      expect(await store.getInbox(id!), `request ${id}`).toBeUndefined();
+    for (const id of [b1, d1, v1]) expect(await store.getInbox(id!), `request ${id}`).toBeDefined();
+    // The record and its delivery (the CRM ids) outlive the requests.
+    expect(await store.getCalls('old')).toEqual([oldCall]);
+    expect(await store.deliveriesOf([{ source: '3cx', callId: 'old' }])).toEqual(oldDeliveries);
+    // A late request for the pruned call is kept, and leaves the record as it was rather than
+    // rebuild it from the little that is left.
+    const [l1] = await store.insertInbox([item(mapped({ ...end('old'), legId: 'old-9' }))]);
+    while ((await store.applyPending(100)) > 0);
+    expect(await store.getCalls('old')).toEqual([oldCall]);
+    expect((await store.getInbox(l1!))?.state).toBe('applied');
+    // Nothing more to do.
+    expect(await store.pruneRequests({ before, limit: 10 })).toEqual({ calls: 0, requests: 0 });
+  });
+
   it('backfill queues the calls of a new target once, by its routes, counting first', async () => {
     const { store, path } = await fresh();
     const at = (): string => new Date(t + 1000).toISOString();

@@ -31,6 +31,7 @@ import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
   backfillSql,
   Binder,
+  RETENTION_SQL,
   callFilter,
   isoTime,
   RETRYING_SQL,
@@ -513,12 +514,19 @@ export class PostgresStore implements Store {
       : [];
     // No fingerprint where a record predates them (migration 2): it is written once more.
     const prev = (
-      await c.query<{ fingerprint: string | null; dropped: number | null }>(
+      await c.query<{
+        fingerprint: string | null;
+        dropped: number | null;
+        pruned_at: Date | null;
+      }>(
         `SELECT (SELECT fingerprint FROM calls WHERE source = $1 AND call_id = $2) AS fingerprint,
+           (SELECT pruned_at FROM calls WHERE source = $1 AND call_id = $2) AS pruned_at,
            (SELECT dropped FROM call_stats WHERE source = $1 AND call_id = $2) AS dropped`,
         [source, callId],
       )
     ).rows[0]!;
+    // Its raw requests are gone (retention): what is left would rebuild a wrong record.
+    if (prev.pruned_at) return;
     const d = refoldCall(
       {
         source,
@@ -813,6 +821,46 @@ export class PostgresStore implements Store {
       };
     };
     return q.dryRun ? run(this.pool) : this.tx(run);
+  }
+
+  async pruneRequests(q: {
+    before: string;
+    limit: number;
+  }): Promise<{ calls: number; requests: number }> {
+    return this.tx(async (c) => {
+      const run = async (f: (b: Binder) => string): Promise<pg.QueryResult> => {
+        const b = new Binder('postgres');
+        const text = f(b);
+        return c.query(text, b.values);
+      };
+      const now = new Date().toISOString();
+      const calls = (await run((b) => RETENTION_SQL.calls(b, q.before, q.limit))).rows as {
+        source: string;
+        call_id: string;
+      }[];
+      // The calls' filing locks: a request for one of them waits, and then refolds nothing.
+      await this.lockCalls(
+        c,
+        calls.map((r) => lockKey(r.source, r.call_id, null)),
+      );
+      let requests = 0;
+      for (const { source, call_id: callId } of calls) {
+        const ids = (await run((b) => RETENTION_SQL.requestsOf(b, source, callId))).rows.map(
+          (r: { inbox_id: number }) => Number(r.inbox_id),
+        );
+        await run((b) => RETENTION_SQL.eventsOf(b, source, callId));
+        await run((b) => RETENTION_SQL.linksOf(b, source, callId));
+        requests +=
+          (
+            await run((b) =>
+              RETENTION_SQL.orphans(b, `SELECT unnest(${b.bind(ids)}::bigint[])`, q.before),
+            )
+          ).rowCount ?? 0;
+        await run((b) => RETENTION_SQL.markPruned(b, source, callId, now));
+      }
+      requests += (await run((b) => RETENTION_SQL.loose(b, q.before, q.limit))).rowCount ?? 0;
+      return { calls: calls.length, requests };
+    });
   }
 
   async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {

@@ -164,4 +164,14 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX calls_open ON calls (updated_at, source, call_id) WHERE status <> 'ended';
     `,
   },
+  {
+    version: 5,
+    name: 'retention of raw requests',
+    sql: `
+      -- The same as SQLite's migration 6 (see there).
+      ALTER TABLE calls ADD COLUMN pruned_at timestamptz;
+      CREATE INDEX calls_prunable ON calls (updated_at) WHERE status = 'ended' AND pruned_at IS NULL;
+      CREATE INDEX event_links_call ON event_links (source, call_id);
+    `,
+  },
 ];

@@ -28,6 +28,7 @@ import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
   backfillSql,
   Binder,
+  RETENTION_SQL,
   callFilter,
   isoTime,
   RETRYING_SQL,
@@ -210,7 +211,9 @@ export class SqliteStore implements Store {
         .prepare(`SELECT dropped FROM call_stats WHERE source = ? AND call_id = ?`)
         .pluck(),
       // NULL where a record predates fingerprints (migration 3): it is written once more.
-      previous: db.prepare(`SELECT fingerprint FROM calls WHERE source = ? AND call_id = ?`),
+      previous: db.prepare(
+        `SELECT fingerprint, pruned_at FROM calls WHERE source = ? AND call_id = ?`,
+      ),
       upsertCall: db
         .prepare(
           `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record, fingerprint)
@@ -506,13 +509,15 @@ export class SqliteStore implements Store {
 
   /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */
   private refold({ source, callId }: CallKey, now: string): void {
+    const prev = this.stmts.previous.get(source, callId) as
+      { fingerprint: string | null; pruned_at: string | null } | undefined;
+    // Its raw requests are gone (retention): what is left would rebuild a wrong record.
+    if (prev?.pruned_at) return;
     const events = (this.stmts.eventsOfCall.all(source, callId) as EventDbRow[]).map(toEventRow);
     const channels = channelsOf(events);
     const origins = channels.length
       ? (this.stmts.originsOn.all(source, JSON.stringify(channels)) as EventDbRow[]).map(toEventRow)
       : [];
-    const prev = this.stmts.previous.get(source, callId) as
-      { fingerprint: string | null; record: string | null } | undefined;
     const d = refoldCall(
       {
         source,
@@ -793,6 +798,51 @@ export class SqliteStore implements Store {
       };
     };
     return q.dryRun ? run() : this.db.transaction(run).immediate();
+  }
+
+  async pruneRequests(q: {
+    before: string;
+    limit: number;
+  }): Promise<{ calls: number; requests: number }> {
+    this.assertFile();
+    const sql = (f: (b: Binder) => string): [string, unknown[]] => {
+      const b = new Binder('sqlite');
+      return [f(b), b.values];
+    };
+    const exec = (f: (b: Binder) => string): number => {
+      const [text, values] = sql(f);
+      return this.db.prepare(text).run(...values).changes;
+    };
+    return this.db
+      .transaction(() => {
+        const now = new Date().toISOString();
+        const [callsSql, callsArgs] = sql((b) => RETENTION_SQL.calls(b, q.before, q.limit));
+        const calls = this.db.prepare(callsSql).all(...callsArgs) as {
+          source: string;
+          call_id: string;
+        }[];
+        let requests = 0;
+        for (const { source, call_id: callId } of calls) {
+          const [idsSql, idsArgs] = sql((b) => RETENTION_SQL.requestsOf(b, source, callId));
+          const ids = this.db
+            .prepare(idsSql)
+            .pluck()
+            .all(...idsArgs) as number[];
+          exec((b) => RETENTION_SQL.eventsOf(b, source, callId));
+          exec((b) => RETENTION_SQL.linksOf(b, source, callId));
+          requests += exec((b) =>
+            RETENTION_SQL.orphans(
+              b,
+              `SELECT value FROM json_each(${b.bind(JSON.stringify(ids))})`,
+              q.before,
+            ),
+          );
+          exec((b) => RETENTION_SQL.markPruned(b, source, callId, now));
+        }
+        requests += exec((b) => RETENTION_SQL.loose(b, q.before, q.limit));
+        return { calls: calls.length, requests };
+      })
+      .immediate();
   }
 
   async stats(): Promise<StoreStats> {

@@ -190,4 +190,17 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX calls_open ON calls (updated_at, source, call_id) WHERE status <> 'ended';
     `,
   },
+  {
+    version: 6,
+    name: 'retention of raw requests',
+    sql: `
+      -- When a call's raw requests and events were deleted (retention), its record stays and a
+      -- refold leaves it as it is.
+      ALTER TABLE calls ADD COLUMN pruned_at TEXT;
+      -- Retention reads ended calls not pruned yet, oldest change first.
+      CREATE INDEX calls_prunable ON calls (updated_at) WHERE status = 'ended' AND pruned_at IS NULL;
+      -- The requests of a call are found through its events and links.
+      CREATE INDEX event_links_call ON event_links (source, call_id);
+    `,
+  },
 ];

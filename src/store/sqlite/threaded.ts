@@ -221,6 +221,12 @@ export class ThreadedSqliteStore implements Store {
   closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
     return this.call('closeStaleCalls', q);
   }
+  pruneRequests(q: {
+    before: string;
+    limit: number;
+  }): Promise<{ calls: number; requests: number }> {
+    return this.call('pruneRequests', q);
+  }
   backfill(q: BackfillQuery): Promise<BackfillBatch> {
     return this.call('backfill', q);
   }
