@@ -4,6 +4,7 @@
 
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { companyNumber, externalNumber } from '../kit/numbers.js';
+import type { Other } from '../kit/phone-lookup.js';
 import { callBody, callTitle, esc, marker, talkTimeSec } from '../kit/summary.js';
 import type { OUTCOMES } from './spec.js';
 
@@ -57,6 +58,7 @@ export function callLogBody(
     personId?: number;
     activityId?: number;
     outcomes: Record<Outcome, string>;
+    sharedWith?: Other<number>[];
   },
 ): Record<string, unknown> {
   const external = externalNumber(c);
@@ -71,7 +73,7 @@ export function callLogBody(
     end_time: pdTime(end < start ? start : end),
     duration: String(Math.round(talkTimeSec(c) ?? 0)),
     subject: callTitle(c),
-    note: callBody(c, c.recordings),
+    note: callBody(c, c.recordings, o.sharedWith),
   };
   if (o.userId !== undefined) body.user_id = o.userId;
   if (o.personId !== undefined) body.person_id = o.personId;

@@ -153,6 +153,31 @@ describe('Pipedrive target', () => {
     );
   });
 
+  it('logs a shared number on the person made first and names the others in the note', async () => {
+    const { pd, send, settle } = await open();
+    // A shared office line stored three ways; the person made first is not the one the E.164
+    // search finds. A look-alike from Slovakia (+421) must never be listed.
+    const founder = pd.addPerson('Eva Founder', ['774 852 629']);
+    const reception = pd.addPerson('Reception', ['+420 774 852 629']);
+    const sales = pd.addPerson('Petr Sales', ['420774852629']);
+    const slovak = pd.addPerson('Look-alike', ['+421 774 852 629']);
+    await send(
+      '3cx',
+      post(
+        '{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"260701100000_21-1"}',
+      ),
+    );
+    await settle();
+    const [log] = [...pd.callLogs.values()];
+    expect(log!.body.person_id).toBe(founder);
+    expect(pd.activities.map((a) => a.person_id)).toEqual([founder]);
+    expect(log!.body.note).toContain(
+      `<b>Also on this number:</b> Reception (id ${reception}), Petr Sales (id ${sales})`,
+    );
+    expect(log!.body.note).not.toContain(`id ${slovak}`);
+    expect(log!.body.note).not.toContain('Look-alike');
+  });
+
   it('uploads a recording whose URL name is hostile or malformed under a safe name', async () => {
     const { pd, pbx, send, settle } = await open();
     const path = '/r/bad%E0%A4%A%0d%0aX-Injected:%201.mp3';

@@ -21,7 +21,7 @@ import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
-import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
@@ -54,6 +54,8 @@ interface Remote {
   /** The call log exists (also when its id is unknown). */
   logged?: boolean;
   personId?: number | null;
+  /** Other persons with the caller's number (the call went to the one made first). */
+  sharedWith?: Other<number>[];
   /** The follow-up activity for a missed call. */
   activityId?: number;
   /** The recording attached to the call log as audio. */
@@ -126,8 +128,11 @@ class PipedriveTarget implements Target {
   async deliver(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
-    if (remote.personId === undefined)
-      remote.personId = (await this.persons.find(c.externalE164)) ?? null;
+    if (remote.personId === undefined) {
+      const match = await this.persons.find(c.externalE164);
+      remote.personId = match?.id ?? null;
+      if (match?.others.length) remote.sharedWith = match.others;
+    }
     const userId = await this.users.forAgent(c.agent);
 
     if (!remote.callLogId && !remote.logged) {
@@ -276,6 +281,7 @@ class PipedriveTarget implements Target {
           userId,
           personId: remote.personId ?? undefined,
           activityId,
+          sharedWith: remote.sharedWith,
           outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
         });
         const res = await this.http.call({
@@ -408,12 +414,18 @@ class PipedriveTarget implements Target {
     const items =
       (
         res.body as {
-          data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] };
+          data?: {
+            items?: {
+              item: { id: number; name?: string; phones?: (string | { value: string })[] };
+            }[];
+          };
         }
       ).data?.items ?? [];
+    // No creation time in the answer: the shared-number rule goes by id (kit/phone-lookup).
     return items.map((i) => ({
       id: i.item.id,
       numbers: (i.item.phones ?? []).map((p) => (typeof p === 'string' ? p : p.value)),
+      ...(i.item.name ? { name: i.item.name } : {}),
     }));
   }
 
