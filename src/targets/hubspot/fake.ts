@@ -1,7 +1,7 @@
 // A fake HubSpot on 127.0.0.1 that holds the relay to the documented API (docs/crm-notes.md A,
 // specs Calls/Contacts/Owners v3): Bearer auth, required fields, string property values, enum
-// values, association specs, search limits, and HubSpot's rate limits with its own 429 body and
-// headers. Faults can be scripted per request.
+// values, association specs, search limits and its one sort, and HubSpot's rate limits with its
+// own 429 body and headers. Faults can be scripted per request.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
@@ -76,15 +76,19 @@ export class FakeHubspot extends CrmFake {
     super();
   }
 
-  addContact(properties: Record<string, string>): string {
+  /** A contact; `at` backdates it (made and last modified then), as for a shared number. */
+  addContact(
+    properties: Record<string, string>,
+    at?: { createdAt: string; updatedAt?: string },
+  ): string {
     const id = String(this.nextId++);
     const now = new Date().toISOString();
     this.contacts.set(id, {
       id,
       properties: withCalculated(properties),
       associations: [],
-      createdAt: now,
-      updatedAt: now,
+      createdAt: at?.createdAt ?? now,
+      updatedAt: at?.updatedAt ?? at?.createdAt ?? now,
     });
     return id;
   }
@@ -195,6 +199,17 @@ export class FakeHubspot extends CrmFake {
             ),
           ),
         );
+        const sort = body.sorts?.[0] as { propertyName: string; direction?: string } | undefined;
+        if (sort) {
+          const value = (o: HsObject): string =>
+            sort.propertyName === 'createdate'
+              ? o.createdAt
+              : /^(hs_)?lastmodifieddate$/.test(sort.propertyName)
+                ? o.updatedAt
+                : (o.properties[sort.propertyName] ?? '');
+          const dir = sort.direction === 'DESCENDING' ? -1 : 1;
+          results.sort((a, b) => dir * (value(a) < value(b) ? -1 : value(a) > value(b) ? 1 : 0));
+        }
         return after(200, {
           total: results.length,
           results: results.slice(0, body.limit ?? 10).map(view(body.properties)),

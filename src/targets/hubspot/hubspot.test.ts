@@ -129,6 +129,39 @@ describe('HubSpot target', () => {
     expect(call!.associations).toEqual([]);
   });
 
+  it('attaches a shared number to the contact made first and names the others in the body', async () => {
+    const { hs, send, settle } = await open();
+    // A shared office line: three contacts have it, the one made first is neither the first
+    // stored nor the last modified; a look-alike from Slovakia (+421) must never be listed.
+    const reception = hs.addContact(
+      { firstname: 'Reception', lastname: 'Acme', phone: '+420 774 852 629' },
+      { createdAt: '2024-03-01T08:00:00Z', updatedAt: '2026-05-01T08:00:00Z' },
+    );
+    const founder = hs.addContact(
+      { firstname: 'Eva', lastname: 'Founder', phone: '774852629' },
+      { createdAt: '2021-01-05T08:00:00Z', updatedAt: '2021-01-05T08:00:00Z' },
+    );
+    const sales = hs.addContact(
+      { firstname: 'Petr', lastname: 'Sales', mobilephone: '+420774852629' },
+      { createdAt: '2025-06-01T08:00:00Z', updatedAt: '2026-06-01T08:00:00Z' },
+    );
+    const slovak = hs.addContact(
+      { firstname: 'Look-alike', phone: '+421 774 852 629' },
+      { createdAt: '2020-01-01T08:00:00Z' },
+    );
+    const flow = goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!.flow;
+    for (const r of flow.requests) await send('3cx', r);
+    await settle();
+    const [call] = [...hs.calls.values()];
+    expect(call!.associations.map((a) => a.to.id)).toEqual([founder]);
+    const body = call!.properties.hs_call_body!;
+    expect(body).toContain(
+      `<b>Also on this number:</b> Reception Acme (id ${reception}), Petr Sales (id ${sales})`,
+    );
+    expect(body).not.toContain(`id ${slovak}`);
+    expect(body).not.toContain('Look-alike');
+  });
+
   it('associates the contact with that number, verified by digits, and caches the lookup', async () => {
     const { hs, send, settle } = await open(
       '    agents:\n      "102": alice@example.com\n      "117": "90001"\n',

@@ -5,6 +5,7 @@
 
 import { companyNumber, externalNumber } from '../kit/numbers.js';
 import type { CallRecord, Outcome } from '../../domain/model.js';
+import type { Other } from '../kit/phone-lookup.js';
 import { callBody, callTitle, talkTimeSec } from '../kit/summary.js';
 
 /** HubSpot's default call outcome GUIDs; there is no default "failed" or "missed". */
@@ -27,7 +28,7 @@ export const playable = (u: string): boolean => /^https:\/\/[^\s{}]+\.(mp3|wav)(
 
 export function callProperties(
   c: CallRecord,
-  o: { ownerId?: string; dispositions: Record<Outcome, string> },
+  o: { ownerId?: string; dispositions: Record<Outcome, string>; sharedWith?: Other<string>[] },
 ): Record<string, string> {
   const recordings = c.recordings;
   const play = recordings.find(playable);
@@ -39,6 +40,7 @@ export function callProperties(
     hs_call_body: callBody(
       c,
       recordings.filter((r) => r !== play),
+      o.sharedWith,
     ),
     hs_call_direction: c.direction === 'outbound' ? 'OUTBOUND' : 'INBOUND',
     hs_call_status:

@@ -16,7 +16,7 @@ import type { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { DeliveryContext, Target } from '../types.js';
 import type { HubspotConfig } from './spec.js';
-import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { callProperties, DEFAULT_DISPOSITIONS, taskProperties, toContact } from './mapping.js';
@@ -24,6 +24,8 @@ import { callProperties, DEFAULT_DISPOSITIONS, taskProperties, toContact } from 
 interface Remote {
   callObjectId?: string;
   contactId?: string | null;
+  /** Other contacts with the caller's number (the call went to the one made first). */
+  sharedWith?: Other<string>[];
   taskId?: string;
   pendingCreate?: PendingCreate;
   [k: string]: unknown;
@@ -31,7 +33,7 @@ interface Remote {
 
 interface SearchResult {
   total?: number;
-  results?: { id: string; properties: Record<string, string | null> }[];
+  results?: { id: string; properties: Record<string, string | null>; createdAt?: string }[];
 }
 
 class HubspotTarget implements Target {
@@ -86,11 +88,15 @@ class HubspotTarget implements Target {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
     const ownerId = await this.owners.forAgent(c.agent);
-    if (remote.contactId === undefined)
-      remote.contactId = (await this.contacts.find(c.externalE164)) ?? null;
+    if (remote.contactId === undefined) {
+      const match = await this.contacts.find(c.externalE164);
+      remote.contactId = match?.id ?? null;
+      if (match?.others.length) remote.sharedWith = match.others;
+    }
     const properties = callProperties(c, {
       ownerId,
       dispositions: { ...DEFAULT_DISPOSITIONS, ...this.cfg.dispositions },
+      sharedWith: remote.sharedWith,
     });
 
     if (remote.callObjectId) {
@@ -183,6 +189,7 @@ class HubspotTarget implements Target {
     object: string,
     filters: Record<string, string>[] | Record<string, string>[][],
     properties: string[],
+    sort?: { propertyName: string; direction: 'ASCENDING' | 'DESCENDING' },
   ): Promise<SearchResult> {
     const groups = Array.isArray(filters[0])
       ? (filters as Record<string, string>[][])
@@ -195,7 +202,7 @@ class HubspotTarget implements Target {
           filterGroups: groups.map((f) => ({ filters: f })),
           properties,
           sorts: [
-            {
+            sort ?? {
               propertyName: object === 'contacts' ? 'lastmodifieddate' : 'hs_lastmodifieddate',
               direction: 'DESCENDING',
             },
@@ -233,11 +240,19 @@ class HubspotTarget implements Target {
         [{ propertyName: 'mobilephone', operator: 'EQ', value: e164 }],
       ],
       ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
+      // The oldest first: the shared-number rule picks the contact made first (kit/phone-lookup).
+      { propertyName: 'createdate', direction: 'ASCENDING' },
     );
-    return (found.results ?? []).map((r) => ({
-      id: r.id,
-      numbers: [r.properties.phone, r.properties.mobilephone],
-    }));
+    return (found.results ?? []).map((r) => {
+      const p = r.properties;
+      const name = [p.firstname, p.lastname].filter(Boolean).join(' ') || p.email || undefined;
+      return {
+        id: r.id,
+        numbers: [p.phone, p.mobilephone],
+        ...(name ? { name } : {}),
+        ...(r.createdAt ? { createdAt: r.createdAt } : {}),
+      };
+    });
   }
 
   private async createContact(e164: string): Promise<string> {

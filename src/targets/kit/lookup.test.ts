@@ -1,8 +1,11 @@
 // sameNumber: a stored number counts as the caller's only when it is the same full number. A
-// look-alike from another country (same national digits, other country code) never does.
+// look-alike from another country (same national digits, other country code) never does. When
+// several records share a number, the one made first is chosen and the others are named.
 
 import { describe, expect, it } from 'vitest';
 import { sameNumber } from './lookup.js';
+import { firstMade } from './phone-lookup.js';
+import { othersLine } from './summary.js';
 
 describe('sameNumber', () => {
   it('matches the caller written any way a CRM stores a number', () => {
@@ -31,5 +34,27 @@ describe('sameNumber', () => {
     expect(sameNumber('852629', '+420774852629')).toBe(false);
     expect(sameNumber('', '+420774852629')).toBe(false);
     expect(sameNumber(null, '+420774852629')).toBe(false);
+  });
+});
+
+describe('the shared-number rule', () => {
+  it('picks the record made first whatever order a search returns, then by numeric id', () => {
+    const a = { id: '900', numbers: [], createdAt: '2021-01-01T00:00:00Z' };
+    const b = { id: '100', numbers: [], createdAt: '2024-01-01T00:00:00Z' };
+    const c = { id: '20', numbers: [] };
+    const d = { id: '3', numbers: [] };
+    expect([b, a].sort(firstMade).map((x) => x.id)).toEqual(['900', '100']);
+    expect([a, b].sort(firstMade).map((x) => x.id)).toEqual(['900', '100']);
+    // Without creation times, ids as numbers ("3" before "20").
+    expect([c, d].sort(firstMade).map((x) => x.id)).toEqual(['3', '20']);
+  });
+
+  it('names at most five others, then how many more', () => {
+    const others = Array.from({ length: 7 }, (_, i) => ({ id: i + 1, name: `P${i + 1}` }));
+    expect(othersLine(others)).toBe(
+      'P1 (id 1), P2 (id 2), P3 (id 3), P4 (id 4), P5 (id 5) and 2 more',
+    );
+    expect(othersLine([{ id: 9 }])).toBe('id 9');
+    expect(othersLine([])).toBeUndefined();
   });
 });

@@ -1,7 +1,12 @@
 // What every CRM shows of a call: a title, and an HTML summary (direction, agent, queue path,
-// transfers, recordings, AI summary and transcript) ending in a marker that names the call.
+// transfers, recordings, AI summary and transcript, others with the caller's number) ending in a
+// marker that names the call.
 
 import type { CallRecord } from '../../domain/model.js';
+import type { Other } from './phone-lookup.js';
+
+/** How many others with the caller's number the note names (then "and N more"). */
+const OTHERS_SHOWN = 5;
 
 /** Ends every summary; also lets a target find its own object again (Pipedrive call logs). */
 export const marker = (c: Pick<CallRecord, 'source' | 'callId'>): string =>
@@ -41,7 +46,24 @@ export function notReported(c: CallRecord): string | null {
   );
 }
 
-export function callBody(c: CallRecord, recordingsInBody: string[]): string {
+/**
+ * The others who have the caller's number (the call went to the one made first), e.g.
+ * "Petr Novák (id 12), id 13 and 2 more".
+ */
+export function othersLine(others: Other<unknown>[]): string | undefined {
+  if (!others.length) return undefined;
+  const shown = others
+    .slice(0, OTHERS_SHOWN)
+    .map((o) => (o.name ? `${o.name} (id ${String(o.id)})` : `id ${String(o.id)}`));
+  const more = others.length - shown.length;
+  return shown.join(', ') + (more ? ` and ${more} more` : '');
+}
+
+export function callBody(
+  c: CallRecord,
+  recordingsInBody: string[],
+  sharedWith: Other<unknown>[] = [],
+): string {
   const lines: string[] = [];
   const add = (k: string, v: unknown): void => {
     if (v !== null && v !== undefined && v !== '')
@@ -67,6 +89,7 @@ export function callBody(c: CallRecord, recordingsInBody: string[]): string {
   if (c.ai?.summary) lines.push(`<b>AI summary:</b> ${esc(c.ai.summary)}`);
   if (c.ai?.sentiment !== undefined) add('Sentiment', c.ai.sentiment);
   if (c.ai?.transcription) lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);
+  add('Also on this number', othersLine(sharedWith));
   lines.push(`<small>${esc(marker(c))}</small>`);
   return lines.join('<br>');
 }

@@ -1,7 +1,9 @@
 // A fake Pipedrive on 127.0.0.1 that holds the relay to the documented API (docs/crm-notes.md B,
 // specs/pipedrive): x-api-token auth, the call-log schema (required fields, outcome enum, UTC
-// "YYYY-MM-DD HH:MM:SS", duration as a string), multipart recordings, notes that need a parent,
-// v2 person search, the 2-second rate window with Pipedrive's headers. Faults can be scripted.
+// "YYYY-MM-DD HH:MM:SS", duration as a string), a call-log list that shows only the token user's
+// logs, call logs that convert a `call` activity, v2 activities (create, list by owner and update
+// time, get one), multipart recordings, notes that need a parent, v2 person search, the 2-second
+// rate window with Pipedrive's headers. Faults can be scripted, one by one or at random rates.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CrmFake } from '../../../test/fakes/local-server.js';
@@ -9,6 +11,10 @@ import { CrmFake } from '../../../test/fakes/local-server.js';
 export interface CallLog {
   id: string;
   body: Record<string, any>;
+  /** The log's owner: its user_id, else the token's user. */
+  userId: number;
+  /** The `call` activity it converted, or the one made for it. */
+  activityId: number;
   recording?: {
     filename: string;
     contentType: string;
@@ -21,6 +27,33 @@ export interface CallLog {
 type Fault =
   | { status: number; body?: unknown; headers?: Record<string, string> }
   | { resetAfterProcessing: true };
+
+/** A v2 activity as the fake keeps it (v2 field names: owner_id, boolean done). */
+export interface Activity {
+  id: number;
+  subject: string;
+  type: string;
+  owner_id: number;
+  done: boolean;
+  note?: string;
+  person_id?: number;
+  due_date?: string;
+  due_time?: string;
+  add_time: string;
+  update_time: string;
+  [k: string]: unknown;
+}
+
+/** Random faults on the requests whose "METHOD /path" starts with one of `match`. */
+export interface Chaos {
+  match: string[];
+  /** Share answered 500 without doing anything. */
+  fail: number;
+  /** Share done, then the connection dropped before the answer (the answer is lost). */
+  lost: number;
+  /** Deterministic: the same seed gives the same faults for the same sequence of requests. */
+  seed: number;
+}
 
 // The documented outcomes, written here again on purpose: the fake checks the target against the
 // API, so it must not take the target's own list (spec.ts) as the truth.
@@ -39,8 +72,15 @@ export class FakePipedrive extends CrmFake {
   readonly persons = new Map<number, { id: number; name: string; phones: string[] }>();
   readonly users: { id: number; email: string; name: string }[] = [];
   readonly notes: { id: number; content: string; person_id: number }[] = [];
-  readonly activities: Record<string, any>[] = [];
+  readonly activities: Activity[] = [];
   readonly faults: { match: string; fault: Fault }[] = [];
+  /** The API token's user: the call-log list shows only this user's logs, as documented. */
+  tokenUserId = 1;
+  /** Faults at random rates (after the scripted ones). */
+  chaos: Chaos | undefined;
+  /** Every random fault dealt: "METHOD /path" and which. */
+  readonly chaosLog: { key: string; fault: 'fail' | 'lost' }[] = [];
+  private rng = 0;
   /** Requests per 2-second window (Lite plan, API token: 20). */
   limit = 20;
   private window: number[] = [];
@@ -48,6 +88,37 @@ export class FakePipedrive extends CrmFake {
 
   constructor(readonly token: string) {
     super();
+  }
+
+  /** Random faults from now on (see Chaos). */
+  setChaos(c: Chaos | undefined): void {
+    this.chaos = c;
+    this.rng = c?.seed ?? 0;
+  }
+
+  /** mulberry32: a small seeded generator, so that a failing run can be repeated. */
+  private random(): number {
+    let t = (this.rng = (this.rng + 0x6d2b79f5) | 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An activity as Pipedrive keeps it (type "call" and done false unless given). */
+  addActivity(a: Partial<Activity>): Activity {
+    const now = pdNow();
+    const activity: Activity = {
+      subject: 'Call',
+      type: 'call',
+      owner_id: this.tokenUserId,
+      done: false,
+      ...Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)),
+      id: this.nextId++,
+      add_time: now,
+      update_time: now,
+    };
+    this.activities.push(activity);
+    return activity;
   }
 
   addPerson(name: string, phones: string[]): number {
@@ -73,7 +144,17 @@ export class FakePipedrive extends CrmFake {
     if (req.headers['x-api-token'] !== this.token)
       return fail(401, 'unauthorized access', 'Please check the API token.');
     const fi = this.faults.findIndex((f) => key.startsWith(f.match));
-    const fault = fi >= 0 ? this.faults.splice(fi, 1)[0]!.fault : undefined;
+    let fault = fi >= 0 ? this.faults.splice(fi, 1)[0]!.fault : undefined;
+    if (!fault && this.chaos?.match.some((m) => key.startsWith(m))) {
+      const r = this.random();
+      if (r < this.chaos.fail) {
+        fault = { status: 500, body: { success: false, error: 'Internal error (chaos)' } };
+        this.chaosLog.push({ key, fault: 'fail' });
+      } else if (r < this.chaos.fail + this.chaos.lost) {
+        fault = { resetAfterProcessing: true };
+        this.chaosLog.push({ key, fault: 'lost' });
+      }
+    }
     if (fault && 'status' in fault)
       return send(fault.status, fault.body ?? { success: false, error: 'injected' }, fault.headers);
 
@@ -120,7 +201,12 @@ export class FakePipedrive extends CrmFake {
       return ok({ items }, { additional_data: { next_cursor: null } });
     }
     if (req.method === 'GET' && url.pathname === '/api/v1/users/me')
-      return ok({ id: 1, name: 'Relay Bot', company_name: 'Acme', company_domain: 'acme' });
+      return ok({
+        id: this.tokenUserId,
+        name: 'Relay Bot',
+        company_name: 'Acme',
+        company_domain: 'acme',
+      });
     if (req.method === 'GET' && url.pathname === '/api/v1/users/find') {
       const term = url.searchParams.get('term') ?? '';
       if (url.searchParams.get('search_by_email') !== '1')
@@ -132,20 +218,99 @@ export class FakePipedrive extends CrmFake {
       if (!b) return fail(400, 'Invalid JSON', 'Send application/json');
       const problem = checkCallLog(b);
       if (problem) return fail(400, problem);
+      const userId: number = b.user_id ?? this.tokenUserId;
+      // A call log is an activity too: with activity_id it converts that `call` activity (whose
+      // person, org and deal win over the body's), without it one is made for it. Whether a
+      // converted activity can be converted again is not documented: the fake lets it, so that a
+      // second create shows up as a second log.
+      let activity: Activity;
+      if (b.activity_id !== undefined) {
+        const a = this.activities.find((x) => x.id === b.activity_id);
+        if (!a) return fail(404, 'Activity not found');
+        if (a.type !== 'call') return fail(400, 'activity_id must refer to a call type activity');
+        activity = Object.assign(a, {
+          ...(b.subject !== undefined ? { subject: b.subject } : {}),
+          ...(b.note !== undefined ? { note: b.note } : {}),
+          done: true,
+          update_time: pdNow(),
+        });
+        for (const k of ['person_id', 'org_id', 'deal_id']) delete b[k];
+        if (a.person_id !== undefined) b.person_id = a.person_id;
+      } else {
+        activity = this.addActivity({
+          subject: b.subject ?? 'Call',
+          type: 'call',
+          owner_id: userId,
+          done: true,
+          note: b.note,
+          person_id: b.person_id,
+        });
+      }
       const id = [...Array(32)].map(() => Math.floor(Math.random() * 16).toString(16)).join('');
-      this.callLogs.set(id, { id, body: b });
-      return ok({ id, has_recording: false, company_id: 1, ...b });
+      this.callLogs.set(id, { id, body: b, userId, activityId: activity.id });
+      return ok({ id, has_recording: false, company_id: 1, ...b, activity_id: activity.id });
     }
     if (req.method === 'GET' && url.pathname === '/api/v1/callLogs') {
       const start = Number(url.searchParams.get('start') ?? 0);
       const limit = Number(url.searchParams.get('limit') ?? 20);
       if (limit > 50) return fail(400, 'limit is at most 50');
-      const all = [...this.callLogs.values()].reverse().map((l) => ({ id: l.id, ...l.body }));
+      // Documented: the call logs of the token's user, no one else's.
+      const all = [...this.callLogs.values()]
+        .filter((l) => l.userId === this.tokenUserId)
+        .reverse()
+        .map((l) => ({ id: l.id, ...l.body, user_id: l.userId, activity_id: l.activityId }));
       return ok(all.slice(start, start + limit), {
         additional_data: {
           pagination: { start, limit, more_items_in_collection: start + limit < all.length },
         },
       });
+    }
+    const one = /^\/api\/v1\/callLogs\/([0-9a-f]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && one) {
+      const l = this.callLogs.get(one[1]!);
+      if (!l) return fail(404, 'Call log not found');
+      return ok({ id: l.id, ...l.body, user_id: l.userId, activity_id: l.activityId });
+    }
+    if (req.method === 'POST' && url.pathname === '/api/v2/activities') {
+      const b = json();
+      if (!b) return fail(400, 'Invalid JSON', 'Send application/json');
+      const problem = checkActivity(b);
+      if (problem) return fail(400, problem);
+      const a = this.addActivity({ ...b, owner_id: b.owner_id ?? this.tokenUserId });
+      return ok(a);
+    }
+    if (req.method === 'GET' && url.pathname === '/api/v2/activities') {
+      const q = url.searchParams;
+      const limit = Number(q.get('limit') ?? 100);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+        return fail(400, 'limit must be 1 to 500');
+      for (const k of ['updated_since', 'updated_until'])
+        if (q.has(k) && !RFC3339.test(q.get(k)!)) return fail(400, `${k} must be RFC3339`);
+      const sortBy = q.get('sort_by') ?? 'id';
+      if (!['id', 'update_time', 'add_time'].includes(sortBy)) return fail(400, 'bad sort_by');
+      const owner = q.has('owner_id') ? Number(q.get('owner_id')) : undefined;
+      const since = q.has('updated_since') ? Date.parse(q.get('updated_since')!) : -Infinity;
+      const until = q.has('updated_until') ? Date.parse(q.get('updated_until')!) : Infinity;
+      const dir = q.get('sort_direction') === 'desc' ? -1 : 1;
+      const all = this.activities
+        .filter((a) => owner === undefined || a.owner_id === owner)
+        .filter((a) => Date.parse(a.update_time) >= since && Date.parse(a.update_time) < until)
+        .sort(
+          (x, y) =>
+            dir * (x[sortBy] === y[sortBy] ? x.id - y.id : x[sortBy]! < y[sortBy]! ? -1 : 1),
+        );
+      const start = q.has('cursor') ? Number(Buffer.from(q.get('cursor')!, 'base64url')) : 0;
+      const next =
+        start + limit < all.length
+          ? Buffer.from(String(start + limit)).toString('base64url')
+          : null;
+      return ok(all.slice(start, start + limit), { additional_data: { next_cursor: next } });
+    }
+    const act = /^\/api\/v2\/activities\/(\d+)$/.exec(url.pathname);
+    if (req.method === 'GET' && act) {
+      const a = this.activities.find((x) => x.id === Number(act[1]));
+      if (!a) return fail(404, 'Activity not found');
+      return ok(a);
     }
     const rec = /^\/api\/v1\/callLogs\/([0-9a-f]+)\/recordings$/.exec(url.pathname);
     if (req.method === 'POST' && rec) {
@@ -166,19 +331,30 @@ export class FakePipedrive extends CrmFake {
       this.notes.push(note);
       return ok(note);
     }
-    if (req.method === 'POST' && url.pathname === '/api/v1/activities') {
-      const b = json();
-      if (!b?.subject || !b.type) return fail(400, 'subject and type are required');
-      if (b.due_date && !/^\d{4}-\d{2}-\d{2}$/.test(b.due_date))
-        return fail(400, 'due_date must be YYYY-MM-DD');
-      if (b.due_time && !/^\d{2}:\d{2}$/.test(b.due_time))
-        return fail(400, 'due_time must be HH:MM');
-      const a = { id: this.nextId++, ...b };
-      this.activities.push(a);
-      return ok(a);
-    }
     fail(404, `no route ${key}`);
   }
+}
+
+/** An activity from the relay or made for a call log, timestamped as Pipedrive v2 does. */
+function pdNow(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const ACTIVITY_TYPES = ['call', 'meeting', 'task', 'deadline', 'email', 'lunch'];
+
+/** v2 activity fields: owner_id, a boolean done, dates as on v1. */
+function checkActivity(b: Record<string, any>): string | undefined {
+  if (b.type !== undefined && !ACTIVITY_TYPES.includes(b.type))
+    return `type must be an activity type key (${ACTIVITY_TYPES.join(', ')})`;
+  if (b.done !== undefined && typeof b.done !== 'boolean') return 'done must be a boolean';
+  if (b.due_date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(b.due_date))
+    return 'due_date must be YYYY-MM-DD';
+  if (b.due_time !== undefined && !/^\d{2}:\d{2}$/.test(b.due_time))
+    return 'due_time must be HH:MM';
+  for (const k of ['owner_id', 'person_id', 'org_id', 'deal_id'])
+    if (b[k] !== undefined && !Number.isInteger(b[k])) return `${k} must be an integer`;
+  return undefined;
 }
 
 function checkCallLog(b: Record<string, any>): string | undefined {

@@ -1,9 +1,10 @@
-// Call record -> Pipedrive bodies: the call log (outcome, numbers, UTC times, duration, subject,
-// HTML note), the note with what arrived after the call log, and the follow-up activity.
-// Facts: docs/crm-notes.md B.
+// Call record -> Pipedrive bodies: the call activity the call log converts, the call log (outcome,
+// numbers, UTC times, duration, subject, HTML note), the note with what arrived after the call log,
+// and the follow-up activity. Facts: docs/crm-notes.md B.
 
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { companyNumber, externalNumber } from '../kit/numbers.js';
+import type { Other } from '../kit/phone-lookup.js';
 import { callBody, callTitle, esc, marker, talkTimeSec } from '../kit/summary.js';
 import type { OUTCOMES } from './spec.js';
 
@@ -17,9 +18,48 @@ export const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
 /** Pipedrive wants UTC as "YYYY-MM-DD HH:MM:SS". */
 export const pdTime = (iso: string): string => iso.slice(0, 19).replace('T', ' ');
 
+/**
+ * In the call activity's note until the call log converts it (the log brings its own note), so
+ * that a look at the activity tells whether a call log whose answer was lost was made.
+ */
+export const AWAITING_CALL_LOG = 'callrelay is writing the call log for this call';
+
+/** Whether an activity's note is the given call's, and which of the call's activities it is. */
+export const callActivityOf = (c: CallRecord, note: unknown): boolean =>
+  typeof note === 'string' && note.includes(`<small>${esc(marker(c))}</small>`);
+export const followUpOf = (c: CallRecord, note: unknown): boolean =>
+  typeof note === 'string' && note.includes(`(${esc(marker(c))})`);
+
+/**
+ * The `call` activity (API v2) made before the call log, which the log then converts: it can be
+ * found again by its owner and note, where the call log of another user cannot.
+ */
+export function callActivity(
+  c: CallRecord,
+  o: { userId?: number; personId?: number | null },
+): Record<string, unknown> {
+  const start = new Date(Date.parse(c.startedAt)).toISOString();
+  return {
+    subject: callTitle(c),
+    type: 'call',
+    due_date: start.slice(0, 10),
+    due_time: start.slice(11, 16),
+    done: true,
+    ...(o.userId !== undefined ? { owner_id: o.userId } : {}),
+    ...(o.personId ? { person_id: o.personId } : {}),
+    note: `${AWAITING_CALL_LOG}<br><small>${esc(marker(c))}</small>`,
+  };
+}
+
 export function callLogBody(
   c: CallRecord,
-  o: { userId?: number; personId?: number; outcomes: Record<Outcome, string> },
+  o: {
+    userId?: number;
+    personId?: number;
+    activityId?: number;
+    outcomes: Record<Outcome, string>;
+    sharedWith?: Other<number>[];
+  },
 ): Record<string, unknown> {
   const external = externalNumber(c);
   const company = companyNumber(c);
@@ -35,10 +75,11 @@ export function callLogBody(
     // Unknown talk time (a call whose end never came) is left out rather than sent as 0.
     duration: talk === null ? undefined : String(Math.round(talk)),
     subject: callTitle(c),
-    note: callBody(c, c.recordings),
+    note: callBody(c, c.recordings, o.sharedWith),
   };
   if (o.userId !== undefined) body.user_id = o.userId;
   if (o.personId !== undefined) body.person_id = o.personId;
+  if (o.activityId !== undefined) body.activity_id = o.activityId;
   return body;
 }
 
@@ -52,7 +93,7 @@ export function lateNote(c: CallRecord, late: string[], lateAi: boolean): string
   return lines.join('<br>');
 }
 
-/** A call activity to call back a missed caller, due when the call ended (UTC). */
+/** A call activity (API v2) to call back a missed caller, due when the call ended (UTC). */
 export function followUpActivity(
   c: CallRecord,
   o: { userId?: number; personId?: number | null },
@@ -64,8 +105,8 @@ export function followUpActivity(
     type: 'call',
     due_date: due.toISOString().slice(0, 10),
     due_time: due.toISOString().slice(11, 16),
-    done: 0,
-    ...(o.userId !== undefined ? { user_id: o.userId } : {}),
+    done: false,
+    ...(o.userId !== undefined ? { owner_id: o.userId } : {}),
     ...(o.personId ? { person_id: o.personId } : {}),
     note: `Missed call from ${esc(who)} (${esc(marker(c))})`,
   };

@@ -153,6 +153,31 @@ describe('Pipedrive target', () => {
     );
   });
 
+  it('logs a shared number on the person made first and names the others in the note', async () => {
+    const { pd, send, settle } = await open();
+    // A shared office line stored three ways; the person made first is not the one the E.164
+    // search finds. A look-alike from Slovakia (+421) must never be listed.
+    const founder = pd.addPerson('Eva Founder', ['774 852 629']);
+    const reception = pd.addPerson('Reception', ['+420 774 852 629']);
+    const sales = pd.addPerson('Petr Sales', ['420774852629']);
+    const slovak = pd.addPerson('Look-alike', ['+421 774 852 629']);
+    await send(
+      '3cx',
+      post(
+        '{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"260701100000_21-1"}',
+      ),
+    );
+    await settle();
+    const [log] = [...pd.callLogs.values()];
+    expect(log!.body.person_id).toBe(founder);
+    expect(pd.activities.map((a) => a.person_id)).toEqual([founder]);
+    expect(log!.body.note).toContain(
+      `<b>Also on this number:</b> Reception (id ${reception}), Petr Sales (id ${sales})`,
+    );
+    expect(log!.body.note).not.toContain(`id ${slovak}`);
+    expect(log!.body.note).not.toContain('Look-alike');
+  });
+
   it('uploads a recording whose URL name is hostile or malformed under a safe name', async () => {
     const { pd, pbx, send, settle } = await open();
     const path = '/r/bad%E0%A4%A%0d%0aX-Injected:%201.mp3';
@@ -290,10 +315,11 @@ describe('Pipedrive target', () => {
       ),
     );
     await settle();
-    expect(pd.activities).toHaveLength(1);
-    expect(pd.activities[0]).toMatchObject({
+    const followUps = pd.activities.filter((a) => !a.done);
+    expect(followUps).toHaveLength(1);
+    expect(followUps[0]).toMatchObject({
       type: 'call',
-      done: 0,
+      done: false,
       subject: 'Call back +420774852629',
     });
   });
@@ -308,6 +334,52 @@ describe('Pipedrive target', () => {
     expect(pd.count('GET', '/api/v1/callLogs')).toBeGreaterThanOrEqual(1);
     const [d] = await relay.store.listDeliveries({ limit: 1 });
     expect(d).toMatchObject({ state: 'done', remote: { callLogId: [...pd.callLogs.keys()][0] } });
+  });
+
+  it('logs each call exactly once, for a user who is not the token user, through failed and lost answers', async () => {
+    // The token's user (1) is not the agent's (7): the call-log list never shows the agent's logs.
+    const { pd, send, relay } = await open({
+      target:
+        '    agents:\n      "117": bob@example.com\n    rateLimit: { requests: 400, perSeconds: 2 }\n    concurrency: 4\n',
+    });
+    pd.limit = 400;
+    pd.users.push({ id: 7, email: 'bob@example.com', name: 'Bob' });
+    const ids = Array.from({ length: 30 }, (_, i) => `260701200000_${i + 1}`);
+    ids.forEach((_, i) => pd.addPerson(`Caller ${i}`, [`+420 774 852 ${String(600 + i)}`]));
+    // Lost answers for certain (the first of each create), then about 20% failed and 10% lost.
+    for (const match of ['POST /api/v2/activities', 'POST /api/v1/callLogs'])
+      pd.faults.push({ match, fault: { resetAfterProcessing: true } });
+    pd.setChaos({ match: ['POST /api/', 'GET /api/'], fail: 0.2, lost: 0.1, seed: 7 });
+    for (const [i, id] of ids.entries())
+      await send(
+        '3cx',
+        post(
+          `{"Event":"incoming","Callerid":"420774852${String(600 + i)}","User":"117","Finishtype":"${i % 3 ? 'Ok' : 'NoAnswer'}","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
+        ),
+      );
+    await settleDeliveries(relay, 60_000);
+    pd.setChaos(undefined);
+    expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
+    const of = (id: string) => (text: unknown) =>
+      new RegExp(`callrelay 3cx/${id}(?![0-9_])`).test(String(text));
+    for (const id of ids) {
+      const logs = [...pd.callLogs.values()].filter((l) => of(id)(l.body.note));
+      expect(
+        logs.map((l) => l.userId),
+        id,
+      ).toEqual([7]);
+      const calls = pd.activities.filter((a) => a.done && of(id)(a.note));
+      expect(
+        calls.map((a) => a.owner_id),
+        id,
+      ).toEqual([7]);
+    }
+    expect(pd.callLogs.size).toBe(ids.length);
+    expect(pd.faults).toEqual([]);
+    expect(pd.chaosLog.length).toBeGreaterThan(10);
+    // The agent's logs whose answers were lost cannot be listed: they are known by their activity.
+    const ds = await relay.store.listDeliveries({ limit: 100 });
+    expect(ds.some((d) => d.remote.logged && !d.remote.callLogId)).toBe(true);
   });
 
   it("honours 429 with x-ratelimit-reset and dead-letters a 400 with Pipedrive's message", async () => {

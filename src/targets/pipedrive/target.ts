@@ -5,9 +5,12 @@
 // exists goes into a note on the same person (a late first recording is still uploaded).
 // Facts: docs/crm-notes.md section B. What is sent is built in mapping.ts.
 //
-// Ambiguous creates: the note carries the marker "callrelay <source>/<callId>". If a create's
-// answer is lost, the next attempt lists the token user's recent call logs for that marker
-// before creating again (kit/create-once.ts).
+// Exactly one call log per call, whoever's it is (docs/crm-notes.md B.5): Pipedrive lists only the
+// token user's call logs, so a log made for an agent could not be found after a lost answer.
+// Instead a `call` activity is made first (API v2; found again among its owner's activities by
+// the marker "callrelay <source>/<callId>" in its note), and the call log converts it
+// (activity_id). After a lost answer for the log, the activity tells whether it was converted:
+// its note is the log's now. Both creates go through kit/create-once.ts.
 
 import { randomBytes } from 'node:crypto';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
@@ -18,17 +21,42 @@ import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
-import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import { marker } from '../kit/summary.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
 import type { PipedriveConfig } from './spec.js';
-import { callLogBody, DEFAULT_OUTCOMES, followUpActivity, lateNote } from './mapping.js';
+import {
+  AWAITING_CALL_LOG,
+  callActivity,
+  callActivityOf,
+  callLogBody,
+  DEFAULT_OUTCOMES,
+  followUpActivity,
+  followUpOf,
+  lateNote,
+} from './mapping.js';
+
+/** Pipedrive's clock may be behind ours: look this much before the intent for what it made. */
+const CLOCK_SKEW_MS = 10 * 60_000;
+
+interface Activity {
+  id: number;
+  note?: string;
+  owner_id?: number;
+}
 
 interface Remote {
+  /** Unknown only if the log was made for another user and its answer was lost (`logged`). */
   callLogId?: string;
+  /** The `call` activity the call log converts. */
+  callActivityId?: number;
+  /** The call log exists (also when its id is unknown). */
+  logged?: boolean;
   personId?: number | null;
+  /** Other persons with the caller's number (the call went to the one made first). */
+  sharedWith?: Other<number>[];
+  /** The follow-up activity for a missed call. */
   activityId?: number;
   /** The recording attached to the call log as audio. */
   uploaded?: string;
@@ -41,6 +69,9 @@ interface Remote {
   pendingCreate?: PendingCreate;
   [k: string]: unknown;
 }
+
+/** What createOnce adopts for a call log that exists but whose id cannot be learnt. */
+const UNKNOWN_ID = 'unknown';
 
 /** The person search matches exactly, and people store numbers in any of these forms. */
 const phoneForms = (e164: string): string[] => [
@@ -60,6 +91,7 @@ class PipedriveTarget implements Target {
   private readonly persons: PhoneLookup<number>;
   /** The Pipedrive user of an agent: a numeric id as is, an email through the users API. */
   private readonly users: UserLookup<number>;
+  private me: number | undefined;
 
   constructor(
     private readonly cfg: PipedriveConfig,
@@ -96,12 +128,25 @@ class PipedriveTarget implements Target {
   async deliver(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
-    if (remote.personId === undefined)
-      remote.personId = (await this.persons.find(c.externalE164)) ?? null;
+    if (remote.personId === undefined) {
+      const match = await this.persons.find(c.externalE164);
+      remote.personId = match?.id ?? null;
+      if (match?.others.length) remote.sharedWith = match.others;
+    }
     const userId = await this.users.forAgent(c.agent);
 
-    if (!remote.callLogId) {
-      remote.callLogId = await this.createCallLog(ctx, remote, c, userId);
+    if (!remote.callLogId && !remote.logged) {
+      if (remote.callActivityId === undefined) {
+        remote.callActivityId = await this.createActivity(ctx, remote, {
+          body: callActivity(c, { userId, personId: remote.personId }),
+          ownerId: userId,
+          ours: (a) => callActivityOf(c, a.note),
+          what: 'creating the call activity',
+        });
+        await ctx.save(remote);
+      }
+      remote.callLogId = await this.createCallLog(ctx, remote, c, userId, remote.callActivityId);
+      remote.logged = true;
       remote.mentioned = [...c.recordings];
       remote.aiNoted = !!c.ai?.summary;
       await ctx.save(remote);
@@ -117,7 +162,13 @@ class PipedriveTarget implements Target {
       allowedRecordingUrl(first, access)
     ) {
       try {
-        await this.upload(remote.callLogId, first, access!);
+        if (remote.callLogId) await this.upload(remote.callLogId, first, access!);
+        else
+          // Another user's log whose answer was lost: Pipedrive shows its id nowhere we can read.
+          throw new DeliveryError(
+            'uploading the recording: the call log exists but its id is unknown (its answer was lost); the recording is linked in a note',
+            { retryable: false },
+          );
       } catch (err) {
         // A recording the PBX will never give (403, too big, a bad URL) costs that recording only:
         // its URL is in the call log's note, the failure is among the attempts, the rest goes on.
@@ -153,35 +204,84 @@ class PipedriveTarget implements Target {
     }
 
     if (this.cfg.missedCallActivity && c.outcome !== 'answered' && !remote.activityId) {
-      const res = await this.http.call({
-        method: 'POST',
-        path: '/api/v1/activities',
-        json: followUpActivity(c, { userId, personId: remote.personId }),
-        idempotent: false,
+      remote.activityId = await this.createActivity(ctx, remote, {
+        body: followUpActivity(c, { userId, personId: remote.personId }),
+        ownerId: userId,
+        ours: (a) => followUpOf(c, a.note),
         what: 'creating the follow-up activity',
       });
-      remote.activityId = Number((res.body as { data?: { id?: number } }).data?.id);
       await ctx.save(remote);
     }
     return remote;
   }
 
+  /** An activity (API v2), made once: after a lost answer, looked for among its owner's. */
+  private async createActivity(
+    ctx: DeliveryContext,
+    remote: Remote,
+    o: {
+      body: Record<string, unknown>;
+      ownerId: number | undefined;
+      ours: (a: Activity) => boolean;
+      what: string;
+    },
+  ): Promise<number> {
+    const { id } = await createOnce({
+      ctx,
+      remote,
+      crm: 'Pipedrive',
+      what: o.what,
+      find: async () => {
+        const since = Date.parse(remote.pendingCreate!.at) - CLOCK_SKEW_MS;
+        const hit = await this.findActivity(o.ownerId, new Date(since), o.ours);
+        return hit === undefined ? undefined : String(hit.id);
+      },
+      create: async () => {
+        const res = await this.http.call({
+          method: 'POST',
+          path: '/api/v2/activities',
+          json: o.body,
+          idempotent: false,
+          what: o.what,
+        });
+        const id = (res.body as { data?: { id?: number } }).data?.id;
+        return id === undefined ? undefined : String(id);
+      },
+    });
+    return Number(id);
+  }
+
+  /**
+   * The call log that converts the call activity: its id, or undefined if it exists but its id
+   * cannot be known (another user's log whose answer was lost).
+   */
   private async createCallLog(
     ctx: DeliveryContext,
     remote: Remote,
     c: CallRecord,
     userId: number | undefined,
-  ): Promise<string> {
+    activityId: number,
+  ): Promise<string | undefined> {
     const { id } = await createOnce({
       ctx,
       remote,
       crm: 'Pipedrive',
       what: 'creating the call log',
-      find: () => this.findCallLog(c),
+      find: async () => {
+        // Converted means the activity holds the log's note now instead of its own.
+        const a = await this.activity(activityId);
+        if (a.note?.includes(AWAITING_CALL_LOG)) return undefined;
+        const me = await this.tokenUser();
+        const found =
+          (a.owner_id ?? userId ?? me) === me ? await this.tokenUserLog(activityId) : undefined;
+        return found ?? UNKNOWN_ID;
+      },
       create: async () => {
         const json = callLogBody(c, {
           userId,
           personId: remote.personId ?? undefined,
+          activityId,
+          sharedWith: remote.sharedWith,
           outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
         });
         const res = await this.http.call({
@@ -195,12 +295,69 @@ class PipedriveTarget implements Target {
         return id ? String(id) : undefined;
       },
     });
-    return id;
+    return id === UNKNOWN_ID ? undefined : id;
   }
 
-  /** A call log of ours among the token user's recent ones (by the marker in its note). */
-  private async findCallLog(c: CallRecord): Promise<string | undefined> {
-    const m = marker(c);
+  /** Activities since a time, the owner's (any visible one's without), that pass `ours`. */
+  private async findActivity(
+    ownerId: number | undefined,
+    since: Date,
+    ours: (a: Activity) => boolean,
+  ): Promise<Activity | undefined> {
+    let cursor: string | null | undefined;
+    for (let page = 0; page < 10; page++) {
+      const q = new URLSearchParams({
+        updated_since: since.toISOString().replace(/\.\d+Z$/, 'Z'),
+        sort_by: 'update_time',
+        sort_direction: 'desc',
+        limit: '500',
+      });
+      if (ownerId !== undefined) q.set('owner_id', String(ownerId));
+      if (cursor) q.set('cursor', cursor);
+      const res = await this.http.call({
+        method: 'GET',
+        path: `/api/v2/activities?${q.toString()}`,
+        idempotent: true,
+        what: 'looking for an activity whose create was lost',
+      });
+      const b = res.body as {
+        data?: Activity[];
+        additional_data?: { next_cursor?: string | null };
+      };
+      const hit = b.data?.find(ours);
+      if (hit) return hit;
+      cursor = b.additional_data?.next_cursor;
+      if (!cursor) return undefined;
+    }
+    return undefined;
+  }
+
+  private async activity(id: number): Promise<Activity> {
+    const res = await this.http.call({
+      method: 'GET',
+      path: `/api/v2/activities/${id}`,
+      idempotent: true,
+      what: 'reading the call activity',
+    });
+    return (res.body as { data: Activity }).data;
+  }
+
+  /** The token's own user, whose call logs (only) the call-log list shows. */
+  private async tokenUser(): Promise<number> {
+    if (this.me === undefined) {
+      const res = await this.http.call({
+        method: 'GET',
+        path: '/api/v1/users/me',
+        idempotent: true,
+        what: "reading the token's user",
+      });
+      this.me = Number((res.body as { data?: { id?: number } }).data?.id);
+    }
+    return this.me;
+  }
+
+  /** The token user's call log that converted this activity (among their recent ones). */
+  private async tokenUserLog(activityId: number): Promise<string | undefined> {
     for (let start = 0; start < 150; start += 50) {
       const res = await this.http.call({
         method: 'GET',
@@ -209,10 +366,10 @@ class PipedriveTarget implements Target {
         what: 'looking for a call log whose create was lost',
       });
       const b = res.body as {
-        data?: { id: string; note?: string }[];
+        data?: { id: string; activity_id?: number }[];
         additional_data?: { pagination?: { more_items_in_collection?: boolean } };
       };
-      const hit = b.data?.find((l) => l.note?.includes(m));
+      const hit = b.data?.find((l) => l.activity_id === activityId);
       if (hit) return String(hit.id);
       if (!b.additional_data?.pagination?.more_items_in_collection) return undefined;
     }
@@ -257,12 +414,18 @@ class PipedriveTarget implements Target {
     const items =
       (
         res.body as {
-          data?: { items?: { item: { id: number; phones?: (string | { value: string })[] } }[] };
+          data?: {
+            items?: {
+              item: { id: number; name?: string; phones?: (string | { value: string })[] };
+            }[];
+          };
         }
       ).data?.items ?? [];
+    // No creation time in the answer: the shared-number rule goes by id (kit/phone-lookup).
     return items.map((i) => ({
       id: i.item.id,
       numbers: (i.item.phones ?? []).map((p) => (typeof p === 'string' ? p : p.value)),
+      ...(i.item.name ? { name: i.item.name } : {}),
     }));
   }
 
@@ -278,14 +441,15 @@ class PipedriveTarget implements Target {
     )?.id;
   }
 
-  /** The call log by id; the link opens the person, whose history shows the call log. */
+  /** The call log (or its activity); the link opens the person, whose history shows the call. */
   link(remote: RemoteState): { id: string; url: string | null } | undefined {
     const r = remote as Remote;
-    if (!r.callLogId) return undefined;
+    if (!r.callLogId && !r.logged) return undefined;
     const domain = this.cfg.companyDomain;
     const url =
       domain && r.personId ? `https://${domain}.pipedrive.com/person/${r.personId}` : null;
-    return { id: `call log ${r.callLogId}`, url };
+    const id = r.callLogId ? `call log ${r.callLogId}` : `call activity ${r.callActivityId}`;
+    return { id, url };
   }
 
   async check(): Promise<string> {
