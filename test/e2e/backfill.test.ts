@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import {
+  ConsoleClient,
   MAIN,
   settleDeliveries,
   sourceToken,
@@ -133,5 +134,49 @@ describe('backfill', () => {
     // Not the minute-long poll: the API woke the engine.
     await settleDeliveries(relay, 5000);
     expect(hs.count('POST', '/crm/v3/objects/calls')).toBe(1);
+  });
+
+  it('the console counts first, then queues on confirmation', async () => {
+    const hs = await new FakeHubspot(HS_TOKEN).start();
+    cleanup.push(() => hs.close());
+    const file = writeRelayYaml(tempDir());
+    const first = await startRelay(loadConfig(file, {}));
+    const hook = `http://127.0.0.1:${first.port}/hooks/3cx/${sourceToken('3cx')}`;
+    expect((await fetch(hook, { method: 'POST', body: ended('261101100000_7') })).status).toBe(200);
+    await first.pipeline.drain();
+    await first.close();
+    writeFileSync(
+      file,
+      `${readFileSync(file, 'utf8')}targets:\n  - name: hubspot\n    type: hubspot\n` +
+        `    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    settleSec: 0\n`,
+    );
+    const relay = await startRelay(loadConfig(file, {}), undefined, { delivery: { pollMs: 20 } });
+    cleanup.push(() => relay.close());
+    const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);
+    expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+    const setup = await (await client.request('/console/setup')).text();
+    client.csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(setup)![1]!;
+    expect(setup).toContain('action="/console/setup/targets/hubspot/backfill"');
+    const count = await (
+      await client.request('/console/setup/targets/hubspot/backfill?since=2020-01-01')
+    ).text();
+    expect(count).toContain(
+      '1 call(s) that started since 2020-01-01 have not been sent to hubspot',
+    );
+    expect(count).toContain('Queue 1 call(s)');
+    // Counting queued nothing.
+    expect(await relay.store.listDeliveries({ target: 'hubspot', limit: 5 })).toEqual([]);
+    const queued = await client.post('/console/setup/targets/hubspot/backfill', {
+      since: '2020-01-01T00:00:00.000Z',
+    });
+    expect(queued.status).toBe(303);
+    await settleDeliveries(relay);
+    expect(hs.count('POST', '/crm/v3/objects/calls')).toBe(1);
+    const again = await (
+      await client.request('/console/setup/targets/hubspot/backfill?since=2020-01-01')
+    ).text();
+    expect(again).toContain('Nothing to backfill');
+    const bad = await client.request('/console/setup/targets/hubspot/backfill?since=someday');
+    expect(bad.status).toBe(400);
   });
 });

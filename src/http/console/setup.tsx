@@ -1,10 +1,11 @@
 // How this relay is set up: per source the webhook URL to paste into the phone system (its token
-// fetched only on a click), the last request seen; per target its counts and a connection test;
-// the store's health and the version.
+// fetched only on a click), the last request seen; per target its counts, a connection test and
+// a backfill (counted first, then confirmed); the store's health and the version.
 
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
+import { backfillAll } from '../../store/backfill.js';
 import type { SourceActivity, TargetStats } from '../../store/types.js';
 import {
   action,
@@ -115,6 +116,16 @@ function TargetCard(props: {
           label="Test connection"
         />
       </div>
+      <form
+        class="actions"
+        method="get"
+        action={`/console/setup/targets/${encodeURIComponent(props.name)}/backfill`}
+      >
+        <label>
+          Calls stored before this target, since <input type="date" name="since" required />
+        </label>
+        <button type="submit">Count for backfill</button>
+      </form>
     </section>
   );
 }
@@ -241,6 +252,70 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
       return errorPage(c, ctx, e, session);
     }
   });
+
+  // Backfill: the count first (a dry run), then a confirmation that queues; the same rule and
+  // loop as `callrelay backfill` and the admin API.
+  const backfillOf = (c: Context, since: string | undefined) => {
+    const name = c.req.param('name')!;
+    if (!ctx.opts.targets.some((t) => t.name === name))
+      throw new RelayError('RELAY_ERR_NOT_FOUND', `no target "${name}" in relay.yaml`);
+    if (!since || Number.isNaN(Date.parse(since)))
+      throw new RelayError('RELAY_ERR_BAD_REQUEST', 'since must be a date, e.g. 2026-11-01');
+    return { target: name, since: new Date(Date.parse(since)).toISOString() };
+  };
+  app.get(
+    '/console/setup/targets/:name/backfill',
+    page(ctx, async (c, session) => {
+      const q = backfillOf(c, c.req.query('since'));
+      const n = await backfillAll(store, { ...q, dryRun: true });
+      const title = `Backfill ${q.target}`;
+      return render(
+        c,
+        ctx,
+        <Layout ctx={ctx} title={title} nav="setup" session={session}>
+          <h1>{title}</h1>
+          <p>
+            {`${n.matched} call(s) that started since ${q.since.slice(0, 10)} have not been sent to ${q.target} and its routes send them there now`}
+            {n.scanned > n.matched
+              ? ` (${n.scanned - n.matched} more in that time are not routed there).`
+              : '.'}
+          </p>
+          {n.matched ? (
+            <form
+              method="post"
+              action={`/console/setup/targets/${encodeURIComponent(q.target)}/backfill`}
+            >
+              <Csrf session={session} />
+              <input type="hidden" name="since" value={q.since} />
+              <div class="actions">
+                <button type="submit" class="primary">
+                  {`Queue ${n.matched} call(s)`}
+                </button>
+                <a class="button" href="/console/setup">
+                  Cancel
+                </a>
+              </div>
+            </form>
+          ) : (
+            <p>
+              Nothing to backfill. <a href="/console/setup">Back to setup</a>
+            </p>
+          )}
+        </Layout>,
+      );
+    }),
+  );
+
+  app.post(
+    '/console/setup/targets/:name/backfill',
+    action(ctx, async (c) => {
+      const form = await c.req.parseBody();
+      const q = backfillOf(c, typeof form.since === 'string' ? form.since : undefined);
+      const n = await backfillAll(store, { ...q, dryRun: false });
+      ctx.opts.onDeliveriesDue();
+      return done(c, ctx, '/console/setup', 'ok', `Queued ${n.matched} call(s) for ${q.target}.`);
+    }),
+  );
 
   app.post(
     '/console/setup/targets/:name/check',
