@@ -1,6 +1,6 @@
 // Shared test helpers: temp folders, relay.yaml writing, golden cases on disk, a relay process.
 
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,7 +9,7 @@ import { readFlow, type Flow, type FlowRequest } from '../src/flows.js';
 import { loadAdapterDir } from '../src/ingest/adapter.js';
 import type { Relay } from '../src/runtime.js';
 import { freePort } from './harness/postgres.mjs';
-import { MAIN, startRelayProcess } from './harness/relay-process.mjs';
+import { MAIN, startRelayProcess, waitHealthy } from './harness/relay-process.mjs';
 
 export { freePort, MAIN };
 
@@ -107,6 +107,31 @@ sources:
 ${sources}${extra.more ?? ''}`,
   );
   return file;
+}
+
+/**
+ * Run `callrelay start ARGS` until /healthz answers on `port`, then stop it (SIGTERM), whatever
+ * happened; resolves with what it wrote to stdout (its log).
+ */
+export async function startAndStop(
+  args: string[],
+  port: number,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  const child = spawn(process.execPath, [MAIN, 'start', ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const exit = new Promise((r) => child.once('exit', r));
+  try {
+    await waitHealthy(port, { child });
+  } finally {
+    child.kill('SIGTERM');
+    await exit;
+  }
+  return out;
 }
 
 /** Start `callrelay start` as a real process; resolves once /healthz answers on `port`. */

@@ -2,7 +2,7 @@
 // digits a number search looks for, how a time bound compares) is decided here once; each backend
 // only writes it in its own SQL.
 
-import type { BackfillQuery, CallQuery } from './types.js';
+import type { BackfillQuery, CallKey, CallQuery } from './types.js';
 
 /**
  * Collects the values of a query built from optional filters and names their placeholders:
@@ -135,6 +135,15 @@ export function staleCallsSql(
  * target, in key order from `after` on (exclusive). Whether the routes send each one there is the
  * domain's question (routing.ts dueAt), asked of the record. The same SQL in both backends.
  */
+/** Where the batch after `rows` starts (none: a short batch was the last). */
+export function backfillNext(
+  rows: { source: string; call_id: string }[],
+  limit: number,
+): CallKey | undefined {
+  const last = rows.at(-1);
+  return rows.length === limit && last ? { source: last.source, callId: last.call_id } : undefined;
+}
+
 export function backfillSql(b: Binder, q: BackfillQuery): string {
   const conds = [`c.started_at >= ${b.bind(isoTime(q.since))}`];
   if (q.until) conds.push(`c.started_at < ${b.bind(isoTime(q.until))}`);

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { startRelay, type Relay } from '../../src/runtime.js';
+import { startRelay } from '../../src/runtime.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import {
   ConsoleClient,
@@ -38,29 +38,35 @@ describe('backfill', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  it('queues the calls stored before a target was added, once, and they are delivered', async () => {
+  /**
+   * Calls stored (and folded) by a relay without targets, then HubSpot added to its relay.yaml:
+   * the situation a backfill is for.
+   */
+  async function storedBeforeTarget(bodies: string[]): Promise<{ hs: FakeHubspot; file: string }> {
     const hs = await new FakeHubspot(HS_TOKEN).start();
     cleanup.push(() => hs.close());
-    const dir = tempDir();
-    // First without a target: the calls are stored and folded, delivered nowhere.
-    const file = writeRelayYaml(dir);
-    let relay: Relay = await startRelay(loadConfig(file, {}));
-    const hook = `http://127.0.0.1:${relay.port}/hooks/3cx/${sourceToken('3cx')}`;
-    for (const body of [
-      ended('261101100000_1'),
-      ended('261101100000_2'),
-      ringing('261101100000_3'),
-    ])
+    const file = writeRelayYaml(tempDir());
+    const first = await startRelay(loadConfig(file, {}));
+    const hook = `http://127.0.0.1:${first.port}/hooks/3cx/${sourceToken('3cx')}`;
+    for (const body of bodies)
       expect((await fetch(hook, { method: 'POST', body })).status).toBe(200);
-    await relay.pipeline.drain();
-    await relay.close();
-
-    // Then HubSpot is added.
+    await first.pipeline.drain();
+    await first.close();
     writeFileSync(
       file,
       `${readFileSync(file, 'utf8')}targets:\n  - name: hubspot\n    type: hubspot\n` +
         `    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    settleSec: 0\n`,
     );
+    return { hs, file };
+  }
+
+  it('queues the calls stored before a target was added, once, and they are delivered', async () => {
+    // The ringing call is stored too: not due at a target that delivers ended calls.
+    const { hs, file } = await storedBeforeTarget([
+      ended('261101100000_1'),
+      ended('261101100000_2'),
+      ringing('261101100000_3'),
+    ]);
     const cli = (...args: string[]): { status: number | null; out: string; err: string } => {
       const r = spawnSync(process.execPath, [MAIN, 'backfill', '--config', file, ...args], {
         encoding: 'utf8',
@@ -85,7 +91,7 @@ describe('backfill', () => {
     });
     expect(cli('--target', 'hubspot', '--since', 'last tuesday').status).toBe(2);
 
-    relay = await startRelay(loadConfig(file, {}), undefined, { delivery: { pollMs: 20 } });
+    const relay = await startRelay(loadConfig(file, {}), undefined, { delivery: { pollMs: 20 } });
     cleanup.push(() => relay.close());
     await settleDeliveries(relay);
     expect(hs.count('POST', '/crm/v3/objects/calls')).toBe(2);
@@ -107,20 +113,7 @@ describe('backfill', () => {
   });
 
   it('the API queues with dryRun false, and a relay delivers at once', async () => {
-    const hs = await new FakeHubspot(HS_TOKEN).start();
-    cleanup.push(() => hs.close());
-    const dir = tempDir();
-    const file = writeRelayYaml(dir);
-    const first = await startRelay(loadConfig(file, {}));
-    const hook = `http://127.0.0.1:${first.port}/hooks/3cx/${sourceToken('3cx')}`;
-    expect((await fetch(hook, { method: 'POST', body: ended('261101100000_9') })).status).toBe(200);
-    await first.pipeline.drain();
-    await first.close();
-    writeFileSync(
-      file,
-      `${readFileSync(file, 'utf8')}targets:\n  - name: hubspot\n    type: hubspot\n` +
-        `    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    settleSec: 0\n`,
-    );
+    const { hs, file } = await storedBeforeTarget([ended('261101100000_9')]);
     const relay = await startRelay(loadConfig(file, {}), undefined, {
       delivery: { pollMs: 60_000 },
     });
@@ -137,19 +130,7 @@ describe('backfill', () => {
   });
 
   it('the console counts first, then queues on confirmation', async () => {
-    const hs = await new FakeHubspot(HS_TOKEN).start();
-    cleanup.push(() => hs.close());
-    const file = writeRelayYaml(tempDir());
-    const first = await startRelay(loadConfig(file, {}));
-    const hook = `http://127.0.0.1:${first.port}/hooks/3cx/${sourceToken('3cx')}`;
-    expect((await fetch(hook, { method: 'POST', body: ended('261101100000_7') })).status).toBe(200);
-    await first.pipeline.drain();
-    await first.close();
-    writeFileSync(
-      file,
-      `${readFileSync(file, 'utf8')}targets:\n  - name: hubspot\n    type: hubspot\n` +
-        `    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    settleSec: 0\n`,
-    );
+    const { hs, file } = await storedBeforeTarget([ended('261101100000_7')]);
     const relay = await startRelay(loadConfig(file, {}), undefined, { delivery: { pollMs: 20 } });
     cleanup.push(() => relay.close());
     const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);

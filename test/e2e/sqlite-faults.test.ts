@@ -11,8 +11,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { startRelay } from '../../src/runtime.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { createLogger } from '../../src/telemetry/log.js';
-import { waitHealthy } from '../harness/relay-process.mjs';
-import { freePort, MAIN, ROOT, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { freePort, MAIN, ROOT, startAndStop, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 function capture(): { lines: string[]; log: ReturnType<typeof createLogger> } {
   const lines: string[] = [];
@@ -190,16 +189,7 @@ describe('SQLite faults', () => {
     });
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/callrelay start: the SQLite database .* is gone.*--init/);
-    const child = spawn(process.execPath, [MAIN, 'start', '--config', file, '--init'], {
-      stdio: 'ignore',
-    });
-    const exit = new Promise((r) => child.once('exit', r));
-    try {
-      await waitHealthy(port, { child });
-    } finally {
-      child.kill('SIGTERM');
-      await exit;
-    }
+    await startAndStop(['--config', file, '--init'], port);
     expect(existsSync(join(dir, 'relay.db'))).toBe(true);
   });
 });

@@ -3,15 +3,14 @@
 // per-source rate limit (429 with Retry-After, not used up by requests without the token), and
 // the refusal of public example tokens on an address others can reach.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
-import { waitHealthy } from '../harness/relay-process.mjs';
-import { freePort, MAIN, sourceToken, tempDir, writeRelayYaml } from '../support.js';
+import { freePort, MAIN, sourceToken, startAndStop, tempDir, writeRelayYaml } from '../support.js';
 
 const TOKEN = sourceToken('3cx');
 const SECRET = 'whsec-guard-test-secret-1';
@@ -184,20 +183,11 @@ describe('example tokens', () => {
     });
     expect(local.status).toBe(0);
     const port = await freePort();
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'start', '--config', config('0.0.0.0', port), '--insecure-example-tokens'],
-      { env, stdio: ['ignore', 'pipe', 'ignore'] },
+    const out = await startAndStop(
+      ['--config', config('0.0.0.0', port), '--insecure-example-tokens'],
+      port,
+      env,
     );
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const exit = new Promise((r) => child.once('exit', r));
-    try {
-      await waitHealthy(port, { child });
-    } finally {
-      child.kill('SIGTERM');
-      await exit;
-    }
     expect(out).toMatch(/is the example default of .*anybody who read relay\.yaml can use it/);
   });
 });

@@ -29,6 +29,7 @@ import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  backfillNext,
   backfillSql,
   Binder,
   RETENTION_SQL,
@@ -220,46 +221,49 @@ export class PostgresStore implements Store {
         batch.flatMap((n) => eventsOf(n.result).map((e) => callLockKey(n.req.source, e))),
       );
       const ids: number[] = [];
-      for (const { req, result, provider } of batch) {
-        // Filed as if every event were new (the common case); corrected below if not.
-        const guess = fileRequest(result, assumeNew(result), this.maxEvents);
-        const r = await c.query<{ id: number }>(
-          `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $10 = 'applied' THEN now() END)
-           RETURNING id`,
-          [
-            req.source,
-            provider,
-            req.kind,
-            req.receivedAt,
-            req.method,
-            req.query,
-            req.contentType,
-            JSON.stringify(req.headers),
-            req.body,
-            guess.state,
-            guess.rule,
-            guess.reasonCode,
-            guess.reason,
-          ],
-        );
-        const id = r.rows[0]!.id;
-        const f = fileRequest(
-          result,
-          await this.fileEvents(c, id, req, result, provider),
-          this.maxEvents,
-        );
-        if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
-          await c.query(
-            `UPDATE inbox SET state = $2, reason_code = $3, reason = $4,
-               applied_at = CASE WHEN $2 = 'applied' THEN now() END WHERE id = $1`,
-            [id, f.state, f.reasonCode, f.reason],
-          );
-        }
-        ids.push(id);
-      }
+      for (const n of batch) ids.push(await this.insertOne(c, n));
       return ids;
     });
+  }
+
+  /** One request and its events, under the calls' filing locks (which the caller holds). */
+  private async insertOne(c: Q, { req, result, provider }: NewInbox): Promise<number> {
+    // Filed as if every event were new (the common case); corrected below if not.
+    const guess = fileRequest(result, assumeNew(result), this.maxEvents);
+    const r = await c.query<{ id: number }>(
+      `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $10 = 'applied' THEN now() END)
+       RETURNING id`,
+      [
+        req.source,
+        provider,
+        req.kind,
+        req.receivedAt,
+        req.method,
+        req.query,
+        req.contentType,
+        JSON.stringify(req.headers),
+        req.body,
+        guess.state,
+        guess.rule,
+        guess.reasonCode,
+        guess.reason,
+      ],
+    );
+    const id = r.rows[0]!.id;
+    const f = fileRequest(
+      result,
+      await this.fileEvents(c, id, req, result, provider),
+      this.maxEvents,
+    );
+    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
+      await c.query(
+        `UPDATE inbox SET state = $2, reason_code = $3, reason = $4,
+           applied_at = CASE WHEN $2 = 'applied' THEN now() END WHERE id = $1`,
+        [id, f.state, f.reasonCode, f.reason],
+      );
+    }
+    return id;
   }
 
   /**
@@ -810,15 +814,7 @@ export class PostgresStore implements Store {
             [q.target, r.source, r.call_id, due, r.revision, now.toISOString()],
           );
       }
-      const last = rows.at(-1);
-      return {
-        scanned: rows.length,
-        matched,
-        next:
-          rows.length === q.limit && last
-            ? { source: last.source, callId: last.call_id }
-            : undefined,
-      };
+      return { scanned: rows.length, matched, next: backfillNext(rows, q.limit) };
     };
     return q.dryRun ? run(this.pool) : this.tx(run);
   }
@@ -889,48 +885,11 @@ export class PostgresStore implements Store {
       const closed: CallKey[] = [];
       for (const r of (await c.query(sql, again.values)).rows) {
         const call = toStaleCall(r, nativeReaders);
-        await this.fileClose(c, closeRequest(call, at, before));
+        await this.insertOne(c, closeRequest(call, at, before));
         closed.push({ source: call.source, callId: call.callId });
       }
       return closed;
     });
-  }
-
-  /** Store the relay's close of a call like a received request, under the call's filing lock. */
-  private async fileClose(c: Q, { req, result, provider }: NewInbox): Promise<void> {
-    const guess = fileRequest(result, assumeNew(result), this.maxEvents);
-    const r = await c.query<{ id: number }>(
-      `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
-      [
-        req.source,
-        provider,
-        req.kind,
-        req.receivedAt,
-        req.method,
-        req.query,
-        req.contentType,
-        JSON.stringify(req.headers),
-        req.body,
-        guess.state,
-        guess.rule,
-        guess.reasonCode,
-        guess.reason,
-      ],
-    );
-    const id = r.rows[0]!.id;
-    const f = fileRequest(
-      result,
-      await this.fileEvents(c, id, req, result, provider),
-      this.maxEvents,
-    );
-    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
-      await c.query(
-        `UPDATE inbox SET state = $2, reason_code = $3, reason = $4,
-           applied_at = CASE WHEN $2 = 'applied' THEN now() END WHERE id = $1`,
-        [id, f.state, f.reasonCode, f.reason],
-      );
-    }
   }
 
   async stats(): Promise<StoreStats> {

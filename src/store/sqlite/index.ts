@@ -26,6 +26,7 @@ import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  backfillNext,
   backfillSql,
   Binder,
   RETENTION_SQL,
@@ -787,15 +788,7 @@ export class SqliteStore implements Store {
             now.toISOString(),
           );
       }
-      const last = rows.at(-1);
-      return {
-        scanned: rows.length,
-        matched,
-        next:
-          rows.length === q.limit && last
-            ? { source: last.source, callId: last.call_id }
-            : undefined,
-      };
+      return { scanned: rows.length, matched, next: backfillNext(rows, q.limit) };
     };
     return q.dryRun ? run() : this.db.transaction(run).immediate();
   }
