@@ -41,6 +41,7 @@ export interface EngineOptions {
 /** Longest error text kept in an attempt row or a delivery's last error. */
 const MAX_ERROR = 1000;
 const PRUNE_EVERY_MS = 3600_000;
+const PRUNE_BATCH = 1000;
 
 export class DeliveryEngine {
   readonly owner = `relay-${randomUUID().slice(0, 8)}`;
@@ -131,9 +132,15 @@ export class DeliveryEngine {
     if (!this.keepAttemptsMs || Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = Date.now();
     try {
-      const n = await this.store.pruneAttempts(
-        new Date(Date.now() - this.keepAttemptsMs).toISOString(),
-      );
+      const before = new Date(Date.now() - this.keepAttemptsMs).toISOString();
+      let n = 0;
+      for (;;) {
+        const batch = await this.store.pruneAttempts(before, PRUNE_BATCH);
+        n += batch;
+        if (batch < PRUNE_BATCH || this.stopped) break;
+        // Let deliveries and commits go between batches.
+        await new Promise((r) => setTimeout(r, 10));
+      }
       if (n) this.log.info({ deleted: n }, 'deleted delivery attempts past their retention');
     } catch (err) {
       // Retention waits for the next hour; deliveries go on.

@@ -8,10 +8,10 @@ import type { RawRequest } from '../domain/request.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
+import { ThrottledLog } from '../telemetry/throttle.js';
 import { bearer, loggablePath, tokenMatches } from './auth.js';
 import { readBody } from './body.js';
 import type { SourceGuards } from './guard.js';
-import { ThrottledLog } from '../telemetry/throttle.js';
 
 export interface HookOptions {
   pipeline: Pipeline;

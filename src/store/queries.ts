@@ -155,6 +155,11 @@ export function backfillSql(b: Binder, q: BackfillQuery): string {
     ORDER BY c.source, c.call_id LIMIT ${b.bind(q.limit)}`;
 }
 
+/** Attempts that started before a time, oldest first, a batch at a time (by the started index). */
+export const PRUNE_ATTEMPTS_SQL = (b: Binder, before: string, limit: number): string =>
+  `DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts
+     WHERE started_at < ${b.bind(isoTime(before))} ORDER BY started_at LIMIT ${b.bind(limit)})`;
+
 /**
  * Retention, in the order one batch runs it (Store.pruneRequests). A call's raw requests and
  * events go together once the call is ended and unchanged since the cutoff; the record stays

@@ -224,8 +224,11 @@ export interface Store {
     limit: number;
     beforeId?: number;
   }): Promise<AttemptRow[]>;
-  /** Delete attempts that started before `before` (retention); returns how many. */
-  pruneAttempts(before: string): Promise<number>;
+  /**
+   * Delete up to `limit` attempts that started before `before` (retention, a batch per call so
+   * that a big backlog never holds the store long); returns how many.
+   */
+  pruneAttempts(before: string, limit: number): Promise<number>;
   /** Give up leases (shutdown), so that the work is due again at once; `null`: every lease (a
    * single-instance store at start: whoever held them is gone). */
   releaseDeliveries(owner: string | null): Promise<number>;

@@ -895,6 +895,19 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(minutes(await store.listAttempts({ limit: 2, beforeId: all[1]!.id }))).toEqual([3, 2]);
   });
 
+  it('prunes attempts a batch at a time, oldest first', async () => {
+    const { store } = await fresh();
+    const j = (await claimed(store, ['old']))('old');
+    await store.finishDelivery(j.id, 'a', { ok: true, rev: j.rev, remote: {} }, [
+      attempt(3, 'ok'),
+      attempt(1, 'ok'),
+      attempt(2, 'delivered'),
+    ]);
+    expect(await store.pruneAttempts('2027-01-01T00:00:00.000Z', 2)).toBe(2);
+    expect((await store.listAttempts({ limit: 10 })).map((r) => r.result)).toEqual(['ok']);
+    expect(await store.pruneAttempts('2027-01-01T00:00:00.000Z', 2)).toBe(1);
+  });
+
   it('prunes attempts that started before a time, and says how many', async () => {
     const { store } = await fresh();
     const j = (await claimed(store, ['old']))('old');
@@ -904,11 +917,11 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
       attempt(3, 'delivered'),
     ]);
     // Strictly before; a bound with an offset is the same instant (10:02 UTC).
-    expect(await store.pruneAttempts('2026-03-01T11:02:00+01:00')).toBe(1);
-    expect(await store.pruneAttempts('2026-03-01T10:02:30.000Z')).toBe(1);
+    expect(await store.pruneAttempts('2026-03-01T11:02:00+01:00', 10)).toBe(1);
+    expect(await store.pruneAttempts('2026-03-01T10:02:30.000Z', 10)).toBe(1);
     expect((await store.listAttempts({ limit: 10 })).map((r) => r.result)).toEqual(['delivered']);
-    expect(await store.pruneAttempts('2026-03-01T10:00:00.000Z')).toBe(0);
-    expect(await store.pruneAttempts('2027-01-01T00:00:00.000Z')).toBe(1);
+    expect(await store.pruneAttempts('2026-03-01T10:00:00.000Z', 10)).toBe(0);
+    expect(await store.pruneAttempts('2027-01-01T00:00:00.000Z', 10)).toBe(1);
     expect(await store.listAttempts({ limit: 10 })).toEqual([]);
   });
 

@@ -29,6 +29,7 @@ import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  PRUNE_ATTEMPTS_SQL,
   backfillNext,
   backfillSql,
   Binder,
@@ -713,11 +714,9 @@ export class PostgresStore implements Store {
     return r.rows.map((x) => toAttemptRow(x, nativeReaders));
   }
 
-  async pruneAttempts(before: string): Promise<number> {
-    const r = await this.pool.query('DELETE FROM delivery_attempts WHERE started_at < $1', [
-      isoTime(before),
-    ]);
-    return r.rowCount ?? 0;
+  async pruneAttempts(before: string, limit: number): Promise<number> {
+    const b = new Binder('postgres');
+    return (await this.pool.query(PRUNE_ATTEMPTS_SQL(b, before, limit), b.values)).rowCount ?? 0;
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {

@@ -26,6 +26,7 @@ import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  PRUNE_ATTEMPTS_SQL,
   backfillNext,
   backfillSql,
   Binder,
@@ -665,11 +666,10 @@ export class SqliteStore implements Store {
     return rows.map((r) => toAttemptRow(r, textReaders));
   }
 
-  async pruneAttempts(before: string): Promise<number> {
+  async pruneAttempts(before: string, limit: number): Promise<number> {
     this.assertFile();
-    return this.db
-      .prepare(`DELETE FROM delivery_attempts WHERE started_at < ?`)
-      .run(isoTime(before)).changes;
+    const b = new Binder('sqlite');
+    return this.db.prepare(PRUNE_ATTEMPTS_SQL(b, before, limit)).run(...b.values).changes;
   }
 
   async releaseDeliveries(owner: string | null): Promise<number> {

@@ -192,8 +192,8 @@ export class ThreadedSqliteStore implements Store {
   }): Promise<AttemptRow[]> {
     return this.call('listAttempts', q);
   }
-  pruneAttempts(before: string): Promise<number> {
-    return this.call('pruneAttempts', before);
+  pruneAttempts(before: string, limit: number): Promise<number> {
+    return this.call('pruneAttempts', before, limit);
   }
   releaseDeliveries(owner: string | null): Promise<number> {
     return this.call('releaseDeliveries', owner);
