@@ -25,7 +25,7 @@ export async function cmdBackfill(args: string[]): Promise<void> {
       yes: { type: 'boolean' },
     },
   });
-  const cfg = configFrom(values);
+  const cfg = configFrom(values, { readOnly: true });
   const names = cfg.targets.map((t) => t.name);
   if (!values.target || !names.includes(values.target))
     fail(`--target must name a target of ${cfg.file}: ${names.join(', ') || 'there are none'}`, 2);

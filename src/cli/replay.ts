@@ -28,7 +28,7 @@ export async function cmdReplay(args: string[]): Promise<void> {
       'replay takes stored request ids (see `callrelay unmapped`) or dead-letter ids dl-N (see `callrelay dead`)',
       2,
     );
-  const cfg = configFrom(values);
+  const cfg = configFrom(values, { readOnly: true });
   const store = await openStore(cfg);
   let failed = 0;
   try {

@@ -40,8 +40,16 @@ export function fail(msg: string, code = 1): never {
   process.exit(code);
 }
 
-export function configFrom(values: { config?: string | undefined }): RelayConfig {
-  return loadConfig(values.config ? resolve(values.config) : defaultConfigPath());
+/** `readOnly`: the command needs no CRM or admin secrets (loadConfig). */
+export function configFrom(
+  values: { config?: string | undefined },
+  opts: { readOnly?: boolean } = {},
+): RelayConfig {
+  return loadConfig(
+    values.config ? resolve(values.config) : defaultConfigPath(),
+    process.env,
+    opts,
+  );
 }
 
 /** Run `use` with the store of relay.yaml, closed afterwards whatever happens. */
@@ -49,7 +57,8 @@ export async function withStore<T>(
   values: { config?: string | undefined },
   use: (store: Store) => Promise<T>,
 ): Promise<T> {
-  const store = await openStore(configFrom(values));
+  // Reading the store needs no CRM tokens: an operator can run these without them.
+  const store = await openStore(configFrom(values, { readOnly: true }));
   try {
     return await use(store);
   } finally {

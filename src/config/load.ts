@@ -91,9 +91,20 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
   return resolve(env.RELAY_CONFIG || 'relay.yaml');
 }
 
-export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
+/**
+ * `readOnly`: for commands that only read (and queue in) the store, a variable left unset outside
+ * `store` (a CRM token, the admin token) is not an error; only `start` and `check` need them all.
+ */
+export function loadConfig(
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { readOnly?: boolean } = {},
+): RelayConfig {
   const abs = resolve(path);
-  const y = loadYamlFile(abs, { env });
+  const y = loadYamlFile(abs, {
+    env,
+    unsetAllowed: opts.readOnly ? (p) => p[0] !== 'store' : undefined,
+  });
   const cfg = validateYaml(y, RelayConfigSchema);
   const dir = dirname(abs);
   const rel = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p));

@@ -41,11 +41,24 @@ export function displayPath(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
-export function parseYaml(
-  text: string,
-  file: string,
-  opts: { env?: NodeJS.ProcessEnv } = {},
-): LoadedYaml {
+export interface EnvOptions {
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Where an unset variable may stand for a value nobody will use (a command that only reads the
+   * store needs no CRM token): it becomes a placeholder instead of an error.
+   */
+  unsetAllowed?: (path: (string | number)[]) => boolean;
+}
+
+/** What an allowed unset variable becomes: something every field accepts, and says what it is. */
+function placeholder(name: string, path: (string | number)[]): string {
+  const key = String(path.at(-1) ?? '');
+  return /url$/i.test(key)
+    ? `https://${name.toLowerCase().replace(/_/g, '-')}.unset.invalid/`
+    : `unset-${name}`;
+}
+
+export function parseYaml(text: string, file: string, opts: EnvOptions = {}): LoadedYaml {
   const lines = new LineCounter();
   const doc = YAML.parseDocument(text, {
     lineCounter: lines,
@@ -79,6 +92,7 @@ export function parseYaml(
         const keyPath = pathOf(path, node);
         const out = substituteEnv(node.value, env, (name, hasDefault) => {
           if (hasDefault) envFallbacks.push({ name, path: keyPath });
+          else if (opts.unsetAllowed?.(keyPath)) return placeholder(name, keyPath);
           else
             issues.push(
               at(
@@ -102,7 +116,7 @@ export function parseYaml(
   return { file, doc, lines, value: doc.toJS(), envFallbacks };
 }
 
-export function loadYamlFile(path: string, opts: { env?: NodeJS.ProcessEnv } = {}): LoadedYaml {
+export function loadYamlFile(path: string, opts: EnvOptions = {}): LoadedYaml {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -121,18 +135,20 @@ export function loadYamlFile(path: string, opts: { env?: NodeJS.ProcessEnv } = {
 
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** `${NAME}` and `${NAME:-default}`; `$${` is a literal `${`. */
+/**
+ * `${NAME}` and `${NAME:-default}`; `$${` is a literal `${`. `onMissing` may give the value of an
+ * unset variable.
+ */
 export function substituteEnv(
   text: string,
   env: NodeJS.ProcessEnv,
-  onMissing: (name: string, hasDefault: boolean) => void,
+  onMissing: (name: string, hasDefault: boolean) => string | void,
 ): string {
   return text.replace(ENV_REF, (m, name: string | undefined, def: string | undefined) => {
     if (m === '$${') return '${';
     const v = env[name!];
     if (v !== undefined && v !== '') return v;
-    onMissing(name!, def !== undefined);
-    return def ?? '';
+    return onMissing(name!, def !== undefined) ?? def ?? '';
   });
 }
 

@@ -99,6 +99,43 @@ describe('relay.yaml', () => {
     ]);
   });
 
+  it('lets commands that only read the store run without the CRM and admin secrets', () => {
+    const dir = tempDir();
+    const file = join(dir, 'relay.yaml');
+    writeFileSync(
+      file,
+      `store:\n  sqlite: ./relay.db\nadmin:\n  token: \${CR_TEST_ADMIN}\nadapters: ${ADAPTERS}\n` +
+        'sources:\n  - name: pbx\n    adapter: 3cx\n    token: ${CR_TEST_PBX}\n' +
+        'targets:\n  - name: hubspot\n    type: hubspot\n    token: ${CR_TEST_HS}\n' +
+        '  - name: hook\n    type: http\n    url: ${CR_TEST_HOOK_URL}\n',
+    );
+    const env = { ...process.env };
+    for (const k of ['CR_TEST_ADMIN', 'CR_TEST_PBX', 'CR_TEST_HS', 'CR_TEST_HOOK_URL'])
+      delete env[k];
+    const run = (...args: string[]): { status: number | null; out: string } => {
+      const r = spawnSync(process.execPath, [MAIN, ...args, '--config', file], {
+        encoding: 'utf8',
+        env,
+      });
+      return { status: r.status, out: r.stdout + r.stderr };
+    };
+    for (const cmd of ['calls', 'deliveries', 'dead', 'unmapped'])
+      expect(run(cmd), cmd).toMatchObject({ status: 0 });
+    // Serving needs them all, and says which is missing and where.
+    for (const cmd of ['start', 'check']) {
+      const r = run(cmd);
+      expect(r.status, cmd).toBe(1);
+      expect(r.out, cmd).toMatch(
+        /environment variable CR_TEST_HS is not set \(used by targets\.0\.token\)/,
+      );
+    }
+    // The store itself cannot be guessed.
+    writeFileSync(file, `store:\n  postgres: \${CR_TEST_DB}\n${base()}`);
+    expect(run('calls').out).toMatch(
+      /environment variable CR_TEST_DB is not set \(used by store\.postgres\)/,
+    );
+  });
+
   it('names a missing environment variable and where it is used', () => {
     expect(configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'))).toEqual([
       '7:12 environment variable PBX_TOKEN is not set (used by sources.0.token)',
