@@ -15,6 +15,7 @@ import { cmdStart } from './cli/start.js';
 import { cmdUnmapped } from './cli/unmapped.js';
 import { fail, USAGE, type Command } from './cli/util.js';
 import { ConfigError } from './lib/yaml.js';
+import { VERSION } from './runtime.js';
 
 const COMMANDS: Record<string, Command> = {
   start: cmdStart,
@@ -33,6 +34,8 @@ async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help')
     return void process.stdout.write(USAGE);
+  if (cmd === '--version' || cmd === '-v' || cmd === 'version')
+    return void process.stdout.write(`callrelay ${VERSION}\n`);
   const run = COMMANDS[cmd];
   if (!run) fail(`unknown command "${cmd}"\n\n${USAGE}`, 2);
   try {

@@ -9,6 +9,7 @@ import type { Store } from '../store/types.js';
 export const USAGE = `callrelay: phone-system webhooks in, one call record per call out.
 
 Usage:
+  callrelay --version                        the version of this callrelay
   callrelay start   [--config FILE] [--init] run the relay (default config: $RELAY_CONFIG or ./relay.yaml);
                                              --init: create the SQLite file although an earlier one was lost;
                                              --insecure-example-tokens: run reachable with relay.yaml's example tokens

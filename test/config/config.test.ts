@@ -99,6 +99,17 @@ describe('relay.yaml', () => {
     ]);
   });
 
+  it('says its version', () => {
+    const version = (
+      JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+    ).version;
+    for (const flag of ['--version', '-v']) {
+      const r = spawnSync(process.execPath, [MAIN, flag], { encoding: 'utf8' });
+      expect(r.stdout, flag).toBe(`callrelay ${version}\n`);
+      expect(r.status).toBe(0);
+    }
+  });
+
   it('lets commands that only read the store run without the CRM and admin secrets', () => {
     const dir = tempDir();
     const file = join(dir, 'relay.yaml');
