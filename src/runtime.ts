@@ -81,16 +81,22 @@ export async function createTargets(
   for (const t of cfg.targets) {
     const impl = await loadTarget(t.type);
     const target = impl.create(t, { log, recordings });
-    out.set(t.name, { target, concurrency: t.concurrency, retryForMs: t.retryForHours * 3600_000 });
+    out.set(t.name, {
+      target,
+      concurrency: t.concurrency,
+      retryForMs: t.retryForHours * 3600_000,
+      dryRun: t.dryRun,
+    });
   }
   return out;
 }
 
 /** The targets as the console and the admin API see them: links and connection tests. */
 function consoleTargets(targets: Map<string, EngineTarget>): ConsoleTarget[] {
-  return [...targets.values()].map(({ target }) => ({
+  return [...targets.values()].map(({ target, dryRun }) => ({
     name: target.name,
     type: target.type,
+    dryRun: !!dryRun,
     link: (remote) => target.link?.(remote),
     check: async () =>
       target.check

@@ -2,7 +2,6 @@
 // (or before a route changed). Counts first; queues only with --yes; never touches calls that
 // have work for the target already, so running it twice queues nothing the second time.
 
-import { parseArgs } from 'node:util';
 import { backfillAll } from '../store/backfill.js';
 import { configFrom, fail, withStore } from './util.js';
 
@@ -14,20 +13,16 @@ function time(v: string | undefined, flag: string): string | undefined {
   return new Date(ms).toISOString();
 }
 
-export async function cmdBackfill(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      target: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      yes: { type: 'boolean' },
-    },
-  });
+export async function cmdBackfill(values: {
+  config?: string;
+  target: string;
+  since: string;
+  until?: string;
+  yes?: boolean;
+}): Promise<void> {
   const cfg = configFrom(values, { readOnly: true });
   const names = cfg.targets.map((t) => t.name);
-  if (!values.target || !names.includes(values.target))
+  if (!names.includes(values.target))
     fail(`--target must name a target of ${cfg.file}: ${names.join(', ') || 'there are none'}`, 2);
   const since = time(values.since, '--since') ?? fail('--since is required (a date)', 2);
   const until = time(values.until, '--until');

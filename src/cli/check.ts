@@ -2,7 +2,6 @@
 // problem at once with file:line:col; --online also asks each CRM target whether its token works.
 
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { exposedExampleTokens } from '../config/load.js';
 import { loadAdapter, loadAdapterDir } from '../ingest/adapter.js';
 import { ConfigError, displayPath } from '../lib/yaml.js';
@@ -10,12 +9,10 @@ import { createTargets } from '../runtime.js';
 import { createLogger } from '../telemetry/log.js';
 import { configFrom, fail } from './util.js';
 
-export async function cmdCheck(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, online: { type: 'boolean' } },
-  });
+export async function cmdCheck(
+  positionals: string[],
+  values: { config?: string; online?: boolean },
+): Promise<void> {
   const lines: string[] = [];
   const errors: string[] = [];
   const attempt = (what: () => string): void => {

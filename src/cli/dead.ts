@@ -1,14 +1,9 @@
 // `callrelay dead`: deliveries that gave up, with the CRM's last answer; their dl-ids are what
 // `callrelay replay` takes to try again.
 
-import { parseArgs } from 'node:util';
 import { printTable, withStore } from './util.js';
 
-export async function cmdDead(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { config: { type: 'string', short: 'c' }, limit: { type: 'string', default: '50' } },
-  });
+export async function cmdDead(values: { config?: string; limit: string }): Promise<void> {
   await withStore(values, async (store) => {
     const rows = await store.listDeliveries({ state: 'dead', limit: Number(values.limit) || 50 });
     const view = rows.map((d) => ({

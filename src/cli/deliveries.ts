@@ -1,27 +1,18 @@
 // `callrelay deliveries`: what is waiting to reach a CRM and why (settle window, retrying after a
 // failure with the CRM's last answer and the next try, dead), oldest due first per state.
 
-import { parseArgs } from 'node:util';
 import { badgeText, deliveryBadge } from '../domain/delivery.js';
 import type { DeliveryState } from '../store/types.js';
-import { fail, printTable, withStore } from './util.js';
+import { printTable, withStore } from './util.js';
 
-const STATES = ['due', 'retrying', 'dead', 'done'] as const;
-
-export async function cmdDeliveries(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      state: { type: 'string' },
-      target: { type: 'string' },
-      limit: { type: 'string', default: '50' },
-      json: { type: 'boolean' },
-    },
-  });
-  const state = values.state as (typeof STATES)[number] | undefined;
-  if (state !== undefined && !STATES.includes(state))
-    fail(`--state must be one of ${STATES.join(', ')}`, 2);
+export async function cmdDeliveries(values: {
+  config?: string;
+  state?: 'due' | 'retrying' | 'dead' | 'done';
+  target?: string;
+  limit: string;
+  json?: boolean;
+}): Promise<void> {
+  const state = values.state;
   const limit = Number(values.limit) || 50;
   await withStore(values, async (store) => {
     // Without --state: everything not delivered yet (due, which includes retrying, and dead).

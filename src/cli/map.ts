@@ -4,7 +4,6 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { BUNDLED_ADAPTERS } from '../config/load.js';
 import { compareCalls, readFlow, runFlow } from '../flows.js';
 import { loadAdapter, loadAdapterDir, type LoadedAdapter } from '../ingest/adapter.js';
@@ -20,24 +19,12 @@ function findAdapter(spec: string): LoadedAdapter {
   return fail(`no adapter named "${spec}" in ./adapters or the bundled adapters`);
 }
 
-export async function cmdMap(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      adapter: { type: 'string', short: 'a' },
-      timezone: { type: 'string' },
-      country: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
-  if (!values.adapter || positionals.length !== 1)
-    fail(
-      'usage: callrelay map --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC] [--json]',
-      2,
-    );
+export async function cmdMap(
+  file: string,
+  values: { adapter: string; timezone?: string; country?: string; json?: boolean },
+): Promise<void> {
   const adapter = findAdapter(values.adapter);
-  const flow = readFlow(positionals[0]!);
+  const flow = readFlow(file);
   const run = await runFlow(flow, adapter, {
     timezone: values.timezone,
     defaultCountry: values.country,

@@ -2,21 +2,15 @@
 // and make dead deliveries due again (dl-ids, or --all) for a running relay to retry. Exits 1
 // when anything named stays unmapped or was not found.
 
-import { parseArgs } from 'node:util';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { openStore } from '../runtime.js';
 import { configFrom, fail } from './util.js';
 
-export async function cmdReplay(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      'all-unmapped': { type: 'boolean' },
-      all: { type: 'boolean' },
-    },
-  });
+export async function cmdReplay(
+  positionals: string[],
+  o: { config?: string; allUnmapped?: boolean; all?: boolean },
+): Promise<void> {
+  const values = { ...o, 'all-unmapped': o.allUnmapped };
   const dead = positionals.filter((p) => p.startsWith('dl-'));
   const inbox = positionals.filter((p) => !p.startsWith('dl-'));
   if (!positionals.length && !values['all-unmapped'] && !values.all)

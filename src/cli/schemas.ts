@@ -4,7 +4,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { jsonSchemas, renderSchema } from '../config/json-schemas.js';
 import { displayPath } from '../lib/yaml.js';
 import { fail } from './util.js';
@@ -12,11 +11,7 @@ import { fail } from './util.js';
 // The package's own config/ (this file is dist/cli/schemas.js), wherever it is run from.
 const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export function cmdSchemas(args: string[]): void {
-  const { values } = parseArgs({
-    args,
-    options: { write: { type: 'boolean' }, check: { type: 'boolean' }, dir: { type: 'string' } },
-  });
+export function cmdSchemas(values: { write?: boolean; check?: boolean; dir?: string }): void {
   const dir = resolve(values.dir ?? join(PACKAGE_ROOT, 'config'));
   const schemas = jsonSchemas();
   if (values.write) {

@@ -2,28 +2,26 @@
 // the adapter files (after a fix, before replaying what they could not map). --init creates the
 // SQLite database where a marker says an earlier one was lost (store/sqlite/marker.ts).
 
-import { parseArgs } from 'node:util';
 import { exposedExampleTokens } from '../config/load.js';
 import { secretsOf } from '../config/secrets.js';
 import { Redactor } from '../lib/redact.js';
 import { displayPath } from '../lib/yaml.js';
 import { startRelay } from '../runtime.js';
-import { createLogger } from '../telemetry/log.js';
+import { createLogger, logDestination } from '../telemetry/log.js';
 import { configFrom } from './util.js';
 
-export async function cmdStart(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string', short: 'c' },
-      init: { type: 'boolean' },
-      'insecure-example-tokens': { type: 'boolean' },
-    },
-  });
+export async function cmdStart(o: {
+  config?: string;
+  init?: boolean;
+  insecureExampleTokens?: boolean;
+}): Promise<void> {
+  const values = { ...o, 'insecure-example-tokens': o.insecureExampleTokens };
   const t0 = performance.now();
   const cfg = configFrom(values);
   const redact = new Redactor(secretsOf(cfg));
-  const log = createLogger(cfg.logLevel, undefined, (line) => redact.text(line));
+  const log = createLogger(cfg.logLevel, logDestination(cfg.logFormat), (line) =>
+    redact.text(line),
+  );
   const exposed = exposedExampleTokens(cfg);
   if (exposed && !values['insecure-example-tokens']) throw exposed;
   for (const i of cfg.exampleTokens)

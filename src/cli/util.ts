@@ -1,44 +1,26 @@
-// What the commands share: the usage text, failing with an exit code, reading relay.yaml,
+// What the commands share: failing with an exit code, reading relay.yaml,
 // opening the store for one command, and the plain-text tables of calls, unmapped and dead.
 
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseEnv } from 'node:util';
 import { defaultConfigPath, loadConfig, type RelayConfig } from '../config/load.js';
 import { openStore } from '../runtime.js';
 import type { Store } from '../store/types.js';
 
-export const USAGE = `callrelay: phone-system webhooks in, one call record per call out.
-
-Usage:
-  callrelay --version                        the version of this callrelay
-  callrelay start   [--config FILE] [--init] run the relay (default config: $RELAY_CONFIG or ./relay.yaml);
-                                             --init: create the SQLite file although an earlier one was lost;
-                                             --insecure-example-tokens: run reachable with relay.yaml's example tokens
-  callrelay check   [--config FILE] [--online] [ADAPTER.yaml ...]
-                                             validate relay.yaml and every adapter; errors name file:line:col;
-                                             --online: also call each CRM once with its token
-  callrelay map     --adapter NAME|FILE FLOW.json [--timezone TZ] [--country CC]
-                                             print the canonical events and calls a flow produces;
-                                             exits 1 when the flow's "expect" does not hold
-  callrelay calls   [--config FILE] [--limit N]       recent calls, newest change first, with
-                                             how each stands with each target
-  callrelay deliveries [--config FILE] [--state due|retrying|dead|done] [--target NAME] [--json]
-                                             what is waiting to reach a CRM, and why
-  callrelay unmapped [--config FILE] [--limit N]      stored requests no adapter rule could map
-  callrelay dead    [--config FILE] [--limit N]      deliveries that gave up, with the CRM's reason
-  callrelay replay  [--config FILE] ID ... | --all-unmapped | dl-ID ... | --all
-                                             ID: map a stored request again (after an adapter fix);
-                                             dl-ID / --all: retry dead deliveries
-  callrelay backfill [--config FILE] --target NAME --since DATE [--until DATE] [--yes]
-                                             deliver calls stored before the target was added:
-                                             counts first, queues with --yes, never twice
-  callrelay schemas [--write | --check]      JSON Schemas for relay.yaml, adapters, events, records
-`;
-
-export type Command = (args: string[]) => void | Promise<void>;
-
 export function fail(msg: string, code = 1): never {
   process.stderr.write(`${msg}\n`);
   process.exit(code);
+}
+
+/**
+ * The variables of a `.env` beside relay.yaml (as `callrelay init` writes it), for those not set
+ * in the environment already: what the service manager or the shell sets wins.
+ */
+export function loadEnvBeside(configPath: string, env: NodeJS.ProcessEnv = process.env): void {
+  const file = join(dirname(configPath), '.env');
+  if (!existsSync(file)) return;
+  for (const [k, v] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) env[k] ??= v;
 }
 
 /** `readOnly`: the command needs no CRM or admin secrets (loadConfig). */
@@ -46,11 +28,9 @@ export function configFrom(
   values: { config?: string | undefined },
   opts: { readOnly?: boolean } = {},
 ): RelayConfig {
-  return loadConfig(
-    values.config ? resolve(values.config) : defaultConfigPath(),
-    process.env,
-    opts,
-  );
+  const path = values.config ? resolve(values.config) : defaultConfigPath();
+  loadEnvBeside(path);
+  return loadConfig(path, process.env, opts);
 }
 
 /** Run `use` with the store of relay.yaml, closed afterwards whatever happens. */

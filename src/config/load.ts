@@ -52,6 +52,7 @@ export interface RelayConfig {
   };
   adminToken: string | undefined;
   logLevel: RelayConfigParsed['log']['level'];
+  logFormat: RelayConfigParsed['log']['format'];
   adaptersDir: string;
   sources: ResolvedSource[];
   /** Targets with the type's defaults filled in. */
@@ -170,6 +171,21 @@ export function loadConfig(
       concurrency: t.concurrency ?? d.concurrency,
     } as CommonTargetConfig & Record<string, unknown>;
   });
+  // A CRM credential that fell back to relay.yaml's default is a placeholder for dry runs: a
+  // target that really sends needs the variable set.
+  if (!opts.readOnly)
+    for (const f of y.envFallbacks) {
+      const [top, i, key] = f.path;
+      if (top !== 'targets' || typeof i !== 'number' || targets[i]?.dryRun !== false) continue;
+      if (typeof key === 'string' && /token|secret|key|password/i.test(key))
+        issues.push(
+          issueAt(
+            y,
+            f.path,
+            `${f.path.join('.')} is the example default of \${${f.name}}: set ${f.name} (in the environment or .env), or dryRun: true to try without the CRM`,
+          ),
+        );
+    }
   const targetNames = new Set(targets.map((t) => t.name));
   const sourceNames = new Set(cfg.sources.map((s) => s.name));
   (cfg.routes ?? []).forEach((r, i) => {
@@ -203,6 +219,7 @@ export function loadConfig(
         },
     adminToken: cfg.admin.token,
     logLevel: cfg.log.level,
+    logFormat: cfg.log.format,
     adaptersDir,
     sources,
     targets,
@@ -217,7 +234,8 @@ export function loadConfig(
     metrics: cfg.metrics,
     envFallbacks: y.envFallbacks,
     exampleTokens: y.envFallbacks
-      .filter((f) => f.path.at(-1) === 'token')
+      // Target credentials are checked above: a fallback there is a dry run's placeholder.
+      .filter((f) => f.path.at(-1) === 'token' && f.path[0] !== 'targets')
       .map((f) =>
         issueAt(y, f.path, `${f.path.join('.')} is the example default of \${${f.name}}`),
       ),

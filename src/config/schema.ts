@@ -290,6 +290,14 @@ export const RelayConfigSchema = z
         level: z
           .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])
           .default('info'),
+        format: z
+          .enum(['auto', 'json', 'pretty'])
+          .default('auto')
+          .meta({
+            description:
+              'json: a JSON object per line (for log collectors); pretty: one readable line per ' +
+              'entry; auto: pretty when the output is a terminal, else json.',
+          }),
       })
       .prefault({}),
     adapters: z.string().optional().meta({

@@ -20,6 +20,8 @@ export interface EngineTarget {
   target: Target;
   concurrency: number;
   retryForMs: number;
+  /** A sandbox answers its requests (targets[].dryRun): shown as such, never sent. */
+  dryRun?: boolean;
 }
 
 export interface EngineOptions {
@@ -40,6 +42,8 @@ export interface EngineOptions {
 
 /** Longest error text kept in an attempt row or a delivery's last error. */
 const MAX_ERROR = 1000;
+/** A dry run's request body as kept (call notes are a few KiB; a template could be anything). */
+const MAX_SENT = 64 * 1024;
 const PRUNE_EVERY_MS = 3600_000;
 const PRUNE_BATCH = 1000;
 
@@ -189,7 +193,17 @@ export class DeliveryEngine {
           { target: name },
           Math.max(0, Date.now() - Date.parse(ended)) / 1000,
         );
-      this.log.info({ target: name, call: job.callId, rev: job.rev }, 'delivered');
+      this.log.info(
+        {
+          target: name,
+          source: job.source,
+          call: job.callId,
+          rev: job.rev,
+          requests: trace.length,
+          ...(t.dryRun ? { dryRun: true } : {}),
+        },
+        t.dryRun ? 'delivered to the sandbox (dry run)' : 'delivered',
+      );
     } catch (err) {
       const e =
         err instanceof DeliveryError
@@ -249,6 +263,7 @@ export class DeliveryEngine {
       result: r.error === null ? 'ok' : 'error',
       error: r.error === null ? null : this.redact.text(r.error).slice(0, MAX_ERROR),
       retryAt: null,
+      sent: r.sent ? this.redact.text(r.sent).slice(0, MAX_SENT) : null,
     }));
     const last = rows.at(-1);
     if (last && (result === 'delivered' ? last.result === 'ok' : last.result === 'error')) {
@@ -267,6 +282,7 @@ export class DeliveryEngine {
         result,
         error,
         retryAt,
+        sent: null,
       });
     }
     return rows;

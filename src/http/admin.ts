@@ -156,6 +156,7 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
     retrying: deliveryBadge(d).kind === 'retrying',
     badge: deliveryBadge(d),
     crm: targets.get(d.target)?.link(d.remote) ?? null,
+    dryRun: targets.get(d.target)?.dryRun ?? false,
   });
 
   app.use('/api/*', async (c, next) => {

@@ -163,6 +163,17 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
     const { id, result } = await pipeline.ingest(req);
     filed(result.status);
     if (result.status === 'mapped') {
+      log.info(
+        {
+          source: name,
+          id,
+          rule: result.rule,
+          events: result.events.map((e) => e.type).join(','),
+          call: result.events.find((e) => e.callId)?.callId ?? null,
+          status: 200,
+        },
+        'webhook',
+      );
       return c.json({
         ok: true,
         id,
@@ -171,8 +182,10 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
         events: result.events.map((e) => ({ type: e.type, callId: e.callId ?? null })),
       });
     }
-    if (result.status === 'ignored')
+    if (result.status === 'ignored') {
+      log.info({ source: name, id, rule: result.rule, status: 200 }, 'webhook ignored');
       return c.json({ ok: true, id, status: 'ignored', rule: result.rule });
+    }
     log.warn(
       { id, source: name, code: result.code, reason: result.message },
       'stored an unmapped request',

@@ -116,13 +116,14 @@ export function toAttemptRow(row: object, read: Readers): AttemptRow {
     result: r.result as AttemptRow['result'],
     error: r.error as string | null,
     retryAt: maybe(read, r.retry_at),
+    sent: (r.sent as string | null) ?? null,
   };
 }
 
 /** The columns of an attempt row, in the order of attemptValues (both backends insert these). */
 export const ATTEMPT_COLUMNS =
   'delivery_id, target, source, call_id, rev, operation, method, path, started_at, duration_ms, ' +
-  'status, request_id, result, error, retry_at';
+  'status, request_id, result, error, retry_at, sent';
 
 /** The delivery a run's attempts belong to, as the lease-checked update returns it. */
 export interface AttemptsOf {
@@ -156,6 +157,7 @@ export function attemptValues(d: AttemptsOf, outcome: DeliveryOutcome, a: NewAtt
     a.result,
     a.error,
     a.retryAt === null ? null : isoTime(a.retryAt),
+    a.sent,
   ];
 }
 

@@ -71,6 +71,8 @@ export interface NewAttempt {
   error: string | null;
   /** result = retry: when the next try is due. */
   retryAt: string | null;
+  /** The body the request carried, kept in dry runs only (targets[].dryRun); scrubbed. */
+  sent: string | null;
 }
 
 export type AttemptResult = 'ok' | 'error' | 'delivered' | 'retry' | 'dead';

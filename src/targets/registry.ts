@@ -49,6 +49,15 @@ const Common = {
     }),
   concurrency: z.number().int().min(1).max(64).optional(),
   timeoutSec: z.number().positive().default(15),
+  dryRun: z
+    .boolean()
+    .default(false)
+    .meta({
+      description:
+        'Build every request as for the CRM, but answer it in the relay instead of sending it (a ' +
+        'sandbox, as an empty account would answer). The requests show among the attempts, with ' +
+        'their bodies: `callrelay calls ID`, the console, GET /api/deliveries/ID/attempts.',
+    }),
   retryForHours: z
     .number()
     .positive()
@@ -66,6 +75,7 @@ export type TargetConfigInput = {
   concurrency?: number;
   timeoutSec: number;
   retryForHours: number;
+  dryRun: boolean;
 } & Record<string, unknown>;
 
 export const TargetConfigSchema = z.discriminatedUnion(

@@ -76,4 +76,6 @@ export interface CommonTargetConfig {
   timeoutSec: number;
   /** Keep retrying for this long before the dead-letter list. */
   retryForHours: number;
+  /** Requests are built and answered by the target's sandbox, never sent (kit/sandbox.ts). */
+  dryRun: boolean;
 }

@@ -1,6 +1,8 @@
-// The relay's logger: pino, JSON lines on stdout, with the places a secret could sit redacted.
+// The relay's logger: pino, JSON lines on stdout (or pino-pretty's readable lines on a terminal),
+// with the places a secret could sit redacted.
 
 import pino from 'pino';
+import pretty from 'pino-pretty';
 
 export type Logger = pino.Logger;
 
@@ -33,6 +35,24 @@ export function createLogger(
     },
     destination ?? pino.destination({ sync: false }),
   );
+}
+
+/**
+ * Where log lines go: JSON on stdout, or readable lines when asked or (auto) when stdout is a
+ * terminal. pino-pretty runs in this thread, after the scrub, on the JSON pino wrote.
+ */
+export function logDestination(
+  format: 'auto' | 'json' | 'pretty',
+  isTTY = !!process.stdout.isTTY,
+): pino.DestinationStream {
+  if (format === 'json' || (format === 'auto' && !isTTY)) return pino.destination({ sync: false });
+  return pretty({
+    colorize: isTTY,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+    singleLine: true,
+    sync: true,
+  });
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

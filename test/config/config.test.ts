@@ -46,7 +46,10 @@ describe('relay.yaml', () => {
       'HOST',
       'CALLRELAY_ADMIN_TOKEN',
       'CALLRELAY_CALLERDESK_TOKEN',
+      'HUBSPOT_TOKEN',
     ]);
+    // The shipped target is a dry run: it needs no token, and its placeholder is no example token.
+    expect(cfg.targets).toMatchObject([{ name: 'hubspot', type: 'hubspot', dryRun: true }]);
     // Until the tokens are set, only this machine can reach it.
     expect(cfg.server.host).toBe('127.0.0.1');
     expect(cfg.exampleTokens.map((i) => i.message)).toEqual([
@@ -55,6 +58,23 @@ describe('relay.yaml', () => {
     ]);
     // Callerdesk's adapter supplies the time zone and country the source leaves out.
     expect(cfg.sources[1]).toMatchObject({ timezone: 'Asia/Kolkata', defaultCountry: 'IN' });
+  });
+
+  it('refuses a target that sends with the placeholder credential, naming the place', () => {
+    const dir = tempDir();
+    const file = join(dir, 'relay.yaml');
+    const yaml = readFileSync(join(ROOT, 'relay.yaml'), 'utf8');
+    const sending = yaml.replace('    dryRun: true\n', '');
+    writeFileSync(file, sending);
+    const line = sending.split('\n').findIndex((l) => l.includes('${HUBSPOT_TOKEN:-')) + 1;
+    expect(() => loadConfig(file, {})).toThrow(
+      `relay.yaml:${line}:12 targets.0.token is the example default of \${HUBSPOT_TOKEN}: set HUBSPOT_TOKEN`,
+    );
+    // Set, it is fine; commands that only read the store never need it.
+    expect(loadConfig(file, { HUBSPOT_TOKEN: 'pat-na1-0123456789' }).targets[0]!.dryRun).toBe(
+      false,
+    );
+    expect(loadConfig(file, {}, { readOnly: true }).targets).toHaveLength(1);
   });
 
   it('finds the file through RELAY_CONFIG, else ./relay.yaml', () => {

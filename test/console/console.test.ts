@@ -56,6 +56,7 @@ function makeConsole(token: string | null = TOKENS.admin, signal?: AbortSignal):
       {
         name: 'crm',
         type: 'fake',
+        dryRun: false,
         link: () => ({ id: 'call 1', url: 'https://crm.example/1' }),
         check: async () => 'fine',
       },

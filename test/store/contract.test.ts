@@ -718,6 +718,7 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
       result,
       error: result === 'ok' || result === 'delivered' ? null : '503 unavailable',
       retryAt: null,
+      sent: null,
       ...extra,
     }) satisfies NewAttempt;
 
@@ -736,11 +737,17 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     const j = job('at1');
     await store.finishDelivery(j.id, 'a', { ok: true, rev: j.rev, remote: { objectId: '7' } }, [
       attempt(1, 'ok', { operation: 'finding the contact', method: 'GET', durationMs: 12.6 }),
-      attempt(2, 'delivered', { status: 201 }),
+      attempt(2, 'delivered', { status: 201, sent: '{"properties":{"hs_call_title":"č"}}' }),
     ]);
     const rows = await store.listAttempts({ deliveryId: j.id, limit: 10 });
     expect(rows).toMatchObject([
-      { result: 'delivered', startedAt: '2026-03-01T10:02:00.000Z', status: 201 },
+      {
+        result: 'delivered',
+        startedAt: '2026-03-01T10:02:00.000Z',
+        status: 201,
+        // A dry run's body comes back as it was written.
+        sent: '{"properties":{"hs_call_title":"č"}}',
+      },
       { result: 'ok', operation: 'finding the contact', method: 'GET', durationMs: 13 },
     ]);
     expect(rows[0]!.id).toBeGreaterThan(rows[1]!.id);
@@ -772,6 +779,7 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
       result: 'ok',
       error: null,
       retryAt: null,
+      sent: null,
     });
   });
 
@@ -1770,6 +1778,7 @@ describe('upgrading a database written before delivery attempts', () => {
             result: 'delivered',
             error: null,
             retryAt: null,
+            sent: null,
           },
         ]);
         expect(

@@ -14,6 +14,7 @@ import {
   Badge,
   Direction,
   done,
+  DryRunBadge,
   duration,
   fetched,
   Layout,
@@ -36,6 +37,7 @@ interface Delivery {
   row: DeliveryRow;
   attempts: AttemptRow[];
   link: ReturnType<ConsoleTarget['link']>;
+  dryRun: boolean;
 }
 
 async function oneCall(ctx: ConsoleContext, c: Context): Promise<CallRow> {
@@ -197,11 +199,11 @@ const safeLink = (url: string | null | undefined): string | undefined =>
   url && /^https?:\/\//i.test(url) ? url : undefined;
 
 function DeliveryCard(props: { d: Delivery; session: Session; back: string }): Child {
-  const { row: d, attempts, link } = props.d;
+  const { row: d, attempts, link, dryRun } = props.d;
   return (
     <section class="card" aria-labelledby={`dl-${d.id}`}>
       <h3 id={`dl-${d.id}`}>
-        {d.target} <Badge d={d} />
+        {d.target} <Badge d={d} /> {dryRun && <DryRunBadge />}
       </h3>
       <dl class="facts">
         <Fact label="In the CRM">
@@ -269,6 +271,12 @@ function DeliveryCard(props: { d: Delivery; session: Session; back: string }): C
                   <td>
                     {a.operation}
                     {a.method && <div class="muted">{`${a.method} ${a.path ?? ''}`}</div>}
+                    {a.sent && (
+                      <details>
+                        <summary>What the CRM would get</summary>
+                        <pre>{prettyJson(a.sent)}</pre>
+                      </details>
+                    )}
                   </td>
                   <td class="num">{a.status === null ? 'no answer' : String(a.status)}</td>
                   <td class="num">{`${a.durationMs} ms`}</td>
@@ -294,6 +302,15 @@ const attemptClass = (r: AttemptRow['result']): string =>
   r === 'ok' || r === 'delivered' ? 'ok' : r === 'retry' ? 'retrying' : 'dead';
 
 /** A stored body as text when it is UTF-8 (else a note), cut at MAX_BODY. */
+/** A dry run's body, indented when it is JSON. */
+function prettyJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
 function bodyText(body: Buffer): string {
   if (!body.length) return '(empty)';
   if (!isUtf8(body)) return `(${body.length} bytes of binary data)`;
@@ -344,7 +361,13 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
       const deliveries: Delivery[] = [];
       for (const d of await store.deliveriesOf([key])) {
         const attempts = await store.listAttempts({ deliveryId: d.id, limit: MAX_ATTEMPTS });
-        deliveries.push({ row: d, attempts, link: targets.get(d.target)?.link(d.remote) });
+        const target = targets.get(d.target);
+        deliveries.push({
+          row: d,
+          attempts,
+          link: target?.link(d.remote),
+          dryRun: !!target?.dryRun,
+        });
       }
       deliveries.sort((a, b) => a.row.target.localeCompare(b.row.target));
       const ids = [...new Set(r.events.map((e) => e.inboxId))].sort((a, b) => a - b);

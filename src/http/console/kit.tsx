@@ -140,6 +140,13 @@ export const Direction = ({ dir }: { dir: string | null }): Child =>
     <span class="muted">–</span>
   );
 
+/** A target whose requests a sandbox answers (targets[].dryRun): nothing reaches the CRM. */
+export const DryRunBadge = (): Child => (
+  <span class="badge b-dryrun" title="dryRun: true in relay.yaml: requests are built, not sent">
+    dry run
+  </span>
+);
+
 /** How a delivery stands, as one badge: delivered, waiting, retrying (next try), dead. */
 export function Badge({ d, withTarget }: { d: DeliveryRow; withTarget?: boolean }): Child {
   const b = deliveryBadge(d);

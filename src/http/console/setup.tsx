@@ -11,6 +11,7 @@ import {
   action,
   Csrf,
   done,
+  DryRunBadge,
   errorPage,
   Layout,
   page,
@@ -86,13 +87,16 @@ function SourceCard(props: {
 function TargetCard(props: {
   name: string;
   type: string;
+  dryRun: boolean;
   stats: TargetStats | undefined;
   session: Session;
 }): Child {
   const s = props.stats;
   return (
     <section class="card" aria-labelledby={`target-${props.name}`}>
-      <h3 id={`target-${props.name}`}>{props.name}</h3>
+      <h3 id={`target-${props.name}`}>
+        {props.name} {props.dryRun && <DryRunBadge />}
+      </h3>
       <dl class="facts">
         <dt>Type</dt>
         <dd>{props.type}</dd>
@@ -179,6 +183,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
                 <TargetCard
                   name={t.name}
                   type={t.type}
+                  dryRun={t.dryRun}
                   stats={counts.get(t.name)}
                   session={session}
                 />

@@ -9,6 +9,8 @@ import type { Logger } from '../../telemetry/log.js';
 export interface ConsoleTarget {
   name: string;
   type: string;
+  /** Its requests are answered by a sandbox, never sent (targets[].dryRun). */
+  dryRun: boolean;
   /** The CRM's copy of a call as a link (id, and a URL when the target can build one). */
   link(remote: RemoteState): { id: string; url: string | null } | undefined;
   /** `check --online`: one cheap authenticated request; what works, or throws the CRM's reason. */

@@ -174,4 +174,12 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX event_links_call ON event_links (source, call_id);
     `,
   },
+  {
+    version: 6,
+    name: 'bodies of dry-run requests',
+    sql: `
+      -- The same as SQLite's migration 7 (see there).
+      ALTER TABLE delivery_attempts ADD COLUMN sent text;
+    `,
+  },
 ];

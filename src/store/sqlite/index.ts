@@ -301,7 +301,7 @@ export class SqliteStore implements Store {
       ),
       insertAttempt: db.prepare(
         `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS})
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       goneCall: db.prepare(
         `UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`,

@@ -203,4 +203,13 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX event_links_call ON event_links (source, call_id);
     `,
   },
+  {
+    version: 7,
+    name: 'bodies of dry-run requests',
+    sql: `
+      -- A dry run (targets[].dryRun) keeps the body each request would have sent, for the admin
+      -- to read; real deliveries leave it NULL.
+      ALTER TABLE delivery_attempts ADD COLUMN sent TEXT;
+    `,
+  },
 ];

@@ -6,6 +6,7 @@
 import { createHmac } from 'node:crypto';
 import { CrmClient } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
+import { httpSandbox } from './sandbox.js';
 import { compileExpr, type CompiledExpr } from '../../lib/expr.js';
 import type { DeliveryContext, Target } from '../types.js';
 import type { HttpConfig } from './spec.js';
@@ -49,6 +50,7 @@ class HttpWebhookTarget implements Target {
       headers: { 'user-agent': 'callrelay', ...cfg.headers },
       limiter: new WindowLimiter(cfg.rateLimit.requests, cfg.rateLimit.perSeconds * 1000),
       timeoutMs: cfg.timeoutSec * 1000,
+      ...(cfg.dryRun ? { sandbox: httpSandbox() } : {}),
     });
     this.template = cfg.template ? compileExpr(cfg.template, {}) : undefined;
   }

@@ -194,6 +194,63 @@ describe('HubSpot target', () => {
     expect(hs.count('GET', '/crm/v3/owners')).toBe(1);
   });
 
+  it('in a dry run builds exactly what HubSpot gets, sends nothing, and keeps the bodies', async () => {
+    // Delivered a second after the end, once the whole flow is in: the same requests each time.
+    const agents =
+      '    agents:\n      "202": alice@example.com\n    missedCallTask: true\n    settleSec: 1\n';
+    const flows = ['3cx-v2-incoming-answered', '3cx-v2-outgoing-missed'].map(
+      (n) => goldenCases().find((c) => c.flow.name === n)!.flow,
+    );
+    const real = await open(agents);
+    real.hs.owners.push({
+      id: '70001',
+      email: 'alice@example.com',
+      type: 'PERSON',
+      archived: false,
+    });
+    const dry = await open(`${agents}    dryRun: true\n`);
+    for (const { send, settle } of [real, dry]) {
+      for (const f of flows) for (const r of f.requests) await send('3cx', r);
+      await settle();
+    }
+    // Nothing reached the dry run's HubSpot, not even a lookup.
+    expect(dry.hs.log).toEqual([]);
+    expect(real.hs.calls.size).toBe(2);
+    for (const f of flows) {
+      const callId = String(f.expect!.calls[0]!.callId);
+      const attempts = (
+        await dry.relay.store.listAttempts({ call: { source: '3cx', callId }, limit: 50 })
+      ).reverse();
+      const token = `callrelay:3cx:${callId}`;
+      const realCall = [...real.hs.calls.values()].find(
+        (o) => o.properties.hs_call_external_id === token,
+      )!;
+      const sentOps = attempts.filter((a) => a.method !== 'GET' && !a.path!.includes('/search'));
+      // The engagement's properties as HubSpot ended up with them (creates, then PATCHes).
+      const built: Record<string, string> = {};
+      for (const a of sentOps.filter((a) => /\/calls(\/\d+)?$/.test(a.path!)))
+        Object.assign(
+          built,
+          (JSON.parse(a.sent!) as { properties: Record<string, string> }).properties,
+        );
+      const { hubspot_owner_id: realOwner, hs_timestamp: _t, ...realProps } = realCall.properties;
+      const { hubspot_owner_id: dryOwner, hs_timestamp: _u, ...dryProps } = built;
+      expect(dryProps).toEqual(realProps);
+      // The owner is looked up as for real; the sandbox answers with an id of its own.
+      expect(realOwner === undefined).toBe(dryOwner === undefined);
+      // Reads are kept without a body; every write carries the JSON that would have been sent.
+      for (const a of attempts) expect(a.sent === null).toBe(a.method === 'GET');
+    }
+    // The same requests overall (ids aside), the missed call's follow-up task among them.
+    const shape = (method: string, path: string): string =>
+      `${method} ${path.replace(/\/\d+$/, '/ID')}`;
+    const all = await dry.relay.store.listAttempts({ limit: 100 });
+    expect(all.map((a) => shape(a.method!, a.path!)).sort()).toEqual(
+      real.hs.log.map((l) => shape(l.method, l.path)).sort(),
+    );
+    expect(real.hs.count('POST', '/crm/v3/objects/tasks')).toBe(1);
+  });
+
   it('creates contacts for unknown callers and one follow-up task per missed call', async () => {
     const { hs, send, settle } = await open(
       '    createContacts: true\n    missedCallTask: true\n    agents:\n      "804": "90001"\n',

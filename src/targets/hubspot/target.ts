@@ -12,6 +12,7 @@ import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { RemoteState } from '../../domain/delivery.js';
 import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
+import { hubspotSandbox } from './sandbox.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { DeliveryContext, Target } from '../types.js';
@@ -60,6 +61,7 @@ class HubspotTarget implements Target {
       byEmail: (email) => this.ownerByEmail(email),
     });
     const crm = connectCrm(cfg, {
+      sandbox: hubspotSandbox,
       auth: { authorization: `Bearer ${cfg.token}` },
       policy: {
         // 423: too much data too fast (wait 2 s); 477: portal migrating (Retry-After).

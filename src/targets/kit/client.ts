@@ -9,6 +9,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { DeliveryError } from './errors.js';
 import type { WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
+import { describeBody, type Sandbox } from './sandbox.js';
 import { recordRequest, requestIdOf } from './trace.js';
 
 export interface HttpCall {
@@ -46,6 +47,11 @@ export interface CrmClientOptions {
   onAnswer?: (a: HttpAnswer) => void;
   /** Quick retries inside one attempt (the persisted schedule takes over after). */
   quickRetries?: number;
+  /**
+   * A dry run: this answers every request instead of the network, and each request's body is
+   * kept in the trace (kit/sandbox.ts).
+   */
+  sandbox?: Sandbox;
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
@@ -106,6 +112,7 @@ export class CrmClient {
       path: pathOf(url),
       startedAt: new Date().toISOString(),
       waitedMs: Math.round(sent - queued),
+      ...(this.o.sandbox ? { sent: describeBody(c) } : {}),
     };
     try {
       const answer = await this.exchange(c, url);
@@ -132,6 +139,11 @@ export class CrmClient {
 
   /** One request and its classified answer. */
   private async exchange(c: HttpCall, url: string): Promise<HttpAnswer> {
+    if (this.o.sandbox) {
+      const u = new URL(url);
+      const said = this.o.sandbox({ method: c.method, path: u.pathname + u.search, json: c.json });
+      return this.classified(c, { headers: {}, ...said });
+    }
     const headers: Record<string, string> = { ...this.o.headers, ...c.headers };
     let body: string | Buffer | Readable | undefined = c.body;
     if (c.stream) body = Readable.from(await c.stream());
@@ -165,11 +177,15 @@ export class CrmClient {
       );
       throw e.ambiguous ? new AbortError(e) : e;
     }
-    const answer: HttpAnswer = {
+    return this.classified(c, {
       status: res.statusCode,
       headers: flatHeaders(res.headers),
       body: await readBody(res),
-    };
+    });
+  }
+
+  /** The CRM's answer (or the sandbox's), classified: returned if it worked, else thrown. */
+  private classified(c: HttpCall, answer: HttpAnswer): HttpAnswer {
     this.o.onAnswer?.(answer);
     const verdict = classify(answer.status, answer.headers, answer.body, this.o.policy);
     if (verdict.kind === 'ok') return answer;

@@ -6,6 +6,7 @@
 import { CrmClient } from './client.js';
 import { WindowLimiter } from './limiter.js';
 import type { RetryPolicy } from './policy.js';
+import type { Sandbox } from './sandbox.js';
 
 interface Rate {
   requests: number;
@@ -18,6 +19,8 @@ export interface CrmEndpoint {
   rateLimit: Rate;
   searchRateLimit: Rate;
   timeoutSec: number;
+  /** Build the requests and let `CrmWays.sandbox` answer them: nothing leaves the relay. */
+  dryRun: boolean;
 }
 
 export interface CrmWays {
@@ -28,6 +31,8 @@ export interface CrmWays {
   errorFields: string[];
   /** The header that says how many requests the window has left; at "0", pause this long. */
   windowLeft: { header: string; pauseMs(headers: Record<string, string>): number };
+  /** How an empty account of this CRM answers (dry runs). */
+  sandbox: () => Sandbox;
 }
 
 export interface CrmConnection {
@@ -48,6 +53,7 @@ export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
     limiter,
     timeoutMs: cfg.timeoutSec * 1000,
     policy: ways.policy,
+    ...(cfg.dryRun ? { sandbox: ways.sandbox() } : {}),
     errorText: (body) => {
       if (body && typeof body === 'object') {
         const b = body as Record<string, unknown>;

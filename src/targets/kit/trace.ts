@@ -18,6 +18,8 @@ export interface RequestTrace {
   requestId: string | null;
   /** Why it failed (null: it worked). */
   error: string | null;
+  /** The body sent, kept in dry runs only (targets[].dryRun). */
+  sent?: string | null;
 }
 
 const current = new AsyncLocalStorage<RequestTrace[]>();

@@ -74,6 +74,33 @@ describe('Pipedrive target', () => {
     return s;
   };
 
+  it('in a dry run builds exactly the call log Pipedrive gets and sends nothing', async () => {
+    const flow = goldenCases().find((c) => c.flow.name === '3cx-v2-incoming-answered')!.flow;
+    const target = '    agents:\n      "202": alice@example.com\n';
+    const real = await open({ settle: 0.5, target });
+    real.pd.users.push({ id: 17, email: 'alice@example.com', name: 'Alice' });
+    const dry = await open({ settle: 0.5, target: `${target}    dryRun: true\n` });
+    for (const { send, settle } of [real, dry]) {
+      for (const r of flow.requests) await send('3cx', r);
+      await settle();
+    }
+    expect(dry.pd.log).toEqual([]);
+    const [log] = [...real.pd.callLogs.values()];
+    const attempts = await dry.relay.store.listAttempts({ limit: 50 });
+    const sent = attempts.filter((a) => a.path === '/api/v1/callLogs');
+    expect(sent).toHaveLength(1);
+    // Ids differ (the sandbox makes its own), and the end is when each relay received it.
+    const differ = ['activity_id', 'user_id', 'person_id', 'end_time'];
+    const without = (b: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(b).filter(([k]) => !differ.includes(k)));
+    expect(without(JSON.parse(sent[0]!.sent!) as Record<string, unknown>)).toEqual(
+      without(log!.body),
+    );
+    expect(attempts.map((a) => `${a.method} ${a.path}`).sort()).toEqual(
+      real.pd.log.map((l) => `${l.method} ${l.path}`).sort(),
+    );
+  });
+
   it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))(
     '%s ends as exactly its call logs',
     async (_n, c) => {

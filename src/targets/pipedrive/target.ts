@@ -19,6 +19,7 @@ import { DeliveryError } from '../kit/errors.js';
 import type { RemoteState } from '../../domain/delivery.js';
 import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
+import { pipedriveSandbox } from './sandbox.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
 import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
@@ -110,6 +111,7 @@ class PipedriveTarget implements Target {
       byEmail: (email) => this.userByEmail(email),
     });
     const crm = connectCrm(cfg, {
+      sandbox: pipedriveSandbox,
       auth: { 'x-api-token': cfg.token },
       policy: {
         pause: (_s, h) =>

@@ -1,0 +1,195 @@
+// The callrelay command line: every command, its options and its help, declared with commander
+// (help for each command, suggestions for mistyped commands and options, and --version, without
+// hand-written parsing). Each command's work lives in its own file under cli/.
+
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { VERSION } from '../runtime.js';
+import { cmdBackfill } from './backfill.js';
+import { cmdCalls } from './calls.js';
+import { cmdCheck } from './check.js';
+import { cmdDead } from './dead.js';
+import { cmdDeliveries } from './deliveries.js';
+import { cmdInit } from './init.js';
+import { cmdMap } from './map.js';
+import { cmdReplay } from './replay.js';
+import { cmdSchemas } from './schemas.js';
+import { cmdSimulate } from './simulate.js';
+import { cmdStart } from './start.js';
+import { cmdUnmapped } from './unmapped.js';
+
+const CONFIG_HELP = 'relay.yaml to use (default: $RELAY_CONFIG, else ./relay.yaml)';
+
+/** -c, --config FILE: every command that reads relay.yaml has it. */
+const withConfig = (c: Command): Command => c.option('-c, --config <file>', CONFIG_HELP);
+
+const count = (what: string, dflt: string): Option =>
+  new Option('--limit <n>', `at most this many ${what}`).default(dflt).argParser((v) => {
+    if (!/^\d+$/.test(v) || Number(v) < 1)
+      throw new InvalidArgumentError('--limit takes a whole number, 1 or more');
+    return v;
+  });
+
+export function buildProgram(): Command {
+  const program = new Command('callrelay')
+    .description(
+      'Phone-system webhooks in, one call record per call out, delivered to your CRM.\n' +
+        'New here? callrelay init, then callrelay start (README: "Quick start").',
+    )
+    .version(`callrelay ${VERSION}`, '-v, --version', 'print the version')
+    .helpCommand('help [command]', 'help for a command')
+    // Errors come back to main.ts (exit code 2) instead of exiting here; subcommands made below
+    // inherit this and the two settings that follow.
+    .exitOverride()
+    .showSuggestionAfterError()
+    .showHelpAfterError('(callrelay --help lists the commands)')
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: false });
+
+  program
+    .command('init')
+    .description(
+      'write relay.yaml and .env for your PBX and CRM, with fresh tokens, and print the lines ' +
+        'to paste into 3CX or Callerdesk',
+    )
+    .addOption(new Option('--pbx <kind>', 'the phone system').choices(['3cx', 'callerdesk']))
+    .addOption(
+      new Option('--crm <kind>', 'where calls go (sandbox: a dry run, nothing is sent)').choices([
+        'hubspot',
+        'pipedrive',
+        'sandbox',
+      ]),
+    )
+    .option('--url <url>', "the relay's public URL, as the PBX reaches it (https://...)")
+    .option(
+      '--agent <ext=email>',
+      'an extension and its CRM user; repeat for each agent',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option('--timezone <tz>', "the PBX's time zone (default: this machine's)")
+    .option('--country <cc>', 'two-letter country for numbers dialled without a country code')
+    .option('--dir <folder>', 'where to write relay.yaml and .env', '.')
+    .option('-y, --yes', 'ask nothing: take the flags, defaults for the rest')
+    .option('--force', 'overwrite relay.yaml and .env if they exist')
+    .action((o) => cmdInit(o));
+
+  withConfig(
+    program
+      .command('start')
+      .description('run the relay until SIGTERM or SIGINT; SIGHUP reloads relay.yaml and adapters')
+      .option('--init', 'create the SQLite file although a marker says an earlier one was lost')
+      .option(
+        '--insecure-example-tokens',
+        "run reachable from other machines with relay.yaml's example tokens",
+      ),
+  ).action((o) => cmdStart(o));
+
+  withConfig(
+    program
+      .command('check')
+      .description(
+        'validate relay.yaml and every adapter (errors name file:line:col); with --online, also ' +
+          'ask each CRM whether its token works and its agents exist',
+      )
+      .argument('[adapter...]', 'check these adapter files instead of relay.yaml')
+      .option('--online', 'call each CRM with its token; verify the agent mapping'),
+  ).action((files: string[], o) => cmdCheck(files, o));
+
+  withConfig(
+    program
+      .command('simulate')
+      .description(
+        'replay bundled sample call flows into a running relay, as the PBX would send them, ' +
+          'each as a new call',
+      )
+      .argument('[flow...]', 'flow names (callrelay simulate --list shows them)')
+      .option('--all', 'every bundled flow of the configured sources')
+      .option('--list', 'list the flows and exit')
+      .option('--to <url>', 'the relay to post to (default: server.host and port of relay.yaml)'),
+  ).action((flows: string[], o) => cmdSimulate(flows, o));
+
+  program
+    .command('map')
+    .description(
+      'print the events and calls a flow file produces through one adapter; exits 1 when ' +
+        'the flow\'s "expect" does not hold',
+    )
+    .argument('<flow>', 'a flow file (JSON, as under adapters/cases/)')
+    .requiredOption('-a, --adapter <name|file>', 'an adapter name or file')
+    .option('--timezone <tz>', "the source's time zone (default: the flow's, else the adapter's)")
+    .option('--country <cc>', 'country for numbers without a country code')
+    .option('--json', 'print JSON')
+    .action((flow: string, o) => cmdMap(flow, o));
+
+  withConfig(
+    program
+      .command('calls')
+      .description(
+        'recent calls, newest change first, with how each stands with each target; with an ' +
+          'ID, that call and every request made for it (a dry run: with the bodies)',
+      )
+      .argument('[id...]', 'call ids to show in full')
+      .addOption(count('calls', '20'))
+      .option('--source <name>', 'only calls of this source')
+      .option('--json', 'print JSON'),
+  ).action((ids: string[], o) => cmdCalls(ids, o));
+
+  withConfig(
+    program
+      .command('deliveries')
+      .description('what is waiting to reach a CRM, and why')
+      .addOption(
+        new Option('--state <state>', 'only these').choices(['due', 'retrying', 'dead', 'done']),
+      )
+      .option('--target <name>', 'only this target')
+      .addOption(count('deliveries per state', '50'))
+      .option('--json', 'print JSON'),
+  ).action((o) => cmdDeliveries(o));
+
+  withConfig(
+    program
+      .command('unmapped')
+      .description('stored requests no adapter rule could map, with the reason')
+      .addOption(count('requests', '50')),
+  ).action((o) => cmdUnmapped(o));
+
+  withConfig(
+    program
+      .command('dead')
+      .description("deliveries that gave up, with the CRM's reason")
+      .addOption(count('deliveries', '50')),
+  ).action((o) => cmdDead(o));
+
+  withConfig(
+    program
+      .command('replay')
+      .description(
+        'map stored requests again (after an adapter fix), or retry dead deliveries (dl-ID)',
+      )
+      .argument('[id...]', 'stored request ids (callrelay unmapped) or dl-IDs (callrelay dead)')
+      .option('--all-unmapped', 'every unmapped request')
+      .option('--all', 'every dead delivery'),
+  ).action((ids: string[], o) => cmdReplay(ids, o));
+
+  withConfig(
+    program
+      .command('backfill')
+      .description(
+        'deliver calls stored before a target was added: counts first, queues with --yes, ' +
+          'never twice',
+      )
+      .requiredOption('--target <name>', 'the target to deliver to')
+      .requiredOption('--since <date>', 'calls that started at or after (2026-11-01)')
+      .option('--until <date>', 'and before this')
+      .option('-y, --yes', 'queue them (without: only count)'),
+  ).action((o) => cmdBackfill(o));
+
+  program
+    .command('schemas')
+    .description('JSON Schemas for relay.yaml, adapters, events and records')
+    .option('--write', 'write them to config/')
+    .option('--check', 'exit 1 if the files in config/ are stale')
+    .option('--dir <folder>', 'another folder than config/')
+    .action((o) => cmdSchemas(o));
+
+  return program;
+}
