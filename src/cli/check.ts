@@ -2,12 +2,34 @@
 // problem at once with file:line:col; --online also asks each CRM target whether its token works.
 
 import { resolve } from 'node:path';
-import { exposedExampleTokens } from '../config/load.js';
+import { existsSync } from 'node:fs';
+import { exposedExampleTokens, type RelayConfig } from '../config/load.js';
 import { loadAdapter, loadAdapterDir } from '../ingest/adapter.js';
 import { ConfigError, displayPath } from '../lib/yaml.js';
-import { createTargets } from '../runtime.js';
+import { createTargets, openStore } from '../runtime.js';
 import { createLogger } from '../telemetry/log.js';
 import { configFrom, fail } from './util.js';
+
+/** How many of the latest calls each agent extension handled (none when there is no store yet). */
+async function recentAgents(
+  cfg: RelayConfig,
+): Promise<{ calls: number; agents: Map<string, number> }> {
+  const agents = new Map<string, number>();
+  // A check must never create the database a first start would.
+  if ('sqlite' in cfg.store && !existsSync(cfg.store.sqlite)) return { calls: 0, agents };
+  const store = await openStore(cfg);
+  try {
+    const rows = await store.listCalls({ limit: RECENT_CALLS });
+    for (const { record } of rows)
+      if (record.agent) agents.set(record.agent, (agents.get(record.agent) ?? 0) + 1);
+    return { calls: rows.length, agents };
+  } finally {
+    await store.close();
+  }
+}
+
+/** How far back `check --online` looks for extensions without a mapping. */
+const RECENT_CALLS = 500;
 
 export async function cmdCheck(
   positionals: string[],
@@ -41,15 +63,28 @@ export async function cmdCheck(
   if (values.online && !errors.length && !positionals.length) {
     const cfg = configFrom(values);
     const targets = await createTargets(cfg, createLogger('silent'));
-    for (const [name, { target }] of targets) {
-      if (!target.check) {
-        lines.push(`--  ${name} (${target.type}): nothing to check without sending a real event`);
-        continue;
-      }
+    const seen = await recentAgents(cfg);
+    for (const [name, { target, dryRun }] of targets) {
+      const label = `${name} (${target.type}${dryRun ? ', dry run' : ''})`;
       try {
-        lines.push(`ok  ${name} (${target.type}): ${await target.check()}`);
+        if (!target.check) {
+          lines.push(`--  ${label}: nothing to check without sending a real event`);
+          continue;
+        }
+        lines.push(`ok  ${label}: ${await target.check()}`);
+        const unknown = (await target.unknownAgents?.()) ?? [];
+        errors.push(...unknown.map((u) => `${label}: ${u}: its calls go without an owner`));
+        if (target.mappedAgents && !unknown.length && target.mappedAgents.length)
+          lines.push(`ok  ${label}: all ${target.mappedAgents.length} agents are users`);
+        const mapped = new Set(target.mappedAgents ?? []);
+        for (const [ext, n] of seen.agents)
+          if (target.mappedAgents && !mapped.has(ext))
+            lines.push(
+              `--  ${label}: extension ${ext} handled ${n} of the last ${seen.calls} calls and ` +
+                'has no agents: entry, so its calls go without an owner',
+            );
       } catch (err) {
-        errors.push(`${name} (${target.type}): ${(err as Error).message}`);
+        errors.push(`${label}: ${(err as Error).message}`);
       } finally {
         await target.close();
       }

@@ -22,6 +22,13 @@ export interface Target {
    * not.
    */
   check?(): Promise<string>;
+  /**
+   * The `agents` entries the CRM has no user for (`check --online`), one sentence each; empty
+   * when every one is known.
+   */
+  unknownAgents?(): Promise<string[]>;
+  /** The extensions relay.yaml maps to a CRM user (calls of others go without an owner). */
+  readonly mappedAgents?: readonly string[];
   /** Where an admin sees the CRM's copy of a call (the console links to it), if known. */
   link?(remote: RemoteState): { id: string; url: string | null } | undefined;
   close(): Promise<void>;

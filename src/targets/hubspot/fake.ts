@@ -256,6 +256,12 @@ export class FakeHubspot extends CrmFake {
         .map((o) => ({ ...o, firstName: 'A', lastName: 'B', userId: Number(o.id) }));
       return after(200, { results });
     }
+    const owner = /^\/crm\/v3\/owners\/(\d+)$/.exec(url.pathname);
+    if (req.method === 'GET' && owner) {
+      const o = this.owners.find((x) => x.id === owner[1]);
+      if (!o) return error(404, 'OBJECT_NOT_FOUND', `Owner ${owner[1]} not found`);
+      return after(200, { ...o, firstName: 'A', lastName: 'B', userId: Number(o.id) });
+    }
     error(404, 'OBJECT_NOT_FOUND', `no route ${key}`);
   }
 }

@@ -59,8 +59,10 @@ class HubspotTarget implements Target {
       ttlMs: cfg.cacheSec * 1000,
       fromNumber: (id) => id,
       byEmail: (email) => this.ownerByEmail(email),
+      exists: (id) => this.http.exists(`/crm/v3/owners/${id}`, `looking up the owner ${id}`),
     });
     const crm = connectCrm(cfg, {
+      crm: 'HubSpot',
       sandbox: hubspotSandbox,
       auth: { authorization: `Bearer ${cfg.token}` },
       policy: {
@@ -294,6 +296,14 @@ class HubspotTarget implements Target {
         ? `${appUrl.replace(/\/+$/, '')}/contacts/${portalId}/record/0-1/${r.contactId}`
         : null;
     return { id: `call ${r.callObjectId}`, url };
+  }
+
+  get mappedAgents(): string[] {
+    return Object.keys(this.cfg.agents);
+  }
+
+  unknownAgents(): Promise<string[]> {
+    return this.owners.unknown('HubSpot');
   }
 
   async check(): Promise<string> {

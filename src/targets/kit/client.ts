@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
-import { DeliveryError } from './errors.js';
+import { DeliveryError, networkHint } from './errors.js';
 import type { WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
 import { describeBody, type Sandbox } from './sandbox.js';
@@ -36,6 +36,8 @@ export interface HttpAnswer {
 }
 
 export interface CrmClientOptions {
+  /** The CRM's name for messages: "HubSpot" (default: the receiver). */
+  crm?: string;
   baseUrl: string;
   headers: Record<string, string>;
   limiter: WindowLimiter;
@@ -165,10 +167,11 @@ export class CrmClient {
       // The body's own source failed (a recording found over its cap mid-stream): that is the
       // error, as its source classified it, and no sign that the CRM processed anything.
       if (err instanceof DeliveryError) throw err;
-      const code = (err as { code?: string }).code ?? '';
+      const code = networkCode(err);
       const sent = !NOT_SENT.has(code);
+      const hint = networkHint(code, this.o.crm ?? 'the receiver');
       const e = new DeliveryError(
-        `${c.what}: ${code || (err as Error).message}${sent ? ' (the request may have been received)' : ''}`,
+        `${c.what}: ${code || (err as Error).message}${hint ? ` ${new URL(url).host}: ${hint}` : ''}${sent ? ' (the request may have been received)' : ''}`,
         {
           retryable: true,
           ambiguous: sent && !c.idempotent,
@@ -205,9 +208,27 @@ export class CrmClient {
     });
   }
 
+  /** Whether a GET finds what `path` names (a 404 says it does not). */
+  async exists(path: string, what: string): Promise<boolean> {
+    try {
+      await this.call({ method: 'GET', path, idempotent: true, what });
+      return true;
+    } catch (err) {
+      const e = err instanceof AbortError ? err.originalError : err;
+      if (e instanceof DeliveryError && e.status === 404) return false;
+      throw e;
+    }
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
+}
+
+/** The error code of a failed request (undici wraps the socket's error in `cause`). */
+function networkCode(err: unknown): string {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return (e.code === 'UND_ERR_CONNECT' || !e.code ? e.cause?.code : e.code) ?? e.code ?? '';
 }
 
 function pathOf(url: string): string {

@@ -24,6 +24,8 @@ export interface CrmEndpoint {
 }
 
 export interface CrmWays {
+  /** The CRM's name in messages: "HubSpot". */
+  crm: string;
   /** The credential header. */
   auth: Record<string, string>;
   policy: RetryPolicy;
@@ -48,6 +50,7 @@ export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
     cfg.searchRateLimit.perSeconds * 1000,
   );
   const client = new CrmClient({
+    crm: ways.crm,
     baseUrl: cfg.baseUrl,
     headers: { ...ways.auth, accept: 'application/json', 'user-agent': 'callrelay' },
     limiter,

@@ -1,8 +1,8 @@
 // Creating a CRM object once although a create's answer can be lost (the connection drops after
 // the request went out). The intent is saved before the create, so that the next attempt knows a
 // create may have gone through: it looks for what that create made and adopts it rather than
-// making a duplicate. A create the CRM refused outright made nothing, so it clears the intent and
-// the next attempt creates without looking.
+// making a duplicate. A create the CRM refused outright, or that never left the relay, made
+// nothing, so it clears the intent and the next attempt creates without looking.
 
 import type { RemoteState } from '../../domain/delivery.js';
 import type { DeliveryContext } from '../types.js';
@@ -63,12 +63,12 @@ export async function createOnce(o: CreateOnce): Promise<{ id: string; adopted: 
   try {
     id = await o.create();
   } catch (err) {
-    // Refused outright (4xx, 429): nothing was created, so the next attempt need not look.
+    // Refused outright (4xx, 429), or never sent (a DNS failure, a refused connection): nothing
+    // was created, so the next attempt need not look for a lost create.
     if (
       err instanceof DeliveryError &&
       !err.ambiguous &&
-      err.status !== undefined &&
-      err.status < 500
+      (err.status === undefined || err.status < 500)
     ) {
       delete remote.pendingCreate;
       await ctx.save(remote);

@@ -1,4 +1,20 @@
-// Why a delivery did not succeed, in a form the engine can act on: retry (when), or dead-letter.
+// Why a delivery did not succeed, in a form the engine can act on: retry (when), or dead-letter;
+// and what a network error means for whoever reads it.
+
+/** What a network error code means, and what to look at, for `crm`'s host. */
+export function networkHint(code: string, crm: string): string | undefined {
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return `the relay cannot resolve ${crm}'s host; check DNS or the proxy`;
+  if (code === 'ECONNREFUSED') return `nothing accepts connections there; check the URL and port`;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT')
+    return `no answer to the connection; check the firewall or the outbound proxy`;
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH')
+    return `no route to ${crm}; check the network`;
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'the connection was cut';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code))
+    return `${crm}'s TLS certificate is not trusted here; a proxy that inspects TLS needs its CA in NODE_EXTRA_CA_CERTS`;
+  return undefined;
+}
 
 export class DeliveryError extends Error {
   /** Retry later (network trouble, 408/425/429/5xx) rather than dead-letter. */

@@ -14,6 +14,8 @@ export interface UserLookupOptions<Id> {
   fromNumber(id: string): Id;
   /** The user with this email, if the CRM has one. */
   byEmail(email: string): Promise<Id | undefined>;
+  /** Whether the CRM has a user with this id (check --online). */
+  exists?(id: Id): Promise<boolean>;
 }
 
 export class UserLookup<Id> {
@@ -21,6 +23,22 @@ export class UserLookup<Id> {
 
   constructor(private readonly o: UserLookupOptions<Id>) {
     this.cache = new Cache(o.ttlMs);
+  }
+
+  /**
+   * The mapped agents the CRM does not know (`check --online`), as sentences: their calls would
+   * go without an owner. Asks the CRM once per entry, whatever the cache holds.
+   */
+  async unknown(crm: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const [ext, mapped] of Object.entries(this.o.agents)) {
+      if (/^\d+$/.test(mapped)) {
+        if (this.o.exists && !(await this.o.exists(this.o.fromNumber(mapped))))
+          out.push(`agent ${ext} -> ${mapped}: no ${crm} user has this id`);
+      } else if ((await this.o.byEmail(mapped)) === undefined)
+        out.push(`agent ${ext} -> ${mapped}: no ${crm} user has this email`);
+    }
+    return out;
   }
 
   /** The CRM user of this agent (extension), if relay.yaml maps it and the CRM knows them. */

@@ -207,6 +207,11 @@ export class FakePipedrive extends CrmFake {
         company_name: 'Acme',
         company_domain: 'acme',
       });
+    const user = /^\/api\/v1\/users\/(\d+)$/.exec(url.pathname);
+    if (req.method === 'GET' && user) {
+      const u = this.users.find((x) => x.id === Number(user[1]));
+      return u ? ok(u) : fail(404, 'User not found');
+    }
     if (req.method === 'GET' && url.pathname === '/api/v1/users/find') {
       const term = url.searchParams.get('term') ?? '';
       if (url.searchParams.get('search_by_email') !== '1')

@@ -109,8 +109,10 @@ class PipedriveTarget implements Target {
       ttlMs: cfg.cacheSec * 1000,
       fromNumber: Number,
       byEmail: (email) => this.userByEmail(email),
+      exists: (id) => this.http.exists(`/api/v1/users/${id}`, `looking up the user ${id}`),
     });
     const crm = connectCrm(cfg, {
+      crm: 'Pipedrive',
       sandbox: pipedriveSandbox,
       auth: { 'x-api-token': cfg.token },
       policy: {
@@ -452,6 +454,14 @@ class PipedriveTarget implements Target {
       domain && r.personId ? `https://${domain}.pipedrive.com/person/${r.personId}` : null;
     const id = r.callLogId ? `call log ${r.callLogId}` : `call activity ${r.callActivityId}`;
     return { id, url };
+  }
+
+  get mappedAgents(): string[] {
+    return Object.keys(this.cfg.agents);
+  }
+
+  unknownAgents(): Promise<string[]> {
+    return this.users.unknown('Pipedrive');
   }
 
   async check(): Promise<string> {
