@@ -115,14 +115,25 @@ export interface Relay {
   retention: Retention;
   metrics: RelayMetrics;
   /**
-   * Re-read the adapter files (after a fix) for new and replayed requests; throws, changing
-   * nothing, if one is broken. Sources, tokens and targets stay as started.
+   * Re-read relay.yaml and the adapter files (SIGHUP, the console): sources, tokens, adapters,
+   * guards, targets, routes and the log level change at once for new requests and deliveries;
+   * those under way finish on the old ones. Throws, changing nothing, if anything is wrong.
+   * Returns the adapters in use and the sections that changed but take a restart.
    */
-  reloadAdapters(): Promise<{ adapters: string[] }>;
+  reload(): Promise<Reloaded>;
   server: ServerType;
   port: number;
   close(): Promise<void>;
 }
+
+export interface Reloaded {
+  adapters: string[];
+  /** Top-level sections of relay.yaml that changed but apply only at the next start. */
+  restartNeeded: string[];
+}
+
+/** What a running relay cannot take over: a new listener, store or console key needs a start. */
+const RESTART_ONLY = ['server', 'store', 'adminToken', 'metrics', 'calls', 'delivery'] as const;
 
 export async function startRelay(
   cfg: RelayConfig,
@@ -134,13 +145,17 @@ export async function startRelay(
     init?: boolean;
     closer?: Pick<CloserOptions, 'now' | 'everyMs' | 'batch'>;
     retention?: Pick<RetentionOptions, 'now' | 'everyMs' | 'batch'>;
+    /** Shared with the log's scrubber (cli/start.ts), so that a reload's new secrets reach it. */
+    redact?: Redactor;
+    /** Read relay.yaml again (cli/start.ts also re-reads .env); default: loadConfig(cfg.file). */
+    reread?: () => RelayConfig;
   } = {},
 ): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg, { init: opts.init }));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
   const metrics = new RelayMetrics(VERSION);
-  const redact = new Redactor(secretsOf(cfg));
+  const redact = opts.redact ?? new Redactor(secretsOf(cfg));
   // Live views (console) listen here: a fold committed, a delivery finished.
   const changes = new EventEmitter().setMaxListeners(0);
   const changed = (): boolean => changes.emit('change');
@@ -172,13 +187,46 @@ export async function startRelay(
     ...opts.retention,
   });
   let draining = false;
-  const reloadAdapters = async (): Promise<{ adapters: string[] }> => {
-    const adapters = pipeline.setAdapters(loadConfig(cfg.file).sources);
-    log.info({ adapters }, 'adapters reloaded');
-    return { adapters };
-  };
   const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
   const shownTargets = consoleTargets(targets);
+  const guards = new SourceGuards(cfg.sources, cfg.server.trustProxy);
+  let current = cfg;
+  let reloading: Promise<Reloaded> | undefined;
+  const applyReload = async (): Promise<Reloaded> => {
+    // Everything is read and built first: a broken file or adapter throws here, changing nothing.
+    const next = (opts.reread ?? (() => loadConfig(cfg.file)))();
+    const nextTargets = await createTargets(next, log);
+    redact.add(secretsOf(next));
+    const adapters = pipeline.setSources(next.sources);
+    guards.set(next.sources, next.server.trustProxy);
+    recordings.clear();
+    for (const s of next.sources) recordings.set(s.name, s.recordings);
+    await store.setRouting(next.routing);
+    delivery.setTargets(nextTargets);
+    shownTargets.splice(0, shownTargets.length, ...consoleTargets(targets));
+    log.level = next.logLevel;
+    const restartNeeded = RESTART_ONLY.filter(
+      (k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]),
+    );
+    current = next;
+    log.info(
+      {
+        sources: next.sources.map((s) => `${s.name}:${s.adapter.name}`),
+        targets: next.targets.map((t) => t.name),
+        ...(restartNeeded.length ? { restartNeeded } : {}),
+      },
+      restartNeeded.length
+        ? `relay.yaml reloaded; ${restartNeeded.join(', ')} changed and apply at the next start`
+        : 'relay.yaml reloaded',
+    );
+    return { adapters, restartNeeded };
+  };
+  // One reload at a time: a second SIGHUP during one waits for it, then reads the file again.
+  const reload = (): Promise<Reloaded> => {
+    const run = (reloading ?? Promise.resolve()).catch(() => {}).then(applyReload);
+    reloading = run;
+    return run;
+  };
   // Aborted at close: open live streams (console tabs) end at once instead of holding the server.
   const closing = new AbortController();
   const consoleOpts: ConsoleOptions = {
@@ -194,7 +242,7 @@ export async function startRelay(
       const r = await fetchRecording(url, access);
       return { body: r.body, contentType: r.contentType };
     },
-    reloadAdapters,
+    reload,
     onChange: (listener) => {
       changes.on('change', listener);
       return () => changes.off('change', listener);
@@ -221,7 +269,7 @@ export async function startRelay(
     targets: shownTargets,
     metrics: cfg.metrics.enabled ? { registry: metrics, token: cfg.metrics.token } : undefined,
     console: consoleOpts,
-    guards: new SourceGuards(cfg.sources, cfg.server.trustProxy),
+    guards,
   });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const requestTimeout = cfg.server.requestTimeoutSec * 1000;
@@ -256,7 +304,7 @@ export async function startRelay(
     closer,
     retention,
     metrics,
-    reloadAdapters,
+    reload,
     server,
     port,
     async close() {

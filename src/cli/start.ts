@@ -1,5 +1,5 @@
 // `callrelay start`: run the relay until SIGTERM or SIGINT, then drain and exit; SIGHUP re-reads
-// the adapter files (after a fix, before replaying what they could not map). --init creates the
+// relay.yaml, .env and the adapter files (runtime.ts reload: a broken file changes nothing). --init creates the
 // SQLite database where a marker says an earlier one was lost (store/sqlite/marker.ts).
 
 import { exposedExampleTokens } from '../config/load.js';
@@ -29,7 +29,12 @@ export async function cmdStart(o: {
       { place: `${i.file}:${i.line}:${i.col}` },
       `${i.message}: anybody who read relay.yaml can use it; set the variable before exposing the relay`,
     );
-  const relay = await startRelay(cfg, log, { init: values.init });
+  const relay = await startRelay(cfg, log, {
+    init: values.init,
+    redact,
+    // A reload reads .env again too: a rotated token in it takes effect.
+    reread: () => configFrom(values),
+  });
   log.info(
     {
       port: relay.port,
@@ -60,8 +65,11 @@ export async function cmdStart(o: {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    relay.reloadAdapters().catch((err: Error) => {
-      log.error({ err: err.message }, 'reloading adapters failed; the previous ones stay in use');
+    relay.reload().catch((err: Error) => {
+      log.error(
+        { errors: err.message.split('\n') },
+        'relay.yaml not reloaded: the configuration in use stays as it was',
+      );
     });
   });
 }

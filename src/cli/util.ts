@@ -20,8 +20,17 @@ export function fail(msg: string, code = 1): never {
 export function loadEnvBeside(configPath: string, env: NodeJS.ProcessEnv = process.env): void {
   const file = join(dirname(configPath), '.env');
   if (!existsSync(file)) return;
-  for (const [k, v] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) env[k] ??= v;
+  for (const [k, v] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) {
+    // Read again (a reload): what came from .env before follows the file; the rest stays.
+    if (env[k] === undefined || fromEnvFile.has(k)) {
+      env[k] = v;
+      fromEnvFile.add(k);
+    }
+  }
 }
+
+/** Variables this process took from a .env file. */
+const fromEnvFile = new Set<string>();
 
 /** `readOnly`: the command needs no CRM or admin secrets (loadConfig). */
 export function configFrom(

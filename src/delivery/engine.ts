@@ -62,6 +62,8 @@ export class DeliveryEngine {
   private lastPrune = 0;
   private readonly inflight = new Map<string, number>();
   private readonly running = new Set<Promise<void>>();
+  /** Targets replaced by a reload, closing once their runs are done. */
+  private readonly retiring = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private pumping = false;
   private again = false;
@@ -81,6 +83,23 @@ export class DeliveryEngine {
     this.metrics = opts.metrics;
     this.keepAttemptsMs = opts.keepAttemptsMs ?? 30 * 86400_000;
     this.onFinished = opts.onFinished ?? (() => {});
+  }
+
+  /**
+   * Deliver with these targets from now on (relay.yaml reloaded). Runs under way finish with the
+   * target they started with, which is closed once they have.
+   */
+  setTargets(next: Map<string, EngineTarget>): void {
+    const old = [...this.targets.values()];
+    this.targets.clear();
+    for (const [name, t] of next) this.targets.set(name, t);
+    const closing = Promise.allSettled([...this.running]).then(async () => {
+      for (const t of old) await t.target.close().catch(() => {});
+    });
+    this.retiring.add(closing);
+    void closing.finally(() => this.retiring.delete(closing));
+    if (!this.timer && !this.stopped) this.start();
+    this.kick();
   }
 
   start(): void {
@@ -321,6 +340,7 @@ export class DeliveryEngine {
     ]);
     await this.store.releaseDeliveries(this.owner).catch(() => 0);
     for (const t of this.targets.values()) await t.target.close().catch(() => {});
+    await Promise.allSettled([...this.retiring]);
   }
 
   /** Resolves when no delivery is in flight or being claimed (tests; work due later may remain). */

@@ -146,7 +146,8 @@ export function nextCursor(rows: CallRow[], limit: number): string | null {
 export function mountAdmin(app: Hono, opts: AdminOptions): void {
   const { pipeline, adminToken, redact } = opts;
   const store = pipeline.store;
-  const targets = new Map(opts.targets.map((t) => [t.name, t]));
+  // Looked up per answer: a reload replaces the list's entries.
+  const targets = { get: (name: string) => opts.targets.find((t) => t.name === name) };
   // Every answer leaves scrubbed: a CRM may echo a token into an error that is stored.
   const send = (c: Context, body: unknown): Response => c.json(redact.value(body));
 

@@ -48,25 +48,47 @@ interface Compiled {
 }
 
 export class SourceGuards {
-  private readonly sources = new Map<string, Compiled>();
-  private readonly trusted: (address: string) => boolean;
+  private sources = new Map<string, Compiled>();
+  private trusted: (address: string) => boolean = () => false;
+  /** Each source's rate limit as configured, so that a reload keeps an unchanged bucket. */
+  private limits = new Map<string, string>();
 
   constructor(
     sources: readonly { name: string; guard: GuardSettings }[],
     trustProxy: readonly string[],
     private readonly now: () => number = Date.now,
   ) {
-    this.trusted = addressMatcher(trustProxy);
+    this.set(sources, trustProxy);
+  }
+
+  /**
+   * Guard with these settings from now on (relay.yaml reloaded). A source whose rate limit did
+   * not change keeps its bucket: a reload is no way around the limit.
+   */
+  set(
+    sources: readonly { name: string; guard: GuardSettings }[],
+    trustProxy: readonly string[],
+  ): void {
+    const next = new Map<string, Compiled>();
+    const limits = new Map<string, string>();
     for (const { name, guard } of sources) {
       const { perSecond, burst } = guard.rateLimit ?? {};
-      this.sources.set(name, {
+      const limit = JSON.stringify(guard.rateLimit ?? null);
+      limits.set(name, limit);
+      next.set(name, {
         allowed: guard.allowIps && addressMatcher(guard.allowIps),
-        bucket: perSecond
-          ? new Bucket(perSecond, burst ?? Math.max(1, Math.ceil(perSecond)), now())
-          : undefined,
+        bucket:
+          this.limits.get(name) === limit
+            ? this.sources.get(name)?.bucket
+            : perSecond
+              ? new Bucket(perSecond, burst ?? Math.max(1, Math.ceil(perSecond)), this.now())
+              : undefined,
         signature: guard.signature,
       });
     }
+    this.trusted = addressMatcher(trustProxy);
+    this.sources = next;
+    this.limits = limits;
   }
 
   /** 403 unless the sender may post to this source at all. */

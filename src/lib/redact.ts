@@ -10,11 +10,18 @@ const MIN_SECRET = 6;
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 export class Redactor {
-  private readonly pattern: RegExp | undefined;
+  private pattern: RegExp | undefined;
+  private readonly secrets = new Set<string>();
 
   constructor(secrets: Iterable<string>) {
+    this.add(secrets);
+  }
+
+  /** Scrub these too (relay.yaml reloaded with a new token: the old ones stay secret as well). */
+  add(secrets: Iterable<string>): void {
+    for (const s of secrets) this.secrets.add(s);
     const forms = new Set<string>();
-    for (const s of secrets) {
+    for (const s of this.secrets) {
       if (typeof s !== 'string' || s.length < MIN_SECRET) continue;
       forms.add(s);
       forms.add(encodeURIComponent(s));

@@ -42,7 +42,7 @@ const compileSource = (s: SourceSettings): SourceRuntime => ({
 });
 
 export class Pipeline {
-  readonly sources: Map<string, SourceRuntime>;
+  private current: Map<string, SourceRuntime>;
   private readonly committer: GroupCommitter;
   private scheduled = false;
   private stopped = false;
@@ -61,7 +61,7 @@ export class Pipeline {
     private readonly onFolded: () => void = () => {},
     private readonly metrics?: RelayMetrics,
   ) {
-    this.sources = new Map(sources.map((s) => [s.name, compileSource(s)]));
+    this.current = new Map(sources.map((s) => [s.name, compileSource(s)]));
     this.committer = new GroupCommitter(store, () => this.kick());
     this.storeErrors = new ThrottledLog(log);
   }
@@ -178,15 +178,19 @@ export class Pipeline {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
+  /** The sources by name, as configured now (a reload swaps the whole map at once). */
+  get sources(): ReadonlyMap<string, SourceRuntime> {
+    return this.current;
+  }
+
   /**
-   * Use freshly loaded adapters (an admin fixed one) for the sources named; all compile before any
-   * is swapped in, so a broken file changes nothing. Returns the adapter names now in use.
+   * Use these sources from now on (relay.yaml or an adapter reloaded). All compile before the
+   * swap, so a broken adapter changes nothing; a request under way finishes with the source it
+   * started with. Returns the adapter names now in use.
    */
-  setAdapters(sources: SourceSettings[]): string[] {
-    const next = sources.filter((s) => this.sources.has(s.name)).map(compileSource);
-    for (const s of next)
-      this.sources.set(s.name, { ...s, token: this.sources.get(s.name)!.token });
-    return [...new Set([...this.sources.values()].map((s) => s.provider))];
+  setSources(sources: SourceSettings[]): string[] {
+    this.current = new Map(sources.map((s) => [s.name, compileSource(s)]));
+    return [...new Set([...this.current.values()].map((s) => s.provider))];
   }
 
   /** Map a stored request again with the current adapter and refold what it touches. */

@@ -1,6 +1,7 @@
 // The store contract every backend (SQLite now, PostgreSQL for several instances) fulfils. Each
 // method is one transaction; everything that must survive a crash goes through here.
 
+import type { Routing } from '../domain/routing.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../domain/delivery.js';
 import type { InboxState } from '../domain/inbox.js';
 import type { CallRecord } from '../domain/model.js';
@@ -176,6 +177,8 @@ export interface Store {
   readonly backend: 'sqlite' | 'postgres';
   /** Apply numbered migrations that are not applied yet. */
   migrate(): Promise<void>;
+  /** Route folds from now on by these targets and routes (relay.yaml reloaded). */
+  setRouting(routing: Routing): Promise<void>;
   /** Commit received requests (and their mapped events) durably; ids in the same order. */
   insertInbox(batch: NewInbox[]): Promise<number[]>;
   /**

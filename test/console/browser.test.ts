@@ -252,14 +252,14 @@ describe('console in a browser', () => {
     expect(await text()).toContain('RELAY_ERR_UNKNOWN_EVENT');
 
     writeFileSync(join(adapters, '3cx.yaml'), `${FULL_3CX}\n  - name: [broken\n`);
-    await clickButton('Reload adapters');
+    await clickButton('Reload relay.yaml and adapters');
     expect(await text('.notice.error')).toMatch(
-      /^Reloading the adapters failed; the ones in use stay\.\n.*3cx\.yaml/,
+      /^Reloading failed; the configuration in use stays\.\n.*3cx\.yaml/,
     );
     writeFileSync(join(adapters, '3cx.yaml'), FULL_3CX);
-    await clickButton('Reload adapters');
+    await clickButton('Reload relay.yaml and adapters');
     expect(await text('.notice')).toBe(
-      'Adapters reloaded: 3cx, callerdesk. New and replayed requests use them now.',
+      'Reloaded relay.yaml and the adapters (3cx, callerdesk). New and replayed requests use them now.',
     );
 
     await clickButton('Replay');

@@ -70,7 +70,7 @@ function makeConsole(token: string | null = TOKENS.admin, signal?: AbortSignal):
         contentType: recordingType.v,
       };
     },
-    reloadAdapters: async () => ({ adapters: ['3cx'] }),
+    reload: async () => ({ adapters: ['3cx'], restartNeeded: [] }),
     onChange: (l) => {
       changes.on('change', l);
       return () => changes.off('change', l);

@@ -160,11 +160,11 @@ describe('replay after an adapter fix', () => {
 
       // A broken file: the reload fails naming the place, and the adapter in use stays.
       writeFileSync(join(adapters, '3cx.yaml'), `${withoutAi}\nevents: [oops\n`);
-      await expect(relay.reloadAdapters()).rejects.toThrow(/3cx\.yaml:\d+:\d+/);
+      await expect(relay.reload()).rejects.toThrow(/3cx\.yaml:\d+:\d+/);
       expect((await post(END)).status).toBe('mapped');
 
       writeFileSync(join(adapters, '3cx.yaml'), full);
-      expect((await relay.reloadAdapters()).adapters).toContain('3cx');
+      expect((await relay.reload()).adapters).toContain('3cx');
       const replay = await relay.pipeline.replay((await relay.store.getInbox(ai.id))!);
       expect(replay).toMatchObject({ status: 'mapped', rule: 'ai' });
       expect((await relay.store.getCalls('250917195359_47'))[0]!.record.ai?.summary).toBe(

@@ -350,7 +350,8 @@ export function RawRequest({ req }: { req: InboxRow }): Child {
 export function mountCall(app: Hono, ctx: ConsoleContext): void {
   const store = ctx.opts.pipeline.store;
   const { redact } = ctx.opts;
-  const targets = new Map(ctx.opts.targets.map((t) => [t.name, t]));
+  // Looked up per page: a reload replaces the list's entries.
+  const targets = { get: (name: string) => ctx.opts.targets.find((t) => t.name === name) };
 
   app.get(
     '/console/calls/:source/:callId',

@@ -176,13 +176,13 @@ export function mountFailures(app: Hono, ctx: ConsoleContext): void {
           <section aria-labelledby="adapters">
             <h2 id="adapters">Adapters</h2>
             <p>
-              Fixed an adapter file? Reload the adapters (a broken file changes nothing and says
-              why), then replay the requests it could not map.
+              Fixed an adapter file or relay.yaml? Reload them (a broken file changes nothing and
+              says why), then replay the requests an adapter could not map.
             </p>
             <PostButton
               session={session}
               action="/console/adapters/reload"
-              label="Reload adapters"
+              label="Reload relay.yaml and adapters"
             />
           </section>
           <section aria-labelledby="dead">
@@ -325,13 +325,17 @@ export function mountFailures(app: Hono, ctx: ConsoleContext): void {
     '/console/adapters/reload',
     action(ctx, async (c) => {
       try {
-        const { adapters } = await ctx.opts.reloadAdapters();
+        const { adapters, restartNeeded } = await ctx.opts.reload();
         return done(
           c,
           ctx,
           '/console/failures',
           'ok',
-          `Adapters reloaded: ${adapters.join(', ')}. New and replayed requests use them now.`,
+          `Reloaded relay.yaml and the adapters (${adapters.join(', ')}). New and replayed ` +
+            'requests use them now.' +
+            (restartNeeded.length
+              ? ` Changed ${restartNeeded.join(', ')}: applies at the next start.`
+              : ''),
         );
       } catch (err) {
         return done(
@@ -339,7 +343,7 @@ export function mountFailures(app: Hono, ctx: ConsoleContext): void {
           ctx,
           '/console/failures',
           'error',
-          `Reloading the adapters failed; the ones in use stay.\n${(err as Error).message}`,
+          `Reloading failed; the configuration in use stays.\n${(err as Error).message}`,
         );
       }
     }),

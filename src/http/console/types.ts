@@ -34,8 +34,8 @@ export interface ConsoleOptions {
    * and allowHosts (throws if not allowed), so that the browser plays it without PBX access.
    */
   recording(source: string, url: string): Promise<ConsoleRecording>;
-  /** Re-read the adapter files (after a fix) and use them for new and replayed requests. */
-  reloadAdapters(): Promise<{ adapters: string[] }>;
+  /** Re-read relay.yaml and the adapter files and use them for new and replayed requests. */
+  reload(): Promise<{ adapters: string[]; restartNeeded: string[] }>;
   /** Listen for folds committed in this process (live views); returns the unsubscribe. */
   onChange(listener: () => void): () => void;
   /** Deliveries were made due (retry, deliver again): look for work now. */

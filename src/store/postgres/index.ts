@@ -122,7 +122,7 @@ export interface PostgresOptions {
 export class PostgresStore implements Store {
   readonly backend = 'postgres' as const;
   private readonly pool: pg.Pool;
-  private readonly routing: Routing;
+  private routing: Routing;
   private readonly maxEvents: number;
 
   private constructor(url: string, opts: PostgresOptions) {
@@ -176,6 +176,10 @@ export class PostgresStore implements Store {
       done(err);
       throw err;
     }
+  }
+
+  async setRouting(routing: Routing): Promise<void> {
+    this.routing = routing;
   }
 
   async migrate(): Promise<void> {

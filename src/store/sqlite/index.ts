@@ -135,7 +135,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts;
 
-  private readonly routing: Routing;
+  private routing: Routing;
   private readonly maxEvents: number;
   /** The file this connection opened: another (or none) at `path` later means it was lost. */
   private readonly identity: { dev: number; ino: number } | undefined;
@@ -343,6 +343,10 @@ export class SqliteStore implements Store {
       }
     });
     run.immediate();
+  }
+
+  async setRouting(routing: Routing): Promise<void> {
+    this.routing = routing;
   }
 
   async migrate(): Promise<void> {

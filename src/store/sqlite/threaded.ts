@@ -22,6 +22,7 @@ import type { MapResult } from '../../domain/request.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import type { InboxState } from '../../domain/inbox.js';
+import type { Routing } from '../../domain/routing.js';
 
 export class StoreError extends Error {
   readonly code: string | undefined;
@@ -194,6 +195,9 @@ export class ThreadedSqliteStore implements Store {
   }
   pruneAttempts(before: string, limit: number): Promise<number> {
     return this.call('pruneAttempts', before, limit);
+  }
+  setRouting(routing: Routing): Promise<void> {
+    return this.call('setRouting', routing);
   }
   releaseDeliveries(owner: string | null): Promise<number> {
     return this.call('releaseDeliveries', owner);
