@@ -1,6 +1,6 @@
 // `callrelay start`: run the relay until SIGTERM or SIGINT, then drain and exit; SIGHUP re-reads
 // relay.yaml, .env and the adapter files (runtime.ts reload: a broken file changes nothing).
-// --init creates the SQLite database where a marker says an earlier one was lost (sqlite/marker.ts).
+// --init creates the SQLite database where a marker says an earlier one was lost (marker.ts).
 
 import { exposedExampleTokens } from '../config/load.js';
 import { secretsOf } from '../config/secrets.js';
