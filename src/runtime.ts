@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { loadConfig, type RelayConfig } from './config/load.js';
@@ -13,7 +14,9 @@ import { loadTarget } from './targets/registry.js';
 import { createApp } from './http/app.js';
 import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
+import { readCertificate } from './lib/certificates.js';
 import { Redactor } from './lib/redact.js';
+import { reloadOnChange } from './http/tls.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Retention, type RetentionOptions } from './pipeline/retention.js';
 import { Pipeline } from './pipeline/pipeline.js';
@@ -147,6 +150,8 @@ export async function startRelay(
     retention?: Pick<RetentionOptions, 'now' | 'everyMs' | 'batch'>;
     /** Shared with the log's scrubber (cli/start.ts), so that a reload's new secrets reach it. */
     redact?: Redactor;
+    /** How often server.tls's files are looked at (default 2 s). */
+    tlsCheckMs?: number;
     /** Read relay.yaml again (cli/start.ts also re-reads .env); default: loadConfig(cfg.file). */
     reread?: () => RelayConfig;
   } = {},
@@ -271,6 +276,8 @@ export async function startRelay(
     console: consoleOpts,
     guards,
   });
+  const tlsFiles = cfg.server.tls;
+  const certificate = tlsFiles && readCertificate(tlsFiles);
   const server = await new Promise<ServerType>((resolve, reject) => {
     const requestTimeout = cfg.server.requestTimeoutSec * 1000;
     const s = serve(
@@ -278,12 +285,14 @@ export async function startRelay(
         fetch: app.fetch,
         port: cfg.server.port,
         hostname: cfg.server.host,
+        ...(certificate ? { createServer: createHttpsServer } : {}),
         // Each request has a deadline (checked every second, not Node's default 30 s), so slow or
         // idle clients cannot pile up.
         serverOptions: {
           requestTimeout,
           headersTimeout: Math.min(requestTimeout, 10_000),
           connectionsCheckingInterval: Math.min(1000, requestTimeout),
+          ...(certificate ? { cert: certificate.cert, key: certificate.key } : {}),
         },
       },
       () => resolve(s),
@@ -297,6 +306,10 @@ export async function startRelay(
   // Connections have a ceiling: beyond it new ones are refused until some close.
   (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
+  const stopWatching =
+    tlsFiles && certificate
+      ? reloadOnChange(server as HttpsServer, tlsFiles, certificate, log, opts.tlsCheckMs)
+      : () => {};
   return {
     store,
     pipeline,
@@ -309,6 +322,7 @@ export async function startRelay(
     port,
     async close() {
       draining = true;
+      stopWatching();
       closing.abort();
       // server.close() closes the connections idle at that moment; one that finishes its request
       // later (a console stream just ended, a webhook answered) would otherwise stay open until

@@ -68,7 +68,8 @@ function relayUrl(cfg: RelayConfig, to: string | undefined): string {
   if (to) return to.replace(/\/+$/, '');
   // A relay listening on every interface is reached on loopback from here.
   const host = /^(0\.0\.0\.0|::|\[::\])$/.test(cfg.server.host) ? '127.0.0.1' : cfg.server.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${cfg.server.port}`;
+  const scheme = cfg.server.tls ? 'https' : 'http';
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${cfg.server.port}`;
 }
 
 export async function cmdSimulate(

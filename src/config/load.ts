@@ -14,6 +14,7 @@ import {
   type SourceSettings,
 } from '../ingest/adapter.js';
 import type { Route, Routing } from '../domain/routing.js';
+import { certificateProblem } from '../lib/certificates.js';
 import { targetSpec } from '../targets/registry.js';
 import type { CommonTargetConfig } from '../targets/types.js';
 import { RelayConfigSchema, type RelayConfigParsed, type SourceGuardSettings } from './schema.js';
@@ -45,6 +46,7 @@ export interface ResolvedSource extends SourceSettings {
 
 export interface RelayConfig {
   file: string;
+  /** `tls`: absolute paths of a pair that was readable and matching when loaded. */
   server: RelayConfigParsed['server'];
   store: ({ sqlite: string; maxSizeMB?: number; busyTimeoutMs: number } | { postgres: string }) & {
     maxEventsPerCall: number;
@@ -198,12 +200,17 @@ export function loadConfig(
         issues.push(issueAt(y, ['routes', i, 'sources', j], `no source "${s}" under sources:`));
     });
   });
+  const tls = cfg.server.tls && { cert: rel(cfg.server.tls.cert), key: rel(cfg.server.tls.key) };
+  if (tls) {
+    const problem = certificateProblem(tls);
+    if (problem) issues.push(issueAt(y, ['server', 'tls', problem.field], problem.message));
+  }
   if (issues.length) throw new ConfigError(issues);
   const routes: Route[] = cfg.routes ?? (targets.length ? [{ targets: [...targetNames] }] : []);
 
   return {
     file: y.file,
-    server: cfg.server,
+    server: { ...cfg.server, tls },
     store: cfg.store.postgres
       ? {
           postgres: cfg.store.postgres,

@@ -230,6 +230,19 @@ export const RelayConfigSchema = z
           description:
             'Open connections at most; more are refused until some close (senders retry).',
         }),
+        tls: z
+          .strictObject({
+            cert: z.string().min(1).meta({
+              description: 'PEM certificate chain (leaf first), relative to relay.yaml.',
+            }),
+            key: z.string().min(1).meta({ description: 'PEM private key of the certificate.' }),
+          })
+          .optional()
+          .meta({
+            description:
+              'Serve HTTPS with these files, read again when they change (certbot renewals): no ' +
+              'restart. Without it the relay speaks plain HTTP (put a proxy in front: docs/https.md).',
+          }),
       })
       .prefault({}),
     store: z
