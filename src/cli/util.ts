@@ -20,7 +20,15 @@ export function fail(msg: string, code = 1): never {
 export function loadEnvBeside(configPath: string, env: NodeJS.ProcessEnv = process.env): void {
   const file = join(dirname(configPath), '.env');
   if (!existsSync(file)) return;
-  for (const [k, v] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    // Readable by the service manager only (systemd's EnvironmentFile= has set the variables).
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') return;
+    throw err;
+  }
+  for (const [k, v] of Object.entries(parseEnv(text))) {
     // Read again (a reload): what came from .env before follows the file; the rest stays.
     if (env[k] === undefined || fromEnvFile.has(k)) {
       env[k] = v;
