@@ -9,7 +9,9 @@ import { DEFAULT_DISPOSITIONS } from './mapping.js';
 import { startRelay, type Relay } from '../../runtime.js';
 import { FakeHubspot } from './fake.js';
 import {
+  ConsoleClient,
   goldenCases,
+  TOKENS,
   sendFlowRequest,
   settleDeliveries,
   tempDir,
@@ -249,6 +251,15 @@ describe('HubSpot target', () => {
       real.hs.log.map((l) => shape(l.method, l.path)).sort(),
     );
     expect(real.hs.count('POST', '/crm/v3/objects/tasks')).toBe(1);
+
+    // The console's call page says it is a dry run and shows the body, escaped.
+    const client = new ConsoleClient(`http://127.0.0.1:${dry.relay.port}`);
+    expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+    const callId = String(flows[0]!.expect!.calls[0]!.callId);
+    const page = await (await client.request(`/console/calls/3cx/${callId}`)).text();
+    expect(page).toContain('class="badge b-dryrun"');
+    expect(page).toContain('<summary>What the CRM would get</summary>');
+    expect(page).toContain('&quot;hs_call_direction&quot;: &quot;INBOUND&quot;');
   });
 
   it('creates contacts for unknown callers and one follow-up task per missed call', async () => {
