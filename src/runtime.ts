@@ -201,12 +201,18 @@ export async function startRelay(
     // Everything is read and built first: a broken file or adapter throws here, changing nothing.
     const next = (opts.reread ?? (() => loadConfig(cfg.file)))();
     const nextTargets = await createTargets(next, log);
+    try {
+      // The one step that can fail (the store): before anything is swapped.
+      await store.setRouting(next.routing);
+    } catch (err) {
+      for (const t of nextTargets.values()) await t.target.close().catch(() => {});
+      throw err;
+    }
     redact.add(secretsOf(next));
     const adapters = pipeline.setSources(next.sources);
     guards.set(next.sources, next.server.trustProxy);
     recordings.clear();
     for (const s of next.sources) recordings.set(s.name, s.recordings);
-    await store.setRouting(next.routing);
     delivery.setTargets(nextTargets);
     shownTargets.splice(0, shownTargets.length, ...consoleTargets(targets));
     log.level = next.logLevel;

@@ -33,7 +33,12 @@ export async function cmdStart(o: {
     init: values.init,
     redact,
     // A reload reads .env again too: a rotated token in it takes effect.
-    reread: () => configFrom(values),
+    reread: () => {
+      const next = configFrom(values);
+      const unsafe = exposedExampleTokens(next);
+      if (unsafe && !values['insecure-example-tokens']) throw unsafe;
+      return next;
+    },
   });
   log.info(
     {
