@@ -15,6 +15,11 @@ import { createApp } from './http/app.js';
 import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
+import { linkHash, signLink } from './lib/links.js';
+import { RelayError } from './domain/errors.js';
+import type { FetchedRecording } from './http/recordings.js';
+import type { DeliveryError } from './targets/kit/errors.js';
+import type { RecordingAccess } from './targets/types.js';
 import { Redactor } from './lib/redact.js';
 import { reloadOnChange } from './http/tls.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
@@ -76,14 +81,15 @@ export async function openServerStore(
 
 /** The configured targets, ready to deliver. */
 export async function createTargets(
-  cfg: Pick<RelayConfig, 'targets' | 'sources'>,
+  cfg: Pick<RelayConfig, 'targets' | 'sources' | 'links'>,
   log: Logger,
 ): Promise<Map<string, EngineTarget>> {
   const recordings = Object.fromEntries(cfg.sources.map((s) => [s.name, s.recordings]));
+  const recordingLink = cfg.links && recordingLinker(cfg.links);
   const out = new Map<string, EngineTarget>();
   for (const t of cfg.targets) {
     const impl = await loadTarget(t.type);
-    const target = impl.create(t, { log, recordings });
+    const target = impl.create(t, { log, recordings, ...(recordingLink ? { recordingLink } : {}) });
     out.set(t.name, {
       target,
       concurrency: t.concurrency,
@@ -92,6 +98,47 @@ export async function createTargets(
     });
   }
   return out;
+}
+
+/**
+ * The relay's own link to a call's recording (http/recordings.ts serves it): signed, with the
+ * recording's file extension, since players such as HubSpot's go by it.
+ */
+export function recordingLinker(
+  links: NonNullable<RelayConfig['links']>,
+): (source: string, callId: string, url: string) => string {
+  return (source, callId, url) => {
+    const ext = /\.(mp3|wav|ogg|m4a)(?:\?|$)/i.exec(url)?.[1]?.toLowerCase() ?? 'mp3';
+    const token = signLink(links.secret, {
+      k: 'r',
+      s: source,
+      c: callId,
+      h: linkHash(url),
+      ...(links.ttlDays ? { e: Math.floor(Date.now() / 1000 + links.ttlDays * 86400) } : {}),
+    });
+    return `${links.publicUrl}/recordings/${token}.${ext}`;
+  };
+}
+
+/** A recording from the PBX for a signed link; what went wrong as the relay's error. */
+async function recordingForLink(
+  access: RecordingAccess | undefined,
+  url: string,
+  range: string | undefined,
+): Promise<FetchedRecording> {
+  if (!access)
+    throw new RelayError('RELAY_ERR_RECORDING_GONE', 'the source is no longer in relay.yaml');
+  try {
+    return await fetchRecording(url, access, 30_000, range);
+  } catch (err) {
+    // The PBX's address stays out of the answer: the status, or what kind of failure, only.
+    const e = err as DeliveryError;
+    if (e.status === 404 || e.status === 410) throw new RelayError('RELAY_ERR_RECORDING_GONE');
+    throw new RelayError(
+      'RELAY_ERR_RECORDING_UNAVAILABLE',
+      `the PBX did not give the recording (${e.status ?? 'no answer'}); try again later`,
+    );
+  }
 }
 
 /** The targets as the console and the admin API see them: links and connection tests. */
@@ -281,6 +328,15 @@ export async function startRelay(
     metrics: cfg.metrics.enabled ? { registry: metrics, token: cfg.metrics.token } : undefined,
     console: consoleOpts,
     guards,
+    ...(current.links
+      ? {
+          recordings: {
+            secret: current.links.secret,
+            fetch: (source: string, url: string, range: string | undefined) =>
+              recordingForLink(recordings.get(source), url, range),
+          },
+        }
+      : {}),
   });
   const tlsFiles = cfg.server.tls;
   const certificate = tlsFiles && readCertificate(tlsFiles);

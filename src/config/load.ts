@@ -2,6 +2,7 @@
 // against the file's folder, and every source's adapter loaded and checked. All errors come back
 // together as one ConfigError naming file:line:col.
 
+import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +47,8 @@ export interface ResolvedSource extends SourceSettings {
 
 export interface RelayConfig {
   file: string;
+  /** Signed links to the relay (recordings), when server.publicUrl is set. */
+  links: { publicUrl: string; secret: string; ttlDays: number | undefined } | undefined;
   /** `tls`: absolute paths of a pair that was readable and matching when loaded. */
   server: RelayConfigParsed['server'];
   store: ({ sqlite: string; maxSizeMB?: number; busyTimeoutMs: number } | { postgres: string }) & {
@@ -205,12 +208,31 @@ export function loadConfig(
     const problem = certificateProblem(tls);
     if (problem) issues.push(issueAt(y, ['server', 'tls', problem.field], problem.message));
   }
+  if (cfg.server.publicUrl && !cfg.server.urlSecret && !cfg.admin.token)
+    issues.push(
+      issueAt(
+        y,
+        ['server', 'publicUrl'],
+        'recording links under publicUrl are signed with server.urlSecret (or admin.token): set one',
+      ),
+    );
   if (issues.length) throw new ConfigError(issues);
   const routes: Route[] = cfg.routes ?? (targets.length ? [{ targets: [...targetNames] }] : []);
 
   return {
     file: y.file,
     server: { ...cfg.server, tls },
+    links: cfg.server.publicUrl
+      ? {
+          publicUrl: cfg.server.publicUrl.replace(/\/+$/, ''),
+          // A secret of its own for links, derived when not given: the admin token itself
+          // never becomes a signing key that an outsider could test guesses against.
+          secret:
+            cfg.server.urlSecret ??
+            createHmac('sha256', cfg.admin.token!).update('callrelay links').digest('base64url'),
+          ttlDays: cfg.server.linkTtlDays,
+        }
+      : undefined,
     store: cfg.store.postgres
       ? {
           postgres: cfg.store.postgres,

@@ -230,6 +230,28 @@ export const RelayConfigSchema = z
           description:
             'Open connections at most; more are refused until some close (senders retry).',
         }),
+        publicUrl: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .meta({
+            description:
+              'The relay as the internet reaches it (https://relay.example.com). Set, CRMs get ' +
+              'recording links to the relay (<publicUrl>/recordings/<signed token>), which plays ' +
+              'them from the PBX without showing its address or credentials.',
+          }),
+        urlSecret: z
+          .string()
+          .min(32, { message: 'a link secret needs at least 32 characters' })
+          .optional()
+          .meta({
+            description:
+              'Signs the links under publicUrl (default: derived from admin.token). Changing it ' +
+              'revokes every link given out.',
+          }),
+        linkTtlDays: z.number().positive().optional().meta({
+          description:
+            'Links expire this long after they were made (default: never; a CRM keeps them).',
+        }),
         tls: z
           .strictObject({
             cert: z.string().min(1).meta({

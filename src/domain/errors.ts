@@ -15,6 +15,19 @@ export const ERRORS = {
     status: 429,
     message: "over the source's rate limit; retry after the time in Retry-After",
   },
+  RELAY_ERR_LINK_INVALID: {
+    status: 403,
+    message: 'the link is not one this relay signed (altered, or signed with a rotated secret)',
+  },
+  RELAY_ERR_LINK_EXPIRED: { status: 403, message: 'the link has expired' },
+  RELAY_ERR_RECORDING_GONE: {
+    status: 404,
+    message: 'the recording is no longer there (the call, or the PBX, no longer has it)',
+  },
+  RELAY_ERR_RANGE_NOT_SATISFIABLE: {
+    status: 416,
+    message: 'the requested byte range is outside the recording',
+  },
   RELAY_ERR_UNKNOWN_SOURCE: { status: 404, message: 'no source of that name in relay.yaml' },
   RELAY_ERR_NOT_FOUND: { status: 404, message: 'no such route' },
   RELAY_ERR_CALL_NOT_FOUND: { status: 404, message: 'no call with that id' },

@@ -15,6 +15,7 @@ import { mountConsole } from './console/index.js';
 import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
 import type { SourceGuards } from './guard.js';
 import { mountHooks } from './hooks.js';
+import { mountRecordings, type RecordingLinkOptions } from './recordings.js';
 
 export interface AppOptions {
   pipeline: Pipeline;
@@ -35,6 +36,8 @@ export interface AppOptions {
   console?: ConsoleOptions;
   /** Sources' allowIps, rate limits and signatures. */
   guards?: SourceGuards;
+  /** Serve recordings behind signed links (server.publicUrl). */
+  recordings?: Omit<RecordingLinkOptions, 'store'>;
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -103,5 +106,6 @@ export function createApp(opts: AppOptions): Hono {
     targets: opts.targets ?? [],
   });
   if (opts.console) mountConsole(app, opts.console);
+  if (opts.recordings) mountRecordings(app, { ...opts.recordings, store });
   return app;
 }

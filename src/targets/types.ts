@@ -71,6 +71,11 @@ export interface TargetDeps {
   log: Logger;
   /** Per source name: how its recordings may be fetched. */
   recordings: Record<string, RecordingAccess>;
+  /**
+   * The relay's signed link to a recording (server.publicUrl set): what a CRM gets instead of the
+   * PBX's URL, playable from the internet without the PBX's address or credentials.
+   */
+  recordingLink?: (source: string, callId: string, url: string) => string;
 }
 
 export interface CommonTargetConfig {

@@ -5,6 +5,7 @@
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
+import { audioType, toWebStream } from '../../lib/streams.js';
 import type { CallRecord } from '../../domain/model.js';
 import type { AttemptRow, CallRow, DeliveryRow, InboxRow } from '../../store/types.js';
 import { callHref } from './calls.js';
@@ -451,27 +452,11 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
           `the recording could not be fetched: ${(err as Error).message}`,
         );
       }
-      const it = rec.body[Symbol.asyncIterator]();
-      const body = new ReadableStream<Uint8Array>({
-        async pull(ctrl) {
-          try {
-            const { value, done: end } = await it.next();
-            if (end) ctrl.close();
-            else ctrl.enqueue(value);
-          } catch (err) {
-            ctrl.error(err);
-          }
+      return new Response(toWebStream(rec.body), {
+        headers: {
+          'content-type': audioType(rec.contentType),
+          'cache-control': 'private, max-age=300',
         },
-        async cancel() {
-          await it.return?.();
-        },
-      });
-      // Only audio is served as what it says it is: the PBX does not get to put a page here.
-      const type = /^audio\/[\w.+-]+$/i.test(rec.contentType)
-        ? rec.contentType
-        : 'application/octet-stream';
-      return new Response(body, {
-        headers: { 'content-type': type, 'cache-control': 'private, max-age=300' },
       });
     }),
   );

@@ -8,7 +8,8 @@ import { CrmClient } from '../kit/client.js';
 import { WindowLimiter } from '../kit/limiter.js';
 import { httpSandbox } from './sandbox.js';
 import { compileExpr, type CompiledExpr } from '../../lib/expr.js';
-import type { DeliveryContext, Target } from '../types.js';
+import type { DeliveryContext, Target, TargetDeps } from '../types.js';
+import { withRecordingLinks, type RecordingLink } from '../kit/recordings.js';
 import type { HttpConfig } from './spec.js';
 
 /** The Standard Webhooks signing key: the base64 part of "whsec_...", else the secret's bytes. */
@@ -43,7 +44,10 @@ class HttpWebhookTarget implements Target {
   private readonly http: CrmClient;
   private readonly template: CompiledExpr | undefined;
 
-  constructor(private readonly cfg: HttpConfig) {
+  constructor(
+    private readonly cfg: HttpConfig,
+    private readonly recordingLink?: RecordingLink,
+  ) {
     this.name = cfg.name;
     this.http = new CrmClient({
       baseUrl: cfg.url,
@@ -56,9 +60,10 @@ class HttpWebhookTarget implements Target {
   }
 
   async deliver(ctx: DeliveryContext): Promise<Record<string, unknown>> {
-    const event = cloudEvent(ctx.job);
+    const job = { ...ctx.job, record: withRecordingLinks(ctx.job.record, this.recordingLink) };
+    const event = cloudEvent(job);
     const payload = this.template
-      ? await this.template.evaluate({ call: ctx.job.record, event } as Record<string, unknown>, {})
+      ? await this.template.evaluate({ call: job.record, event } as Record<string, unknown>, {})
       : event;
     const body = JSON.stringify(payload);
     const headers: Record<string, string> = {
@@ -89,6 +94,6 @@ class HttpWebhookTarget implements Target {
   }
 }
 
-export function create(config: HttpConfig): Target {
-  return new HttpWebhookTarget(config);
+export function create(config: HttpConfig, deps: TargetDeps): Target {
+  return new HttpWebhookTarget(config, deps.recordingLink);
 }

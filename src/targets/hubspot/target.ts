@@ -15,7 +15,8 @@ import { connectCrm } from '../kit/connect.js';
 import { hubspotSandbox } from './sandbox.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
-import type { DeliveryContext, Target } from '../types.js';
+import type { DeliveryContext, Target, TargetDeps } from '../types.js';
+import { withRecordingLinks, type RecordingLink } from '../kit/recordings.js';
 import type { HubspotConfig } from './spec.js';
 import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
@@ -47,7 +48,10 @@ class HubspotTarget implements Target {
   /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
   private readonly owners: UserLookup<string>;
 
-  constructor(private readonly cfg: HubspotConfig) {
+  constructor(
+    private readonly cfg: HubspotConfig,
+    private readonly recordingLink?: RecordingLink,
+  ) {
     this.name = cfg.name;
     this.contacts = new PhoneLookup({
       ttlMs: cfg.cacheSec * 1000,
@@ -97,7 +101,7 @@ class HubspotTarget implements Target {
       remote.contactId = match?.id ?? null;
       if (match?.others.length) remote.sharedWith = match.others;
     }
-    const properties = callProperties(c, {
+    const properties = callProperties(withRecordingLinks(c, this.recordingLink), {
       ownerId,
       dispositions: { ...DEFAULT_DISPOSITIONS, ...this.cfg.dispositions },
       sharedWith: remote.sharedWith,
@@ -327,6 +331,6 @@ class HubspotTarget implements Target {
   }
 }
 
-export function create(config: HubspotConfig): Target {
-  return new HubspotTarget(config);
+export function create(config: HubspotConfig, deps: TargetDeps): Target {
+  return new HubspotTarget(config, deps.recordingLink);
 }

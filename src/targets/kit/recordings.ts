@@ -12,6 +12,7 @@ import {
   urlAllowed,
   type HostRule,
 } from '../../lib/hosts.js';
+import type { CallRecord } from '../../domain/model.js';
 import type { RecordingAccess } from '../types.js';
 import { DeliveryError } from './errors.js';
 import { recordRequest } from './trace.js';
@@ -20,6 +21,13 @@ export interface Recording {
   body: AsyncIterable<Uint8Array>;
   contentType: string;
   filename: string;
+  /** Stop reading (a HEAD, a range outside the file): frees the connection to the PBX. */
+  close(): void;
+  /** 206: the PBX answered the Range asked for (`contentRange` says which part). */
+  status: 200 | 206;
+  /** Content-Length, when the PBX sent one. */
+  length: number | undefined;
+  contentRange: string | undefined;
 }
 
 /**
@@ -78,6 +86,8 @@ export async function fetchRecording(
   url: string,
   access: RecordingAccess,
   timeoutMs = 30_000,
+  /** A Range header to pass on (a player seeking); the PBX may ignore it and answer 200. */
+  range?: string,
 ): Promise<Recording> {
   const rule = urlAllowed(url, rulesOf(access));
   if (!rule)
@@ -89,6 +99,7 @@ export async function fetchRecording(
   const dispatcher =
     access.allowPrivateAddresses || isIpLiteral(rule.host) ? undefined : publicOnlyAgent();
   const headers: Record<string, string> = { 'user-agent': 'callrelay' };
+  if (range) headers.range = range;
   if (access.bearer) headers.authorization = `Bearer ${access.bearer}`;
   else if (access.basic)
     headers.authorization = `Basic ${Buffer.from(`${access.basic.user}:${access.basic.password}`).toString('base64')}`;
@@ -128,7 +139,7 @@ export async function fetchRecording(
     trace(null, e.message);
     throw e;
   }
-  if (res.statusCode !== 200) {
+  if (res.statusCode !== 200 && !(range && res.statusCode === 206)) {
     await res.body.dump();
     const e = new DeliveryError(`fetching the recording from the PBX: ${res.statusCode}`, {
       retryable: res.statusCode >= 500 || res.statusCode === 404 || res.statusCode === 429,
@@ -162,6 +173,11 @@ export async function fetchRecording(
     body: capped(),
     contentType: /^[\w.+-]+\/[\w.+-]+$/.test(type) ? type : 'application/octet-stream',
     filename: recordingFileName(url),
+    close: () => res.body.destroy(),
+    status: res.statusCode === 206 ? 206 : 200,
+    length: Number.isFinite(declared) ? declared : undefined,
+    contentRange:
+      res.statusCode === 206 ? String(res.headers['content-range'] ?? '') || undefined : undefined,
   };
 }
 
@@ -184,4 +200,17 @@ export function recordingFileName(url: string): string {
     .slice(0, 100)
     .trim();
   return safe || 'recording.mp3';
+}
+
+/** How a target turns a PBX recording URL into the relay's signed link (TargetDeps). */
+export type RecordingLink = (source: string, callId: string, url: string) => string;
+
+/**
+ * The call as a CRM should see it: with the relay's links in place of the PBX's recording URLs
+ * when server.publicUrl is set, so that no CRM ever stores the PBX's address. Fetching (uploads)
+ * keeps using the record itself.
+ */
+export function withRecordingLinks(c: CallRecord, link: RecordingLink | undefined): CallRecord {
+  if (!link || !c.recordings.length) return c;
+  return { ...c, recordings: c.recordings.map((u) => link(c.source, c.callId, u)) };
 }

@@ -21,7 +21,12 @@ import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import { pipedriveSandbox } from './sandbox.js';
 import type { WindowLimiter } from '../kit/limiter.js';
-import { allowedRecordingUrl, fetchRecording } from '../kit/recordings.js';
+import {
+  allowedRecordingUrl,
+  fetchRecording,
+  withRecordingLinks,
+  type RecordingLink,
+} from '../kit/recordings.js';
 import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
@@ -97,6 +102,7 @@ class PipedriveTarget implements Target {
   constructor(
     private readonly cfg: PipedriveConfig,
     private readonly recordingAccess: Record<string, RecordingAccess>,
+    private readonly recordingLink?: RecordingLink,
   ) {
     this.name = cfg.name;
     this.persons = new PhoneLookup({
@@ -192,7 +198,14 @@ class PipedriveTarget implements Target {
         await this.http.call({
           method: 'POST',
           path: '/api/v1/notes',
-          json: { content: lateNote(c, late, lateAi), person_id: remote.personId },
+          json: {
+            content: lateNote(
+              c,
+              late.map((u) => this.recordingLink?.(c.source, c.callId, u) ?? u),
+              lateAi,
+            ),
+            person_id: remote.personId,
+          },
           idempotent: false,
           what: 'adding a note with what arrived after the call log',
         });
@@ -281,7 +294,7 @@ class PipedriveTarget implements Target {
         return found ?? UNKNOWN_ID;
       },
       create: async () => {
-        const json = callLogBody(c, {
+        const json = callLogBody(withRecordingLinks(c, this.recordingLink), {
           userId,
           personId: remote.personId ?? undefined,
           activityId,
@@ -483,5 +496,5 @@ class PipedriveTarget implements Target {
 }
 
 export function create(config: PipedriveConfig, deps: TargetDeps): Target {
-  return new PipedriveTarget(config, deps.recordings);
+  return new PipedriveTarget(config, deps.recordings, deps.recordingLink);
 }

@@ -1,0 +1,77 @@
+// Recordings behind signed links: GET <publicUrl>/recordings/<token>.mp3 streams a call's
+// recording from the PBX (runtime.ts fetches it with the source's credentials and allowHosts), so
+// a CRM's player can play it from the internet without the PBX's address or credentials. Byte
+// ranges are answered with 206 (players seek), by the PBX when it can, else cut here on the fly.
+
+import type { Context, Hono } from 'hono';
+import { RelayError } from '../domain/errors.js';
+import { linkHash, verifyLink } from '../lib/links.js';
+import { parseRange, slice } from '../lib/range.js';
+import { audioType, toWebStream } from '../lib/streams.js';
+import type { Store } from '../store/types.js';
+
+export interface FetchedRecording {
+  body: AsyncIterable<Uint8Array>;
+  contentType: string;
+  status: 200 | 206;
+  length: number | undefined;
+  contentRange: string | undefined;
+  close(): void;
+}
+
+export interface RecordingLinkOptions {
+  secret: string;
+  store: Store;
+  /** The recording from the PBX, a Range passed on; throws a RelayError (gone, unavailable). */
+  fetch(source: string, url: string, range: string | undefined): Promise<FetchedRecording>;
+}
+
+export function mountRecordings(app: Hono, o: RecordingLinkOptions): void {
+  const serve = async (c: Context): Promise<Response> => {
+    // The extension is for players that go by it (HubSpot wants .mp3 or .wav); the token is before.
+    const token = c.req.param('file')!.replace(/\.[A-Za-z0-9]{1,5}$/, '');
+    const v = verifyLink(o.secret, token);
+    if (!v.ok)
+      throw new RelayError(
+        v.why === 'expired' ? 'RELAY_ERR_LINK_EXPIRED' : 'RELAY_ERR_LINK_INVALID',
+      );
+    if (v.claims.k !== 'r') throw new RelayError('RELAY_ERR_LINK_INVALID');
+    const [row] = await o.store.getCalls(v.claims.c, v.claims.s);
+    const url = row?.record.recordings.find((u) => linkHash(u) === v.claims.h);
+    if (!url) throw new RelayError('RELAY_ERR_RECORDING_GONE');
+    const asked = c.req.header('range');
+    const rec = await o.fetch(v.claims.s, url, asked);
+    const headers: Record<string, string> = {
+      'content-type': audioType(rec.contentType),
+      'accept-ranges': 'bytes',
+      'cache-control': 'private, max-age=3600',
+      'x-content-type-options': 'nosniff',
+    };
+    let status: 200 | 206 = rec.status;
+    let body = rec.body;
+    if (rec.status === 206) {
+      if (rec.contentRange) headers['content-range'] = rec.contentRange;
+      if (rec.length !== undefined) headers['content-length'] = String(rec.length);
+    } else {
+      const r = parseRange(asked, rec.length);
+      if (r === 'unsatisfiable') {
+        rec.close();
+        throw new RelayError('RELAY_ERR_RANGE_NOT_SATISFIABLE', undefined, {
+          headers: { 'content-range': `bytes */${rec.length ?? '*'}` },
+        });
+      }
+      if (r) {
+        status = 206;
+        body = slice(rec.body, r.start, r.end);
+        headers['content-range'] = `bytes ${r.start}-${r.end}/${rec.length!}`;
+        headers['content-length'] = String(r.end - r.start + 1);
+      } else if (rec.length !== undefined) headers['content-length'] = String(rec.length);
+    }
+    if (c.req.method === 'HEAD') {
+      rec.close();
+      return new Response(null, { status, headers });
+    }
+    return new Response(toWebStream(body), { status, headers });
+  };
+  app.on(['GET', 'HEAD'], '/recordings/:file', serve);
+}

@@ -1,0 +1,50 @@
+// Signed links: a relay URL that names what it opens (a call's recording) and, optionally, until
+// when, with an HMAC of a server secret, so that a CRM can keep and use it without any other
+// credential. A link cannot be altered without the secret; rotating the secret revokes them all.
+
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+export interface LinkClaims {
+  /** What the link opens: "r" a recording. */
+  k: string;
+  /** Source and call id. */
+  s: string;
+  c: string;
+  /** A hash of the thing within the call (a recording's URL, which the link never shows). */
+  h: string;
+  /** Expiry, seconds since the epoch; absent: no expiry. */
+  e?: number;
+}
+
+const b64 = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+
+/** A short, stable hash of a value the link refers to without showing it. */
+export const linkHash = (value: string): string =>
+  createHash('sha256').update(value).digest('base64url').slice(0, 16);
+
+const mac = (secret: string, payload: string): Buffer =>
+  createHmac('sha256', secret).update(`callrelay-link.${payload}`).digest();
+
+export function signLink(secret: string, claims: LinkClaims): string {
+  const payload = b64(JSON.stringify(claims));
+  return `${payload}.${b64(mac(secret, payload))}`;
+}
+
+export type Verified = { ok: true; claims: LinkClaims } | { ok: false; why: 'invalid' | 'expired' };
+
+export function verifyLink(secret: string, token: string, nowMs = Date.now()): Verified {
+  const [payload, sig, extra] = token.split('.');
+  if (!payload || !sig || extra !== undefined) return { ok: false, why: 'invalid' };
+  const want = mac(secret, payload);
+  const got = Buffer.from(sig, 'base64url');
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    return { ok: false, why: 'invalid' };
+  let claims: LinkClaims;
+  try {
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as LinkClaims;
+  } catch {
+    return { ok: false, why: 'invalid' };
+  }
+  if (claims.e !== undefined && claims.e * 1000 <= nowMs) return { ok: false, why: 'expired' };
+  return { ok: true, claims };
+}
