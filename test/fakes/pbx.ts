@@ -5,16 +5,26 @@ import { LocalServer } from './local-server.js';
 
 export class FakePbx extends LocalServer {
   readonly files = new Map<string, Buffer>();
-  readonly requests: { path: string; authorization: string | undefined }[] = [];
+  readonly requests: {
+    path: string;
+    authorization: string | undefined;
+    range: string | undefined;
+  }[] = [];
   /** Paths served chunked, without Content-Length (as a PBX streaming a file may). */
   readonly chunked = new Set<string>();
+  /** Answer a single byte range with 206 (off: Range is ignored, as some PBX servers do). */
+  ranges = false;
 
   constructor(private readonly bearer?: string) {
     super();
   }
 
   protected handle(req: IncomingMessage, res: ServerResponse): void {
-    this.requests.push({ path: req.url ?? '', authorization: req.headers.authorization });
+    this.requests.push({
+      path: req.url ?? '',
+      authorization: req.headers.authorization,
+      range: req.headers.range,
+    });
     if (this.bearer && req.headers.authorization !== `Bearer ${this.bearer}`) {
       res.writeHead(401).end();
       return;
@@ -28,6 +38,18 @@ export class FakePbx extends LocalServer {
       res.writeHead(200, { 'content-type': 'audio/mpeg' });
       for (let at = 0; at < f.length; at += 1024) res.write(f.subarray(at, at + 1024));
       res.end();
+      return;
+    }
+    const m = this.ranges ? /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '') : null;
+    if (m && Number(m[1]) < f.length) {
+      const start = Number(m[1]);
+      const end = Math.min(m[2] ? Number(m[2]) : f.length - 1, f.length - 1);
+      res.writeHead(206, {
+        'content-type': 'audio/mpeg',
+        'content-length': String(end - start + 1),
+        'content-range': `bytes ${start}-${end}/${f.length}`,
+      });
+      res.end(f.subarray(start, end + 1));
       return;
     }
     res.writeHead(200, { 'content-type': 'audio/mpeg', 'content-length': String(f.length) });
