@@ -29,6 +29,7 @@ module.exports = {
     layer('domain-is-a-leaf', 'domain/', [], 'The domain imports nothing else of the relay.'),
     layer('lib-is-a-leaf', 'lib/', [], 'Generic helpers know nothing of calls.'),
     layer('telemetry-is-a-leaf', 'telemetry/', [], 'Logging knows nothing of calls.'),
+    layer('pbx-asks-the-pbx', 'pbx/', ['lib/'], 'Requests to the PBX know nothing of the relay.'),
     layer(
       'store-reads-and-writes-rows',
       'store/',

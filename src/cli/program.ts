@@ -9,6 +9,7 @@ import { cmdCalls } from './calls.js';
 import { cmdCheck } from './check.js';
 import { cmdDead } from './dead.js';
 import { cmdDeliveries } from './deliveries.js';
+import { cmdDial } from './dial.js';
 import { cmdInit } from './init.js';
 import { cmdMap } from './map.js';
 import { cmdReplay } from './replay.js';
@@ -106,6 +107,18 @@ export function buildProgram(): Command {
       .option('--list', 'list the flows and exit')
       .option('--to <url>', 'the relay to post to (default: server.host and port of relay.yaml)'),
   ).action((flows: string[], o) => cmdSimulate(flows, o));
+
+  withConfig(
+    program
+      .command('dial')
+      .description(
+        "click-to-call: the PBX rings the agent's phone, then dials the number (sources with pbx:)",
+      )
+      .argument('<number>', "the number to call; without a country code: the source's country")
+      .requiredOption('--agent <extension>', 'the extension that rings first')
+      .option('--source <name>', 'the source whose PBX places it (default: the only one with pbx:)')
+      .option('--to <url>', 'the relay (default: server.host and port of relay.yaml)'),
+  ).action((number: string, o) => cmdDial(number, o));
 
   program
     .command('map')

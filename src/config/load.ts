@@ -35,6 +35,8 @@ export interface ResolvedSource extends SourceSettings {
   token: string;
   /** Checks at the webhook edge beyond the token (http/guard.ts). */
   guard: SourceGuardSettings;
+  /** Click-to-call through the PBX (3CX makecall), if configured. */
+  pbx?: { url: string; key: string; timeoutSec: number };
   adapter: LoadedAdapter;
   recordings: {
     allowHosts: string[];
@@ -160,6 +162,7 @@ export function loadConfig(
       token: s.token,
       adapter,
       recordings: s.recordings,
+      ...(s.pbx ? { pbx: s.pbx } : {}),
       guard: { allowIps: s.allowIps, signature: s.signature, rateLimit: s.rateLimit },
       timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
       defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as

@@ -153,6 +153,21 @@ export const SourceConfig = z
       })
       .prefault({})
       .meta({ description: "Fetching this source's recordings (Pipedrive uploads the audio)." }),
+    pbx: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/ }).meta({
+          description: "The PBX's web address, as in https://pbx.example.com:5001 (3CX WebAPI).",
+        }),
+        key: z.string().min(4).meta({
+          description: "The WebAPI key of the add-on's ini file. Use ${ENV_VAR}.",
+        }),
+        timeoutSec: z.number().positive().default(10),
+      })
+      .optional()
+      .meta({
+        description:
+          'Click-to-call through this PBX (3CX makecall): POST /api/dial, callrelay dial.',
+      }),
   })
   .meta({ description: 'A telephony system that posts webhooks to the relay.' });
 

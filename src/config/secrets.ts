@@ -49,6 +49,8 @@ export function secretsOf(
     out.add(s.token);
     collect(s.recordings, 'recordings', out);
     collect(s.guard.signature, 'signature', out);
+    // The WebAPI key sits in the makecall URL's path: a secret under a plain name.
+    if (s.pbx) out.add(s.pbx.key);
   }
   for (const t of cfg.targets) collect(t, 'target', out);
   collect(cfg.store, 'store', out);

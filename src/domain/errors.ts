@@ -64,6 +64,10 @@ export const ERRORS = {
     status: 502,
     message: 'the recording could not be fetched from the phone system',
   },
+  RELAY_ERR_PBX_FAILED: {
+    status: 502,
+    message: 'the PBX did not place the call',
+  },
   RELAY_ERR_STORE_UNAVAILABLE: {
     status: 503,
     message: 'the store could not commit the request; retry',

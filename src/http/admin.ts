@@ -20,6 +20,22 @@ import { backfillAll } from '../store/backfill.js';
 import { bearer, tokenMatches } from './auth.js';
 import type { ConsoleTarget } from './console/types.js';
 
+export interface DialRequest {
+  source: string;
+  agent: string;
+  number: string;
+  /** Who placed it, as the call's originatedBy will say: "api:admin", "cli:jana". */
+  by: string;
+}
+
+export interface DialResult {
+  chid: string;
+  /** The stored request holding the PBX's answer. */
+  id: number;
+  /** The number as dialled (E.164). */
+  number: string;
+}
+
 /** A call as the API shows it: the record, and what the store knows about it. */
 const callView = (r: CallRow): Record<string, unknown> => ({
   ...r.record,
@@ -32,6 +48,8 @@ export interface AdminOptions {
   pipeline: Pipeline;
   /** Unset: the admin API answers RELAY_ERR_ADMIN_DISABLED. */
   adminToken: string | undefined;
+  /** Click-to-call (runtime.ts): asks the PBX, stores its answer as the call's origin. */
+  dial?: (req: DialRequest) => Promise<DialResult>;
   onDeliveriesDue?: () => void;
   redact: Redactor;
   targets: ConsoleTarget[];
@@ -266,6 +284,35 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   });
 
   app.get('/api/stats', async (c) => send(c, await store.stats()));
+
+  // Click-to-call: the PBX rings the agent, then dials the number; the call's webhooks follow.
+  app.post('/api/dial', async (c) => {
+    if (!opts.dial) throw new RelayError('RELAY_ERR_NOT_FOUND', 'click-to-call is not wired here');
+    let body: Record<string, unknown>;
+    try {
+      body = (await c.req.json()) as Record<string, unknown>;
+    } catch {
+      throw new RelayError(
+        'RELAY_ERR_BAD_REQUEST',
+        'send JSON: {"source": "3cx", "agent": "102", "number": "+420774852629"}',
+      );
+    }
+    const text = (k: string): string => {
+      const v = body[k];
+      if (typeof v !== 'string' || !v.trim())
+        throw new RelayError('RELAY_ERR_BAD_REQUEST', `"${k}" is required (a string)`);
+      return v.trim();
+    };
+    const by =
+      typeof body.by === 'string' && body.by.trim() ? body.by.trim().slice(0, 64) : 'admin';
+    const placed = await opts.dial({
+      source: text('source'),
+      agent: text('agent'),
+      number: text('number'),
+      by: `api:${by}`,
+    });
+    return c.json(redact.value({ ok: true, ...placed }), 202);
+  });
 
   app.post('/api/deliveries/retry', async (c) => {
     const retried = await store.retryDeliveries('dead');

@@ -9,7 +9,7 @@ import { Redactor } from '../lib/redact.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
-import { mountAdmin } from './admin.js';
+import { mountAdmin, type AdminOptions } from './admin.js';
 import { bearer, loggablePath, tokenMatches } from './auth.js';
 import { mountConsole } from './console/index.js';
 import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
@@ -36,6 +36,8 @@ export interface AppOptions {
   console?: ConsoleOptions;
   /** Sources' allowIps, rate limits and signatures. */
   guards?: SourceGuards;
+  /** Click-to-call for POST /api/dial (sources with pbx: configured). */
+  dial?: AdminOptions['dial'];
   /** Serve recordings behind signed links (server.publicUrl). */
   recordings?: Omit<RecordingLinkOptions, 'store'>;
 }

@@ -14,6 +14,10 @@ export class FakePbx extends LocalServer {
   readonly chunked = new Set<string>();
   /** Answer a single byte range with 206 (off: Range is ignored, as some PBX servers do). */
   ranges = false;
+  /** The WebAPI key makecall answers to, the calls it was asked to place, and its next answer. */
+  makecallKey = 'webapi-key-0000';
+  readonly placed: { first: string | null; second: string | null; query: string }[] = [];
+  makecallAnswer: { status: number; body: string } | undefined;
 
   constructor(private readonly bearer?: string) {
     super();
@@ -25,6 +29,24 @@ export class FakePbx extends LocalServer {
       authorization: req.headers.authorization,
       range: req.headers.range,
     });
+    // 3CX WebAPI click-to-call: GET /webapi/<key>/makecall?first=<ext>&second=<number>.
+    const mk = /^\/webapi\/([^/]+)\/makecall\?(.*)$/.exec(req.url ?? '');
+    if (mk) {
+      if (decodeURIComponent(mk[1]!) !== this.makecallKey) {
+        res.writeHead(401, { 'content-type': 'text/plain' }).end('Invalid key');
+        return;
+      }
+      const q = new URLSearchParams(mk[2]);
+      this.placed.push({ first: q.get('first'), second: q.get('second'), query: mk[2]! });
+      const a = this.makecallAnswer ?? {
+        status: 200,
+        body: JSON.stringify({
+          chid: `00000000-01dc-${String(this.placed.length).padStart(4, '0')}-0bdb-88fd0000002f`,
+        }),
+      };
+      res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
+      return;
+    }
     if (this.bearer && req.headers.authorization !== `Bearer ${this.bearer}`) {
       res.writeHead(401).end();
       return;
