@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
+import { callBody } from '../../src/targets/kit/summary.js';
 import { FakePbx } from '../fakes/pbx.js';
 import {
   freshPostgresDatabase,
@@ -85,6 +86,10 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
       outcome: 'answered',
       originatedBy: 'api:jana',
     });
+    // Its CRM note says so (the body every CRM target shares).
+    expect(callBody(answered!.record, [])).toContain(
+      '<b>Placed:</b> from callrelay (click-to-call, api:jana)',
+    );
     // The earlier call of the flow had another chid: nobody placed it through the relay.
     const [missed] = await relay.store.getCalls('250917194513_46', '3cx');
     expect(missed!.record.originatedBy).toBeNull();

@@ -59,6 +59,14 @@ export function othersLine(others: Other<unknown>[]): string | undefined {
   return shown.join(', ') + (more ? ` and ${more} more` : '');
 }
 
+/** Who placed a call through the relay's click-to-call, in words: "from callrelay (api:jana)". */
+function placedBy(originatedBy: string | null | undefined): string | null {
+  if (!originatedBy) return null;
+  return originatedBy === 'makecall'
+    ? 'from callrelay (click-to-call)'
+    : `from callrelay (click-to-call, ${originatedBy})`;
+}
+
 export function callBody(
   c: CallRecord,
   recordingsInBody: string[],
@@ -74,6 +82,7 @@ export function callBody(
   add('Number', c.externalNumber);
   add('DID', c.did);
   add('Agent', c.agentName ? `${c.agentName} (${c.agent})` : c.agent);
+  add('Placed', placedBy(c.originatedBy));
   if (c.rang.length) add('Rang', c.rang.join(' → '));
   for (const t of c.transfers)
     add('Transfer', `${t.kind}: ${t.fromAgent ?? '?'} → ${t.toAgent ?? '?'}`);
