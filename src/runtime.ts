@@ -17,7 +17,7 @@ import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
 import { linkHash, signLink } from './lib/links.js';
 import { RelayError } from './domain/errors.js';
-import type { FetchedRecording } from './http/recordings.js';
+import type { FetchedRecording } from './http/links.js';
 import type { DialRequest, DialResult } from './http/admin.js';
 import { makecall, MakecallError } from './pbx/makecall.js';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
@@ -385,6 +385,7 @@ export async function startRelay(
       ? {
           recordings: {
             secret: current.links.secret,
+            dial: (req: DialRequest) => placeCall(pipeline, () => current.sources, req),
             fetch: (source: string, url: string, range: string | undefined) =>
               recordingForLink(recordings.get(source), url, range),
           },

@@ -2,6 +2,7 @@
 // with relay.yaml's admin token), so the call is placed and recorded exactly as from the API.
 
 import { userInfo } from 'node:os';
+import { dialSignature } from '../lib/links.js';
 import { configFrom, fail } from './util.js';
 
 export async function cmdDial(
@@ -41,4 +42,39 @@ export async function cmdDial(
   process.stdout.write(
     `${source}: ringing extension ${o.agent}, then ${body.number ?? number} (chid ${body.chid ?? '?'})\n`,
   );
+}
+
+/**
+ * `callrelay dial-link --agent 102`: the click-to-call link of one agent for a CRM's custom link
+ * or button; the CRM appends the contact's number. Signed with the relay's link secret, so it
+ * needs server.publicUrl; --days limits how long it works.
+ */
+export function cmdDialLink(o: {
+  config?: string;
+  agent: string;
+  source?: string;
+  days?: string;
+}): void {
+  // Every secret as start reads them: a placeholder admin token would sign a link that fails.
+  const cfg = configFrom(o);
+  if (!cfg.links)
+    fail(`${cfg.file} has no server.publicUrl: dial links point at the relay's public address`, 1);
+  const withPbx = cfg.sources.filter((s) => s.pbx);
+  const source = o.source ?? (withPbx.length === 1 ? withPbx[0]!.name : undefined);
+  if (!source || !withPbx.some((s) => s.name === source))
+    fail(
+      `name a source with pbx: (url and key) with --source: ${withPbx.map((s) => s.name).join(', ') || 'there is none'}`,
+      2,
+    );
+  if (!/^\d{1,10}$/.test(o.agent)) fail('--agent takes an extension (digits)', 2);
+  const days = o.days === undefined ? 0 : Number(o.days);
+  if (!(days >= 0)) fail('--days takes a number of days (0: no expiry)', 2);
+  const until = days ? Math.floor(Date.now() / 1000 + days * 86400) : 0;
+  const q = new URLSearchParams({
+    source,
+    agent: o.agent,
+    until: String(until),
+    sig: dialSignature(cfg.links.secret, source, o.agent, until),
+  });
+  process.stdout.write(`${cfg.links.publicUrl}/dial?${q.toString()}&number=\n`);
 }

@@ -9,7 +9,7 @@ import { cmdCalls } from './calls.js';
 import { cmdCheck } from './check.js';
 import { cmdDead } from './dead.js';
 import { cmdDeliveries } from './deliveries.js';
-import { cmdDial } from './dial.js';
+import { cmdDial, cmdDialLink } from './dial.js';
 import { cmdInit } from './init.js';
 import { cmdMap } from './map.js';
 import { cmdReplay } from './replay.js';
@@ -119,6 +119,18 @@ export function buildProgram(): Command {
       .option('--source <name>', 'the source whose PBX places it (default: the only one with pbx:)')
       .option('--to <url>', 'the relay (default: server.host and port of relay.yaml)'),
   ).action((number: string, o) => cmdDial(number, o));
+
+  withConfig(
+    program
+      .command('dial-link')
+      .description(
+        "an agent's click-to-call link for a CRM's custom link or button (the CRM appends the " +
+          'number); needs server.publicUrl',
+      )
+      .requiredOption('--agent <extension>', 'the extension that rings first')
+      .option('--source <name>', 'the source whose PBX places it (default: the only one with pbx:)')
+      .option('--days <n>', 'the link stops working after this many days (default: never)'),
+  ).action((o) => cmdDialLink(o));
 
   program
     .command('map')

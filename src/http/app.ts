@@ -15,7 +15,7 @@ import { mountConsole } from './console/index.js';
 import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
 import type { SourceGuards } from './guard.js';
 import { mountHooks } from './hooks.js';
-import { mountRecordings, type RecordingLinkOptions } from './recordings.js';
+import { mountLinks, type LinkOptions } from './links.js';
 
 export interface AppOptions {
   pipeline: Pipeline;
@@ -39,7 +39,7 @@ export interface AppOptions {
   /** Click-to-call for POST /api/dial (sources with pbx: configured). */
   dial?: AdminOptions['dial'];
   /** Serve recordings behind signed links (server.publicUrl). */
-  recordings?: Omit<RecordingLinkOptions, 'store'>;
+  recordings?: Omit<LinkOptions, 'store'>;
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -108,6 +108,6 @@ export function createApp(opts: AppOptions): Hono {
     targets: opts.targets ?? [],
   });
   if (opts.console) mountConsole(app, opts.console);
-  if (opts.recordings) mountRecordings(app, { ...opts.recordings, store });
+  if (opts.recordings) mountLinks(app, { ...opts.recordings, store });
   return app;
 }

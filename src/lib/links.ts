@@ -1,6 +1,7 @@
-// Signed links: a relay URL that names what it opens (a call's recording) and, optionally, until
-// when, with an HMAC of a server secret, so that a CRM can keep and use it without any other
-// credential. A link cannot be altered without the secret; rotating the secret revokes them all.
+// Signed links: a relay URL that names what it opens (a call's recording, an agent's click-to-call)
+// and, optionally, until when, with an HMAC of a server secret, so that a CRM can keep and use it
+// without any other credential. A link cannot be altered without the secret; rotating the secret
+// revokes them all.
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -47,4 +48,27 @@ export function verifyLink(secret: string, token: string, nowMs = Date.now()): V
   }
   if (claims.e !== undefined && claims.e * 1000 <= nowMs) return { ok: false, why: 'expired' };
   return { ok: true, claims };
+}
+
+/**
+ * The signature of a click-to-call link for one agent of one source (until `until`, seconds since
+ * the epoch, 0: no expiry). The number is not signed: the CRM appends each contact's number.
+ */
+export function dialSignature(
+  secret: string,
+  source: string,
+  agent: string,
+  until: number,
+): string {
+  return mac(secret, `dial|${source}|${agent}|${until}`).toString('base64url');
+}
+
+/** Whether `sig` is that signature (constant time). */
+export function dialSignatureOk(
+  secret: string,
+  q: { source: string; agent: string; until: number; sig: string },
+): boolean {
+  const want = Buffer.from(dialSignature(secret, q.source, q.agent, q.until), 'base64url');
+  const got = Buffer.from(q.sig, 'base64url');
+  return got.length === want.length && timingSafeEqual(got, want);
 }

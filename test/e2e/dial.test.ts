@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { dialSignature } from '../../src/lib/links.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { callBody } from '../../src/targets/kit/summary.js';
 import { FakePbx } from '../fakes/pbx.js';
@@ -157,5 +158,52 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
     // Without the admin token: nobody places calls.
     const anon = await fetch(down.url, { method: 'POST', body: '{}' });
     expect(anon.status).toBe(401);
+  });
+});
+
+describe('click-to-call links for CRMs', () => {
+  it('places a call from a signed per-agent link; a changed or expired one is refused', async () => {
+    const pbx = await new FakePbx().start();
+    pbx.makecallKey = KEY;
+    const secret = 'link-secret-0123456789-0123456789-abcdef';
+    const file = writeRelayYaml(tempDir(), {
+      server: `  publicUrl: https://relay.example.test\n  urlSecret: ${secret}\n`,
+      threecx: `    pbx:\n      url: ${pbx.url}\n      key: ${KEY}\n`,
+    });
+    const relay = await startRelay(loadConfig(file, {}));
+    try {
+      const made = await new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          [MAIN, 'dial-link', '--config', file, '--agent', '105', '--days', '1'],
+          { encoding: 'utf8' },
+          (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+        ),
+      );
+      expect(made).toMatch(
+        /^https:\/\/relay\.example\.test\/dial\?source=3cx&agent=105&until=\d+&sig=[\w-]+&number=$/,
+      );
+      const local = made.replace('https://relay.example.test', `http://127.0.0.1:${relay.port}`);
+      const res = await fetch(`${local}%2B420774852629`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('Calling <b>+420774852629</b>: pick up at extension 105');
+      expect(pbx.placed.map((p) => [p.first, p.second])).toEqual([['105', '420774852629']]);
+      const [origin] = await relay.store.listInbox({ limit: 1 });
+      expect(origin!.query).toContain('originatedby=link%3A105');
+
+      // Another agent with the same signature, or the same link past its time: refused.
+      const code = async (url: string) =>
+        ((await (await fetch(url)).json()) as { error: { code: string } }).error.code;
+      expect(await code(local.replace('agent=105', 'agent=106') + '1234')).toBe(
+        'RELAY_ERR_LINK_INVALID',
+      );
+      const until = Math.floor(Date.now() / 1000) - 1;
+      const expired = `http://127.0.0.1:${relay.port}/dial?source=3cx&agent=105&until=${until}&sig=${dialSignature(secret, '3cx', '105', until)}&number=1234`;
+      expect(await code(expired)).toBe('RELAY_ERR_LINK_EXPIRED');
+      expect(pbx.placed).toHaveLength(1);
+    } finally {
+      await relay.close();
+      await pbx.close();
+    }
   });
 });
