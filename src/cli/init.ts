@@ -167,6 +167,10 @@ const CRM_TOKEN: Record<Exclude<Crm, 'sandbox'>, { env: string; where: string }>
 /** relay.yaml's schema in this package, for editors (config/relay.schema.json). */
 const SCHEMA = fileURLToPath(new URL('../../config/relay.schema.json', import.meta.url));
 
+/** Signed links need a public HTTPS address: a CRM's player fetches from the internet. */
+const links = (a: Answers): boolean =>
+  new URL(a.url).protocol === 'https:' && !isLoopbackHost(new URL(a.url).hostname);
+
 export function relayYaml(a: Answers, dir: string): string {
   const schemaRef = relative(dir, SCHEMA).split(sep).join('/');
   const listen = new URL(a.url);
@@ -196,7 +200,7 @@ server:
   port: \${PORT:-8080}
   # ${local ? 'This machine only.' : 'Every interface: the PBX must reach it. Put HTTPS in front (docs/https.md).'}
   host: \${HOST:-${local ? '127.0.0.1' : '0.0.0.0'}}
-
+${links(a) ? `  # Recordings play in the CRM through signed links to here (README "Recordings").\n  publicUrl: ${a.url}\n  urlSecret: \${CALLRELAY_URL_SECRET}\n` : ''}
 store:
   sqlite: ./data/relay.db
 
@@ -211,7 +215,17 @@ sources:
     adapter: ${a.pbx}
     token: \${CALLRELAY_${a.pbx === '3cx' ? '3CX' : 'CALLERDESK'}_TOKEN}
     timezone: ${a.timezone}
-${a.country ? `    defaultCountry: ${a.country.toUpperCase()}\n` : ''}
+${a.country ? `    defaultCountry: ${a.country.toUpperCase()}\n` : ''}${
+    a.pbx === '3cx'
+      ? [
+          '    # Click-to-call (callrelay dial, POST /api/dial): the WebAPI address and key.',
+          '    # pbx:',
+          '    #   url: https://pbx.example.com:5001',
+          '    #   key: ${PBX_WEBAPI_KEY}',
+          '',
+        ].join('\n')
+      : ''
+  }
 targets:
 ${target}
 ${agents}`;
@@ -255,7 +269,8 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     fail(`${existing.map(displayPath).join(' and ')} exist already: --force to overwrite`, 1);
   const a = await ask(o);
   const sourceEnv = `CALLRELAY_${a.pbx === '3cx' ? '3CX' : 'CALLERDESK'}_TOKEN`;
-  const tokens = { CALLRELAY_ADMIN_TOKEN: token(), [sourceEnv]: token() };
+  const tokens: Record<string, string> = { CALLRELAY_ADMIN_TOKEN: token(), [sourceEnv]: token() };
+  if (links(a)) tokens.CALLRELAY_URL_SECRET = token();
   mkdirSync(dir, { recursive: true });
   writeFileSync(yamlPath, relayYaml(a, dir));
   writeFileSync(envPath, envFile(a, tokens), { mode: 0o600 });

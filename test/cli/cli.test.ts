@@ -129,6 +129,13 @@ describe('callrelay init', () => {
       },
     ]);
     expect(cfg.adminToken).toBe(env.CALLRELAY_ADMIN_TOKEN);
+    // A public HTTPS address: recordings get signed links to it, with a secret of their own.
+    expect(env.CALLRELAY_URL_SECRET).toMatch(/^[\w-]{32}$/);
+    expect(cfg.links).toEqual({
+      publicUrl: 'https://relay.example.com',
+      secret: env.CALLRELAY_URL_SECRET,
+      ttlDays: undefined,
+    });
 
     // check reads .env beside relay.yaml, and names what is still missing.
     const check = cli(['check', '--config', join(dir, 'relay.yaml')]);
