@@ -2,7 +2,7 @@
 // metrics, and the HTTP server with its console.
 
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +27,8 @@ import { Redactor } from './lib/redact.js';
 import { reloadOnChange } from './http/tls.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Retention, type RetentionOptions } from './pipeline/retention.js';
+import { archived, RecordingArchive, type ArchiveOptions } from './pipeline/archive.js';
+import { parseRange } from './lib/range.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { checkDatabaseMarker, markDatabase } from './store/sqlite/marker.js';
@@ -175,9 +177,13 @@ async function placeCall(
 /** A recording from the PBX for a signed link; what went wrong as the relay's error. */
 async function recordingForLink(
   access: RecordingAccess | undefined,
+  source: string,
   url: string,
   range: string | undefined,
+  archiveDir: string | undefined,
 ): Promise<FetchedRecording> {
+  const kept = archiveDir ? await archived(archiveDir, source, url) : undefined;
+  if (kept) return fromFile(kept.path, kept.size, range);
   if (!access)
     throw new RelayError('RELAY_ERR_RECORDING_GONE', 'the source is no longer in relay.yaml');
   try {
@@ -191,6 +197,21 @@ async function recordingForLink(
       `the PBX did not give the recording (${e.status ?? 'no answer'}); try again later`,
     );
   }
+}
+
+/** An archived recording, the range asked for read from the file itself. */
+function fromFile(path: string, size: number, range: string | undefined): FetchedRecording {
+  const r = parseRange(range, size);
+  const part = r && r !== 'unsatisfiable' ? r : undefined;
+  const stream = createReadStream(path, part ?? {});
+  return {
+    body: stream,
+    contentType: /\.wav$/.test(path) ? 'audio/wav' : 'audio/mpeg',
+    status: part ? 206 : 200,
+    length: part ? part.end - part.start + 1 : size,
+    contentRange: part ? `bytes ${part.start}-${part.end}/${size}` : undefined,
+    close: () => stream.destroy(),
+  };
 }
 
 /** The targets as the console and the admin API see them: links and connection tests. */
@@ -249,6 +270,7 @@ export async function startRelay(
     retention?: Pick<RetentionOptions, 'now' | 'everyMs' | 'batch'>;
     /** Shared with the log's scrubber (cli/start.ts), so that a reload's new secrets reach it. */
     redact?: Redactor;
+    archive?: Pick<ArchiveOptions, 'everyMs'>;
     /** How often server.tls's files are looked at (default 2 s). */
     tlsCheckMs?: number;
     /** Read relay.yaml again (cli/start.ts also re-reads .env); default: loadConfig(cfg.file). */
@@ -273,8 +295,21 @@ export async function startRelay(
     onFinished: changed,
     ...opts.delivery,
   });
+  const archive = new RecordingArchive(store, {
+    dir: cfg.archive?.dir ?? '',
+    sources: new Set(cfg.sources.filter((s) => s.recordings.archive).map((s) => s.name)),
+    keepMs: (cfg.archive?.keepDays ?? 0) * 86400_000,
+    fetch: async (source, url) => {
+      const access = cfg.sources.find((s) => s.name === source)?.recordings;
+      if (!access) throw new Error(`no source "${source}"`);
+      return (await fetchRecording(url, access)).body;
+    },
+    log,
+    ...opts.archive,
+  });
   const folded = (): void => {
     delivery.kick();
+    archive.kick();
     changed();
   };
   const pipeline = new Pipeline(store, cfg.sources, log, folded, metrics);
@@ -347,9 +382,14 @@ export async function startRelay(
     redact,
     targets: shownTargets,
     recording: async (source, url) => {
-      const access = recordings.get(source);
-      if (!access) throw new Error(`no source "${source}" in relay.yaml`);
-      const r = await fetchRecording(url, access);
+      // The archived copy when there is one: the PBX is asked once, and may have dropped it.
+      const r = await recordingForLink(
+        recordings.get(source),
+        source,
+        url,
+        undefined,
+        current.archive?.dir,
+      );
       return { body: r.body, contentType: r.contentType };
     },
     reload,
@@ -387,7 +427,7 @@ export async function startRelay(
             secret: current.links.secret,
             dial: (req: DialRequest) => placeCall(pipeline, () => current.sources, req),
             fetch: (source: string, url: string, range: string | undefined) =>
-              recordingForLink(recordings.get(source), url, range),
+              recordingForLink(recordings.get(source), source, url, range, current.archive?.dir),
           },
         }
       : {}),
@@ -419,6 +459,7 @@ export async function startRelay(
   delivery.start();
   closer.start();
   retention.start();
+  archive.start();
   // Connections have a ceiling: beyond it new ones are refused until some close.
   (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
@@ -448,6 +489,7 @@ export async function startRelay(
       clearInterval(idle);
       await closer.stop();
       await retention.stop();
+      await archive.stop();
       await pipeline.stop();
       await pipeline.drain();
       await delivery.stop();

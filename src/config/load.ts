@@ -4,7 +4,7 @@
 
 import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CountryCode } from 'libphonenumber-js';
 import {
@@ -39,6 +39,7 @@ export interface ResolvedSource extends SourceSettings {
   pbx?: { url: string; key: string; timeoutSec: number };
   adapter: LoadedAdapter;
   recordings: {
+    archive: boolean;
     allowHosts: string[];
     allowPrivateAddresses: boolean;
     bearer?: string;
@@ -49,6 +50,8 @@ export interface ResolvedSource extends SourceSettings {
 
 export interface RelayConfig {
   file: string;
+  /** The recording archive, when a source archives its recordings. */
+  archive: { dir: string; keepDays: number } | undefined;
   /** Signed links to the relay (recordings), when server.publicUrl is set. */
   links: { publicUrl: string; secret: string; ttlDays: number | undefined } | undefined;
   /** `tls`: absolute paths of a pair that was readable and matching when loaded. */
@@ -249,6 +252,17 @@ export function loadConfig(
           maxEventsPerCall: cfg.store.maxEventsPerCall,
           keepRequestsDays: cfg.store.keepRequestsDays,
         },
+    archive: sources.some((s) => s.recordings.archive)
+      ? {
+          dir: rel(
+            cfg.store.recordingsDir ??
+              (cfg.store.postgres
+                ? 'recordings'
+                : join(dirname(cfg.store.sqlite ?? 'data/relay.db'), 'recordings')),
+          ),
+          keepDays: cfg.store.keepRecordingsDays,
+        }
+      : undefined,
     adminToken: cfg.admin.token,
     logLevel: cfg.log.level,
     logFormat: cfg.log.format,

@@ -150,6 +150,14 @@ export const SourceConfig = z
         maxMB: z.number().positive().default(50).meta({
           description: 'Larger recordings are not fetched (the URL still goes to the CRM).',
         }),
+        archive: z
+          .boolean()
+          .default(false)
+          .meta({
+            description:
+              'Fetch each recording once when a call announces it and keep it (store.recordingsDir) ' +
+              "for store.keepRecordingsDays: links play it after the PBX's own retention.",
+          }),
       })
       .prefault({})
       .meta({ description: "Fetching this source's recordings (Pipedrive uploads the audio)." }),
@@ -306,6 +314,17 @@ export const RelayConfigSchema = z
               'Distinct events a call keeps; later ones are kept as raw requests only and the ' +
               'record is marked truncated, so that one runaway call cannot slow the others.',
           }),
+        recordingsDir: z
+          .string()
+          .optional()
+          .meta({
+            description:
+              'Where archived recordings are kept (sources[].recordings.archive), relative to ' +
+              'relay.yaml; default: recordings/ beside the SQLite file, else beside relay.yaml.',
+          }),
+        keepRecordingsDays: z.number().min(0).default(365).meta({
+          description: 'Archived recordings older than this are deleted; 0 keeps them.',
+        }),
         keepRequestsDays: z
           .number()
           .min(0)

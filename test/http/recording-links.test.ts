@@ -4,6 +4,8 @@
 // the PBX answers ranges itself or not. Forged, expired and dead links fail as they should.
 
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { linkHash, signLink } from '../../src/lib/links.js';
@@ -31,17 +33,21 @@ describe('recording links (server.publicUrl)', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function setup(): Promise<{ relay: Relay; pbx: FakePbx; hs: FakeHubspot; link: string }> {
+  async function setup(
+    archive = false,
+  ): Promise<{ relay: Relay; pbx: FakePbx; hs: FakeHubspot; link: string; dir: string }> {
     const pbx = await new FakePbx(PBX_TOKEN).start();
     const hs = await new FakeHubspot(HS_TOKEN).start();
     pbx.files.set(FILE, AUDIO);
-    const config = writeRelayYaml(tempDir(), {
+    const dir = tempDir();
+    const config = writeRelayYaml(dir, {
       server: `  publicUrl: ${PUBLIC}/\n  urlSecret: ${SECRET}\n`,
-      threecx: `    recordings:\n      allowHosts: ["${pbx.url}"]\n      bearer: ${PBX_TOKEN}\n`,
+      threecx: `    recordings:\n      allowHosts: ["${pbx.url}"]\n      bearer: ${PBX_TOKEN}\n      archive: ${archive}\n`,
       more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n`,
     });
     const relay = await startRelay(loadConfig(config, {}), undefined, {
       delivery: { pollMs: 20 },
+      archive: { everyMs: 50 },
     });
     cleanup.push(
       () => relay.close(),
@@ -57,7 +63,7 @@ describe('recording links (server.publicUrl)', () => {
       });
     await settleDeliveries(relay);
     const [call] = [...hs.calls.values()];
-    return { relay, pbx, hs, link: call!.properties.hs_call_recording_url! };
+    return { relay, pbx, hs, dir, link: call!.properties.hs_call_recording_url! };
   }
 
   it('gives HubSpot a signed HTTPS link under publicUrl that plays, seeks and hides the PBX', async () => {
@@ -150,5 +156,30 @@ describe('recording links (server.publicUrl)', () => {
     expect(text).toContain('RELAY_ERR_RECORDING_UNAVAILABLE');
     expect(text).not.toContain(new URL(pbx.url).port);
     expect(text).not.toContain(PBX_TOKEN);
+  });
+
+  it('archives each recording once and plays it after the PBX has dropped it', async () => {
+    const { relay, pbx, link, dir } = await setup(true);
+    const fetched = () => pbx.requests.filter((r) => r.path === FILE).length;
+    for (const t0 = Date.now(); fetched() === 0; await new Promise((r) => setTimeout(r, 20)))
+      if (Date.now() - t0 > 5000) throw new Error('the recording was never archived');
+    // Whole in the archive (written under a temporary name, then renamed) beside the database.
+    const kept = readdirSync(join(dir, 'recordings', '3cx'));
+    expect(kept).toHaveLength(1);
+    expect(readFileSync(join(dir, 'recordings', '3cx', kept[0]!))).toEqual(AUDIO);
+
+    pbx.files.delete(FILE);
+    const local = link.replace(PUBLIC, `http://127.0.0.1:${relay.port}`);
+    const whole = await fetch(local);
+    expect(whole.status).toBe(200);
+    expect(Buffer.from(await whole.arrayBuffer())).toEqual(AUDIO);
+    const part = await fetch(local, { headers: { range: 'bytes=100-199' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe('bytes 100-199/10000');
+    expect(Buffer.from(await part.arrayBuffer())).toEqual(AUDIO.subarray(100, 200));
+    expect((await fetch(local, { headers: { range: 'bytes=20000-' } })).status).toBe(416);
+    // However often it plays, the PBX was asked for it once.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fetched()).toBe(1);
   });
 });
