@@ -393,6 +393,8 @@ export async function startRelay(
       return { body: r.body, contentType: r.contentType };
     },
     reload,
+    dial: (req) => placeCall(pipeline, () => current.sources, req),
+    canDial: (source) => !!current.sources.find((s) => s.name === source)?.pbx,
     onChange: (listener) => {
       changes.on('change', listener);
       return () => changes.off('change', listener);

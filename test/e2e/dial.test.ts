@@ -11,6 +11,7 @@ import { startRelay, type Relay } from '../../src/runtime.js';
 import { callBody } from '../../src/targets/kit/summary.js';
 import { FakePbx } from '../fakes/pbx.js';
 import {
+  ConsoleClient,
   freshPostgresDatabase,
   goldenCases,
   MAIN,
@@ -94,6 +95,25 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
     // The earlier call of the flow had another chid: nobody placed it through the relay.
     const [missed] = await relay.store.getCalls('250917194513_46', '3cx');
     expect(missed!.record.originatedBy).toBeNull();
+  });
+
+  it("the console's call page calls the caller back", async () => {
+    const { relay, pbx } = await setup();
+    const flow = goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!.flow;
+    const { callId, agent } = flow.expect!.calls[0] as { callId: string; agent: string };
+    for (const r of flow.requests) await sendFlowRequest(relay.port, '3cx', r);
+    await relay.pipeline.drain();
+    const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);
+    expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+    const page = await (await client.request(`/console/calls/3cx/${callId}`)).text();
+    client.csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page)![1]!;
+    expect(page).toContain(`action="/console/calls/3cx/${callId}/dial"`);
+    expect(page).toContain(`value="${agent}"`);
+    const res = await client.post(`/console/calls/3cx/${callId}/dial`, { agent });
+    expect(res.status).toBe(303);
+    expect(pbx.placed.map((p) => [p.first, p.second])).toEqual([[agent, '420774852629']]);
+    const after = await (await client.request(res.headers.get('location')!)).text();
+    expect(after).toContain(`Calling +420774852629: pick up at extension ${agent}.`);
   });
 
   it('callrelay dial places it through the running relay', async () => {

@@ -12,6 +12,7 @@ import { callHref } from './calls.js';
 import {
   action,
   backPath,
+  Csrf,
   Badge,
   Direction,
   done,
@@ -402,6 +403,20 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
             <span class="muted">{`(${r.source})`}</span>
           </h1>
           <Summary row={view.row} />
+          {ctx.opts.dial &&
+            ctx.opts.canDial?.(r.source) &&
+            (r.externalE164 ?? r.externalNumber) && (
+              <form class="inline" method="post" action={`${callHref(r)}/dial`}>
+                <Csrf session={session} />
+                <label>
+                  {'Call back from extension '}
+                  <input name="agent" value={r.agent ?? ''} size={6} inputmode="numeric" required />
+                </label>{' '}
+                <button type="submit" class="primary">
+                  {`Call ${r.externalE164 ?? r.externalNumber ?? ''}`}
+                </button>
+              </form>
+            )}
           <h2>Deliveries</h2>
           {view.deliveries.length ? (
             <div class="stack">
@@ -458,6 +473,32 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
           'cache-control': 'private, max-age=300',
         },
       });
+    }),
+  );
+
+  // Call the caller back: the PBX rings the agent's extension, then dials the call's number.
+  app.post(
+    '/console/calls/:source/:callId/dial',
+    action(ctx, async (c, _session, form) => {
+      const [row] = await store.getCalls(c.req.param('callId')!, c.req.param('source'));
+      if (!row) throw new RelayError('RELAY_ERR_CALL_NOT_FOUND');
+      const r = row.record;
+      const number = r.externalE164 ?? r.externalNumber;
+      if (!ctx.opts.dial || !number)
+        throw new RelayError('RELAY_ERR_BAD_REQUEST', 'this call cannot be called back from here');
+      const placed = await ctx.opts.dial({
+        source: r.source,
+        agent: String(form.agent ?? '').trim(),
+        number,
+        by: 'api:console',
+      });
+      return done(
+        c,
+        ctx,
+        callHref(r),
+        'ok',
+        `Calling ${placed.number}: pick up at extension ${String(form.agent).trim()}.`,
+      );
     }),
   );
 

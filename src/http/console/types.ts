@@ -40,6 +40,15 @@ export interface ConsoleOptions {
   onChange(listener: () => void): () => void;
   /** Deliveries were made due (retry, deliver again): look for work now. */
   onDeliveriesDue(): void;
+  /**
+   * Click-to-call (sources with pbx:): the PBX rings the agent, then dials the number; `canDial`
+   * says which sources can.
+   */
+  dial?: (req: { source: string; agent: string; number: string; by: string }) => Promise<{
+    chid: string;
+    number: string;
+  }>;
+  canDial?: (source: string) => boolean;
   /** callrelay's version (package.json). */
   version: string;
   /** Store kind and health for the setup page. */
