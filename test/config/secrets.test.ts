@@ -10,9 +10,12 @@ describe('secretsOf', () => {
   it('finds the secrets of sources, targets, admin, metrics and the store URL', () => {
     const file = writeRelayYaml(tempDir(), {
       store: 'postgres: postgres://relay:pg-pass-word-1@127.0.0.1:5432/relay',
+      server:
+        '  publicUrl: https://relay.example.test\n  urlSecret: link-secret-8-0123456789-0123456789\n',
       threecx:
         '    recordings:\n      bearer: pbx-bearer-token-1\n      basic: { user: admin, password: pbx-pass-2 }\n' +
-        '    signature: { header: X-Sig, secret: source-signing-secret-7 }\n',
+        '    signature: { header: X-Sig, secret: source-signing-secret-7 }\n' +
+        '    pbx: { url: "https://pbx.example.test:5001", key: webapi-key-9 }\n',
       more: `targets:
   - name: hubspot
     type: hubspot
@@ -35,6 +38,8 @@ metrics:
       sourceToken('3cx'),
       'pbx-bearer-token-1',
       'pbx-pass-2',
+      'link-secret-8-0123456789-0123456789',
+      'webapi-key-9',
       'pat-hubspot-token-1',
       'pipedrive-token-22',
       'url-password-3',
