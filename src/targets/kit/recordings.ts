@@ -173,7 +173,9 @@ export async function fetchRecording(
     body: capped(),
     contentType: /^[\w.+-]+\/[\w.+-]+$/.test(type) ? type : 'application/octet-stream',
     filename: recordingFileName(url),
-    close: () => res.body.destroy(),
+    // Destroying an unread undici body emits an AbortError; with no listener that is an uncaught
+    // exception, which would take the relay down on a HEAD or a refused Range.
+    close: () => res.body.on('error', () => {}).destroy(),
     status: res.statusCode === 206 ? 206 : 200,
     length: Number.isFinite(declared) ? declared : undefined,
     contentRange:
