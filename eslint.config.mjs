@@ -39,6 +39,11 @@ export default tseslint.config(
     files: ['test/**', 'bench/**', 'src/**/*.test.ts', 'src/**/fake.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
+  {
+    // CommonJS where a consumer needs it (autocannon's worker threads require their hooks).
+    files: ['**/*.cjs'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   prettier,
   {
     // After Prettier's config, which turns it off: comments stay within 100 columns too (Prettier

@@ -2,48 +2,23 @@
 // with mapping (same payloads, same load generator, alternating rounds), ack latency of both at a
 // fixed 1,000 req/s, mapping and folding cost per event, repeats and runaway calls
 // (bench/repeats.mjs), and cold start. Results go to stdout and .bench/last.json. BENCH_SECONDS,
-// BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run.
+// BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run; BENCH_ONLY=ingest stops after the rounds, and
+// BENCH_GENERATOR=autocannon uses autocannon where wrk is installed.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { startRelayProcess, waitHealthy } from '../test/harness/relay-process.mjs';
 import { crmLatency } from './crm-latency.mjs';
 import { repeats } from './repeats.mjs';
-import { Pool } from 'undici';
+import { closedLoop, generator, TOKEN } from './load.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const TOKEN = 'bench-token-0123456789';
-
-// One 3CX call = six webhooks (v2 schema): IVR, queue, phone ringing, pickup, end, recording.
-function callRequests(k) {
-  const id = `260301120000_${k}`;
-  const ext = String(100 + (k % 50));
-  return [
-    `{ "Event": "ringing", "Callerid": "05552221133", "User": "800", "Usertype": "other", "Did": "", "Id": "${id}-0" }`,
-    `{ "Event": "ringing", "Callerid": "05552221133", "User": "820", "Usertype": "queue", "Did": "", "Id": "${id}-0" }`,
-    `{ "Event": "ringing", "Callerid": "05552221133", "User": "${ext}", "Usertype": "ext", "Did": "", "Id": "${id}-0" }`,
-    `{ "Event": "incomingcall_started", "Callerid": "05552221133", "User": "${ext}", "Trtype": "NotDef", "Did": "", "Id": "${id}-1" }`,
-    `{ "Event": "incoming", "Callerid": "05552221133", "User": "${ext}", "Finishtype": "Ok", "Transfer": "False", "Did": "", "Duration": "00:${String(k % 60).padStart(2, '0')}", "Id": "${id}-1" }`,
-    `{ "Event": "recording", "FileUrls": [ "https://FQDN:5001/webapi/recording/${id}-1-1.mp3" ], "Callerid": "05552221133", "User": "${ext}", "Id": "${id}-1" }`,
-  ];
-}
-
-/** Bodies in call order; each call's six requests go out in sequence from a shared cursor. */
-function bodySource(offset) {
-  let n = 0;
-  return () => {
-    const k = offset + Math.floor(n / 6);
-    return callRequests(k)[n++ % 6];
-  };
-}
-
 function relayConfig(dir, port) {
   const file = join(dir, 'relay.yaml');
   writeFileSync(
@@ -66,84 +41,33 @@ function startRelay(port, dir) {
   return startRelayProcess(relayConfig(dir, port), { port, stderr: 'inherit' });
 }
 
-async function throughput(port, offset) {
-  const next = bodySource(offset);
-  const result = await autocannon({
-    url: `http://127.0.0.1:${port}/hooks/3cx/${TOKEN}`,
-    connections: CONNECTIONS,
-    duration: DURATION,
-    requests: [
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req) => ({ ...req, body: next() }),
-      },
-    ],
-  });
-  if (result.non2xx || result.errors)
-    throw new Error(`${result.non2xx} non-2xx, ${result.errors} errors`);
-  return {
-    reqPerSec: Math.round(result.requests.average),
-    p50ms: result.latency.p50,
-    p99ms: result.latency.p99,
-    total: result.requests.total,
-  };
-}
+/** Closed-loop throughput of the server on `port` (load.mjs picks the generator). */
+const throughput = (port, offset) =>
+  closedLoop({ port, connections: CONNECTIONS, seconds: DURATION, offset });
 
-/**
- * Open loop at a fixed rate: a 1 ms timer sends every request that has come due, whatever is still
- * in flight, so slow answers cannot slow the sending (no coordinated omission). Latency is timed
- * from each request's send; the achieved rate is reported next to it.
- */
-async function fixedRate(port, rate, seconds, offset) {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1 });
-  const next = bodySource(offset);
-  const lat = [];
-  const total = rate * seconds;
-  const inflight = [];
-  const t0 = performance.now();
-  let sent = 0;
-  await /** @type {Promise<void>} */ (
-    new Promise((resolve) => {
-      const timer = setInterval(() => {
-        const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
-        for (; sent < due; sent++) {
-          const start = performance.now();
-          inflight.push(
-            pool
-              .request({
-                path: `/hooks/3cx/${TOKEN}`,
-                method: 'POST',
-                headers: { 'content-type': 'application/json' },
-                body: next(),
-              })
-              .then(async (res) => {
-                await res.body.arrayBuffer();
-                if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-                lat.push(performance.now() - start);
-              }),
-          );
-        }
-        if (sent >= total) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 1);
-    })
-  );
-  const elapsed = (performance.now() - t0) / 1000;
-  await Promise.all(inflight);
-  await pool.close();
-  lat.sort((a, b) => a - b);
-  const q = (p) => +lat[Math.min(lat.length - 1, Math.floor(lat.length * p))].toFixed(2);
-  return {
-    rate,
-    achieved: Math.round(total / elapsed),
-    requests: lat.length,
-    p50ms: q(0.5),
-    p99ms: q(0.99),
-    maxMs: +lat.at(-1).toFixed(2),
-  };
+/** Open loop at `rate` req/s from its own process (open-loop.mjs). */
+function fixedRate(port, rate, seconds, offset) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bench', 'open-loop.mjs'),
+        String(port),
+        String(rate),
+        String(seconds),
+        String(offset),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`open-loop.mjs exited ${code}`));
+      const r = JSON.parse(out);
+      if (r.failed) return reject(new Error(`${r.failed} answers at ${rate} req/s were not 200`));
+      resolve(r);
+    });
+  });
 }
 
 async function mappingCost() {
@@ -226,6 +150,7 @@ async function main() {
     node: process.version,
     cpus: cpus().length,
     cpu: cpus()[0]?.model,
+    generator,
     durationSec: DURATION,
     connections: CONNECTIONS,
     rounds: ROUNDS,
@@ -279,6 +204,7 @@ async function main() {
     `ratio b/a = ${results.summary.ratio} (target >= 0.60); ack p99 at 1000 req/s = ${results.summary.relayAt1000.p99ms} ms (target <= 3 ms; bare Hono: ${results.summary.bareAt1000.p99ms} ms)`,
   );
 
+  if (process.env.BENCH_ONLY === 'ingest') return;
   results.crmLatency = await crmLatency({ root: ROOT, seconds: DURATION });
   console.log(
     'webhook in -> CRM request (HubSpot fake answering at once, 200 calls/s):',
