@@ -330,6 +330,57 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.getInbox(999_999)).toBeUndefined();
   });
 
+  it('files a batch as it files the same requests one at a time', async () => {
+    // Each batch once as a whole and once request by request: PostgreSQL files a batch in a few
+    // statements when it can, and must end exactly where the one-at-a-time path ends.
+    const [whole, single] = [(await fresh()).store, (await fresh()).store];
+    const batches: NewInbox[][] = [
+      // All new, one request with two events, calls of several requests: the common case.
+      [
+        item(mapped(ring('b1', '800')), '{"n":1}'),
+        item(mapped(ring('b1', '117'), ring('b2', '800')), '{"n":2}'),
+        item({ status: 'ignored', rule: 'ping', message: 'ignored by rule ping' }, 'ping'),
+        item(mapped(end('b1')), '{"n":3}'),
+      ],
+      // A repeat of a stored event, an unmapped request.
+      [
+        item(mapped(ring('b3', '800')), '{"n":4}'),
+        item(mapped(ring('b2', '800')), '{"again":1}'),
+        item({ status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'no rule' }),
+      ],
+      // A repeat within the batch.
+      [item(mapped(ring('b3', '117')), '{"n":5}'), item(mapped(ring('b3', '117')), '{"again":2}')],
+      // A stored call that goes over its limit (b1 holds three events).
+      [item(mapped(ring('b1', '300')), '{"n":6}'), item(mapped(ring('b1', '301')), '{"n":7}')],
+      // A new call that goes over its limit within the batch.
+      Array.from({ length: LIMIT + 2 }, (_, i) => item(mapped(ring('b4', String(200 + i))))),
+    ];
+    const summary = async (store: Store): Promise<unknown> => ({
+      counts: await store.countInbox(),
+      requests: (await store.listInbox({ limit: 100 })).map((r) => [
+        r.state,
+        r.rule,
+        r.reasonCode,
+        r.body.toString(),
+      ]),
+      calls: (await store.listCalls({ limit: 100 }))
+        .map((c) => [c.record.callId, c.revision, c.droppedEvents, c.record])
+        .sort(),
+    });
+    for (const batch of batches) {
+      const ids = await whole.insertInbox(batch);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      expect(new Set(ids).size).toBe(batch.length);
+      for (const one of batch) await single.insertInbox([one]);
+      // Filed alike before folding too: a repeat is applied at once, a dropped event says so.
+      expect(await summary(whole)).toEqual(await summary(single));
+      while ((await whole.applyPending(100)) > 0);
+      while ((await single.applyPending(100)) > 0);
+      expect(await summary(whole)).toEqual(await summary(single));
+    }
+    expect(((await summary(whole)) as { calls: unknown[] }).calls).toHaveLength(4);
+  });
+
   it('folds pending requests into calls once, and counts real changes only', async () => {
     const { store } = await fresh();
     await store.insertInbox([
