@@ -1,18 +1,18 @@
 // Throughput of durable ingest on PostgreSQL with one instance and with two (same database, same
-// payloads): for docs/scaling.md. Starts its own PostgreSQL (test/harness/postgres.mjs).
-// Two instances get half the connections each (a load balancer would do the same).
+// payloads, the bench's six-webhooks-per-call mix from load.mjs): for docs/scaling.md and
+// docs/performance.md. Starts its own PostgreSQL (test/harness/postgres.mjs). Two instances get
+// half the connections each (a load balancer would do the same).
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import { closedLoop, generator, TOKEN } from './load.mjs';
 import { LocalPostgres } from '../test/harness/postgres.mjs';
 import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const TOKEN = 'scale-token-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'callrelay-scale-'));
 const pg = await LocalPostgres.create();
 await pg.start();
@@ -27,22 +27,9 @@ function startInstance(port) {
   return startRelayProcess(file, { port, stderr: 'inherit' });
 }
 
-let k = 0;
-const body = () =>
-  `{"Event":"ringing","Callerid":"05552221133","User":"800","Usertype":"other","Did":"","Id":"263001100000_${k++}-0"}`;
+let offset = 0;
 const load = (port, connections) =>
-  autocannon({
-    url: `http://127.0.0.1:${port}/hooks/3cx/${TOKEN}`,
-    connections,
-    duration: SECONDS,
-    requests: [
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (r) => ({ ...r, body: body() }),
-      },
-    ],
-  });
+  closedLoop({ port, connections, seconds: SECONDS, offset: (offset += 1_000_000) });
 
 const a = await startInstance(19401);
 await load(19401, 50); // warm-up
@@ -51,15 +38,12 @@ const b = await startInstance(19402);
 await load(19402, 25); // warm-up
 const [x, y] = await Promise.all([load(19401, 25), load(19402, 25)]);
 const result = {
-  oneInstance: {
-    reqPerSec: Math.round(one.requests.average),
-    p99ms: one.latency.p99,
-    errors: one.errors + one.non2xx,
-  },
+  generator,
+  oneInstance: { reqPerSec: one.reqPerSec, p99ms: one.p99ms, generatorCpu: one.generatorCpu },
   twoInstances: {
-    reqPerSec: Math.round(x.requests.average + y.requests.average),
-    p99ms: Math.max(x.latency.p99, y.latency.p99),
-    errors: x.errors + x.non2xx + y.errors + y.non2xx,
+    reqPerSec: x.reqPerSec + y.reqPerSec,
+    p99ms: Math.max(x.p99ms, y.p99ms),
+    generatorCpu: +(x.generatorCpu + y.generatorCpu).toFixed(2),
   },
 };
 console.log(JSON.stringify(result, null, 2));
