@@ -1,12 +1,12 @@
 // `npm run bench`: ingest throughput and p99 of a bare Hono handler vs callrelay's durable ingest
 // with mapping (same payloads, same load generator, alternating rounds), ack latency of both at a
-// fixed 1,000 req/s, mapping and folding cost per event, repeats and runaway calls
-// (bench/repeats.mjs), and cold start. Results go to stdout and .bench/last.json. BENCH_SECONDS,
+// fixed 1,000 req/s with the relay's resident memory, mapping and folding cost per event, repeats
+// and runaway calls (bench/repeats.mjs), and cold start. Results go to stdout and .bench/last.json. BENCH_SECONDS,
 // BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run; BENCH_ONLY=ingest stops after the rounds, and
 // BENCH_GENERATOR=autocannon uses autocannon where wrk is installed.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,24 @@ async function coldStart(runs = 5) {
   };
 }
 
+/** Resident memory of a process in MB, from /proc (Linux). */
+function rssMb(pid) {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m?.[1] ?? NaN) / 1024);
+}
+
+/** Samples a process's resident memory every 250 ms until stop(), which gives the maximum. */
+function rssSampler(pid) {
+  let max = rssMb(pid);
+  const timer = setInterval(() => (max = Math.max(max, rssMb(pid))), 250);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.max(max, rssMb(pid));
+    },
+  };
+}
+
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function main() {
@@ -160,6 +178,7 @@ async function main() {
   // machine's drift hits both alike, and the medians are reported.
   const bare = startBare(19001);
   const [relay] = await Promise.all([startRelay(19002, dir), waitHealthy(19001, { child: bare })]);
+  results.relayIdleRssMb = rssMb(relay.pid);
   await throughput(19001, 0); // warm-up
   await throughput(19002, 1_000_000); // warm-up (and a realistic, non-empty store)
   await fixedRate(19001, 1000, 2, 0);
@@ -172,7 +191,9 @@ async function main() {
     // Let folding catch up before the latency runs.
     await new Promise((res) => setTimeout(res, 2000));
     const af = await fixedRate(19001, 1000, DURATION, 0);
+    const rss = rssSampler(relay.pid);
     const bf = await fixedRate(19002, 1000, DURATION, 5_000_000 + r * 1_000_000);
+    bf.maxRssMb = rss.stop();
     const round = {
       bare: a,
       relay: b,
@@ -197,11 +218,23 @@ async function main() {
     relayAt1000: {
       p50ms: median(rounds.map((r) => r.relayAt1000.p50ms)),
       p99ms: median(rounds.map((r) => r.relayAt1000.p99ms)),
+      maxRssMb: Math.max(...rounds.map((r) => r.relayAt1000.maxRssMb)),
+    },
+    generatorAt1000LateP99ms: median(rounds.map((r) => r.relayAt1000.lateP99ms)),
+    generatorCpu: {
+      bare: median(rounds.map((r) => r.bare.generatorCpu)),
+      relay: median(rounds.map((r) => r.relay.generatorCpu)),
     },
   };
   console.log('\nmedians:', JSON.stringify(results.summary));
+  const sum = results.summary;
   console.log(
-    `ratio b/a = ${results.summary.ratio} (target >= 0.60); ack p99 at 1000 req/s = ${results.summary.relayAt1000.p99ms} ms (target <= 3 ms; bare Hono: ${results.summary.bareAt1000.p99ms} ms)`,
+    `generator ${generator}, its CPU ${sum.generatorCpu.bare} (bare) / ${sum.generatorCpu.relay} ` +
+      `(relay) cores; ratio b/a = ${sum.ratio} (target >= 0.60); ack p99 at 1000 req/s = ` +
+      `${sum.relayAt1000.p99ms} ms (target <= 3 ms; bare Hono: ${sum.bareAt1000.p99ms} ms; the ` +
+      `generator's own lateness p99 ${sum.generatorAt1000LateP99ms} ms); relay RSS idle ` +
+      `${results.relayIdleRssMb} MB, at 1000 req/s up to ${sum.relayAt1000.maxRssMb} MB ` +
+      `(target <= 120 MB)`,
   );
 
   if (process.env.BENCH_ONLY === 'ingest') return;

@@ -1,9 +1,11 @@
-// `npm run soak` (not part of npm test): SOAK_MINUTES (default 10) of mixed call flows at a steady
-// rate into a relay process (SQLite), delivering to a fake HubSpot that fails 5% of requests
-// (500s and 429s). Prints requests accepted, calls delivered, duplicates (must be 0), and the
-// relay's RSS: maximum and trend over the second half of the run.
+// `npm run soak -- --minutes 60 --rate 1000` (not part of npm test; SOAK_MINUTES and SOAK_RATE
+// work too; default 10 minutes at 40 webhooks/s): mixed call flows at a steady rate into a relay
+// process (SQLite), delivering to a fake HubSpot that fails 5% of requests (500s and 429s). Prints
+// requests accepted, calls delivered, duplicates (must be 0), and the relay's memory: RSS maximum
+// and trend over the second half, with the trends of what could explain one (V8 heap, memory
+// outside it, the SQLite WAL and its shared-memory index) from /metrics and the data folder.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +14,12 @@ import { Pool } from 'undici';
 import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
-const RATE = Number(process.env.SOAK_RATE ?? 40); // webhooks per second
+const flag = (name) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const MINUTES = Number(flag('minutes') ?? process.env.SOAK_MINUTES ?? 10);
+const RATE = Number(flag('rate') ?? process.env.SOAK_RATE ?? 40); // webhooks per second
 const PORT = 19070;
 const TOKEN = 'soak-token-0123456789';
 
@@ -102,7 +108,28 @@ let refused = 0;
 const rss = [];
 const rssOf = () =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-const sampler = setInterval(() => rss.push({ t: performance.now() / 60000, mb: rssOf() }), 5000);
+const fileMb = (f) => {
+  try {
+    return statSync(join(dir, f)).size / 2 ** 20;
+  } catch {
+    return 0;
+  }
+};
+/** Heap and external memory of the relay's main thread (prom-client's process metrics). */
+async function heapMb() {
+  const text = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();
+  const m = (name) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return { heap: m('nodejs_heap_size_used_bytes'), external: m('nodejs_external_memory_bytes') };
+}
+const sampler = setInterval(() => {
+  const t = performance.now() / 60000;
+  const mb = rssOf();
+  void heapMb()
+    .then((h) =>
+      rss.push({ t, mb, ...h, wal: fileMb('relay.db-wal'), shm: fileMb('relay.db-shm') }),
+    )
+    .catch(() => rss.push({ t, mb }));
+}, 5000);
 
 const queue = [];
 let k = 0;
@@ -149,14 +176,19 @@ clearInterval(sampler);
 const tokens = [...engagements.values()].map((e) => e.token);
 const duplicates = tokens.length - new Set(tokens).size;
 const half = rss.slice(Math.floor(rss.length / 2));
-const n = half.length;
-const mt = half.reduce((a, x) => a + x.t, 0) / n;
-const mm = half.reduce((a, x) => a + x.mb, 0) / n;
-const slope =
-  n > 1
-    ? half.reduce((a, x) => a + (x.t - mt) * (x.mb - mm), 0) /
-      half.reduce((a, x) => a + (x.t - mt) ** 2, 0)
-    : 0;
+/** Least-squares MB per minute of one sampled measure over the second half of the run. */
+function trend(key) {
+  const xs = half.filter((x) => Number.isFinite(x[key]));
+  const n = xs.length;
+  if (n < 2) return null;
+  const mt = xs.reduce((a, x) => a + x.t, 0) / n;
+  const mm = xs.reduce((a, x) => a + x[key], 0) / n;
+  const slope =
+    xs.reduce((a, x) => a + (x.t - mt) * (x[key] - mm), 0) /
+    xs.reduce((a, x) => a + (x.t - mt) ** 2, 0);
+  return +slope.toFixed(3);
+}
+const last = rss.at(-1) ?? {};
 const result = {
   minutes: MINUTES,
   webhooksPerSec: RATE,
@@ -168,7 +200,14 @@ const result = {
   crmRequests,
   crmFailuresInjected: crmFailures,
   maxRssMb: +Math.max(...rss.map((x) => x.mb)).toFixed(1),
-  rssTrendMbPerMin: +slope.toFixed(2),
+  rssTrendMbPerMin: trend('mb'),
+  heapTrendMbPerMin: trend('heap'),
+  externalTrendMbPerMin: trend('external'),
+  walTrendMbPerMin: trend('wal'),
+  shmTrendMbPerMin: trend('shm'),
+  atEndMb: Object.fromEntries(
+    ['mb', 'heap', 'external', 'wal', 'shm'].map((k) => [k, +(last[k] ?? NaN).toFixed(1)]),
+  ),
 };
 console.log(JSON.stringify(result, null, 2));
 relay.kill('SIGTERM');

@@ -33,7 +33,6 @@ import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { checkDatabaseMarker, markDatabase } from './store/sqlite/marker.js';
 import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
-import { PostgresStore } from './store/postgres/index.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
@@ -59,6 +58,7 @@ export async function openStore(
     markDatabase(sqlite, cfg.file);
     return store;
   }
+  const { PostgresStore } = await import('./store/postgres/index.js');
   return PostgresStore.open(cfg.store.postgres, { routing, maxEventsPerCall, max: 2 });
 }
 
@@ -81,6 +81,8 @@ export async function openServerStore(
     return store;
   }
   const { maxEventsPerCall } = cfg.store;
+  // Loaded only here: a SQLite relay does not carry the PostgreSQL driver in its memory.
+  const { PostgresStore } = await import('./store/postgres/index.js');
   return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, maxEventsPerCall });
 }
 

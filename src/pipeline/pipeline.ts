@@ -134,8 +134,10 @@ export class Pipeline {
     try {
       for (;;) {
         const n = await this.store.applyPending(APPLY_BATCH);
-        if (n === 0) break;
-        this.onFolded();
+        if (n > 0) this.onFolded();
+        // A short batch took all there was: asking again would cost a transaction for nothing,
+        // and a commit from now on kicks the loop anyway.
+        if (n < APPLY_BATCH) break;
         // Let ingest run between batches.
         await new Promise((r) => setImmediate(r));
       }
