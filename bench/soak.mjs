@@ -25,6 +25,7 @@ const TOKEN = 'soak-token-0123456789';
 
 // The fake CRM: engagements by external id; 5% of requests fail.
 const engagements = new Map();
+const byToken = new Map();
 let crmRequests = 0;
 let crmFailures = 0;
 const crm = createServer((req, res) => {
@@ -41,14 +42,19 @@ const crm = createServer((req, res) => {
     }
     if (url.endsWith('/search')) {
       const token = JSON.parse(body).filterGroups?.[0]?.filters?.[0]?.value;
-      const hit = [...engagements.entries()]
-        .filter(([, e]) => e.token === token)
-        .map(([id, e]) => ({ id, properties: { hs_call_external_id: e.token } }));
+      // By index: a scan of every engagement would make an hour's soak slow down the fake, not
+      // the relay.
+      const hit = (byToken.get(token) ?? []).map((id) => ({
+        id,
+        properties: { hs_call_external_id: token },
+      }));
       return res.end(JSON.stringify({ total: hit.length, results: hit }));
     }
     if (req.method === 'POST' && url === '/crm/v3/objects/calls') {
       const id = String(engagements.size + 1);
-      engagements.set(id, { token: JSON.parse(body).properties.hs_call_external_id, patches: 0 });
+      const token = JSON.parse(body).properties.hs_call_external_id;
+      engagements.set(id, { token, patches: 0 });
+      byToken.set(token, [...(byToken.get(token) ?? []), id]);
       res.statusCode = 201;
       return res.end(`{"id":"${id}"}`);
     }
