@@ -1,19 +1,29 @@
 // `npm run bench`: ingest throughput and p99 of a bare Hono handler vs callrelay's durable ingest
 // with mapping (same payloads, same load generator, alternating rounds), ack latency of both at a
-// fixed 1,000 req/s with the relay's resident memory, mapping and folding cost per event, repeats
-// and runaway calls (bench/repeats.mjs), and cold start. Results go to stdout and .bench/last.json. BENCH_SECONDS,
-// BENCH_ROUNDS, BENCH_CONNECTIONS adjust the run; BENCH_ONLY=ingest stops after the rounds, and
-// BENCH_GENERATOR=autocannon uses autocannon where wrk is installed.
+// fixed 1,000 req/s with the relay's resident memory, webhook-to-CRM latency, mapping and folding
+// cost per event, the store's cost as its file grows, repeats and runaway calls
+// (bench/repeats.mjs), and cold start. Results go to stdout and .bench/last.json. BENCH_SECONDS,
+// BENCH_ROUNDS and BENCH_CONNECTIONS adjust the run; BENCH_ONLY=ingest stops after the rounds,
+// BENCH_ONLY=growth runs the store's growth alone; BENCH_GENERATOR=autocannon uses autocannon
+// where wrk is installed.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRelayProcess, waitHealthy } from '../test/harness/relay-process.mjs';
 import { crmLatency } from './crm-latency.mjs';
 import { repeats } from './repeats.mjs';
-import { closedLoop, generator, TOKEN } from './load.mjs';
+import { bodySource, closedLoop, generator, TOKEN } from './load.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -120,6 +130,62 @@ async function mappingCost() {
   return out;
 }
 
+/**
+ * The store's own cost as its file grows: the bench's mix mapped once, then committed 25 at a time
+ * (a typical group commit under load) and folded, in `segments` of `per` requests into one SQLite
+ * file, in process. A request must cost the same in the last segment as in the first.
+ */
+async function storeGrowth(segments = 10, per = 20_000) {
+  const { SqliteStore } = await import(join(ROOT, 'dist', 'store', 'sqlite', 'index.js'));
+  const { loadAdapterDir, compileAdapter } = await import(
+    join(ROOT, 'dist', 'ingest', 'adapter.js')
+  );
+  const a = loadAdapterDir(join(ROOT, 'adapters')).get('3cx');
+  const mapper = compileAdapter(a, {
+    name: '3cx',
+    timezone: 'Europe/Prague',
+    defaultCountry: 'CZ',
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'callrelay-growth-'));
+  const store = new SqliteStore(join(dir, 'relay.db'), {});
+  const next = bodySource(0);
+  const costs = [];
+  for (let s = 0; s < segments; s++) {
+    const items = [];
+    for (let i = 0; i < per; i++) {
+      const body = Buffer.from(next());
+      const req = {
+        source: '3cx',
+        kind: 'webhook',
+        receivedAt: new Date().toISOString(),
+        method: 'POST',
+        query: '',
+        contentType: 'application/json',
+        headers: { 'content-type': 'application/json' },
+        body,
+      };
+      items.push({ req, result: await mapper.map(req), provider: '3cx' });
+    }
+    const t = performance.now();
+    for (let i = 0; i < per; i += 25) {
+      await store.insertInbox(items.slice(i, i + 25));
+      if (i % 100 === 0) await store.applyPending(64);
+    }
+    while ((await store.applyPending(64)) > 0);
+    costs.push(((performance.now() - t) * 1000) / per);
+  }
+  await store.close();
+  const mb = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0) / 2 ** 20;
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    requests: segments * per,
+    fileMb: Math.round(mb),
+    firstUsPerRequest: +costs[0].toFixed(1),
+    lastUsPerRequest: +costs.at(-1).toFixed(1),
+    lastToFirst: +(costs.at(-1) / costs[0]).toFixed(2),
+  };
+}
+
 async function coldStart(runs = 5) {
   const times = [];
   for (let i = 0; i < runs; i++) {
@@ -160,6 +226,7 @@ function rssSampler(pid) {
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function main() {
+  if (process.env.BENCH_ONLY === 'growth') return console.log(JSON.stringify(await storeGrowth()));
   const dir = mkdtempSync(join(tmpdir(), 'callrelay-bench-'));
   // Filled in as the parts finish; `rounds` is the count until the rounds' results replace it.
   /** @type {Record<string, any>} */
@@ -247,6 +314,13 @@ async function main() {
 
   results.mapping = await mappingCost();
   console.log('mapping cost per event / fold per call:', JSON.stringify(results.mapping));
+  results.storeGrowth = await storeGrowth();
+  const g = results.storeGrowth;
+  console.log(
+    `store cost as the file grows to ${g.fileMb} MB (${g.requests} requests, committed 25 at a ` +
+      `time, folded): ${g.firstUsPerRequest} -> ${g.lastUsPerRequest} us per request ` +
+      `(last/first ${g.lastToFirst}; target <= 1.3)`,
+  );
   results.repeats = await repeats();
   for (const r of Object.values(results.repeats)) {
     console.log(

@@ -1673,6 +1673,39 @@ describe('upgrading a database written before repeats were links', () => {
   );
 });
 
+describe('upgrading a database whose event keys were indexed by key alone', () => {
+  it('keeps its events, and a repeat of one (with a call or without) is still a repeat', async () => {
+    const { path, db } = sqliteAt(7);
+    db.close();
+    const store = new SqliteStore(path, { routing });
+    // A click-to-call origin names a channel, not a call.
+    const lone: CallEvent = { type: 'originated', channelId: 'ch-up', originatedBy: 'api:x' };
+    try {
+      await store.insertInbox([item(mapped(ring('up', '800'))), item(mapped(lone))]);
+      const again = await store.insertInbox([
+        item(mapped(ring('up', '800')), '{"again":1}'),
+        item(mapped(lone), '{"again":2}'),
+      ]);
+      for (const id of again) expect(await store.getInbox(id)).toMatchObject({ state: 'applied' });
+      await store.applyPending(100);
+      expect((await store.getCalls('up'))[0]!.record.rang).toEqual(['800']);
+    } finally {
+      await store.close();
+    }
+    const d = new Database(path, { readonly: true });
+    try {
+      const sql = d
+        .prepare(`SELECT sql FROM sqlite_master WHERE name = 'events_key'`)
+        .pluck()
+        .get() as string;
+      expect(sql).toContain("(source, coalesce(call_id, ''), key)");
+      expect(d.prepare('SELECT count(*) FROM events').pluck().get()).toBe(2);
+    } finally {
+      d.close();
+    }
+  });
+});
+
 describe('upgrading a database written before delivery attempts', () => {
   // What the previous version kept: requests of two sources, one delivered call.
   const record = {

@@ -172,7 +172,7 @@ export class SqliteStore implements Store {
       // A repeat of a stored event inserts nothing (the unique key on source and content key).
       insertEvent: db.prepare(
         `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (source, key) DO NOTHING`,
+         ON CONFLICT (source, coalesce(call_id, ''), key) DO NOTHING`,
       ),
       insertLink: db.prepare(
         `INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -256,11 +256,12 @@ export class SqliteStore implements Store {
       ),
       deleteLink: db.prepare(`DELETE FROM event_links WHERE inbox_id = ? AND idx = ?`),
       ownerOf: db.prepare(
-        `SELECT inbox_id AS inboxId, idx FROM events WHERE source = ? AND key = ?`,
+        `SELECT inbox_id AS inboxId, idx FROM events
+         WHERE source = ? AND coalesce(call_id, '') = ? AND key = ?`,
       ),
       takeOver: db.prepare(
         `UPDATE events SET inbox_id = @inbox, idx = @idx, received_at = @receivedAt, provider = @provider
-         WHERE source = @source AND key = @key`,
+         WHERE source = @source AND coalesce(call_id, '') = @call AND key = @key`,
       ),
       droppedBefore: db
         .prepare(
@@ -396,10 +397,12 @@ export class SqliteStore implements Store {
       const { key, callId, values } = eventValues(at, event);
       if (!this.stmts.insertEvent.run(...values).changes) {
         // Stored already: this request repeats it, unless it carries it from an earlier place.
-        const owner = this.stmts.ownerOf.get(req.source, key) as EventPlace;
+        // By call and key, as the unique index has them (migration 8).
+        const call = callId ?? '';
+        const owner = this.stmts.ownerOf.get(req.source, call, key) as EventPlace;
         if (isEarlier({ inboxId: id, idx }, owner)) {
           const { source, provider, receivedAt } = at;
-          this.stmts.takeOver.run({ inbox: id, idx, receivedAt, provider, source, key });
+          this.stmts.takeOver.run({ inbox: id, idx, receivedAt, provider, source, call, key });
           this.stmts.insertLink.run(owner.inboxId, owner.idx, req.source, callId, key, 'copy');
           return 'new';
         }

@@ -212,4 +212,17 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE delivery_attempts ADD COLUMN sent TEXT;
     `,
   },
+  {
+    version: 8,
+    name: 'event keys indexed by call',
+    sql: `
+      -- An event's content key is a hash: indexed first, every new event landed on a random page
+      -- of the index, and an insert cost more as the file grew (55 -> 75 us per request over
+      -- 360,000 requests). The key names the call it belongs to (the call id is part of the
+      -- content), so uniqueness by call and key is the same rule, and new calls' entries land
+      -- together at the end. coalesce: an event of no call is still unique among those.
+      DROP INDEX events_key;
+      CREATE UNIQUE INDEX events_key ON events (source, coalesce(call_id, ''), key);
+    `,
+  },
 ];
