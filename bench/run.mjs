@@ -177,12 +177,13 @@ async function storeGrowth(segments = 10, per = 20_000) {
   await store.close();
   const mb = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0) / 2 ** 20;
   rmSync(dir, { recursive: true, force: true });
+  const [first, last] = [/** @type {number} */ (costs[0]), /** @type {number} */ (costs.at(-1))];
   return {
     requests: segments * per,
     fileMb: Math.round(mb),
-    firstUsPerRequest: +costs[0].toFixed(1),
-    lastUsPerRequest: +costs.at(-1).toFixed(1),
-    lastToFirst: +(costs.at(-1) / costs[0]).toFixed(2),
+    firstUsPerRequest: +first.toFixed(1),
+    lastUsPerRequest: +last.toFixed(1),
+    lastToFirst: +(last / first).toFixed(2),
   };
 }
 
