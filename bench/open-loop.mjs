@@ -9,7 +9,9 @@ import { Pool } from 'undici';
 import mix from './mix.cjs';
 import { HOOK_PATH } from './load.mjs';
 
-const [port, rate, seconds, offset] = process.argv.slice(2).map(Number);
+const [port, rate, seconds, offset] = /** @type {[number, number, number, number]} */ (
+  process.argv.slice(2, 6).map(Number)
+);
 const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1 });
 const next = mix.bodySource(offset);
 const total = rate * seconds;
@@ -19,42 +21,44 @@ const inflight = [];
 let failed = 0;
 const t0 = performance.now();
 let sent = 0;
-await new Promise((resolve) => {
-  const timer = setInterval(() => {
-    const now = performance.now();
-    const due = Math.min(total, Math.floor(((now - t0) * rate) / 1000));
-    for (; sent < due; sent++) {
-      const i = sent;
-      const dueAt = t0 + (i * 1000) / rate;
-      const start = performance.now();
-      late[i] = start - dueAt;
-      inflight.push(
-        pool
-          .request({
-            path: HOOK_PATH,
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: next(),
-          })
-          .then(async (res) => {
-            await res.body.arrayBuffer();
-            if (res.statusCode !== 200) failed++;
-            lat[i] = performance.now() - start;
-          }),
-      );
-    }
-    if (sent >= total) {
-      clearInterval(timer);
-      resolve();
-    }
-  }, 1);
-});
+await /** @type {Promise<void>} */ (
+  new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - t0) * rate) / 1000));
+      for (; sent < due; sent++) {
+        const i = sent;
+        const dueAt = t0 + (i * 1000) / rate;
+        const start = performance.now();
+        late[i] = start - dueAt;
+        inflight.push(
+          pool
+            .request({
+              path: HOOK_PATH,
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: next(),
+            })
+            .then(async (res) => {
+              await res.body.arrayBuffer();
+              if (res.statusCode !== 200) failed++;
+              lat[i] = performance.now() - start;
+            }),
+        );
+      }
+      if (sent >= total) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 1);
+  })
+);
 const elapsed = (performance.now() - t0) / 1000;
 await Promise.all(inflight);
 await pool.close();
 const q = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
-  return +s[Math.min(s.length - 1, Math.floor(s.length * p))].toFixed(2);
+  return +/** @type {number} */ (s[Math.min(s.length - 1, Math.floor(s.length * p))]).toFixed(2);
 };
 console.log(
   JSON.stringify({

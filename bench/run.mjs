@@ -153,7 +153,7 @@ async function storeGrowth(segments = 10, per = 20_000) {
   for (let s = 0; s < segments; s++) {
     const items = [];
     for (let i = 0; i < per; i++) {
-      const body = Buffer.from(next());
+      const body = Buffer.from(/** @type {string} */ (next()));
       const req = {
         source: '3cx',
         kind: 'webhook',
