@@ -58,7 +58,7 @@ await Promise.all(inflight);
 await pool.close();
 const q = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
-  return +/** @type {number} */ (s[Math.min(s.length - 1, Math.floor(s.length * p))]).toFixed(2);
+  return +(/** @type {number} */ (s[Math.min(s.length - 1, Math.floor(s.length * p))]).toFixed(2));
 };
 console.log(
   JSON.stringify({
