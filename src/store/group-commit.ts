@@ -40,6 +40,9 @@ export class GroupCommitter {
         try {
           const ids = await this.store.insertInbox(batch.map((w) => w.item));
           batch.forEach((w, i) => w.resolve(ids[i]!));
+          // After every commit, not when the queue runs dry: under steady load it never does,
+          // and folding (which stops after a short batch) would wait for its timer.
+          this.onCommitted();
         } catch (err) {
           for (const w of batch) w.reject(err);
         }
@@ -47,6 +50,5 @@ export class GroupCommitter {
     } finally {
       this.running = false;
     }
-    this.onCommitted();
   }
 }
