@@ -6,20 +6,12 @@ import { loadAdapterDir } from '../src/ingest/adapter.js';
 import { Pipeline } from '../src/pipeline/pipeline.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { Store } from '../src/store/types.js';
-import { ADAPTERS } from './support.js';
+import { ADAPTERS, webhook } from './support.js';
 import type { RawRequest } from '../src/domain/request.js';
 
 const threecx = loadAdapterDir(ADAPTERS).get('3cx')!;
-const ringing = (i: number): RawRequest => ({
-  source: '3cx',
-  kind: 'webhook',
-  receivedAt: new Date().toISOString(),
-  method: 'POST',
-  query: '',
-  contentType: 'application/json',
-  headers: {},
-  body: Buffer.from(`{"event":"ringing","user":"800","id":"260101000000_${i}-0"}`),
-});
+const ringing = (i: number): RawRequest =>
+  webhook(`{"event":"ringing","user":"800","id":"260101000000_${i}-0"}`);
 
 describe('pipeline', () => {
   it('stops cleanly when a commit arrives while a fold is under way', async () => {

@@ -5,6 +5,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RawRequest } from '../src/domain/request.js';
 import { readFlow, type Flow, type FlowRequest } from '../src/flows.js';
 import { loadAdapterDir } from '../src/ingest/adapter.js';
 import type { Relay } from '../src/runtime.js';
@@ -15,6 +16,20 @@ export { freePort, MAIN };
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const ADAPTERS = join(ROOT, 'adapters');
+
+/** A JSON webhook from the 3cx source, received now. */
+export function webhook(body: string): RawRequest {
+  return {
+    source: '3cx',
+    kind: 'webhook',
+    receivedAt: new Date().toISOString(),
+    method: 'POST',
+    query: '',
+    contentType: 'application/json',
+    headers: {},
+    body: Buffer.from(body),
+  };
+}
 
 export function tempDir(prefix = 'callrelay-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

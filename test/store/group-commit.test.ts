@@ -5,19 +5,10 @@ import { afterEach, expect, it } from 'vitest';
 import { GroupCommitter } from '../../src/store/group-commit.js';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded.js';
 import type { NewInbox } from '../../src/store/types.js';
-import { tempDir } from '../support.js';
+import { tempDir, webhook } from '../support.js';
 
 const item = (n: number): NewInbox => ({
-  req: {
-    source: '3cx',
-    kind: 'webhook',
-    receivedAt: new Date().toISOString(),
-    method: 'POST',
-    query: '',
-    contentType: 'application/json',
-    headers: {},
-    body: Buffer.from(`{"n":${n}}`),
-  },
+  req: webhook(`{"n":${n}}`),
   result: { status: 'ignored', rule: 'r', message: 'ignored' },
   provider: '3cx',
 });
