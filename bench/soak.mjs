@@ -2,8 +2,9 @@
 // work too; default 10 minutes at 40 webhooks/s): mixed call flows at a steady rate into a relay
 // process (SQLite), delivering to a fake HubSpot that fails 5% of requests (500s and 429s). Prints
 // requests accepted, calls delivered, duplicates (must be 0), and the relay's memory: RSS maximum
-// and trend over the second half, with the trends of what could explain one (V8 heap, memory
-// outside it, the SQLite WAL and its shared-memory index) from /metrics and the data folder.
+// and trend over the second half, with the trends of what could explain one (the V8 heaps of
+// both threads, memory outside them, the SQLite WAL and its shared-memory index) from /metrics and
+// the data folder.
 
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { freePort } from '../test/harness/postgres.mjs';
 import { startRelayProcess } from '../test/harness/relay-process.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -20,7 +22,8 @@ const flag = (name) => {
 };
 const MINUTES = Number(flag('minutes') ?? process.env.SOAK_MINUTES ?? 10);
 const RATE = Number(flag('rate') ?? process.env.SOAK_RATE ?? 40); // webhooks per second
-const PORT = 19070;
+// A free port: a second soak (or anything on a fixed port) must not take the first one's traffic.
+const PORT = await freePort();
 const TOKEN = 'soak-token-0123456789';
 
 // The fake CRM: engagements by external id; 5% of requests fail.
@@ -125,7 +128,11 @@ const fileMb = (f) => {
 async function heapMb() {
   const text = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();
   const m = (name) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
-  return { heap: m('nodejs_heap_size_used_bytes'), external: m('nodejs_external_memory_bytes') };
+  return {
+    heap: m('nodejs_heap_size_used_bytes'),
+    external: m('nodejs_external_memory_bytes'),
+    storeHeap: m('callrelay_store_thread_heap_bytes\\{kind="used"\\}'),
+  };
 }
 const sampler = setInterval(() => {
   const t = performance.now() / 60000;
@@ -209,10 +216,14 @@ const result = {
   rssTrendMbPerMin: trend('mb'),
   heapTrendMbPerMin: trend('heap'),
   externalTrendMbPerMin: trend('external'),
+  storeThreadHeapTrendMbPerMin: trend('storeHeap'),
   walTrendMbPerMin: trend('wal'),
   shmTrendMbPerMin: trend('shm'),
   atEndMb: Object.fromEntries(
-    ['mb', 'heap', 'external', 'wal', 'shm'].map((k) => [k, +(last[k] ?? NaN).toFixed(1)]),
+    ['mb', 'heap', 'storeHeap', 'external', 'wal', 'shm'].map((k) => [
+      k,
+      +(last[k] ?? NaN).toFixed(1),
+    ]),
   ),
 };
 console.log(JSON.stringify(result, null, 2));

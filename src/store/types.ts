@@ -131,6 +131,11 @@ export interface StoreStats {
   oldestPendingAt: string | null;
   inbox: Record<InboxState, number>;
   targets: TargetStats[];
+  /**
+   * The V8 heap of the thread the store runs on, where it has its own (SQLite): prom-client's
+   * process metrics see only the HTTP thread's.
+   */
+  thread?: { heapUsedBytes: number; heapTotalBytes: number };
 }
 
 /** The newest stored request of a source, for the setup page. */

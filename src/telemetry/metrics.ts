@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /** What the store knows right now (domain-free, so telemetry stays a leaf). */
 export interface StoreGauges {
   oldestPendingAt: string | null;
+  thread?: { heapUsedBytes: number; heapTotalBytes: number };
   inbox: Record<string, number>;
   targets: {
     target: string;
@@ -58,6 +59,13 @@ export class RelayMetrics {
   readonly foldLag = new Gauge({
     name: 'callrelay_fold_lag_seconds',
     help: 'Age of the oldest stored request not yet folded into its call (0: none waiting).',
+    registers: [this.registry],
+  });
+
+  readonly storeThreadHeap = new Gauge({
+    name: 'callrelay_store_thread_heap_bytes',
+    help: "V8 heap of the SQLite store's own thread (used, total); nodejs_* cover the HTTP thread.",
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
 
@@ -152,6 +160,10 @@ export class RelayMetrics {
     const age = (iso: string | null): number =>
       iso ? Math.max(0, now - Date.parse(iso)) / 1000 : 0;
     this.foldLag.set(age(s.oldestPendingAt));
+    if (s.thread) {
+      this.storeThreadHeap.set({ kind: 'used' }, s.thread.heapUsedBytes);
+      this.storeThreadHeap.set({ kind: 'total' }, s.thread.heapTotalBytes);
+    }
     for (const [state, n] of Object.entries(s.inbox)) this.inboxRequests.set({ state }, n);
     // Targets whose work is gone must read 0, not their last value.
     this.deliveries.reset();

@@ -114,6 +114,13 @@ describe('/metrics', () => {
     expect(sample(after, 'callrelay_deliveries', { target: 'hubspot', state: 'due' })).toBe(0);
     expect(sample(after, 'callrelay_fold_lag_seconds')).toBe(0);
     expect(sample(after, 'callrelay_store_up')).toBe(1);
+    // The SQLite store's own thread: a heap of its own, which nodejs_* (the HTTP thread) is not.
+    const used = sample(after, 'callrelay_store_thread_heap_bytes', { kind: 'used' });
+    expect(used).toBeGreaterThan(0);
+    expect(used).toBeLessThanOrEqual(
+      sample(after, 'callrelay_store_thread_heap_bytes', { kind: 'total' }),
+    );
+    expect(used).not.toBe(sample(after, 'nodejs_heap_size_used_bytes'));
     expect(sample(after, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     // No call ids, numbers or tokens in any label.
     const callId = String(flow.expect!.calls[0]!.callId);

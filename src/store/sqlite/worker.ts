@@ -2,6 +2,7 @@
 // HTTP event loop, and it schedules by priority: committing received requests (a sender is waiting
 // for its 2xx) always goes before folding or reads.
 
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './index.js';
 import type { Routing } from '../../domain/routing.js';
@@ -75,13 +76,23 @@ port.on('message', (c: Call) => {
   }
 });
 
+/** stats() answers for this thread's heap too, which only this thread can read. */
+function withThread(method: Call['method'], value: unknown): unknown {
+  if (method !== 'stats') return value;
+  const h = getHeapStatistics();
+  return {
+    ...(value as object),
+    thread: { heapUsedBytes: h.used_heap_size, heapTotalBytes: h.total_heap_size },
+  };
+}
+
 async function run(c: Call): Promise<void> {
   try {
     const value =
       c.method === 'insertPacked'
         ? await store.insertInbox(unpack(c.args[0] as string, c.args[1] as ArrayBuffer))
         : await (store[c.method] as (...a: unknown[]) => Promise<unknown>).apply(store, c.args);
-    port.postMessage({ id: c.id, ok: true, value } satisfies Reply);
+    port.postMessage({ id: c.id, ok: true, value: withThread(c.method, value) } satisfies Reply);
   } catch (err) {
     port.postMessage({
       id: c.id,
