@@ -169,7 +169,7 @@ export class SqliteStore implements Store {
         `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
          VALUES (@source, @provider, @kind, @receivedAt, @method, @query, @contentType, @headers, @body, @state, @rule, @reasonCode, @reason, @appliedAt)`,
       ),
-      // A repeat of a stored event inserts nothing (the unique key on source and content key).
+      // A repeat of a stored event inserts nothing (unique on source, call and content key).
       insertEvent: db.prepare(
         `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (source, coalesce(call_id, ''), key) DO NOTHING`,
