@@ -1,4 +1,4 @@
-// `npm run soak -- --minutes 60 --rate 1000` (not part of npm test; SOAK_MINUTES and SOAK_RATE
+// `npm run soak -- --minutes 60 [--rate 40]` (not part of npm test; SOAK_MINUTES and SOAK_RATE
 // work too; default 10 minutes at 40 webhooks/s): mixed call flows at a steady rate into a relay
 // process (SQLite), delivering to a fake HubSpot that fails 5% of requests (500s and 429s). Prints
 // requests accepted, calls delivered, duplicates (must be 0), and the relay's memory: RSS maximum
@@ -114,7 +114,8 @@ function flow(k) {
 const pool = new Pool(`http://127.0.0.1:${PORT}`, { connections: 16 });
 let accepted = 0;
 let refused = 0;
-const rss = [];
+/** Memory samples every 5 s: RSS, heaps, external memory, WAL and its index, in MB. */
+const samples = [];
 const rssOf = () =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${relay.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const fileMb = (f) => {
@@ -124,7 +125,7 @@ const fileMb = (f) => {
     return 0;
   }
 };
-/** Heap and external memory of the relay's main thread (prom-client's process metrics). */
+/** The heaps of both relay threads and memory outside them, from the relay's /metrics. */
 async function heapMb() {
   const text = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();
   const m = (name) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
@@ -139,9 +140,9 @@ const sampler = setInterval(() => {
   const mb = rssOf();
   void heapMb()
     .then((h) =>
-      rss.push({ t, mb, ...h, wal: fileMb('relay.db-wal'), shm: fileMb('relay.db-shm') }),
+      samples.push({ t, mb, ...h, wal: fileMb('relay.db-wal'), shm: fileMb('relay.db-shm') }),
     )
-    .catch(() => rss.push({ t, mb }));
+    .catch(() => samples.push({ t, mb }));
 }, 5000);
 
 const queue = [];
@@ -188,7 +189,7 @@ clearInterval(sampler);
 
 const tokens = [...engagements.values()].map((e) => e.token);
 const duplicates = tokens.length - new Set(tokens).size;
-const half = rss.slice(Math.floor(rss.length / 2));
+const half = samples.slice(Math.floor(samples.length / 2));
 /** Least-squares MB per minute of one sampled measure over the second half of the run. */
 function trend(key) {
   const xs = half.filter((x) => Number.isFinite(x[key]));
@@ -201,7 +202,7 @@ function trend(key) {
     xs.reduce((a, x) => a + (x.t - mt) ** 2, 0);
   return +slope.toFixed(3);
 }
-const last = rss.at(-1) ?? {};
+const last = samples.at(-1) ?? {};
 const result = {
   minutes: MINUTES,
   webhooksPerSec: RATE,
@@ -212,7 +213,7 @@ const result = {
   duplicates,
   crmRequests,
   crmFailuresInjected: crmFailures,
-  maxRssMb: +Math.max(...rss.map((x) => x.mb)).toFixed(1),
+  maxRssMb: +Math.max(...samples.map((x) => x.mb)).toFixed(1),
   rssTrendMbPerMin: trend('mb'),
   heapTrendMbPerMin: trend('heap'),
   externalTrendMbPerMin: trend('external'),
