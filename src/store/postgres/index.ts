@@ -283,11 +283,12 @@ export class PostgresStore implements Store {
          WHERE (source, call_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
         [calls.map((x) => x.source), calls.map((x) => x.callId)],
       );
-      for (const r of counts.rows) {
-        const add = perCall.get(JSON.stringify([r.source, r.call_id]))?.n ?? 0;
-        if (overLimit(r.events + add, this.maxEvents)) return undefined;
-      }
-      if (calls.some((x) => overLimit(x.n, this.maxEvents))) return undefined;
+      const stored = new Map(
+        counts.rows.map((r) => [JSON.stringify([r.source, r.call_id]), r.events]),
+      );
+      // Stored events and the batch's together (a new call has only the batch's).
+      for (const [k, x] of perCall)
+        if (overLimit((stored.get(k) ?? 0) + x.n, this.maxEvents)) return undefined;
     }
 
     await c.query('SAVEPOINT many');
