@@ -4,7 +4,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { sameNumber } from './lookup.js';
-import { firstMade } from './phone-lookup.js';
+import { firstMade, PhoneLookup } from './phone-lookup.js';
+import { UserLookup } from './user-lookup.js';
 import { othersLine } from './summary.js';
 
 describe('sameNumber', () => {
@@ -56,5 +57,44 @@ describe('the shared-number rule', () => {
     );
     expect(othersLine([{ id: 9 }])).toBe('id 9');
     expect(othersLine([])).toBeUndefined();
+  });
+});
+
+describe('lookups running together', () => {
+  it('share one search, and make one contact, for deliveries of the same unknown caller', async () => {
+    let searches = 0;
+    let made = 0;
+    const lookup = new PhoneLookup<string>({
+      ttlMs: 60_000,
+      search: async () => {
+        searches++;
+        await new Promise((r) => setTimeout(r, 20));
+        return [];
+      },
+      otherwise: async () => `new-${++made}`,
+    });
+    const found = await Promise.all(Array.from({ length: 5 }, () => lookup.find('+420774852629')));
+    expect(found.map((f) => f?.id)).toEqual(Array(5).fill('new-1'));
+    expect([searches, made]).toEqual([1, 1]);
+  });
+
+  it('ask the CRM once about an agent email, however many calls want it at once', async () => {
+    let asked = 0;
+    const users = new UserLookup<string>({
+      agents: { '101': 'jana@example.com' },
+      ttlMs: 60_000,
+      fromNumber: (id) => id,
+      byEmail: async () => {
+        asked++;
+        await new Promise((r) => setTimeout(r, 20));
+        return '77';
+      },
+    });
+    expect(await Promise.all([1, 2, 3].map(() => users.forAgent('101')))).toEqual([
+      '77',
+      '77',
+      '77',
+    ]);
+    expect(asked).toBe(1);
   });
 });

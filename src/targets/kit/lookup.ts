@@ -18,6 +18,23 @@ export class Cache<V> {
   }
 }
 
+/**
+ * One lookup per key at a time: deliveries running together for the same caller or agent wait
+ * for the lookup under way instead of asking again (a burst from one number makes one search, and
+ * `createContacts` makes one contact, not one per call in flight).
+ */
+export class SingleFlight<V> {
+  private readonly m = new Map<string, Promise<V>>();
+  run(k: string, fn: () => Promise<V>): Promise<V> {
+    let p = this.m.get(k);
+    if (!p) {
+      p = fn().finally(() => this.m.delete(k));
+      this.m.set(k, p);
+    }
+    return p;
+  }
+}
+
 const digits = (s: string | null | undefined): string => (s ?? '').replace(/\D/g, '');
 
 /**

@@ -5,7 +5,7 @@
 // the call's note. Answers are remembered; misses only for a fifth as long, so that someone added
 // in the CRM meanwhile is found on a later call.
 
-import { Cache, sameNumber } from './lookup.js';
+import { Cache, sameNumber, SingleFlight } from './lookup.js';
 
 export interface Candidate<Id> {
   id: Id;
@@ -57,6 +57,7 @@ export function firstMade<Id>(a: Candidate<Id>, b: Candidate<Id>): number {
 
 export class PhoneLookup<Id> {
   private readonly cache: Cache<PhoneMatch<Id> | null>;
+  private readonly flights = new SingleFlight<PhoneMatch<Id> | undefined>();
 
   constructor(private readonly o: PhoneLookupOptions<Id>) {
     this.cache = new Cache(o.ttlMs);
@@ -67,6 +68,10 @@ export class PhoneLookup<Id> {
     if (!e164) return undefined;
     const hit = this.cache.get(e164);
     if (hit) return hit.v ?? undefined;
+    return this.flights.run(e164, () => this.lookUp(e164));
+  }
+
+  private async lookUp(e164: string): Promise<PhoneMatch<Id> | undefined> {
     const seen = new Map<string, Candidate<Id>>();
     for (const term of this.o.terms?.(e164) ?? [e164])
       for (const c of await this.o.search(term, e164))

@@ -3,7 +3,7 @@
 // email too, so that a mapping the CRM does not know costs one request per cache period, not one
 // per call).
 
-import { Cache } from './lookup.js';
+import { Cache, SingleFlight } from './lookup.js';
 
 export interface UserLookupOptions<Id> {
   /** Extension -> numeric user id or email (the target's `agents`). */
@@ -20,6 +20,7 @@ export interface UserLookupOptions<Id> {
 
 export class UserLookup<Id> {
   private readonly cache: Cache<Id | null>;
+  private readonly flights = new SingleFlight<Id | undefined>();
 
   constructor(private readonly o: UserLookupOptions<Id>) {
     this.cache = new Cache(o.ttlMs);
@@ -48,8 +49,10 @@ export class UserLookup<Id> {
     if (/^\d+$/.test(mapped)) return this.o.fromNumber(mapped);
     const hit = this.cache.get(mapped);
     if (hit) return hit.v ?? undefined;
-    const id = await this.o.byEmail(mapped);
-    this.cache.set(mapped, id ?? null);
-    return id;
+    return this.flights.run(mapped, async () => {
+      const id = await this.o.byEmail(mapped);
+      this.cache.set(mapped, id ?? null);
+      return id;
+    });
   }
 }
