@@ -1,6 +1,7 @@
 // Pacing: at most so many requests per window, in order, held by a pause, with a safety margin.
 
 import { describe, expect, it } from 'vitest';
+import { DeliveryError } from './errors.js';
 import { WindowLimiter } from './limiter.js';
 
 describe('pacing', () => {
@@ -40,5 +41,21 @@ describe('pacing', () => {
     expect(passed).toBe(false);
     now = 1050;
     await p;
+  });
+
+  it('sends a caller back rather than holding it past the longest wait', async () => {
+    let now = 0;
+    const l = new WindowLimiter(100, 10_000, () => now, 0);
+    l.pause(3_600_000); // HubSpot's daily limit
+    const err = await l.acquire(60_000).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DeliveryError);
+    expect(err).toMatchObject({ retryable: true, retryAfterMs: 3_600_000 });
+    expect((err as Error).message).toMatch(/hold off for 3600 s/);
+    // A short pause is still waited out.
+    now = 3_600_000;
+    await l.acquire(60_000);
   });
 });

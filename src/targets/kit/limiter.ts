@@ -1,6 +1,16 @@
 // Pacing: keep a target under the CRM's documented request rate (HubSpot 100 per 10 s, Pipedrive
 // per 2 s by plan), so that a burst of calls queues here instead of earning 429s there.
 
+import { DeliveryError } from './errors.js';
+
+/**
+ * The longest a request waits here. A delivery holds its lease (5 minutes by default) while it
+ * waits, and a lease that runs out lets another instance send the same call; so a longer hold-off
+ * (HubSpot's daily limit, an account migrating) sends the delivery back to the store, due when
+ * the pause ends, instead of keeping every delivery in flight waiting.
+ */
+export const MAX_WAIT_MS = 60_000;
+
 export class WindowLimiter {
   private readonly stamps: number[] = [];
   private blockedUntil = 0;
@@ -21,9 +31,12 @@ export class WindowLimiter {
     this.spanMs = windowMs + marginMs;
   }
 
-  /** Resolves when one more request fits in the window; callers are served in order. */
-  acquire(): Promise<void> {
-    const turn = this.chain.then(() => this.waitForSlot());
+  /**
+   * Resolves when one more request fits in the window; callers are served in order. Rejects,
+   * retryable after the pause, when that would take longer than `maxWaitMs`.
+   */
+  acquire(maxWaitMs = MAX_WAIT_MS): Promise<void> {
+    const turn = this.chain.then(() => this.waitForSlot(maxWaitMs));
     this.chain = turn.catch(() => {});
     return turn;
   }
@@ -33,7 +46,7 @@ export class WindowLimiter {
     this.blockedUntil = Math.max(this.blockedUntil, this.now() + ms);
   }
 
-  private async waitForSlot(): Promise<void> {
+  private async waitForSlot(maxWaitMs: number): Promise<void> {
     for (;;) {
       const now = this.now();
       while (this.stamps.length && this.stamps[0]! <= now - this.spanMs) this.stamps.shift();
@@ -45,6 +58,11 @@ export class WindowLimiter {
         this.stamps.push(now);
         return;
       }
+      if (wait > maxWaitMs)
+        throw new DeliveryError(
+          `the CRM asked the relay to hold off for ${Math.ceil(wait / 1000)} s; trying again then`,
+          { retryable: true, retryAfterMs: wait },
+        );
       await new Promise((r) => setTimeout(r, wait));
     }
   }
