@@ -1,6 +1,8 @@
 // A burst of 500 calls in 10 s against a fake HubSpot that allows 100 requests per 10 s (and 5
 // searches per second): the relay paces itself, so HubSpot never answers 429, every call arrives
-// exactly once, and the CRM requests per call are reported.
+// exactly once, and the CRM requests per call are reported. Once the window is spent the calls
+// waiting for it go in batch creates, so the burst costs fewer requests than calls (it cost 1.04
+// per call, and 44 s, when each call had its own create).
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
@@ -54,15 +56,23 @@ describe('burst against HubSpot limits', () => {
     await relay.delivery.settle();
 
     const requests = hs.log.length;
+    const byPath = new Map<string, number>();
+    for (const r of hs.log) {
+      const k = `${r.method} ${r.path}`;
+      byPath.set(k, (byPath.get(k) ?? 0) + 1);
+    }
     console.log(
       `burst: ${CALLS} calls sent in ${sent} ms; ${hs.calls.size} engagements after ${Date.now() - t0} ms; ${requests} HubSpot requests = ${(requests / CALLS).toFixed(3)} per call; 429s: ${hs.tooManyRequests}`,
+      Object.fromEntries(byPath),
+      `batch sizes: ${hs.batchSizes.join(', ')}`,
     );
     expect(hs.tooManyRequests).toBe(0);
     expect(hs.calls.size).toBe(CALLS);
     expect(new Set([...hs.calls.values()].map((c) => c.properties.hs_call_external_id)).size).toBe(
       CALLS,
     );
-    expect(requests / CALLS).toBeLessThan(1.1);
+    expect(hs.batchSizes.length).toBeGreaterThan(0);
+    expect(requests / CALLS).toBeLessThan(0.75);
     expect(await relay.store.listDeliveries({ state: 'due', limit: 1 })).toEqual([]);
   }, 180_000);
 });

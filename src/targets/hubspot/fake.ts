@@ -68,6 +68,12 @@ export class FakeHubspot extends CrmFake {
   searchLag = 0;
   /** Process every request this late (keeps requests in flight, e.g. for a kill). */
   delayMs = 0;
+  /** Batch inputs (by objectWriteTraceId) to fail alone in a 207, with this error. */
+  readonly failInputs = new Map<string, { category: string; message: string }>();
+  /** Every request as it arrives, before `delayMs` and before it is answered. */
+  readonly arrived: string[] = [];
+  /** How many inputs each batch request carried, in order. */
+  readonly batchSizes: number[] = [];
   private nextId = 1000;
   private window: number[] = [];
   private searchWindow: number[] = [];
@@ -99,6 +105,7 @@ export class FakeHubspot extends CrmFake {
     const raw = Buffer.concat(chunks).toString();
     const url = new URL(req.url ?? '/', 'http://x');
     const key = `${req.method} ${url.pathname}`;
+    this.arrived.push(key);
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     const send = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       if (res.destroyed) return;
@@ -175,6 +182,83 @@ export class FakeHubspot extends CrmFake {
       if (fault && 'resetAfterProcessing' in fault) return void req.socket.destroy(); // done, but the answer is lost
       send(status, payload, headers);
     };
+
+    const b = /^\/crm\/v3\/objects\/(calls|contacts|tasks)\/batch\/(create|update)$/.exec(
+      url.pathname,
+    );
+    if (b && req.method === 'POST') {
+      const [, type, op] = b;
+      const store =
+        type === 'calls' ? this.calls : type === 'contacts' ? this.contacts : this.tasks;
+      const inputs = body.inputs as Record<string, any>[] | undefined;
+      if (!Array.isArray(inputs) || inputs.length < 1 || inputs.length > 100)
+        return error(400, 'VALIDATION_ERROR', 'inputs must hold 1 to 100 objects');
+      this.batchSizes.push(inputs.length);
+      // Per-input errors come back as a 207 only where each input has an objectWriteTraceId
+      // (multi-status handling); otherwise one bad input fails the whole request.
+      const traced = inputs.every((i) => typeof i.objectWriteTraceId === 'string');
+      const problems = inputs.map((i) => {
+        const scripted = this.failInputs.get(i.objectWriteTraceId);
+        if (scripted) return scripted;
+        if (op === 'update') {
+          if (typeof i.id !== 'string')
+            return { category: 'VALIDATION_ERROR', message: 'id is required' };
+          if (!store.has(i.id))
+            return { category: 'OBJECT_NOT_FOUND', message: `resource not found: ${i.id}` };
+          const p = checkProperties(type!, i.properties ?? {}, false);
+          return p ? { category: 'VALIDATION_ERROR', message: p } : undefined;
+        }
+        const p = checkCreate(type!, i);
+        return p ? { category: 'VALIDATION_ERROR', message: p } : undefined;
+      });
+      const first = problems.findIndex(Boolean);
+      if (first >= 0 && !traced)
+        return error(
+          400,
+          problems[first]!.category,
+          `inputs[${first}]: ${problems[first]!.message}`,
+        );
+      const at = new Date().toISOString();
+      const results: unknown[] = [];
+      const errors: unknown[] = [];
+      inputs.forEach((i, n) => {
+        const problem = problems[n];
+        if (problem) {
+          errors.push({
+            status: 'error',
+            ...problem,
+            context:
+              op === 'update' ? { ids: [i.id] } : { objectWriteTraceId: [i.objectWriteTraceId] },
+          });
+          return;
+        }
+        let o: HsObject;
+        if (op === 'update') {
+          o = store.get(i.id)!;
+          Object.assign(o.properties, i.properties);
+          o.updatedAt = at;
+        } else {
+          const id = String(this.nextId++);
+          const props = type === 'contacts' ? withCalculated(i.properties) : { ...i.properties };
+          o = { id, properties: props, associations: i.associations, createdAt: at, updatedAt: at };
+          store.set(id, o);
+        }
+        results.push({
+          ...view(undefined)(o),
+          ...(i.objectWriteTraceId ? { objectWriteTraceId: i.objectWriteTraceId } : {}),
+        });
+      });
+      // HubSpot promises no order: answer in reverse, so that matching by position fails here.
+      results.reverse();
+      const answer = {
+        status: 'COMPLETE',
+        results,
+        ...(errors.length ? { errors, numErrors: errors.length } : {}),
+        startedAt: at,
+        completedAt: new Date().toISOString(),
+      };
+      return after(errors.length ? 207 : op === 'create' ? 201 : 200, answer);
+    }
 
     const m = /^\/crm\/v3\/objects\/(calls|contacts|tasks)(?:\/(search|[^/]+))?$/.exec(
       url.pathname,

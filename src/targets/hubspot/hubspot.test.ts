@@ -363,4 +363,145 @@ describe('HubSpot target', () => {
       ),
     ]);
   });
+
+  describe('under a backlog: batch create and update', () => {
+    // One request per 0.4 s: the first call goes alone, the ones behind it wait for the next slot
+    // and share it. Four callers, each a contact, so that every engagement can be checked against
+    // its own call (HubSpot's fake answers a batch in reverse order).
+    const SLOW = '    rateLimit: { requests: 1, perSeconds: 0.4 }\n';
+    const CALLS = 8;
+    const numberOf = (i: number): string => `42077485260${i % 4}`;
+    const idOf = (i: number): string => `261202100000_${i}`;
+    const tokenOf = (i: number): string => `callrelay:3cx:${idOf(i)}`;
+    const ended = (i: number) => ({
+      method: 'POST',
+      contentType: 'application/json',
+      body: `{"Event":"incoming","Callerid":"${numberOf(i)}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:0${i + 1}","Id":"${idOf(i)}-1"}`,
+    });
+    const recording = (i: number) => ({
+      method: 'POST',
+      contentType: 'application/json',
+      body: `{"Event":"recording","FileUrls":["https://pbx.example.com/rec/${idOf(i)}.mp3"],"Id":"${idOf(i)}-1"}`,
+    });
+    const contacts = (hs: FakeHubspot): Map<string, string> =>
+      new Map(
+        [0, 1, 2, 3].map((n) => [
+          numberOf(n),
+          hs.addContact({ firstname: `C${n}`, phone: `+${numberOf(n)}` }),
+        ]),
+      );
+    const byToken = (hs: FakeHubspot) =>
+      new Map([...hs.calls.values()].map((o) => [o.properties.hs_call_external_id!, o]));
+
+    it('creates and updates the waiting calls in batches, each on its own engagement', async () => {
+      const { hs, send, settle, relay } = await open(SLOW);
+      const contactOf = contacts(hs);
+      for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
+      await settle();
+      expect(hs.count('POST', '/crm/v3/objects/calls/batch/create')).toBeGreaterThan(0);
+      expect(Math.max(...hs.batchSizes)).toBeGreaterThan(1);
+      expect(hs.calls.size).toBe(CALLS);
+      const made = byToken(hs);
+      for (let i = 0; i < CALLS; i++) {
+        const o = made.get(tokenOf(i));
+        expect(o, tokenOf(i)).toBeDefined();
+        expect(o!.properties.hs_call_duration).toBe(String((i + 1) * 1000));
+        expect(o!.associations[0]!.to.id).toBe(contactOf.get(numberOf(i)));
+      }
+      // Each delivery remembers its own engagement, so the recordings land on the right ones.
+      for (const d of await relay.store.listDeliveries({ limit: 50 }))
+        expect(hs.calls.get(String(d.remote.callObjectId))?.properties.hs_call_external_id).toBe(
+          `callrelay:3cx:${d.callId}`,
+        );
+      const sizes = hs.batchSizes.length;
+      for (let i = 0; i < CALLS; i++) await send('3cx', recording(i));
+      await settle();
+      expect(hs.count('POST', '/crm/v3/objects/calls/batch/update')).toBeGreaterThan(0);
+      expect(hs.batchSizes.length).toBeGreaterThan(sizes);
+      expect(hs.calls.size).toBe(CALLS);
+      for (let i = 0; i < CALLS; i++)
+        expect(made.get(tokenOf(i))!.properties.hs_call_recording_url).toBe(
+          `https://pbx.example.com/rec/${idOf(i)}.mp3`,
+        );
+      // Fewer requests than calls: the batches paid for the backlog.
+      expect(
+        hs.count('POST', '/crm/v3/objects/calls') + hs.count('PATCH', '/crm/v3/objects/calls'),
+      ).toBeLessThan(2 * CALLS);
+      // Each delivery's attempts show the batch request it rode in.
+      const rows = await relay.store.listAttempts({ limit: 500 });
+      const batched = rows.filter((r) => r.path === '/crm/v3/objects/calls/batch/create');
+      expect(new Set(batched.map((r) => r.callId)).size).toBeGreaterThan(1);
+      expect(batched[0]!.operation).toMatch(/^creating \d+ call engagements in one batch$/);
+    });
+
+    it('fails only the input HubSpot refused in a 207; a batch refused whole is sent call by call', async () => {
+      const { hs, send, settle, relay } = await open(SLOW);
+      contacts(hs);
+      hs.failInputs.set(tokenOf(CALLS - 1), {
+        category: 'VALIDATION_ERROR',
+        message: 'Property values were not valid',
+      });
+      for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
+      await settle().catch(() => {});
+      expect(hs.calls.size).toBe(CALLS - 1);
+      const dead = await relay.store.listDeliveries({ state: 'dead', limit: 5 });
+      expect(dead.map((d) => [d.callId, d.lastError])).toEqual([
+        [
+          idOf(CALLS - 1),
+          expect.stringMatching(
+            /creating \d+ call engagements in one batch: VALIDATION_ERROR: Property values were not valid$/,
+          ),
+        ],
+      ]);
+
+      const { hs: hs2, send: send2, settle: settle2 } = await open(SLOW);
+      contacts(hs2);
+      hs2.faults.push({
+        match: 'POST /crm/v3/objects/calls/batch/create',
+        fault: {
+          status: 400,
+          body: { status: 'error', message: 'bad input', category: 'VALIDATION_ERROR' },
+        },
+      });
+      for (let i = 0; i < CALLS; i++) await send2('3cx', ended(i));
+      await settle2();
+      expect(hs2.log.some((l) => l.path.endsWith('/batch/create') && l.status === 400)).toBe(true);
+      expect(hs2.calls.size).toBe(CALLS);
+      expect(new Set(byToken(hs2).keys()).size).toBe(CALLS);
+    });
+
+    it('in a dry run, batches too: each call gets its own id from the sandbox', async () => {
+      const { hs, send, settle, relay } = await open(`${SLOW}    dryRun: true\n`);
+      for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
+      await settle();
+      expect(hs.log).toEqual([]);
+      const done = await relay.store.listDeliveries({ state: 'done', limit: 50 });
+      expect(done).toHaveLength(CALLS);
+      expect(new Set(done.map((d) => d.remote.callObjectId)).size).toBe(CALLS);
+      const rows = await relay.store.listAttempts({ limit: 500 });
+      const batch = rows.find((r) => r.path === '/crm/v3/objects/calls/batch/create');
+      expect(batch!.status).toBe(201);
+      expect(JSON.parse(batch!.sent!).inputs.length).toBeGreaterThan(1);
+    });
+
+    it('adopts every call of a batch whose answer was lost, creating none twice', async () => {
+      const { hs, send, settle, relay } = await open(SLOW);
+      contacts(hs);
+      hs.faults.push({
+        match: 'POST /crm/v3/objects/calls/batch/create',
+        fault: { resetAfterProcessing: true },
+      });
+      for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
+      await settle();
+      expect(hs.batchSizes[0]).toBeGreaterThan(1);
+      expect(hs.calls.size).toBe(CALLS);
+      expect(new Set(byToken(hs).keys()).size).toBe(CALLS);
+      // Only the calls of the lost batch were looked for.
+      expect(hs.count('POST', '/crm/v3/objects/calls/search')).toBe(hs.batchSizes[0]);
+      for (const d of await relay.store.listDeliveries({ limit: 50 })) {
+        expect(d.state).toBe('done');
+        expect(d.remote).not.toHaveProperty('pendingCreate');
+      }
+    });
+  });
 });

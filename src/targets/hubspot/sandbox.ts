@@ -10,6 +10,25 @@ export function hubspotSandbox(): Sandbox {
     const p = path.split('?')[0]!;
     if (method === 'POST' && p.endsWith('/search'))
       return { status: 200, body: { total: 0, results: [] } };
+    const batch = /^\/crm\/v3\/objects\/\w+\/batch\/(create|update)$/.exec(p);
+    if (method === 'POST' && batch) {
+      type Input = {
+        id?: string;
+        properties?: Record<string, string>;
+        objectWriteTraceId?: string;
+      };
+      const { inputs } = (json ?? {}) as { inputs?: Input[] };
+      const at = new Date().toISOString();
+      const results = (inputs ?? []).map((i) => ({
+        id: batch[1] === 'create' ? String(ids.fresh()) : i.id,
+        properties: i.properties ?? {},
+        ...(i.objectWriteTraceId ? { objectWriteTraceId: i.objectWriteTraceId } : {}),
+      }));
+      return {
+        status: batch[1] === 'create' ? 201 : 200,
+        body: { status: 'COMPLETE', results, startedAt: at, completedAt: at },
+      };
+    }
     if (method === 'POST' && /^\/crm\/v3\/objects\/\w+$/.test(p)) {
       const { properties } = (json ?? {}) as { properties?: Record<string, string> };
       return { status: 201, body: { id: String(ids.fresh()), properties: properties ?? {} } };

@@ -76,6 +76,8 @@ export const hubspotSpec: TargetSpec = {
     deliverOn: 'ended',
     settleSec: 0,
     rateLimit: { requests: 100, perSeconds: 10 },
-    concurrency: 4,
+    // Deliveries in flight at once. Under a backlog the creates and updates among them that wait
+    // for the window share one batch request (batch.ts), so this is also the largest batch.
+    concurrency: 100,
   },
 };

@@ -1,6 +1,7 @@
 // HubSpot target: one call engagement per call, created when the call ends and PATCHed when the
-// recording or the AI summary arrives; contact found by phone (verified, cached), owner from the
-// agent mapping, optional follow-up task for missed calls. Facts: docs/crm-notes.md section A.
+// recording or the AI summary arrives (creates and updates waiting for the rate limit go out
+// together in batch requests: batch.ts); contact found by phone (verified, cached), owner from
+// the agent mapping, optional follow-up task for missed calls. Facts: docs/crm-notes.md section A.
 //
 // Ambiguous creates (the connection dropped after the request was sent): before creating, the
 // delivery row records an intent with a token that also goes into hs_call_external_id. If the
@@ -22,6 +23,8 @@ import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js'
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { callProperties, DEFAULT_DISPOSITIONS, taskProperties, toContact } from './mapping.js';
+import { callCreates, callUpdates, type CallCreate, type CallUpdate } from './batch.js';
+import type { Batcher } from '../kit/batcher.js';
 
 interface Remote {
   callObjectId?: string;
@@ -43,6 +46,9 @@ class HubspotTarget implements Target {
   readonly name: string;
   private readonly http: CrmClient;
   private readonly searchLimiter: WindowLimiter;
+  /** Call creates and updates: batched while they wait for the ten-second window (batch.ts). */
+  private readonly creates: Batcher<CallCreate, string>;
+  private readonly updates: Batcher<CallUpdate, void>;
   /** The contact with a caller's number (found, or made if createContacts). */
   private readonly contacts: PhoneLookup<string>;
   /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
@@ -90,6 +96,8 @@ class HubspotTarget implements Target {
     });
     this.http = crm.client;
     this.searchLimiter = crm.searchLimiter;
+    this.creates = callCreates(crm.client, crm.limiter);
+    this.updates = callUpdates(crm.client, crm.limiter);
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
@@ -147,19 +155,12 @@ class HubspotTarget implements Target {
         );
         return found.results?.find((r) => r.properties.hs_call_external_id === token)?.id;
       },
-      create: async () => {
-        const res = await this.http.call({
-          method: 'POST',
-          path: '/crm/v3/objects/calls',
-          json: {
-            properties: { ...properties, hs_call_external_id: token },
-            associations: toContact(remote.contactId, 194),
-          },
-          idempotent: false,
-          what: 'creating the call engagement',
-        });
-        return String((res.body as { id?: string }).id ?? '');
-      },
+      create: () =>
+        this.creates.submit({
+          properties: { ...properties, hs_call_external_id: token },
+          associations: toContact(remote.contactId, 194),
+          token,
+        }),
     });
     remote.callObjectId = id;
     await ctx.save(remote);
@@ -168,14 +169,8 @@ class HubspotTarget implements Target {
     return id;
   }
 
-  private async updateCall(id: string, properties: Record<string, string>): Promise<void> {
-    await this.http.call({
-      method: 'PATCH',
-      path: `/crm/v3/objects/calls/${id}`,
-      json: { properties },
-      idempotent: true,
-      what: `updating call ${id}`,
-    });
+  private updateCall(id: string, properties: Record<string, string>): Promise<void> {
+    return this.updates.submit({ id, properties });
   }
 
   private async createTask(

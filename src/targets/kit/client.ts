@@ -27,6 +27,11 @@ export interface HttpCall {
   what: string;
   /** A different limiter than the target's own (e.g. HubSpot search, 5/s). */
   limiter?: WindowLimiter;
+  /**
+   * The caller took this request's slot from the limiter already (kit/batcher.ts gathers a batch
+   * while it waits for one): the first try goes at once, a quick retry waits its turn again.
+   */
+  paced?: { since: number };
 }
 
 export interface HttpAnswer {
@@ -87,23 +92,31 @@ export class CrmClient {
   }
 
   async call(c: HttpCall): Promise<HttpAnswer> {
-    return pRetry(() => this.once(c), {
-      retries: this.o.quickRetries ?? 2,
-      minTimeout: 200,
-      maxTimeout: 2000,
-      randomize: true,
-      // Long pauses and maybe-processed requests go back to the persisted schedule instead.
-      shouldRetry: ({ error }) =>
-        error instanceof DeliveryError &&
-        error.retryable &&
-        !error.ambiguous &&
-        (error.retryAfterMs ?? 0) <= 2000,
-    });
+    let paced = c.paced;
+    return pRetry(
+      () => {
+        const slot = paced;
+        paced = undefined;
+        return this.once(c, slot);
+      },
+      {
+        retries: this.o.quickRetries ?? 2,
+        minTimeout: 200,
+        maxTimeout: 2000,
+        randomize: true,
+        // Long pauses and maybe-processed requests go back to the persisted schedule instead.
+        shouldRetry: ({ error }) =>
+          error instanceof DeliveryError &&
+          error.retryable &&
+          !error.ambiguous &&
+          (error.retryAfterMs ?? 0) <= 2000,
+      },
+    );
   }
 
-  private async once(c: HttpCall): Promise<HttpAnswer> {
-    const queued = performance.now();
-    await (c.limiter ?? this.o.limiter).acquire();
+  private async once(c: HttpCall, paced?: { since: number }): Promise<HttpAnswer> {
+    const queued = paced?.since ?? performance.now();
+    if (!paced) await (c.limiter ?? this.o.limiter).acquire();
     const url = /^https?:\/\//.test(c.path)
       ? c.path
       : `${this.o.baseUrl.replace(/\/+$/, '')}${c.path}`;
@@ -247,7 +260,11 @@ function flatHeaders(h: Record<string, string | string[] | undefined>): Record<s
 }
 
 async function readBody(res: Dispatcher.ResponseData): Promise<unknown> {
-  const text = (await res.body.text()).slice(0, MAX_ERROR_BODY);
+  // An error body is kept for messages only, so it is cut short; a good answer is read whole (a
+  // batch of 100 calls with their properties runs to a few hundred KiB, and a cut one is no JSON).
+  const whole = await res.body.text();
+  const ok = res.statusCode >= 200 && res.statusCode < 300;
+  const text = ok ? whole : whole.slice(0, MAX_ERROR_BODY);
   if (!text) return undefined;
   if ((res.headers['content-type'] ?? '').toString().includes('json')) {
     try {

@@ -39,6 +39,8 @@ export interface CrmWays {
 
 export interface CrmConnection {
   client: CrmClient;
+  /** The CRM's request window, which the client paces every request by (and batches wait for). */
+  limiter: WindowLimiter;
   /** For CRM searches: `limiter` of a CrmClient call. */
   searchLimiter: WindowLimiter;
 }
@@ -74,5 +76,5 @@ export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
         limiter.pause(ways.windowLeft.pauseMs(a.headers));
     },
   });
-  return { client, searchLimiter };
+  return { client, limiter, searchLimiter };
 }

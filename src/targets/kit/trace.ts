@@ -22,11 +22,21 @@ export interface RequestTrace {
   sent?: string | null;
 }
 
-const current = new AsyncLocalStorage<RequestTrace[]>();
+/** Where a delivery's requests go: its trace (an array), or several (a batch, kit/batcher.ts). */
+export interface TraceSink {
+  push(t: RequestTrace): unknown;
+}
+
+const current = new AsyncLocalStorage<TraceSink>();
 
 /** Runs `fn`, collecting the requests made inside it into `into`. */
-export function traceRequests<T>(into: RequestTrace[], fn: () => Promise<T>): Promise<T> {
+export function traceRequests<T>(into: TraceSink, fn: () => Promise<T>): Promise<T> {
   return current.run(into, fn);
+}
+
+/** The trace of the delivery running now, if any (a batch keeps it to report to it later). */
+export function currentTrace(): TraceSink | undefined {
+  return current.getStore();
 }
 
 /** Adds a request to the current trace, if there is one (checks and lookups outside a delivery). */
