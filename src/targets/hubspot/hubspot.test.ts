@@ -309,6 +309,16 @@ describe('HubSpot target', () => {
     expect(d!.remote).not.toHaveProperty('pendingCreate');
   });
 
+  it('never sends a create again at once after a 5xx: it may have been made, so it looks first', async () => {
+    const { hs, send, settle } = await open();
+    hs.faults.push({ match: 'POST /crm/v3/objects/calls', fault: { status: 502 } });
+    const flow = goldenCases().find((c) => c.flow.name === '3cx-v2-outgoing-answered')!.flow;
+    for (const r of flow.requests) await send('3cx', r);
+    await settle();
+    expect(hs.calls.size).toBe(1);
+    expect(hs.count('POST', '/crm/v3/objects/calls/search')).toBe(1);
+  });
+
   it('creates once when a lost create had not gone through', async () => {
     const { hs, send, settle } = await open();
     hs.faults.push({ match: 'POST /crm/v3/objects/calls', fault: { resetBeforeProcessing: true } });

@@ -105,10 +105,13 @@ export class CrmClient {
         maxTimeout: 2000,
         randomize: true,
         // Long pauses and maybe-processed requests go back to the persisted schedule instead.
+        // A create answered 5xx may have been made: create-once looks for it first, so it is
+        // never simply sent again here (a batch would make up to 100 duplicates).
         shouldRetry: ({ error }) =>
           error instanceof DeliveryError &&
           error.retryable &&
           !error.ambiguous &&
+          (c.idempotent || error.status === undefined || error.status < 500) &&
           (error.retryAfterMs ?? 0) <= 2000,
       },
     );

@@ -72,6 +72,11 @@ export async function createOnce(o: CreateOnce): Promise<{ id: string; adopted: 
     ) {
       delete remote.pendingCreate;
       await ctx.save(remote);
+    } else if (remote.pendingCreate) {
+      // Kept: the search lag counts from when the create may have been made, not from the
+      // intent (a create can wait a minute for the rate limit, and a batch longer to answer).
+      remote.pendingCreate = { ...remote.pendingCreate, at: new Date().toISOString() };
+      await ctx.save(remote);
     }
     throw err;
   }
