@@ -98,6 +98,7 @@ describe('every secret through every error path', () => {
     token: ${HS_TOKEN}
     baseUrl: ${hs.url}
     settleSec: 0
+    searchLagSec: 0.3
   - name: pipedrive
     type: pipedrive
     token: ${PD_TOKEN}
