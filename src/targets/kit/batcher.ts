@@ -87,7 +87,12 @@ export class Batcher<I, R> {
       // A batch refused for good (a 400 naming one bad input, say) must not dead-letter the
       // others with it: each tries again alone. Anything else (429, 5xx, a lost answer) is the
       // same for every item, and each delivery's own retry logic takes it from there.
-      if (err instanceof DeliveryError && !err.retryable) {
+      // A 401 or 403 (token, scope) would refuse each one alike: no use asking 100 more times.
+      if (
+        err instanceof DeliveryError &&
+        !err.retryable &&
+        (err.status === 400 || err.status === 422)
+      ) {
         await Promise.all(batch.map((w) => this.alone(w)));
         return;
       }
