@@ -317,9 +317,11 @@ export class DeliveryEngine {
     if (!m) return;
     let waited = 0;
     for (const r of trace) {
+      // Each delivery waited for the limiter itself, but a batch request was made only once.
+      waited += r.waitedMs;
+      if (r.copy) continue;
       m.crmRequests.inc({ target, status_class: statusClass(r.status, true) });
       m.crmRequestSeconds.observe({ target }, r.durationMs / 1000);
-      waited += r.waitedMs;
     }
     if (waited) m.rateLimitWait.inc({ target }, waited / 1000);
     const decisive = status ?? trace.at(-1)?.status ?? null;

@@ -26,7 +26,7 @@ export interface CallUpdate {
   properties: Record<string, string>;
 }
 
-interface BatchAnswer {
+export interface BatchAnswer {
   results?: { id: string; objectWriteTraceId?: string; properties?: Record<string, unknown> }[];
   errors?: {
     category?: string;
@@ -35,6 +35,15 @@ interface BatchAnswer {
     context?: Record<string, string[] | undefined>;
   }[];
 }
+
+type BatchResult = NonNullable<BatchAnswer['results']>[number];
+
+/** A created call's input: its create token, echoed or read from the properties it was given. */
+export const createdKey = (r: BatchResult): string =>
+  r.objectWriteTraceId ?? String(r.properties?.hs_call_external_id ?? '');
+
+/** An updated call's input: the call's id, echoed or as the result names it. */
+export const updatedKey = (r: BatchResult): string => r.objectWriteTraceId ?? r.id;
 
 export function callCreates(http: CrmClient, limiter: WindowLimiter): Batcher<CallCreate, string> {
   return new Batcher<CallCreate, string>({
@@ -71,7 +80,7 @@ export function callCreates(http: CrmClient, limiter: WindowLimiter): Batcher<Ca
       return outcomes(
         items.map((c) => c.token),
         res.body as BatchAnswer,
-        (r) => r.objectWriteTraceId ?? String(r.properties?.hs_call_external_id ?? ''),
+        createdKey,
         what,
       );
     },
@@ -111,7 +120,7 @@ export function callUpdates(http: CrmClient, limiter: WindowLimiter): Batcher<Ca
       const done = outcomes(
         items.map((u) => u.id),
         res.body as BatchAnswer,
-        (r) => r.objectWriteTraceId ?? r.id,
+        updatedKey,
         what,
       );
       return done.map((o) => (o.ok ? { ok: true, value: undefined } : o));
@@ -119,15 +128,27 @@ export function callUpdates(http: CrmClient, limiter: WindowLimiter): Batcher<Ca
   });
 }
 
-/** Per input key, in the inputs' order: the written object's id, or the error HubSpot gave. */
-function outcomes(
+/**
+ * Per input key, in the inputs' order: the written object's id, or the error HubSpot gave. An
+ * input the answer does not name is ambiguous, unless every result was matched to an input: a
+ * 207 lists each object it wrote, so the inputs left over were not written, and the errors that
+ * name no input (as many as they) are theirs.
+ */
+export function outcomes(
   keys: string[],
   body: BatchAnswer,
-  keyOf: (r: NonNullable<BatchAnswer['results']>[number]) => string,
+  keyOf: (r: BatchResult) => string,
   what: string,
 ): ItemOutcome<string>[] {
+  const inputs = new Set(keys);
   const found = new Map<string, ItemOutcome<string>>();
-  for (const r of body?.results ?? []) found.set(keyOf(r), { ok: true, value: String(r.id) });
+  let strays = 0;
+  for (const r of body?.results ?? []) {
+    const k = keyOf(r);
+    if (inputs.has(k)) found.set(k, { ok: true, value: String(r.id) });
+    else strays++;
+  }
+  const untied: NonNullable<BatchAnswer['errors']> = [];
   for (const e of body?.errors ?? []) {
     const ctx = e.context ?? {};
     const named = [
@@ -135,20 +156,41 @@ function outcomes(
       ...(ctx.objectWriteTraceId ?? []),
       ...(ctx.ids ?? []),
       ...(ctx.id ?? []),
-    ];
+    ].filter((k): k is string => !!k && inputs.has(k));
+    if (!named.length) untied.push(e);
     for (const k of named)
-      if (k && !found.has(k)) found.set(k, { ok: false, error: itemError(e, what) });
+      if (!found.has(k)) found.set(k, { ok: false, error: itemError(e, what) });
   }
+  const rest = keys.filter((k) => !found.has(k));
+  const theirs =
+    strays === 0 && untied.length > 0 && untied.length === rest.length
+      ? untiedError(untied, what)
+      : null;
   return keys.map(
     (k) =>
-      found.get(k) ?? {
-        ok: false,
-        error: new DeliveryError(`${what}: HubSpot's answer did not mention ${k}`, {
-          retryable: true,
-          // Perhaps written, perhaps not: create-once looks before creating again.
-          ambiguous: true,
-        }),
-      },
+      found.get(k) ??
+      (theirs
+        ? { ok: false, error: theirs }
+        : {
+            ok: false,
+            error: new DeliveryError(`${what}: HubSpot's answer did not mention ${k}`, {
+              retryable: true,
+              // Perhaps written, perhaps not: create-once looks before creating again.
+              ambiguous: true,
+            }),
+          }),
+  );
+}
+
+/** The error of inputs HubSpot did not write, from errors that do not say which input they are. */
+function untiedError(errors: NonNullable<BatchAnswer['errors']>, what: string): DeliveryError {
+  const kinds = new Set(errors.map((e) => `${e.category}\u0000${e.message}`));
+  if (kinds.size === 1) return itemError(errors[0]!, what);
+  const said = [...new Set(errors.map((e) => e.category ?? 'an error'))].join(', ');
+  // Which input got which is unknown: each tries again (alone, if the backlog has gone).
+  return new DeliveryError(
+    `${what}: HubSpot refused ${errors.length} inputs without naming them (${said})`,
+    { retryable: true },
   );
 }
 

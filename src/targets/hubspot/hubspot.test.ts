@@ -442,6 +442,12 @@ describe('HubSpot target', () => {
       const batched = rows.filter((r) => r.path === '/crm/v3/objects/calls/batch/create');
       expect(new Set(batched.map((r) => r.callId)).size).toBeGreaterThan(1);
       expect(batched[0]!.operation).toMatch(/^creating \d+ call engagements in one batch$/);
+      // A batch is one request in the metrics, however many deliveries it carried.
+      const counted = (await relay.metrics.crmRequests.get()).values.reduce(
+        (n, v) => n + v.value,
+        0,
+      );
+      expect(counted).toBe(hs.log.length);
     });
 
     it('fails only the input HubSpot refused in a 207; a batch refused whole is sent call by call', async () => {

@@ -6,7 +6,7 @@
 // own wait), and each waiter gets its own result or error.
 
 import { DeliveryError } from './errors.js';
-import type { WindowLimiter } from './limiter.js';
+import { MAX_WAIT_MS, type WindowLimiter } from './limiter.js';
 import { currentTrace, traceRequests, type TraceSink } from './trace.js';
 
 /** How the batch went for one item: its result, or why it failed (it alone). */
@@ -54,7 +54,9 @@ export class Batcher<I, R> {
     try {
       while (this.queue.length) {
         try {
-          await this.o.limiter.acquire();
+          // The longest wait counts from when the oldest item began to wait, not from this turn.
+          const waited = performance.now() - this.queue[0]!.since;
+          await this.o.limiter.acquire(Math.max(0, MAX_WAIT_MS - waited));
         } catch (err) {
           // A long hold-off: every waiting item goes back to the store, due when it ends.
           for (const w of this.queue.splice(0)) w.reject(err);
@@ -114,22 +116,32 @@ export class Batcher<I, R> {
   }
 
   private async alone(w: Waiting<I, R>, since?: number): Promise<void> {
-    const run = (): Promise<R> => this.o.one(w.item, since);
     try {
-      w.resolve(await (w.trace ? traceRequests(w.trace, run) : run()));
+      // Always its own trace, or none: this runs in the context of whoever started take().
+      w.resolve(await traceRequests(w.trace ?? UNTRACED, () => this.o.one(w.item, since)));
     } catch (err) {
       w.reject(err);
     }
   }
 }
 
-/** One batch request in every waiting delivery's trace, each with the time it waited itself. */
+const UNTRACED: TraceSink = { push: () => undefined };
+
+/**
+ * One batch request in every waiting delivery's trace, each with the time it waited itself; all
+ * but the first copy are marked as copies, so that the request is counted once.
+ */
 function fanOut<I, R>(batch: Waiting<I, R>[]): TraceSink {
   const first = batch[0]!.since;
   return {
     push: (t) => {
-      for (const w of batch)
-        w.trace?.push({ ...t, waitedMs: Math.max(0, Math.round(t.waitedMs - (w.since - first))) });
+      let counted = false;
+      for (const w of batch) {
+        if (!w.trace) continue;
+        const waitedMs = Math.max(0, Math.round(t.waitedMs - (w.since - first)));
+        w.trace.push(counted ? { ...t, waitedMs, copy: true } : { ...t, waitedMs });
+        counted = true;
+      }
     },
   };
 }

@@ -58,4 +58,16 @@ describe('pacing', () => {
     now = 3_600_000;
     await l.acquire(60_000);
   });
+
+  it('counts the wait behind the callers ahead in the longest wait', async () => {
+    // One request per 50 ms: the second caller waits one window, the third two, over its 80 ms.
+    const l = new WindowLimiter(1, 50, Date.now, 0);
+    await l.acquire();
+    const [second, third] = await Promise.allSettled([l.acquire(80), l.acquire(80)]);
+    expect(second.status).toBe('fulfilled');
+    expect(third.status).toBe('rejected');
+    const err = (third as PromiseRejectedResult).reason as DeliveryError;
+    expect(err).toMatchObject({ retryable: true });
+    expect(err.message).toMatch(/window is taken for 1 s more by the requests queued ahead/);
+  });
 });

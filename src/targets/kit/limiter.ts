@@ -33,10 +33,12 @@ export class WindowLimiter {
 
   /**
    * Resolves when one more request fits in the window; callers are served in order. Rejects,
-   * retryable after the pause, when that would take longer than `maxWaitMs`.
+   * retryable after the pause, when that would take longer than `maxWaitMs` from now, the wait
+   * for the callers ahead included.
    */
   acquire(maxWaitMs = MAX_WAIT_MS): Promise<void> {
-    const turn = this.chain.then(() => this.waitForSlot(maxWaitMs));
+    const deadline = this.now() + maxWaitMs;
+    const turn = this.chain.then(() => this.waitForSlot(deadline));
     this.chain = turn.catch(() => {});
     return turn;
   }
@@ -46,7 +48,7 @@ export class WindowLimiter {
     this.blockedUntil = Math.max(this.blockedUntil, this.now() + ms);
   }
 
-  private async waitForSlot(maxWaitMs: number): Promise<void> {
+  private async waitForSlot(deadline: number): Promise<void> {
     for (;;) {
       const now = this.now();
       while (this.stamps.length && this.stamps[0]! <= now - this.spanMs) this.stamps.shift();
@@ -58,9 +60,12 @@ export class WindowLimiter {
         this.stamps.push(now);
         return;
       }
-      if (wait > maxWaitMs)
+      if (wait > deadline - now)
         throw new DeliveryError(
-          `the CRM asked the relay to hold off for ${Math.ceil(wait / 1000)} s; trying again then`,
+          this.blockedUntil - now >= wait
+            ? `the CRM asked the relay to hold off for ${Math.ceil(wait / 1000)} s; trying again then`
+            : `the CRM's request window is taken for ${Math.ceil(wait / 1000)} s more by the ` +
+                'requests queued ahead; trying again then',
           { retryable: true, retryAfterMs: wait },
         );
       await new Promise((r) => setTimeout(r, wait));

@@ -3,7 +3,7 @@
 // several records share a number, the one made first is chosen and the others are named.
 
 import { describe, expect, it } from 'vitest';
-import { sameNumber } from './lookup.js';
+import { sameNumber, SingleFlight } from './lookup.js';
 import { firstMade, PhoneLookup } from './phone-lookup.js';
 import { UserLookup } from './user-lookup.js';
 import { othersLine } from './summary.js';
@@ -96,5 +96,21 @@ describe('lookups running together', () => {
       '77',
     ]);
     expect(asked).toBe(1);
+  });
+
+  it('share a failed lookup with those waiting for it, and ask afresh after it', async () => {
+    const flight = new SingleFlight<string>();
+    let asked = 0;
+    const failing = async (): Promise<string> => {
+      asked++;
+      await new Promise((r) => setTimeout(r, 10));
+      throw new Error('searching contacts: 503');
+    };
+    const together = await Promise.allSettled([1, 2, 3].map(() => flight.run('k', failing)));
+    expect(together.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(asked).toBe(1);
+    // A failure is not remembered: the next delivery asks the CRM again, and gets its answer.
+    expect(await flight.run('k', async () => `ok after ${++asked - 1}`)).toBe('ok after 1');
+    expect(asked).toBe(2);
   });
 });

@@ -20,6 +20,11 @@ export interface RequestTrace {
   error: string | null;
   /** The body sent, kept in dry runs only (targets[].dryRun). */
   sent?: string | null;
+  /**
+   * Set on every copy of a batch request but one (kit/batcher.ts): each delivery it carried shows
+   * it among its attempts, while the request counters count it once.
+   */
+  copy?: true;
 }
 
 /** Where a delivery's requests go: its trace (an array), or several (a batch, kit/batcher.ts). */
