@@ -7,8 +7,21 @@ import type { Context } from 'hono';
 // leaks nothing either.
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
+// The configured tokens' digests, made once rather than on every webhook (a handful of entries:
+// the admin token and one per source, replaced on reload).
+const expectedDigests = new Map<string, Buffer>();
+function expectedDigest(token: string): Buffer {
+  let d = expectedDigests.get(token);
+  if (!d) {
+    if (expectedDigests.size >= 64) expectedDigests.clear();
+    d = digest(token);
+    expectedDigests.set(token, d);
+  }
+  return d;
+}
+
 export function tokenMatches(given: string | undefined, expected: string): boolean {
-  return given !== undefined && timingSafeEqual(digest(given), digest(expected));
+  return given !== undefined && timingSafeEqual(digest(given), expectedDigest(expected));
 }
 
 /** The connecting peer's address (undefined outside a Node server, e.g. app.request in tests). */

@@ -13,25 +13,35 @@ export interface AdapterInput {
   parseError?: string;
 }
 
+/**
+ * The first value for a key wins. Own keys only: a field named "constructor" or "toString" is a
+ * field like any other, and "__proto__" becomes a field rather than the object's prototype.
+ */
+function setFirst(out: Record<string, unknown>, k: string, v: unknown): void {
+  if (Object.hasOwn(out, k)) return;
+  if (k === '__proto__')
+    Object.defineProperty(out, k, {
+      value: v,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  else out[k] = v;
+}
+
 export function lowerKeys(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
   if (Array.isArray(v)) return v.map(lowerKeys);
-  if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) {
-      const lk = k.toLowerCase();
-      if (!(lk in out)) out[lk] = lowerKeys(x);
-    }
-    return out;
-  }
-  return v;
+  // for-in over a parsed object (own keys only, no prototype): no entry arrays on every webhook.
+  const o = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k in o) setFirst(out, k.toLowerCase(), lowerKeys(o[k]));
+  return out;
 }
 
 function formFields(s: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of new URLSearchParams(s)) {
-    const lk = k.toLowerCase();
-    if (!(lk in out)) out[lk] = v;
-  }
+  for (const [k, v] of new URLSearchParams(s)) setFirst(out, k.toLowerCase(), v);
   return out;
 }
 

@@ -161,8 +161,17 @@ describe('recording links (server.publicUrl)', () => {
   it('archives each recording once and plays it after the PBX has dropped it', async () => {
     const { relay, pbx, link, dir } = await setup(true);
     const fetched = () => pbx.requests.filter((r) => r.path === FILE).length;
-    for (const t0 = Date.now(); fetched() === 0; await new Promise((r) => setTimeout(r, 20)))
+    // The PBX sees the request before the file is whole: wait for the renamed file itself.
+    const archived = () => {
+      try {
+        return readdirSync(join(dir, 'recordings', '3cx')).filter((f) => !f.endsWith('.part'));
+      } catch {
+        return [];
+      }
+    };
+    for (const t0 = Date.now(); !archived().length; await new Promise((r) => setTimeout(r, 20)))
       if (Date.now() - t0 > 5000) throw new Error('the recording was never archived');
+    expect(fetched()).toBe(1);
     // Whole in the archive (written under a temporary name, then renamed) beside the database.
     const kept = readdirSync(join(dir, 'recordings', '3cx'));
     expect(kept).toHaveLength(1);
