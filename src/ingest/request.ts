@@ -14,8 +14,9 @@ export interface AdapterInput {
 }
 
 /**
- * The first value for a key wins. Own keys only: a field named "constructor" or "toString" is a
- * field like any other, and "__proto__" becomes a field rather than the object's prototype.
+ * The first value for a key wins, checked among the fields themselves: a field named
+ * "constructor" (lower-cased keys meet no other Object.prototype member) is a field like any
+ * other, and "__proto__" becomes a field rather than the object's prototype.
  */
 function setFirst(out: Record<string, unknown>, k: string, v: unknown): void {
   if (Object.hasOwn(out, k)) return;
@@ -32,10 +33,10 @@ function setFirst(out: Record<string, unknown>, k: string, v: unknown): void {
 export function lowerKeys(v: unknown): unknown {
   if (typeof v !== 'object' || v === null) return v;
   if (Array.isArray(v)) return v.map(lowerKeys);
-  // for-in over a parsed object (own keys only, no prototype): no entry arrays on every webhook.
+  // Keys without an entry array each: this runs on every field of every webhook.
   const o = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k in o) setFirst(out, k.toLowerCase(), lowerKeys(o[k]));
+  for (const k of Object.keys(o)) setFirst(out, k.toLowerCase(), lowerKeys(o[k]));
   return out;
 }
 

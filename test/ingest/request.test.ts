@@ -16,15 +16,10 @@ describe('request fields', () => {
   });
 
   it('keeps fields named like Object.prototype members, as fields', () => {
-    const { fields } = json(
-      '{"Constructor":"a","toString":"b","__proto__":{"polluted":true},"hasOwnProperty":"c"}',
-      'valueOf=d',
-    );
-    expect(Object.keys(fields).sort()).toEqual(
-      ['__proto__', 'constructor', 'hasownproperty', 'tostring', 'valueof'].sort(),
-    );
+    // Lower-cased, only "constructor" and "__proto__" are such names.
+    const { fields } = json('{"Constructor":"a","__proto__":{"polluted":true}}', 'x=1');
+    expect(Object.keys(fields).sort()).toEqual(['__proto__', 'constructor', 'x']);
     expect(fields.constructor).toBe('a');
-    expect(fields.valueof).toBe('d');
     expect(Object.getPrototypeOf(fields)).toBe(Object.prototype);
     expect((fields as { polluted?: boolean }).polluted).toBeUndefined();
   });

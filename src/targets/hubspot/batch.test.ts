@@ -61,6 +61,21 @@ describe('matching a batch answer to its inputs', () => {
     expect(c).toBe(b);
   });
 
+  it('leaves inputs perhaps written when the unnamed error is of a kind that may have written', () => {
+    const body: BatchAnswer = {
+      results: [{ id: '901', objectWriteTraceId: tokens[0] }],
+      errors: [
+        { category: 'INTERNAL_ERROR', message: 'try again' },
+        { category: 'INTERNAL_ERROR', message: 'try again' },
+      ],
+    };
+    const [, b, c] = summary(outcomes(tokens, body, createdKey, WHAT));
+    expect(b).toBe(
+      `retry ambiguous: ${WHAT}: HubSpot's answer did not say which input failed (INTERNAL_ERROR)`,
+    );
+    expect(c).toBe(b);
+  });
+
   it('counts an input as perhaps written when a result could not be matched to its input', () => {
     // A result it cannot place may be that input's: only a search can tell (create-once).
     const body: BatchAnswer = {

@@ -4,7 +4,8 @@
 // every input was written, 207 with an error per failed input otherwise. Results come back in
 // no promised order, so each is matched to its input by objectWriteTraceId (the create token, or
 // the object id), falling back to hs_call_external_id or id. An input the answer says nothing
-// about counts as a lost answer: its delivery looks for it before creating again (create-once).
+// about counts as a lost answer: its delivery looks for it before creating again (create-once),
+// unless the answer accounts for it as refused (outcomes, below).
 
 import { Batcher, type ItemOutcome } from '../kit/batcher.js';
 import type { CrmClient } from '../kit/client.js';
@@ -182,11 +183,23 @@ export function outcomes(
   );
 }
 
-/** The error of inputs HubSpot did not write, from errors that do not say which input they are. */
+/** Categories that mean HubSpot wrote nothing for the input. */
+const NOT_WRITTEN = new Set(['VALIDATION_ERROR', 'OBJECT_NOT_FOUND', 'RATE_LIMITS']);
+
+/**
+ * The error of the inputs left over, from errors that do not say which input they are. Only
+ * categories that mean "not written" settle it; any other leaves them perhaps written, so each
+ * delivery looks before it creates again.
+ */
 function untiedError(errors: NonNullable<BatchAnswer['errors']>, what: string): DeliveryError {
+  const said = [...new Set(errors.map((e) => e.category ?? 'an error'))].join(', ');
+  if (!errors.every((e) => e.category && NOT_WRITTEN.has(e.category)))
+    return new DeliveryError(`${what}: HubSpot's answer did not say which input failed (${said})`, {
+      retryable: true,
+      ambiguous: true,
+    });
   const kinds = new Set(errors.map((e) => `${e.category}\u0000${e.message}`));
   if (kinds.size === 1) return itemError(errors[0]!, what);
-  const said = [...new Set(errors.map((e) => e.category ?? 'an error'))].join(', ');
   // Which input got which is unknown: each tries again (alone, if the backlog has gone).
   return new DeliveryError(
     `${what}: HubSpot refused ${errors.length} inputs without naming them (${said})`,

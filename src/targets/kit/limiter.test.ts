@@ -60,14 +60,18 @@ describe('pacing', () => {
   });
 
   it('counts the wait behind the callers ahead in the longest wait', async () => {
-    // One request per 50 ms: the second caller waits one window, the third two, over its 80 ms.
-    const l = new WindowLimiter(1, 50, Date.now, 0);
+    // One request per 50 ms, both callers asking at 0 with 80 ms to spare: when the second's turn
+    // comes at 50, its slot would come at 100, past its limit, though 50 ms alone would be fine.
+    let now = 0;
+    const l = new WindowLimiter(1, 50, () => now, 0);
     await l.acquire();
-    const [second, third] = await Promise.allSettled([l.acquire(80), l.acquire(80)]);
-    expect(second.status).toBe('fulfilled');
-    expect(third.status).toBe('rejected');
-    const err = (third as PromiseRejectedResult).reason as DeliveryError;
-    expect(err).toMatchObject({ retryable: true });
+    const both = Promise.allSettled([l.acquire(80), l.acquire(80)]);
+    now = 50;
+    const [first, second] = await both;
+    expect(first.status).toBe('fulfilled');
+    expect(second.status).toBe('rejected');
+    const err = (second as PromiseRejectedResult).reason as DeliveryError;
+    expect(err).toMatchObject({ retryable: true, retryAfterMs: 50 });
     expect(err.message).toMatch(/window is taken for 1 s more by the requests queued ahead/);
   });
 });
