@@ -19,22 +19,27 @@ const request = (operation: string, waitedMs = 0): RequestTrace => ({
   error: null,
 });
 
-/** A limiter of one request per 40 ms whose first slot is taken: the next items queue. */
-async function busyLimiter(): Promise<WindowLimiter> {
-  const limiter = new WindowLimiter(1, 40, Date.now, 0);
+/** A limiter of one request per 40 ms (or `windowMs`) whose first slot is taken: items queue. */
+async function busyLimiter(windowMs = 40): Promise<WindowLimiter> {
+  const limiter = new WindowLimiter(1, windowMs, Date.now, 0);
   await limiter.acquire();
   return limiter;
 }
 
 function batcher(
   limiter: WindowLimiter,
-  o: { max?: number; many?: (items: string[]) => Promise<ItemOutcome<string>[]> } = {},
+  o: {
+    max?: number;
+    maxWaitMs?: number;
+    many?: (items: string[]) => Promise<ItemOutcome<string>[]>;
+  } = {},
 ) {
   const alone: string[] = [];
   const batches: string[][] = [];
   const b = new Batcher<string, string>({
     limiter,
     max: o.max ?? 100,
+    ...(o.maxWaitMs === undefined ? {} : { maxWaitMs: o.maxWaitMs }),
     one: async (item) => {
       alone.push(item);
       recordRequest(request(`one ${item}`));
@@ -102,5 +107,16 @@ describe('batching while the limiter makes requests wait', () => {
     expect(c.status).toBe('rejected');
     const e = (c as PromiseRejectedResult).reason as DeliveryError;
     expect([e.retryable, e.ambiguous]).toEqual([true, true]);
+  });
+
+  it('sends items back once they have waited their longest wait in the queue', async () => {
+    // One request per 200 ms, one item per request, 300 ms to wait: the first item leaves at
+    // 200, the second's slot would come at 400 and the third's at 600, past their 300.
+    const { b, alone } = batcher(await busyLimiter(200), { max: 1, maxWaitMs: 300 });
+    const [x, y, z] = await Promise.allSettled([b.submit('x'), b.submit('y'), b.submit('z')]);
+    expect(x.status).toBe('fulfilled');
+    expect([y.status, z.status]).toEqual(['rejected', 'rejected']);
+    expect((y as PromiseRejectedResult).reason).toMatchObject({ retryable: true });
+    expect(alone).toEqual(['x']);
   });
 });

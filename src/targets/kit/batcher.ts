@@ -17,6 +17,8 @@ export interface BatcherOptions<I, R> {
   limiter: WindowLimiter;
   /** The CRM's batch size (HubSpot: 100 inputs). */
   max: number;
+  /** The longest an item waits for a slot, counted from when it was submitted (default 60 s). */
+  maxWaitMs?: number;
   /**
    * One item alone, through the single-object endpoint. `since` is set when the slot is taken
    * already (pass it to the client as `paced`); unset, the request waits its turn as usual.
@@ -56,7 +58,7 @@ export class Batcher<I, R> {
         try {
           // The longest wait counts from when the oldest item began to wait, not from this turn.
           const waited = performance.now() - this.queue[0]!.since;
-          await this.o.limiter.acquire(Math.max(0, MAX_WAIT_MS - waited));
+          await this.o.limiter.acquire(Math.max(0, (this.o.maxWaitMs ?? MAX_WAIT_MS) - waited));
         } catch (err) {
           // A long hold-off: every waiting item goes back to the store, due when it ends.
           for (const w of this.queue.splice(0)) w.reject(err);
