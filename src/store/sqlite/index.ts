@@ -193,17 +193,10 @@ export class SqliteStore implements Store {
       pendingIds: db
         .prepare(`SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT ?`)
         .pluck(),
-      // The calls a request touches: those of its events and links, and every call with an event
-      // on a channel it originated (by event, so that any of a call's channels finds it).
+      // The calls some requests touch (a JSON array of inbox ids, one statement for a whole fold
+      // batch): those of their events and links, and every call with an event on a channel they
+      // originated (by event, so that any of a call's channels finds it).
       touchedBy: db.prepare(
-        `SELECT source, call_id AS callId FROM events WHERE inbox_id = @id AND call_id IS NOT NULL
-         UNION SELECT source, call_id FROM event_links WHERE inbox_id = @id AND call_id IS NOT NULL
-         UNION SELECT c.source, c.call_id FROM events o
-           JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
-           WHERE o.inbox_id = @id AND o.type = 'originated'`,
-      ),
-      // The same for a batch of requests, in one statement (the fold's hot path).
-      touchedByAll: db.prepare(
         `WITH ids(id) AS (SELECT value FROM json_each(@ids))
          SELECT source, call_id AS callId FROM events WHERE inbox_id IN ids AND call_id IS NOT NULL
          UNION SELECT source, call_id FROM event_links WHERE inbox_id IN ids AND call_id IS NOT NULL
@@ -448,8 +441,7 @@ export class SqliteStore implements Store {
           if (!ids.length) return 0;
           const touched = new Map<string, CallKey>();
           const batch = JSON.stringify(ids);
-          for (const k of this.stmts.touchedByAll.all({ ids: batch }) as CallKey[])
-            touched.set(callKey(k), k);
+          this.touchedBy(batch, touched);
           const now = new Date().toISOString();
           for (const k of touched.values()) this.refold(k, now);
           this.stmts.markApplied.run(now, batch);
@@ -468,11 +460,11 @@ export class SqliteStore implements Store {
         const row = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
         if (!row) throw new Error(`no stored request ${id}`);
         const touched = new Map<string, CallKey>();
-        this.touchedBy(id, touched);
+        this.touchedBy(JSON.stringify([id]), touched);
         this.release(id);
         const req = { source: row.source, receivedAt: row.received_at };
         const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
-        this.touchedBy(id, touched);
+        this.touchedBy(JSON.stringify([id]), touched);
         const now = new Date().toISOString();
         for (const k of touched.values()) this.refold(k, now);
         // A replay folds at once: what would be pending is applied.
@@ -525,8 +517,9 @@ export class SqliteStore implements Store {
     this.stmts.deleteLinks.run(id);
   }
 
-  private touchedBy(inboxId: number, into: Map<string, CallKey>): void {
-    for (const k of this.stmts.touchedBy.all({ id: inboxId }) as CallKey[]) into.set(callKey(k), k);
+  /** Adds the calls the requests touch (`ids`: a JSON array of inbox ids) to `into`. */
+  private touchedBy(ids: string, into: Map<string, CallKey>): void {
+    for (const k of this.stmts.touchedBy.all({ ids }) as CallKey[]) into.set(callKey(k), k);
   }
 
   /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */
