@@ -5,6 +5,7 @@
 
 import type { Context } from 'hono';
 import { RelayError } from '../domain/errors.js';
+import { Bucket } from '../lib/buckets.js';
 import { addressMatcher, clientAddress } from '../lib/ips.js';
 import { signatureProblem, type SignatureSettings } from '../lib/signature.js';
 import { peerAddress } from './auth.js';
@@ -14,31 +15,6 @@ export interface GuardSettings {
   allowIps?: string[];
   rateLimit?: { perSecond: number; burst?: number };
   signature?: SignatureSettings;
-}
-
-/** A token bucket: `burst` requests at once, refilled at `perSecond`. */
-class Bucket {
-  private tokens: number;
-  private last: number;
-  constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-
-  /** 0 when a request may go now; otherwise the milliseconds until one may. */
-  take(now: number): number {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
-  }
 }
 
 interface Compiled {
