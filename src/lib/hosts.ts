@@ -40,8 +40,8 @@ export function urlAllowed(url: string, rules: HostRule[]): HostRule | undefined
   );
 }
 
-// Loopback, private, link-local, carrier-grade NAT and unspecified ranges: where a webhook's URL
-// must not lead unless the admin says so.
+// Loopback, private, link-local, carrier-grade NAT, benchmarking and unspecified ranges: where a
+// webhook's URL must not lead unless the admin says so.
 const PRIVATE = new BlockList();
 for (const [net, bits] of [
   ['0.0.0.0', 8],
@@ -51,6 +51,7 @@ for (const [net, bits] of [
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
   ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
 ] as const)
   PRIVATE.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
@@ -58,17 +59,52 @@ for (const [net, bits] of [
   ['::1', 128],
   ['fc00::', 7],
   ['fe80::', 10],
+  // NAT64 for a site's own translators (RFC 8215): what is behind it is local by definition.
+  ['64:ff9b:1::', 48],
 ] as const)
   PRIVATE.addSubnet(net, bits, 'ipv6');
 
-/** Whether an IP address is loopback, private or link-local (IPv4-mapped IPv6 included). */
+/** The eight 16-bit words of an IPv6 address (valid, as isIP says), a dotted IPv4 tail included. */
+function ipv6Words(address: string): number[] {
+  let a = address.replace(/%.*$/, '').toLowerCase();
+  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (tail) {
+    const [b1, b2, b3, b4] = tail.slice(1).map(Number) as [number, number, number, number];
+    a = `${a.slice(0, tail.index)}${((b1 << 8) | b2).toString(16)}:${((b3 << 8) | b4).toString(16)}`;
+  }
+  const [head = '', rest] = a.split('::');
+  const words = (s: string): number[] => (s ? s.split(':').map((w) => parseInt(w, 16)) : []);
+  const h = words(head);
+  const t = rest === undefined ? [] : words(rest);
+  return [...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t];
+}
+
+const ipv4Of = (hi: number, lo: number): string => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+
+/**
+ * The IPv4 address an IPv6 one carries to the IPv4 internet, if any: NAT64 (64:ff9b::/96) and
+ * 6to4 (2002::/16) reach it, so a name resolving there leads where that IPv4 address does.
+ */
+function embeddedIpv4(address: string): string | undefined {
+  const w = ipv6Words(address);
+  if (w[0] === 0x64 && w[1] === 0xff9b && w.slice(2, 6).every((x) => x === 0))
+    return ipv4Of(w[6]!, w[7]!);
+  if (w[0] === 0x2002) return ipv4Of(w[1]!, w[2]!);
+  return undefined;
+}
+
+/**
+ * Whether an IP address is loopback, private or link-local: IPv4-mapped IPv6 included, and NAT64
+ * and 6to4 addresses judged by the IPv4 address they lead to.
+ */
 export function isPrivateAddress(address: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return PRIVATE.check(mapped[1]!, 'ipv4');
   const kind = isIP(address);
   if (kind === 4) return PRIVATE.check(address, 'ipv4');
-  if (kind === 6) return PRIVATE.check(address, 'ipv6');
-  return false;
+  if (kind !== 6) return false;
+  const inner = embeddedIpv4(address);
+  return inner !== undefined ? PRIVATE.check(inner, 'ipv4') : PRIVATE.check(address, 'ipv6');
 }
 
 export const isIpLiteral = (host: string): boolean => isIP(host) !== 0;

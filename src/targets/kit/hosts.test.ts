@@ -46,6 +46,23 @@ describe('recordings.allowHosts', () => {
     expect(isPrivateAddress('::ffff:127.0.0.1')).toBe(true);
   });
 
+  it('judges NAT64 and 6to4 addresses by the IPv4 address they lead to; 198.18/15 is private', () => {
+    for (const a of [
+      '198.18.0.1',
+      '198.19.255.254',
+      '64:ff9b::7f00:1', // NAT64 of 127.0.0.1
+      '64:ff9b::10.0.0.5',
+      '64:ff9b::a9fe:a9fe', // 169.254.169.254, a cloud's metadata service
+      '64:ff9b:1::8.8.8.8', // a site's own NAT64: local whatever it embeds
+      '2002:7f00:1::1', // 6to4 of 127.0.0.1
+      '2002:c0a8:101::', // 6to4 of 192.168.1.1
+      '2002::', // 6to4 of 0.0.0.0
+    ])
+      expect(isPrivateAddress(a), a).toBe(true);
+    for (const a of ['198.17.255.255', '198.20.0.1', '64:ff9b::808:808', '2002:808:808::1'])
+      expect(isPrivateAddress(a), a).toBe(false);
+  });
+
   it('a DNS name that resolves to a loopback address is not fetched, credentials never sent', async () => {
     const pbx = await new FakePbx().start();
     try {
