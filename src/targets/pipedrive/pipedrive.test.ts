@@ -330,6 +330,45 @@ describe('Pipedrive target', () => {
     expect(pbx.requests).toEqual([]); // 127.0.0.1 is not in this source's allowHosts
   });
 
+  it('links only http(s) recordings in call logs and notes; others are shown as text', async () => {
+    const { pd, pbx, send, settle } = await open();
+    pd.addPerson('Jana', ['+420774852629']);
+    pbx.files.set('/r/b.mp3', Buffer.from('ID3 audio'));
+    const id = '260701100000_4';
+    const call = (extra: object): Req =>
+      post(
+        JSON.stringify({
+          Event: 'incoming',
+          Callerid: '420774852629',
+          User: '117',
+          Finishtype: 'Ok',
+          Duration: '00:05',
+          Id: `${id}-1`,
+          ...extra,
+        }),
+      );
+    await send('3cx', call({ FileUrls: ['javascript:alert(document.domain)//a.mp3'] }));
+    await settle();
+    await send(
+      '3cx',
+      post(
+        JSON.stringify({
+          Event: 'recording',
+          Id: `${id}-1`,
+          FileUrls: ['JAVASCRIPT:alert(2)', 'vbscript:msgbox(3)', `${pbx.url}/r/b.mp3`],
+        }),
+      ),
+    );
+    await settle();
+    const log = [...pd.callLogs.values()][0]!;
+    const html = [String(log.body.note), ...pd.notes.map((n) => n.content)].join('\n');
+    expect(html).toContain('<b>Recording:</b> javascript:alert(document.domain)//a.mp3');
+    expect(html).toContain('<b>Recording:</b> JAVASCRIPT:alert(2)');
+    expect(html).toContain('<b>Recording:</b> vbscript:msgbox(3)');
+    const hrefs = [...html.matchAll(/href="([^"]*)"/g)].map((m) => m[1]);
+    expect(hrefs).toEqual([`${pbx.url}/r/b.mp3`]);
+  });
+
   it('creates one follow-up activity per missed call', async () => {
     const { pd, send, settle } = await open({ target: '    missedCallActivity: true\n' });
     const flow = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
