@@ -209,6 +209,51 @@ describe('console over HTTP', () => {
     expect(away.headers.get('location')).toBe('/console');
   });
 
+  it('goes to the console instead of a next= with control characters, never failing', async () => {
+    const k = makeConsole();
+    const bad = [
+      '/console\r\nSet-Cookie: x=1',
+      '/console/calls\nLocation: //evil.example',
+      '/console/calls\u0000',
+      '/console/calls\u0085',
+      '/console/calls/\u0100',
+      '/console /calls',
+    ];
+    for (const next of bad) {
+      const signIn = await k.app.request('/console/sign-in', {
+        method: 'POST',
+        headers: { origin: ORIGIN },
+        body: form({ token: TOKENS.admin, next }),
+      });
+      expect(signIn.status, JSON.stringify(next)).toBe(303);
+      expect(signIn.headers.get('location')).toBe('/console');
+      expect(signIn.headers.getSetCookie()).toHaveLength(1);
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+      // Signed in already: GET sign-in sends the browser on at once.
+      const again = await k.app.request(`/console/sign-in?next=${encodeURIComponent(next)}`, {
+        headers: { cookie },
+      });
+      expect(again.status, JSON.stringify(next)).toBe(303);
+      expect(again.headers.get('location')).toBe('/console');
+      // Signed out: the form carries the console's own path on.
+      const page = await k.app.request(`/console/sign-in?next=${encodeURIComponent(next)}`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<input type="hidden" name="next" value="/console"');
+    }
+    // The issue's own URL, as a browser sends it.
+    const cookie = (await signIn(k)).cookie;
+    const issue = await k.app.request('/console/sign-in?next=/console%0d%0aSet-Cookie:x', {
+      headers: { cookie },
+    });
+    expect(issue.status).toBe(303);
+    expect(issue.headers.get('location')).toBe('/console');
+    // A plain path inside the console still works.
+    const fine = await k.app.request('/console/sign-in?next=%2Fconsole%2Fcalls%3Fq%3Da%2520b', {
+      headers: { cookie },
+    });
+    expect(fine.headers.get('location')).toBe('/console/calls?q=a%20b');
+  });
+
   it('refuses a wrong token slowly, says so, and never shows what was typed', async () => {
     const k = makeConsole();
     const t0 = Date.now();
@@ -359,6 +404,8 @@ describe('console over HTTP', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('audio/wav');
     expect(await res.text()).toBe('RIFF....WAVE');
+    // Played behind the session: no browser or proxy may keep a copy past it.
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(k.asked).toEqual([url]);
     for (const n of ['1', '-1', 'x', 'https%3A%2F%2Fevil.example%2Fa.wav']) {
       const r = await k.app.request(`${base}/recordings/${n}`, { headers: { cookie } });

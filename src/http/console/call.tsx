@@ -470,7 +470,8 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
       return new Response(toWebStream(rec.body), {
         headers: {
           'content-type': audioType(rec.contentType),
-          'cache-control': 'private, max-age=300',
+          // Behind the session: no copy may outlive it (a shared browser, a proxy's cache).
+          'cache-control': 'no-store',
         },
       });
     }),

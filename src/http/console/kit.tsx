@@ -169,9 +169,18 @@ export function Badge({ d, withTarget }: { d: DeliveryRow; withTarget?: boolean 
   );
 }
 
-/** A path inside the console to go back to after a POST (never another site). */
+/**
+ * A path inside the console to go back to after a POST (never another site). Printable ASCII
+ * only: a CR/LF would split the Location header (and fail the answer), and a URL path the
+ * console makes is percent-encoded anyway.
+ */
 export function backPath(v: unknown, dflt: string): string {
-  return typeof v === 'string' && /^\/console(?:[/?#]|$)/.test(v) && !v.startsWith('//') ? v : dflt;
+  return typeof v === 'string' &&
+    /^\/console(?:[/?#]|$)/.test(v) &&
+    !v.startsWith('//') &&
+    /^[\x21-\x7e]*$/.test(v)
+    ? v
+    : dflt;
 }
 
 /** The HTML of a page, scrubbed of every configured secret whatever slipped into the data. */
