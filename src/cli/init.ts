@@ -222,6 +222,10 @@ ${a.country ? `    defaultCountry: ${a.country.toUpperCase()}\n` : ''}${
           '    # pbx:',
           '    #   url: https://pbx.example.com:5001',
           '    #   key: ${PBX_WEBAPI_KEY}',
+          "    # Recordings (uploads, links, archive): fetched only from 3CX's recording folder,",
+          '    # so that credentials set here never reach the rest of its WebAPI.',
+          '    # recordings:',
+          '    #   allowHosts: ["https://pbx.example.com:5001/webapi/recording/"]',
           '',
         ].join('\n')
       : ''

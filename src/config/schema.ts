@@ -121,8 +121,10 @@ export const SourceConfig = z
           .array(
             z.string().refine((h) => parseHostRule(h) !== undefined, {
               message:
-                'expected a host, optionally with a port and an http:// prefix: "pbx.example.com", ' +
-                '"pbx.example.com:5001", "http://192.168.1.10:5000", "*.example.com"',
+                'expected a host, optionally with a port, an http:// prefix and a plain path ' +
+                '(no "..", "%2F"): "pbx.example.com", "pbx.example.com:5001", ' +
+                '"http://192.168.1.10:5000", "*.example.com", ' +
+                '"https://pbx.example.com:5001/webapi/recording/"',
             }),
           )
           .default([])
@@ -130,7 +132,9 @@ export const SourceConfig = z
             description:
               'Where recordings may be fetched from (for targets that upload them); none: never ' +
               'fetch. Scheme, host and port must all match: HTTPS on 443 unless an entry names a ' +
-              'port, plain HTTP only for an entry written "http://host[:port]".',
+              'port, plain HTTP only for an entry written "http://host[:port]". An entry with a ' +
+              'path ("https://pbx:5001/webapi/recording/") allows only URLs under it, whole ' +
+              "segments: the PBX's credentials go nowhere else on it.",
           }),
         allowPrivateAddresses: z
           .boolean()

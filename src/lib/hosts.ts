@@ -1,7 +1,8 @@
 // Where a URL from a webhook may lead: an allow-list entry names a scheme, a host and a port, all
-// three of which a URL must match. HTTPS unless the entry says `http://`; the scheme's own port
-// unless the entry names one; `*.example.com` for any subdomain. So `pbx.example.com` never lets
-// a webhook reach `http://pbx.example.com:19002`.
+// three of which a URL must match, and optionally a path the URL must be under. HTTPS unless the
+// entry says `http://`; the scheme's own port unless the entry names one; `*.example.com` for any
+// subdomain. So `pbx.example.com` never lets a webhook reach `http://pbx.example.com:19002`, and
+// `https://pbx:5001/webapi/recording/` keeps the PBX's credentials off the rest of its web API.
 
 import { BlockList, isIP } from 'node:net';
 
@@ -11,9 +12,12 @@ export interface HostRule {
   host: string;
   wildcard: boolean;
   port: string;
+  /** The path a URL must be under, whole segments, ending in `/` (`/`: any path). */
+  path: string;
 }
 
-const ENTRY = /^(?:(https?):\/\/)?(\*\.)?(\[[0-9a-f:.]+\]|[^/:\s[\]@]+)(?::(\d{1,5}))?\/?$/i;
+const ENTRY =
+  /^(?:(https?):\/\/)?(\*\.)?(\[[0-9a-f:.]+\]|[^/:\s[\]@]+)(?::(\d{1,5}))?(\/[^\s?#]*)?$/i;
 
 /** An allow-list entry as a rule, or undefined if it is not one (config errors say so). */
 export function parseHostRule(entry: string): HostRule | undefined {
@@ -22,10 +26,52 @@ export function parseHostRule(entry: string): HostRule | undefined {
   const scheme = m[1]?.toLowerCase() === 'http' ? 'http:' : 'https:';
   const port = m[4] ?? (scheme === 'http:' ? '80' : '443');
   if (Number(port) < 1 || Number(port) > 65535) return undefined;
-  return { scheme, host: m[3]!.replace(/^\[|\]$/g, '').toLowerCase(), wildcard: !!m[2], port };
+  const path = pathPrefix(m[5] ?? '/');
+  if (path === undefined) return undefined;
+  return {
+    scheme,
+    host: m[3]!.replace(/^\[|\]$/g, '').toLowerCase(),
+    wildcard: !!m[2],
+    port,
+    path,
+  };
 }
 
-/** Whether `url` is one a rule allows: same scheme, same port, same host (or a subdomain). */
+/**
+ * An entry's path as a prefix of whole segments (`/webapi/recording` is `/webapi/recording/`), or
+ * undefined for one that is not already in the form a URL's path takes (dot segments, encoded
+ * slashes, characters a URL would encode): what it allows must be plain to read.
+ */
+function pathPrefix(path: string): string | undefined {
+  if (new URL(path, 'http://h').pathname !== path || !plainSegments(path)) return undefined;
+  return path.endsWith('/') ? path : `${path}/`;
+}
+
+/** No segment that decodes to a dot segment or carries a slash or backslash (a server's `..`). */
+function plainSegments(path: string): boolean {
+  return path.split('/').every((seg) => {
+    let d: string;
+    try {
+      d = decodeURIComponent(seg);
+    } catch {
+      return false;
+    }
+    return d !== '.' && d !== '..' && !/[/\\]/.test(d);
+  });
+}
+
+/** Whether a URL's (normalised) path is the prefix or under it, segment by segment. */
+function under(pathname: string, prefix: string): boolean {
+  if (prefix === '/') return true;
+  if (!plainSegments(pathname)) return false;
+  return (pathname.endsWith('/') ? pathname : `${pathname}/`).startsWith(prefix);
+}
+
+/**
+ * Whether `url` is one a rule allows: same scheme, same port, same host (or a subdomain), under
+ * the rule's path. The URL is judged as parsed (dot segments resolved, backslashes as slashes),
+ * which is the form to fetch it in: the PBX then gets the path that was checked.
+ */
 export function urlAllowed(url: string, rules: HostRule[]): HostRule | undefined {
   if (!URL.canParse(url)) return undefined;
   const u = new URL(url);
@@ -36,7 +82,8 @@ export function urlAllowed(url: string, rules: HostRule[]): HostRule | undefined
     (r) =>
       r.scheme === u.protocol &&
       r.port === port &&
-      (r.wildcard ? host.endsWith(`.${r.host}`) : host === r.host),
+      (r.wildcard ? host.endsWith(`.${r.host}`) : host === r.host) &&
+      under(u.pathname, r.path),
   );
 }
 

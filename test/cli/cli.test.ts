@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/program.js';
 import { loadConfig } from '../../src/config/load.js';
+import { allowedRecordingUrl } from '../../src/targets/kit/recordings.js';
 import { MAIN, tempDir } from '../support.js';
 
 const cli = (args: string[], o: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}) => {
@@ -129,6 +130,19 @@ describe('callrelay init', () => {
       },
     ]);
     expect(cfg.adminToken).toBe(env.CALLRELAY_ADMIN_TOKEN);
+    // Recordings from 3CX's recording folder only, as its URLs have them, once uncommented.
+    expect(yaml).toContain(
+      '    # recordings:\n    #   allowHosts: ["https://pbx.example.com:5001/webapi/recording/"]\n',
+    );
+    const recordingsOn = join(dir, 'recordings-on.yaml');
+    writeFileSync(recordingsOn, yaml.replace(/^( {4})# (recordings:| {2}allowHosts:)/gm, '$1$2'));
+    const rec = loadConfig(recordingsOn, { ...env, HUBSPOT_TOKEN: 'pat-na1-00000000' }).sources[0]!
+      .recordings;
+    const url = 'https://pbx.example.com:5001/webapi/recording/230307114903_10-1-1.mp3';
+    expect(allowedRecordingUrl(url, rec)).toBe(true);
+    expect(allowedRecordingUrl('https://pbx.example.com:5001/webapi/KEY/makecall', rec)).toBe(
+      false,
+    );
     // A public HTTPS address: recordings get signed links to it, with a secret of their own.
     expect(env.CALLRELAY_URL_SECRET).toMatch(/^[\w-]{32}$/);
     expect(cfg.links).toEqual({

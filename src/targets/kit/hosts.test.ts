@@ -34,8 +34,98 @@ describe('recordings.allowHosts', () => {
   });
 
   it('refuses entries that are not a host', () => {
-    for (const bad of ['https://pbx/path', 'pbx.example.com:99999', 'a b', 'user@pbx'])
+    for (const bad of ['pbx.example.com:99999', 'a b', 'user@pbx', 'https://pbx/r?x=1'])
       expect(parseHostRule(bad), bad).toBeUndefined();
+  });
+
+  it('takes a path prefix, whole segments, and refuses one that is not plain', () => {
+    expect(parseHostRule('https://pbx:5001/webapi/recording/')).toMatchObject({
+      host: 'pbx',
+      port: '5001',
+      path: '/webapi/recording/',
+    });
+    expect(parseHostRule('pbx.example.com/webapi/recording')?.path).toBe('/webapi/recording/');
+    expect(parseHostRule('pbx.example.com/')?.path).toBe('/');
+    expect(parseHostRule('pbx.example.com')?.path).toBe('/');
+    for (const bad of [
+      'pbx/webapi/../admin/',
+      'pbx/webapi/./recording/',
+      'pbx/webapi/%2e%2e/x/',
+      'pbx/webapi%2Frecording/',
+      'pbx/webapi%5Crecording/',
+      'pbx/webapi\\recording/',
+      'pbx/a"b/',
+      'pbx/bad%E0%A4%A/',
+    ])
+      expect(parseHostRule(bad), bad).toBeUndefined();
+  });
+
+  it("lets a URL through only under the entry's path, segment by segment, as parsed", () => {
+    const hosts = ['https://pbx.example.com:5001/webapi/recording/'];
+    const ok = (url: string): boolean => allowedRecordingUrl(url, access(hosts));
+    expect(ok('https://pbx.example.com:5001/webapi/recording/230102_15-1-1.mp3')).toBe(true);
+    expect(ok('https://pbx.example.com:5001/webapi/recording/sub/a.mp3')).toBe(true);
+    expect(ok('https://PBX.example.com:5001/webapi/recording/a.mp3?x=1')).toBe(true);
+    for (const url of [
+      'https://pbx.example.com:5001/webapi/recordingsX/a.mp3',
+      'https://pbx.example.com:5001/webapi/recordings/a.mp3',
+      'https://pbx.example.com:5001/webapi/recording.mp3',
+      'https://pbx.example.com:5001/webapi/',
+      'https://pbx.example.com:5001/webapi/KEY/makecall?first=1&second=2',
+      'https://pbx.example.com:5001/webapi/recording/../KEY/makecall',
+      'https://pbx.example.com:5001/webapi/recording/%2e%2e/KEY/makecall',
+      'https://pbx.example.com:5001/webapi/recording/.%2E/KEY/makecall',
+      'https://pbx.example.com:5001/webapi/recording/..%2FKEY%2Fmakecall',
+      'https://pbx.example.com:5001/webapi/recording/..%5CKEY%5Cmakecall',
+      'https://pbx.example.com:5001/webapi/recording\\..\\KEY\\makecall',
+      'https://pbx.example.com:5001/WEBAPI/recording/a.mp3',
+      'https://pbx.example.com:5001/webapi/recording/bad%E0%A4%A.mp3',
+      'https://pbx.example.com/webapi/recording/a.mp3',
+      'http://pbx.example.com:5001/webapi/recording/a.mp3',
+    ])
+      expect(ok(url), url).toBe(false);
+    // An entry without a trailing slash is the same prefix: never a longer name beside it.
+    const bare = access(['https://pbx.example.com:5001/webapi/recording']);
+    expect(allowedRecordingUrl('https://pbx.example.com:5001/webapi/recording/a.mp3', bare)).toBe(
+      true,
+    );
+    expect(allowedRecordingUrl('https://pbx.example.com:5001/webapi/recordingsX', bare)).toBe(
+      false,
+    );
+    // Several entries for one host: any of their paths.
+    const two = access(['pbx.example.com/a/', 'pbx.example.com/b/c/']);
+    expect(allowedRecordingUrl('https://pbx.example.com/b/c/x.wav', two)).toBe(true);
+    expect(allowedRecordingUrl('https://pbx.example.com/b/x.wav', two)).toBe(false);
+  });
+
+  it('sends the PBX credentials only to URLs under the path, and fetches the path it checked', async () => {
+    const pbx = await new FakePbx('pbx-bearer-1').start();
+    try {
+      pbx.files.set('/webapi/recording/a.mp3', Buffer.from('ID3 a'));
+      pbx.files.set('/webapi/secret/b.mp3', Buffer.from('ID3 b'));
+      const allow = access([`${pbx.url}/webapi/recording/`], { bearer: 'pbx-bearer-1' });
+      const rec = await fetchRecording(`${pbx.url}/webapi/recording/./x/../a.mp3`, allow);
+      let got = '';
+      for await (const chunk of rec.body) got += Buffer.from(chunk).toString();
+      expect(got).toBe('ID3 a');
+      expect(pbx.requests).toEqual([
+        { path: '/webapi/recording/a.mp3', authorization: 'Bearer pbx-bearer-1', range: undefined },
+      ]);
+      for (const url of [
+        `${pbx.url}/webapi/secret/b.mp3`,
+        `${pbx.url}/webapi/recording/../secret/b.mp3`,
+        `${pbx.url}/webapi/recording/%2e%2e/secret/b.mp3`,
+        `${pbx.url}/webapi/recording/..%2Fsecret%2Fb.mp3`,
+        `${pbx.url}/webapi/recordingX/../secret/b.mp3`,
+      ]) {
+        const refused = fetchRecording(url, allow);
+        await expect(refused, url).rejects.toThrow(/is not in recordings\.allowHosts/);
+        await expect(refused).rejects.toMatchObject({ retryable: false });
+      }
+      expect(pbx.requests).toHaveLength(1);
+    } finally {
+      await pbx.close();
+    }
   });
 
   it('knows private and loopback addresses', () => {

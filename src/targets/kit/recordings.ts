@@ -31,8 +31,8 @@ export interface Recording {
 }
 
 /**
- * Whether a URL is one the source allows: scheme, host and port as an allowHosts entry names them
- * (lib/hosts.ts). The PBX's credentials go only where this says yes.
+ * Whether a URL is one the source allows: scheme, host and port as an allowHosts entry names them,
+ * under its path if it names one (lib/hosts.ts). The PBX's credentials go only where this says yes.
  */
 export function allowedRecordingUrl(url: string, access: RecordingAccess | undefined): boolean {
   return !!access && !!urlAllowed(url, rulesOf(access));
@@ -92,9 +92,11 @@ export async function fetchRecording(
   const rule = urlAllowed(url, rulesOf(access));
   if (!rule)
     throw new DeliveryError(
-      `fetching the recording: ${URL.canParse(url) ? new URL(url).origin : 'a malformed URL'} is not in recordings.allowHosts (scheme, host and port must match an entry)`,
+      `fetching the recording: ${URL.canParse(url) ? new URL(url).origin + new URL(url).pathname : 'a malformed URL'} is not in recordings.allowHosts (scheme, host and port must match an entry, and the path be under its path if it names one)`,
       { retryable: false },
     );
+  // Fetched as checked: the parsed URL, dot segments resolved, not the webhook's spelling of it.
+  const target = new URL(url).href;
   // An IP entry is its own permission; a DNS name must resolve to a public address.
   const dispatcher =
     access.allowPrivateAddresses || isIpLiteral(rule.host) ? undefined : publicOnlyAgent();
@@ -121,7 +123,7 @@ export async function fetchRecording(
   let res;
   try {
     // undici follows no redirects by default: a PBX cannot bounce the fetch to another host.
-    res = await request(url, {
+    res = await request(target, {
       method: 'GET',
       headers,
       headersTimeout: timeoutMs,
