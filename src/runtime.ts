@@ -36,7 +36,7 @@ import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
-import { fetchRecording } from './targets/kit/recordings.js';
+import { fetchRecording, RangeNotSatisfiable } from './targets/kit/recordings.js';
 
 /** callrelay's version, from package.json (one folder up from both src/ and dist/). */
 export const VERSION = (
@@ -194,6 +194,11 @@ async function recordingForLink(
     // The PBX's address stays out of the answer: the status, or what kind of failure, only.
     const e = err as DeliveryError;
     if (e.status === 404 || e.status === 410) throw new RelayError('RELAY_ERR_RECORDING_GONE');
+    // The PBX refused the player's Range itself: the player hears so, with the size if known.
+    if (err instanceof RangeNotSatisfiable)
+      throw new RelayError('RELAY_ERR_RANGE_NOT_SATISFIABLE', undefined, {
+        ...(err.size !== undefined ? { headers: { 'content-range': `bytes */${err.size}` } } : {}),
+      });
     throw new RelayError(
       'RELAY_ERR_RECORDING_UNAVAILABLE',
       `the PBX did not give the recording (${e.status ?? 'no answer'}); try again later`,

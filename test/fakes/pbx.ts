@@ -12,7 +12,10 @@ export class FakePbx extends LocalServer {
   }[] = [];
   /** Paths served chunked, without Content-Length (as a PBX streaming a file may). */
   readonly chunked = new Set<string>();
-  /** Answer a single byte range with 206 (off: Range is ignored, as some PBX servers do). */
+  /**
+   * Answer a single byte range with 206, one starting past the end with 416 (off: Range is
+   * ignored, as some PBX servers do).
+   */
   ranges = false;
   /** The WebAPI key makecall answers to, the calls it was asked to place, and its next answer. */
   makecallKey = 'webapi-key-0000';
@@ -63,6 +66,11 @@ export class FakePbx extends LocalServer {
       return;
     }
     const m = this.ranges ? /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '') : null;
+    if (m && Number(m[1]) >= f.length) {
+      // As a server that answers ranges does: 416, with the size.
+      res.writeHead(416, { 'content-range': `bytes */${f.length}` }).end();
+      return;
+    }
     if (m && Number(m[1]) < f.length) {
       const start = Number(m[1]);
       const end = Math.min(m[2] ? Number(m[2]) : f.length - 1, f.length - 1);

@@ -1,8 +1,11 @@
 // Recording file names come from webhook URLs and go into multipart headers: nothing in them may
-// add a header line, and a malformed %-sequence is no reason to fail a delivery.
+// add a header line, and a malformed %-sequence is no reason to fail a delivery. A PBX that
+// refuses a player's Range says so as a 416 with the recording's size, not as a failure.
 
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { recordingFileName } from './recordings.js';
+import { fetchRecording, RangeNotSatisfiable, recordingFileName } from './recordings.js';
 
 describe('recordingFileName', () => {
   it('keeps an ordinary name, decoded', () => {
@@ -28,5 +31,28 @@ describe('recordingFileName', () => {
     expect(recordingFileName('https://pbx/r/bad%E0%A4%A.mp3')).toMatch(/^bad.*\.mp3$/);
     expect(recordingFileName('https://pbx/')).toBe('recording.mp3');
     expect(recordingFileName('not a url')).toBe('recording.mp3');
+  });
+});
+
+describe('a Range the PBX refuses', () => {
+  it('is a 416 with the size the PBX gave, if it gave one; never a retry', async () => {
+    const sizes: (string | undefined)[] = ['bytes */10000', undefined, 'bytes 0-1/2'];
+    const server = createServer((_req, res) => {
+      const cr = sizes.shift();
+      res.writeHead(416, cr ? { 'content-range': cr } : {}).end('no');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/r/a.mp3`;
+    const access = { allowHosts: [new URL(url).origin], maxMB: 1 };
+    try {
+      for (const size of [10000, undefined, undefined]) {
+        const refused = fetchRecording(url, access, 5000, 'bytes=20000-');
+        await expect(refused).rejects.toBeInstanceOf(RangeNotSatisfiable);
+        await expect(refused).rejects.toMatchObject({ size, status: 416, retryable: false });
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -42,6 +42,21 @@ export function allowedRecordingUrl(url: string, access: RecordingAccess | undef
 const rulesOf = (access: RecordingAccess): HostRule[] =>
   access.allowHosts.map(parseHostRule).filter((r): r is HostRule => !!r);
 
+/**
+ * The PBX answered a player's Range with 416: the range is outside the recording, which is `size`
+ * bytes when the PBX said so (`Content-Range: bytes *\/size`). The player is told the same.
+ */
+export class RangeNotSatisfiable extends DeliveryError {
+  readonly size: number | undefined;
+  constructor(size: number | undefined) {
+    super('fetching the recording from the PBX: 416 (the range asked for is outside it)', {
+      retryable: false,
+      status: 416,
+    });
+    this.size = size;
+  }
+}
+
 /** The code of a connection refused because its host resolved into the relay's own network. */
 const PRIVATE_ADDRESS = 'ERELAY_PRIVATE_ADDRESS';
 
@@ -139,6 +154,13 @@ export async function fetchRecording(
       { retryable: !inside, cause: err },
     );
     trace(null, e.message);
+    throw e;
+  }
+  if (range && res.statusCode === 416) {
+    await res.body.dump();
+    const size = /^bytes \*\/(\d+)$/i.exec(String(res.headers['content-range'] ?? ''))?.[1];
+    const e = new RangeNotSatisfiable(size === undefined ? undefined : Number(size));
+    trace(416, e.message);
     throw e;
   }
   if (res.statusCode !== 200 && !(range && res.statusCode === 206)) {
