@@ -15,7 +15,7 @@ import { createApp } from './http/app.js';
 import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
-import { linkHash, signLink } from './lib/links.js';
+import { linkHash, recordingLinkDays, signLink } from './lib/links.js';
 import { RelayError } from './domain/errors.js';
 import type { FetchedRecording } from './http/links.js';
 import type { DialRequest, DialResult } from './http/admin.js';
@@ -92,7 +92,8 @@ export async function createTargets(
   log: Logger,
 ): Promise<Map<string, EngineTarget>> {
   const recordings = Object.fromEntries(cfg.sources.map((s) => [s.name, s.recordings]));
-  const recordingLink = cfg.links && recordingLinker(cfg.links);
+  const archives = new Set(cfg.sources.filter((s) => s.recordings.archive).map((s) => s.name));
+  const recordingLink = cfg.links && recordingLinker(cfg.links, (s) => archives.has(s));
   const out = new Map<string, EngineTarget>();
   for (const t of cfg.targets) {
     const impl = await loadTarget(t.type);
@@ -113,15 +114,18 @@ export async function createTargets(
  */
 export function recordingLinker(
   links: NonNullable<RelayConfig['links']>,
+  /** Whether the source archives its recordings (its links then work longer by default). */
+  archived: (source: string) => boolean = () => false,
 ): (source: string, callId: string, url: string) => string {
   return (source, callId, url) => {
     const ext = /\.(mp3|wav|ogg|m4a)(?:\?|$)/i.exec(url)?.[1]?.toLowerCase() ?? 'mp3';
+    const days = recordingLinkDays(links.ttlDays, archived(source));
     const token = signLink(links.secret, {
       k: 'r',
       s: source,
       c: callId,
       h: linkHash(url),
-      ...(links.ttlDays ? { e: Math.floor(Date.now() / 1000 + links.ttlDays * 86400) } : {}),
+      e: Math.floor(Date.now() / 1000 + days * 86400),
     });
     return `${links.publicUrl}/recordings/${token}.${ext}`;
   };

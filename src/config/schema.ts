@@ -275,10 +275,15 @@ export const RelayConfigSchema = z
               'Signs the links under publicUrl (default: derived from admin.token). Changing it ' +
               'revokes every link given out.',
           }),
-        linkTtlDays: z.number().positive().optional().meta({
-          description:
-            'Links expire this long after they were made (default: never; a CRM keeps them).',
-        }),
+        linkTtlDays: z
+          .number()
+          .positive()
+          .optional()
+          .meta({
+            description:
+              'Recording links expire this long after they were made (default: 365 days for a ' +
+              'source that archives its recordings, 90 for one that does not).',
+          }),
         tls: z
           .strictObject({
             cert: z.string().min(1).meta({

@@ -20,6 +20,10 @@ export const ERRORS = {
     message: 'the link is not one this relay signed (altered, or signed with a rotated secret)',
   },
   RELAY_ERR_LINK_EXPIRED: { status: 403, message: 'the link has expired' },
+  RELAY_ERR_LINK_RATE_LIMITED: {
+    status: 429,
+    message: 'too many requests for this link; retry after the time in Retry-After',
+  },
   RELAY_ERR_RECORDING_GONE: {
     status: 404,
     message: 'the recording is no longer there (the call, or the PBX, no longer has it)',

@@ -8,6 +8,7 @@ import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
 import { dialSignatureOk, linkHash, verifyLink } from '../lib/links.js';
 import type { AdminOptions } from './admin.js';
+import { KeyedBuckets } from '../lib/buckets.js';
 import { parseRange, slice } from '../lib/range.js';
 import { audioType, toWebStream } from '../lib/streams.js';
 import type { Store } from '../store/types.js';
@@ -30,7 +31,15 @@ export interface LinkOptions {
   fetch(source: string, url: string, range: string | undefined): Promise<FetchedRecording>;
 }
 
+/**
+ * Requests a minute one recording link may make (burst: the same). A player asks several times
+ * for one playing (Range requests as it seeks); a link leaked from a CRM cannot make the relay
+ * fetch from the PBX without end.
+ */
+export const LINK_REQUESTS_PER_MINUTE = 60;
+
 export function mountLinks(app: Hono, o: LinkOptions): void {
+  const perLink = new KeyedBuckets(LINK_REQUESTS_PER_MINUTE);
   const serve = async (c: Context): Promise<Response> => {
     // The extension is for players that go by it (HubSpot wants .mp3 or .wav); the token is before.
     const token = c.req.param('file')!.replace(/\.[A-Za-z0-9]{1,5}$/, '');
@@ -40,6 +49,12 @@ export function mountLinks(app: Hono, o: LinkOptions): void {
         v.why === 'expired' ? 'RELAY_ERR_LINK_EXPIRED' : 'RELAY_ERR_LINK_INVALID',
       );
     if (v.claims.k !== 'r') throw new RelayError('RELAY_ERR_LINK_INVALID');
+    // Counted once the link is known to be ours: forged tokens cannot fill the buckets.
+    const wait = perLink.take(token);
+    if (wait)
+      throw new RelayError('RELAY_ERR_LINK_RATE_LIMITED', undefined, {
+        headers: { 'retry-after': String(Math.max(1, Math.ceil(wait / 1000))) },
+      });
     const [row] = await o.store.getCalls(v.claims.c, v.claims.s);
     const url = row?.record.recordings.find((u) => linkHash(u) === v.claims.h);
     if (!url) throw new RelayError('RELAY_ERR_RECORDING_GONE');

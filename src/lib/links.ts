@@ -19,6 +19,14 @@ export interface LinkClaims {
 
 const b64 = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 
+/**
+ * How many days a recording link works: server.linkTtlDays when set; else a year where the source
+ * archives its recordings (the relay keeps them), 90 days where only the PBX has them. A link a
+ * CRM keeps forever is a bearer credential forever.
+ */
+export const recordingLinkDays = (ttlDays: number | undefined, archived: boolean): number =>
+  ttlDays ?? (archived ? 365 : 90);
+
 /** A short, stable hash of a value the link refers to without showing it. */
 export const linkHash = (value: string): string =>
   createHash('sha256').update(value).digest('base64url').slice(0, 16);

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { linkHash, signLink } from '../../src/lib/links.js';
+import { linkHash, signLink, type LinkClaims } from '../../src/lib/links.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import { FakePbx } from '../fakes/pbx.js';
@@ -35,13 +35,14 @@ describe('recording links (server.publicUrl)', () => {
 
   async function setup(
     archive = false,
+    server = '',
   ): Promise<{ relay: Relay; pbx: FakePbx; hs: FakeHubspot; link: string; dir: string }> {
     const pbx = await new FakePbx(PBX_TOKEN).start();
     const hs = await new FakeHubspot(HS_TOKEN).start();
     pbx.files.set(FILE, AUDIO);
     const dir = tempDir();
     const config = writeRelayYaml(dir, {
-      server: `  publicUrl: ${PUBLIC}/\n  urlSecret: ${SECRET}\n`,
+      server: `  publicUrl: ${PUBLIC}/\n  urlSecret: ${SECRET}\n${server}`,
       threecx: `    recordings:\n      allowHosts: ["${pbx.url}"]\n      bearer: ${PBX_TOKEN}\n      archive: ${archive}\n`,
       more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n`,
     });
@@ -157,6 +158,57 @@ describe('recording links (server.publicUrl)', () => {
     expect(text).toContain('RELAY_ERR_RECORDING_UNAVAILABLE');
     expect(text).not.toContain(new URL(pbx.url).port);
     expect(text).not.toContain(PBX_TOKEN);
+  });
+
+  it('expires links by default: 90 days, a year where the relay archives; linkTtlDays decides', async () => {
+    const days = (link: string): number => {
+      const payload = link.slice(`${PUBLIC}/recordings/`.length).split('.')[0]!;
+      const { e } = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { e?: number };
+      expect(e, 'the link has an expiry').toBeTypeOf('number');
+      return Math.round((e! * 1000 - Date.now()) / 86400_000);
+    };
+    expect(days((await setup(false)).link)).toBe(90);
+    expect(days((await setup(true)).link)).toBe(365);
+    expect(days((await setup(true, '  linkTtlDays: 7\n')).link)).toBe(7);
+    expect(days((await setup(false, '  linkTtlDays: 730\n')).link)).toBe(730);
+  });
+
+  it('limits each link to 60 requests a minute (429 with Retry-After), other links unaffected', async () => {
+    const { relay, pbx, link } = await setup();
+    const local = link.replace(PUBLIC, `http://127.0.0.1:${relay.port}`);
+    const asked = () => pbx.requests.length;
+    // A player's requests as it seeks, then a flood: 60 go through at once, then 429s. (The bucket
+    // refills one a second, so on a slow machine a few more may pass: wait for the first 429.)
+    let ok = 0;
+    let limited: Response | undefined;
+    for (let i = 0; i < 200 && !limited; i++) {
+      const n = asked();
+      const res = await fetch(local, { headers: { range: 'bytes=0-99' } });
+      if (res.status === 429) {
+        limited = res;
+        // Refused before the PBX is asked.
+        expect(asked()).toBe(n);
+      } else {
+        expect(res.status).toBe(206);
+        await res.arrayBuffer();
+        ok++;
+      }
+    }
+    expect(limited, 'a 429 came').toBeDefined();
+    expect(ok).toBeGreaterThanOrEqual(60);
+    expect(Number(limited!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await limited!.json()) as { error: { code: string } }).error.code).toBe(
+      'RELAY_ERR_LINK_RATE_LIMITED',
+    );
+    // Another link (here: the same recording, signed anew) has its own allowance.
+    const token = link.slice(`${PUBLIC}/recordings/`.length).replace(/\.mp3$/, '');
+    const claims = JSON.parse(
+      Buffer.from(token.split('.')[0]!, 'base64url').toString(),
+    ) as LinkClaims;
+    const other = signLink(SECRET, { ...claims, e: claims.e! + 1 });
+    expect((await fetch(`http://127.0.0.1:${relay.port}/recordings/${other}.mp3`)).status).toBe(
+      200,
+    );
   });
 
   it('archives each recording once and plays it after the PBX has dropped it', async () => {
