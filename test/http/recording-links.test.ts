@@ -43,7 +43,7 @@ describe('recording links (server.publicUrl)', () => {
     const dir = tempDir();
     const config = writeRelayYaml(dir, {
       server: `  publicUrl: ${PUBLIC}/\n  urlSecret: ${SECRET}\n${server}`,
-      threecx: `    recordings:\n      allowHosts: ["${pbx.url}"]\n      bearer: ${PBX_TOKEN}\n      archive: ${archive}\n`,
+      threecx: `    recordings:\n      allowHosts: ["${pbx.url}/webapi/recording/"]\n      bearer: ${PBX_TOKEN}\n      archive: ${archive}\n`,
       more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n`,
     });
     const relay = await startRelay(loadConfig(config, {}), undefined, {
