@@ -1,7 +1,8 @@
 // Recordings that play inside the CRM: with server.publicUrl, HubSpot gets the relay's signed link
 // (HTTPS, under publicUrl, never the PBX's address), and the link streams the recording from the
 // fake PBX with the source's credentials, answering byte ranges as players ask for them, whether
-// the PBX answers ranges itself or not. Forged, expired and dead links fail as they should.
+// the PBX answers ranges itself or not (its own 416 passed on). Forged, expired and dead links fail
+// as they should; links expire by default, and each answers a player's pace, not a flood.
 
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';

@@ -1,6 +1,7 @@
 // Recording URLs from webhooks reach only what an allowHosts entry names: scheme, host and port
 // (the issue's exploit: allowHosts [127.0.0.1] let http://127.0.0.1:19002 receive the PBX's
-// credentials), and a DNS name never leads into a private network unless allowed.
+// credentials), under the entry's path if it names one (whole segments, `..` resolved first), and
+// a DNS name never leads into a private network (NAT64 and 6to4 included) unless allowed.
 
 import { describe, expect, it } from 'vitest';
 import { FakePbx } from '../../../test/fakes/pbx.js';
