@@ -6,6 +6,7 @@
 //   targets/                   CRMs and their kit: domain, lib, telemetry
 //   config/                    relay.yaml: adapters and target specs, never a target's code
 //   pipeline/, delivery/, http/, flows.ts: the parts above, never each other's insides
+//   dial/                      click-to-call: the PBX, the pipeline, and http/'s origin check
 //   cli/, runtime.ts, main.ts  wire everything; nothing imports them
 
 const layer = (name, from, allowed, comment) => ({
@@ -71,6 +72,20 @@ module.exports = {
       'http/',
       ['domain/', 'lib/', 'store/', 'pipeline/', 'telemetry/'],
       'HTTP serves the pipeline and the store.',
+    ),
+    layer(
+      'dial',
+      'dial/',
+      [
+        'domain/',
+        'lib/',
+        'telemetry/',
+        'pbx/',
+        'pipeline/',
+        'http/origin\\.ts$',
+        'http/console/index\\.ts$',
+      ],
+      "Click-to-call asks the PBX and stores its answer; of http/ only the console's CSP and the origin check.",
     ),
     {
       name: 'nothing-imports-the-wiring',

@@ -18,9 +18,8 @@ import { readCertificate } from './lib/certificates.js';
 import { linkHash, recordingLinkDays, signLink } from './lib/links.js';
 import { RelayError } from './domain/errors.js';
 import type { FetchedRecording } from './http/links.js';
-import type { DialRequest, DialResult } from './http/admin.js';
-import { makecall, MakecallError } from './pbx/makecall.js';
-import { parsePhoneNumberFromString } from 'libphonenumber-js';
+import { Dialer } from './dial/service.js';
+import { mountDial } from './dial/http.js';
 import type { DeliveryError } from './targets/kit/errors.js';
 import type { RecordingAccess } from './targets/types.js';
 import { Redactor } from './lib/redact.js';
@@ -129,55 +128,6 @@ export function recordingLinker(
     });
     return `${links.publicUrl}/recordings/${token}.${ext}`;
   };
-}
-
-/**
- * Click-to-call: the number as the source's PBX dials it, the PBX asked (makecall), and its answer
- * stored as a pbx-response request, which the adapter maps to an `originated` event: the call's
- * webhooks that carry the same chid fold into a call whose originatedBy says who placed it.
- */
-async function placeCall(
-  pipeline: Pipeline,
-  sources: () => RelayConfig['sources'],
-  req: DialRequest,
-): Promise<DialResult> {
-  const source = sources().find((s) => s.name === req.source);
-  if (!source) throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${req.source}"`);
-  if (!source.pbx)
-    throw new RelayError(
-      'RELAY_ERR_BAD_REQUEST',
-      `source ${source.name} has no pbx: (url and key) in relay.yaml, so it cannot place calls`,
-    );
-  if (!/^\d{1,10}$/.test(req.agent))
-    throw new RelayError(
-      'RELAY_ERR_BAD_REQUEST',
-      `agent must be an extension (digits), got "${req.agent}"`,
-    );
-  const parsed = parsePhoneNumberFromString(req.number, source.defaultCountry);
-  if (!parsed?.isValid())
-    throw new RelayError(
-      'RELAY_ERR_BAD_REQUEST',
-      `"${req.number}" is not a phone number${source.defaultCountry ? ` (numbers without a country code are read as ${source.defaultCountry})` : '; give it with its country code'}`,
-    );
-  let placed;
-  try {
-    placed = await makecall(source.pbx, req.agent, parsed.number.slice(1));
-  } catch (err) {
-    if (err instanceof MakecallError) throw new RelayError('RELAY_ERR_PBX_FAILED', err.message);
-    throw err;
-  }
-  const { id } = await pipeline.ingest({
-    source: source.name,
-    kind: 'pbx-response',
-    receivedAt: new Date().toISOString(),
-    method: 'GET',
-    // The request made (its key left out) and who made it: the adapter reads originatedby.
-    query: `${placed.query}&${new URLSearchParams({ originatedby: req.by }).toString()}`,
-    contentType: 'application/json',
-    headers: {},
-    body: placed.body,
-  });
-  return { chid: placed.chid, id, number: parsed.number };
 }
 
 /** A recording from the PBX for a signed link; what went wrong as the relay's error. */
@@ -383,6 +333,13 @@ export async function startRelay(
     reloading = run;
     return run;
   };
+  // Click-to-call, every path through one dialer: its number rules and limits read at each call.
+  const dialer = new Dialer({
+    pipeline,
+    sources: () => current.sources,
+    settings: () => current.dial,
+    metrics,
+  });
   // Aborted at close: open live streams (console tabs) end at once instead of holding the server.
   const closing = new AbortController();
   const consoleOpts: ConsoleOptions = {
@@ -404,7 +361,7 @@ export async function startRelay(
       return { body: r.body, contentType: r.contentType };
     },
     reload,
-    dial: (req) => placeCall(pipeline, () => current.sources, req),
+    dial: (req) => dialer.place(req, 'console'),
     canDial: (source) => !!current.sources.find((s) => s.name === source)?.pbx,
     onChange: (listener) => {
       changes.on('change', listener);
@@ -433,18 +390,18 @@ export async function startRelay(
     metrics: cfg.metrics.enabled ? { registry: metrics, token: cfg.metrics.token } : undefined,
     console: consoleOpts,
     guards,
-    dial: (req) => placeCall(pipeline, () => current.sources, req),
+    dial: (req) => dialer.place(req, 'api'),
     ...(current.links
       ? {
           recordings: {
             secret: current.links.secret,
-            dial: (req: DialRequest) => placeCall(pipeline, () => current.sources, req),
             fetch: (source: string, url: string, range: string | undefined) =>
               recordingForLink(recordings.get(source), source, url, range, current.archive?.dir),
           },
         }
       : {}),
   });
+  if (current.links) mountDial(app, { secret: current.links.secret, dialer, redact, log });
   const tlsFiles = cfg.server.tls;
   const certificate = tlsFiles && readCertificate(tlsFiles);
   const server = await new Promise<ServerType>((resolve, reject) => {

@@ -2,7 +2,7 @@
 // with relay.yaml's admin token), so the call is placed and recorded exactly as from the API.
 
 import { userInfo } from 'node:os';
-import { dialSignature } from '../lib/links.js';
+import { makeDialLink } from '../dial/links.js';
 import { configFrom, fail } from './util.js';
 
 export async function cmdDial(
@@ -47,7 +47,8 @@ export async function cmdDial(
 /**
  * `callrelay dial-link --agent 102`: the click-to-call link of one agent for a CRM's custom link
  * or button; the CRM appends the contact's number. Signed with the relay's link secret, so it
- * needs server.publicUrl; --days limits how long it works.
+ * needs server.publicUrl; it works for dial.linkTtlDays (default 30), or --days. There is no
+ * link that never expires: whoever once saw one could use it for ever.
  */
 export function cmdDialLink(o: {
   config?: string;
@@ -67,14 +68,13 @@ export function cmdDialLink(o: {
       2,
     );
   if (!/^\d{1,10}$/.test(o.agent)) fail('--agent takes an extension (digits)', 2);
-  const days = o.days === undefined ? 0 : Number(o.days);
-  if (!(days >= 0)) fail('--days takes a number of days (0: no expiry)', 2);
-  const until = days ? Math.floor(Date.now() / 1000 + days * 86400) : 0;
-  const q = new URLSearchParams({
-    source,
-    agent: o.agent,
-    until: String(until),
-    sig: dialSignature(cfg.links.secret, source, o.agent, until),
-  });
-  process.stdout.write(`${cfg.links.publicUrl}/dial?${q.toString()}&number=\n`);
+  const days = o.days === undefined ? cfg.dial.linkTtlDays : Number(o.days);
+  if (!(days > 0) || !Number.isFinite(days))
+    fail(
+      '--days takes a number of days above 0 (links always expire; default dial.linkTtlDays)',
+      2,
+    );
+  const until = Math.floor(Date.now() / 1000 + days * 86400);
+  const q = makeDialLink(cfg.links.secret, source, o.agent, until);
+  process.stdout.write(`${cfg.links.publicUrl}/dial?${q}&number=\n`);
 }

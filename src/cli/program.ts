@@ -129,7 +129,10 @@ export function buildProgram(): Command {
       )
       .requiredOption('--agent <extension>', 'the extension that rings first')
       .option('--source <name>', 'the source whose PBX places it (default: the only one with pbx:)')
-      .option('--days <n>', 'the link stops working after this many days (default: never)'),
+      .option(
+        '--days <n>',
+        'the link stops working after this many days (default: dial.linkTtlDays, 30)',
+      ),
   ).action((o) => cmdDialLink(o));
 
   program

@@ -70,6 +70,8 @@ export interface RelayConfig {
   routing: Routing;
   delivery: { leaseSec: number; keepAttemptsDays: number };
   calls: { closeAfterMin: number };
+  /** Click-to-call's number policy, link lifetime and rate limits. */
+  dial: RelayConfigParsed['dial'];
   metrics: { enabled: boolean; token?: string };
   /** `${VAR:-default}` references that fell back to the default (start warns about them). */
   envFallbacks: LoadedYaml['envFallbacks'];
@@ -277,6 +279,7 @@ export function loadConfig(
     },
     delivery: cfg.delivery,
     calls: cfg.calls,
+    dial: cfg.dial,
     metrics: cfg.metrics,
     envFallbacks: y.envFallbacks,
     exampleTokens: y.envFallbacks

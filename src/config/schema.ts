@@ -2,6 +2,7 @@
 // check`, and generates config/relay.schema.json for editors.
 
 import { z } from 'zod';
+import { DEFAULT_DIAL_TYPES, NUMBER_TYPES } from '../domain/dial.js';
 import { DEFAULT_MAX_EVENTS_PER_CALL } from '../domain/inbox.js';
 import { Country, TimeZone } from '../domain/values.js';
 import { parseHostRule } from '../lib/hosts.js';
@@ -178,7 +179,8 @@ export const SourceConfig = z
       .optional()
       .meta({
         description:
-          'Click-to-call through this PBX (3CX makecall): POST /api/dial, callrelay dial.',
+          'Click-to-call through this PBX (3CX makecall): POST /api/dial, callrelay dial, dial ' +
+          'links; which numbers it may dial is under dial:.',
       }),
   })
   .meta({ description: 'A telephony system that posts webhooks to the relay.' });
@@ -426,6 +428,56 @@ export const RelayConfigSchema = z
       })
       .prefault({})
       .meta({ description: 'Calls whose end the phone system never reported.' }),
+    dial: z
+      .strictObject({
+        allowTypes: z
+          .array(z.enum(NUMBER_TYPES))
+          .min(1)
+          .default(DEFAULT_DIAL_TYPES)
+          .meta({
+            description:
+              'The kinds of number click-to-call dials (default: fixed-line, mobile, ' +
+              'fixed-line-or-mobile, toll-free). Premium-rate, shared-cost and the rest cost ' +
+              'whoever pays the PBX: add them only if your agents must call them.',
+          }),
+        allowCountries: z
+          .array(Country)
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              "Countries (ISO codes) whose numbers click-to-call dials. Default: the source's " +
+              'defaultCountry only; a source without one dials nothing until this is set.',
+          }),
+        linkTtlDays: z
+          .number()
+          .positive()
+          .default(30)
+          .meta({
+            description:
+              'How long a link from `callrelay dial-link` works (its --days overrides). Links ' +
+              'that never expire are no longer accepted.',
+          }),
+        perLinkPerMinute: z.number().int().positive().default(3).meta({
+          description: 'Calls a minute one dial link may place (429 beyond), per instance.',
+        }),
+        perAgentPerMinute: z
+          .number()
+          .int()
+          .positive()
+          .default(6)
+          .meta({
+            description:
+              'Calls a minute one extension may place, by every path together (links, the API, ' +
+              'the console), per instance.',
+          }),
+      })
+      .prefault({})
+      .meta({
+        description:
+          'Click-to-call (sources with pbx:): which numbers it dials, how long links work, how ' +
+          'many calls a minute. Checked before the PBX is asked, whichever way the call comes.',
+      }),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true).meta({ description: 'Serve GET /metrics.' }),

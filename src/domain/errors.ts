@@ -68,6 +68,14 @@ export const ERRORS = {
     status: 502,
     message: 'the recording could not be fetched from the phone system',
   },
+  RELAY_ERR_DIAL_REFUSED: {
+    status: 403,
+    message: 'click-to-call does not dial that number (dial.allowTypes, dial.allowCountries)',
+  },
+  RELAY_ERR_DIAL_RATE_LIMITED: {
+    status: 429,
+    message: 'too many calls from this link or extension; retry after the time in Retry-After',
+  },
   RELAY_ERR_PBX_FAILED: {
     status: 502,
     message: 'the PBX did not place the call',

@@ -1,14 +1,13 @@
 // What signed links open (server.publicUrl, lib/links.ts). GET <publicUrl>/recordings/<token>.mp3
 // streams a call's recording from the PBX (runtime.ts fetches it with the source's credentials
 // and allowHosts), so a CRM's player can play it without the PBX's address or credentials; byte
-// ranges get 206 (players seek), from the PBX when it can, else cut here on the fly. GET
-// <publicUrl>/dial places a call for a CRM's click-to-call link.
+// ranges get 206 (players seek), from the PBX when it can, else cut here on the fly. Dial links
+// (<publicUrl>/dial) are dial/http.ts's.
 
 import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
-import { dialSignatureOk, linkHash, verifyLink } from '../lib/links.js';
-import type { AdminOptions } from './admin.js';
 import { KeyedBuckets } from '../lib/buckets.js';
+import { linkHash, verifyLink } from '../lib/links.js';
 import { parseRange, slice } from '../lib/range.js';
 import { audioType, toWebStream } from '../lib/streams.js';
 import type { Store } from '../store/types.js';
@@ -24,8 +23,6 @@ export interface FetchedRecording {
 
 export interface LinkOptions {
   secret: string;
-  /** Click-to-call for signed dial links (GET /dial), if the relay can place calls. */
-  dial?: AdminOptions['dial'];
   store: Store;
   /** The recording from the PBX, a Range passed on; throws a RelayError (gone, unavailable). */
   fetch(source: string, url: string, range: string | undefined): Promise<FetchedRecording>;
@@ -93,31 +90,4 @@ export function mountLinks(app: Hono, o: LinkOptions): void {
     return new Response(toWebStream(body), { status, headers });
   };
   app.on(['GET', 'HEAD'], '/recordings/:file', serve);
-
-  // A CRM's custom link or button: <publicUrl>/dial?source=&agent=&until=&sig=&number=<contact's>.
-  // GET, since that is what a link does; the signature covers source, agent and expiry.
-  app.get('/dial', async (c) => {
-    const q = (k: string): string => c.req.query(k) ?? '';
-    const until = Number(q('until') || '0');
-    if (!o.dial) throw new RelayError('RELAY_ERR_NOT_FOUND', 'click-to-call is not wired here');
-    if (
-      !Number.isInteger(until) ||
-      !dialSignatureOk(o.secret, { source: q('source'), agent: q('agent'), until, sig: q('sig') })
-    )
-      throw new RelayError('RELAY_ERR_LINK_INVALID');
-    if (until && until * 1000 <= Date.now()) throw new RelayError('RELAY_ERR_LINK_EXPIRED');
-    const placed = await o.dial({
-      source: q('source'),
-      agent: q('agent'),
-      number: q('number'),
-      by: `link:${q('agent')}`,
-    });
-    c.header('cache-control', 'no-store');
-    return c.html(
-      `<!doctype html><meta charset="utf-8"><title>Calling ${esc(placed.number)}</title>` +
-        `<p>Calling <b>${esc(placed.number)}</b>: pick up at extension ${esc(q('agent'))}.</p>`,
-    );
-  });
 }
-
-const esc = (s: string): string => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);

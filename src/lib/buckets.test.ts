@@ -31,6 +31,16 @@ describe('KeyedBuckets', () => {
     expect(k.take('link')).toBe(0);
   });
 
+  it('waitAll tells the longest wait and counts nothing', () => {
+    const k = new KeyedBuckets(2, 2, 100, () => 0);
+    expect(k.take('agent')).toBe(0);
+    expect(k.take('agent')).toBe(0);
+    expect(k.waitAll(['link', 'agent'])).toBe(30_000);
+    expect(k.waitAll(['link'])).toBe(0);
+    expect(k.waitAll(['link'])).toBe(0);
+    expect(k.waitAll([])).toBe(0);
+  });
+
   it('keeps at most maxKeys keys, forgetting the longest idle', () => {
     const k = new KeyedBuckets(1, 1, 2, () => 0);
     k.take('a');

@@ -72,6 +72,15 @@ export class KeyedBuckets {
     return wait;
   }
 
+  /**
+   * The longest wait of `keys`, counting nothing: with `takeAll`, one decision across buckets of
+   * different rates (a link's and its agent's), so that neither pays for the other's refusal.
+   */
+  waitAll(keys: readonly string[]): number {
+    const now = this.now();
+    return Math.max(0, ...keys.map((k) => this.bucket(k, now).wait(now)));
+  }
+
   get size(): number {
     return this.buckets.size;
   }

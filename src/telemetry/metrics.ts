@@ -142,6 +142,16 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly dials = new Counter({
+    name: 'callrelay_dial_total',
+    help:
+      'Click-to-call requests by path (link, api, console), result (placed, refused, ' +
+      'rate_limited, failed) and, for refusals, reason (type, country, number, agent, source, ' +
+      'link, expired, csrf; none otherwise).',
+    labelNames: ['path', 'result', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(version: string, opts: { processMetrics?: boolean } = {}) {
     new Gauge({
       name: 'callrelay_build_info',

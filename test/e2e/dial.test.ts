@@ -2,10 +2,14 @@
 // extension, second = the number), keeps the PBX's answer as the call's origin, and the recorded
 // makecall flow, carrying the chid the PBX gave, folds into a call that says who placed it, on
 // SQLite and on PostgreSQL. A PBX that refuses or is down is a 502 that says why, without its key.
+// Toll fraud (issue 20): every path (API, CLI, console, dial links) dials only the kinds of number
+// and the countries dial: allows, within each link's and each agent's calls a minute; a dial link
+// places nothing on a GET, only from its own page's confirmed, same-origin POST.
 
 import { execFile } from 'node:child_process';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { confirmToken } from '../../src/dial/links.js';
 import { dialSignature } from '../../src/lib/links.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { callBody } from '../../src/targets/kit/summary.js';
@@ -18,6 +22,7 @@ import {
   sendFlowRequest,
   tempDir,
   TOKENS,
+  type SourceSettingsMap,
   writeRelayYaml,
 } from '../support.js';
 
@@ -31,7 +36,10 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function setup(): Promise<{
+  async function setup(
+    more = '',
+    sources?: SourceSettingsMap,
+  ): Promise<{
     relay: Relay;
     pbx: FakePbx;
     file: string;
@@ -41,6 +49,8 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
     pbx.makecallKey = KEY;
     const file = writeRelayYaml(tempDir(), {
       threecx: `    pbx:\n      url: ${pbx.url}\n      key: ${KEY}\n      timeoutSec: 2\n`,
+      more,
+      sources,
     });
     const cfg = loadConfig(file, {});
     const store =
@@ -179,51 +189,397 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
     const anon = await fetch(down.url, { method: 'POST', body: '{}' });
     expect(anon.status).toBe(401);
   });
-});
 
-describe('click-to-call links for CRMs', () => {
-  it('places a call from a signed per-agent link; a changed or expired one is refused', async () => {
-    const pbx = await new FakePbx().start();
-    pbx.makecallKey = KEY;
-    const secret = 'link-secret-0123456789-0123456789-abcdef';
-    const file = writeRelayYaml(tempDir(), {
-      server: `  publicUrl: https://relay.example.test\n  urlSecret: ${secret}\n`,
-      threecx: `    pbx:\n      url: ${pbx.url}\n      key: ${KEY}\n`,
+  it('refuses premium-rate, shared-cost and foreign numbers before asking the PBX', async () => {
+    const { relay, pbx, file, dial } = await setup();
+    const error = async (r: Response) => [r.status, ((await r.json()) as { error: object }).error];
+    const refused = (message: unknown) => [403, { code: 'RELAY_ERR_DIAL_REFUSED', message }];
+    const at = (number: string) => dial({ source: '3cx', agent: '105', number });
+    expect(await error(await at('+420906123456'))).toEqual(
+      refused(
+        '+420906123456 is a premium-rate number; click-to-call places only fixed-line, ' +
+          'mobile and toll-free numbers (dial.allowTypes)',
+      ),
+    );
+    expect(await error(await at('810 123 456'))).toEqual(
+      refused(expect.stringMatching(/^\+420810123456 is a shared-cost number;/)),
+    );
+    // Only the source's country unless dial.allowCountries says more.
+    expect(await error(await at('+43 1 5131234'))).toEqual(
+      refused(
+        '+4315131234 is in AT; click-to-call dials only numbers in CZ, the defaultCountry of ' +
+          'source 3cx (dial.allowCountries widens it)',
+      ),
+    );
+    // A satellite number is in no country at all (a classic of toll fraud).
+    expect(await error(await at('+881612345678'))).toEqual(
+      refused(expect.stringContaining('in no country')),
+    );
+    // callrelay dial goes through the same API, so the same rules.
+    const cli = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [
+          MAIN,
+          'dial',
+          '--config',
+          file,
+          '--agent',
+          '105',
+          '--to',
+          `http://127.0.0.1:${relay.port}`,
+        ].concat(['+420906123456']),
+        { encoding: 'utf8' },
+        (err, _stdout, stderr) => resolve({ code: err ? 1 : 0, stderr }),
+      ),
+    );
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toContain('403 +420906123456 is a premium-rate number');
+    expect(pbx.placed).toEqual([]);
+    const metric = await dialMetric(relay.port);
+    expect(metric).toContain('callrelay_dial_total{path="api",result="refused",reason="type"} 3');
+    expect(metric).toContain(
+      'callrelay_dial_total{path="api",result="refused",reason="country"} 2',
+    );
+  });
+
+  it('dial.allowCountries and dial.allowTypes widen what it dials', async () => {
+    const { pbx, dial } = await setup(
+      'dial:\n  allowCountries: [CZ, at]\n  allowTypes: [mobile, fixed-line, shared-cost]\n',
+    );
+    const at = (number: string) => dial({ source: '3cx', agent: '105', number });
+    expect((await at('+43 1 5131234')).status).toBe(202);
+    expect((await at('810 123 456')).status).toBe(202);
+    expect(await (await at('+49 30 901820')).json()).toEqual({
+      error: {
+        code: 'RELAY_ERR_DIAL_REFUSED',
+        message: '+4930901820 is in DE; dial.allowCountries is CZ, AT',
+      },
     });
-    const relay = await startRelay(loadConfig(file, {}));
-    try {
-      const made = await new Promise<string>((resolve, reject) =>
-        execFile(
-          process.execPath,
-          [MAIN, 'dial-link', '--config', file, '--agent', '105', '--days', '1'],
-          { encoding: 'utf8' },
-          (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
-        ),
-      );
-      expect(made).toMatch(
-        /^https:\/\/relay\.example\.test\/dial\?source=3cx&agent=105&until=\d+&sig=[\w-]+&number=$/,
-      );
-      const local = made.replace('https://relay.example.test', `http://127.0.0.1:${relay.port}`);
-      const res = await fetch(`${local}%2B420774852629`);
-      expect(res.status).toBe(200);
-      expect(await res.text()).toContain('Calling <b>+420774852629</b>: pick up at extension 105');
-      expect(pbx.placed.map((p) => [p.first, p.second])).toEqual([['105', '420774852629']]);
-      const [origin] = await relay.store.listInbox({ limit: 1 });
-      expect(origin!.query).toContain('originatedby=link%3A105');
+    const free = await at('800 123 456');
+    expect(((await free.json()) as { error: { message: string } }).error.message).toBe(
+      '+420800123456 is a toll-free number; click-to-call places only mobile, fixed-line and ' +
+        'shared-cost numbers (dial.allowTypes)',
+    );
+    expect(pbx.placed.map((p) => p.second)).toEqual(['4315131234', '420810123456']);
+  });
 
-      // Another agent with the same signature, or the same link past its time: refused.
-      const code = async (url: string) =>
-        ((await (await fetch(url)).json()) as { error: { code: string } }).error.code;
-      expect(await code(local.replace('agent=105', 'agent=106') + '1234')).toBe(
-        'RELAY_ERR_LINK_INVALID',
-      );
-      const until = Math.floor(Date.now() / 1000) - 1;
-      const expired = `http://127.0.0.1:${relay.port}/dial?source=3cx&agent=105&until=${until}&sig=${dialSignature(secret, '3cx', '105', until)}&number=1234`;
-      expect(await code(expired)).toBe('RELAY_ERR_LINK_EXPIRED');
-      expect(pbx.placed).toHaveLength(1);
-    } finally {
-      await relay.close();
-      await pbx.close();
-    }
+  it('a source without defaultCountry dials nothing until dial.allowCountries is set', async () => {
+    const { pbx, dial } = await setup('', { '3cx': { defaultCountry: '' } });
+    const res = await dial({ source: '3cx', agent: '105', number: '+420774852629' });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toEqual({
+      error: {
+        code: 'RELAY_ERR_DIAL_REFUSED',
+        message:
+          'click-to-call does not know which countries it may call: source 3cx has no ' +
+          'defaultCountry; set dial.allowCountries in relay.yaml',
+      },
+    });
+    expect(pbx.placed).toEqual([]);
+  });
+
+  it("the console's call-back button refuses a premium-rate caller", async () => {
+    const { relay, pbx } = await setup();
+    const flow = goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!.flow;
+    const { callId, agent } = flow.expect!.calls[0] as { callId: string; agent: string };
+    // The same call, from a premium-rate number.
+    const premium = (t: string | undefined) => t?.replaceAll('420774852629', '420906123456');
+    for (const r of flow.requests)
+      await sendFlowRequest(relay.port, '3cx', {
+        ...r,
+        body: premium(r.body),
+        query: premium(r.query),
+      });
+    await relay.pipeline.drain();
+    const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);
+    expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+    const page = await (await client.request(`/console/calls/3cx/${callId}`)).text();
+    expect(page).toContain(`action="/console/calls/3cx/${callId}/dial"`);
+    client.csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(page)![1]!;
+    const res = await client.post(`/console/calls/3cx/${callId}/dial`, { agent });
+    expect(res.status).toBe(403);
+    const text = await res.text();
+    expect(text).toContain('+420906123456 is a premium-rate number');
+    expect(text).toContain('RELAY_ERR_DIAL_REFUSED');
+    expect(pbx.placed).toEqual([]);
+    expect(await dialMetric(relay.port)).toContain(
+      'callrelay_dial_total{path="console",result="refused",reason="type"} 1',
+    );
   });
 });
+
+/** The click-to-call lines of the relay's /metrics. */
+async function dialMetric(port: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('callrelay_dial_total'))
+    .join('\n');
+}
+
+describe('click-to-call links for CRMs', () => {
+  const SECRET = 'link-secret-0123456789-0123456789-abcdef';
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  async function setup(more = ''): Promise<{
+    relay: Relay;
+    pbx: FakePbx;
+    file: string;
+    base: string;
+    /** A link of this relay for `agent` until `until` (seconds), without its number. */
+    link: (agent: string, until?: number) => string;
+  }> {
+    const pbx = await new FakePbx().start();
+    pbx.makecallKey = KEY;
+    const file = writeRelayYaml(tempDir(), {
+      server: `  publicUrl: https://relay.example.test\n  urlSecret: ${SECRET}\n`,
+      threecx: `    pbx:\n      url: ${pbx.url}\n      key: ${KEY}\n`,
+      more,
+    });
+    const relay = await startRelay(loadConfig(file, {}));
+    cleanup.push(
+      () => pbx.close(),
+      () => relay.close(),
+    );
+    const base = `http://127.0.0.1:${relay.port}`;
+    const link = (agent: string, until = Math.floor(Date.now() / 1000) + 3600) =>
+      `${base}/dial?source=3cx&agent=${agent}&until=${until}&sig=${dialSignature(SECRET, '3cx', agent, until)}&number=`;
+    return { relay, pbx, file, base, link };
+  }
+
+  const cli = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [MAIN, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
+        resolve({ code: err ? 1 : 0, stdout: stdout.trim(), stderr }),
+      ),
+    );
+
+  /** The confirmation page's form fields. */
+  const formOf = (page: string): Record<string, string> =>
+    Object.fromEntries(
+      [...page.matchAll(/<input type="hidden" name="(\w+)" value="([^"]*)"/g)].map((m) => [
+        m[1]!,
+        m[2]!,
+      ]),
+    );
+
+  /** Press Call: the form posted as a browser on the page's own origin does. */
+  const post = (base: string, form: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(`${base}/dial`, {
+      method: 'POST',
+      // An empty value: the header left out.
+      headers: Object.fromEntries(
+        Object.entries({ origin: base, 'sec-fetch-site': 'same-origin', ...headers }).filter(
+          ([, v]) => v,
+        ),
+      ),
+      body: new URLSearchParams(form),
+    });
+
+  const confirmAndCall = async (base: string, url: string) =>
+    post(base, formOf(await (await fetch(url)).text()));
+
+  it("the attacker's link places nothing: a GET only shows a page, a premium number is refused", async () => {
+    const { pbx, file, base, relay } = await setup();
+    // Made as the attacker's report made it: no --days.
+    const made = await cli(['dial-link', '--config', file, '--agent', '105']);
+    expect(made.stdout).toMatch(
+      /^https:\/\/relay\.example\.test\/dial\?source=3cx&agent=105&until=\d+&sig=[\w-]+&number=$/,
+    );
+    // It expires by default, in dial.linkTtlDays (30).
+    const until = Number(/until=(\d+)/.exec(made.stdout)![1]);
+    expect(until - Date.now() / 1000).toBeGreaterThan(30 * 86400 - 120);
+    expect(until - Date.now() / 1000).toBeLessThan(30 * 86400 + 120);
+    const local = made.stdout.replace('https://relay.example.test', base);
+
+    const evil = { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' };
+    const res = await fetch(`${local}%2B420906123456`, { headers: evil });
+    expect(res.status).toBe(403);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    const text = await res.text();
+    expect(text).toContain(
+      '+420906123456 is a premium-rate number; click-to-call places only fixed-line, mobile and ' +
+        'toll-free numbers (dial.allowTypes)',
+    );
+    expect(text).toContain('RELAY_ERR_DIAL_REFUSED');
+    // Posting it straight away, as a form on the attacker's page would: refused too.
+    const forged = await post(
+      base,
+      { source: '3cx', agent: '105', until: String(until), sig: /sig=([\w-]+)/.exec(local)![1]! },
+      evil,
+    );
+    expect(forged.status).toBe(403);
+
+    // A number a person has, opened by a link previewer (GET, HEAD): a page, and still no call.
+    const preview = await fetch(`${local}%2B420774852629`, { headers: evil });
+    expect(preview.status).toBe(200);
+    const page = await preview.text();
+    expect(page).toContain('<h1>Call +420 774 852 629?</h1>');
+    expect(page).toContain('extension <b>105</b>');
+    expect(page).toContain('<button type="submit" autofocus>Call</button>');
+    expect(page).toMatch(/<form method="post" action="dial">/);
+    expect((await fetch(`${local}%2B420774852629`, { method: 'HEAD' })).status).toBe(200);
+    for (const r of [res, preview]) {
+      expect(r.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(r.headers.get('content-security-policy')).toContain("default-src 'none'");
+      expect(r.headers.get('x-frame-options')).toBe('DENY');
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(r.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(r.headers.get('cache-control')).toBe('no-store');
+    }
+    expect(pbx.requests.filter((r) => r.path.includes('makecall'))).toEqual([]);
+    expect(await dialMetric(relay.port)).toContain(
+      'callrelay_dial_total{path="link",result="refused",reason="type"} 1',
+    );
+  });
+
+  it("the page's Call button places the call", async () => {
+    const { relay, pbx, base, link } = await setup();
+    const page = await (await fetch(`${link('105')}774%20852%20629`)).text();
+    const form = formOf(page);
+    expect(form.number).toBe('+420774852629');
+    expect(pbx.placed).toEqual([]);
+    const res = await post(base, form);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('Calling <b>+420774852629</b>: pick up at extension 105.');
+    expect(pbx.placed.map((p) => [p.first, p.second])).toEqual([['105', '420774852629']]);
+    const [origin] = await relay.store.listInbox({ limit: 1 });
+    expect(origin!.query).toContain('originatedby=link%3A105');
+    expect(await dialMetric(relay.port)).toContain(
+      'callrelay_dial_total{path="link",result="placed",reason="none"} 1',
+    );
+  });
+
+  it('refuses a post without the page’s token, with another number, or from elsewhere', async () => {
+    const { relay, pbx, base, link } = await setup();
+    const form = formOf(await (await fetch(`${link('105')}%2B420774852629`)).text());
+    const refused = async (r: Response, what: RegExp) => {
+      expect(r.status).toBe(403);
+      expect(r.headers.get('content-type')).toMatch(/^text\/html/);
+      const text = await r.text();
+      expect(text).toContain('RELAY_ERR_CSRF');
+      expect(text).toMatch(what);
+    };
+    const { token: _token, ...noToken } = form;
+    await refused(await post(base, noToken), /not confirmed on its own page/);
+    await refused(await post(base, { ...form, token: 'x'.repeat(43) }), /not confirmed/);
+    // The token is for the number the page showed.
+    await refused(await post(base, { ...form, number: '+420774852620' }), /not confirmed/);
+    await refused(
+      await post(base, { ...form, exp: String(Number(form.exp) + 60) }),
+      /not confirmed/,
+    );
+    // The right form, posted from another site's page (or by a script that says nothing).
+    await refused(
+      await post(base, form, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' }),
+      /cross-site/,
+    );
+    await refused(
+      await fetch(`${base}/dial`, { method: 'POST', body: new URLSearchParams(form) }),
+      /does not say where it came from/,
+    );
+    await refused(
+      await post(base, form, { origin: 'https://evil.example', 'sec-fetch-site': '' }),
+      /evil\.example/,
+    );
+    expect(pbx.placed).toEqual([]);
+    expect(await dialMetric(relay.port)).toContain(
+      'callrelay_dial_total{path="link",result="refused",reason="csrf"} 7',
+    );
+  });
+
+  it('refuses expired, never-expiring and altered links', async () => {
+    const { pbx, base, link, file } = await setup();
+    const page = async (url: string) => {
+      const r = await fetch(url);
+      return [r.status, await r.text()] as const;
+    };
+    const [status, expired] = await page(
+      `${link('105', Math.floor(Date.now() / 1000) - 1)}%2B420774852629`,
+    );
+    expect(status).toBe(403);
+    expect(expired).toContain('RELAY_ERR_LINK_EXPIRED');
+    expect(expired).toContain('ask for a new one');
+    // Made before links expired by default (until=0): refused, however it is signed.
+    const [, forever] = await page(`${link('105', 0)}%2B420774852629`);
+    expect(forever).toContain('this link never expires, which click-to-call no longer accepts');
+    const [altered, text] = await page(
+      `${link('105').replace('agent=105', 'agent=106')}%2B420774852629`,
+    );
+    expect(altered).toBe(403);
+    expect(text).toContain('RELAY_ERR_LINK_INVALID');
+    // A page's confirmation still in time, but its link expired since: refused.
+    const until = Math.floor(Date.now() / 1000) - 1;
+    const expiredLink = {
+      source: '3cx',
+      agent: '105',
+      until,
+      sig: dialSignature(SECRET, '3cx', '105', until),
+    };
+    const late = await post(base, {
+      ...expiredLink,
+      until: String(until),
+      number: '+420774852629',
+      ...stringValues(confirmToken(SECRET, expiredLink, '+420774852629')),
+    });
+    expect(late.status).toBe(403);
+    expect(await late.text()).toContain('RELAY_ERR_LINK_EXPIRED');
+    // No link that never expires can be made any more.
+    const none = await cli(['dial-link', '--config', file, '--agent', '105', '--days', '0']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('--days takes a number of days above 0');
+    expect(pbx.placed).toEqual([]);
+  });
+
+  it("limits each link's and each agent's calls a minute, across the link and the API", async () => {
+    const { relay, pbx, base, link } = await setup(
+      // A use comes back after 60 s (link) and 30 s (agent): far beyond the test's run.
+      'dial:\n  perLinkPerMinute: 1\n  perAgentPerMinute: 2\n',
+    );
+    const first = link('105');
+    expect((await confirmAndCall(base, `${first}774852621`)).status).toBe(200);
+    const limited = await confirmAndCall(base, `${first}774852623`);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    const text = await limited.text();
+    expect(text).toContain('RELAY_ERR_DIAL_RATE_LIMITED');
+    expect(text).toContain('too many calls from this link');
+    // Another link of the same agent has its own allowance, but the agent's is shared...
+    const second = link('105', Math.floor(Date.now() / 1000) + 7200);
+    expect((await confirmAndCall(base, `${second}774852624`)).status).toBe(200);
+    // ...with the API too.
+    const api = (agent: string) =>
+      fetch(`${base}/api/dial`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKENS.admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ source: '3cx', agent, number: '+420774852625' }),
+      });
+    const apiLimited = await api('105');
+    expect(apiLimited.status).toBe(429);
+    expect(Number(apiLimited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await apiLimited.json()) as { error: { code: string } }).error.code).toBe(
+      'RELAY_ERR_DIAL_RATE_LIMITED',
+    );
+    expect((await api('106')).status).toBe(202);
+    expect(pbx.placed.map((p) => [p.first, p.second])).toEqual([
+      ['105', '420774852621'],
+      ['105', '420774852624'],
+      ['106', '420774852625'],
+    ]);
+    const metric = await dialMetric(relay.port);
+    expect(metric).toContain(
+      'callrelay_dial_total{path="link",result="rate_limited",reason="none"} 1',
+    );
+    expect(metric).toContain(
+      'callrelay_dial_total{path="api",result="rate_limited",reason="none"} 1',
+    );
+    expect(metric).toContain('callrelay_dial_total{path="link",result="placed",reason="none"} 2');
+  });
+});
+
+const stringValues = (o: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, String(v)]));

@@ -7,6 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { RelayError } from '../../domain/errors.js';
+import { requestOrigin, sameOrigin } from '../origin.js';
 
 export const SESSION_COOKIE = 'callrelay_console';
 const FLASH_COOKIE = 'callrelay_flash';
@@ -18,17 +19,6 @@ export interface Session {
   expiry: number;
   /** For the hidden `_csrf` field of every form, and the x-csrf-token header of fetches. */
   csrf: string;
-}
-
-/** The scheme and host the browser used (a TLS-terminating proxy says https in a header). */
-export function requestOrigin(c: Context): { proto: 'http' | 'https'; host: string } {
-  const first = (h: string | undefined): string | undefined =>
-    h?.split(',')[0]?.trim() || undefined;
-  const url = new URL(c.req.url);
-  const fwd = first(c.req.header('x-forwarded-proto'))?.toLowerCase();
-  const proto = fwd === 'https' || (!fwd && url.protocol === 'https:') ? 'https' : 'http';
-  const host = first(c.req.header('x-forwarded-host')) ?? c.req.header('host') ?? url.host;
-  return { proto, host };
 }
 
 const mac = (key: Buffer, what: string): string =>
@@ -124,32 +114,6 @@ export class Sessions {
       return undefined;
     }
   }
-}
-
-/**
- * The request comes from a page of this console, by what the browser says about it: Sec-Fetch-Site
- * where sent (every current browser), else Origin. With Referrer-Policy no-referrer a browser's own
- * form posts say `Origin: null`, which proves nothing (a sandboxed frame elsewhere says the same).
- */
-export function sameOrigin(c: Context): void {
-  const origin = c.req.header('origin');
-  const site = c.req.header('sec-fetch-site');
-  if (site !== undefined && site !== 'same-origin')
-    throw new RelayError('RELAY_ERR_CSRF', `refused: a ${site} request to this console`);
-  if (origin !== undefined && origin !== 'null') {
-    let host: string | undefined;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      host = undefined;
-    }
-    if (host !== requestOrigin(c).host)
-      throw new RelayError('RELAY_ERR_CSRF', `refused: a request from ${origin} to this console`);
-    return;
-  }
-  // No matching Origin: only a browser's same-origin statement lets it through. Scripts use /api.
-  if (site !== 'same-origin')
-    throw new RelayError('RELAY_ERR_CSRF', 'refused: the request does not say where it came from');
 }
 
 /**

@@ -21,7 +21,8 @@ import {
   Time,
   type ConsoleContext,
 } from './kit.js';
-import { requestOrigin, type Session } from './session.js';
+import { requestOrigin } from '../origin.js';
+import type { Session } from './session.js';
 
 const MASK = '••••••••';
 

@@ -6,7 +6,7 @@ import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
 import { peerAddress, tokenMatches } from '../auth.js';
 import { asRelayError, backPath, errorPage, Layout, render, type ConsoleContext } from './kit.js';
-import { sameOrigin } from './session.js';
+import { sameOrigin } from '../origin.js';
 
 function SignInPage(props: { ctx: ConsoleContext; next: string; error?: string }): Child {
   return (
