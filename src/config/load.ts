@@ -61,6 +61,8 @@ export interface RelayConfig {
     keepRequestsDays: number;
   };
   adminToken: string | undefined;
+  /** Console sessions (admin.sessionIdleMin, admin.sessionMaxHours). */
+  sessions: { idleMs: number; maxMs: number };
   logLevel: RelayConfigParsed['log']['level'];
   logFormat: RelayConfigParsed['log']['format'];
   adaptersDir: string;
@@ -264,6 +266,10 @@ export function loadConfig(
         }
       : undefined,
     adminToken: cfg.admin.token,
+    sessions: {
+      idleMs: cfg.admin.sessionIdleMin * 60_000,
+      maxMs: cfg.admin.sessionMaxHours * 3600_000,
+    },
     logLevel: cfg.log.level,
     logFormat: cfg.log.format,
     adaptersDir,
