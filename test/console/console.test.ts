@@ -236,7 +236,7 @@ describe('console over HTTP', () => {
 
   it('stops a guesser after a few wrong tokens, yet the right token still gets in', async () => {
     const k = makeConsole();
-    const wrong = () =>
+    const wrong = async (): Promise<Response> =>
       k.app.request('/console/sign-in', {
         method: 'POST',
         headers: { origin: ORIGIN },
