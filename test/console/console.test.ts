@@ -1,5 +1,6 @@
 // The console over HTTP, without a browser: a real pipeline over a real SQLite store, the app as
-// `start` builds it. Sign-in and its cookie, stateless sessions, CSRF and origin checks, security
+// `start` builds it. Sign-in and its cookie, sessions kept in the store (sign-out, idle and
+// absolute timeouts, the throttle of wrong tokens), CSRF and origin checks, security
 // headers on every response, recordings only by the call's own URLs, the webhook URL's token only
 // on request, the live feed, filters, paging and page weight.
 
