@@ -12,6 +12,7 @@ import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
 import { loadTarget } from './targets/registry.js';
 import { createApp } from './http/app.js';
+import { AuthGate, type GateSettings } from './http/gate.js';
 import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
@@ -216,8 +217,25 @@ export interface Reloaded {
   restartNeeded: string[];
 }
 
-/** What a running relay cannot take over: a new listener, store or console key needs a start. */
-const RESTART_ONLY = ['server', 'store', 'adminToken', 'metrics', 'calls', 'delivery'] as const;
+/** What a running relay cannot take over: a new listener or store needs a start. */
+const RESTART_ONLY = ['server', 'store', 'metrics', 'calls', 'delivery'] as const;
+
+/** Sections compared for RESTART_ONLY: tokens and trusted proxies apply at once on a reload. */
+const restartPart = (cfg: RelayConfig, k: (typeof RESTART_ONLY)[number]): unknown =>
+  k === 'metrics'
+    ? cfg.metrics.enabled
+    : k === 'server'
+      ? { ...cfg.server, trustProxy: undefined }
+      : cfg[k];
+
+/** The admin surfaces' tokens and sessions as relay.yaml sets them. */
+const gateSettings = (cfg: RelayConfig): GateSettings => ({
+  adminToken: cfg.adminToken,
+  metricsToken: cfg.metrics.token,
+  trustProxy: cfg.server.trustProxy,
+  sessionIdleMs: cfg.sessions.idleMs,
+  sessionMaxMs: cfg.sessions.maxMs,
+});
 
 export async function startRelay(
   cfg: RelayConfig,
@@ -290,6 +308,7 @@ export async function startRelay(
   const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
   const shownTargets = consoleTargets(targets);
   const guards = new SourceGuards(cfg.sources, cfg.server.trustProxy);
+  const auth = new AuthGate(gateSettings(cfg), { metrics });
   let current = cfg;
   let reloading: Promise<Reloaded> | undefined;
   const applyReload = async (): Promise<Reloaded> => {
@@ -306,13 +325,16 @@ export async function startRelay(
     redact.add(secretsOf(next));
     const adapters = pipeline.setSources(next.sources);
     guards.set(next.sources, next.server.trustProxy);
+    // A new admin token applies to the next request, and every session made under the old one
+    // ends (their stored ids were keyed by it).
+    auth.set(gateSettings(next));
     recordings.clear();
     for (const s of next.sources) recordings.set(s.name, s.recordings);
     delivery.setTargets(nextTargets);
     shownTargets.splice(0, shownTargets.length, ...consoleTargets(targets));
     log.level = next.logLevel;
     const restartNeeded = RESTART_ONLY.filter(
-      (k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]),
+      (k) => JSON.stringify(restartPart(next, k)) !== JSON.stringify(restartPart(current, k)),
     );
     current = next;
     log.info(
@@ -346,7 +368,6 @@ export async function startRelay(
     pipeline,
     log,
     signal: closing.signal,
-    adminToken: cfg.adminToken,
     redact,
     targets: shownTargets,
     recording: async (source, url) => {
@@ -389,6 +410,8 @@ export async function startRelay(
     targets: shownTargets,
     metrics: cfg.metrics.enabled ? { registry: metrics, token: cfg.metrics.token } : undefined,
     console: consoleOpts,
+    auth,
+    hsts: !!cfg.server.tls,
     guards,
     dial: (req) => dialer.place(req, 'api'),
     ...(current.links

@@ -3,7 +3,7 @@
 
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import { exposedExampleTokens, type RelayConfig } from '../config/load.js';
+import { exposedExampleTokens, exposedWeakSecrets, type RelayConfig } from '../config/load.js';
 import { loadAdapter, loadAdapterDir } from '../ingest/adapter.js';
 import { ConfigError, displayPath } from '../lib/yaml.js';
 import { createTargets, openStore } from '../runtime.js';
@@ -52,7 +52,9 @@ export async function cmdCheck(
     attempt(() => {
       const cfg = configFrom(values);
       const exposed = exposedExampleTokens(cfg);
-      if (exposed) throw exposed;
+      const weak = exposedWeakSecrets(cfg);
+      if (exposed || weak)
+        throw new ConfigError([...(exposed?.issues ?? []), ...(weak?.issues ?? [])]);
       const adapters = loadAdapterDir(cfg.adaptersDir);
       return [
         `ok  ${cfg.file}: ${cfg.sources.length} source(s): ${cfg.sources.map((s) => `${s.name} -> ${s.adapter.name}`).join(', ')}`,

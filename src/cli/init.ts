@@ -207,6 +207,10 @@ store:
 admin:
   token: \${CALLRELAY_ADMIN_TOKEN}
 
+metrics:
+  # Prometheus sends it as a bearer token (docs/metrics.md).
+  token: \${CALLRELAY_METRICS_TOKEN}
+
 log:
   level: info
 
@@ -273,7 +277,11 @@ export async function cmdInit(o: InitOptions): Promise<void> {
     fail(`${existing.map(displayPath).join(' and ')} exist already: --force to overwrite`, 1);
   const a = await ask(o);
   const sourceEnv = `CALLRELAY_${a.pbx === '3cx' ? '3CX' : 'CALLERDESK'}_TOKEN`;
-  const tokens: Record<string, string> = { CALLRELAY_ADMIN_TOKEN: token(), [sourceEnv]: token() };
+  const tokens: Record<string, string> = {
+    CALLRELAY_ADMIN_TOKEN: token(),
+    [sourceEnv]: token(),
+    CALLRELAY_METRICS_TOKEN: token(),
+  };
   if (links(a)) tokens.CALLRELAY_URL_SECRET = token();
   mkdirSync(dir, { recursive: true });
   writeFileSync(yamlPath, relayYaml(a, dir));

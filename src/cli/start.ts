@@ -2,7 +2,7 @@
 // relay.yaml, .env and the adapter files (runtime.ts reload: a broken file changes nothing).
 // --init creates the SQLite database where a marker says an earlier one was lost (marker.ts).
 
-import { exposedExampleTokens } from '../config/load.js';
+import { exposedExampleTokens, exposedWeakSecrets } from '../config/load.js';
 import { secretsOf } from '../config/secrets.js';
 import { Redactor } from '../lib/redact.js';
 import { displayPath } from '../lib/yaml.js';
@@ -24,6 +24,8 @@ export async function cmdStart(o: {
   );
   const exposed = exposedExampleTokens(cfg);
   if (exposed && !values['insecure-example-tokens']) throw exposed;
+  const weak = exposedWeakSecrets(cfg);
+  if (weak) throw weak;
   for (const i of cfg.exampleTokens)
     log.warn(
       { place: `${i.file}:${i.line}:${i.col}` },
@@ -37,6 +39,8 @@ export async function cmdStart(o: {
       const next = configFrom(values);
       const unsafe = exposedExampleTokens(next);
       if (unsafe && !values['insecure-example-tokens']) throw unsafe;
+      const weakNow = exposedWeakSecrets(next);
+      if (weakNow) throw weakNow;
       return next;
     },
   });

@@ -61,6 +61,8 @@ export interface RelayConfig {
     keepRequestsDays: number;
   };
   adminToken: string | undefined;
+  /** Console sessions (admin.sessionIdleMin, admin.sessionMaxHours). */
+  sessions: { idleMs: number; maxMs: number };
   logLevel: RelayConfigParsed['log']['level'];
   logFormat: RelayConfigParsed['log']['format'];
   adaptersDir: string;
@@ -77,6 +79,10 @@ export interface RelayConfig {
   envFallbacks: LoadedYaml['envFallbacks'];
   /** Tokens that are the example defaults of relay.yaml (their variables are unset), placed. */
   exampleTokens: ConfigIssue[];
+  /** Admin, metrics and source tokens too short or too plain for a relay others reach, placed. */
+  weakTokens: ConfigIssue[];
+  /** metrics.enabled without metrics.token, placed (refused when others can reach the relay). */
+  openMetrics: ConfigIssue | undefined;
 }
 
 /** Loopback only: nobody else can reach the relay (127.0.0.0/8, ::1, localhost). */
@@ -96,6 +102,34 @@ export function exposedExampleTokens(cfg: RelayConfig): ConfigError | undefined 
       message:
         `${i.message}, while server.host ${cfg.server.host} lets others reach the relay: set the ` +
         'variable, or listen on 127.0.0.1 to try it (start --insecure-example-tokens runs anyway)',
+    })),
+  );
+}
+
+/** Why a token is too easy to guess for a relay others can reach; undefined if it is not. */
+export function tokenWeakness(token: string): string | undefined {
+  if (token.length < 24) return `it has ${token.length} characters, fewer than 24`;
+  if (new Set(token).size < 8) return 'it has fewer than 8 different characters';
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/].filter((r) => r.test(token));
+  if (classes.length < 2) return 'it is all one kind of character (only letters, or digits)';
+  return undefined;
+}
+
+const MAKE_ONE =
+  'make one with `openssl rand -hex 32` (or `npx callrelay init`, which writes fresh ones to .env)';
+
+/**
+ * A relay others can reach (server.host not loopback) needs tokens nobody can guess, and
+ * metrics.token while /metrics is on: a config error naming each place, else undefined.
+ */
+export function exposedWeakSecrets(cfg: RelayConfig): ConfigError | undefined {
+  if (isLoopbackHost(cfg.server.host)) return undefined;
+  const issues = [...cfg.weakTokens, ...(cfg.openMetrics ? [cfg.openMetrics] : [])];
+  if (!issues.length) return undefined;
+  return new ConfigError(
+    issues.map((i) => ({
+      ...i,
+      message: `${i.message}, while server.host ${cfg.server.host} lets others reach the relay: ${MAKE_ONE}, or listen on 127.0.0.1`,
     })),
   );
 }
@@ -226,6 +260,10 @@ export function loadConfig(
     );
   if (issues.length) throw new ConfigError(issues);
   const routes: Route[] = cfg.routes ?? (targets.length ? [{ targets: [...targetNames] }] : []);
+  // Target credentials are checked above: a fallback there is a dry run's placeholder.
+  const exampleTokens = y.envFallbacks.filter(
+    (f) => f.path.at(-1) === 'token' && f.path[0] !== 'targets',
+  );
 
   return {
     file: y.file,
@@ -266,6 +304,10 @@ export function loadConfig(
         }
       : undefined,
     adminToken: cfg.admin.token,
+    sessions: {
+      idleMs: cfg.admin.sessionIdleMin * 60_000,
+      maxMs: cfg.admin.sessionMaxHours * 3600_000,
+    },
     logLevel: cfg.log.level,
     logFormat: cfg.log.format,
     adaptersDir,
@@ -282,11 +324,32 @@ export function loadConfig(
     dial: cfg.dial,
     metrics: cfg.metrics,
     envFallbacks: y.envFallbacks,
-    exampleTokens: y.envFallbacks
-      // Target credentials are checked above: a fallback there is a dry run's placeholder.
-      .filter((f) => f.path.at(-1) === 'token' && f.path[0] !== 'targets')
-      .map((f) =>
-        issueAt(y, f.path, `${f.path.join('.')} is the example default of \${${f.name}}`),
-      ),
+    exampleTokens: exampleTokens.map((f) =>
+      issueAt(y, f.path, `${f.path.join('.')} is the example default of \${${f.name}}`),
+    ),
+    weakTokens: (
+      [
+        [['admin', 'token'], cfg.admin.token],
+        [['metrics', 'token'], cfg.metrics.token],
+        ...cfg.sources.map((s, i) => [['sources', i, 'token'], s.token] as const),
+      ] as const
+    ).flatMap(([path, token]) => {
+      const weak = token === undefined ? undefined : tokenWeakness(token);
+      // An example default is reported as such (start --insecure-example-tokens may allow it).
+      const example = exampleTokens.some((f) => f.path.join('.') === path.join('.'));
+      return weak && !example
+        ? [issueAt(y, path, `${path.join('.')} is easy to guess: ${weak}`)]
+        : [];
+    }),
+    openMetrics:
+      cfg.metrics.enabled && !cfg.metrics.token
+        ? issueAt(
+            y,
+            // Where the reader can fix it: the metrics section, or the host that exposes it.
+            (y.value as { metrics?: unknown } | null)?.metrics ? ['metrics'] : ['server', 'host'],
+            '/metrics is on without metrics.token: set one (Prometheus sends it as a bearer ' +
+              'token), or metrics.enabled: false',
+          )
+        : undefined,
   };
 }

@@ -253,7 +253,8 @@ export const RelayConfigSchema = z
         trustProxy: Cidrs.default([]).meta({
           description:
             'Proxies (load balancer, reverse proxy) whose X-Forwarded-For is believed for a ' +
-            "source's allowIps; from any other peer the header is ignored. Default: none.",
+            "source's allowIps and the throttle of wrong admin tokens; from any other peer the " +
+            'header is ignored. Default: none.',
         }),
         maxConnections: z.number().int().positive().default(512).meta({
           description:
@@ -363,6 +364,20 @@ export const RelayConfigSchema = z
         token: Token.optional().meta({
           description: 'Bearer token for /api/*. Without it the admin API is off.',
         }),
+        sessionIdleMin: z
+          .number()
+          .positive()
+          .max(7 * 24 * 60)
+          .default(60)
+          .meta({ description: 'A console session ends after this many minutes unused.' }),
+        sessionMaxHours: z
+          .number()
+          .positive()
+          .max(30 * 24)
+          .default(12)
+          .meta({
+            description: 'A console session ends this many hours after sign-in, used or not.',
+          }),
       })
       .prefault({}),
     log: z
@@ -484,7 +499,7 @@ export const RelayConfigSchema = z
         token: Token.optional().meta({
           description:
             'Bearer token for /metrics (Prometheus `authorization` / `bearer_token`). ' +
-            'Without it /metrics is open: keep the port on a private network.',
+            'Required when server.host is not loopback; without it /metrics is open.',
         }),
       })
       .prefault({})

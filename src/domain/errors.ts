@@ -62,7 +62,7 @@ export const ERRORS = {
   },
   RELAY_ERR_TOO_MANY_ATTEMPTS: {
     status: 429,
-    message: 'too many wrong tokens; wait a few minutes before signing in again',
+    message: 'too many wrong tokens from this address; retry after the time in Retry-After',
   },
   RELAY_ERR_RECORDING_UNAVAILABLE: {
     status: 502,

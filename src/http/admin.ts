@@ -17,7 +17,8 @@ import type {
   InboxRow,
 } from '../store/types.js';
 import { backfillAll } from '../store/backfill.js';
-import { bearer, tokenMatches } from './auth.js';
+import { bearer } from './auth.js';
+import type { AuthGate } from './gate.js';
 import type { ConsoleTarget } from './console/types.js';
 
 export interface DialRequest {
@@ -46,8 +47,8 @@ const callView = (r: CallRow): Record<string, unknown> => ({
 
 export interface AdminOptions {
   pipeline: Pipeline;
-  /** Unset: the admin API answers RELAY_ERR_ADMIN_DISABLED. */
-  adminToken: string | undefined;
+  /** The admin token (unset: RELAY_ERR_ADMIN_DISABLED) and the throttle for wrong ones. */
+  gate: AuthGate;
   /** Click-to-call (runtime.ts): asks the PBX, stores its answer as the call's origin. */
   dial?: (req: DialRequest) => Promise<DialResult>;
   onDeliveriesDue?: () => void;
@@ -162,7 +163,7 @@ export function nextCursor(rows: CallRow[], limit: number): string | null {
 }
 
 export function mountAdmin(app: Hono, opts: AdminOptions): void {
-  const { pipeline, adminToken, redact } = opts;
+  const { pipeline, gate, redact } = opts;
   const store = pipeline.store;
   // Looked up per answer: a reload replaces the list's entries.
   const targets = { get: (name: string) => opts.targets.find((t) => t.name === name) };
@@ -179,13 +180,19 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
   });
 
   app.use('/api/*', async (c, next) => {
-    if (!adminToken) throw new RelayError('RELAY_ERR_ADMIN_DISABLED');
-    if (!tokenMatches(bearer(c), adminToken))
+    // Answers carry calls, numbers and stored requests: no browser or proxy keeps them, errors
+    // included.
+    c.header('cache-control', 'no-store');
+    const token = gate.settings.adminToken;
+    if (!token) throw new RelayError('RELAY_ERR_ADMIN_DISABLED');
+    // The right token always gets in; wrong ones are counted, slowed, then refused for a while.
+    if (!(await gate.check(c, 'api', bearer(c), token)))
       throw new RelayError(
         'RELAY_ERR_UNAUTHORIZED',
         'the admin API needs Authorization: Bearer <admin.token>',
       );
     await next();
+    c.res.headers.set('cache-control', 'no-store');
   });
 
   app.get('/api/calls', async (c) => {

@@ -10,9 +10,10 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { mountAdmin, type AdminOptions } from './admin.js';
-import { bearer, loggablePath, tokenMatches } from './auth.js';
+import { bearer, loggablePath } from './auth.js';
 import { mountConsole } from './console/index.js';
 import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
+import { AuthGate, SESSION_DEFAULTS } from './gate.js';
 import type { SourceGuards } from './guard.js';
 import { mountHooks } from './hooks.js';
 import { mountLinks, type LinkOptions } from './links.js';
@@ -40,6 +41,15 @@ export interface AppOptions {
   dial?: AdminOptions['dial'];
   /** Serve recordings behind signed links (server.publicUrl). */
   recordings?: Omit<LinkOptions, 'store'>;
+  /**
+   * The admin surfaces' tokens and throttle (runtime.ts makes it, to reload it). Unset: one made
+   * here from adminToken, metrics.token and trustProxy.
+   */
+  auth?: AuthGate;
+  /** server.trustProxy, for the default `auth`. */
+  trustProxy?: readonly string[];
+  /** The relay serves TLS itself: every answer tells browsers to keep to HTTPS (HSTS). */
+  hsts?: boolean;
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -47,6 +57,18 @@ export function createApp(opts: AppOptions): Hono {
   const store = opts.pipeline.store;
   const redact = opts.redact ?? new Redactor([]);
   const app = new Hono();
+  // One throttle for wrong tokens on every admin surface: guessing on one counts on all.
+  const gate =
+    opts.auth ??
+    new AuthGate(
+      {
+        adminToken: opts.adminToken,
+        metricsToken: opts.metrics?.token,
+        trustProxy: opts.trustProxy ?? [],
+        ...SESSION_DEFAULTS,
+      },
+      { metrics: opts.metrics?.registry },
+    );
 
   app.onError((err, c) => {
     if (err instanceof RelayError) {
@@ -63,6 +85,18 @@ export function createApp(opts: AppOptions): Hono {
   app.notFound(() => {
     throw new RelayError('RELAY_ERR_NOT_FOUND');
   });
+
+  if (opts.hsts)
+    app.use('*', async (c, next) => {
+      await next();
+      try {
+        c.res.headers.set('strict-transport-security', 'max-age=31536000');
+      } catch {
+        // A response with immutable headers (passed through as it came): copied with the header.
+        c.res = new Response(c.res.body, c.res);
+        c.res.headers.set('strict-transport-security', 'max-age=31536000');
+      }
+    });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
@@ -81,7 +115,8 @@ export function createApp(opts: AppOptions): Hono {
   app.get('/metrics', async (c) => {
     const m = opts.metrics;
     if (!m) throw new RelayError('RELAY_ERR_METRICS_DISABLED');
-    if (m.token && !tokenMatches(bearer(c), m.token))
+    const token = gate.settings.metricsToken;
+    if (token && !(await gate.check(c, 'metrics', bearer(c), token)))
       throw new RelayError(
         'RELAY_ERR_UNAUTHORIZED',
         '/metrics needs Authorization: Bearer <metrics.token>',
@@ -104,10 +139,11 @@ export function createApp(opts: AppOptions): Hono {
   mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
   mountAdmin(app, {
     ...opts,
+    gate,
     redact,
     targets: opts.targets ?? [],
   });
-  if (opts.console) mountConsole(app, opts.console);
+  if (opts.console) mountConsole(app, opts.console, gate);
   if (opts.recordings) mountLinks(app, { ...opts.recordings, store });
   return app;
 }

@@ -286,5 +286,27 @@ export interface Store {
   stats(): Promise<StoreStats>;
   /** Throws unless a write can be committed now (readiness). */
   checkWritable(): Promise<void>;
+  /** A console sign-in, kept so that sign-out ends it on every instance. */
+  createSession(s: SessionRow): Promise<void>;
+  getSession(id: string): Promise<SessionRow | undefined>;
+  /** The session was used at `at` (its idle timeout counts from here). */
+  touchSession(id: string, at: string): Promise<void>;
+  /** Sign-out. */
+  deleteSession(id: string): Promise<void>;
+  /**
+   * Delete sessions that ended by `now` or were last used before `idleSince`; returns how many.
+   */
+  pruneSessions(q: { now: string; idleSince: string }): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * A console session as stored: `id` is a keyed hash of the cookie's secret, never the secret, so
+ * that the table is no list of ways in.
+ */
+export interface SessionRow {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
 }

@@ -128,6 +128,20 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly authFailures = new Counter({
+    name: 'callrelay_auth_failures_total',
+    help: 'Wrong or missing tokens by surface (console sign-in, api, metrics).',
+    labelNames: ['surface'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authThrottled = new Counter({
+    name: 'callrelay_auth_throttled_total',
+    help: 'Wrong tokens answered 429 because their client sent too many, by surface.',
+    labelNames: ['surface'] as const,
+    registers: [this.registry],
+  });
+
   readonly deliveries = new Gauge({
     name: 'callrelay_deliveries',
     help: 'Deliveries waiting by target and state (due, retrying, dead).',

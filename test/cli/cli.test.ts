@@ -98,6 +98,7 @@ describe('callrelay init', () => {
     expect(env.CALLRELAY_ADMIN_TOKEN).toMatch(/^[\w-]{32}$/);
     expect(env.CALLRELAY_3CX_TOKEN).toMatch(/^[\w-]{32}$/);
     expect(env.CALLRELAY_ADMIN_TOKEN).not.toBe(env.CALLRELAY_3CX_TOKEN);
+    expect(env.CALLRELAY_METRICS_TOKEN).toMatch(/^[\w-]{32}$/);
     expect(statSync(join(dir, '.env')).mode & 0o777).toBe(0o600);
     // The CRM token is for the user to paste: left unset, never invented.
     expect(env.HUBSPOT_TOKEN).toBeUndefined();
@@ -184,6 +185,7 @@ describe('callrelay init', () => {
     const cfg = loadConfig(join(dir, 'relay.yaml'), {
       CALLRELAY_ADMIN_TOKEN: 'x'.repeat(32),
       CALLRELAY_CALLERDESK_TOKEN: token,
+      CALLRELAY_METRICS_TOKEN: 'z'.repeat(32),
       PIPEDRIVE_TOKEN: 'pd-0123456789',
     });
     expect(cfg.sources[0]).toMatchObject({
@@ -206,6 +208,7 @@ describe('callrelay init', () => {
     const cfg = loadConfig(join(dir, 'relay.yaml'), {
       CALLRELAY_ADMIN_TOKEN: 'x'.repeat(32),
       CALLRELAY_3CX_TOKEN: 'y'.repeat(32),
+      CALLRELAY_METRICS_TOKEN: 'z'.repeat(32),
     });
     expect(cfg.server.host).toBe('127.0.0.1');
     expect(cfg.targets).toMatchObject([{ type: 'hubspot', dryRun: true }]);

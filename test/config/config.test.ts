@@ -45,6 +45,7 @@ describe('relay.yaml', () => {
       'PORT',
       'HOST',
       'CALLRELAY_ADMIN_TOKEN',
+      'CALLRELAY_METRICS_TOKEN',
       'CALLRELAY_CALLERDESK_TOKEN',
       'HUBSPOT_TOKEN',
     ]);
@@ -54,6 +55,7 @@ describe('relay.yaml', () => {
     expect(cfg.server.host).toBe('127.0.0.1');
     expect(cfg.exampleTokens.map((i) => i.message)).toEqual([
       'admin.token is the example default of ${CALLRELAY_ADMIN_TOKEN}',
+      'metrics.token is the example default of ${CALLRELAY_METRICS_TOKEN}',
       'sources.1.token is the example default of ${CALLRELAY_CALLERDESK_TOKEN}',
     ]);
     // Callerdesk's adapter supplies the time zone and country the source leaves out.

@@ -10,6 +10,7 @@ import {
   goldenCases,
   sendFlowRequest,
   tempDir,
+  TOKENS,
   writeRelayYaml,
 } from '../support.js';
 
@@ -86,4 +87,49 @@ describe('several instances on PostgreSQL', () => {
     const tokens = [...hs.calls.values()].map((x) => x.properties.hs_call_external_id);
     expect(new Set(tokens).size).toBe(tokens.length);
   }, 60_000);
+
+  it('share console sessions: signed in on one, signed out on the other', async () => {
+    const url = await freshPostgresDatabase(inject('pgUrl'));
+    const pair: Relay[] = [];
+    for (let i = 0; i < 2; i++) {
+      const cfg = loadConfig(writeRelayYaml(tempDir()), {});
+      const relay = await startRelay({
+        ...cfg,
+        store: {
+          postgres: url,
+          maxEventsPerCall: cfg.store.maxEventsPerCall,
+          keepRequestsDays: 90,
+        },
+      });
+      relays.push(relay);
+      pair.push(relay);
+    }
+    const [a, b] = pair as [Relay, Relay];
+    const base = (r: Relay): string => `http://127.0.0.1:${r.port}`;
+    const page = (r: Relay, cookie: string) =>
+      fetch(`${base(r)}/console`, { headers: { cookie }, redirect: 'manual' });
+    const signed = await fetch(`${base(a)}/console/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { origin: base(a) },
+      body: new URLSearchParams({ token: TOKENS.admin }),
+    });
+    expect(signed.status).toBe(303);
+    const cookie = signed.headers.get('set-cookie')!.split(';')[0]!;
+    // Signed in on A, the session opens B too (behind a load balancer either may answer).
+    const onB = await page(b, cookie);
+    expect(onB.status).toBe(200);
+    const csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(await onB.text())![1]!;
+    const out = await fetch(`${base(b)}/console/sign-out`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie, origin: base(b) },
+      body: new URLSearchParams({ _csrf: csrf }),
+    });
+    expect(out.status).toBe(303);
+    // Signed out on B: A refuses the cookie too.
+    const onA = await page(a, cookie);
+    expect(onA.status).toBe(303);
+    expect(onA.headers.get('location')).toContain('/console/sign-in');
+  });
 });

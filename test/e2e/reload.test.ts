@@ -113,4 +113,59 @@ describe('reloading relay.yaml (SIGHUP)', () => {
       await after.close();
     }
   });
+
+  it('a new admin.token applies at once: the old one gets 401, its sessions end, the new one works', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const file = writeRelayYaml(dir, { port });
+    const original = readFileSync(file, 'utf8').replace('level: warn', 'level: info');
+    writeFileSync(file, original);
+    const relay = spawn(process.execPath, [MAIN, 'start', '--config', file], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let log = '';
+    relay.stdout.on('data', (b: Buffer) => (log += b.toString()));
+    const exited = new Promise<number | null>((r) => relay.once('exit', r));
+    const base = `http://127.0.0.1:${port}`;
+    const api = (token: string) =>
+      fetch(`${base}/api/calls`, { headers: { authorization: `Bearer ${token}` } });
+    const setup = (cookie: string) =>
+      fetch(`${base}/console/setup`, { headers: { cookie }, redirect: 'manual' });
+    try {
+      await waitHealthy(port, { child: relay, timeoutMs: 10_000 });
+      const signed = await fetch(`${base}/console/sign-in`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { origin: base },
+        body: new URLSearchParams({ token: TOKENS.admin }),
+      });
+      expect(signed.status).toBe(303);
+      const cookie = signed.headers.get('set-cookie')!.split(';')[0]!;
+      expect((await setup(cookie)).status).toBe(200);
+      expect((await api(TOKENS.admin)).status).toBe(200);
+
+      const rotated = 'rotated-admin-token-5e0c9a1f7b3d';
+      writeFileSync(
+        file,
+        original.replace(`admin:\n  token: ${TOKENS.admin}`, `admin:\n  token: ${rotated}`),
+      );
+      const mark = log.length;
+      relay.kill('SIGHUP');
+      for (const t0 = Date.now(); !log.slice(mark).includes('relay.yaml reloaded');) {
+        if (Date.now() - t0 > 10_000) throw new Error(`no reload in the log:\n${log}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // Nothing waits for a restart.
+      expect(log.slice(mark)).not.toContain('apply at the next start');
+      expect((await api(TOKENS.admin)).status).toBe(401);
+      expect((await api(rotated)).status).toBe(200);
+      const old = await setup(cookie);
+      expect(old.status).toBe(303);
+      expect(old.headers.get('location')).toContain('/console/sign-in');
+    } finally {
+      relay.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  });
 });

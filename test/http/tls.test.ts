@@ -92,6 +92,8 @@ describe('HTTPS (server.tls)', () => {
       dispatcher: agent,
     });
     expect(res.statusCode).toBe(200);
+    // Served over TLS by the relay itself: browsers are told to keep to HTTPS.
+    expect(res.headers['strict-transport-security']).toBe('max-age=31536000');
     expect(await res.body.json()).toMatchObject({ status: 'mapped' });
     expect(await servedFingerprint(relay.port)).toBe(fingerprint(first.cert));
     expect(lines.join('')).toContain('"certificate":"CN=first, valid until');

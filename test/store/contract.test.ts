@@ -985,6 +985,41 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.listAttempts({ limit: 10 })).toEqual([]);
   });
 
+  it('keeps console sessions: found by id, touched, ended, pruned when expired or idle', async () => {
+    const { store, path } = await fresh();
+    const row = (id: string, lastSeenAt: string, expiresAt: string) => ({
+      id,
+      createdAt: '2026-03-01T10:00:00.000Z',
+      lastSeenAt,
+      expiresAt,
+    });
+    await store.createSession(row('a', '2026-03-01T10:00:00.000Z', '2026-03-01T22:00:00.000Z'));
+    await store.createSession(row('b', '2026-03-01T10:00:00.000Z', '2026-03-01T22:00:00.000Z'));
+    await store.createSession(row('c', '2026-03-01T10:00:00.000Z', '2026-03-01T10:30:00.000Z'));
+    expect(await store.getSession('a')).toEqual(
+      row('a', '2026-03-01T10:00:00.000Z', '2026-03-01T22:00:00.000Z'),
+    );
+    expect(await store.getSession('zz')).toBeUndefined();
+    await store.touchSession('a', '2026-03-01T10:50:00.000Z');
+    expect((await store.getSession('a'))?.lastSeenAt).toBe('2026-03-01T10:50:00.000Z');
+    // Another connection to the same place sees the sign-out (another instance).
+    const other = await open(path);
+    opened.push(other);
+    await other.deleteSession('b');
+    expect(await store.getSession('b')).toBeUndefined();
+    await store.createSession(row('d', '2026-03-01T10:00:00.000Z', '2026-03-01T22:00:00.000Z'));
+    // c has expired; d was idle since 10:00; a was seen at 10:50.
+    expect(
+      await store.pruneSessions({
+        now: '2026-03-01T11:00:00.000Z',
+        idleSince: '2026-03-01T10:05:00.000Z',
+      }),
+    ).toBe(2);
+    expect(await store.getSession('a')).toBeDefined();
+    expect(await store.getSession('c')).toBeUndefined();
+    expect(await store.getSession('d')).toBeUndefined();
+  });
+
   // The call list: filters in the query, pages by a cursor.
 
   /** f1, f2 (3cx) and f3 (other), folded together: one updatedAt. */

@@ -12,7 +12,8 @@ import { mountCalls } from './calls.js';
 import { mountFailures } from './failures.js';
 import { errorPage, type ConsoleContext } from './kit.js';
 import { mountLive } from './live.js';
-import { Sessions, SignInThrottle } from './session.js';
+import type { AuthGate } from '../gate.js';
+import { Sessions } from './session.js';
 import { mountSetup } from './setup.js';
 import { disabledPage, mountSignIn } from './sign-in.js';
 import type { ConsoleOptions } from './types.js';
@@ -32,7 +33,8 @@ export const CSP = [
 /** Console forms are a few fields; anything bigger is not one of them. */
 const MAX_FORM = 64 * 1024;
 
-export function mountConsole(app: Hono, opts: ConsoleOptions): void {
+/** `gate`: the admin token as relay.yaml last set it, and the throttle shared with /api. */
+export function mountConsole(app: Hono, opts: ConsoleOptions, gate: AuthGate): void {
   const headers: MiddlewareHandler = async (c, next) => {
     await next();
     const h = c.res.headers;
@@ -62,32 +64,30 @@ export function mountConsole(app: Hono, opts: ConsoleOptions): void {
   const assets = mountAssets(app);
   const ctx: ConsoleContext = {
     opts,
-    // Unused without a token: every console URL then shows the page below.
-    sessions: new Sessions(opts.adminToken ?? ''),
-    throttle: new SignInThrottle(),
+    sessions: new Sessions(opts.pipeline.store, gate),
+    gate,
     assets,
   };
 
-  const adminToken = opts.adminToken;
-  if (!adminToken) {
-    app.all('/console', (c) => disabledPage(c, ctx));
-    app.all('/console/*', (c) => disabledPage(c, ctx));
-    return;
-  }
+  // Without a token (a reload may take it away or set one) every console URL shows how to set it.
+  const off: MiddlewareHandler = async (c, next) =>
+    gate.settings.adminToken ? next() : disabledPage(c, ctx);
+  app.use('/console', off);
+  app.use('/console/*', off);
 
-  mountSignIn(app, ctx, adminToken);
+  mountSignIn(app, ctx);
   mountLive(app, ctx);
   mountCalls(app, ctx);
   mountCall(app, ctx);
   mountFailures(app, ctx);
   mountSetup(app, ctx);
   // Anything else under /console: a page, not the API's JSON.
-  app.all('/console/*', (c) =>
+  app.all('/console/*', async (c) =>
     errorPage(
       c,
       ctx,
       new RelayError('RELAY_ERR_NOT_FOUND', 'There is no such page in the console.'),
-      ctx.sessions.current(c),
+      await ctx.sessions.current(c),
     ),
   );
 }

@@ -8,13 +8,15 @@ import { badgeText, deliveryBadge } from '../../domain/delivery.js';
 import { RelayError } from '../../domain/errors.js';
 import type { DeliveryRow } from '../../store/types.js';
 import type { Assets } from './assets.js';
-import { type Session, Sessions, SignInThrottle } from './session.js';
+import type { AuthGate } from '../gate.js';
+import { type Session, Sessions } from './session.js';
 import type { ConsoleOptions } from './types.js';
 
 export interface ConsoleContext {
   opts: ConsoleOptions;
   sessions: Sessions;
-  throttle: SignInThrottle;
+  /** The tokens and the throttle for wrong ones, shared with /api and /metrics. */
+  gate: AuthGate;
   assets: Assets;
 }
 
@@ -257,7 +259,7 @@ type ActionHandler = (
 export const page =
   (ctx: ConsoleContext, handler: PageHandler) =>
   async (c: Context): Promise<Response> => {
-    const session = ctx.sessions.current(c);
+    const session = await ctx.sessions.current(c);
     if (!session) {
       const url = new URL(c.req.url);
       return c.redirect(
@@ -276,7 +278,7 @@ export const page =
 export const action =
   (ctx: ConsoleContext, handler: ActionHandler) =>
   async (c: Context): Promise<Response> => {
-    const session = ctx.sessions.current(c);
+    const session = await ctx.sessions.current(c);
     try {
       if (!session)
         throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'your session has ended: sign in again');
@@ -296,7 +298,7 @@ export const fetched =
   (ctx: ConsoleContext, handler: PageHandler) =>
   async (c: Context): Promise<Response> => {
     try {
-      const session = ctx.sessions.current(c);
+      const session = await ctx.sessions.current(c);
       if (!session)
         throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');
       return await handler(c, session);

@@ -1,21 +1,28 @@
-// Console sign-in without server state: the session cookie carries its own expiry and an HMAC of
-// it, keyed by the admin token, so that any instance behind a load balancer accepts it and a new
-// token signs everyone out. The CSRF token is another HMAC of the same session; together with the
-// Origin / Sec-Fetch-Site check it keeps other sites from posting to the console.
+// Console sessions: a sign-in is a row in the store, so that signing out ends it on the server and
+// on every instance that shares the store. The cookie carries a random secret; the store keeps only
+// a hash of it keyed by the admin token, so that a new token makes every old session unfindable
+// (everyone is signed out) and the table is no list of ways in. A session ends when unused for
+// admin.sessionIdleMin or admin.sessionMaxHours after sign-in. Its CSRF token is another keyed hash
+// of the same secret; together with the Origin / Sec-Fetch-Site check it keeps other sites from
+// posting to the console.
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { RelayError } from '../../domain/errors.js';
+import type { Store } from '../../store/types.js';
+import type { AuthGate } from '../gate.js';
 import { requestOrigin, sameOrigin } from '../origin.js';
 
 export const SESSION_COOKIE = 'callrelay_console';
 const FLASH_COOKIE = 'callrelay_flash';
-/** How long a sign-in lasts. */
-export const SESSION_MS = 12 * 3600_000;
+/** last-seen is written at most this often, so that a page view is not a write each time. */
+const TOUCH_MS = 60_000;
 
 export interface Session {
-  /** When it ends (ms since the epoch). */
+  /** Stable for the session's life and never the cookie's secret (safe to key state on). */
+  id: string;
+  /** When it ends at the latest (ms since the epoch). */
   expiry: number;
   /** For the hidden `_csrf` field of every form, and the x-csrf-token header of fetches. */
   csrf: string;
@@ -31,44 +38,89 @@ const same = (a: string, b: string): boolean => {
 };
 
 export class Sessions {
-  private readonly key: Buffer;
+  private keyOf: { token: string; key: Buffer } | undefined;
 
-  constructor(adminToken: string) {
-    // A key of its own: the cookie never carries anything the admin API would accept.
-    this.key = createHmac('sha256', adminToken).update('callrelay console session').digest();
+  constructor(
+    private readonly store: Pick<
+      Store,
+      'createSession' | 'getSession' | 'touchSession' | 'deleteSession' | 'pruneSessions'
+    >,
+    private readonly gate: AuthGate,
+  ) {}
+
+  /** A key of its own: the cookie never carries anything the admin API would accept. */
+  private get key(): Buffer {
+    const token = this.gate.settings.adminToken ?? '';
+    if (this.keyOf?.token !== token)
+      this.keyOf = {
+        token,
+        key: createHmac('sha256', token).update('callrelay console session').digest(),
+      };
+    return this.keyOf.key;
   }
 
-  private sessionOf(expiry: number): Session {
-    return { expiry, csrf: mac(this.key, `csrf.${expiry}`) };
+  private sessionOf(secret: string, expiry: number): Session {
+    return {
+      id: mac(this.key, `session.${secret}`),
+      expiry,
+      csrf: mac(this.key, `csrf.${secret}`),
+    };
   }
 
-  /** Sign in: the cookie for a new session. */
-  start(c: Context, now = Date.now()): Session {
-    const expiry = now + SESSION_MS;
-    setCookie(c, SESSION_COOKIE, `${expiry}.${mac(this.key, `session.${expiry}`)}`, {
+  /** Sign in: a new session in the store, and its cookie. Ended ones are pruned on the way. */
+  async start(c: Context): Promise<Session> {
+    const now = this.gate.now();
+    const { sessionIdleMs, sessionMaxMs } = this.gate.settings;
+    await this.store.pruneSessions({
+      now: new Date(now).toISOString(),
+      idleSince: new Date(now - sessionIdleMs).toISOString(),
+    });
+    const secret = randomBytes(32).toString('base64url');
+    const session = this.sessionOf(secret, now + sessionMaxMs);
+    const at = new Date(now).toISOString();
+    await this.store.createSession({
+      id: session.id,
+      createdAt: at,
+      lastSeenAt: at,
+      expiresAt: new Date(session.expiry).toISOString(),
+    });
+    setCookie(c, SESSION_COOKIE, secret, {
       httpOnly: true,
       sameSite: 'Strict',
       path: '/',
-      maxAge: SESSION_MS / 1000,
+      maxAge: Math.floor(sessionMaxMs / 1000),
       secure: requestOrigin(c).proto === 'https',
     });
-    return this.sessionOf(expiry);
+    return session;
   }
 
-  end(c: Context): void {
+  /** Sign out: the session is gone from the store (every instance), and the cookie cleared. */
+  async end(c: Context): Promise<void> {
+    const secret = this.secretOf(c);
+    if (secret) await this.store.deleteSession(this.sessionOf(secret, 0).id);
     deleteCookie(c, SESSION_COOKIE, { path: '/', secure: requestOrigin(c).proto === 'https' });
   }
 
-  /** The request's session, if its cookie is genuine and not expired. */
-  current(c: Context, now = Date.now()): Session | undefined {
+  private secretOf(c: Context): string | undefined {
     const raw = getCookie(c, SESSION_COOKIE);
-    const m = raw ? /^(\d{13,16})\.([\w-]{43})$/.exec(raw) : null;
-    if (!m) return undefined;
-    const expiry = Number(m[1]);
-    // A cookie from the future (clock skew aside) was not made here.
-    if (expiry <= now || expiry > now + SESSION_MS + 60_000) return undefined;
-    if (!same(m[2]!, mac(this.key, `session.${expiry}`))) return undefined;
-    return this.sessionOf(expiry);
+    return raw && /^[\w-]{43}$/.test(raw) ? raw : undefined;
+  }
+
+  /** The request's session, if its cookie names one in the store that has not ended. */
+  async current(c: Context): Promise<Session | undefined> {
+    const secret = this.secretOf(c);
+    if (!secret || !this.gate.settings.adminToken) return undefined;
+    const { id } = this.sessionOf(secret, 0);
+    const row = await this.store.getSession(id);
+    if (!row) return undefined;
+    const now = this.gate.now();
+    const { sessionIdleMs, sessionMaxMs } = this.gate.settings;
+    // Settings lowered since sign-in apply to sessions already open.
+    const expiry = Math.min(Date.parse(row.expiresAt), Date.parse(row.createdAt) + sessionMaxMs);
+    const seen = Date.parse(row.lastSeenAt);
+    if (now >= expiry || now - seen >= sessionIdleMs) return undefined;
+    if (now - seen >= TOUCH_MS) await this.store.touchSession(id, new Date(now).toISOString());
+    return this.sessionOf(secret, expiry);
   }
 
   /**
@@ -116,56 +168,3 @@ export class Sessions {
   }
 }
 
-/**
- * Slows guessing the admin token: every wrong token costs its sender a delay, and a client (or,
- * behind a shared proxy, everyone) gets a pause after too many. Per instance, in memory: a
- * restart or another instance starts counting afresh, which still keeps guessing hopeless.
- */
-export class SignInThrottle {
-  private readonly failures = new Map<string, number[]>();
-  private everyone: number[] = [];
-
-  constructor(
-    readonly delayMs = 500,
-    private readonly perClient = 10,
-    private readonly overall = 100,
-    private readonly windowMs = 10 * 60_000,
-  ) {}
-
-  private recent(list: number[] | undefined, now: number): number[] {
-    return (list ?? []).filter((t) => t > now - this.windowMs);
-  }
-
-  /** Throws TOO_MANY_ATTEMPTS while the client (or everyone) has to wait. */
-  check(client: string, now = Date.now()): void {
-    const mine = this.recent(this.failures.get(client), now);
-    this.everyone = this.recent(this.everyone, now);
-    const minutes = (list: number[]): number =>
-      Math.max(1, Math.ceil((list[0]! + this.windowMs - now) / 60_000));
-    if (mine.length >= this.perClient)
-      throw new RelayError(
-        'RELAY_ERR_TOO_MANY_ATTEMPTS',
-        `too many wrong tokens from here; try again in ${minutes(mine)} min`,
-      );
-    if (this.everyone.length >= this.overall)
-      throw new RelayError(
-        'RELAY_ERR_TOO_MANY_ATTEMPTS',
-        `too many wrong tokens lately; try again in ${minutes(this.everyone)} min`,
-      );
-  }
-
-  async failed(client: string, now = Date.now()): Promise<void> {
-    const mine = [...this.recent(this.failures.get(client), now), now];
-    // Re-inserted, so that the map's order is oldest activity first.
-    this.failures.delete(client);
-    this.failures.set(client, mine);
-    this.everyone.push(now);
-    // Bounded memory whatever the number of clients: forget the longest quiet one.
-    if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value!);
-    await new Promise((r) => setTimeout(r, this.delayMs));
-  }
-
-  succeeded(client: string): void {
-    this.failures.delete(client);
-  }
-}

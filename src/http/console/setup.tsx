@@ -226,7 +226,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
   // token (a plain GET could be made by an image tag or leak through history), never cached.
   app.post('/console/setup/sources/:name/reveal', async (c) => {
     const wantsJson = (c.req.header('accept') ?? '').includes('application/json');
-    const session = ctx.sessions.current(c);
+    const session = await ctx.sessions.current(c);
     try {
       if (!session)
         throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');

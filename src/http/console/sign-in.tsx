@@ -4,7 +4,6 @@
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
-import { peerAddress, tokenMatches } from '../auth.js';
 import { asRelayError, backPath, errorPage, Layout, render, type ConsoleContext } from './kit.js';
 import { sameOrigin } from '../origin.js';
 
@@ -66,55 +65,47 @@ function DisabledPage({ ctx }: { ctx: ConsoleContext }): Child {
 export const disabledPage = (c: Context, ctx: ConsoleContext): Promise<Response> =>
   render(c, ctx, <DisabledPage ctx={ctx} />, 403);
 
-/** Who is signing in, for the throttle: the peer, and the client a proxy says it forwards. */
-function clientOf(c: Context): string {
-  const peer = peerAddress(c) ?? 'local';
-  const fwd = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-  return fwd ? `${peer}|${fwd}` : peer;
-}
-
-export function mountSignIn(app: Hono, ctx: ConsoleContext, adminToken: string): void {
+export function mountSignIn(app: Hono, ctx: ConsoleContext): void {
   const next = (v: unknown): string => backPath(v, '/console');
 
   app.get('/console/sign-in', async (c) => {
-    if (ctx.sessions.current(c)) return c.redirect(next(c.req.query('next')), 303);
+    if (await ctx.sessions.current(c)) return c.redirect(next(c.req.query('next')), 303);
     return render(c, ctx, <SignInPage ctx={ctx} next={next(c.req.query('next'))} />);
   });
 
   app.post('/console/sign-in', async (c) => {
     const form = await c.req.parseBody();
     const to = next(form.next);
-    const client = clientOf(c);
     try {
       // Signing someone in from another site would be a CSRF of its own.
       sameOrigin(c);
-      ctx.throttle.check(client);
-      if (typeof form.token !== 'string' || !tokenMatches(form.token.trim(), adminToken)) {
-        await ctx.throttle.failed(client);
+      const token = typeof form.token === 'string' ? form.token.trim() : undefined;
+      const expected = ctx.gate.settings.adminToken;
+      // The right token always gets in; wrong ones are counted, slowed, then refused for a while.
+      if (!expected || !(await ctx.gate.check(c, 'console', token, expected)))
         throw new RelayError(
           'RELAY_ERR_UNAUTHORIZED',
           'That is not the admin token of this relay. Check admin.token in relay.yaml.',
         );
-      }
+      await ctx.sessions.start(c);
     } catch (err) {
       const e = asRelayError(ctx, c, err);
+      if (e.headers) for (const [k, v] of Object.entries(e.headers)) c.header(k, v);
       return render(c, ctx, <SignInPage ctx={ctx} next={to} error={e.message} />, e.status);
     }
-    ctx.throttle.succeeded(client);
-    ctx.sessions.start(c);
     return c.redirect(to, 303);
   });
 
   app.post('/console/sign-out', async (c) => {
-    const session = ctx.sessions.current(c);
+    const session = await ctx.sessions.current(c);
     const form = await c.req.parseBody();
     // Signing out is harmless, yet a foreign site must not do it either.
     try {
       ctx.sessions.checkPost(c, session, form);
+      await ctx.sessions.end(c);
     } catch (err) {
       return errorPage(c, ctx, err, session);
     }
-    ctx.sessions.end(c);
     return c.redirect('/console/sign-in', 303);
   });
 }

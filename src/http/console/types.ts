@@ -24,8 +24,6 @@ export interface ConsoleRecording {
 
 export interface ConsoleOptions {
   pipeline: Pipeline;
-  /** Unset: the console shows how to enable it (admin.token) and nothing else. */
-  adminToken: string | undefined;
   /** Every configured secret; applied to everything a page or answer shows. */
   redact: Redactor;
   targets: ConsoleTarget[];

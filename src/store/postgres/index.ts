@@ -71,6 +71,7 @@ import type {
   SourceActivity,
   Store,
   StoreStats,
+  SessionRow,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -1140,6 +1141,47 @@ export class PostgresStore implements Store {
     await this.pool.query(
       `INSERT INTO meta (key, value) VALUES ('heartbeat', now()::text) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     );
+  }
+
+  async createSession(x: SessionRow): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4)',
+      [x.id, x.createdAt, x.lastSeenAt, x.expiresAt],
+    );
+  }
+
+  async getSession(id: string): Promise<SessionRow | undefined> {
+    const r = await this.pool.query<{
+      id: string;
+      created_at: Date;
+      last_seen_at: Date;
+      expires_at: Date;
+    }>('SELECT id, created_at, last_seen_at, expires_at FROM sessions WHERE id = $1', [id]);
+    const x = r.rows[0];
+    return (
+      x && {
+        id: x.id,
+        createdAt: iso(x.created_at)!,
+        lastSeenAt: iso(x.last_seen_at)!,
+        expiresAt: iso(x.expires_at)!,
+      }
+    );
+  }
+
+  async touchSession(id: string, at: string): Promise<void> {
+    await this.pool.query('UPDATE sessions SET last_seen_at = $2 WHERE id = $1', [id, at]);
+  }
+
+  async deleteSession(id: string): Promise<void> {
+    await this.pool.query('DELETE FROM sessions WHERE id = $1', [id]);
+  }
+
+  async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
+    const r = await this.pool.query(
+      'DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2',
+      [q.now, q.idleSince],
+    );
+    return r.rowCount ?? 0;
   }
 
   async close(): Promise<void> {

@@ -182,4 +182,18 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE delivery_attempts ADD COLUMN sent text;
     `,
   },
+  {
+    version: 7,
+    name: 'console sessions',
+    sql: `
+      -- The same as SQLite's migration 9 (see there).
+      CREATE TABLE sessions (
+        id            text        PRIMARY KEY,
+        created_at    timestamptz NOT NULL,
+        last_seen_at  timestamptz NOT NULL,
+        expires_at    timestamptz NOT NULL
+      );
+      CREATE INDEX sessions_expires ON sessions (expires_at);
+    `,
+  },
 ];

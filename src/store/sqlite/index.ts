@@ -68,6 +68,7 @@ import type {
   SourceActivity,
   Store,
   StoreStats,
+  SessionRow,
 } from '../types.js';
 import { LostDatabaseError } from './marker.js';
 import { MIGRATIONS } from './migrations.js';
@@ -348,6 +349,41 @@ export class SqliteStore implements Store {
       }
     });
     run.immediate();
+  }
+
+  async createSession(x: SessionRow): Promise<void> {
+    this.assertFile();
+    this.db
+      .prepare(
+        'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?)',
+      )
+      .run(x.id, x.createdAt, x.lastSeenAt, x.expiresAt);
+  }
+
+  async getSession(id: string): Promise<SessionRow | undefined> {
+    const r = this.db
+      .prepare(
+        'SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, expires_at AS expiresAt FROM sessions WHERE id = ?',
+      )
+      .get(id) as SessionRow | undefined;
+    return r && { ...r };
+  }
+
+  async touchSession(id: string, at: string): Promise<void> {
+    this.assertFile();
+    this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id = ?').run(at, id);
+  }
+
+  async deleteSession(id: string): Promise<void> {
+    this.assertFile();
+    this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
+  }
+
+  async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
+    this.assertFile();
+    return this.db
+      .prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?')
+      .run(q.now, q.idleSince).changes;
   }
 
   async setRouting(routing: Routing): Promise<void> {

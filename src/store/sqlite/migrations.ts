@@ -225,4 +225,19 @@ export const MIGRATIONS: Migration[] = [
       CREATE UNIQUE INDEX events_key ON events (source, coalesce(call_id, ''), key);
     `,
   },
+  {
+    version: 9,
+    name: 'console sessions',
+    sql: `
+      -- Console sign-ins, so that a sign-out ends one on the server (not only in the browser).
+      -- id is a keyed hash of the cookie's secret; a new admin token makes every old one unfindable.
+      CREATE TABLE sessions (
+        id            TEXT PRIMARY KEY,
+        created_at    TEXT NOT NULL,
+        last_seen_at  TEXT NOT NULL,
+        expires_at    TEXT NOT NULL
+      );
+      CREATE INDEX sessions_expires ON sessions (expires_at);
+    `,
+  },
 ];

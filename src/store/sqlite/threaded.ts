@@ -14,6 +14,7 @@ import type {
   InboxRow,
   NewAttempt,
   NewInbox,
+  SessionRow,
   SourceActivity,
   Store,
   StoreStats,
@@ -239,6 +240,21 @@ export class ThreadedSqliteStore implements Store {
   }
   checkWritable(): Promise<void> {
     return this.call('checkWritable');
+  }
+  createSession(x: SessionRow): Promise<void> {
+    return this.call('createSession', x);
+  }
+  getSession(id: string): Promise<SessionRow | undefined> {
+    return this.call('getSession', id);
+  }
+  touchSession(id: string, at: string): Promise<void> {
+    return this.call('touchSession', id, at);
+  }
+  deleteSession(id: string): Promise<void> {
+    return this.call('deleteSession', id);
+  }
+  pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
+    return this.call('pruneSessions', q);
   }
   async close(): Promise<void> {
     if (this.closed) return;
