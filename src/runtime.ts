@@ -277,12 +277,15 @@ export async function startRelay(
     tlsCheckMs?: number;
     /** Read relay.yaml again (cli/start.ts also re-reads .env); default: loadConfig(cfg.file). */
     reread?: () => RelayConfig;
+    /** Log lines the log's sink dropped so far, for /metrics (cli/start.ts's LogSink). */
+    logDropped?: () => number;
   } = {},
 ): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg, { init: opts.init }));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
   const metrics = new RelayMetrics(VERSION);
+  if (opts.logDropped) metrics.readLogDrops(opts.logDropped);
   const redact = opts.redact ?? new Redactor(secretsOf(cfg));
   // Live views (console) listen here: a fold committed, a delivery finished.
   const changes = new EventEmitter().setMaxListeners(0);

@@ -63,6 +63,8 @@ export interface RelayConfig {
   adminToken: string | undefined;
   logLevel: RelayConfigParsed['log']['level'];
   logFormat: RelayConfigParsed['log']['format'];
+  /** Bytes of log output held for a slow reader (telemetry/sink.ts). */
+  logBufferLimit: number;
   adaptersDir: string;
   sources: ResolvedSource[];
   /** Targets with the type's defaults filled in. */
@@ -266,6 +268,7 @@ export function loadConfig(
     adminToken: cfg.admin.token,
     logLevel: cfg.log.level,
     logFormat: cfg.log.format,
+    logBufferLimit: cfg.log.bufferLimit,
     adaptersDir,
     sources,
     targets,

@@ -367,6 +367,12 @@ export const RelayConfigSchema = z
               'json: a JSON object per line (for log collectors); pretty: one readable line per ' +
               'entry; auto: pretty when the output is a terminal, else json.',
           }),
+        bufferLimit: Size.default(8 * 1024 * 1024).meta({
+          description:
+            'Log output waiting for a reader that does not keep up (a full pipe) is held up to ' +
+            'this size; further lines are dropped and counted (callrelay_log_lines_dropped_total, ' +
+            'and a warning once the reader catches up) rather than stalling the relay.',
+        }),
       })
       .prefault({}),
     adapters: z.string().optional().meta({
