@@ -11,7 +11,9 @@ import { loadConfig, type RelayConfig } from './config/load.js';
 import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
 import { loadTarget } from './targets/registry.js';
-import { createApp } from './http/app.js';
+import { createApp, type AppOptions } from './http/app.js';
+import { limitConnections } from './http/connections.js';
+import { addressMatcher } from './lib/ips.js';
 import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
@@ -248,6 +250,8 @@ export interface Relay {
   reload(): Promise<Reloaded>;
   server: ServerType;
   port: number;
+  /** Where the console and the admin API listen, when server.consolePort is set. */
+  consolePort?: number;
   close(): Promise<void>;
 }
 
@@ -415,7 +419,8 @@ export async function startRelay(
       }
     },
   };
-  const app = createApp({
+  const consolePort = cfg.server.consolePort;
+  const appOptions = {
     pipeline,
     bodyLimit: cfg.server.bodyLimit,
     adminToken: cfg.adminToken,
@@ -438,42 +443,67 @@ export async function startRelay(
           },
         }
       : {}),
-  });
+  } satisfies AppOptions;
+  const app = createApp({ ...appOptions, serves: consolePort === undefined ? 'all' : 'webhooks' });
   const tlsFiles = cfg.server.tls;
   const certificate = tlsFiles && readCertificate(tlsFiles);
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const requestTimeout = cfg.server.requestTimeoutSec * 1000;
-    const s = serve(
-      {
-        fetch: app.fetch,
-        port: cfg.server.port,
-        hostname: cfg.server.host,
-        ...(certificate ? { createServer: createHttpsServer } : {}),
-        // Each request has a deadline (checked every second, not Node's default 30 s), so slow or
-        // idle clients cannot pile up.
-        serverOptions: {
-          requestTimeout,
-          headersTimeout: Math.min(requestTimeout, 10_000),
-          connectionsCheckingInterval: Math.min(1000, requestTimeout),
-          ...(certificate ? { cert: certificate.cert, key: certificate.key } : {}),
+  const trusted = addressMatcher(cfg.server.trustProxy);
+  const listen = (port: number, fetch: typeof app.fetch): Promise<ServerType> =>
+    new Promise<ServerType>((resolve, reject) => {
+      const requestTimeout = cfg.server.requestTimeoutSec * 1000;
+      const s = serve(
+        {
+          fetch,
+          port,
+          hostname: cfg.server.host,
+          ...(certificate ? { createServer: createHttpsServer } : {}),
+          // Each request has a deadline (checked every second, not Node's default 30 s), so slow
+          // or idle clients cannot pile up.
+          serverOptions: {
+            requestTimeout,
+            headersTimeout: Math.min(requestTimeout, 10_000),
+            connectionsCheckingInterval: Math.min(1000, requestTimeout),
+            ...(certificate ? { cert: certificate.cert, key: certificate.key } : {}),
+          },
         },
-      },
-      () => resolve(s),
-    );
-    s.once('error', reject);
-  });
+        () => resolve(s),
+      );
+      s.once('error', reject);
+      // Connections have a ceiling: beyond it new ones are refused until some close.
+      (s as Server).maxConnections = cfg.server.maxConnections;
+      limitConnections(s as Server, {
+        perAddress: cfg.server.maxConnectionsPerAddress,
+        trusted,
+        bodyIdleMs: cfg.server.bodyIdleSec * 1000,
+        onRefused: (reason) => metrics.connectionsRefused.inc({ reason }),
+      });
+    });
+  const server = await listen(cfg.server.port, app.fetch);
+  // The console and the admin API on a port of their own: connections there, however many and
+  // however slow, are not the ones webhooks need.
+  const consoleServer =
+    consolePort === undefined
+      ? undefined
+      : await listen(consolePort, createApp({ ...appOptions, serves: 'console' }).fetch).catch(
+          async (err: unknown) => {
+            await new Promise((r) => server.close(r));
+            throw err;
+          },
+        );
   pipeline.start();
   delivery.start();
   closer.start();
   retention.start();
   archive.start();
-  // Connections have a ceiling: beyond it new ones are refused until some close.
-  (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
-  const stopWatching =
+  const listeners = consoleServer ? [server, consoleServer] : [server];
+  const watching =
     tlsFiles && certificate
-      ? reloadOnChange(server as HttpsServer, tlsFiles, certificate, log, opts.tlsCheckMs)
-      : () => {};
+      ? listeners.map((l) =>
+          reloadOnChange(l as HttpsServer, tlsFiles, certificate, log, opts.tlsCheckMs),
+        )
+      : [];
+  const stopWatching = (): void => watching.forEach((stop) => stop());
   return {
     store,
     pipeline,
@@ -484,6 +514,7 @@ export async function startRelay(
     reload,
     server,
     port,
+    ...(consoleServer ? { consolePort: (consoleServer.address() as AddressInfo).port } : {}),
     async close() {
       draining = true;
       stopWatching();
@@ -491,8 +522,10 @@ export async function startRelay(
       // server.close() closes the connections idle at that moment; one that finishes its request
       // later (a console stream just ended, a webhook answered) would otherwise stay open until
       // keep-alive runs out. Requests under way are never cut.
-      const idle = setInterval(() => (server as Server).closeIdleConnections(), 25);
-      await new Promise<void>((r) => server.close(() => r()));
+      const idle = setInterval(() => {
+        for (const l of listeners) (l as Server).closeIdleConnections();
+      }, 25);
+      await Promise.all(listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
       clearInterval(idle);
       await closer.stop();
       await retention.stop();

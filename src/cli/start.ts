@@ -50,6 +50,7 @@ export async function cmdStart(o: {
   log.info(
     {
       port: relay.port,
+      ...(relay.consolePort !== undefined ? { consolePort: relay.consolePort } : {}),
       store: 'sqlite' in cfg.store ? displayPath(cfg.store.sqlite) : 'postgres',
       sources: cfg.sources.map((s) => `${s.name}:${s.adapter.name}`),
       startMs: Math.round(performance.now() - t0),

@@ -253,6 +253,40 @@ export const RelayConfigSchema = z
           description:
             'Open connections at most; more are refused until some close (senders retry).',
         }),
+        maxConnectionsPerAddress: z
+          .number()
+          .int()
+          .positive()
+          .default(64)
+          .meta({
+            description:
+              'Open connections one client address may hold; more from it are refused, so that ' +
+              'one slow or greedy client cannot take the connections webhooks need. Proxies in ' +
+              'trustProxy are exempt (everyone comes through them): only maxConnections bounds them.',
+          }),
+        bodyIdleSec: z
+          .number()
+          .positive()
+          .max(3600)
+          .default(10)
+          .meta({
+            description:
+              'A request body that goes this long without a byte arriving is cut off (408), ' +
+              'rather than holding its connection until requestTimeoutSec.',
+          }),
+        consolePort: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .optional()
+          .meta({
+            description:
+              'Serve the console and the admin API (/console, /api) on this port instead, with ' +
+              'connections of its own (maxConnections each); server.port then takes webhooks, ' +
+              'links, health and metrics only, and stays serviceable while the console is busy ' +
+              'or attacked. Keep it off the internet (firewall, or a host of its own).',
+          }),
         publicUrl: z
           .url({ protocol: /^https?$/ })
           .optional()

@@ -40,6 +40,11 @@ export interface AppOptions {
   dial?: AdminOptions['dial'];
   /** Serve recordings behind signed links (server.publicUrl). */
   recordings?: Omit<LinkOptions, 'store'>;
+  /**
+   * With server.consolePort the relay listens twice: `webhooks` (server.port) leaves out the
+   * console and the admin API, `console` leaves out webhooks. Default: everything.
+   */
+  serves?: 'all' | 'webhooks' | 'console';
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -101,13 +106,28 @@ export function createApp(opts: AppOptions): Hono {
     return c.body(body, 200, { 'content-type': contentType });
   });
 
-  mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
-  mountAdmin(app, {
-    ...opts,
-    redact,
-    targets: opts.targets ?? [],
-  });
-  if (opts.console) mountConsole(app, opts.console);
+  const serves = opts.serves ?? 'all';
+  if (serves === 'console')
+    app.all('/hooks/*', () => {
+      throw new RelayError('RELAY_ERR_NOT_FOUND', 'webhooks are received on server.port');
+    });
+  else mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
+  if (serves === 'webhooks') {
+    const elsewhere = (): never => {
+      throw new RelayError(
+        'RELAY_ERR_NOT_FOUND',
+        'the console and the admin API are on server.consolePort',
+      );
+    };
+    for (const path of ['/', '/console', '/console/*', '/api/*']) app.all(path, elsewhere);
+  } else {
+    mountAdmin(app, {
+      ...opts,
+      redact,
+      targets: opts.targets ?? [],
+    });
+    if (opts.console) mountConsole(app, opts.console);
+  }
   if (opts.recordings) mountLinks(app, { ...opts.recordings, store });
   return app;
 }

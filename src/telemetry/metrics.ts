@@ -142,6 +142,15 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly connectionsRefused = new Counter({
+    name: 'callrelay_http_refused_total',
+    help:
+      'Connections refused because their address had server.maxConnectionsPerAddress open ' +
+      '(per_address), and requests cut because their body stopped arriving (body_idle).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   /** How many log lines the log's sink has dropped so far (set by readLogDrops). */
   private logDrops: () => number = () => 0;
 
