@@ -96,6 +96,21 @@ describe('slow clients', () => {
     expect(metrics).toMatch(/^callrelay_http_refused_total\{reason="per_address"\} 50$/m);
   });
 
+  it('a proxy in server.trustProxy is exempt: everyone comes through it', async () => {
+    const r = await open('  trustProxy: [127.0.0.6]\n  maxConnectionsPerAddress: 3\n');
+    const proxy = await Promise.all(
+      Array.from({ length: 8 }, () => slowClient(r.port, '127.0.0.6')),
+    );
+    const other = await Promise.all(
+      Array.from({ length: 8 }, () => slowClient(r.port, '127.0.0.7')),
+    );
+    await until(
+      '5 of the other address to be refused',
+      () => other.filter((a) => a.closed()).length === 5,
+    );
+    expect(proxy.filter((a) => a.closed())).toHaveLength(0);
+  });
+
   it('headers dribbled in a byte at a time are cut at the headers deadline', async () => {
     // requestTimeoutSec 2: Node's headersTimeout is min(requestTimeout, 10 s).
     const r = await open('  requestTimeoutSec: 2\n');
