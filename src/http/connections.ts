@@ -5,7 +5,7 @@
 // server.bodyIdleSec is cut with 408 rather than held until the whole request's deadline.
 // Headers have their own deadline already (Node's headersTimeout, set in runtime.ts).
 
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { RelayError } from '../domain/errors.js';
 import { plainAddress } from '../lib/ips.js';
@@ -53,29 +53,45 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
     });
   });
 
-  // A body's progress, looked at a few times per idle period: what counts is the socket's bytes,
-  // which Node's parser reads whether or not the app has read the body yet.
-  const step = Math.max(50, Math.min(1000, Math.floor(limits.bodyIdleMs / 4)));
-  server.on('request', (req, res) => {
-    const socket = req.socket;
-    let last = socket.bytesRead;
-    let lastAt = Date.now();
-    const timer = setInterval(() => {
-      if (req.complete || res.writableEnded || socket.destroyed) {
-        clearInterval(timer);
-        return;
+  // Bodies under way, looked at a few times per idle period by one timer (none while there are
+  // none): what counts is the socket's bytes, which Node's parser reads whether or not the app has
+  // read the body yet.
+  interface Watched {
+    req: IncomingMessage;
+    res: ServerResponse;
+    last: number;
+    lastAt: number;
+  }
+  const watched = new Set<Watched>();
+  let timer: NodeJS.Timeout | undefined;
+  const sweep = (): void => {
+    const now = Date.now();
+    for (const w of watched) {
+      const socket = w.req.socket;
+      if (w.req.complete || w.res.writableEnded || socket.destroyed) watched.delete(w);
+      else if (socket.bytesRead !== w.last) {
+        w.last = socket.bytesRead;
+        w.lastAt = now;
+      } else if (now - w.lastAt >= limits.bodyIdleMs) {
+        watched.delete(w);
+        limits.onRefused?.('body_idle');
+        if (!w.res.headersSent) socket.write(bodyTimeoutResponse());
+        socket.destroy();
       }
-      if (socket.bytesRead !== last) {
-        last = socket.bytesRead;
-        lastAt = Date.now();
-        return;
-      }
-      if (Date.now() - lastAt < limits.bodyIdleMs) return;
+    }
+    if (!watched.size) {
       clearInterval(timer);
-      limits.onRefused?.('body_idle');
-      if (!res.headersSent) socket.write(bodyTimeoutResponse());
-      socket.destroy();
-    }, step);
-    timer.unref();
+      timer = undefined;
+    }
+  };
+  const step = Math.max(50, Math.min(1000, Math.floor(limits.bodyIdleMs / 4)));
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // No body to wait for (most GETs, HEADs): nothing to watch.
+    if (!req.headers['transfer-encoding'] && !Number(req.headers['content-length'])) return;
+    watched.add({ req, res, last: req.socket.bytesRead, lastAt: Date.now() });
+    if (!timer) {
+      timer = setInterval(sweep, step);
+      timer.unref();
+    }
   });
 }
