@@ -11,8 +11,10 @@ import { loadConfig, type RelayConfig } from './config/load.js';
 import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
 import { loadTarget } from './targets/registry.js';
-import { createApp } from './http/app.js';
+import { createApp, type AppOptions } from './http/app.js';
 import { AuthGate, type GateSettings } from './http/gate.js';
+import { limitConnections } from './http/connections.js';
+import { addressMatcher } from './lib/ips.js';
 import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
@@ -208,6 +210,8 @@ export interface Relay {
   reload(): Promise<Reloaded>;
   server: ServerType;
   port: number;
+  /** Where the console and the admin API listen, when server.consolePort is set. */
+  consolePort?: number;
   close(): Promise<void>;
 }
 
@@ -254,12 +258,15 @@ export async function startRelay(
     tlsCheckMs?: number;
     /** Read relay.yaml again (cli/start.ts also re-reads .env); default: loadConfig(cfg.file). */
     reread?: () => RelayConfig;
+    /** Log lines the log's sink dropped so far, for /metrics (cli/start.ts's LogSink). */
+    logDropped?: () => number;
   } = {},
 ): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg, { init: opts.init }));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
   if (store.backend === 'sqlite') await store.releaseDeliveries(null);
   const metrics = new RelayMetrics(VERSION);
+  if (opts.logDropped) metrics.readLogDrops(opts.logDropped);
   const redact = opts.redact ?? new Redactor(secretsOf(cfg));
   // Live views (console) listen here: a fold committed, a delivery finished.
   const changes = new EventEmitter().setMaxListeners(0);
@@ -399,7 +406,8 @@ export async function startRelay(
       }
     },
   };
-  const app = createApp({
+  const consolePort = cfg.server.consolePort;
+  const appOptions = {
     pipeline,
     bodyLimit: cfg.server.bodyLimit,
     adminToken: cfg.adminToken,
@@ -423,43 +431,71 @@ export async function startRelay(
           },
         }
       : {}),
-  });
-  if (current.links) mountDial(app, { secret: current.links.secret, dialer, redact, log });
+  } satisfies AppOptions;
+  const makeApp = (serves: NonNullable<AppOptions['serves']>): ReturnType<typeof createApp> => {
+    const made = createApp({ ...appOptions, serves });
+    // Dial links are links: answered on every port, as recording links are.
+    if (current.links) mountDial(made, { secret: current.links.secret, dialer, redact, log });
+    return made;
+  };
+  const app = makeApp(consolePort === undefined ? 'all' : 'webhooks');
   const tlsFiles = cfg.server.tls;
   const certificate = tlsFiles && readCertificate(tlsFiles);
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const requestTimeout = cfg.server.requestTimeoutSec * 1000;
-    const s = serve(
-      {
-        fetch: app.fetch,
-        port: cfg.server.port,
-        hostname: cfg.server.host,
-        ...(certificate ? { createServer: createHttpsServer } : {}),
-        // Each request has a deadline (checked every second, not Node's default 30 s), so slow or
-        // idle clients cannot pile up.
-        serverOptions: {
-          requestTimeout,
-          headersTimeout: Math.min(requestTimeout, 10_000),
-          connectionsCheckingInterval: Math.min(1000, requestTimeout),
-          ...(certificate ? { cert: certificate.cert, key: certificate.key } : {}),
+  const trusted = addressMatcher(cfg.server.trustProxy);
+  const listen = (port: number, fetch: typeof app.fetch): Promise<ServerType> =>
+    new Promise<ServerType>((resolve, reject) => {
+      const requestTimeout = cfg.server.requestTimeoutSec * 1000;
+      const s = serve(
+        {
+          fetch,
+          port,
+          hostname: cfg.server.host,
+          ...(certificate ? { createServer: createHttpsServer } : {}),
+          // Each request has a deadline (checked every second, not Node's default 30 s), so slow
+          // or idle clients cannot pile up.
+          serverOptions: {
+            requestTimeout,
+            headersTimeout: Math.min(requestTimeout, 10_000),
+            connectionsCheckingInterval: Math.min(1000, requestTimeout),
+            ...(certificate ? { cert: certificate.cert, key: certificate.key } : {}),
+          },
         },
-      },
-      () => resolve(s),
-    );
-    s.once('error', reject);
-  });
+        () => resolve(s),
+      );
+      s.once('error', reject);
+      // Connections have a ceiling: beyond it new ones are refused until some close.
+      (s as Server).maxConnections = cfg.server.maxConnections;
+      limitConnections(s as Server, {
+        perAddress: cfg.server.maxConnectionsPerAddress,
+        trusted,
+        bodyIdleMs: cfg.server.bodyIdleSec * 1000,
+        onRefused: (reason) => metrics.connectionsRefused.inc({ reason }),
+      });
+    });
+  const server = await listen(cfg.server.port, app.fetch);
+  // The console and the admin API on a port of their own: connections there, however many and
+  // however slow, are not the ones webhooks need.
+  const consoleServer =
+    consolePort === undefined
+      ? undefined
+      : await listen(consolePort, makeApp('console').fetch).catch(async (err: unknown) => {
+          await new Promise((r) => server.close(r));
+          throw err;
+        });
   pipeline.start();
   delivery.start();
   closer.start();
   retention.start();
   archive.start();
-  // Connections have a ceiling: beyond it new ones are refused until some close.
-  (server as Server).maxConnections = cfg.server.maxConnections;
   const port = (server.address() as AddressInfo).port;
-  const stopWatching =
+  const listeners = consoleServer ? [server, consoleServer] : [server];
+  const watching =
     tlsFiles && certificate
-      ? reloadOnChange(server as HttpsServer, tlsFiles, certificate, log, opts.tlsCheckMs)
-      : () => {};
+      ? listeners.map((l) =>
+          reloadOnChange(l as HttpsServer, tlsFiles, certificate, log, opts.tlsCheckMs),
+        )
+      : [];
+  const stopWatching = (): void => watching.forEach((stop) => stop());
   return {
     store,
     pipeline,
@@ -470,6 +506,7 @@ export async function startRelay(
     reload,
     server,
     port,
+    ...(consoleServer ? { consolePort: (consoleServer.address() as AddressInfo).port } : {}),
     async close() {
       draining = true;
       stopWatching();
@@ -477,8 +514,10 @@ export async function startRelay(
       // server.close() closes the connections idle at that moment; one that finishes its request
       // later (a console stream just ended, a webhook answered) would otherwise stay open until
       // keep-alive runs out. Requests under way are never cut.
-      const idle = setInterval(() => (server as Server).closeIdleConnections(), 25);
-      await new Promise<void>((r) => server.close(() => r()));
+      const idle = setInterval(() => {
+        for (const l of listeners) (l as Server).closeIdleConnections();
+      }, 25);
+      await Promise.all(listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
       clearInterval(idle);
       await closer.stop();
       await retention.stop();

@@ -10,6 +10,11 @@ import { startRelay } from '../runtime.js';
 import { createLogger, logDestination } from '../telemetry/log.js';
 import { configFrom } from './util.js';
 
+/** How long a shutdown may take before the process exits anyway. */
+const STOP_TIMEOUT_MS = 10_000;
+/** How long the log's last lines may take to reach its reader at the end of a shutdown. */
+const LOG_DRAIN_MS = 2000;
+
 export async function cmdStart(o: {
   config?: string;
   init?: boolean;
@@ -19,9 +24,10 @@ export async function cmdStart(o: {
   const t0 = performance.now();
   const cfg = configFrom(values);
   const redact = new Redactor(secretsOf(cfg));
-  const log = createLogger(cfg.logLevel, logDestination(cfg.logFormat), (line) =>
-    redact.text(line),
-  );
+  const sink = logDestination(cfg.logFormat, undefined, cfg.logBufferLimit);
+  const log = createLogger(cfg.logLevel, sink, (line) => redact.text(line));
+  sink.onCaughtUp = (dropped) =>
+    log.warn({ dropped }, `${dropped} log lines were dropped: the log output was not read in time`);
   const exposed = exposedExampleTokens(cfg);
   if (exposed && !values['insecure-example-tokens']) throw exposed;
   const weak = exposedWeakSecrets(cfg);
@@ -34,6 +40,7 @@ export async function cmdStart(o: {
   const relay = await startRelay(cfg, log, {
     init: values.init,
     redact,
+    logDropped: () => sink.dropped,
     // A reload reads .env again too: a rotated token in it takes effect.
     reread: () => {
       const next = configFrom(values);
@@ -47,6 +54,7 @@ export async function cmdStart(o: {
   log.info(
     {
       port: relay.port,
+      ...(relay.consolePort !== undefined ? { consolePort: relay.consolePort } : {}),
       store: 'sqlite' in cfg.store ? displayPath(cfg.store.sqlite) : 'postgres',
       sources: cfg.sources.map((s) => `${s.name}:${s.adapter.name}`),
       startMs: Math.round(performance.now() - t0),
@@ -55,14 +63,19 @@ export async function cmdStart(o: {
   );
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    // A second signal: the operator will not wait for the drain.
+    if (stopping) process.exit(1);
     stopping = true;
     log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    // Nothing at exit waits for the log (sink.ts), so this exit always ends the process.
+    const force = setTimeout(() => process.exit(1), STOP_TIMEOUT_MS);
     force.unref();
     relay.close().then(
-      () => {
-        log.flush();
+      async () => {
+        // The last lines get a moment to reach a reader that is reading; one that is not is not
+        // waited for.
+        await sink.drained(Math.min(LOG_DRAIN_MS, Math.max(0, deadline - Date.now() - 500)));
         process.exit(0);
       },
       (err: Error) => {

@@ -65,6 +65,8 @@ export interface RelayConfig {
   sessions: { idleMs: number; maxMs: number };
   logLevel: RelayConfigParsed['log']['level'];
   logFormat: RelayConfigParsed['log']['format'];
+  /** Bytes of log output held for a slow reader (telemetry/sink.ts). */
+  logBufferLimit: number;
   adaptersDir: string;
   sources: ResolvedSource[];
   /** Targets with the type's defaults filled in. */
@@ -310,6 +312,7 @@ export function loadConfig(
     },
     logLevel: cfg.log.level,
     logFormat: cfg.log.format,
+    logBufferLimit: cfg.log.bufferLimit,
     adaptersDir,
     sources,
     targets,

@@ -260,6 +260,40 @@ export const RelayConfigSchema = z
           description:
             'Open connections at most; more are refused until some close (senders retry).',
         }),
+        maxConnectionsPerAddress: z
+          .number()
+          .int()
+          .positive()
+          .default(64)
+          .meta({
+            description:
+              'Open connections one client address may hold; more from it are refused, so that ' +
+              'one slow or greedy client cannot take the connections webhooks need. Proxies in ' +
+              'trustProxy are exempt (everyone comes through them): only maxConnections bounds them.',
+          }),
+        bodyIdleSec: z
+          .number()
+          .positive()
+          .max(3600)
+          .default(10)
+          .meta({
+            description:
+              'A request body that goes this long without a byte arriving is cut off (408), ' +
+              'rather than holding its connection until requestTimeoutSec.',
+          }),
+        consolePort: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .optional()
+          .meta({
+            description:
+              'Serve the console and the admin API (/console, /api) on this port instead, with ' +
+              'connections of its own (maxConnections each); server.port then takes webhooks, ' +
+              'links, health and metrics only, and stays serviceable while the console is busy ' +
+              'or attacked. Keep it off the internet (firewall, or a host of its own).',
+          }),
         publicUrl: z
           .url({ protocol: /^https?$/ })
           .optional()
@@ -393,6 +427,12 @@ export const RelayConfigSchema = z
               'json: a JSON object per line (for log collectors); pretty: one readable line per ' +
               'entry; auto: pretty when the output is a terminal, else json.',
           }),
+        bufferLimit: Size.default(8 * 1024 * 1024).meta({
+          description:
+            'Log output waiting for a reader that does not keep up (a full pipe) is held up to ' +
+            'this size; further lines are dropped and counted (callrelay_log_lines_dropped_total, ' +
+            'and a warning once the reader catches up) rather than stalling the relay.',
+        }),
       })
       .prefault({}),
     adapters: z.string().optional().meta({

@@ -48,6 +48,15 @@ export const ERRORS = {
   RELAY_ERR_METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed here' },
   RELAY_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body over the limit' },
   RELAY_ERR_BAD_REQUEST: { status: 400, message: 'bad request' },
+  RELAY_ERR_BODY_INCOMPLETE: {
+    status: 408,
+    message:
+      'the request body did not arrive in full: its sender stopped sending (server.bodyIdleSec) or went away',
+  },
+  RELAY_ERR_TOO_MANY_STREAMS: {
+    status: 429,
+    message: 'this console session has as many live views open as it may; close a tab',
+  },
   RELAY_ERR_ADMIN_DISABLED: {
     status: 403,
     message: 'the admin API is off: set admin.token in relay.yaml',

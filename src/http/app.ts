@@ -50,6 +50,11 @@ export interface AppOptions {
   trustProxy?: readonly string[];
   /** The relay serves TLS itself: every answer tells browsers to keep to HTTPS (HSTS). */
   hsts?: boolean;
+  /**
+   * With server.consolePort the relay listens twice: `webhooks` (server.port) leaves out the
+   * console and the admin API, `console` leaves out webhooks. Default: everything.
+   */
+  serves?: 'all' | 'webhooks' | 'console';
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -136,14 +141,29 @@ export function createApp(opts: AppOptions): Hono {
     return c.body(body, 200, { 'content-type': contentType });
   });
 
-  mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
-  mountAdmin(app, {
-    ...opts,
-    gate,
-    redact,
-    targets: opts.targets ?? [],
-  });
-  if (opts.console) mountConsole(app, opts.console, gate);
+  const serves = opts.serves ?? 'all';
+  if (serves === 'console')
+    app.all('/hooks/*', () => {
+      throw new RelayError('RELAY_ERR_NOT_FOUND', 'webhooks are received on server.port');
+    });
+  else mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
+  if (serves === 'webhooks') {
+    const elsewhere = (): never => {
+      throw new RelayError(
+        'RELAY_ERR_NOT_FOUND',
+        'the console and the admin API are on server.consolePort',
+      );
+    };
+    for (const path of ['/', '/console', '/console/*', '/api/*']) app.all(path, elsewhere);
+  } else {
+    mountAdmin(app, {
+      ...opts,
+      gate,
+      redact,
+      targets: opts.targets ?? [],
+    });
+    if (opts.console) mountConsole(app, opts.console, gate);
+  }
   if (opts.recordings) mountLinks(app, { ...opts.recordings, store });
   return app;
 }

@@ -49,18 +49,22 @@ function readNodeBody(incoming: IncomingMessage, limit: number): Promise<Buffer>
       cleanup();
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     };
-    const onError = (err: Error): void => {
+    // The sender went away or was cut for going quiet (http/connections.ts): an answer nobody
+    // reads, not an unexpected error to log.
+    const onError = (): void => {
       cleanup();
-      reject(err);
+      reject(new RelayError('RELAY_ERR_BODY_INCOMPLETE'));
     };
     const cleanup = (): void => {
       incoming.off('data', onData);
       incoming.off('end', onEnd);
       incoming.off('error', onError);
+      incoming.off('close', onError);
     };
     incoming.on('data', onData);
     incoming.on('end', onEnd);
     incoming.on('error', onError);
+    incoming.on('close', onError);
   });
 }
 

@@ -2,7 +2,8 @@
 // with the places a secret could sit redacted.
 
 import pino from 'pino';
-import pretty from 'pino-pretty';
+import { prettyFactory } from 'pino-pretty';
+import { LogSink } from './sink.js';
 
 export type Logger = pino.Logger;
 
@@ -39,20 +40,22 @@ export function createLogger(
 
 /**
  * Where log lines go: JSON on stdout, or readable lines when asked or (auto) when stdout is a
- * terminal. pino-pretty runs in this thread, after the scrub, on the JSON pino wrote.
+ * terminal, through a LogSink (sink.ts) that never waits for the reader and holds at most
+ * `limit` bytes for it. pino-pretty formats in this thread, after the scrub, the JSON pino wrote.
  */
 export function logDestination(
   format: 'auto' | 'json' | 'pretty',
   isTTY = !!process.stdout.isTTY,
-): pino.DestinationStream {
-  if (format === 'json' || (format === 'auto' && !isTTY)) return pino.destination({ sync: false });
-  return pretty({
+  limit?: number,
+): LogSink {
+  if (format === 'json' || (format === 'auto' && !isTTY)) return new LogSink({ limit });
+  const pretty = prettyFactory({
     colorize: isTTY,
     translateTime: 'SYS:HH:MM:ss.l',
     ignore: 'pid,hostname,service',
     singleLine: true,
-    sync: true,
   });
+  return new LogSink({ limit, format: (line) => pretty(line) });
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

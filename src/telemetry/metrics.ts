@@ -166,6 +166,34 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly connectionsRefused = new Counter({
+    name: 'callrelay_http_refused_total',
+    help:
+      'Connections refused because their address had server.maxConnectionsPerAddress open ' +
+      '(per_address), and requests cut because their body stopped arriving (body_idle).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** How many log lines the log's sink has dropped so far (set by readLogDrops). */
+  private logDrops: () => number = () => 0;
+
+  readonly logLinesDropped = new Counter({
+    name: 'callrelay_log_lines_dropped_total',
+    help: 'Log lines dropped because the log output was not read fast enough (log.bufferLimit).',
+    registers: [this.registry],
+    collect: () => {
+      // Counted by the sink, which exists before this registry; read at each scrape.
+      this.logLinesDropped.reset();
+      this.logLinesDropped.inc(this.logDrops());
+    },
+  });
+
+  /** Where callrelay_log_lines_dropped_total comes from (telemetry/sink.ts's count). */
+  readLogDrops(count: () => number): void {
+    this.logDrops = count;
+  }
+
   constructor(version: string, opts: { processMetrics?: boolean } = {}) {
     new Gauge({
       name: 'callrelay_build_info',

@@ -5,6 +5,7 @@
 
 import type { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import { RelayError } from '../../domain/errors.js';
 import type { Store } from '../../store/types.js';
 import { fetched, type ConsoleContext } from './kit.js';
 
@@ -18,6 +19,11 @@ const HEARTBEAT_MS = 20_000;
 const LIFETIME_MS = 60_000;
 /** With one, streams are still renewed now and then (proxies, long-lived sockets). */
 const RECYCLE_MS = 10 * 60_000;
+/**
+ * Open streams per session: enough for a few tabs; more is refused (429), not the oldest closed,
+ * since a closed stream's tab reconnects and would close another in turn.
+ */
+export const STREAMS_PER_SESSION = 5;
 
 type Listener = () => void;
 
@@ -81,11 +87,25 @@ export class ChangeFeed {
 export function mountLive(app: Hono, ctx: ConsoleContext): void {
   const feed = new ChangeFeed(ctx.opts.pipeline.store, ctx.opts.onChange);
   const { signal } = ctx.opts;
+  const open = new Map<string, number>();
 
   app.get(
     '/console/events',
-    fetched(ctx, (c) =>
-      streamSSE(c, async (stream) => {
+    fetched(ctx, (c, session) => {
+      const key = session.id;
+      const mine = open.get(key) ?? 0;
+      if (mine >= STREAMS_PER_SESSION)
+        throw new RelayError(
+          'RELAY_ERR_TOO_MANY_STREAMS',
+          `this console session has ${mine} live views open, the most it may; close a tab`,
+        );
+      open.set(key, mine + 1);
+      const release = (): void => {
+        const left = (open.get(key) ?? 1) - 1;
+        if (left > 0) open.set(key, left);
+        else open.delete(key);
+      };
+      return streamSSE(c, async (stream) => {
         let pending: NodeJS.Timeout | undefined;
         let lastSent = 0;
         const send = (): void => {
@@ -122,12 +142,13 @@ export function mountLive(app: Hono, ctx: ConsoleContext): void {
             if (signal?.aborted) resolve();
           });
         } finally {
+          release();
           stop();
           unsubscribe();
           clearInterval(heartbeat);
           clearTimeout(pending);
         }
-      }),
-    ),
+      });
+    }),
   );
 }

@@ -1,0 +1,228 @@
+// Slow clients cannot take the relay (issue 20, item 5), against a real relay on 127.0.0.1: one
+// address holding more sockets than its share cannot starve a webhook sender, headers or a body
+// dribbled in are cut, one console session cannot open live streams without end, and with
+// server.consolePort an attack on the console leaves webhooks alone. Linux lets a client bind any
+// 127.x.y.z, so attackers come from 127.0.0.2 and up, the webhook sender from 127.0.0.1.
+
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { startRelay, type Relay } from '../../src/runtime.js';
+import { sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+
+const TOKEN = sourceToken('3cx');
+
+let relay: Relay | undefined;
+const sockets: Socket[] = [];
+const streams: AbortController[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const a of streams.splice(0)) a.abort();
+  await relay?.close();
+  relay = undefined;
+});
+
+async function open(server: string): Promise<Relay> {
+  relay = await startRelay(loadConfig(writeRelayYaml(tempDir(), { server }), {}));
+  return relay;
+}
+
+/** Wait for a condition (not for a fixed time): the machine may be busy. */
+async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  for (const t0 = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 10)))
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A slowloris: connects from `from`, sends the start of a request and nothing more. Resolves once
+ * connected; `closed` tells whether the relay has let go of it since, `got` what it answered.
+ */
+function slowClient(
+  port: number,
+  from: string,
+  start = 'POST /console/sign-in HTTP/1.1\r\nHost: relay\r\n',
+): Promise<{ socket: Socket; closed: () => boolean; got: () => string }> {
+  return new Promise((resolve, reject) => {
+    let closed = false;
+    let got = '';
+    const socket = connect({ port, host: '127.0.0.1', localAddress: from }, () => {
+      socket.write(start);
+      resolve({ socket, closed: () => closed, got: () => got });
+    });
+    sockets.push(socket);
+    socket.on('data', (b: Buffer) => (got += b.toString()));
+    socket.on('error', () => {});
+    socket.on('close', () => (closed = true));
+    socket.once('error', reject);
+  });
+}
+
+/** A webhook from 127.0.0.1: its status and how long its answer took. */
+async function webhook(port: number, id: string): Promise<{ status: number; ms: number }> {
+  const t0 = performance.now();
+  const res = await fetch(`http://127.0.0.1:${port}/hooks/3cx/${TOKEN}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: `{"Event":"incoming","Callerid":"420774852629","User":"117","Id":"${id}"}`,
+  });
+  await res.arrayBuffer();
+  return { status: res.status, ms: performance.now() - t0 };
+}
+
+/** Requests the store holds, folded or not yet. */
+async function stored(r: Relay): Promise<number> {
+  return Object.values(await r.store.countInbox()).reduce((a, b) => a + b, 0);
+}
+
+describe('slow clients', () => {
+  it('one address gets its share of connections; a webhook from another is answered at once', async () => {
+    const r = await open('  maxConnections: 40\n  maxConnectionsPerAddress: 10\n');
+    // More than maxConnections: without a share per address, these alone would take them all.
+    const attack = await Promise.all(
+      Array.from({ length: 60 }, () => slowClient(r.port, '127.0.0.2')),
+    );
+    // Let go either way: over the share (50) or, with no share, over maxConnections (20).
+    await until(
+      'the relay to let go of 20 of the 60',
+      () => attack.filter((a) => a.closed()).length >= 20,
+    );
+    const hook = await webhook(r.port, '2611_slow-1');
+    expect(hook.status).toBe(200);
+    expect(hook.ms).toBeLessThan(1000);
+    expect(await stored(r)).toBe(1);
+    await until('50 of the 60 to be let go', () => attack.filter((a) => a.closed()).length >= 50);
+    expect(attack.filter((a) => !a.closed())).toHaveLength(10);
+    const metrics = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
+    expect(metrics).toMatch(/^callrelay_http_refused_total\{reason="per_address"\} 50$/m);
+  });
+
+  it('a proxy in server.trustProxy is exempt: everyone comes through it', async () => {
+    const r = await open('  trustProxy: [127.0.0.6]\n  maxConnectionsPerAddress: 3\n');
+    const proxy = await Promise.all(
+      Array.from({ length: 8 }, () => slowClient(r.port, '127.0.0.6')),
+    );
+    const other = await Promise.all(
+      Array.from({ length: 8 }, () => slowClient(r.port, '127.0.0.7')),
+    );
+    await until(
+      '5 of the other address to be refused',
+      () => other.filter((a) => a.closed()).length === 5,
+    );
+    expect(proxy.filter((a) => a.closed())).toHaveLength(0);
+  });
+
+  it('headers dribbled in a byte at a time are cut at the headers deadline', async () => {
+    // requestTimeoutSec 2: Node's headersTimeout is min(requestTimeout, 10 s).
+    const r = await open('  requestTimeoutSec: 2\n');
+    const slow = await slowClient(r.port, '127.0.0.3', 'GET /healthz HTTP/1.1\r\n');
+    const t0 = Date.now();
+    const drip = setInterval(() => slow.socket.write('X'), 200);
+    try {
+      await until('the relay to cut the dribbling client', slow.closed, 15_000);
+    } finally {
+      clearInterval(drip);
+    }
+    expect(Date.now() - t0).toBeLessThan(8000);
+    expect(slow.got()).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('a body that stops arriving is cut after bodyIdleSec; one that keeps coming is taken', async () => {
+    const r = await open('  bodyIdleSec: 0.5\n');
+    const body = `{"Event":"incoming","Callerid":"420774852629","User":"117","Id":"2611_idle-1"}`;
+    const head =
+      `POST /hooks/3cx/${TOKEN} HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n`;
+    const stalled = await slowClient(r.port, '127.0.0.4', head + body.slice(0, 10));
+    const t0 = Date.now();
+    await until('the stalled body to be cut', stalled.closed);
+    // Well before requestTimeoutSec (30 s).
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(stalled.got()).toMatch(/^HTTP\/1\.1 408/);
+    expect(stalled.got()).toContain('RELAY_ERR_BODY_INCOMPLETE');
+
+    // A byte every 25 ms, 2 s in all: longer than bodyIdleSec, never idle, so never cut.
+    const steady = await slowClient(r.port, '127.0.0.5', head);
+    for (const ch of body) {
+      steady.socket.write(ch);
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    await until('the steady body to be answered', () => steady.got().includes('\r\n\r\n'));
+    expect(steady.got()).toMatch(/^HTTP\/1\.1 200/);
+    expect(await stored(r)).toBe(1);
+  });
+});
+
+describe('live streams', () => {
+  it('one session gets at most 5; the 6th is refused, and a closed one frees its place', async () => {
+    const r = await open('');
+    const base = `http://127.0.0.1:${r.port}`;
+    const signIn = await fetch(`${base}/console/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: {
+        origin: base,
+        'sec-fetch-site': 'same-origin',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token: TOKENS.admin, next: '/console' }).toString(),
+    });
+    expect(signIn.status).toBe(303);
+    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+    const stream = async (): Promise<Response> => {
+      const a = new AbortController();
+      streams.push(a);
+      return fetch(`${base}/console/events`, { headers: { cookie }, signal: a.signal });
+    };
+    for (let i = 0; i < 5; i++) expect((await stream()).status).toBe(200);
+    const sixth = await stream();
+    expect(sixth.status).toBe(429);
+    expect(((await sixth.json()) as { error: { code: string } }).error.code).toBe(
+      'RELAY_ERR_TOO_MANY_STREAMS',
+    );
+    // A tab closed: its place is free again once the relay has seen it go.
+    streams[0]!.abort();
+    let again: Response | undefined;
+    for (let tries = 0; tries < 100 && again?.status !== 200; tries++) {
+      if (again) await again.arrayBuffer().catch(() => {});
+      again = await stream();
+      if (again.status !== 200) await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(again?.status).toBe(200);
+  });
+});
+
+describe('server.consolePort', () => {
+  it('an attack on the console port leaves webhooks on server.port answered', async () => {
+    const r = await open('  consolePort: 0\n  maxConnections: 20\n  maxConnectionsPerAddress: 2\n');
+    expect(r.consolePort).toBeGreaterThan(0);
+    // Many addresses, a few sockets each: per address they are within their share, together
+    // they fill the console port's connections.
+    const attack = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        slowClient(r.consolePort!, `127.0.1.${1 + (i % 15)}`).catch(() => undefined),
+      ),
+    );
+    await until(
+      'the console port to be full',
+      () => attack.filter((a) => a && !a.closed()).length === 20,
+    );
+
+    const hook = await webhook(r.port, '2611_console-1');
+    expect(hook.status).toBe(200);
+    expect(hook.ms).toBeLessThan(1000);
+    expect(await stored(r)).toBe(1);
+
+    // Each port serves its own part only.
+    const consoleHere = await fetch(`http://127.0.0.1:${r.port}/console`);
+    expect(consoleHere.status).toBe(404);
+    expect(await consoleHere.text()).toContain('server.consolePort');
+    for (const a of attack) a?.socket.destroy();
+    await until('the console port to be free', () => attack.every((a) => !a || a.closed()));
+    const hookThere = await fetch(`http://127.0.0.1:${r.consolePort}/hooks/3cx/${TOKEN}`, {
+      method: 'POST',
+      body: '{}',
+    });
+    expect(hookThere.status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${r.consolePort}/console/sign-in`)).status).toBe(200);
+  });
+});
