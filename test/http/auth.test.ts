@@ -45,7 +45,9 @@ describe('wrong tokens on the admin surfaces', () => {
   };
 
   it('100 wrong tokens with spoofed X-Forwarded-For from one peer lock out nobody but that peer', async () => {
-    const r = await open();
+    // All 100 at once on their own connections: above the per-address connection cap, which is a
+    // defence of its own (test/http/connections.test.ts) and would refuse some before the throttle.
+    const r = await open('  maxConnectionsPerAddress: 128\n');
     const wrong = await Promise.all(
       Array.from({ length: 100 }, (_, i) => signIn(r, `wrong-guess-${i}`, `198.51.100.${i}`)),
     );
