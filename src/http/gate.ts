@@ -6,7 +6,7 @@
 
 import type { Context } from 'hono';
 import { RelayError } from '../domain/errors.js';
-import { addressMatcher, clientAddress } from '../lib/ips.js';
+import { addressMatcher, clientAddress, clientKey } from '../lib/ips.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { peerAddress, tokenMatches } from './auth.js';
 
@@ -93,7 +93,8 @@ export class AuthGate {
   ): Promise<boolean> {
     if (tokenMatches(given, expected)) return true;
     this.metrics?.authFailures.inc({ surface });
-    const client = this.client(c);
+    // An IPv6 client by its /64: one host has the whole block to send from.
+    const client = clientKey(this.client(c));
     const now = this.now();
     const recent = (this.failures.get(client) ?? []).filter((t) => t > now - this.windowMs);
     if (recent.length >= this.perClient) {

@@ -67,3 +67,22 @@ export function clientAddress(
   }
   return client;
 }
+
+/**
+ * Whom a per-client limit counts: an IPv4 address, or an IPv6 address's /64 (one host or home is
+ * usually given a whole /64, so counting single IPv6 addresses would give it 2^64 allowances).
+ * Anything that is no address is its own key.
+ */
+export function clientKey(address: string): string {
+  const a = plainAddress(address);
+  if (isIP(a) !== 6) return a;
+  const [head = '', tail] = a.toLowerCase().replace(/%.*$/, '').split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  // An embedded dotted IPv4 tail takes two groups; it only ever sits in the last 64 bits.
+  const groups = [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}

@@ -2,7 +2,7 @@
 // sockets, and X-Forwarded-For believed only as far as trusted proxies reach.
 
 import { describe, expect, it } from 'vitest';
-import { addressMatcher, clientAddress, parseCidr } from '../../src/lib/ips.js';
+import { addressMatcher, clientAddress, clientKey, parseCidr } from '../../src/lib/ips.js';
 
 describe('address lists', () => {
   it('parses addresses and CIDR blocks of both families, and nothing else', () => {
@@ -35,5 +35,21 @@ describe('address lists', () => {
     );
     expect(clientAddress('::ffff:10.0.0.2', 'junk', proxies)).toBe('junk');
     expect(clientAddress('10.0.0.2', undefined, proxies)).toBe('10.0.0.2');
+  });
+});
+
+describe('whom a per-client limit counts', () => {
+  it('an IPv4 address as it is, an IPv6 address by its /64', () => {
+    expect(clientKey('203.0.113.7')).toBe('203.0.113.7');
+    expect(clientKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    // Every address of one /64 is one client, however it is written.
+    const keys = ['2001:db8:a:b::1', '2001:db8:a:b:ffff:1:2:3', '2001:0db8:000a:000b::9'].map(
+      clientKey,
+    );
+    expect(new Set(keys)).toEqual(new Set(['2001:db8:a:b::/64']));
+    expect(clientKey('2001:db8:a:c::1')).not.toBe(keys[0]);
+    expect(clientKey('::1')).toBe('0:0:0:0::/64');
+    expect(clientKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(clientKey('local')).toBe('local');
   });
 });
