@@ -31,6 +31,16 @@ export const recordingLinkDays = (ttlDays: number | undefined, archived: boolean
 export const linkHash = (value: string): string =>
   createHash('sha256').update(value).digest('base64url').slice(0, 16);
 
+/**
+ * Base64url as this relay writes it, and nothing else: Node's decoder skips characters it does not
+ * know and trailing padding, so `sig`, `sig=` and `sig!` would all verify, and a limit counted per
+ * link would count each spelling afresh.
+ */
+const canonical = (s: string): boolean =>
+  /^[A-Za-z0-9_-]+$/.test(s) && Buffer.from(s, 'base64url').toString('base64url') === s;
+/** An HMAC-SHA256 in base64url: 43 characters, the last of which carries 4 bits. */
+const canonicalMac = (s: string): boolean => s.length === 43 && canonical(s);
+
 const mac = (secret: string, payload: string): Buffer =>
   createHmac('sha256', secret).update(`callrelay-link.${payload}`).digest();
 
@@ -43,7 +53,8 @@ export type Verified = { ok: true; claims: LinkClaims } | { ok: false; why: 'inv
 
 export function verifyLink(secret: string, token: string, nowMs = Date.now()): Verified {
   const [payload, sig, extra] = token.split('.');
-  if (!payload || !sig || extra !== undefined) return { ok: false, why: 'invalid' };
+  if (!payload || !sig || extra !== undefined || !canonical(payload) || !canonicalMac(sig))
+    return { ok: false, why: 'invalid' };
   const want = mac(secret, payload);
   const got = Buffer.from(sig, 'base64url');
   if (got.length !== want.length || !timingSafeEqual(got, want))
@@ -76,6 +87,7 @@ export function dialSignatureOk(
   secret: string,
   q: { source: string; agent: string; until: number; sig: string },
 ): boolean {
+  if (!canonicalMac(q.sig)) return false;
   const want = Buffer.from(dialSignature(secret, q.source, q.agent, q.until), 'base64url');
   const got = Buffer.from(q.sig, 'base64url');
   return got.length === want.length && timingSafeEqual(got, want);
