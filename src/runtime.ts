@@ -20,7 +20,8 @@ import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
 import { linkHash, recordingLinkDays, signLink } from './lib/links.js';
 import { RelayError } from './domain/errors.js';
-import type { FetchedRecording } from './http/links.js';
+import { LINK_REQUESTS_PER_MINUTE, type FetchedRecording } from './http/links.js';
+import { KeyedBuckets } from './lib/buckets.js';
 import { Dialer } from './dial/service.js';
 import { mountDial } from './dial/http.js';
 import type { DeliveryError } from './targets/kit/errors.js';
@@ -425,7 +426,10 @@ export async function startRelay(
     ...(current.links
       ? {
           recordings: {
-            secret: current.links.secret,
+            // Read at each request: a reload with a new admin.token (whence the secret, unless
+            // server.urlSecret is set) signs new links with the new one; they must open.
+            secret: () => current.links?.secret ?? cfg.links!.secret,
+            perLink: new KeyedBuckets(LINK_REQUESTS_PER_MINUTE),
             fetch: (source: string, url: string, range: string | undefined) =>
               recordingForLink(recordings.get(source), source, url, range, current.archive?.dir),
           },
@@ -435,7 +439,13 @@ export async function startRelay(
   const makeApp = (serves: NonNullable<AppOptions['serves']>): ReturnType<typeof createApp> => {
     const made = createApp({ ...appOptions, serves });
     // Dial links are links: answered on every port, as recording links are.
-    if (current.links) mountDial(made, { secret: current.links.secret, dialer, redact, log });
+    if (current.links)
+      mountDial(made, {
+        secret: () => current.links?.secret ?? cfg.links!.secret,
+        dialer,
+        redact,
+        log,
+      });
     return made;
   };
   const app = makeApp(consolePort === undefined ? 'all' : 'webhooks');

@@ -18,8 +18,8 @@ import { DialRefused } from './policy.js';
 import type { Dialer } from './service.js';
 
 export interface DialPagesOptions {
-  /** The link secret (server.urlSecret, or derived from admin.token). */
-  secret: string;
+  /** The link secret now (server.urlSecret, or derived from admin.token; a reload may change it). */
+  secret: () => string;
   dialer: Dialer;
   redact: Redactor;
   log: Logger;
@@ -80,7 +80,7 @@ export function mountDial(app: Hono, o: DialPagesOptions): void {
 
   app.get('/dial', (c) =>
     guarded(c, o, () => {
-      const link = linkCheck(() => verifyDialLink(o.secret, (k) => c.req.query(k) ?? ''));
+      const link = linkCheck(() => verifyDialLink(o.secret(), (k) => c.req.query(k) ?? ''));
       const number = c.req.query('number') ?? '';
       if (!number.trim())
         throw new RelayError(
@@ -97,7 +97,7 @@ export function mountDial(app: Hono, o: DialPagesOptions): void {
       return page(
         c,
         o,
-        confirmPage(link, d.e164, d.formatted, confirmToken(o.secret, link, d.e164)),
+        confirmPage(link, d.e164, d.formatted, confirmToken(o.secret(), link, d.e164)),
       );
     }),
   );
@@ -106,10 +106,10 @@ export function mountDial(app: Hono, o: DialPagesOptions): void {
     guarded(c, o, async () => {
       linkCheck(() => sameOrigin(c));
       const form = await c.req.parseBody();
-      const link = linkCheck(() => verifyDialLink(o.secret, (k) => field(form[k])));
+      const link = linkCheck(() => verifyDialLink(o.secret(), (k) => field(form[k])));
       const number = field(form.number);
       linkCheck(() =>
-        checkConfirmToken(o.secret, link, number, {
+        checkConfirmToken(o.secret(), link, number, {
           exp: field(form.exp),
           token: field(form.token),
         }),

@@ -22,7 +22,10 @@ export interface FetchedRecording {
 }
 
 export interface LinkOptions {
-  secret: string;
+  /** The link secret now (a reload may change it: server.urlSecret, or admin.token's). */
+  secret: () => string;
+  /** Requests per link, shared by every listener (server.consolePort makes two). */
+  perLink?: KeyedBuckets;
   store: Store;
   /** The recording from the PBX, a Range passed on; throws a RelayError (gone, unavailable). */
   fetch(source: string, url: string, range: string | undefined): Promise<FetchedRecording>;
@@ -36,11 +39,11 @@ export interface LinkOptions {
 export const LINK_REQUESTS_PER_MINUTE = 60;
 
 export function mountLinks(app: Hono, o: LinkOptions): void {
-  const perLink = new KeyedBuckets(LINK_REQUESTS_PER_MINUTE);
+  const perLink = o.perLink ?? new KeyedBuckets(LINK_REQUESTS_PER_MINUTE);
   const serve = async (c: Context): Promise<Response> => {
     // The extension is for players that go by it (HubSpot wants .mp3 or .wav); the token is before.
     const token = c.req.param('file')!.replace(/\.[A-Za-z0-9]{1,5}$/, '');
-    const v = verifyLink(o.secret, token);
+    const v = verifyLink(o.secret(), token);
     if (!v.ok)
       throw new RelayError(
         v.why === 'expired' ? 'RELAY_ERR_LINK_EXPIRED' : 'RELAY_ERR_LINK_INVALID',

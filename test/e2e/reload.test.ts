@@ -2,7 +2,7 @@
 // request fails across the swap, the new sources and targets are in effect at once, and a broken
 // file changes nothing and says where it is broken.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { WebhookReceiver } from '../../src/targets/http/fake.js';
@@ -117,7 +117,13 @@ describe('reloading relay.yaml (SIGHUP)', () => {
   it('a new admin.token applies at once: the old one gets 401, its sessions end, the new one works', async () => {
     const dir = tempDir();
     const port = await freePort();
-    const file = writeRelayYaml(dir, { port });
+    // Links are signed with a secret derived from admin.token (no server.urlSecret here): a dial
+    // link made after the rotation must open on the running relay.
+    const file = writeRelayYaml(dir, {
+      port,
+      server: `  publicUrl: http://127.0.0.1:${port}\n`,
+      threecx: '    pbx:\n      url: http://127.0.0.1:9\n      key: webapi-key-1234\n',
+    });
     const original = readFileSync(file, 'utf8').replace('level: warn', 'level: info');
     writeFileSync(file, original);
     const relay = spawn(process.execPath, [MAIN, 'start', '--config', file], {
@@ -163,6 +169,14 @@ describe('reloading relay.yaml (SIGHUP)', () => {
       const old = await setup(cookie);
       expect(old.status).toBe(303);
       expect(old.headers.get('location')).toContain('/console/sign-in');
+      const link = execFileSync(
+        process.execPath,
+        [MAIN, 'dial-link', '--config', file, '--agent', '105'],
+        { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME } },
+      ).trim();
+      const page = await fetch(`${link}${encodeURIComponent('+420774852629')}`);
+      expect(page.status, await page.clone().text()).toBe(200);
+      expect(await page.text()).toContain('Call');
     } finally {
       relay.kill('SIGTERM');
       expect(await exited).toBe(0);
