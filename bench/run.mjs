@@ -1,10 +1,15 @@
-// `npm run bench`: ingest throughput and p99 of a bare Hono handler vs callrelay's durable ingest
-// with mapping (same payloads, same load generator, alternating rounds), ack latency of both at a
-// fixed 1,000 req/s with the relay's resident memory, webhook-to-CRM latency, mapping and folding
-// cost per event, the store's cost as its file grows, repeats and runaway calls
-// (bench/repeats.mjs), and cold start. Results go to stdout and .bench/last.json. BENCH_SECONDS,
-// BENCH_ROUNDS and BENCH_CONNECTIONS adjust the run; BENCH_ONLY=ingest stops after the rounds,
-// BENCH_ONLY=growth runs the store's growth alone; BENCH_GENERATOR=autocannon uses autocannon
+// `npm run bench`: ingest throughput and p99 of four servers on the same payloads, load generator
+// and HTTP stack, in rotating rounds: a bare Hono handler (bare-server.mjs, for reference), the
+// durable floor (durable-floor.mjs: the same handler storing each raw body durably with a 1 ms
+// group commit before it answers), and callrelay with the shipped defaults (log level info) and at
+// log level warn. Then ack latency at a fixed 1,000 req/s with the relay's resident memory,
+// webhook-to-CRM latency, mapping and folding cost per event, the store's cost as its file grows,
+// repeats and runaway calls (bench/repeats.mjs), and cold start. Results go to stdout and
+// .bench/last.json. The relay's ratio to the durable floor is checked against the figure recorded
+// in bench/baseline.json (which docs/performance.md quotes): more than 10% below it fails the run.
+// BENCH_SECONDS, BENCH_ROUNDS and BENCH_CONNECTIONS adjust the run; BENCH_ONLY=ingest stops after
+// the rounds, BENCH_ONLY=growth runs the store's growth alone; BENCH_RECORD=1 writes the run's
+// ratio to bench/baseline.json instead of checking it; BENCH_GENERATOR=autocannon uses autocannon
 // where wrk is installed.
 
 import { spawn } from 'node:child_process';
@@ -29,26 +34,64 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-function relayConfig(dir, port) {
+/** How far below the recorded ratio to the durable floor a run may fall before it fails. */
+const GUARD_DROP = 0.1;
+const BASELINE = join(ROOT, 'bench', 'baseline.json');
+
+/** relay.yaml in `dir`; `level` unset: the shipped default (info), as users run it. */
+function relayConfig(dir, port, level) {
   const file = join(dir, 'relay.yaml');
+  mkdirSync(dir, { recursive: true });
   writeFileSync(
     file,
-    `server: { port: ${port}, host: 127.0.0.1 }\nstore: { sqlite: ./relay.db }\nadmin: { token: bench-admin-token }\nlog: { level: warn }\nadapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n`,
+    `server: { port: ${port}, host: 127.0.0.1 }\nstore: { sqlite: ./relay.db }\nadmin: { token: bench-admin-token }\n${level ? `log: { level: ${level} }\n` : ''}adapters: ${join(ROOT, 'adapters')}\nsources:\n  - { name: 3cx, adapter: 3cx, token: ${TOKEN}, timezone: Europe/Prague, defaultCountry: CZ }\n`,
   );
   return file;
 }
 
 /** The baseline (bare-server.mjs); the caller waits for it while the relay starts too. */
 function startBare(port) {
-  return spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs')], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  return started(
+    spawn(process.execPath, [join(ROOT, 'bench', 'bare-server.mjs')], {
+      env: { ...process.env, PORT: String(port) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  );
 }
 
-/** callrelay on `port` with a fresh SQLite store in `dir`; resolves once it answers /healthz. */
-function startRelay(port, dir) {
-  return startRelayProcess(relayConfig(dir, port), { port, stderr: 'inherit' });
+/** The durable floor (durable-floor.mjs) on a fresh SQLite file in `dir`. */
+function startFloor(port, dir) {
+  return started(
+    spawn(process.execPath, [join(ROOT, 'bench', 'durable-floor.mjs')], {
+      env: { ...process.env, PORT: String(port), DB: join(dir, 'floor.db') },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  );
+}
+
+/**
+ * callrelay on `port` with a fresh SQLite store in `dir`; resolves once it answers /healthz. Its
+ * log (stdout) goes to /dev/null: the relay still formats and writes every line.
+ */
+async function startRelay(port, dir, level) {
+  // Four servers start at once on a busy machine: give the relay longer than the tests do.
+  const child = await startRelayProcess(relayConfig(dir, port, level), {
+    port,
+    stderr: 'inherit',
+    timeoutMs: 30_000,
+  });
+  return started(child);
+}
+
+/** Every server this run started, killed when it ends, however it ends. */
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+function started(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
 }
 
 /** Closed-loop throughput of the server on `port` (load.mjs picks the generator). */
@@ -226,6 +269,73 @@ function rssSampler(pid) {
 
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
+/** The docs' line that quotes bench/baseline.json; the bench checks that the two agree. */
+const QUOTE = /ratio to the durable floor recorded in `bench\/baseline\.json`: \*\*([^*]+)\*\*/;
+
+/**
+ * The regression guard: the relay's ratio to the durable floor (median of the rounds) against the
+ * figure recorded in bench/baseline.json, which docs/performance.md quotes. With BENCH_RECORD=1
+ * this run's figure is written there instead. `ok: false` fails the bench.
+ */
+function guard(results) {
+  const measured = results.summary.relayToFloor;
+  if (process.env.BENCH_RECORD === '1') {
+    const s = results.summary;
+    const recorded = {
+      ratioToFloor: measured,
+      date: results.date.slice(0, 10),
+      machine: `${results.cpus} × ${results.cpu}, Node ${results.node}, ${results.generator}`,
+      command: `BENCH_RECORD=1 BENCH_SECONDS=${DURATION} BENCH_ROUNDS=${ROUNDS} npm run bench`,
+      reqPerSec: {
+        bare: s.bareReqPerSec,
+        floor: s.floorReqPerSec,
+        relay: s.relayReqPerSec,
+        relayWarn: s.relayWarnReqPerSec,
+      },
+    };
+    writeFileSync(BASELINE, `${JSON.stringify(recorded, null, 2)}\n`);
+    return {
+      ok: true,
+      message:
+        `recorded relay/floor = ${measured} in bench/baseline.json; quote it in ` +
+        `docs/performance.md ("ratio to the durable floor recorded in \`bench/baseline.json\`: ` +
+        `**${measured}**") and commit both`,
+    };
+  }
+  const base = JSON.parse(readFileSync(BASELINE, 'utf8'));
+  const recorded = base.ratioToFloor;
+  const quoted = QUOTE.exec(readFileSync(join(ROOT, 'docs', 'performance.md'), 'utf8'))?.[1];
+  const expected = typeof recorded === 'number' ? String(recorded) : 'to be measured';
+  if (quoted !== expected)
+    return {
+      ok: false,
+      message:
+        `BENCH FAILED: docs/performance.md quotes the ratio to the durable floor as ` +
+        `"${quoted ?? '(no such line)'}" but bench/baseline.json holds ${expected}: make them agree`,
+    };
+  if (typeof recorded !== 'number')
+    return {
+      ok: true,
+      message:
+        `regression guard NOT ARMED: bench/baseline.json has no ratio to the durable floor yet ` +
+        `(this run: ${measured}); record one on a quiet machine with BENCH_RECORD=1 npm run bench`,
+    };
+  const min = +(recorded * (1 - GUARD_DROP)).toFixed(3);
+  return measured >= min
+    ? {
+        ok: true,
+        message: `regression guard: relay/floor ${measured} >= ${min} (recorded ${recorded} - 10%) ✔`,
+      }
+    : {
+        ok: false,
+        message:
+          `BENCH FAILED: the relay's ratio to the durable floor dropped to ${measured}, more than ` +
+          `10% below the ${recorded} recorded on ${base.date} (bench/baseline.json; at least ` +
+          `${min} needed). Find what made the relay's per-request work dearer, or, if the drop is ` +
+          `meant, record a new figure (BENCH_RECORD=1) and update docs/performance.md.`,
+      };
+}
+
 async function main() {
   if (process.env.BENCH_ONLY === 'growth') return console.log(JSON.stringify(await storeGrowth()));
   const dir = mkdtempSync(join(tmpdir(), 'callrelay-bench-'));
@@ -242,30 +352,55 @@ async function main() {
     rounds: ROUNDS,
   };
 
-  // Both servers up at once (an idle one costs nothing); rounds alternate a and b so that the
-  // machine's drift hits both alike, and the medians are reported.
+  // The four servers up at once (an idle one costs nothing), each relay on its own store; the
+  // order rotates from round to round so that the machine's drift hits all alike, and the medians
+  // are reported.
   const bare = startBare(19001);
-  const [relay] = await Promise.all([startRelay(19002, dir), waitHealthy(19001, { child: bare })]);
+  const floor = startFloor(19003, dir);
+  // All settled before any failure is thrown, so that no server is left starting when this exits.
+  const up = await Promise.allSettled([
+    startRelay(19002, join(dir, 'info')),
+    startRelay(19004, join(dir, 'warn'), 'warn'),
+    waitHealthy(19001, { child: bare }),
+    waitHealthy(19003, { child: floor }),
+  ]);
+  for (const u of up) if (u.status === 'rejected') throw u.reason;
+  const [relay, relayWarn] = up.map((u) => /** @type {any} */ (u).value);
   results.relayIdleRssMb = rssMb(relay.pid);
-  await throughput(19001, 0); // warm-up
-  await throughput(19002, 1_000_000); // warm-up (and a realistic, non-empty store)
+  // Warm-ups (and realistic, non-empty stores).
+  for (const port of [19001, 19003, 19002, 19004]) await throughput(port, 1_000_000);
   await fixedRate(19001, 1000, 2, 0);
   await fixedRate(19002, 1000, 2, 1_500_000);
 
+  /** @type {[string, number][]} */
+  const servers = [
+    ['bare', 19001],
+    ['floor', 19003],
+    ['relay', 19002],
+    ['relayWarn', 19004],
+  ];
   const rounds = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const a = await throughput(19001, 0);
-    const b = await throughput(19002, 2_000_000 + r * 1_000_000);
+    /** @type {Record<string, any>} */
+    const t = {};
+    for (let i = 0; i < servers.length; i++) {
+      const [name, port] = /** @type {[string, number]} */ (servers[(r + i) % servers.length]);
+      t[name] = await throughput(port, 2_000_000 + r * 1_000_000);
+    }
     // Let folding catch up before the latency runs.
     await new Promise((res) => setTimeout(res, 2000));
     const af = await fixedRate(19001, 1000, DURATION, 0);
     const rss = rssSampler(relay.pid);
     const bf = await fixedRate(19002, 1000, DURATION, 5_000_000 + r * 1_000_000);
     bf.maxRssMb = rss.stop();
+    const ratio = (x, y) => +(t[x].reqPerSec / t[y].reqPerSec).toFixed(2);
     const round = {
-      bare: a,
-      relay: b,
-      ratio: +(b.reqPerSec / a.reqPerSec).toFixed(2),
+      ...t,
+      ratio: ratio('relay', 'bare'),
+      relayToFloor: ratio('relay', 'floor'),
+      relayWarnToFloor: ratio('relayWarn', 'floor'),
+      infoToWarn: ratio('relay', 'relayWarn'),
+      floorToBare: ratio('floor', 'bare'),
       bareAt1000: af,
       relayAt1000: bf,
     };
@@ -273,39 +408,65 @@ async function main() {
     rounds.push(round);
   }
   bare.kill('SIGKILL');
+  floor.kill('SIGKILL');
   relay.kill('SIGTERM');
+  relayWarn.kill('SIGTERM');
   results.rounds = rounds;
+  const med = (f) => median(rounds.map(f));
   results.summary = {
-    bareReqPerSec: median(rounds.map((r) => r.bare.reqPerSec)),
-    relayReqPerSec: median(rounds.map((r) => r.relay.reqPerSec)),
-    ratio: median(rounds.map((r) => r.ratio)),
+    bareReqPerSec: med((r) => r.bare.reqPerSec),
+    floorReqPerSec: med((r) => r.floor.reqPerSec),
+    relayReqPerSec: med((r) => r.relay.reqPerSec),
+    relayWarnReqPerSec: med((r) => r.relayWarn.reqPerSec),
+    ratio: med((r) => r.ratio),
+    relayToFloor: med((r) => r.relayToFloor),
+    relayWarnToFloor: med((r) => r.relayWarnToFloor),
+    infoToWarn: med((r) => r.infoToWarn),
+    floorToBare: med((r) => r.floorToBare),
+    p99ms: {
+      bare: med((r) => r.bare.p99ms),
+      floor: med((r) => r.floor.p99ms),
+      relay: med((r) => r.relay.p99ms),
+      relayWarn: med((r) => r.relayWarn.p99ms),
+    },
     bareAt1000: {
-      p50ms: median(rounds.map((r) => r.bareAt1000.p50ms)),
-      p99ms: median(rounds.map((r) => r.bareAt1000.p99ms)),
+      p50ms: med((r) => r.bareAt1000.p50ms),
+      p99ms: med((r) => r.bareAt1000.p99ms),
     },
     relayAt1000: {
-      p50ms: median(rounds.map((r) => r.relayAt1000.p50ms)),
-      p99ms: median(rounds.map((r) => r.relayAt1000.p99ms)),
+      p50ms: med((r) => r.relayAt1000.p50ms),
+      p99ms: med((r) => r.relayAt1000.p99ms),
       maxRssMb: Math.max(...rounds.map((r) => r.relayAt1000.maxRssMb)),
     },
-    generatorAt1000LateP99ms: median(rounds.map((r) => r.relayAt1000.lateP99ms)),
+    generatorAt1000LateP99ms: med((r) => r.relayAt1000.lateP99ms),
     generatorCpu: {
-      bare: median(rounds.map((r) => r.bare.generatorCpu)),
-      relay: median(rounds.map((r) => r.relay.generatorCpu)),
+      bare: med((r) => r.bare.generatorCpu),
+      floor: med((r) => r.floor.generatorCpu),
+      relay: med((r) => r.relay.generatorCpu),
+      relayWarn: med((r) => r.relayWarn.generatorCpu),
     },
   };
   console.log('\nmedians:', JSON.stringify(results.summary));
   const sum = results.summary;
+  const rps = (n) => n.toLocaleString('en-US');
   console.log(
-    `generator ${generator}, its CPU ${sum.generatorCpu.bare} (bare) / ${sum.generatorCpu.relay} ` +
-      `(relay) cores; ratio b/a = ${sum.ratio} (target >= 0.60); ack p99 at 1000 req/s = ` +
-      `${sum.relayAt1000.p99ms} ms (target <= 3 ms; bare Hono: ${sum.bareAt1000.p99ms} ms; the ` +
-      `generator's own lateness p99 ${sum.generatorAt1000LateP99ms} ms); relay RSS idle ` +
-      `${results.relayIdleRssMb} MB, at 1000 req/s up to ${sum.relayAt1000.maxRssMb} MB ` +
-      `(target <= 120 MB)`,
+    `req/s (median of ${ROUNDS} rounds, ${generator}, ${CONNECTIONS} connections, ${DURATION} s): ` +
+      `bare ${rps(sum.bareReqPerSec)}, durable floor ${rps(sum.floorReqPerSec)}, relay (info, ` +
+      `the shipped default) ${rps(sum.relayReqPerSec)}, relay (warn) ${rps(sum.relayWarnReqPerSec)}\n` +
+      `relay/floor = ${sum.relayToFloor} (goal >= 0.75), relay (warn)/floor = ` +
+      `${sum.relayWarnToFloor}, info/warn = ${sum.infoToWarn} (target >= 0.90: the per-webhook ` +
+      `line costs under 10%), floor/bare = ${sum.floorToBare}, relay/bare = ${sum.ratio}\n` +
+      `generator CPU ${sum.generatorCpu.bare} (bare) / ${sum.generatorCpu.floor} (floor) / ` +
+      `${sum.generatorCpu.relay} (relay) cores; ack p99 at 1000 req/s = ` +
+      `${sum.relayAt1000.p99ms} ms (bare Hono: ${sum.bareAt1000.p99ms} ms; the generator's own ` +
+      `lateness p99 ${sum.generatorAt1000LateP99ms} ms); relay RSS idle ` +
+      `${results.relayIdleRssMb} MB, at 1000 req/s up to ${sum.relayAt1000.maxRssMb} MB`,
   );
+  results.guard = guard(results);
+  console.log(results.guard.message);
+  if (!results.guard.ok) process.exitCode = 1;
 
-  if (process.env.BENCH_ONLY === 'ingest') return;
+  if (process.env.BENCH_ONLY === 'ingest') return save(results, dir);
   results.crmLatency = await crmLatency({ root: ROOT, seconds: DURATION });
   console.log(
     'webhook in -> CRM request (HubSpot fake answering at once, 200 calls/s):',
@@ -338,6 +499,12 @@ async function main() {
     '(target < 1000 ms)',
   );
 
+  save(results, dir);
+  // Said again at the end, where it is seen.
+  if (!results.guard.ok) console.error(`\n${results.guard.message}`);
+}
+
+function save(results, dir) {
   mkdirSync(join(ROOT, '.bench'), { recursive: true });
   writeFileSync(join(ROOT, '.bench', 'last.json'), `${JSON.stringify(results, null, 2)}\n`);
   rmSync(dir, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 // requests with the bodies the CRM would have got.
 
 import { deliveryBadge } from '../domain/delivery.js';
+import { deliveriesWithAttempts } from '../store/delivery-views.js';
 import type { CallRow, DeliveryRow, Store } from '../store/types.js';
 import { configFrom, printTable, withStore } from './util.js';
 
@@ -79,21 +80,18 @@ async function showCall(
   const rows = await store.getCalls(callId, values.source);
   if (!rows.length)
     throw new Error(`no call "${callId}"${values.source ? ` from ${values.source}` : ''}`);
-  const deliveries = await store.deliveriesOf(
+  const deliveries = await deliveriesWithAttempts(
+    store,
     rows.map((r) => ({ source: r.record.source, callId: r.record.callId })),
+    SHOWN_ATTEMPTS,
   );
   if (values.json) {
-    const out = [];
-    for (const r of rows) {
-      const mine = deliveries.filter((d) => d.source === r.record.source);
-      const withAttempts = [];
-      for (const d of mine)
-        withAttempts.push({
-          ...d,
-          attempts: await store.listAttempts({ deliveryId: d.id, limit: SHOWN_ATTEMPTS }),
-        });
-      out.push({ record: r.record, deliveries: withAttempts });
-    }
+    const out = rows.map((r) => ({
+      record: r.record,
+      deliveries: deliveries
+        .filter((x) => x.delivery.source === r.record.source)
+        .map((x) => ({ ...x.delivery, attempts: x.attempts })),
+    }));
     return printJson(out);
   }
   for (const r of rows) {
@@ -101,14 +99,12 @@ async function showCall(
       [callLine(() => '')(r)].map(({ delivery: _, ...rest }) => rest),
       '',
     );
-    const mine = deliveries.filter((d) => d.source === r.record.source);
+    const mine = deliveries.filter((x) => x.delivery.source === r.record.source);
     if (!mine.length) process.stdout.write('\nno deliveries (no route sends this call anywhere)\n');
-    for (const d of mine) {
+    for (const { delivery: d, attempts: newest } of mine) {
       process.stdout.write(`\n${badge(d)}${d.lastError ? `  last error: ${d.lastError}` : ''}\n`);
       // Oldest first, as the requests were made.
-      const attempts = (
-        await store.listAttempts({ deliveryId: d.id, limit: SHOWN_ATTEMPTS })
-      ).reverse();
+      const attempts = [...newest].reverse();
       for (const a of attempts) {
         const http = a.method ? `${a.method} ${a.path ?? ''} -> ${a.status ?? 'no answer'}` : '';
         process.stdout.write(

@@ -17,6 +17,7 @@ import type {
   InboxRow,
 } from '../store/types.js';
 import { backfillAll } from '../store/backfill.js';
+import { deliveriesWithAttempts } from '../store/delivery-views.js';
 import { bearer } from './auth.js';
 import type { AuthGate } from './gate.js';
 import type { ConsoleTarget } from './console/types.js';
@@ -228,15 +229,15 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
 
   app.get('/api/calls/:callId/deliveries', async (c) => {
     const call = await oneCall(c);
-    const rows = await store.deliveriesOf([
-      { source: call.record.source, callId: call.record.callId },
-    ]);
-    const limit = intParam(c, 'attempts', 50, 0, 1000);
-    const out = [];
-    for (const d of rows) {
-      const attempts = limit ? await store.listAttempts({ deliveryId: d.id, limit }) : [];
-      out.push({ ...deliveryView(d), attempts: attempts.map(attemptView) });
-    }
+    const rows = await deliveriesWithAttempts(
+      store,
+      [{ source: call.record.source, callId: call.record.callId }],
+      intParam(c, 'attempts', 50, 0, 1000),
+    );
+    const out = rows.map((r) => ({
+      ...deliveryView(r.delivery),
+      attempts: r.attempts.map(attemptView),
+    }));
     return send(c, { deliveries: out });
   });
 

@@ -3,12 +3,16 @@
 // outcome, and no configured secret survives into a row or an API answer even when the CRM
 // echoes one back. Runs a real relay against the fake HubSpot.
 
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { readFlow } from '../../src/flows.js';
+import { createApp } from '../../src/http/app.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
 import {
   ADAPTERS,
@@ -42,7 +46,16 @@ interface DeliveryView {
   retrying: boolean;
   attempts: Attempt[];
   crm: { id: string; url: string | null } | null;
+  remote: { pendingCreate?: { at: string } };
 }
+
+/**
+ * The command line's output. Not execFileSync: that would stop the relay under test, which runs in
+ * this process, for as long as the command takes, and a keep-alive connection that timed out
+ * meanwhile was then reset under the next request.
+ */
+const cli = async (...args: string[]): Promise<string> =>
+  (await promisify(execFile)(process.execPath, [MAIN, ...args], { encoding: 'utf8' })).stdout;
 
 describe('delivery attempts', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -50,7 +63,7 @@ describe('delivery attempts', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function open(): Promise<{
+  async function open(backoff = { baseMs: 40, maxMs: 80 }): Promise<{
     hs: FakeHubspot;
     relay: Relay;
     config: string;
@@ -64,7 +77,7 @@ describe('delivery attempts', () => {
       more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    portalId: 4242\n    searchLagSec: 0.3\n`,
     });
     const relay = await startRelay(loadConfig(config, {}), undefined, {
-      delivery: { pollMs: 20, backoff: { baseMs: 40, maxMs: 80 } },
+      delivery: { pollMs: 20, backoff },
     });
     cleanup.push(
       () => hs.close(),
@@ -135,7 +148,10 @@ describe('delivery attempts', () => {
   });
 
   it('a run that gives up says why, when it retries next, and keeps secrets out', async () => {
-    const { hs, relay, config } = await open();
+    // The first run's retry is half a minute away, so that what is read below is that run's end.
+    // With a quick backoff the next runs went on meanwhile: the next one only waits for HubSpot's
+    // search lag (no status, no token in its error), so each answer read a different run.
+    const { hs, relay, config } = await open({ baseMs: 60_000, maxMs: 60_000 });
     // Every create fails until healed: the run ends "retry" with the next try.
     for (let i = 0; i < 200; i++)
       hs.faults.push({
@@ -175,9 +191,7 @@ describe('delivery attempts', () => {
     };
     expect(listed.deliveries.map((x) => x.id)).toEqual([d!.id]);
     // The command line says the same: retrying, the next try, and why.
-    const table = execFileSync(process.execPath, [MAIN, 'deliveries', '--config', config], {
-      encoding: 'utf8',
-    });
+    const table = await cli('deliveries', '--config', config);
     expect(table).toMatch(
       new RegExp(
         `${d!.id}\\s+hubspot\\s+3cx\\s+${CALL}\\s+retrying \\(\\d+ failed\\), next .* 500`,
@@ -185,13 +199,102 @@ describe('delivery attempts', () => {
     );
     expect(table).not.toContain(HS_TOKEN);
 
+    // Healed: the next try, brought forward once the lost create can be looked for (searchLagSec),
+    // finds nothing and creates the call.
     hs.faults.splice(0);
+    const [before] = await deliveries(relay);
+    const lostAt = Date.parse(before!.remote.pendingCreate!.at);
+    while (Date.now() < lostAt + 300) await new Promise((r) => setTimeout(r, 20));
+    const retried = await api(relay, `/api/deliveries/${d!.id}/retry`, { method: 'POST' });
+    expect(((await retried.json()) as { retried: number }).retried).toBe(1);
     await settleDeliveries(relay);
     expect(hs.calls.size).toBe(1);
-    const calls = execFileSync(process.execPath, [MAIN, 'calls', '--config', config], {
-      encoding: 'utf8',
-    });
+    const calls = await cli('calls', '--config', config);
     expect(calls).toMatch(new RegExp(`${CALL}\\s.*hubspot:delivered`));
+    // And the call alone: its delivery, then every request of it, oldest first.
+    const one = await cli('calls', CALL, '--config', config);
+    expect(one).toMatch(/hubspot:delivered\n[^]*retry +creating the call[^]*delivered +creating/);
+    expect(one).not.toContain(HS_TOKEN);
+  });
+
+  it('never shows a delivery older than the attempts listed with it', async () => {
+    // A run of the engine ends while an answer is being read: its failure commits at the moment
+    // the attempts are read, through a store that hands every call to the real one. Reading the
+    // delivery before its attempts showed the run's retry next to a delivery not failed yet
+    // ("retrying: false"), as the test above did now and then when its poll met a run's end.
+    const dir = tempDir();
+    const cfg = loadConfig(
+      writeRelayYaml(dir, {
+        more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n`,
+      }),
+      {},
+    );
+    const real = new SqliteStore(join(dir, 'relay.db'), { routing: cfg.routing });
+    let runEnds: (() => Promise<void>) | undefined;
+    const store = new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'listAttempts')
+          return async (q: Parameters<SqliteStore['listAttempts']>[0]) => {
+            const end = runEnds;
+            runEnds = undefined;
+            await end?.();
+            return target.listAttempts(q);
+          };
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const pipeline = new Pipeline(store, cfg.sources);
+    const app = createApp({ pipeline, bodyLimit: 1 << 20, adminToken: TOKENS.admin });
+    cleanup.push(async () => {
+      await pipeline.stop();
+      await real.close();
+    });
+    for (const r of flow.requests) {
+      if (r.direction === 'to-pbx') continue;
+      const path = `/hooks/3cx/${TOKENS.threecx}`;
+      const res =
+        r.method === 'GET'
+          ? await app.request(`${path}?${(r.query ?? '').replace(/ /g, '%20')}`)
+          : await app.request(path, {
+              method: r.method,
+              headers: r.contentType ? { 'content-type': r.contentType } : {},
+              body: r.body ?? '',
+            });
+      expect(res.status).toBe(200);
+    }
+    await pipeline.drain();
+    const [due] = await real.deliveriesOf([{ source: '3cx', callId: CALL }]);
+    await real.retryDeliveries([due!.id]); // due now, whatever its settle window
+    const [job] = await real.claimDeliveries({ limit: 1, owner: 'engine-a', leaseMs: 60_000 });
+    const retryAt = new Date(Date.now() + 60_000).toISOString();
+    const error = 'creating the call: HubSpot answered 500';
+    runEnds = () =>
+      real.finishDelivery(job!.id, 'engine-a', { ok: false, dead: false, retryAt, error }, [
+        {
+          operation: 'creating the call',
+          method: 'POST',
+          path: '/crm/v3/objects/calls',
+          startedAt: new Date().toISOString(),
+          durationMs: 5,
+          status: 500,
+          requestId: null,
+          result: 'retry',
+          error,
+          retryAt,
+          sent: null,
+        },
+      ]);
+
+    const res = await app.request(`/api/calls/${CALL}/deliveries?source=3cx`, {
+      headers: { authorization: `Bearer ${TOKENS.admin}` },
+    });
+    expect(res.status).toBe(200);
+    const [d] = ((await res.json()) as { deliveries: DeliveryView[] }).deliveries;
+    expect(runEnds, 'the run ended while the answer was read').toBeUndefined();
+    expect(d!.attempts.map((a) => a.result)).toEqual(['retry']);
+    expect(d!.state).toBe('due');
+    expect(d!.retrying).toBe(true);
   });
 
   it('deliver again updates the same CRM object; retry now brings a waiting try forward', async () => {
