@@ -336,6 +336,14 @@ export async function startRelay(
     // A new admin token applies to the next request, and every session made under the old one
     // ends (their stored ids were keyed by it).
     auth.set(gateSettings(next));
+    if (next.adminToken !== current.adminToken) {
+      // Unfindable already here; deleted so that instances sharing the store which have not yet
+      // reloaded (PostgreSQL) refuse them too, and that the old token brought back revives none.
+      const end = '9999-12-31T23:59:59.999Z';
+      await store.pruneSessions({ now: end, idleSince: end }).catch((err: Error) => {
+        log.warn({ err: redact.text(err.message) }, 'ending the console sessions failed');
+      });
+    }
     recordings.clear();
     for (const s of next.sources) recordings.set(s.name, s.recordings);
     delivery.setTargets(nextTargets);

@@ -113,7 +113,8 @@ export function tokenWeakness(token: string): string | undefined {
   if (token.length < 24) return `it has ${token.length} characters, fewer than 24`;
   if (new Set(token).size < 8) return 'it has fewer than 8 different characters';
   const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/].filter((r) => r.test(token));
-  if (classes.length < 2) return 'it is all one kind of character (only letters, or digits)';
+  if (classes.length < 2)
+    return 'it is all one kind of character (only lower-case letters, only capitals, or only digits)';
   return undefined;
 }
 

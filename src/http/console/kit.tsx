@@ -298,7 +298,8 @@ export const fetched =
   (ctx: ConsoleContext, handler: PageHandler) =>
   async (c: Context): Promise<Response> => {
     try {
-      const session = await ctx.sessions.current(c);
+      // Fetched by a page on its own (live updates): not a use of the session.
+      const session = await ctx.sessions.current(c, { touch: false });
       if (!session)
         throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'the console session has ended: sign in');
       return await handler(c, session);

@@ -15,6 +15,8 @@ const POLL_MS = 2000;
 const THROTTLE_MS = 300;
 /** Comments keep proxies from closing a quiet stream. */
 const HEARTBEAT_MS = 20_000;
+/** How often an open stream looks whether its session still holds (sign-out, idle, new token). */
+export const SESSION_CHECK_MS = 5000;
 /** Without a shutdown signal a stream ends after this, so that a shutdown never waits longer. */
 const LIFETIME_MS = 60_000;
 /** With one, streams are still renewed now and then (proxies, long-lived sockets). */
@@ -127,11 +129,22 @@ export function mountLive(app: Hono, ctx: ConsoleContext): void {
           HEARTBEAT_MS,
         );
         let stop: () => void = () => {};
+        let endNow: () => void = () => {};
+        // A stream is no request: without this a sign-out would leave it open until it recycles.
+        const sessionCheck = setInterval(() => {
+          ctx.sessions.current(c, { touch: false }).then(
+            (still) => {
+              if (!still) endNow();
+            },
+            () => {},
+          );
+        }, SESSION_CHECK_MS);
         try {
           // The browser reconnects after `retry` ms when the stream ends.
           await stream.writeSSE({ event: 'ready', data: '', retry: 2000 });
           await new Promise<void>((resolved) => {
             const resolve = (): void => resolved();
+            endNow = resolve;
             const end = setTimeout(resolve, signal ? RECYCLE_MS : LIFETIME_MS);
             stop = () => {
               clearTimeout(end);
@@ -146,6 +159,7 @@ export function mountLive(app: Hono, ctx: ConsoleContext): void {
           stop();
           unsubscribe();
           clearInterval(heartbeat);
+          clearInterval(sessionCheck);
           clearTimeout(pending);
         }
       });

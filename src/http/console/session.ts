@@ -106,8 +106,12 @@ export class Sessions {
     return raw && /^[\w-]{43}$/.test(raw) ? raw : undefined;
   }
 
-  /** The request's session, if its cookie names one in the store that has not ended. */
-  async current(c: Context): Promise<Session | undefined> {
+  /**
+   * The request's session, if its cookie names one in the store that has not ended. `touch:
+   * false` for what a page does by itself (live updates, their fetches): that is no one using it,
+   * and must not hold off the idle timeout.
+   */
+  async current(c: Context, opts: { touch?: boolean } = {}): Promise<Session | undefined> {
     const secret = this.secretOf(c);
     if (!secret || !this.gate.settings.adminToken) return undefined;
     const { id } = this.sessionOf(secret, 0);
@@ -119,7 +123,8 @@ export class Sessions {
     const expiry = Math.min(Date.parse(row.expiresAt), Date.parse(row.createdAt) + sessionMaxMs);
     const seen = Date.parse(row.lastSeenAt);
     if (now >= expiry || now - seen >= sessionIdleMs) return undefined;
-    if (now - seen >= TOUCH_MS) await this.store.touchSession(id, new Date(now).toISOString());
+    if (opts.touch !== false && now - seen >= TOUCH_MS)
+      await this.store.touchSession(id, new Date(now).toISOString());
     return this.sessionOf(secret, expiry);
   }
 
