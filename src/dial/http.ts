@@ -18,7 +18,7 @@ import { DialRefused } from './policy.js';
 import type { Dialer } from './service.js';
 
 export interface DialPagesOptions {
-  /** The link secret now (server.urlSecret, or derived from admin.token; a reload may change it). */
+  /** The link secret now (server.urlSecret, or admin.token's; a reload may change it). */
   secret: () => string;
   dialer: Dialer;
   redact: Redactor;
