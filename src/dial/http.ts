@@ -10,7 +10,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { html } from 'hono/html';
 import { RelayError, type ErrorCode } from '../domain/errors.js';
 import type { Redactor } from '../lib/redact.js';
-import { CSP } from '../http/console/index.js';
+import { CSP } from '../http/origin.js';
 import { sameOrigin } from '../http/origin.js';
 import type { Logger } from '../telemetry/log.js';
 import { checkConfirmToken, confirmToken, verifyDialLink, type DialLink } from './links.js';

@@ -1,6 +1,6 @@
 // Where a browser says a request comes from. State-changing posts from the relay's own pages (the
 // console's forms, a dial link's "Call" button) must come from a page of this origin, so that no
-// other site can make a visitor's browser post them.
+// other site can make a visitor's browser post them. And the policy those pages are served with.
 
 import type { Context } from 'hono';
 import { RelayError } from '../domain/errors.js';
@@ -42,3 +42,16 @@ export function sameOrigin(c: Context): void {
   if (site !== 'same-origin')
     throw new RelayError('RELAY_ERR_CSRF', 'refused: the request does not say where it came from');
 }
+
+/** The Content-Security-Policy of every page the relay serves (console, dial links). */
+export const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "media-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');

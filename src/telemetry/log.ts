@@ -34,7 +34,8 @@ export function createLogger(
       redact: { paths: REDACT, censor: '[redacted]' },
       ...(scrub ? { hooks: { streamWrite: scrub } } : {}),
     },
-    destination ?? pino.destination({ sync: false }),
+    // Never pino.destination: its flush at exit can wait for ever on a full pipe (sink.ts).
+    destination ?? new LogSink(),
   );
 }
 

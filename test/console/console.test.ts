@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { secretsOf } from '../../src/config/secrets.js';
 import type { RawRequest } from '../../src/domain/request.js';
 import { createApp } from '../../src/http/app.js';
-import { CSP } from '../../src/http/console/index.js';
+import { CSP } from '../../src/http/origin.js';
 import { ChangeFeed } from '../../src/http/console/live.js';
 import { AuthGate, SESSION_DEFAULTS } from '../../src/http/gate.js';
 import type { ConsoleOptions } from '../../src/http/console/types.js';

@@ -6,6 +6,7 @@
 import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { RelayError } from '../../domain/errors.js';
+import { CSP } from '../origin.js';
 import { mountAssets } from './assets.js';
 import { mountCall } from './call.js';
 import { mountCalls } from './calls.js';
@@ -17,18 +18,6 @@ import { Sessions } from './session.js';
 import { mountSetup } from './setup.js';
 import { disabledPage, mountSignIn } from './sign-in.js';
 import type { ConsoleOptions } from './types.js';
-
-export const CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "media-src 'self'",
-  "connect-src 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
 
 /** Console forms are a few fields; anything bigger is not one of them. */
 const MAX_FORM = 64 * 1024;
