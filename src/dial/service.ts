@@ -6,7 +6,7 @@
 // originatedBy says who placed it. Every outcome is counted in callrelay_dial_total.
 
 import { RelayError } from '../domain/errors.js';
-import type { NumberType } from '../domain/dial.js';
+import type { DialRequest, DialResult, NumberType } from '../domain/dial.js';
 import { KeyedBuckets } from '../lib/buckets.js';
 import { makecall, MakecallError, type MakecallSettings } from '../pbx/makecall.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
@@ -26,22 +26,6 @@ export interface DialSource {
   name: string;
   defaultCountry?: string | undefined;
   pbx?: MakecallSettings | undefined;
-}
-
-export interface DialRequest {
-  source: string;
-  agent: string;
-  number: string;
-  /** Who placed it, as the call's originatedBy will say: "api:admin", "link:105". */
-  by: string;
-}
-
-export interface DialResult {
-  chid: string;
-  /** The stored request holding the PBX's answer. */
-  id: number;
-  /** The number as dialled (E.164). */
-  number: string;
 }
 
 export interface DialerOptions {

@@ -4,6 +4,7 @@
 
 import type { Context, Hono } from 'hono';
 import { deliveryBadge } from '../domain/delivery.js';
+import type { DialRequest, DialResult } from '../domain/dial.js';
 import { RelayError } from '../domain/errors.js';
 import type { InboxState } from '../domain/inbox.js';
 import type { Redactor } from '../lib/redact.js';
@@ -21,22 +22,6 @@ import { deliveriesWithAttempts } from '../store/delivery-views.js';
 import { bearer } from './auth.js';
 import type { AuthGate } from './gate.js';
 import type { ConsoleTarget } from './console/types.js';
-
-export interface DialRequest {
-  source: string;
-  agent: string;
-  number: string;
-  /** Who placed it, as the call's originatedBy will say: "api:admin", "cli:jana". */
-  by: string;
-}
-
-export interface DialResult {
-  chid: string;
-  /** The stored request holding the PBX's answer. */
-  id: number;
-  /** The number as dialled (E.164). */
-  number: string;
-}
 
 /** A call as the API shows it: the record, and what the store knows about it. */
 const callView = (r: CallRow): Record<string, unknown> => ({

@@ -2,6 +2,7 @@
 // imports targets, config or the engine; it gets these functions instead.
 
 import type { RemoteState } from '../../domain/delivery.js';
+import type { DialRequest, DialResult } from '../../domain/dial.js';
 import type { Redactor } from '../../lib/redact.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
 import type { Logger } from '../../telemetry/log.js';
@@ -42,10 +43,7 @@ export interface ConsoleOptions {
    * Click-to-call (sources with pbx:): the PBX rings the agent, then dials the number; `canDial`
    * says which sources can.
    */
-  dial?: (req: { source: string; agent: string; number: string; by: string }) => Promise<{
-    chid: string;
-    number: string;
-  }>;
+  dial?: (req: DialRequest) => Promise<DialResult>;
   canDial?: (source: string) => boolean;
   /** callrelay's version (package.json). */
   version: string;
