@@ -281,6 +281,27 @@ export const RelayConfigSchema = z
               'A request body that goes this long without a byte arriving is cut off (408), ' +
               'rather than holding its connection until requestTimeoutSec.',
           }),
+        bodyMinRate: z
+          .number()
+          .int()
+          .min(0)
+          .default(500)
+          .meta({
+            description:
+              'Bytes a second a request body must average, after a grace of bodyIdleSec, or it is ' +
+              'cut off (408): a body dribbled a byte a second never goes idle, but is cut by ' +
+              'this. 0: no minimum. The default is far below any real link.',
+          }),
+        webhookReserve: z
+          .union([z.number().int().min(0), z.string().regex(/^(100|[1-9]?\d)%$/)])
+          .default('25%')
+          .meta({
+            description:
+              'Of maxConnections, how many (a count, or a share such as "25%") only webhooks ' +
+              '(/hooks/...) and /healthz, /readyz may use: beyond maxConnections minus this, ' +
+              'any other request is answered 503 (RELAY_ERR_BUSY) and its connection closed, so ' +
+              'clients of the console cannot take every connection. 0: no reserve.',
+          }),
         consolePort: z
           .number()
           .int()
