@@ -256,10 +256,17 @@ export const RelayConfigSchema = z
             "source's allowIps and the throttle of wrong admin tokens; from any other peer the " +
             'header is ignored. Default: none.',
         }),
-        maxConnections: z.number().int().positive().default(512).meta({
-          description:
-            'Open connections at most; more are refused until some close (senders retry).',
-        }),
+        maxConnections: z
+          .number()
+          .int()
+          .positive()
+          .default(512)
+          .meta({
+            description:
+              'Open connections at most. When all are taken, a new one takes the place of one ' +
+              'that has gone over a second without a request (headers dribbling in, or idle), ' +
+              'or is refused (senders retry).',
+          }),
         maxConnectionsPerAddress: z
           .number()
           .int()

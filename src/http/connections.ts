@@ -1,18 +1,23 @@
 // Limits below the app, on the Node server itself, so that slow or greedy clients cannot take
 // the connections webhooks need (issue 20, item 5): at most server.maxConnectionsPerAddress open
 // connections per client (an IPv4 address or an IPv6 /64; trusted proxies, which everyone comes
-// through, are exempt and bounded by server.maxConnections only); the last
-// server.webhookReserve connections serve webhooks (and health probes) only; and a request body
-// that stops arriving for server.bodyIdleSec, or arrives slower than server.bodyMinRate on
-// average, is cut with 408 rather than held until the whole request's deadline. Headers have
-// their own deadline already (Node's headersTimeout, set in runtime.ts).
+// through, are exempt and bounded by server.maxConnections only); with every connection taken, a
+// newcomer takes the place of one that has held its place a while without a request (headers
+// still dribbling in, or idle); the last server.webhookReserve connections serve webhooks (and
+// health probes) only; and a request body that stops arriving for server.bodyIdleSec, or
+// arrives slower than server.bodyMinRate on average, is cut with 408 rather than held until the
+// whole request's deadline. Headers have their own deadline too (Node's headersTimeout, set in
+// runtime.ts).
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { RelayError } from '../domain/errors.js';
 import { clientKey } from '../lib/ips.js';
 
-export type RefusedReason = 'per_address' | 'body_idle' | 'body_slow' | 'reserved';
+export type RefusedReason = 'per_address' | 'body_idle' | 'body_slow' | 'reserved' | 'evicted';
+
+/** How long a socket may hold its place without a request before a newcomer may take it. */
+const IDLE_EVICT_MS = 1000;
 
 export interface ConnectionLimits {
   /** Open connections one client (IPv4 address, IPv6 /64) may hold. */
@@ -23,7 +28,7 @@ export interface ConnectionLimits {
   bodyIdleMs: number;
   /** Bytes a second a body must average after its grace (0: no minimum). */
   bodyMinRate: number;
-  /** Open connections at most (Node refuses more at accept). */
+  /** Open connections at most: a newcomer beyond takes an idle one's place, or is refused. */
   maxConnections: number;
   /** Of maxConnections, how many only webhooks (and health probes) may use. */
   reserve: number;
@@ -74,28 +79,69 @@ export function limitConnections(
   onRefused?: (reason: RefusedReason) => void,
 ): ConnectionLimiter {
   const limits = { ...initial };
-  server.maxConnections = limits.maxConnections;
-  let connections = 0;
+  // Node's own ceiling would drop a newcomer before anyone sees it; the ceiling is kept here
+  // instead, so that a newcomer can take the place of a socket that holds one without using it.
+  server.maxConnections = Number.POSITIVE_INFINITY;
+  const live = new Set<Socket>();
+  // Sockets with no request under way (headers not yet in, or idle between requests), oldest
+  // first, and since when; a TLS request's socket is found by its peer's address and port.
+  const waiting = new Map<Socket, number>();
+  const byPeer = new Map<string, Socket>();
+  const peerOf = (s: Socket): string => `${s.remoteAddress}|${s.remotePort}`;
   const open = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
-    connections++;
-    socket.once('close', () => connections--);
+    // Over its client's share: refused before it counts for anything (or takes anyone's place).
     const address = socket.remoteAddress ?? '';
-    if (limits.trusted(address)) return;
-    const key = clientKey(address);
-    const n = open.get(key) ?? 0;
-    if (n >= limits.perAddress) {
+    const key = limits.trusted(address) ? undefined : clientKey(address);
+    if (key !== undefined && (open.get(key) ?? 0) >= limits.perAddress) {
       onRefused?.('per_address');
       socket.destroy();
       return;
     }
-    open.set(key, n + 1);
+    if (live.size >= limits.maxConnections && !evictIdle()) {
+      socket.destroy();
+      return;
+    }
+    live.add(socket);
+    waiting.set(socket, Date.now());
+    const peer = peerOf(socket);
+    byPeer.set(peer, socket);
+    if (key !== undefined) open.set(key, (open.get(key) ?? 0) + 1);
     socket.once('close', () => {
+      live.delete(socket);
+      waiting.delete(socket);
+      if (byPeer.get(peer) === socket) byPeer.delete(peer);
+      if (key === undefined) return;
       const left = (open.get(key) ?? 1) - 1;
       if (left > 0) open.set(key, left);
       else open.delete(key);
     });
   });
+  /**
+   * Every connection is taken: close the one that has waited longest without a request under
+   * way, if that is over a second (a sender sends its headers at once; a slowloris dribbling
+   * them, from however many addresses, holds its place only until someone needs it).
+   */
+  const evictIdle = (): boolean => {
+    const now = Date.now();
+    for (const [socket, since] of waiting) {
+      if (now - since < IDLE_EVICT_MS) return false;
+      waiting.delete(socket);
+      live.delete(socket);
+      onRefused?.('evicted');
+      socket.destroy();
+      return true;
+    }
+    return false;
+  };
+  const busy = (req: IncomingMessage, res: ServerResponse): void => {
+    const raw = live.has(req.socket) ? req.socket : byPeer.get(peerOf(req.socket));
+    if (!raw) return;
+    waiting.delete(raw);
+    res.once('finish', () => {
+      if (live.has(raw)) waiting.set(raw, Date.now());
+    });
+  };
 
   // The app's own listener (hono's) gets a request only if it may have a connection: a request
   // refused here is answered without the app ever seeing it, so it does nothing.
@@ -104,7 +150,7 @@ export function limitConnections(
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (
       limits.reserve > 0 &&
-      connections > limits.maxConnections - limits.reserve &&
+      live.size > limits.maxConnections - limits.reserve &&
       !reservedFor(req.url)
     ) {
       onRefused?.('reserved');
@@ -118,6 +164,7 @@ export function limitConnections(
       res.end(BUSY_BODY);
       return;
     }
+    busy(req, res);
     watch(req, res);
     for (const listener of app) listener.call(server, req, res);
   });
@@ -186,7 +233,6 @@ export function limitConnections(
   return {
     set(next) {
       Object.assign(limits, next);
-      server.maxConnections = limits.maxConnections;
     },
   };
 }

@@ -35,7 +35,8 @@ async function open(server: string): Promise<Relay> {
 
 /** The relay's metric callrelay_http_refused_total for one reason (0 if never counted). */
 async function refused(r: Relay, reason: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
+  // From the registry: /metrics itself would need a connection, and may be refused one.
+  const text = await r.metrics.registry.metrics();
   const m = new RegExp(`^callrelay_http_refused_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(
     text,
   );
@@ -214,6 +215,32 @@ describe('many addresses together', () => {
     for (const a of held) expect(a.got()).toMatch(/^HTTP\/1\.1 408/);
     expect(await refused(r, 'reserved')).toBe(10);
     expect(await refused(r, 'body_slow')).toBe(30);
+  });
+
+  it('dribbling headers, they hold every connection only until a webhook needs one', async () => {
+    const r = await open('  maxConnections: 40\n  maxConnectionsPerAddress: 6\n');
+    // Headers never finished: the relay cannot tell what these are, not even the reserve's.
+    const attack = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => slowClient(r.port, `127.0.0.${2 + (i % 8)}`)),
+    );
+    const drip = setInterval(() => {
+      for (const a of attack) if (!a.closed()) a.socket.write('X-Slow: 1\r\n');
+    }, 200);
+    try {
+      // Past the second a place is held without a request before a newcomer may take it (a
+      // time the relay sets, so waited for as such).
+      await new Promise((res) => setTimeout(res, 1500));
+      expect(attack.filter((a) => a.closed())).toHaveLength(0);
+      const hook = await webhook(r.port, '2611_headers-1');
+      expect(hook.status).toBe(200);
+      expect(hook.ms).toBeLessThan(1000);
+      expect(await stored(r)).toBe(1);
+    } finally {
+      clearInterval(drip);
+    }
+    // The webhook's connection took an idle place.
+    expect(await refused(r, 'evicted')).toBeGreaterThanOrEqual(1);
+    expect(attack.filter((a) => a.closed()).length).toBeGreaterThanOrEqual(1);
   });
 
   it('a webhook of 1 MiB over a slow but honest link is taken with the defaults', async () => {
