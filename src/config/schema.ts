@@ -305,9 +305,10 @@ export const RelayConfigSchema = z
           .meta({
             description:
               'Of maxConnections, how many (a count, or a share such as "25%") only webhooks ' +
-              '(/hooks/...) and /healthz, /readyz may use: beyond maxConnections minus this, ' +
-              'any other request is answered 503 (RELAY_ERR_BUSY) and its connection closed, so ' +
-              'clients of the console cannot take every connection. 0: no reserve.',
+              '(/hooks/...) and /healthz, /readyz may use: other requests under way hold at ' +
+              'most maxConnections minus this; one more is answered 503 (RELAY_ERR_BUSY) and ' +
+              'its connection closed, so clients of the console cannot take every connection. ' +
+              '0: no reserve.',
           }),
         consolePort: z
           .number()

@@ -147,12 +147,12 @@ export function limitConnections(
   // refused here is answered without the app ever seeing it, so it does nothing.
   const app = server.listeners('request') as RequestListener[];
   server.removeAllListeners('request');
+  // Requests other than webhooks under way: they may hold maxConnections - reserve at most.
+  // (Sockets without a request under way give up their place anyway, above.)
+  let others = 0;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (
-      limits.reserve > 0 &&
-      live.size > limits.maxConnections - limits.reserve &&
-      !reservedFor(req.url)
-    ) {
+    const other = !reservedFor(req.url);
+    if (other && limits.reserve > 0 && others >= limits.maxConnections - limits.reserve) {
       onRefused?.('reserved');
       // Connection: close makes Node close the socket once this is written, body read or not.
       res.writeHead(BUSY.status, {
@@ -163,6 +163,10 @@ export function limitConnections(
       });
       res.end(BUSY_BODY);
       return;
+    }
+    if (other) {
+      others++;
+      res.once('close', () => others--);
     }
     busy(req, res);
     watch(req, res);

@@ -174,7 +174,7 @@ describe('slow clients', () => {
 describe('many addresses together', () => {
   it('cannot take the connections kept for webhooks; a body at a byte a second is cut', async () => {
     // 40 connections, 10 of them (webhookReserve's default 25%) kept for webhooks.
-    const r = await open('  maxConnections: 40\n  maxConnectionsPerAddress: 6\n  bodyIdleSec: 4\n');
+    const r = await open('  maxConnections: 40\n  maxConnectionsPerAddress: 6\n  bodyIdleSec: 6\n');
     // 8 addresses, 5 sockets each: each within its share, together every connection there is.
     // Each sends its headers at once, then its body a byte a second.
     const head =
