@@ -491,8 +491,9 @@ export async function startRelay(
         () => resolve(s),
       );
       s.once('error', reject);
-      // Connections have a ceiling (beyond it new ones are refused until some close), a share
-      // per client and a share kept for webhooks; on the console's own port, nothing to keep.
+      // Connections have a ceiling (beyond it a newcomer takes an idle one's place, or is
+      // refused), a share per client and a share kept for webhooks; on the console's own port,
+      // nothing to keep.
       limiters.push({
         limiter: limitConnections(s as Server, connectionLimits(cfg, isConsole), (reason) =>
           metrics.connectionsRefused.inc({ reason }),
