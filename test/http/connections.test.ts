@@ -1,9 +1,10 @@
 // Slow clients cannot take the relay (issue 20, item 5), against a real relay on 127.0.0.1: one
 // address holding more sockets than its share cannot starve a webhook sender, nor can many
 // addresses together (webhooks keep a reserve of connections, and a socket dribbling headers
-// gives up its place to a newcomer), headers or a body dribbled in are cut, one console session cannot open live streams without end, and with server.consolePort an
-// attack on the console leaves webhooks alone. Linux lets a client bind any 127.x.y.z, so
-// attackers come from 127.0.0.2 and up, the webhook sender from 127.0.0.1.
+// gives up its place to a newcomer), headers or a body dribbled in are cut, one console session
+// cannot open live streams without end, and with server.consolePort an attack on the console
+// leaves webhooks alone. Linux lets a client bind any 127.x.y.z, so attackers come from
+// 127.0.0.2 and up, the webhook sender from 127.0.0.1.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
