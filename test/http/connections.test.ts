@@ -323,18 +323,24 @@ describe('per-address counting', () => {
       relayFile,
       readFileSync(relayFile, 'utf8').replace(
         '  maxConnectionsPerAddress: 3\n',
-        '  maxConnectionsPerAddress: 3\n  trustProxy: [127.0.0.6]\n',
+        '  maxConnectionsPerAddress: 4\n  trustProxy: [127.0.0.6]\n',
       ),
     );
     expect((await r.reload()).restartNeeded).toEqual([]);
     const after = await Promise.all(
       Array.from({ length: 8 }, () => slowClient(r.port, '127.0.0.6')),
     );
-    // All of them held: a socket the relay refuses is closed at once, so a webhook (answered
-    // after all 8 were accepted) tells that none of them was.
+    // The new share applies to others at once too.
+    const other = await Promise.all(
+      Array.from({ length: 5 }, () => slowClient(r.port, '127.0.0.7')),
+    );
+    await until('1 of the other address to be refused', () => other.some((a) => a.closed()));
+    // All the proxy's held: a socket the relay refuses is closed at once, so a webhook (answered
+    // after all were accepted) tells that none of them was.
     expect((await webhook(r.port, '2611_reload-1')).status).toBe(200);
     expect(after.filter((a) => a.closed())).toHaveLength(0);
-    expect(await refused(r, 'per_address')).toBe(2);
+    expect(other.filter((a) => a.closed())).toHaveLength(1);
+    expect(await refused(r, 'per_address')).toBe(3);
   });
 });
 
