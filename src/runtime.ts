@@ -13,7 +13,12 @@ import { DeliveryEngine, type EngineOptions, type EngineTarget } from './deliver
 import { loadTarget } from './targets/registry.js';
 import { createApp, type AppOptions } from './http/app.js';
 import { AuthGate, type GateSettings } from './http/gate.js';
-import { limitConnections } from './http/connections.js';
+import {
+  limitConnections,
+  reserveCount,
+  type ConnectionLimiter,
+  type ConnectionLimits,
+} from './http/connections.js';
 import { addressMatcher } from './lib/ips.js';
 import { SourceGuards } from './http/guard.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
@@ -225,13 +230,34 @@ export interface Reloaded {
 /** What a running relay cannot take over: a new listener or store needs a start. */
 const RESTART_ONLY = ['server', 'store', 'metrics', 'calls', 'delivery'] as const;
 
-/** Sections compared for RESTART_ONLY: tokens and trusted proxies apply at once on a reload. */
+/**
+ * Sections compared for RESTART_ONLY: tokens, trusted proxies and the connection limits apply at
+ * once on a reload.
+ */
 const restartPart = (cfg: RelayConfig, k: (typeof RESTART_ONLY)[number]): unknown =>
   k === 'metrics'
     ? cfg.metrics.enabled
     : k === 'server'
-      ? { ...cfg.server, trustProxy: undefined }
+      ? {
+          ...cfg.server,
+          trustProxy: undefined,
+          maxConnections: undefined,
+          maxConnectionsPerAddress: undefined,
+          bodyIdleSec: undefined,
+          bodyMinRate: undefined,
+          webhookReserve: undefined,
+        }
       : cfg[k];
+
+/** A listener's connection limits as relay.yaml sets them (the console's port keeps no reserve). */
+const connectionLimits = (cfg: RelayConfig, consoleListener: boolean): ConnectionLimits => ({
+  maxConnections: cfg.server.maxConnections,
+  perAddress: cfg.server.maxConnectionsPerAddress,
+  trusted: addressMatcher(cfg.server.trustProxy),
+  bodyIdleMs: cfg.server.bodyIdleSec * 1000,
+  bodyMinRate: cfg.server.bodyMinRate,
+  reserve: consoleListener ? 0 : reserveCount(cfg.server.webhookReserve, cfg.server.maxConnections),
+});
 
 /** The admin surfaces' tokens and sessions as relay.yaml sets them. */
 const gateSettings = (cfg: RelayConfig): GateSettings => ({
@@ -333,6 +359,8 @@ export async function startRelay(
     redact.add(secretsOf(next));
     const adapters = pipeline.setSources(next.sources);
     guards.set(next.sources, next.server.trustProxy);
+    // Connection limits too: a proxy newly in trustProxy is exempt from the next connection on.
+    for (const l of limiters) l.limiter.set(connectionLimits(next, l.console));
     // A new admin token applies to the next request, and every session made under the old one
     // ends (their stored ids were keyed by it).
     auth.set(gateSettings(next));
@@ -459,8 +487,8 @@ export async function startRelay(
   const app = makeApp(consolePort === undefined ? 'all' : 'webhooks');
   const tlsFiles = cfg.server.tls;
   const certificate = tlsFiles && readCertificate(tlsFiles);
-  const trusted = addressMatcher(cfg.server.trustProxy);
-  const listen = (port: number, fetch: typeof app.fetch): Promise<ServerType> =>
+  const limiters: { limiter: ConnectionLimiter; console: boolean }[] = [];
+  const listen = (port: number, fetch: typeof app.fetch, isConsole = false): Promise<ServerType> =>
     new Promise<ServerType>((resolve, reject) => {
       const requestTimeout = cfg.server.requestTimeoutSec * 1000;
       const s = serve(
@@ -481,13 +509,14 @@ export async function startRelay(
         () => resolve(s),
       );
       s.once('error', reject);
-      // Connections have a ceiling: beyond it new ones are refused until some close.
-      (s as Server).maxConnections = cfg.server.maxConnections;
-      limitConnections(s as Server, {
-        perAddress: cfg.server.maxConnectionsPerAddress,
-        trusted,
-        bodyIdleMs: cfg.server.bodyIdleSec * 1000,
-        onRefused: (reason) => metrics.connectionsRefused.inc({ reason }),
+      // Connections have a ceiling (beyond it a newcomer takes an idle one's place, or is
+      // refused), a share per client and a share kept for webhooks; on the console's own port,
+      // nothing to keep.
+      limiters.push({
+        limiter: limitConnections(s as Server, connectionLimits(cfg, isConsole), (reason) =>
+          metrics.connectionsRefused.inc({ reason }),
+        ),
+        console: isConsole,
       });
     });
   const server = await listen(cfg.server.port, app.fetch);
@@ -496,7 +525,7 @@ export async function startRelay(
   const consoleServer =
     consolePort === undefined
       ? undefined
-      : await listen(consolePort, makeApp('console').fetch).catch(async (err: unknown) => {
+      : await listen(consolePort, makeApp('console').fetch, true).catch(async (err: unknown) => {
           await new Promise((r) => server.close(r));
           throw err;
         });

@@ -256,10 +256,17 @@ export const RelayConfigSchema = z
             "source's allowIps and the throttle of wrong admin tokens; from any other peer the " +
             'header is ignored. Default: none.',
         }),
-        maxConnections: z.number().int().positive().default(512).meta({
-          description:
-            'Open connections at most; more are refused until some close (senders retry).',
-        }),
+        maxConnections: z
+          .number()
+          .int()
+          .positive()
+          .default(512)
+          .meta({
+            description:
+              'Open connections at most. When all are taken, a new one takes the place of one ' +
+              'that has gone over a second without a request (headers dribbling in, or idle), ' +
+              'or is refused (senders retry).',
+          }),
         maxConnectionsPerAddress: z
           .number()
           .int()
@@ -280,6 +287,28 @@ export const RelayConfigSchema = z
             description:
               'A request body that goes this long without a byte arriving is cut off (408), ' +
               'rather than holding its connection until requestTimeoutSec.',
+          }),
+        bodyMinRate: z
+          .number()
+          .int()
+          .min(0)
+          .default(500)
+          .meta({
+            description:
+              'Bytes a second a request body must average, after a grace of bodyIdleSec, or it is ' +
+              'cut off (408): a body dribbled a byte a second never goes idle, but is cut by ' +
+              'this. 0: no minimum. The default is far below any real link.',
+          }),
+        webhookReserve: z
+          .union([z.number().int().min(0), z.string().regex(/^(100|[1-9]?\d)%$/)])
+          .default('25%')
+          .meta({
+            description:
+              'Of maxConnections, how many (a count, or a share such as "25%") only webhooks ' +
+              '(/hooks/...) and /healthz, /readyz may use: other requests under way hold at ' +
+              'most maxConnections minus this; one more is answered 503 (RELAY_ERR_BUSY) and ' +
+              'its connection closed, so clients of the console cannot take every connection. ' +
+              '0: no reserve.',
           }),
         consolePort: z
           .number()

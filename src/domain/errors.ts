@@ -53,6 +53,11 @@ export const ERRORS = {
     message:
       'the request body did not arrive in full: its sender stopped sending (server.bodyIdleSec) or went away',
   },
+  RELAY_ERR_BUSY: {
+    status: 503,
+    message:
+      'the relay is busy: its last connections are kept for webhooks (server.webhookReserve); retry after the time in Retry-After',
+  },
   RELAY_ERR_TOO_MANY_STREAMS: {
     status: 429,
     message: 'this console session has as many live views open as it may; close a tab',

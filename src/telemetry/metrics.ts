@@ -170,7 +170,10 @@ export class RelayMetrics {
     name: 'callrelay_http_refused_total',
     help:
       'Connections refused because their address had server.maxConnectionsPerAddress open ' +
-      '(per_address), and requests cut because their body stopped arriving (body_idle).',
+      '(per_address), requests cut because their body stopped arriving (body_idle) or ' +
+      'arrived slower than server.bodyMinRate (body_slow), and requests other than webhooks ' +
+      'refused 503 on the connections server.webhookReserve keeps (reserved); with every ' +
+      'connection taken, ones closed that held a place without a request (evicted).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -64,10 +65,10 @@ describe('HTTPS (server.tls)', () => {
     for (const c of cleanup.splice(0)) await c();
   });
 
-  const start = async (dir: string): Promise<{ relay: Relay; lines: string[] }> => {
+  const start = async (dir: string, more = ''): Promise<{ relay: Relay; lines: string[] }> => {
     const lines: string[] = [];
     const config = writeRelayYaml(dir, {
-      server: '  tls:\n    cert: ./live.cert.pem\n    key: ./live.key.pem\n',
+      server: `  tls:\n    cert: ./live.cert.pem\n    key: ./live.key.pem\n${more}`,
     });
     const log = createLogger('info', { write: (s: string) => void lines.push(s) });
     const relay = await startRelay(loadConfig(config, {}), log, { tlsCheckMs: 50 });
@@ -114,6 +115,35 @@ describe('HTTPS (server.tls)', () => {
     const health = await fetch(`https://localhost:${relay.port}/healthz`).catch((e: Error) => e);
     // Untrusted by default (self-signed): the TLS handshake itself works, and says so.
     expect(health).toBeInstanceOf(Error);
+  });
+
+  it('with every connection taken, a newcomer takes an idle place, never a TLS request under way', async () => {
+    const dir = tempDir();
+    const cert = makeCertificate(dir, 'live');
+    const { relay } = await start(dir, '  maxConnections: 2\n  webhookReserve: 0\n');
+    // A request over TLS whose body is still to come: under way, so its place is not up for grabs
+    // (the relay must find its TCP socket behind the TLS one to know that).
+    const busy = connect({ host: '127.0.0.1', port: relay.port, ca: readFileSync(cert.cert) });
+    let busyClosed = false;
+    busy.on('close', () => (busyClosed = true));
+    busy.on('error', () => {});
+    await new Promise((res) => busy.once('secureConnect', res));
+    busy.write(
+      `POST /hooks/3cx/${TOKENS.threecx} HTTP/1.1\r\nHost: relay\r\nContent-Length: 100\r\n\r\n{`,
+    );
+    // A plain TCP connection that sends nothing: it holds a place without a request.
+    const idle = netConnect(relay.port, '127.0.0.1');
+    let idleClosed = false;
+    idle.on('close', () => (idleClosed = true));
+    idle.on('error', () => {});
+    await new Promise((res) => idle.once('connect', res));
+    // Past the second a place may be held without a request (a time the relay sets).
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(await servedFingerprint(relay.port)).toBe(fingerprint(cert.cert));
+    await until(async () => idleClosed);
+    expect(busyClosed).toBe(false);
+    // Gone before the relay closes, which would wait for the request under way.
+    busy.destroy();
   });
 
   it('names the place in relay.yaml of a missing file or a key that does not match', () => {
