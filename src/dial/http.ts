@@ -5,12 +5,12 @@
 // refusals included, is a page a person can read, with the console's Content-Security-Policy and
 // no framing, sniffing, referrer or caching.
 
-import type { Context, Hono, MiddlewareHandler } from 'hono';
+import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { html } from 'hono/html';
 import { RelayError, type ErrorCode } from '../domain/errors.js';
 import type { Redactor } from '../lib/redact.js';
-import { CSP } from '../http/origin.js';
+import { pageHeaders } from '../http/origin.js';
 import { sameOrigin } from '../http/origin.js';
 import type { Logger } from '../telemetry/log.js';
 import { checkConfirmToken, confirmToken, verifyDialLink, type DialLink } from './links.js';
@@ -47,15 +47,8 @@ const NEXT: Partial<Record<ErrorCode, string>> = {
 const field = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 export function mountDial(app: Hono, o: DialPagesOptions): void {
-  const headers: MiddlewareHandler = async (c, next) => {
-    await next();
-    const h = c.res.headers;
-    h.set('content-security-policy', CSP);
-    h.set('x-frame-options', 'DENY');
-    h.set('x-content-type-options', 'nosniff');
-    h.set('referrer-policy', 'no-referrer');
-    h.set('cache-control', 'no-store');
-  };
+  // No cache (no page here sets one): a confirmation page holds a token for one number.
+  const headers = pageHeaders;
   app.use('/dial', headers);
   app.use(
     '/dial',

@@ -2,7 +2,7 @@
 // console's forms, a dial link's "Call" button) must come from a page of this origin, so that no
 // other site can make a visitor's browser post them. And the policy those pages are served with.
 
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { RelayError } from '../domain/errors.js';
 
 /** The scheme and host the browser used (a TLS-terminating proxy says https in a header). */
@@ -55,3 +55,19 @@ export const CSP = [
   "frame-ancestors 'none'",
   "base-uri 'none'",
 ].join('; ');
+
+/**
+ * The headers of every page the relay serves: its CSP, no framing, no sniffing, no referrer, and
+ * no cache unless the page chose one (pages show calls, numbers and stored requests).
+ */
+export const pageHeaders: MiddlewareHandler = async (c, next) => {
+  await next();
+  const h = c.res.headers;
+  h.set('content-security-policy', CSP);
+  h.set('x-content-type-options', 'nosniff');
+  h.set('referrer-policy', 'no-referrer');
+  h.set('x-frame-options', 'DENY');
+  h.set('cross-origin-opener-policy', 'same-origin');
+  h.set('cross-origin-resource-policy', 'same-origin');
+  if (!h.has('cache-control')) h.set('cache-control', 'no-store');
+};

@@ -30,6 +30,18 @@ const KEY = 'webapi-key-secret-0123';
 // The chid the recorded flow's webhooks carry for the answered call.
 const FLOW_CHID = '00000000-01dc-27fc-0bdb-88fd0000002f';
 
+/** `callrelay ARGS`, not spawnSync: the relay under test answers from this process's loop. */
+const cli = (args: string[]) =>
+  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+    execFile(process.execPath, [MAIN, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
+      resolve({ code: err ? 1 : 0, stdout: stdout.trim(), stderr }),
+    ),
+  );
+
+/** `callrelay dial` for extension 105 against the relay on `port`. */
+const dialCli = (file: string, port: number, number: string) =>
+  cli(['dial', '--config', file, '--agent', '105', '--to', `http://127.0.0.1:${port}`, number]);
+
 describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -128,25 +140,7 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
 
   it('callrelay dial places it through the running relay', async () => {
     const { relay, pbx, file } = await setup();
-    // Not spawnSync: the relay answers from this process's event loop.
-    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [
-          MAIN,
-          'dial',
-          '--config',
-          file,
-          '--agent',
-          '105',
-          '--to',
-          `http://127.0.0.1:${relay.port}`,
-          '+420 774 852 629',
-        ],
-        { encoding: 'utf8' },
-        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }),
-      ),
-    );
+    const out = await dialCli(file, relay.port, '+420 774 852 629');
     expect(out.stderr).toBe('');
     expect(out.stdout).toMatch(/^3cx: ringing extension 105, then \+420774852629 \(chid /);
     expect(pbx.placed.map((p) => p.second)).toEqual(['420774852629']);
@@ -216,25 +210,9 @@ describe.each(['sqlite', 'postgres'] as const)('click-to-call (%s)', (backend) =
       refused(expect.stringContaining('in no country')),
     );
     // callrelay dial goes through the same API, so the same rules.
-    const cli = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [
-          MAIN,
-          'dial',
-          '--config',
-          file,
-          '--agent',
-          '105',
-          '--to',
-          `http://127.0.0.1:${relay.port}`,
-        ].concat(['+420906123456']),
-        { encoding: 'utf8' },
-        (err, _stdout, stderr) => resolve({ code: err ? 1 : 0, stderr }),
-      ),
-    );
-    expect(cli.code).toBe(1);
-    expect(cli.stderr).toContain('403 +420906123456 is a premium-rate number');
+    const viaCli = await dialCli(file, relay.port, '+420906123456');
+    expect(viaCli.code).toBe(1);
+    expect(viaCli.stderr).toContain('403 +420906123456 is a premium-rate number');
     expect(pbx.placed).toEqual([]);
     const metric = await dialMetric(relay.port);
     expect(metric).toContain('callrelay_dial_total{path="api",result="refused",reason="type"} 3');
@@ -350,13 +328,6 @@ describe('click-to-call links for CRMs', () => {
       `${base}/dial?source=3cx&agent=${agent}&until=${until}&sig=${dialSignature(SECRET, '3cx', agent, until)}&number=`;
     return { relay, pbx, file, base, link };
   }
-
-  const cli = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(process.execPath, [MAIN, ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-        resolve({ code: err ? 1 : 0, stdout: stdout.trim(), stderr }),
-      ),
-    );
 
   /** The confirmation page's form fields. */
   const formOf = (page: string): Record<string, string> =>

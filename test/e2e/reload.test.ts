@@ -12,6 +12,20 @@ import { freePort, MAIN, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 const call = (id: string): string =>
   `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:03","Id":"${id}-1"}`;
 
+/** `callrelay start` at log level info (reloads are logged there), its log kept as it comes. */
+function startAtInfo(file: string) {
+  const original = readFileSync(file, 'utf8').replace('level: warn', 'level: info');
+  writeFileSync(file, original);
+  const relay = spawn(process.execPath, [MAIN, 'start', '--config', file], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let text = '';
+  relay.stdout.on('data', (b: Buffer) => (text += b.toString()));
+  const exited = new Promise<number | null>((r) => relay.once('exit', r));
+  return { original, relay, log: () => text, exited };
+}
+
 describe('reloading relay.yaml (SIGHUP)', () => {
   it('swaps sources and targets under load without failing a request; a broken file changes nothing', async () => {
     const before = await new WebhookReceiver().start();
@@ -21,15 +35,7 @@ describe('reloading relay.yaml (SIGHUP)', () => {
     const target = (url: string): string =>
       `targets:\n  - name: hook\n    type: http\n    url: ${url}\n    deliverOn: ended\n`;
     const file = writeRelayYaml(dir, { port, more: target(before.url) });
-    const original = readFileSync(file, 'utf8').replace('level: warn', 'level: info');
-    writeFileSync(file, original);
-    const relay = spawn(process.execPath, [MAIN, 'start', '--config', file], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let log = '';
-    relay.stdout.on('data', (b: Buffer) => (log += b.toString()));
-    const exited = new Promise<number | null>((r) => relay.once('exit', r));
+    const { original, relay, log, exited } = startAtInfo(file);
     let sending = true;
     let senders: Promise<void>[] = [];
     try {
@@ -55,11 +61,11 @@ describe('reloading relay.yaml (SIGHUP)', () => {
         }
       });
       const waitLog = async (text: string, from: number): Promise<string> => {
-        for (const t0 = Date.now(); !log.slice(from).includes(text);) {
-          if (Date.now() - t0 > 10_000) throw new Error(`no "${text}" in the log:\n${log}`);
+        for (const t0 = Date.now(); !log().slice(from).includes(text);) {
+          if (Date.now() - t0 > 10_000) throw new Error(`no "${text}" in the log:\n${log()}`);
           await new Promise((r) => setTimeout(r, 20));
         }
-        return log.slice(from);
+        return log().slice(from);
       };
       await before.waitFor(() => before.received.length >= 3);
 
@@ -74,7 +80,7 @@ describe('reloading relay.yaml (SIGHUP)', () => {
             `sources:\n  - name: pbx2\n    adapter: 3cx\n    token: ${pbx2}\n`,
           ),
       );
-      let mark = log.length;
+      let mark = log().length;
       relay.kill('SIGHUP');
       await waitLog('relay.yaml reloaded', mark);
       expect((await post('pbx2', pbx2, '261102000000_1')).status).toBe(200);
@@ -86,7 +92,7 @@ describe('reloading relay.yaml (SIGHUP)', () => {
       // A broken file: the log names the place, and everything stays as it was.
       const good = readFileSync(file, 'utf8');
       writeFileSync(file, good.replace('  - name: pbx2\n', '  - name: pbx3\n    evnt: x\n'));
-      mark = log.length;
+      mark = log().length;
       relay.kill('SIGHUP');
       const said = await waitLog('relay.yaml not reloaded', mark);
       expect(said).toMatch(/relay\.yaml:\d+:\d+ unknown field \\"evnt\\"/);
@@ -124,15 +130,7 @@ describe('reloading relay.yaml (SIGHUP)', () => {
       server: `  publicUrl: http://127.0.0.1:${port}\n`,
       threecx: '    pbx:\n      url: http://127.0.0.1:9\n      key: webapi-key-1234\n',
     });
-    const original = readFileSync(file, 'utf8').replace('level: warn', 'level: info');
-    writeFileSync(file, original);
-    const relay = spawn(process.execPath, [MAIN, 'start', '--config', file], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let log = '';
-    relay.stdout.on('data', (b: Buffer) => (log += b.toString()));
-    const exited = new Promise<number | null>((r) => relay.once('exit', r));
+    const { original, relay, log, exited } = startAtInfo(file);
     const base = `http://127.0.0.1:${port}`;
     const api = (token: string) =>
       fetch(`${base}/api/calls`, { headers: { authorization: `Bearer ${token}` } });
@@ -156,14 +154,14 @@ describe('reloading relay.yaml (SIGHUP)', () => {
         file,
         original.replace(`admin:\n  token: ${TOKENS.admin}`, `admin:\n  token: ${rotated}`),
       );
-      const mark = log.length;
+      const mark = log().length;
       relay.kill('SIGHUP');
-      for (const t0 = Date.now(); !log.slice(mark).includes('relay.yaml reloaded');) {
-        if (Date.now() - t0 > 10_000) throw new Error(`no reload in the log:\n${log}`);
+      for (const t0 = Date.now(); !log().slice(mark).includes('relay.yaml reloaded');) {
+        if (Date.now() - t0 > 10_000) throw new Error(`no reload in the log:\n${log()}`);
         await new Promise((r) => setTimeout(r, 20));
       }
       // Nothing waits for a restart.
-      expect(log.slice(mark)).not.toContain('apply at the next start');
+      expect(log().slice(mark)).not.toContain('apply at the next start');
       expect((await api(TOKENS.admin)).status).toBe(401);
       expect((await api(rotated)).status).toBe(200);
       const old = await setup(cookie);

@@ -6,7 +6,7 @@
 import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { RelayError } from '../../domain/errors.js';
-import { CSP } from '../origin.js';
+import { pageHeaders } from '../origin.js';
 import { mountAssets } from './assets.js';
 import { mountCall } from './call.js';
 import { mountCalls } from './calls.js';
@@ -24,18 +24,7 @@ const MAX_FORM = 64 * 1024;
 
 /** `gate`: the admin token as relay.yaml last set it, and the throttle shared with /api. */
 export function mountConsole(app: Hono, opts: ConsoleOptions, gate: AuthGate): void {
-  const headers: MiddlewareHandler = async (c, next) => {
-    await next();
-    const h = c.res.headers;
-    h.set('content-security-policy', CSP);
-    h.set('x-content-type-options', 'nosniff');
-    h.set('referrer-policy', 'no-referrer');
-    h.set('x-frame-options', 'DENY');
-    h.set('cross-origin-opener-policy', 'same-origin');
-    h.set('cross-origin-resource-policy', 'same-origin');
-    // Pages show calls, numbers and stored requests: no browser or proxy keeps them.
-    if (!h.has('cache-control')) h.set('cache-control', 'no-store');
-  };
+  const headers = pageHeaders;
   app.use('/console', headers);
   app.use('/console/*', headers);
   app.use('/', headers);
