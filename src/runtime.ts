@@ -444,6 +444,9 @@ export async function startRelay(
     },
   };
   const consolePort = cfg.server.consolePort;
+  // Read at each request: a reload with a new admin.token (whence the secret, unless
+  // server.urlSecret is set) signs new links with the new one; they must open.
+  const linkSecret = (): string => current.links?.secret ?? cfg.links!.secret;
   const appOptions = {
     pipeline,
     bodyLimit: cfg.server.bodyLimit,
@@ -462,9 +465,7 @@ export async function startRelay(
     ...(current.links
       ? {
           recordings: {
-            // Read at each request: a reload with a new admin.token (whence the secret, unless
-            // server.urlSecret is set) signs new links with the new one; they must open.
-            secret: () => current.links?.secret ?? cfg.links!.secret,
+            secret: linkSecret,
             perLink: new KeyedBuckets(LINK_REQUESTS_PER_MINUTE),
             fetch: (source: string, url: string, range: string | undefined) =>
               recordingForLink(recordings.get(source), source, url, range, current.archive?.dir),
@@ -477,7 +478,7 @@ export async function startRelay(
     // Dial links are links: answered on every port, as recording links are.
     if (current.links)
       mountDial(made, {
-        secret: () => current.links?.secret ?? cfg.links!.secret,
+        secret: linkSecret,
         dialer,
         redact,
         log,

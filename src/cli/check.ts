@@ -7,7 +7,7 @@ import { exposedExampleTokens, exposedWeakSecrets, type RelayConfig } from '../c
 import { loadAdapter, loadAdapterDir } from '../ingest/adapter.js';
 import { ConfigError, displayPath } from '../lib/yaml.js';
 import { createTargets, openStore } from '../runtime.js';
-import { createLogger } from '../telemetry/log.js';
+import { silentLogger } from '../telemetry/log.js';
 import { configFrom, fail } from './util.js';
 
 /** How many of the latest calls each agent extension handled (none when there is no store yet). */
@@ -64,7 +64,7 @@ export async function cmdCheck(
   }
   if (values.online && !errors.length && !positionals.length) {
     const cfg = configFrom(values);
-    const targets = await createTargets(cfg, createLogger('silent'));
+    const targets = await createTargets(cfg, silentLogger);
     const seen = await recentAgents(cfg);
     for (const [name, { target, dryRun }] of targets) {
       const label = `${name} (${target.type}${dryRun ? ', dry run' : ''})`;
