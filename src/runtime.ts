@@ -367,8 +367,7 @@ export async function startRelay(
     if (next.adminToken !== current.adminToken) {
       // Unfindable already here; deleted so that instances sharing the store which have not yet
       // reloaded (PostgreSQL) refuse them too, and that the old token brought back revives none.
-      const end = '9999-12-31T23:59:59.999Z';
-      await store.pruneSessions({ now: end, idleSince: end }).catch((err: Error) => {
+      await store.deleteAllSessions().catch((err: Error) => {
         log.warn({ err: redact.text(err.message) }, 'ending the console sessions failed');
       });
     }

@@ -293,6 +293,8 @@ export interface Store {
   touchSession(id: string, at: string): Promise<void>;
   /** Sign-out. */
   deleteSession(id: string): Promise<void>;
+  /** Everyone signed out (a new admin token); returns how many sessions there were. */
+  deleteAllSessions(): Promise<number>;
   /**
    * Delete sessions that ended by `now` or were last used before `idleSince`; returns how many.
    */

@@ -1018,6 +1018,11 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.getSession('a')).toBeDefined();
     expect(await store.getSession('c')).toBeUndefined();
     expect(await store.getSession('d')).toBeUndefined();
+    // A new admin token: everyone, on every instance.
+    await store.createSession(row('e', '2026-03-01T10:00:00.000Z', '2026-03-01T22:00:00.000Z'));
+    expect(await other.deleteAllSessions()).toBe(2);
+    expect(await store.getSession('a')).toBeUndefined();
+    expect(await store.deleteAllSessions()).toBe(0);
   });
 
   // The call list: filters in the query, pages by a cursor.

@@ -1176,6 +1176,10 @@ export class PostgresStore implements Store {
     await this.pool.query('DELETE FROM sessions WHERE id = $1', [id]);
   }
 
+  async deleteAllSessions(): Promise<number> {
+    return (await this.pool.query('DELETE FROM sessions')).rowCount ?? 0;
+  }
+
   async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
     const r = await this.pool.query(
       'DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2',

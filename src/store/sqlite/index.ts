@@ -379,6 +379,11 @@ export class SqliteStore implements Store {
     this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
   }
 
+  async deleteAllSessions(): Promise<number> {
+    this.assertFile();
+    return this.db.prepare('DELETE FROM sessions').run().changes;
+  }
+
   async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
     this.assertFile();
     return this.db

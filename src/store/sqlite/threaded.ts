@@ -253,6 +253,9 @@ export class ThreadedSqliteStore implements Store {
   deleteSession(id: string): Promise<void> {
     return this.call('deleteSession', id);
   }
+  deleteAllSessions(): Promise<number> {
+    return this.call('deleteAllSessions');
+  }
   pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
     return this.call('pruneSessions', q);
   }
