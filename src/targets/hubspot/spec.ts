@@ -3,6 +3,7 @@
 // implementation).
 
 import { z } from 'zod';
+import { AgentsSchema } from '../kit/agents.js';
 import type { CommonTargetConfig, TargetSpec } from '../types.js';
 
 const Guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
@@ -31,7 +32,7 @@ const configSchema = z.strictObject({
   appUrl: z.url().default('https://app.hubspot.com').meta({
     description: 'HubSpot web app (EU data centre: https://app-eu1.hubspot.com), for links.',
   }),
-  agents: z.record(z.string(), z.string()).default({}).meta({
+  agents: AgentsSchema.meta({
     description:
       "Extension -> HubSpot owner: a user's email (looked up via the owners API) or a numeric owner id.",
   }),

@@ -3,6 +3,7 @@
 // email too, so that a mapping the CRM does not know costs one request per cache period, not one
 // per call).
 
+import { isNumericUserId } from './agents.js';
 import { Cache, SingleFlight } from './lookup.js';
 
 export interface UserLookupOptions<Id> {
@@ -33,7 +34,7 @@ export class UserLookup<Id> {
   async unknown(crm: string): Promise<string[]> {
     const out: string[] = [];
     for (const [ext, mapped] of Object.entries(this.o.agents)) {
-      if (/^\d+$/.test(mapped)) {
+      if (isNumericUserId(mapped)) {
         if (this.o.exists && !(await this.o.exists(this.o.fromNumber(mapped))))
           out.push(`agent ${ext} -> ${mapped}: no ${crm} user has this id`);
       } else if ((await this.o.byEmail(mapped)) === undefined)
@@ -46,7 +47,7 @@ export class UserLookup<Id> {
   async forAgent(agent: string | null): Promise<Id | undefined> {
     const mapped = agent ? this.o.agents[agent] : undefined;
     if (!mapped) return undefined;
-    if (/^\d+$/.test(mapped)) return this.o.fromNumber(mapped);
+    if (isNumericUserId(mapped)) return this.o.fromNumber(mapped);
     const hit = this.cache.get(mapped);
     if (hit) return hit.v ?? undefined;
     return this.flights.run(mapped, async () => {

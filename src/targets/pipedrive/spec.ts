@@ -3,6 +3,7 @@
 // implementation).
 
 import { z } from 'zod';
+import { AgentsSchema } from '../kit/agents.js';
 import type { CommonTargetConfig, TargetSpec } from '../types.js';
 
 export const OUTCOMES = [
@@ -32,10 +33,9 @@ const configSchema = z.strictObject({
     .url()
     .default('https://api.pipedrive.com')
     .meta({ description: 'Or https://<company>.pipedrive.com; overridable for tests.' }),
-  agents: z
-    .record(z.string(), z.string())
-    .default({})
-    .meta({ description: 'Extension -> Pipedrive user: email (looked up) or numeric user id.' }),
+  agents: AgentsSchema.meta({
+    description: 'Extension -> Pipedrive user: email (looked up) or numeric user id.',
+  }),
   outcomes: z
     .strictObject({
       answered: z.enum(OUTCOMES).optional(),
