@@ -8,7 +8,7 @@ import { loadAdapter, loadAdapterDir } from '../ingest/adapter.js';
 import { ConfigError, displayPath } from '../lib/yaml.js';
 import { createTargets, openStore } from '../runtime.js';
 import { silentLogger } from '../telemetry/log.js';
-import { configFrom, fail } from './util.js';
+import { configFrom, fail, usingConfig } from './util.js';
 
 /** How many of the latest calls each agent extension handled (none when there is no store yet). */
 async function recentAgents(
@@ -49,6 +49,7 @@ export async function cmdCheck(
     for (const p of positionals)
       attempt(() => `ok  ${displayPath(resolve(p))} (adapter ${loadAdapter(resolve(p)).name})`);
   } else {
+    lines.push(usingConfig(values));
     attempt(() => {
       const cfg = configFrom(values);
       const exposed = exposedExampleTokens(cfg);

@@ -1,39 +1,61 @@
 // `callrelay init`: a relay.yaml and a .env for one phone system and one CRM, asked for (or taken
-// from flags), with fresh random tokens; then the exact lines to paste into 3CX's add-on or
-// Callerdesk's panel, URL and token filled in. Secrets go to .env only (mode 600), which the
-// commands read from beside relay.yaml (cli/util.ts).
+// from flags), with fresh random tokens, written to ./config/ (where every command looks first,
+// config/load.ts) so that the quick start's ./relay.yaml stays as the clone has it; then the exact
+// lines to paste into 3CX's add-on or Callerdesk's panel, URL and token filled in, and what was
+// left unset and what that means. Secrets go to .env only (mode 600), which the commands read
+// from beside relay.yaml (cli/util.ts).
 
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
-import { isLoopbackHost } from '../config/load.js';
+import { getCountry, getCountryForTimezone } from 'countries-and-timezones';
+import { defaultConfigPath, isLoopbackHost } from '../config/load.js';
+import { AGENT_VALUE_HINT, isAgentValue } from '../targets/kit/agents.js';
 import { displayPath } from '../lib/yaml.js';
 import { fail } from './util.js';
 
 type Pbx = '3cx' | 'callerdesk';
-type Crm = 'hubspot' | 'pipedrive' | 'sandbox';
+type Crm = 'hubspot' | 'pipedrive';
+type Proxy = 'caddy' | 'nginx';
 
 export interface InitOptions {
   pbx?: Pbx;
-  crm?: Crm;
+  /** `sandbox`: a HubSpot dry run (as before --sandbox existed). */
+  crm?: Crm | 'sandbox';
+  /** A dry run of the CRM: requests built and shown, never sent, no token needed. */
+  sandbox?: boolean;
   url?: string;
   agent: string[];
   timezone?: string;
   country?: string;
+  /** 3CX's web address: recordings.allowHosts and the click-to-call block derive from it. */
+  pbxUrl?: string;
+  companyDomain?: string;
+  portalId?: string;
+  proxy?: Proxy;
   dir: string;
   yes?: boolean;
   force?: boolean;
 }
 
-interface Answers {
+export interface Answers {
   pbx: Pbx;
   crm: Crm;
+  dryRun: boolean;
   url: string;
   agents: [string, string][];
   timezone: string;
   country: string | undefined;
+  pbxUrl?: string | undefined;
+  /** Pipedrive's company domain. */
+  companyDomain?: string | undefined;
+  /** HubSpot's account id. */
+  portalId?: string | undefined;
+  proxy?: Proxy | undefined;
+  /** Values taken without asking (--yes), each with where it came from: the summary says them. */
+  assumed: string[];
 }
 
 const PBX_DEFAULTS: Record<Pbx, { timezone?: string; country?: string }> = {
@@ -44,25 +66,88 @@ const PBX_DEFAULTS: Record<Pbx, { timezone?: string; country?: string }> = {
 
 const token = (): string => randomBytes(24).toString('base64url');
 
-function parseAgents(list: string[]): [string, string][] {
-  return list
-    .flatMap((v) => v.split(','))
-    .map((v) => v.trim())
-    .filter(Boolean)
-    .map((v) => {
-      const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(v);
-      if (!m) fail(`--agent takes EXTENSION=EMAIL (or a numeric CRM user id), got "${v}"`, 2);
-      return [m[1]!, m[2]!] as [string, string];
-    });
+/** An answer that will not do, with what to write instead. */
+class Refused extends Error {}
+
+/**
+ * Each answer init takes, from a flag or a question: the value to write (normalised), or Refused
+ * saying why not. A blank answer is handled by the caller.
+ */
+const parse = {
+  agents(v: string): [string, string][] {
+    return v
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean)
+      .map((a) => {
+        const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(a);
+        if (!m) throw new Refused(`expected EXTENSION=EMAIL or EXTENSION=USER_ID, got "${a}"`);
+        if (!isAgentValue(m[2]!)) throw new Refused(`${m[1]!}=${m[2]!}: ${AGENT_VALUE_HINT}`);
+        return [m[1]!, m[2]!] as [string, string];
+      });
+  },
+  url(v: string): string {
+    if (!URL.canParse(v) || !/^https?:$/.test(new URL(v).protocol))
+      throw new Refused(
+        `the relay's address as the PBX reaches it, e.g. https://relay.example.com; got "${v}"`,
+      );
+    return v.replace(/\/+$/, '');
+  },
+  timezone(v: string): string {
+    try {
+      return new Intl.DateTimeFormat('en', { timeZone: v }).resolvedOptions().timeZone && v;
+    } catch {
+      throw new Refused(`expected a time zone such as Europe/Prague, got "${v}"`);
+    }
+  },
+  country(v: string): string {
+    const cc = v.trim().toUpperCase();
+    if (!/^[A-Z]{2}$/.test(cc) || !getCountry(cc))
+      throw new Refused(`expected a two-letter country code such as CZ, got "${v}"`);
+    return cc;
+  },
+  pbxUrl(v: string): string {
+    const u = URL.canParse(v) ? new URL(v) : undefined;
+    if (!u || !/^https?:$/.test(u.protocol) || u.pathname !== '/' || u.search || u.username)
+      throw new Refused(
+        `expected the PBX's web address as you open its console, e.g. https://pbx.example.com:5001; got "${v}"`,
+      );
+    return u.origin;
+  },
+  companyDomain(v: string): string {
+    // acme, acme.pipedrive.com or https://acme.pipedrive.com/...: all mean acme.
+    const d = v
+      .trim()
+      .replace(/^https?:\/\//i, '')
+      .replace(/\.pipedrive\.com(\/.*)?$/i, '')
+      .toLowerCase();
+    if (!/^[a-z0-9-]+$/.test(d))
+      throw new Refused(`expected the part before .pipedrive.com, e.g. acme; got "${v}"`);
+    return d;
+  },
+  portalId(v: string): string {
+    if (!/^\d+$/.test(v.trim()))
+      throw new Refused(
+        `expected the numeric HubSpot account id (top right in HubSpot), got "${v}"`,
+      );
+    return v.trim();
+  },
+};
+
+/** A flag's value through its parse, or exit 2 naming the flag. */
+function flag<T>(name: string, v: string | undefined, p: (v: string) => T): T | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return p(v);
+  } catch (err) {
+    if (err instanceof Refused) fail(`--${name}: ${err.message}`, 2);
+    throw err;
+  }
 }
 
-function checkUrl(url: string): string {
-  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol))
-    fail(
-      `--url must be the relay's address as the PBX reaches it, e.g. https://relay.example.com; got "${url}"`,
-      2,
-    );
-  return url.replace(/\/+$/, '');
+/** The country a time zone is in (Europe/Prague: CZ), if it is one country's. */
+export function countryOfZone(tz: string): string | undefined {
+  return getCountryForTimezone(tz)?.id;
 }
 
 /** Asks what the flags left open (every question has a default: Enter takes it). */
@@ -70,89 +155,183 @@ async function ask(o: InitOptions): Promise<Answers> {
   const localTz = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
   const given = {
     pbx: o.pbx,
-    crm: o.crm,
-    url: o.url,
-    agents: o.agent.length ? parseAgents(o.agent) : undefined,
+    crm: o.crm === 'sandbox' ? 'hubspot' : o.crm,
+    dryRun: o.crm === 'sandbox' || o.sandbox ? true : undefined,
+    url: flag('url', o.url, parse.url),
+    agents: o.agent.length ? flag('agent', o.agent.join(','), parse.agents) : undefined,
+    timezone: flag('timezone', o.timezone, parse.timezone),
+    country: flag('country', o.country, parse.country),
+    pbxUrl: flag('pbx-url', o.pbxUrl, parse.pbxUrl),
+    companyDomain: flag('company-domain', o.companyDomain, parse.companyDomain),
+    portalId: flag('portal-id', o.portalId, parse.portalId),
   };
+  if (given.pbx === 'callerdesk' && given.pbxUrl)
+    fail('--pbx-url is for 3CX (recordings and click-to-call through its WebAPI)', 2);
+  if (given.crm === 'hubspot' && given.companyDomain)
+    fail('--company-domain is for Pipedrive; HubSpot takes --portal-id', 2);
+  if (given.crm === 'pipedrive' && given.portalId)
+    fail('--portal-id is for HubSpot; Pipedrive takes --company-domain', 2);
   if (o.yes) {
     const pbx = given.pbx ?? '3cx';
+    const assumed: string[] = [];
+    const timezone = given.timezone ?? PBX_DEFAULTS[pbx].timezone ?? localTz;
+    if (!given.timezone)
+      assumed.push(
+        `time zone ${timezone}: ${PBX_DEFAULTS[pbx].timezone ? `${pbx}'s default` : "this machine's"} (--timezone to change)`,
+      );
+    let country = given.country ?? PBX_DEFAULTS[pbx].country;
+    if (!country && (country = countryOfZone(timezone)))
+      assumed.push(`country ${country}: from the time zone ${timezone} (--country to change)`);
     return {
       pbx,
-      crm: given.crm ?? 'sandbox',
-      url: checkUrl(given.url ?? 'http://127.0.0.1:8080'),
+      crm: given.crm ?? 'hubspot',
+      dryRun: given.dryRun ?? !given.crm,
+      url: given.url ?? 'http://127.0.0.1:8080',
       agents: given.agents ?? [],
-      timezone: o.timezone ?? PBX_DEFAULTS[pbx].timezone ?? localTz,
-      country: o.country ?? PBX_DEFAULTS[pbx].country,
+      timezone,
+      country,
+      pbxUrl: given.pbxUrl,
+      companyDomain: given.companyDomain,
+      portalId: given.portalId,
+      proxy: o.proxy,
+      assumed,
     };
   }
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: false });
   const lines = rl[Symbol.asyncIterator]();
-  // Questions read line by line, so that answers can also be piped in.
-  const question = async (text: string, dflt: string, valid: (v: string) => boolean) => {
+  // Questions read line by line, so that answers can also be piped in. A blank answer takes the
+  // default; `blank` is what it means when the default is empty.
+  const question = async <T>(
+    text: string,
+    dflt: string,
+    p: (v: string) => T,
+    blank?: T,
+  ): Promise<T> => {
     for (;;) {
       process.stdout.write(`${text} [${dflt}]: `);
       const next = await lines.next();
       const v = next.done ? '' : String(next.value).trim();
       if (next.done) process.stdout.write('\n');
       const answer = v || dflt;
-      if (valid(answer)) return answer;
-      if (next.done) fail(`"${answer}" is not a valid answer to: ${text}`, 2);
-      process.stdout.write(`  "${answer}" will not do; try again\n`);
+      if (!answer && blank !== undefined) return blank;
+      try {
+        return p(answer);
+      } catch (err) {
+        if (!(err instanceof Refused)) throw err;
+        if (next.done) fail(`"${answer}" is not a valid answer to: ${text} (${err.message})`, 2);
+        process.stdout.write(`  "${answer}" will not do (${err.message}); try again\n`);
+      }
     }
   };
+  const oneOf =
+    <T extends string>(...choices: T[]) =>
+    (v: string): T => {
+      if ((choices as string[]).includes(v)) return v as T;
+      throw new Refused(`one of ${choices.join(', ')}`);
+    };
   try {
-    const pbx = (given.pbx ??
+    const pbx =
+      given.pbx ??
+      (await question('Phone system: 3cx or callerdesk', '3cx', oneOf('3cx', 'callerdesk')));
+    const crmAnswer =
+      given.crm ??
       (await question(
-        'Phone system: 3cx or callerdesk',
-        '3cx',
-        (v) => v === '3cx' || v === 'callerdesk',
-      ))) as Pbx;
-    const crm = (given.crm ??
-      (await question(
-        'CRM: hubspot, pipedrive, or sandbox (a dry run: nothing is sent)',
+        'CRM: hubspot, pipedrive, or sandbox (a HubSpot dry run: nothing is sent)',
         'sandbox',
-        (v) => ['hubspot', 'pipedrive', 'sandbox'].includes(v),
-      ))) as Crm;
+        oneOf('hubspot', 'pipedrive', 'sandbox'),
+      ));
+    const crm: Crm = crmAnswer === 'sandbox' ? 'hubspot' : crmAnswer;
+    const dryRun =
+      given.dryRun ??
+      (crmAnswer === 'sandbox' ||
+        (await question(
+          `Start with a dry run (the ${CRM_NAME[crm]} requests are built and shown, never sent; no token needed): yes or no`,
+          'no',
+          oneOf('yes', 'no'),
+        )) === 'yes');
     const url =
       given.url ??
       (await question(
         "The relay's public URL, as the PBX reaches it",
         'http://127.0.0.1:8080',
-        (v) => URL.canParse(v),
+        parse.url,
       ));
+    const pbxUrl =
+      pbx === '3cx'
+        ? (given.pbxUrl ??
+          (await question(
+            "3CX's web address, e.g. https://pbx.example.com:5001 (recordings come from there; blank: none yet)",
+            '',
+            parse.pbxUrl,
+            '',
+          )))
+        : undefined;
+    const companyDomain =
+      crm === 'pipedrive' && !dryRun
+        ? (given.companyDomain ??
+          (await question(
+            'Pipedrive company domain, the acme of acme.pipedrive.com (blank: none yet)',
+            '',
+            parse.companyDomain,
+            '',
+          )))
+        : given.companyDomain;
+    const portalId =
+      crm === 'hubspot' && !dryRun
+        ? (given.portalId ??
+          (await question(
+            'HubSpot account id, top right in HubSpot (blank: none yet)',
+            '',
+            parse.portalId,
+            '',
+          )))
+        : given.portalId;
     const agents =
       given.agents ??
-      parseAgents([
-        await question(
-          'Agents: extension=CRM user email, comma-separated (blank: none yet)',
-          '',
-          (v) => !v || v.split(',').every((a) => /^\s*[^=\s]+\s*=\s*\S+\s*$/.test(a)),
-        ),
-      ]);
+      (await question(
+        'Agents: extension=CRM user email (or numeric user id), comma-separated (blank: none yet)',
+        '',
+        parse.agents,
+        [],
+      ));
     const timezone =
-      o.timezone ??
-      (await question("The PBX's time zone", PBX_DEFAULTS[pbx].timezone ?? localTz, (v) => {
-        try {
-          return !!new Intl.DateTimeFormat('en', { timeZone: v });
-        } catch {
-          return false;
-        }
-      }));
+      given.timezone ??
+      (await question(
+        "The PBX's time zone",
+        PBX_DEFAULTS[pbx].timezone ?? localTz,
+        parse.timezone,
+      ));
     const country =
-      o.country ??
+      given.country ??
       ((await question(
         'Country for numbers dialled without a country code (two letters, blank: none)',
-        PBX_DEFAULTS[pbx].country ?? '',
-        (v) => !v || /^[A-Za-z]{2}$/.test(v),
+        PBX_DEFAULTS[pbx].country ?? countryOfZone(timezone) ?? '',
+        parse.country,
+        '',
       )) ||
         undefined);
-    return { pbx, crm, url: checkUrl(url), agents, timezone, country };
+    return {
+      pbx,
+      crm,
+      dryRun,
+      url,
+      agents,
+      timezone,
+      country,
+      pbxUrl: pbxUrl || undefined,
+      companyDomain: companyDomain || undefined,
+      portalId: portalId || undefined,
+      proxy: o.proxy,
+      assumed: [],
+    };
   } finally {
     rl.close();
   }
 }
 
-const CRM_TOKEN: Record<Exclude<Crm, 'sandbox'>, { env: string; where: string }> = {
+const CRM_NAME: Record<Crm, string> = { hubspot: 'HubSpot', pipedrive: 'Pipedrive' };
+
+const CRM_TOKEN: Record<Crm, { env: string; where: string }> = {
   hubspot: {
     env: 'HUBSPOT_TOKEN',
     where:
@@ -171,37 +350,79 @@ const SCHEMA = fileURLToPath(new URL('../../config/relay.schema.json', import.me
 const links = (a: Answers): boolean =>
   new URL(a.url).protocol === 'https:' && !isLoopbackHost(new URL(a.url).hostname);
 
+/** The port relay.yaml listens on unless PORT says otherwise (what a proxy forwards to). */
+const PORT = 8080;
+
+function targetLines(a: Answers): string[] {
+  const env = CRM_TOKEN[a.crm].env;
+  const account =
+    a.crm === 'pipedrive' && a.companyDomain
+      ? [
+          '    # Links from the console to the person in Pipedrive; requests go to your domain.',
+          `    companyDomain: ${a.companyDomain}`,
+          `    baseUrl: https://${a.companyDomain}.pipedrive.com`,
+        ]
+      : a.crm === 'hubspot' && a.portalId
+        ? [
+            '    # Links from the console to the contact in HubSpot.',
+            `    portalId: "${a.portalId}"`,
+          ]
+        : [];
+  return a.dryRun
+    ? [
+        `  # A dry run: the ${CRM_NAME[a.crm]} requests are built and shown (callrelay calls ID, console),`,
+        `  # never sent. For the real thing: set ${env} in .env and drop dryRun.`,
+        `  - name: ${a.crm}`,
+        `    type: ${a.crm}`,
+        '    dryRun: true',
+        ...account,
+        `    token: \${${env}:-dry-run-needs-no-token}`,
+      ]
+    : [`  - name: ${a.crm}`, `    type: ${a.crm}`, ...account, `    token: \${${env}}`];
+}
+
+function threecxLines(a: Answers): string[] {
+  const pbx = a.pbxUrl ?? 'https://pbx.example.com:5001';
+  const recordings = [
+    "    # Recordings (uploads, links, archive): fetched only from 3CX's recording folder,",
+    '    # so that credentials set here never reach the rest of its WebAPI.',
+    '    recordings:',
+    `      allowHosts: ["${pbx}/webapi/recording/"]`,
+  ];
+  return [
+    '    # Click-to-call (callrelay dial, POST /api/dial): the WebAPI address and key.',
+    '    # pbx:',
+    `    #   url: ${pbx}`,
+    '    #   key: ${PBX_WEBAPI_KEY}',
+    // Without the PBX's address there is nothing to allow yet: an example, commented out.
+    ...(a.pbxUrl ? recordings : recordings.map((l, i) => (i < 2 ? l : `    # ${l.slice(4)}`))),
+    '',
+  ];
+}
+
 export function relayYaml(a: Answers, dir: string): string {
   const schemaRef = relative(dir, SCHEMA).split(sep).join('/');
   const listen = new URL(a.url);
-  const local = isLoopbackHost(listen.hostname);
+  const local = isLoopbackHost(listen.hostname) || !!a.proxy;
   const agents = a.agents.length
     ? `    agents:\n${a.agents.map(([ext, who]) => `      ${JSON.stringify(ext)}: ${JSON.stringify(who)}`).join('\n')}\n`
     : '    agents: {}            # "101": alice@example.com: extension -> CRM user\n';
-  const type = a.crm === 'sandbox' ? 'hubspot' : a.crm;
-  const target =
-    a.crm === 'sandbox'
-      ? [
-          '  # A dry run: the HubSpot requests are built and shown (callrelay calls ID, console),',
-          '  # never sent. For the real thing: set HUBSPOT_TOKEN in .env and drop dryRun.',
-          `  - name: crm`,
-          `    type: ${type}`,
-          '    dryRun: true',
-          '    token: ${HUBSPOT_TOKEN:-dry-run-needs-no-token}',
-        ].join('\n')
-      : [`  - name: ${a.crm}`, `    type: ${type}`, `    token: \${${CRM_TOKEN[a.crm].env}}`].join(
-          '\n',
-        );
+  const listenComment = a.proxy
+    ? `Behind ${PROXY_NAME[a.proxy]} on this machine (docs/https.md): only it reaches the relay, and its\n  # X-Forwarded-For is believed (allowIps, the throttle of wrong admin tokens).`
+    : local
+      ? 'This machine only.'
+      : 'Every interface: the PBX must reach it. Put HTTPS in front (docs/https.md).';
   return `# yaml-language-server: $schema=${schemaRef}
 #
 # Written by \`callrelay init\`. Secrets are in .env beside this file (keep it private, out of git);
 # \${NAME} takes them from there or from the environment. Check: npx callrelay check --online
 server:
-  port: \${PORT:-8080}
-  # ${local ? 'This machine only.' : 'Every interface: the PBX must reach it. Put HTTPS in front (docs/https.md).'}
+  port: \${PORT:-${PORT}}
+  # ${listenComment}
   host: \${HOST:-${local ? '127.0.0.1' : '0.0.0.0'}}
-${links(a) ? `  # Recordings play in the CRM through signed links to here (README "Recordings").\n  publicUrl: ${a.url}\n  urlSecret: \${CALLRELAY_URL_SECRET}\n` : ''}
+${a.proxy ? '  trustProxy: [127.0.0.1]\n' : ''}${links(a) ? `  # Recordings play in the CRM through signed links to here (README "Recordings").\n  publicUrl: ${a.url}\n  urlSecret: \${CALLRELAY_URL_SECRET}\n` : ''}
 store:
+  # Relative to this file.
   sqlite: ./data/relay.db
 
 admin:
@@ -219,29 +440,14 @@ sources:
     adapter: ${a.pbx}
     token: \${CALLRELAY_${a.pbx === '3cx' ? '3CX' : 'CALLERDESK'}_TOKEN}
     timezone: ${a.timezone}
-${a.country ? `    defaultCountry: ${a.country.toUpperCase()}\n` : ''}${
-    a.pbx === '3cx'
-      ? [
-          '    # Click-to-call (callrelay dial, POST /api/dial): the WebAPI address and key.',
-          '    # pbx:',
-          '    #   url: https://pbx.example.com:5001',
-          '    #   key: ${PBX_WEBAPI_KEY}',
-          "    # Recordings (uploads, links, archive): fetched only from 3CX's recording folder,",
-          '    # so that credentials set here never reach the rest of its WebAPI.',
-          '    # recordings:',
-          '    #   allowHosts: ["https://pbx.example.com:5001/webapi/recording/"]',
-          '',
-        ].join('\n')
-      : ''
-  }
+${a.country ? `    defaultCountry: ${a.country.toUpperCase()}\n` : ''}${a.pbx === '3cx' ? threecxLines(a).join('\n') : ''}
 targets:
-${target}
+${targetLines(a).join('\n')}
 ${agents}`;
 }
 
 function envFile(a: Answers, tokens: Record<string, string>): string {
-  const crm =
-    a.crm === 'sandbox' ? '' : `\n# ${CRM_TOKEN[a.crm].where}\n# ${CRM_TOKEN[a.crm].env}=\n`;
+  const crm = `\n# ${CRM_TOKEN[a.crm].where}${a.dryRun ? ' (a dry run needs none)' : ''}\n# ${CRM_TOKEN[a.crm].env}=\n`;
   return (
     '# Written by `callrelay init`: the secrets relay.yaml names. Keep this file private.\n' +
     Object.entries(tokens)
@@ -268,10 +474,70 @@ export function pbxLines(a: Answers, hookUrl: string): string {
   ].join('\n');
 }
 
+const PROXY_NAME: Record<Proxy, string> = { caddy: 'Caddy', nginx: 'nginx' };
+
+/**
+ * The proxy's configuration for this relay: docs/https.md's recipe with the relay's name in it
+ * (test/cli holds the two to each other).
+ */
+export function proxySnippet(proxy: Proxy, host: string): string {
+  if (proxy === 'caddy')
+    return [
+      `${host} {`,
+      '\trequest_body {',
+      "\t\tmax_size 1MB          # the relay's server.bodyLimit",
+      '\t}',
+      `\treverse_proxy 127.0.0.1:${PORT}`,
+      '}',
+    ].join('\n');
+  return [
+    'server {',
+    '    listen 443 ssl;',
+    `    server_name ${host};`,
+    `    ssl_certificate     /etc/letsencrypt/live/${host}/fullchain.pem;`,
+    `    ssl_certificate_key /etc/letsencrypt/live/${host}/privkey.pem;`,
+    '',
+    "    client_max_body_size 1m;                 # the relay's server.bodyLimit",
+    '',
+    '    location / {',
+    `        proxy_pass http://127.0.0.1:${PORT};`,
+    '        proxy_http_version 1.1;',
+    '        proxy_set_header Host $host;',
+    '        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    '        proxy_set_header X-Forwarded-Proto $scheme;',
+    '        proxy_read_timeout 60s;',
+    "        proxy_buffering off;                 # the console's live view (server-sent events)",
+    '    }',
+    '}',
+  ].join('\n');
+}
+
+/** What relay.yaml leaves unset, and what that means for the calls (the closing summary). */
+export function leftUnset(a: Answers): string[] {
+  const out: string[] = [];
+  if (!a.country)
+    out.push(
+      'no country (--country): numbers without a country code stay as the PBX sent them, not E.164',
+    );
+  if (a.pbx === '3cx' && !a.pbxUrl)
+    out.push(
+      a.crm === 'pipedrive'
+        ? 'no PBX URL (--pbx-url): Pipedrive gets no recordings, and click-to-call has no PBX'
+        : 'no PBX URL (--pbx-url): the relay fetches no recordings, and click-to-call has no PBX',
+    );
+  if (a.crm === 'pipedrive' && !a.dryRun && !a.companyDomain)
+    out.push('no company domain (--company-domain): the console cannot link to the CRM');
+  if (a.crm === 'hubspot' && !a.dryRun && !a.portalId)
+    out.push('no portal id (--portal-id): the console cannot link to the CRM');
+  if (!a.agents.length) out.push('no agents (--agent): calls reach the CRM without an owner');
+  return out;
+}
+
 export async function cmdInit(o: InitOptions): Promise<void> {
   const dir = resolve(o.dir);
   const yamlPath = join(dir, 'relay.yaml');
   const envPath = join(dir, '.env');
+  // Only the two files init writes: the quick start's ./relay.yaml is never in the way.
   const existing = [yamlPath, envPath].filter((p) => existsSync(p));
   if (existing.length && !o.force)
     fail(`${existing.map(displayPath).join(' and ')} exist already: --force to overwrite`, 1);
@@ -294,20 +560,50 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       'The URL is plain http: the token travels in it readable by anyone on the way. Serve HTTPS ' +
         '(server.tls, or a proxy: docs/https.md) and give the PBX the https:// URL.',
     );
-  if (a.crm !== 'sandbox')
+  if (!a.dryRun)
     warnings.push(
       `Paste ${CRM_TOKEN[a.crm].where.split(':')[0]} into ${displayPath(envPath)} as ${CRM_TOKEN[a.crm].env}= before starting.`,
     );
+  const publicHost = new URL(a.url).hostname;
+  const proxyHost = isLoopbackHost(publicHost) ? 'relay.example.com' : publicHost;
+  const proxy = a.proxy
+    ? [
+        `${PROXY_NAME[a.proxy]} in front (docs/https.md${proxyHost === publicHost ? '' : `; write the relay's name for ${proxyHost}`}):`,
+        ...proxySnippet(a.proxy, proxyHost)
+          .split('\n')
+          .map((l) => (l ? `  ${l}` : l)),
+        '',
+      ]
+    : [];
+  const unset = leftUnset(a);
+  // Which file every command reads from now on (cli/util.ts): a --dir elsewhere needs --config.
+  const found = defaultConfigPath() === yamlPath;
+  const configFlag = found ? '' : ` --config ${displayPath(yamlPath)}`;
+  const quickStart = resolve('relay.yaml');
   process.stdout.write(
     [
       `wrote ${displayPath(yamlPath)} and ${displayPath(envPath)} (fresh tokens; .env is readable by you only)`,
+      ...(found && quickStart !== yamlPath && existsSync(quickStart)
+        ? [
+            `Commands here now read ${displayPath(yamlPath)}; ./relay.yaml (the quick start's) is left as it was.`,
+          ]
+        : []),
       '',
       pbxLines(a, hookUrl),
       '',
+      ...proxy,
+      ...(a.assumed.length ? ['Taken without asking:', ...a.assumed.map((l) => `  ${l}`), ''] : []),
+      ...(unset.length
+        ? [
+            `Left unset (edit ${displayPath(yamlPath)}, or init again with the flag):`,
+            ...unset.map((l) => `  ${l}`),
+            '',
+          ]
+        : []),
       ...warnings.map((w) => `! ${w}`),
       ...(warnings.length ? [''] : []),
-      `Next: npx callrelay check${a.crm === 'sandbox' ? '' : ' --online'}, then npx callrelay start`,
-      `      (console: ${a.url}/console, sign in with CALLRELAY_ADMIN_TOKEN from .env)`,
+      `Next: npx callrelay check${configFlag}${a.dryRun ? '' : ' --online'}, then npx callrelay start${configFlag}`,
+      `      (console: ${a.url}/console, sign in with CALLRELAY_ADMIN_TOKEN from ${displayPath(envPath)})`,
       '',
     ].join('\n'),
   );

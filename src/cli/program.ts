@@ -18,7 +18,8 @@ import { cmdSimulate } from './simulate.js';
 import { cmdStart } from './start.js';
 import { cmdUnmapped } from './unmapped.js';
 
-const CONFIG_HELP = 'relay.yaml to use (default: $RELAY_CONFIG, else ./relay.yaml)';
+const CONFIG_HELP =
+  'relay.yaml to use (default: $RELAY_CONFIG, else ./config/relay.yaml if it exists, else ./relay.yaml)';
 
 /** -c, --config FILE: every command that reads relay.yaml has it. */
 const withConfig = (c: Command): Command => c.option('-c, --config <file>', CONFIG_HELP);
@@ -48,29 +49,46 @@ export function buildProgram(): Command {
   program
     .command('init')
     .description(
-      'write relay.yaml and .env for your PBX and CRM, with fresh tokens, and print the lines ' +
-        'to paste into 3CX or Callerdesk',
+      'write config/relay.yaml and config/.env for your PBX and CRM, with fresh tokens, and ' +
+        'print the lines to paste into 3CX or Callerdesk',
     )
     .addOption(new Option('--pbx <kind>', 'the phone system').choices(['3cx', 'callerdesk']))
     .addOption(
-      new Option('--crm <kind>', 'where calls go (sandbox: a dry run, nothing is sent)').choices([
+      new Option('--crm <kind>', 'where calls go (sandbox: a HubSpot dry run)').choices([
         'hubspot',
         'pipedrive',
         'sandbox',
       ]),
     )
+    .option('--sandbox', 'a dry run of the CRM: requests built and shown, never sent; no token')
     .option('--url <url>', "the relay's public URL, as the PBX reaches it (https://...)")
+    .addOption(
+      new Option(
+        '--proxy <kind>',
+        'Caddy or nginx in front on this machine: listen on 127.0.0.1, trust its ' +
+          'X-Forwarded-For, and print its configuration',
+      ).choices(['caddy', 'nginx']),
+    )
+    .option(
+      '--pbx-url <url>',
+      "3CX's web address (https://pbx.example.com:5001): recordings are fetched from there",
+    )
+    .option('--company-domain <name>', 'Pipedrive: the acme of acme.pipedrive.com (console links)')
+    .option('--portal-id <id>', 'HubSpot: your account id (console links)')
     .option(
       '--agent <ext=email>',
-      'an extension and its CRM user; repeat for each agent',
+      "an extension and its CRM user's email or numeric id; repeat for each agent",
       (v: string, all: string[]) => [...all, v],
       [] as string[],
     )
     .option('--timezone <tz>', "the PBX's time zone (default: this machine's)")
-    .option('--country <cc>', 'two-letter country for numbers dialled without a country code')
-    .option('--dir <folder>', 'where to write relay.yaml and .env', '.')
+    .option(
+      '--country <cc>',
+      "two-letter country for numbers dialled without a country code (default: the time zone's)",
+    )
+    .option('--dir <folder>', 'where to write relay.yaml and .env', 'config')
     .option('-y, --yes', 'ask nothing: take the flags, defaults for the rest')
-    .option('--force', 'overwrite relay.yaml and .env if they exist')
+    .option('--force', "overwrite the folder's relay.yaml and .env if they exist")
     .action((o) => cmdInit(o));
 
   withConfig(

@@ -8,7 +8,7 @@ import { Redactor } from '../lib/redact.js';
 import { displayPath } from '../lib/yaml.js';
 import { startRelay } from '../runtime.js';
 import { createLogger, logDestination } from '../telemetry/log.js';
-import { configFrom } from './util.js';
+import { configFrom, usingConfig } from './util.js';
 
 /** How long a shutdown may take before the process exits anyway. */
 const STOP_TIMEOUT_MS = 10_000;
@@ -28,6 +28,7 @@ export async function cmdStart(o: {
   const log = createLogger(cfg.logLevel, sink, (line) => redact.text(line));
   sink.onCaughtUp = (dropped) =>
     log.warn({ dropped }, `${dropped} log lines were dropped: the log output was not read in time`);
+  log.info({ config: cfg.file }, usingConfig(values));
   const exposed = exposedExampleTokens(cfg);
   if (exposed && !values['insecure-example-tokens']) throw exposed;
   const weak = exposedWeakSecrets(cfg);

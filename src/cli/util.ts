@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 import { defaultConfigPath, loadConfig, type RelayConfig } from '../config/load.js';
+import { displayPath } from '../lib/yaml.js';
 import { openStore } from '../runtime.js';
 import type { Store } from '../store/types.js';
 
@@ -40,12 +41,27 @@ export function loadEnvBeside(configPath: string, env: NodeJS.ProcessEnv = proce
 /** Variables this process took from a .env file. */
 const fromEnvFile = new Set<string>();
 
+const configPath = (values: { config?: string | undefined }): string =>
+  values.config ? resolve(values.config) : defaultConfigPath();
+
+/** Which relay.yaml a command reads, and what chose it: one line for start and check. */
+export function usingConfig(values: { config?: string | undefined }): string {
+  const why = values.config
+    ? '--config'
+    : process.env.RELAY_CONFIG
+      ? '$RELAY_CONFIG'
+      : configPath(values) === resolve('relay.yaml')
+        ? "the quick start's; callrelay init writes config/relay.yaml"
+        : 'found in ./config';
+  return `using ${displayPath(configPath(values))} (${why})`;
+}
+
 /** `readOnly`: the command needs no CRM or admin secrets (loadConfig). */
 export function configFrom(
   values: { config?: string | undefined },
   opts: { readOnly?: boolean } = {},
 ): RelayConfig {
-  const path = values.config ? resolve(values.config) : defaultConfigPath();
+  const path = configPath(values);
   loadEnvBeside(path);
   return loadConfig(path, process.env, opts);
 }

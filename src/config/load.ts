@@ -137,8 +137,14 @@ export function exposedWeakSecrets(cfg: RelayConfig): ConfigError | undefined {
   );
 }
 
+/**
+ * The relay.yaml a command reads without --config: $RELAY_CONFIG, else ./config/relay.yaml (what
+ * `callrelay init` writes) when it exists, else ./relay.yaml (the quick start's).
+ */
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.RELAY_CONFIG || 'relay.yaml');
+  if (env.RELAY_CONFIG) return resolve(env.RELAY_CONFIG);
+  const own = resolve('config', 'relay.yaml');
+  return existsSync(own) ? own : resolve('relay.yaml');
 }
 
 /**
