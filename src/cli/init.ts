@@ -67,13 +67,13 @@ const PBX_DEFAULTS: Record<Pbx, { timezone?: string; country?: string }> = {
 const token = (): string => randomBytes(24).toString('base64url');
 
 /** An answer that will not do, with what to write instead. */
-class Refused extends Error {}
+export class Refused extends Error {}
 
 /**
  * Each answer init takes, from a flag or a question: the value to write (normalised), or Refused
  * saying why not. A blank answer is handled by the caller.
  */
-const parse = {
+export const parse = {
   agents(v: string): [string, string][] {
     return v
       .split(',')

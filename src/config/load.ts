@@ -141,10 +141,13 @@ export function exposedWeakSecrets(cfg: RelayConfig): ConfigError | undefined {
  * The relay.yaml a command reads without --config: $RELAY_CONFIG, else ./config/relay.yaml (what
  * `callrelay init` writes) when it exists, else ./relay.yaml (the quick start's).
  */
-export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.RELAY_CONFIG) return resolve(env.RELAY_CONFIG);
-  const own = resolve('config', 'relay.yaml');
-  return existsSync(own) ? own : resolve('relay.yaml');
+export function defaultConfigPath(
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): string {
+  if (env.RELAY_CONFIG) return resolve(cwd, env.RELAY_CONFIG);
+  const own = resolve(cwd, 'config', 'relay.yaml');
+  return existsSync(own) ? own : resolve(cwd, 'relay.yaml');
 }
 
 /**

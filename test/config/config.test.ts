@@ -2,12 +2,13 @@
 // the JSON Schemas in config/ match the code.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jsonSchemas, renderSchema } from '../../src/config/json-schemas.js';
 import { defaultConfigPath, loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/lib/yaml.js';
+import { AGENT_VALUE_HINT, isAgentValue } from '../../src/targets/kit/agents.js';
 import { loadAdapter } from '../../src/ingest/adapter.js';
 import { ADAPTER_NAMES, ADAPTERS, MAIN, ROOT, tempDir } from '../support.js';
 
@@ -79,11 +80,17 @@ describe('relay.yaml', () => {
     expect(loadConfig(file, {}, { readOnly: true }).targets).toHaveLength(1);
   });
 
-  it('finds the file through RELAY_CONFIG, else ./relay.yaml', () => {
-    expect(defaultConfigPath({ RELAY_CONFIG: '/etc/callrelay/relay.yaml' })).toBe(
+  it('finds the file through RELAY_CONFIG, else ./config/relay.yaml, else ./relay.yaml', () => {
+    // A folder of its own: what init wrote into this clone (if anything) decides nothing here.
+    const cwd = tempDir();
+    expect(defaultConfigPath({ RELAY_CONFIG: '/etc/callrelay/relay.yaml' }, cwd)).toBe(
       '/etc/callrelay/relay.yaml',
     );
-    expect(defaultConfigPath({})).toBe(join(process.cwd(), 'relay.yaml'));
+    expect(defaultConfigPath({}, cwd)).toBe(join(cwd, 'relay.yaml'));
+    mkdirSync(join(cwd, 'config'));
+    writeFileSync(join(cwd, 'config', 'relay.yaml'), base());
+    expect(defaultConfigPath({}, cwd)).toBe(join(cwd, 'config', 'relay.yaml'));
+    expect(defaultConfigPath({ RELAY_CONFIG: 'other.yaml' }, cwd)).toBe(join(cwd, 'other.yaml'));
     const dir = tempDir();
     writeFileSync(join(dir, 'other.yaml'), base('\n    evnt: x'));
     const r = spawnSync(process.execPath, [MAIN, 'check'], {
@@ -92,6 +99,29 @@ describe('relay.yaml', () => {
       env: { ...process.env, RELAY_CONFIG: join(dir, 'other.yaml') },
     });
     expect(r.stderr.trim()).toBe('other.yaml:8:5 unknown field "evnt"');
+  });
+
+  it('refuses an agent that is neither an email nor a numeric user id, naming the place', () => {
+    const target = (agents: string): string =>
+      base() +
+      `targets:\n  - name: pd\n    type: pipedrive\n    token: pd-token-1234\n    agents:\n${agents}`;
+    expect(configErrors(target('      "101": bob\n      "102": bob@acme-ofice\n'))).toEqual([
+      `13:14 targets.0.agents.101: ${AGENT_VALUE_HINT}`,
+      `14:14 targets.0.agents.102: ${AGENT_VALUE_HINT}`,
+    ]);
+    // An email or an id, the id quoted or not, is fine.
+    expect(
+      configErrors(target('      "101": bob@acme.cz\n      "102": 17\n      "103": "18"\n')),
+    ).toEqual([]);
+    expect(['bob@acme.cz', '17', 'a.b+c@x.co.uk'].map(isAgentValue)).toEqual([true, true, true]);
+    expect(['bob', 'bob@acme', '@acme.cz', 'bob@@acme.cz', '1 7', ''].map(isAgentValue)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
   });
 
   it('names line and column of an unknown field', () => {
