@@ -44,6 +44,8 @@ describe('the npm package', () => {
     expect(
       files.filter((f) => /^(src|test|bench|scripts|docs)\/|\.map$|\.test\.js$|fake\.js$/.test(f)),
     ).toEqual([]);
+    // Of config/, the schemas only: what `callrelay init` wrote there is the user's (and secret).
+    expect(files.filter((f) => f.startsWith('config/') && !f.endsWith('.schema.json'))).toEqual([]);
 
     // Unpacked as npm would install it, with the production dependencies beside it.
     const app = tempDir('callrelay-app-');
