@@ -16,7 +16,7 @@ export function isAgentValue(v: string): boolean {
 export const AGENT_VALUE_HINT =
   "expected the CRM user's email (alice@example.com) or numeric user id (12345)";
 
-/** `agents:` of a CRM target: extension -> email or numeric user id (YAML may write it unquoted). */
+/** `agents:` of a CRM target: extension -> email or numeric user id (unquoted in YAML too). */
 export const AgentsSchema = z
   .record(z.string(), z.coerce.string().refine(isAgentValue, { message: AGENT_VALUE_HINT }))
   .default({});
