@@ -89,13 +89,14 @@ export const parse = {
   url(v: string): string {
     if (!URL.canParse(v) || !/^https?:$/.test(new URL(v).protocol))
       throw new Refused(
-        `the relay's address as the PBX reaches it, e.g. https://relay.example.com; got "${v}"`,
+        `expected the relay's address as the PBX reaches it, e.g. https://relay.example.com; got "${v}"`,
       );
     return v.replace(/\/+$/, '');
   },
   timezone(v: string): string {
     try {
-      return new Intl.DateTimeFormat('en', { timeZone: v }).resolvedOptions().timeZone && v;
+      new Intl.DateTimeFormat('en', { timeZone: v });
+      return v;
     } catch {
       throw new Refused(`expected a time zone such as Europe/Prague, got "${v}"`);
     }
@@ -167,11 +168,16 @@ async function ask(o: InitOptions): Promise<Answers> {
   };
   if (given.pbx === 'callerdesk' && given.pbxUrl)
     fail('--pbx-url is for 3CX (recordings and click-to-call through its WebAPI)', 2);
-  if (given.crm === 'hubspot' && given.companyDomain)
-    fail('--company-domain is for Pipedrive; HubSpot takes --portal-id', 2);
-  if (given.crm === 'pipedrive' && given.portalId)
-    fail('--portal-id is for HubSpot; Pipedrive takes --company-domain', 2);
+  // Each CRM's account flag, once the CRM is known (a flag, else the answer or --yes's default).
+  const accountFor = (crm: Crm): void => {
+    if (crm === 'hubspot' && given.companyDomain)
+      fail('--company-domain is for Pipedrive (--crm pipedrive); HubSpot takes --portal-id', 2);
+    if (crm === 'pipedrive' && given.portalId)
+      fail('--portal-id is for HubSpot; Pipedrive takes --company-domain', 2);
+  };
+  if (given.crm) accountFor(given.crm);
   if (o.yes) {
+    accountFor(given.crm ?? 'hubspot');
     const pbx = given.pbx ?? '3cx';
     const assumed: string[] = [];
     const timezone = given.timezone ?? PBX_DEFAULTS[pbx].timezone ?? localTz;
@@ -241,6 +247,7 @@ async function ask(o: InitOptions): Promise<Answers> {
         oneOf('hubspot', 'pipedrive', 'sandbox'),
       ));
     const crm: Crm = crmAnswer === 'sandbox' ? 'hubspot' : crmAnswer;
+    accountFor(crm);
     const dryRun =
       given.dryRun ??
       (crmAnswer === 'sandbox' ||

@@ -422,6 +422,10 @@ describe('callrelay init, from the quick start to production (issue 21)', () => 
     expect(bad.err).toMatch(
       /^--pbx-url: expected the PBX's web address .*https:\/\/pbx\.example\.com:5001/,
     );
+    // An account flag of the other CRM (--yes's is HubSpot's sandbox) is not silently dropped.
+    const other = cli(['init', '--yes', '--dir', tempDir(), '--company-domain', 'acme']);
+    expect(other.status).toBe(2);
+    expect(other.err).toContain('--company-domain is for Pipedrive (--crm pipedrive)');
   });
 
   it('takes flags and answers in the forms people write them, and refuses the rest', () => {
