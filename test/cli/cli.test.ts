@@ -309,18 +309,19 @@ describe('callrelay init, from the quick start to production (issue 21)', () => 
     expect(readFileSync(join(dir, 'relay.yaml'), 'utf8')).toBe(quickStart);
   });
 
-  it.each(['pipedrive', 'hubspot'])(
-    '--crm %s --sandbox: a dry run of that CRM that needs no token',
-    (crm) => {
-      const { dir, out, cfg } = initYes(['--crm', crm, '--sandbox']);
-      expect(cfg.targets).toMatchObject([{ name: crm, type: crm, dryRun: true }]);
-      expect(out).not.toContain('! Paste');
-      // No token anywhere: check passes as it is.
-      const check = cli(['check', '--config', join(dir, 'relay.yaml')]);
-      expect(check.err).toBe('');
-      expect(check.status).toBe(0);
-    },
-  );
+  it.each([
+    ['pipedrive', ['--crm', 'pipedrive', '--sandbox']],
+    ['hubspot', ['--crm', 'hubspot', '--sandbox']],
+    ['hubspot', ['--crm', 'sandbox']],
+  ])('a dry run of %s that needs no token: init %s', (crm, args) => {
+    const { dir, out, cfg } = initYes(args);
+    expect(cfg.targets).toMatchObject([{ name: crm, type: crm, dryRun: true }]);
+    expect(out).not.toContain('! Paste');
+    // No token anywhere: check passes as it is.
+    const check = cli(['check', '--config', join(dir, 'relay.yaml')]);
+    expect(check.err).toBe('');
+    expect(check.status).toBe(0);
+  });
 
   it('refuses an agent that is not an email or a numeric user id', () => {
     const dir = tempDir();
