@@ -111,6 +111,11 @@ describe('callrelay init', () => {
     expect(r.out).toContain(`  WEBHOOK_URL = ${hook}\n  WEBHOOK_POST_URL = ${hook}\n`);
     expect(r.out).toContain('  POST = 1\n  RECORDING_FULL_INFO = 1\n');
     expect(r.out).toContain('HUBSPOT_TOKEN');
+    // A folder no command looks in by itself: the next steps name it.
+    const file = join(dir, 'relay.yaml');
+    expect(r.out).toContain(
+      `Next: npx callrelay check --config ${file} --online, then npx callrelay start --config ${file}\n`,
+    );
 
     // relay.yaml holds no secret, only references to .env's variables.
     const yaml = readFileSync(join(dir, 'relay.yaml'), 'utf8');
