@@ -314,11 +314,33 @@ describe('HubSpot target', () => {
     ]);
     // The sandbox's ids are kept apart from the CRM's.
     for (const d of before) expect(d.remote).toEqual({ sandbox: expect.anything() });
+    // "Test connection" asks nothing of a sandbox, and says so.
+    const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);
+    expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+    const setupPage = await (await client.request('/console/setup')).text();
+    client.csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(setupPage)![1]!;
+    expect((await client.post('/console/setup/targets/hubspot/check')).status).toBe(303);
+    expect(await (await client.request('/console/setup')).text()).toContain(
+      'hubspot: dry run, nothing asked',
+    );
     expect(hs.log).toEqual([]);
 
-    // dryRun removed; the missed call then changes (its recording arrives).
+    // dryRun removed; what the sandbox "delivered" still says so, in the API and the console.
     writeFileSync(config, readFileSync(config, 'utf8').replace('    dryRun: true\n', ''));
     await relay.reload();
+    const api = await fetch(`http://127.0.0.1:${relay.port}/api/deliveries?target=hubspot`, {
+      headers: { authorization: `Bearer ${TOKENS.admin}` },
+    });
+    const { deliveries } = (await api.json()) as {
+      deliveries: { dryRun: boolean; crm: unknown }[];
+    };
+    expect(deliveries.map((d) => [d.dryRun, d.crm])).toEqual([
+      [true, null],
+      [true, null],
+    ]);
+    const list = await (await client.request('/console/calls')).text();
+    expect(list.match(/class="badge b-dryrun"/g)).toHaveLength(2);
+    // The missed call then changes (its recording arrives).
     await send('3cx', {
       method: 'POST',
       contentType: 'application/json',
