@@ -2,6 +2,7 @@
 // one engagement per call with the right properties, contact and owner, PATCH on later changes,
 // missed-call tasks once, ambiguous creates adopted rather than duplicated, 429s honoured.
 
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backfillAll } from '../../store/backfill.js';
@@ -14,6 +15,7 @@ import { FakeHubspot } from './fake.js';
 import {
   ConsoleClient,
   goldenCases,
+  MAIN,
   TOKENS,
   sendFlowRequest,
   settleDeliveries,
@@ -340,6 +342,9 @@ describe('HubSpot target', () => {
     ]);
     const list = await (await client.request('/console/calls')).text();
     expect(list.match(/class="badge b-dryrun"/g)).toHaveLength(2);
+    const cli = (...args: string[]): string =>
+      execFileSync(process.execPath, [MAIN, ...args, '--config', config], { encoding: 'utf8' });
+    expect(cli('deliveries', '--state', 'done').match(/delivered \(dry run\)/g)).toHaveLength(2);
     // The missed call then changes (its recording arrives).
     await send('3cx', {
       method: 'POST',
