@@ -172,11 +172,15 @@ export const BACKFILL_UPSERT_SQL = (b: Binder, values: unknown[]): string => {
     WHERE deliveries.dry_run AND deliveries.state <> 'due'`;
 };
 
+// A literal, not a bound value: only then do the planners see that the partial index of migration
+// 10 (SQLite) / 8 (PostgreSQL) covers the query.
+const NO_USER_SQL = `'${NO_USER_OPERATION.replace(/'/g, "''")}'`;
+
 /** Agents without a CRM user, per target and sentence, newest first (Store.agentsWithoutUser). */
 export const AGENTS_WITHOUT_USER_SQL = (b: Binder, since: string, limit: number): string =>
   `SELECT target, error AS text, max(started_at) AS last_at, count(*) AS runs
    FROM delivery_attempts
-   WHERE operation = ${b.bind(NO_USER_OPERATION)} AND started_at >= ${b.bind(isoTime(since))}
+   WHERE operation = ${NO_USER_SQL} AND started_at >= ${b.bind(isoTime(since))}
      AND error IS NOT NULL
    GROUP BY target, error ORDER BY max(started_at) DESC LIMIT ${b.bind(limit)}`;
 
