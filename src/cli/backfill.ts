@@ -1,6 +1,7 @@
 // `callrelay backfill --target X --since DATE`: deliver calls stored before the target was added
 // (or before a route changed). Counts first; queues only with --yes; never touches calls that
-// have work for the target already, so running it twice queues nothing the second time.
+// have work for the target already, so running it twice queues nothing the second time. A
+// delivery a dry run made counts as none: after dryRun is removed, this sends those calls for real.
 
 import { backfillAll } from '../store/backfill.js';
 import { configFrom, fail, withStore } from './util.js';

@@ -6,7 +6,7 @@
 import { deliveryBadge } from '../domain/delivery.js';
 import { deliveriesWithAttempts } from '../store/delivery-views.js';
 import type { CallRow, DeliveryRow, Store } from '../store/types.js';
-import { configFrom, printTable, withStore } from './util.js';
+import { printTable, withStore } from './util.js';
 
 export interface CallsOptions {
   config?: string;
@@ -16,13 +16,9 @@ export interface CallsOptions {
 }
 
 export async function cmdCalls(ids: string[], values: CallsOptions): Promise<void> {
-  const dryRun = new Set(
-    configFrom(values, { readOnly: true })
-      .targets.filter((t) => t.dryRun)
-      .map((t) => t.name),
-  );
+  // The mark comes from the row (the run that made it), not from what the target is now.
   const badge = (d: DeliveryRow): string =>
-    `${d.target}${dryRun.has(d.target) ? '(dry run)' : ''}:${deliveryBadge(d).kind}`;
+    `${d.target}:${deliveryBadge(d).kind}${d.dryRun ? '(dry run)' : ''}`;
   await withStore(values, async (store) => {
     if (ids.length) {
       for (const id of ids) await showCall(store, id, values, badge);

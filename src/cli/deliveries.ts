@@ -29,7 +29,7 @@ export async function cmdDeliveries(values: {
       target: d.target,
       source: d.source,
       call: d.callId,
-      state: badgeText(deliveryBadge(d)),
+      state: `${badgeText(deliveryBadge(d))}${d.dryRun ? ' (dry run)' : ''}`,
       why: d.lastError ?? (d.state === 'due' ? 'settle window or next in line' : null),
     }));
     printTable(view, 'nothing waiting: every call is delivered');

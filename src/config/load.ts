@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CountryCode } from 'libphonenumber-js';
+import type { Document } from 'yaml';
 import {
   adapterFileName,
   loadAdapter,
@@ -151,6 +152,21 @@ export function defaultConfigPath(
 }
 
 /**
+ * A dry-run target's credential (targets[i].token, ...): a sandbox answers its requests, so a
+ * variable left unset there stands for nothing (HubSpot's and Pipedrive's alike).
+ */
+function dryRunCredential(p: (string | number)[], doc: Document): boolean {
+  const [top, i, key] = p;
+  return (
+    top === 'targets' &&
+    typeof i === 'number' &&
+    typeof key === 'string' &&
+    /token|secret|key|password/i.test(key) &&
+    doc.getIn(['targets', i, 'dryRun']) === true
+  );
+}
+
+/**
  * `readOnly`: for commands that only read (and queue in) the store, a variable left unset outside
  * `store` (a CRM token, the admin token) is not an error; only `start` and `check` need them all.
  */
@@ -162,7 +178,7 @@ export function loadConfig(
   const abs = resolve(path);
   const y = loadYamlFile(abs, {
     env,
-    unsetAllowed: opts.readOnly ? (p) => p[0] !== 'store' : undefined,
+    unsetAllowed: (p, doc) => (opts.readOnly && p[0] !== 'store') || dryRunCredential(p, doc),
   });
   const cfg = validateYaml(y, RelayConfigSchema);
   const dir = dirname(abs);

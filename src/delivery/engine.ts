@@ -5,7 +5,7 @@
 // requests are written as attempt rows with its outcome, scrubbed of every configured secret.
 
 import { randomUUID } from 'node:crypto';
-import type { DeliveryJob } from '../domain/delivery.js';
+import type { DeliveryJob, RemoteState } from '../domain/delivery.js';
 import { Redactor } from '../lib/redact.js';
 import type { AttemptResult, NewAttempt, Store } from '../store/types.js';
 import type { Target } from '../targets/types.js';
@@ -187,22 +187,26 @@ export class DeliveryEngine {
     const name = t.target.name;
     const what = `delivering call ${job.callId} (${job.source}) to ${name}`;
     const trace: RequestTrace[] = [];
+    const dryRun = !!t.dryRun;
+    const ids = splitRemote(job.remote, dryRun);
     let remote = job.remote;
     try {
-      remote = await traceRequests(trace, () =>
-        t.target.deliver({
-          job,
-          log: this.log,
-          save: async (r) => {
-            remote = r;
-            await this.store.saveRemote(job.id, this.owner, r);
-          },
-        }),
-      );
+      await traceRequests(trace, async () => {
+        remote = ids.join(
+          await t.target.deliver({
+            job: { ...job, remote: ids.mine },
+            log: this.log,
+            save: async (r) => {
+              remote = ids.join(r);
+              await this.store.saveRemote(job.id, this.owner, remote);
+            },
+          }),
+        );
+      });
       await this.store.finishDelivery(
         job.id,
         this.owner,
-        { ok: true, rev: job.rev, remote },
+        { ok: true, rev: job.rev, remote, dryRun },
         this.attempts(trace, 'delivered', null, null),
       );
       this.observe(name, trace, 'delivered', null);
@@ -241,7 +245,7 @@ export class DeliveryEngine {
         await this.store.finishDelivery(
           job.id,
           this.owner,
-          { ok: false, dead, retryAt, error: message, remote },
+          { ok: false, dead, retryAt, error: message, remote, dryRun },
           this.attempts(trace, result, message, retryAt ?? null),
         );
       } catch (storeErr) {
@@ -273,13 +277,14 @@ export class DeliveryEngine {
   ): NewAttempt[] {
     const rows: NewAttempt[] = trace.map((r) => ({
       operation: r.operation,
-      method: r.method,
-      path: r.path,
+      method: r.note ? null : r.method,
+      path: r.note ? null : r.path,
       startedAt: r.startedAt,
       durationMs: r.durationMs,
       status: r.status,
       requestId: r.requestId,
-      result: r.error === null ? 'ok' : 'error',
+      // A note (no request) says what went without: the run went on.
+      result: r.error === null || r.note ? 'ok' : 'error',
       error: r.error === null ? null : this.redact.text(r.error).slice(0, MAX_ERROR),
       retryAt: null,
       sent: r.sent ? this.redact.text(r.sent).slice(0, MAX_SENT) : null,
@@ -319,16 +324,17 @@ export class DeliveryEngine {
     for (const r of trace) {
       // Each delivery waited for the limiter itself, but a batch request was made only once.
       waited += r.waitedMs;
-      if (r.copy) continue;
+      if (r.copy || r.note) continue;
       m.crmRequests.inc({ target, status_class: statusClass(r.status, true) });
       m.crmRequestSeconds.observe({ target }, r.durationMs / 1000);
     }
     if (waited) m.rateLimitWait.inc({ target }, waited / 1000);
-    const decisive = status ?? trace.at(-1)?.status ?? null;
+    const requests = trace.filter((r) => !r.note);
+    const decisive = status ?? requests.at(-1)?.status ?? null;
     m.deliveryAttempts.inc({
       target,
       outcome,
-      status_class: statusClass(decisive, trace.length > 0),
+      status_class: statusClass(decisive, requests.length > 0),
     });
   }
 
@@ -356,4 +362,21 @@ export class DeliveryEngine {
       if (!this.running.size) return;
     }
   }
+}
+
+/**
+ * A sandbox's ids are kept under `sandbox` in the remote state, apart from the CRM's (store
+ * migration 10 moved older ones there): a dry run starts from what the sandbox made (an empty
+ * account knows no real ids), and a real run from what the CRM has, so that a target turned real
+ * creates the CRM's copy anew instead of updating an id only the sandbox ever gave out. `mine` is
+ * what the target sees; `join` puts its answer back beside the other side's ids.
+ */
+export function splitRemote(
+  remote: RemoteState,
+  dryRun: boolean,
+): { mine: RemoteState; join(r: RemoteState): RemoteState } {
+  const { sandbox, ...real } = remote;
+  if (!dryRun) return { mine: real, join: (r) => r };
+  const mine = sandbox && typeof sandbox === 'object' ? (sandbox as RemoteState) : {};
+  return { mine, join: (r) => ({ ...real, sandbox: r }) };
 }

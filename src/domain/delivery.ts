@@ -19,9 +19,23 @@ export interface DeliveryJob {
   record: CallRecord;
 }
 
+/**
+ * The operation of the attempt row that notes an agent the CRM has no user for (the call went
+ * without an owner): targets write it, the setup page reads it (store migration 10 indexes it).
+ */
+export const NO_USER_OPERATION = "finding the agent's CRM user";
+
+/** `dryRun`: the run was a sandbox's (targets[].dryRun); kept with the delivery. */
 export type DeliveryOutcome =
-  | { ok: true; rev: number; remote: RemoteState }
-  | { ok: false; dead: boolean; retryAt?: string; error: string; remote?: RemoteState };
+  | { ok: true; rev: number; remote: RemoteState; dryRun?: boolean }
+  | {
+      ok: false;
+      dead: boolean;
+      retryAt?: string;
+      error: string;
+      remote?: RemoteState;
+      dryRun?: boolean;
+    };
 
 /** How a delivery stands, as the console's badges, the API and the CLI say it. */
 export type DeliveryBadge =

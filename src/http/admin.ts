@@ -161,8 +161,8 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
     id: `dl-${d.id}`,
     retrying: deliveryBadge(d).kind === 'retrying',
     badge: deliveryBadge(d),
-    crm: targets.get(d.target)?.link(d.remote) ?? null,
-    dryRun: targets.get(d.target)?.dryRun ?? false,
+    // A dry run's copy is the sandbox's: no CRM has it (splitRemote keeps the real ids apart).
+    crm: (!d.dryRun && targets.get(d.target)?.link(d.remote)) || null,
   });
 
   app.use('/api/*', async (c, next) => {

@@ -47,7 +47,7 @@ export interface EnvOptions {
    * Where an unset variable may stand for a value nobody will use (a command that only reads the
    * store needs no CRM token): it becomes a placeholder instead of an error.
    */
-  unsetAllowed?: (path: (string | number)[]) => boolean;
+  unsetAllowed?: (path: (string | number)[], doc: Document) => boolean;
 }
 
 /** What an allowed unset variable becomes: something every field accepts, and says what it is. */
@@ -92,7 +92,7 @@ export function parseYaml(text: string, file: string, opts: EnvOptions = {}): Lo
         const keyPath = pathOf(path, node);
         const out = substituteEnv(node.value, env, (name, hasDefault) => {
           if (hasDefault) envFallbacks.push({ name, path: keyPath });
-          else if (opts.unsetAllowed?.(keyPath)) return placeholder(name, keyPath);
+          else if (opts.unsetAllowed?.(keyPath, doc)) return placeholder(name, keyPath);
           else
             issues.push(
               at(

@@ -2,6 +2,7 @@
 // digits a number search looks for, how a time bound compares) is decided here once; each backend
 // only writes it in its own SQL.
 
+import { NO_USER_OPERATION } from '../domain/delivery.js';
 import type { BackfillQuery, CallKey, CallQuery } from './types.js';
 
 /**
@@ -149,11 +150,39 @@ export function backfillSql(b: Binder, q: BackfillQuery): string {
   if (q.until) conds.push(`c.started_at < ${b.bind(isoTime(q.until))}`);
   if (q.after)
     conds.push(`(c.source, c.call_id) > (${b.bind(q.after.source)}, ${b.bind(q.after.callId)})`);
+  // A dry run's delivery, done or dead, is no delivery: the CRM never saw the call.
   conds.push(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.target = ${b.bind(q.target)}
-    AND d.source = c.source AND d.call_id = c.call_id)`);
+    AND d.source = c.source AND d.call_id = c.call_id AND NOT (d.dry_run AND d.state <> 'due'))`);
   return `SELECT c.source, c.call_id, c.record, c.revision FROM calls c ${whereOf(conds)}
     ORDER BY c.source, c.call_id LIMIT ${b.bind(q.limit)}`;
 }
+
+/**
+ * How a backfill queues a call (values: target, source, call id, due at, revision, now): a new row,
+ * or a dry run's finished one made due again for the call's current revision. Rows with real
+ * work (or work already due) stay as they are. The same SQL in both backends.
+ */
+export const BACKFILL_UPSERT_SQL = (b: Binder, values: unknown[]): string => {
+  const [target, source, callId, due, rev, now] = values.map((v) => b.bind(v));
+  return `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
+    VALUES (${target}, ${source}, ${callId}, 'due', ${due}, ${rev}, ${now})
+    ON CONFLICT (target, source, call_id) DO UPDATE SET state = 'due', due_at = excluded.due_at,
+      want_rev = excluded.want_rev, attempts = 0, first_failed_at = NULL, last_error = NULL,
+      updated_at = excluded.updated_at
+    WHERE deliveries.dry_run AND deliveries.state <> 'due'`;
+};
+
+// A literal, not a bound value: only then do the planners see that the partial index of migration
+// 10 (SQLite) / 8 (PostgreSQL) covers the query.
+const NO_USER_SQL = `'${NO_USER_OPERATION.replace(/'/g, "''")}'`;
+
+/** Agents without a CRM user, per target and sentence, newest first (Store.agentsWithoutUser). */
+export const AGENTS_WITHOUT_USER_SQL = (b: Binder, since: string, limit: number): string =>
+  `SELECT target, error AS text, max(started_at) AS last_at, count(*) AS runs
+   FROM delivery_attempts
+   WHERE operation = ${NO_USER_SQL} AND started_at >= ${b.bind(isoTime(since))}
+     AND error IS NOT NULL
+   GROUP BY target, error ORDER BY max(started_at) DESC LIMIT ${b.bind(limit)}`;
 
 /** Attempts that started before a time, oldest first, a batch at a time (by the started index). */
 export const PRUNE_ATTEMPTS_SQL = (b: Binder, before: string, limit: number): string =>

@@ -7,6 +7,7 @@ import { eventKey } from '../domain/fold.js';
 import type { CallEvent } from '../domain/model.js';
 import { isoTime } from './queries.js';
 import type {
+  AgentWithoutUser,
   AttemptRow,
   DeliveryRow,
   InboxRow,
@@ -72,6 +73,8 @@ export function toDeliveryRow(row: object, read: Readers): DeliveryRow {
     lastError: r.last_error as string | null,
     remote: read.json(r.remote),
     updatedAt: read.time(r.updated_at),
+    // SQLite: 0 or 1; PostgreSQL: a boolean.
+    dryRun: !!r.dry_run,
   };
 }
 
@@ -159,6 +162,16 @@ export function attemptValues(d: AttemptsOf, outcome: DeliveryOutcome, a: NewAtt
     a.retryAt === null ? null : isoTime(a.retryAt),
     a.sent,
   ];
+}
+
+export function toAgentWithoutUser(row: object, read: Readers): AgentWithoutUser {
+  const r = row as DbRow;
+  return {
+    target: r.target as string,
+    text: r.text as string,
+    lastAt: read.time(r.last_at),
+    runs: Number(r.runs),
+  };
 }
 
 export function toSourceActivity(row: object, read: Readers): SourceActivity {

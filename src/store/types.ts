@@ -42,6 +42,12 @@ export interface DeliveryRow {
   lastError: string | null;
   remote: RemoteState;
   updatedAt: string;
+  /**
+   * Its last run was a dry run (targets[].dryRun), as written with that run's outcome: a sandbox
+   * answered, nothing reached the CRM. Kept with the row, so that renaming the target or turning
+   * it real later never makes a sandbox's "delivered" look like a CRM's.
+   */
+  dryRun: boolean;
 }
 
 /**
@@ -147,6 +153,18 @@ export interface SourceActivity {
   lastReasonCode: string | null;
 }
 
+/**
+ * An agent a CRM has no user for, as deliveries noted it (kit/user-lookup.ts): one per target and
+ * sentence, with when it was last noted and on how many calls' runs since `since`.
+ */
+export interface AgentWithoutUser {
+  target: string;
+  /** "agent 102 (bob@acme-ofice.cz) is not a HubSpot user: the call has no owner". */
+  text: string;
+  lastAt: string;
+  runs: number;
+}
+
 /** One batch of a backfill (Store.backfill). */
 export interface BackfillQuery {
   target: string;
@@ -162,7 +180,7 @@ export interface BackfillQuery {
 }
 
 export interface BackfillBatch {
-  /** Calls looked at: those with no delivery row for the target. */
+  /** Calls looked at: those the target has not delivered for real (no row, or a dry run's). */
   scanned: number;
   /** Of them, the calls the routes send to the target now: queued unless a dry run. */
   matched: number;
@@ -204,6 +222,8 @@ export interface Store {
   }): Promise<InboxRow[]>;
   /** Per source, its newest stored request. */
   sourceActivity(): Promise<SourceActivity[]>;
+  /** Agents the CRMs had no user for in runs since `since`, newest first (the setup page). */
+  agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]>;
   countInbox(): Promise<Record<InboxState, number>>;
   /** Newest first: updatedAt, then source and call id (the order `before` pages by). */
   listCalls(q: CallQuery): Promise<CallRow[]>;
@@ -273,7 +293,8 @@ export interface Store {
    * Deliver calls stored before a target was added (or a route changed): for calls that started in
    * the range and have no delivery row for the target, one due delivery each where the routes send
    * the call there now. One batch in key order; existing rows (done or dead) are never touched, so
-   * running it again queues nothing new.
+   * running it again queues nothing new. A dry run's delivery (done or dead) counts as none: it is
+   * made due again, and the target, real by then, creates the CRM's copy anew.
    */
   backfill(q: BackfillQuery): Promise<BackfillBatch>;
   /**

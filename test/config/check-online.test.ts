@@ -59,6 +59,38 @@ describe('callrelay check --online', () => {
     expect(`${String(r.stdout)}${String(r.stderr)}`).not.toContain('hs-wrong-token-99');
   });
 
+  it('asks a dry run nothing, needs no token for it, and calls no agent a user', async () => {
+    const config = writeRelayYaml(tempDir(), {
+      more:
+        'targets:\n' +
+        ['hubspot', 'pipedrive']
+          .map(
+            (crm) =>
+              `  - name: ${crm}\n    type: ${crm}\n    dryRun: true\n` +
+              `    token: \${${crm.toUpperCase()}_TOKEN}\n` +
+              '    agents:\n      "102": bob@acme-ofice.cz\n      "103": eva@acme.cz\n',
+          )
+          .join(''),
+    });
+    const { HUBSPOT_TOKEN: _h, PIPEDRIVE_TOKEN: _p, ...env } = process.env;
+    const r = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [MAIN, 'check', '--online', '--config', config],
+        { encoding: 'utf8', env },
+        (err, stdout, stderr) =>
+          resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    for (const crm of ['hubspot', 'pipedrive'])
+      expect(r.stdout).toContain(
+        `--  ${crm} (${crm}, dry run): dry run, not asked: the sandbox answers every agent as a user`,
+      );
+    expect(r.stdout).not.toContain('agents are users');
+  });
+
   it('names agents the CRM has no user for, by email or id, and says the others are fine', async () => {
     hs.owners.push({ id: '70001', email: 'alice@example.com', type: 'PERSON', archived: false });
     pd.users.push({ id: 17, email: 'alice@example.com', name: 'Alice' });

@@ -59,7 +59,7 @@ describe('README quick start', () => {
       if (args.includes('CALL_ID')) {
         expect(callId).not.toBe('');
         // A human runs the next command a moment later: the delivery has happened by then.
-        await until(() => run(['calls']).includes('hubspot(dry run):delivered'));
+        await until(() => run(['calls']).includes('hubspot:delivered(dry run)'));
       }
       outputs[args[0]!] = run(args.map((a) => (a === 'CALL_ID' ? callId : a)));
       callId ||= /-> 3cx: call (\S+), 6\/6 accepted/.exec(outputs.simulate ?? '')?.[1] ?? '';
@@ -70,10 +70,15 @@ describe('README quick start', () => {
 
     // What the sandbox kept is the engagement HubSpot would hold for this call.
     const [shown] = JSON.parse(run(['calls', callId, '--json'])) as {
-      deliveries: { target: string; attempts: { method: string; path: string; sent: string }[] }[];
+      deliveries: {
+        target: string;
+        dryRun: boolean;
+        attempts: { method: string; path: string; sent: string }[];
+      }[];
     }[];
     const [hubspot] = shown!.deliveries;
-    expect(hubspot!.target).toBe('hubspot');
+    // The mark is the delivery's own: a sandbox made it.
+    expect(hubspot).toMatchObject({ target: 'hubspot', dryRun: true });
     const writes = hubspot!.attempts.filter((a) => a.method !== 'GET').reverse();
     expect(writes.map((a) => `${a.method} ${a.path.replace(/\d+$/, 'ID')}`)).toEqual(
       expect.arrayContaining(['POST /crm/v3/objects/calls']),

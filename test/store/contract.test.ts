@@ -1591,6 +1591,113 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
       expect((await store.getCalls(id))[0]!.record).toMatchObject({ closedBy: 'relay' });
   });
 
+  it('keeps whether a run was a dry run with the delivery, and a backfill sends a dry run for real', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['dr1', 'dr2', 'dr3']);
+    const since = '2000-01-01T00:00:00Z';
+    const backfill = (dryRun: boolean) =>
+      store.backfill({ target: 'crm', since, limit: 100, dryRun });
+    // dr1: a sandbox delivered it; dr2: a sandbox gave up (dead); dr3: the CRM has it.
+    const sandbox = { sandbox: { objectId: '9000001' } };
+    await store.finishDelivery(job('dr1').id, 'a', {
+      ok: true,
+      rev: job('dr1').rev,
+      remote: sandbox,
+      dryRun: true,
+    });
+    await store.finishDelivery(job('dr2').id, 'a', {
+      ok: false,
+      dead: true,
+      error: 'sandbox: no PUT',
+      remote: {},
+      dryRun: true,
+    });
+    await store.finishDelivery(job('dr3').id, 'a', {
+      ok: true,
+      rev: job('dr3').rev,
+      remote: { objectId: '7' },
+    });
+    const rows = async () =>
+      Object.fromEntries(
+        (
+          await store.deliveriesOf(
+            ['dr1', 'dr2', 'dr3'].map((callId) => ({ source: '3cx', callId })),
+          )
+        ).map((d) => [d.callId, [d.state, d.dryRun]]),
+      );
+    expect(await rows()).toEqual({
+      dr1: ['done', true],
+      dr2: ['dead', true],
+      dr3: ['done', false],
+    });
+    expect(await store.getDelivery(job('dr1').id)).toMatchObject({ dryRun: true, remote: sandbox });
+    expect((await store.listDeliveries({ target: 'crm', limit: 10 })).map((d) => d.dryRun)).toEqual(
+      [true, true, false],
+    );
+
+    // A backfill counts the sandbox's calls as not delivered, and makes them due again.
+    expect(await backfill(true)).toMatchObject({ scanned: 2, matched: 2 });
+    expect(await rows()).toMatchObject({ dr1: ['done', true], dr2: ['dead', true] });
+    expect(await backfill(false)).toMatchObject({ scanned: 2, matched: 2 });
+    expect(await rows()).toMatchObject({
+      dr1: ['due', true],
+      dr2: ['due', true],
+      dr3: ['done', false],
+    });
+    expect(await store.getDelivery(job('dr2').id)).toMatchObject({ attempts: 0, lastError: null });
+    // Queued already: a second backfill leaves them as they are.
+    expect(await backfill(false)).toMatchObject({ scanned: 0, matched: 0 });
+
+    // The real run replaces the mark.
+    const again = await store.claimDeliveries({ limit: 10, owner: 'b', leaseMs: 60_000 });
+    expect(again.map((j) => [j.callId, j.remote]).sort()).toEqual([
+      ['dr1', sandbox],
+      ['dr2', {}],
+    ]);
+    for (const j of again)
+      await store.finishDelivery(j.id, 'b', { ok: true, rev: j.rev, remote: { objectId: '8' } });
+    expect(await rows()).toEqual({
+      dr1: ['done', false],
+      dr2: ['done', false],
+      dr3: ['done', false],
+    });
+    expect(await backfill(true)).toMatchObject({ scanned: 0, matched: 0 });
+  });
+
+  it('lists the agents a CRM had no user for, per target and sentence, newest first', async () => {
+    const { store } = await fresh();
+    const job = await claimed(store, ['nu1', 'nu2', 'nu3']);
+    const bob = 'agent 102 (bob@acme-ofice.cz) is not a HubSpot user: the call has no owner';
+    const eva = 'agent 103 (eva@acme.cz) is not a HubSpot user: the call has no owner';
+    const note = (minute: number, text: string) =>
+      attempt(minute, 'ok', {
+        operation: "finding the agent's CRM user",
+        method: null,
+        path: null,
+        status: null,
+        error: text,
+      });
+    const finish = (callId: string, notes: NewAttempt[]) =>
+      store.finishDelivery(job(callId).id, 'a', { ok: true, rev: job(callId).rev, remote: {} }, [
+        ...notes,
+        attempt(30, 'delivered'),
+      ]);
+    await finish('nu1', [note(1, bob)]);
+    await finish('nu2', [note(2, eva)]);
+    await finish('nu3', [note(3, bob)]);
+    expect(await store.agentsWithoutUser({ since: '2026-03-01T10:00:00Z', limit: 10 })).toEqual([
+      { target: 'crm', text: bob, lastAt: '2026-03-01T10:03:00.000Z', runs: 2 },
+      { target: 'crm', text: eva, lastAt: '2026-03-01T10:02:00.000Z', runs: 1 },
+    ]);
+    // Only since a time, and only so many.
+    expect(
+      await store.agentsWithoutUser({ since: '2026-03-01T10:02:30Z', limit: 10 }),
+    ).toMatchObject([{ text: bob, runs: 1 }]);
+    expect(await store.agentsWithoutUser({ since: '2026-03-01T10:00:00Z', limit: 1 })).toHaveLength(
+      1,
+    );
+  });
+
   it('survives a reopen: migrations run once, data stays', async () => {
     const { store, path } = await fresh();
     await store.insertInbox([item(mapped(ring('z', '1')))]);
@@ -1917,6 +2024,106 @@ describe('upgrading a database written before delivery attempts', () => {
           await store.listAttempts({ call: { source: '3cx', callId: 'old' }, limit: 10 }),
         ).toMatchObject([{ deliveryId: d!.id, target: 'crm', rev: 1, result: 'delivered' }]);
         expect((await store.stats()).targets).toMatchObject([{ target: 'crm', done: 1 }]);
+      } finally {
+        await store.close();
+      }
+    },
+  );
+});
+
+describe('upgrading a database written before dry runs were kept with the delivery', () => {
+  // Two delivered calls: "dry" by a sandbox (its write kept its body), "real" by the CRM.
+  const at = '2026-03-01T10:00:05.000Z';
+  const record = (callId: string) =>
+    JSON.stringify({ callId, source: '3cx', status: 'ended', startedAt: at, legs: [] });
+  const deliveries: [string, string][] = [
+    ['dry', '{"objectId":"9000001"}'],
+    ['real', '{"objectId":"7"}'],
+  ];
+  // Per call: a GET (no body either way), then the write: a body kept only by the dry run.
+  const attempts = (callId: string): [string, string | null][] => [
+    ['GET', null],
+    ['POST', callId === 'dry' ? '{"properties":{}}' : null],
+  ];
+
+  it.each([
+    [
+      'sqlite',
+      async () => {
+        const { path, db } = sqliteAt(9);
+        for (const [callId, remote] of deliveries) {
+          db.prepare(
+            `INSERT INTO calls (source, call_id, status, started_at, updated_at, revision, record, fingerprint)
+             VALUES ('3cx', ?, 'ended', ?, ?, 1, ?, 'f')`,
+          ).run(callId, at, at, record(callId));
+          const id = db
+            .prepare(
+              `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, done_rev, remote, updated_at)
+               VALUES ('crm', '3cx', ?, 'done', ?, 1, 1, ?, ?) RETURNING id`,
+            )
+            .pluck()
+            .get(callId, at, remote, at);
+          for (const [method, sent] of attempts(callId))
+            db.prepare(
+              `INSERT INTO delivery_attempts (delivery_id, target, source, call_id, rev, operation, method, path, started_at, duration_ms, result, sent)
+               VALUES (?, 'crm', '3cx', ?, 1, 'x', ?, '/x', ?, 1, 'ok', ?)`,
+            ).run(id, callId, method, at, sent);
+        }
+        db.close();
+        return (): Promise<Store> => Promise.resolve(new SqliteStore(path, { routing }));
+      },
+    ],
+    [
+      'postgres',
+      async () => {
+        const url = await freshPostgresDatabase(inject('pgUrl'));
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        await c.query(
+          'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+        );
+        for (const m of PG_MIGRATIONS.slice(0, 7)) {
+          await c.query(m.sql);
+          await c.query('INSERT INTO schema_migrations VALUES ($1, $2, now())', [
+            m.version,
+            m.name,
+          ]);
+        }
+        for (const [callId, remote] of deliveries) {
+          await c.query(
+            `INSERT INTO calls (source, call_id, status, started_at, updated_at, revision, record, fingerprint)
+             VALUES ('3cx', $1, 'ended', $2, $2, 1, $3, 'f')`,
+            [callId, at, record(callId)],
+          );
+          const { rows } = await c.query<{ id: number }>(
+            `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, done_rev, remote, updated_at)
+             VALUES ('crm', '3cx', $1, 'done', $2, 1, 1, $3, $2) RETURNING id`,
+            [callId, at, remote],
+          );
+          for (const [method, sent] of attempts(callId))
+            await c.query(
+              `INSERT INTO delivery_attempts (delivery_id, target, source, call_id, rev, operation, method, path, started_at, duration_ms, result, sent)
+               VALUES ($1, 'crm', '3cx', $2, 1, 'x', $3, '/x', $4, 1, 'ok', $5)`,
+              [rows[0]!.id, callId, method, at, sent],
+            );
+        }
+        await c.end();
+        return (): Promise<Store> => PostgresStore.open(url, { routing });
+      },
+    ],
+  ] as const)(
+    "%s: a delivery whose last write kept its body is a dry run, its ids the sandbox's",
+    async (_n, make) => {
+      const store = await (await make())();
+      try {
+        const rows = await store.deliveriesOf([
+          { source: '3cx', callId: 'dry' },
+          { source: '3cx', callId: 'real' },
+        ]);
+        expect(rows.map((d) => [d.callId, d.dryRun, d.remote])).toEqual([
+          ['dry', true, { sandbox: { objectId: '9000001' } }],
+          ['real', false, { objectId: '7' }],
+        ]);
       } finally {
         await store.close();
       }

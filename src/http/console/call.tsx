@@ -4,6 +4,7 @@
 
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
+import { NO_USER_OPERATION } from '../../domain/delivery.js';
 import { RelayError } from '../../domain/errors.js';
 import { audioType, toWebStream } from '../../lib/streams.js';
 import type { CallRecord } from '../../domain/model.js';
@@ -39,7 +40,18 @@ interface Delivery {
   row: DeliveryRow;
   attempts: AttemptRow[];
   link: ReturnType<ConsoleTarget['link']>;
-  dryRun: boolean;
+}
+
+/** What the newest run listed went without (an agent the CRM has no user for), once each. */
+function notesOf(attempts: AttemptRow[]): string[] {
+  const newest = attempts[0]?.rev;
+  return [
+    ...new Set(
+      attempts
+        .filter((a) => a.rev === newest && a.operation === NO_USER_OPERATION && a.error)
+        .map((a) => a.error!),
+    ),
+  ];
 }
 
 async function oneCall(ctx: ConsoleContext, c: Context): Promise<CallRow> {
@@ -201,13 +213,18 @@ const safeLink = (url: string | null | undefined): string | undefined =>
   url && /^https?:\/\//i.test(url) ? url : undefined;
 
 function DeliveryCard(props: { d: Delivery; session: Session; back: string }): Child {
-  const { row: d, attempts, link, dryRun } = props.d;
+  const { row: d, attempts, link } = props.d;
   return (
     <section class="card" aria-labelledby={`dl-${d.id}`}>
       <h3 id={`dl-${d.id}`}>
-        {d.target} <Badge d={d} /> {dryRun && <DryRunBadge />}
+        {d.target} <Badge d={d} /> {d.dryRun && <DryRunBadge run />}
       </h3>
       <dl class="facts">
+        {notesOf(attempts).map((n) => (
+          <Fact label="Owner">
+            <span class="b-error">{n}</span>
+          </Fact>
+        ))}
         <Fact label="In the CRM">
           {link &&
             (safeLink(link.url) ? (
@@ -364,13 +381,9 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
       const deliveries: Delivery[] = [];
       for (const d of await store.deliveriesOf([key])) {
         const attempts = await store.listAttempts({ deliveryId: d.id, limit: MAX_ATTEMPTS });
-        const target = targets.get(d.target);
-        deliveries.push({
-          row: d,
-          attempts,
-          link: target?.link(d.remote),
-          dryRun: !!target?.dryRun,
-        });
+        // A dry run's copy is the sandbox's: no CRM has it to link to.
+        const link = d.dryRun ? undefined : targets.get(d.target)?.link(d.remote);
+        deliveries.push({ row: d, attempts, link });
       }
       deliveries.sort((a, b) => a.row.target.localeCompare(b.row.target));
       const ids = [...new Set(r.events.map((e) => e.inboxId))].sort((a, b) => a - b);

@@ -9,6 +9,7 @@ import type { CallQuery, CallRow, DeliveryRow } from '../../store/types.js';
 import { nextCursor } from '../admin.js';
 import {
   Badge,
+  DryRunBadge,
   Direction,
   duration,
   fetched,
@@ -150,7 +151,12 @@ function Rows(props: {
                   <td class="num">{duration(r.durationSec)}</td>
                   <td>
                     {ds.length ? (
-                      ds.map((d) => <Badge d={d} withTarget />)
+                      ds.map((d) => (
+                        <>
+                          <Badge d={d} withTarget />
+                          {d.dryRun && <DryRunBadge run />}
+                        </>
+                      ))
                     ) : (
                       <span class="muted">no target</span>
                     )}

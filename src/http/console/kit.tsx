@@ -142,9 +142,19 @@ export const Direction = ({ dir }: { dir: string | null }): Child =>
     <span class="muted">–</span>
   );
 
-/** A target whose requests a sandbox answers (targets[].dryRun): nothing reaches the CRM. */
-export const DryRunBadge = (): Child => (
-  <span class="badge b-dryrun" title="dryRun: true in relay.yaml: requests are built, not sent">
+/**
+ * A target whose requests a sandbox answers (targets[].dryRun): nothing reaches the CRM. `run`: a
+ * delivery a dry run made (kept with the delivery, whatever the target is now).
+ */
+export const DryRunBadge = ({ run }: { run?: boolean } = {}): Child => (
+  <span
+    class="badge b-dryrun"
+    title={
+      run
+        ? 'made by a dry run: a sandbox answered, nothing reached the CRM'
+        : 'dryRun: true in relay.yaml: requests are built, not sent'
+    }
+  >
     dry run
   </span>
 );

@@ -6,7 +6,7 @@ import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
 import { backfillAll } from '../../store/backfill.js';
-import type { SourceActivity, TargetStats } from '../../store/types.js';
+import type { AgentWithoutUser, SourceActivity, TargetStats } from '../../store/types.js';
 import {
   action,
   Csrf,
@@ -90,6 +90,8 @@ function TargetCard(props: {
   type: string;
   dryRun: boolean;
   stats: TargetStats | undefined;
+  /** Agents its CRM had no user for lately (their calls went without an owner). */
+  noUser: AgentWithoutUser[];
   session: Session;
 }): Child {
   const s = props.stats;
@@ -113,6 +115,20 @@ function TargetCard(props: {
         <dd>
           <Time iso={s?.oldestDueAt} />
         </dd>
+        {props.noUser.length > 0 && (
+          <>
+            <dt>Agents without a user</dt>
+            <dd>
+              <ul>
+                {props.noUser.map((a) => (
+                  <li>
+                    <span class="b-error">{a.text}</span> ({a.runs}×, last <Time iso={a.lastAt} />)
+                  </li>
+                ))}
+              </ul>
+            </dd>
+          </>
+        )}
       </dl>
       <div class="actions">
         <PostButton
@@ -135,6 +151,9 @@ function TargetCard(props: {
   );
 }
 
+/** How far back the setup page looks for agents a CRM had no user for. */
+const NO_USER_DAYS = 7;
+
 export function mountSetup(app: Hono, ctx: ConsoleContext): void {
   const { pipeline, redact } = ctx.opts;
   const store = pipeline.store;
@@ -142,10 +161,14 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
   app.get(
     '/console/setup',
     page(ctx, async (c, session) => {
-      const [activity, stats, health] = await Promise.all([
+      const [activity, stats, health, noUser] = await Promise.all([
         store.sourceActivity(),
         store.stats(),
         ctx.opts.storeHealth(),
+        store.agentsWithoutUser({
+          since: new Date(Date.now() - NO_USER_DAYS * 86400_000).toISOString(),
+          limit: 100,
+        }),
       ]);
       const seen = new Map(redact.value(activity).map((a) => [a.source, a]));
       const counts = new Map(stats.targets.map((t) => [t.target, t]));
@@ -186,6 +209,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
                   type={t.type}
                   dryRun={t.dryRun}
                   stats={counts.get(t.name)}
+                  noUser={noUser.filter((a) => a.target === t.name)}
                   session={session}
                 />
               ))}
@@ -329,6 +353,16 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
       const name = c.req.param('name');
       const target = ctx.opts.targets.find((t) => t.name === name);
       if (!target) throw new RelayError('RELAY_ERR_NOT_FOUND', `no target "${name}" in relay.yaml`);
+      // A sandbox answers a dry run's check as it answers everything: asking it proves nothing.
+      if (target.dryRun)
+        return done(
+          c,
+          ctx,
+          '/console/setup',
+          'ok',
+          `${name}: dry run, nothing asked: a sandbox answers every request (set the token and ` +
+            'remove dryRun to test the CRM)',
+        );
       try {
         const said = await target.check();
         return done(c, ctx, '/console/setup', 'ok', `${name}: ${said}`);

@@ -29,6 +29,8 @@ import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  AGENTS_WITHOUT_USER_SQL,
+  BACKFILL_UPSERT_SQL,
   PRUNE_ATTEMPTS_SQL,
   backfillNext,
   backfillSql,
@@ -44,6 +46,7 @@ import {
 } from '../queries.js';
 import {
   ATTEMPT_COLUMNS,
+  toAgentWithoutUser,
   attemptValues,
   EVENT_COLUMNS,
   eventValues,
@@ -57,6 +60,7 @@ import {
   type AttemptsOf,
 } from '../rows.js';
 import type {
+  AgentWithoutUser,
   AttemptRow,
   BackfillBatch,
   BackfillQuery,
@@ -787,15 +791,16 @@ export class PostgresStore implements Store {
       const r = o.ok
         ? await c.query<AttemptsOf>(
             `UPDATE deliveries SET done_rev = $3, remote = $4, attempts = 0, first_failed_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
-               updated_at = now(), state = CASE WHEN want_rev > $3 THEN 'due' ELSE 'done' END
+               updated_at = now(), dry_run = $5, state = CASE WHEN want_rev > $3 THEN 'due' ELSE 'done' END
              WHERE id = $1 AND lease_owner = $2
              RETURNING id, target, source, call_id, want_rev`,
-            [id, owner, o.rev, JSON.stringify(o.remote)],
+            [id, owner, o.rev, JSON.stringify(o.remote), !!o.dryRun],
           )
         : await c.query<AttemptsOf>(
             `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, now()), last_error = $3,
                remote = coalesce($4::jsonb, remote), lease_owner = NULL, lease_until = NULL, updated_at = now(),
-               state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at)
+               state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at),
+               dry_run = $7
              WHERE id = $1 AND lease_owner = $2
              RETURNING id, target, source, call_id, want_rev`,
             [
@@ -805,6 +810,7 @@ export class PostgresStore implements Store {
               o.remote ? JSON.stringify(o.remote) : null,
               o.dead,
               o.retryAt ?? null,
+              !!o.dryRun,
             ],
           );
       const d = r.rows[0];
@@ -936,13 +942,20 @@ export class PostgresStore implements Store {
         const due = dueAt(r.record, this.routing, q.target, now);
         if (due === undefined) continue;
         matched++;
-        // Only where there is no work yet (a concurrent fold may just have made some).
-        if (!q.dryRun)
-          await c.query(
-            `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
-             VALUES ($1, $2, $3, 'due', $4, $5, $6) ON CONFLICT (target, source, call_id) DO NOTHING`,
-            [q.target, r.source, r.call_id, due, r.revision, now.toISOString()],
-          );
+        // Only where there is no work yet (a concurrent fold may just have made some), or only a
+        // dry run's.
+        if (!q.dryRun) {
+          const ub = new Binder('postgres');
+          const sql = BACKFILL_UPSERT_SQL(ub, [
+            q.target,
+            r.source,
+            r.call_id,
+            due,
+            r.revision,
+            now.toISOString(),
+          ]);
+          await c.query(sql, ub.values);
+        }
       }
       return { scanned: rows.length, matched, next: backfillNext(rows, q.limit) };
     };
@@ -1064,6 +1077,12 @@ export class PostgresStore implements Store {
       b.values,
     );
     return r.rows.map((x) => toInboxRow(x, nativeReaders));
+  }
+
+  async agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
+    const b = new Binder('postgres');
+    const r = await this.pool.query(AGENTS_WITHOUT_USER_SQL(b, q.since, q.limit), b.values);
+    return r.rows.map((x) => toAgentWithoutUser(x, nativeReaders));
   }
 
   async sourceActivity(): Promise<SourceActivity[]> {

@@ -196,4 +196,20 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX sessions_expires ON sessions (expires_at);
     `,
   },
+  {
+    version: 8,
+    name: 'dry runs kept with the delivery',
+    sql: `
+      -- The same as SQLite's migration 10 (see there).
+      ALTER TABLE deliveries ADD COLUMN dry_run boolean NOT NULL DEFAULT false;
+      UPDATE deliveries d SET dry_run = true
+        WHERE (SELECT a.sent IS NOT NULL FROM delivery_attempts a
+               WHERE a.delivery_id = d.id AND a.method IN ('POST', 'PUT', 'PATCH')
+               ORDER BY a.id DESC LIMIT 1);
+      UPDATE deliveries SET remote = jsonb_build_object('sandbox', remote)
+        WHERE dry_run AND remote <> '{}'::jsonb;
+      CREATE INDEX delivery_attempts_no_user ON delivery_attempts (started_at)
+        WHERE operation = 'finding the agent''s CRM user';
+    `,
+  },
 ];

@@ -26,6 +26,8 @@ import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
 import {
+  AGENTS_WITHOUT_USER_SQL,
+  BACKFILL_UPSERT_SQL,
   PRUNE_ATTEMPTS_SQL,
   backfillNext,
   backfillSql,
@@ -41,6 +43,7 @@ import {
 } from '../queries.js';
 import {
   ATTEMPT_COLUMNS,
+  toAgentWithoutUser,
   attemptValues,
   EVENT_COLUMNS,
   eventValues,
@@ -54,6 +57,7 @@ import {
   type AttemptsOf,
 } from '../rows.js';
 import type {
+  AgentWithoutUser,
   AttemptRow,
   BackfillBatch,
   BackfillQuery,
@@ -240,11 +244,9 @@ export class SqliteStore implements Store {
            first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
            state = 'due'`,
       ),
-      // A backfill adds work only where there is none (done or dead rows stay as they are).
-      backfillDelivery: db.prepare(
-        `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
-         VALUES (?, ?, ?, 'due', ?, ?, ?) ON CONFLICT (target, source, call_id) DO NOTHING`,
-      ),
+      // A backfill adds work only where there is none (done or dead rows stay as they are, but
+      // for a dry run's).
+      backfillDelivery: db.prepare(BACKFILL_UPSERT_SQL(new Binder('sqlite'), [0, 0, 0, 0, 0, 0])),
       // Replay: a request's own events, and the earliest request that repeats one of them.
       ownEvents: db.prepare(`SELECT idx, source, call_id, key FROM events WHERE inbox_id = ?`),
       ownLinks: db.prepare(`SELECT source, call_id, kind FROM event_links WHERE inbox_id = ?`),
@@ -291,7 +293,7 @@ export class SqliteStore implements Store {
       ),
       delivered: db.prepare(
         `UPDATE deliveries SET done_rev = @rev, remote = @remote, attempts = 0, first_failed_at = NULL, last_error = NULL,
-           lease_owner = NULL, lease_until = NULL, updated_at = @now,
+           lease_owner = NULL, lease_until = NULL, updated_at = @now, dry_run = @dryRun,
            state = CASE WHEN want_rev > @rev THEN 'due' ELSE 'done' END
          WHERE id = @id AND lease_owner = @owner
          RETURNING id, target, source, call_id, want_rev`,
@@ -299,7 +301,7 @@ export class SqliteStore implements Store {
       failed: db.prepare(
         `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, @now), last_error = @error,
            remote = coalesce(@remote, remote), lease_owner = NULL, lease_until = NULL, updated_at = @now,
-           state = CASE WHEN @dead THEN 'dead' ELSE 'due' END, due_at = coalesce(@retryAt, due_at)
+           dry_run = @dryRun, state = CASE WHEN @dead THEN 'dead' ELSE 'due' END, due_at = coalesce(@retryAt, due_at)
          WHERE id = @id AND lease_owner = @owner
          RETURNING id, target, source, call_id, want_rev`,
       ),
@@ -681,6 +683,7 @@ export class SqliteStore implements Store {
                 rev: o.rev,
                 remote: JSON.stringify(o.remote),
                 now,
+                dryRun: o.dryRun ? 1 : 0,
               })
             : this.stmts.failed.get({
                 id,
@@ -690,6 +693,7 @@ export class SqliteStore implements Store {
                 dead: o.dead ? 1 : 0,
                 retryAt: o.retryAt ?? null,
                 remote: o.remote ? JSON.stringify(o.remote) : null,
+                dryRun: o.dryRun ? 1 : 0,
               })
         ) as AttemptsOf | undefined;
         // Lost the lease: nothing was updated, and the run's attempts are not written either.
@@ -935,6 +939,12 @@ export class SqliteStore implements Store {
       .prepare(`SELECT * FROM inbox ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
       .all(...b.values) as InboxDbRow[];
     return rows.map((x) => toInboxRow(x, textReaders));
+  }
+
+  async agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
+    const b = new Binder('sqlite');
+    const rows = this.db.prepare(AGENTS_WITHOUT_USER_SQL(b, q.since, q.limit)).all(...b.values);
+    return (rows as object[]).map((r) => toAgentWithoutUser(r, textReaders));
   }
 
   async sourceActivity(): Promise<SourceActivity[]> {

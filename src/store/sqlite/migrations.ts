@@ -240,4 +240,26 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX sessions_expires ON sessions (expires_at);
     `,
   },
+  {
+    version: 10,
+    name: 'dry runs kept with the delivery',
+    sql: `
+      -- Whether a delivery's last run was a dry run (targets[].dryRun), written with its outcome:
+      -- the "dry run" mark shows from the row, whatever the target has become since, and a
+      -- backfill sends such a call for real. Rows from before: a run is a dry run when its last
+      -- write kept its body (only dry runs keep them).
+      ALTER TABLE deliveries ADD COLUMN dry_run INTEGER NOT NULL DEFAULT 0 CHECK (dry_run IN (0, 1));
+      UPDATE deliveries SET dry_run = 1
+        WHERE (SELECT a.sent IS NOT NULL FROM delivery_attempts a
+               WHERE a.delivery_id = deliveries.id AND a.method IN ('POST', 'PUT', 'PATCH')
+               ORDER BY a.id DESC LIMIT 1);
+      -- A sandbox's ids live under "sandbox" in remote, apart from the CRM's: a target that
+      -- sends for real never updates (or refers to) an object only the sandbox made.
+      UPDATE deliveries SET remote = json_object('sandbox', json(remote))
+        WHERE dry_run = 1 AND remote <> '{}';
+      -- Agents the CRM has no user for, as deliveries noted them (the setup page lists them).
+      CREATE INDEX delivery_attempts_no_user ON delivery_attempts (started_at)
+        WHERE operation = 'finding the agent''s CRM user';
+    `,
+  },
 ];

@@ -3,6 +3,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type {
+  AgentWithoutUser,
   AttemptRow,
   BackfillBatch,
   BackfillQuery,
@@ -154,6 +155,9 @@ export class ThreadedSqliteStore implements Store {
     source?: string;
   }): Promise<InboxRow[]> {
     return (await this.call<InboxRow[]>('listInbox', q)).map(fixRow);
+  }
+  agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
+    return this.call('agentsWithoutUser', q);
   }
   sourceActivity(): Promise<SourceActivity[]> {
     return this.call('sourceActivity');

@@ -2,7 +2,11 @@
 // one engagement per call with the right properties, contact and owner, PATCH on later changes,
 // missed-call tasks once, ambiguous creates adopted rather than duplicated, 429s honoured.
 
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { backfillAll } from '../../store/backfill.js';
+import { createLogger, type Logger } from '../../telemetry/log.js';
 import { loadConfig } from '../../config/load.js';
 import type { Flow } from '../../flows.js';
 import { DEFAULT_DISPOSITIONS } from './mapping.js';
@@ -11,6 +15,7 @@ import { FakeHubspot } from './fake.js';
 import {
   ConsoleClient,
   goldenCases,
+  MAIN,
   TOKENS,
   sendFlowRequest,
   settleDeliveries,
@@ -24,11 +29,14 @@ const HS_TOKEN = 'pat-eu1-test-token-0000';
 async function setup(
   extra = '',
   sources?: SourceSettingsMap,
+  log?: Logger,
 ): Promise<{
   hs: FakeHubspot;
   relay: Relay;
   send: (source: string, r: Flow['requests'][number]) => Promise<void>;
   settle: () => Promise<void>;
+  /** relay.yaml, for a test that edits it and reloads. */
+  config: string;
 }> {
   const hs = await new FakeHubspot(HS_TOKEN).start();
   const dir = tempDir();
@@ -36,7 +44,7 @@ async function setup(
     sources,
     more: `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n    baseUrl: ${hs.url}\n    searchLagSec: 0.3\n${extra}`,
   });
-  const relay = await startRelay(loadConfig(config, {}), undefined, {
+  const relay = await startRelay(loadConfig(config, {}), log, {
     delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
   });
   const send = async (source: string, r: Flow['requests'][number]): Promise<void> => {
@@ -44,7 +52,7 @@ async function setup(
     if (res) expect(res.status).toBe(200);
   };
   const settle = (): Promise<void> => settleDeliveries(relay);
-  return { hs, relay, send, settle };
+  return { hs, relay, send, settle, config };
 }
 
 describe('HubSpot target', () => {
@@ -55,8 +63,9 @@ describe('HubSpot target', () => {
   const open = async (
     extra = '',
     sources?: Parameters<typeof setup>[1],
+    log?: Logger,
   ): Promise<Awaited<ReturnType<typeof setup>>> => {
-    const s = await setup(extra, sources);
+    const s = await setup(extra, sources, log);
     cleanup.push(
       () => s.hs.close(),
       () => s.relay.close(),
@@ -294,6 +303,133 @@ describe('HubSpot target', () => {
     expect(page).toContain('&quot;hs_call_direction&quot;: &quot;INBOUND&quot;');
   });
 
+  it('turned real, creates anew what a dry run delivered; never updates a sandbox id', async () => {
+    const { hs, send, settle, relay, config } = await open('    dryRun: true\n');
+    const missed = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
+    const other = goldenCases().find((c) => c.flow.name === '3cx-v2-outgoing-answered')!.flow;
+    for (const r of [...missed.requests, ...other.requests]) await send('3cx', r);
+    await settle();
+    const before = await relay.store.listDeliveries({ limit: 10 });
+    expect(before.map((d) => [d.state, d.dryRun])).toEqual([
+      ['done', true],
+      ['done', true],
+    ]);
+    // The sandbox's ids are kept apart from the CRM's.
+    for (const d of before) expect(d.remote).toEqual({ sandbox: expect.anything() });
+    // "Test connection" asks nothing of a sandbox, and says so.
+    const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);
+    expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+    const setupPage = await (await client.request('/console/setup')).text();
+    client.csrf = /<meta name="csrf-token" content="([^"]+)"/.exec(setupPage)![1]!;
+    expect((await client.post('/console/setup/targets/hubspot/check')).status).toBe(303);
+    expect(await (await client.request('/console/setup')).text()).toContain(
+      'hubspot: dry run, nothing asked',
+    );
+    expect(hs.log).toEqual([]);
+
+    // dryRun removed; what the sandbox "delivered" still says so, in the API and the console.
+    writeFileSync(config, readFileSync(config, 'utf8').replace('    dryRun: true\n', ''));
+    await relay.reload();
+    const api = await fetch(`http://127.0.0.1:${relay.port}/api/deliveries?target=hubspot`, {
+      headers: { authorization: `Bearer ${TOKENS.admin}` },
+    });
+    const { deliveries } = (await api.json()) as {
+      deliveries: { dryRun: boolean; crm: unknown }[];
+    };
+    expect(deliveries.map((d) => [d.dryRun, d.crm])).toEqual([
+      [true, null],
+      [true, null],
+    ]);
+    const list = await (await client.request('/console/calls')).text();
+    expect(list.match(/class="badge b-dryrun"/g)).toHaveLength(2);
+    const cli = (...args: string[]): string =>
+      execFileSync(process.execPath, [MAIN, ...args, '--config', config], { encoding: 'utf8' });
+    expect(cli('deliveries', '--state', 'done').match(/delivered \(dry run\)/g)).toHaveLength(2);
+    // The missed call then changes (its recording arrives).
+    await send('3cx', {
+      method: 'POST',
+      contentType: 'application/json',
+      body: '{"Event":"recording","FileUrls":["https://pbx/webapi/recording/230102104542_15-0-1.mp3"],"Id":"230102104542_15-0"}',
+    });
+    await settle();
+    // Created in HubSpot, not PATCHed at the sandbox's id.
+    expect(hs.count('PATCH', '/crm/v3/objects/calls/')).toBe(0);
+    expect(hs.count('POST', '/crm/v3/objects/calls')).toBe(1);
+    const changed = (await relay.store.getDelivery(before[0]!.id))!;
+    expect(changed).toMatchObject({
+      state: 'done',
+      dryRun: false,
+      remote: { callObjectId: [...hs.calls.keys()][0] },
+    });
+    expect(changed.remote).not.toHaveProperty('sandbox');
+    // The call that did not change stays the sandbox's until a backfill sends it for real.
+    expect(await relay.store.getDelivery(before[1]!.id)).toMatchObject({ dryRun: true });
+    const since = '2000-01-01T00:00:00Z';
+    expect(
+      await backfillAll(relay.store, { target: 'hubspot', since, dryRun: false }),
+    ).toMatchObject({ matched: 1 });
+    relay.delivery.kick();
+    await settle();
+    expect(hs.calls.size).toBe(2);
+    expect(hs.count('PATCH', '/crm/v3/objects/calls/')).toBe(0);
+    expect(await relay.store.getDelivery(before[1]!.id)).toMatchObject({
+      state: 'done',
+      dryRun: false,
+    });
+    expect(await backfillAll(relay.store, { target: 'hubspot', since, dryRun: true })).toEqual({
+      scanned: 0,
+      matched: 0,
+    });
+  });
+
+  it('says so when HubSpot has no user for an agent: per call, once in the log, in the console', async () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (s: string) => void lines.push(s) });
+    const { hs, send, settle, relay } = await open(
+      '    agents:\n      "102": bob@acme-ofice.cz\n',
+      undefined,
+      log,
+    );
+    const flow = goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!.flow;
+    // Two calls of agent 102: the second one's lookup comes from the cache.
+    for (const id of ['230115121143_9', '230115121199_9'])
+      for (const r of flow.requests)
+        await send('3cx', { ...r, body: r.body?.replaceAll('230115121143_9', id) });
+    await settle();
+    expect(hs.calls.size).toBe(2);
+    for (const c of hs.calls.values()) expect(c.properties.hubspot_owner_id).toBeUndefined();
+    expect(hs.count('GET', '/crm/v3/owners')).toBe(1);
+    const text = 'agent 102 (bob@acme-ofice.cz) is not a HubSpot user: the call has no owner';
+    // Each call's runs say it, as a note (no request), the run delivered all the same.
+    for (const callId of ['230115121143_9', '230115121199_9']) {
+      const attempts = await relay.store.listAttempts({
+        call: { source: '3cx', callId },
+        limit: 50,
+      });
+      const notes = attempts.filter((a) => a.error === text);
+      expect(notes.length).toBeGreaterThan(0);
+      for (const n of notes)
+        expect(n).toMatchObject({
+          operation: "finding the agent's CRM user",
+          method: null,
+          result: 'ok',
+        });
+      expect(attempts[0]!.result).toBe('delivered');
+    }
+    // The log says it once, not per call.
+    const warned = lines.filter((l) => l.includes(text));
+    expect(warned).toHaveLength(1);
+    expect(JSON.parse(warned[0]!)).toMatchObject({ level: 40, target: 'hubspot', agent: '102' });
+    // The call page and the setup page show it.
+    const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);
+    expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+    const page = await (await client.request('/console/calls/3cx/230115121143_9')).text();
+    expect(page).toContain(text);
+    const setupPage = await (await client.request('/console/setup')).text();
+    expect(setupPage).toContain('Agents without a user');
+    expect(setupPage).toContain(text);
+  });
+
   it('creates contacts for unknown callers and one follow-up task per missed call', async () => {
     const { hs, send, settle } = await open(
       '    createContacts: true\n    missedCallTask: true\n    agents:\n      "804": "90001"\n',
@@ -525,7 +661,9 @@ describe('HubSpot target', () => {
       expect(hs.log).toEqual([]);
       const done = await relay.store.listDeliveries({ state: 'done', limit: 50 });
       expect(done).toHaveLength(CALLS);
-      expect(new Set(done.map((d) => d.remote.callObjectId)).size).toBe(CALLS);
+      // The sandbox's ids, kept apart from the CRM's (delivery/engine.ts splitRemote).
+      const ids = done.map((d) => (d.remote.sandbox as { callObjectId?: string }).callObjectId);
+      expect(new Set(ids).size).toBe(CALLS);
       const rows = await relay.store.listAttempts({ limit: 500 });
       const batch = rows.find((r) => r.path === '/crm/v3/objects/calls/batch/create');
       expect(batch!.status).toBe(201);

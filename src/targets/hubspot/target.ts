@@ -70,6 +70,7 @@ class HubspotTarget implements Target {
       fromNumber: (id) => id,
       byEmail: (email) => this.ownerByEmail(email),
       exists: (id) => this.http.exists(`/crm/v3/owners/${id}`, `looking up the owner ${id}`),
+      who: { crm: 'HubSpot', target: cfg.name },
     });
     const crm = connectCrm(cfg, {
       crm: 'HubSpot',
@@ -103,7 +104,7 @@ class HubspotTarget implements Target {
   async deliver(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
-    const ownerId = await this.owners.forAgent(c.agent);
+    const ownerId = await this.owners.forAgent(c.agent, ctx.log);
     if (remote.contactId === undefined) {
       const match = await this.contacts.find(c.externalE164);
       remote.contactId = match?.id ?? null;

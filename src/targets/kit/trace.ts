@@ -25,6 +25,11 @@ export interface RequestTrace {
    * it among its attempts, while the request counters count it once.
    */
   copy?: true;
+  /**
+   * Not a request: something the run went without, said where the admin reads the requests (an
+   * agent the CRM has no user for: kit/user-lookup.ts). `error` holds the sentence.
+   */
+  note?: true;
 }
 
 /** Where a delivery's requests go: its trace (an array), or several (a batch, kit/batcher.ts). */

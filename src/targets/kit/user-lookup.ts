@@ -1,10 +1,17 @@
 // Which CRM user handled a call: relay.yaml maps an agent's extension to a numeric user id, used
 // as it is, or to an email, which the CRM is asked about once and then remembered (an unknown
 // email too, so that a mapping the CRM does not know costs one request per cache period, not one
-// per call).
+// per call). An agent the CRM has no user for is said on every call's attempts and, once per
+// process, in the log: the call still goes, without an owner.
 
+import { NO_USER_OPERATION } from '../../domain/delivery.js';
+import type { Logger } from '../../telemetry/log.js';
 import { isNumericUserId } from './agents.js';
 import { Cache, SingleFlight } from './lookup.js';
+import { recordRequest } from './trace.js';
+
+/** (target, agent, email) already warned about in the log: once per process, not per call. */
+const warned = new Set<string>();
 
 export interface UserLookupOptions<Id> {
   /** Extension -> numeric user id or email (the target's `agents`). */
@@ -17,6 +24,8 @@ export interface UserLookupOptions<Id> {
   byEmail(email: string): Promise<Id | undefined>;
   /** Whether the CRM has a user with this id (check --online). */
   exists?(id: Id): Promise<boolean>;
+  /** Who asks ("HubSpot", the target's name): an unknown agent is noted and warned about. */
+  who?: { crm: string; target: string };
 }
 
 export class UserLookup<Id> {
@@ -44,16 +53,46 @@ export class UserLookup<Id> {
   }
 
   /** The CRM user of this agent (extension), if relay.yaml maps it and the CRM knows them. */
-  async forAgent(agent: string | null): Promise<Id | undefined> {
+  async forAgent(agent: string | null, log?: Logger): Promise<Id | undefined> {
     const mapped = agent ? this.o.agents[agent] : undefined;
-    if (!mapped) return undefined;
+    if (!agent || !mapped) return undefined;
     if (isNumericUserId(mapped)) return this.o.fromNumber(mapped);
     const hit = this.cache.get(mapped);
-    if (hit) return hit.v ?? undefined;
-    return this.flights.run(mapped, async () => {
-      const id = await this.o.byEmail(mapped);
-      this.cache.set(mapped, id ?? null);
-      return id;
+    const id = hit
+      ? (hit.v ?? undefined)
+      : await this.flights.run(mapped, async () => {
+          const found = await this.o.byEmail(mapped);
+          this.cache.set(mapped, found ?? null);
+          return found;
+        });
+    if (id === undefined) this.noUser(agent, mapped, log);
+    return id;
+  }
+
+  /** Every call's attempts say it (cached or not); the log says it once per process. */
+  private noUser(agent: string, email: string, log: Logger | undefined): void {
+    const who = this.o.who;
+    if (!who) return;
+    const text = `agent ${agent} (${email}) is not a ${who.crm} user: the call has no owner`;
+    recordRequest({
+      operation: NO_USER_OPERATION,
+      method: '',
+      path: '',
+      startedAt: new Date().toISOString(),
+      durationMs: 0,
+      waitedMs: 0,
+      status: null,
+      requestId: null,
+      error: text,
+      note: true,
     });
+    const key = `${who.target}\0${agent}\0${email}`;
+    if (log && !warned.has(key)) {
+      warned.add(key);
+      log.warn(
+        { target: who.target, agent, email },
+        `${text} (fix agents: in relay.yaml or the CRM; said once per agent until restart)`,
+      );
+    }
   }
 }

@@ -101,6 +101,26 @@ describe('Pipedrive target', () => {
     );
   });
 
+  it('notes on each call an agent Pipedrive has no user for; the call goes without one', async () => {
+    const flow = goldenCases().find((c) => c.flow.name === '3cx-v2-incoming-answered')!.flow;
+    const { pd, send, settle, relay } = await open({
+      settle: 0.5,
+      target: '    agents:\n      "202": bob@acme-ofice.cz\n',
+    });
+    for (const r of flow.requests) await send('3cx', r);
+    await settle();
+    const [log] = [...pd.callLogs.values()];
+    expect(log!.body.user_id).toBeUndefined();
+    const attempts = await relay.store.listAttempts({ limit: 50 });
+    expect(attempts.filter((a) => a.method === null && a.error)).toEqual([
+      expect.objectContaining({
+        operation: "finding the agent's CRM user",
+        result: 'ok',
+        error: 'agent 202 (bob@acme-ofice.cz) is not a Pipedrive user: the call has no owner',
+      }),
+    ]);
+  });
+
   it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))(
     '%s ends as exactly its call logs',
     async (_n, c) => {

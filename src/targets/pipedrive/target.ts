@@ -116,6 +116,7 @@ class PipedriveTarget implements Target {
       fromNumber: Number,
       byEmail: (email) => this.userByEmail(email),
       exists: (id) => this.http.exists(`/api/v1/users/${id}`, `looking up the user ${id}`),
+      who: { crm: 'Pipedrive', target: cfg.name },
     });
     const crm = connectCrm(cfg, {
       crm: 'Pipedrive',
@@ -143,7 +144,7 @@ class PipedriveTarget implements Target {
       remote.personId = match?.id ?? null;
       if (match?.others.length) remote.sharedWith = match.others;
     }
-    const userId = await this.users.forAgent(c.agent);
+    const userId = await this.users.forAgent(c.agent, ctx.log);
 
     if (!remote.callLogId && !remote.logged) {
       if (remote.callActivityId === undefined) {
