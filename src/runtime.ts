@@ -433,6 +433,7 @@ export async function startRelay(
     },
     onDeliveriesDue: () => delivery.kick(),
     version: VERSION,
+    publicUrl: cfg.server.publicUrl,
     storeHealth: async () => {
       try {
         await store.checkWritable();

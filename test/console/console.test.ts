@@ -45,7 +45,7 @@ afterEach(async () => {
 function makeConsole(
   token: string | null = TOKENS.admin,
   signal?: AbortSignal,
-  more: { store?: SqliteStore; now?: () => number } = {},
+  more: { store?: SqliteStore; now?: () => number; publicUrl?: string } = {},
 ): Console {
   const adminToken = token ?? undefined;
   const dir = tempDir();
@@ -87,6 +87,7 @@ function makeConsole(
     version: '9.9.9',
     storeHealth: async () => ({ backend: 'sqlite', ok: true, detail: 'writable' }),
     signal,
+    publicUrl: more.publicUrl,
   };
   const gate = new AuthGate({ adminToken, trustProxy: [], ...SESSION_DEFAULTS }, { now: more.now });
   const app = createApp({ pipeline, bodyLimit: 1 << 20, adminToken, console: opts, auth: gate });
@@ -507,6 +508,21 @@ describe('console over HTTP', () => {
       headers: { origin: ORIGIN, accept: 'application/json', 'x-csrf-token': csrf },
     });
     expect(signedOut.status).toBe(401);
+  });
+
+  it('builds the webhook URL to copy on server.publicUrl, not on the address the browser used', async () => {
+    const k = makeConsole(TOKENS.admin, undefined, { publicUrl: 'https://relay.example.com/' });
+    const { cookie, csrf } = await signIn(k);
+    const setup = await (await k.app.request('/console/setup', { headers: { cookie } })).text();
+    expect(setup).toContain('https://relay.example.com/hooks/3cx/');
+    expect(setup).not.toContain('http://localhost/hooks/');
+    const res = await k.app.request('/console/setup/sources/3cx/reveal', {
+      method: 'POST',
+      headers: { cookie, accept: 'application/json', origin: ORIGIN, 'x-csrf-token': csrf },
+    });
+    expect(((await res.json()) as { url: string }).url).toBe(
+      `https://relay.example.com/hooks/3cx/${sourceToken('3cx')}`,
+    );
   });
 
   it('lists calls newest first with filters and older pages, each page well under 50 KB', async () => {

@@ -26,9 +26,15 @@ import type { Session } from './session.js';
 
 const MASK = '••••••••';
 
-const hookBase = (c: Context, source: string): string => {
+/**
+ * Where the phone system must post: server.publicUrl when set (the browser may be on the relay's
+ * private address, 127.0.0.1 or an SSH tunnel, which the PBX cannot reach), else the origin the
+ * browser used.
+ */
+const hookBase = (c: Context, source: string, publicUrl: string | undefined): string => {
   const { proto, host } = requestOrigin(c);
-  return `${proto}://${host}/hooks/${encodeURIComponent(source)}/`;
+  const base = publicUrl ? publicUrl.replace(/\/+$/, '') : `${proto}://${host}`;
+  return `${base}/hooks/${encodeURIComponent(source)}/`;
 };
 
 function SourceCard(props: {
@@ -171,7 +177,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
               <SourceCard
                 name={s.name}
                 adapter={s.provider}
-                base={hookBase(c, s.name)}
+                base={hookBase(c, s.name, ctx.opts.publicUrl)}
                 activity={seen.get(s.name)}
                 session={session}
               />
@@ -235,7 +241,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
       const src = pipeline.sources.get(name);
       if (!src)
         throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${name}" in relay.yaml`);
-      const url = `${hookBase(c, name)}${encodeURIComponent(src.token)}`;
+      const url = `${hookBase(c, name, ctx.opts.publicUrl)}${encodeURIComponent(src.token)}`;
       if (wantsJson) return c.json({ source: name, url });
       return c.html(
         `<!doctype html>${String(

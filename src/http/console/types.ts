@@ -45,6 +45,8 @@ export interface ConsoleOptions {
    */
   dial?: (req: DialRequest) => Promise<DialResult>;
   canDial?: (source: string) => boolean;
+  /** server.publicUrl: the webhook URLs Setup shows are built on it (else on the browser's). */
+  publicUrl?: string;
   /** callrelay's version (package.json). */
   version: string;
   /** Store kind and health for the setup page. */
