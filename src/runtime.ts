@@ -21,6 +21,7 @@ import {
 } from './http/connections.js';
 import { addressMatcher } from './lib/ips.js';
 import { SourceGuards } from './http/guard.js';
+import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
 import { linkHash, recordingLinkDays, signLink } from './lib/links.js';
@@ -342,6 +343,7 @@ export async function startRelay(
   const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
   const shownTargets = consoleTargets(targets);
   const guards = new SourceGuards(cfg.sources, cfg.server.trustProxy);
+  const refusals = new RefusalRecorder(store, { log, redact });
   const auth = new AuthGate(gateSettings(cfg), { metrics });
   let current = cfg;
   let reloading: Promise<Reloaded> | undefined;
@@ -461,6 +463,7 @@ export async function startRelay(
     auth,
     hsts: !!cfg.server.tls,
     guards,
+    refusals,
     dial: (req) => dialer.place(req, 'api'),
     ...(current.links
       ? {
@@ -573,6 +576,7 @@ export async function startRelay(
       await pipeline.stop();
       await pipeline.drain();
       await delivery.stop();
+      await refusals.close();
       await store.close();
     },
   };

@@ -6,7 +6,12 @@ import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
 import { backfillAll } from '../../store/backfill.js';
-import type { SourceActivity, TargetStats } from '../../store/types.js';
+import {
+  UNKNOWN_SOURCE,
+  type Refusal,
+  type SourceActivity,
+  type TargetStats,
+} from '../../store/types.js';
 import {
   action,
   Csrf,
@@ -37,11 +42,25 @@ const hookBase = (c: Context, source: string, publicUrl: string | undefined): st
   return `${base}/hooks/${encodeURIComponent(source)}/`;
 };
 
+/** A refused webhook in a line: when, why, from where, to which (masked) path. */
+function RefusalLine({ r }: { r: Refusal }): Child {
+  return (
+    <>
+      <Time iso={r.at} />
+      {` · ${r.reason} · from ${r.address || 'an unknown address'} · `}
+      <code>{r.path}</code>
+      {r.count > 1 && ` · ${r.count} refused so far`}
+      <span class="muted">{` (${r.status} ${r.code})`}</span>
+    </>
+  );
+}
+
 function SourceCard(props: {
   name: string;
   adapter: string;
   base: string;
   activity: SourceActivity | undefined;
+  refusal: Refusal | undefined;
   session: Session;
 }): Child {
   const { name, activity: a } = props;
@@ -85,6 +104,10 @@ function SourceCard(props: {
           ) : (
             <span class="muted">none yet: paste the URL into the phone system</span>
           )}
+        </dd>
+        <dt>Last refused</dt>
+        <dd>
+          {props.refusal ? <RefusalLine r={props.refusal} /> : <span class="muted">none</span>}
         </dd>
       </dl>
     </section>
@@ -148,12 +171,15 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
   app.get(
     '/console/setup',
     page(ctx, async (c, session) => {
-      const [activity, stats, health] = await Promise.all([
+      const [activity, refusals, stats, health] = await Promise.all([
         store.sourceActivity(),
+        store.refusals(),
         store.stats(),
         ctx.opts.storeHealth(),
       ]);
       const seen = new Map(redact.value(activity).map((a) => [a.source, a]));
+      const refused = new Map(redact.value(refusals).map((r) => [r.source, r]));
+      const nowhere = refused.get(UNKNOWN_SOURCE);
       const counts = new Map(stats.targets.map((t) => [t.target, t]));
       const sources = [...pipeline.sources.values()].sort((a, b) => a.name.localeCompare(b.name));
       return render(
@@ -179,10 +205,18 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
                 adapter={s.provider}
                 base={hookBase(c, s.name, ctx.opts.publicUrl)}
                 activity={seen.get(s.name)}
+                refusal={refused.get(s.name)}
                 session={session}
               />
             ))}
           </div>
+          {nowhere && (
+            <p>
+              {'Last request to a source that is not in relay.yaml (check the name in the ' +
+                "phone system's URL): "}
+              <RefusalLine r={nowhere} />
+            </p>
+          )}
           <h2>Targets</h2>
           {ctx.opts.targets.length ? (
             <div class="cards">

@@ -196,4 +196,21 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX sessions_expires ON sessions (expires_at);
     `,
   },
+  {
+    version: 9,
+    name: 'refused webhooks',
+    sql: `
+      -- The same as SQLite's migration 11 (see there).
+      CREATE TABLE refusals (
+        source   text        PRIMARY KEY,
+        at       timestamptz NOT NULL,
+        status   integer     NOT NULL,
+        code     text        NOT NULL,
+        reason   text        NOT NULL,
+        path     text        NOT NULL,
+        address  text        NOT NULL,
+        count    bigint      NOT NULL
+      );
+    `,
+  },
 ];
