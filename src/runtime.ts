@@ -45,7 +45,11 @@ import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
-import { fetchRecording, RangeNotSatisfiable } from './targets/kit/recordings.js';
+import {
+  allowedRecordingUrl,
+  fetchRecording,
+  RangeNotSatisfiable,
+} from './targets/kit/recordings.js';
 
 /** callrelay's version, from package.json (one folder up from both src/ and dist/). */
 export const VERSION = (
@@ -425,6 +429,16 @@ export async function startRelay(
         current.archive?.dir,
       );
       return { body: r.body, contentType: r.contentType };
+    },
+    recordingProblem: async (source, url) => {
+      const dir = current.archive?.dir;
+      if (dir && (await archived(dir, source, url))) return undefined;
+      if (!/^https?:\/\//i.test(url)) return 'the phone system sent no web link for it';
+      if (!recordings.has(source)) return 'its source is no longer in relay.yaml';
+      return allowedRecordingUrl(url, recordings.get(source))
+        ? undefined
+        : `its host is not in sources[${source}].recordings.allowHosts, so the relay does not ` +
+            'fetch it';
     },
     reload,
     dial: (req) => dialer.place(req, 'console'),

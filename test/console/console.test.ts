@@ -18,7 +18,8 @@ import type { ConsoleOptions } from '../../src/http/console/types.js';
 import { Redactor } from '../../src/lib/redact.js';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { readFlow } from '../../src/flows.js';
+import { ADAPTERS, sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 const ORIGIN = 'http://localhost';
 
@@ -277,6 +278,8 @@ describe('console over HTTP', () => {
     expect(res.headers.get('set-cookie')).toBeNull();
     const text = await res.text();
     expect(text).toContain('not the admin token');
+    // Where `init` put it: the first place a new admin looks.
+    expect(text).toContain('config/.env, as CALLRELAY_ADMIN_TOKEN');
     expect(text).not.toContain('guess-number-one-xyz');
     expect(text).toContain('name="token"');
   });
@@ -442,6 +445,34 @@ describe('console over HTTP', () => {
     const missing = await k.app.request('/console/no-such-page', { headers: { cookie } });
     expect(missing.status).toBe(404);
     expect(await missing.text()).toContain('RELAY_ERR_NOT_FOUND');
+  });
+
+  it('shows a missed call as 0:00 talk time, its ringing as ring time, the raw values apart', async () => {
+    const k = makeConsole();
+    const { cookie } = await signIn(k);
+    const flow = readFlow(join(ADAPTERS, 'cases', 'callerdesk', 'callerdesk-incoming-missed.json'));
+    for (const r of flow.requests)
+      await k.pipeline.ingest({
+        ...webhook({}),
+        source: 'callerdesk',
+        contentType: r.contentType ?? null,
+        headers: { 'content-type': r.contentType ?? '' },
+        body: Buffer.from(r.body ?? ''),
+      });
+    await k.pipeline.drain();
+    const list = await (await k.app.request('/console', { headers: { cookie } })).text();
+    expect(list).toContain('Talk time</th>');
+    const row = list.slice(list.indexOf('1672651234.9605678'));
+    expect(row.slice(0, row.indexOf('</tr>'))).toMatch(/missed<\/td><td class="num wide">0:00</);
+    const page = await (
+      await k.app.request('/console/calls/callerdesk/1672651234.9605678', { headers: { cookie } })
+    ).text();
+    expect(page).toContain('<dt>Talk time</dt><dd>0:00</dd>');
+    expect(page).toContain('<dt>Ring time</dt><dd>0:25</dd>');
+    expect(page).toContain('<dt>Status</dt><dd>Ended, missed</dd>');
+    // The PBX's own words, kept for whoever asks, folded away.
+    expect(page).toMatch(/<details class="raw"><summary>Raw values<\/summary>/);
+    expect(page).toContain('<dt>Phone system&#39;s status</dt><dd><code>NOANSWER</code>');
   });
 
   it('plays only the recordings a call names, through the relay, as audio', async () => {

@@ -5,6 +5,7 @@
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
+import { talkTimeSec } from '../../domain/talk.js';
 import type { CallQuery, CallRow, DeliveryRow } from '../../store/types.js';
 import { nextCursor } from '../admin.js';
 import {
@@ -118,12 +119,22 @@ function Rows(props: {
           <thead>
             <tr>
               <th scope="col">Started</th>
-              {props.sources > 1 && <th scope="col">Source</th>}
-              <th scope="col">Direction</th>
+              {props.sources > 1 && (
+                <th scope="col" class="wide">
+                  Source
+                </th>
+              )}
+              <th scope="col" class="wide">
+                Direction
+              </th>
               <th scope="col">Number</th>
-              <th scope="col">Agent</th>
+              <th scope="col" class="wide">
+                Agent
+              </th>
               <th scope="col">Outcome</th>
-              <th scope="col">Duration</th>
+              <th scope="col" class="wide">
+                Talk time
+              </th>
               <th scope="col">Delivery</th>
             </tr>
           </thead>
@@ -140,14 +151,16 @@ function Rows(props: {
                       <Time iso={r.startedAt} />
                     </a>
                   </td>
-                  {props.sources > 1 && <td>{r.source}</td>}
-                  <td>
+                  {props.sources > 1 && <td class="wide">{r.source}</td>}
+                  <td class="wide">
                     <Direction dir={r.direction} />
                   </td>
                   <td class="num">{r.externalE164 ?? r.externalNumber ?? '–'}</td>
-                  <td>{r.agentName ? `${r.agentName} (${r.agent ?? '?'})` : (r.agent ?? '–')}</td>
+                  <td class="wide">
+                    {r.agentName ? `${r.agentName} (${r.agent ?? '?'})` : (r.agent ?? '–')}
+                  </td>
                   <td>{r.outcome ?? <span class="muted">{r.status}</span>}</td>
-                  <td class="num">{duration(r.durationSec)}</td>
+                  <td class="num wide">{duration(talkTimeSec(r))}</td>
                   <td>
                     {ds.length ? (
                       ds.map((d) => <Badge d={d} withTarget />)
