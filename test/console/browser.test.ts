@@ -337,6 +337,26 @@ describe('console in a browser', () => {
     expect(await text('.notice')).toBe('hubspot: token accepted; owners and calls readable');
   });
 
+  it('shows the essential columns of the call list on a phone without sideways scrolling', async () => {
+    await page.setViewport({ width: 375, height: 740 });
+    try {
+      await page.goto(`${base}/console`);
+      const fit = await page.$eval('.scroll', (e) => ({
+        scroll: e.scrollWidth,
+        client: e.clientWidth,
+        page: document.documentElement.scrollWidth,
+        shown: [...e.querySelectorAll('th')]
+          .filter((th) => (th as HTMLElement).offsetParent !== null)
+          .map((th) => (th as HTMLElement).innerText),
+      }));
+      expect(fit.shown).toEqual(['Started', 'Number', 'Outcome', 'Delivery']);
+      expect(fit.scroll).toBeLessThanOrEqual(fit.client);
+      expect(fit.page).toBeLessThanOrEqual(375);
+    } finally {
+      await page.setViewport({ width: 1280, height: 900 });
+    }
+  });
+
   it('labels every field, marks the current page, and keeps every page small', async () => {
     for (const [path, nav] of [
       ['/console', 'Calls'],

@@ -139,7 +139,7 @@ function Summary({ row }: { row: CallRow }): Child {
       </Fact>
       <Fact label="Talk time">{duration(talkTimeSec(r))}</Fact>
       {ring !== null && <Fact label="Ring time">{duration(ring)}</Fact>}
-      <Fact label="How it ended">{endText(r)}</Fact>
+      {endText(r) && <Fact label="How it ended">{endText(r)}</Fact>}
       <Fact label="Campaign">{r.campaign}</Fact>
       <Fact label="Placed by">{r.originatedBy}</Fact>
       <Fact label="Source / adapter">{`${r.source} / ${r.provider}`}</Fact>
@@ -151,10 +151,6 @@ function Summary({ row }: { row: CallRow }): Child {
           {`${row.droppedEvents} kept as raw requests only (store.maxEventsPerCall)`}
         </Fact>
       )}
-      <dt>Raw values</dt>
-      <dd>
-        <RawValues row={row} />
-      </dd>
     </dl>
   );
 }
@@ -238,7 +234,7 @@ function Recordings(props: { r: CallRecord; problems: (string | undefined)[] }):
                 <p class="notice error" id={`rec-${i}`} role="status" hidden></p>
               </>
             )}
-            <div class="muted">{url}</div>
+            <div class="muted wrap">{url}</div>
           </li>
         );
       })}
@@ -487,6 +483,7 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
             <span class="muted">{`(${r.source})`}</span>
           </h1>
           <Summary row={view.row} />
+          <RawValues row={view.row} />
           {ctx.opts.dial &&
             ctx.opts.canDial?.(r.source) &&
             (r.externalE164 ?? r.externalNumber) && (

@@ -17,7 +17,6 @@ import {
   page,
   render,
   renderFragment,
-  Time,
   timeText,
   type ConsoleContext,
 } from './kit.js';
@@ -148,7 +147,15 @@ function Rows(props: {
                       href={callHref(r)}
                       aria-label={`Call ${r.callId}, started ${timeText(r.startedAt)} UTC`}
                     >
-                      <Time iso={r.startedAt} />
+                      {/* Date and time wrap apart (a phone's narrow column), never inside; a
+                          phone leaves out the year. */}
+                      <time datetime={r.startedAt}>
+                        <span class="nowrap">
+                          <span class="year">{timeText(r.startedAt).slice(0, 5)}</span>
+                          {timeText(r.startedAt).slice(5, 10)}
+                        </span>{' '}
+                        <span class="nowrap">{timeText(r.startedAt).slice(11)}</span>
+                      </time>
                     </a>
                   </td>
                   {props.sources > 1 && <td class="wide">{r.source}</td>}

@@ -30,9 +30,15 @@ function SignInPage(props: { ctx: ConsoleContext; next: string; error?: string }
             aria-describedby={props.error ? 'sign-in-error token-help' : 'token-help'}
           />
           <p class="muted" id="token-help">
-            The <code>admin.token</code> of this relay&apos;s relay.yaml:{' '}
-            <code>callrelay init</code> put it in <code>config/.env</code> as{' '}
-            <code>CALLRELAY_ADMIN_TOKEN</code>.
+            The <code>admin.token</code> of this relay&apos;s relay.yaml
+            {props.error ? (
+              '.'
+            ) : (
+              <>
+                : <code>callrelay init</code> put it in <code>config/.env</code> as{' '}
+                <code>CALLRELAY_ADMIN_TOKEN</code>.
+              </>
+            )}
           </p>
           <button type="submit" class="primary">
             Sign in
