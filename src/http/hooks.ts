@@ -1,6 +1,7 @@
 // Webhook ingest on /hooks/<source>[/<token>]: the sender's address (allowIps), the source's token
 // from the path, a Bearer header or ?token=, its rate limit, the body and its signature (guard.ts),
-// then the raw request (minus the token) into the pipeline.
+// then the raw request (minus the token) into the pipeline. A refusal is logged (throttled) and
+// kept as the source's newest (refusals.ts).
 
 import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';

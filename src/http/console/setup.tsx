@@ -1,6 +1,6 @@
 // How this relay is set up: per source the webhook URL to paste into the phone system (its token
-// fetched only on a click), the last request seen; per target its counts, a connection test and
-// a backfill (counted first, then confirmed); the store's health and the version.
+// fetched only on a click), the last request seen and the last refused; per target its counts, a
+// connection test and a backfill (counted first, then confirmed); the store's health and version.
 
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
