@@ -1,5 +1,6 @@
 // callrelay console: the only script (the CSP allows no inline code). Every page works without
-// it; it adds live call rows, revealing and copying webhook URLs, and confirm dialogs.
+// it; it adds live call rows, revealing and copying webhook URLs, confirm dialogs, and why a
+// recording cannot be played.
 
 'use strict';
 
@@ -130,6 +131,29 @@
         }
       });
     }
+  }
+
+  // A recording the phone system cannot give: say why (the relay's answer) instead of leaving a
+  // silent 0:00 player.
+  for (const audio of document.querySelectorAll('audio[data-recording]')) {
+    audio.addEventListener('error', async () => {
+      const note = document.getElementById(audio.dataset.recording);
+      if (!note) return;
+      let why = 'the relay could not get it from the phone system';
+      try {
+        const res = await fetch(audio.currentSrc || audio.src, {
+          headers: { accept: 'application/json', range: 'bytes=0-0' },
+          credentials: 'same-origin',
+        });
+        if (!res.ok) why = (await res.json())?.error?.message ?? `HTTP ${res.status}`;
+        else await res.body?.cancel();
+      } catch {
+        // Offline: the general reason above.
+      }
+      note.textContent = `This recording cannot be played: ${why}.`;
+      note.hidden = false;
+      audio.hidden = true;
+    });
   }
 
   async function copyText(text) {

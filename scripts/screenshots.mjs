@@ -1,6 +1,7 @@
 // Screenshots of the console for the docs (npm run screenshots): a relay in this process with
 // stub CRMs and a stub PBX on 127.0.0.1, golden call flows posted to it, one CRM outage that
-// ends in a dead letter, one request no adapter rule knows; then each page at desktop width.
+// ends in a dead letter, one request no adapter rule knows, a PBX with a stale token; then each
+// page at desktop width, and the call list and a call at a phone's (375 px).
 // Writes docs/console/*.png (or into the folder given as the first argument).
 
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -143,6 +144,7 @@ for (const name of [
   '3cx-v2-outgoing-missed',
   '3cx-v2-ringgroup-answered',
   'callerdesk-incoming-answered',
+  'callerdesk-incoming-missed',
   '3cx-v2-incoming-missed-queue',
 ])
   await postFlow(name.startsWith('3cx') ? '3cx' : 'callerdesk', name);
@@ -166,21 +168,30 @@ await fetch(`${base}/hooks/3cx/${tokens['3cx']}`, {
   body: '{"event":"parked","id":"230307142318_40-2","user":"204"}',
 });
 await settle();
+// A PBX still posting with an old token: refused, and shown on Setup.
+await fetch(`${base}/hooks/3cx/an-old-token-from-last-year`, { method: 'POST', body: '{}' });
+for (let i = 0; i < 100 && !(await relay.store.refusals()).length; i++) await sleep(50);
 
 mkdirSync(OUT, { recursive: true });
 const browser = await launchBrowser({ width: 1280, height: 900 });
 try {
   const page = await browser.newPage();
-  /** @param {string} name */
-  const shot = async (name) => {
+  /**
+   * @param {string} name
+   * @param {boolean} [fullPage] false: what a screen shows first
+   */
+  const shot = async (name, fullPage = true) => {
     await page.screenshot({
       path: /** @type {`${string}.png`} */ (join(OUT, `${name}.png`)),
-      fullPage: true,
+      fullPage,
     });
     console.log(`wrote ${join(OUT, `${name}.png`)}`);
   };
   await page.goto(`${base}/console`);
   await shot('sign-in');
+  await page.type('#token', 'not-the-admin-token');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  await shot('sign-in-wrong-token');
   await page.type('#token', ADMIN);
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
 
@@ -188,13 +199,27 @@ try {
   await sleep(300);
   await shot('calls');
   await page.goto(`${base}/console/calls/3cx/230307142318_40`);
+  await page.click('details.raw summary');
   await shot('call');
+  await page.goto(`${base}/console/calls/callerdesk/1672651234.9605678`);
+  await shot('call-missed');
   await page.goto(`${base}/console/failures`);
   await shot('failures');
+  await page.goto(`${base}/console/failures/confirm?action=retry-dead`);
+  await shot('failures-confirm');
   await page.goto(`${base}/console/setup`);
   await page.click('form[data-reveal] button');
   await page.waitForFunction("!document.querySelector('code.url').textContent.includes('••')");
   await shot('setup');
+  await page.goto(`${base}/console/setup/targets/webhook/backfill?since=2023-01-01`);
+  await shot('backfill');
+  await page.goto(`${base}/console/no-such-page`);
+  await shot('not-found');
+  await page.setViewport({ width: 375, height: 740 });
+  await page.goto(`${base}/console`);
+  await shot('calls-phone');
+  await page.goto(`${base}/console/calls/3cx/230307142318_40`);
+  await shot('call-phone', false);
 } finally {
   await browser.close();
   await relay.close();

@@ -21,6 +21,7 @@ import {
 } from './http/connections.js';
 import { addressMatcher } from './lib/ips.js';
 import { SourceGuards } from './http/guard.js';
+import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
 import { linkHash, recordingLinkDays, signLink } from './lib/links.js';
@@ -44,7 +45,11 @@ import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
-import { fetchRecording, RangeNotSatisfiable } from './targets/kit/recordings.js';
+import {
+  allowedRecordingUrl,
+  fetchRecording,
+  RangeNotSatisfiable,
+} from './targets/kit/recordings.js';
 
 /** callrelay's version, from package.json (one folder up from both src/ and dist/). */
 export const VERSION = (
@@ -342,6 +347,7 @@ export async function startRelay(
   const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
   const shownTargets = consoleTargets(targets);
   const guards = new SourceGuards(cfg.sources, cfg.server.trustProxy);
+  const refusals = new RefusalRecorder(store, { log, redact });
   const auth = new AuthGate(gateSettings(cfg), { metrics });
   let current = cfg;
   let reloading: Promise<Reloaded> | undefined;
@@ -424,6 +430,16 @@ export async function startRelay(
       );
       return { body: r.body, contentType: r.contentType };
     },
+    recordingProblem: async (source, url) => {
+      const dir = current.archive?.dir;
+      if (dir && (await archived(dir, source, url))) return undefined;
+      if (!/^https?:\/\//i.test(url)) return 'the phone system sent no web link for it';
+      if (!recordings.has(source)) return 'its source is no longer in relay.yaml';
+      return allowedRecordingUrl(url, recordings.get(source))
+        ? undefined
+        : `its host is not in sources[${source}].recordings.allowHosts, so the relay does not ` +
+            'fetch it';
+    },
     reload,
     dial: (req) => dialer.place(req, 'console'),
     canDial: (source) => !!current.sources.find((s) => s.name === source)?.pbx,
@@ -433,6 +449,7 @@ export async function startRelay(
     },
     onDeliveriesDue: () => delivery.kick(),
     version: VERSION,
+    publicUrl: cfg.server.publicUrl,
     storeHealth: async () => {
       try {
         await store.checkWritable();
@@ -460,6 +477,7 @@ export async function startRelay(
     auth,
     hsts: !!cfg.server.tls,
     guards,
+    refusals,
     dial: (req) => dialer.place(req, 'api'),
     ...(current.links
       ? {
@@ -572,6 +590,7 @@ export async function startRelay(
       await pipeline.stop();
       await pipeline.drain();
       await delivery.stop();
+      await refusals.close();
       await store.close();
     },
   };

@@ -4,6 +4,7 @@
 // requests with the bodies the CRM would have got.
 
 import { deliveryBadge } from '../domain/delivery.js';
+import { talkTimeSec } from '../domain/talk.js';
 import { deliveriesWithAttempts } from '../store/delivery-views.js';
 import type { CallRow, DeliveryRow, Store } from '../store/types.js';
 import { printTable, withStore } from './util.js';
@@ -53,7 +54,7 @@ const callLine =
     outcome: c.outcome,
     number: c.externalE164 ?? c.externalNumber,
     agent: c.agent,
-    secs: c.durationSec,
+    talk: talkTimeSec(c),
     rec: c.recordings.length,
     ai: c.ai ? 'yes' : '',
     delivery: delivery(c.source, c.callId) || null,

@@ -16,6 +16,7 @@ import { cmdReplay } from './replay.js';
 import { cmdSchemas } from './schemas.js';
 import { cmdSimulate } from './simulate.js';
 import { cmdStart } from './start.js';
+import { cmdStatus } from './status.js';
 import { cmdUnmapped } from './unmapped.js';
 
 const CONFIG_HELP =
@@ -178,6 +179,16 @@ export function buildProgram(): Command {
       .option('--source <name>', 'only calls of this source')
       .option('--json', 'print JSON'),
   ).action((ids: string[], o) => cmdCalls(ids, o));
+
+  withConfig(
+    program
+      .command('status')
+      .description(
+        'per source the last request accepted and the last refused (a stale token, a wrong ' +
+          'signature), per target what waits, retries and gave up; works with the relay stopped',
+      )
+      .option('--json', 'print JSON'),
+  ).action((o) => cmdStatus(o));
 
   withConfig(
     program

@@ -69,12 +69,13 @@ export function configFrom(
 /** Run `use` with the store of relay.yaml, closed afterwards whatever happens. */
 export async function withStore<T>(
   values: { config?: string | undefined },
-  use: (store: Store) => Promise<T>,
+  use: (store: Store, cfg: RelayConfig) => Promise<T>,
 ): Promise<T> {
   // Reading the store needs no CRM tokens: an operator can run these without them.
-  const store = await openStore(configFrom(values, { readOnly: true }));
+  const cfg = configFrom(values, { readOnly: true });
+  const store = await openStore(cfg);
   try {
-    return await use(store);
+    return await use(store, cfg);
   } finally {
     await store.close();
   }

@@ -16,6 +16,7 @@ import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
 import { AuthGate, SESSION_DEFAULTS } from './gate.js';
 import type { SourceGuards } from './guard.js';
 import { mountHooks } from './hooks.js';
+import type { RefusalRecorder } from './refusals.js';
 import { mountLinks, type LinkOptions } from './links.js';
 
 export interface AppOptions {
@@ -37,6 +38,8 @@ export interface AppOptions {
   console?: ConsoleOptions;
   /** Sources' allowIps, rate limits and signatures. */
   guards?: SourceGuards;
+  /** Keeps refused webhooks for Setup and `status` (runtime.ts flushes it at shutdown). */
+  refusals?: RefusalRecorder;
   /** Click-to-call for POST /api/dial (sources with pbx: configured). */
   dial?: AdminOptions['dial'];
   /** Serve recordings behind signed links (server.publicUrl). */
@@ -146,7 +149,7 @@ export function createApp(opts: AppOptions): Hono {
     app.all('/hooks/*', () => {
       throw new RelayError('RELAY_ERR_NOT_FOUND', 'webhooks are received on server.port');
     });
-  else mountHooks(app, { ...opts, log, metrics: opts.metrics?.registry });
+  else mountHooks(app, { ...opts, log, redact, metrics: opts.metrics?.registry });
   if (serves === 'webhooks') {
     const elsewhere = (): never => {
       throw new RelayError(

@@ -67,13 +67,18 @@ export class SourceGuards {
     this.limits = limits;
   }
 
+  /** The sender's address, through server.trustProxy; '' outside a Node server (app.request). */
+  sender(c: Context): string {
+    const peer = peerAddress(c);
+    return peer ? clientAddress(peer, c.req.header('x-forwarded-for'), this.trusted) : '';
+  }
+
   /** 403 unless the sender may post to this source at all. */
   checkAddress(source: string, c: Context): void {
     const allowed = this.sources.get(source)?.allowed;
     if (!allowed) return;
-    const peer = peerAddress(c);
-    // Outside a Node server (app.request) there is no peer: nothing to let in.
-    const client = peer ? clientAddress(peer, c.req.header('x-forwarded-for'), this.trusted) : '';
+    // Outside a Node server there is no peer: nothing to let in.
+    const client = this.sender(c);
     if (!allowed(client))
       throw new RelayError(
         'RELAY_ERR_FORBIDDEN_ADDRESS',

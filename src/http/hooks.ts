@@ -1,17 +1,21 @@
 // Webhook ingest on /hooks/<source>[/<token>]: the sender's address (allowIps), the source's token
 // from the path, a Bearer header or ?token=, its rate limit, the body and its signature (guard.ts),
-// then the raw request (minus the token) into the pipeline.
+// then the raw request (minus the token) into the pipeline. A refusal is logged (throttled) and
+// kept as the source's newest (refusals.ts).
 
 import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
 import type { RawRequest } from '../domain/request.js';
+import type { Redactor } from '../lib/redact.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
+import { UNKNOWN_SOURCE } from '../store/types.js';
 import type { Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { ThrottledLog } from '../telemetry/throttle.js';
-import { bearer, loggablePath, tokenMatches } from './auth.js';
+import { bearer, loggablePath, peerAddress, tokenMatches } from './auth.js';
 import { readBody } from './body.js';
 import type { SourceGuards } from './guard.js';
+import { RefusalRecorder } from './refusals.js';
 
 export interface HookOptions {
   pipeline: Pipeline;
@@ -21,6 +25,9 @@ export interface HookOptions {
   metrics?: RelayMetrics;
   /** allowIps, rate limits and signatures of the sources that have them. */
   guards?: SourceGuards;
+  /** Keeps the newest refusal per source for Setup and `status` (default: one of its own). */
+  refusals?: RefusalRecorder;
+  redact?: Redactor;
 }
 
 /** The metrics label of a refused webhook, by the error that refused it. */
@@ -93,6 +100,21 @@ export function queryWithoutToken(url: string): { query: string; token: string |
 export function mountHooks(app: Hono, opts: HookOptions): void {
   const { pipeline, bodyLimit, log } = opts;
   const refusals = new RefusalLog(log);
+  const recorder =
+    opts.refusals ?? new RefusalRecorder(pipeline.store, { log, redact: opts.redact });
+  /** Logged (throttled) and kept as the source's newest refusal. */
+  const refused = (c: Context, source: string, err: RelayError): void => {
+    const path = loggablePath(c.req.path);
+    refusals.note(source, err, path);
+    recorder.note({
+      source,
+      status: err.status,
+      code: err.code,
+      reason: err.message,
+      path,
+      address: opts.guards ? opts.guards.sender(c) : (peerAddress(c) ?? ''),
+    });
+  };
 
   // Counted and timed per known source only: an unknown name in the URL is anybody's to choose,
   // and must not grow the label set.
@@ -105,9 +127,8 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
       return await hook(c, (status) => (result = status));
     } catch (err) {
       result = refusal(err);
-      // Unknown source names are logged under one name: anybody can put any name in a URL.
-      if (err instanceof RelayError)
-        refusals.note(known ? name : '(unknown)', err, loggablePath(c.req.path));
+      // Unknown source names are noted under one name: anybody can put any name in a URL.
+      if (err instanceof RelayError) refused(c, known ? name : UNKNOWN_SOURCE, err);
       throw err;
     } finally {
       if (known && opts.metrics) {
@@ -200,7 +221,7 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
   app.on(['GET', 'POST'], ['/hooks/:source', '/hooks/:source/:token'], measured);
   app.all('/hooks/*', (c) => {
     const source = c.req.path.split('/')[2] ?? '';
-    const label = pipeline.sources.has(source) ? source : '(unknown)';
+    const label = pipeline.sources.has(source) ? source : UNKNOWN_SOURCE;
     let err: RelayError;
     // The method is fine: the path is not (a trailing slash, an extra segment).
     if (['GET', 'POST', 'HEAD'].includes(c.req.method))
@@ -216,7 +237,7 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
         `${c.req.method} is not accepted on webhooks; use GET or POST`,
       );
     }
-    refusals.note(label, err, loggablePath(c.req.path));
+    refused(c, label, err);
     throw err;
   });
 }

@@ -225,3 +225,19 @@ export const RETENTION_SQL = {
        WHERE state IN ('unmapped', 'ignored') AND received_at < ${b.bind(isoTime(before))}
        ORDER BY id LIMIT ${b.bind(limit)})`,
 };
+
+/**
+ * Keeps a source's newest refusal (store/types.ts Refusal): an older one, from an instance that
+ * wrote late, only adds to the count. `p(name)` is the backend's placeholder for a value.
+ */
+export function refusalUpsertSql(p: (name: string) => string): string {
+  const cols = ['at', 'status', 'code', 'reason', 'path', 'address'];
+  const newer = (c: string): string =>
+    `${c} = CASE WHEN excluded.at >= refusals.at THEN excluded.${c} ELSE refusals.${c} END`;
+  return `INSERT INTO refusals (source, ${cols.join(', ')}, count)
+    VALUES (${['source', ...cols, 'count'].map(p).join(', ')})
+    ON CONFLICT (source) DO UPDATE SET
+      count = refusals.count + excluded.count,
+      ${cols.slice(1).map(newer).join(',\n      ')},
+      ${newer('at')}`;
+}

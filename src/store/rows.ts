@@ -13,6 +13,7 @@ import type {
   InboxRow,
   NewAttempt,
   SourceActivity,
+  Refusal,
   TargetStats,
 } from './types.js';
 
@@ -209,5 +210,19 @@ export function toStaleCall(row: object, read: Readers): StaleCall {
     callId: r.call_id as string,
     provider: r.provider as string,
     lastEventAt: read.time(r.last_event_at),
+  };
+}
+
+export function toRefusal(row: object, read: Readers): Refusal {
+  const r = row as DbRow;
+  return {
+    source: r.source as string,
+    at: read.time(r.at),
+    status: Number(r.status),
+    code: r.code as string,
+    reason: r.reason as string,
+    path: r.path as string,
+    address: r.address as string,
+    count: Number(r.count),
   };
 }

@@ -165,6 +165,30 @@ export interface AgentWithoutUser {
   runs: number;
 }
 
+/**
+ * The newest webhook a source refused (a stale token, a bad signature, an address not allowed...),
+ * for Setup and `callrelay status`. Never the token: `path` is masked.
+ */
+export interface Refusal {
+  /** The source, or UNKNOWN_SOURCE for a URL that names no configured source. */
+  source: string;
+  at: string;
+  status: number;
+  /** RELAY_ERR_* */
+  code: string;
+  /** The answer's message, shortened (no secrets: the catalogue's texts never carry one). */
+  reason: string;
+  /** The request's path with the token masked, shortened. */
+  path: string;
+  /** The sender's address (through server.trustProxy); '' when unknown. */
+  address: string;
+  /** Refusals noted for this source since its first (every instance's). */
+  count: number;
+}
+
+/** The one row under which refusals of URLs naming no configured source are kept. */
+export const UNKNOWN_SOURCE = '(unknown)';
+
 /** One batch of a backfill (Store.backfill). */
 export interface BackfillQuery {
   target: string;
@@ -320,6 +344,13 @@ export interface Store {
    * Delete sessions that ended by `now` or were last used before `idleSince`; returns how many.
    */
   pruneSessions(q: { now: string; idleSince: string }): Promise<number>;
+  /**
+   * Keep the newest refusal per source (one row each; an older one never replaces a newer one
+   * written by another instance) and add up their counts.
+   */
+  noteRefusals(rows: Refusal[]): Promise<void>;
+  /** Per source, its newest refusal, by source name. */
+  refusals(): Promise<Refusal[]>;
   close(): Promise<void>;
 }
 

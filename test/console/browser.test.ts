@@ -171,11 +171,16 @@ describe('console in a browser', () => {
     const main = await text();
     expect(main).toContain('attended transfer: 117 → 204');
     const legs = await page.$$eval('.leg h3', (hs) => hs.map((h) => (h as HTMLElement).innerText));
+    // Parts in order, not the PBX's leg ids ("Leg -1"), which stay in the raw values.
     expect(legs).toEqual([
-      'Leg -0',
-      expect.stringMatching(/^Leg -1 · agent 117 · 0:14$/),
-      expect.stringMatching(/^Leg -2 · agent 204 · 0:06$/),
+      'Part 1',
+      expect.stringMatching(/^Part 2 · agent 117 · 0:14$/),
+      expect.stringMatching(/^Part 3 · agent 204 · 0:06$/),
     ]);
+    expect(main).toMatch(/Status\s+Ended, answered\n/);
+    expect(main).not.toContain('(Ok)');
+    await page.click('details.raw summary');
+    expect(await text('details.raw')).toMatch(/Phone system's status\s+Ok/);
     const audio = await page.$$eval('audio', (as) => as.map((a) => a.getAttribute('src')));
     expect(audio).toEqual([0, 1].map((i) => `/console/calls/3cx/${TRANSFER}/recordings/${i}`));
     const answer = await page.evaluate(async (src: string) => {
@@ -200,6 +205,26 @@ describe('console in a browser', () => {
     expect(card).toMatch(/In the CRM\s+call 1\d{3}/);
     expect(card).toContain('creating the call engagement');
     expect(card).toMatch(/POST \/crm\/v3\/objects\/calls\s+201/);
+  });
+
+  it('says why a recording cannot be played instead of showing a silent player', async () => {
+    const flow = readFlow(join(ADAPTERS, 'cases', '3cx', '3cx-v2-incoming-blind-transfer.json'));
+    for (const r of flow.requests) {
+      // The first recording is gone from the PBX (404); the second is on a host not allowed.
+      const body = r.body
+        ?.replace(/https:\/\/FQDN:5001\/webapi\/recording\/(\S+?-1-1)/g, `${pbxHost}/gone/$1`)
+        .replace(/https:\/\/FQDN:5001\/webapi\/recording\//g, 'https://elsewhere.example/rec/');
+      expect((await sendFlowRequest(relay.port, '3cx', { ...r, body }))?.status).toBe(200);
+    }
+    await page.goto(`${base}/console/calls/3cx/230307144544_42`);
+    expect(await text()).toContain(
+      'Recording 2 cannot be played: its host is not in sources[3cx].recordings.allowHosts',
+    );
+    expect(await page.$$('audio')).toHaveLength(1);
+    await page.$eval('audio', (a) => (a as HTMLAudioElement).play().catch(() => {}));
+    await page.waitForSelector('#rec-0:not([hidden])');
+    expect(await text('#rec-0')).toMatch(/^This recording cannot be played: the recording could/);
+    expect(await page.$eval('audio', (a) => (a as HTMLElement).hidden)).toBe(true);
   });
 
   it('shows a failing CRM as retrying, then dead; "Retry now" delivers the call', async () => {
@@ -302,13 +327,34 @@ describe('console in a browser', () => {
       `${base}/hooks/3cx/${sourceToken('3cx')}`,
     );
     expect(await text()).toMatch(/3cx\s+Adapter\s+3cx/);
-    expect(await text()).toMatch(/hubspot\s+Type\s+hubspot\s+Delivered\s+2/);
+    // Three calls: the transfer, the one retried, the one with recordings it cannot play.
+    expect(await text()).toMatch(/hubspot\s+Type\s+hubspot\s+Delivered\s+3/);
 
     const hubspot = await page.waitForSelector(
       'form[action="/console/setup/targets/hubspot/check"] button',
     );
     await Promise.all([page.waitForNavigation(), hubspot!.click()]);
     expect(await text('.notice')).toBe('hubspot: token accepted; owners and calls readable');
+  });
+
+  it('shows the essential columns of the call list on a phone without sideways scrolling', async () => {
+    await page.setViewport({ width: 375, height: 740 });
+    try {
+      await page.goto(`${base}/console`);
+      const fit = await page.$eval('.scroll', (e) => ({
+        scroll: e.scrollWidth,
+        client: e.clientWidth,
+        page: document.documentElement.scrollWidth,
+        shown: [...e.querySelectorAll('th')]
+          .filter((th) => (th as HTMLElement).offsetParent !== null)
+          .map((th) => (th as HTMLElement).innerText),
+      }));
+      expect(fit.shown).toEqual(['Started', 'Number', 'Outcome', 'Delivery']);
+      expect(fit.scroll).toBeLessThanOrEqual(fit.client);
+      expect(fit.page).toBeLessThanOrEqual(375);
+    } finally {
+      await page.setViewport({ width: 1280, height: 900 });
+    }
   });
 
   it('labels every field, marks the current page, and keeps every page small', async () => {

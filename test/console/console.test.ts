@@ -18,7 +18,8 @@ import type { ConsoleOptions } from '../../src/http/console/types.js';
 import { Redactor } from '../../src/lib/redact.js';
 import { Pipeline } from '../../src/pipeline/pipeline.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { readFlow } from '../../src/flows.js';
+import { ADAPTERS, sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 const ORIGIN = 'http://localhost';
 
@@ -45,7 +46,7 @@ afterEach(async () => {
 function makeConsole(
   token: string | null = TOKENS.admin,
   signal?: AbortSignal,
-  more: { store?: SqliteStore; now?: () => number } = {},
+  more: { store?: SqliteStore; now?: () => number; publicUrl?: string } = {},
 ): Console {
   const adminToken = token ?? undefined;
   const dir = tempDir();
@@ -87,6 +88,7 @@ function makeConsole(
     version: '9.9.9',
     storeHealth: async () => ({ backend: 'sqlite', ok: true, detail: 'writable' }),
     signal,
+    publicUrl: more.publicUrl,
   };
   const gate = new AuthGate({ adminToken, trustProxy: [], ...SESSION_DEFAULTS }, { now: more.now });
   const app = createApp({ pipeline, bodyLimit: 1 << 20, adminToken, console: opts, auth: gate });
@@ -276,6 +278,8 @@ describe('console over HTTP', () => {
     expect(res.headers.get('set-cookie')).toBeNull();
     const text = await res.text();
     expect(text).toContain('not the admin token');
+    // Where `init` put it: the first place a new admin looks.
+    expect(text).toContain('config/.env, as CALLRELAY_ADMIN_TOKEN');
     expect(text).not.toContain('guess-number-one-xyz');
     expect(text).toContain('name="token"');
   });
@@ -443,6 +447,34 @@ describe('console over HTTP', () => {
     expect(await missing.text()).toContain('RELAY_ERR_NOT_FOUND');
   });
 
+  it('shows a missed call as 0:00 talk time, its ringing as ring time, the raw values apart', async () => {
+    const k = makeConsole();
+    const { cookie } = await signIn(k);
+    const flow = readFlow(join(ADAPTERS, 'cases', 'callerdesk', 'callerdesk-incoming-missed.json'));
+    for (const r of flow.requests)
+      await k.pipeline.ingest({
+        ...webhook({}),
+        source: 'callerdesk',
+        contentType: r.contentType ?? null,
+        headers: { 'content-type': r.contentType ?? '' },
+        body: Buffer.from(r.body ?? ''),
+      });
+    await k.pipeline.drain();
+    const list = await (await k.app.request('/console', { headers: { cookie } })).text();
+    expect(list).toContain('Talk time</th>');
+    const row = list.slice(list.indexOf('1672651234.9605678'));
+    expect(row.slice(0, row.indexOf('</tr>'))).toMatch(/missed<\/td><td class="num wide">0:00</);
+    const page = await (
+      await k.app.request('/console/calls/callerdesk/1672651234.9605678', { headers: { cookie } })
+    ).text();
+    expect(page).toContain('<dt>Talk time</dt><dd>0:00</dd>');
+    expect(page).toContain('<dt>Ring time</dt><dd>0:25</dd>');
+    expect(page).toContain('<dt>Status</dt><dd>Ended, missed</dd>');
+    // The PBX's own words, kept for whoever asks, folded away.
+    expect(page).toMatch(/<details class="raw"><summary>Raw values<\/summary>/);
+    expect(page).toContain('<dt>Phone system&#39;s status</dt><dd><code>NOANSWER</code>');
+  });
+
   it('plays only the recordings a call names, through the relay, as audio', async () => {
     const k = makeConsole();
     const { cookie } = await signIn(k);
@@ -507,6 +539,21 @@ describe('console over HTTP', () => {
       headers: { origin: ORIGIN, accept: 'application/json', 'x-csrf-token': csrf },
     });
     expect(signedOut.status).toBe(401);
+  });
+
+  it('builds the webhook URL to copy on server.publicUrl, not on the address the browser used', async () => {
+    const k = makeConsole(TOKENS.admin, undefined, { publicUrl: 'https://relay.example.com/' });
+    const { cookie, csrf } = await signIn(k);
+    const setup = await (await k.app.request('/console/setup', { headers: { cookie } })).text();
+    expect(setup).toContain('https://relay.example.com/hooks/3cx/');
+    expect(setup).not.toContain('http://localhost/hooks/');
+    const res = await k.app.request('/console/setup/sources/3cx/reveal', {
+      method: 'POST',
+      headers: { cookie, accept: 'application/json', origin: ORIGIN, 'x-csrf-token': csrf },
+    });
+    expect(((await res.json()) as { url: string }).url).toBe(
+      `https://relay.example.com/hooks/3cx/${sourceToken('3cx')}`,
+    );
   });
 
   it('lists calls newest first with filters and older pages, each page well under 50 KB', async () => {

@@ -90,7 +90,7 @@ describe('replay after an adapter fix', () => {
       encoding: 'utf8',
     });
     expect(table.split('\n')[0]).toMatch(
-      /^started\s+source\s+call\s+dir\s+status\s+outcome\s+number\s+agent\s+secs\s+rec\s+ai\s+delivery\s+updated$/,
+      /^started\s+source\s+call\s+dir\s+status\s+outcome\s+number\s+agent\s+talk\s+rec\s+ai\s+delivery\s+updated$/,
     );
     expect(table).toMatch(
       /3cx\s+250917195359_47\s+outbound\s+ended\s+answered\s+\+381629759787\s+105\s+5\s+0\s+yes\s+-\s/,

@@ -20,6 +20,7 @@ import type {
   CallRow,
   NewAttempt,
   NewInbox,
+  Refusal,
   Store,
   StoreStats,
 } from '../../src/store/types.js';
@@ -1254,6 +1255,38 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
         lastState: 'unmapped',
         lastReasonCode: 'RELAY_ERR_UNKNOWN_EVENT',
       },
+    ]);
+  });
+
+  it('keeps the newest refused webhook per source, counted, whichever instance writes last', async () => {
+    const { store, path } = await fresh();
+    const other = await open(path);
+    opened.push(other);
+    expect(await store.refusals()).toEqual([]);
+    const refusal = (source: string, at: string, code: string, count = 1): Refusal => ({
+      source,
+      at,
+      status: code === 'RELAY_ERR_UNKNOWN_SOURCE' ? 404 : 401,
+      code,
+      reason: `${code} reason`,
+      path: `/hooks/${source}/••••`,
+      address: '203.0.113.7',
+      count,
+    });
+    await store.noteRefusals([
+      refusal('3cx', '2026-03-01T10:00:00.000Z', 'RELAY_ERR_UNAUTHORIZED', 3),
+      refusal('(unknown)', '2026-03-01T10:00:01.000Z', 'RELAY_ERR_UNKNOWN_SOURCE'),
+    ]);
+    await other.noteRefusals([
+      refusal('3cx', '2026-03-01T10:05:00.000Z', 'RELAY_ERR_BAD_SIGNATURE'),
+    ]);
+    // Written late by an instance that saw an older one: it only counts.
+    await store.noteRefusals([
+      refusal('3cx', '2026-03-01T10:01:00.000Z', 'RELAY_ERR_UNAUTHORIZED'),
+    ]);
+    expect(await other.refusals()).toEqual([
+      { ...refusal('(unknown)', '2026-03-01T10:00:01.000Z', 'RELAY_ERR_UNKNOWN_SOURCE') },
+      { ...refusal('3cx', '2026-03-01T10:05:00.000Z', 'RELAY_ERR_BAD_SIGNATURE'), count: 5 },
     ]);
   });
 

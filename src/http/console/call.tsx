@@ -8,6 +8,7 @@ import { NO_USER_OPERATION } from '../../domain/delivery.js';
 import { RelayError } from '../../domain/errors.js';
 import { audioType, toWebStream } from '../../lib/streams.js';
 import type { CallRecord } from '../../domain/model.js';
+import { ringTimeSec, talkTimeSec } from '../../domain/talk.js';
 import type { AttemptRow, CallRow, DeliveryRow, InboxRow } from '../../store/types.js';
 import { callHref } from './calls.js';
 import {
@@ -70,17 +71,70 @@ const Fact = ({ label, children }: { label: string; children?: Child }): Child =
   </>
 );
 
+/** 3CX scores sentiment 1 (very negative) to 5 (very positive). */
+const SENTIMENT = ['very negative', 'negative', 'neutral', 'positive', 'very positive'];
+const sentimentText = (n: number | undefined): string | undefined =>
+  n === undefined ? undefined : (SENTIMENT[n - 1] ?? `scored ${n}`);
+
+/** How a call ended, in words, where the phone system's reason is one an office knows. */
+function endText(r: CallRecord): string | undefined {
+  if (r.closedBy === 'relay')
+    return 'the phone system never reported the end; the relay closed the call';
+  const reason = r.endReason?.toLowerCase();
+  if (reason === 'declined') return 'the other side declined the call';
+  return undefined;
+}
+
+const STATUS: Record<CallRecord['status'], string> = {
+  ringing: 'Ringing',
+  'in-progress': 'In progress',
+  ended: 'Ended',
+};
+
+/** The phone system's and the store's own values, for whoever asks what the words stand for. */
+function RawValues({ row }: { row: CallRow }): Child {
+  const r = row.record;
+  const raw: [string, string | null | undefined][] = [
+    ['Status', `${r.status}${r.outcome ? `, ${r.outcome}` : ''}`],
+    ["Phone system's status", r.providerStatus],
+    ['End reason', r.endReason],
+    ['Closed by', r.closedBy],
+    ['Duration (total)', r.durationSec === null ? null : `${r.durationSec} s`],
+    ['Talk (as sent)', r.talkSec === null ? null : `${r.talkSec} s`],
+    ['Sentiment score', r.ai?.sentiment === undefined ? null : String(r.ai.sentiment)],
+    ['Legs', [...new Set(r.events.map((e) => e.legId).filter((l) => l))].join(', ') || null],
+    ['Revision', String(row.revision)],
+  ];
+  return (
+    <details class="raw">
+      <summary>Raw values</summary>
+      <dl class="facts">
+        {raw
+          .filter(([, v]) => v)
+          .map(([k, v]) => (
+            <>
+              <dt>{k}</dt>
+              <dd>
+                <code>{v}</code>
+              </dd>
+            </>
+          ))}
+      </dl>
+    </details>
+  );
+}
+
 function Summary({ row }: { row: CallRow }): Child {
   const r = row.record;
+  const ring = ringTimeSec(r);
   return (
     <dl class="facts">
       <Fact label="Direction">
         <Direction dir={r.direction} />
       </Fact>
       <Fact label="Status">
-        {r.status}
+        {STATUS[r.status]}
         {r.outcome && `, ${r.outcome}`}
-        {r.providerStatus && <span class="muted"> ({r.providerStatus})</span>}
       </Fact>
       <Fact label="External number">{r.externalE164 ?? r.externalNumber}</Fact>
       <Fact label="Dialled number (DID)">{r.did}</Fact>
@@ -95,16 +149,13 @@ function Summary({ row }: { row: CallRow }): Child {
       <Fact label="Ended">
         <Time iso={r.endedAt} />
       </Fact>
-      <Fact label="Duration">
-        {duration(r.durationSec)}
-        {r.talkSec !== null && ` (talk ${duration(r.talkSec)})`}
-      </Fact>
-      <Fact label="End reason">{r.endReason}</Fact>
+      <Fact label="Talk time">{duration(talkTimeSec(r))}</Fact>
+      {ring !== null && <Fact label="Ring time">{duration(ring)}</Fact>}
+      {endText(r) && <Fact label="How it ended">{endText(r)}</Fact>}
       <Fact label="Campaign">{r.campaign}</Fact>
       <Fact label="Placed by">{r.originatedBy}</Fact>
       <Fact label="Source / adapter">{`${r.source} / ${r.provider}`}</Fact>
-      <Fact label="Revision">
-        {`${row.revision}, updated `}
+      <Fact label="Last change">
         <Time iso={row.updatedAt} />
       </Fact>
       {(r.truncated || row.droppedEvents > 0) && (
@@ -123,12 +174,10 @@ function Timeline({ r }: { r: CallRecord }): Child {
     const key = e.legId ?? '';
     groups.set(key, [...(groups.get(key) ?? []), e]);
   }
+  // "Leg -1" means nothing to an office: parts are numbered in order, the leg id kept in a title.
+  const order = [...groups.keys()].filter((k) => k);
   const legName = (id: string): string =>
-    !id
-      ? 'Call'
-      : id.startsWith(r.callId) && id !== r.callId
-        ? `Leg ${id.slice(r.callId.length)}`
-        : `Leg ${id}`;
+    !id ? 'The whole call' : order.length > 1 ? `Part ${order.indexOf(id) + 1}` : 'The call';
   return (
     <>
       {r.transfers.length > 0 && (
@@ -143,7 +192,7 @@ function Timeline({ r }: { r: CallRecord }): Child {
           const leg = r.legs.find((l) => l.legId === legId);
           return (
             <section class="leg" aria-label={legName(legId)}>
-              <h3>
+              <h3 title={legId ? `leg ${legId}` : undefined}>
                 {legName(legId)}
                 {leg && (
                   <span class="muted">
@@ -169,21 +218,38 @@ function Timeline({ r }: { r: CallRecord }): Child {
   );
 }
 
-function Recordings({ r }: { r: CallRecord }): Child {
+/**
+ * Each recording as a player, or why there is none: a link the relay will not fetch says so at
+ * once; one the phone system fails to give (404, an error) is said by console.js when playing
+ * fails, instead of a silent 0:00 player.
+ */
+function Recordings(props: { r: CallRecord; problems: (string | undefined)[] }): Child {
+  const { r } = props;
   if (!r.recordings.length) return <p class="muted">No recordings.</p>;
   return (
     <ul class="plain">
-      {r.recordings.map((url, i) => (
-        <li>
-          <audio
-            controls
-            preload="none"
-            src={`${callHref(r)}/recordings/${i}`}
-            aria-label={`Recording ${i + 1}`}
-          ></audio>
-          <div class="muted">{url}</div>
-        </li>
-      ))}
+      {r.recordings.map((url, i) => {
+        const problem = props.problems[i];
+        return (
+          <li>
+            {problem ? (
+              <p class="notice error">{`Recording ${i + 1} cannot be played: ${problem}`}</p>
+            ) : (
+              <>
+                <audio
+                  controls
+                  preload="none"
+                  src={`${callHref(r)}/recordings/${i}`}
+                  aria-label={`Recording ${i + 1}`}
+                  data-recording={`rec-${i}`}
+                ></audio>
+                <p class="notice error" id={`rec-${i}`} role="status" hidden></p>
+              </>
+            )}
+            <div class="muted wrap">{url}</div>
+          </li>
+        );
+      })}
     </ul>
   );
 }
@@ -194,7 +260,7 @@ function Ai({ r }: { r: CallRecord }): Child {
   return (
     <dl class="facts">
       <Fact label="Summary">{ai.summary}</Fact>
-      <Fact label="Sentiment">{ai.sentiment === undefined ? undefined : String(ai.sentiment)}</Fact>
+      <Fact label="Mood of the call">{sentimentText(ai.sentiment)}</Fact>
       <Fact label="Transcription">
         {ai.transcription ? (
           <details>
@@ -235,7 +301,19 @@ function DeliveryCard(props: { d: Delivery; session: Session; back: string }): C
               link.id
             ))}
         </Fact>
-        <Fact label="Delivered revision">{d.doneRev ? String(d.doneRev) : undefined}</Fact>
+        <Fact label="Delivered">
+          {d.doneRev
+            ? d.doneRev >= d.wantRev
+              ? 'the latest state of the call'
+              : 'an earlier state; the latest goes next'
+            : undefined}
+          {d.doneRev > 0 && (
+            <details class="raw">
+              <summary>Raw values</summary>
+              <code>{`revision ${d.doneRev} of ${d.wantRev}`}</code>
+            </details>
+          )}
+        </Fact>
         {d.state !== 'done' && (
           <Fact label={d.state === 'dead' ? 'Gave up' : 'Next try'}>
             <Time iso={d.state === 'dead' ? d.updatedAt : d.dueAt} />
@@ -397,6 +475,8 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
         ...redact.value(rest),
         body: isUtf8(body) ? Buffer.from(redact.text(body.toString('utf8'))) : body,
       }));
+      const problemOf = ctx.opts.recordingProblem ?? (async () => undefined);
+      const problems = await Promise.all(r.recordings.map((url) => problemOf(r.source, url)));
       const back = callHref(r);
       return render(
         c,
@@ -416,6 +496,7 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
             <span class="muted">{`(${r.source})`}</span>
           </h1>
           <Summary row={view.row} />
+          <RawValues row={view.row} />
           {ctx.opts.dial &&
             ctx.opts.canDial?.(r.source) &&
             (r.externalE164 ?? r.externalNumber) && (
@@ -441,7 +522,7 @@ export function mountCall(app: Hono, ctx: ConsoleContext): void {
             <p class="muted">No target takes this call (routes in relay.yaml).</p>
           )}
           <h2>Recordings</h2>
-          <Recordings r={view.row.record} />
+          <Recordings r={view.row.record} problems={problems} />
           <h2>AI summary</h2>
           <Ai r={view.row.record} />
           <h2>Timeline</h2>

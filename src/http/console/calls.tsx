@@ -5,6 +5,7 @@
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
+import { talkTimeSec } from '../../domain/talk.js';
 import type { CallQuery, CallRow, DeliveryRow } from '../../store/types.js';
 import { nextCursor } from '../admin.js';
 import {
@@ -17,7 +18,6 @@ import {
   page,
   render,
   renderFragment,
-  Time,
   timeText,
   type ConsoleContext,
 } from './kit.js';
@@ -119,12 +119,22 @@ function Rows(props: {
           <thead>
             <tr>
               <th scope="col">Started</th>
-              {props.sources > 1 && <th scope="col">Source</th>}
-              <th scope="col">Direction</th>
+              {props.sources > 1 && (
+                <th scope="col" class="wide">
+                  Source
+                </th>
+              )}
+              <th scope="col" class="wide">
+                Direction
+              </th>
               <th scope="col">Number</th>
-              <th scope="col">Agent</th>
+              <th scope="col" class="wide">
+                Agent
+              </th>
               <th scope="col">Outcome</th>
-              <th scope="col">Duration</th>
+              <th scope="col" class="wide">
+                Talk time
+              </th>
               <th scope="col">Delivery</th>
             </tr>
           </thead>
@@ -138,17 +148,27 @@ function Rows(props: {
                       href={callHref(r)}
                       aria-label={`Call ${r.callId}, started ${timeText(r.startedAt)} UTC`}
                     >
-                      <Time iso={r.startedAt} />
+                      {/* Date and time wrap apart (a phone's narrow column), never inside; a
+                          phone leaves out the year. */}
+                      <time datetime={r.startedAt}>
+                        <span class="nowrap">
+                          <span class="year">{timeText(r.startedAt).slice(0, 5)}</span>
+                          {timeText(r.startedAt).slice(5, 10)}
+                        </span>{' '}
+                        <span class="nowrap">{timeText(r.startedAt).slice(11)}</span>
+                      </time>
                     </a>
                   </td>
-                  {props.sources > 1 && <td>{r.source}</td>}
-                  <td>
+                  {props.sources > 1 && <td class="wide">{r.source}</td>}
+                  <td class="wide">
                     <Direction dir={r.direction} />
                   </td>
                   <td class="num">{r.externalE164 ?? r.externalNumber ?? '–'}</td>
-                  <td>{r.agentName ? `${r.agentName} (${r.agent ?? '?'})` : (r.agent ?? '–')}</td>
+                  <td class="wide">
+                    {r.agentName ? `${r.agentName} (${r.agent ?? '?'})` : (r.agent ?? '–')}
+                  </td>
                   <td>{r.outcome ?? <span class="muted">{r.status}</span>}</td>
-                  <td class="num">{duration(r.durationSec)}</td>
+                  <td class="num wide">{duration(talkTimeSec(r))}</td>
                   <td>
                     {ds.length ? (
                       ds.map((d) => (

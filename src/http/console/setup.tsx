@@ -1,12 +1,18 @@
 // How this relay is set up: per source the webhook URL to paste into the phone system (its token
-// fetched only on a click), the last request seen; per target its counts, a connection test and
-// a backfill (counted first, then confirmed); the store's health and the version.
+// fetched only on a click), the last request seen and the last refused; per target its counts, a
+// connection test and a backfill (counted first, then confirmed); the store's health and version.
 
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../../domain/errors.js';
 import { backfillAll } from '../../store/backfill.js';
-import type { AgentWithoutUser, SourceActivity, TargetStats } from '../../store/types.js';
+import {
+  UNKNOWN_SOURCE,
+  type AgentWithoutUser,
+  type Refusal,
+  type SourceActivity,
+  type TargetStats,
+} from '../../store/types.js';
 import {
   action,
   Csrf,
@@ -26,16 +32,36 @@ import type { Session } from './session.js';
 
 const MASK = '••••••••';
 
-const hookBase = (c: Context, source: string): string => {
+/**
+ * Where the phone system must post: server.publicUrl when set (the browser may be on the relay's
+ * private address, 127.0.0.1 or an SSH tunnel, which the PBX cannot reach), else the origin the
+ * browser used.
+ */
+const hookBase = (c: Context, source: string, publicUrl: string | undefined): string => {
   const { proto, host } = requestOrigin(c);
-  return `${proto}://${host}/hooks/${encodeURIComponent(source)}/`;
+  const base = publicUrl ? publicUrl.replace(/\/+$/, '') : `${proto}://${host}`;
+  return `${base}/hooks/${encodeURIComponent(source)}/`;
 };
+
+/** A refused webhook in a line: when, why, from where, to which (masked) path. */
+function RefusalLine({ r }: { r: Refusal }): Child {
+  return (
+    <>
+      <Time iso={r.at} />
+      {` · ${r.reason} · from ${r.address || 'an unknown address'} · `}
+      <code>{r.path}</code>
+      {r.count > 1 && ` · ${r.count} refused so far`}
+      <span class="muted">{` (${r.status} ${r.code})`}</span>
+    </>
+  );
+}
 
 function SourceCard(props: {
   name: string;
   adapter: string;
   base: string;
   activity: SourceActivity | undefined;
+  refusal: Refusal | undefined;
   session: Session;
 }): Child {
   const { name, activity: a } = props;
@@ -79,6 +105,10 @@ function SourceCard(props: {
           ) : (
             <span class="muted">none yet: paste the URL into the phone system</span>
           )}
+        </dd>
+        <dt>Last refused</dt>
+        <dd>
+          {props.refusal ? <RefusalLine r={props.refusal} /> : <span class="muted">none</span>}
         </dd>
       </dl>
     </section>
@@ -161,8 +191,9 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
   app.get(
     '/console/setup',
     page(ctx, async (c, session) => {
-      const [activity, stats, health, noUser] = await Promise.all([
+      const [activity, refusals, stats, health, noUser] = await Promise.all([
         store.sourceActivity(),
+        store.refusals(),
         store.stats(),
         ctx.opts.storeHealth(),
         store.agentsWithoutUser({
@@ -171,6 +202,8 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
         }),
       ]);
       const seen = new Map(redact.value(activity).map((a) => [a.source, a]));
+      const refused = new Map(redact.value(refusals).map((r) => [r.source, r]));
+      const nowhere = refused.get(UNKNOWN_SOURCE);
       const counts = new Map(stats.targets.map((t) => [t.target, t]));
       const sources = [...pipeline.sources.values()].sort((a, b) => a.name.localeCompare(b.name));
       return render(
@@ -194,12 +227,20 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
               <SourceCard
                 name={s.name}
                 adapter={s.provider}
-                base={hookBase(c, s.name)}
+                base={hookBase(c, s.name, ctx.opts.publicUrl)}
                 activity={seen.get(s.name)}
+                refusal={refused.get(s.name)}
                 session={session}
               />
             ))}
           </div>
+          {nowhere && (
+            <p>
+              {'Last request to a source that is not in relay.yaml (check the name in the ' +
+                "phone system's URL): "}
+              <RefusalLine r={nowhere} />
+            </p>
+          )}
           <h2>Targets</h2>
           {ctx.opts.targets.length ? (
             <div class="cards">
@@ -259,7 +300,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
       const src = pipeline.sources.get(name);
       if (!src)
         throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${name}" in relay.yaml`);
-      const url = `${hookBase(c, name)}${encodeURIComponent(src.token)}`;
+      const url = `${hookBase(c, name, ctx.opts.publicUrl)}${encodeURIComponent(src.token)}`;
       if (wantsJson) return c.json({ source: name, url });
       return c.html(
         `<!doctype html>${String(

@@ -30,7 +30,15 @@ function SignInPage(props: { ctx: ConsoleContext; next: string; error?: string }
             aria-describedby={props.error ? 'sign-in-error token-help' : 'token-help'}
           />
           <p class="muted" id="token-help">
-            The <code>admin.token</code> of this relay&apos;s relay.yaml.
+            The <code>admin.token</code> of this relay&apos;s relay.yaml
+            {props.error ? (
+              '.'
+            ) : (
+              <>
+                : <code>callrelay init</code> put it in <code>config/.env</code> as{' '}
+                <code>CALLRELAY_ADMIN_TOKEN</code>.
+              </>
+            )}
           </p>
           <button type="submit" class="primary">
             Sign in
@@ -85,7 +93,9 @@ export function mountSignIn(app: Hono, ctx: ConsoleContext): void {
       if (!expected || !(await ctx.gate.check(c, 'console', token, expected)))
         throw new RelayError(
           'RELAY_ERR_UNAUTHORIZED',
-          'That is not the admin token of this relay. Check admin.token in relay.yaml.',
+          'That is not the admin token of this relay. callrelay init put it in config/.env, as ' +
+            'CALLRELAY_ADMIN_TOKEN=...; a relay started by a service manager may take it from ' +
+            'the environment instead (admin.token in relay.yaml names the variable).',
         );
       await ctx.sessions.start(c);
     } catch (err) {

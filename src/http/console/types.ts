@@ -33,6 +33,11 @@ export interface ConsoleOptions {
    * and allowHosts (throws if not allowed), so that the browser plays it without PBX access.
    */
   recording(source: string, url: string): Promise<ConsoleRecording>;
+  /**
+   * Why the relay will not fetch this recording (not an http(s) link, its host not in the
+   * source's recordings.allowHosts), without fetching it; undefined: it may.
+   */
+  recordingProblem?(source: string, url: string): Promise<string | undefined>;
   /** Re-read relay.yaml and the adapter files and use them for new and replayed requests. */
   reload(): Promise<{ adapters: string[]; restartNeeded: string[] }>;
   /** Listen for folds committed in this process (live views); returns the unsubscribe. */
@@ -45,6 +50,8 @@ export interface ConsoleOptions {
    */
   dial?: (req: DialRequest) => Promise<DialResult>;
   canDial?: (source: string) => boolean;
+  /** server.publicUrl: the webhook URLs Setup shows are built on it (else on the browser's). */
+  publicUrl?: string;
   /** callrelay's version (package.json). */
   version: string;
   /** Store kind and health for the setup page. */

@@ -39,6 +39,7 @@ import {
   callFilter,
   isoTime,
   RETRYING_SQL,
+  refusalUpsertSql,
   SOURCE_ACTIVITY_SQL,
   staleCallsSql,
   TARGET_COUNTS_SQL,
@@ -54,6 +55,7 @@ import {
   toAttemptRow,
   toDeliveryRow,
   toInboxRow,
+  toRefusal,
   toSourceActivity,
   toStaleCall,
   toTargetStats,
@@ -72,6 +74,7 @@ import type {
   InboxRow,
   NewAttempt,
   NewInbox,
+  Refusal,
   SourceActivity,
   Store,
   StoreStats,
@@ -1205,6 +1208,29 @@ export class PostgresStore implements Store {
       [q.now, q.idleSince],
     );
     return r.rowCount ?? 0;
+  }
+
+  async noteRefusals(rows: Refusal[]): Promise<void> {
+    let n = 0;
+    const sql = refusalUpsertSql(() => `$${++n}`);
+    await this.tx(async (c) => {
+      for (const r of rows)
+        await c.query(sql, [
+          r.source,
+          r.at,
+          r.status,
+          r.code,
+          r.reason,
+          r.path,
+          r.address,
+          r.count,
+        ]);
+    });
+  }
+
+  async refusals(): Promise<Refusal[]> {
+    const r = await this.pool.query('SELECT * FROM refusals ORDER BY source');
+    return r.rows.map((x) => toRefusal(x, nativeReaders));
   }
 
   async close(): Promise<void> {

@@ -212,4 +212,21 @@ export const MIGRATIONS: Migration[] = [
         WHERE operation = 'finding the agent''s CRM user';
     `,
   },
+  {
+    version: 9,
+    name: 'refused webhooks',
+    sql: `
+      -- The same as SQLite's migration 11 (see there).
+      CREATE TABLE refusals (
+        source   text        PRIMARY KEY,
+        at       timestamptz NOT NULL,
+        status   integer     NOT NULL,
+        code     text        NOT NULL,
+        reason   text        NOT NULL,
+        path     text        NOT NULL,
+        address  text        NOT NULL,
+        count    bigint      NOT NULL
+      );
+    `,
+  },
 ];

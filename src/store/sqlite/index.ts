@@ -36,6 +36,7 @@ import {
   callFilter,
   isoTime,
   RETRYING_SQL,
+  refusalUpsertSql,
   SOURCE_ACTIVITY_SQL,
   staleCallsSql,
   TARGET_COUNTS_SQL,
@@ -51,6 +52,7 @@ import {
   toAttemptRow,
   toDeliveryRow,
   toInboxRow,
+  toRefusal,
   toSourceActivity,
   toStaleCall,
   toTargetStats,
@@ -69,6 +71,7 @@ import type {
   InboxRow,
   NewAttempt,
   NewInbox,
+  Refusal,
   SourceActivity,
   Store,
   StoreStats,
@@ -391,6 +394,21 @@ export class SqliteStore implements Store {
     return this.db
       .prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?')
       .run(q.now, q.idleSince).changes;
+  }
+
+  async noteRefusals(rows: Refusal[]): Promise<void> {
+    this.assertFile();
+    const upsert = this.db.prepare(refusalUpsertSql((name) => `@${name}`));
+    this.db.transaction(() => {
+      for (const r of rows) upsert.run(r);
+    })();
+  }
+
+  async refusals(): Promise<Refusal[]> {
+    return this.db
+      .prepare('SELECT * FROM refusals ORDER BY source')
+      .all()
+      .map((r) => toRefusal(r as object, textReaders));
   }
 
   async setRouting(routing: Routing): Promise<void> {

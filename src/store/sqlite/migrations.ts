@@ -262,4 +262,22 @@ export const MIGRATIONS: Migration[] = [
         WHERE operation = 'finding the agent''s CRM user';
     `,
   },
+  {
+    version: 11,
+    name: 'refused webhooks',
+    sql: `
+      -- The newest refused webhook per source (Setup, callrelay status): one row each, rewritten
+      -- at most every few seconds however many requests are refused (http/refusals.ts).
+      CREATE TABLE refusals (
+        source   TEXT    PRIMARY KEY,
+        at       TEXT    NOT NULL,
+        status   INTEGER NOT NULL,
+        code     TEXT    NOT NULL,
+        reason   TEXT    NOT NULL,
+        path     TEXT    NOT NULL,
+        address  TEXT    NOT NULL,
+        count    INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -16,6 +16,7 @@ import type {
   NewAttempt,
   NewInbox,
   SessionRow,
+  Refusal,
   SourceActivity,
   Store,
   StoreStats,
@@ -259,6 +260,12 @@ export class ThreadedSqliteStore implements Store {
   }
   deleteAllSessions(): Promise<number> {
     return this.call('deleteAllSessions');
+  }
+  noteRefusals(rows: Refusal[]): Promise<void> {
+    return this.call('noteRefusals', rows);
+  }
+  refusals(): Promise<Refusal[]> {
+    return this.call('refusals');
   }
   pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
     return this.call('pruneSessions', q);

@@ -3,6 +3,7 @@
 // marker that names the call.
 
 import type { CallRecord } from '../../domain/model.js';
+import { ringTimeSec, talkTimeSec } from '../../domain/talk.js';
 import type { Other } from './phone-lookup.js';
 
 /** How many others with the caller's number the note names (then "and N more"). */
@@ -31,16 +32,8 @@ export function callTitle(c: CallRecord): string {
 }
 
 /** The note: what a salesperson wants at a glance, then the AI summary and transcript. */
-/**
- * The duration a CRM shows for a call, which its users read and add up as talk time: 0 for an
- * ended call nobody answered (however long it rang), the talk time where the provider gives it,
- * else the provider's one figure (3CX's duration is counted from the answer); null while an
- * answered call has no figure yet. Ring and total time go in the body.
- */
-export function talkTimeSec(c: CallRecord): number | null {
-  if (c.outcome !== 'answered') return c.status === 'ended' ? 0 : null;
-  return c.talkSec ?? c.durationSec;
-}
+/** The duration a CRM shows: the talk time (domain/talk.ts); ring time goes in the body. */
+export { talkTimeSec };
 
 /**
  * For a call the relay closed (domain/close.ts): the end was never reported, so its time (and, if
@@ -98,8 +91,8 @@ export function callBody(
   const talk = talkTimeSec(c);
   add('Talk time', talk === null ? null : `${talk} s`);
   if (c.durationSec !== null && c.durationSec !== talk) add('Total time', `${c.durationSec} s`);
-  if (c.durationSec !== null && c.talkSec !== null && c.durationSec > c.talkSec)
-    add('Ring time', `${c.durationSec - c.talkSec} s`);
+  const ring = ringTimeSec(c);
+  add('Ring time', ring ? `${ring} s` : null);
   add('End reason', c.closedBy ? null : c.endReason);
   add('End', notReported(c));
   for (const r of recordingsInBody) lines.push(recordingLine(r));
