@@ -5,7 +5,15 @@
 // package that needed a devDependency would fail here.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { waitHealthy } from '../harness/relay-process.mjs';
@@ -14,7 +22,47 @@ import { freePort, ROOT, tempDir } from '../support.js';
 const npm = (args: string[], cwd: string): string =>
   execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
 
+const VERSION = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+).version;
+
 describe('the npm package', () => {
+  it('has an executable bin after every build: npx callrelay works after a rebuild', () => {
+    // A copy of what the build reads, never the real dist/ (the tests beside this one run it).
+    const copy = tempDir('callrelay-build-');
+    cpSync(join(ROOT, 'src'), join(copy, 'src'), { recursive: true });
+    for (const f of ['package.json', 'tsconfig.json', 'tsconfig.build.json'])
+      cpSync(join(ROOT, f), join(copy, f));
+    symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+    // The first time npx runs the project's bin it links it into its cache (building it with
+    // the prepare script, and making it executable); what users hit is every build after that.
+    // An executable placeholder stands in for that first build (scripts off), which saves a
+    // compile here.
+    mkdirSync(join(copy, 'dist'));
+    writeFileSync(join(copy, 'dist', 'main.js'), '#!/usr/bin/env node\n', { mode: 0o755 });
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      npm_config_cache: join(copy, '.npm'),
+      npm_config_offline: 'true',
+      npm_config_update_notifier: 'false',
+    };
+    const npx = (more = {}) =>
+      spawnSync('npx', ['callrelay', '--version'], {
+        cwd: copy,
+        env: { ...env, ...more },
+        encoding: 'utf8',
+      });
+    expect(npx({ npm_config_ignore_scripts: 'true' }).status).toBe(0);
+
+    // The one build script: npm install, npm pack and npm test (pretest) all run it.
+    execFileSync('npm', ['run', 'build'], { cwd: copy, env, stdio: 'ignore' });
+    const r = npx();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`callrelay ${VERSION}`);
+    expect(statSync(join(copy, 'dist', 'main.js')).mode & 0o111).toBe(0o111);
+  }, 180_000);
+
   it('holds what the relay needs and nothing of the repository, and runs from elsewhere', async () => {
     const out = tempDir();
     // dist/ is built already (npm test builds first); a rebuild now would pull it from under
