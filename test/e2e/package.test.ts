@@ -1,9 +1,9 @@
 // The npm package as a user gets it: the bin works after every build (npx callrelay), `npm pack`
 // (the Dockerfile's step too) holds what it should, and the tarball installed globally into a
-// prefix of its own runs: init, check, start, a simulated call, stop. Nothing may be downloaded
-// in a test, so the install takes the production dependencies from a registry on 127.0.0.1 that
-// serves the ones installed here (localRegistry): code of the package that needed a
-// devDependency would fail here.
+// prefix of its own runs: init, check, start, a simulated call, reload, stop. Nothing may be
+// downloaded in a test, so the install takes the production dependencies from a registry on
+// 127.0.0.1 that serves the ones installed here (localRegistry): code of the package that needed
+// a devDependency would fail here.
 
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
@@ -205,13 +205,20 @@ describe('the npm package', () => {
     );
     expect(callrelay(['check'])).toMatch(/^ok {2}.*relay\.yaml: 1 source\(s\): 3cx -> 3cx/m);
 
-    const relay = spawn(bin, ['start'], { cwd: app, env, stdio: 'ignore' });
+    const relay = spawn(bin, ['start'], { cwd: app, env, stdio: ['ignore', 'pipe', 'ignore'] });
+    let log = '';
+    relay.stdout.on('data', (b: Buffer) => (log += b.toString()));
     const exited = new Promise<number | null>((r) => relay.once('exit', r));
     try {
       await waitHealthy(port, { child: relay, timeoutMs: 10_000 });
       // The sample flows come from the package, not from this repository.
       expect(callrelay(['simulate', '3cx-v2-incoming-answered'])).toMatch(/6\/6 accepted/);
       expect(callrelay(['calls'])).toMatch(/inbound\s+ended\s+answered/);
+      expect(callrelay(['reload'])).toContain(`sent SIGHUP to the relay, process ${relay.pid}`);
+      for (const t0 = Date.now(); !log.includes('relay.yaml reloaded');) {
+        if (Date.now() - t0 > 10_000) throw new Error(`no reload in the log:\n${log}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
     } finally {
       relay.kill('SIGTERM');
     }
