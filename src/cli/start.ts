@@ -66,6 +66,7 @@ export async function cmdStart(o: {
     {
       port: relay.port,
       pid: process.pid,
+      ...(notWritten ? {} : { pidFile: displayPath(pidFile) }),
       ...(relay.consolePort !== undefined ? { consolePort: relay.consolePort } : {}),
       store: 'sqlite' in cfg.store ? displayPath(cfg.store.sqlite) : 'postgres',
       sources: cfg.sources.map((s) => `${s.name}:${s.adapter.name}`),
