@@ -56,10 +56,12 @@ export async function cmdStart(o: {
   // Written once the relay listens, removed at any exit (process.exit included).
   const pidFile = pidFilePath(cfg);
   const notWritten = writePidFile(pidFile);
+  // Only a read-only folder beside relay.yaml (PostgreSQL) stops it, as in the Compose file,
+  // where `docker compose kill -s HUP` reloads: worth a line, not a warning.
   if (notWritten)
-    log.warn(
+    log.info(
       { pidFile: displayPath(pidFile), err: notWritten },
-      'no pid file: callrelay reload cannot find this relay (send SIGHUP to its process instead)',
+      `no pid file, so callrelay reload cannot find this relay: send SIGHUP to process ${process.pid} instead`,
     );
   else process.on('exit', () => removePidFile(pidFile));
   log.info(
