@@ -6,16 +6,14 @@
 // A file naming a process that is gone, or that is not a relay, is stale and never signalled.
 
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import type { RelayConfig } from '../config/load.js';
 
+/** `relay.db.pid` beside the database; with PostgreSQL, `relay.yaml.pid` beside relay.yaml. */
 export function pidFilePath(cfg: RelayConfig): string {
-  return 'sqlite' in cfg.store
-    ? `${cfg.store.sqlite}.pid`
-    : join(dirname(cfg.file), `${basename(cfg.file)}.pid`);
+  return `${'sqlite' in cfg.store ? cfg.store.sqlite : cfg.file}.pid`;
 }
 
-/** Writes this process's id; the reason it could not, for a warning (the relay runs anyway). */
+/** Writes this process's id; else the reason it could not, for the log (the relay runs anyway). */
 export function writePidFile(file: string): string | undefined {
   try {
     // The first line is the pid alone, as every pid file has it: `kill -HUP $(cat FILE)` works.
