@@ -28,8 +28,8 @@ RUN npm ci --no-audit --no-fund \
 WORKDIR /app
 # The package and its production dependencies only, pinned by the project's lockfile (scripts
 # off: the package's own prepare would build again; the SQLite binding is built on its own).
-# npm pack stores files 0644 and only `npm install` makes a bin executable, so the unpacked
-# dist/main.js needs it for `docker exec callrelay callrelay calls`.
+# The build leaves dist/main.js executable and npm pack keeps that; the chmod makes sure of it,
+# since `docker exec callrelay callrelay calls` runs the unpacked file directly.
 RUN tar -xzf /tmp/callrelay-*.tgz --strip-components=1 \
  && chmod 0755 dist/main.js \
  && cp /src/package-lock.json . \

@@ -12,6 +12,7 @@ import { cmdDeliveries } from './deliveries.js';
 import { cmdDial, cmdDialLink } from './dial.js';
 import { cmdInit } from './init.js';
 import { cmdMap } from './map.js';
+import { cmdReload } from './reload.js';
 import { cmdReplay } from './replay.js';
 import { cmdSchemas } from './schemas.js';
 import { cmdSimulate } from './simulate.js';
@@ -102,6 +103,15 @@ export function buildProgram(): Command {
         "run reachable from other machines with relay.yaml's example tokens",
       ),
   ).action((o) => cmdStart(o));
+
+  withConfig(
+    program
+      .command('reload')
+      .description(
+        'make the running relay read relay.yaml, .env and the adapters again (SIGHUP to the ' +
+          'process in its pid file, beside the SQLite database)',
+      ),
+  ).action((o) => cmdReload(o));
 
   withConfig(
     program

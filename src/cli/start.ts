@@ -1,5 +1,6 @@
 // `callrelay start`: run the relay until SIGTERM or SIGINT, then drain and exit; SIGHUP re-reads
 // relay.yaml, .env and the adapter files (runtime.ts reload: a broken file changes nothing).
+// The pid file (pidfile.ts) lets `callrelay reload` find this process.
 // --init creates the SQLite database where a marker says an earlier one was lost (marker.ts).
 
 import { exposedExampleTokens, exposedWeakSecrets } from '../config/load.js';
@@ -8,6 +9,7 @@ import { Redactor } from '../lib/redact.js';
 import { displayPath } from '../lib/yaml.js';
 import { startRelay } from '../runtime.js';
 import { createLogger, logDestination } from '../telemetry/log.js';
+import { pidFilePath, removePidFile, writePidFile } from './pidfile.js';
 import { configFrom, usingConfig } from './util.js';
 
 /** How long a shutdown may take before the process exits anyway. */
@@ -52,9 +54,22 @@ export async function cmdStart(o: {
       return next;
     },
   });
+  // Written once the relay listens, removed at any exit (process.exit included).
+  const pidFile = pidFilePath(cfg);
+  const notWritten = writePidFile(pidFile);
+  // Only a read-only folder beside relay.yaml (PostgreSQL) stops it, as in the Compose file,
+  // where `docker compose kill -s HUP` reloads: worth a line, not a warning.
+  if (notWritten)
+    log.info(
+      { pidFile: displayPath(pidFile), err: notWritten },
+      `no pid file, so callrelay reload cannot find this relay: send SIGHUP to process ${process.pid} instead`,
+    );
+  else process.on('exit', () => removePidFile(pidFile));
   log.info(
     {
       port: relay.port,
+      pid: process.pid,
+      ...(notWritten ? {} : { pidFile: displayPath(pidFile) }),
       ...(relay.consolePort !== undefined ? { consolePort: relay.consolePort } : {}),
       store: 'sqlite' in cfg.store ? displayPath(cfg.store.sqlite) : 'postgres',
       sources: cfg.sources.map((s) => `${s.name}:${s.adapter.name}`),

@@ -2,12 +2,13 @@
 // request fails across the swap, the new sources and targets are in effect at once, and a broken
 // file changes nothing and says where it is broken.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WebhookReceiver } from '../../src/targets/http/fake.js';
 import { waitHealthy } from '../harness/relay-process.mjs';
-import { freePort, MAIN, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { freePort, MAIN, ROOT, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 
 const call = (id: string): string =>
   `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:03","Id":"${id}-1"}`;
@@ -178,6 +179,77 @@ describe('reloading relay.yaml (SIGHUP)', () => {
     } finally {
       relay.kill('SIGTERM');
       expect(await exited).toBe(0);
+    }
+  });
+
+  it('callrelay reload signals the relay that npm start runs, through its pid file; a stale one is never signalled', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const file = writeRelayYaml(dir, { port });
+    writeFileSync(file, readFileSync(file, 'utf8').replace('level: warn', 'level: info'));
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+    const reload = () =>
+      spawnSync(process.execPath, [MAIN, 'reload', '--config', file], { env, encoding: 'utf8' });
+    const pidFile = join(dir, 'relay.db.pid');
+    // As a user runs it from the clone: npm is the process in front, and the relay its child.
+    const npm = spawn('npm', ['start', '--silent', '--', '--config', file], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let log = '';
+    npm.stdout.on('data', (b: Buffer) => (log += b.toString()));
+    const npmExited = new Promise<number | null>((r) => npm.once('exit', r));
+    try {
+      await waitHealthy(port, { child: npm, timeoutMs: 15_000 });
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      expect(pid).not.toBe(npm.pid);
+      // No shell between npm and the relay: npm's SIGTERM and SIGINT reach the relay itself.
+      const parent = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
+      expect(Number(parent)).toBe(npm.pid);
+
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace(
+          'sources:\n',
+          'sources:\n  - name: pbx2\n    adapter: 3cx\n    token: pbx2-token-0123456789\n',
+        ),
+      );
+      const mark = log.length;
+      const sent = reload();
+      expect(sent.status, sent.stderr).toBe(0);
+      expect(sent.stdout).toContain(`sent SIGHUP to the relay, process ${pid}`);
+      for (const t0 = Date.now(); !log.slice(mark).includes('relay.yaml reloaded');) {
+        if (Date.now() - t0 > 10_000) throw new Error(`no reload in the log:\n${log}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(log.slice(mark)).toContain('pbx2:3cx');
+      const hook = await fetch(`http://127.0.0.1:${port}/hooks/pbx2/pbx2-token-0123456789`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"Event":"incoming","Id":"26110500000_1"}',
+      });
+      expect(hook.status).toBe(200);
+    } finally {
+      npm.kill('SIGTERM');
+    }
+    expect(await npmExited).toBe(0);
+    expect(existsSync(pidFile), 'the relay removes its pid file at exit').toBe(false);
+    expect(reload().stderr).toMatch(/nothing sent: no pid file .*relay\.db\.pid/);
+
+    // Stale: a process that is gone, and one that is not a relay.
+    const other = spawn('sleep', ['60']);
+    const gone = spawnSync('true').pid;
+    try {
+      writeFileSync(pidFile, `${gone}\n`);
+      const r = reload();
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`is stale: process ${gone} is gone`);
+      writeFileSync(pidFile, `${other.pid}\n`);
+      expect(reload().stderr).toContain(`is stale: process ${other.pid} is not a relay now`);
+      expect(other.exitCode === null && other.signalCode === null).toBe(true);
+    } finally {
+      other.kill();
     }
   });
 });
