@@ -375,6 +375,12 @@ function targetLines(a: Answers): string[] {
             `    portalId: "${a.portalId}"`,
           ]
         : [];
+  // Pipedrive cannot update a call log: it is written once, this long after the call ended, so
+  // that the recording and the AI summary are in it. Said here, or a trial looks like a failure.
+  const settle =
+    a.crm === 'pipedrive'
+      ? ['    settleSec: 60       # the call log is written 60 s after the call ends (0: at once)']
+      : [];
   return a.dryRun
     ? [
         `  # A dry run: the ${CRM_NAME[a.crm]} requests are built and shown (callrelay calls ID, console),`,
@@ -383,9 +389,10 @@ function targetLines(a: Answers): string[] {
         `    type: ${a.crm}`,
         '    dryRun: true',
         ...account,
+        ...settle,
         `    token: \${${env}:-dry-run-needs-no-token}`,
       ]
-    : [`  - name: ${a.crm}`, `    type: ${a.crm}`, ...account, `    token: \${${env}}`];
+    : [`  - name: ${a.crm}`, `    type: ${a.crm}`, ...account, ...settle, `    token: \${${env}}`];
 }
 
 function threecxLines(a: Answers): string[] {
