@@ -280,7 +280,10 @@ describe('reloading relay.yaml (SIGHUP)', () => {
     }
     expect(await npmExited).toBe(0);
     expect(existsSync(pidFile), 'the relay removes its pid file at exit').toBe(false);
-    expect(reload().stderr).toMatch(/nothing sent: no pid file .*relay\.db\.pid/);
+    const none = reload().stderr;
+    expect(none).toMatch(/nothing sent: no pid file .*relay\.db\.pid/);
+    // The usual cause: the relay was started with another relay.yaml.
+    expect(none).toContain('started with --config FILE or $RELAY_CONFIG needs the same here');
 
     // Stale: a process that is gone, and one that is not a relay.
     const other = spawn('sleep', ['60']);
