@@ -2,10 +2,11 @@
 // metrics, and the HTTP server with its console.
 
 import { EventEmitter } from 'node:events';
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { loadConfig, type RelayConfig } from './config/load.js';
 import { secretsOf } from './config/secrets.js';
@@ -50,6 +51,12 @@ import {
   fetchRecording,
   RangeNotSatisfiable,
 } from './targets/kit/recordings.js';
+
+/** The .env beside relay.yaml (`file` as the config names it), if there is one (sign-in). */
+const envFileOf = (file: string): string | undefined => {
+  const env = join(dirname(file), '.env');
+  return existsSync(env) ? env : undefined;
+};
 
 /** callrelay's version, from package.json (one folder up from both src/ and dist/). */
 export const VERSION = (
@@ -450,6 +457,7 @@ export async function startRelay(
     onDeliveriesDue: () => delivery.kick(),
     version: VERSION,
     publicUrl: cfg.server.publicUrl,
+    tokenFile: envFileOf(cfg.file),
     storeHealth: async () => {
       try {
         await store.checkWritable();

@@ -1,7 +1,8 @@
 // `callrelay backfill --target X --since DATE`: deliver calls stored before the target was added
 // (or before a route changed). Counts first; queues only with --yes; never touches calls that
 // have work for the target already, so running it twice queues nothing the second time. A
-// delivery a dry run made counts as none: after dryRun is removed, this sends those calls for real.
+// delivery a dry run made counts as none once dryRun is removed: this then sends those calls for
+// real.
 
 import { backfillAll } from '../store/backfill.js';
 import { configFrom, fail, withStore } from './util.js';
@@ -28,7 +29,8 @@ export async function cmdBackfill(values: {
   const since = time(values.since, '--since') ?? fail('--since is required (a date)', 2);
   const until = time(values.until, '--until');
   const range = `started since ${since}${until ? ` and before ${until}` : ''}`;
-  const q = { target: values.target, since, until };
+  const sandboxTarget = cfg.targets.find((t) => t.name === values.target)!.dryRun;
+  const q = { target: values.target, since, until, sandboxTarget };
   await withStore(values, async (store) => {
     const count = await backfillAll(store, { ...q, dryRun: true });
     if (!values.yes) {

@@ -51,7 +51,8 @@ export function relayFromPidFile(file: string): PidFileState {
       live: false,
       why:
         code === 'ENOENT'
-          ? `no pid file ${file}: no relay with this configuration is running`
+          ? `no pid file ${file}: no relay with this configuration is running (one started ` +
+            'with --config FILE or $RELAY_CONFIG needs the same here)'
           : `cannot read ${file}: ${(err as Error).message}`,
     };
   }

@@ -10,7 +10,7 @@ import { displayPath } from '../lib/yaml.js';
 import { startRelay } from '../runtime.js';
 import { createLogger, logDestination } from '../telemetry/log.js';
 import { pidFilePath, removePidFile, writePidFile } from './pidfile.js';
-import { configFrom, usingConfig } from './util.js';
+import { configFrom, configPath, usingConfig } from './util.js';
 
 /** How long a shutdown may take before the process exits anyway. */
 const STOP_TIMEOUT_MS = 10_000;
@@ -22,7 +22,10 @@ export async function cmdStart(o: {
   init?: boolean;
   insecureExampleTokens?: boolean;
 }): Promise<void> {
-  const values = { ...o, 'insecure-example-tokens': o.insecureExampleTokens };
+  const asked = { ...o, 'insecure-example-tokens': o.insecureExampleTokens };
+  // A reload reads the file this relay started with: a config/relay.yaml that `init` writes
+  // later is another relay's (with a database of its own), never taken over by a SIGHUP.
+  const values = { ...asked, config: configPath(asked) };
   const t0 = performance.now();
   const cfg = configFrom(values);
   const redact = new Redactor(secretsOf(cfg));
@@ -30,7 +33,7 @@ export async function cmdStart(o: {
   const log = createLogger(cfg.logLevel, sink, (line) => redact.text(line));
   sink.onCaughtUp = (dropped) =>
     log.warn({ dropped }, `${dropped} log lines were dropped: the log output was not read in time`);
-  log.info({ config: cfg.file }, usingConfig(values));
+  log.info({ config: cfg.file }, usingConfig(asked));
   const exposed = exposedExampleTokens(cfg);
   if (exposed && !values['insecure-example-tokens']) throw exposed;
   const weak = exposedWeakSecrets(cfg);

@@ -41,7 +41,8 @@ export function loadEnvBeside(configPath: string, env: NodeJS.ProcessEnv = proce
 /** Variables this process took from a .env file. */
 const fromEnvFile = new Set<string>();
 
-const configPath = (values: { config?: string | undefined }): string =>
+/** The relay.yaml a command reads: --config, else the lookup of defaultConfigPath. */
+export const configPath = (values: { config?: string | undefined }): string =>
   values.config ? resolve(values.config) : defaultConfigPath();
 
 /** Which relay.yaml a command reads, and what chose it: one line for start and check. */

@@ -375,7 +375,8 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
     if (body.dryRun !== undefined && typeof body.dryRun !== 'boolean')
       throw new RelayError('RELAY_ERR_BAD_REQUEST', 'dryRun must be true or false');
     const dryRun = body.dryRun !== false;
-    const totals = await backfillAll(store, { target, since, until, dryRun });
+    const sandboxTarget = targets.get(target)?.dryRun ?? false;
+    const totals = await backfillAll(store, { target, since, until, dryRun, sandboxTarget });
     if (!dryRun) opts.onDeliveriesDue?.();
     return send(c, { target, since, until: until ?? null, dryRun, ...totals });
   });

@@ -150,9 +150,11 @@ export function backfillSql(b: Binder, q: BackfillQuery): string {
   if (q.until) conds.push(`c.started_at < ${b.bind(isoTime(q.until))}`);
   if (q.after)
     conds.push(`(c.source, c.call_id) > (${b.bind(q.after.source)}, ${b.bind(q.after.callId)})`);
-  // A dry run's delivery, done or dead, is no delivery: the CRM never saw the call.
+  // A dry run's delivery, done or dead, is no delivery for a target that is real now: the CRM
+  // never saw the call. For a target still in its dry run it is one (never queued twice).
+  const sandboxOnly = q.sandboxTarget ? '' : ` AND NOT (d.dry_run AND d.state <> 'due')`;
   conds.push(`NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.target = ${b.bind(q.target)}
-    AND d.source = c.source AND d.call_id = c.call_id AND NOT (d.dry_run AND d.state <> 'due'))`);
+    AND d.source = c.source AND d.call_id = c.call_id${sandboxOnly})`);
   return `SELECT c.source, c.call_id, c.record, c.revision FROM calls c ${whereOf(conds)}
     ORDER BY c.source, c.call_id LIMIT ${b.bind(q.limit)}`;
 }

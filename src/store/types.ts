@@ -201,6 +201,11 @@ export interface BackfillQuery {
   limit: number;
   /** Count only: queue nothing. */
   dryRun: boolean;
+  /**
+   * The target is a dry run (targets[].dryRun) now: a delivery a dry run made counts as one, since
+   * queueing it would only send the call to the sandbox again. Else it counts as none.
+   */
+  sandboxTarget?: boolean;
 }
 
 export interface BackfillBatch {
@@ -317,8 +322,9 @@ export interface Store {
    * Deliver calls stored before a target was added (or a route changed): for calls that started in
    * the range and have no delivery row for the target, one due delivery each where the routes send
    * the call there now. One batch in key order; existing rows (done or dead) are never touched, so
-   * running it again queues nothing new. A dry run's delivery (done or dead) counts as none: it is
-   * made due again, and the target, real by then, creates the CRM's copy anew.
+   * running it again queues nothing new. A dry run's delivery (done or dead) counts as none unless
+   * `sandboxTarget`: it is made due again, and the target, real by then, creates the CRM's copy
+   * anew.
    */
   backfill(q: BackfillQuery): Promise<BackfillBatch>;
   /**

@@ -46,7 +46,7 @@ afterEach(async () => {
 function makeConsole(
   token: string | null = TOKENS.admin,
   signal?: AbortSignal,
-  more: { store?: SqliteStore; now?: () => number; publicUrl?: string } = {},
+  more: { store?: SqliteStore; now?: () => number; publicUrl?: string; tokenFile?: string } = {},
 ): Console {
   const adminToken = token ?? undefined;
   const dir = tempDir();
@@ -89,6 +89,7 @@ function makeConsole(
     storeHealth: async () => ({ backend: 'sqlite', ok: true, detail: 'writable' }),
     signal,
     publicUrl: more.publicUrl,
+    tokenFile: more.tokenFile,
   };
   const gate = new AuthGate({ adminToken, trustProxy: [], ...SESSION_DEFAULTS }, { now: more.now });
   const app = createApp({ pipeline, bodyLimit: 1 << 20, adminToken, console: opts, auth: gate });
@@ -266,7 +267,7 @@ describe('console over HTTP', () => {
   });
 
   it('refuses a wrong token slowly, says so, and never shows what was typed', async () => {
-    const k = makeConsole();
+    const k = makeConsole(TOKENS.admin, undefined, { tokenFile: 'config/.env' });
     const t0 = Date.now();
     const res = await k.app.request('/console/sign-in', {
       method: 'POST',
@@ -282,6 +283,29 @@ describe('console over HTTP', () => {
     expect(text).toContain('config/.env, as CALLRELAY_ADMIN_TOKEN');
     expect(text).not.toContain('guess-number-one-xyz');
     expect(text).toContain('name="token"');
+  });
+
+  it('points sign-in at the .env this relay reads, and at none where it reads none', async () => {
+    const wrongToken = async (k: Console): Promise<string> =>
+      (
+        await k.app.request('/console/sign-in', {
+          method: 'POST',
+          headers: { origin: ORIGIN },
+          body: form({ token: 'guess-number-one-xyz' }),
+        })
+      ).text();
+    // init --dir /etc/callrelay: that file, not ./config/.env.
+    const etc = makeConsole(TOKENS.admin, undefined, { tokenFile: '/etc/callrelay/.env' });
+    expect(await (await etc.app.request('/console/sign-in')).text()).toContain(
+      '<code>/etc/callrelay/.env</code> as',
+    );
+    const refused = await wrongToken(etc);
+    expect(refused).toContain('callrelay init put it in /etc/callrelay/.env, as');
+    expect(refused).not.toContain('config/.env');
+    // The quick start: no .env beside its relay.yaml, so none is named.
+    const quick = makeConsole();
+    expect(await (await quick.app.request('/console/sign-in')).text()).not.toContain('.env');
+    expect(await wrongToken(quick)).toContain('admin.token in its relay.yaml');
   });
 
   it('stops a guesser after a few wrong tokens, yet the right token still gets in', async () => {

@@ -3,7 +3,7 @@
 // file changes nothing and says where it is broken.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WebhookReceiver } from '../../src/targets/http/fake.js';
@@ -182,6 +182,51 @@ describe('reloading relay.yaml (SIGHUP)', () => {
     }
   });
 
+  it('a reload reads the relay.yaml the relay started with, not a config/relay.yaml written since', async () => {
+    // The quick start runs on ./relay.yaml; `init` then writes config/relay.yaml, which commands
+    // find first. A SIGHUP (or the console's reload) to the running relay must not take it over.
+    const dir = tempDir();
+    const port = await freePort();
+    const file = writeRelayYaml(dir, { port });
+    const original = readFileSync(file, 'utf8').replace('level: warn', 'level: info');
+    writeFileSync(file, original);
+    const relay = spawn(process.execPath, [MAIN, 'start'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let log = '';
+    relay.stdout.on('data', (b: Buffer) => (log += b.toString()));
+    const exited = new Promise<number | null>((r) => relay.once('exit', r));
+    try {
+      await waitHealthy(port, { child: relay, timeoutMs: 15_000 });
+      mkdirSync(join(dir, 'config'));
+      writeFileSync(
+        join(dir, 'config', 'relay.yaml'),
+        original.replace(
+          'sources:\n',
+          'sources:\n  - name: pbx2\n    adapter: 3cx\n    token: pbx2-token-0123456789\n',
+        ),
+      );
+      const mark = log.length;
+      relay.kill('SIGHUP');
+      for (const t0 = Date.now(); !log.slice(mark).includes('relay.yaml reloaded');) {
+        if (Date.now() - t0 > 10_000) throw new Error(`no reload in the log:\n${log}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(log.slice(mark)).not.toContain('pbx2');
+      const hook = await fetch(`http://127.0.0.1:${port}/hooks/pbx2/pbx2-token-0123456789`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"Event":"incoming","Id":"26110500000_1"}',
+      });
+      expect(hook.status).toBe(404);
+    } finally {
+      relay.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+
   it('callrelay reload signals the relay that npm start runs, through its pid file; a stale one is never signalled', async () => {
     const dir = tempDir();
     const port = await freePort();
@@ -235,7 +280,10 @@ describe('reloading relay.yaml (SIGHUP)', () => {
     }
     expect(await npmExited).toBe(0);
     expect(existsSync(pidFile), 'the relay removes its pid file at exit').toBe(false);
-    expect(reload().stderr).toMatch(/nothing sent: no pid file .*relay\.db\.pid/);
+    const none = reload().stderr;
+    expect(none).toMatch(/nothing sent: no pid file .*relay\.db\.pid/);
+    // The usual cause: the relay was started with another relay.yaml.
+    expect(none).toContain('started with --config FILE or $RELAY_CONFIG needs the same here');
 
     // Stale: a process that is gone, and one that is not a relay.
     const other = spawn('sleep', ['60']);

@@ -1668,7 +1668,13 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
       [true, true, false],
     );
 
-    // A backfill counts the sandbox's calls as not delivered, and makes them due again.
+    // While the target is still a dry run, they count as delivered: queueing them would only
+    // send them to the sandbox again, on every backfill.
+    const sandboxOnly = { target: 'crm', since, limit: 100, sandboxTarget: true };
+    expect(await store.backfill({ ...sandboxOnly, dryRun: false })).toMatchObject({ scanned: 0 });
+    expect(await rows()).toMatchObject({ dr1: ['done', true], dr2: ['dead', true] });
+    // Once it is real, a backfill counts the sandbox's calls as not delivered, and makes them
+    // due again.
     expect(await backfill(true)).toMatchObject({ scanned: 2, matched: 2 });
     expect(await rows()).toMatchObject({ dr1: ['done', true], dr2: ['dead', true] });
     expect(await backfill(false)).toMatchObject({ scanned: 2, matched: 2 });

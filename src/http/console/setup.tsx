@@ -328,11 +328,15 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
   // loop as `callrelay backfill` and the admin API.
   const backfillOf = (c: Context, since: string | undefined) => {
     const name = c.req.param('name')!;
-    if (!ctx.opts.targets.some((t) => t.name === name))
-      throw new RelayError('RELAY_ERR_NOT_FOUND', `no target "${name}" in relay.yaml`);
+    const target = ctx.opts.targets.find((t) => t.name === name);
+    if (!target) throw new RelayError('RELAY_ERR_NOT_FOUND', `no target "${name}" in relay.yaml`);
     if (!since || Number.isNaN(Date.parse(since)))
       throw new RelayError('RELAY_ERR_BAD_REQUEST', 'since must be a date, e.g. 2026-11-01');
-    return { target: name, since: new Date(Date.parse(since)).toISOString() };
+    return {
+      target: name,
+      since: new Date(Date.parse(since)).toISOString(),
+      sandboxTarget: target.dryRun,
+    };
   };
   app.get(
     '/console/setup/targets/:name/backfill',

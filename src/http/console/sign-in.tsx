@@ -31,11 +31,11 @@ function SignInPage(props: { ctx: ConsoleContext; next: string; error?: string }
           />
           <p class="muted" id="token-help">
             The <code>admin.token</code> of this relay&apos;s relay.yaml
-            {props.error ? (
+            {props.error || !props.ctx.opts.tokenFile ? (
               '.'
             ) : (
               <>
-                : <code>callrelay init</code> put it in <code>config/.env</code> as{' '}
+                : <code>callrelay init</code> put it in <code>{props.ctx.opts.tokenFile}</code> as{' '}
                 <code>CALLRELAY_ADMIN_TOKEN</code>.
               </>
             )}
@@ -93,9 +93,12 @@ export function mountSignIn(app: Hono, ctx: ConsoleContext): void {
       if (!expected || !(await ctx.gate.check(c, 'console', token, expected)))
         throw new RelayError(
           'RELAY_ERR_UNAUTHORIZED',
-          'That is not the admin token of this relay. callrelay init put it in config/.env, as ' +
-            'CALLRELAY_ADMIN_TOKEN=...; a relay started by a service manager may take it from ' +
-            'the environment instead (admin.token in relay.yaml names the variable).',
+          ctx.opts.tokenFile
+            ? `That is not the admin token of this relay. callrelay init put it in ${ctx.opts.tokenFile}, as ` +
+                'CALLRELAY_ADMIN_TOKEN=...; a relay started by a service manager may take it from ' +
+                'the environment instead (admin.token in relay.yaml names the variable).'
+            : 'That is not the admin token of this relay: admin.token in its relay.yaml (or the ' +
+                'environment variable it names).',
         );
       await ctx.sessions.start(c);
     } catch (err) {

@@ -52,6 +52,12 @@ export interface ConsoleOptions {
   canDial?: (source: string) => boolean;
   /** server.publicUrl: the webhook URLs Setup shows are built on it (else on the browser's). */
   publicUrl?: string;
+  /**
+   * The .env beside relay.yaml, where `callrelay init` writes the admin token (as the relay's
+   * folder shows it); undefined without one (the quick start), so that sign-in never points an
+   * admin at a file this relay does not read.
+   */
+  tokenFile?: string;
   /** callrelay's version (package.json). */
   version: string;
   /** Store kind and health for the setup page. */
