@@ -247,6 +247,9 @@ describe('reloading relay.yaml (SIGHUP)', () => {
     const npmExited = new Promise<number | null>((r) => npm.once('exit', r));
     try {
       await waitHealthy(port, { child: npm, timeoutMs: 15_000 });
+      // Written once the relay listens: a moment after /healthz may answer, on a busy machine.
+      for (const t0 = Date.now(); !existsSync(pidFile) && Date.now() - t0 < 10_000;)
+        await new Promise((r) => setTimeout(r, 20));
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       expect(pid).not.toBe(npm.pid);
       // No shell between npm and the relay: npm's SIGTERM and SIGINT reach the relay itself.
