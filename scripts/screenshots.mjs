@@ -1,6 +1,7 @@
 // Screenshots of the console for the docs (npm run screenshots): a relay in this process with
 // stub CRMs and a stub PBX on 127.0.0.1, golden call flows posted to it, one CRM outage that
-// ends in a dead letter, one request no adapter rule knows, a PBX with a stale token; then each
+// ends in a dead letter, one request no adapter rule knows, a PBX with a stale token, an agent
+// HubSpot has no user for, a Pipedrive dry run; then each
 // page at desktop width, and the call list and a call at a phone's (375 px).
 // Writes docs/console/*.png (or into the folder given as the first argument).
 
@@ -96,6 +97,13 @@ targets:
     portalId: "1234567"
     settleSec: 0
     retryForHours: 0.0005
+    agents:
+      "117": bob@acme-ofice.cz
+  - name: pipedrive
+    type: pipedrive
+    dryRun: true
+    token: \${PIPEDRIVE_TOKEN:-dry-run-needs-no-token}
+    settleSec: 0
   - name: webhook
     type: http
     url: ${webhook.url}/calls
