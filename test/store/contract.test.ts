@@ -149,6 +149,21 @@ function sqliteAt(version: number): { path: string; db: Database.Database } {
   return { path, db };
 }
 
+/** A fresh PostgreSQL database as an older release left it: its first `count` migrations only. */
+async function postgresAtMigration(count: number): Promise<{ url: string; c: pg.Client }> {
+  const url = await freshPostgresDatabase(inject('pgUrl'));
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query(
+    'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+  );
+  for (const m of PG_MIGRATIONS.slice(0, count)) {
+    await c.query(m.sql);
+    await c.query('INSERT INTO schema_migrations VALUES ($1, $2, now())', [m.version, m.name]);
+  }
+  return { url, c };
+}
+
 describe('store thread', () => {
   it('fails every call at once after its thread died, instead of waiting forever', async () => {
     const store = await ThreadedSqliteStore.open({ path: join(tempDir(), 'relay.db') });
@@ -1953,19 +1968,7 @@ describe('upgrading a database written before delivery attempts', () => {
     [
       'postgres',
       async () => {
-        const url = await freshPostgresDatabase(inject('pgUrl'));
-        const c = new pg.Client({ connectionString: url });
-        await c.connect();
-        await c.query(
-          'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
-        );
-        for (const m of PG_MIGRATIONS.slice(0, 2)) {
-          await c.query(m.sql);
-          await c.query('INSERT INTO schema_migrations VALUES ($1, $2, now())', [
-            m.version,
-            m.name,
-          ]);
-        }
+        const { url, c } = await postgresAtMigration(2);
         for (const r of requests) {
           await c.query(
             `INSERT INTO inbox (source, provider, kind, received_at, method, query, headers, body, state, reason_code)
@@ -2115,19 +2118,7 @@ describe('upgrading a database written before dry runs were kept with the delive
     [
       'postgres',
       async () => {
-        const url = await freshPostgresDatabase(inject('pgUrl'));
-        const c = new pg.Client({ connectionString: url });
-        await c.connect();
-        await c.query(
-          'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
-        );
-        for (const m of PG_MIGRATIONS.slice(0, 7)) {
-          await c.query(m.sql);
-          await c.query('INSERT INTO schema_migrations VALUES ($1, $2, now())', [
-            m.version,
-            m.name,
-          ]);
-        }
+        const { url, c } = await postgresAtMigration(7);
         for (const [callId, remote] of deliveries) {
           await c.query(
             `INSERT INTO calls (source, call_id, status, started_at, updated_at, revision, record, fingerprint)
