@@ -7,6 +7,7 @@
 //   config/                    relay.yaml: adapters and target specs, never a target's code
 //   pipeline/, delivery/, http/, flows.ts: the parts above, never each other's insides
 //   dial/                      click-to-call: the PBX, the pipeline, and http/'s origin check
+//   recordings/                recording links: the archive, the kit's PBX fetch, http/'s link shape
 //   cli/, runtime.ts, main.ts  wire everything; nothing imports them
 
 const layer = (name, from, allowed, comment) => ({
@@ -86,6 +87,20 @@ module.exports = {
         'http/console/index\\.ts$',
       ],
       "Click-to-call asks the PBX and stores its answer; of http/ only the console's CSP and the origin check.",
+    ),
+    layer(
+      'recordings',
+      'recordings/',
+      [
+        'domain/',
+        'lib/',
+        'config/',
+        'pipeline/archive\\.ts$',
+        'http/links\\.ts$',
+        'targets/kit/',
+        'targets/types\\.ts$',
+      ],
+      'Recording links read the archive or ask the PBX through the kit; of http/ only the link shape.',
     ),
     {
       name: 'nothing-imports-the-wiring',

@@ -2,7 +2,7 @@
 // metrics, and the HTTP server with its console.
 
 import { EventEmitter } from 'node:events';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -25,20 +25,13 @@ import { SourceGuards } from './http/guard.js';
 import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
-import { linkHash, recordingLinkDays, signLink } from './lib/links.js';
-import { RelayError } from './domain/errors.js';
-import { LINK_REQUESTS_PER_MINUTE, type FetchedRecording } from './http/links.js';
-import { KeyedBuckets } from './lib/buckets.js';
 import { Dialer } from './dial/service.js';
 import { mountDial } from './dial/http.js';
-import type { DeliveryError } from './targets/kit/errors.js';
-import type { RecordingAccess } from './targets/types.js';
 import { Redactor } from './lib/redact.js';
 import { reloadOnChange } from './http/tls.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Retention, type RetentionOptions } from './pipeline/retention.js';
-import { archived, RecordingArchive, type ArchiveOptions } from './pipeline/archive.js';
-import { parseRange } from './lib/range.js';
+import { RecordingArchive, type ArchiveOptions } from './pipeline/archive.js';
 import { Pipeline } from './pipeline/pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { checkDatabaseMarker, markDatabase } from './store/sqlite/marker.js';
@@ -46,11 +39,8 @@ import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
-import {
-  allowedRecordingUrl,
-  fetchRecording,
-  RangeNotSatisfiable,
-} from './targets/kit/recordings.js';
+import { fetchRecording } from './targets/kit/recordings.js';
+import { recordingLinker, RecordingLinks } from './recordings/links.js';
 
 /** The .env beside relay.yaml (`file` as the config names it), if there is one (sign-in). */
 const envFileOf = (file: string): string | undefined => {
@@ -126,74 +116,6 @@ export async function createTargets(
     });
   }
   return out;
-}
-
-/**
- * The relay's own link to a call's recording (http/recordings.ts serves it): signed, with the
- * recording's file extension, since players such as HubSpot's go by it.
- */
-export function recordingLinker(
-  links: NonNullable<RelayConfig['links']>,
-  /** Whether the source archives its recordings (its links then work longer by default). */
-  archived: (source: string) => boolean = () => false,
-): (source: string, callId: string, url: string) => string {
-  return (source, callId, url) => {
-    const ext = /\.(mp3|wav|ogg|m4a)(?:\?|$)/i.exec(url)?.[1]?.toLowerCase() ?? 'mp3';
-    const days = recordingLinkDays(links.ttlDays, archived(source));
-    const token = signLink(links.secret, {
-      k: 'r',
-      s: source,
-      c: callId,
-      h: linkHash(url),
-      e: Math.floor(Date.now() / 1000 + days * 86400),
-    });
-    return `${links.publicUrl}/recordings/${token}.${ext}`;
-  };
-}
-
-/** A recording from the PBX for a signed link; what went wrong as the relay's error. */
-async function recordingForLink(
-  access: RecordingAccess | undefined,
-  source: string,
-  url: string,
-  range: string | undefined,
-  archiveDir: string | undefined,
-): Promise<FetchedRecording> {
-  const kept = archiveDir ? await archived(archiveDir, source, url) : undefined;
-  if (kept) return fromFile(kept.path, kept.size, range);
-  if (!access)
-    throw new RelayError('RELAY_ERR_RECORDING_GONE', 'the source is no longer in relay.yaml');
-  try {
-    return await fetchRecording(url, access, 30_000, range);
-  } catch (err) {
-    // The PBX's address stays out of the answer: the status, or what kind of failure, only.
-    const e = err as DeliveryError;
-    if (e.status === 404 || e.status === 410) throw new RelayError('RELAY_ERR_RECORDING_GONE');
-    // The PBX refused the player's Range itself: the player hears so, with the size if known.
-    if (err instanceof RangeNotSatisfiable)
-      throw new RelayError('RELAY_ERR_RANGE_NOT_SATISFIABLE', undefined, {
-        ...(err.size !== undefined ? { headers: { 'content-range': `bytes */${err.size}` } } : {}),
-      });
-    throw new RelayError(
-      'RELAY_ERR_RECORDING_UNAVAILABLE',
-      `the PBX did not give the recording (${e.status ?? 'no answer'}); try again later`,
-    );
-  }
-}
-
-/** An archived recording, the range asked for read from the file itself. */
-function fromFile(path: string, size: number, range: string | undefined): FetchedRecording {
-  const r = parseRange(range, size);
-  const part = r && r !== 'unsatisfiable' ? r : undefined;
-  const stream = createReadStream(path, part ?? {});
-  return {
-    body: stream,
-    contentType: /\.wav$/.test(path) ? 'audio/wav' : 'audio/mpeg',
-    status: part ? 206 : 200,
-    length: part ? part.end - part.start + 1 : size,
-    contentRange: part ? `bytes ${part.start}-${part.end}/${size}` : undefined,
-    close: () => stream.destroy(),
-  };
 }
 
 /** The targets as the console and the admin API see them: links and connection tests. */
@@ -351,12 +273,12 @@ export async function startRelay(
     ...opts.retention,
   });
   let draining = false;
-  const recordings = new Map(cfg.sources.map((s) => [s.name, s.recordings]));
   const shownTargets = consoleTargets(targets);
   const guards = new SourceGuards(cfg.sources, cfg.server.trustProxy);
   const refusals = new RefusalRecorder(store, { log, redact });
   const auth = new AuthGate(gateSettings(cfg), { metrics });
   let current = cfg;
+  const recordingLinks = new RecordingLinks(cfg.sources, () => current.archive?.dir);
   let reloading: Promise<Reloaded> | undefined;
   const applyReload = async (): Promise<Reloaded> => {
     // Everything is read and built first: a broken file or adapter throws here, changing nothing.
@@ -384,8 +306,7 @@ export async function startRelay(
         log.warn({ err: redact.text(err.message) }, 'ending the console sessions failed');
       });
     }
-    recordings.clear();
-    for (const s of next.sources) recordings.set(s.name, s.recordings);
+    recordingLinks.setSources(next.sources);
     delivery.setTargets(nextTargets);
     shownTargets.splice(0, shownTargets.length, ...consoleTargets(targets));
     log.level = next.logLevel;
@@ -426,27 +347,8 @@ export async function startRelay(
     signal: closing.signal,
     redact,
     targets: shownTargets,
-    recording: async (source, url) => {
-      // The archived copy when there is one: the PBX is asked once, and may have dropped it.
-      const r = await recordingForLink(
-        recordings.get(source),
-        source,
-        url,
-        undefined,
-        current.archive?.dir,
-      );
-      return { body: r.body, contentType: r.contentType };
-    },
-    recordingProblem: async (source, url) => {
-      const dir = current.archive?.dir;
-      if (dir && (await archived(dir, source, url))) return undefined;
-      if (!/^https?:\/\//i.test(url)) return 'the phone system sent no web link for it';
-      if (!recordings.has(source)) return 'its source is no longer in relay.yaml';
-      return allowedRecordingUrl(url, recordings.get(source))
-        ? undefined
-        : `its host is not in sources[${source}].recordings.allowHosts, so the relay does not ` +
-            'fetch it';
-    },
+    recording: (source, url) => recordingLinks.forConsole(source, url),
+    recordingProblem: (source, url) => recordingLinks.problem(source, url),
     reload,
     dial: (req) => dialer.place(req, 'console'),
     canDial: (source) => !!current.sources.find((s) => s.name === source)?.pbx,
@@ -487,16 +389,7 @@ export async function startRelay(
     guards,
     refusals,
     dial: (req) => dialer.place(req, 'api'),
-    ...(current.links
-      ? {
-          recordings: {
-            secret: linkSecret,
-            perLink: new KeyedBuckets(LINK_REQUESTS_PER_MINUTE),
-            fetch: (source: string, url: string, range: string | undefined) =>
-              recordingForLink(recordings.get(source), source, url, range, current.archive?.dir),
-          },
-        }
-      : {}),
+    ...(current.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
   } satisfies AppOptions;
   const makeApp = (serves: NonNullable<AppOptions['serves']>): ReturnType<typeof createApp> => {
     const made = createApp({ ...appOptions, serves });

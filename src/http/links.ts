@@ -1,8 +1,8 @@
 // What signed links open (server.publicUrl, lib/links.ts). GET <publicUrl>/recordings/<token>.mp3
-// streams a call's recording from the PBX (runtime.ts fetches it with the source's credentials
-// and allowHosts), so a CRM's player can play it without the PBX's address or credentials; byte
-// ranges get 206 (players seek), from the PBX when it can, else cut here on the fly. Dial links
-// (<publicUrl>/dial) are dial/http.ts's.
+// streams a call's recording from the PBX (recordings/links.ts fetches it with the source's
+// credentials and allowHosts), so a CRM's player can play it without the PBX's address or
+// credentials; byte ranges get 206 (players seek), from the PBX when it can, else cut here on the
+// fly. Dial links (<publicUrl>/dial) are dial/http.ts's.
 
 import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
