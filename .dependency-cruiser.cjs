@@ -7,7 +7,8 @@
 //   config/                    relay.yaml: adapters and target specs, never a target's code
 //   pipeline/, delivery/, http/, flows.ts: the parts above, never each other's insides
 //   dial/                      click-to-call: the PBX, the pipeline, and http/'s origin check
-//   recordings/                recording links: the archive, the kit's PBX fetch, http/'s link shape
+//   reload/                    reloading relay.yaml: config only, the parts are the wiring's
+//   recordings/                recording links: the archive, the kit's PBX fetch, http/'s links
 //   cli/, runtime.ts, main.ts  wire everything; nothing imports them
 
 const layer = (name, from, allowed, comment) => ({
@@ -101,6 +102,12 @@ module.exports = {
         'targets/types\\.ts$',
       ],
       'Recording links read the archive or ask the PBX through the kit; of http/ only the link shape.',
+    ),
+    layer(
+      'reload',
+      'reload/',
+      ['config/', 'telemetry/'],
+      "Reloading knows relay.yaml; what each part does with it is the wiring's.",
     ),
     {
       name: 'nothing-imports-the-wiring',

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { loadConfig, type RelayConfig } from './config/load.js';
+import { Reloader, type Reloaded } from './reload/reloader.js';
 import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
 import { loadTarget } from './targets/registry.js';
@@ -132,6 +133,8 @@ function consoleTargets(targets: Map<string, EngineTarget>): ConsoleTarget[] {
   }));
 }
 
+export type { Reloaded } from './reload/reloader.js';
+
 export interface Relay {
   store: Store;
   pipeline: Pipeline;
@@ -154,34 +157,6 @@ export interface Relay {
   consolePort?: number;
   close(): Promise<void>;
 }
-
-export interface Reloaded {
-  adapters: string[];
-  /** Top-level sections of relay.yaml that changed but apply only at the next start. */
-  restartNeeded: string[];
-}
-
-/** What a running relay cannot take over: a new listener or store needs a start. */
-const RESTART_ONLY = ['server', 'store', 'metrics', 'calls', 'delivery'] as const;
-
-/**
- * Sections compared for RESTART_ONLY: tokens, trusted proxies and the connection limits apply at
- * once on a reload.
- */
-const restartPart = (cfg: RelayConfig, k: (typeof RESTART_ONLY)[number]): unknown =>
-  k === 'metrics'
-    ? cfg.metrics.enabled
-    : k === 'server'
-      ? {
-          ...cfg.server,
-          trustProxy: undefined,
-          maxConnections: undefined,
-          maxConnectionsPerAddress: undefined,
-          bodyIdleSec: undefined,
-          bodyMinRate: undefined,
-          webhookReserve: undefined,
-        }
-      : cfg[k];
 
 /** A listener's connection limits as relay.yaml sets them (the console's port keeps no reserve). */
 const connectionLimits = (cfg: RelayConfig, consoleListener: boolean): ConnectionLimits => ({
@@ -277,66 +252,47 @@ export async function startRelay(
   const guards = new SourceGuards(cfg.sources, cfg.server.trustProxy);
   const refusals = new RefusalRecorder(store, { log, redact });
   const auth = new AuthGate(gateSettings(cfg), { metrics });
-  let current = cfg;
-  const recordingLinks = new RecordingLinks(cfg.sources, () => current.archive?.dir);
-  let reloading: Promise<Reloaded> | undefined;
-  const applyReload = async (): Promise<Reloaded> => {
-    // Everything is read and built first: a broken file or adapter throws here, changing nothing.
-    const next = (opts.reread ?? (() => loadConfig(cfg.file)))();
-    const nextTargets = await createTargets(next, log);
-    try {
-      // The one step that can fail (the store): before anything is swapped.
-      await store.setRouting(next.routing);
-    } catch (err) {
-      for (const t of nextTargets.values()) await t.target.close().catch(() => {});
-      throw err;
-    }
-    redact.add(secretsOf(next));
-    const adapters = pipeline.setSources(next.sources);
-    guards.set(next.sources, next.server.trustProxy);
-    // Connection limits too: a proxy newly in trustProxy is exempt from the next connection on.
-    for (const l of limiters) l.limiter.set(connectionLimits(next, l.console));
-    // A new admin token applies to the next request, and every session made under the old one
-    // ends (their stored ids were keyed by it).
-    auth.set(gateSettings(next));
-    if (next.adminToken !== current.adminToken) {
-      // Unfindable already here; deleted so that instances sharing the store which have not yet
-      // reloaded (PostgreSQL) refuse them too, and that the old token brought back revives none.
-      await store.deleteAllSessions().catch((err: Error) => {
-        log.warn({ err: redact.text(err.message) }, 'ending the console sessions failed');
-      });
-    }
-    recordingLinks.setSources(next.sources);
-    delivery.setTargets(nextTargets);
-    shownTargets.splice(0, shownTargets.length, ...consoleTargets(targets));
-    log.level = next.logLevel;
-    const restartNeeded = RESTART_ONLY.filter(
-      (k) => JSON.stringify(restartPart(next, k)) !== JSON.stringify(restartPart(current, k)),
-    );
-    current = next;
-    log.info(
-      {
-        sources: next.sources.map((s) => `${s.name}:${s.adapter.name}`),
-        targets: next.targets.map((t) => t.name),
-        ...(restartNeeded.length ? { restartNeeded } : {}),
-      },
-      restartNeeded.length
-        ? `relay.yaml reloaded; ${restartNeeded.join(', ')} changed and apply at the next start`
-        : 'relay.yaml reloaded',
-    );
-    return { adapters, restartNeeded };
-  };
-  // One reload at a time: a second SIGHUP during one waits for it, then reads the file again.
-  const reload = (): Promise<Reloaded> => {
-    const run = (reloading ?? Promise.resolve()).catch(() => {}).then(applyReload);
-    reloading = run;
-    return run;
-  };
+  const reloader: Reloader = new Reloader(cfg, {
+    read: opts.reread ?? (() => loadConfig(cfg.file)),
+    log,
+    apply: async (next, current) => {
+      const nextTargets = await createTargets(next, log);
+      try {
+        // The one step that can fail (the store): before anything is swapped.
+        await store.setRouting(next.routing);
+      } catch (err) {
+        for (const t of nextTargets.values()) await t.target.close().catch(() => {});
+        throw err;
+      }
+      redact.add(secretsOf(next));
+      const adapters = pipeline.setSources(next.sources);
+      guards.set(next.sources, next.server.trustProxy);
+      // Connection limits too: a proxy newly in trustProxy is exempt from the next connection on.
+      for (const l of limiters) l.limiter.set(connectionLimits(next, l.console));
+      // A new admin token applies to the next request, and every session made under the old one
+      // ends (their stored ids were keyed by it).
+      auth.set(gateSettings(next));
+      if (next.adminToken !== current.adminToken) {
+        // Unfindable already here; deleted so that instances sharing the store which have not yet
+        // reloaded (PostgreSQL) refuse them too, and that the old token brought back revives none.
+        await store.deleteAllSessions().catch((err: Error) => {
+          log.warn({ err: redact.text(err.message) }, 'ending the console sessions failed');
+        });
+      }
+      recordingLinks.setSources(next.sources);
+      delivery.setTargets(nextTargets);
+      shownTargets.splice(0, shownTargets.length, ...consoleTargets(targets));
+      log.level = next.logLevel;
+      return adapters;
+    },
+  });
+  const reload = reloader.reload;
+  const recordingLinks = new RecordingLinks(cfg.sources, () => reloader.config.archive?.dir);
   // Click-to-call, every path through one dialer: its number rules and limits read at each call.
   const dialer = new Dialer({
     pipeline,
-    sources: () => current.sources,
-    settings: () => current.dial,
+    sources: () => reloader.config.sources,
+    settings: () => reloader.config.dial,
     metrics,
   });
   // Aborted at close: open live streams (console tabs) end at once instead of holding the server.
@@ -351,7 +307,7 @@ export async function startRelay(
     recordingProblem: (source, url) => recordingLinks.problem(source, url),
     reload,
     dial: (req) => dialer.place(req, 'console'),
-    canDial: (source) => !!current.sources.find((s) => s.name === source)?.pbx,
+    canDial: (source) => !!reloader.config.sources.find((s) => s.name === source)?.pbx,
     onChange: (listener) => {
       changes.on('change', listener);
       return () => changes.off('change', listener);
@@ -372,7 +328,7 @@ export async function startRelay(
   const consolePort = cfg.server.consolePort;
   // Read at each request: a reload with a new admin.token (whence the secret, unless
   // server.urlSecret is set) signs new links with the new one; they must open.
-  const linkSecret = (): string => current.links?.secret ?? cfg.links!.secret;
+  const linkSecret = (): string => reloader.config.links?.secret ?? cfg.links!.secret;
   const appOptions = {
     pipeline,
     bodyLimit: cfg.server.bodyLimit,
@@ -389,12 +345,12 @@ export async function startRelay(
     guards,
     refusals,
     dial: (req) => dialer.place(req, 'api'),
-    ...(current.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
+    ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
   } satisfies AppOptions;
   const makeApp = (serves: NonNullable<AppOptions['serves']>): ReturnType<typeof createApp> => {
     const made = createApp({ ...appOptions, serves });
     // Dial links are links: answered on every port, as recording links are.
-    if (current.links)
+    if (reloader.config.links)
       mountDial(made, {
         secret: linkSecret,
         dialer,
