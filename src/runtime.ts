@@ -26,8 +26,7 @@ import { SourceGuards } from './http/guard.js';
 import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
 import { readCertificate } from './lib/certificates.js';
-import { Dialer } from './dial/service.js';
-import { mountDial } from './dial/http.js';
+import { Dialling } from './dial/wiring.js';
 import { Redactor } from './lib/redact.js';
 import { reloadOnChange } from './http/tls.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
@@ -288,12 +287,16 @@ export async function startRelay(
   });
   const reload = reloader.reload;
   const recordingLinks = new RecordingLinks(cfg.sources, () => reloader.config.archive?.dir);
-  // Click-to-call, every path through one dialer: its number rules and limits read at each call.
-  const dialer = new Dialer({
+  // Read at each request: a reload with a new admin.token (whence the secret, unless
+  // server.urlSecret is set) signs new links with the new one; they must open.
+  const linkSecret = (): string => reloader.config.links?.secret ?? cfg.links!.secret;
+  const dialling = new Dialling({
     pipeline,
-    sources: () => reloader.config.sources,
-    settings: () => reloader.config.dial,
+    config: () => reloader.config,
+    secret: linkSecret,
     metrics,
+    redact,
+    log,
   });
   // Aborted at close: open live streams (console tabs) end at once instead of holding the server.
   const closing = new AbortController();
@@ -306,8 +309,8 @@ export async function startRelay(
     recording: (source, url) => recordingLinks.forConsole(source, url),
     recordingProblem: (source, url) => recordingLinks.problem(source, url),
     reload,
-    dial: (req) => dialer.place(req, 'console'),
-    canDial: (source) => !!reloader.config.sources.find((s) => s.name === source)?.pbx,
+    dial: dialling.console,
+    canDial: dialling.canDial,
     onChange: (listener) => {
       changes.on('change', listener);
       return () => changes.off('change', listener);
@@ -326,9 +329,6 @@ export async function startRelay(
     },
   };
   const consolePort = cfg.server.consolePort;
-  // Read at each request: a reload with a new admin.token (whence the secret, unless
-  // server.urlSecret is set) signs new links with the new one; they must open.
-  const linkSecret = (): string => reloader.config.links?.secret ?? cfg.links!.secret;
   const appOptions = {
     pipeline,
     bodyLimit: cfg.server.bodyLimit,
@@ -344,19 +344,12 @@ export async function startRelay(
     hsts: !!cfg.server.tls,
     guards,
     refusals,
-    dial: (req) => dialer.place(req, 'api'),
+    dial: dialling.api,
     ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
   } satisfies AppOptions;
   const makeApp = (serves: NonNullable<AppOptions['serves']>): ReturnType<typeof createApp> => {
     const made = createApp({ ...appOptions, serves });
-    // Dial links are links: answered on every port, as recording links are.
-    if (reloader.config.links)
-      mountDial(made, {
-        secret: linkSecret,
-        dialer,
-        redact,
-        log,
-      });
+    dialling.mount(made);
     return made;
   };
   const app = makeApp(consolePort === undefined ? 'all' : 'webhooks');
