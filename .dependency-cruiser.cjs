@@ -7,6 +7,7 @@
 //   config/                    relay.yaml: adapters and target specs, never a target's code
 //   pipeline/, delivery/, http/, flows.ts: the parts above, never each other's insides
 //   dial/                      click-to-call: the PBX, the pipeline, and http/'s origin check
+//   listen/                    the HTTP listeners: ports, TLS, connection limits, graceful close
 //   reload/                    reloading relay.yaml: config only, the parts are the wiring's
 //   recordings/                recording links: the archive, the kit's PBX fetch, http/'s links
 //   cli/, runtime.ts, main.ts  wire everything; nothing imports them
@@ -108,6 +109,12 @@ module.exports = {
       'reload/',
       ['config/', 'telemetry/'],
       "Reloading knows relay.yaml; what each part does with it is the wiring's.",
+    ),
+    layer(
+      'listen',
+      'listen/',
+      ['config/', 'http/(connections|tls)\\.ts$', 'lib/', 'telemetry/'],
+      "The listeners know relay.yaml's server section and http/'s connection limits and TLS.",
     ),
     {
       name: 'nothing-imports-the-wiring',

@@ -3,11 +3,8 @@
 
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { serve, type ServerType } from '@hono/node-server';
+import type { ServerType } from '@hono/node-server';
 import { loadConfig, type RelayConfig } from './config/load.js';
 import { Reloader, type Reloaded } from './reload/reloader.js';
 import { secretsOf } from './config/secrets.js';
@@ -15,20 +12,12 @@ import { DeliveryEngine, type EngineOptions, type EngineTarget } from './deliver
 import { loadTarget } from './targets/registry.js';
 import { createApp, type AppOptions } from './http/app.js';
 import { AuthGate, type GateSettings } from './http/gate.js';
-import {
-  limitConnections,
-  reserveCount,
-  type ConnectionLimiter,
-  type ConnectionLimits,
-} from './http/connections.js';
-import { addressMatcher } from './lib/ips.js';
 import { SourceGuards } from './http/guard.js';
 import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
-import { readCertificate } from './lib/certificates.js';
 import { Dialling } from './dial/wiring.js';
 import { Redactor } from './lib/redact.js';
-import { reloadOnChange } from './http/tls.js';
+import { Listeners } from './listen/listeners.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Retention, type RetentionOptions } from './pipeline/retention.js';
 import { RecordingArchive, type ArchiveOptions } from './pipeline/archive.js';
@@ -157,16 +146,6 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-/** A listener's connection limits as relay.yaml sets them (the console's port keeps no reserve). */
-const connectionLimits = (cfg: RelayConfig, consoleListener: boolean): ConnectionLimits => ({
-  maxConnections: cfg.server.maxConnections,
-  perAddress: cfg.server.maxConnectionsPerAddress,
-  trusted: addressMatcher(cfg.server.trustProxy),
-  bodyIdleMs: cfg.server.bodyIdleSec * 1000,
-  bodyMinRate: cfg.server.bodyMinRate,
-  reserve: consoleListener ? 0 : reserveCount(cfg.server.webhookReserve, cfg.server.maxConnections),
-});
-
 /** The admin surfaces' tokens and sessions as relay.yaml sets them. */
 const gateSettings = (cfg: RelayConfig): GateSettings => ({
   adminToken: cfg.adminToken,
@@ -266,8 +245,7 @@ export async function startRelay(
       redact.add(secretsOf(next));
       const adapters = pipeline.setSources(next.sources);
       guards.set(next.sources, next.server.trustProxy);
-      // Connection limits too: a proxy newly in trustProxy is exempt from the next connection on.
-      for (const l of limiters) l.limiter.set(connectionLimits(next, l.console));
+      listeners.setLimits(next);
       // A new admin token applies to the next request, and every session made under the old one
       // ends (their stored ids were keyed by it).
       auth.set(gateSettings(next));
@@ -328,7 +306,6 @@ export async function startRelay(
       }
     },
   };
-  const consolePort = cfg.server.consolePort;
   const appOptions = {
     pipeline,
     bodyLimit: cfg.server.bodyLimit,
@@ -352,65 +329,16 @@ export async function startRelay(
     dialling.mount(made);
     return made;
   };
-  const app = makeApp(consolePort === undefined ? 'all' : 'webhooks');
-  const tlsFiles = cfg.server.tls;
-  const certificate = tlsFiles && readCertificate(tlsFiles);
-  const limiters: { limiter: ConnectionLimiter; console: boolean }[] = [];
-  const listen = (port: number, fetch: typeof app.fetch, isConsole = false): Promise<ServerType> =>
-    new Promise<ServerType>((resolve, reject) => {
-      const requestTimeout = cfg.server.requestTimeoutSec * 1000;
-      const s = serve(
-        {
-          fetch,
-          port,
-          hostname: cfg.server.host,
-          ...(certificate ? { createServer: createHttpsServer } : {}),
-          // Each request has a deadline (checked every second, not Node's default 30 s), so slow
-          // or idle clients cannot pile up.
-          serverOptions: {
-            requestTimeout,
-            headersTimeout: Math.min(requestTimeout, 10_000),
-            connectionsCheckingInterval: Math.min(1000, requestTimeout),
-            ...(certificate ? { cert: certificate.cert, key: certificate.key } : {}),
-          },
-        },
-        () => resolve(s),
-      );
-      s.once('error', reject);
-      // Connections have a ceiling (beyond it a newcomer takes an idle one's place, or is
-      // refused), a share per client and a share kept for webhooks; on the console's own port,
-      // nothing to keep.
-      limiters.push({
-        limiter: limitConnections(s as Server, connectionLimits(cfg, isConsole), (reason) =>
-          metrics.connectionsRefused.inc({ reason }),
-        ),
-        console: isConsole,
-      });
-    });
-  const server = await listen(cfg.server.port, app.fetch);
-  // The console and the admin API on a port of their own: connections there, however many and
-  // however slow, are not the ones webhooks need.
-  const consoleServer =
-    consolePort === undefined
-      ? undefined
-      : await listen(consolePort, makeApp('console').fetch, true).catch(async (err: unknown) => {
-          await new Promise((r) => server.close(r));
-          throw err;
-        });
+  const app = makeApp(cfg.server.consolePort === undefined ? 'all' : 'webhooks');
+  const listeners = new Listeners(cfg, { metrics, log, tlsCheckMs: opts.tlsCheckMs });
+  await listeners.open(app.fetch, () => makeApp('console').fetch);
   pipeline.start();
   delivery.start();
   closer.start();
   retention.start();
   archive.start();
-  const port = (server.address() as AddressInfo).port;
-  const listeners = consoleServer ? [server, consoleServer] : [server];
-  const watching =
-    tlsFiles && certificate
-      ? listeners.map((l) =>
-          reloadOnChange(l as HttpsServer, tlsFiles, certificate, log, opts.tlsCheckMs),
-        )
-      : [];
-  const stopWatching = (): void => watching.forEach((stop) => stop());
+  listeners.watchCertificate();
+  const { server, port, consolePort } = listeners;
   return {
     store,
     pipeline,
@@ -421,19 +349,12 @@ export async function startRelay(
     reload,
     server,
     port,
-    ...(consoleServer ? { consolePort: (consoleServer.address() as AddressInfo).port } : {}),
+    ...(consolePort !== undefined ? { consolePort } : {}),
     async close() {
       draining = true;
-      stopWatching();
+      listeners.stopWatching();
       closing.abort();
-      // server.close() closes the connections idle at that moment; one that finishes its request
-      // later (a console stream just ended, a webhook answered) would otherwise stay open until
-      // keep-alive runs out. Requests under way are never cut.
-      const idle = setInterval(() => {
-        for (const l of listeners) (l as Server).closeIdleConnections();
-      }, 25);
-      await Promise.all(listeners.map((l) => new Promise<void>((r) => l.close(() => r()))));
-      clearInterval(idle);
+      await listeners.close();
       await closer.stop();
       await retention.stop();
       await archive.stop();
