@@ -22,9 +22,7 @@ import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Retention, type RetentionOptions } from './pipeline/retention.js';
 import { RecordingArchive, type ArchiveOptions } from './pipeline/archive.js';
 import { Pipeline } from './pipeline/pipeline.js';
-import { SqliteStore } from './store/sqlite/index.js';
-import { checkDatabaseMarker, markDatabase } from './store/sqlite/marker.js';
-import { ThreadedSqliteStore } from './store/sqlite/threaded.js';
+import { openServerStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
@@ -44,46 +42,7 @@ export const VERSION = (
   }
 ).version;
 
-/** The store for commands (short-lived; SQLite on the calling thread). */
-export async function openStore(
-  cfg: Pick<RelayConfig, 'store' | 'routing' | 'file'>,
-): Promise<Store> {
-  const { routing } = cfg;
-  const { maxEventsPerCall } = cfg.store;
-  if ('sqlite' in cfg.store) {
-    const { busyTimeoutMs, sqlite } = cfg.store;
-    checkDatabaseMarker(sqlite, { configFile: cfg.file });
-    const store = new SqliteStore(sqlite, { routing, busyTimeoutMs, maxEventsPerCall });
-    markDatabase(sqlite, cfg.file);
-    return store;
-  }
-  const { PostgresStore } = await import('./store/postgres/index.js');
-  return PostgresStore.open(cfg.store.postgres, { routing, maxEventsPerCall, max: 2 });
-}
-
-/** The store for the server: SQLite on its own thread (commits never block HTTP), or PostgreSQL. */
-export async function openServerStore(
-  cfg: Pick<RelayConfig, 'store' | 'routing' | 'file'>,
-  opts: { init?: boolean } = {},
-): Promise<Store> {
-  if ('sqlite' in cfg.store) {
-    const path = cfg.store.sqlite;
-    checkDatabaseMarker(path, { configFile: cfg.file, init: opts.init });
-    const store = await ThreadedSqliteStore.open({
-      path,
-      routing: cfg.routing,
-      maxSizeMB: cfg.store.maxSizeMB,
-      busyTimeoutMs: cfg.store.busyTimeoutMs,
-      maxEventsPerCall: cfg.store.maxEventsPerCall,
-    });
-    markDatabase(path, cfg.file);
-    return store;
-  }
-  const { maxEventsPerCall } = cfg.store;
-  // Loaded only here: a SQLite relay does not carry the PostgreSQL driver in its memory.
-  const { PostgresStore } = await import('./store/postgres/index.js');
-  return PostgresStore.open(cfg.store.postgres, { routing: cfg.routing, maxEventsPerCall });
-}
+export { openServerStore, openStore } from './store/open.js';
 
 /** The configured targets, ready to deliver. */
 export async function createTargets(
