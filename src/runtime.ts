@@ -9,7 +9,7 @@ import { loadConfig, type RelayConfig } from './config/load.js';
 import { Reloader, type Reloaded } from './reload/reloader.js';
 import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
-import { loadTarget } from './targets/registry.js';
+import { createTargets as buildTargets } from './delivery/targets.js';
 import { createApp, type AppOptions } from './http/app.js';
 import { AuthGate, type GateSettings } from './http/gate.js';
 import { SourceGuards } from './http/guard.js';
@@ -27,7 +27,7 @@ import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
 import { fetchRecording } from './targets/kit/recordings.js';
-import { recordingLinker, RecordingLinks } from './recordings/links.js';
+import { RecordingLinks, targetRecordings } from './recordings/links.js';
 
 /** The .env beside relay.yaml (`file` as the config names it), if there is one (sign-in). */
 const envFileOf = (file: string): string | undefined => {
@@ -45,26 +45,11 @@ export const VERSION = (
 export { openServerStore, openStore } from './store/open.js';
 
 /** The configured targets, ready to deliver. */
-export async function createTargets(
+export const createTargets = (
   cfg: Pick<RelayConfig, 'targets' | 'sources' | 'links'>,
   log: Logger,
-): Promise<Map<string, EngineTarget>> {
-  const recordings = Object.fromEntries(cfg.sources.map((s) => [s.name, s.recordings]));
-  const archives = new Set(cfg.sources.filter((s) => s.recordings.archive).map((s) => s.name));
-  const recordingLink = cfg.links && recordingLinker(cfg.links, (s) => archives.has(s));
-  const out = new Map<string, EngineTarget>();
-  for (const t of cfg.targets) {
-    const impl = await loadTarget(t.type);
-    const target = impl.create(t, { log, recordings, ...(recordingLink ? { recordingLink } : {}) });
-    out.set(t.name, {
-      target,
-      concurrency: t.concurrency,
-      retryForMs: t.retryForHours * 3600_000,
-      dryRun: t.dryRun,
-    });
-  }
-  return out;
-}
+): Promise<Map<string, EngineTarget>> =>
+  buildTargets(cfg.targets, { log, ...targetRecordings(cfg) });
 
 /** The targets as the console and the admin API see them: links and connection tests. */
 function consoleTargets(targets: Map<string, EngineTarget>): ConsoleTarget[] {

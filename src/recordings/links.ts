@@ -21,7 +21,7 @@ import {
   fetchRecording,
   RangeNotSatisfiable,
 } from '../targets/kit/recordings.js';
-import type { RecordingAccess } from '../targets/types.js';
+import type { RecordingAccess, TargetDeps } from '../targets/types.js';
 
 /**
  * The relay's own link to a call's recording (http/links.ts serves it): signed, with the
@@ -44,6 +44,16 @@ export function recordingLinker(
     });
     return `${links.publicUrl}/recordings/${token}.${ext}`;
   };
+}
+
+/** What targets are given of the sources' recordings: how to fetch them, and links to them. */
+export function targetRecordings(
+  cfg: Pick<RelayConfig, 'sources' | 'links'>,
+): Pick<TargetDeps, 'recordings' | 'recordingLink'> {
+  const recordings = Object.fromEntries(cfg.sources.map((s) => [s.name, s.recordings]));
+  const archives = new Set(cfg.sources.filter((s) => s.recordings.archive).map((s) => s.name));
+  const recordingLink = cfg.links && recordingLinker(cfg.links, (s) => archives.has(s));
+  return { recordings, ...(recordingLink ? { recordingLink } : {}) };
 }
 
 /** A recording from the PBX for a signed link; what went wrong as the relay's error. */
