@@ -26,8 +26,7 @@ import { openServerStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
-import { fetchRecording } from './targets/kit/recordings.js';
-import { RecordingLinks, targetRecordings } from './recordings/links.js';
+import { archiveFetch, RecordingLinks, targetRecordings } from './recordings/links.js';
 
 /** The .env beside relay.yaml (`file` as the config names it), if there is one (sign-in). */
 const envFileOf = (file: string): string | undefined => {
@@ -99,26 +98,28 @@ const gateSettings = (cfg: RelayConfig): GateSettings => ({
   sessionMaxMs: cfg.sessions.maxMs,
 });
 
+export interface StartOptions {
+  store?: Store;
+  delivery?: EngineOptions;
+  /** Create the SQLite database even where a marker says one was lost (`start --init`). */
+  init?: boolean;
+  closer?: Pick<CloserOptions, 'now' | 'everyMs' | 'batch'>;
+  retention?: Pick<RetentionOptions, 'now' | 'everyMs' | 'batch'>;
+  /** Shared with the log's scrubber (cli/start.ts), so that a reload's new secrets reach it. */
+  redact?: Redactor;
+  archive?: Pick<ArchiveOptions, 'everyMs'>;
+  /** How often server.tls's files are looked at (default 2 s). */
+  tlsCheckMs?: number;
+  /** Read relay.yaml again (cli/start.ts also re-reads .env); default: loadConfig(cfg.file). */
+  reread?: () => RelayConfig;
+  /** Log lines the log's sink dropped so far, for /metrics (cli/start.ts's LogSink). */
+  logDropped?: () => number;
+}
+
 export async function startRelay(
   cfg: RelayConfig,
   log: Logger = silentLogger,
-  opts: {
-    store?: Store;
-    delivery?: EngineOptions;
-    /** Create the SQLite database even where a marker says one was lost (`start --init`). */
-    init?: boolean;
-    closer?: Pick<CloserOptions, 'now' | 'everyMs' | 'batch'>;
-    retention?: Pick<RetentionOptions, 'now' | 'everyMs' | 'batch'>;
-    /** Shared with the log's scrubber (cli/start.ts), so that a reload's new secrets reach it. */
-    redact?: Redactor;
-    archive?: Pick<ArchiveOptions, 'everyMs'>;
-    /** How often server.tls's files are looked at (default 2 s). */
-    tlsCheckMs?: number;
-    /** Read relay.yaml again (cli/start.ts also re-reads .env); default: loadConfig(cfg.file). */
-    reread?: () => RelayConfig;
-    /** Log lines the log's sink dropped so far, for /metrics (cli/start.ts's LogSink). */
-    logDropped?: () => number;
-  } = {},
+  opts: StartOptions = {},
 ): Promise<Relay> {
   const store = opts.store ?? (await openServerStore(cfg, { init: opts.init }));
   // One relay process per SQLite file: leases found now were held by a process that is gone.
@@ -143,11 +144,7 @@ export async function startRelay(
     dir: cfg.archive?.dir ?? '',
     sources: new Set(cfg.sources.filter((s) => s.recordings.archive).map((s) => s.name)),
     keepMs: (cfg.archive?.keepDays ?? 0) * 86400_000,
-    fetch: async (source, url) => {
-      const access = cfg.sources.find((s) => s.name === source)?.recordings;
-      if (!access) throw new Error(`no source "${source}"`);
-      return (await fetchRecording(url, access)).body;
-    },
+    fetch: archiveFetch(cfg.sources),
     log,
     ...opts.archive,
   });

@@ -56,6 +56,15 @@ export function targetRecordings(
   return { recordings, ...(recordingLink ? { recordingLink } : {}) };
 }
 
+/** How the archive (pipeline/archive.ts) fetches a recording: from the PBX, as sources allow. */
+export const archiveFetch =
+  (sources: RelayConfig['sources']) =>
+  async (source: string, url: string): Promise<AsyncIterable<Uint8Array>> => {
+    const access = sources.find((s) => s.name === source)?.recordings;
+    if (!access) throw new Error(`no source "${source}"`);
+    return (await fetchRecording(url, access)).body;
+  };
+
 /** A recording from the PBX for a signed link; what went wrong as the relay's error. */
 async function recordingForLink(
   access: RecordingAccess | undefined,
