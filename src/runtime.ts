@@ -1,5 +1,7 @@
 // Assembles a running relay from a resolved configuration: store, pipeline, delivery engine,
-// metrics, and the HTTP server with its console.
+// metrics, and the HTTP server with its console. It only wires: each capability is a folder of its
+// own (recording links in recordings/, reloading in reload/, click-to-call in dial/, the listeners
+// in listen/, opening the store in store/open.ts), and this file passes them to one another.
 
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
