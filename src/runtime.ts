@@ -11,12 +11,15 @@ import { loadConfig, type RelayConfig } from './config/load.js';
 import { Reloader, type Reloaded } from './reload/reloader.js';
 import { secretsOf } from './config/secrets.js';
 import { DeliveryEngine, type EngineOptions, type EngineTarget } from './delivery/engine.js';
-import { createTargets as buildTargets } from './delivery/targets.js';
+import {
+  createTargets as buildTargets,
+  shownTargets as consoleTargets,
+} from './delivery/targets.js';
 import { createApp, type AppOptions } from './http/app.js';
 import { AuthGate, type GateSettings } from './http/gate.js';
 import { SourceGuards } from './http/guard.js';
 import { RefusalRecorder } from './http/refusals.js';
-import type { ConsoleOptions, ConsoleTarget } from './http/console/types.js';
+import type { ConsoleOptions } from './http/console/types.js';
 import { Dialling } from './dial/wiring.js';
 import { Redactor } from './lib/redact.js';
 import { Listeners } from './listen/listeners.js';
@@ -51,20 +54,6 @@ export const createTargets = (
   log: Logger,
 ): Promise<Map<string, EngineTarget>> =>
   buildTargets(cfg.targets, { log, ...targetRecordings(cfg) });
-
-/** The targets as the console and the admin API see them: links and connection tests. */
-function consoleTargets(targets: Map<string, EngineTarget>): ConsoleTarget[] {
-  return [...targets.values()].map(({ target, dryRun }) => ({
-    name: target.name,
-    type: target.type,
-    dryRun: !!dryRun,
-    link: (remote) => target.link?.(remote),
-    check: async () =>
-      target.check
-        ? target.check()
-        : 'nothing to check without sending a real event (this target type has no test request)',
-  }));
-}
 
 export type { Reloaded } from './reload/reloader.js';
 
