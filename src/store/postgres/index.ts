@@ -14,7 +14,6 @@ import { closeRequest } from '../../domain/close.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import {
   assumeNew,
-  DEFAULT_MAX_EVENTS_PER_CALL,
   droppedFiling,
   fileRequest,
   isEarlier,
@@ -27,7 +26,7 @@ import {
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
-import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
+import { dueAt, type Routing } from '../../domain/routing.js';
 import {
   AGENTS_WITHOUT_USER_SQL,
   BACKFILL_UPSERT_SQL,
@@ -80,18 +79,10 @@ import type {
   StoreStats,
   SessionRow,
 } from '../types.js';
-import { MIGRATIONS } from './migrations.js';
+import { Db, iso, type PostgresOptions, type Q } from './db.js';
+import { migrate } from './migrations.js';
 
-// bigint ids fit in a JS number for the life of any installation (2^53).
-const types = {
-  getTypeParser: (oid: number, format?: string) =>
-    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'),
-};
-const MIGRATION_LOCK = 0x63616c6c72656c; // "callrel"
-
-type Q = pg.PoolClient;
-const iso = (d: Date | string | null): string | null =>
-  d === null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
+export type { PostgresOptions } from './db.js';
 
 interface EventDbRow {
   inbox_id: number;
@@ -119,31 +110,24 @@ const lockKey = (source: string, callId: string | null, channelId: string | null
 const callLockKey = (source: string, e: CallEvent): string =>
   lockKey(source, e.callId ?? null, e.channelId ?? null);
 
-export interface PostgresOptions {
-  routing?: Routing;
-  /** Pool size per instance. */
-  max?: number;
-  /** Distinct events a call keeps (domain/inbox.ts). */
-  maxEventsPerCall?: number;
-}
-
 export class PostgresStore implements Store {
   readonly backend = 'postgres' as const;
-  private readonly pool: pg.Pool;
-  private routing: Routing;
-  private readonly maxEvents: number;
+  private readonly db: Db;
 
   private constructor(url: string, opts: PostgresOptions) {
-    this.pool = new pg.Pool({
-      connectionString: url,
-      max: opts.max ?? 10,
-      types,
-      connectionTimeoutMillis: 5000,
-    });
-    // An idle client losing its server must not crash the process: the next query reports it.
-    this.pool.on('error', () => {});
-    this.routing = opts.routing ?? NO_ROUTING;
-    this.maxEvents = opts.maxEventsPerCall ?? DEFAULT_MAX_EVENTS_PER_CALL;
+    this.db = new Db(url, opts);
+  }
+
+  private get pool(): pg.Pool {
+    return this.db.pool;
+  }
+
+  private get routing(): Routing {
+    return this.db.routing;
+  }
+
+  private get maxEvents(): number {
+    return this.db.maxEvents;
   }
 
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
@@ -152,79 +136,16 @@ export class PostgresStore implements Store {
     return s;
   }
 
-  /**
-   * A pooled client that survives its server going away: the error reaches the caller, not the
-   * process.
-   */
-  private async client(): Promise<{ c: Q; done: (failed?: unknown) => void }> {
-    const c = await this.pool.connect();
-    const onError = (): void => {};
-    c.on('error', onError);
-    return {
-      c,
-      done: (failed) => {
-        c.off('error', onError);
-        // A client whose transaction failed may hold a dead connection: drop it rather than reuse
-        // it.
-        c.release(failed instanceof Error ? failed : undefined);
-      },
-    };
-  }
-
-  private async tx<T>(fn: (c: Q) => Promise<T>): Promise<T> {
-    const { c, done } = await this.client();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      done();
-      return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      done(err);
-      throw err;
-    }
+  private tx<T>(fn: (c: Q) => Promise<T>): Promise<T> {
+    return this.db.tx(fn);
   }
 
   async setRouting(routing: Routing): Promise<void> {
-    this.routing = routing;
+    this.db.routing = routing;
   }
 
   async migrate(): Promise<void> {
-    const { c, done } = await this.client();
-    let failed: unknown;
-    try {
-      await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-      await c.query(
-        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
-      );
-      const done = new Set(
-        (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
-          (r) => r.version,
-        ),
-      );
-      for (const m of MIGRATIONS) {
-        if (done.has(m.version)) continue;
-        await c.query('BEGIN');
-        try {
-          await c.query(m.sql);
-          await c.query(
-            'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
-            [m.version, m.name],
-          );
-          await c.query('COMMIT');
-        } catch (err) {
-          await c.query('ROLLBACK');
-          throw err;
-        }
-      }
-    } catch (err) {
-      failed = err;
-      throw err;
-    } finally {
-      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
-      done(failed);
-    }
+    await migrate(this.db);
   }
 
   async insertInbox(batch: NewInbox[]): Promise<number[]> {
