@@ -10,7 +10,6 @@
 //     work is picked up by the others.
 
 import pg from 'pg';
-import { closeRequest } from '../../domain/close.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import type { InboxState } from '../../domain/inbox.js';
 import type { MapResult } from '../../domain/request.js';
@@ -18,12 +17,8 @@ import type { Routing } from '../../domain/routing.js';
 import {
   AGENTS_WITHOUT_USER_SQL,
   Binder,
-  isoTime,
-  PRUNE_ATTEMPTS_SQL,
   refusalUpsertSql,
-  RETENTION_SQL,
   SOURCE_ACTIVITY_SQL,
-  staleCallsSql,
   TARGET_COUNTS_SQL,
 } from '../queries.js';
 import {
@@ -31,7 +26,6 @@ import {
   toAgentWithoutUser,
   toRefusal,
   toSourceActivity,
-  toStaleCall,
   toTargetStats,
 } from '../rows.js';
 import type {
@@ -55,6 +49,7 @@ import type {
 } from '../types.js';
 import { Db, iso, type PostgresOptions, type Q } from './db.js';
 import { migrate } from './migrations.js';
+import * as retention from './retention.js';
 import * as inbox from './inbox.js';
 import * as calls from './calls.js';
 import * as deliveries from './deliveries.js';
@@ -103,14 +98,6 @@ export class PostgresStore implements Store {
     return inbox.insertInbox(this.db, batch);
   }
 
-  private insertOne(c: Q, arg1: NewInbox): Promise<number> {
-    return inbox.insertOne(this.db, c, arg1);
-  }
-
-  private lockCalls(c: Q, keys: string[]): Promise<void> {
-    return inbox.lockCalls(c, keys);
-  }
-
   applyPending(limit: number): Promise<number> {
     return inbox.applyPending(this.db, limit);
   }
@@ -150,9 +137,8 @@ export class PostgresStore implements Store {
     return deliveries.listAttempts(this.db, q);
   }
 
-  async pruneAttempts(before: string, limit: number): Promise<number> {
-    const b = new Binder('postgres');
-    return (await this.pool.query(PRUNE_ATTEMPTS_SQL(b, before, limit), b.values)).rowCount ?? 0;
+  pruneAttempts(before: string, limit: number): Promise<number> {
+    return retention.pruneAttempts(this.db, before, limit);
   }
 
   releaseDeliveries(owner: string | null): Promise<number> {
@@ -188,77 +174,15 @@ export class PostgresStore implements Store {
     return deliveries.backfill(this.db, q);
   }
 
-  async pruneRequests(q: {
+  pruneRequests(q: {
     before: string;
     limit: number;
   }): Promise<{ calls: number; requests: number }> {
-    return this.tx(async (c) => {
-      const run = async (f: (b: Binder) => string): Promise<pg.QueryResult> => {
-        const b = new Binder('postgres');
-        const text = f(b);
-        return c.query(text, b.values);
-      };
-      const now = new Date().toISOString();
-      const calls = (await run((b) => RETENTION_SQL.calls(b, q.before, q.limit))).rows as {
-        source: string;
-        call_id: string;
-      }[];
-      // The calls' filing locks: a request for one of them waits, and then refolds nothing.
-      await this.lockCalls(
-        c,
-        calls.map((r) => inbox.lockKey(r.source, r.call_id, null)),
-      );
-      let requests = 0;
-      for (const { source, call_id: callId } of calls) {
-        const ids = (await run((b) => RETENTION_SQL.requestsOf(b, source, callId))).rows.map(
-          (r: { inbox_id: number }) => Number(r.inbox_id),
-        );
-        await run((b) => RETENTION_SQL.eventsOf(b, source, callId));
-        await run((b) => RETENTION_SQL.linksOf(b, source, callId));
-        requests +=
-          (
-            await run((b) =>
-              RETENTION_SQL.orphans(b, `SELECT unnest(${b.bind(ids)}::bigint[])`, q.before),
-            )
-          ).rowCount ?? 0;
-        await run((b) => RETENTION_SQL.markPruned(b, source, callId, now));
-      }
-      requests += (await run((b) => RETENTION_SQL.loose(b, q.before, q.limit))).rowCount ?? 0;
-      return { calls: calls.length, requests };
-    });
+    return retention.pruneRequests(this.db, q);
   }
 
-  async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
-    const at = isoTime(q.at);
-    const before = isoTime(q.before);
-    return this.tx(async (c) => {
-      const b = new Binder('postgres');
-      const found = (
-        await c.query<{ source: string; call_id: string }>(staleCallsSql(b, q), b.values)
-      ).rows;
-      if (!found.length) return [];
-      // The calls' filing locks (insertInbox), then the same question again: a statement sees what
-      // committed before it began, so a close by another instance, or an event filed meanwhile,
-      // rules a call out, and one filed from now on waits for this transaction.
-      await this.lockCalls(
-        c,
-        found.map((r) => inbox.lockKey(r.source, r.call_id, null)),
-      );
-      const again = new Binder('postgres');
-      const sql = staleCallsSql(again, {
-        ...q,
-        more: (m) =>
-          `(c.source, c.call_id) IN (SELECT * FROM unnest(${m.bind(found.map((r) => r.source))}::text[], ` +
-          `${m.bind(found.map((r) => r.call_id))}::text[]))`,
-      });
-      const closed: CallKey[] = [];
-      for (const r of (await c.query(sql, again.values)).rows) {
-        const call = toStaleCall(r, nativeReaders);
-        await this.insertOne(c, closeRequest(call, at, before));
-        closed.push({ source: call.source, callId: call.callId });
-      }
-      return closed;
-    });
+  closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
+    return retention.closeStaleCalls(this.db, q);
   }
 
   async stats(): Promise<StoreStats> {
