@@ -8,26 +8,13 @@
 //     cannot deadlock);
 //   - deliveries are claimed with SKIP LOCKED plus a lease that expires, so a crashed instance's
 //     work is picked up by the others.
+// This class only assembles the store: each concern is a file of functions over the connection
+// (db.ts): inbox.ts, calls.ts, deliveries.ts, retention.ts, admin.ts, and migrations.ts.
 
-import pg from 'pg';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import type { InboxState } from '../../domain/inbox.js';
 import type { MapResult } from '../../domain/request.js';
 import type { Routing } from '../../domain/routing.js';
-import {
-  AGENTS_WITHOUT_USER_SQL,
-  Binder,
-  refusalUpsertSql,
-  SOURCE_ACTIVITY_SQL,
-  TARGET_COUNTS_SQL,
-} from '../queries.js';
-import {
-  nativeReaders,
-  toAgentWithoutUser,
-  toRefusal,
-  toSourceActivity,
-  toTargetStats,
-} from '../rows.js';
 import type {
   AgentWithoutUser,
   AttemptRow,
@@ -47,12 +34,13 @@ import type {
   Store,
   StoreStats,
 } from '../types.js';
-import { Db, iso, type PostgresOptions, type Q } from './db.js';
+import { Db, type PostgresOptions } from './db.js';
 import { migrate } from './migrations.js';
-import * as retention from './retention.js';
-import * as inbox from './inbox.js';
+import * as admin from './admin.js';
 import * as calls from './calls.js';
 import * as deliveries from './deliveries.js';
+import * as inbox from './inbox.js';
+import * as retention from './retention.js';
 
 export type { PostgresOptions } from './db.js';
 
@@ -64,26 +52,10 @@ export class PostgresStore implements Store {
     this.db = new Db(url, opts);
   }
 
-  private get pool(): pg.Pool {
-    return this.db.pool;
-  }
-
-  private get routing(): Routing {
-    return this.db.routing;
-  }
-
-  private get maxEvents(): number {
-    return this.db.maxEvents;
-  }
-
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
     const s = new PostgresStore(url, opts);
     await s.migrate();
     return s;
-  }
-
-  private tx<T>(fn: (c: Q) => Promise<T>): Promise<T> {
-    return this.db.tx(fn);
   }
 
   async setRouting(routing: Routing): Promise<void> {
@@ -94,6 +66,7 @@ export class PostgresStore implements Store {
     await migrate(this.db);
   }
 
+  // inbox.ts: filing requests and events, folding pending ones, replays, the inbox
   insertInbox(batch: NewInbox[]): Promise<number[]> {
     return inbox.insertInbox(this.db, batch);
   }
@@ -106,6 +79,34 @@ export class PostgresStore implements Store {
     return inbox.remap(this.db, id, result, provider);
   }
 
+  getInbox(id: number): Promise<InboxRow | undefined> {
+    return inbox.getInbox(this.db, id);
+  }
+
+  listInbox(q: {
+    state?: InboxState;
+    limit: number;
+    afterId?: number;
+    ids?: number[];
+    source?: string;
+  }): Promise<InboxRow[]> {
+    return inbox.listInbox(this.db, q);
+  }
+
+  countInbox(): Promise<Record<InboxState, number>> {
+    return inbox.countInbox(this.db);
+  }
+
+  // calls.ts: the call list (folding is inbox.ts calling calls.ts)
+  listCalls(q: CallQuery): Promise<CallRow[]> {
+    return calls.listCalls(this.db, q);
+  }
+
+  getCalls(callId: string, source?: string): Promise<CallRow[]> {
+    return calls.getCalls(this.db, callId, source);
+  }
+
+  // deliveries.ts: deliveries and their attempts
   claimDeliveries(q: {
     limit: number;
     owner: string;
@@ -135,10 +136,6 @@ export class PostgresStore implements Store {
     beforeId?: number;
   }): Promise<AttemptRow[]> {
     return deliveries.listAttempts(this.db, q);
-  }
-
-  pruneAttempts(before: string, limit: number): Promise<number> {
-    return retention.pruneAttempts(this.db, before, limit);
   }
 
   releaseDeliveries(owner: string | null): Promise<number> {
@@ -174,6 +171,11 @@ export class PostgresStore implements Store {
     return deliveries.backfill(this.db, q);
   }
 
+  // retention.ts: sweeps over old calls
+  closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
+    return retention.closeStaleCalls(this.db, q);
+  }
+
   pruneRequests(q: {
     before: string;
     limit: number;
@@ -181,146 +183,60 @@ export class PostgresStore implements Store {
     return retention.pruneRequests(this.db, q);
   }
 
-  closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
-    return retention.closeStaleCalls(this.db, q);
+  pruneAttempts(before: string, limit: number): Promise<number> {
+    return retention.pruneAttempts(this.db, before, limit);
   }
 
-  async stats(): Promise<StoreStats> {
-    return this.tx(async (c) => {
-      // One snapshot for all the numbers.
-      await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      const oldest = await c.query<{ received_at: Date }>(
-        `SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`,
-      );
-      const counts = await c.query(TARGET_COUNTS_SQL);
-      const due = await c.query(
-        `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
-         WHERE state = 'due' AND due_at <= now() GROUP BY target`,
-      );
-      return {
-        oldestPendingAt: iso(oldest.rows[0]?.received_at ?? null),
-        inbox: await this.countInboxOn(c),
-        targets: toTargetStats(counts.rows, due.rows, nativeReaders),
-      };
-    });
+  // admin.ts: stats, the setup page, the heartbeat, sessions, refusals
+  stats(): Promise<StoreStats> {
+    return admin.stats(this.db);
   }
 
-  getInbox(id: number): Promise<InboxRow | undefined> {
-    return inbox.getInbox(this.db, id);
+  agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
+    return admin.agentsWithoutUser(this.db, q);
   }
 
-  listInbox(q: {
-    state?: InboxState;
-    limit: number;
-    afterId?: number;
-    ids?: number[];
-    source?: string;
-  }): Promise<InboxRow[]> {
-    return inbox.listInbox(this.db, q);
+  sourceActivity(): Promise<SourceActivity[]> {
+    return admin.sourceActivity(this.db);
   }
 
-  async agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
-    const b = new Binder('postgres');
-    const r = await this.pool.query(AGENTS_WITHOUT_USER_SQL(b, q.since, q.limit), b.values);
-    return r.rows.map((x) => toAgentWithoutUser(x, nativeReaders));
+  checkWritable(): Promise<void> {
+    return admin.checkWritable(this.db);
   }
 
-  async sourceActivity(): Promise<SourceActivity[]> {
-    const r = await this.pool.query(SOURCE_ACTIVITY_SQL);
-    return r.rows.map((x) => toSourceActivity(x, nativeReaders));
+  createSession(x: SessionRow): Promise<void> {
+    return admin.createSession(this.db, x);
   }
 
-  countInbox(): Promise<Record<InboxState, number>> {
-    return inbox.countInbox(this.db);
+  getSession(id: string): Promise<SessionRow | undefined> {
+    return admin.getSession(this.db, id);
   }
 
-  private countInboxOn(c: Q | pg.Pool): Promise<Record<InboxState, number>> {
-    return inbox.countInboxOn(c);
+  touchSession(id: string, at: string): Promise<void> {
+    return admin.touchSession(this.db, id, at);
   }
 
-  listCalls(q: CallQuery): Promise<CallRow[]> {
-    return calls.listCalls(this.db, q);
+  deleteSession(id: string): Promise<void> {
+    return admin.deleteSession(this.db, id);
   }
 
-  getCalls(callId: string, source?: string): Promise<CallRow[]> {
-    return calls.getCalls(this.db, callId, source);
+  deleteAllSessions(): Promise<number> {
+    return admin.deleteAllSessions(this.db);
   }
 
-  async checkWritable(): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO meta (key, value) VALUES ('heartbeat', now()::text) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    );
+  pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
+    return admin.pruneSessions(this.db, q);
   }
 
-  async createSession(x: SessionRow): Promise<void> {
-    await this.pool.query(
-      'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4)',
-      [x.id, x.createdAt, x.lastSeenAt, x.expiresAt],
-    );
+  noteRefusals(rows: Refusal[]): Promise<void> {
+    return admin.noteRefusals(this.db, rows);
   }
 
-  async getSession(id: string): Promise<SessionRow | undefined> {
-    const r = await this.pool.query<{
-      id: string;
-      created_at: Date;
-      last_seen_at: Date;
-      expires_at: Date;
-    }>('SELECT id, created_at, last_seen_at, expires_at FROM sessions WHERE id = $1', [id]);
-    const x = r.rows[0];
-    return (
-      x && {
-        id: x.id,
-        createdAt: iso(x.created_at)!,
-        lastSeenAt: iso(x.last_seen_at)!,
-        expiresAt: iso(x.expires_at)!,
-      }
-    );
-  }
-
-  async touchSession(id: string, at: string): Promise<void> {
-    await this.pool.query('UPDATE sessions SET last_seen_at = $2 WHERE id = $1', [id, at]);
-  }
-
-  async deleteSession(id: string): Promise<void> {
-    await this.pool.query('DELETE FROM sessions WHERE id = $1', [id]);
-  }
-
-  async deleteAllSessions(): Promise<number> {
-    return (await this.pool.query('DELETE FROM sessions')).rowCount ?? 0;
-  }
-
-  async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
-    const r = await this.pool.query(
-      'DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2',
-      [q.now, q.idleSince],
-    );
-    return r.rowCount ?? 0;
-  }
-
-  async noteRefusals(rows: Refusal[]): Promise<void> {
-    let n = 0;
-    const sql = refusalUpsertSql(() => `$${++n}`);
-    await this.tx(async (c) => {
-      for (const r of rows)
-        await c.query(sql, [
-          r.source,
-          r.at,
-          r.status,
-          r.code,
-          r.reason,
-          r.path,
-          r.address,
-          r.count,
-        ]);
-    });
-  }
-
-  async refusals(): Promise<Refusal[]> {
-    const r = await this.pool.query('SELECT * FROM refusals ORDER BY source');
-    return r.rows.map((x) => toRefusal(x, nativeReaders));
+  refusals(): Promise<Refusal[]> {
+    return admin.refusals(this.db);
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.db.pool.end();
   }
 }
