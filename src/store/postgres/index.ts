@@ -8,59 +8,13 @@
 //     cannot deadlock);
 //   - deliveries are claimed with SKIP LOCKED plus a lease that expires, so a crashed instance's
 //     work is picked up by the others.
+// This class only assembles the store: each concern is a file of functions over the connection
+// (db.ts): inbox.ts, calls.ts, deliveries.ts, retention.ts, admin.ts, and migrations.ts.
 
-import pg from 'pg';
-import { closeRequest } from '../../domain/close.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
-import {
-  assumeNew,
-  DEFAULT_MAX_EVENTS_PER_CALL,
-  droppedFiling,
-  fileRequest,
-  isEarlier,
-  keptPastLimit,
-  overLimit,
-  type EventFiling,
-  type EventPlace,
-  type InboxState,
-} from '../../domain/inbox.js';
-import type { CallEvent, CallRecord } from '../../domain/model.js';
-import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
-import type { MapResult, RawRequest } from '../../domain/request.js';
-import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
-import {
-  AGENTS_WITHOUT_USER_SQL,
-  BACKFILL_UPSERT_SQL,
-  PRUNE_ATTEMPTS_SQL,
-  backfillNext,
-  backfillSql,
-  Binder,
-  RETENTION_SQL,
-  callFilter,
-  isoTime,
-  RETRYING_SQL,
-  refusalUpsertSql,
-  SOURCE_ACTIVITY_SQL,
-  staleCallsSql,
-  TARGET_COUNTS_SQL,
-  whereOf,
-} from '../queries.js';
-import {
-  ATTEMPT_COLUMNS,
-  toAgentWithoutUser,
-  attemptValues,
-  EVENT_COLUMNS,
-  eventValues,
-  nativeReaders,
-  toAttemptRow,
-  toDeliveryRow,
-  toInboxRow,
-  toRefusal,
-  toSourceActivity,
-  toStaleCall,
-  toTargetStats,
-  type AttemptsOf,
-} from '../rows.js';
+import type { InboxState } from '../../domain/inbox.js';
+import type { MapResult } from '../../domain/request.js';
+import type { Routing } from '../../domain/routing.js';
 import type {
   AgentWithoutUser,
   AttemptRow,
@@ -75,75 +29,27 @@ import type {
   NewAttempt,
   NewInbox,
   Refusal,
+  SessionRow,
   SourceActivity,
   Store,
   StoreStats,
-  SessionRow,
 } from '../types.js';
-import { MIGRATIONS } from './migrations.js';
+import { Db, type PostgresOptions } from './db.js';
+import { migrate } from './migrations.js';
+import * as admin from './admin.js';
+import * as calls from './calls.js';
+import * as deliveries from './deliveries.js';
+import * as inbox from './inbox.js';
+import * as retention from './retention.js';
 
-// bigint ids fit in a JS number for the life of any installation (2^53).
-const types = {
-  getTypeParser: (oid: number, format?: string) =>
-    oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'),
-};
-const MIGRATION_LOCK = 0x63616c6c72656c; // "callrel"
-
-type Q = pg.PoolClient;
-const iso = (d: Date | string | null): string | null =>
-  d === null ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
-
-interface EventDbRow {
-  inbox_id: number;
-  idx: number;
-  provider: string;
-  received_at: Date;
-  key: string;
-  body: CallEvent;
-}
-
-const toEventRow = (r: EventDbRow): EventRow => ({
-  inboxId: r.inbox_id,
-  idx: r.idx,
-  provider: r.provider,
-  receivedAt: iso(r.received_at)!,
-  key: r.key,
-  event: r.body,
-});
-
-const eventsOf = (r: MapResult): CallEvent[] => (r.status === 'mapped' ? r.events : []);
-
-/** What an event's filing locks: its call, or the channel of an origin. */
-const lockKey = (source: string, callId: string | null, channelId: string | null): string =>
-  JSON.stringify(callId ? [source, callId] : [source, '#channel', channelId ?? '']);
-const callLockKey = (source: string, e: CallEvent): string =>
-  lockKey(source, e.callId ?? null, e.channelId ?? null);
-
-export interface PostgresOptions {
-  routing?: Routing;
-  /** Pool size per instance. */
-  max?: number;
-  /** Distinct events a call keeps (domain/inbox.ts). */
-  maxEventsPerCall?: number;
-}
+export type { PostgresOptions } from './db.js';
 
 export class PostgresStore implements Store {
   readonly backend = 'postgres' as const;
-  private readonly pool: pg.Pool;
-  private routing: Routing;
-  private readonly maxEvents: number;
+  private readonly db: Db;
 
   private constructor(url: string, opts: PostgresOptions) {
-    this.pool = new pg.Pool({
-      connectionString: url,
-      max: opts.max ?? 10,
-      types,
-      connectionTimeoutMillis: 5000,
-    });
-    // An idle client losing its server must not crash the process: the next query reports it.
-    this.pool.on('error', () => {});
-    this.routing = opts.routing ?? NO_ROUTING;
-    this.maxEvents = opts.maxEventsPerCall ?? DEFAULT_MAX_EVENTS_PER_CALL;
+    this.db = new Db(url, opts);
   }
 
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
@@ -152,1102 +58,185 @@ export class PostgresStore implements Store {
     return s;
   }
 
-  /**
-   * A pooled client that survives its server going away: the error reaches the caller, not the
-   * process.
-   */
-  private async client(): Promise<{ c: Q; done: (failed?: unknown) => void }> {
-    const c = await this.pool.connect();
-    const onError = (): void => {};
-    c.on('error', onError);
-    return {
-      c,
-      done: (failed) => {
-        c.off('error', onError);
-        // A client whose transaction failed may hold a dead connection: drop it rather than reuse
-        // it.
-        c.release(failed instanceof Error ? failed : undefined);
-      },
-    };
-  }
-
-  private async tx<T>(fn: (c: Q) => Promise<T>): Promise<T> {
-    const { c, done } = await this.client();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      done();
-      return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      done(err);
-      throw err;
-    }
-  }
-
   async setRouting(routing: Routing): Promise<void> {
-    this.routing = routing;
+    this.db.routing = routing;
   }
 
   async migrate(): Promise<void> {
-    const { c, done } = await this.client();
-    let failed: unknown;
-    try {
-      await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-      await c.query(
-        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
-      );
-      const done = new Set(
-        (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
-          (r) => r.version,
-        ),
-      );
-      for (const m of MIGRATIONS) {
-        if (done.has(m.version)) continue;
-        await c.query('BEGIN');
-        try {
-          await c.query(m.sql);
-          await c.query(
-            'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
-            [m.version, m.name],
-          );
-          await c.query('COMMIT');
-        } catch (err) {
-          await c.query('ROLLBACK');
-          throw err;
-        }
-      }
-    } catch (err) {
-      failed = err;
-      throw err;
-    } finally {
-      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
-      done(failed);
-    }
+    await migrate(this.db);
   }
 
-  async insertInbox(batch: NewInbox[]): Promise<number[]> {
-    return this.tx(async (c) => {
-      await this.lockCalls(
-        c,
-        batch.flatMap((n) => eventsOf(n.result).map((e) => callLockKey(n.req.source, e))),
-      );
-      const fast = batch.length > 1 ? await this.insertMany(c, batch) : undefined;
-      if (fast) return fast;
-      const ids: number[] = [];
-      for (const n of batch) ids.push(await this.insertOne(c, n));
-      return ids;
-    });
+  // inbox.ts: filing requests and events, folding pending ones, replays, the inbox
+  insertInbox(batch: NewInbox[]): Promise<number[]> {
+    return inbox.insertInbox(this.db, batch);
   }
 
-  /**
-   * The common case of a batch, one statement per table rather than three round trips per
-   * request: every event is new and no call goes over its limit, so each request is filed as
-   * insertOne would first guess. Anything else (a repeat, a call near its limit) returns undefined
-   * before writing, and insertOne files the batch one request at a time. The calls' filing locks
-   * make the check hold until the commit; the savepoint guards it all the same.
-   */
-  private async insertMany(c: Q, batch: NewInbox[]): Promise<number[] | undefined> {
-    const rows = batch.flatMap((n, i) =>
-      eventsOf(n.result).map((event, idx) => ({
-        i,
-        ...eventValues(
-          {
-            inboxId: 0,
-            idx,
-            source: n.req.source,
-            provider: n.provider,
-            receivedAt: n.req.receivedAt,
-          },
-          event,
-        ),
-        source: n.req.source,
-      })),
-    );
-    const keys = new Set(rows.map((r) => JSON.stringify([r.source, r.key])));
-    if (keys.size !== rows.length) return undefined; // a repeat within the batch
-    const perCall = new Map<string, { source: string; callId: string; n: number }>();
-    for (const r of rows) {
-      if (r.callId === null) continue;
-      const k = JSON.stringify([r.source, r.callId]);
-      const seen = perCall.get(k) ?? { source: r.source, callId: r.callId, n: 0 };
-      seen.n++;
-      perCall.set(k, seen);
-    }
-    const calls = [...perCall.values()];
-    if (rows.length) {
-      const pairs = [rows.map((r) => r.source), rows.map((r) => r.key)];
-      const stored = await c.query(
-        `SELECT 1 FROM events WHERE (source, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-         LIMIT 1`,
-        pairs,
-      );
-      if (stored.rowCount) return undefined; // a repeat of a stored event
-    }
-    if (calls.length) {
-      const counts = await c.query<{ source: string; call_id: string; events: number }>(
-        `SELECT source, call_id, events FROM call_stats
-         WHERE (source, call_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
-        [calls.map((x) => x.source), calls.map((x) => x.callId)],
-      );
-      const stored = new Map(
-        counts.rows.map((r) => [JSON.stringify([r.source, r.call_id]), r.events]),
-      );
-      // Stored events and the batch's together (a new call has only the batch's).
-      for (const [k, x] of perCall)
-        if (overLimit((stored.get(k) ?? 0) + x.n, this.maxEvents)) return undefined;
-    }
-
-    await c.query('SAVEPOINT many');
-    // Ids in arrival order: the batch's order is the order of its requests.
-    const ids = (
-      await c.query<{ id: number }>(
-        `SELECT nextval(pg_get_serial_sequence('inbox', 'id')) AS id FROM generate_series(1, $1)`,
-        [batch.length],
-      )
-    ).rows
-      .map((r) => r.id)
-      .sort((x, y) => x - y);
-    const col = <T>(f: (n: NewInbox) => T): T[] => batch.map(f);
-    const filed = col((n) => fileRequest(n.result, assumeNew(n.result), this.maxEvents));
-    await c.query(
-      `INSERT INTO inbox (id, source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
-       SELECT u.*, CASE WHEN u.state = 'applied' THEN now() END FROM unnest($1::bigint[], $2::text[],
-         $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::jsonb[],
-         $10::bytea[], $11::text[], $12::text[], $13::text[], $14::text[])
-         AS u (id, source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason)`,
-      [
-        ids,
-        col((n) => n.req.source),
-        col((n) => n.provider),
-        col((n) => n.req.kind),
-        col((n) => n.req.receivedAt),
-        col((n) => n.req.method),
-        col((n) => n.req.query),
-        col((n) => n.req.contentType),
-        col((n) => JSON.stringify(n.req.headers)),
-        col((n) => n.req.body),
-        filed.map((f) => f.state),
-        filed.map((f) => f.rule),
-        filed.map((f) => f.reasonCode),
-        filed.map((f) => f.reason),
-      ],
-    );
-    for (const r of rows) r.values[0] = ids[r.i];
-    const column = (k: number): unknown[] => rows.map((r) => r.values[k]);
-    const added = rows.length
-      ? await c.query(
-          `INSERT INTO events (${EVENT_COLUMNS}) SELECT * FROM unnest($1::bigint[], $2::integer[],
-             $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-             $9::timestamptz[], $10::jsonb[])
-           ON CONFLICT (source, key) DO NOTHING`,
-          [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(column),
-        )
-      : { rowCount: 0 };
-    const counted = calls.length
-      ? await c.query<{ events: number }>(
-          `INSERT INTO call_stats (source, call_id, events)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::integer[])
-           ON CONFLICT (source, call_id) DO UPDATE SET events = call_stats.events + excluded.events
-           RETURNING events`,
-          [calls.map((x) => x.source), calls.map((x) => x.callId), calls.map((x) => x.n)],
-        )
-      : { rows: [] };
-    if (
-      added.rowCount !== rows.length ||
-      counted.rows.some((r) => overLimit(r.events, this.maxEvents))
-    ) {
-      await c.query('ROLLBACK TO SAVEPOINT many');
-      return undefined;
-    }
-    await c.query('RELEASE SAVEPOINT many');
-    return ids;
+  applyPending(limit: number): Promise<number> {
+    return inbox.applyPending(this.db, limit);
   }
 
-  /** One request and its events, under the calls' filing locks (which the caller holds). */
-  private async insertOne(c: Q, { req, result, provider }: NewInbox): Promise<number> {
-    // Filed as if every event were new (the common case); corrected below if not.
-    const guess = fileRequest(result, assumeNew(result), this.maxEvents);
-    const r = await c.query<{ id: number }>(
-      `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $10 = 'applied' THEN now() END)
-       RETURNING id`,
-      [
-        req.source,
-        provider,
-        req.kind,
-        req.receivedAt,
-        req.method,
-        req.query,
-        req.contentType,
-        JSON.stringify(req.headers),
-        req.body,
-        guess.state,
-        guess.rule,
-        guess.reasonCode,
-        guess.reason,
-      ],
-    );
-    const id = r.rows[0]!.id;
-    const f = fileRequest(
-      result,
-      await this.fileEvents(c, id, req, result, provider),
-      this.maxEvents,
-    );
-    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
-      await c.query(
-        `UPDATE inbox SET state = $2, reason_code = $3, reason = $4,
-           applied_at = CASE WHEN $2 = 'applied' THEN now() END WHERE id = $1`,
-        [id, f.state, f.reasonCode, f.reason],
-      );
-    }
-    return id;
+  remap(id: number, result: MapResult, provider: string): Promise<void> {
+    return inbox.remap(this.db, id, result, provider);
   }
 
-  /**
-   * Per-call locks for the rest of the transaction, in sorted order: instances filing events of
-   * the same calls take turns (event keys, counts), and never deadlock. Folding has its own
-   * (refoldAll), so a fold never delays a commit.
-   */
-  private async lockCalls(c: Q, keys: string[]): Promise<void> {
-    const sorted = [...new Set(keys)].sort();
-    if (!sorted.length) return;
-    await c.query(
-      'SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) FROM unnest($1::text[]) AS k',
-      [sorted],
-    );
+  getInbox(id: number): Promise<InboxRow | undefined> {
+    return inbox.getInbox(this.db, id);
   }
 
-  /** Store each event of a request as new, a copy of a stored one, or dropped over the limit. */
-  private async fileEvents(
-    c: Q,
-    id: number,
-    req: Pick<RawRequest, 'source' | 'receivedAt'>,
-    result: MapResult,
-    provider: string,
-  ): Promise<EventFiling[]> {
-    const out: EventFiling[] = [];
-    for (const [idx, event] of eventsOf(result).entries()) {
-      const at = { inboxId: id, idx, source: req.source, provider, receivedAt: req.receivedAt };
-      const { key, callId, values } = eventValues(at, event);
-      const link = (kind: 'copy' | 'dropped'): Promise<unknown> =>
-        c.query(
-          'INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES ($1, $2, $3, $4, $5, $6)',
-          [id, idx, req.source, callId, key, kind],
-        );
-      const added = await c.query(
-        `INSERT INTO events (${EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (source, key) DO NOTHING`,
-        values,
-      );
-      if (!added.rowCount) {
-        // Stored already: this request repeats it, unless it carries it from an earlier place.
-        const owner = (
-          await c.query<EventPlace>(
-            'SELECT inbox_id AS "inboxId", idx FROM events WHERE source = $1 AND key = $2',
-            [req.source, key],
-          )
-        ).rows[0]!;
-        if (isEarlier({ inboxId: id, idx }, owner)) {
-          await c.query(
-            `UPDATE events SET inbox_id = $1, idx = $2, received_at = $3, provider = $4
-             WHERE source = $5 AND key = $6`,
-            [id, idx, req.receivedAt, provider, req.source, key],
-          );
-          await c.query(
-            'INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES ($1, $2, $3, $4, $5, $6)',
-            [owner.inboxId, owner.idx, req.source, callId, key, 'copy'],
-          );
-          out.push('new');
-          continue;
-        }
-        await link('copy');
-        out.push('copy');
-        continue;
-      }
-      if (callId === null) {
-        out.push('new');
-        continue;
-      }
-      const count = await c.query<{ events: number }>(
-        `INSERT INTO call_stats (source, call_id, events) VALUES ($1, $2, 1)
-         ON CONFLICT (source, call_id) DO UPDATE SET events = call_stats.events + 1 RETURNING events`,
-        [req.source, callId],
-      );
-      if (!overLimit(count.rows[0]!.events, this.maxEvents) || keptPastLimit(event)) {
-        out.push('new');
-        continue;
-      }
-      await c.query('DELETE FROM events WHERE inbox_id = $1 AND idx = $2', [id, idx]);
-      const again = await c.query(
-        `SELECT 1 FROM event_links WHERE source = $1 AND key = $2 AND kind = 'dropped' LIMIT 1`,
-        [req.source, key],
-      );
-      await link('dropped');
-      if (again.rowCount) {
-        // A repeat of an event dropped before: dropped again, not counted again.
-        await this.uncount(c, req.source, callId, 1, 0);
-        out.push('dropped');
-        continue;
-      }
-      const dropped = await c.query<{ dropped: number }>(
-        `UPDATE call_stats SET events = events - 1, dropped = dropped + 1
-         WHERE source = $1 AND call_id = $2 RETURNING dropped`,
-        [req.source, callId],
-      );
-      out.push(droppedFiling(dropped.rows[0]!.dropped));
-    }
-    return out;
-  }
-
-  async applyPending(limit: number): Promise<number> {
-    return this.tx(async (c) => {
-      const ids = (
-        await c.query<{ id: number }>(
-          `SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-          [limit],
-        )
-      ).rows.map((r) => r.id);
-      if (!ids.length) return 0;
-      const touched = await this.touchedBy(c, ids);
-      const now = new Date().toISOString();
-      await this.refoldAll(c, touched, now);
-      await c.query(`UPDATE inbox SET state = 'applied', applied_at = $2 WHERE id = ANY($1)`, [
-        ids,
-        now,
-      ]);
-      return ids.length;
-    });
-  }
-
-  async remap(id: number, result: MapResult, provider: string): Promise<void> {
-    await this.tx(async (c) => {
-      const row = (
-        await c.query<{ source: string; received_at: Date }>(
-          'SELECT source, received_at FROM inbox WHERE id = $1 FOR UPDATE',
-          [id],
-        )
-      ).rows[0];
-      if (!row) throw new Error(`no stored request ${id}`);
-      // Lock what it holds now (events it owns or links to, calls or origin channels) and what
-      // it will hold, before reading anything: ingest filing the same events waits.
-      const held = await c.query<{ call_id: string | null; channel_id: string | null }>(
-        `SELECT call_id, channel_id FROM events WHERE inbox_id = $1
-         UNION SELECT coalesce(l.call_id, e.call_id), e.channel_id FROM event_links l
-           LEFT JOIN events e ON e.source = l.source AND e.key = l.key WHERE l.inbox_id = $1`,
-        [id],
-      );
-      await this.lockCalls(c, [
-        ...held.rows.map((h) => lockKey(row.source, h.call_id, h.channel_id)),
-        ...eventsOf(result).map((e) => callLockKey(row.source, e)),
-      ]);
-      const before = await this.touchedBy(c, [id]);
-      await this.release(c, id);
-      const req = { source: row.source, receivedAt: iso(row.received_at)! };
-      const f = fileRequest(
-        result,
-        await this.fileEvents(c, id, req, result, provider),
-        this.maxEvents,
-      );
-      const after = await this.touchedBy(c, [id]);
-      const now = new Date().toISOString();
-      await this.refoldAll(c, new Map([...before, ...after]), now);
-      // A replay folds at once: what would be pending is applied.
-      const state = f.state === 'pending' ? 'applied' : f.state;
-      await c.query(
-        `UPDATE inbox SET state = $1, provider = $2, rule = $3, reason_code = $4, reason = $5, replays = replays + 1, applied_at = $6 WHERE id = $7`,
-        [state, provider, f.rule, f.reasonCode, f.reason, state === 'applied' ? now : null, id],
-      );
-    });
-  }
-
-  /**
-   * Take a request's events and links away before it is mapped again. An event another request
-   * repeats passes to the earliest such request, so that the call keeps it.
-   */
-  private async release(c: Q, id: number): Promise<void> {
-    const own = await c.query<{ idx: number; source: string; call_id: string | null; key: string }>(
-      'SELECT idx, source, call_id, key FROM events WHERE inbox_id = $1',
-      [id],
-    );
-    for (const e of own.rows) {
-      const heir = (
-        await c.query<{ inbox_id: number; idx: number; received_at: Date; provider: string }>(
-          `SELECT l.inbox_id, l.idx, i.received_at, i.provider FROM event_links l JOIN inbox i ON i.id = l.inbox_id
-           WHERE l.source = $1 AND l.key = $2 AND l.kind = 'copy' AND l.inbox_id <> $3
-           ORDER BY l.inbox_id, l.idx LIMIT 1`,
-          [e.source, e.key, id],
-        )
-      ).rows[0];
-      if (heir) {
-        await c.query(
-          `UPDATE events SET inbox_id = $1, idx = $2, received_at = $3, provider = $4
-           WHERE inbox_id = $5 AND idx = $6`,
-          [heir.inbox_id, heir.idx, heir.received_at, heir.provider, id, e.idx],
-        );
-        await c.query('DELETE FROM event_links WHERE inbox_id = $1 AND idx = $2', [
-          heir.inbox_id,
-          heir.idx,
-        ]);
-        continue;
-      }
-      await c.query('DELETE FROM events WHERE inbox_id = $1 AND idx = $2', [id, e.idx]);
-      if (e.call_id !== null) await this.uncount(c, e.source, e.call_id, 1, 0);
-    }
-    const links = await c.query<{ source: string; call_id: string | null; kind: string }>(
-      'DELETE FROM event_links WHERE inbox_id = $1 RETURNING source, call_id, kind',
-      [id],
-    );
-    for (const l of links.rows) {
-      if (l.kind === 'dropped' && l.call_id !== null)
-        await this.uncount(c, l.source, l.call_id, 0, 1);
-    }
-  }
-
-  private async uncount(c: Q, source: string, callId: string, events: number, dropped: number) {
-    await c.query(
-      `UPDATE call_stats SET events = events - $3, dropped = dropped - $4
-       WHERE source = $1 AND call_id = $2`,
-      [source, callId, events, dropped],
-    );
-  }
-
-  /**
-   * The calls these requests touch: those of their events and links, and every call with an event
-   * on a channel they originated (by event, so that any of a call's channels finds it).
-   */
-  private async touchedBy(c: Q, ids: number[]): Promise<Map<string, CallKey>> {
-    const r = await c.query<CallKey>(
-      `SELECT source, call_id AS "callId" FROM events WHERE inbox_id = ANY($1) AND call_id IS NOT NULL
-       UNION SELECT source, call_id FROM event_links WHERE inbox_id = ANY($1) AND call_id IS NOT NULL
-       UNION SELECT c.source, c.call_id FROM events o
-         JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
-         WHERE o.inbox_id = ANY($1) AND o.type = 'originated'`,
-      [ids],
-    );
-    return new Map(r.rows.map((k) => [JSON.stringify([k.source, k.callId]), k]));
-  }
-
-  /** One call at a time across instances: advisory locks in key order, then refold. */
-  private async refoldAll(c: Q, touched: Map<string, CallKey>, now: string): Promise<void> {
-    for (const key of [...touched.keys()].sort()) {
-      await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
-      await this.refold(c, touched.get(key)!, now);
-    }
-  }
-
-  /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */
-  private async refold(c: Q, { source, callId }: CallKey, now: string): Promise<void> {
-    const events = (
-      await c.query<EventDbRow>(
-        'SELECT inbox_id, idx, provider, received_at, key, body FROM events WHERE source = $1 AND call_id = $2',
-        [source, callId],
-      )
-    ).rows.map(toEventRow);
-    const channels = channelsOf(events);
-    const origins = channels.length
-      ? (
-          await c.query<EventDbRow>(
-            `SELECT inbox_id, idx, provider, received_at, key, body FROM events
-             WHERE source = $1 AND type = 'originated' AND channel_id = ANY($2)`,
-            [source, channels],
-          )
-        ).rows.map(toEventRow)
-      : [];
-    // No fingerprint where a record predates them (migration 2): it is written once more.
-    const prev = (
-      await c.query<{
-        fingerprint: string | null;
-        dropped: number | null;
-        pruned_at: Date | null;
-      }>(
-        `SELECT (SELECT fingerprint FROM calls WHERE source = $1 AND call_id = $2) AS fingerprint,
-           (SELECT pruned_at FROM calls WHERE source = $1 AND call_id = $2) AS pruned_at,
-           (SELECT dropped FROM call_stats WHERE source = $1 AND call_id = $2) AS dropped`,
-        [source, callId],
-      )
-    ).rows[0]!;
-    // Its raw requests are gone (retention): what is left would rebuild a wrong record.
-    if (prev.pruned_at) return;
-    const d = refoldCall(
-      {
-        source,
-        callId,
-        events,
-        origins,
-        truncated: (prev.dropped ?? 0) > 0,
-        previous: prev.fingerprint ?? undefined,
-      },
-      this.routing,
-      new Date(now),
-    );
-    if (d.kind === 'unchanged') return;
-    if (d.kind === 'delete') {
-      await c.query('DELETE FROM calls WHERE source = $1 AND call_id = $2', [source, callId]);
-      return;
-    }
-    const up = await c.query<{ revision: number }>(
-      `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record, fingerprint)
-       VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
-       ON CONFLICT (source, call_id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
-         started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1,
-         record = excluded.record, fingerprint = excluded.fingerprint
-       RETURNING revision`,
-      [
-        source,
-        callId,
-        d.record.channelId,
-        d.record.status,
-        d.record.startedAt,
-        now,
-        d.json,
-        d.fingerprint,
-      ],
-    );
-    const rev = up.rows[0]!.revision;
-    for (const t of d.due) {
-      // A change re-arms finished or dead work; work already due keeps its time (settle window,
-      // backoff).
-      await c.query(
-        `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at) VALUES ($1, $2, $3, 'due', $4, $5, $6)
-         ON CONFLICT (target, source, call_id) DO UPDATE SET want_rev = excluded.want_rev, updated_at = excluded.updated_at,
-           due_at = CASE WHEN deliveries.state = 'due' THEN deliveries.due_at ELSE excluded.due_at END,
-           attempts = CASE WHEN deliveries.state = 'due' THEN deliveries.attempts ELSE 0 END,
-           first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
-           state = 'due'`,
-        [t.target, source, callId, t.dueAt, rev, now],
-      );
-    }
-  }
-
-  async claimDeliveries(q: {
-    limit: number;
-    owner: string;
-    leaseMs: number;
-    targets?: string[];
-  }): Promise<DeliveryJob[]> {
-    return this.tx(async (c) => {
-      const rows = (
-        await c.query<{
-          id: number;
-          target: string;
-          source: string;
-          call_id: string;
-          attempts: number;
-          first_failed_at: Date | null;
-          remote: RemoteState;
-        }>(
-          `UPDATE deliveries SET lease_owner = $1, lease_until = now() + ($2 || ' milliseconds')::interval
-           WHERE id IN (SELECT id FROM deliveries WHERE state = 'due' AND due_at <= now() AND (lease_until IS NULL OR lease_until < now())
-                        AND ($3::text[] IS NULL OR target = ANY($3)) ORDER BY due_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-           RETURNING id, target, source, call_id, attempts, first_failed_at, remote`,
-          [q.owner, String(q.leaseMs), q.targets ?? null, q.limit],
-        )
-      ).rows;
-      const jobs: DeliveryJob[] = [];
-      for (const r of rows) {
-        const call = (
-          await c.query<{ record: CallRecord; revision: number }>(
-            'SELECT record, revision FROM calls WHERE source = $1 AND call_id = $2',
-            [r.source, r.call_id],
-          )
-        ).rows[0];
-        if (!call) {
-          await c.query(
-            `UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = now() WHERE id = $1`,
-            [r.id],
-          );
-          continue;
-        }
-        jobs.push({
-          id: r.id,
-          target: r.target,
-          source: r.source,
-          callId: r.call_id,
-          rev: call.revision,
-          attempts: r.attempts,
-          firstFailedAt: iso(r.first_failed_at),
-          remote: r.remote,
-          record: call.record,
-        });
-      }
-      return jobs.sort((a, b) => a.id - b.id);
-    });
-  }
-
-  async saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
-    const r = await this.pool.query(
-      'UPDATE deliveries SET remote = $1, updated_at = now() WHERE id = $2 AND lease_owner = $3',
-      [JSON.stringify(remote), id, owner],
-    );
-    if (r.rowCount !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
-  }
-
-  async finishDelivery(
-    id: number,
-    owner: string,
-    o: DeliveryOutcome,
-    attempts: NewAttempt[] = [],
-  ): Promise<void> {
-    await this.tx(async (c) => {
-      const r = o.ok
-        ? await c.query<AttemptsOf>(
-            `UPDATE deliveries SET done_rev = $3, remote = $4, attempts = 0, first_failed_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL,
-               updated_at = now(), dry_run = $5, state = CASE WHEN want_rev > $3 THEN 'due' ELSE 'done' END
-             WHERE id = $1 AND lease_owner = $2
-             RETURNING id, target, source, call_id, want_rev`,
-            [id, owner, o.rev, JSON.stringify(o.remote), !!o.dryRun],
-          )
-        : await c.query<AttemptsOf>(
-            `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, now()), last_error = $3,
-               remote = coalesce($4::jsonb, remote), lease_owner = NULL, lease_until = NULL, updated_at = now(),
-               state = CASE WHEN $5 THEN 'dead' ELSE 'due' END, due_at = coalesce($6::timestamptz, due_at),
-               dry_run = $7
-             WHERE id = $1 AND lease_owner = $2
-             RETURNING id, target, source, call_id, want_rev`,
-            [
-              id,
-              owner,
-              o.error,
-              o.remote ? JSON.stringify(o.remote) : null,
-              o.dead,
-              o.retryAt ?? null,
-              !!o.dryRun,
-            ],
-          );
-      const d = r.rows[0];
-      // Lost the lease: nothing was updated, and the run's attempts are not written either.
-      if (!d) throw new Error(`delivery ${id} is not leased to ${owner}`);
-      if (!attempts.length) return;
-      const b = new Binder('postgres');
-      const rows = attempts.map(
-        (a) =>
-          `(${attemptValues(d, o, a)
-            .map((v) => b.bind(v))
-            .join(', ')})`,
-      );
-      await c.query(
-        `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS}) VALUES ${rows.join(', ')}`,
-        b.values,
-      );
-    });
-  }
-
-  async listAttempts(q: {
-    deliveryId?: number;
-    call?: CallKey;
-    limit: number;
-    beforeId?: number;
-  }): Promise<AttemptRow[]> {
-    const b = new Binder('postgres');
-    const where: string[] = [];
-    if (q.deliveryId !== undefined) where.push(`delivery_id = ${b.bind(q.deliveryId)}`);
-    if (q.call) {
-      where.push(`source = ${b.bind(q.call.source)} AND call_id = ${b.bind(q.call.callId)}`);
-    }
-    if (q.beforeId !== undefined) where.push(`id < ${b.bind(q.beforeId)}`);
-    const r = await this.pool.query(
-      `SELECT * FROM delivery_attempts ${whereOf(where)} ORDER BY id DESC LIMIT ${b.bind(q.limit)}`,
-      b.values,
-    );
-    return r.rows.map((x) => toAttemptRow(x, nativeReaders));
-  }
-
-  async pruneAttempts(before: string, limit: number): Promise<number> {
-    const b = new Binder('postgres');
-    return (await this.pool.query(PRUNE_ATTEMPTS_SQL(b, before, limit), b.values)).rowCount ?? 0;
-  }
-
-  async releaseDeliveries(owner: string | null): Promise<number> {
-    const r = await this.pool.query(
-      `UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1 OR ($1::text IS NULL AND lease_owner IS NOT NULL)`,
-      [owner],
-    );
-    return r.rowCount ?? 0;
-  }
-
-  async listDeliveries(q: {
-    state?: DeliveryState | 'retrying';
-    target?: string;
-    limit: number;
-    afterId?: number;
-  }): Promise<DeliveryRow[]> {
-    const b = new Binder('postgres');
-    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
-    if (q.state === 'retrying') where.push(RETRYING_SQL);
-    else if (q.state) where.push(`state = ${b.bind(q.state)}`);
-    if (q.target !== undefined) where.push(`target = ${b.bind(q.target)}`);
-    const r = await this.pool.query(
-      `SELECT * FROM deliveries ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`,
-      b.values,
-    );
-    return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
-  }
-
-  async deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
-    if (!calls.length) return [];
-    const r = await this.pool.query(
-      `SELECT * FROM deliveries WHERE (source, call_id) IN
-         (SELECT * FROM unnest($1::text[], $2::text[]))
-       ORDER BY target, source, call_id`,
-      [calls.map((k) => k.source), calls.map((k) => k.callId)],
-    );
-    return r.rows.map((x) => toDeliveryRow(x, nativeReaders));
-  }
-
-  async getDelivery(id: number): Promise<DeliveryRow | undefined> {
-    const r = await this.pool.query('SELECT * FROM deliveries WHERE id = $1', [id]);
-    return r.rows[0] && toDeliveryRow(r.rows[0], nativeReaders);
-  }
-
-  async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
-    // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
-    // is never pushed back behind where it was.
-    const set = `SET due_at = CASE WHEN state = 'due' THEN least(due_at, now()) ELSE now() END,
-                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
-                   first_failed_at = CASE WHEN state = 'dead' THEN NULL ELSE first_failed_at END,
-                   state = 'due', updated_at = now()`;
-    const r =
-      ids === 'dead'
-        ? await this.pool.query(`UPDATE deliveries ${set} WHERE state = 'dead'`)
-        : await this.pool.query(
-            `UPDATE deliveries ${set}
-             WHERE id = ANY($1::bigint[])
-               AND (state = 'dead' OR (state = 'due' AND (lease_until IS NULL OR lease_until < now())))`,
-            [ids],
-          );
-    return r.rowCount ?? 0;
-  }
-
-  async redeliver(ids: number[]): Promise<number> {
-    const r = await this.pool.query(
-      `UPDATE deliveries SET state = 'due', due_at = now(), attempts = 0, first_failed_at = NULL,
-         last_error = NULL, updated_at = now()
-       WHERE state = 'done' AND id = ANY($1::bigint[])`,
-      [ids],
-    );
-    return r.rowCount ?? 0;
-  }
-
-  async backfill(q: BackfillQuery): Promise<BackfillBatch> {
-    const run = async (c: Q | pg.Pool): Promise<BackfillBatch> => {
-      const b = new Binder('postgres');
-      const rows = (
-        await c.query<{ source: string; call_id: string; record: CallRecord; revision: number }>(
-          backfillSql(b, q),
-          b.values,
-        )
-      ).rows;
-      const now = new Date();
-      let matched = 0;
-      for (const r of rows) {
-        const due = dueAt(r.record, this.routing, q.target, now);
-        if (due === undefined) continue;
-        matched++;
-        // Only where there is no work yet (a concurrent fold may just have made some), or only a
-        // dry run's.
-        if (!q.dryRun) {
-          const ub = new Binder('postgres');
-          const sql = BACKFILL_UPSERT_SQL(ub, [
-            q.target,
-            r.source,
-            r.call_id,
-            due,
-            r.revision,
-            now.toISOString(),
-          ]);
-          await c.query(sql, ub.values);
-        }
-      }
-      return { scanned: rows.length, matched, next: backfillNext(rows, q.limit) };
-    };
-    return q.dryRun ? run(this.pool) : this.tx(run);
-  }
-
-  async pruneRequests(q: {
-    before: string;
-    limit: number;
-  }): Promise<{ calls: number; requests: number }> {
-    return this.tx(async (c) => {
-      const run = async (f: (b: Binder) => string): Promise<pg.QueryResult> => {
-        const b = new Binder('postgres');
-        const text = f(b);
-        return c.query(text, b.values);
-      };
-      const now = new Date().toISOString();
-      const calls = (await run((b) => RETENTION_SQL.calls(b, q.before, q.limit))).rows as {
-        source: string;
-        call_id: string;
-      }[];
-      // The calls' filing locks: a request for one of them waits, and then refolds nothing.
-      await this.lockCalls(
-        c,
-        calls.map((r) => lockKey(r.source, r.call_id, null)),
-      );
-      let requests = 0;
-      for (const { source, call_id: callId } of calls) {
-        const ids = (await run((b) => RETENTION_SQL.requestsOf(b, source, callId))).rows.map(
-          (r: { inbox_id: number }) => Number(r.inbox_id),
-        );
-        await run((b) => RETENTION_SQL.eventsOf(b, source, callId));
-        await run((b) => RETENTION_SQL.linksOf(b, source, callId));
-        requests +=
-          (
-            await run((b) =>
-              RETENTION_SQL.orphans(b, `SELECT unnest(${b.bind(ids)}::bigint[])`, q.before),
-            )
-          ).rowCount ?? 0;
-        await run((b) => RETENTION_SQL.markPruned(b, source, callId, now));
-      }
-      requests += (await run((b) => RETENTION_SQL.loose(b, q.before, q.limit))).rowCount ?? 0;
-      return { calls: calls.length, requests };
-    });
-  }
-
-  async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
-    const at = isoTime(q.at);
-    const before = isoTime(q.before);
-    return this.tx(async (c) => {
-      const b = new Binder('postgres');
-      const found = (
-        await c.query<{ source: string; call_id: string }>(staleCallsSql(b, q), b.values)
-      ).rows;
-      if (!found.length) return [];
-      // The calls' filing locks (insertInbox), then the same question again: a statement sees what
-      // committed before it began, so a close by another instance, or an event filed meanwhile,
-      // rules a call out, and one filed from now on waits for this transaction.
-      await this.lockCalls(
-        c,
-        found.map((r) => lockKey(r.source, r.call_id, null)),
-      );
-      const again = new Binder('postgres');
-      const sql = staleCallsSql(again, {
-        ...q,
-        more: (m) =>
-          `(c.source, c.call_id) IN (SELECT * FROM unnest(${m.bind(found.map((r) => r.source))}::text[], ` +
-          `${m.bind(found.map((r) => r.call_id))}::text[]))`,
-      });
-      const closed: CallKey[] = [];
-      for (const r of (await c.query(sql, again.values)).rows) {
-        const call = toStaleCall(r, nativeReaders);
-        await this.insertOne(c, closeRequest(call, at, before));
-        closed.push({ source: call.source, callId: call.callId });
-      }
-      return closed;
-    });
-  }
-
-  async stats(): Promise<StoreStats> {
-    return this.tx(async (c) => {
-      // One snapshot for all the numbers.
-      await c.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      const oldest = await c.query<{ received_at: Date }>(
-        `SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`,
-      );
-      const counts = await c.query(TARGET_COUNTS_SQL);
-      const due = await c.query(
-        `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
-         WHERE state = 'due' AND due_at <= now() GROUP BY target`,
-      );
-      return {
-        oldestPendingAt: iso(oldest.rows[0]?.received_at ?? null),
-        inbox: await this.countInboxOn(c),
-        targets: toTargetStats(counts.rows, due.rows, nativeReaders),
-      };
-    });
-  }
-
-  async getInbox(id: number): Promise<InboxRow | undefined> {
-    const r = await this.pool.query('SELECT * FROM inbox WHERE id = $1', [id]);
-    return r.rows[0] && toInboxRow(r.rows[0], nativeReaders);
-  }
-
-  async listInbox(q: {
+  listInbox(q: {
     state?: InboxState;
     limit: number;
     afterId?: number;
     ids?: number[];
     source?: string;
   }): Promise<InboxRow[]> {
-    const b = new Binder('postgres');
-    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
-    if (q.state) where.push(`state = ${b.bind(q.state)}`);
-    if (q.ids) where.push(`id = ANY(${b.bind(q.ids)}::bigint[])`);
-    if (q.source !== undefined) where.push(`source = ${b.bind(q.source)}`);
-    const r = await this.pool.query(
-      `SELECT * FROM inbox ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`,
-      b.values,
-    );
-    return r.rows.map((x) => toInboxRow(x, nativeReaders));
+    return inbox.listInbox(this.db, q);
   }
 
-  async agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
-    const b = new Binder('postgres');
-    const r = await this.pool.query(AGENTS_WITHOUT_USER_SQL(b, q.since, q.limit), b.values);
-    return r.rows.map((x) => toAgentWithoutUser(x, nativeReaders));
+  countInbox(): Promise<Record<InboxState, number>> {
+    return inbox.countInbox(this.db);
   }
 
-  async sourceActivity(): Promise<SourceActivity[]> {
-    const r = await this.pool.query(SOURCE_ACTIVITY_SQL);
-    return r.rows.map((x) => toSourceActivity(x, nativeReaders));
+  // calls.ts: the call list (folding is inbox.ts calling calls.ts)
+  listCalls(q: CallQuery): Promise<CallRow[]> {
+    return calls.listCalls(this.db, q);
   }
 
-  async countInbox(): Promise<Record<InboxState, number>> {
-    return this.countInboxOn(this.pool);
+  getCalls(callId: string, source?: string): Promise<CallRow[]> {
+    return calls.getCalls(this.db, callId, source);
   }
 
-  private async countInboxOn(c: Q | pg.Pool): Promise<Record<InboxState, number>> {
-    const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
-    for (const r of (
-      await c.query<{ state: InboxState; n: number }>(
-        'SELECT state, count(*)::int AS n FROM inbox GROUP BY state',
-      )
-    ).rows)
-      out[r.state] = r.n;
-    return out;
+  // deliveries.ts: deliveries and their attempts
+  claimDeliveries(q: {
+    limit: number;
+    owner: string;
+    leaseMs: number;
+    targets?: string[];
+  }): Promise<DeliveryJob[]> {
+    return deliveries.claimDeliveries(this.db, q);
   }
 
-  async listCalls(q: CallQuery): Promise<CallRow[]> {
-    const f = callFilter(q);
-    const b = new Binder('postgres');
-    const field = (name: string): string => `(c.record->>'${name}')`;
-    const where: string[] = [];
-    if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
-    if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
-    if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
-    if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
-    if (f.agent !== undefined) {
-      const agent = (): string => b.bind(f.agent);
-      where.push(
-        `(${field('agent')} = ${agent()}
-          OR c.record->'legs' @> jsonb_build_array(jsonb_build_object('agent', ${agent()}::text)))`,
-      );
-    }
-    if (f.numberLike !== undefined) {
-      const like = (): string => b.bind(f.numberLike);
-      where.push(
-        `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
-          OR ${field('did')} LIKE ${like()})`,
-      );
-    }
-    if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
-    if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
-    if (f.before) {
-      const { updatedAt, source, callId } = f.before;
-      where.push(
-        `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}::timestamptz, ${b.bind(source)}::text, ${b.bind(callId)}::text)`,
-      );
-    }
-    const r = await this.pool.query<CallDbRow>(
-      `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
-       LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-       ${whereOf(where)}
-       ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`,
-      b.values,
-    );
-    return r.rows.map(toCallRow);
+  saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
+    return deliveries.saveRemote(this.db, id, owner, remote);
   }
 
-  async getCalls(callId: string, source?: string): Promise<CallRow[]> {
-    const r = await this.pool.query<CallDbRow>(
-      `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
-       LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-       WHERE c.call_id = $1 AND ($2::text IS NULL OR c.source = $2) ORDER BY c.source`,
-      [callId, source ?? null],
-    );
-    return r.rows.map(toCallRow);
+  finishDelivery(
+    id: number,
+    owner: string,
+    o: DeliveryOutcome,
+    attempts: NewAttempt[] = [],
+  ): Promise<void> {
+    return deliveries.finishDelivery(this.db, id, owner, o, attempts);
   }
 
-  async checkWritable(): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO meta (key, value) VALUES ('heartbeat', now()::text) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    );
+  listAttempts(q: {
+    deliveryId?: number;
+    call?: CallKey;
+    limit: number;
+    beforeId?: number;
+  }): Promise<AttemptRow[]> {
+    return deliveries.listAttempts(this.db, q);
   }
 
-  async createSession(x: SessionRow): Promise<void> {
-    await this.pool.query(
-      'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4)',
-      [x.id, x.createdAt, x.lastSeenAt, x.expiresAt],
-    );
+  releaseDeliveries(owner: string | null): Promise<number> {
+    return deliveries.releaseDeliveries(this.db, owner);
   }
 
-  async getSession(id: string): Promise<SessionRow | undefined> {
-    const r = await this.pool.query<{
-      id: string;
-      created_at: Date;
-      last_seen_at: Date;
-      expires_at: Date;
-    }>('SELECT id, created_at, last_seen_at, expires_at FROM sessions WHERE id = $1', [id]);
-    const x = r.rows[0];
-    return (
-      x && {
-        id: x.id,
-        createdAt: iso(x.created_at)!,
-        lastSeenAt: iso(x.last_seen_at)!,
-        expiresAt: iso(x.expires_at)!,
-      }
-    );
+  listDeliveries(q: {
+    state?: DeliveryState | 'retrying';
+    target?: string;
+    limit: number;
+    afterId?: number;
+  }): Promise<DeliveryRow[]> {
+    return deliveries.listDeliveries(this.db, q);
   }
 
-  async touchSession(id: string, at: string): Promise<void> {
-    await this.pool.query('UPDATE sessions SET last_seen_at = $2 WHERE id = $1', [id, at]);
+  deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
+    return deliveries.deliveriesOf(this.db, calls);
   }
 
-  async deleteSession(id: string): Promise<void> {
-    await this.pool.query('DELETE FROM sessions WHERE id = $1', [id]);
+  getDelivery(id: number): Promise<DeliveryRow | undefined> {
+    return deliveries.getDelivery(this.db, id);
   }
 
-  async deleteAllSessions(): Promise<number> {
-    return (await this.pool.query('DELETE FROM sessions')).rowCount ?? 0;
+  retryDeliveries(ids: number[] | 'dead'): Promise<number> {
+    return deliveries.retryDeliveries(this.db, ids);
   }
 
-  async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
-    const r = await this.pool.query(
-      'DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2',
-      [q.now, q.idleSince],
-    );
-    return r.rowCount ?? 0;
+  redeliver(ids: number[]): Promise<number> {
+    return deliveries.redeliver(this.db, ids);
   }
 
-  async noteRefusals(rows: Refusal[]): Promise<void> {
-    let n = 0;
-    const sql = refusalUpsertSql(() => `$${++n}`);
-    await this.tx(async (c) => {
-      for (const r of rows)
-        await c.query(sql, [
-          r.source,
-          r.at,
-          r.status,
-          r.code,
-          r.reason,
-          r.path,
-          r.address,
-          r.count,
-        ]);
-    });
+  backfill(q: BackfillQuery): Promise<BackfillBatch> {
+    return deliveries.backfill(this.db, q);
   }
 
-  async refusals(): Promise<Refusal[]> {
-    const r = await this.pool.query('SELECT * FROM refusals ORDER BY source');
-    return r.rows.map((x) => toRefusal(x, nativeReaders));
+  // retention.ts: sweeps over old calls
+  closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
+    return retention.closeStaleCalls(this.db, q);
+  }
+
+  pruneRequests(q: {
+    before: string;
+    limit: number;
+  }): Promise<{ calls: number; requests: number }> {
+    return retention.pruneRequests(this.db, q);
+  }
+
+  pruneAttempts(before: string, limit: number): Promise<number> {
+    return retention.pruneAttempts(this.db, before, limit);
+  }
+
+  // admin.ts: stats, the setup page, the heartbeat, sessions, refusals
+  stats(): Promise<StoreStats> {
+    return admin.stats(this.db);
+  }
+
+  agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
+    return admin.agentsWithoutUser(this.db, q);
+  }
+
+  sourceActivity(): Promise<SourceActivity[]> {
+    return admin.sourceActivity(this.db);
+  }
+
+  checkWritable(): Promise<void> {
+    return admin.checkWritable(this.db);
+  }
+
+  createSession(x: SessionRow): Promise<void> {
+    return admin.createSession(this.db, x);
+  }
+
+  getSession(id: string): Promise<SessionRow | undefined> {
+    return admin.getSession(this.db, id);
+  }
+
+  touchSession(id: string, at: string): Promise<void> {
+    return admin.touchSession(this.db, id, at);
+  }
+
+  deleteSession(id: string): Promise<void> {
+    return admin.deleteSession(this.db, id);
+  }
+
+  deleteAllSessions(): Promise<number> {
+    return admin.deleteAllSessions(this.db);
+  }
+
+  pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
+    return admin.pruneSessions(this.db, q);
+  }
+
+  noteRefusals(rows: Refusal[]): Promise<void> {
+    return admin.noteRefusals(this.db, rows);
+  }
+
+  refusals(): Promise<Refusal[]> {
+    return admin.refusals(this.db);
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.db.pool.end();
   }
 }
-
-interface CallDbRow {
-  record: CallRecord;
-  updated_at: Date;
-  revision: number;
-  dropped: number | null;
-}
-
-const toCallRow = (x: CallDbRow): CallRow => ({
-  record: x.record,
-  updatedAt: iso(x.updated_at)!,
-  revision: x.revision,
-  droppedEvents: x.dropped ?? 0,
-});

@@ -1,6 +1,10 @@
 // PostgreSQL migrations: numbered and append-only. Never edit one that has shipped; add the next.
+// migrate() applies them under an advisory lock, so instances starting together do not race.
 
 import type { Migration } from '../sqlite/migrations.js';
+import type { Db } from './db.js';
+
+const MIGRATION_LOCK = 0x63616c6c72656c; // "callrel"
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -230,3 +234,40 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
 ];
+
+export async function migrate(db: Db): Promise<void> {
+  const { c, done } = await db.client();
+  let failed: unknown;
+  try {
+    await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await c.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)',
+    );
+    const done = new Set(
+      (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await c.query('BEGIN');
+      try {
+        await c.query(m.sql);
+        await c.query(
+          'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
+          [m.version, m.name],
+        );
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK');
+        throw err;
+      }
+    }
+  } catch (err) {
+    failed = err;
+    throw err;
+  } finally {
+    await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    done(failed);
+  }
+}
