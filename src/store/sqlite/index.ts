@@ -4,14 +4,11 @@
 // rules (how a request and its events are filed, how a call is refolded) are the domain's
 // (domain/inbox.ts, domain/refold.ts); this file only reads and writes rows.
 
-import { mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { closeRequest } from '../../domain/close.js';
 import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import {
   assumeNew,
-  DEFAULT_MAX_EVENTS_PER_CALL,
   droppedFiling,
   fileRequest,
   isEarlier,
@@ -24,7 +21,7 @@ import {
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
-import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
+import { dueAt, type Routing } from '../../domain/routing.js';
 import {
   AGENTS_WITHOUT_USER_SQL,
   BACKFILL_UPSERT_SQL,
@@ -77,8 +74,7 @@ import type {
   StoreStats,
   SessionRow,
 } from '../types.js';
-import { LostDatabaseError } from './marker.js';
-import { MIGRATIONS } from './migrations.js';
+import { SqliteConnection, type SqliteOptions } from './connection.js';
 
 interface InboxDbRow {
   id: number;
@@ -125,52 +121,19 @@ interface DeliveryDbRow {
   updated_at: string;
 }
 
-export interface SqliteOptions {
-  busyTimeoutMs?: number;
-  /**
-   * Cap on the file size: past it, writes fail ("database or disk is full") and requests get 503.
-   */
-  maxSizeMB?: number;
-  /** Routes and target timing: a changed call becomes due work in the same transaction. */
-  routing?: Routing;
-  /** Distinct events a call keeps (domain/inbox.ts). */
-  maxEventsPerCall?: number;
-}
+export type { SqliteOptions } from './connection.js';
 
 export class SqliteStore implements Store {
   readonly backend = 'sqlite' as const;
   readonly path: string;
+  private readonly conn: SqliteConnection;
   private readonly db: Database.Database;
   private readonly stmts;
 
-  private routing: Routing;
-  private readonly maxEvents: number;
-  /** The file this connection opened: another (or none) at `path` later means it was lost. */
-  private readonly identity: { dev: number; ino: number } | undefined;
-  private lost: LostDatabaseError | undefined;
-
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
-    this.routing = opts.routing ?? NO_ROUTING;
-    this.maxEvents = opts.maxEventsPerCall ?? DEFAULT_MAX_EVENTS_PER_CALL;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    // A writer waits this long for another process's lock before the request gets 503.
-    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-    this.db.pragma('foreign_keys = ON');
-    this.migrateSync();
-    if (path !== ':memory:') {
-      const { dev, ino } = statSync(path);
-      this.identity = { dev, ino };
-    }
-    if (opts.maxSizeMB) {
-      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-      this.db.pragma(
-        `max_page_count = ${Math.max(1, Math.floor((opts.maxSizeMB * 1024 * 1024) / pageSize))}`,
-      );
-    }
+    this.conn = new SqliteConnection(path, opts);
+    this.db = this.conn.db;
     const db = this.db;
     this.stmts = {
       insertInbox: db.prepare(
@@ -336,26 +299,6 @@ export class SqliteStore implements Store {
     };
   }
 
-  private migrateSync(): void {
-    this.db.exec(
-      `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`,
-    );
-    // BEGIN IMMEDIATE takes the write lock first, so two processes opening one file do not race.
-    const run = this.db.transaction(() => {
-      const done = new Set(
-        this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[],
-      );
-      for (const m of MIGRATIONS) {
-        if (done.has(m.version)) continue;
-        this.db.exec(m.sql);
-        this.db
-          .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-          .run(m.version, m.name, new Date().toISOString());
-      }
-    });
-    run.immediate();
-  }
-
   async createSession(x: SessionRow): Promise<void> {
     this.assertFile();
     this.db
@@ -412,11 +355,11 @@ export class SqliteStore implements Store {
   }
 
   async setRouting(routing: Routing): Promise<void> {
-    this.routing = routing;
+    this.conn.routing = routing;
   }
 
   async migrate(): Promise<void> {
-    this.migrateSync();
+    this.conn.migrate();
   }
 
   async insertInbox(batch: NewInbox[]): Promise<number[]> {
@@ -426,7 +369,7 @@ export class SqliteStore implements Store {
 
   private insertOne({ req, result, provider }: NewInbox): number {
     // Filed as if every event were new (the common case); corrected below if not.
-    const guess = fileRequest(result, assumeNew(result), this.maxEvents);
+    const guess = fileRequest(result, assumeNew(result), this.conn.maxEvents);
     const info = this.stmts.insertInbox.run({
       source: req.source,
       provider,
@@ -441,7 +384,7 @@ export class SqliteStore implements Store {
       appliedAt: guess.state === 'applied' ? new Date().toISOString() : null,
     });
     const id = Number(info.lastInsertRowid);
-    const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
+    const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.conn.maxEvents);
     if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
       const appliedAt = f.state === 'applied' ? new Date().toISOString() : null;
       this.stmts.refile.run(f.state, f.reasonCode, f.reason, appliedAt, id);
@@ -476,7 +419,7 @@ export class SqliteStore implements Store {
       }
       if (callId === null) return 'new';
       const count = this.stmts.countEvent.get(req.source, callId) as number;
-      if (!overLimit(count, this.maxEvents) || keptPastLimit(event)) return 'new';
+      if (!overLimit(count, this.conn.maxEvents) || keptPastLimit(event)) return 'new';
       this.stmts.dropEvent.run(id, idx);
       const again = this.stmts.droppedBefore.get(req.source, key) !== undefined;
       this.stmts.insertLink.run(id, idx, req.source, callId, key, 'dropped');
@@ -524,7 +467,11 @@ export class SqliteStore implements Store {
         this.touchedBy(JSON.stringify([id]), touched);
         this.release(id);
         const req = { source: row.source, receivedAt: row.received_at };
-        const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
+        const f = fileRequest(
+          result,
+          this.fileEvents(id, req, result, provider),
+          this.conn.maxEvents,
+        );
         this.touchedBy(JSON.stringify([id]), touched);
         const now = new Date().toISOString();
         for (const k of touched.values()) this.refold(k, now);
@@ -603,7 +550,7 @@ export class SqliteStore implements Store {
         truncated: ((this.stmts.droppedOf.get(source, callId) as number | undefined) ?? 0) > 0,
         previous: prev?.fingerprint ?? undefined,
       },
-      this.routing,
+      this.conn.routing,
       new Date(now),
     );
     if (d.kind === 'unchanged') return;
@@ -851,7 +798,7 @@ export class SqliteStore implements Store {
       const now = new Date();
       let matched = 0;
       for (const r of rows) {
-        const due = dueAt(JSON.parse(r.record) as CallRecord, this.routing, q.target, now);
+        const due = dueAt(JSON.parse(r.record) as CallRecord, this.conn.routing, q.target, now);
         if (due === undefined) continue;
         matched++;
         if (!q.dryRun)
@@ -1042,44 +989,12 @@ export class SqliteStore implements Store {
     this.stmts.heartbeat.run(new Date().toISOString());
   }
 
-  /**
-   * Before each write: the file at `path` must still be the one this connection opened. SQLite in
-   * WAL mode goes on committing into a deleted (or replaced) file, and everything acknowledged
-   * from then on would vanish with the process. Once lost, every write fails; reads still work.
-   */
   private assertFile(): void {
-    if (this.lost) throw this.lost;
-    if (!this.identity) return;
-    let seen: { dev: number; ino: number } | undefined;
-    try {
-      seen = statSync(this.path);
-    } catch {
-      seen = undefined;
-    }
-    if (seen && seen.dev === this.identity.dev && seen.ino === this.identity.ino) return;
-    this.lost = new LostDatabaseError(
-      `the SQLite file ${this.path} was ${seen ? 'replaced' : 'deleted'} while the relay was ` +
-        `running; webhooks get 503 from now on. ${this.rescue()} Then restart the relay.`,
-    );
-    throw this.lost;
-  }
-
-  /** A copy of everything this connection can still read (the deleted file's pages and WAL). */
-  private rescue(): string {
-    const copy = `${this.path}.rescued-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    try {
-      this.db.prepare('VACUUM INTO ?').run(copy);
-      return `Everything stored so far was copied to ${copy}: move it to ${this.path}.`;
-    } catch (err) {
-      return (
-        `Saving a copy to ${copy} failed (${(err as Error).message}): the data is only in ` +
-        `this process now; restore ${this.path} from a backup.`
-      );
-    }
+    this.conn.assertFile();
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    this.conn.close();
   }
 }
 
