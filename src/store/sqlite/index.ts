@@ -6,7 +6,6 @@
 
 import Database from 'better-sqlite3';
 import { closeRequest } from '../../domain/close.js';
-import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
 import {
   assumeNew,
   droppedFiling,
@@ -21,18 +20,14 @@ import {
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
-import { dueAt, type Routing } from '../../domain/routing.js';
+import type { Routing } from '../../domain/routing.js';
 import {
   AGENTS_WITHOUT_USER_SQL,
-  BACKFILL_UPSERT_SQL,
   PRUNE_ATTEMPTS_SQL,
-  backfillNext,
-  backfillSql,
   Binder,
   RETENTION_SQL,
   callFilter,
   isoTime,
-  RETRYING_SQL,
   refusalUpsertSql,
   SOURCE_ACTIVITY_SQL,
   staleCallsSql,
@@ -40,33 +35,22 @@ import {
   whereOf,
 } from '../queries.js';
 import {
-  ATTEMPT_COLUMNS,
   toAgentWithoutUser,
-  attemptValues,
   EVENT_COLUMNS,
   eventValues,
   textReaders,
-  toAttemptRow,
-  toDeliveryRow,
   toInboxRow,
   toRefusal,
   toSourceActivity,
   toStaleCall,
   toTargetStats,
-  type AttemptsOf,
 } from '../rows.js';
 import type {
   AgentWithoutUser,
-  AttemptRow,
-  BackfillBatch,
-  BackfillQuery,
   CallKey,
   CallQuery,
   CallRow,
-  DeliveryRow,
-  DeliveryState,
   InboxRow,
-  NewAttempt,
   NewInbox,
   Refusal,
   SourceActivity,
@@ -75,6 +59,7 @@ import type {
   SessionRow,
 } from '../types.js';
 import { SqliteConnection, type SqliteOptions } from './connection.js';
+import { SqliteDeliveries } from './deliveries.js';
 
 interface InboxDbRow {
   id: number;
@@ -105,22 +90,6 @@ interface EventDbRow {
 
 const callKey = (k: CallKey): string => `${k.source}\u0000${k.callId}`;
 
-interface DeliveryDbRow {
-  id: number;
-  target: string;
-  source: string;
-  call_id: string;
-  state: DeliveryState;
-  due_at: string;
-  want_rev: number;
-  done_rev: number;
-  attempts: number;
-  first_failed_at: string | null;
-  last_error: string | null;
-  remote: string;
-  updated_at: string;
-}
-
 export type { SqliteOptions } from './connection.js';
 
 export class SqliteStore implements Store {
@@ -129,11 +98,13 @@ export class SqliteStore implements Store {
   private readonly conn: SqliteConnection;
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly deliveries: SqliteDeliveries;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
     this.conn = new SqliteConnection(path, opts);
     this.db = this.conn.db;
+    this.deliveries = new SqliteDeliveries(this.conn);
     const db = this.db;
     this.stmts = {
       insertInbox: db.prepare(
@@ -210,9 +181,6 @@ export class SqliteStore implements Store {
            first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
            state = 'due'`,
       ),
-      // A backfill adds work only where there is none (done or dead rows stay as they are, but
-      // for a dry run's).
-      backfillDelivery: db.prepare(BACKFILL_UPSERT_SQL(new Binder('sqlite'), [0, 0, 0, 0, 0, 0])),
       // Replay: a request's own events, and the earliest request that repeats one of them.
       ownEvents: db.prepare(`SELECT idx, source, call_id, key FROM events WHERE inbox_id = ?`),
       ownLinks: db.prepare(`SELECT source, call_id, kind FROM event_links WHERE inbox_id = ?`),
@@ -244,44 +212,6 @@ export class SqliteStore implements Store {
         `UPDATE call_stats SET events = events - @events, dropped = dropped - @dropped
          WHERE source = @source AND call_id = @callId`,
       ),
-      claim: db.prepare(
-        `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
-         WHERE id IN (SELECT id FROM deliveries WHERE state = 'due' AND due_at <= @now AND (lease_until IS NULL OR lease_until < @now)
-                      AND (@targets IS NULL OR target IN (SELECT value FROM json_each(@targets)))
-                      ORDER BY due_at, id LIMIT @limit)
-         RETURNING id, target, source, call_id, attempts, first_failed_at, remote`,
-      ),
-      callWithRev: db.prepare(
-        `SELECT record, revision FROM calls WHERE source = ? AND call_id = ?`,
-      ),
-      saveRemote: db.prepare(
-        `UPDATE deliveries SET remote = ?, updated_at = ? WHERE id = ? AND lease_owner = ?`,
-      ),
-      delivered: db.prepare(
-        `UPDATE deliveries SET done_rev = @rev, remote = @remote, attempts = 0, first_failed_at = NULL, last_error = NULL,
-           lease_owner = NULL, lease_until = NULL, updated_at = @now, dry_run = @dryRun,
-           state = CASE WHEN want_rev > @rev THEN 'due' ELSE 'done' END
-         WHERE id = @id AND lease_owner = @owner
-         RETURNING id, target, source, call_id, want_rev`,
-      ),
-      failed: db.prepare(
-        `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, @now), last_error = @error,
-           remote = coalesce(@remote, remote), lease_owner = NULL, lease_until = NULL, updated_at = @now,
-           dry_run = @dryRun, state = CASE WHEN @dead THEN 'dead' ELSE 'due' END, due_at = coalesce(@retryAt, due_at)
-         WHERE id = @id AND lease_owner = @owner
-         RETURNING id, target, source, call_id, want_rev`,
-      ),
-      insertAttempt: db.prepare(
-        `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS})
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      goneCall: db.prepare(
-        `UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`,
-      ),
-      release: db.prepare(
-        `UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner OR (@owner IS NULL AND lease_owner IS NOT NULL)`,
-      ),
-      getDelivery: db.prepare(`SELECT * FROM deliveries WHERE id = ?`),
       deleteCall: db.prepare(`DELETE FROM calls WHERE source = ? AND call_id = ?`),
       markApplied: db.prepare(
         `UPDATE inbox SET state = 'applied', applied_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
@@ -573,197 +503,10 @@ export class SqliteStore implements Store {
     }
   }
 
-  async claimDeliveries(q: {
-    limit: number;
-    owner: string;
-    leaseMs: number;
-    targets?: string[];
-  }): Promise<DeliveryJob[]> {
-    this.assertFile();
-    return this.db
-      .transaction(() => {
-        const now = Date.now();
-        const rows = this.stmts.claim.all({
-          owner: q.owner,
-          until: new Date(now + q.leaseMs).toISOString(),
-          now: new Date(now).toISOString(),
-          targets: q.targets ? JSON.stringify(q.targets) : null,
-          limit: q.limit,
-        }) as Pick<
-          DeliveryDbRow,
-          'id' | 'target' | 'source' | 'call_id' | 'attempts' | 'first_failed_at' | 'remote'
-        >[];
-        const jobs: DeliveryJob[] = [];
-        for (const r of rows) {
-          const call = this.stmts.callWithRev.get(r.source, r.call_id) as
-            { record: string; revision: number } | undefined;
-          if (!call) {
-            // The call went away (its requests were remapped elsewhere): nothing left to deliver.
-            this.stmts.goneCall.run(new Date(now).toISOString(), r.id);
-            continue;
-          }
-          jobs.push({
-            id: r.id,
-            target: r.target,
-            source: r.source,
-            callId: r.call_id,
-            rev: call.revision,
-            attempts: r.attempts,
-            firstFailedAt: r.first_failed_at,
-            remote: JSON.parse(r.remote) as RemoteState,
-            record: JSON.parse(call.record) as CallRow['record'],
-          });
-        }
-        return jobs;
-      })
-      .immediate();
-  }
-
-  async saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
-    this.assertFile();
-    const r = this.stmts.saveRemote.run(
-      JSON.stringify(remote),
-      new Date().toISOString(),
-      id,
-      owner,
-    );
-    if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
-  }
-
-  async finishDelivery(
-    id: number,
-    owner: string,
-    o: DeliveryOutcome,
-    attempts: NewAttempt[] = [],
-  ): Promise<void> {
-    this.assertFile();
-    this.db
-      .transaction(() => {
-        const now = new Date().toISOString();
-        const d = (
-          o.ok
-            ? this.stmts.delivered.get({
-                id,
-                owner,
-                rev: o.rev,
-                remote: JSON.stringify(o.remote),
-                now,
-                dryRun: o.dryRun ? 1 : 0,
-              })
-            : this.stmts.failed.get({
-                id,
-                owner,
-                now,
-                error: o.error,
-                dead: o.dead ? 1 : 0,
-                retryAt: o.retryAt ?? null,
-                remote: o.remote ? JSON.stringify(o.remote) : null,
-                dryRun: o.dryRun ? 1 : 0,
-              })
-        ) as AttemptsOf | undefined;
-        // Lost the lease: nothing was updated, and the run's attempts are not written either.
-        if (!d) throw new Error(`delivery ${id} is not leased to ${owner}`);
-        for (const a of attempts) this.stmts.insertAttempt.run(...attemptValues(d, o, a));
-      })
-      .immediate();
-  }
-
-  async listAttempts(q: {
-    deliveryId?: number;
-    call?: CallKey;
-    limit: number;
-    beforeId?: number;
-  }): Promise<AttemptRow[]> {
-    const b = new Binder('sqlite');
-    const where: string[] = [];
-    if (q.deliveryId !== undefined) where.push(`delivery_id = ${b.bind(q.deliveryId)}`);
-    if (q.call) {
-      where.push(`source = ${b.bind(q.call.source)} AND call_id = ${b.bind(q.call.callId)}`);
-    }
-    if (q.beforeId !== undefined) where.push(`id < ${b.bind(q.beforeId)}`);
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM delivery_attempts ${whereOf(where)} ORDER BY id DESC LIMIT ${b.bind(q.limit)}`,
-      )
-      .all(...b.values) as object[];
-    return rows.map((r) => toAttemptRow(r, textReaders));
-  }
-
   async pruneAttempts(before: string, limit: number): Promise<number> {
     this.assertFile();
     const b = new Binder('sqlite');
     return this.db.prepare(PRUNE_ATTEMPTS_SQL(b, before, limit)).run(...b.values).changes;
-  }
-
-  async releaseDeliveries(owner: string | null): Promise<number> {
-    this.assertFile();
-    return this.stmts.release.run({ owner }).changes;
-  }
-
-  async listDeliveries(q: {
-    state?: DeliveryState | 'retrying';
-    target?: string;
-    limit: number;
-    afterId?: number;
-  }): Promise<DeliveryRow[]> {
-    const b = new Binder('sqlite');
-    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
-    if (q.state === 'retrying') where.push(RETRYING_SQL);
-    else if (q.state) where.push(`state = ${b.bind(q.state)}`);
-    if (q.target !== undefined) where.push(`target = ${b.bind(q.target)}`);
-    const rows = this.db
-      .prepare(`SELECT * FROM deliveries ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
-      .all(...b.values) as DeliveryDbRow[];
-    return rows.map((x) => toDeliveryRow(x, textReaders));
-  }
-
-  async deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
-    if (!calls.length) return [];
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM deliveries WHERE (source, call_id) IN
-           (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
-         ORDER BY target, source, call_id`,
-      )
-      .all(JSON.stringify(calls.map((k) => [k.source, k.callId]))) as DeliveryDbRow[];
-    return rows.map((x) => toDeliveryRow(x, textReaders));
-  }
-
-  async getDelivery(id: number): Promise<DeliveryRow | undefined> {
-    const r = this.stmts.getDelivery.get(id) as DeliveryDbRow | undefined;
-    return r && toDeliveryRow(r, textReaders);
-  }
-
-  async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
-    this.assertFile();
-    // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
-    // is never pushed back behind where it was.
-    const set = `SET due_at = CASE WHEN state = 'due' AND due_at < @now THEN due_at ELSE @now END,
-                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
-                   first_failed_at = CASE WHEN state = 'dead' THEN NULL ELSE first_failed_at END,
-                   state = 'due', updated_at = @now`;
-    const now = new Date().toISOString();
-    if (ids === 'dead') {
-      return this.db.prepare(`UPDATE deliveries ${set} WHERE state = 'dead'`).run({ now }).changes;
-    }
-    return this.db
-      .prepare(
-        `UPDATE deliveries ${set}
-         WHERE id IN (SELECT value FROM json_each(@ids))
-           AND (state = 'dead' OR (state = 'due' AND (lease_until IS NULL OR lease_until < @now)))`,
-      )
-      .run({ now, ids: JSON.stringify(ids) }).changes;
-  }
-
-  async redeliver(ids: number[]): Promise<number> {
-    this.assertFile();
-    return this.db
-      .prepare(
-        `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL,
-           last_error = NULL, updated_at = @now
-         WHERE state = 'done' AND id IN (SELECT value FROM json_each(@ids))`,
-      )
-      .run({ now: new Date().toISOString(), ids: JSON.stringify(ids) }).changes;
   }
 
   async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
@@ -783,37 +526,6 @@ export class SqliteStore implements Store {
         });
       })
       .immediate();
-  }
-
-  async backfill(q: BackfillQuery): Promise<BackfillBatch> {
-    if (!q.dryRun) this.assertFile();
-    const run = (): BackfillBatch => {
-      const b = new Binder('sqlite');
-      const rows = this.db.prepare(backfillSql(b, q)).all(...b.values) as {
-        source: string;
-        call_id: string;
-        record: string;
-        revision: number;
-      }[];
-      const now = new Date();
-      let matched = 0;
-      for (const r of rows) {
-        const due = dueAt(JSON.parse(r.record) as CallRecord, this.conn.routing, q.target, now);
-        if (due === undefined) continue;
-        matched++;
-        if (!q.dryRun)
-          this.stmts.backfillDelivery.run(
-            q.target,
-            r.source,
-            r.call_id,
-            due,
-            r.revision,
-            now.toISOString(),
-          );
-      }
-      return { scanned: rows.length, matched, next: backfillNext(rows, q.limit) };
-    };
-    return q.dryRun ? run() : this.db.transaction(run).immediate();
   }
 
   async pruneRequests(q: {
@@ -991,6 +703,56 @@ export class SqliteStore implements Store {
 
   private assertFile(): void {
     this.conn.assertFile();
+  }
+
+  claimDeliveries(
+    ...a: Parameters<Store['claimDeliveries']>
+  ): ReturnType<Store['claimDeliveries']> {
+    return this.deliveries.claimDeliveries(...a);
+  }
+
+  saveRemote(...a: Parameters<Store['saveRemote']>): ReturnType<Store['saveRemote']> {
+    return this.deliveries.saveRemote(...a);
+  }
+
+  finishDelivery(...a: Parameters<Store['finishDelivery']>): ReturnType<Store['finishDelivery']> {
+    return this.deliveries.finishDelivery(...a);
+  }
+
+  listAttempts(...a: Parameters<Store['listAttempts']>): ReturnType<Store['listAttempts']> {
+    return this.deliveries.listAttempts(...a);
+  }
+
+  releaseDeliveries(
+    ...a: Parameters<Store['releaseDeliveries']>
+  ): ReturnType<Store['releaseDeliveries']> {
+    return this.deliveries.releaseDeliveries(...a);
+  }
+
+  listDeliveries(...a: Parameters<Store['listDeliveries']>): ReturnType<Store['listDeliveries']> {
+    return this.deliveries.listDeliveries(...a);
+  }
+
+  deliveriesOf(...a: Parameters<Store['deliveriesOf']>): ReturnType<Store['deliveriesOf']> {
+    return this.deliveries.deliveriesOf(...a);
+  }
+
+  getDelivery(...a: Parameters<Store['getDelivery']>): ReturnType<Store['getDelivery']> {
+    return this.deliveries.getDelivery(...a);
+  }
+
+  retryDeliveries(
+    ...a: Parameters<Store['retryDeliveries']>
+  ): ReturnType<Store['retryDeliveries']> {
+    return this.deliveries.retryDeliveries(...a);
+  }
+
+  redeliver(...a: Parameters<Store['redeliver']>): ReturnType<Store['redeliver']> {
+    return this.deliveries.redeliver(...a);
+  }
+
+  backfill(...a: Parameters<Store['backfill']>): ReturnType<Store['backfill']> {
+    return this.deliveries.backfill(...a);
   }
 
   async close(): Promise<void> {
