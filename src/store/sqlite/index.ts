@@ -5,17 +5,12 @@
 // (domain/inbox.ts, domain/refold.ts); this file only reads and writes rows.
 
 import Database from 'better-sqlite3';
-import { closeRequest } from '../../domain/close.js';
 import type { Routing } from '../../domain/routing.js';
 import {
   AGENTS_WITHOUT_USER_SQL,
-  PRUNE_ATTEMPTS_SQL,
   Binder,
-  RETENTION_SQL,
-  isoTime,
   refusalUpsertSql,
   SOURCE_ACTIVITY_SQL,
-  staleCallsSql,
   TARGET_COUNTS_SQL,
 } from '../queries.js';
 import {
@@ -23,12 +18,10 @@ import {
   textReaders,
   toRefusal,
   toSourceActivity,
-  toStaleCall,
   toTargetStats,
 } from '../rows.js';
 import type {
   AgentWithoutUser,
-  CallKey,
   Refusal,
   SourceActivity,
   Store,
@@ -36,6 +29,7 @@ import type {
   SessionRow,
 } from '../types.js';
 import { SqliteConnection, type SqliteOptions } from './connection.js';
+import { SqliteRetention } from './retention.js';
 import { SqliteInbox } from './inbox.js';
 import { SqliteCalls } from './calls.js';
 import { SqliteDeliveries } from './deliveries.js';
@@ -48,6 +42,7 @@ export class SqliteStore implements Store {
   private readonly conn: SqliteConnection;
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly retention: SqliteRetention;
   private readonly inbox: SqliteInbox;
   private readonly calls: SqliteCalls;
   private readonly deliveries: SqliteDeliveries;
@@ -58,6 +53,7 @@ export class SqliteStore implements Store {
     this.db = this.conn.db;
     this.calls = new SqliteCalls(this.conn);
     this.inbox = new SqliteInbox(this.conn, this.calls);
+    this.retention = new SqliteRetention(this.conn, this.inbox);
     this.deliveries = new SqliteDeliveries(this.conn);
     const db = this.db;
     this.stmts = {
@@ -128,76 +124,6 @@ export class SqliteStore implements Store {
 
   async migrate(): Promise<void> {
     this.conn.migrate();
-  }
-
-  async pruneAttempts(before: string, limit: number): Promise<number> {
-    this.assertFile();
-    const b = new Binder('sqlite');
-    return this.db.prepare(PRUNE_ATTEMPTS_SQL(b, before, limit)).run(...b.values).changes;
-  }
-
-  async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
-    this.assertFile();
-    const at = isoTime(q.at);
-    const before = isoTime(q.before);
-    // One writer at a time (BEGIN IMMEDIATE): what the query finds is still silent when the
-    // close is filed, and another process's close of the same call is already visible.
-    return this.db
-      .transaction(() => {
-        const b = new Binder('sqlite');
-        const rows = this.db.prepare(staleCallsSql(b, q)).all(...b.values) as object[];
-        return rows.map((r): CallKey => {
-          const call = toStaleCall(r, textReaders);
-          this.inbox.insertOne(closeRequest(call, at, before));
-          return { source: call.source, callId: call.callId };
-        });
-      })
-      .immediate();
-  }
-
-  async pruneRequests(q: {
-    before: string;
-    limit: number;
-  }): Promise<{ calls: number; requests: number }> {
-    this.assertFile();
-    const sql = (f: (b: Binder) => string): [string, unknown[]] => {
-      const b = new Binder('sqlite');
-      return [f(b), b.values];
-    };
-    const exec = (f: (b: Binder) => string): number => {
-      const [text, values] = sql(f);
-      return this.db.prepare(text).run(...values).changes;
-    };
-    return this.db
-      .transaction(() => {
-        const now = new Date().toISOString();
-        const [callsSql, callsArgs] = sql((b) => RETENTION_SQL.calls(b, q.before, q.limit));
-        const calls = this.db.prepare(callsSql).all(...callsArgs) as {
-          source: string;
-          call_id: string;
-        }[];
-        let requests = 0;
-        for (const { source, call_id: callId } of calls) {
-          const [idsSql, idsArgs] = sql((b) => RETENTION_SQL.requestsOf(b, source, callId));
-          const ids = this.db
-            .prepare(idsSql)
-            .pluck()
-            .all(...idsArgs) as number[];
-          exec((b) => RETENTION_SQL.eventsOf(b, source, callId));
-          exec((b) => RETENTION_SQL.linksOf(b, source, callId));
-          requests += exec((b) =>
-            RETENTION_SQL.orphans(
-              b,
-              `SELECT value FROM json_each(${b.bind(JSON.stringify(ids))})`,
-              q.before,
-            ),
-          );
-          exec((b) => RETENTION_SQL.markPruned(b, source, callId, now));
-        }
-        requests += exec((b) => RETENTION_SQL.loose(b, q.before, q.limit));
-        return { calls: calls.length, requests };
-      })
-      .immediate();
   }
 
   async stats(): Promise<StoreStats> {
@@ -323,6 +249,20 @@ export class SqliteStore implements Store {
 
   countInbox(...a: Parameters<Store['countInbox']>): ReturnType<Store['countInbox']> {
     return this.inbox.countInbox(...a);
+  }
+
+  pruneAttempts(...a: Parameters<Store['pruneAttempts']>): ReturnType<Store['pruneAttempts']> {
+    return this.retention.pruneAttempts(...a);
+  }
+
+  closeStaleCalls(
+    ...a: Parameters<Store['closeStaleCalls']>
+  ): ReturnType<Store['closeStaleCalls']> {
+    return this.retention.closeStaleCalls(...a);
+  }
+
+  pruneRequests(...a: Parameters<Store['pruneRequests']>): ReturnType<Store['pruneRequests']> {
+    return this.retention.pruneRequests(...a);
   }
 
   async close(): Promise<void> {
