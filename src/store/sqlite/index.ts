@@ -2,37 +2,17 @@
 // (fsync'd) before the relay answers 2xx. better-sqlite3 is synchronous; each method is one
 // transaction, and the group committer (store/group-commit.ts) batches requests into one. The
 // rules (how a request and its events are filed, how a call is refolded) are the domain's
-// (domain/inbox.ts, domain/refold.ts); this file only reads and writes rows.
+// (domain/inbox.ts, domain/refold.ts); the parts of this folder only read and write rows, one
+// file per concern on one shared connection (connection.ts), and this class puts them together.
 
-import Database from 'better-sqlite3';
 import type { Routing } from '../../domain/routing.js';
-import {
-  AGENTS_WITHOUT_USER_SQL,
-  Binder,
-  refusalUpsertSql,
-  SOURCE_ACTIVITY_SQL,
-  TARGET_COUNTS_SQL,
-} from '../queries.js';
-import {
-  toAgentWithoutUser,
-  textReaders,
-  toRefusal,
-  toSourceActivity,
-  toTargetStats,
-} from '../rows.js';
-import type {
-  AgentWithoutUser,
-  Refusal,
-  SourceActivity,
-  Store,
-  StoreStats,
-  SessionRow,
-} from '../types.js';
-import { SqliteConnection, type SqliteOptions } from './connection.js';
-import { SqliteRetention } from './retention.js';
-import { SqliteInbox } from './inbox.js';
+import type { Store } from '../types.js';
+import { SqliteAdmin } from './admin.js';
 import { SqliteCalls } from './calls.js';
+import { SqliteConnection, type SqliteOptions } from './connection.js';
 import { SqliteDeliveries } from './deliveries.js';
+import { SqliteInbox } from './inbox.js';
+import { SqliteRetention } from './retention.js';
 
 export type { SqliteOptions } from './connection.js';
 
@@ -40,82 +20,21 @@ export class SqliteStore implements Store {
   readonly backend = 'sqlite' as const;
   readonly path: string;
   private readonly conn: SqliteConnection;
-  private readonly db: Database.Database;
-  private readonly stmts;
-  private readonly retention: SqliteRetention;
   private readonly inbox: SqliteInbox;
   private readonly calls: SqliteCalls;
   private readonly deliveries: SqliteDeliveries;
+  private readonly retention: SqliteRetention;
+  private readonly admin: SqliteAdmin;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
     this.conn = new SqliteConnection(path, opts);
-    this.db = this.conn.db;
     this.calls = new SqliteCalls(this.conn);
+    // Filing folds the calls it touches, and housekeeping files its closes as requests.
     this.inbox = new SqliteInbox(this.conn, this.calls);
-    this.retention = new SqliteRetention(this.conn, this.inbox);
     this.deliveries = new SqliteDeliveries(this.conn);
-    const db = this.db;
-    this.stmts = {
-      heartbeat: db.prepare(
-        `INSERT INTO meta (key, value) VALUES ('heartbeat', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-      ),
-    };
-  }
-
-  async createSession(x: SessionRow): Promise<void> {
-    this.assertFile();
-    this.db
-      .prepare(
-        'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?)',
-      )
-      .run(x.id, x.createdAt, x.lastSeenAt, x.expiresAt);
-  }
-
-  async getSession(id: string): Promise<SessionRow | undefined> {
-    const r = this.db
-      .prepare(
-        'SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, expires_at AS expiresAt FROM sessions WHERE id = ?',
-      )
-      .get(id) as SessionRow | undefined;
-    return r && { ...r };
-  }
-
-  async touchSession(id: string, at: string): Promise<void> {
-    this.assertFile();
-    this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id = ?').run(at, id);
-  }
-
-  async deleteSession(id: string): Promise<void> {
-    this.assertFile();
-    this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
-  }
-
-  async deleteAllSessions(): Promise<number> {
-    this.assertFile();
-    return this.db.prepare('DELETE FROM sessions').run().changes;
-  }
-
-  async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
-    this.assertFile();
-    return this.db
-      .prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?')
-      .run(q.now, q.idleSince).changes;
-  }
-
-  async noteRefusals(rows: Refusal[]): Promise<void> {
-    this.assertFile();
-    const upsert = this.db.prepare(refusalUpsertSql((name) => `@${name}`));
-    this.db.transaction(() => {
-      for (const r of rows) upsert.run(r);
-    })();
-  }
-
-  async refusals(): Promise<Refusal[]> {
-    return this.db
-      .prepare('SELECT * FROM refusals ORDER BY source')
-      .all()
-      .map((r) => toRefusal(r as object, textReaders));
+    this.retention = new SqliteRetention(this.conn, this.inbox);
+    this.admin = new SqliteAdmin(this.conn, this.inbox);
   }
 
   async setRouting(routing: Routing): Promise<void> {
@@ -126,48 +45,43 @@ export class SqliteStore implements Store {
     this.conn.migrate();
   }
 
-  async stats(): Promise<StoreStats> {
-    return this.db.transaction(() => {
-      const now = new Date().toISOString();
-      const oldest = this.db
-        .prepare(`SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`)
-        .pluck()
-        .get() as string | undefined;
-      const counts = this.db.prepare(TARGET_COUNTS_SQL).all() as object[];
-      const due = this.db
-        .prepare(
-          `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
-           WHERE state = 'due' AND due_at <= ? GROUP BY target`,
-        )
-        .all(now) as object[];
-      return {
-        oldestPendingAt: oldest ?? null,
-        inbox: this.inbox.countInboxSync(),
-        targets: toTargetStats(counts, due, textReaders),
-      };
-    })();
+  // Filing requests and events, folding, replay (inbox.ts).
+
+  insertInbox(...a: Parameters<Store['insertInbox']>): ReturnType<Store['insertInbox']> {
+    return this.inbox.insertInbox(...a);
   }
 
-  async agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
-    const b = new Binder('sqlite');
-    const rows = this.db.prepare(AGENTS_WITHOUT_USER_SQL(b, q.since, q.limit)).all(...b.values);
-    return (rows as object[]).map((r) => toAgentWithoutUser(r, textReaders));
+  applyPending(...a: Parameters<Store['applyPending']>): ReturnType<Store['applyPending']> {
+    return this.inbox.applyPending(...a);
   }
 
-  async sourceActivity(): Promise<SourceActivity[]> {
-    return (this.db.prepare(SOURCE_ACTIVITY_SQL).all() as object[]).map((r) =>
-      toSourceActivity(r, textReaders),
-    );
+  remap(...a: Parameters<Store['remap']>): ReturnType<Store['remap']> {
+    return this.inbox.remap(...a);
   }
 
-  async checkWritable(): Promise<void> {
-    this.assertFile();
-    this.stmts.heartbeat.run(new Date().toISOString());
+  getInbox(...a: Parameters<Store['getInbox']>): ReturnType<Store['getInbox']> {
+    return this.inbox.getInbox(...a);
   }
 
-  private assertFile(): void {
-    this.conn.assertFile();
+  listInbox(...a: Parameters<Store['listInbox']>): ReturnType<Store['listInbox']> {
+    return this.inbox.listInbox(...a);
   }
+
+  countInbox(...a: Parameters<Store['countInbox']>): ReturnType<Store['countInbox']> {
+    return this.inbox.countInbox(...a);
+  }
+
+  // Calls (calls.ts).
+
+  listCalls(...a: Parameters<Store['listCalls']>): ReturnType<Store['listCalls']> {
+    return this.calls.listCalls(...a);
+  }
+
+  getCalls(...a: Parameters<Store['getCalls']>): ReturnType<Store['getCalls']> {
+    return this.calls.getCalls(...a);
+  }
+
+  // Deliveries, attempts and backfill (deliveries.ts).
 
   claimDeliveries(
     ...a: Parameters<Store['claimDeliveries']>
@@ -219,36 +133,10 @@ export class SqliteStore implements Store {
     return this.deliveries.backfill(...a);
   }
 
-  listCalls(...a: Parameters<Store['listCalls']>): ReturnType<Store['listCalls']> {
-    return this.calls.listCalls(...a);
-  }
+  // Retention and housekeeping (retention.ts).
 
-  getCalls(...a: Parameters<Store['getCalls']>): ReturnType<Store['getCalls']> {
-    return this.calls.getCalls(...a);
-  }
-
-  insertInbox(...a: Parameters<Store['insertInbox']>): ReturnType<Store['insertInbox']> {
-    return this.inbox.insertInbox(...a);
-  }
-
-  applyPending(...a: Parameters<Store['applyPending']>): ReturnType<Store['applyPending']> {
-    return this.inbox.applyPending(...a);
-  }
-
-  remap(...a: Parameters<Store['remap']>): ReturnType<Store['remap']> {
-    return this.inbox.remap(...a);
-  }
-
-  getInbox(...a: Parameters<Store['getInbox']>): ReturnType<Store['getInbox']> {
-    return this.inbox.getInbox(...a);
-  }
-
-  listInbox(...a: Parameters<Store['listInbox']>): ReturnType<Store['listInbox']> {
-    return this.inbox.listInbox(...a);
-  }
-
-  countInbox(...a: Parameters<Store['countInbox']>): ReturnType<Store['countInbox']> {
-    return this.inbox.countInbox(...a);
+  pruneRequests(...a: Parameters<Store['pruneRequests']>): ReturnType<Store['pruneRequests']> {
+    return this.retention.pruneRequests(...a);
   }
 
   pruneAttempts(...a: Parameters<Store['pruneAttempts']>): ReturnType<Store['pruneAttempts']> {
@@ -261,8 +149,58 @@ export class SqliteStore implements Store {
     return this.retention.closeStaleCalls(...a);
   }
 
-  pruneRequests(...a: Parameters<Store['pruneRequests']>): ReturnType<Store['pruneRequests']> {
-    return this.retention.pruneRequests(...a);
+  // Sessions, refusals, stats and activity (admin.ts).
+
+  stats(...a: Parameters<Store['stats']>): ReturnType<Store['stats']> {
+    return this.admin.stats(...a);
+  }
+
+  agentsWithoutUser(
+    ...a: Parameters<Store['agentsWithoutUser']>
+  ): ReturnType<Store['agentsWithoutUser']> {
+    return this.admin.agentsWithoutUser(...a);
+  }
+
+  sourceActivity(...a: Parameters<Store['sourceActivity']>): ReturnType<Store['sourceActivity']> {
+    return this.admin.sourceActivity(...a);
+  }
+
+  checkWritable(...a: Parameters<Store['checkWritable']>): ReturnType<Store['checkWritable']> {
+    return this.admin.checkWritable(...a);
+  }
+
+  createSession(...a: Parameters<Store['createSession']>): ReturnType<Store['createSession']> {
+    return this.admin.createSession(...a);
+  }
+
+  getSession(...a: Parameters<Store['getSession']>): ReturnType<Store['getSession']> {
+    return this.admin.getSession(...a);
+  }
+
+  touchSession(...a: Parameters<Store['touchSession']>): ReturnType<Store['touchSession']> {
+    return this.admin.touchSession(...a);
+  }
+
+  deleteSession(...a: Parameters<Store['deleteSession']>): ReturnType<Store['deleteSession']> {
+    return this.admin.deleteSession(...a);
+  }
+
+  deleteAllSessions(
+    ...a: Parameters<Store['deleteAllSessions']>
+  ): ReturnType<Store['deleteAllSessions']> {
+    return this.admin.deleteAllSessions(...a);
+  }
+
+  pruneSessions(...a: Parameters<Store['pruneSessions']>): ReturnType<Store['pruneSessions']> {
+    return this.admin.pruneSessions(...a);
+  }
+
+  noteRefusals(...a: Parameters<Store['noteRefusals']>): ReturnType<Store['noteRefusals']> {
+    return this.admin.noteRefusals(...a);
+  }
+
+  refusals(...a: Parameters<Store['refusals']>): ReturnType<Store['refusals']> {
+    return this.admin.refusals(...a);
   }
 
   async close(): Promise<void> {
