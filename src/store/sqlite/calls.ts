@@ -117,7 +117,10 @@ export class SqliteCalls {
     return rows.map(toCallRow);
   }
 
-  /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */
+  /**
+   * Read the call's rows, let the domain decide (domain/refold.ts), write what it says. Inside the
+   * caller's transaction (the inbox's fold or replay).
+   */
   refold({ source, callId }: CallKey, now: string): void {
     const prev = this.stmts.previous.get(source, callId) as
       { fingerprint: string | null; pruned_at: string | null } | undefined;

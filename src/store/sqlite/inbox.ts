@@ -140,6 +140,72 @@ export class SqliteInbox {
     return this.db.transaction(() => batch.map((n) => this.insertOne(n))).immediate();
   }
 
+  /** Files one request in the caller's transaction (insertInbox, or a close from retention.ts). */
+  insertOne({ req, result, provider }: NewInbox): number {
+    // Filed as if every event were new (the common case); corrected below if not.
+    const guess = fileRequest(result, assumeNew(result), this.conn.maxEvents);
+    const info = this.stmts.insertInbox.run({
+      source: req.source,
+      provider,
+      kind: req.kind,
+      receivedAt: req.receivedAt,
+      method: req.method,
+      query: req.query,
+      contentType: req.contentType,
+      headers: JSON.stringify(req.headers),
+      body: req.body,
+      ...guess,
+      appliedAt: guess.state === 'applied' ? new Date().toISOString() : null,
+    });
+    const id = Number(info.lastInsertRowid);
+    const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.conn.maxEvents);
+    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
+      const appliedAt = f.state === 'applied' ? new Date().toISOString() : null;
+      this.stmts.refile.run(f.state, f.reasonCode, f.reason, appliedAt, id);
+    }
+    return id;
+  }
+
+  /** Store each event of a request as new, a copy of a stored one, or dropped over the limit. */
+  private fileEvents(
+    id: number,
+    req: Pick<RawRequest, 'source' | 'receivedAt'>,
+    result: MapResult,
+    provider: string,
+  ): EventFiling[] {
+    if (result.status !== 'mapped') return [];
+    return result.events.map((event, idx): EventFiling => {
+      const at = { inboxId: id, idx, source: req.source, provider, receivedAt: req.receivedAt };
+      const { key, callId, values } = eventValues(at, event);
+      if (!this.stmts.insertEvent.run(...values).changes) {
+        // Stored already: this request repeats it, unless it carries it from an earlier place.
+        // By call and key, as the unique index has them (migration 8).
+        const call = callId ?? '';
+        const owner = this.stmts.ownerOf.get(req.source, call, key) as EventPlace;
+        if (isEarlier({ inboxId: id, idx }, owner)) {
+          const { source, provider, receivedAt } = at;
+          this.stmts.takeOver.run({ inbox: id, idx, receivedAt, provider, source, call, key });
+          this.stmts.insertLink.run(owner.inboxId, owner.idx, req.source, callId, key, 'copy');
+          return 'new';
+        }
+        this.stmts.insertLink.run(id, idx, req.source, callId, key, 'copy');
+        return 'copy';
+      }
+      if (callId === null) return 'new';
+      const count = this.stmts.countEvent.get(req.source, callId) as number;
+      if (!overLimit(count, this.conn.maxEvents) || keptPastLimit(event)) return 'new';
+      this.stmts.dropEvent.run(id, idx);
+      const again = this.stmts.droppedBefore.get(req.source, key) !== undefined;
+      this.stmts.insertLink.run(id, idx, req.source, callId, key, 'dropped');
+      if (again) {
+        // A repeat of an event dropped before: dropped again, not counted again.
+        this.stmts.uncount.run({ source: req.source, callId, events: 1, dropped: 0 });
+        return 'dropped';
+      }
+      return droppedFiling(this.stmts.countDropped.get(req.source, callId) as number);
+    });
+  }
+
   async applyPending(limit: number): Promise<number> {
     this.conn.assertFile();
     // Folding commits without its own fsync: everything it writes is derived from committed
@@ -218,71 +284,6 @@ export class SqliteInbox {
     return this.countInboxSync();
   }
 
-  insertOne({ req, result, provider }: NewInbox): number {
-    // Filed as if every event were new (the common case); corrected below if not.
-    const guess = fileRequest(result, assumeNew(result), this.conn.maxEvents);
-    const info = this.stmts.insertInbox.run({
-      source: req.source,
-      provider,
-      kind: req.kind,
-      receivedAt: req.receivedAt,
-      method: req.method,
-      query: req.query,
-      contentType: req.contentType,
-      headers: JSON.stringify(req.headers),
-      body: req.body,
-      ...guess,
-      appliedAt: guess.state === 'applied' ? new Date().toISOString() : null,
-    });
-    const id = Number(info.lastInsertRowid);
-    const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.conn.maxEvents);
-    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
-      const appliedAt = f.state === 'applied' ? new Date().toISOString() : null;
-      this.stmts.refile.run(f.state, f.reasonCode, f.reason, appliedAt, id);
-    }
-    return id;
-  }
-
-  /** Store each event of a request as new, a copy of a stored one, or dropped over the limit. */
-  private fileEvents(
-    id: number,
-    req: Pick<RawRequest, 'source' | 'receivedAt'>,
-    result: MapResult,
-    provider: string,
-  ): EventFiling[] {
-    if (result.status !== 'mapped') return [];
-    return result.events.map((event, idx): EventFiling => {
-      const at = { inboxId: id, idx, source: req.source, provider, receivedAt: req.receivedAt };
-      const { key, callId, values } = eventValues(at, event);
-      if (!this.stmts.insertEvent.run(...values).changes) {
-        // Stored already: this request repeats it, unless it carries it from an earlier place.
-        // By call and key, as the unique index has them (migration 8).
-        const call = callId ?? '';
-        const owner = this.stmts.ownerOf.get(req.source, call, key) as EventPlace;
-        if (isEarlier({ inboxId: id, idx }, owner)) {
-          const { source, provider, receivedAt } = at;
-          this.stmts.takeOver.run({ inbox: id, idx, receivedAt, provider, source, call, key });
-          this.stmts.insertLink.run(owner.inboxId, owner.idx, req.source, callId, key, 'copy');
-          return 'new';
-        }
-        this.stmts.insertLink.run(id, idx, req.source, callId, key, 'copy');
-        return 'copy';
-      }
-      if (callId === null) return 'new';
-      const count = this.stmts.countEvent.get(req.source, callId) as number;
-      if (!overLimit(count, this.conn.maxEvents) || keptPastLimit(event)) return 'new';
-      this.stmts.dropEvent.run(id, idx);
-      const again = this.stmts.droppedBefore.get(req.source, key) !== undefined;
-      this.stmts.insertLink.run(id, idx, req.source, callId, key, 'dropped');
-      if (again) {
-        // A repeat of an event dropped before: dropped again, not counted again.
-        this.stmts.uncount.run({ source: req.source, callId, events: 1, dropped: 0 });
-        return 'dropped';
-      }
-      return droppedFiling(this.stmts.countDropped.get(req.source, callId) as number);
-    });
-  }
-
   /**
    * Take a request's events and links away before it is mapped again. An event another request
    * repeats passes to the earliest such request, so that the call keeps it.
@@ -330,6 +331,7 @@ export class SqliteInbox {
     for (const k of this.stmts.touchedBy.all({ ids }) as CallKey[]) into.set(callKey(k), k);
   }
 
+  /** countInbox inside the caller's transaction (stats). */
   countInboxSync(): Record<InboxState, number> {
     const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
     for (const r of this.db
