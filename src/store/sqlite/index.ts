@@ -2,1110 +2,208 @@
 // (fsync'd) before the relay answers 2xx. better-sqlite3 is synchronous; each method is one
 // transaction, and the group committer (store/group-commit.ts) batches requests into one. The
 // rules (how a request and its events are filed, how a call is refolded) are the domain's
-// (domain/inbox.ts, domain/refold.ts); this file only reads and writes rows.
+// (domain/inbox.ts, domain/refold.ts); the parts of this folder only read and write rows, one
+// file per concern on one shared connection (connection.ts), and this class puts them together.
 
-import { mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
-import { closeRequest } from '../../domain/close.js';
-import type { DeliveryJob, DeliveryOutcome, RemoteState } from '../../domain/delivery.js';
-import {
-  assumeNew,
-  DEFAULT_MAX_EVENTS_PER_CALL,
-  droppedFiling,
-  fileRequest,
-  isEarlier,
-  keptPastLimit,
-  overLimit,
-  type EventFiling,
-  type EventPlace,
-  type InboxState,
-} from '../../domain/inbox.js';
-import type { CallEvent, CallRecord } from '../../domain/model.js';
-import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
-import type { MapResult, RawRequest } from '../../domain/request.js';
-import { dueAt, NO_ROUTING, type Routing } from '../../domain/routing.js';
-import {
-  AGENTS_WITHOUT_USER_SQL,
-  BACKFILL_UPSERT_SQL,
-  PRUNE_ATTEMPTS_SQL,
-  backfillNext,
-  backfillSql,
-  Binder,
-  RETENTION_SQL,
-  callFilter,
-  isoTime,
-  RETRYING_SQL,
-  refusalUpsertSql,
-  SOURCE_ACTIVITY_SQL,
-  staleCallsSql,
-  TARGET_COUNTS_SQL,
-  whereOf,
-} from '../queries.js';
-import {
-  ATTEMPT_COLUMNS,
-  toAgentWithoutUser,
-  attemptValues,
-  EVENT_COLUMNS,
-  eventValues,
-  textReaders,
-  toAttemptRow,
-  toDeliveryRow,
-  toInboxRow,
-  toRefusal,
-  toSourceActivity,
-  toStaleCall,
-  toTargetStats,
-  type AttemptsOf,
-} from '../rows.js';
-import type {
-  AgentWithoutUser,
-  AttemptRow,
-  BackfillBatch,
-  BackfillQuery,
-  CallKey,
-  CallQuery,
-  CallRow,
-  DeliveryRow,
-  DeliveryState,
-  InboxRow,
-  NewAttempt,
-  NewInbox,
-  Refusal,
-  SourceActivity,
-  Store,
-  StoreStats,
-  SessionRow,
-} from '../types.js';
-import { LostDatabaseError } from './marker.js';
-import { MIGRATIONS } from './migrations.js';
+import type { Routing } from '../../domain/routing.js';
+import type { Store } from '../types.js';
+import { SqliteAdmin } from './admin.js';
+import { SqliteCalls } from './calls.js';
+import { SqliteConnection, type SqliteOptions } from './connection.js';
+import { SqliteDeliveries } from './deliveries.js';
+import { SqliteInbox } from './inbox.js';
+import { SqliteRetention } from './retention.js';
 
-interface InboxDbRow {
-  id: number;
-  source: string;
-  provider: string;
-  kind: string;
-  received_at: string;
-  method: string;
-  query: string;
-  content_type: string | null;
-  headers: string;
-  body: Buffer;
-  state: InboxState;
-  rule: string | null;
-  reason_code: string | null;
-  reason: string | null;
-  replays: number;
-}
-
-interface EventDbRow {
-  inbox_id: number;
-  idx: number;
-  provider: string;
-  received_at: string;
-  key: string;
-  body: string;
-}
-
-const callKey = (k: CallKey): string => `${k.source}\u0000${k.callId}`;
-
-interface DeliveryDbRow {
-  id: number;
-  target: string;
-  source: string;
-  call_id: string;
-  state: DeliveryState;
-  due_at: string;
-  want_rev: number;
-  done_rev: number;
-  attempts: number;
-  first_failed_at: string | null;
-  last_error: string | null;
-  remote: string;
-  updated_at: string;
-}
-
-export interface SqliteOptions {
-  busyTimeoutMs?: number;
-  /**
-   * Cap on the file size: past it, writes fail ("database or disk is full") and requests get 503.
-   */
-  maxSizeMB?: number;
-  /** Routes and target timing: a changed call becomes due work in the same transaction. */
-  routing?: Routing;
-  /** Distinct events a call keeps (domain/inbox.ts). */
-  maxEventsPerCall?: number;
-}
+export type { SqliteOptions } from './connection.js';
 
 export class SqliteStore implements Store {
   readonly backend = 'sqlite' as const;
   readonly path: string;
-  private readonly db: Database.Database;
-  private readonly stmts;
-
-  private routing: Routing;
-  private readonly maxEvents: number;
-  /** The file this connection opened: another (or none) at `path` later means it was lost. */
-  private readonly identity: { dev: number; ino: number } | undefined;
-  private lost: LostDatabaseError | undefined;
+  private readonly conn: SqliteConnection;
+  private readonly inbox: SqliteInbox;
+  private readonly calls: SqliteCalls;
+  private readonly deliveries: SqliteDeliveries;
+  private readonly retention: SqliteRetention;
+  private readonly admin: SqliteAdmin;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
-    this.routing = opts.routing ?? NO_ROUTING;
-    this.maxEvents = opts.maxEventsPerCall ?? DEFAULT_MAX_EVENTS_PER_CALL;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    // A writer waits this long for another process's lock before the request gets 503.
-    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-    this.db.pragma('foreign_keys = ON');
-    this.migrateSync();
-    if (path !== ':memory:') {
-      const { dev, ino } = statSync(path);
-      this.identity = { dev, ino };
-    }
-    if (opts.maxSizeMB) {
-      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-      this.db.pragma(
-        `max_page_count = ${Math.max(1, Math.floor((opts.maxSizeMB * 1024 * 1024) / pageSize))}`,
-      );
-    }
-    const db = this.db;
-    this.stmts = {
-      insertInbox: db.prepare(
-        `INSERT INTO inbox (source, provider, kind, received_at, method, query, content_type, headers, body, state, rule, reason_code, reason, applied_at)
-         VALUES (@source, @provider, @kind, @receivedAt, @method, @query, @contentType, @headers, @body, @state, @rule, @reasonCode, @reason, @appliedAt)`,
-      ),
-      // A repeat of a stored event inserts nothing (unique on source, call and content key).
-      insertEvent: db.prepare(
-        `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (source, coalesce(call_id, ''), key) DO NOTHING`,
-      ),
-      insertLink: db.prepare(
-        `INSERT INTO event_links (inbox_id, idx, source, call_id, key, kind) VALUES (?, ?, ?, ?, ?, ?)`,
-      ),
-      countEvent: db
-        .prepare(
-          `INSERT INTO call_stats (source, call_id, events) VALUES (?, ?, 1)
-           ON CONFLICT (source, call_id) DO UPDATE SET events = events + 1 RETURNING events`,
-        )
-        .pluck(),
-      dropEvent: db.prepare(`DELETE FROM events WHERE inbox_id = ? AND idx = ?`),
-      countDropped: db
-        .prepare(
-          `UPDATE call_stats SET events = events - 1, dropped = dropped + 1
-           WHERE source = ? AND call_id = ? RETURNING dropped`,
-        )
-        .pluck(),
-      pendingIds: db
-        .prepare(`SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT ?`)
-        .pluck(),
-      // The calls some requests touch (a JSON array of inbox ids, one statement for a whole fold
-      // batch): those of their events and links, and every call with an event on a channel they
-      // originated (by event, so that any of a call's channels finds it).
-      touchedBy: db.prepare(
-        `WITH ids(id) AS (SELECT value FROM json_each(@ids))
-         SELECT source, call_id AS callId FROM events WHERE inbox_id IN ids AND call_id IS NOT NULL
-         UNION SELECT source, call_id FROM event_links WHERE inbox_id IN ids AND call_id IS NOT NULL
-         UNION SELECT c.source, c.call_id FROM events o
-           JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
-           WHERE o.inbox_id IN ids AND o.type = 'originated'`,
-      ),
-      eventsOfCall: db.prepare(
-        `SELECT inbox_id, idx, provider, received_at, key, body FROM events WHERE source = ? AND call_id = ?`,
-      ),
-      originsOn: db.prepare(
-        `SELECT inbox_id, idx, provider, received_at, key, body FROM events
-         WHERE source = ? AND type = 'originated' AND channel_id IN (SELECT value FROM json_each(?))`,
-      ),
-      droppedOf: db
-        .prepare(`SELECT dropped FROM call_stats WHERE source = ? AND call_id = ?`)
-        .pluck(),
-      // NULL where a record predates fingerprints (migration 3): it is written once more.
-      previous: db.prepare(
-        `SELECT fingerprint, pruned_at FROM calls WHERE source = ? AND call_id = ?`,
-      ),
-      upsertCall: db
-        .prepare(
-          `INSERT INTO calls (source, call_id, channel_id, status, started_at, updated_at, revision, record, fingerprint)
-         VALUES (@source, @callId, @channelId, @status, @startedAt, @now, 1, @record, @fingerprint)
-         ON CONFLICT (source, call_id) DO UPDATE SET channel_id = excluded.channel_id, status = excluded.status,
-           started_at = excluded.started_at, updated_at = excluded.updated_at, revision = calls.revision + 1,
-           record = excluded.record, fingerprint = excluded.fingerprint
-         RETURNING revision`,
-        )
-        .pluck(),
-      // A change re-arms finished or dead work; work already due keeps its time (settle window,
-      // backoff).
-      dueDelivery: db.prepare(
-        `INSERT INTO deliveries (target, source, call_id, state, due_at, want_rev, updated_at)
-         VALUES (@target, @source, @callId, 'due', @dueAt, @rev, @now)
-         ON CONFLICT (target, source, call_id) DO UPDATE SET want_rev = excluded.want_rev, updated_at = excluded.updated_at,
-           due_at = CASE WHEN deliveries.state = 'due' THEN deliveries.due_at ELSE excluded.due_at END,
-           attempts = CASE WHEN deliveries.state = 'due' THEN deliveries.attempts ELSE 0 END,
-           first_failed_at = CASE WHEN deliveries.state = 'due' THEN deliveries.first_failed_at ELSE NULL END,
-           state = 'due'`,
-      ),
-      // A backfill adds work only where there is none (done or dead rows stay as they are, but
-      // for a dry run's).
-      backfillDelivery: db.prepare(BACKFILL_UPSERT_SQL(new Binder('sqlite'), [0, 0, 0, 0, 0, 0])),
-      // Replay: a request's own events, and the earliest request that repeats one of them.
-      ownEvents: db.prepare(`SELECT idx, source, call_id, key FROM events WHERE inbox_id = ?`),
-      ownLinks: db.prepare(`SELECT source, call_id, kind FROM event_links WHERE inbox_id = ?`),
-      heir: db.prepare(
-        `SELECT l.inbox_id, l.idx, i.received_at, i.provider FROM event_links l JOIN inbox i ON i.id = l.inbox_id
-         WHERE l.source = ? AND l.key = ? AND l.kind = 'copy' AND l.inbox_id <> ?
-         ORDER BY l.inbox_id, l.idx LIMIT 1`,
-      ),
-      handOver: db.prepare(
-        `UPDATE events SET inbox_id = @toInbox, idx = @toIdx, received_at = @receivedAt, provider = @provider
-         WHERE inbox_id = @inbox AND idx = @idx`,
-      ),
-      deleteLink: db.prepare(`DELETE FROM event_links WHERE inbox_id = ? AND idx = ?`),
-      ownerOf: db.prepare(
-        `SELECT inbox_id AS inboxId, idx FROM events
-         WHERE source = ? AND coalesce(call_id, '') = ? AND key = ?`,
-      ),
-      takeOver: db.prepare(
-        `UPDATE events SET inbox_id = @inbox, idx = @idx, received_at = @receivedAt, provider = @provider
-         WHERE source = @source AND coalesce(call_id, '') = @call AND key = @key`,
-      ),
-      droppedBefore: db
-        .prepare(
-          `SELECT 1 FROM event_links WHERE source = ? AND key = ? AND kind = 'dropped' LIMIT 1`,
-        )
-        .pluck(),
-      deleteLinks: db.prepare(`DELETE FROM event_links WHERE inbox_id = ?`),
-      uncount: db.prepare(
-        `UPDATE call_stats SET events = events - @events, dropped = dropped - @dropped
-         WHERE source = @source AND call_id = @callId`,
-      ),
-      claim: db.prepare(
-        `UPDATE deliveries SET lease_owner = @owner, lease_until = @until
-         WHERE id IN (SELECT id FROM deliveries WHERE state = 'due' AND due_at <= @now AND (lease_until IS NULL OR lease_until < @now)
-                      AND (@targets IS NULL OR target IN (SELECT value FROM json_each(@targets)))
-                      ORDER BY due_at, id LIMIT @limit)
-         RETURNING id, target, source, call_id, attempts, first_failed_at, remote`,
-      ),
-      callWithRev: db.prepare(
-        `SELECT record, revision FROM calls WHERE source = ? AND call_id = ?`,
-      ),
-      saveRemote: db.prepare(
-        `UPDATE deliveries SET remote = ?, updated_at = ? WHERE id = ? AND lease_owner = ?`,
-      ),
-      delivered: db.prepare(
-        `UPDATE deliveries SET done_rev = @rev, remote = @remote, attempts = 0, first_failed_at = NULL, last_error = NULL,
-           lease_owner = NULL, lease_until = NULL, updated_at = @now, dry_run = @dryRun,
-           state = CASE WHEN want_rev > @rev THEN 'due' ELSE 'done' END
-         WHERE id = @id AND lease_owner = @owner
-         RETURNING id, target, source, call_id, want_rev`,
-      ),
-      failed: db.prepare(
-        `UPDATE deliveries SET attempts = attempts + 1, first_failed_at = coalesce(first_failed_at, @now), last_error = @error,
-           remote = coalesce(@remote, remote), lease_owner = NULL, lease_until = NULL, updated_at = @now,
-           dry_run = @dryRun, state = CASE WHEN @dead THEN 'dead' ELSE 'due' END, due_at = coalesce(@retryAt, due_at)
-         WHERE id = @id AND lease_owner = @owner
-         RETURNING id, target, source, call_id, want_rev`,
-      ),
-      insertAttempt: db.prepare(
-        `INSERT INTO delivery_attempts (${ATTEMPT_COLUMNS})
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      goneCall: db.prepare(
-        `UPDATE deliveries SET state = 'done', last_error = 'the call no longer exists', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`,
-      ),
-      release: db.prepare(
-        `UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = @owner OR (@owner IS NULL AND lease_owner IS NOT NULL)`,
-      ),
-      getDelivery: db.prepare(`SELECT * FROM deliveries WHERE id = ?`),
-      deleteCall: db.prepare(`DELETE FROM calls WHERE source = ? AND call_id = ?`),
-      markApplied: db.prepare(
-        `UPDATE inbox SET state = 'applied', applied_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
-      ),
-      refile: db.prepare(
-        `UPDATE inbox SET state = ?, reason_code = ?, reason = ?, applied_at = ? WHERE id = ?`,
-      ),
-      setState: db.prepare(
-        `UPDATE inbox SET state = ?, provider = ?, rule = ?, reason_code = ?, reason = ?, replays = replays + 1, applied_at = ? WHERE id = ?`,
-      ),
-      getInbox: db.prepare(`SELECT * FROM inbox WHERE id = ?`),
-      heartbeat: db.prepare(
-        `INSERT INTO meta (key, value) VALUES ('heartbeat', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-      ),
-    };
-  }
-
-  private migrateSync(): void {
-    this.db.exec(
-      `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`,
-    );
-    // BEGIN IMMEDIATE takes the write lock first, so two processes opening one file do not race.
-    const run = this.db.transaction(() => {
-      const done = new Set(
-        this.db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[],
-      );
-      for (const m of MIGRATIONS) {
-        if (done.has(m.version)) continue;
-        this.db.exec(m.sql);
-        this.db
-          .prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-          .run(m.version, m.name, new Date().toISOString());
-      }
-    });
-    run.immediate();
-  }
-
-  async createSession(x: SessionRow): Promise<void> {
-    this.assertFile();
-    this.db
-      .prepare(
-        'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?)',
-      )
-      .run(x.id, x.createdAt, x.lastSeenAt, x.expiresAt);
-  }
-
-  async getSession(id: string): Promise<SessionRow | undefined> {
-    const r = this.db
-      .prepare(
-        'SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, expires_at AS expiresAt FROM sessions WHERE id = ?',
-      )
-      .get(id) as SessionRow | undefined;
-    return r && { ...r };
-  }
-
-  async touchSession(id: string, at: string): Promise<void> {
-    this.assertFile();
-    this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id = ?').run(at, id);
-  }
-
-  async deleteSession(id: string): Promise<void> {
-    this.assertFile();
-    this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
-  }
-
-  async deleteAllSessions(): Promise<number> {
-    this.assertFile();
-    return this.db.prepare('DELETE FROM sessions').run().changes;
-  }
-
-  async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
-    this.assertFile();
-    return this.db
-      .prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?')
-      .run(q.now, q.idleSince).changes;
-  }
-
-  async noteRefusals(rows: Refusal[]): Promise<void> {
-    this.assertFile();
-    const upsert = this.db.prepare(refusalUpsertSql((name) => `@${name}`));
-    this.db.transaction(() => {
-      for (const r of rows) upsert.run(r);
-    })();
-  }
-
-  async refusals(): Promise<Refusal[]> {
-    return this.db
-      .prepare('SELECT * FROM refusals ORDER BY source')
-      .all()
-      .map((r) => toRefusal(r as object, textReaders));
+    this.conn = new SqliteConnection(path, opts);
+    this.calls = new SqliteCalls(this.conn);
+    // Filing folds the calls it touches, and housekeeping files its closes as requests.
+    this.inbox = new SqliteInbox(this.conn, this.calls);
+    this.deliveries = new SqliteDeliveries(this.conn);
+    this.retention = new SqliteRetention(this.conn, this.inbox);
+    this.admin = new SqliteAdmin(this.conn, this.inbox);
   }
 
   async setRouting(routing: Routing): Promise<void> {
-    this.routing = routing;
+    this.conn.routing = routing;
   }
 
   async migrate(): Promise<void> {
-    this.migrateSync();
+    this.conn.migrate();
   }
 
-  async insertInbox(batch: NewInbox[]): Promise<number[]> {
-    this.assertFile();
-    return this.db.transaction(() => batch.map((n) => this.insertOne(n))).immediate();
+  // Filing requests and events, folding, replay (inbox.ts).
+
+  insertInbox(...a: Parameters<Store['insertInbox']>): ReturnType<Store['insertInbox']> {
+    return this.inbox.insertInbox(...a);
   }
 
-  private insertOne({ req, result, provider }: NewInbox): number {
-    // Filed as if every event were new (the common case); corrected below if not.
-    const guess = fileRequest(result, assumeNew(result), this.maxEvents);
-    const info = this.stmts.insertInbox.run({
-      source: req.source,
-      provider,
-      kind: req.kind,
-      receivedAt: req.receivedAt,
-      method: req.method,
-      query: req.query,
-      contentType: req.contentType,
-      headers: JSON.stringify(req.headers),
-      body: req.body,
-      ...guess,
-      appliedAt: guess.state === 'applied' ? new Date().toISOString() : null,
-    });
-    const id = Number(info.lastInsertRowid);
-    const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
-    if (f.state !== guess.state || f.reasonCode !== guess.reasonCode) {
-      const appliedAt = f.state === 'applied' ? new Date().toISOString() : null;
-      this.stmts.refile.run(f.state, f.reasonCode, f.reason, appliedAt, id);
-    }
-    return id;
+  applyPending(...a: Parameters<Store['applyPending']>): ReturnType<Store['applyPending']> {
+    return this.inbox.applyPending(...a);
   }
 
-  /** Store each event of a request as new, a copy of a stored one, or dropped over the limit. */
-  private fileEvents(
-    id: number,
-    req: Pick<RawRequest, 'source' | 'receivedAt'>,
-    result: MapResult,
-    provider: string,
-  ): EventFiling[] {
-    if (result.status !== 'mapped') return [];
-    return result.events.map((event, idx): EventFiling => {
-      const at = { inboxId: id, idx, source: req.source, provider, receivedAt: req.receivedAt };
-      const { key, callId, values } = eventValues(at, event);
-      if (!this.stmts.insertEvent.run(...values).changes) {
-        // Stored already: this request repeats it, unless it carries it from an earlier place.
-        // By call and key, as the unique index has them (migration 8).
-        const call = callId ?? '';
-        const owner = this.stmts.ownerOf.get(req.source, call, key) as EventPlace;
-        if (isEarlier({ inboxId: id, idx }, owner)) {
-          const { source, provider, receivedAt } = at;
-          this.stmts.takeOver.run({ inbox: id, idx, receivedAt, provider, source, call, key });
-          this.stmts.insertLink.run(owner.inboxId, owner.idx, req.source, callId, key, 'copy');
-          return 'new';
-        }
-        this.stmts.insertLink.run(id, idx, req.source, callId, key, 'copy');
-        return 'copy';
-      }
-      if (callId === null) return 'new';
-      const count = this.stmts.countEvent.get(req.source, callId) as number;
-      if (!overLimit(count, this.maxEvents) || keptPastLimit(event)) return 'new';
-      this.stmts.dropEvent.run(id, idx);
-      const again = this.stmts.droppedBefore.get(req.source, key) !== undefined;
-      this.stmts.insertLink.run(id, idx, req.source, callId, key, 'dropped');
-      if (again) {
-        // A repeat of an event dropped before: dropped again, not counted again.
-        this.stmts.uncount.run({ source: req.source, callId, events: 1, dropped: 0 });
-        return 'dropped';
-      }
-      return droppedFiling(this.stmts.countDropped.get(req.source, callId) as number);
-    });
+  remap(...a: Parameters<Store['remap']>): ReturnType<Store['remap']> {
+    return this.inbox.remap(...a);
   }
 
-  async applyPending(limit: number): Promise<number> {
-    this.assertFile();
-    // Folding commits without its own fsync: everything it writes is derived from committed
-    // inbox rows, a lost fold is redone (the rows stay pending), and the next FULL commit of the
-    // inbox flushes these WAL frames anyway. It halves the fsyncs under load.
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      return this.db
-        .transaction(() => {
-          const ids = this.stmts.pendingIds.all(limit) as number[];
-          if (!ids.length) return 0;
-          const touched = new Map<string, CallKey>();
-          const batch = JSON.stringify(ids);
-          this.touchedBy(batch, touched);
-          const now = new Date().toISOString();
-          for (const k of touched.values()) this.refold(k, now);
-          this.stmts.markApplied.run(now, batch);
-          return ids.length;
-        })
-        .immediate();
-    } finally {
-      this.db.pragma('synchronous = FULL');
-    }
+  getInbox(...a: Parameters<Store['getInbox']>): ReturnType<Store['getInbox']> {
+    return this.inbox.getInbox(...a);
   }
 
-  async remap(id: number, result: MapResult, provider: string): Promise<void> {
-    this.assertFile();
-    this.db
-      .transaction(() => {
-        const row = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
-        if (!row) throw new Error(`no stored request ${id}`);
-        const touched = new Map<string, CallKey>();
-        this.touchedBy(JSON.stringify([id]), touched);
-        this.release(id);
-        const req = { source: row.source, receivedAt: row.received_at };
-        const f = fileRequest(result, this.fileEvents(id, req, result, provider), this.maxEvents);
-        this.touchedBy(JSON.stringify([id]), touched);
-        const now = new Date().toISOString();
-        for (const k of touched.values()) this.refold(k, now);
-        // A replay folds at once: what would be pending is applied.
-        const state = f.state === 'pending' ? 'applied' : f.state;
-        const appliedAt = state === 'applied' ? now : null;
-        this.stmts.setState.run(state, provider, f.rule, f.reasonCode, f.reason, appliedAt, id);
-      })
-      .immediate();
+  listInbox(...a: Parameters<Store['listInbox']>): ReturnType<Store['listInbox']> {
+    return this.inbox.listInbox(...a);
   }
 
-  /**
-   * Take a request's events and links away before it is mapped again. An event another request
-   * repeats passes to the earliest such request, so that the call keeps it.
-   */
-  private release(id: number): void {
-    for (const e of this.stmts.ownEvents.all(id) as {
-      idx: number;
-      source: string;
-      call_id: string | null;
-      key: string;
-    }[]) {
-      const heir = this.stmts.heir.get(e.source, e.key, id) as
-        { inbox_id: number; idx: number; received_at: string; provider: string } | undefined;
-      if (heir) {
-        this.stmts.handOver.run({
-          toInbox: heir.inbox_id,
-          toIdx: heir.idx,
-          receivedAt: heir.received_at,
-          provider: heir.provider,
-          inbox: id,
-          idx: e.idx,
-        });
-        this.stmts.deleteLink.run(heir.inbox_id, heir.idx);
-        continue;
-      }
-      this.stmts.dropEvent.run(id, e.idx);
-      if (e.call_id !== null) {
-        this.stmts.uncount.run({ source: e.source, callId: e.call_id, events: 1, dropped: 0 });
-      }
-    }
-    for (const l of this.stmts.ownLinks.all(id) as {
-      source: string;
-      call_id: string | null;
-      kind: string;
-    }[]) {
-      if (l.kind === 'dropped' && l.call_id !== null) {
-        this.stmts.uncount.run({ source: l.source, callId: l.call_id, events: 0, dropped: 1 });
-      }
-    }
-    this.stmts.deleteLinks.run(id);
+  countInbox(...a: Parameters<Store['countInbox']>): ReturnType<Store['countInbox']> {
+    return this.inbox.countInbox(...a);
   }
 
-  /** Adds the calls the requests touch (`ids`: a JSON array of inbox ids) to `into`. */
-  private touchedBy(ids: string, into: Map<string, CallKey>): void {
-    for (const k of this.stmts.touchedBy.all({ ids }) as CallKey[]) into.set(callKey(k), k);
+  // Calls (calls.ts).
+
+  listCalls(...a: Parameters<Store['listCalls']>): ReturnType<Store['listCalls']> {
+    return this.calls.listCalls(...a);
   }
 
-  /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */
-  private refold({ source, callId }: CallKey, now: string): void {
-    const prev = this.stmts.previous.get(source, callId) as
-      { fingerprint: string | null; pruned_at: string | null } | undefined;
-    // Its raw requests are gone (retention): what is left would rebuild a wrong record.
-    if (prev?.pruned_at) return;
-    const events = (this.stmts.eventsOfCall.all(source, callId) as EventDbRow[]).map(toEventRow);
-    const channels = channelsOf(events);
-    const origins = channels.length
-      ? (this.stmts.originsOn.all(source, JSON.stringify(channels)) as EventDbRow[]).map(toEventRow)
-      : [];
-    const d = refoldCall(
-      {
-        source,
-        callId,
-        events,
-        origins,
-        truncated: ((this.stmts.droppedOf.get(source, callId) as number | undefined) ?? 0) > 0,
-        previous: prev?.fingerprint ?? undefined,
-      },
-      this.routing,
-      new Date(now),
-    );
-    if (d.kind === 'unchanged') return;
-    if (d.kind === 'delete') {
-      this.stmts.deleteCall.run(source, callId);
-      return;
-    }
-    const rev = this.stmts.upsertCall.get({
-      source,
-      callId,
-      channelId: d.record.channelId,
-      status: d.record.status,
-      startedAt: d.record.startedAt,
-      now,
-      record: d.json,
-      fingerprint: d.fingerprint,
-    }) as number;
-    for (const t of d.due) {
-      this.stmts.dueDelivery.run({ target: t.target, source, callId, dueAt: t.dueAt, rev, now });
-    }
+  getCalls(...a: Parameters<Store['getCalls']>): ReturnType<Store['getCalls']> {
+    return this.calls.getCalls(...a);
   }
 
-  async claimDeliveries(q: {
-    limit: number;
-    owner: string;
-    leaseMs: number;
-    targets?: string[];
-  }): Promise<DeliveryJob[]> {
-    this.assertFile();
-    return this.db
-      .transaction(() => {
-        const now = Date.now();
-        const rows = this.stmts.claim.all({
-          owner: q.owner,
-          until: new Date(now + q.leaseMs).toISOString(),
-          now: new Date(now).toISOString(),
-          targets: q.targets ? JSON.stringify(q.targets) : null,
-          limit: q.limit,
-        }) as Pick<
-          DeliveryDbRow,
-          'id' | 'target' | 'source' | 'call_id' | 'attempts' | 'first_failed_at' | 'remote'
-        >[];
-        const jobs: DeliveryJob[] = [];
-        for (const r of rows) {
-          const call = this.stmts.callWithRev.get(r.source, r.call_id) as
-            { record: string; revision: number } | undefined;
-          if (!call) {
-            // The call went away (its requests were remapped elsewhere): nothing left to deliver.
-            this.stmts.goneCall.run(new Date(now).toISOString(), r.id);
-            continue;
-          }
-          jobs.push({
-            id: r.id,
-            target: r.target,
-            source: r.source,
-            callId: r.call_id,
-            rev: call.revision,
-            attempts: r.attempts,
-            firstFailedAt: r.first_failed_at,
-            remote: JSON.parse(r.remote) as RemoteState,
-            record: JSON.parse(call.record) as CallRow['record'],
-          });
-        }
-        return jobs;
-      })
-      .immediate();
+  // Deliveries, attempts and backfill (deliveries.ts).
+
+  claimDeliveries(
+    ...a: Parameters<Store['claimDeliveries']>
+  ): ReturnType<Store['claimDeliveries']> {
+    return this.deliveries.claimDeliveries(...a);
   }
 
-  async saveRemote(id: number, owner: string, remote: RemoteState): Promise<void> {
-    this.assertFile();
-    const r = this.stmts.saveRemote.run(
-      JSON.stringify(remote),
-      new Date().toISOString(),
-      id,
-      owner,
-    );
-    if (r.changes !== 1) throw new Error(`delivery ${id} is not leased to ${owner}`);
+  saveRemote(...a: Parameters<Store['saveRemote']>): ReturnType<Store['saveRemote']> {
+    return this.deliveries.saveRemote(...a);
   }
 
-  async finishDelivery(
-    id: number,
-    owner: string,
-    o: DeliveryOutcome,
-    attempts: NewAttempt[] = [],
-  ): Promise<void> {
-    this.assertFile();
-    this.db
-      .transaction(() => {
-        const now = new Date().toISOString();
-        const d = (
-          o.ok
-            ? this.stmts.delivered.get({
-                id,
-                owner,
-                rev: o.rev,
-                remote: JSON.stringify(o.remote),
-                now,
-                dryRun: o.dryRun ? 1 : 0,
-              })
-            : this.stmts.failed.get({
-                id,
-                owner,
-                now,
-                error: o.error,
-                dead: o.dead ? 1 : 0,
-                retryAt: o.retryAt ?? null,
-                remote: o.remote ? JSON.stringify(o.remote) : null,
-                dryRun: o.dryRun ? 1 : 0,
-              })
-        ) as AttemptsOf | undefined;
-        // Lost the lease: nothing was updated, and the run's attempts are not written either.
-        if (!d) throw new Error(`delivery ${id} is not leased to ${owner}`);
-        for (const a of attempts) this.stmts.insertAttempt.run(...attemptValues(d, o, a));
-      })
-      .immediate();
+  finishDelivery(...a: Parameters<Store['finishDelivery']>): ReturnType<Store['finishDelivery']> {
+    return this.deliveries.finishDelivery(...a);
   }
 
-  async listAttempts(q: {
-    deliveryId?: number;
-    call?: CallKey;
-    limit: number;
-    beforeId?: number;
-  }): Promise<AttemptRow[]> {
-    const b = new Binder('sqlite');
-    const where: string[] = [];
-    if (q.deliveryId !== undefined) where.push(`delivery_id = ${b.bind(q.deliveryId)}`);
-    if (q.call) {
-      where.push(`source = ${b.bind(q.call.source)} AND call_id = ${b.bind(q.call.callId)}`);
-    }
-    if (q.beforeId !== undefined) where.push(`id < ${b.bind(q.beforeId)}`);
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM delivery_attempts ${whereOf(where)} ORDER BY id DESC LIMIT ${b.bind(q.limit)}`,
-      )
-      .all(...b.values) as object[];
-    return rows.map((r) => toAttemptRow(r, textReaders));
+  listAttempts(...a: Parameters<Store['listAttempts']>): ReturnType<Store['listAttempts']> {
+    return this.deliveries.listAttempts(...a);
   }
 
-  async pruneAttempts(before: string, limit: number): Promise<number> {
-    this.assertFile();
-    const b = new Binder('sqlite');
-    return this.db.prepare(PRUNE_ATTEMPTS_SQL(b, before, limit)).run(...b.values).changes;
+  releaseDeliveries(
+    ...a: Parameters<Store['releaseDeliveries']>
+  ): ReturnType<Store['releaseDeliveries']> {
+    return this.deliveries.releaseDeliveries(...a);
   }
 
-  async releaseDeliveries(owner: string | null): Promise<number> {
-    this.assertFile();
-    return this.stmts.release.run({ owner }).changes;
+  listDeliveries(...a: Parameters<Store['listDeliveries']>): ReturnType<Store['listDeliveries']> {
+    return this.deliveries.listDeliveries(...a);
   }
 
-  async listDeliveries(q: {
-    state?: DeliveryState | 'retrying';
-    target?: string;
-    limit: number;
-    afterId?: number;
-  }): Promise<DeliveryRow[]> {
-    const b = new Binder('sqlite');
-    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
-    if (q.state === 'retrying') where.push(RETRYING_SQL);
-    else if (q.state) where.push(`state = ${b.bind(q.state)}`);
-    if (q.target !== undefined) where.push(`target = ${b.bind(q.target)}`);
-    const rows = this.db
-      .prepare(`SELECT * FROM deliveries ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
-      .all(...b.values) as DeliveryDbRow[];
-    return rows.map((x) => toDeliveryRow(x, textReaders));
+  deliveriesOf(...a: Parameters<Store['deliveriesOf']>): ReturnType<Store['deliveriesOf']> {
+    return this.deliveries.deliveriesOf(...a);
   }
 
-  async deliveriesOf(calls: CallKey[]): Promise<DeliveryRow[]> {
-    if (!calls.length) return [];
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM deliveries WHERE (source, call_id) IN
-           (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
-         ORDER BY target, source, call_id`,
-      )
-      .all(JSON.stringify(calls.map((k) => [k.source, k.callId]))) as DeliveryDbRow[];
-    return rows.map((x) => toDeliveryRow(x, textReaders));
+  getDelivery(...a: Parameters<Store['getDelivery']>): ReturnType<Store['getDelivery']> {
+    return this.deliveries.getDelivery(...a);
   }
 
-  async getDelivery(id: number): Promise<DeliveryRow | undefined> {
-    const r = this.stmts.getDelivery.get(id) as DeliveryDbRow | undefined;
-    return r && toDeliveryRow(r, textReaders);
+  retryDeliveries(
+    ...a: Parameters<Store['retryDeliveries']>
+  ): ReturnType<Store['retryDeliveries']> {
+    return this.deliveries.retryDeliveries(...a);
   }
 
-  async retryDeliveries(ids: number[] | 'dead'): Promise<number> {
-    this.assertFile();
-    // A dead delivery starts over; a due one keeps its failure count (it is still retrying) and
-    // is never pushed back behind where it was.
-    const set = `SET due_at = CASE WHEN state = 'due' AND due_at < @now THEN due_at ELSE @now END,
-                   attempts = CASE WHEN state = 'dead' THEN 0 ELSE attempts END,
-                   first_failed_at = CASE WHEN state = 'dead' THEN NULL ELSE first_failed_at END,
-                   state = 'due', updated_at = @now`;
-    const now = new Date().toISOString();
-    if (ids === 'dead') {
-      return this.db.prepare(`UPDATE deliveries ${set} WHERE state = 'dead'`).run({ now }).changes;
-    }
-    return this.db
-      .prepare(
-        `UPDATE deliveries ${set}
-         WHERE id IN (SELECT value FROM json_each(@ids))
-           AND (state = 'dead' OR (state = 'due' AND (lease_until IS NULL OR lease_until < @now)))`,
-      )
-      .run({ now, ids: JSON.stringify(ids) }).changes;
+  redeliver(...a: Parameters<Store['redeliver']>): ReturnType<Store['redeliver']> {
+    return this.deliveries.redeliver(...a);
   }
 
-  async redeliver(ids: number[]): Promise<number> {
-    this.assertFile();
-    return this.db
-      .prepare(
-        `UPDATE deliveries SET state = 'due', due_at = @now, attempts = 0, first_failed_at = NULL,
-           last_error = NULL, updated_at = @now
-         WHERE state = 'done' AND id IN (SELECT value FROM json_each(@ids))`,
-      )
-      .run({ now: new Date().toISOString(), ids: JSON.stringify(ids) }).changes;
+  backfill(...a: Parameters<Store['backfill']>): ReturnType<Store['backfill']> {
+    return this.deliveries.backfill(...a);
   }
 
-  async closeStaleCalls(q: { before: string; at: string; limit: number }): Promise<CallKey[]> {
-    this.assertFile();
-    const at = isoTime(q.at);
-    const before = isoTime(q.before);
-    // One writer at a time (BEGIN IMMEDIATE): what the query finds is still silent when the
-    // close is filed, and another process's close of the same call is already visible.
-    return this.db
-      .transaction(() => {
-        const b = new Binder('sqlite');
-        const rows = this.db.prepare(staleCallsSql(b, q)).all(...b.values) as object[];
-        return rows.map((r): CallKey => {
-          const call = toStaleCall(r, textReaders);
-          this.insertOne(closeRequest(call, at, before));
-          return { source: call.source, callId: call.callId };
-        });
-      })
-      .immediate();
+  // Retention and housekeeping (retention.ts).
+
+  pruneRequests(...a: Parameters<Store['pruneRequests']>): ReturnType<Store['pruneRequests']> {
+    return this.retention.pruneRequests(...a);
   }
 
-  async backfill(q: BackfillQuery): Promise<BackfillBatch> {
-    if (!q.dryRun) this.assertFile();
-    const run = (): BackfillBatch => {
-      const b = new Binder('sqlite');
-      const rows = this.db.prepare(backfillSql(b, q)).all(...b.values) as {
-        source: string;
-        call_id: string;
-        record: string;
-        revision: number;
-      }[];
-      const now = new Date();
-      let matched = 0;
-      for (const r of rows) {
-        const due = dueAt(JSON.parse(r.record) as CallRecord, this.routing, q.target, now);
-        if (due === undefined) continue;
-        matched++;
-        if (!q.dryRun)
-          this.stmts.backfillDelivery.run(
-            q.target,
-            r.source,
-            r.call_id,
-            due,
-            r.revision,
-            now.toISOString(),
-          );
-      }
-      return { scanned: rows.length, matched, next: backfillNext(rows, q.limit) };
-    };
-    return q.dryRun ? run() : this.db.transaction(run).immediate();
+  pruneAttempts(...a: Parameters<Store['pruneAttempts']>): ReturnType<Store['pruneAttempts']> {
+    return this.retention.pruneAttempts(...a);
   }
 
-  async pruneRequests(q: {
-    before: string;
-    limit: number;
-  }): Promise<{ calls: number; requests: number }> {
-    this.assertFile();
-    const sql = (f: (b: Binder) => string): [string, unknown[]] => {
-      const b = new Binder('sqlite');
-      return [f(b), b.values];
-    };
-    const exec = (f: (b: Binder) => string): number => {
-      const [text, values] = sql(f);
-      return this.db.prepare(text).run(...values).changes;
-    };
-    return this.db
-      .transaction(() => {
-        const now = new Date().toISOString();
-        const [callsSql, callsArgs] = sql((b) => RETENTION_SQL.calls(b, q.before, q.limit));
-        const calls = this.db.prepare(callsSql).all(...callsArgs) as {
-          source: string;
-          call_id: string;
-        }[];
-        let requests = 0;
-        for (const { source, call_id: callId } of calls) {
-          const [idsSql, idsArgs] = sql((b) => RETENTION_SQL.requestsOf(b, source, callId));
-          const ids = this.db
-            .prepare(idsSql)
-            .pluck()
-            .all(...idsArgs) as number[];
-          exec((b) => RETENTION_SQL.eventsOf(b, source, callId));
-          exec((b) => RETENTION_SQL.linksOf(b, source, callId));
-          requests += exec((b) =>
-            RETENTION_SQL.orphans(
-              b,
-              `SELECT value FROM json_each(${b.bind(JSON.stringify(ids))})`,
-              q.before,
-            ),
-          );
-          exec((b) => RETENTION_SQL.markPruned(b, source, callId, now));
-        }
-        requests += exec((b) => RETENTION_SQL.loose(b, q.before, q.limit));
-        return { calls: calls.length, requests };
-      })
-      .immediate();
+  closeStaleCalls(
+    ...a: Parameters<Store['closeStaleCalls']>
+  ): ReturnType<Store['closeStaleCalls']> {
+    return this.retention.closeStaleCalls(...a);
   }
 
-  async stats(): Promise<StoreStats> {
-    return this.db.transaction(() => {
-      const now = new Date().toISOString();
-      const oldest = this.db
-        .prepare(`SELECT received_at FROM inbox WHERE state = 'pending' ORDER BY id LIMIT 1`)
-        .pluck()
-        .get() as string | undefined;
-      const counts = this.db.prepare(TARGET_COUNTS_SQL).all() as object[];
-      const due = this.db
-        .prepare(
-          `SELECT target, min(due_at) AS oldest_due_at FROM deliveries
-           WHERE state = 'due' AND due_at <= ? GROUP BY target`,
-        )
-        .all(now) as object[];
-      return {
-        oldestPendingAt: oldest ?? null,
-        inbox: this.countInboxSync(),
-        targets: toTargetStats(counts, due, textReaders),
-      };
-    })();
+  // Sessions, refusals, stats and activity (admin.ts).
+
+  stats(...a: Parameters<Store['stats']>): ReturnType<Store['stats']> {
+    return this.admin.stats(...a);
   }
 
-  async getInbox(id: number): Promise<InboxRow | undefined> {
-    const r = this.stmts.getInbox.get(id) as InboxDbRow | undefined;
-    return r && toInboxRow(r, textReaders);
+  agentsWithoutUser(
+    ...a: Parameters<Store['agentsWithoutUser']>
+  ): ReturnType<Store['agentsWithoutUser']> {
+    return this.admin.agentsWithoutUser(...a);
   }
 
-  async listInbox(q: {
-    state?: InboxState;
-    limit: number;
-    afterId?: number;
-    ids?: number[];
-    source?: string;
-  }): Promise<InboxRow[]> {
-    const b = new Binder('sqlite');
-    const where = [`id > ${b.bind(q.afterId ?? 0)}`];
-    if (q.state) where.push(`state = ${b.bind(q.state)}`);
-    if (q.ids) where.push(`id IN (SELECT value FROM json_each(${b.bind(JSON.stringify(q.ids))}))`);
-    if (q.source !== undefined) where.push(`source = ${b.bind(q.source)}`);
-    const rows = this.db
-      .prepare(`SELECT * FROM inbox ${whereOf(where)} ORDER BY id LIMIT ${b.bind(q.limit)}`)
-      .all(...b.values) as InboxDbRow[];
-    return rows.map((x) => toInboxRow(x, textReaders));
+  sourceActivity(...a: Parameters<Store['sourceActivity']>): ReturnType<Store['sourceActivity']> {
+    return this.admin.sourceActivity(...a);
   }
 
-  async agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
-    const b = new Binder('sqlite');
-    const rows = this.db.prepare(AGENTS_WITHOUT_USER_SQL(b, q.since, q.limit)).all(...b.values);
-    return (rows as object[]).map((r) => toAgentWithoutUser(r, textReaders));
+  checkWritable(...a: Parameters<Store['checkWritable']>): ReturnType<Store['checkWritable']> {
+    return this.admin.checkWritable(...a);
   }
 
-  async sourceActivity(): Promise<SourceActivity[]> {
-    return (this.db.prepare(SOURCE_ACTIVITY_SQL).all() as object[]).map((r) =>
-      toSourceActivity(r, textReaders),
-    );
+  createSession(...a: Parameters<Store['createSession']>): ReturnType<Store['createSession']> {
+    return this.admin.createSession(...a);
   }
 
-  async countInbox(): Promise<Record<InboxState, number>> {
-    return this.countInboxSync();
+  getSession(...a: Parameters<Store['getSession']>): ReturnType<Store['getSession']> {
+    return this.admin.getSession(...a);
   }
 
-  private countInboxSync(): Record<InboxState, number> {
-    const out: Record<InboxState, number> = { pending: 0, applied: 0, unmapped: 0, ignored: 0 };
-    for (const r of this.db
-      .prepare('SELECT state, count(*) AS n FROM inbox GROUP BY state')
-      .all() as { state: InboxState; n: number }[])
-      out[r.state] = r.n;
-    return out;
+  touchSession(...a: Parameters<Store['touchSession']>): ReturnType<Store['touchSession']> {
+    return this.admin.touchSession(...a);
   }
 
-  async listCalls(q: CallQuery): Promise<CallRow[]> {
-    const f = callFilter(q);
-    const b = new Binder('sqlite');
-    const field = (name: string): string => `json_extract(c.record, '$.${name}')`;
-    const where: string[] = [];
-    if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
-    if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
-    if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
-    if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
-    if (f.agent !== undefined) {
-      const agent = (): string => b.bind(f.agent);
-      where.push(
-        `(${field('agent')} = ${agent()} OR EXISTS (SELECT 1 FROM json_each(c.record, '$.legs') l
-           WHERE json_extract(l.value, '$.agent') = ${agent()}))`,
-      );
-    }
-    if (f.numberLike !== undefined) {
-      const like = (): string => b.bind(f.numberLike);
-      where.push(
-        `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
-          OR ${field('did')} LIKE ${like()})`,
-      );
-    }
-    if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
-    if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
-    if (f.before) {
-      const { updatedAt, source, callId } = f.before;
-      where.push(
-        `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}, ${b.bind(source)}, ${b.bind(callId)})`,
-      );
-    }
-    const rows = this.db
-      .prepare(
-        `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
-         LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-         ${whereOf(where)}
-         ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`,
-      )
-      .all(...b.values) as CallDbRow[];
-    return rows.map(toCallRow);
+  deleteSession(...a: Parameters<Store['deleteSession']>): ReturnType<Store['deleteSession']> {
+    return this.admin.deleteSession(...a);
   }
 
-  async getCalls(callId: string, source?: string): Promise<CallRow[]> {
-    const rows = this.db
-      .prepare(
-        `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
-         LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-         WHERE c.call_id = @callId AND (@source IS NULL OR c.source = @source) ORDER BY c.source`,
-      )
-      .all({ callId, source: source ?? null }) as CallDbRow[];
-    return rows.map(toCallRow);
+  deleteAllSessions(
+    ...a: Parameters<Store['deleteAllSessions']>
+  ): ReturnType<Store['deleteAllSessions']> {
+    return this.admin.deleteAllSessions(...a);
   }
 
-  async checkWritable(): Promise<void> {
-    this.assertFile();
-    this.stmts.heartbeat.run(new Date().toISOString());
+  pruneSessions(...a: Parameters<Store['pruneSessions']>): ReturnType<Store['pruneSessions']> {
+    return this.admin.pruneSessions(...a);
   }
 
-  /**
-   * Before each write: the file at `path` must still be the one this connection opened. SQLite in
-   * WAL mode goes on committing into a deleted (or replaced) file, and everything acknowledged
-   * from then on would vanish with the process. Once lost, every write fails; reads still work.
-   */
-  private assertFile(): void {
-    if (this.lost) throw this.lost;
-    if (!this.identity) return;
-    let seen: { dev: number; ino: number } | undefined;
-    try {
-      seen = statSync(this.path);
-    } catch {
-      seen = undefined;
-    }
-    if (seen && seen.dev === this.identity.dev && seen.ino === this.identity.ino) return;
-    this.lost = new LostDatabaseError(
-      `the SQLite file ${this.path} was ${seen ? 'replaced' : 'deleted'} while the relay was ` +
-        `running; webhooks get 503 from now on. ${this.rescue()} Then restart the relay.`,
-    );
-    throw this.lost;
+  noteRefusals(...a: Parameters<Store['noteRefusals']>): ReturnType<Store['noteRefusals']> {
+    return this.admin.noteRefusals(...a);
   }
 
-  /** A copy of everything this connection can still read (the deleted file's pages and WAL). */
-  private rescue(): string {
-    const copy = `${this.path}.rescued-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    try {
-      this.db.prepare('VACUUM INTO ?').run(copy);
-      return `Everything stored so far was copied to ${copy}: move it to ${this.path}.`;
-    } catch (err) {
-      return (
-        `Saving a copy to ${copy} failed (${(err as Error).message}): the data is only in ` +
-        `this process now; restore ${this.path} from a backup.`
-      );
-    }
+  refusals(...a: Parameters<Store['refusals']>): ReturnType<Store['refusals']> {
+    return this.admin.refusals(...a);
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    this.conn.close();
   }
-}
-
-interface CallDbRow {
-  record: string;
-  updated_at: string;
-  revision: number;
-  dropped: number | null;
-}
-
-function toCallRow(r: CallDbRow): CallRow {
-  return {
-    record: JSON.parse(r.record) as CallRecord,
-    updatedAt: r.updated_at,
-    revision: r.revision,
-    droppedEvents: r.dropped ?? 0,
-  };
-}
-
-function toEventRow(r: EventDbRow): EventRow {
-  return {
-    inboxId: r.inbox_id,
-    idx: r.idx,
-    provider: r.provider,
-    receivedAt: r.received_at,
-    key: r.key,
-    event: JSON.parse(r.body) as CallEvent,
-  };
 }
