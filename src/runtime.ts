@@ -190,7 +190,7 @@ export async function startRelay(
       }
       recordingLinks.setSources(next.sources);
       delivery.setTargets(nextTargets);
-      shownTargets.splice(0, shownTargets.length, ...consoleTargets(targets));
+      shownTargets.splice(0, shownTargets.length, ...consoleTargets(nextTargets));
       log.level = next.logLevel;
       return adapters;
     },
