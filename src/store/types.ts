@@ -225,6 +225,16 @@ export interface CallRow {
   droppedEvents: number;
 }
 
+/** Stored requests by id: `ids`, only these (the requests behind a call); `source`, only this
+ * source's; `afterId` pages. */
+export interface InboxQuery {
+  state?: InboxState;
+  limit: number;
+  afterId?: number;
+  ids?: number[];
+  source?: string;
+}
+
 export interface Store {
   readonly backend: 'sqlite' | 'postgres';
   /** Apply numbered migrations that are not applied yet. */
@@ -241,14 +251,8 @@ export interface Store {
   /** Replace a stored request's mapping (after an adapter fix) and refold every call it touches. */
   remap(id: number, result: MapResult, provider: string): Promise<void>;
   getInbox(id: number): Promise<InboxRow | undefined>;
-  /** By id; `ids`: only these (the requests behind a call), `source`: only this source's. */
-  listInbox(q: {
-    state?: InboxState;
-    limit: number;
-    afterId?: number;
-    ids?: number[];
-    source?: string;
-  }): Promise<InboxRow[]>;
+  /** By id, as the query says. */
+  listInbox(q: InboxQuery): Promise<InboxRow[]>;
   /** Per source, its newest stored request. */
   sourceActivity(): Promise<SourceActivity[]>;
   /** Agents the CRMs had no user for in runs since `since`, newest first (the setup page). */

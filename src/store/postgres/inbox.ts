@@ -19,7 +19,7 @@ import type { CallEvent } from '../../domain/model.js';
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { Binder, whereOf } from '../queries.js';
 import { EVENT_COLUMNS, eventValues, nativeReaders, toInboxRow } from '../rows.js';
-import type { CallKey, InboxRow, NewInbox } from '../types.js';
+import type { CallKey, InboxQuery, InboxRow, NewInbox } from '../types.js';
 import { refoldAll } from './calls.js';
 import { type Db, iso, type Q } from './db.js';
 
@@ -439,16 +439,7 @@ export async function getInbox(db: Db, id: number): Promise<InboxRow | undefined
   return r.rows[0] && toInboxRow(r.rows[0], nativeReaders);
 }
 
-export async function listInbox(
-  db: Db,
-  q: {
-    state?: InboxState;
-    limit: number;
-    afterId?: number;
-    ids?: number[];
-    source?: string;
-  },
-): Promise<InboxRow[]> {
+export async function listInbox(db: Db, q: InboxQuery): Promise<InboxRow[]> {
   const b = new Binder('postgres');
   const where = [`id > ${b.bind(q.afterId ?? 0)}`];
   if (q.state) where.push(`state = ${b.bind(q.state)}`);

@@ -33,6 +33,7 @@ import type {
   SourceActivity,
   Store,
   StoreStats,
+  InboxQuery,
 } from '../types.js';
 import { Db, type PostgresOptions } from './db.js';
 import { migrate } from './migrations.js';
@@ -83,13 +84,7 @@ export class PostgresStore implements Store {
     return inbox.getInbox(this.db, id);
   }
 
-  listInbox(q: {
-    state?: InboxState;
-    limit: number;
-    afterId?: number;
-    ids?: number[];
-    source?: string;
-  }): Promise<InboxRow[]> {
+  listInbox(q: InboxQuery): Promise<InboxRow[]> {
     return inbox.listInbox(this.db, q);
   }
 

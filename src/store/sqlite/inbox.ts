@@ -17,7 +17,7 @@ import {
 import type { MapResult, RawRequest } from '../../domain/request.js';
 import { Binder, whereOf } from '../queries.js';
 import { EVENT_COLUMNS, eventValues, textReaders, toInboxRow } from '../rows.js';
-import type { CallKey, InboxRow, NewInbox } from '../types.js';
+import type { CallKey, InboxQuery, InboxRow, NewInbox } from '../types.js';
 import type { SqliteConnection } from './connection.js';
 import type { SqliteCalls } from './calls.js';
 
@@ -262,13 +262,7 @@ export class SqliteInbox {
     return r && toInboxRow(r, textReaders);
   }
 
-  async listInbox(q: {
-    state?: InboxState;
-    limit: number;
-    afterId?: number;
-    ids?: number[];
-    source?: string;
-  }): Promise<InboxRow[]> {
+  async listInbox(q: InboxQuery): Promise<InboxRow[]> {
     const b = new Binder('sqlite');
     const where = [`id > ${b.bind(q.afterId ?? 0)}`];
     if (q.state) where.push(`state = ${b.bind(q.state)}`);

@@ -20,6 +20,7 @@ import type {
   SourceActivity,
   Store,
   StoreStats,
+  InboxQuery,
 } from '../types.js';
 import type { MapResult } from '../../domain/request.js';
 import type { Call, Reply, WorkerInit } from './worker.js';
@@ -148,13 +149,7 @@ export class ThreadedSqliteStore implements Store {
     const r = await this.call<InboxRow | undefined>('getInbox', id);
     return r && fixRow(r);
   }
-  async listInbox(q: {
-    state?: InboxState;
-    limit: number;
-    afterId?: number;
-    ids?: number[];
-    source?: string;
-  }): Promise<InboxRow[]> {
+  async listInbox(q: InboxQuery): Promise<InboxRow[]> {
     return (await this.call<InboxRow[]>('listInbox', q)).map(fixRow);
   }
   agentsWithoutUser(q: { since: string; limit: number }): Promise<AgentWithoutUser[]> {
