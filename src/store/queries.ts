@@ -68,6 +68,56 @@ export function callFilter(q: CallQuery): CallFilter {
   };
 }
 
+/** How one backend's SQL says what the call list's filters need (the rest is the same). */
+export interface CallListDialect {
+  style: 'sqlite' | 'postgres';
+  /** A top-level field of the stored record, as text. */
+  field(name: string): string;
+  /** Whether any leg of the record had this agent (`param`: its bound placeholder). */
+  legAgent(param: string): string;
+  /** A cast for a bound value where the backend needs one ('' where it does not). */
+  cast(type: 'timestamptz' | 'text'): string;
+}
+
+/**
+ * The call list (both stores): the filters of `callFilter`, newest change first, and paging
+ * by the last row seen, with the values to bind.
+ */
+export function callListSql(q: CallQuery, d: CallListDialect): { sql: string; values: unknown[] } {
+  const f = callFilter(q);
+  const b = new Binder(d.style);
+  const field = d.field;
+  const where: string[] = [];
+  if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
+  if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
+  if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
+  if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
+  if (f.agent !== undefined)
+    where.push(`(${field('agent')} = ${b.bind(f.agent)} OR ${d.legAgent(b.bind(f.agent))})`);
+  if (f.numberLike !== undefined) {
+    const like = (): string => b.bind(f.numberLike);
+    where.push(
+      `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
+        OR ${field('did')} LIKE ${like()})`,
+    );
+  }
+  if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
+  if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
+  if (f.before) {
+    const { updatedAt, source, callId } = f.before;
+    const text = d.cast('text');
+    where.push(
+      `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}${d.cast('timestamptz')}, ` +
+        `${b.bind(source)}${text}, ${b.bind(callId)}${text})`,
+    );
+  }
+  const sql = `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
+     LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
+     ${whereOf(where)}
+     ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`;
+  return { sql, values: b.values };
+}
+
 /**
  * Per source, its newest request: a loose index scan over inbox (source, id), one seek for each
  * next source and one for its newest id, however many requests there are. The same SQL in both

@@ -3,7 +3,7 @@
 
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, type EventRow, refoldCall } from '../../domain/refold.js';
-import { Binder, callFilter, whereOf } from '../queries.js';
+import { callListSql, type CallListDialect } from '../queries.js';
 import type { CallKey, CallQuery, CallRow } from '../types.js';
 import { type Db, iso, type Q } from './db.js';
 
@@ -136,45 +136,18 @@ async function refold(db: Db, c: Q, { source, callId }: CallKey, now: string): P
   }
 }
 
+/** The call list in PostgreSQL's words: jsonb, with containment for the legs' agents. */
+const POSTGRES_CALL_LIST: CallListDialect = {
+  style: 'postgres',
+  field: (name) => `(c.record->>'${name}')`,
+  legAgent: (param) =>
+    `c.record->'legs' @> jsonb_build_array(jsonb_build_object('agent', ${param}::text))`,
+  cast: (type) => `::${type}`,
+};
+
 export async function listCalls(db: Db, q: CallQuery): Promise<CallRow[]> {
-  const f = callFilter(q);
-  const b = new Binder('postgres');
-  const field = (name: string): string => `(c.record->>'${name}')`;
-  const where: string[] = [];
-  if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
-  if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
-  if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
-  if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
-  if (f.agent !== undefined) {
-    const agent = (): string => b.bind(f.agent);
-    where.push(
-      `(${field('agent')} = ${agent()}
-        OR c.record->'legs' @> jsonb_build_array(jsonb_build_object('agent', ${agent()}::text)))`,
-    );
-  }
-  if (f.numberLike !== undefined) {
-    const like = (): string => b.bind(f.numberLike);
-    where.push(
-      `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
-        OR ${field('did')} LIKE ${like()})`,
-    );
-  }
-  if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
-  if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
-  if (f.before) {
-    const { updatedAt, source, callId } = f.before;
-    where.push(
-      `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}::timestamptz, ${b.bind(source)}::text, ${b.bind(callId)}::text)`,
-    );
-  }
-  const r = await db.pool.query<CallDbRow>(
-    `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
-     LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-     ${whereOf(where)}
-     ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`,
-    b.values,
-  );
-  return r.rows.map(toCallRow);
+  const { sql, values } = callListSql(q, POSTGRES_CALL_LIST);
+  return (await db.pool.query<CallDbRow>(sql, values)).rows.map(toCallRow);
 }
 
 export async function getCalls(db: Db, callId: string, source?: string): Promise<CallRow[]> {

@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3';
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
-import { Binder, callFilter, whereOf } from '../queries.js';
+import { callListSql, type CallListDialect } from '../queries.js';
 import type { CallKey, CallQuery, CallRow } from '../types.js';
 import type { SqliteConnection } from './connection.js';
 
@@ -16,6 +16,16 @@ interface EventDbRow {
   key: string;
   body: string;
 }
+
+/** The call list in SQLite's words: the record is JSON text, its legs a JSON array. */
+const SQLITE_CALL_LIST: CallListDialect = {
+  style: 'sqlite',
+  field: (name) => `json_extract(c.record, '$.${name}')`,
+  legAgent: (param) =>
+    `EXISTS (SELECT 1 FROM json_each(c.record, '$.legs') l
+       WHERE json_extract(l.value, '$.agent') = ${param})`,
+  cast: () => '',
+};
 
 export class SqliteCalls {
   private readonly db: Database.Database;
@@ -65,45 +75,8 @@ export class SqliteCalls {
   }
 
   async listCalls(q: CallQuery): Promise<CallRow[]> {
-    const f = callFilter(q);
-    const b = new Binder('sqlite');
-    const field = (name: string): string => `json_extract(c.record, '$.${name}')`;
-    const where: string[] = [];
-    if (f.since !== undefined) where.push(`c.updated_at >= ${b.bind(f.since)}`);
-    if (f.source !== undefined) where.push(`c.source = ${b.bind(f.source)}`);
-    if (f.direction !== undefined) where.push(`${field('direction')} = ${b.bind(f.direction)}`);
-    if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
-    if (f.agent !== undefined) {
-      const agent = (): string => b.bind(f.agent);
-      where.push(
-        `(${field('agent')} = ${agent()} OR EXISTS (SELECT 1 FROM json_each(c.record, '$.legs') l
-           WHERE json_extract(l.value, '$.agent') = ${agent()}))`,
-      );
-    }
-    if (f.numberLike !== undefined) {
-      const like = (): string => b.bind(f.numberLike);
-      where.push(
-        `(${field('externalE164')} LIKE ${like()} OR ${field('externalNumber')} LIKE ${like()}
-          OR ${field('did')} LIKE ${like()})`,
-      );
-    }
-    if (f.from !== undefined) where.push(`c.started_at >= ${b.bind(f.from)}`);
-    if (f.to !== undefined) where.push(`c.started_at < ${b.bind(f.to)}`);
-    if (f.before) {
-      const { updatedAt, source, callId } = f.before;
-      where.push(
-        `(c.updated_at, c.source, c.call_id) < (${b.bind(updatedAt)}, ${b.bind(source)}, ${b.bind(callId)})`,
-      );
-    }
-    const rows = this.db
-      .prepare(
-        `SELECT c.record, c.updated_at, c.revision, s.dropped FROM calls c
-         LEFT JOIN call_stats s ON s.source = c.source AND s.call_id = c.call_id
-         ${whereOf(where)}
-         ORDER BY c.updated_at DESC, c.source DESC, c.call_id DESC LIMIT ${b.bind(q.limit)}`,
-      )
-      .all(...b.values) as CallDbRow[];
-    return rows.map(toCallRow);
+    const { sql, values } = callListSql(q, SQLITE_CALL_LIST);
+    return (this.db.prepare(sql).all(...values) as CallDbRow[]).map(toCallRow);
   }
 
   async getCalls(callId: string, source?: string): Promise<CallRow[]> {
