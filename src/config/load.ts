@@ -236,8 +236,16 @@ export function loadConfig(
         CountryCode | undefined,
     });
   });
-  const targets = cfg.targets.map((t) => {
-    const d = targetSpec(t.type)!.defaults;
+  const targets = cfg.targets.map((raw, i) => {
+    const spec = targetSpec(raw.type)!;
+    const prepared = spec.prepare?.(raw, {
+      yaml: y,
+      path: ['targets', i],
+      configDir: dirname(abs),
+    });
+    if (prepared) issues.push(...prepared.issues);
+    const t = { ...raw, ...prepared?.config };
+    const d = { ...spec.defaults, ...prepared?.defaults };
     return {
       ...t,
       deliverOn: t.deliverOn ?? d.deliverOn,

@@ -5,13 +5,12 @@
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { CountryCode } from 'libphonenumber-js';
-import { isScalar as isYamlScalar } from 'yaml';
 import { z } from 'zod';
 import {
   ConfigError,
+  exprIssueAt,
   issueAt,
   loadYamlFile,
-  positionOf,
   validateYaml,
   type ConfigIssue,
   type LoadedYaml,
@@ -209,23 +208,6 @@ function expressionSites(def: AdapterFile): ExprSite[] {
   return sites;
 }
 
-/** Position of a 0-based offset inside the expression scalar at `path`. */
-function exprIssue(
-  y: LoadedYaml,
-  path: (string | number)[],
-  offset: number | undefined,
-  message: string,
-): ConfigIssue {
-  const base = positionOf(y, path);
-  const node = y.doc.getIn(path, true);
-  const quoted =
-    isYamlScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
-  const isBlock =
-    isYamlScalar(node) && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED');
-  const col = isBlock || offset === undefined ? base.col : base.col + quoted + Math.max(0, offset);
-  return { file: y.file, line: base.line, col, message };
-}
-
 const KNOWN_FUNCTIONS = new Set<string>(HELPER_NAMES);
 
 /** What the schema cannot see: expression syntax, field-name case, unknown functions and maps. */
@@ -238,7 +220,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
     } catch (err) {
       const e = err as ExprError;
       issues.push(
-        exprIssue(
+        exprIssueAt(
           a.yaml,
           site.path,
           e.position === undefined ? undefined : e.position - 1,
@@ -250,7 +232,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
     for (const f of fieldNames(ast)) {
       if (f.name !== f.name.toLowerCase()) {
         issues.push(
-          exprIssue(
+          exprIssueAt(
             a.yaml,
             site.path,
             f.position,
@@ -264,7 +246,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
         const m = call.args[1];
         if (m?.type === 'string' && !(String(m.value) in a.def.maps)) {
           issues.push(
-            exprIssue(
+            exprIssueAt(
               a.yaml,
               site.path,
               call.position,
@@ -273,7 +255,9 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
           );
         }
       } else if (!KNOWN_FUNCTIONS.has(call.name) && !JSONATA_BUILTINS.has(call.name)) {
-        issues.push(exprIssue(a.yaml, site.path, call.position, `unknown function $${call.name}`));
+        issues.push(
+          exprIssueAt(a.yaml, site.path, call.position, `unknown function $${call.name}`),
+        );
       }
     }
   }

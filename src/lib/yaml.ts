@@ -31,6 +31,8 @@ export interface LoadedYaml {
   file: string;
   doc: Document.Parsed;
   lines: LineCounter;
+  /** The file's text, for places inside multi-line scalars. */
+  text: string;
   value: unknown;
   /** Environment variables that were unset and fell back to their `:-default`. */
   envFallbacks: { name: string; path: (string | number)[] }[];
@@ -113,7 +115,7 @@ export function parseYaml(text: string, file: string, opts: EnvOptions = {}): Lo
     });
     if (issues.length) throw new ConfigError(issues);
   }
-  return { file, doc, lines, value: doc.toJS(), envFallbacks };
+  return { file, doc, lines, text, value: doc.toJS(), envFallbacks };
 }
 
 export function loadYamlFile(path: string, opts: EnvOptions = {}): LoadedYaml {
@@ -209,6 +211,32 @@ export function issueAt(
 ): ConfigIssue {
   const p = positionOf(y, path, opts);
   return { file: y.file, line: p.line, col: p.col, message };
+}
+
+/**
+ * The place of a 0-based offset inside the expression scalar at `path` (a JSONata error's
+ * position): on its line, past a quote; in a block scalar (`|`), on the block's own line.
+ */
+export function exprIssueAt(
+  y: LoadedYaml,
+  path: readonly PropertyKey[],
+  offset: number | undefined,
+  message: string,
+): ConfigIssue {
+  const base = positionOf(y, path);
+  const node = y.doc.getIn(path as PropertyKey[], true);
+  if (!isScalar(node) || offset === undefined) return { file: y.file, ...base, message };
+  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+    // The block's text starts on the line after its indicator, every line indented alike.
+    const text = String(node.value);
+    const before = text.slice(0, Math.max(0, offset));
+    const line = base.line + 1 + (before.match(/\n/g)?.length ?? 0);
+    const start = y.lines.lineStarts[line - 1] ?? 0;
+    const indent = /^ */.exec(y.text.slice(start))![0].length;
+    return { file: y.file, line, col: indent + before.length - before.lastIndexOf('\n'), message };
+  }
+  const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0;
+  return { file: y.file, line: base.line, col: base.col + quoted + Math.max(0, offset), message };
 }
 
 /** Validate the loaded value with a zod schema; errors carry the file position of the culprit. */

@@ -3,6 +3,7 @@
 
 import type { z } from 'zod';
 import type { DeliveryJob, RemoteState } from '../domain/delivery.js';
+import type { ConfigIssue, LoadedYaml } from '../lib/yaml.js';
 import type { Logger } from '../telemetry/log.js';
 
 export interface DeliveryContext {
@@ -50,6 +51,30 @@ export interface TargetSpec {
    */
   readonly configSchema: z.ZodObject;
   readonly defaults: TargetDefaults;
+  /**
+   * What the schema cannot check, at config load (expressions, a recipe and its variables), with
+   * issues that name relay.yaml's places. It may add plain-data fields to the target's config (a
+   * recipe's resolved file) and defaults of its own (a recipe's rate limit); compiling for real is
+   * the implementation's, once, when it is created.
+   */
+  prepare?(config: Record<string, unknown>, at: TargetPlace): PreparedTarget;
+}
+
+/** Where a target is written: relay.yaml (with positions), its entry, and its folder. */
+export interface TargetPlace {
+  yaml: LoadedYaml;
+  /** ['targets', i] */
+  path: (string | number)[];
+  /** relay.yaml's folder: an integrator's own files (recipes) are found relative to it. */
+  configDir: string;
+}
+
+export interface PreparedTarget {
+  issues: ConfigIssue[];
+  /** Fields added to the target's config (plain data: it is compared on reload, and shown). */
+  config?: Record<string, unknown>;
+  /** Defaults that take the type's place (a recipe's own rate limit). */
+  defaults?: Partial<TargetDefaults>;
 }
 
 /** What a target's implementation module (target.ts) exports. */
@@ -76,6 +101,32 @@ export interface TargetDeps {
    * PBX's URL, playable from the internet without the PBX's address or credentials.
    */
   recordingLink?: (source: string, callId: string, url: string) => string;
+  /**
+   * Credentials a target obtains at run time (OAuth access tokens, a rotated refresh token), kept
+   * in the store so that every instance shares them and a restart keeps them (kit/oauth.ts).
+   */
+  tokens?: TargetTokens;
+}
+
+/** One target's stored credential: opaque to the store (the target seals it). */
+export interface StoredCredential {
+  /** Sealed JSON: the access token, its expiry, a rotated refresh token. */
+  value: string;
+  /** Bumped on every write: a write based on an older version loses (two instances refreshing). */
+  version: number;
+  updatedAt: string;
+}
+
+export interface TargetTokens {
+  get(target: string): Promise<StoredCredential | undefined>;
+  /** Write if the stored version is still `expected` (0: none stored yet); false if it moved on. */
+  put(target: string, value: string, expected: number): Promise<boolean>;
+  /**
+   * Take the right to refresh `target`'s credential for `ms` (one refresh at a time across
+   * instances): false while another owner holds an unexpired lease.
+   */
+  lease(target: string, owner: string, ms: number): Promise<boolean>;
+  release(target: string, owner: string): Promise<void>;
 }
 
 export interface CommonTargetConfig {
