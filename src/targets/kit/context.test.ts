@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { compileExpr } from '../../lib/expr.js';
+import { CONTEXT_HELPERS, htmlToText } from './context.js';
+
+const run = (src: string, input: Record<string, unknown> = {}): unknown =>
+  compileExpr(src, CONTEXT_HELPERS).evaluate(input, {});
+
+describe('target expression helpers', () => {
+  it('formats talk time as mm:ss, minutes past an hour included', async () => {
+    expect(await run('$mmss(185)')).toBe('03:05');
+    expect(await run('$mmss(4503)')).toBe('75:03');
+    expect(await run('$mmss(t)', { t: null })).toBeUndefined();
+  });
+
+  it('gives a time with its offset in a zone, and its day', async () => {
+    expect(await run("$localTime('2026-03-11T19:00:00.250Z', 'Europe/Berlin')")).toBe(
+      '2026-03-11T20:00:00+01:00',
+    );
+    expect(await run("$localTime('2026-03-11T19:00:00Z')")).toBe('2026-03-11T19:00:00+00:00');
+    expect(await run("$day('2026-03-11T23:30:00Z', 'Europe/Berlin')")).toBe('2026-03-12');
+  });
+
+  it('takes numbers apart', async () => {
+    expect(await run("$national('+4930123456')")).toBe('30123456');
+    expect(await run("$digits('+49 (30) 123-456')")).toBe('4930123456');
+    expect(await run("$cut('abcdef', 3)")).toBe('abc');
+  });
+
+  it('turns the built-in note into plain text', () => {
+    expect(htmlToText('<b>Agent:</b> A &amp; B<br><small>callrelay x/1</small>')).toBe(
+      'Agent: A & B\ncallrelay x/1',
+    );
+  });
+});
