@@ -361,7 +361,32 @@ export interface Store {
   noteRefusals(rows: Refusal[]): Promise<void>;
   /** Per source, its newest refusal, by source name. */
   refusals(): Promise<Refusal[]>;
+  /** Credentials targets obtain at run time, shared by every instance (target_credentials). */
+  readonly credentials: CredentialStore;
   close(): Promise<void>;
+}
+
+/**
+ * One target's stored credential: sealed by the target, opaque here. The same shape as targets/'
+ * StoredCredential (the store does not import targets/).
+ */
+export interface CredentialRow {
+  value: string;
+  /** Bumped on every write. */
+  version: number;
+  updatedAt: string;
+}
+
+/** The same shape as targets/' TargetTokens: what TargetDeps.tokens is given. */
+export interface CredentialStore {
+  /** The stored credential; undefined when none was written (a lease alone is no credential). */
+  get(target: string): Promise<CredentialRow | undefined>;
+  /** Write if the stored version is still `expected` (0: none stored yet); false if it moved on. */
+  put(target: string, value: string, expected: number): Promise<boolean>;
+  /** Take (or renew) the right to refresh for `ms`: false while another owner's lease runs. */
+  lease(target: string, owner: string, ms: number): Promise<boolean>;
+  /** Give the lease back (only the owner's own). */
+  release(target: string, owner: string): Promise<void>;
 }
 
 /**

@@ -1752,6 +1752,63 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     );
   });
 
+  // Targets' run-time credentials (OAuth tokens), shared by every instance.
+
+  it('keeps a target credential by version: a write from an older version loses', async () => {
+    const { store, path } = await fresh();
+    const other = await open(path);
+    opened.push(other);
+    const c = store.credentials;
+    expect(await c.get('zoho')).toBeUndefined();
+    // Nothing stored yet: only a write expecting none succeeds, once.
+    expect(await c.put('zoho', 'sealed-1', 3)).toBe(false);
+    expect(await c.put('zoho', 'sealed-1', 0)).toBe(true);
+    expect(await other.credentials.put('zoho', 'sealed-x', 0)).toBe(false);
+    expect(await other.credentials.get('zoho')).toMatchObject({ value: 'sealed-1', version: 1 });
+    // Two instances read version 1 and both write: the second loses and the first value stays.
+    expect(await other.credentials.put('zoho', 'sealed-2', 1)).toBe(true);
+    expect(await c.put('zoho', 'sealed-3', 1)).toBe(false);
+    const got = await c.get('zoho');
+    expect(got).toMatchObject({ value: 'sealed-2', version: 2 });
+    expect(Date.parse(got!.updatedAt)).toBeGreaterThan(Date.now() - 60_000);
+    // Each target its own row.
+    expect(await c.get('salesforce')).toBeUndefined();
+    expect(await c.put('salesforce', 'sf', 0)).toBe(true);
+    expect(await c.get('zoho')).toMatchObject({ value: 'sealed-2', version: 2 });
+  });
+
+  it('leases a target credential to one owner at a time: taken, refused, released, expired', async () => {
+    const { store, path } = await fresh();
+    const other = await open(path);
+    opened.push(other);
+    const [a, b] = [store.credentials, other.credentials];
+    expect(await a.lease('zoho', 'a', 60_000)).toBe(true);
+    // A lease alone is no credential, and the first write still expects none.
+    expect(await a.get('zoho')).toBeUndefined();
+    expect(await b.lease('zoho', 'b', 60_000)).toBe(false);
+    // The holder may renew; another target is free.
+    expect(await a.lease('zoho', 'a', 60_000)).toBe(true);
+    expect(await b.lease('salesforce', 'b', 60_000)).toBe(true);
+    expect(await a.put('zoho', 'sealed-1', 0)).toBe(true);
+    // Only the holder gives it back.
+    await b.release('zoho', 'b');
+    expect(await b.lease('zoho', 'b', 60_000)).toBe(false);
+    await a.release('zoho', 'a');
+    expect(await b.lease('zoho', 'b', 60_000)).toBe(true);
+    expect(await a.get('zoho')).toMatchObject({ value: 'sealed-1', version: 1 });
+    // A holder that died: its short lease runs out and another owner takes it.
+    expect(await a.lease('salesforce', 'a', 1)).toBe(false);
+    await b.release('salesforce', 'b');
+    expect(await a.lease('salesforce', 'a', 100)).toBe(true);
+    expect(await b.lease('salesforce', 'b', 60_000)).toBe(false);
+    const deadline = Date.now() + 10_000;
+    while (!(await b.lease('salesforce', 'b', 60_000))) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await a.lease('salesforce', 'a', 60_000)).toBe(false);
+  });
+
   it('survives a reopen: migrations run once, data stays', async () => {
     const { store, path } = await fresh();
     await store.insertInbox([item(mapped(ring('z', '1')))]);

@@ -39,6 +39,7 @@ import { Db, type PostgresOptions } from './db.js';
 import { migrate } from './migrations.js';
 import * as admin from './admin.js';
 import * as calls from './calls.js';
+import { PostgresCredentials } from './credentials.js';
 import * as deliveries from './deliveries.js';
 import * as inbox from './inbox.js';
 import * as retention from './retention.js';
@@ -48,9 +49,12 @@ export type { PostgresOptions } from './db.js';
 export class PostgresStore implements Store {
   readonly backend = 'postgres' as const;
   private readonly db: Db;
+  /** Targets' run-time credentials (credentials.ts). */
+  readonly credentials: PostgresCredentials;
 
   private constructor(url: string, opts: PostgresOptions) {
     this.db = new Db(url, opts);
+    this.credentials = new PostgresCredentials(this.db);
   }
 
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {

@@ -233,6 +233,21 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    name: 'target credentials',
+    sql: `
+      -- The same as SQLite's migration 12 (see there).
+      CREATE TABLE target_credentials (
+        target       text        PRIMARY KEY,
+        value        text,
+        version      bigint      NOT NULL,
+        updated_at   timestamptz NOT NULL,
+        lease_owner  text,
+        lease_until  timestamptz
+      );
+    `,
+  },
 ];
 
 export async function migrate(db: Db): Promise<void> {

@@ -10,6 +10,7 @@ import type { Store } from '../types.js';
 import { SqliteAdmin } from './admin.js';
 import { SqliteCalls } from './calls.js';
 import { SqliteConnection, type SqliteOptions } from './connection.js';
+import { SqliteCredentials } from './credentials.js';
 import { SqliteDeliveries } from './deliveries.js';
 import { SqliteInbox } from './inbox.js';
 import { SqliteRetention } from './retention.js';
@@ -25,6 +26,8 @@ export class SqliteStore implements Store {
   private readonly deliveries: SqliteDeliveries;
   private readonly retention: SqliteRetention;
   private readonly admin: SqliteAdmin;
+  /** Targets' run-time credentials (credentials.ts). */
+  readonly credentials: SqliteCredentials;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
@@ -35,6 +38,7 @@ export class SqliteStore implements Store {
     this.deliveries = new SqliteDeliveries(this.conn);
     this.retention = new SqliteRetention(this.conn, this.inbox);
     this.admin = new SqliteAdmin(this.conn, this.inbox);
+    this.credentials = new SqliteCredentials(this.conn);
   }
 
   async setRouting(routing: Routing): Promise<void> {

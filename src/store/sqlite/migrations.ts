@@ -280,4 +280,23 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    name: 'target credentials',
+    sql: `
+      -- Credentials targets obtain at run time (OAuth access tokens, a rotated refresh token),
+      -- sealed by the target with a key from its configured secret: the store keeps bytes it
+      -- cannot open. version moves on every write (a write from an older version loses); the
+      -- lease lets one instance refresh at a time, and expires if its holder died. A row may hold
+      -- only a lease (value NULL, version 0) while the first token is fetched.
+      CREATE TABLE target_credentials (
+        target       TEXT    PRIMARY KEY,
+        value        TEXT,
+        version      INTEGER NOT NULL,
+        updated_at   TEXT    NOT NULL,
+        lease_owner  TEXT,
+        lease_until  TEXT
+      );
+    `,
+  },
 ];

@@ -10,6 +10,8 @@ import type {
   CallKey,
   CallQuery,
   CallRow,
+  CredentialRow,
+  CredentialStore,
   DeliveryRow,
   DeliveryState,
   InboxRow,
@@ -55,6 +57,15 @@ export class ThreadedSqliteStore implements Store {
   >();
   private nextId = 1;
   private closed = false;
+  /** Targets' run-time credentials, on the store's thread like everything else. */
+  readonly credentials: CredentialStore = {
+    get: (target): Promise<CredentialRow | undefined> => this.call('credentials.get', target),
+    put: (target, value, expected): Promise<boolean> =>
+      this.call('credentials.put', target, value, expected),
+    lease: (target, owner, ms): Promise<boolean> =>
+      this.call('credentials.lease', target, owner, ms),
+    release: (target, owner): Promise<void> => this.call('credentials.release', target, owner),
+  };
   /**
    * Set once the thread is gone: every call fails at once (503s, /readyz fails) instead of waiting.
    */

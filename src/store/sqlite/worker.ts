@@ -6,7 +6,7 @@ import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './index.js';
 import type { Routing } from '../../domain/routing.js';
-import type { NewInbox, Store } from '../types.js';
+import type { CredentialStore, NewInbox, Store } from '../types.js';
 
 export interface WorkerInit {
   path: string;
@@ -20,9 +20,9 @@ export interface Call {
   id: number;
   /**
    * A Store method, or insertPacked: insertInbox with [JSON of the batch, all bodies in one
-   * buffer].
+   * buffer], or one of store.credentials' methods.
    */
-  method: keyof Store | 'insertPacked';
+  method: keyof Store | 'insertPacked' | `credentials.${keyof CredentialStore}`;
   args: unknown[];
 }
 
@@ -88,10 +88,16 @@ function withThread(method: Call['method'], value: unknown): unknown {
 
 async function run(c: Call): Promise<void> {
   try {
+    const [part, method] = c.method.startsWith('credentials.')
+      ? [store.credentials, c.method.slice('credentials.'.length)]
+      : [store, c.method];
     const value =
       c.method === 'insertPacked'
         ? await store.insertInbox(unpack(c.args[0] as string, c.args[1] as ArrayBuffer))
-        : await (store[c.method] as (...a: unknown[]) => Promise<unknown>).apply(store, c.args);
+        : await (part[method as keyof typeof part] as (...a: unknown[]) => Promise<unknown>).apply(
+            part,
+            c.args,
+          );
     port.postMessage({ id: c.id, ok: true, value: withThread(c.method, value) } satisfies Reply);
   } catch (err) {
     port.postMessage({
