@@ -22,6 +22,7 @@ import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions } from './http/console/types.js';
 import { Dialling } from './dial/wiring.js';
 import { Redactor } from './lib/redact.js';
+import type { TargetDeps } from './targets/types.js';
 import { Listeners } from './listen/listeners.js';
 import { CallCloser, type CloserOptions } from './pipeline/closer.js';
 import { Retention, type RetentionOptions } from './pipeline/retention.js';
@@ -52,8 +53,9 @@ export { openServerStore, openStore } from './store/open.js';
 export const createTargets = (
   cfg: Pick<RelayConfig, 'targets' | 'sources' | 'links'>,
   log: Logger,
+  shared: Pick<TargetDeps, 'tokens' | 'redact'> = {},
 ): Promise<Map<string, EngineTarget>> =>
-  buildTargets(cfg.targets, { log, ...targetRecordings(cfg) });
+  buildTargets(cfg.targets, { log, ...targetRecordings(cfg), ...shared });
 
 export type { Reloaded } from './reload/reloader.js';
 
@@ -121,7 +123,10 @@ export async function startRelay(
   // Live views (console) listen here: a fold committed, a delivery finished.
   const changes = new EventEmitter().setMaxListeners(0);
   const changed = (): boolean => changes.emit('change');
-  const targets = await createTargets(cfg, log);
+  // Run-time credentials (OAuth tokens) are shared through the store and kept out of everything
+  // shown.
+  const shared = { tokens: store.credentials, redact: (s: string) => redact.add([s]) };
+  const targets = await createTargets(cfg, log, shared);
   const delivery = new DeliveryEngine(store, targets, {
     log,
     leaseMs: cfg.delivery.leaseSec * 1000,
@@ -166,7 +171,7 @@ export async function startRelay(
     read: opts.reread ?? (() => loadConfig(cfg.file)),
     log,
     apply: async (next, current) => {
-      const nextTargets = await createTargets(next, log);
+      const nextTargets = await createTargets(next, log, shared);
       try {
         // The one step that can fail (the store): before anything is swapped.
         await store.setRouting(next.routing);

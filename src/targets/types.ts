@@ -106,6 +106,8 @@ export interface TargetDeps {
    * in the store so that every instance shares them and a restart keeps them (kit/oauth.ts).
    */
   tokens?: TargetTokens;
+  /** Keep this secret (a token obtained at run time) out of everything shown from now on. */
+  redact?: (secret: string) => void;
 }
 
 /** One target's stored credential: opaque to the store (the target seals it). */
