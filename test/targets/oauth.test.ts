@@ -237,6 +237,19 @@ describe('OAuth 2 token endpoint errors', () => {
     fake = await new FakeOAuth().start();
   });
 
+  it('a recipe expression for the API URL that fails is a dead letter without the token', async () => {
+    const a = auth({
+      grant: 'client_credentials',
+      apiUrl: (answer) => {
+        throw new Error(`no instance_url in ${JSON.stringify(answer.body)}`);
+      },
+    });
+    const err = await thrown(a.headers());
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/reading the API URL from the token answer: no instance_url in/);
+    expect(err.message).not.toMatch(/access-[0-9a-f]{6}/);
+  });
+
   it('tells a Redactor every token it learns', async () => {
     fake.rotate = true;
     const redactor = new Redactor([]);

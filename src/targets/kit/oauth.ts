@@ -324,7 +324,16 @@ class OAuth implements CrmAuth {
     const life = Number(body.expires_in);
     const lifeSec = Number.isFinite(life) && life > 0 ? life : (o.lifetimeSec ?? 3600);
     const rotated = typeof body.refresh_token === 'string' ? body.refresh_token : undefined;
-    const apiUrl = o.apiUrl?.(answer);
+    let apiUrl: string | undefined;
+    try {
+      apiUrl = o.apiUrl?.(answer);
+    } catch (err) {
+      // The recipe's expression, not the CRM: retrying would fail the same way.
+      throw new DeliveryError(
+        `${OPERATION} for target "${o.target}": reading the API URL from the token answer: ${this.scrub((err as Error).message, body)}`,
+        { retryable: false, cause: err },
+      );
+    }
     const t: Credential = {
       accessToken: body.access_token as string,
       issuedAt: now,
@@ -380,11 +389,18 @@ class OAuth implements CrmAuth {
   }
 
   /** The provider's own words, without anything secret that it might echo back. */
-  private scrub(text: string): string {
-    let out = text.slice(0, 200);
-    const secrets = [this.o.clientSecret, this.o.refreshToken, this.token?.refreshToken];
-    for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
-    return out;
+  private scrub(text: string, answer: Record<string, unknown> = {}): string {
+    let out = text;
+    const secrets = [
+      this.o.clientSecret,
+      this.o.refreshToken,
+      this.token?.refreshToken,
+      answer.access_token,
+      answer.refresh_token,
+    ].filter((s): s is string => typeof s === 'string');
+    for (const s of secrets) if (s.length >= 4) out = out.split(s).join('[redacted]');
+    // Cut after scrubbing: a cut secret would no longer be found.
+    return out.slice(0, 200);
   }
 }
 
