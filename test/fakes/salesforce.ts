@@ -257,8 +257,8 @@ export class FakeSalesforce extends CrmFake {
   // ---- set-up and inspection for tests ----
 
   private newId(object: keyof typeof PREFIX): string {
-    const n = (this.serial++).toString(36).toUpperCase().padStart(7, '0');
-    return caseSafe(`${PREFIX[object]}5g00000${n}`.slice(0, 15));
+    const n = (this.serial++).toString(36).toUpperCase().padStart(5, '0');
+    return caseSafe(`${PREFIX[object]}5g00000${n}`);
   }
 
   private person(
