@@ -299,6 +299,14 @@ describe('fake Salesforce: SOSL phone search', () => {
     // not found by it, which is why a recipe searches the national form too).
     const e164 = await search(`FIND {\\+386629759787} IN PHONE FIELDS ${RETURNING}`);
     expect(e164.body.searchRecords.map((r: any) => r.Id)).toEqual([contact]);
+
+    // A US number as the UI stores it with a US locale, without its country code: the national
+    // term finds it, and so does E.164, whose tail it is (no trunk 0 in between).
+    const us = sf.addContact({ LastName: 'US', Phone: '(555) 555-0100' });
+    for (const term of ['\\+15555550100', '5555550100']) {
+      const found = await search(`FIND {${term}} IN PHONE FIELDS ${RETURNING}`);
+      expect(found.body.searchRecords.map((r: any) => r.Id)).toEqual([us]);
+    }
   });
 
   it('refuses unescaped reserved characters, one-character terms and unknown fields', async () => {
