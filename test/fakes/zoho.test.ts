@@ -339,6 +339,15 @@ describe('Calls', () => {
       (await api('GET', '/crm/v8/Calls/search', { query: { word: 'callrelay 3cx/new' } })).status,
     ).toBe(204);
   });
+
+  it('finds calls by start time with criteria, comparing instants whatever the offset', async () => {
+    await api('POST', '/crm/v8/Calls', { body: { data: [CALL] } });
+    const at = (t: string) =>
+      api('GET', '/crm/v8/Calls/search', { query: { criteria: `(Call_Start_Time:equals:${t})` } });
+    expect((await at('2026-03-11T19:00:00+00:00')).body.data).toHaveLength(1);
+    expect((await at('2026-03-11T20:00:00+01:00')).body.data).toHaveLength(1);
+    expect((await at('2026-03-11T20:00:01+01:00')).status).toBe(204);
+  });
 });
 
 describe('limits and faults', () => {

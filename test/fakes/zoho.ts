@@ -734,7 +734,11 @@ export function parseCriteria(s: string): ((r: ZohoRecord) => boolean) | undefin
   }
   if (!terms.length || terms.length > 10 || new Set(joins).size > 1) return undefined;
   const test = (r: ZohoRecord, t: (typeof terms)[number]): boolean => {
-    const v = String(t.field === 'id' ? r.id : (r.fields[t.field] ?? '')).toLowerCase();
+    const raw = String(t.field === 'id' ? r.id : (r.fields[t.field] ?? ''));
+    // Date-times compare as instants: Zoho answers them in the user's zone, whatever was sent.
+    if (t.op === 'equals' && DATETIME.test(raw) && DATETIME.test(t.value))
+      return Date.parse(raw) === Date.parse(t.value);
+    const v = raw.toLowerCase();
     const want = t.value.toLowerCase();
     return t.op === 'equals' ? v === want : v.startsWith(want);
   };
