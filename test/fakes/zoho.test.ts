@@ -160,6 +160,10 @@ describe('search by phone', () => {
     expect(contacts.body.data.map((r: { id: string }) => r.id)).toEqual([c]);
     expect(leads.body.data.map((r: { id: string }) => r.id)).toEqual([l]);
     expect(leads.body.data[0]).toMatchObject({ Full_Name: 'L', Created_Time: expect.any(String) });
+    // Every field of the module comes back, null where empty: contacts have no Company.
+    expect(leads.body.data[0]).toMatchObject({ Company: 'X', Mobile: null });
+    expect(contacts.body.data[0]).toMatchObject({ Mobile: null, Home_Phone: null });
+    expect(contacts.body.data[0]).not.toHaveProperty('Company');
   });
 
   it('pages with per_page (at most 200) and info.more_records', async () => {
@@ -284,6 +288,12 @@ describe('Calls', () => {
       body: { data: [{ ...CALL, Owner: { id: gone } }] },
     });
     expect(r.body.data[0]).toMatchObject({ code: 'INVALID_DATA', details: { api_name: 'Owner' } });
+  });
+
+  it('has no upsert for Calls', async () => {
+    const r = await api('POST', '/crm/v8/Calls/upsert', { body: { data: [CALL] } });
+    expect(r.status).toBe(404);
+    expect(zoho.calls.size).toBe(0);
   });
 
   it("updates by id; Call_Type and a completed call's owner cannot change", async () => {

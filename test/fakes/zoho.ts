@@ -77,10 +77,35 @@ const CALL_FIELDS: Record<string, FieldSpec> = {
 };
 
 /** The phone-type fields the `phone` search looks in, per module. */
+const PHONE_FIELDS_C = ['Phone', 'Mobile', 'Home_Phone', 'Other_Phone', 'Asst_Phone'];
 const PHONE_FIELDS: Record<Module, string[]> = {
-  Contacts: ['Phone', 'Mobile', 'Home_Phone', 'Other_Phone', 'Asst_Phone'],
+  Contacts: PHONE_FIELDS_C,
   Leads: ['Phone', 'Mobile'],
   Calls: [],
+};
+/** The fields every answered record carries (null when empty), as Zoho answers them. */
+const STANDARD_FIELDS: Record<Module, string[]> = {
+  Contacts: [
+    'First_Name',
+    'Last_Name',
+    'Full_Name',
+    'Email',
+    'Account_Name',
+    'Owner',
+    ...PHONE_FIELDS_C,
+  ],
+  Leads: [
+    'First_Name',
+    'Last_Name',
+    'Full_Name',
+    'Email',
+    'Company',
+    'Lead_Status',
+    'Owner',
+    'Phone',
+    'Mobile',
+  ],
+  Calls: [...Object.keys(CALL_FIELDS).filter((f) => f !== '$se_module')],
 };
 /** The text fields the `word` search looks in. */
 const WORD_FIELDS: Record<Module, string[]> = {
@@ -116,8 +141,11 @@ export class FakeZoho extends CrmFake {
   readonly calls = new Map<string, ZohoRecord>();
   readonly users: ZohoUser[] = [];
   /** Every token request: its parameters (secrets included: tests only) and what it got. */
-  readonly tokenRequests: { params: Record<string, string>; answer: Record<string, unknown> }[] =
-    [];
+  readonly tokenRequests: {
+    params: Record<string, string>;
+    answer: Record<string, unknown>;
+    at: number;
+  }[] = [];
   /** Every API request as it arrived (not token requests). */
   readonly requests: {
     method: string;
@@ -308,12 +336,15 @@ export class FakeZoho extends CrmFake {
     if (raw && type.includes('application/x-www-form-urlencoded'))
       Object.assign(params, Object.fromEntries(new URLSearchParams(raw)));
     const reply = (status: number, answer: Record<string, unknown>): void => {
-      this.tokenRequests.push({ params, answer });
+      this.tokenRequests.push({ params, answer, at: Date.now() });
       send(status, answer);
     };
     if (method !== 'POST') return reply(405, { error: 'invalid_request' });
     const recent = this.tokenRequests.filter(
-      (t) => t.params.refresh_token === params.refresh_token && 'access_token' in t.answer,
+      (t) =>
+        t.params.refresh_token === params.refresh_token &&
+        'access_token' in t.answer &&
+        t.at > Date.now() - 600_000,
     ).length;
     // Zoho answers these with HTTP 200 and no access_token: the body, not the status, says it.
     if (params.grant_type !== 'refresh_token')
@@ -365,7 +396,7 @@ export class FakeZoho extends CrmFake {
       if (method === 'PUT') return this.write('update', body, id, answer);
       if (method === 'GET' && id) {
         const c = this.calls.get(id);
-        return c ? send(200, { data: [this.shape(c)] }) : send(204, undefined);
+        return c ? send(200, { data: [this.shape('Calls', c)] }) : send(204, undefined);
       }
     }
     // Zoho's answer for a path it does not know.
@@ -493,7 +524,7 @@ export class FakeZoho extends CrmFake {
     const slice = hits.slice((page.page - 1) * page.perPage, page.page * page.perPage);
     if (!slice.length) return send(204, undefined);
     send(200, {
-      data: slice.map((r) => this.shape(r)),
+      data: slice.map((r) => this.shape(module, r)),
       info: {
         per_page: page.perPage,
         count: slice.length,
@@ -503,8 +534,10 @@ export class FakeZoho extends CrmFake {
     });
   }
 
-  private shape(r: ZohoRecord): Record<string, unknown> {
-    return { ...r.fields, id: r.id };
+  /** A record as Zoho answers it: every field of the module, null where empty. */
+  private shape(module: Module, r: ZohoRecord): Record<string, unknown> {
+    const empty = Object.fromEntries(STANDARD_FIELDS[module].map((f) => [f, null]));
+    return { ...empty, ...r.fields, id: r.id };
   }
 
   /** Insert (201) or update (200) Calls; per-record errors inside the answer's data array. */
