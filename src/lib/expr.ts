@@ -395,7 +395,8 @@ export function functionCalls(
   return out;
 }
 
-// jsonata's own functions (jsonata 2.x), so that a misspelt helper is caught at check time (adapters, target expressions).
+// jsonata's own functions (jsonata 2.x), so that a misspelt helper is caught at check time
+// (adapters, target expressions).
 export const JSONATA_BUILTINS = new Set(
   (
     'sum count max min average string substring substringBefore substringAfter lowercase uppercase length trim pad match contains ' +

@@ -6,7 +6,8 @@
 // rate window with Pipedrive's headers, v2 deals listed by person and status (sorted by
 // update_time). A call log's body is validated field by field as Pipedrive's API does, naming the
 // first field it refuses (`"x" is not allowed.`, `"subject" must be a string.`: the spec's own
-// example error is `"outcome" is required.`). Faults can be scripted, one by one or at random rates.
+// example error is `"outcome" is required.`). Faults can be scripted, one by one or at random
+// rates.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CrmFake } from '../../../test/fakes/local-server.js';
