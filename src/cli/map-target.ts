@@ -70,10 +70,12 @@ export async function mapThroughTarget(
   const adapter = values.adapter ?? source?.adapter;
   if (!adapter)
     return fail(`no source is routed to target "${target.name}": name an adapter with --adapter`);
-  const sourceName = source && source.adapter === adapter ? source.name : adapter.name;
+  // The routed source's name and settings, unless --adapter names another provider's adapter.
+  const same = source && source.adapter.name === adapter.name ? source : undefined;
+  const sourceName = same?.name ?? adapter.name;
   const run = await runFlow(flow, adapter, {
-    timezone: values.timezone ?? flow.source?.timezone ?? source?.timezone,
-    defaultCountry: values.country ?? flow.source?.defaultCountry ?? source?.defaultCountry,
+    timezone: values.timezone ?? flow.source?.timezone ?? same?.timezone,
+    defaultCountry: values.country ?? flow.source?.defaultCountry ?? same?.defaultCountry,
     source: sourceName,
   });
   const log = createLogger('silent');
