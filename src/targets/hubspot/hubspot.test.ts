@@ -654,6 +654,28 @@ describe('HubSpot target', () => {
       expect(new Set(byToken(hs2).keys()).size).toBe(CALLS);
     });
 
+    it('dead-letters each call of a batch whose shaped property HubSpot does not have, at the expression', async () => {
+      const { hs, send, settle, relay, config } = await open(
+        `${SLOW}    properties: '{"call_queue": call.agent}'\n`,
+      );
+      contacts(hs);
+      for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
+      await settle();
+      expect(hs.batchSizes.some((n) => n > 1)).toBe(true);
+      expect(hs.calls.size).toBe(0);
+      const line = readFileSync(config, 'utf8')
+        .split('\n')
+        .findIndex((l) => l.includes('call_queue'));
+      const dead = await relay.store.listDeliveries({ state: 'dead', limit: 50 });
+      expect(dead).toHaveLength(CALLS);
+      for (const d of dead) {
+        expect(d.attempts).toBe(1);
+        expect(d.lastError).toBe(
+          `delivering call ${d.callId} (3cx) to hubspot: relay.yaml:${line + 1}:18 properties: HubSpot has no property "call_queue" (PROPERTY_DOESNT_EXIST)`,
+        );
+      }
+    });
+
     it('in a dry run, batches too: each call gets its own id from the sandbox', async () => {
       const { hs, send, settle, relay } = await open(`${SLOW}    dryRun: true\n`);
       for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
