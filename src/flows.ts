@@ -79,11 +79,16 @@ export interface FlowRun {
 export async function runFlow(
   flow: Flow,
   adapter: LoadedAdapter,
-  settings: { timezone?: string; defaultCountry?: string } = {},
+  settings: {
+    timezone?: string;
+    defaultCountry?: string;
+    /** The source's name in the calls (default: the adapter's). */
+    source?: string;
+  } = {},
 ): Promise<FlowRun> {
   const store = new SqliteStore(':memory:');
   try {
-    const source = adapter.name;
+    const source = settings.source ?? adapter.name;
     const pipeline = new Pipeline(store, [
       {
         name: source,

@@ -1,13 +1,15 @@
 // `callrelay map`: run a flow (a golden case's JSON) through one adapter and print the events and
 // calls it produces; exits 1 when the flow's `expect` does not hold, so adapters can be tried
-// without a relay or a store.
+// without a relay or a store. With --target, the calls go on through that target as a dry run
+// and the requests it would send are printed instead (map-target.ts).
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BUNDLED_ADAPTERS } from '../config/load.js';
 import { compareCalls, readFlow, runFlow } from '../flows.js';
 import { loadAdapter, loadAdapterDir, type LoadedAdapter } from '../ingest/adapter.js';
-import { fail } from './util.js';
+import { mapThroughTarget, formatMapped } from './map-target.js';
+import { configFrom, fail } from './util.js';
 
 /** A path to an adapter file, or the name of one in ./adapters or else the bundled ones. */
 function findAdapter(spec: string): LoadedAdapter {
@@ -21,8 +23,17 @@ function findAdapter(spec: string): LoadedAdapter {
 
 export async function cmdMap(
   file: string,
-  values: { adapter: string; timezone?: string; country?: string; json?: boolean },
+  values: {
+    adapter?: string;
+    target?: string;
+    config?: string;
+    timezone?: string;
+    country?: string;
+    json?: boolean;
+  },
 ): Promise<void> {
+  if (values.target !== undefined) return cmdMapTarget(file, { ...values, target: values.target });
+  if (!values.adapter) return fail('map: name an adapter (--adapter) or a target (--target)', 2);
   const adapter = findAdapter(values.adapter);
   const flow = readFlow(file);
   const run = await runFlow(flow, adapter, {
@@ -59,4 +70,32 @@ export async function cmdMap(
     process.stdout.write(`${out.join('\n')}\n`);
   }
   if (diffs.length) process.exit(1);
+}
+
+async function cmdMapTarget(
+  file: string,
+  values: {
+    adapter?: string;
+    target: string;
+    config?: string;
+    timezone?: string;
+    country?: string;
+    json?: boolean;
+  },
+): Promise<void> {
+  // A dry run needs no CRM credentials: unset variables are allowed as for read-only commands.
+  const cfg = configFrom(values, { readOnly: true });
+  const flow = readFlow(file);
+  const m = await mapThroughTarget(cfg, flow, {
+    target: values.target,
+    ...(values.adapter ? { adapter: findAdapter(values.adapter) } : {}),
+    ...(values.timezone ? { timezone: values.timezone } : {}),
+    ...(values.country ? { country: values.country } : {}),
+  });
+  process.stdout.write(
+    values.json
+      ? `${JSON.stringify({ flow: flow.name, target: values.target, ...m }, null, 2)}\n`
+      : formatMapped(flow.name, values.target, m),
+  );
+  if (m.calls.some((c) => c.error)) process.exit(1);
 }

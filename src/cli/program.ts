@@ -164,18 +164,24 @@ export function buildProgram(): Command {
       ),
   ).action((o) => cmdDialLink(o));
 
-  program
-    .command('map')
-    .description(
-      'print the events and calls a flow file produces through one adapter; exits 1 when ' +
-        'the flow\'s "expect" does not hold',
-    )
-    .argument('<flow>', 'a flow file (JSON, as under adapters/cases/)')
-    .requiredOption('-a, --adapter <name|file>', 'an adapter name or file')
-    .option('--timezone <tz>', "the source's time zone (default: the flow's, else the adapter's)")
-    .option('--country <cc>', 'country for numbers without a country code')
-    .option('--json', 'print JSON')
-    .action((flow: string, o) => cmdMap(flow, o));
+  withConfig(
+    program
+      .command('map')
+      .description(
+        'print the events and calls a flow file produces through one adapter; exits 1 when ' +
+          'the flow\'s "expect" does not hold. With --target, the requests (bodies included) ' +
+          "that relay.yaml's target would send for each call, as a dry run",
+      )
+      .argument('<flow>', 'a flow file (JSON, as under adapters/cases/)')
+      .option(
+        '-a, --adapter <name|file>',
+        'an adapter name or file (with --target: default, the adapter of the source routed to it)',
+      )
+      .option('-t, --target <name>', 'a target in relay.yaml: print what it would send (dry run)')
+      .option('--timezone <tz>', "the source's time zone (default: the flow's, else the adapter's)")
+      .option('--country <cc>', 'country for numbers without a country code')
+      .option('--json', 'print JSON'),
+  ).action((flow: string, o) => cmdMap(flow, o));
 
   withConfig(
     program

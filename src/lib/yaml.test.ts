@@ -10,6 +10,10 @@ describe('exprIssueAt', () => {
       '    body: |',
       '      "first line"',
       '      & $oops(call)',
+      '    properties: |',
+      '      {',
+      '        "call_queue": $nah(call)',
+      '      }',
     ].join('\n'),
     'relay.yaml',
   );
@@ -22,6 +26,14 @@ describe('exprIssueAt', () => {
   it('places an offset in a block scalar on its own line and column', () => {
     const offset = '"first line"\n& '.length;
     expect(exprIssueAt(y, ['targets', 0, 'body'], offset, 'x')).toMatchObject({ line: 6, col: 9 });
+  });
+
+  it('places an offset on a block line indented deeper than the block', () => {
+    const offset = '{\n  "call_queue": '.length;
+    expect(exprIssueAt(y, ['targets', 0, 'properties'], offset, 'x')).toMatchObject({
+      line: 9,
+      col: 23,
+    });
   });
 
   it('falls back to the scalar itself without an offset', () => {

@@ -231,7 +231,9 @@ export function exprIssueAt(
     const text = String(node.value);
     const before = text.slice(0, Math.max(0, offset));
     const line = base.line + 1 + (before.match(/\n/g)?.length ?? 0);
-    const start = y.lines.lineStarts[line - 1] ?? 0;
+    // The block's own indentation (its first line's), which YAML strips from every line; a line
+    // indented deeper keeps the rest in the text, so it is counted there.
+    const start = y.lines.lineStarts[base.line] ?? 0;
     const indent = /^ */.exec(y.text.slice(start))![0].length;
     return { file: y.file, line, col: indent + before.length - before.lastIndexOf('\n'), message };
   }

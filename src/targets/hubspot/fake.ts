@@ -1,7 +1,11 @@
 // A fake HubSpot on 127.0.0.1 that holds the relay to the documented API (docs/crm-notes.md A,
 // specs Calls/Contacts/Owners v3): Bearer auth, required fields, string property values, enum
 // values, association specs, search limits and its one sort, and HubSpot's rate limits with its
-// own 429 body and headers. Faults can be scripted per request.
+// own 429 body and headers. Faults can be scripted per request. Call properties are checked
+// against the account's definitions as HubSpot does (an unknown one, a value not of its type or
+// not among its options: 400 VALIDATION_ERROR naming it); companies and deals are associated with
+// contacts (v4 association lists with the "Primary" company label) and read in batches (specs
+// Associations v4, Calls v3, docs/crm-notes.md A.2).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
@@ -51,12 +55,49 @@ const OPERATORS = [
   'NOT_IN',
 ];
 const CATEGORIES = ['HUBSPOT_DEFINED', 'INTEGRATOR_DEFINED', 'USER_DEFINED', 'WORK'];
+/** HubSpot's own call properties that the relay may send (the account's definitions). */
+const CALL_PROPERTIES = [
+  'hs_timestamp',
+  'hs_call_title',
+  'hs_call_body',
+  'hs_call_direction',
+  'hs_call_status',
+  'hs_call_from_number',
+  'hs_call_to_number',
+  'hs_call_disposition',
+  'hs_call_duration',
+  'hs_call_recording_url',
+  'hs_call_external_id',
+  'hs_call_external_account_id',
+  'hs_call_source',
+  'hs_activity_type',
+  'hs_attachment_ids',
+  'hubspot_owner_id',
+];
+
+/** A custom property an account defined on calls. */
+export type PropertyDefinition =
+  { type: 'string' } | { type: 'number' } | { type: 'enumeration'; options: string[] };
+
+/** Inline association types a create may carry, per object: type id -> the object it points to. */
+const ASSOCIATION_TYPES: Record<string, Record<number, 'contacts' | 'companies' | 'deals'>> = {
+  calls: { 194: 'contacts', 182: 'companies', 206: 'deals' },
+  tasks: { 204: 'contacts' },
+};
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class FakeHubspot extends CrmFake {
   readonly calls = new Map<string, HsObject>();
   readonly contacts = new Map<string, HsObject>();
   readonly tasks = new Map<string, HsObject>();
+  readonly companies = new Map<string, HsObject>();
+  readonly deals = new Map<string, HsObject>();
+  /** Custom call properties the account has, by name (HubSpot's own are always there). */
+  readonly callProperties = new Map<string, PropertyDefinition>();
+  /** A contact's companies (with whether it is the primary one) and deals, by contact id. */
+  readonly contactCompanies = new Map<string, { id: string; primary: boolean }[]>();
+  readonly contactDeals = new Map<string, string[]>();
   readonly owners: { id: string; email: string; type: string; archived: boolean }[] = [];
   /** Faults to apply, in order, to requests matching `match` (method + path prefix). */
   readonly faults: { match: string; fault: Fault }[] = [];
@@ -96,6 +137,43 @@ export class FakeHubspot extends CrmFake {
       createdAt: at?.createdAt ?? now,
       updatedAt: at?.updatedAt ?? at?.createdAt ?? now,
     });
+    return id;
+  }
+
+  /** A company, associated with `contactId` (as its primary company if `primary`). */
+  addCompany(name: string, contactId?: string, primary = false): string {
+    const id = String(this.nextId++);
+    const now = new Date().toISOString();
+    this.companies.set(id, {
+      id,
+      properties: { name },
+      associations: [],
+      createdAt: now,
+      updatedAt: now,
+    });
+    if (contactId)
+      this.contactCompanies.set(contactId, [
+        ...(this.contactCompanies.get(contactId) ?? []),
+        { id, primary },
+      ]);
+    return id;
+  }
+
+  /** A deal of `contactId`, open or closed, last modified at `updatedAt`. */
+  addDeal(o: { name: string; contactId: string; closed?: boolean; updatedAt: string }): string {
+    const id = String(this.nextId++);
+    this.deals.set(id, {
+      id,
+      properties: {
+        dealname: o.name,
+        hs_is_closed: String(!!o.closed),
+        hs_lastmodifieddate: o.updatedAt,
+      },
+      associations: [],
+      createdAt: o.updatedAt,
+      updatedAt: o.updatedAt,
+    });
+    this.contactDeals.set(o.contactId, [...(this.contactDeals.get(o.contactId) ?? []), id]);
     return id;
   }
 
@@ -183,6 +261,47 @@ export class FakeHubspot extends CrmFake {
       send(status, payload, headers);
     };
 
+    const assoc = /^\/crm\/v4\/objects\/contacts\/(\d+)\/associations\/(companies|deals)$/.exec(
+      url.pathname,
+    );
+    if (assoc && req.method === 'GET') {
+      const [, contact, to] = assoc;
+      if (!this.contacts.has(contact!))
+        return error(404, 'OBJECT_NOT_FOUND', `resource not found: ${contact}`);
+      // v4 lists each associated record with every type (label) it is associated by.
+      const results =
+        to === 'companies'
+          ? (this.contactCompanies.get(contact!) ?? []).map((x) => ({
+              toObjectId: Number(x.id),
+              associationTypes: [
+                ...(x.primary
+                  ? [{ category: 'HUBSPOT_DEFINED', typeId: 1, label: 'Primary' }]
+                  : []),
+                { category: 'HUBSPOT_DEFINED', typeId: 279, label: null },
+              ],
+            }))
+          : (this.contactDeals.get(contact!) ?? []).map((id) => ({
+              toObjectId: Number(id),
+              associationTypes: [{ category: 'HUBSPOT_DEFINED', typeId: 4, label: null }],
+            }));
+      return after(200, { results });
+    }
+    if (req.method === 'POST' && url.pathname === '/crm/v3/objects/deals/batch/read') {
+      const inputs = body.inputs as { id?: unknown }[] | undefined;
+      if (!Array.isArray(inputs) || inputs.length < 1 || inputs.length > 100)
+        return error(400, 'VALIDATION_ERROR', 'inputs must hold 1 to 100 objects');
+      const found = inputs
+        .map((i) => this.deals.get(String(i.id)))
+        .filter((d): d is HsObject => d !== undefined);
+      const at = new Date().toISOString();
+      return after(200, {
+        status: 'COMPLETE',
+        results: found.map(view(body.properties)),
+        startedAt: at,
+        completedAt: at,
+      });
+    }
+
     const b = /^\/crm\/v3\/objects\/(calls|contacts|tasks)\/batch\/(create|update)$/.exec(
       url.pathname,
     );
@@ -205,10 +324,10 @@ export class FakeHubspot extends CrmFake {
             return { category: 'VALIDATION_ERROR', message: 'id is required' };
           if (!store.has(i.id))
             return { category: 'OBJECT_NOT_FOUND', message: `resource not found: ${i.id}` };
-          const p = checkProperties(type!, i.properties ?? {}, false);
+          const p = checkProperties(type!, i.properties ?? {}, false, this.callProperties);
           return p ? { category: 'VALIDATION_ERROR', message: p } : undefined;
         }
-        const p = checkCreate(type!, i);
+        const p = checkCreate(type!, i, this);
         return p ? { category: 'VALIDATION_ERROR', message: p } : undefined;
       });
       const first = problems.findIndex(Boolean);
@@ -300,7 +419,7 @@ export class FakeHubspot extends CrmFake {
         });
       }
       if (req.method === 'POST' && !rest) {
-        const problem = checkCreate(type!, body);
+        const problem = checkCreate(type!, body, this);
         if (problem) return error(400, 'VALIDATION_ERROR', problem);
         const id = String(this.nextId++);
         const at = new Date().toISOString();
@@ -318,7 +437,7 @@ export class FakeHubspot extends CrmFake {
       if (req.method === 'PATCH' && rest) {
         const o = store.get(rest);
         if (!o) return error(404, 'OBJECT_NOT_FOUND', `resource not found: ${rest}`);
-        const problem = checkProperties(type!, body.properties ?? {}, false);
+        const problem = checkProperties(type!, body.properties ?? {}, false, this.callProperties);
         if (problem) return error(400, 'VALIDATION_ERROR', problem);
         Object.assign(o.properties, body.properties);
         o.updatedAt = new Date().toISOString();
@@ -405,7 +524,7 @@ function checkSearch(b: Record<string, any>): string | undefined {
   return undefined;
 }
 
-function checkCreate(type: string, b: Record<string, any>): string | undefined {
+function checkCreate(type: string, b: Record<string, any>, hs: FakeHubspot): string | undefined {
   if (!b.properties || typeof b.properties !== 'object') return 'properties is required';
   if (!Array.isArray(b.associations))
     return 'associations is required (send [] when there is none)';
@@ -415,23 +534,32 @@ function checkCreate(type: string, b: Record<string, any>): string | undefined {
     for (const t of a.types) {
       if (!CATEGORIES.includes(t.associationCategory) || !Number.isInteger(t.associationTypeId))
         return `bad association type ${JSON.stringify(t)}`;
-      const want = type === 'calls' ? 194 : type === 'tasks' ? 204 : undefined;
-      if (want !== undefined && t.associationTypeId !== want)
-        return `association type ${t.associationTypeId} is not ${type} -> contact`;
+      const kinds = ASSOCIATION_TYPES[type];
+      if (!kinds) continue;
+      const to = kinds[t.associationTypeId];
+      if (!to) return `association type ${t.associationTypeId} is not one from ${type}`;
+      if (!hs[to].has(String(a.to.id)))
+        return `association to ${to} ${a.to.id}: no such object (INVALID_OBJECT_IDS)`;
     }
   }
-  return checkProperties(type, b.properties, true);
+  return checkProperties(type, b.properties, true, hs.callProperties);
 }
 
 function checkProperties(
   type: string,
   p: Record<string, unknown>,
   create: boolean,
+  custom: Map<string, PropertyDefinition>,
 ): string | undefined {
   for (const [k, v] of Object.entries(p))
     if (typeof v !== 'string') return `Property values must be strings: ${k}`;
   const s = p as Record<string, string>;
   if (type === 'calls') {
+    // As HubSpot says it: every property that failed, in the message of one VALIDATION_ERROR.
+    const invalid = Object.entries(s)
+      .map(([name, v]) => propertyProblem(name, v, custom))
+      .filter((x) => x !== undefined);
+    if (invalid.length) return `Property values were not valid: ${JSON.stringify(invalid)}`;
     if (create && !s.hs_timestamp) return 'hs_timestamp is required';
     if (s.hs_timestamp && Number.isNaN(Date.parse(s.hs_timestamp)))
       return 'hs_timestamp must be a date';
@@ -449,5 +577,31 @@ function checkProperties(
   if (type === 'contacts' && create && !s.email && !s.firstname && !s.lastname)
     return 'one of email, firstname, lastname is required';
   if (type === 'tasks' && create && !s.hs_timestamp) return 'hs_timestamp is required';
+  return undefined;
+}
+
+/** One property's problem as HubSpot reports it inside "Property values were not valid: [...]". */
+function propertyProblem(
+  name: string,
+  value: string,
+  custom: Map<string, PropertyDefinition>,
+): Record<string, unknown> | undefined {
+  const problem = (error: string, message: string) => ({
+    isValid: false,
+    message,
+    error,
+    name,
+    localizedErrorMessage: message,
+  });
+  if (CALL_PROPERTIES.includes(name)) return undefined;
+  const def = custom.get(name);
+  if (!def) return problem('PROPERTY_DOESNT_EXIST', `Property "${name}" does not exist`);
+  if (def.type === 'number' && value !== '' && !Number.isFinite(Number(value)))
+    return problem('INVALID_DECIMAL', `${JSON.stringify(value)} is not a valid decimal`);
+  if (def.type === 'enumeration' && value !== '' && !def.options.includes(value))
+    return problem(
+      'INVALID_OPTION',
+      `${value} was not one of the allowed options: [${def.options.join(', ')}]`,
+    );
   return undefined;
 }

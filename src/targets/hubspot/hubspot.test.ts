@@ -654,6 +654,28 @@ describe('HubSpot target', () => {
       expect(new Set(byToken(hs2).keys()).size).toBe(CALLS);
     });
 
+    it('dead-letters each call of a batch whose shaped property HubSpot does not have, at the expression', async () => {
+      const { hs, send, settle, relay, config } = await open(
+        `${SLOW}    properties: '{"call_queue": call.agent}'\n`,
+      );
+      contacts(hs);
+      for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
+      await settle();
+      expect(hs.batchSizes.some((n) => n > 1)).toBe(true);
+      expect(hs.calls.size).toBe(0);
+      const line = readFileSync(config, 'utf8')
+        .split('\n')
+        .findIndex((l) => l.includes('call_queue'));
+      const dead = await relay.store.listDeliveries({ state: 'dead', limit: 50 });
+      expect(dead).toHaveLength(CALLS);
+      for (const d of dead) {
+        expect(d.attempts).toBe(1);
+        expect(d.lastError).toBe(
+          `delivering call ${d.callId} (3cx) to hubspot: relay.yaml:${line + 1}:18 properties: HubSpot has no property "call_queue" (PROPERTY_DOESNT_EXIST)`,
+        );
+      }
+    });
+
     it('in a dry run, batches too: each call gets its own id from the sandbox', async () => {
       const { hs, send, settle, relay } = await open(`${SLOW}    dryRun: true\n`);
       for (let i = 0; i < CALLS; i++) await send('3cx', ended(i));
@@ -688,6 +710,131 @@ describe('HubSpot target', () => {
         expect(d.state).toBe('done');
         expect(d.remote).not.toHaveProperty('pendingCreate');
       }
+    });
+  });
+
+  describe('shaped by relay.yaml (title, body, properties, associate)', () => {
+    const answered = (): Flow =>
+      goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!.flow;
+    /** relay.yaml's place of a target's field whose value is a block: the block's first line. */
+    const blockPlace = (config: string, field: string): string => {
+      const lines = readFileSync(config, 'utf8').split('\n');
+      const at = lines.findIndex((l) => l.trimStart().startsWith(`${field}: |`));
+      const indent = /^ */.exec(lines[at + 1]!)![0].length;
+      return `relay.yaml:${at + 2}:${indent + 1}`;
+    };
+
+    it('sends the shaped title, body and properties, and associates the primary company and the open deal updated last', async () => {
+      const { hs, send, settle } = await open(
+        [
+          '    associate: [company, deal]',
+          `    title: '"Anruf " & $mmss(talkSec) & " · " & title'`,
+          '    body: |',
+          '      body & "<br><b>Queue:</b> " & call.rang[0]',
+          '    properties: |',
+          '      {',
+          '        "call_queue": call.rang[0],',
+          '        "call_rank": 3,',
+          '        "hs_call_disposition": null',
+          '      }',
+          '',
+        ].join('\n'),
+      );
+      hs.callProperties.set('call_queue', { type: 'enumeration', options: ['800', '801'] });
+      hs.callProperties.set('call_rank', { type: 'number' });
+      const jana = hs.addContact({ firstname: 'Jana', phone: '+420 774 852 629' });
+      const other = hs.addContact({ firstname: 'Petr', phone: '+420 600 000 000' });
+      // The company associated first is not the primary one; HubSpot's "Primary" label decides.
+      hs.addCompany('Older Ltd', jana);
+      const acme = hs.addCompany('Acme', jana, true);
+      hs.addDeal({ name: 'old', contactId: jana, updatedAt: '2026-01-01T00:00:00Z' });
+      const latest = hs.addDeal({
+        name: 'latest',
+        contactId: jana,
+        updatedAt: '2026-03-01T00:00:00Z',
+      });
+      // Look-alikes: a closed deal updated later, and another contact's open deal updated last.
+      hs.addDeal({ name: 'won', contactId: jana, closed: true, updatedAt: '2026-04-01T00:00:00Z' });
+      hs.addDeal({ name: 'petr', contactId: other, updatedAt: '2026-05-01T00:00:00Z' });
+
+      for (const r of answered().requests) await send('3cx', r);
+      await settle();
+      const [call] = [...hs.calls.values()];
+      const p = call!.properties;
+      expect(p.hs_call_title).toMatch(/^Anruf \d\d:\d\d · Inbound call from \+420774852629/);
+      expect(p.hs_call_body).toMatch(
+        /<small>callrelay 3cx\/230115121143_9<\/small><br><b>Queue:<\/b> 800$/,
+      );
+      expect(p.call_queue).toBe('800');
+      expect(p.call_rank).toBe('3');
+      expect(p).not.toHaveProperty('hs_call_disposition');
+      expect(p.hs_call_external_id).toBe('callrelay:3cx:230115121143_9');
+      const to = (typeId: number): string[] =>
+        call!.associations
+          .filter((a) => a.types.some((t) => t.associationTypeId === typeId))
+          .map((a) => a.to.id);
+      expect(to(194)).toEqual([jana]);
+      expect(to(182)).toEqual([acme]);
+      expect(to(206)).toEqual([latest]);
+
+      // The next call from the same contact: company and deal come from the cache.
+      const reads = hs.log.filter((l) => l.path.startsWith('/crm/v4/')).length;
+      const second = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
+      for (const r of second.requests) await send('3cx', r);
+      await settle();
+      expect(hs.calls.size).toBe(2);
+      expect(hs.log.filter((l) => l.path.startsWith('/crm/v4/')).length).toBe(reads);
+      expect(hs.count('POST', '/crm/v3/objects/deals/batch/read')).toBe(1);
+      for (const c of hs.calls.values())
+        expect(c.associations.map((a) => a.to.id).sort()).toEqual([jana, acme, latest].sort());
+    });
+
+    it('dead-letters a property HubSpot does not have, naming it and the expression, never retrying', async () => {
+      const { hs, send, settle, relay, config } = await open(
+        ['    properties: |', '      {', '        "call_queue": call.rang[0]', '      }', ''].join(
+          '\n',
+        ),
+      );
+      for (const r of answered().requests) await send('3cx', r);
+      await settle();
+      const [dead] = await relay.store.listDeliveries({ state: 'dead', limit: 5 });
+      expect(dead!.attempts).toBe(1);
+      expect(dead!.lastError).toBe(
+        `delivering call 230115121143_9 (3cx) to hubspot: ${blockPlace(config, 'properties')} properties: HubSpot has no property "call_queue" (PROPERTY_DOESNT_EXIST)`,
+      );
+      expect(hs.calls.size).toBe(0);
+
+      // Defined, but the value is not one of its options: said the same way.
+      hs.callProperties.set('call_queue', { type: 'enumeration', options: ['sales'] });
+      const other = goldenCases().find((c) => c.flow.name === '3cx-v2-incoming-answered')!.flow;
+      for (const r of other.requests) await send('3cx', r);
+      await settle();
+      const dead2 = await relay.store.listDeliveries({ state: 'dead', limit: 5 });
+      expect(dead2.map((d) => d.lastError)).toContain(
+        `delivering call 230307114903_10 (3cx) to hubspot: ${blockPlace(config, 'properties')} properties: HubSpot refused "call_queue": 800 was not one of the allowed options: [sales] (INVALID_OPTION)`,
+      );
+      expect(hs.calls.size).toBe(0);
+    });
+
+    it('in a dry run keeps the shaped bodies, and the console shows them', async () => {
+      const { hs, send, settle, relay } = await open(
+        `    dryRun: true\n    properties: '{"call_queue": call.rang[0]}'\n`,
+      );
+      for (const r of answered().requests) await send('3cx', r);
+      await settle();
+      expect(hs.log).toEqual([]);
+      const attempts = await relay.store.listAttempts({
+        call: { source: '3cx', callId: '230115121143_9' },
+        limit: 50,
+      });
+      const create = attempts.find(
+        (a) => a.method === 'POST' && a.path === '/crm/v3/objects/calls',
+      );
+      expect(JSON.parse(create!.sent!).properties.call_queue).toBe('800');
+      const client = new ConsoleClient(`http://127.0.0.1:${relay.port}`);
+      expect((await client.post('/console/sign-in', { token: TOKENS.admin })).status).toBe(303);
+      const page = await (await client.request('/console/calls/3cx/230115121143_9')).text();
+      expect(page).toContain('&quot;call_queue&quot;: &quot;800&quot;');
     });
   });
 });

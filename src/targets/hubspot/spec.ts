@@ -4,6 +4,7 @@
 
 import { z } from 'zod';
 import { AgentsSchema } from '../kit/agents.js';
+import { checkShape, type ShapePlaces } from '../kit/shape.js';
 import type { CommonTargetConfig, TargetSpec } from '../types.js';
 
 const Guid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
@@ -66,9 +67,35 @@ const configSchema = z.strictObject({
     description:
       'How long HubSpot search may lag behind a create (used after an ambiguous create).',
   }),
+  title: z.string().optional().meta({
+    description:
+      'JSONata over the call context (docs/targets.md) for hs_call_title; `title` there is the built-in one.',
+  }),
+  body: z.string().optional().meta({
+    description:
+      'JSONata over the call context for hs_call_body (HTML); `body` there is the built-in note.',
+  }),
+  properties: z.string().optional().meta({
+    description:
+      'JSONata giving an object of extra or overriding call properties (values become strings; null drops one), e.g. { "call_queue": call.legs[0].queue }.',
+  }),
+  associate: z
+    .array(z.enum(['company', 'deal']))
+    .default([])
+    .meta({
+      description:
+        "Also associate the call with the contact's primary company and/or its most recently updated open deal.",
+    }),
 });
 
-export type HubspotConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+/** The fields that hold JSONata. */
+export const HUBSPOT_EXPRESSIONS = ['title', 'body', 'properties'] as const;
+
+export type HubspotConfig = z.infer<typeof configSchema> &
+  CommonTargetConfig & {
+    /** Where each expression is written (prepare, below). */
+    shapePlaces?: ShapePlaces;
+  };
 
 export const hubspotSpec: TargetSpec = {
   type: 'hubspot',
@@ -80,5 +107,9 @@ export const hubspotSpec: TargetSpec = {
     // Deliveries in flight at once. Under a backlog the creates and updates among them that wait
     // for the window share one batch request (batch.ts), so this is also the largest batch.
     concurrency: 100,
+  },
+  prepare(config, at) {
+    const { issues, places } = checkShape(config, HUBSPOT_EXPRESSIONS, at);
+    return { issues, config: { shapePlaces: places } };
   },
 };

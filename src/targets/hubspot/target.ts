@@ -25,6 +25,8 @@ import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { callProperties, DEFAULT_DISPOSITIONS, taskProperties, toContact } from './mapping.js';
 import { callCreates, callUpdates, type CallCreate, type CallUpdate } from './batch.js';
 import type { Batcher } from '../kit/batcher.js';
+import { Shape } from '../kit/shape.js';
+import { Related, rejectedProperty, shapedProperties } from './shaping.js';
 
 interface Remote {
   callObjectId?: string;
@@ -53,6 +55,10 @@ class HubspotTarget implements Target {
   private readonly contacts: PhoneLookup<string>;
   /** hubspot_owner_id for an agent: a numeric id as is, an email through the owners API. */
   private readonly owners: UserLookup<string>;
+  /** relay.yaml's expressions for the call (title, body, properties): shaping.ts. */
+  private readonly shape: Shape;
+  /** The contact's company and open deal (`associate`). */
+  private readonly related: Related;
 
   constructor(
     private readonly cfg: HubspotConfig,
@@ -99,6 +105,11 @@ class HubspotTarget implements Target {
     this.searchLimiter = crm.searchLimiter;
     this.creates = callCreates(crm.client, crm.limiter);
     this.updates = callUpdates(crm.client, crm.limiter);
+    this.shape = new Shape(
+      { title: cfg.title, body: cfg.body, properties: cfg.properties },
+      cfg.shapePlaces,
+    );
+    this.related = new Related(crm.client, cfg.cacheSec * 1000);
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
@@ -110,16 +121,28 @@ class HubspotTarget implements Target {
       remote.contactId = match?.id ?? null;
       if (match?.others.length) remote.sharedWith = match.others;
     }
-    const properties = callProperties(withRecordingLinks(c, this.recordingLink), {
+    const linked = withRecordingLinks(c, this.recordingLink);
+    const built = callProperties(linked, {
       ownerId,
       dispositions: { ...DEFAULT_DISPOSITIONS, ...this.cfg.dispositions },
       sharedWith: remote.sharedWith,
     });
+    const { properties, shaped } = await shapedProperties(this.shape, linked, built, {
+      target: this.name,
+      contactId: remote.contactId ?? null,
+      others: remote.sharedWith ?? [],
+      owner: ownerId,
+    });
 
-    if (remote.callObjectId) {
-      await this.updateCall(remote.callObjectId, properties);
-    } else {
-      remote.callObjectId = await this.createCall(ctx, remote, c, properties);
+    try {
+      if (remote.callObjectId) {
+        await this.updateCall(remote.callObjectId, properties);
+      } else {
+        const more = await this.related.associations(remote.contactId, this.cfg.associate);
+        remote.callObjectId = await this.createCall(ctx, remote, c, properties, more);
+      }
+    } catch (err) {
+      throw rejectedProperty(err, shaped, this.shape);
     }
 
     if (
@@ -139,6 +162,8 @@ class HubspotTarget implements Target {
     remote: Remote,
     c: CallRecord,
     properties: Record<string, string>,
+    /** Associations beyond the contact (`associate`). */
+    more: unknown[] = [],
   ): Promise<string> {
     const token = remote.pendingCreate?.token ?? `callrelay:${c.source}:${c.callId}`;
     const { id, adopted } = await createOnce({
@@ -159,7 +184,7 @@ class HubspotTarget implements Target {
       create: () =>
         this.creates.submit({
           properties: { ...properties, hs_call_external_id: token },
-          associations: toContact(remote.contactId, 194),
+          associations: [...toContact(remote.contactId, 194), ...more],
           token,
         }),
     });

@@ -3,7 +3,11 @@
 // "YYYY-MM-DD HH:MM:SS", duration as a string), a call-log list that shows only the token user's
 // logs, call logs that convert a `call` activity, v2 activities (create, list by owner and update
 // time, get one), multipart recordings, notes that need a parent, v2 person search, the 2-second
-// rate window with Pipedrive's headers. Faults can be scripted, one by one or at random rates.
+// rate window with Pipedrive's headers, v2 deals listed by person and status (sorted by
+// update_time). A call log's body is validated field by field as Pipedrive's API does, naming the
+// first field it refuses (`"x" is not allowed.`, `"subject" must be a string.`: the spec's own
+// example error is `"outcome" is required.`). Faults can be scripted, one by one or at random
+// rates.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CrmFake } from '../../../test/fakes/local-server.js';
@@ -67,12 +71,41 @@ const OUTCOMES = [
 ];
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
 
+/** The call-log body's fields and their types (spec addCallLogRequest). */
+const CALL_LOG_FIELDS: Record<string, 'string' | 'integer'> = {
+  user_id: 'integer',
+  activity_id: 'integer',
+  subject: 'string',
+  duration: 'string',
+  outcome: 'string',
+  from_phone_number: 'string',
+  to_phone_number: 'string',
+  start_time: 'string',
+  end_time: 'string',
+  person_id: 'integer',
+  org_id: 'integer',
+  deal_id: 'integer',
+  lead_id: 'string',
+  note: 'string',
+};
+
+/** A v2 deal as the fake keeps it. */
+export interface Deal {
+  id: number;
+  title: string;
+  person_id: number | null;
+  status: 'open' | 'won' | 'lost' | 'deleted';
+  add_time: string;
+  update_time: string;
+}
+
 export class FakePipedrive extends CrmFake {
   readonly callLogs = new Map<string, CallLog>();
   readonly persons = new Map<number, { id: number; name: string; phones: string[] }>();
   readonly users: { id: number; email: string; name: string }[] = [];
   readonly notes: { id: number; content: string; person_id: number }[] = [];
   readonly activities: Activity[] = [];
+  readonly deals: Deal[] = [];
   readonly faults: { match: string; fault: Fault }[] = [];
   /** The API token's user: the call-log list shows only this user's logs, as documented. */
   tokenUserId = 1;
@@ -119,6 +152,25 @@ export class FakePipedrive extends CrmFake {
     };
     this.activities.push(activity);
     return activity;
+  }
+
+  /** A deal, last updated at `updateTime` (RFC 3339, as v2 answers). */
+  addDeal(o: {
+    title: string;
+    personId: number | null;
+    status?: Deal['status'];
+    updateTime: string;
+  }): number {
+    const id = this.nextId++;
+    this.deals.push({
+      id,
+      title: o.title,
+      person_id: o.personId,
+      status: o.status ?? 'open',
+      add_time: o.updateTime,
+      update_time: o.updateTime,
+    });
+    return id;
   }
 
   addPerson(name: string, phones: string[]): number {
@@ -241,6 +293,7 @@ export class FakePipedrive extends CrmFake {
         });
         for (const k of ['person_id', 'org_id', 'deal_id']) delete b[k];
         if (a.person_id !== undefined) b.person_id = a.person_id;
+        if (a.deal_id !== undefined) b.deal_id = a.deal_id;
       } else {
         activity = this.addActivity({
           subject: b.subject ?? 'Call',
@@ -283,6 +336,31 @@ export class FakePipedrive extends CrmFake {
       if (problem) return fail(400, problem);
       const a = this.addActivity({ ...b, owner_id: b.owner_id ?? this.tokenUserId });
       return ok(a);
+    }
+    if (req.method === 'GET' && url.pathname === '/api/v2/deals') {
+      const q = url.searchParams;
+      const limit = Number(q.get('limit') ?? 100);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+        return fail(400, 'limit must be 1 to 500');
+      const status = q.get('status');
+      if (status !== null && !['open', 'won', 'lost', 'deleted'].includes(status))
+        return fail(400, 'bad status');
+      const sortBy = q.get('sort_by') ?? 'id';
+      if (!['id', 'update_time', 'add_time'].includes(sortBy)) return fail(400, 'bad sort_by');
+      const person = q.has('person_id') ? Number(q.get('person_id')) : undefined;
+      const dir = q.get('sort_direction') === 'desc' ? -1 : 1;
+      const key = sortBy as 'id' | 'update_time' | 'add_time';
+      const all = this.deals
+        .filter((d) => person === undefined || d.person_id === person)
+        // Without a status: every deal not deleted (as documented for v1 and v2).
+        .filter((d) => (status === null ? d.status !== 'deleted' : d.status === status))
+        .sort((x, y) => dir * (x[key] === y[key] ? x.id - y.id : x[key] < y[key] ? -1 : 1));
+      const start = q.has('cursor') ? Number(Buffer.from(q.get('cursor')!, 'base64url')) : 0;
+      const next =
+        start + limit < all.length
+          ? Buffer.from(String(start + limit)).toString('base64url')
+          : null;
+      return ok(all.slice(start, start + limit), { additional_data: { next_cursor: next } });
     }
     if (req.method === 'GET' && url.pathname === '/api/v2/activities') {
       const q = url.searchParams;
@@ -363,6 +441,11 @@ function checkActivity(b: Record<string, any>): string | undefined {
 }
 
 function checkCallLog(b: Record<string, any>): string | undefined {
+  for (const [k, v] of Object.entries(b)) {
+    const type = CALL_LOG_FIELDS[k];
+    if (!type) return `"${k}" is not allowed.`;
+    if (type === 'string' && typeof v !== 'string') return `"${k}" must be a string.`;
+  }
   if (!OUTCOMES.includes(b.outcome)) return `outcome must be one of ${OUTCOMES.join(', ')}`;
   if (typeof b.to_phone_number !== 'string' || !b.to_phone_number)
     return 'to_phone_number is required';

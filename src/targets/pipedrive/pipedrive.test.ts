@@ -2,6 +2,7 @@
 // settle window, person and user found, the recording streamed from the PBX and uploaded, later
 // arrivals as a note, missed-call activities once, lost creates found instead of duplicated.
 
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/load.js';
 import type { Flow } from '../../flows.js';
@@ -34,6 +35,8 @@ async function setup(
   relay: Relay;
   send: (source: string, r: Req) => Promise<void>;
   settle: () => Promise<void>;
+  /** relay.yaml, for a test that names its places. */
+  config: string;
 }> {
   const pd = await new FakePipedrive(PD_TOKEN).start();
   const pbx = await new FakePbx(PBX_TOKEN).start();
@@ -52,7 +55,7 @@ async function setup(
     if (res) expect(res.status).toBe(200);
   };
   const settle = (): Promise<void> => settleDeliveries(relay);
-  return { pd, pbx, relay, send, settle };
+  return { pd, pbx, relay, send, settle, config };
 }
 
 const post = (body: string): Req => ({ method: 'POST', contentType: 'application/json', body });
@@ -508,5 +511,79 @@ describe('Pipedrive target', () => {
         /creating the call log: 400 Bad request: Please check developers.pipedrive.com$/,
       ),
     ]);
+  });
+
+  describe('shaped by relay.yaml (subject, note, fields, deal: open)', () => {
+    const answered = (): Req[] =>
+      goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!.flow.requests;
+
+    it("sends the shaped subject, note and fields, on the person's open deal updated last", async () => {
+      const { pd, send, settle } = await open({
+        settle: 0.5,
+        target: [
+          '    deal: open',
+          `    subject: '"Anruf " & $mmss(talkSec) & " · " & title'`,
+          '    note: |',
+          '      body & "<br><b>Queue:</b> " & call.rang[0]',
+          '    fields: |',
+          '      { "from_phone_number": $national(external) }',
+          '',
+        ].join('\n'),
+      });
+      const jana = pd.addPerson('Jana', ['+420 774 852 629']);
+      const petr = pd.addPerson('Petr', ['+420 600 000 000']);
+      pd.addDeal({ title: 'old', personId: jana, updateTime: '2026-01-01T00:00:00Z' });
+      const latest = pd.addDeal({
+        title: 'latest',
+        personId: jana,
+        updateTime: '2026-03-01T00:00:00Z',
+      });
+      // Look-alikes: a lost deal updated later, another person's open deal updated last.
+      pd.addDeal({
+        title: 'lost',
+        personId: jana,
+        status: 'lost',
+        updateTime: '2026-04-01T00:00:00Z',
+      });
+      pd.addDeal({ title: 'petr', personId: petr, updateTime: '2026-05-01T00:00:00Z' });
+
+      for (const r of answered()) await send('3cx', r);
+      await settle();
+      const [log] = [...pd.callLogs.values()];
+      expect(log!.body.subject).toMatch(/^Anruf \d\d:\d\d · Inbound call from \+420774852629/);
+      expect(log!.body.note).toMatch(
+        /<small>callrelay 3cx\/230115121143_9<\/small><br><b>Queue:<\/b> 800$/,
+      );
+      expect(log!.body.from_phone_number).toBe('774852629');
+      expect(log!.body.person_id).toBe(jana);
+      // The log takes the deal of the activity it converts: both name the open deal.
+      expect(log!.body.deal_id).toBe(latest);
+      expect(pd.activities.find((a) => a.id === log!.activityId)!.deal_id).toBe(latest);
+
+      // The person's next call: the open deal comes from the cache.
+      const second = goldenCases().find((c) => c.flow.name === '3cx-get-incoming-missed')!.flow;
+      for (const r of second.requests) await send('3cx', r);
+      await settle();
+      expect(pd.callLogs.size).toBe(2);
+      expect(pd.count('GET', '/api/v2/deals')).toBe(1);
+      for (const l of pd.callLogs.values()) expect(l.body.deal_id).toBe(latest);
+    });
+
+    it('dead-letters a call-log field Pipedrive refuses, naming it and the expression, never retrying', async () => {
+      const { pd, send, settle, relay, config } = await open({
+        settle: 0.5,
+        target: '    fields: |\n      { "call_queue": call.rang[0] }\n',
+      });
+      for (const r of answered()) await send('3cx', r);
+      await settle();
+      const [dead] = await relay.store.listDeliveries({ state: 'dead', limit: 5 });
+      expect(dead!.attempts).toBe(1);
+      // fields: is the target's last entry; its block starts on the file's last line but one.
+      const lines = readFileSync(config, 'utf8').trimEnd().split('\n');
+      expect(dead!.lastError).toBe(
+        `delivering call 230115121143_9 (3cx) to pipedrive: relay.yaml:${lines.length}:7 fields: Pipedrive refused the call-log field "call_queue": "call_queue" is not allowed`,
+      );
+      expect(pd.callLogs.size).toBe(0);
+    });
   });
 });

@@ -4,6 +4,7 @@
 
 import { z } from 'zod';
 import { AgentsSchema } from '../kit/agents.js';
+import { checkShape, type ShapePlaces } from '../kit/shape.js';
 import type { CommonTargetConfig, TargetSpec } from '../types.js';
 
 export const OUTCOMES = [
@@ -58,9 +59,31 @@ const configSchema = z.strictObject({
     .strictObject({ requests: z.number().int().positive(), perSeconds: z.number().positive() })
     .default({ requests: 10, perSeconds: 2 }),
   cacheSec: z.number().min(0).default(600),
+  subject: z.string().optional().meta({
+    description:
+      "JSONata over the call context (docs/targets.md) for the call log's subject; `title` there is the built-in one.",
+  }),
+  note: z.string().optional().meta({
+    description:
+      "JSONata over the call context for the call log's note (HTML); `body` there is the built-in note.",
+  }),
+  fields: z.string().optional().meta({
+    description:
+      'JSONata giving an object of extra or overriding call-log fields (null drops one), e.g. { "deal_id": 42 }.',
+  }),
+  deal: z.enum(['open']).optional().meta({
+    description: "open: put the call log on the person's most recently updated open deal.",
+  }),
 });
 
-export type PipedriveConfig = z.infer<typeof configSchema> & CommonTargetConfig;
+/** The fields that hold JSONata. */
+export const PIPEDRIVE_EXPRESSIONS = ['subject', 'note', 'fields'] as const;
+
+export type PipedriveConfig = z.infer<typeof configSchema> &
+  CommonTargetConfig & {
+    /** Where each expression is written (prepare, below). */
+    shapePlaces?: ShapePlaces;
+  };
 
 export const pipedriveSpec: TargetSpec = {
   type: 'pipedrive',
@@ -71,5 +94,9 @@ export const pipedriveSpec: TargetSpec = {
     settleSec: 60,
     rateLimit: { requests: 20, perSeconds: 2 },
     concurrency: 2,
+  },
+  prepare(config, at) {
+    const { issues, places } = checkShape(config, PIPEDRIVE_EXPRESSIONS, at);
+    return { issues, config: { shapePlaces: places } };
   },
 };

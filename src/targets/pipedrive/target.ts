@@ -32,6 +32,8 @@ import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
 import type { PipedriveConfig } from './spec.js';
+import { Shape } from '../kit/shape.js';
+import { OpenDeals, rejectedField, shapedCallLog } from './shaping.js';
 import {
   AWAITING_CALL_LOG,
   callActivity,
@@ -60,6 +62,8 @@ interface Remote {
   /** The call log exists (also when its id is unknown). */
   logged?: boolean;
   personId?: number | null;
+  /** The person's open deal the call log goes on (`deal: open`); null: none. */
+  dealId?: number | null;
   /** Other persons with the caller's number (the call went to the one made first). */
   sharedWith?: Other<number>[];
   /** The follow-up activity for a missed call. */
@@ -98,6 +102,9 @@ class PipedriveTarget implements Target {
   /** The Pipedrive user of an agent: a numeric id as is, an email through the users API. */
   private readonly users: UserLookup<number>;
   private me: number | undefined;
+  /** relay.yaml's expressions for the call log (subject, note, fields): shaping.ts. */
+  private readonly shape: Shape;
+  private readonly deals: OpenDeals;
 
   constructor(
     private readonly cfg: PipedriveConfig,
@@ -134,6 +141,11 @@ class PipedriveTarget implements Target {
     });
     this.http = crm.client;
     this.searchLimiter = crm.searchLimiter;
+    this.shape = new Shape(
+      { subject: cfg.subject, note: cfg.note, fields: cfg.fields },
+      cfg.shapePlaces,
+    );
+    this.deals = new OpenDeals(crm.client, cfg.cacheSec * 1000);
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
@@ -147,9 +159,15 @@ class PipedriveTarget implements Target {
     const userId = await this.users.forAgent(c.agent, ctx.log);
 
     if (!remote.callLogId && !remote.logged) {
+      if (this.cfg.deal === 'open' && remote.dealId === undefined)
+        remote.dealId = remote.personId ? await this.deals.find(remote.personId) : null;
       if (remote.callActivityId === undefined) {
         remote.callActivityId = await this.createActivity(ctx, remote, {
-          body: callActivity(c, { userId, personId: remote.personId }),
+          // The log takes its deal from the activity it converts (B.5), so the deal goes here.
+          body: {
+            ...callActivity(c, { userId, personId: remote.personId }),
+            ...(remote.dealId ? { deal_id: remote.dealId } : {}),
+          },
           ownerId: userId,
           ours: (a) => callActivityOf(c, a.note),
           what: 'creating the call activity',
@@ -280,6 +298,21 @@ class PipedriveTarget implements Target {
     userId: number | undefined,
     activityId: number,
   ): Promise<string | undefined> {
+    const linked = withRecordingLinks(c, this.recordingLink);
+    const built = callLogBody(linked, {
+      userId,
+      personId: remote.personId ?? undefined,
+      activityId,
+      sharedWith: remote.sharedWith,
+      outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
+    });
+    if (remote.dealId) built.deal_id = remote.dealId;
+    const { body: json, shaped } = await shapedCallLog(this.shape, linked, built, {
+      target: this.name,
+      ...(remote.personId ? { personId: remote.personId } : {}),
+      others: remote.sharedWith ?? [],
+      ...(userId === undefined ? {} : { userId }),
+    });
     const { id } = await createOnce({
       ctx,
       remote,
@@ -295,20 +328,17 @@ class PipedriveTarget implements Target {
         return found ?? UNKNOWN_ID;
       },
       create: async () => {
-        const json = callLogBody(withRecordingLinks(c, this.recordingLink), {
-          userId,
-          personId: remote.personId ?? undefined,
-          activityId,
-          sharedWith: remote.sharedWith,
-          outcomes: { ...DEFAULT_OUTCOMES, ...this.cfg.outcomes },
-        });
-        const res = await this.http.call({
-          method: 'POST',
-          path: '/api/v1/callLogs',
-          json,
-          idempotent: false,
-          what: 'creating the call log',
-        });
+        const res = await this.http
+          .call({
+            method: 'POST',
+            path: '/api/v1/callLogs',
+            json,
+            idempotent: false,
+            what: 'creating the call log',
+          })
+          .catch((err: unknown) => {
+            throw rejectedField(err, shaped, this.shape);
+          });
         const id = (res.body as { data?: { id?: string } }).data?.id;
         return id ? String(id) : undefined;
       },
