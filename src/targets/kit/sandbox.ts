@@ -8,11 +8,15 @@ export interface SandboxRequest {
   method: string;
   path: string;
   json: unknown;
+  /** A text body (form-encoded), where the request has one instead of JSON. */
+  body?: string;
 }
 
 export interface SandboxAnswer {
   status: number;
   body: unknown;
+  /** Lower-cased names (an id in Location). */
+  headers?: Record<string, string>;
 }
 
 /** A CRM's sandbox: answers one request (target folders: sandbox.ts). */
