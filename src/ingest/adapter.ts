@@ -28,6 +28,7 @@ import {
   ExprError,
   fieldNames,
   functionCalls,
+  JSONATA_FUNCTIONS,
   parseExpr,
   type CompiledExpr,
   type ExprVars,
@@ -254,7 +255,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
             ),
           );
         }
-      } else if (!KNOWN_FUNCTIONS.has(call.name) && !JSONATA_BUILTINS.has(call.name)) {
+      } else if (!KNOWN_FUNCTIONS.has(call.name) && !JSONATA_FUNCTIONS.has(call.name)) {
         issues.push(
           exprIssueAt(a.yaml, site.path, call.position, `unknown function $${call.name}`),
         );
@@ -263,16 +264,6 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
   }
   return issues.sort((x, y) => x.line - y.line || x.col - y.col);
 }
-
-// jsonata's own functions (jsonata 2.x), so that a misspelt helper is caught at check time.
-const JSONATA_BUILTINS = new Set(
-  (
-    'sum count max min average string substring substringBefore substringAfter lowercase uppercase length trim pad match contains ' +
-    'replace split join formatNumber formatBase formatInteger parseInteger number floor ceil round abs sqrt power random boolean not ' +
-    'map zip filter single reduce sift keys lookup append exists spread merge reverse each error assert type sort shuffle distinct ' +
-    'base64encode base64decode encodeUrlComponent encodeUrl decodeUrlComponent decodeUrl eval toMillis fromMillis clone now millis'
-  ).split(/\s+/),
-);
 
 interface CompiledRule {
   name: string;

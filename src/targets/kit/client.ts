@@ -24,6 +24,8 @@ export interface HttpCall {
   stream?: () => Promise<AsyncIterable<Uint8Array>>;
   /** Safe to send twice: reads, PATCHes of the same values, webhooks carrying an id. */
   idempotent: boolean;
+  /** Which step of a REST recipe this is ("create"), for its sandbox (dry runs). */
+  step?: string;
   /** What this request does, for messages: "creating the call engagement". */
   what: string;
   /** A different limiter than the target's own (e.g. HubSpot search, 5/s). */
@@ -190,11 +192,12 @@ export class CrmClient {
   ): Promise<HttpAnswer> {
     if (this.o.sandbox) {
       const u = new URL(url);
-      const said = this.o.sandbox({
+      const said = await this.o.sandbox({
         method: c.method,
         path: u.pathname + u.search,
         json: c.json,
         ...(typeof c.body === 'string' ? { body: c.body } : {}),
+        ...(c.step ? { step: c.step } : {}),
       });
       return this.classified(c, { headers: {}, ...said });
     }

@@ -10,6 +10,8 @@ export interface SandboxRequest {
   json: unknown;
   /** A text body (form-encoded), where the request has one instead of JSON. */
   body?: string;
+  /** The step of a REST recipe that made it (HttpCall.step). */
+  step?: string;
 }
 
 export interface SandboxAnswer {
@@ -19,8 +21,11 @@ export interface SandboxAnswer {
   headers?: Record<string, string>;
 }
 
-/** A CRM's sandbox: answers one request (target folders: sandbox.ts). */
-export type Sandbox = (req: SandboxRequest) => SandboxAnswer;
+/**
+ * A CRM's sandbox: answers one request (target folders: sandbox.ts); a recipe's answers are
+ * expressions, so its sandbox may answer later.
+ */
+export type Sandbox = (req: SandboxRequest) => SandboxAnswer | Promise<SandboxAnswer>;
 
 /** What a sandbox keeps between requests: ids it handed out, per kind of object. */
 export class SandboxIds {
