@@ -12,7 +12,11 @@ import { secretsOf } from '../../config/secrets.js';
 import type { Flow } from '../../flows.js';
 import { ConfigError } from '../../lib/yaml.js';
 import { startRelay, type Relay } from '../../runtime.js';
+import { FakePbx } from '../../../test/fakes/pbx.js';
 import { FakePebble } from '../../../test/fakes/pebble.js';
+import { silentLogger } from '../../telemetry/log.js';
+import type { RestConfig } from './spec.js';
+import { create } from './target.js';
 import {
   goldenCases,
   ROOT,
@@ -28,12 +32,13 @@ const RECIPE = join(ROOT, 'test', 'recipes', 'pebble-crm.yaml');
 type Req = Flow['requests'][number];
 
 /** relay.yaml with a Pebble target whose recipe is in targets/ beside it. */
-function config(target: string, o: { sources?: SourceSettingsMap } = {}): string {
+function config(target: string, o: { sources?: SourceSettingsMap; threecx?: string } = {}): string {
   const dir = tempDir();
   mkdirSync(join(dir, 'targets'));
   copyFileSync(RECIPE, join(dir, 'targets', 'pebble-crm.yaml'));
   return writeRelayYaml(dir, {
     ...(o.sources ? { sources: o.sources } : {}),
+    ...(o.threecx ? { threecx: o.threecx } : {}),
     more: `targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n${target}`,
   });
 }
@@ -49,7 +54,7 @@ describe('REST target (a recipe of the tests own)', () => {
 
   async function open(
     target = '',
-    o: { sources?: SourceSettingsMap; fake?: boolean } = {},
+    o: { sources?: SourceSettingsMap; threecx?: string } = {},
   ): Promise<{
     crm: FakePebble;
     relay: Relay;
@@ -132,7 +137,14 @@ describe('REST target (a recipe of the tests own)', () => {
     const searches = crm.log.filter((l) => l.path === '/v1/contacts');
     expect(searches.length).toBeGreaterThanOrEqual(3);
     const [d] = await relay.store.listDeliveries({ limit: 1 });
-    expect(d).toMatchObject({ state: 'done', remote: { id: call!.id } });
+    // The console's link, worked out by the recipe's `link:`.
+    expect(d).toMatchObject({
+      state: 'done',
+      remote: {
+        id: call!.id,
+        link: { id: `call ${call!.id}`, url: `https://eu.pebble.example/calls/${call!.id}` },
+      },
+    });
   });
 
   it('keeps exactly one call record per call through 20% failures and lost answers', async () => {
@@ -202,6 +214,52 @@ describe('REST target (a recipe of the tests own)', () => {
     expect(form.external_ref).toMatch(/^callrelay:3cx:/);
     const [d] = await relay.store.listDeliveries({ limit: 1 });
     expect(d!.state).toBe('done');
+  });
+
+  it('uploads each recording once, streamed from the PBX as multipart, after the create', async () => {
+    const pbx = await new FakePbx('pbx-secret').start();
+    cleanup.push(() => pbx.close());
+    const { crm, send, settle } = await open('', {
+      threecx: `    recordings:\n      allowHosts: ["${pbx.url}"]\n      bearer: pbx-secret\n`,
+    });
+    const audio = Buffer.alloc(50_000, 7);
+    const id = '260701400000_1';
+    pbx.files.set(`/webapi/recording/${id}-1-1.mp3`, audio);
+    for (const body of [
+      `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
+      `{"Event":"recording","FileUrls":["${pbx.url}/webapi/recording/${id}-1-1.mp3"],"Id":"${id}-1"}`,
+    ])
+      await send('3cx', post(body));
+    await settle();
+    const [call] = [...crm.calls.values()];
+    expect(call!.attachments).toEqual([
+      { filename: `${id}-1-1.mp3`, bytes: expect.any(Number) as number },
+    ]);
+    expect(call!.attachments[0]!.bytes).toBeGreaterThan(audio.length);
+  });
+
+  it('check --online, unknown agents: asks the CRM with the credentials', async () => {
+    const crm = await new FakePebble({ header: 'x-pebble-key', value: KEY }).start();
+    cleanup.push(() => crm.close());
+    crm.users.push({ id: 'u1', email: 'alice@example.com' });
+    const targetOf = (key: string) => {
+      const cfg = loadConfig(
+        config(
+          `    vars: { url: "${crm.url}" }\n    auth: { apiKey: ${key} }\n    agents: { "101": alice@example.com, "102": nobody@example.com, "103": "42" }\n`,
+        ),
+        {},
+      ).targets[0]!;
+      const t = create(cfg as unknown as RestConfig, { log: silentLogger, recordings: {} });
+      cleanup.push(() => t.close());
+      return t;
+    };
+    expect(await targetOf(KEY).check!()).toMatch(/^credentials accepted \(Pebble CRM: /);
+    await expect(targetOf('wrong-key-0123456789').check!()).rejects.toThrow(
+      'searching contacts by phone: 401 bad credentials (AUTH)',
+    );
+    expect(await targetOf(KEY).unknownAgents!()).toEqual([
+      'agent 102 -> nobody@example.com: no Pebble CRM user has this email',
+    ]);
   });
 
   it('catches the auth values for the redactor, whatever the recipe names them', () => {
