@@ -5,7 +5,7 @@
 // failures and lost answers, dry runs without credentials, and config errors that name the place.
 
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/load.js';
 import { secretsOf } from '../../config/secrets.js';
@@ -263,7 +263,12 @@ describe('REST target (a recipe of the tests own)', () => {
   });
 
   it('catches the auth values for the redactor, whatever the recipe names them', () => {
-    const file = config(`    vars: { url: "http://127.0.0.1:9" }\n    auth: { apiKey: ${KEY} }\n`);
+    // A header credential under a name no secret pattern knows.
+    const file = config(
+      `    vars: { url: "http://127.0.0.1:9" }\n    auth: { pebbleId: ${KEY} }\n`,
+    );
+    const recipe = join(dirname(file), 'targets', 'pebble-crm.yaml');
+    writeFileSync(recipe, readFileSync(recipe, 'utf8').replace(/apiKey/g, 'pebbleId'));
     expect(secretsOf(loadConfig(file, {}))).toContain(KEY);
   });
 });
