@@ -2,7 +2,8 @@
 // recipes' CRMs on purpose (it follows no vendor's documents): an API key in a header (or a
 // bearer token), form-encoded bodies, the new call's id only in Location, a contact search that is
 // fuzzy about numbers and pages two at a time, a user search by email, errors inside a 200 answer
-// (`{ ok: false, error: { code, message } }`), 429 with its own wait header (x-pebble-retry-ms).
+// (`{ ok: false, error: { code, message } }`), 429 with its own wait header (x-pebble-retry-ms),
+// and a write by external reference (PUT /v1/calls/ref/<ref>: 201 with the id, or 204).
 // Faults can be scripted one by one or dealt at random rates (failures, lost answers: the call
 // is made, then the connection dropped before the answer).
 
@@ -144,6 +145,25 @@ export class FakePebble extends CrmFake {
       const id = String(this.nextId++);
       this.calls.set(id, { id, fields: f, updates: [], attachments: [] });
       return reply(201, undefined, { location: `/v1/calls/${id}` });
+    }
+    // Write by external reference: made (201 with its id) or updated (204), never twice.
+    const byRef = /^\/v1\/calls\/ref\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'PUT' && byRef) {
+      const ref = decodeURIComponent(byRef[1]!);
+      const f = form();
+      if (!f)
+        return reply(415, { ok: false, error: { code: 'FORM', message: 'form bodies only' } });
+      const problem = this.validate(f);
+      if (problem) return invalid(problem);
+      const had = [...this.calls.values()].find((c) => c.fields.external_ref === ref);
+      if (had) {
+        had.updates.push(f);
+        had.fields = { ...had.fields, ...f, external_ref: ref };
+        return reply(204);
+      }
+      const id = String(this.nextId++);
+      this.calls.set(id, { id, fields: { ...f, external_ref: ref }, updates: [], attachments: [] });
+      return reply(201, { ok: true, id });
     }
     const one = /^\/v1\/calls\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'PUT' && one) {

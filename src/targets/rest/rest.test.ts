@@ -64,9 +64,9 @@ describe('REST target (a recipe of the tests own)', () => {
     const crm = await new FakePebble({ header: 'x-pebble-key', value: KEY }).start();
     cleanup.push(() => crm.close());
     const file = config(
-      `    vars: { url: "${crm.url}" }\n` +
+      (target.includes('vars:') ? '' : `    vars: { url: "${crm.url}" }\n`) +
         (target.includes('dryRun') ? '' : `    auth: { apiKey: ${KEY} }\n`) +
-        target,
+        target.replace('"URL"', `"${crm.url}"`),
       o,
     );
     const relay = await startRelay(loadConfig(file, {}), undefined, {
@@ -262,6 +262,24 @@ describe('REST target (a recipe of the tests own)', () => {
     ]);
   });
 
+  it('with vars turning upsert on (when:), writes by reference: once per call through lost answers', async () => {
+    const { crm, send, settle, relay } = await open('    vars: { url: "URL", byRef: "yes" }\n');
+    crm.faults.push({ match: 'PUT /v1/calls/ref/', fault: { lost: true } });
+    for (const name of ['3cx-v2-outgoing-missed', '3cx-v2-incoming-answered'])
+      for (const r of flowOf(name).requests) await send('3cx', r);
+    await settle();
+    expect(crm.count('POST', '/v1/calls')).toBe(0);
+    expect(crm.count('GET', '/v1/calls')).toBe(0);
+    const refs = [...crm.calls.values()].map((c) => c.fields.external_ref).sort();
+    expect(refs).toEqual([...new Set(refs)]);
+    expect(refs).toHaveLength(2);
+    const ds = await relay.store.listDeliveries({ limit: 10 });
+    expect(ds.map((d) => d.state)).toEqual(['done', 'done']);
+    // The lost first answer named the id; the 204 of the retry did not: the id is kept anyway
+    // when one was named, and the console still gets a link.
+    for (const d of ds) expect(d.remote).toHaveProperty('link');
+  });
+
   it('catches the auth values for the redactor, whatever the recipe names them', () => {
     // A header credential under a name no secret pattern knows.
     const file = config(
@@ -311,10 +329,44 @@ describe('REST target config errors name the place', () => {
     ]);
   });
 
+  it("OAuth 2 recipes: the grant's fields at their place; a dry run needs none, and delivers", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'targets'));
+    const text = readFileSync(RECIPE, 'utf8').replace(
+      /auth:\n  type: header\n  fields: \[apiKey\]\n  headers: .*\n/,
+      'auth:\n  type: refresh_token\n  tokenUrl: "{vars.url}/oauth/token"\n',
+    );
+    expect(text).toContain('refresh_token');
+    writeFileSync(join(dir, 'targets', 'pebble-crm.yaml'), text);
+    const yaml = (more: string) =>
+      writeRelayYaml(dir, {
+        more: `targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n    vars: { url: "http://127.0.0.1:9" }\n${more}`,
+      });
+    expect(issuesOf(yaml('    auth: { clientId: a, clientSecret: b }\n'))).toEqual([
+      expect.stringMatching(/auth: recipe pebble-crm \(refresh_token\) needs refreshToken$/),
+    ]);
+    const dry = yaml('    dryRun: true\n');
+    expect(issuesOf(dry)).toEqual([]);
+    const relay = await startRelay(loadConfig(dry, {}), undefined, {
+      delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
+    });
+    try {
+      for (const r of flowOf('3cx-v2-outgoing-missed').requests)
+        await sendFlowRequest(relay.port, '3cx', r);
+      await settleDeliveries(relay);
+      const ds = await relay.store.listDeliveries({ limit: 5 });
+      expect(ds.map((d) => d.state)).toEqual(['done']);
+    } finally {
+      await relay.close();
+    }
+  });
+
   it('deliverOn: change without update or upsert is refused at its place', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'targets'));
-    const text = readFileSync(RECIPE, 'utf8').replace(/\nupdate:\n.*\n/, '\n');
+    const text = readFileSync(RECIPE, 'utf8')
+      .replace(/\nupdate:\n.*\n/, '\n')
+      .replace(/\nupsert:\n(  .*\n)+/, '\n');
     writeFileSync(join(dir, 'targets', 'pebble-crm.yaml'), text);
     const file = writeRelayYaml(dir, {
       more: `targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n    vars: { url: "http://x" }\n    dryRun: true\n    deliverOn: change\n`,
