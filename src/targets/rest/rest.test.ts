@@ -333,7 +333,7 @@ describe('REST target config errors name the place', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'targets'));
     const text = readFileSync(RECIPE, 'utf8').replace(
-      /auth:\n  type: header\n  fields: \[apiKey\]\n  headers: .*\n/,
+      /auth:\n {2}type: header\n {2}fields: \[apiKey\]\n {2}headers: .*\n/,
       'auth:\n  type: refresh_token\n  tokenUrl: "{vars.url}/oauth/token"\n',
     );
     expect(text).toContain('refresh_token');
@@ -366,7 +366,7 @@ describe('REST target config errors name the place', () => {
     mkdirSync(join(dir, 'targets'));
     const text = readFileSync(RECIPE, 'utf8')
       .replace(/\nupdate:\n.*\n/, '\n')
-      .replace(/\nupsert:\n(  .*\n)+/, '\n');
+      .replace(/\nupsert:\n( {2}.*\n)+/, '\n');
     writeFileSync(join(dir, 'targets', 'pebble-crm.yaml'), text);
     const file = writeRelayYaml(dir, {
       more: `targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n    vars: { url: "http://x" }\n    dryRun: true\n    deliverOn: change\n`,

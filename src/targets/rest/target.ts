@@ -594,6 +594,8 @@ class RestTarget implements Target {
           const name = typeof c.name === 'string' && c.name ? c.name : undefined;
           const data =
             c.data && typeof c.data === 'object' ? (c.data as Record<string, unknown>) : undefined;
+          // Kept for the contact of the calls the search was for; bounded like a cache.
+          if (this.found.size >= 10_000) this.found.clear();
           this.found.set(id, { ...(name ? { name } : {}), ...(data ? { data } : {}) });
           out.push({
             id,
