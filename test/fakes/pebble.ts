@@ -182,6 +182,15 @@ export class FakePebble extends CrmFake {
     if (req.method === 'POST' && att) {
       const call = this.calls.get(att[1]!);
       if (!call) return reply(404, { ok: false, error: { code: 'NOT_FOUND', message: 'no call' } });
+      if (String(req.headers['content-type']).startsWith('application/json')) {
+        // The JSON form: { name, data } with the file in base64.
+        const j = JSON.parse(raw.toString('utf8')) as { name?: string; data?: string };
+        call.attachments.push({
+          filename: j.name ?? '',
+          bytes: Buffer.from(j.data ?? '', 'base64').length,
+        });
+        return reply(201, { ok: true });
+      }
       const m = /filename="([^"]*)"/.exec(raw.toString('latin1'));
       call.attachments.push({ filename: m?.[1] ?? '', bytes: raw.length });
       return reply(201, { ok: true });

@@ -4,7 +4,7 @@
 // and ids in Location, errors inside 200 answers, its own rate-limit header, exactly once through
 // failures and lost answers, dry runs without credentials, and config errors that name the place.
 
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/load.js';
@@ -32,10 +32,14 @@ const RECIPE = join(ROOT, 'test', 'recipes', 'pebble-crm.yaml');
 type Req = Flow['requests'][number];
 
 /** relay.yaml with a Pebble target whose recipe is in targets/ beside it. */
-function config(target: string, o: { sources?: SourceSettingsMap; threecx?: string } = {}): string {
+function config(
+  target: string,
+  o: { sources?: SourceSettingsMap; threecx?: string; recipe?: (text: string) => string } = {},
+): string {
   const dir = tempDir();
   mkdirSync(join(dir, 'targets'));
-  copyFileSync(RECIPE, join(dir, 'targets', 'pebble-crm.yaml'));
+  const text = readFileSync(RECIPE, 'utf8');
+  writeFileSync(join(dir, 'targets', 'pebble-crm.yaml'), o.recipe ? o.recipe(text) : text);
   return writeRelayYaml(dir, {
     ...(o.sources ? { sources: o.sources } : {}),
     ...(o.threecx ? { threecx: o.threecx } : {}),
@@ -54,7 +58,7 @@ describe('REST target (a recipe of the tests own)', () => {
 
   async function open(
     target = '',
-    o: { sources?: SourceSettingsMap; threecx?: string } = {},
+    o: { sources?: SourceSettingsMap; threecx?: string; recipe?: (text: string) => string } = {},
   ): Promise<{
     crm: FakePebble;
     relay: Relay;
@@ -236,6 +240,30 @@ describe('REST target (a recipe of the tests own)', () => {
       { filename: `${id}-1-1.mp3`, bytes: expect.any(Number) as number },
     ]);
     expect(call!.attachments[0]!.bytes).toBeGreaterThan(audio.length);
+  });
+
+  it('uploads a recording as base64 in a JSON body when the recipe says so', async () => {
+    const pbx = await new FakePbx('pbx-secret').start();
+    cleanup.push(() => pbx.close());
+    const { crm, send, settle } = await open('', {
+      threecx: `    recordings:\n      allowHosts: ["${pbx.url}"]\n      bearer: pbx-secret\n`,
+      recipe: (text) =>
+        text.replace(
+          'multipart: { field: file }',
+          `base64: true\n      json: '{ "name": file.filename, "data": file.base64 }'`,
+        ),
+    });
+    const audio = Buffer.alloc(20_000, 9);
+    const id = '260701400000_2';
+    pbx.files.set(`/webapi/recording/${id}-1-1.mp3`, audio);
+    for (const body of [
+      `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:12","Id":"${id}-1"}`,
+      `{"Event":"recording","FileUrls":["${pbx.url}/webapi/recording/${id}-1-1.mp3"],"Id":"${id}-1"}`,
+    ])
+      await send('3cx', post(body));
+    await settle();
+    const [call] = [...crm.calls.values()];
+    expect(call!.attachments).toEqual([{ filename: `${id}-1-1.mp3`, bytes: audio.length }]);
   });
 
   it('check --online, unknown agents: asks the CRM with the credentials', async () => {
