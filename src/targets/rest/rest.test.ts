@@ -174,8 +174,10 @@ describe('REST target (a recipe of the tests own)', () => {
       expect(made, id).toHaveLength(1);
     }
     expect(crm.calls.size).toBe(ids.length);
-    expect(crm.chaosLog.some((l) => l.startsWith('lost POST /v1/calls'))).toBe(true);
+    // The scripted lost answer was dealt (so `find` ran), and many random faults besides.
+    expect(crm.faults).toEqual([]);
     expect(crm.count('GET', '/v1/calls')).toBeGreaterThanOrEqual(1);
+    expect(crm.chaosLog.length).toBeGreaterThan(5);
   });
 
   it("waits out a 429 by the CRM's own header; an error inside a 200 retries or dead-letters", async () => {
