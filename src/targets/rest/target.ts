@@ -478,7 +478,14 @@ class RestTarget implements Target {
         create: async () => {
           const answer = await this.send(this.req.create!, input(), { what, idempotent: false });
           kept = { ...input(), answer };
-          return idOf(await this.evaluate(this.x.createId!, kept, `${what} (id)`));
+          // The object exists now: an id the recipe cannot read is a create without an id (the
+          // intent stays, and the next attempt finds it), never a dead letter that forgets it.
+          try {
+            return idOf(await this.evaluate(this.x.createId!, kept, `${what} (id)`));
+          } catch (err) {
+            ctx.log.warn({ target: this.name, err: (err as Error).message }, 'create id unread');
+            return undefined;
+          }
         },
       });
       remote.id = id;
