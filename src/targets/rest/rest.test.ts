@@ -352,6 +352,16 @@ describe('REST target config errors name the place', () => {
     expect(issues.every((i) => /^\d+:\d+ /.test(i))).toBe(true);
   });
 
+  it('an auth field left at its example default is refused unless it is a dry run', () => {
+    const text =
+      '    vars: { url: "http://x" }\n    auth: { pebbleId: "${PEBBLE_ID:-example-id}" }\n';
+    const recipe = (t: string) => t.replace(/apiKey/g, 'pebbleId');
+    expect(issuesOf(config(text, { recipe }))).toEqual([
+      expect.stringMatching(/targets\.0\.auth\.pebbleId is the example default of \$\{PEBBLE_ID\}/),
+    ]);
+    expect(issuesOf(config(`${text}    dryRun: true\n`, { recipe }))).toEqual([]);
+  });
+
   it('no auth is needed for a dry run; without dryRun it is', () => {
     expect(issuesOf(config('    vars: { url: "http://x" }\n    dryRun: true\n'))).toEqual([]);
     expect(issuesOf(config('    vars: { url: "http://x" }\n'))).toEqual([
