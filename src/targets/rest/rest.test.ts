@@ -207,6 +207,28 @@ describe('REST target (a recipe of the tests own)', () => {
     ]);
   });
 
+  it('keeps what `keep:` reads in remote; statuses under errors.retry retry', async () => {
+    const { crm, send, settle, relay } = await open('', {
+      recipe: (t) =>
+        t
+          .replace(
+            "  id: $substringAfter(answer.headers.location, '/v1/calls/')",
+            "  id: $substringAfter(answer.headers.location, '/v1/calls/')\n  keep: \"{ 'path': answer.headers.location }\"",
+          )
+          .replace('errors:\n', 'errors:\n  retry: [409]\n'),
+    });
+    crm.faults.push({ match: 'POST /v1/calls', fault: { status: 409, body: { ok: false } } });
+    for (const r of flowOf('3cx-v2-outgoing-missed').requests) await send('3cx', r);
+    await settle();
+    const [call] = [...crm.calls.values()];
+    const [d] = await relay.store.listDeliveries({ limit: 1 });
+    expect(d).toMatchObject({
+      state: 'done',
+      remote: { id: call!.id, path: `/v1/calls/${call!.id}` },
+    });
+    expect(crm.log.filter((l) => l.method === 'POST').map((l) => l.status)).toEqual([409, 201]);
+  });
+
   it('dry run: needs no auth, sends nothing, shows the form bodies among the attempts', async () => {
     const { crm, send, settle, relay } = await open('    dryRun: true\n');
     for (const r of flowOf('3cx-v2-incoming-answered').requests) await send('3cx', r);
