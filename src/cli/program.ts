@@ -258,7 +258,7 @@ export function buildProgram(): Command {
 
   program
     .command('schemas')
-    .description('JSON Schemas for relay.yaml, adapters, events and records')
+    .description('JSON Schemas for relay.yaml, adapters, REST recipes, events and records')
     .option('--write', 'write them to config/')
     .option('--check', 'exit 1 if the files in config/ are stale')
     .option('--dir <folder>', 'another folder than config/')

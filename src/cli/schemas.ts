@@ -1,5 +1,5 @@
-// `callrelay schemas`: the JSON Schemas of relay.yaml, adapter files, call events and records,
-// printed, written (--write) or compared with the committed ones (--check, for CI).
+// `callrelay schemas`: the JSON Schemas of relay.yaml, adapter files, REST recipes, call events and
+// records, printed, written (--write) or compared with the committed ones (--check, for CI).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CallEventSchema, CallRecordSchema, MODEL_VERSION } from '../domain/model.js';
 import { AdapterFileSchema } from '../ingest/adapter.js';
+import { RestRecipeSchema } from '../targets/rest/spec.js';
 import { RelayConfigSchema } from './schema.js';
 
 const ID_BASE = 'https://callrelay.dev/schemas';
@@ -17,6 +18,7 @@ export function jsonSchemas(): Record<string, unknown> {
   return {
     'relay.schema.json': make(RelayConfigSchema, 'relay.schema.json', 'input'),
     'adapter.schema.json': make(AdapterFileSchema, 'adapter.schema.json', 'input'),
+    'recipe.schema.json': make(RestRecipeSchema, 'recipe.schema.json', 'input'),
     'call-event.schema.json': make(
       CallEventSchema,
       `v${MODEL_VERSION}/call-event.schema.json`,

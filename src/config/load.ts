@@ -155,13 +155,16 @@ export function defaultConfigPath(
  * A dry-run target's credential (targets[i].token, ...): a sandbox answers its requests, so a
  * variable left unset there stands for nothing (HubSpot's and Pipedrive's alike).
  */
+/** A target's credential field; `auth` holds a REST recipe's, whatever the recipe names them. */
+const CREDENTIAL_KEY = /token|secret|key|password|^auth$/i;
+
 function dryRunCredential(p: (string | number)[], doc: Document): boolean {
   const [top, i, key] = p;
   return (
     top === 'targets' &&
     typeof i === 'number' &&
     typeof key === 'string' &&
-    /token|secret|key|password/i.test(key) &&
+    CREDENTIAL_KEY.test(key) &&
     doc.getIn(['targets', i, 'dryRun']) === true
   );
 }
@@ -260,7 +263,7 @@ export function loadConfig(
     for (const f of y.envFallbacks) {
       const [top, i, key] = f.path;
       if (top !== 'targets' || typeof i !== 'number' || targets[i]?.dryRun !== false) continue;
-      if (typeof key === 'string' && /token|secret|key|password/i.test(key))
+      if (typeof key === 'string' && CREDENTIAL_KEY.test(key))
         issues.push(
           issueAt(
             y,

@@ -55,7 +55,15 @@ export function secretsOf(
     // The WebAPI key sits in the makecall URL's path: a secret under a plain name.
     if (s.pbx) out.add(s.pbx.key);
   }
-  for (const t of cfg.targets) collect(t, 'target', out);
+  for (const t of cfg.targets) {
+    collect(t, 'target', out);
+    // A REST recipe's credentials, whatever the recipe calls them (a header type's own fields);
+    // the user name of Basic and an OAuth client id are no secrets (and may be common words).
+    const auth = (t as { auth?: unknown }).auth;
+    if (t.type === 'rest' && auth && typeof auth === 'object')
+      for (const [k, v] of Object.entries(auth))
+        if (typeof v === 'string' && v && k !== 'user' && k !== 'clientId') out.add(v);
+  }
   collect(cfg.store, 'store', out);
   return [...out];
 }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { httpSpec } from './http/spec.js';
 import { hubspotSpec } from './hubspot/spec.js';
 import { pipedriveSpec } from './pipedrive/spec.js';
+import { restSpec } from './rest/spec.js';
 import type { TargetModule, TargetSpec } from './types.js';
 
 interface Entry {
@@ -25,6 +26,7 @@ const REGISTRY: Entry[] = [
   entry(hubspotSpec, () => import('./hubspot/target.js')),
   entry(pipedriveSpec, () => import('./pipedrive/target.js')),
   entry(httpSpec, () => import('./http/target.js')),
+  entry(restSpec, () => import('./rest/target.js')),
 ];
 
 export const TARGET_SPECS: TargetSpec[] = REGISTRY.map((e) => e.spec);

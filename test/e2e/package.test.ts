@@ -104,6 +104,8 @@ describe('the npm package', () => {
       'adapters/cases/3cx/3cx-v2-incoming-answered.json',
       'config/relay.schema.json',
       'config/adapter.schema.json',
+      'config/recipe.schema.json',
+      'targets/README.md',
       'console/console.js',
       'console/console.css',
       'deploy/callrelay.service',

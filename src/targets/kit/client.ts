@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
+import type { CrmAuth } from './auth.js';
 import { DeliveryError, networkHint } from './errors.js';
 import type { WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
@@ -23,6 +24,8 @@ export interface HttpCall {
   stream?: () => Promise<AsyncIterable<Uint8Array>>;
   /** Safe to send twice: reads, PATCHes of the same values, webhooks carrying an id. */
   idempotent: boolean;
+  /** Which step of a REST recipe this is ("create"), for its sandbox (dry runs). */
+  step?: string;
   /** What this request does, for messages: "creating the call engagement". */
   what: string;
   /** A different limiter than the target's own (e.g. HubSpot search, 5/s). */
@@ -45,6 +48,12 @@ export interface CrmClientOptions {
   crm?: string;
   baseUrl: string;
   headers: Record<string, string>;
+  /**
+   * The credential, asked for its headers before every request (an OAuth token may be due for a
+   * refresh); a 401 is reported to it, and if it says trying again may work, the request is sent
+   * once more with fresh headers. Its baseUrl(), once known, takes `baseUrl`'s place.
+   */
+  auth?: CrmAuth;
   limiter: WindowLimiter;
   policy?: RetryPolicy;
   timeoutMs?: number;
@@ -52,6 +61,12 @@ export interface CrmClientOptions {
   errorText?: (body: unknown) => string | undefined;
   /** Watch every answer (rate-limit headers, e.g. remaining = 0 -> pause the limiter). */
   onAnswer?: (a: HttpAnswer) => void;
+  /**
+   * A second opinion on every answer, 2xx too (a REST recipe's `errors:`): a verdict that takes
+   * the status's place (a 200 carrying an error), the CRM's words for messages, and the wait a
+   * rate limit asked for. Undefined fields leave the status, errorText and Retry-After to decide.
+   */
+  review?: (a: HttpAnswer) => Promise<Review | undefined>;
   /** Quick retries inside one attempt (the persisted schedule takes over after). */
   quickRetries?: number;
   /**
@@ -59,6 +74,12 @@ export interface CrmClientOptions {
    * kept in the trace (kit/sandbox.ts).
    */
   sandbox?: Sandbox;
+}
+
+export interface Review {
+  verdict?: 'ok' | 'retry' | 'dead';
+  message?: string;
+  afterMs?: number;
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
@@ -120,9 +141,16 @@ export class CrmClient {
   private async once(c: HttpCall, paced?: { since: number }): Promise<HttpAnswer> {
     const queued = paced?.since ?? performance.now();
     if (!paced) await (c.limiter ?? this.o.limiter).acquire();
-    const url = /^https?:\/\//.test(c.path)
-      ? c.path
-      : `${this.o.baseUrl.replace(/\/+$/, '')}${c.path}`;
+    // The credential first: an OAuth token answer may name the API's base URL (Salesforce).
+    let credential: Record<string, string> | undefined;
+    let refused: unknown;
+    try {
+      credential = this.o.sandbox ? undefined : await this.o.auth?.headers();
+    } catch (err) {
+      refused = err;
+    }
+    const base = this.o.auth?.baseUrl?.() ?? this.o.baseUrl;
+    const url = /^https?:\/\//.test(c.path) ? c.path : `${base.replace(/\/+$/, '')}${c.path}`;
     const sent = performance.now();
     const trace = {
       operation: c.what,
@@ -133,7 +161,8 @@ export class CrmClient {
       ...(this.o.sandbox ? { sent: describeBody(c) } : {}),
     };
     try {
-      const answer = await this.exchange(c, url);
+      if (refused !== undefined) throw refused;
+      const answer = await this.exchange(c, url, credential);
       recordRequest({
         ...trace,
         durationMs: Math.round(performance.now() - sent),
@@ -156,13 +185,36 @@ export class CrmClient {
   }
 
   /** One request and its classified answer. */
-  private async exchange(c: HttpCall, url: string): Promise<HttpAnswer> {
+  private async exchange(
+    c: HttpCall,
+    url: string,
+    credential: Record<string, string> | undefined,
+  ): Promise<HttpAnswer> {
     if (this.o.sandbox) {
       const u = new URL(url);
-      const said = this.o.sandbox({ method: c.method, path: u.pathname + u.search, json: c.json });
+      const said = await this.o.sandbox({
+        method: c.method,
+        path: u.pathname + u.search,
+        json: c.json,
+        ...(typeof c.body === 'string' ? { body: c.body } : {}),
+        ...(c.step ? { step: c.step } : {}),
+      });
       return this.classified(c, { headers: {}, ...said });
     }
-    const headers: Record<string, string> = { ...this.o.headers, ...c.headers };
+    const answer = await this.send(c, url, credential);
+    // A credential refused that may work anew (an OAuth token expired early): once more.
+    if (answer.status === 401 && credential && (await this.o.auth!.rejected(credential)))
+      return this.classified(c, await this.send(c, url, await this.o.auth!.headers()));
+    return this.classified(c, answer);
+  }
+
+  /** One request on the wire, its answer unclassified. */
+  private async send(
+    c: HttpCall,
+    url: string,
+    credential: Record<string, string> | undefined,
+  ): Promise<HttpAnswer> {
+    const headers: Record<string, string> = { ...this.o.headers, ...credential, ...c.headers };
     let body: string | Buffer | Readable | undefined = c.body;
     if (c.stream) body = Readable.from(await c.stream());
     if (c.json !== undefined) {
@@ -196,19 +248,22 @@ export class CrmClient {
       );
       throw e.ambiguous ? new AbortError(e) : e;
     }
-    return this.classified(c, {
-      status: res.statusCode,
-      headers: flatHeaders(res.headers),
-      body: await readBody(res),
-    });
+    return { status: res.statusCode, headers: flatHeaders(res.headers), body: await readBody(res) };
   }
 
   /** The CRM's answer (or the sandbox's), classified: returned if it worked, else thrown. */
-  private classified(c: HttpCall, answer: HttpAnswer): HttpAnswer {
+  private async classified(c: HttpCall, answer: HttpAnswer): Promise<HttpAnswer> {
     this.o.onAnswer?.(answer);
-    const verdict = classify(answer.status, answer.headers, answer.body, this.o.policy);
+    const review = await this.o.review?.(answer);
+    let verdict = classify(answer.status, answer.headers, answer.body, this.o.policy);
+    // A retry the status did not call for waits as a 429 would (Retry-After, the policy's pause).
+    if (review?.verdict === 'retry' && verdict.kind !== 'retry')
+      verdict = classify(429, answer.headers, answer.body, this.o.policy);
+    else if (review?.verdict && review.verdict !== 'retry') verdict = { kind: review.verdict };
+    if (verdict.kind === 'retry' && review?.afterMs !== undefined)
+      verdict = { kind: 'retry', afterMs: review.afterMs };
     if (verdict.kind === 'ok') return answer;
-    const said = (this.o.errorText ?? defaultErrorText)(answer.body) ?? '';
+    const said = review?.message ?? (this.o.errorText ?? defaultErrorText)(answer.body) ?? '';
     const message = `${c.what}: ${answer.status}${said ? ` ${said}` : ''}`;
     const requestId = requestIdOf(answer.headers);
     if (verdict.kind === 'dead')

@@ -3,7 +3,8 @@
 // messages, and its rate-limit headers watched, so that the relay holds off before the CRM
 // answers 429.
 
-import { CrmClient } from './client.js';
+import type { CrmAuth } from './auth.js';
+import { CrmClient, type HttpAnswer, type Review } from './client.js';
 import { WindowLimiter } from './limiter.js';
 import type { RetryPolicy } from './policy.js';
 import type { Sandbox } from './sandbox.js';
@@ -26,8 +27,10 @@ export interface CrmEndpoint {
 export interface CrmWays {
   /** The CRM's name in messages: "HubSpot". */
   crm: string;
-  /** The credential header. */
-  auth: Record<string, string>;
+  /** The credential header, or a credential asked before every request (kit/auth.ts). */
+  auth: Record<string, string> | CrmAuth;
+  /** A second opinion on every answer (CrmClientOptions.review). */
+  review?: (a: HttpAnswer) => Promise<Review | undefined>;
   policy: RetryPolicy;
   /** The fields of an error body that carry the CRM's message (joined by ": "). */
   errorFields: string[];
@@ -54,7 +57,13 @@ export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
   const client = new CrmClient({
     crm: ways.crm,
     baseUrl: cfg.baseUrl,
-    headers: { ...ways.auth, accept: 'application/json', 'user-agent': 'callrelay' },
+    headers: {
+      ...(isCrmAuth(ways.auth) ? {} : ways.auth),
+      accept: 'application/json',
+      'user-agent': 'callrelay',
+    },
+    ...(isCrmAuth(ways.auth) ? { auth: ways.auth } : {}),
+    ...(ways.review ? { review: ways.review } : {}),
     limiter,
     timeoutMs: cfg.timeoutSec * 1000,
     policy: ways.policy,
@@ -77,4 +86,8 @@ export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
     },
   });
   return { client, limiter, searchLimiter };
+}
+
+function isCrmAuth(a: Record<string, string> | CrmAuth): a is CrmAuth {
+  return typeof (a as CrmAuth).headers === 'function';
 }

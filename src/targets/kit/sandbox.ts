@@ -8,15 +8,24 @@ export interface SandboxRequest {
   method: string;
   path: string;
   json: unknown;
+  /** A text body (form-encoded), where the request has one instead of JSON. */
+  body?: string;
+  /** The step of a REST recipe that made it (HttpCall.step). */
+  step?: string;
 }
 
 export interface SandboxAnswer {
   status: number;
   body: unknown;
+  /** Lower-cased names (an id in Location). */
+  headers?: Record<string, string>;
 }
 
-/** A CRM's sandbox: answers one request (target folders: sandbox.ts). */
-export type Sandbox = (req: SandboxRequest) => SandboxAnswer;
+/**
+ * A CRM's sandbox: answers one request (target folders: sandbox.ts); a recipe's answers are
+ * expressions, so its sandbox may answer later.
+ */
+export type Sandbox = (req: SandboxRequest) => SandboxAnswer | Promise<SandboxAnswer>;
 
 /** What a sandbox keeps between requests: ids it handed out, per kind of object. */
 export class SandboxIds {

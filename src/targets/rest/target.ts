@@ -1,0 +1,689 @@
+// The REST target: any CRM a recipe describes (recipe.ts), delivered with the built-in targets'
+// guarantees by using their kit: the CRM client (limiter, quick retries, Retry-After, traces and
+// attempt rows, metrics, dry runs), PhoneLookup and UserLookup (digits-checked matches, the
+// shared-number rule, caches shared by concurrent deliveries), createOnce (exactly one activity
+// through lost answers), the recording fetch (allowHosts, credentials, size cap).
+//
+// One delivery: the contact (looked up once per call, kept in `remote`), the owner, then the
+// activity: upsert by key where the recipe has one, else create once (a lost create is found by
+// `find`) and update on later deliveries if the recipe can; then each recording uploaded once.
+
+import { randomBytes } from 'node:crypto';
+import type { CallRecord } from '../../domain/model.js';
+import type { RemoteState } from '../../domain/delivery.js';
+import { ExprError } from '../../lib/expr.js';
+import type { Logger } from '../../telemetry/log.js';
+import { fixedAuth, type CrmAuth } from '../kit/auth.js';
+import type { CrmClient, HttpAnswer, HttpCall, Review } from '../kit/client.js';
+import { connectCrm } from '../kit/connect.js';
+import { callContext, type ContextContact } from '../kit/context.js';
+import { createOnce, type PendingCreate } from '../kit/create-once.js';
+import { DeliveryError } from '../kit/errors.js';
+import type { WindowLimiter } from '../kit/limiter.js';
+import { oauthAuth } from '../kit/oauth.js';
+import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import {
+  allowedRecordingUrl,
+  fetchRecording,
+  recordingFileName,
+  withRecordingLinks,
+  type RecordingLink,
+} from '../kit/recordings.js';
+import { UserLookup } from '../kit/user-lookup.js';
+import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
+import { expression, template, type Expression, type Template } from './compile.js';
+import { loadRecipe, type Recipe, type RecipeRequest } from './recipe.js';
+import { recipeSandbox } from './sandbox.js';
+import type { RestConfig } from './spec.js';
+
+type Input = Record<string, unknown>;
+
+interface Remote {
+  /** The CRM's id of the activity. */
+  id?: string;
+  /** The activity exists (an upsert whose answers named no id yet). */
+  delivered?: boolean;
+  /** The contact found for the caller (null: nobody), looked up once per call. */
+  contact?: ContextContact | null;
+  /** Recording URLs uploaded (or given up on), each once. */
+  uploaded?: string[];
+  uploadFailed?: string;
+  /** The console's name and link for the activity, worked out when it was delivered. */
+  link?: { id: string; url: string | null };
+  pendingCreate?: PendingCreate;
+  [k: string]: unknown;
+}
+
+/** A request of the recipe, compiled. */
+export interface Request {
+  step: string;
+  method: RecipeRequest['method'];
+  url: Template;
+  query: [string, Expression][];
+  headers: [string, Template][];
+  json?: Expression;
+  form?: Expression;
+  multipart?: { field: string; filename?: Template };
+  base64: boolean;
+}
+
+export function compileRequest(step: string, r: RecipeRequest): Request {
+  return {
+    step,
+    method: r.method,
+    url: template(r.url),
+    query: Object.entries(r.query ?? {}).map(([k, v]) => [k, expression(v)]),
+    headers: Object.entries(r.headers ?? {}).map(([k, v]) => [k, template(v)]),
+    ...(r.json ? { json: expression(r.json) } : {}),
+    ...(r.form ? { form: expression(r.form) } : {}),
+    ...(r.multipart
+      ? {
+          multipart: {
+            field: r.multipart.field,
+            ...(r.multipart.filename ? { filename: template(r.multipart.filename) } : {}),
+          },
+        }
+      : {}),
+    base64: !!r.base64,
+  };
+}
+
+const optional = (s: string | undefined): Expression | undefined =>
+  s === undefined ? undefined : expression(s);
+
+const text = (v: unknown): string =>
+  v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+
+const idOf = (v: unknown): string | undefined =>
+  v === undefined || v === null || v === '' ? undefined : text(v);
+
+/** Statuses a lookup or find reads as "nobody" (the CRM's own error otherwise). */
+async function unlessNotFound(
+  notFound: number[],
+  send: () => Promise<HttpAnswer>,
+): Promise<HttpAnswer | undefined> {
+  try {
+    const a = await send();
+    return notFound.includes(a.status) ? undefined : a;
+  } catch (err) {
+    const e = (err as { originalError?: unknown }).originalError ?? err;
+    if (e instanceof DeliveryError && e.status !== undefined && notFound.includes(e.status))
+      return undefined;
+    throw e;
+  }
+}
+
+const BASIC = "Basic {$base64encode(auth.user & ':' & auth.password)}";
+
+class RestTarget implements Target {
+  readonly type = 'rest';
+  readonly name: string;
+  private readonly def: Recipe;
+  private readonly where: string;
+  private readonly vars: Record<string, string>;
+  private readonly http: CrmClient;
+  private readonly searchLimiter: WindowLimiter;
+  private readonly contacts: PhoneLookup<string> | undefined;
+  private readonly users: UserLookup<string>;
+  private readonly x: {
+    terms?: Expression;
+    next?: Expression;
+    read?: Expression;
+    userRead?: Expression;
+    createId?: Expression;
+    createKeep?: Expression;
+    upsertId?: Expression;
+    upsertKeep?: Expression;
+    findId?: Expression;
+    linkId?: Expression;
+    linkUrl?: Template;
+    message?: Expression;
+    classify?: Expression;
+    wait?: Expression;
+  };
+  private readonly req: Partial<
+    Record<
+      'contact' | 'user' | 'create' | 'update' | 'upsert' | 'find' | 'upload' | 'check',
+      Request
+    >
+  >;
+  /** Which steps run, decided once over `vars` (`when:`). */
+  private active?: Promise<{ create: boolean; update: boolean; upsert: boolean; upload: boolean }>;
+
+  constructor(
+    private readonly cfg: RestConfig,
+    private readonly recordingAccess: Record<string, RecordingAccess>,
+    private readonly recordingLink: RecordingLink | undefined,
+    deps: TargetDeps,
+  ) {
+    this.name = cfg.name;
+    const loaded = loadRecipe(cfg.recipeFile);
+    const def = (this.def = loaded.def);
+    this.where = `recipe ${loaded.yaml.file}`;
+    this.vars = cfg.vars;
+    const c = def.lookups.contact;
+    this.x = {
+      terms: optional(c?.terms),
+      next: optional(c?.next),
+      read: optional(c?.read),
+      userRead: optional(def.lookups.user?.read),
+      createId: optional(def.create?.id),
+      createKeep: optional(def.create?.keep),
+      upsertId: optional(def.upsert?.id),
+      upsertKeep: optional(def.upsert?.keep),
+      findId: optional(def.find?.id),
+      linkId: optional(def.link?.id),
+      ...(def.link?.url ? { linkUrl: template(def.link.url) } : {}),
+      message: optional(def.errors.message),
+      classify: optional(def.errors.classify),
+      wait: optional(def.errors.wait),
+    };
+    const req = (step: keyof RestTarget['req'], r: RecipeRequest | undefined) =>
+      r ? { [step]: compileRequest(step, r) } : {};
+    this.req = {
+      ...req('contact', c?.request),
+      ...req('user', def.lookups.user?.request),
+      ...req('create', def.create?.request),
+      ...req('update', def.update?.request),
+      ...req('upsert', def.upsert?.request),
+      ...req('find', def.find?.request),
+      ...req('upload', def.recordings?.upload?.request),
+      ...req('check', def.check?.request),
+    };
+    const baseUrl = cfg.baseUrl ?? template(def.baseUrl).renderNow({ vars: this.vars }, false);
+    const statuses: Record<number, 'retry' | 'dead'> = {};
+    for (const s of def.errors.retry ?? []) statuses[s] = 'retry';
+    for (const s of def.errors.dead ?? []) statuses[s] = 'dead';
+    const windowLeft = def.errors.windowLeft;
+    const crm = connectCrm(
+      {
+        baseUrl,
+        rateLimit: cfg.rateLimit,
+        searchRateLimit: cfg.searchRateLimit ?? cfg.rateLimit,
+        timeoutSec: cfg.timeoutSec,
+        dryRun: cfg.dryRun,
+      },
+      {
+        crm: def.crm,
+        auth: cfg.dryRun ? {} : this.credential(deps.log, deps),
+        policy: { statuses },
+        errorFields: ['message', 'error', 'error_description'],
+        windowLeft: {
+          header: windowLeft?.header.toLowerCase() ?? '',
+          pauseMs: () => (windowLeft?.pauseSec ?? 1) * 1000,
+        },
+        review: (a) => this.review(a),
+        sandbox: () => recipeSandbox(def, this.vars, this.notFound()),
+      },
+    );
+    this.http = crm.client;
+    this.searchLimiter = crm.searchLimiter;
+    this.contacts = this.req.contact
+      ? new PhoneLookup<string>({
+          ttlMs: cfg.cacheSec * 1000,
+          search: (e164) => this.searchContacts(e164),
+        })
+      : undefined;
+    this.users = new UserLookup<string>({
+      agents: cfg.agents,
+      ttlMs: cfg.cacheSec * 1000,
+      fromNumber: String,
+      byEmail: (email) => this.userByEmail(email),
+      who: { crm: def.crm, target: cfg.name },
+    });
+  }
+
+  private notFound(): { contact: number; user: number; find: number } {
+    const d = this.def;
+    return {
+      contact: d.lookups.contact?.notFound?.[0] ?? 404,
+      user: d.lookups.user?.notFound?.[0] ?? 404,
+      find: d.find?.notFound?.[0] ?? 404,
+    };
+  }
+
+  /** The recipe's credential: fixed headers, or OAuth 2 (kit/oauth.ts). */
+  private credential(log: Logger, deps: TargetDeps): CrmAuth {
+    const a = this.def.auth;
+    const given = this.cfg.auth ?? {};
+    const vars = this.vars;
+    if (a.type === 'client_credentials' || a.type === 'refresh_token') {
+      const headers = Object.entries(a.headers ?? { Authorization: 'Bearer {token}' }).map(
+        ([k, v]) => [k, template(v)] as const,
+      );
+      const apiUrl = a.apiUrl ? expression(a.apiUrl) : undefined;
+      return oauthAuth({
+        target: this.cfg.name,
+        grant: a.type,
+        tokenUrl: template(a.tokenUrl!).renderNow({ vars }, false),
+        clientId: given.clientId!,
+        clientSecret: given.clientSecret!,
+        ...(given.refreshToken ? { refreshToken: given.refreshToken } : {}),
+        ...(a.scope ? { scope: a.scope } : {}),
+        clientAuth: a.clientAuth ?? 'body',
+        ...(a.lifetimeSec ? { lifetimeSec: a.lifetimeSec } : {}),
+        header: (token) =>
+          Object.fromEntries(headers.map(([k, t]) => [k, t.renderNow({ token, vars }, false)])),
+        ...(apiUrl ? { apiUrl: (answer) => idOf(apiUrl.evaluateNow({ answer, vars })) } : {}),
+        ...(deps.tokens ? { tokens: deps.tokens } : {}),
+        ...(deps.redact ? { redact: deps.redact } : {}),
+        log,
+        timeoutMs: this.cfg.timeoutSec * 1000,
+      });
+    }
+    const raw =
+      a.headers ??
+      (a.type === 'basic' ? { Authorization: BASIC } : { Authorization: 'Bearer {auth.token}' });
+    // Rendered once: the only place expressions see `auth`.
+    let headers: Promise<Record<string, string>> | undefined;
+    const fixed = fixedAuth({});
+    return {
+      ...fixed,
+      headers: () =>
+        (headers ??= Promise.all(
+          Object.entries(raw).map(
+            async ([k, v]) => [k, await template(v).render({ auth: given, vars }, false)] as const,
+          ),
+        ).then(Object.fromEntries)),
+    };
+  }
+
+  /** `errors:` over every answer: a verdict, the CRM's words, the wait a rate limit asks. */
+  private async review(answer: HttpAnswer): Promise<Review | undefined> {
+    const input = { answer, vars: this.vars };
+    const quiet = async (e: Expression | undefined): Promise<unknown> => {
+      try {
+        return await e?.evaluate(input);
+      } catch {
+        return undefined; // an expression that cannot read this answer leaves it to the status
+      }
+    };
+    const said = text(await quiet(this.x.classify));
+    const ok2xx = answer.status >= 200 && answer.status < 300;
+    const out: Review = {};
+    if (said === 'ok' || said === 'retry' || said === 'dead') out.verdict = said;
+    else if (said === 'rate-limited') out.verdict = 'retry';
+    else if (said === 'unauthorized') out.verdict = 'dead';
+    if (out.verdict === 'ok' || (ok2xx && !out.verdict)) return out;
+    const message = text(await quiet(this.x.message));
+    if (message) out.message = message;
+    if (said === 'unauthorized')
+      out.message = `${this.def.crm} refused the credentials${message ? `: ${message}` : ''}`;
+    if (said === 'rate-limited' || answer.status === 429) {
+      const ms = Number(await quiet(this.x.wait));
+      if (this.x.wait && Number.isFinite(ms) && ms >= 0) out.afterMs = Math.round(ms);
+    }
+    return out;
+  }
+
+  private steps(): NonNullable<RestTarget['active']> {
+    return (this.active ??= (async () => {
+      const on = async (w: string | undefined) =>
+        w === undefined
+          ? true
+          : !!(await this.evaluate(expression(w), { vars: this.vars }, 'when'));
+      const d = this.def;
+      const upsert = !!d.upsert && (await on(d.upsert.when));
+      return {
+        upsert,
+        create: !upsert && !!d.create && (await on(d.create.when)),
+        update: !upsert && !!d.update && (await on(d.update.when)),
+        upload: !!d.recordings?.upload && (await on(d.recordings.upload.when)),
+      };
+    })());
+  }
+
+  /** An expression's value; an error in it is the recipe's, never worth a retry. */
+  private async evaluate(e: Expression, input: Input, what: string): Promise<unknown> {
+    try {
+      return await e.evaluate(input);
+    } catch (err) {
+      const m = err instanceof ExprError || err instanceof Error ? err.message : String(err);
+      const src = e.source.replace(/\s+/g, ' ').trim();
+      throw new DeliveryError(
+        `${what}: ${this.where}: "${src.length > 60 ? `${src.slice(0, 57)}...` : src}": ${m}`,
+        { retryable: false },
+      );
+    }
+  }
+
+  /** One request of the recipe, its templates and body worked out over `input`. */
+  private async send(
+    r: Request,
+    input: Input,
+    o: {
+      what: string;
+      idempotent: boolean;
+      limiter?: WindowLimiter;
+      extraQuery?: Record<string, unknown>;
+      recording?: { url: string; access: RecordingAccess };
+    },
+  ): Promise<HttpAnswer> {
+    const at = (e: Expression) => this.evaluate(e, input, o.what);
+    let path: string;
+    try {
+      path = await r.url.render(input, true);
+    } catch (err) {
+      throw new DeliveryError(`${o.what}: ${this.where}: url: ${(err as Error).message}`, {
+        retryable: false,
+      });
+    }
+    const q = new URLSearchParams();
+    for (const [k, e] of r.query) {
+      const v = await at(e);
+      if (v !== undefined && v !== null) q.set(k, text(v));
+    }
+    for (const [k, v] of Object.entries(o.extraQuery ?? {}))
+      if (v !== undefined && v !== null) q.set(k, text(v));
+    if ([...q.keys()].length) path += `${path.includes('?') ? '&' : '?'}${q.toString()}`;
+    const headers: Record<string, string> = {};
+    for (const [k, t] of r.headers) headers[k.toLowerCase()] = await t.render(input, false);
+    const call: HttpCall = {
+      method: r.method,
+      path,
+      headers,
+      idempotent: o.idempotent,
+      what: o.what,
+      step: r.step,
+      ...(o.limiter ? { limiter: o.limiter } : {}),
+    };
+    if (r.multipart && o.recording) {
+      const { url, access } = o.recording;
+      const boundary = `callrelay-${randomBytes(12).toString('hex')}`;
+      const named = r.multipart.filename ? await r.multipart.filename.render(input, false) : '';
+      const field = r.multipart.field.replace(/"/g, '');
+      headers['content-type'] = `multipart/form-data; boundary=${boundary}`;
+      call.stream = async () => {
+        const rec = await fetchRecording(url, access);
+        const filename = (named || rec.filename).replace(/["\r\n]/g, '');
+        return (async function* () {
+          yield Buffer.from(
+            `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: ${rec.contentType}\r\n\r\n`,
+          );
+          yield* rec.body;
+          yield Buffer.from(`\r\n--${boundary}--\r\n`);
+        })();
+      };
+    } else if (r.json) call.json = await at(r.json);
+    else if (r.form) {
+      const v = await at(r.form);
+      const f = new URLSearchParams();
+      for (const [k, x] of Object.entries((v ?? {}) as Record<string, unknown>))
+        if (x !== undefined && x !== null) f.set(k, text(x));
+      call.body = f.toString();
+      headers['content-type'] ??= 'application/x-www-form-urlencoded';
+    }
+    return this.http.call(call);
+  }
+
+  async deliver(ctx: DeliveryContext): Promise<Remote> {
+    const c = ctx.job.record;
+    const remote: Remote = { ...(ctx.job.remote as Remote) };
+    const steps = await this.steps();
+    if (remote.contact === undefined) {
+      const match = await this.contacts?.find(c.externalE164);
+      remote.contact = match
+        ? {
+            id: match.id,
+            others: match.others,
+            ...(this.found.get(match.id)?.name ? { name: this.found.get(match.id)!.name! } : {}),
+            ...(this.found.get(match.id)?.data ? { data: this.found.get(match.id)!.data! } : {}),
+          }
+        : null;
+    }
+    const owner = (await this.users.forAgent(c.agent, ctx.log)) ?? null;
+    const input = (): Input => ({
+      ...callContext(withRecordingLinks(c, this.recordingLink), {
+        target: this.name,
+        contact: remote.contact ?? null,
+        owner,
+      }),
+      vars: this.vars,
+      remote,
+    });
+
+    if (steps.upsert) {
+      const answer = await this.send(this.req.upsert!, input(), {
+        what: this.def.upsert!.what ?? 'writing the call activity (upsert)',
+        idempotent: true,
+      });
+      const id = idOf(await this.evaluate(this.x.upsertId!, { ...input(), answer }, 'upsert id'));
+      if (id) remote.id = id;
+      remote.delivered = true;
+      await this.keep(this.x.upsertKeep, { ...input(), answer }, remote);
+      await ctx.save(remote);
+    } else if (!remote.id) {
+      if (!steps.create)
+        throw new DeliveryError(`${this.where}: no create step for these vars`, {
+          retryable: false,
+        });
+      const what = this.def.create!.what ?? 'creating the call activity';
+      let kept: Input = {};
+      const { id, adopted } = await createOnce({
+        ctx,
+        remote,
+        crm: this.def.crm,
+        what,
+        token: String(input().key),
+        searchLagMs: (this.def.find?.lagSec ?? 0) * 1000,
+        find: async () => {
+          const answer = await unlessNotFound(this.def.find!.notFound ?? [404], () =>
+            this.send(this.req.find!, input(), {
+              what: 'looking for the activity whose create was lost',
+              idempotent: true,
+            }),
+          );
+          if (!answer) return undefined;
+          return idOf(await this.evaluate(this.x.findId!, { ...input(), answer }, 'find id'));
+        },
+        create: async () => {
+          const answer = await this.send(this.req.create!, input(), { what, idempotent: false });
+          kept = { ...input(), answer };
+          // The object exists now: an id the recipe cannot read is a create without an id (the
+          // intent stays, and the next attempt finds it), never a dead letter that forgets it.
+          try {
+            return idOf(await this.evaluate(this.x.createId!, kept, `${what} (id)`));
+          } catch (err) {
+            ctx.log.warn({ target: this.name, err: (err as Error).message }, 'create id unread');
+            return undefined;
+          }
+        },
+      });
+      remote.id = id;
+      remote.delivered = true;
+      if (!adopted) await this.keep(this.x.createKeep, kept, remote);
+      await ctx.save(remote);
+      // What a lost create made carries an older revision of the call: bring it up to date.
+      if (adopted && steps.update) await this.update(input());
+    } else if (steps.update) await this.update(input());
+
+    if (steps.upload && (remote.id || remote.delivered)) await this.uploads(ctx, c, remote, input);
+    const link = await this.linkOf(input());
+    if (link) remote.link = link;
+    return remote;
+  }
+
+  /** Candidates' names and data, by id, from the latest searches (for the context's contact). */
+  private readonly found = new Map<string, { name?: string; data?: Record<string, unknown> }>();
+
+  private async update(input: Input): Promise<void> {
+    await this.send(this.req.update!, input, {
+      what: this.def.update!.what ?? 'updating the call activity',
+      idempotent: true,
+    });
+  }
+
+  private async keep(e: Expression | undefined, input: Input, remote: Remote): Promise<void> {
+    if (!e) return;
+    const v = await this.evaluate(e, input, 'keep');
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const { id, contact, uploaded, link, pendingCreate, delivered } = remote;
+      Object.assign(remote, v, { id, contact, uploaded, link, pendingCreate, delivered });
+      for (const k of Object.keys(remote)) if (remote[k] === undefined) delete remote[k];
+    }
+  }
+
+  private async uploads(
+    ctx: DeliveryContext,
+    c: CallRecord,
+    remote: Remote,
+    input: () => Input,
+  ): Promise<void> {
+    const access = this.recordingAccess[c.source];
+    for (const url of c.recordings) {
+      if ((remote.uploaded ?? []).includes(url) || !allowedRecordingUrl(url, access)) continue;
+      const what = this.def.recordings!.upload!.what ?? 'uploading the recording';
+      try {
+        const r = this.req.upload!;
+        const base = { ...input(), recording: { url, filename: recordingFileName(url) } };
+        if (r.base64) {
+          const file = this.cfg.dryRun
+            ? { base64: '', filename: recordingFileName(url), contentType: 'audio/mpeg' }
+            : await wholeRecording(url, access!);
+          await this.send(r, { ...base, file }, { what, idempotent: false });
+        } else
+          await this.send(r, base, {
+            what,
+            idempotent: false,
+            recording: { url, access: access! },
+          });
+      } catch (err) {
+        // A recording the PBX will never give costs that recording only (as for Pipedrive).
+        if (!(err instanceof DeliveryError) || err.retryable) throw err;
+        remote.uploadFailed = err.message;
+        ctx.log.warn({ call: c.callId, err: err.message }, 'recording not uploaded');
+      }
+      remote.uploaded = [...(remote.uploaded ?? []), url];
+      await ctx.save(remote);
+    }
+  }
+
+  private async linkOf(input: Input): Promise<Remote['link']> {
+    if (!this.x.linkId) return undefined;
+    try {
+      const id = text(await this.x.linkId.evaluate(input));
+      const url = this.x.linkUrl ? await this.x.linkUrl.render(input, true) : null;
+      return id ? { id, url: url && /^https?:\/\//.test(url) ? url : null } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Everyone the CRM finds for a number, in every form `terms` gives, page by page. */
+  private async searchContacts(e164: string): Promise<Candidate<string>[]> {
+    const def = this.def.lookups.contact!;
+    const base = { external: e164, vars: this.vars };
+    const forms = this.x.terms ? await this.evaluate(this.x.terms, base, 'terms') : [e164];
+    const terms = [...new Set((Array.isArray(forms) ? forms : [forms]).map(text).filter((t) => t))];
+    const out: Candidate<string>[] = [];
+    for (const term of terms) {
+      let extra: Record<string, unknown> = {};
+      for (let page = 1; page <= (def.maxPages ?? 5); page++) {
+        const input = { ...base, term, page };
+        const answer = await unlessNotFound(def.notFound ?? [404], () =>
+          this.send(this.req.contact!, input, {
+            what: 'searching contacts by phone',
+            idempotent: true,
+            limiter: this.searchLimiter,
+            extraQuery: extra,
+          }),
+        );
+        if (!answer) break;
+        const read = await this.evaluate(this.x.read!, { ...input, answer }, 'reading contacts');
+        for (const c of (Array.isArray(read) ? read : read ? [read] : []) as Record<
+          string,
+          unknown
+        >[]) {
+          const id = idOf(c.id);
+          if (!id) continue;
+          const numbers = (Array.isArray(c.numbers) ? c.numbers : [c.numbers]).map((n) =>
+            n === undefined || n === null ? null : text(n),
+          );
+          const name = typeof c.name === 'string' && c.name ? c.name : undefined;
+          const data =
+            c.data && typeof c.data === 'object' ? (c.data as Record<string, unknown>) : undefined;
+          // Kept for the contact of the calls the search was for; bounded like a cache.
+          if (this.found.size >= 10_000) this.found.clear();
+          this.found.set(id, { ...(name ? { name } : {}), ...(data ? { data } : {}) });
+          out.push({
+            id,
+            numbers,
+            ...(name ? { name } : {}),
+            ...(typeof c.createdAt === 'string' ? { createdAt: c.createdAt } : {}),
+          });
+        }
+        if (!this.x.next) break;
+        const more = await this.evaluate(this.x.next, { ...input, answer }, 'paging');
+        if (!more || typeof more !== 'object') break;
+        extra = { ...extra, ...(more as Record<string, unknown>) };
+      }
+    }
+    return out;
+  }
+
+  private async userByEmail(email: string): Promise<string | undefined> {
+    const def = this.def.lookups.user;
+    if (!def) return undefined;
+    const input = { email, vars: this.vars };
+    const answer = await unlessNotFound(def.notFound ?? [404], () =>
+      this.send(this.req.user!, input, { what: `looking up the user ${email}`, idempotent: true }),
+    );
+    if (!answer) return undefined;
+    return idOf(await this.evaluate(this.x.userRead!, { ...input, answer }, 'reading the user'));
+  }
+
+  link(remote: RemoteState): { id: string; url: string | null } | undefined {
+    const r = remote as Remote;
+    return r.link ?? (r.id ? { id: r.id, url: null } : undefined);
+  }
+
+  get mappedAgents(): string[] {
+    return Object.keys(this.cfg.agents);
+  }
+
+  unknownAgents(): Promise<string[]> {
+    return this.def.lookups.user ? this.users.unknown(this.def.crm) : Promise.resolve([]);
+  }
+
+  async check(): Promise<string> {
+    if (this.req.check) {
+      const a = await this.send(
+        this.req.check,
+        { vars: this.vars },
+        {
+          what: 'checking the credentials',
+          idempotent: true,
+        },
+      );
+      return `credentials accepted (${this.def.crm} answered ${a.status})`;
+    }
+    if (this.req.contact) {
+      const found = await this.searchContacts('+15555550100');
+      return `credentials accepted (${this.def.crm}: searching contacts by phone works, ${found.length} with +15555550100)`;
+    }
+    return `nothing to check: recipe ${this.def.name} has no lookups and no check`;
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+}
+
+/** A recording whole, for a base64 body (the source's size cap holds). */
+async function wholeRecording(
+  url: string,
+  access: RecordingAccess,
+): Promise<{ base64: string; filename: string; contentType: string }> {
+  const rec = await fetchRecording(url, access);
+  const chunks: Buffer[] = [];
+  for await (const c of rec.body) chunks.push(Buffer.from(c));
+  return {
+    base64: Buffer.concat(chunks).toString('base64'),
+    filename: rec.filename,
+    contentType: rec.contentType,
+  };
+}
+
+export function create(config: RestConfig, deps: TargetDeps): Target {
+  return new RestTarget(config, deps.recordings, deps.recordingLink, deps);
+}
