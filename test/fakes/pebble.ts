@@ -40,8 +40,19 @@ export class FakePebble extends CrmFake {
   /** Every form body sent, by "METHOD /path". */
   readonly forms: { key: string; fields: Record<string, string> }[] = [];
 
-  constructor(private readonly auth: { header: string; value: string }) {
+  /** A fixed key in a header, or a bearer token the CRM's authorization server says is live. */
+  constructor(
+    private readonly auth: { header: string; value: string } | { bearer: (t: string) => boolean },
+  ) {
     super();
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    if ('bearer' in this.auth) {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      return !!token && this.auth.bearer(token);
+    }
+    return req.headers[this.auth.header] === this.auth.value;
   }
 
   setChaos(c: { match: string[]; fail: number; lost: number; seed: number } | undefined): void {
@@ -76,7 +87,7 @@ export class FakePebble extends CrmFake {
       });
       res.end(body === undefined ? undefined : JSON.stringify(body));
     };
-    if (req.headers[this.auth.header] !== this.auth.value)
+    if (!this.authorized(req))
       return send(401, { ok: false, error: { code: 'AUTH', message: 'bad credentials' } });
 
     let lost = false;
