@@ -7,6 +7,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Two test files at once, whatever vitest would pick (it leaves a core free, which on a
+    // two-core machine runs the files one by one): most of the suite waits on sockets, timers and
+    // child relays rather than the CPU, so two at a time take about half as long. The suite is
+    // held to pass so (and was run so under extra load) without a timing-sensitive check.
+    maxWorkers: 2,
     globalSetup: ['test/global-postgres.ts'],
   },
 });
