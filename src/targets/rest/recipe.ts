@@ -96,6 +96,14 @@ export const RecipeSchema = z
       description: "What relay.yaml's `vars:` may or must fill (expressions see them as `vars`).",
     }),
     baseUrl: Template("The API's base URL: a template over `vars` (an OAuth apiUrl overrides it)."),
+    deliverOn: z
+      .array(z.enum(['ended', 'change']))
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          'The deliverOn values the CRM can take (default: both): e.g. [ended] where what the first create says cannot be changed later.',
+      }),
     defaults: z
       .strictObject({
         rateLimit: Rate.optional(),
@@ -338,6 +346,10 @@ export function loadRecipe(file: string): LoadedRecipe {
         ['create'],
         '`create` needs `find` (how to find a create whose answer was lost), or use `upsert`',
       ),
+    );
+  if (def.deliverOn && def.defaults.deliverOn && !def.deliverOn.includes(def.defaults.deliverOn))
+    issues.push(
+      issueAt(yaml, ['defaults', 'deliverOn'], `not one of deliverOn: ${def.deliverOn.join(', ')}`),
     );
   if (def.auth.type === 'header' && !def.auth.fields?.length)
     issues.push(

@@ -1,7 +1,9 @@
-// Recipe variables that are booleans or numbers (`enum: [true, false]`, `default: 3`): relay.yaml
-// may give them as YAML scalars or as text, a value outside the enum is refused at its place, and
-// expressions see the type the recipe declared (so `vars.flag = false` means what it says). And a
-// tokenUrl that is more than a plain path (a data centre's exception) loads.
+// Recipe options the shipped recipes needed. Variables that are booleans or numbers (`enum:
+// [true, false]`, `default: 3`): relay.yaml may give them as YAML scalars or as text, a value
+// outside the enum is refused at its place, and expressions see the type the recipe declared (so
+// `vars.flag = false` means what it says). A tokenUrl beyond a plain path (a data centre's
+// exception) loads. A recipe that lists the deliverOn it takes refuses the other at relay.yaml's
+// place.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { loadRecipe, typedVars } from './recipe.js';
 
 const RECIPE = `name: flags
 crm: Flags CRM
+deliverOn: [ended]
 vars:
   flag: { default: true, enum: [true, false] }
   count: { default: 3 }
@@ -29,6 +32,8 @@ create:
     json: |
       { "flag": vars.flag = false ? 'off' : 'on', "next": vars.count + 1, "type": $type(vars.flag) }
   id: answer.body.id
+update:
+  request: { method: PUT, url: "/calls/{remote.id}", json: "{}" }
 find:
   request: { method: GET, url: /calls }
   id: answer.body.id
@@ -41,9 +46,9 @@ function recipeDir(): string {
   return dir;
 }
 
-const issuesOf = (vars: string): string[] => {
+const issuesOf = (vars: string, more = ''): string[] => {
   const file = writeRelayYaml(recipeDir(), {
-    more: `targets:\n  - name: flags\n    type: rest\n    recipe: flags\n    vars: ${vars}\n    dryRun: true\n`,
+    more: `targets:\n  - name: flags\n    type: rest\n    recipe: flags\n    vars: ${vars}\n    dryRun: true\n${more}`,
   });
   try {
     loadConfig(file, {});
@@ -82,5 +87,14 @@ describe('recipe vars with boolean and numeric values', () => {
       type: 'boolean',
     });
     expect(await body({})).toEqual({ flag: 'on', next: 4, type: 'boolean' });
+  });
+});
+
+describe("a recipe's deliverOn list", () => {
+  it('refuses deliverOn: change at its place when the recipe takes only ended', () => {
+    expect(issuesOf('{}', '    deliverOn: ended\n')).toEqual([]);
+    expect(issuesOf('{}', '    deliverOn: change\n')).toEqual([
+      expect.stringMatching(/deliverOn: change does not suit recipe flags, which takes only ended/),
+    ]);
   });
 });
