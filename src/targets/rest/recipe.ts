@@ -76,7 +76,7 @@ const VarSchema = z.strictObject({
   description: z.string().optional(),
   default: z.union([z.string(), z.number(), z.boolean()]).optional(),
   required: z.boolean().optional(),
-  enum: z.array(z.union([z.string(), z.number()])).optional(),
+  enum: z.array(z.union([z.string(), z.number(), z.boolean()])).optional(),
   pattern: z.string().optional(),
 });
 
@@ -96,6 +96,14 @@ export const RecipeSchema = z
       description: "What relay.yaml's `vars:` may or must fill (expressions see them as `vars`).",
     }),
     baseUrl: Template("The API's base URL: a template over `vars` (an OAuth apiUrl overrides it)."),
+    deliverOn: z
+      .array(z.enum(['ended', 'change']))
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          'The deliverOn values the CRM can take (default: both): e.g. [ended] where what the first create says cannot be changed later.',
+      }),
     defaults: z
       .strictObject({
         rateLimit: Rate.optional(),
@@ -224,6 +232,32 @@ export const SHIPPED_RECIPES = resolve(
   'targets',
 );
 
+/**
+ * `vars` as expressions see them: relay.yaml's text (or a YAML scalar) becomes a boolean or number
+ * where the recipe's enum or default says the variable is one, so `vars.x = false` means what it
+ * says ("false" would be truthy).
+ */
+export function typedVars(
+  def: Recipe,
+  vars: Record<string, string>,
+): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = { ...vars };
+  for (const [k, spec] of Object.entries(def.vars)) {
+    const v = vars[k];
+    if (v === undefined) continue;
+    const kinds = new Set(
+      [...(spec.enum ?? []), ...(spec.default === undefined ? [] : [spec.default])].map(
+        (x) => typeof x,
+      ),
+    );
+    if (kinds.size !== 1) continue;
+    if (kinds.has('boolean') && (v === 'true' || v === 'false')) out[k] = v === 'true';
+    else if (kinds.has('number') && v.trim() !== '' && Number.isFinite(Number(v)))
+      out[k] = Number(v);
+  }
+  return out;
+}
+
 /** What relay.yaml's fields the auth type needs. */
 export function authFields(auth: Recipe['auth']): string[] {
   switch (auth.type) {
@@ -313,6 +347,10 @@ export function loadRecipe(file: string): LoadedRecipe {
         '`create` needs `find` (how to find a create whose answer was lost), or use `upsert`',
       ),
     );
+  if (def.deliverOn && def.defaults.deliverOn && !def.deliverOn.includes(def.defaults.deliverOn))
+    issues.push(
+      issueAt(yaml, ['defaults', 'deliverOn'], `not one of deliverOn: ${def.deliverOn.join(', ')}`),
+    );
   if (def.auth.type === 'header' && !def.auth.fields?.length)
     issues.push(
       issueAt(yaml, ['auth'], '`header` auth lists its relay.yaml fields under `fields:`'),
@@ -377,7 +415,8 @@ export function recipeSites(def: Recipe): Site[] {
   tpl(['baseUrl'], def.baseUrl, true);
   for (const [k, v] of Object.entries(def.auth.headers ?? {}))
     tpl(['auth', 'headers', k], v, oauth);
-  tpl(['auth', 'tokenUrl'], def.auth.tokenUrl, true);
+  // Worked out over `vars` before the first token: any expression (a data centre's exceptions).
+  tpl(['auth', 'tokenUrl'], def.auth.tokenUrl);
   expr(['auth', 'apiUrl'], def.auth.apiUrl);
   if (def.auth.apiUrl && !isSimplePath(def.auth.apiUrl))
     sites.at(-1)!.problems.push({ offset: 0, message: PLAIN });

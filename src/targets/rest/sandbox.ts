@@ -9,7 +9,7 @@ import type { Recipe } from './recipe.js';
 
 export function recipeSandbox(
   def: Recipe,
-  vars: Record<string, string>,
+  vars: Record<string, unknown>,
   notFound: { contact: number; user: number; find: number },
 ): Sandbox {
   const ids = new SandboxIds();

@@ -156,6 +156,17 @@ function prepare(raw: Record<string, unknown>, at: TargetPlace): PreparedTarget 
       ),
     );
 
+  // A recipe that says which it can take (a field fixed at create, like Zoho's Call_Type).
+  const allowed: string[] | undefined = def.deliverOn;
+  if (typeof deliverOn === 'string' && allowed && !allowed.includes(deliverOn))
+    issues.push(
+      issueAt(
+        y,
+        raw.deliverOn ? here('deliverOn') : here('recipe'),
+        `deliverOn: ${deliverOn} does not suit recipe ${def.name}, which takes only ${allowed.join(', ')} (its description says why)`,
+      ),
+    );
+
   const d = def.defaults;
   return {
     issues,

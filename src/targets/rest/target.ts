@@ -32,7 +32,7 @@ import {
 import { UserLookup } from '../kit/user-lookup.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
 import { expression, template, type Expression, type Template } from './compile.js';
-import { loadRecipe, type Recipe, type RecipeRequest } from './recipe.js';
+import { loadRecipe, typedVars, type Recipe, type RecipeRequest } from './recipe.js';
 import { recipeSandbox } from './sandbox.js';
 import type { RestConfig } from './spec.js';
 
@@ -120,7 +120,7 @@ class RestTarget implements Target {
   readonly name: string;
   private readonly def: Recipe;
   private readonly where: string;
-  private readonly vars: Record<string, string>;
+  private readonly vars: Record<string, string | number | boolean>;
   private readonly http: CrmClient;
   private readonly searchLimiter: WindowLimiter;
   private readonly contacts: PhoneLookup<string> | undefined;
@@ -160,7 +160,7 @@ class RestTarget implements Target {
     const loaded = loadRecipe(cfg.recipeFile);
     const def = (this.def = loaded.def);
     this.where = `recipe ${loaded.yaml.file}`;
-    this.vars = cfg.vars;
+    this.vars = typedVars(def, cfg.vars);
     const c = def.lookups.contact;
     this.x = {
       terms: optional(c?.terms),
@@ -252,24 +252,29 @@ class RestTarget implements Target {
         ([k, v]) => [k, template(v)] as const,
       );
       const apiUrl = a.apiUrl ? expression(a.apiUrl) : undefined;
-      return oauthAuth({
-        target: this.cfg.name,
-        grant: a.type,
-        tokenUrl: template(a.tokenUrl!).renderNow({ vars }, false),
-        clientId: given.clientId!,
-        clientSecret: given.clientSecret!,
-        ...(given.refreshToken ? { refreshToken: given.refreshToken } : {}),
-        ...(a.scope ? { scope: a.scope } : {}),
-        clientAuth: a.clientAuth ?? 'body',
-        ...(a.lifetimeSec ? { lifetimeSec: a.lifetimeSec } : {}),
-        header: (token) =>
-          Object.fromEntries(headers.map(([k, t]) => [k, t.renderNow({ token, vars }, false)])),
-        ...(apiUrl ? { apiUrl: (answer) => idOf(apiUrl.evaluateNow({ answer, vars })) } : {}),
-        ...(deps.tokens ? { tokens: deps.tokens } : {}),
-        ...(deps.redact ? { redact: deps.redact } : {}),
-        log,
-        timeoutMs: this.cfg.timeoutSec * 1000,
-      });
+      const tokenUrl = template(a.tokenUrl!);
+      const grant = a.type;
+      const build = (url: string): CrmAuth =>
+        oauthAuth({
+          target: this.cfg.name,
+          grant,
+          tokenUrl: url,
+          clientId: given.clientId!,
+          clientSecret: given.clientSecret!,
+          ...(given.refreshToken ? { refreshToken: given.refreshToken } : {}),
+          ...(a.scope ? { scope: a.scope } : {}),
+          clientAuth: a.clientAuth ?? 'body',
+          ...(a.lifetimeSec ? { lifetimeSec: a.lifetimeSec } : {}),
+          header: (token) =>
+            Object.fromEntries(headers.map(([k, t]) => [k, t.renderNow({ token, vars }, false)])),
+          ...(apiUrl ? { apiUrl: (answer) => idOf(apiUrl.evaluateNow({ answer, vars })) } : {}),
+          ...(deps.tokens ? { tokens: deps.tokens } : {}),
+          ...(deps.redact ? { redact: deps.redact } : {}),
+          log,
+          timeoutMs: this.cfg.timeoutSec * 1000,
+        });
+      if (tokenUrl.simple) return build(tokenUrl.renderNow({ vars }, false));
+      return lateAuth(async () => build(await tokenUrl.render({ vars }, false)));
     }
     const raw =
       a.headers ??
@@ -667,6 +672,24 @@ class RestTarget implements Target {
   close(): Promise<void> {
     return this.http.close();
   }
+}
+
+/**
+ * A credential made once its token URL is worked out (a template beyond a plain path needs the
+ * expression evaluator, which answers later): the first request waits for it.
+ */
+function lateAuth(make: () => Promise<CrmAuth>): CrmAuth {
+  let made: CrmAuth | undefined;
+  let making: Promise<CrmAuth> | undefined;
+  const get = (): Promise<CrmAuth> => (making ??= make().then((a) => (made = a)));
+  return {
+    headers: async () => (await get()).headers(),
+    rejected: async (sent) => (await get()).rejected(sent),
+    baseUrl: () => made?.baseUrl?.(),
+    close: async () => {
+      if (making) await (await making.catch(() => undefined))?.close?.();
+    },
+  };
 }
 
 /** A recording whole, for a base64 body (the source's size cap holds). */
