@@ -95,7 +95,9 @@ export const RecipeSchema = z
     vars: z.record(z.string(), VarSchema).default({}).meta({
       description: "What relay.yaml's `vars:` may or must fill (expressions see them as `vars`).",
     }),
-    baseUrl: Template("The API's base URL: a template over `vars` (an OAuth apiUrl overrides it)."),
+    baseUrl: Template(
+      "The API's base URL: a template over `vars`, worked out once (an OAuth apiUrl overrides it).",
+    ),
     defaults: z
       .strictObject({
         rateLimit: Rate.optional(),
@@ -116,7 +118,9 @@ export const RecipeSchema = z
           description:
             'Credential headers: templates over `auth` (fixed types) or `token` (OAuth 2).',
         }),
-        tokenUrl: Template('OAuth 2: the token endpoint (a template over `vars`).').optional(),
+        tokenUrl: Template(
+          'OAuth 2: the token endpoint (a template over `vars`, worked out once).',
+        ).optional(),
         scope: z.string().optional(),
         clientAuth: z.enum(['body', 'basic']).optional(),
         lifetimeSec: z.number().positive().optional(),
@@ -372,12 +376,13 @@ export function recipeSites(def: Recipe): Site[] {
     expr([...base, 'form'], r.form);
     tpl([...base, 'multipart', 'filename'], r.multipart?.filename);
   };
-  // Worked out once, outside any delivery: plain paths only.
+  // baseUrl and tokenUrl: any expression over `vars`, worked out once before the first request.
+  // OAuth headers and apiUrl are read on every token: plain paths only.
   const oauth = def.auth.type === 'client_credentials' || def.auth.type === 'refresh_token';
-  tpl(['baseUrl'], def.baseUrl, true);
+  tpl(['baseUrl'], def.baseUrl);
   for (const [k, v] of Object.entries(def.auth.headers ?? {}))
     tpl(['auth', 'headers', k], v, oauth);
-  tpl(['auth', 'tokenUrl'], def.auth.tokenUrl, true);
+  tpl(['auth', 'tokenUrl'], def.auth.tokenUrl);
   expr(['auth', 'apiUrl'], def.auth.apiUrl);
   if (def.auth.apiUrl && !isSimplePath(def.auth.apiUrl))
     sites.at(-1)!.problems.push({ offset: 0, message: PLAIN });

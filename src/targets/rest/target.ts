@@ -190,14 +190,14 @@ class RestTarget implements Target {
       ...req('upload', def.recordings?.upload?.request),
       ...req('check', def.check?.request),
     };
-    const baseUrl = cfg.baseUrl ?? template(def.baseUrl).renderNow({ vars: this.vars }, false);
     const statuses: Record<number, 'retry' | 'dead'> = {};
     for (const s of def.errors.retry ?? []) statuses[s] = 'retry';
     for (const s of def.errors.dead ?? []) statuses[s] = 'dead';
     const windowLeft = def.errors.windowLeft;
     const crm = connectCrm(
       {
-        baseUrl,
+        // Worked out before the first request (urls()); the credential names it (baseUrl()).
+        baseUrl: cfg.baseUrl ?? '',
         rateLimit: cfg.rateLimit,
         searchRateLimit: cfg.searchRateLimit ?? cfg.rateLimit,
         timeoutSec: cfg.timeoutSec,
@@ -205,7 +205,9 @@ class RestTarget implements Target {
       },
       {
         crm: def.crm,
-        auth: cfg.dryRun ? {} : this.credential(deps.log, deps),
+        auth: cfg.dryRun
+          ? { ...fixedAuth({}), baseUrl: () => this.urlsNow?.base }
+          : this.credential(deps.log, deps),
         policy: { statuses },
         errorFields: ['message', 'error', 'error_description'],
         windowLeft: {
@@ -252,24 +254,38 @@ class RestTarget implements Target {
         ([k, v]) => [k, template(v)] as const,
       );
       const apiUrl = a.apiUrl ? expression(a.apiUrl) : undefined;
-      return oauthAuth({
-        target: this.cfg.name,
-        grant: a.type,
-        tokenUrl: template(a.tokenUrl!).renderNow({ vars }, false),
-        clientId: given.clientId!,
-        clientSecret: given.clientSecret!,
-        ...(given.refreshToken ? { refreshToken: given.refreshToken } : {}),
-        ...(a.scope ? { scope: a.scope } : {}),
-        clientAuth: a.clientAuth ?? 'body',
-        ...(a.lifetimeSec ? { lifetimeSec: a.lifetimeSec } : {}),
-        header: (token) =>
-          Object.fromEntries(headers.map(([k, t]) => [k, t.renderNow({ token, vars }, false)])),
-        ...(apiUrl ? { apiUrl: (answer) => idOf(apiUrl.evaluateNow({ answer, vars })) } : {}),
-        ...(deps.tokens ? { tokens: deps.tokens } : {}),
-        ...(deps.redact ? { redact: deps.redact } : {}),
-        log,
-        timeoutMs: this.cfg.timeoutSec * 1000,
-      });
+      const grant = a.type;
+      // Scrubbed from now on, not only once the first request makes the OAuth client.
+      if (given.clientSecret) deps.redact?.(given.clientSecret);
+      if (given.refreshToken) deps.redact?.(given.refreshToken);
+      let oauth: CrmAuth | undefined;
+      const inner = async (): Promise<CrmAuth> => {
+        const { token } = await this.urls();
+        return (oauth ??= oauthAuth({
+          target: this.cfg.name,
+          grant,
+          tokenUrl: token!,
+          clientId: given.clientId!,
+          clientSecret: given.clientSecret!,
+          ...(given.refreshToken ? { refreshToken: given.refreshToken } : {}),
+          ...(a.scope ? { scope: a.scope } : {}),
+          clientAuth: a.clientAuth ?? 'body',
+          ...(a.lifetimeSec ? { lifetimeSec: a.lifetimeSec } : {}),
+          header: (token) =>
+            Object.fromEntries(headers.map(([k, t]) => [k, t.renderNow({ token, vars }, false)])),
+          ...(apiUrl ? { apiUrl: (answer) => idOf(apiUrl.evaluateNow({ answer, vars })) } : {}),
+          ...(deps.tokens ? { tokens: deps.tokens } : {}),
+          ...(deps.redact ? { redact: deps.redact } : {}),
+          log,
+          timeoutMs: this.cfg.timeoutSec * 1000,
+        }));
+      };
+      return {
+        headers: async () => (await inner()).headers(),
+        rejected: async (sent) => (await inner()).rejected(sent),
+        baseUrl: () => oauth?.baseUrl?.() ?? this.urlsNow?.base,
+        close: async () => oauth?.close?.(),
+      };
     }
     const raw =
       a.headers ??
@@ -279,6 +295,7 @@ class RestTarget implements Target {
     const fixed = fixedAuth({});
     return {
       ...fixed,
+      baseUrl: () => this.urlsNow?.base,
       headers: () =>
         (headers ??= Promise.all(
           Object.entries(raw).map(
@@ -286,6 +303,31 @@ class RestTarget implements Target {
           ),
         ).then(Object.fromEntries)),
     };
+  }
+
+  /** baseUrl and the token URL, worked out over `vars` once, before the first request. */
+  private urlsNow?: { base: string; token?: string };
+  private urlsOnce?: Promise<{ base: string; token?: string }>;
+
+  private urls(): Promise<{ base: string; token?: string }> {
+    return (this.urlsOnce ??= (async () => {
+      const input = { vars: this.vars };
+      const render = async (at: string, source: string): Promise<string> => {
+        try {
+          return await template(source).render(input, false);
+        } catch (err) {
+          throw new DeliveryError(`${this.where}: ${at}: ${(err as Error).message}`, {
+            retryable: false,
+          });
+        }
+      };
+      const tokenUrl = this.def.auth.tokenUrl;
+      this.urlsNow = {
+        base: this.cfg.baseUrl ?? (await render('baseUrl', this.def.baseUrl)),
+        ...(tokenUrl ? { token: await render('auth.tokenUrl', tokenUrl) } : {}),
+      };
+      return this.urlsNow;
+    })());
   }
 
   /** `errors:` over every answer: a verdict, the CRM's words, the wait a rate limit asks. */
@@ -360,6 +402,7 @@ class RestTarget implements Target {
     },
   ): Promise<HttpAnswer> {
     const at = (e: Expression) => this.evaluate(e, input, o.what);
+    await this.urls();
     let path: string;
     try {
       path = await r.url.render(input, true);
