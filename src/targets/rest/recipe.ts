@@ -148,6 +148,10 @@ export const RecipeSchema = z
             request: RequestSchema,
             notFound: z.array(z.number().int()).optional(),
             read: Expr("The user's id, or undefined."),
+            idPattern: z.string().min(1).optional().meta({
+              description:
+                "A regex for the CRM's user ids, which relay.yaml's `agents:` may give as is (default: numeric).",
+            }),
           })
           .optional(),
       })
@@ -227,6 +231,14 @@ export const SHIPPED_RECIPES = resolve(
   '..',
   'targets',
 );
+
+/** Whether `v` is a user id of the recipe's CRM (its `lookups.user.idPattern`, else numeric). */
+export function userIdTest(def: Recipe): (v: string) => boolean {
+  const p = def.lookups.user?.idPattern;
+  if (p === undefined) return (v) => /^\d+$/.test(v);
+  const re = new RegExp(p);
+  return (v) => re.test(v);
+}
 
 /** What relay.yaml's fields the auth type needs. */
 export function authFields(auth: Recipe['auth']): string[] {
@@ -324,6 +336,15 @@ export function loadRecipe(file: string): LoadedRecipe {
   const oauth = def.auth.type === 'client_credentials' || def.auth.type === 'refresh_token';
   if (oauth && !def.auth.tokenUrl)
     issues.push(issueAt(yaml, ['auth'], `\`${def.auth.type}\` auth needs \`tokenUrl\``));
+  const idPattern = def.lookups.user?.idPattern;
+  if (idPattern !== undefined)
+    try {
+      new RegExp(idPattern);
+    } catch (err) {
+      issues.push(
+        issueAt(yaml, ['lookups', 'user', 'idPattern'], `idPattern: ${(err as Error).message}`),
+      );
+    }
   for (const s of recipeSites(def)) {
     for (const p of s.problems) issues.push(exprIssueAt(yaml, s.path, p.offset, p.message));
   }

@@ -32,7 +32,7 @@ import {
 import { UserLookup } from '../kit/user-lookup.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
 import { expression, template, type Expression, type Template } from './compile.js';
-import { loadRecipe, type Recipe, type RecipeRequest } from './recipe.js';
+import { loadRecipe, userIdTest, type Recipe, type RecipeRequest } from './recipe.js';
 import { recipeSandbox } from './sandbox.js';
 import type { RestConfig } from './spec.js';
 
@@ -230,6 +230,7 @@ class RestTarget implements Target {
       agents: cfg.agents,
       ttlMs: cfg.cacheSec * 1000,
       fromNumber: String,
+      isId: userIdTest(def),
       byEmail: (email) => this.userByEmail(email),
       who: { crm: def.crm, target: cfg.name },
     });
