@@ -76,7 +76,8 @@ function seedCaller(sf: FakeSalesforce, e164: string, n: number): string {
     { LastName: `Look-alike B${n}`, MobilePhone: `+44 ${national}` },
     '2019-01-02T00:00:00.000Z',
   );
-  return n % 2
+  // A Lead or a Contact, by the number (each flow's relay has its own org).
+  return Number(e164.at(-1)) % 2
     ? sf.addLead({ LastName: `Caller ${n}`, MobilePhone: e164 }, '2022-01-01T00:00:00.000Z')
     : sf.addContact({ LastName: `Caller ${n}`, Phone: e164 }, '2022-01-01T00:00:00.000Z');
 }
