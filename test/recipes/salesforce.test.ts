@@ -277,9 +277,16 @@ describe('Salesforce recipe: crash mid-delivery', () => {
     org.delayMs = 0;
     const second = await spawnRelay(config, port);
     children.push(second);
-    for (let t = 0; t < 600 && org.tasks.length < CALLS; t++)
+    // Until the restarted relay says every delivery is done (its admin API, on the same store).
+    const done = async (): Promise<number> => {
+      const res = await fetch(`http://127.0.0.1:${port}/api/deliveries?state=done&limit=100`, {
+        headers: { authorization: `Bearer ${TOKENS.admin}` },
+      });
+      return ((await res.json()) as { deliveries: unknown[] }).deliveries.length;
+    };
+    for (let t = 0; t < 600 && (await done()) < CALLS; t++)
       await new Promise((r) => setTimeout(r, 25));
-    // Anything still in flight lands, then nothing more is made.
+    expect(await done()).toBe(CALLS);
     const keys = org.tasks.map((t) => t.CallObject as string);
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys.length).toBe(CALLS);
