@@ -20,6 +20,8 @@ export interface UserLookupOptions<Id> {
   ttlMs: number;
   /** A numeric id from relay.yaml as the CRM's API takes it. */
   fromNumber(id: string): Id;
+  /** Which mapped values are ids, used as they are (default: numeric ones). */
+  isId?: (v: string) => boolean;
   /** The user with this email, if the CRM has one. */
   byEmail(email: string): Promise<Id | undefined>;
   /** Whether the CRM has a user with this id (check --online). */
@@ -43,7 +45,7 @@ export class UserLookup<Id> {
   async unknown(crm: string): Promise<string[]> {
     const out: string[] = [];
     for (const [ext, mapped] of Object.entries(this.o.agents)) {
-      if (isNumericUserId(mapped)) {
+      if ((this.o.isId ?? isNumericUserId)(mapped)) {
         if (this.o.exists && !(await this.o.exists(this.o.fromNumber(mapped))))
           out.push(`agent ${ext} -> ${mapped}: no ${crm} user has this id`);
       } else if ((await this.o.byEmail(mapped)) === undefined)
@@ -56,7 +58,7 @@ export class UserLookup<Id> {
   async forAgent(agent: string | null, log?: Logger): Promise<Id | undefined> {
     const mapped = agent ? this.o.agents[agent] : undefined;
     if (!agent || !mapped) return undefined;
-    if (isNumericUserId(mapped)) return this.o.fromNumber(mapped);
+    if ((this.o.isId ?? isNumericUserId)(mapped)) return this.o.fromNumber(mapped);
     const hit = this.cache.get(mapped);
     const id = hit
       ? (hit.v ?? undefined)

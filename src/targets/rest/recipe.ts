@@ -95,7 +95,9 @@ export const RecipeSchema = z
     vars: z.record(z.string(), VarSchema).default({}).meta({
       description: "What relay.yaml's `vars:` may or must fill (expressions see them as `vars`).",
     }),
-    baseUrl: Template("The API's base URL: a template over `vars` (an OAuth apiUrl overrides it)."),
+    baseUrl: Template(
+      "The API's base URL: a template over `vars`, worked out once (an OAuth apiUrl overrides it).",
+    ),
     deliverOn: z
       .array(z.enum(['ended', 'change']))
       .min(1)
@@ -124,7 +126,9 @@ export const RecipeSchema = z
           description:
             'Credential headers: templates over `auth` (fixed types) or `token` (OAuth 2).',
         }),
-        tokenUrl: Template('OAuth 2: the token endpoint (a template over `vars`).').optional(),
+        tokenUrl: Template(
+          'OAuth 2: the token endpoint (a template over `vars`, worked out once).',
+        ).optional(),
         scope: z.string().optional(),
         clientAuth: z.enum(['body', 'basic']).optional(),
         lifetimeSec: z.number().positive().optional(),
@@ -152,6 +156,10 @@ export const RecipeSchema = z
             request: RequestSchema,
             notFound: z.array(z.number().int()).optional(),
             read: Expr("The user's id, or undefined."),
+            idPattern: z.string().min(1).optional().meta({
+              description:
+                "A regex for the CRM's user ids, which relay.yaml's `agents:` may give as is (default: numeric).",
+            }),
           })
           .optional(),
       })
@@ -258,6 +266,14 @@ export function typedVars(
   return out;
 }
 
+/** Whether `v` is a user id of the recipe's CRM (its `lookups.user.idPattern`, else numeric). */
+export function userIdTest(def: Recipe): (v: string) => boolean {
+  const p = def.lookups.user?.idPattern;
+  if (p === undefined) return (v) => /^\d+$/.test(v);
+  const re = new RegExp(p);
+  return (v) => re.test(v);
+}
+
 /** What relay.yaml's fields the auth type needs. */
 export function authFields(auth: Recipe['auth']): string[] {
   switch (auth.type) {
@@ -358,6 +374,15 @@ export function loadRecipe(file: string): LoadedRecipe {
   const oauth = def.auth.type === 'client_credentials' || def.auth.type === 'refresh_token';
   if (oauth && !def.auth.tokenUrl)
     issues.push(issueAt(yaml, ['auth'], `\`${def.auth.type}\` auth needs \`tokenUrl\``));
+  const idPattern = def.lookups.user?.idPattern;
+  if (idPattern !== undefined)
+    try {
+      new RegExp(idPattern);
+    } catch (err) {
+      issues.push(
+        issueAt(yaml, ['lookups', 'user', 'idPattern'], `idPattern: ${(err as Error).message}`),
+      );
+    }
   for (const s of recipeSites(def)) {
     for (const p of s.problems) issues.push(exprIssueAt(yaml, s.path, p.offset, p.message));
   }
@@ -410,12 +435,12 @@ export function recipeSites(def: Recipe): Site[] {
     expr([...base, 'form'], r.form);
     tpl([...base, 'multipart', 'filename'], r.multipart?.filename);
   };
-  // Worked out once, outside any delivery: plain paths only.
+  // baseUrl and tokenUrl: any expression over `vars`, worked out once before the first request.
+  // OAuth headers and apiUrl are read on every token: plain paths only.
   const oauth = def.auth.type === 'client_credentials' || def.auth.type === 'refresh_token';
-  tpl(['baseUrl'], def.baseUrl, true);
+  tpl(['baseUrl'], def.baseUrl);
   for (const [k, v] of Object.entries(def.auth.headers ?? {}))
     tpl(['auth', 'headers', k], v, oauth);
-  // Worked out over `vars` before the first token: any expression (a data centre's exceptions).
   tpl(['auth', 'tokenUrl'], def.auth.tokenUrl);
   expr(['auth', 'apiUrl'], def.auth.apiUrl);
   if (def.auth.apiUrl && !isSimplePath(def.auth.apiUrl))

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { nearest } from '../../lib/near.js';
 import { ConfigError, issueAt, type ConfigIssue } from '../../lib/yaml.js';
-import { AgentsSchema } from '../kit/agents.js';
+import { isAgentValue } from '../kit/agents.js';
 import type { CommonTargetConfig, PreparedTarget, TargetPlace, TargetSpec } from '../types.js';
-import { authFields, findRecipe, loadRecipe, type Recipe } from './recipe.js';
+import { authFields, findRecipe, loadRecipe, userIdTest, type Recipe } from './recipe.js';
 
 /** The recipe file's schema (config/recipe.schema.json), for config/json-schemas.ts. */
 export { RecipeSchema as RestRecipeSchema } from './recipe.js';
@@ -35,8 +35,10 @@ const configSchema = z.strictObject({
       "The credentials the recipe's auth type needs (use ${ENV_VAR}); none for a dry run.",
   }),
   baseUrl: z.url().optional().meta({ description: "Overrides the recipe's baseUrl (tests)." }),
-  agents: AgentsSchema.meta({
-    description: 'Extension -> CRM user: email (looked up) or numeric user id.',
+  // Checked in prepare: an id is what the recipe's lookups.user.idPattern says (default numeric).
+  agents: z.record(z.string(), z.coerce.string()).default({}).meta({
+    description:
+      "Extension -> CRM user: email (looked up) or user id (numeric, or as the recipe's lookups.user.idPattern says).",
   }),
   searchRateLimit: Rate.optional().meta({
     description: "Lookups' own window (default: the recipe's, else rateLimit).",
@@ -110,6 +112,23 @@ function prepare(raw: Record<string, unknown>, at: TargetPlace): PreparedTarget 
           `recipe ${def.name} needs vars.${k}${spec.description ? ` (${spec.description})` : ''}`,
         ),
       );
+  }
+
+  // agents: an email, or an id of the form the recipe gives (Salesforce's 005...), else numeric.
+  const isId = userIdTest(def);
+  for (const [ext, v] of Object.entries((raw.agents ?? {}) as Record<string, unknown>)) {
+    const s = String(v);
+    if (isId(s) || (!/^\d+$/.test(s) && isAgentValue(s))) continue;
+    const ids = def.lookups.user?.idPattern
+      ? `a ${def.crm} user id (${def.lookups.user.idPattern})`
+      : 'a numeric user id (12345)';
+    issues.push(
+      issueAt(
+        y,
+        here('agents', ext),
+        `agents.${ext}: expected the user's email or ${ids}, not "${s}"`,
+      ),
+    );
   }
 
   // auth: exactly the fields the recipe's type needs; none needed for a dry run.

@@ -32,7 +32,7 @@ import {
 import { UserLookup } from '../kit/user-lookup.js';
 import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
 import { expression, template, type Expression, type Template } from './compile.js';
-import { loadRecipe, typedVars, type Recipe, type RecipeRequest } from './recipe.js';
+import { loadRecipe, typedVars, userIdTest, type Recipe, type RecipeRequest } from './recipe.js';
 import { recipeSandbox } from './sandbox.js';
 import type { RestConfig } from './spec.js';
 
@@ -190,14 +190,14 @@ class RestTarget implements Target {
       ...req('upload', def.recordings?.upload?.request),
       ...req('check', def.check?.request),
     };
-    const baseUrl = cfg.baseUrl ?? template(def.baseUrl).renderNow({ vars: this.vars }, false);
     const statuses: Record<number, 'retry' | 'dead'> = {};
     for (const s of def.errors.retry ?? []) statuses[s] = 'retry';
     for (const s of def.errors.dead ?? []) statuses[s] = 'dead';
     const windowLeft = def.errors.windowLeft;
     const crm = connectCrm(
       {
-        baseUrl,
+        // Worked out before the first request (urls()); the credential names it (baseUrl()).
+        baseUrl: cfg.baseUrl ?? '',
         rateLimit: cfg.rateLimit,
         searchRateLimit: cfg.searchRateLimit ?? cfg.rateLimit,
         timeoutSec: cfg.timeoutSec,
@@ -205,7 +205,9 @@ class RestTarget implements Target {
       },
       {
         crm: def.crm,
-        auth: cfg.dryRun ? {} : this.credential(deps.log, deps),
+        auth: cfg.dryRun
+          ? { ...fixedAuth({}), baseUrl: () => this.urlsNow?.base }
+          : this.credential(deps.log, deps),
         policy: { statuses },
         errorFields: ['message', 'error', 'error_description'],
         windowLeft: {
@@ -228,6 +230,7 @@ class RestTarget implements Target {
       agents: cfg.agents,
       ttlMs: cfg.cacheSec * 1000,
       fromNumber: String,
+      isId: userIdTest(def),
       byEmail: (email) => this.userByEmail(email),
       who: { crm: def.crm, target: cfg.name },
     });
@@ -252,13 +255,17 @@ class RestTarget implements Target {
         ([k, v]) => [k, template(v)] as const,
       );
       const apiUrl = a.apiUrl ? expression(a.apiUrl) : undefined;
-      const tokenUrl = template(a.tokenUrl!);
       const grant = a.type;
-      const build = (url: string): CrmAuth =>
-        oauthAuth({
+      // Scrubbed from now on, not only once the first request makes the OAuth client.
+      if (given.clientSecret) deps.redact?.(given.clientSecret);
+      if (given.refreshToken) deps.redact?.(given.refreshToken);
+      let oauth: CrmAuth | undefined;
+      const inner = async (): Promise<CrmAuth> => {
+        const { token } = await this.urls();
+        return (oauth ??= oauthAuth({
           target: this.cfg.name,
           grant,
-          tokenUrl: url,
+          tokenUrl: token!,
           clientId: given.clientId!,
           clientSecret: given.clientSecret!,
           ...(given.refreshToken ? { refreshToken: given.refreshToken } : {}),
@@ -272,9 +279,14 @@ class RestTarget implements Target {
           ...(deps.redact ? { redact: deps.redact } : {}),
           log,
           timeoutMs: this.cfg.timeoutSec * 1000,
-        });
-      if (tokenUrl.simple) return build(tokenUrl.renderNow({ vars }, false));
-      return lateAuth(async () => build(await tokenUrl.render({ vars }, false)));
+        }));
+      };
+      return {
+        headers: async () => (await inner()).headers(),
+        rejected: async (sent) => (await inner()).rejected(sent),
+        baseUrl: () => oauth?.baseUrl?.() ?? this.urlsNow?.base,
+        close: async () => oauth?.close?.(),
+      };
     }
     const raw =
       a.headers ??
@@ -284,6 +296,7 @@ class RestTarget implements Target {
     const fixed = fixedAuth({});
     return {
       ...fixed,
+      baseUrl: () => this.urlsNow?.base,
       headers: () =>
         (headers ??= Promise.all(
           Object.entries(raw).map(
@@ -291,6 +304,31 @@ class RestTarget implements Target {
           ),
         ).then(Object.fromEntries)),
     };
+  }
+
+  /** baseUrl and the token URL, worked out over `vars` once, before the first request. */
+  private urlsNow?: { base: string; token?: string };
+  private urlsOnce?: Promise<{ base: string; token?: string }>;
+
+  private urls(): Promise<{ base: string; token?: string }> {
+    return (this.urlsOnce ??= (async () => {
+      const input = { vars: this.vars };
+      const render = async (at: string, source: string): Promise<string> => {
+        try {
+          return await template(source).render(input, false);
+        } catch (err) {
+          throw new DeliveryError(`${this.where}: ${at}: ${(err as Error).message}`, {
+            retryable: false,
+          });
+        }
+      };
+      const tokenUrl = this.def.auth.tokenUrl;
+      this.urlsNow = {
+        base: this.cfg.baseUrl ?? (await render('baseUrl', this.def.baseUrl)),
+        ...(tokenUrl ? { token: await render('auth.tokenUrl', tokenUrl) } : {}),
+      };
+      return this.urlsNow;
+    })());
   }
 
   /** `errors:` over every answer: a verdict, the CRM's words, the wait a rate limit asks. */
@@ -365,6 +403,7 @@ class RestTarget implements Target {
     },
   ): Promise<HttpAnswer> {
     const at = (e: Expression) => this.evaluate(e, input, o.what);
+    await this.urls();
     let path: string;
     try {
       path = await r.url.render(input, true);
@@ -672,24 +711,6 @@ class RestTarget implements Target {
   close(): Promise<void> {
     return this.http.close();
   }
-}
-
-/**
- * A credential made once its token URL is worked out (a template beyond a plain path needs the
- * expression evaluator, which answers later): the first request waits for it.
- */
-function lateAuth(make: () => Promise<CrmAuth>): CrmAuth {
-  let made: CrmAuth | undefined;
-  let making: Promise<CrmAuth> | undefined;
-  const get = (): Promise<CrmAuth> => (making ??= make().then((a) => (made = a)));
-  return {
-    headers: async () => (await get()).headers(),
-    rejected: async (sent) => (await get()).rejected(sent),
-    baseUrl: () => made?.baseUrl?.(),
-    close: async () => {
-      if (making) await (await making.catch(() => undefined))?.close?.();
-    },
-  };
 }
 
 /** A recording whole, for a base64 body (the source's size cap holds). */
