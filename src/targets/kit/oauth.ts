@@ -26,7 +26,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../../telemetry/log.js';
 import type { StoredCredential, TargetTokens } from '../types.js';
 import type { CrmAuth } from './auth.js';
-import { DeliveryError, networkHint } from './errors.js';
+import { DeliveryError, TokenEndpointError, networkHint } from './errors.js';
 import { retryAfterMs } from './policy.js';
 import { recordRequest, requestIdOf } from './trace.js';
 
@@ -77,6 +77,16 @@ interface Credential {
 const OPERATION = 'fetching an access token';
 /** Token endpoint error codes that no retry will cure. Zoho says invalid_code for invalid_grant. */
 const REFUSED_GRANT = new Set(['invalid_grant', 'invalid_code']);
+/** Token requests too frequent (Zoho answers 400 `Access Denied`): wait, never dead-letter. */
+const THROTTLED = new Set(['access denied', 'slow_down', 'temporarily_unavailable']);
+/** The least pause after throttling, and how long a failed refresh is not asked again. */
+const THROTTLE_MS = 60_000;
+/**
+ * Failed token requests by target and configuration: until then, fail fast rather than ask again
+ * (a provider allowing a handful of token requests a minute would lock the client out). Module-wide
+ * so that a reload's new target with the same configuration also waits.
+ */
+const failedUntil = new Map<string, { until: number; message: string }>();
 
 export function oauthAuth(o: OAuthOptions): CrmAuth {
   return new OAuth(o);
@@ -87,6 +97,8 @@ class OAuth implements CrmAuth {
   /** The access token the CRM refused (401): not used again. */
   private refused: string | undefined;
   private flight: Promise<Credential> | undefined;
+  /** A token the store failed to keep: its refresh token is the live one (rotation). */
+  private unsaved: Credential | undefined;
   private readonly owner = randomUUID();
   private readonly key: Buffer;
   private readonly config: string;
@@ -159,7 +171,7 @@ class OAuth implements CrmAuth {
   private async renew(): Promise<Credential> {
     const store = this.o.tokens;
     if (!store) {
-      const t = await this.fetch(this.token?.refreshToken ?? this.o.refreshToken);
+      const t = await this.fetchOnce(this.token?.refreshToken ?? this.o.refreshToken);
       this.refused = undefined;
       return this.adopt(t);
     }
@@ -190,20 +202,53 @@ class OAuth implements CrmAuth {
       const latest = await this.ask('reading', () => store.get(this.o.target));
       const stored = this.open(latest);
       if (stored && this.usable(stored)) return this.adopt(stored);
-      const t = await this.fetch(
-        stored?.refreshToken ?? this.token?.refreshToken ?? this.o.refreshToken,
-      );
+      // A token the store failed to keep is newer than what it holds, unless another instance
+      // stored one since.
+      const from =
+        this.unsaved && (!stored || stored.issuedAt <= this.unsaved.issuedAt)
+          ? this.unsaved
+          : stored;
+      let t: Credential;
+      try {
+        t = await this.fetchOnce(
+          from?.refreshToken ?? this.token?.refreshToken ?? this.o.refreshToken,
+          AbortSignal.timeout(this.leaseMs - 5000),
+        );
+      } catch (err) {
+        // Another instance (whose lease we outlived, or whose write we did not yet see) may have
+        // used the refresh token we sent and stored its successor with a fresh access token.
+        if (!(err instanceof TokenEndpointError && err.refusedGrant)) throw err;
+        const now = this.open(await this.ask('reading', () => store.get(this.o.target)));
+        if (now && this.usable(now) && now.issuedAt > (stored?.issuedAt ?? 0)) {
+          failedUntil.delete(this.memo());
+          this.refused = undefined;
+          return this.adopt(now);
+        }
+        throw err;
+      }
+      // Adopted before storing: the fetch used up a rotating refresh token, so the new one must
+      // not be lost if the store fails now; the next refresh uses it and a later write keeps it.
       this.refused = undefined;
-      const kept = await this.ask('storing', () =>
-        store.put(this.o.target, this.seal(t), latest?.version ?? 0),
-      );
+      this.adopt(t);
+      this.unsaved = t;
+      let kept: boolean;
+      try {
+        kept = await store.put(this.o.target, this.seal(t), latest?.version ?? 0);
+      } catch (err) {
+        this.o.log.warn(
+          { target: this.o.target, err: (err as Error).message },
+          'storing the access token failed; this instance keeps it in memory and stores the next',
+        );
+        return t;
+      }
+      this.unsaved = undefined;
       // Only if a holder's lease ran out while it was still asking: ours is as new as theirs.
       if (!kept)
         this.o.log.warn(
           { target: this.o.target },
           'another instance stored an access token at the same time; this one keeps its own',
         );
-      return this.adopt(t);
+      return t;
     } finally {
       await store.release(this.o.target, this.owner).catch(() => {});
     }
@@ -250,8 +295,38 @@ class OAuth implements CrmAuth {
     }
   }
 
+  private memo(): string {
+    return `${this.o.target}\u0000${this.config}`;
+  }
+
+  /**
+   * A token request, unless one for this configuration failed less than a minute ago: then the
+   * same answer, retryable after the rest of that minute, without asking the endpoint.
+   */
+  private async fetchOnce(
+    refreshToken: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<Credential> {
+    const failed = failedUntil.get(this.memo());
+    const left = failed ? failed.until - this.now() : 0;
+    if (failed && left > 0)
+      throw new TokenEndpointError(
+        `${failed.message} (not asked again for ${Math.ceil(left / 1000)}s)`,
+        { retryable: true, retryAfterMs: left },
+      );
+    try {
+      const t = await this.fetch(refreshToken, signal);
+      failedUntil.delete(this.memo());
+      return t;
+    } catch (err) {
+      const wait = Math.max(THROTTLE_MS, (err as DeliveryError).retryAfterMs ?? 0);
+      failedUntil.set(this.memo(), { until: this.now() + wait, message: (err as Error).message });
+      throw err;
+    }
+  }
+
   /** One token request (RFC 6749 4.4 / 6), traced as an operation without its body. */
-  private async fetch(refreshToken: string | undefined): Promise<Credential> {
+  private async fetch(refreshToken: string | undefined, signal?: AbortSignal): Promise<Credential> {
     const o = this.o;
     const form = new URLSearchParams({ grant_type: o.grant });
     if (o.grant === 'refresh_token') form.set('refresh_token', refreshToken ?? '');
@@ -285,13 +360,15 @@ class OAuth implements CrmAuth {
         dispatcher: this.dispatcher,
         headersTimeout: o.timeoutMs,
         bodyTimeout: o.timeoutMs,
+        // Within the lease: a slow answer must not outlive it (another instance would ask too).
+        ...(signal ? { signal } : {}),
       });
       const text = await res.body.text();
       answer = { status: res.statusCode, headers: flat(res.headers), body: parse(text) };
     } catch (err) {
       const code = networkCodeOf(err);
       const hint = networkHint(code, 'the token endpoint');
-      const e = new DeliveryError(
+      const e = new TokenEndpointError(
         `${OPERATION} for target "${o.target}": ${code || (err as Error).message}` +
           (hint ? ` ${hostOf(o.tokenUrl)}: ${hint}` : ''),
         { retryable: true, cause: err },
@@ -329,7 +406,7 @@ class OAuth implements CrmAuth {
       apiUrl = o.apiUrl?.(answer);
     } catch (err) {
       // The recipe's expression, not the CRM: retrying would fail the same way.
-      throw new DeliveryError(
+      throw new TokenEndpointError(
         `${OPERATION} for target "${o.target}": reading the API URL from the token answer: ${this.scrub((err as Error).message, body)}`,
         { retryable: false, cause: err },
       );
@@ -356,28 +433,42 @@ class OAuth implements CrmAuth {
     body: Record<string, unknown>,
     requestId: string | null,
   ): DeliveryError {
-    const code = typeof body.error === 'string' ? body.error.slice(0, 60) : '';
+    // The provider's code is its words too (Zoho's is a sentence): scrubbed like its description.
+    const code = typeof body.error === 'string' ? this.scrub(body.error).slice(0, 60) : '';
     const told =
       typeof body.error_description === 'string' ? this.scrub(body.error_description) : '';
     const said = `${status}${code ? ` ${code}` : ''}${told ? ` (${told})` : ''}`;
     const head = `${OPERATION} for target "${this.o.target}": the token endpoint answered ${said}`;
     const where = `targets[${this.o.target}].auth in relay.yaml`;
-    const dead = (fix: string): DeliveryError =>
-      new DeliveryError(`${head}; ${fix}`, { retryable: false, status, requestId });
+    const dead = (fix: string, refusedGrant = false): DeliveryError =>
+      new TokenEndpointError(`${head}; ${fix}`, {
+        retryable: false,
+        status,
+        requestId,
+        refusedGrant,
+      });
+    if (THROTTLED.has(code.toLowerCase()))
+      return new TokenEndpointError(`${head}; too many token requests: waiting before the next`, {
+        retryable: true,
+        status,
+        requestId,
+        retryAfterMs: Math.max(THROTTLE_MS, retryAfterMs(headers['retry-after']) ?? 0),
+      });
     if (REFUSED_GRANT.has(code))
       return dead(
         this.o.grant === 'refresh_token'
           ? `the refresh token is expired or revoked: authorize again and put the new refreshToken in ${where}`
           : `the grant was refused: check that the client may use client credentials and the scope`,
+        true,
       );
-    if (code === 'invalid_client')
+    if (code === 'invalid_client' || code === 'invalid_client_secret')
       return dead(`the client was not recognised: check clientId and clientSecret in ${where}`);
     if (code === 'unauthorized_client')
       return dead(
         `this client may not use the ${this.o.grant} grant: allow it in the CRM's app settings, or check clientId in ${where}`,
       );
     if (status === 429 || status === 408 || status >= 500)
-      return new DeliveryError(head, {
+      return new TokenEndpointError(head, {
         retryable: true,
         status,
         requestId,
