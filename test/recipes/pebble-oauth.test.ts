@@ -33,6 +33,56 @@ describe('a refresh-token recipe (Pebble behind OAuth 2)', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
+  /** Pebble behind a rotating OAuth server, and a relay.yaml for it (tokenPath: the token URL). */
+  async function world(tokenPath = '/token') {
+    const auth = await new FakeOAuth().start();
+    cleanup.push(() => auth.close());
+    auth.rotate = true;
+    const crm = await new FakePebble({ bearer: (t) => auth.isLive(t) }).start();
+    cleanup.push(() => crm.close());
+    const dir = tempDir();
+    mkdirSync(join(dir, 'targets'));
+    writeFileSync(join(dir, 'targets', 'pebble-crm.yaml'), oauthRecipe());
+    const file = writeRelayYaml(dir, {
+      more:
+        'targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n' +
+        `    vars: { url: "${crm.url}", tokenUrl: "${auth.url}${tokenPath}" }\n` +
+        `    auth: { clientId: ${auth.clientId}, clientSecret: ${auth.clientSecret}, ` +
+        `refreshToken: ${auth.newRefreshToken()} }\n`,
+    });
+    const open = async (): Promise<Relay> => {
+      const relay = await startRelay(loadConfig(file, {}), undefined, {
+        delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
+      });
+      cleanup.push(() => relay.close());
+      return relay;
+    };
+    const send = async (relay: Relay, i: number): Promise<void> => {
+      const res = await sendFlowRequest(relay.port, '3cx', {
+        method: 'POST',
+        contentType: 'application/json',
+        body: call(i),
+      });
+      expect(res?.status).toBe(200);
+    };
+    return { auth, crm, file, open, send };
+  }
+
+  it('a token URL answering 404 is no "nobody has the number": the delivery names the token endpoint', async () => {
+    const { crm, open, send } = await world('/gone');
+    crm.addContact('Ada', ['+420774853001']);
+    const relay = await open();
+    await send(relay, 1);
+    await settleDeliveries(relay);
+    const [dead] = await relay.store.listDeliveries({ state: 'dead', limit: 5 });
+    expect(dead?.lastError).toMatch(
+      /fetching an access token for target "pebble": the token endpoint answered 404 .*check tokenUrl/,
+    );
+    // The lookup never ran, so nothing says the caller is nobody.
+    expect(dead?.remote.contact).toBeUndefined();
+    expect(crm.calls.size).toBe(0);
+  });
+
   it('refreshes a token that expired mid-run once, and a restart uses the rotated refresh token', async () => {
     const auth = await new FakeOAuth().start();
     cleanup.push(() => auth.close());

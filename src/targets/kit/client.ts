@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { CrmAuth } from './auth.js';
-import { DeliveryError, networkHint } from './errors.js';
+import { DeliveryError, TokenEndpointError, networkHint } from './errors.js';
 import type { WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
 import { describeBody, type Sandbox } from './sandbox.js';
@@ -286,7 +286,8 @@ export class CrmClient {
       return true;
     } catch (err) {
       const e = err instanceof AbortError ? err.originalError : err;
-      if (e instanceof DeliveryError && e.status === 404) return false;
+      if (e instanceof DeliveryError && !(e instanceof TokenEndpointError) && e.status === 404)
+        return false;
       throw e;
     }
   }

@@ -18,7 +18,7 @@ import type { CrmClient, HttpAnswer, HttpCall, Review } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import { callContext, type ContextContact } from '../kit/context.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import { DeliveryError } from '../kit/errors.js';
+import { DeliveryError, TokenEndpointError } from '../kit/errors.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { oauthAuth } from '../kit/oauth.js';
 import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
@@ -107,7 +107,13 @@ async function unlessNotFound(
     return notFound.includes(a.status) ? undefined : a;
   } catch (err) {
     const e = (err as { originalError?: unknown }).originalError ?? err;
-    if (e instanceof DeliveryError && e.status !== undefined && notFound.includes(e.status))
+    // A token endpoint's 404 (a wrong tokenUrl) is no answer about the record.
+    if (
+      e instanceof DeliveryError &&
+      !(e instanceof TokenEndpointError) &&
+      e.status !== undefined &&
+      notFound.includes(e.status)
+    )
       return undefined;
     throw e;
   }
