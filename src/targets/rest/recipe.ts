@@ -305,12 +305,13 @@ export function loadRecipe(file: string): LoadedRecipe {
     );
   if (!def.create && !def.upsert)
     issues.push(issueAt(yaml, [], 'a recipe needs `create` (with `find`) or `upsert`'));
-  if (def.create && !def.upsert && !def.find)
+  // With `upsert` too: its `when:` may switch it off, and then create runs without a way back.
+  if (def.create && !def.find)
     issues.push(
       issueAt(
         yaml,
         ['create'],
-        '`create` needs `find` (how to find a create whose answer was lost), or use `upsert`',
+        '`create` needs `find` (how to find a create whose answer was lost), or use `upsert` alone',
       ),
     );
   if (def.auth.type === 'header' && !def.auth.fields?.length)

@@ -439,6 +439,18 @@ describe('REST target config errors name the place', () => {
     ]);
   });
 
+  it('recipe: `create` without `find` is refused at its place, even beside an `upsert`', () => {
+    const text = readFileSync(RECIPE, 'utf8').replace(/\nfind:\n( {2}.*\n)+/, '\n');
+    expect(text).not.toContain('\nfind:');
+    const file = config('    vars: { url: "http://x" }\n    dryRun: true\n', {
+      recipe: () => text,
+    });
+    const line = text.split('\n').findIndex((l) => l.startsWith('create:')) + 1;
+    expect(issuesOf(file)).toEqual([
+      `${line + 1}:3 \`create\` needs \`find\` (how to find a create whose answer was lost), or use \`upsert\` alone`,
+    ]);
+  });
+
   it('recipe: unknown field (near name), expression syntax and unknown $function at file:line:col', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'targets'));
