@@ -151,6 +151,37 @@ describe('REST target (a recipe of the tests own)', () => {
     });
   });
 
+  it('a keep or an upsert id that fails after the write is a warning: the call stays delivered', async () => {
+    const post1 = (i: number) =>
+      post(
+        `{"Event":"incoming","Callerid":"42077485${3100 + i}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:21","Id":"260702110000_${i}-1"}`,
+      );
+    const broken = (t: string) =>
+      t
+        .replace(
+          "  id: $substringAfter(answer.headers.location, '/v1/calls/')\n",
+          "  id: $substringAfter(answer.headers.location, '/v1/calls/')\n  keep: \"{ 'n': $number('x') }\"\n",
+        )
+        .replace(
+          '  id: answer.body.id\n',
+          "  id: $number('x')\n  keep: \"{ 'n': $number('y') }\"\n",
+        );
+    expect(broken(readFileSync(RECIPE, 'utf8'))).toContain("$number('y')");
+    for (const byRef of ['no', 'yes']) {
+      const { crm, send, settle, relay } = await open(
+        `    vars: { url: "URL", byRef: "${byRef}" }\n`,
+        { recipe: broken },
+      );
+      await send('3cx', post1(byRef === 'yes' ? 2 : 1));
+      await settle();
+      const [call] = [...crm.calls.values()];
+      const [d] = await relay.store.listDeliveries({ limit: 1 });
+      expect(d, byRef).toMatchObject({ state: 'done', remote: { delivered: true } });
+      if (byRef === 'no') expect(d!.remote.id).toBe(call!.id);
+      expect(crm.calls.size).toBe(1);
+    }
+  });
+
   it('keeps exactly one call record per call through 20% failures and lost answers', async () => {
     const { crm, send, relay } = await open('    rateLimit: { requests: 400, perSeconds: 1 }\n');
     const ids = Array.from({ length: 24 }, (_, i) => `260701300000_${i + 1}`);

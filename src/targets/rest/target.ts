@@ -453,11 +453,17 @@ class RestTarget implements Target {
         what: this.def.upsert!.what ?? 'writing the call activity (upsert)',
         idempotent: true,
       });
-      const id = idOf(await this.evaluate(this.x.upsertId!, { ...input(), answer }, 'upsert id'));
+      // Written: an id the recipe cannot read is a warning, never a dead letter of it.
+      let id: string | undefined;
+      try {
+        id = idOf(await this.evaluate(this.x.upsertId!, { ...input(), answer }, 'upsert id'));
+      } catch (err) {
+        ctx.log.warn({ target: this.name, err: (err as Error).message }, 'upsert id unread');
+      }
       if (id) remote.id = id;
       remote.delivered = true;
-      await this.keep(this.x.upsertKeep, { ...input(), answer }, remote);
       await ctx.save(remote);
+      await this.keepAfter(ctx, this.x.upsertKeep, { ...input(), answer }, remote);
     } else if (!remote.id) {
       if (!steps.create)
         throw new DeliveryError(`${this.where}: no create step for these vars`, {
@@ -497,8 +503,8 @@ class RestTarget implements Target {
       });
       remote.id = id;
       remote.delivered = true;
-      if (!adopted) await this.keep(this.x.createKeep, kept, remote);
       await ctx.save(remote);
+      if (!adopted) await this.keepAfter(ctx, this.x.createKeep, kept, remote);
       // What a lost create made carries an older revision of the call: bring it up to date.
       if (adopted && steps.update) await this.update(input());
     } else if (steps.update) await this.update(input());
@@ -517,6 +523,23 @@ class RestTarget implements Target {
       what: this.def.update!.what ?? 'updating the call activity',
       idempotent: true,
     });
+  }
+
+  /** `keep` after a write that is saved already: failing, it is a warning, never a dead letter. */
+  private async keepAfter(
+    ctx: DeliveryContext,
+    e: Expression | undefined,
+    input: Input,
+    remote: Remote,
+  ): Promise<void> {
+    if (!e) return;
+    try {
+      await this.keep(e, input, remote);
+    } catch (err) {
+      ctx.log.warn({ target: this.name, err: (err as Error).message }, 'keep failed');
+      return;
+    }
+    await ctx.save(remote);
   }
 
   private async keep(e: Expression | undefined, input: Input, remote: Remote): Promise<void> {
