@@ -292,7 +292,10 @@ describe('OAuth 2 token endpoint errors', () => {
   it('tells a Redactor every token it learns', async () => {
     fake.rotate = true;
     const redactor = new Redactor([]);
-    const a = auth({ refreshToken: fake.newRefreshToken(), redact: (s) => redactor.add([s]) });
+    const a = auth({
+      refreshToken: fake.newRefreshToken(),
+      redact: (s, key) => (key ? redactor.replace(key, [s]) : redactor.add([s])),
+    });
     const { authorization } = await a.headers();
     const access = authorization!.slice('Bearer '.length);
     const rotated = [...fake.refreshTokens][0]!;

@@ -56,8 +56,11 @@ export interface OAuthOptions {
   tokens?: TargetTokens;
   log: Logger;
   timeoutMs: number;
-  /** Told every token this module learns, so that nothing shown ever contains one. */
-  redact?: (secret: string) => void;
+  /**
+   * Told every token this module learns, so that nothing shown ever contains one; a refreshed
+   * token under a key, so that only the current and the previous one are kept.
+   */
+  redact?: (secret: string, key?: string) => void;
   /** The clock (tests); default Date.now. */
   now?: () => number;
 }
@@ -163,8 +166,8 @@ class OAuth implements CrmAuth {
 
   private adopt(t: Credential): Credential {
     this.token = t;
-    this.o.redact?.(t.accessToken);
-    if (t.refreshToken) this.o.redact?.(t.refreshToken);
+    this.o.redact?.(t.accessToken, `${this.o.target} access token`);
+    if (t.refreshToken) this.o.redact?.(t.refreshToken, `${this.o.target} refresh token`);
     return t;
   }
 
