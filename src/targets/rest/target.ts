@@ -309,7 +309,11 @@ class RestTarget implements Target {
     const out: Review = {};
     if (said === 'ok' || said === 'retry' || said === 'dead') out.verdict = said;
     else if (said === 'rate-limited') out.verdict = 'retry';
-    else if (said === 'unauthorized') out.verdict = 'dead';
+    else if (said === 'unauthorized') {
+      // Dead if a fresh credential is refused too; the client asks for one first.
+      out.verdict = 'dead';
+      out.unauthorized = true;
+    }
     if (out.verdict === 'ok' || (ok2xx && !out.verdict)) return out;
     const message = text(await quiet(this.x.message));
     if (message) out.message = message;
