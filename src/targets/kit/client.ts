@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { CrmAuth } from './auth.js';
-import { DeliveryError, TokenEndpointError, networkHint } from './errors.js';
+import { DeliveryError, StaleContactError, TokenEndpointError, networkHint } from './errors.js';
 import type { WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
 import { describeBody, type Sandbox } from './sandbox.js';
@@ -83,6 +83,8 @@ export interface Review {
    * asked to refresh, once (a 401 means this unless a verdict says otherwise).
    */
   unauthorized?: boolean;
+  /** The CRM refused the contact id sent: a retry after a new lookup (StaleContactError). */
+  relookup?: boolean;
   message?: string;
   afterMs?: number;
 }
@@ -314,6 +316,11 @@ export class CrmClient {
     const said = review?.message ?? (this.o.errorText ?? defaultErrorText)(answer.body) ?? '';
     const message = `${c.what}: ${answer.status}${said ? ` ${said}` : ''}`;
     const requestId = requestIdOf(answer.headers);
+    // Not retried here: the same contact id would be refused again.
+    if (review?.relookup)
+      throw new AbortError(
+        new StaleContactError(message, { retryable: true, status: answer.status, requestId }),
+      );
     if (verdict.kind === 'dead')
       throw new AbortError(
         new DeliveryError(message, { retryable: false, status: answer.status, requestId }),

@@ -52,6 +52,12 @@ export class DeliveryError extends Error {
 }
 
 /**
+ * The CRM refused the contact id the request carried (the contact was merged or deleted since it
+ * was looked up): the next attempt looks the number up again.
+ */
+export class StaleContactError extends DeliveryError {}
+
+/**
  * A failure of the OAuth token endpoint, not of the CRM's API: its status (a 404 token URL) says
  * nothing about the record a lookup asked for, so it never reads as "not found".
  */

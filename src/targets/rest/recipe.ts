@@ -166,7 +166,7 @@ export const RecipeSchema = z
       .strictObject({
         message: Expr("The CRM's words for error messages (over `answer`).").optional(),
         classify: Expr(
-          "'ok' | 'retry' | 'rate-limited' | 'dead' | 'unauthorized' | undefined (the status decides).",
+          "'ok' | 'retry' | 'rate-limited' | 'dead' | 'unauthorized' | 'relookup' (the contact id sent was refused: look it up again) | undefined (the status decides).",
         ).optional(),
         retry: z.array(z.number().int()).optional(),
         dead: z.array(z.number().int()).optional(),

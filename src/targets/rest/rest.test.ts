@@ -182,6 +182,30 @@ describe('REST target (a recipe of the tests own)', () => {
     }
   });
 
+  it('relookup: a contact merged since it was looked up is looked up again, and the call goes to its successor', async () => {
+    const { crm, send, settle, relay } = await open();
+    const ada = crm.addContact('Ada', ['+420 774 853 201'], '2020-01-01T00:00:00Z');
+    const ring = (i: number) =>
+      post(
+        `{"Event":"incoming","Callerid":"420774853201","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:21","Id":"260702120000_${i}-1"}`,
+      );
+    await send('3cx', ring(1));
+    await settle();
+    expect([...crm.calls.values()].map((c) => c.fields.contact_id)).toEqual([ada]);
+    // Ada is merged into a new record: her id is refused, and the search finds the new one.
+    crm.merged.add(ada);
+    crm.contacts.splice(0);
+    const merged = crm.addContact('Ada Lovelace', ['+420 774 853 201']);
+    await send('3cx', ring(2));
+    await settle();
+    expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
+    expect([...crm.calls.values()].map((c) => c.fields.contact_id)).toEqual([ada, merged]);
+    const ds = await relay.store.listDeliveries({ limit: 5 });
+    expect(ds.map((d) => (d.remote.contact as { id?: string } | null)?.id).sort()).toEqual(
+      [ada, merged].sort(),
+    );
+  });
+
   it('keeps exactly one call record per call through 20% failures and lost answers', async () => {
     const { crm, send, relay } = await open('    rateLimit: { requests: 400, perSeconds: 1 }\n');
     const ids = Array.from({ length: 24 }, (_, i) => `260701300000_${i + 1}`);

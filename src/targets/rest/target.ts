@@ -18,7 +18,7 @@ import type { CrmClient, HttpAnswer, HttpCall, Review } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import { callContext, type ContextContact } from '../kit/context.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import { DeliveryError, TokenEndpointError } from '../kit/errors.js';
+import { DeliveryError, StaleContactError, TokenEndpointError } from '../kit/errors.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { oauthAuth } from '../kit/oauth.js';
 import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
@@ -309,7 +309,10 @@ class RestTarget implements Target {
     const out: Review = {};
     if (said === 'ok' || said === 'retry' || said === 'dead') out.verdict = said;
     else if (said === 'rate-limited') out.verdict = 'retry';
-    else if (said === 'unauthorized') {
+    else if (said === 'relookup') {
+      out.verdict = 'retry';
+      out.relookup = true;
+    } else if (said === 'unauthorized') {
       // Dead if a fresh credential is refused too; the client asks for one first.
       out.verdict = 'dead';
       out.unauthorized = true;
@@ -427,6 +430,24 @@ class RestTarget implements Target {
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
+    let saved = { ...(ctx.job.remote as Remote) };
+    const save = async (r: Remote): Promise<void> => {
+      saved = { ...r };
+      await ctx.save(r);
+    };
+    try {
+      return await this.write({ ...ctx, save });
+    } catch (err) {
+      if (!(err instanceof StaleContactError)) throw err;
+      // A merged or deleted contact: the next attempt looks the number up again.
+      this.contacts?.forget(ctx.job.record.externalE164);
+      const { contact: _gone, ...rest } = saved;
+      await ctx.save(rest);
+      throw err;
+    }
+  }
+
+  private async write(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
     const steps = await this.steps();
