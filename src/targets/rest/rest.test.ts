@@ -506,6 +506,18 @@ describe('REST target config errors name the place', () => {
     ]);
   });
 
+  it("recipe: an expression's own `$f := function` is no unknown function", () => {
+    const recipe = (t: string) =>
+      t.replace(
+        "  id: $substringAfter(answer.headers.location, '/v1/calls/')\n",
+        '  id: "($f := function($l) { $substringAfter($l, \'/v1/calls/\') }; $f(answer.headers.location))"\n',
+      );
+    expect(recipe(readFileSync(RECIPE, 'utf8'))).toContain('$f := function');
+    expect(
+      issuesOf(config('    vars: { url: "http://x" }\n    dryRun: true\n', { recipe })),
+    ).toEqual([]);
+  });
+
   it('recipe: unknown field (near name), expression syntax and unknown $function at file:line:col', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'targets'));
