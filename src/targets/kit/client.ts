@@ -353,12 +353,12 @@ export class CrmClient {
 }
 
 /** The error code of a failed request (undici wraps the socket's error in `cause`). */
-function networkCode(err: unknown): string {
+export function networkCode(err: unknown): string {
   const e = err as { code?: string; cause?: { code?: string } };
   return (e.code === 'UND_ERR_CONNECT' || !e.code ? e.cause?.code : e.code) ?? e.code ?? '';
 }
 
-function pathOf(url: string): string {
+export function pathOf(url: string): string {
   try {
     return new URL(url).pathname;
   } catch {
@@ -366,7 +366,9 @@ function pathOf(url: string): string {
   }
 }
 
-function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+export function flatHeaders(
+  h: Record<string, string | string[] | undefined>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h))
     if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;

@@ -26,6 +26,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../../telemetry/log.js';
 import type { StoredCredential, TargetTokens } from '../types.js';
 import type { CrmAuth } from './auth.js';
+import { flatHeaders, networkCode, pathOf } from './client.js';
 import { DeliveryError, TokenEndpointError, networkHint } from './errors.js';
 import { retryAfterMs } from './policy.js';
 import { recordRequest, requestIdOf } from './trace.js';
@@ -115,7 +116,7 @@ class OAuth implements CrmAuth {
       hkdfSync('sha256', o.clientSecret, 'callrelay target credential', o.target, 32),
     );
     this.config = createHmac('sha256', this.key)
-      .update(JSON.stringify([o.grant, o.tokenUrl, o.clientId, o.scope ?? '', o.refreshToken]))
+      .update(JSON.stringify([o.grant, o.clientId, o.refreshToken]))
       .digest('base64url')
       .slice(0, 22);
     // Long enough for one token request (connect, answer, body), short enough that the others
@@ -279,8 +280,9 @@ class OAuth implements CrmAuth {
 
   /**
    * The stored credential, if this configuration sealed it: one sealed under another client
-   * secret does not open, and one from another configured refresh token (or client, scope, URL)
-   * is not used: the configured values win.
+   * secret does not open, and one from another configured refresh token (or client, grant) is not
+   * used: the configured values win. A new token URL or scope keeps it (a rotated refresh token
+   * stays the only one that works).
    */
   private open(s: StoredCredential | undefined): Credential | undefined {
     if (!s?.value.startsWith('v1.')) return undefined;
@@ -367,9 +369,9 @@ class OAuth implements CrmAuth {
         ...(signal ? { signal } : {}),
       });
       const text = await res.body.text();
-      answer = { status: res.statusCode, headers: flat(res.headers), body: parse(text) };
+      answer = { status: res.statusCode, headers: flatHeaders(res.headers), body: parse(text) };
     } catch (err) {
-      const code = networkCodeOf(err);
+      const code = networkCode(err);
       const hint = networkHint(code, 'the token endpoint');
       const e = new TokenEndpointError(
         `${OPERATION} for target "${o.target}": ${code || (err as Error).message}` +
@@ -507,26 +509,6 @@ function parse(text: string): unknown {
   } catch {
     // Some endpoints answer form-encoded unless told otherwise.
     return text.includes('=') ? Object.fromEntries(new URLSearchParams(text)) : text;
-  }
-}
-
-function flat(h: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h))
-    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
-}
-
-function networkCodeOf(err: unknown): string {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return (e.code === 'UND_ERR_CONNECT' || !e.code ? e.cause?.code : e.code) ?? e.code ?? '';
-}
-
-function pathOf(url: string): string {
-  try {
-    return new URL(url).pathname;
-  } catch {
-    return url.split('?')[0]!;
   }
 }
 

@@ -21,7 +21,8 @@ import { exprProblems, isSimplePath, PLAIN, templateProblems, type Site } from '
 
 const Expr = (description: string) => z.string().min(1).meta({ description });
 const Template = (description: string) => z.string().meta({ description });
-const Rate = z.strictObject({
+/** A request window (`requests` per `perSeconds`): a recipe's defaults and relay.yaml's alike. */
+export const Rate = z.strictObject({
   requests: z.number().int().positive(),
   perSeconds: z.number().positive(),
 });

@@ -128,6 +128,7 @@ class RestTarget implements Target {
   private readonly where: string;
   private readonly vars: Record<string, string>;
   private readonly http: CrmClient;
+  private auth: CrmAuth | undefined;
   private readonly searchLimiter: WindowLimiter;
   private readonly contacts: PhoneLookup<string> | undefined;
   private readonly users: UserLookup<string>;
@@ -211,7 +212,7 @@ class RestTarget implements Target {
       },
       {
         crm: def.crm,
-        auth: cfg.dryRun ? {} : this.credential(deps.log, deps),
+        auth: cfg.dryRun ? {} : (this.auth = this.credential(deps.log, deps)),
         policy: { statuses },
         errorFields: ['message', 'error', 'error_description'],
         windowLeft: {
@@ -718,8 +719,10 @@ class RestTarget implements Target {
     return `nothing to check: recipe ${this.def.name} has no lookups and no check`;
   }
 
-  close(): Promise<void> {
-    return this.http.close();
+  async close(): Promise<void> {
+    await this.http.close();
+    // OAuth's own connections to the token endpoint.
+    await this.auth?.close?.();
   }
 }
 
