@@ -180,7 +180,9 @@ export class CrmClient {
     const trace = {
       operation: c.what,
       method: c.method,
-      path: pathOf(url),
+      // A recipe's dry run keeps the query (its cases check a search's terms): the sandbox sends
+      // nothing, and a recipe's query expressions never see the credentials.
+      path: this.o.sandbox && c.step !== undefined ? pathAndQuery(url) : pathOf(url),
       startedAt: new Date().toISOString(),
       waitedMs: Math.round(sent - queued),
       ...(this.o.sandbox ? { sent: describeBody(c) } : {}),
@@ -363,6 +365,15 @@ export function pathOf(url: string): string {
     return new URL(url).pathname;
   } catch {
     return url.split('?')[0]!;
+  }
+}
+
+function pathAndQuery(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.pathname + u.search;
+  } catch {
+    return url;
   }
 }
 
