@@ -4,6 +4,7 @@
 // a restart, sealed in the database, and token endpoint errors that say what to fix without a
 // secret.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -19,6 +20,7 @@ import { DeliveryError } from '../../src/targets/kit/errors.js';
 import { oauthAuth, type OAuthOptions } from '../../src/targets/kit/oauth.js';
 import { traceRequests, type RequestTrace } from '../../src/targets/kit/trace.js';
 import { createLogger, silentLogger } from '../../src/telemetry/log.js';
+import { LocalServer } from '../fakes/local-server.js';
 import { FakeOAuth } from '../fakes/oauth.js';
 import { freshPostgresDatabase, tempDir } from '../support.js';
 
@@ -274,6 +276,40 @@ describe('OAuth 2 token endpoint errors', () => {
     fake.failures.push({ status: 400, body: { error: `bad token ${refreshToken}` } });
     const echoed = await thrown(auth({ refreshToken, clientId: 'other-client' }).headers());
     expect(echoed.message).not.toContain(refreshToken);
+  });
+
+  it('a token answer that trickles in is cut off within the lease, so no other instance asks too', async () => {
+    // Headers at once, then a byte every 100 ms: no single timeout fires, the lease would.
+    const slow = await new (class extends LocalServer {
+      protected handle(_req: IncomingMessage, res: ServerResponse): void {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"access_token":"access-slow-1234"');
+        let n = 0;
+        const t = setInterval(() => {
+          if (++n < 30) return void res.write(' ');
+          clearInterval(t);
+          res.end('}');
+        }, 100);
+        res.on('close', () => clearInterval(t));
+      }
+    })().start();
+    const store = new SqliteStore(join(tempDir(), 'relay.db'));
+    stores.push(store);
+    const a = auth({
+      grant: 'client_credentials',
+      tokenUrl: `${slow.url}/token`,
+      tokens: store.credentials,
+      timeoutMs: 400,
+    });
+    const started = Date.now();
+    try {
+      const err = await thrown(a.headers());
+      expect(err.retryable).toBe(true);
+      // The lease is 2 * 400 + 5000 ms; the fetch gets all but 5 s of it.
+      expect(Date.now() - started).toBeLessThan(2500);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('a recipe expression for the API URL that fails is a dead letter without the token', async () => {
