@@ -125,7 +125,10 @@ export async function startRelay(
   const changed = (): boolean => changes.emit('change');
   // Run-time credentials (OAuth tokens) are shared through the store and kept out of everything
   // shown.
-  const shared = { tokens: store.credentials, redact: (s: string) => redact.add([s]) };
+  const shared = {
+    tokens: store.credentials,
+    redact: (s: string, key?: string) => (key ? redact.replace(key, [s]) : redact.add([s])),
+  };
   const targets = await createTargets(cfg, log, shared);
   const delivery = new DeliveryEngine(store, targets, {
     log,

@@ -7,6 +7,8 @@ import { exposedExampleTokens, exposedWeakSecrets, type RelayConfig } from '../c
 import { loadAdapter, loadAdapterDir } from '../ingest/adapter.js';
 import { ConfigError, displayPath } from '../lib/yaml.js';
 import { createTargets, openStore } from '../runtime.js';
+import type { Store } from '../store/types.js';
+import type { TargetTokens } from '../targets/types.js';
 import { silentLogger } from '../telemetry/log.js';
 import { configFrom, fail, usingConfig } from './util.js';
 
@@ -26,6 +28,24 @@ async function recentAgents(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The store's target credentials, as the relay shares them (an OAuth refresh token the relay
+ * rotated is only there; one the check rotates must be kept there). The store is opened on first
+ * use, and a SQLite file that does not exist yet is created only to keep a credential.
+ */
+function storedCredentials(cfg: RelayConfig): { tokens: TargetTokens; close: () => Promise<void> } {
+  let store: Promise<Store> | undefined;
+  const absent = (): boolean => 'sqlite' in cfg.store && !existsSync(cfg.store.sqlite) && !store;
+  const open = (): Promise<Store> => (store ??= openStore(cfg));
+  const tokens: TargetTokens = {
+    get: async (t) => (absent() ? undefined : (await open()).credentials.get(t)),
+    put: async (t, v, e) => (await open()).credentials.put(t, v, e),
+    lease: async (t, o, ms) => (absent() ? true : (await open()).credentials.lease(t, o, ms)),
+    release: async (t, o) => (absent() ? undefined : (await open()).credentials.release(t, o)),
+  };
+  return { tokens, close: async () => void (await (await store)?.close()) };
 }
 
 /** How far back `check --online` looks for extensions without a mapping. */
@@ -65,7 +85,8 @@ export async function cmdCheck(
   }
   if (values.online && !errors.length && !positionals.length) {
     const cfg = configFrom(values);
-    const targets = await createTargets(cfg, silentLogger);
+    const stored = storedCredentials(cfg);
+    const targets = await createTargets(cfg, silentLogger, { tokens: stored.tokens });
     const seen = await recentAgents(cfg);
     for (const [name, { target, dryRun }] of targets) {
       const label = `${name} (${target.type}${dryRun ? ', dry run' : ''})`;
@@ -99,6 +120,7 @@ export async function cmdCheck(
         await target.close();
       }
     }
+    await stored.close();
   }
   if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
   if (errors.length) fail(errors.join('\n'));

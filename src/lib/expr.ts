@@ -395,6 +395,34 @@ export function functionCalls(
   return out;
 }
 
+/** Names an expression binds itself (`$f := function(...) {...}`): not unknown functions. */
+function boundNames(ast: JNode): Set<string> {
+  const out = new Set<string>();
+  const walk = (n: unknown): void => {
+    if (!n || typeof n !== 'object') return;
+    if (Array.isArray(n)) return n.forEach(walk);
+    const node = n as JNode;
+    if (node.type === 'bind' && node.lhs?.type === 'variable') out.add(String(node.lhs.value));
+    for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
+  };
+  walk(ast);
+  return out;
+}
+
+/**
+ * The $functions an expression calls that are neither JSONata's, `known` (the caller's helpers),
+ * nor bound by the expression itself: the one check of recipes and targets' expressions alike.
+ */
+export function unknownCalls(
+  ast: JNode,
+  known: ReadonlySet<string>,
+): { name: string; position: number | undefined }[] {
+  const bound = boundNames(ast);
+  return functionCalls(ast).filter(
+    (c) => !known.has(c.name) && !JSONATA_BUILTINS.has(c.name) && !bound.has(c.name),
+  );
+}
+
 // jsonata's own functions (jsonata 2.x), so that a misspelt helper is caught at check time
 // (adapters, target expressions).
 export const JSONATA_BUILTINS = new Set(

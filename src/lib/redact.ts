@@ -12,6 +12,8 @@ const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 export class Redactor {
   private pattern: RegExp | undefined;
   private readonly secrets = new Set<string>();
+  /** Secrets that take turns under a key (a refreshed token): the current and the one before. */
+  private readonly turns = new Map<string, { current: string[]; previous: string[] }>();
 
   constructor(secrets: Iterable<string>) {
     this.add(secrets);
@@ -20,8 +22,32 @@ export class Redactor {
   /** Scrub these too (relay.yaml reloaded with a new token: the old ones stay secret as well). */
   add(secrets: Iterable<string>): void {
     for (const s of secrets) this.secrets.add(s);
+    this.build();
+  }
+
+  /**
+   * `secrets` take the place of those given before under `key`, which stay scrubbed for one more
+   * turn (a message being written may hold one): a token refreshed every hour for months would
+   * otherwise grow the pattern without end.
+   */
+  replace(key: string, secrets: Iterable<string>): void {
+    const current = [...secrets];
+    const was = this.turns.get(key);
+    if (
+      was &&
+      current.length === was.current.length &&
+      current.every((s, i) => s === was.current[i])
+    )
+      return;
+    this.turns.set(key, { current, previous: was?.current ?? [] });
+    this.build();
+  }
+
+  private build(): void {
     const forms = new Set<string>();
-    for (const s of this.secrets) {
+    const all = [...this.secrets];
+    for (const t of this.turns.values()) all.push(...t.current, ...t.previous);
+    for (const s of all) {
       if (typeof s !== 'string' || s.length < MIN_SECRET) continue;
       forms.add(s);
       forms.add(encodeURIComponent(s));

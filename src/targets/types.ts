@@ -106,8 +106,11 @@ export interface TargetDeps {
    * in the store so that every instance shares them and a restart keeps them (kit/oauth.ts).
    */
   tokens?: TargetTokens;
-  /** Keep this secret (a token obtained at run time) out of everything shown from now on. */
-  redact?: (secret: string) => void;
+  /**
+   * Keep this secret (a token obtained at run time) out of everything shown from now on; with a
+   * `key`, it replaces the one given before under that key (kept for one turn more).
+   */
+  redact?: (secret: string, key?: string) => void;
 }
 
 /** One target's stored credential: opaque to the store (the target seals it). */

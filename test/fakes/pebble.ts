@@ -32,6 +32,8 @@ export class FakePebble extends CrmFake {
   readonly contacts: { id: string; name: string; phones: string[]; created: string }[] = [];
   readonly users: { id: string; email: string }[] = [];
   readonly faults: { match: string; fault: Fault }[] = [];
+  /** Contact ids merged into others: a write naming one is refused (code MERGED). */
+  readonly merged = new Set<string>();
   /** Random faults on requests whose "METHOD /path" starts with one of `match`. */
   private chaos: { match: string[]; fail: number; lost: number } | undefined;
   readonly chaosLog: string[] = [];
@@ -124,7 +126,10 @@ export class FakePebble extends CrmFake {
       return f;
     };
     const invalid = (message: string): void =>
-      reply(200, { ok: false, error: { code: 'INVALID', message } });
+      reply(200, {
+        ok: false,
+        error: { code: / was merged into /.test(message) ? 'MERGED' : 'INVALID', message },
+      });
 
     if (req.method === 'GET' && url.pathname === '/v1/contacts') {
       // Fuzzy, as CRM searches are: any contact whose digits contain the term's digits.
@@ -210,6 +215,8 @@ export class FakePebble extends CrmFake {
   }
 
   private validate(f: Record<string, string>): string | undefined {
+    if (f.contact_id && this.merged.has(f.contact_id))
+      return `contact ${f.contact_id} was merged into another`;
     if (!f.subject) return 'subject is required';
     if (!DIRECTIONS.includes(f.direction ?? '')) return `direction must be one of ${DIRECTIONS}`;
     if (!OUTCOMES.includes(f.outcome ?? '')) return `outcome must be one of ${OUTCOMES}`;

@@ -28,6 +28,20 @@ describe('Redactor', () => {
     expect(r.text('pat-eu1-abcdef!')).toBe(`${REDACTED}!`);
   });
 
+  it('keeps only the current and the previous of the secrets that take turns under a key', () => {
+    const q = new Redactor(['configured-secret']);
+    const tokens = Array.from({ length: 50 }, (_, i) => `access-token-${1000 + i}`);
+    for (const t of tokens) q.replace('crm access token', [t]);
+    q.replace('crm refresh token', ['refresh-token-1']);
+    // The same token again (read back from the store) is no new turn.
+    q.replace('crm access token', [tokens[49]!]);
+    expect(q.text(`${tokens[49]} ${tokens[48]} refresh-token-1 configured-secret`)).toBe(
+      `${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED}`,
+    );
+    expect(q.text(tokens[47]!)).toBe(tokens[47]);
+    expect(q.text(tokens[0]!)).toBe(tokens[0]);
+  });
+
   it('leaves values too short to be secrets, and text without secrets, unchanged', () => {
     expect(r.text('abc is fine')).toBe('abc is fine');
     expect(new Redactor([]).text('anything')).toBe('anything');

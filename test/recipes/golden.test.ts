@@ -42,6 +42,11 @@ describe('recipes', () => {
       case: '3cx-v2-incoming-answered.json',
       problems: [],
     });
+    expect(results).toContainEqual({
+      recipe: 'pebble-crm',
+      case: '3cx-v1-incoming-answered.json',
+      problems: [],
+    });
     expect(results.filter((r) => r.problems.length)).toEqual([]);
   });
 
@@ -61,6 +66,15 @@ describe('recipes', () => {
         expect: { requests: [{ method: 'POST', path: '/v1/calls', body: { subject: 'nope' } }] },
       }),
     );
+    // A path with a query must match it: here the search's term.
+    writeFileSync(
+      join(dir, 'cases', 'pebble-crm', 'wrong-query.json'),
+      JSON.stringify({
+        flow: '3cx/3cx-v1-incoming-answered',
+        vars: { url: 'https://api.pebble.example' },
+        expect: { requests: [{ method: 'GET', path: '/v1/contacts?phone=%2B420000000000' }] },
+      }),
+    );
     const results = await runRecipes(dir);
     expect(results).toEqual([
       {
@@ -71,6 +85,11 @@ describe('recipes', () => {
             /broken\.yaml:5:1 unknown field "creat" \(did you mean "create"\?\)/,
           ),
         ],
+      },
+      {
+        recipe: 'pebble-crm',
+        case: 'wrong-query.json',
+        problems: ['no GET /v1/contacts?phone=%2B420000000000 (in order) among the requests made'],
       },
       {
         recipe: 'pebble-crm',

@@ -1,7 +1,8 @@
 // The golden runner for REST recipes: every recipe in a folder (the shipped targets/, or any other)
 // must load and compile, and each of its cases (cases/<recipe>/*.json beside it) must hold: a
 // call record, or a sample flow folded into one, delivered as a dry run with the case's vars and
-// agents, makes the requests the case lists (method, path, body) in that order.
+// agents, makes the requests the case lists (method, path, body) in that order. A case's path with
+// a query ("/v1/contacts?phone=...") must match the query too; one without matches any query.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -126,8 +127,9 @@ export async function runRecipes(dir: string): Promise<CaseResult[]> {
         const traces = (await dryRun(file, c)).filter((t) => !t.note);
         let from = 0;
         for (const want of c.expect.requests) {
+          const pathOf = (p: string) => (want.path.includes('?') ? p : p.split('?')[0]);
           const i = traces.findIndex(
-            (t, j) => j >= from && t.method === want.method && t.path === want.path,
+            (t, j) => j >= from && t.method === want.method && pathOf(t.path) === want.path,
           );
           if (i < 0) {
             problems.push(`no ${want.method} ${want.path} (in order) among the requests made`);

@@ -4,6 +4,7 @@
 // a restart, sealed in the database, and token endpoint errors that say what to fix without a
 // secret.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -19,6 +20,7 @@ import { DeliveryError } from '../../src/targets/kit/errors.js';
 import { oauthAuth, type OAuthOptions } from '../../src/targets/kit/oauth.js';
 import { traceRequests, type RequestTrace } from '../../src/targets/kit/trace.js';
 import { createLogger, silentLogger } from '../../src/telemetry/log.js';
+import { LocalServer } from '../fakes/local-server.js';
 import { FakeOAuth } from '../fakes/oauth.js';
 import { freshPostgresDatabase, tempDir } from '../support.js';
 
@@ -216,10 +218,12 @@ describe('OAuth 2 token endpoint errors', () => {
   });
 
   it('5xx and network trouble are retried; 429 says how long to wait', async () => {
-    const a = auth({ grant: 'client_credentials' });
+    let now = Date.parse('2026-03-01T10:00:00Z');
+    const a = auth({ grant: 'client_credentials', now: () => now });
     fake.failures.push({ status: 503, body: 'down' });
     const down = await thrown(a.headers());
     expect([down.retryable, down.status]).toEqual([true, 503]);
+    now += 61_000;
     fake.failures.push({
       status: 429,
       body: { error: 'slow down' },
@@ -235,6 +239,77 @@ describe('OAuth 2 token endpoint errors', () => {
     expect(gone.retryable).toBe(true);
     expect(gone.message).toMatch(/ECONNREFUSED/);
     fake = await new FakeOAuth().start();
+  });
+
+  it('throttling (Zoho 400 Access Denied, slow_down) waits a minute; a failed refresh is not asked again meanwhile', async () => {
+    let now = Date.parse('2026-03-01T10:00:00Z');
+    const a = auth({ refreshToken: fake.newRefreshToken(), now: () => now });
+    fake.failures.push({ status: 400, body: { error: 'Access Denied' } });
+    const denied = await thrown(a.headers());
+    expect([denied.retryable, denied.retryAfterMs]).toEqual([true, 60_000]);
+    expect(denied.message).toMatch(/400 Access Denied; too many token requests/);
+    // Within that minute: the same answer at once, without asking the token endpoint.
+    now += 20_000;
+    const fast = await thrown(a.headers());
+    expect([fast.retryable, fast.retryAfterMs]).toEqual([true, 40_000]);
+    expect(fake.tokenRequests).toHaveLength(1);
+    now += 41_000;
+    fake.failures.push({
+      status: 400,
+      body: { error: 'slow_down' },
+      headers: { 'retry-after': '90' },
+    });
+    const slow = await thrown(a.headers());
+    expect([slow.retryable, slow.retryAfterMs]).toEqual([true, 90_000]);
+    expect(fake.tokenRequests).toHaveLength(2);
+    now += 91_000;
+    expect(await call(a)).toBe(200);
+    expect(fake.tokenRequests).toHaveLength(3);
+  });
+
+  it('invalid_client_secret gets the invalid_client advice; the error code is scrubbed', async () => {
+    const refreshToken = fake.newRefreshToken();
+    fake.failures.push({ status: 400, body: { error: 'invalid_client_secret' } });
+    const err = await thrown(auth({ refreshToken }).headers());
+    expect(err.retryable).toBe(false);
+    expect(err.message).toMatch(/check clientId and clientSecret in targets\[zoho\]/);
+    fake.failures.push({ status: 400, body: { error: `bad token ${refreshToken}` } });
+    const echoed = await thrown(auth({ refreshToken, clientId: 'other-client' }).headers());
+    expect(echoed.message).not.toContain(refreshToken);
+  });
+
+  it('a token answer that trickles in is cut off within the lease, so no other instance asks too', async () => {
+    // Headers at once, then a byte every 100 ms: no single timeout fires, the lease would.
+    const slow = await new (class extends LocalServer {
+      protected handle(_req: IncomingMessage, res: ServerResponse): void {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"access_token":"access-slow-1234"');
+        let n = 0;
+        const t = setInterval(() => {
+          if (++n < 30) return void res.write(' ');
+          clearInterval(t);
+          res.end('}');
+        }, 100);
+        res.on('close', () => clearInterval(t));
+      }
+    })().start();
+    const store = new SqliteStore(join(tempDir(), 'relay.db'));
+    stores.push(store);
+    const a = auth({
+      grant: 'client_credentials',
+      tokenUrl: `${slow.url}/token`,
+      tokens: store.credentials,
+      timeoutMs: 400,
+    });
+    const started = Date.now();
+    try {
+      const err = await thrown(a.headers());
+      expect(err.retryable).toBe(true);
+      // The lease is 2 * 400 + 5000 ms; the fetch gets all but 5 s of it.
+      expect(Date.now() - started).toBeLessThan(2500);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('a recipe expression for the API URL that fails is a dead letter without the token', async () => {
@@ -253,7 +328,10 @@ describe('OAuth 2 token endpoint errors', () => {
   it('tells a Redactor every token it learns', async () => {
     fake.rotate = true;
     const redactor = new Redactor([]);
-    const a = auth({ refreshToken: fake.newRefreshToken(), redact: (s) => redactor.add([s]) });
+    const a = auth({
+      refreshToken: fake.newRefreshToken(),
+      redact: (s, key) => (key ? redactor.replace(key, [s]) : redactor.add([s])),
+    });
     const { authorization } = await a.headers();
     const access = authorization!.slice('Bearer '.length);
     const rotated = [...fake.refreshTokens][0]!;
@@ -338,6 +416,63 @@ describe.each(shared)('OAuth 2 across instances sharing %s', (_name, backend) =>
     const again = await Promise.all([many(3, () => call(a)), many(3, () => call(b))]);
     expect(again.flat()).toEqual(Array(6).fill(200));
     expect(fake.tokenRequests).toHaveLength(2);
+  });
+
+  it('keeps a rotated refresh token in memory when storing it fails, and stores the next', async () => {
+    fake.rotate = true;
+    const place = await backend.place();
+    const store = await backend.open(place);
+    stores.push(store);
+    let failPut = true;
+    const tokens = {
+      ...store.credentials,
+      get: (t: string) => store.credentials.get(t),
+      lease: (t: string, o: string, ms: number) => store.credentials.lease(t, o, ms),
+      release: (t: string, o: string) => store.credentials.release(t, o),
+      put: async (t: string, v: string, e: number) => {
+        if (failPut) {
+          failPut = false;
+          throw new Error('disk full');
+        }
+        return store.credentials.put(t, v, e);
+      },
+    };
+    let now = Date.parse('2026-03-01T10:00:00Z');
+    const a = auth({ refreshToken: fake.newRefreshToken(), tokens, now: () => now });
+    expect(await call(a)).toBe(200);
+    // Due again: the rotated refresh token, kept in memory only, is the one that works.
+    now += 3600_000;
+    expect(await call(a)).toBe(200);
+    expect(fake.tokenRequests).toHaveLength(2);
+    // And this time it was stored: another instance uses it as it is.
+    const b = await instance(place, {
+      refreshToken: fake.tokenRequests[0]!.refreshToken!,
+      now: () => now,
+    });
+    expect(await b.headers()).toEqual(await a.headers());
+    expect(fake.tokenRequests).toHaveLength(2);
+  });
+
+  it('adopts the newer stored token when the endpoint refuses the refresh token it used up', async () => {
+    fake.rotate = true;
+    const place = await backend.place();
+    const configured = fake.newRefreshToken();
+    const a = await instance(place, { refreshToken: configured });
+    const store = await backend.open(place);
+    stores.push(store);
+    // b's view of the store lags: it does not see a's token until after its own refusal.
+    let stale = 2;
+    const tokens = {
+      get: async (t: string) => (stale-- > 0 ? undefined : store.credentials.get(t)),
+      put: (t: string, v: string, e: number) => store.credentials.put(t, v, e),
+      lease: (t: string, o: string, ms: number) => store.credentials.lease(t, o, ms),
+      release: (t: string, o: string) => store.credentials.release(t, o),
+    };
+    const b = auth({ refreshToken: configured, tokens });
+    expect(await call(a)).toBe(200);
+    expect(await call(b)).toBe(200);
+    expect(fake.tokenRequests.map((r) => r.refreshToken)).toEqual([configured, configured]);
+    expect(await b.headers()).toEqual(await a.headers());
   });
 
   it('goes on when the instance holding the lease died', async () => {

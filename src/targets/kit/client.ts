@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { CrmAuth } from './auth.js';
-import { DeliveryError, networkHint } from './errors.js';
+import { DeliveryError, StaleContactError, TokenEndpointError, networkHint } from './errors.js';
 import type { WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
 import { describeBody, type Sandbox } from './sandbox.js';
@@ -78,6 +78,13 @@ export interface CrmClientOptions {
 
 export interface Review {
   verdict?: 'ok' | 'retry' | 'dead';
+  /**
+   * The answer means the credential expired or is invalid, whatever its status: the credential is
+   * asked to refresh, once (a 401 means this unless a verdict says otherwise).
+   */
+  unauthorized?: boolean;
+  /** The CRM refused the contact id sent: a retry after a new lookup (StaleContactError). */
+  relookup?: boolean;
   message?: string;
   afterMs?: number;
 }
@@ -92,6 +99,17 @@ const NOT_SENT = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
 ]);
+
+/** A refused credential that may work anew: the request goes once more with fresh headers. */
+class Reauth extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly requestId: string | null,
+  ) {
+    super(message);
+  }
+}
 
 function defaultErrorText(body: unknown): string | undefined {
   if (typeof body === 'string') return body.trim().slice(0, 300) || undefined;
@@ -127,18 +145,25 @@ export class CrmClient {
         randomize: true,
         // Long pauses and maybe-processed requests go back to the persisted schedule instead.
         // A create answered 5xx may have been made: create-once looks for it first, so it is
-        // never simply sent again here (a batch would make up to 100 duplicates).
+        // never simply sent again here (a batch would make up to 100 duplicates). Nor one answered
+        // 2xx that a review turned into an error: the CRM may have made it.
         shouldRetry: ({ error }) =>
           error instanceof DeliveryError &&
           error.retryable &&
           !error.ambiguous &&
-          (c.idempotent || error.status === undefined || error.status < 500) &&
+          (c.idempotent ||
+            error.status === undefined ||
+            (error.status >= 300 && error.status < 500)) &&
           (error.retryAfterMs ?? 0) <= 2000,
       },
     );
   }
 
-  private async once(c: HttpCall, paced?: { since: number }): Promise<HttpAnswer> {
+  private async once(
+    c: HttpCall,
+    paced?: { since: number },
+    reauthed = false,
+  ): Promise<HttpAnswer> {
     const queued = paced?.since ?? performance.now();
     if (!paced) await (c.limiter ?? this.o.limiter).acquire();
     // The credential first: an OAuth token answer may name the API's base URL (Salesforce).
@@ -155,14 +180,16 @@ export class CrmClient {
     const trace = {
       operation: c.what,
       method: c.method,
-      path: pathOf(url),
+      // A recipe's dry run keeps the query (its cases check a search's terms): the sandbox sends
+      // nothing, and a recipe's query expressions never see the credentials.
+      path: this.o.sandbox && c.step !== undefined ? pathAndQuery(url) : pathOf(url),
       startedAt: new Date().toISOString(),
       waitedMs: Math.round(sent - queued),
       ...(this.o.sandbox ? { sent: describeBody(c) } : {}),
     };
     try {
       if (refused !== undefined) throw refused;
-      const answer = await this.exchange(c, url, credential);
+      const answer = await this.exchange(c, url, credential, !reauthed);
       recordRequest({
         ...trace,
         durationMs: Math.round(performance.now() - sent),
@@ -172,6 +199,17 @@ export class CrmClient {
       });
       return answer;
     } catch (err) {
+      if (err instanceof Reauth) {
+        // The refused request shows in the attempt; the next one waits for a slot of its own.
+        recordRequest({
+          ...trace,
+          durationMs: Math.round(performance.now() - sent),
+          status: err.status,
+          requestId: err.requestId,
+          error: err.message,
+        });
+        return this.once(c, undefined, true);
+      }
       const e = err instanceof AbortError ? err.originalError : (err as Error);
       recordRequest({
         ...trace,
@@ -189,6 +227,7 @@ export class CrmClient {
     c: HttpCall,
     url: string,
     credential: Record<string, string> | undefined,
+    mayReauth: boolean,
   ): Promise<HttpAnswer> {
     if (this.o.sandbox) {
       const u = new URL(url);
@@ -202,10 +241,19 @@ export class CrmClient {
       return this.classified(c, { headers: {}, ...said });
     }
     const answer = await this.send(c, url, credential);
-    // A credential refused that may work anew (an OAuth token expired early): once more.
-    if (answer.status === 401 && credential && (await this.o.auth!.rejected(credential)))
-      return this.classified(c, await this.send(c, url, await this.o.auth!.headers()));
-    return this.classified(c, answer);
+    this.o.onAnswer?.(answer);
+    const review = await this.o.review?.(answer);
+    // A credential refused that may work anew (an OAuth token expired early): once more. A 401
+    // means that unless the target's review says otherwise; its `unauthorized` on any status.
+    const expired =
+      review?.unauthorized === true || (answer.status === 401 && review?.verdict === undefined);
+    if (mayReauth && expired && credential && (await this.o.auth!.rejected(credential)))
+      throw new Reauth(
+        `${c.what}: ${answer.status}: the credential was refused; asking for a fresh one`,
+        answer.status,
+        requestIdOf(answer.headers),
+      );
+    return this.classified(c, answer, { review });
   }
 
   /** One request on the wire, its answer unclassified. */
@@ -252,9 +300,13 @@ export class CrmClient {
   }
 
   /** The CRM's answer (or the sandbox's), classified: returned if it worked, else thrown. */
-  private async classified(c: HttpCall, answer: HttpAnswer): Promise<HttpAnswer> {
-    this.o.onAnswer?.(answer);
-    const review = await this.o.review?.(answer);
+  private async classified(
+    c: HttpCall,
+    answer: HttpAnswer,
+    reviewed?: { review: Review | undefined },
+  ): Promise<HttpAnswer> {
+    if (!reviewed) this.o.onAnswer?.(answer);
+    const review = reviewed ? reviewed.review : await this.o.review?.(answer);
     let verdict = classify(answer.status, answer.headers, answer.body, this.o.policy);
     // A retry the status did not call for waits as a 429 would (Retry-After, the policy's pause).
     if (review?.verdict === 'retry' && verdict.kind !== 'retry')
@@ -266,6 +318,11 @@ export class CrmClient {
     const said = review?.message ?? (this.o.errorText ?? defaultErrorText)(answer.body) ?? '';
     const message = `${c.what}: ${answer.status}${said ? ` ${said}` : ''}`;
     const requestId = requestIdOf(answer.headers);
+    // Not retried here: the same contact id would be refused again.
+    if (review?.relookup)
+      throw new AbortError(
+        new StaleContactError(message, { retryable: true, status: answer.status, requestId }),
+      );
     if (verdict.kind === 'dead')
       throw new AbortError(
         new DeliveryError(message, { retryable: false, status: answer.status, requestId }),
@@ -286,7 +343,8 @@ export class CrmClient {
       return true;
     } catch (err) {
       const e = err instanceof AbortError ? err.originalError : err;
-      if (e instanceof DeliveryError && e.status === 404) return false;
+      if (e instanceof DeliveryError && !(e instanceof TokenEndpointError) && e.status === 404)
+        return false;
       throw e;
     }
   }
@@ -297,12 +355,12 @@ export class CrmClient {
 }
 
 /** The error code of a failed request (undici wraps the socket's error in `cause`). */
-function networkCode(err: unknown): string {
+export function networkCode(err: unknown): string {
   const e = err as { code?: string; cause?: { code?: string } };
   return (e.code === 'UND_ERR_CONNECT' || !e.code ? e.cause?.code : e.code) ?? e.code ?? '';
 }
 
-function pathOf(url: string): string {
+export function pathOf(url: string): string {
   try {
     return new URL(url).pathname;
   } catch {
@@ -310,7 +368,18 @@ function pathOf(url: string): string {
   }
 }
 
-function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+function pathAndQuery(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.pathname + u.search;
+  } catch {
+    return url;
+  }
+}
+
+export function flatHeaders(
+  h: Record<string, string | string[] | undefined>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h))
     if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;

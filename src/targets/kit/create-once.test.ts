@@ -43,6 +43,10 @@ describe('createOnce', () => {
   it.each([
     ['a lost answer', new DeliveryError('ECONNRESET', { retryable: true, ambiguous: true })],
     ['a 502', new DeliveryError('502', { retryable: true, status: 502 })],
+    [
+      'a 200 its review called an error',
+      new DeliveryError('200', { retryable: true, status: 200 }),
+    ],
   ])('keeps the intent after %s, and looks before creating again', async (_n, e) => {
     const { ctx } = context();
     const remote: { pendingCreate?: PendingCreate } = {};

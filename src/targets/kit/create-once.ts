@@ -6,7 +6,7 @@
 
 import type { RemoteState } from '../../domain/delivery.js';
 import type { DeliveryContext } from '../types.js';
-import { DeliveryError } from './errors.js';
+import { DeliveryError, TokenEndpointError } from './errors.js';
 
 /** The intent, in the delivery's remote state from before a create until its outcome is known. */
 export interface PendingCreate {
@@ -63,12 +63,15 @@ export async function createOnce(o: CreateOnce): Promise<{ id: string; adopted: 
   try {
     id = await o.create();
   } catch (err) {
-    // Refused outright (4xx, 429), or never sent (a DNS failure, a refused connection): nothing
-    // was created, so the next attempt need not look for a lost create.
+    // Refused outright (4xx, 429), or never sent (a DNS failure, a refused connection, no access
+    // token): nothing was created, so the next attempt need not look for a lost create. A 2xx
+    // answer the target's review turned into an error may have made it: the intent stays.
     if (
       err instanceof DeliveryError &&
       !err.ambiguous &&
-      (err.status === undefined || err.status < 500)
+      (err.status === undefined ||
+        err instanceof TokenEndpointError ||
+        (err.status >= 400 && err.status < 500))
     ) {
       delete remote.pendingCreate;
       await ctx.save(remote);

@@ -50,3 +50,27 @@ export class DeliveryError extends Error {
     this.requestId = opts.requestId ?? null;
   }
 }
+
+/**
+ * The CRM refused the contact id the request carried (the contact was merged or deleted since it
+ * was looked up): the next attempt looks the number up again.
+ */
+export class StaleContactError extends DeliveryError {}
+
+/**
+ * A failure of the OAuth token endpoint, not of the CRM's API: its status (a 404 token URL) says
+ * nothing about the record a lookup asked for, so it never reads as "not found".
+ */
+export class TokenEndpointError extends DeliveryError {
+  /** The endpoint refused the grant (invalid_grant): another instance may hold a newer one. */
+  readonly refusedGrant: boolean;
+
+  constructor(
+    message: string,
+    opts: ConstructorParameters<typeof DeliveryError>[1] & { refusedGrant?: boolean },
+  ) {
+    super(message, opts);
+    this.name = 'TokenEndpointError';
+    this.refusedGrant = opts.refusedGrant ?? false;
+  }
+}

@@ -12,6 +12,9 @@ export class Cache<V> {
     if (!e || e.until < Date.now()) return undefined;
     return { v: e.v };
   }
+  delete(k: string): void {
+    this.m.delete(k);
+  }
   set(k: string, v: V, ttlMs = this.ttlMs): void {
     if (this.m.size > 10_000) this.m.clear();
     this.m.set(k, { v, until: Date.now() + ttlMs });

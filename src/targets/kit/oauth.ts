@@ -26,7 +26,8 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from '../../telemetry/log.js';
 import type { StoredCredential, TargetTokens } from '../types.js';
 import type { CrmAuth } from './auth.js';
-import { DeliveryError, networkHint } from './errors.js';
+import { flatHeaders, networkCode, pathOf } from './client.js';
+import { DeliveryError, TokenEndpointError, networkHint } from './errors.js';
 import { retryAfterMs } from './policy.js';
 import { recordRequest, requestIdOf } from './trace.js';
 
@@ -56,8 +57,11 @@ export interface OAuthOptions {
   tokens?: TargetTokens;
   log: Logger;
   timeoutMs: number;
-  /** Told every token this module learns, so that nothing shown ever contains one. */
-  redact?: (secret: string) => void;
+  /**
+   * Told every token this module learns, so that nothing shown ever contains one; a refreshed
+   * token under a key, so that only the current and the previous one are kept.
+   */
+  redact?: (secret: string, key?: string) => void;
   /** The clock (tests); default Date.now. */
   now?: () => number;
 }
@@ -77,6 +81,16 @@ interface Credential {
 const OPERATION = 'fetching an access token';
 /** Token endpoint error codes that no retry will cure. Zoho says invalid_code for invalid_grant. */
 const REFUSED_GRANT = new Set(['invalid_grant', 'invalid_code']);
+/** Token requests too frequent (Zoho answers 400 `Access Denied`): wait, never dead-letter. */
+const THROTTLED = new Set(['access denied', 'slow_down', 'temporarily_unavailable']);
+/** The least pause after throttling, and how long a failed refresh is not asked again. */
+const THROTTLE_MS = 60_000;
+/**
+ * Failed token requests by target and configuration: until then, fail fast rather than ask again
+ * (a provider allowing a handful of token requests a minute would lock the client out). Module-wide
+ * so that a reload's new target with the same configuration also waits.
+ */
+const failedUntil = new Map<string, { until: number; message: string }>();
 
 export function oauthAuth(o: OAuthOptions): CrmAuth {
   return new OAuth(o);
@@ -87,6 +101,8 @@ class OAuth implements CrmAuth {
   /** The access token the CRM refused (401): not used again. */
   private refused: string | undefined;
   private flight: Promise<Credential> | undefined;
+  /** A token the store failed to keep: its refresh token is the live one (rotation). */
+  private unsaved: Credential | undefined;
   private readonly owner = randomUUID();
   private readonly key: Buffer;
   private readonly config: string;
@@ -100,7 +116,7 @@ class OAuth implements CrmAuth {
       hkdfSync('sha256', o.clientSecret, 'callrelay target credential', o.target, 32),
     );
     this.config = createHmac('sha256', this.key)
-      .update(JSON.stringify([o.grant, o.tokenUrl, o.clientId, o.scope ?? '', o.refreshToken]))
+      .update(JSON.stringify([o.grant, o.clientId, o.refreshToken]))
       .digest('base64url')
       .slice(0, 22);
     // Long enough for one token request (connect, answer, body), short enough that the others
@@ -151,15 +167,15 @@ class OAuth implements CrmAuth {
 
   private adopt(t: Credential): Credential {
     this.token = t;
-    this.o.redact?.(t.accessToken);
-    if (t.refreshToken) this.o.redact?.(t.refreshToken);
+    this.o.redact?.(t.accessToken, `${this.o.target} access token`);
+    if (t.refreshToken) this.o.redact?.(t.refreshToken, `${this.o.target} refresh token`);
     return t;
   }
 
   private async renew(): Promise<Credential> {
     const store = this.o.tokens;
     if (!store) {
-      const t = await this.fetch(this.token?.refreshToken ?? this.o.refreshToken);
+      const t = await this.fetchOnce(this.token?.refreshToken ?? this.o.refreshToken);
       this.refused = undefined;
       return this.adopt(t);
     }
@@ -190,20 +206,53 @@ class OAuth implements CrmAuth {
       const latest = await this.ask('reading', () => store.get(this.o.target));
       const stored = this.open(latest);
       if (stored && this.usable(stored)) return this.adopt(stored);
-      const t = await this.fetch(
-        stored?.refreshToken ?? this.token?.refreshToken ?? this.o.refreshToken,
-      );
+      // A token the store failed to keep is newer than what it holds, unless another instance
+      // stored one since.
+      const from =
+        this.unsaved && (!stored || stored.issuedAt <= this.unsaved.issuedAt)
+          ? this.unsaved
+          : stored;
+      let t: Credential;
+      try {
+        t = await this.fetchOnce(
+          from?.refreshToken ?? this.token?.refreshToken ?? this.o.refreshToken,
+          AbortSignal.timeout(this.leaseMs - 5000),
+        );
+      } catch (err) {
+        // Another instance (whose lease we outlived, or whose write we did not yet see) may have
+        // used the refresh token we sent and stored its successor with a fresh access token.
+        if (!(err instanceof TokenEndpointError && err.refusedGrant)) throw err;
+        const now = this.open(await this.ask('reading', () => store.get(this.o.target)));
+        if (now && this.usable(now) && now.issuedAt > (stored?.issuedAt ?? 0)) {
+          failedUntil.delete(this.memo());
+          this.refused = undefined;
+          return this.adopt(now);
+        }
+        throw err;
+      }
+      // Adopted before storing: the fetch used up a rotating refresh token, so the new one must
+      // not be lost if the store fails now; the next refresh uses it and a later write keeps it.
       this.refused = undefined;
-      const kept = await this.ask('storing', () =>
-        store.put(this.o.target, this.seal(t), latest?.version ?? 0),
-      );
+      this.adopt(t);
+      this.unsaved = t;
+      let kept: boolean;
+      try {
+        kept = await store.put(this.o.target, this.seal(t), latest?.version ?? 0);
+      } catch (err) {
+        this.o.log.warn(
+          { target: this.o.target, err: (err as Error).message },
+          'storing the access token failed; this instance keeps it in memory and stores the next',
+        );
+        return t;
+      }
+      this.unsaved = undefined;
       // Only if a holder's lease ran out while it was still asking: ours is as new as theirs.
       if (!kept)
         this.o.log.warn(
           { target: this.o.target },
           'another instance stored an access token at the same time; this one keeps its own',
         );
-      return this.adopt(t);
+      return t;
     } finally {
       await store.release(this.o.target, this.owner).catch(() => {});
     }
@@ -231,8 +280,9 @@ class OAuth implements CrmAuth {
 
   /**
    * The stored credential, if this configuration sealed it: one sealed under another client
-   * secret does not open, and one from another configured refresh token (or client, scope, URL)
-   * is not used: the configured values win.
+   * secret does not open, and one from another configured refresh token (or client, grant) is not
+   * used: the configured values win. A new token URL or scope keeps it (a rotated refresh token
+   * stays the only one that works).
    */
   private open(s: StoredCredential | undefined): Credential | undefined {
     if (!s?.value.startsWith('v1.')) return undefined;
@@ -250,8 +300,38 @@ class OAuth implements CrmAuth {
     }
   }
 
+  private memo(): string {
+    return `${this.o.target}\u0000${this.config}`;
+  }
+
+  /**
+   * A token request, unless one for this configuration failed less than a minute ago: then the
+   * same answer, retryable after the rest of that minute, without asking the endpoint.
+   */
+  private async fetchOnce(
+    refreshToken: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<Credential> {
+    const failed = failedUntil.get(this.memo());
+    const left = failed ? failed.until - this.now() : 0;
+    if (failed && left > 0)
+      throw new TokenEndpointError(
+        `${failed.message} (not asked again for ${Math.ceil(left / 1000)}s)`,
+        { retryable: true, retryAfterMs: left },
+      );
+    try {
+      const t = await this.fetch(refreshToken, signal);
+      failedUntil.delete(this.memo());
+      return t;
+    } catch (err) {
+      const wait = Math.max(THROTTLE_MS, (err as DeliveryError).retryAfterMs ?? 0);
+      failedUntil.set(this.memo(), { until: this.now() + wait, message: (err as Error).message });
+      throw err;
+    }
+  }
+
   /** One token request (RFC 6749 4.4 / 6), traced as an operation without its body. */
-  private async fetch(refreshToken: string | undefined): Promise<Credential> {
+  private async fetch(refreshToken: string | undefined, signal?: AbortSignal): Promise<Credential> {
     const o = this.o;
     const form = new URLSearchParams({ grant_type: o.grant });
     if (o.grant === 'refresh_token') form.set('refresh_token', refreshToken ?? '');
@@ -285,13 +365,15 @@ class OAuth implements CrmAuth {
         dispatcher: this.dispatcher,
         headersTimeout: o.timeoutMs,
         bodyTimeout: o.timeoutMs,
+        // Within the lease: a slow answer must not outlive it (another instance would ask too).
+        ...(signal ? { signal } : {}),
       });
       const text = await res.body.text();
-      answer = { status: res.statusCode, headers: flat(res.headers), body: parse(text) };
+      answer = { status: res.statusCode, headers: flatHeaders(res.headers), body: parse(text) };
     } catch (err) {
-      const code = networkCodeOf(err);
+      const code = networkCode(err);
       const hint = networkHint(code, 'the token endpoint');
-      const e = new DeliveryError(
+      const e = new TokenEndpointError(
         `${OPERATION} for target "${o.target}": ${code || (err as Error).message}` +
           (hint ? ` ${hostOf(o.tokenUrl)}: ${hint}` : ''),
         { retryable: true, cause: err },
@@ -329,7 +411,7 @@ class OAuth implements CrmAuth {
       apiUrl = o.apiUrl?.(answer);
     } catch (err) {
       // The recipe's expression, not the CRM: retrying would fail the same way.
-      throw new DeliveryError(
+      throw new TokenEndpointError(
         `${OPERATION} for target "${o.target}": reading the API URL from the token answer: ${this.scrub((err as Error).message, body)}`,
         { retryable: false, cause: err },
       );
@@ -356,28 +438,42 @@ class OAuth implements CrmAuth {
     body: Record<string, unknown>,
     requestId: string | null,
   ): DeliveryError {
-    const code = typeof body.error === 'string' ? body.error.slice(0, 60) : '';
+    // The provider's code is its words too (Zoho's is a sentence): scrubbed like its description.
+    const code = typeof body.error === 'string' ? this.scrub(body.error).slice(0, 60) : '';
     const told =
       typeof body.error_description === 'string' ? this.scrub(body.error_description) : '';
     const said = `${status}${code ? ` ${code}` : ''}${told ? ` (${told})` : ''}`;
     const head = `${OPERATION} for target "${this.o.target}": the token endpoint answered ${said}`;
     const where = `targets[${this.o.target}].auth in relay.yaml`;
-    const dead = (fix: string): DeliveryError =>
-      new DeliveryError(`${head}; ${fix}`, { retryable: false, status, requestId });
+    const dead = (fix: string, refusedGrant = false): DeliveryError =>
+      new TokenEndpointError(`${head}; ${fix}`, {
+        retryable: false,
+        status,
+        requestId,
+        refusedGrant,
+      });
+    if (THROTTLED.has(code.toLowerCase()))
+      return new TokenEndpointError(`${head}; too many token requests: waiting before the next`, {
+        retryable: true,
+        status,
+        requestId,
+        retryAfterMs: Math.max(THROTTLE_MS, retryAfterMs(headers['retry-after']) ?? 0),
+      });
     if (REFUSED_GRANT.has(code))
       return dead(
         this.o.grant === 'refresh_token'
           ? `the refresh token is expired or revoked: authorize again and put the new refreshToken in ${where}`
           : `the grant was refused: check that the client may use client credentials and the scope`,
+        true,
       );
-    if (code === 'invalid_client')
+    if (code === 'invalid_client' || code === 'invalid_client_secret')
       return dead(`the client was not recognised: check clientId and clientSecret in ${where}`);
     if (code === 'unauthorized_client')
       return dead(
         `this client may not use the ${this.o.grant} grant: allow it in the CRM's app settings, or check clientId in ${where}`,
       );
     if (status === 429 || status === 408 || status >= 500)
-      return new DeliveryError(head, {
+      return new TokenEndpointError(head, {
         retryable: true,
         status,
         requestId,
@@ -413,26 +509,6 @@ function parse(text: string): unknown {
   } catch {
     // Some endpoints answer form-encoded unless told otherwise.
     return text.includes('=') ? Object.fromEntries(new URLSearchParams(text)) : text;
-  }
-}
-
-function flat(h: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h))
-    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
-}
-
-function networkCodeOf(err: unknown): string {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return (e.code === 'UND_ERR_CONNECT' || !e.code ? e.cause?.code : e.code) ?? e.code ?? '';
-}
-
-function pathOf(url: string): string {
-  try {
-    return new URL(url).pathname;
-  } catch {
-    return url.split('?')[0]!;
   }
 }
 

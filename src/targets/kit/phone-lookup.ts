@@ -71,6 +71,11 @@ export class PhoneLookup<Id> {
     return this.flights.run(e164, () => this.lookUp(e164));
   }
 
+  /** Forget what was found for this number (the CRM refused that contact since). */
+  forget(e164: string | null): void {
+    if (e164) this.cache.delete(e164);
+  }
+
   private async lookUp(e164: string): Promise<PhoneMatch<Id> | undefined> {
     const seen = new Map<string, Candidate<Id>>();
     for (const term of this.o.terms?.(e164) ?? [e164])

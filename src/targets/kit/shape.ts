@@ -8,9 +8,8 @@ import { basename } from 'node:path';
 import {
   compileExpr,
   ExprError,
-  functionCalls,
-  JSONATA_BUILTINS,
   parseExpr,
+  unknownCalls,
   type CompiledExpr,
   type JNode,
 } from '../../lib/expr.js';
@@ -23,20 +22,6 @@ import { DeliveryError } from './errors.js';
 export type ShapePlaces = Record<string, string>;
 
 const HELPERS = new Set(CONTEXT_HELPER_NAMES);
-
-/** Names an expression binds itself (`$f := function(...) {...}`): not unknown functions. */
-function boundNames(ast: JNode): Set<string> {
-  const out = new Set<string>();
-  const walk = (n: unknown): void => {
-    if (!n || typeof n !== 'object') return;
-    if (Array.isArray(n)) return n.forEach(walk);
-    const node = n as JNode;
-    if (node.type === 'bind' && node.lhs?.type === 'variable') out.add(String(node.lhs.value));
-    for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v);
-  };
-  walk(ast);
-  return out;
-}
 
 /**
  * Check the named expressions of a target (`names`: its config fields that hold JSONata) at
@@ -71,17 +56,15 @@ export function checkShape(
       );
       continue;
     }
-    const bound = boundNames(ast);
-    for (const call of functionCalls(ast))
-      if (!HELPERS.has(call.name) && !JSONATA_BUILTINS.has(call.name) && !bound.has(call.name))
-        issues.push(
-          exprIssueAt(
-            at.yaml,
-            path,
-            call.position,
-            `${name}: unknown function $${call.name} (known besides JSONata's: ${CONTEXT_HELPER_NAMES.map((n) => `$${n}`).join(', ')})`,
-          ),
-        );
+    for (const call of unknownCalls(ast, HELPERS))
+      issues.push(
+        exprIssueAt(
+          at.yaml,
+          path,
+          call.position,
+          `${name}: unknown function $${call.name} (known besides JSONata's: ${CONTEXT_HELPER_NAMES.map((n) => `$${n}`).join(', ')})`,
+        ),
+      );
   }
   return { issues, places };
 }

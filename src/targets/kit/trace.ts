@@ -8,7 +8,10 @@ export interface RequestTrace {
   /** What the request did: "creating the call engagement". */
   operation: string;
   method: string;
-  /** Path only: some CRMs take credentials in the query string. */
+  /**
+   * Path only: some CRMs take credentials in the query string. A REST recipe's dry run keeps the
+   * query (no credential in it).
+   */
   path: string;
   startedAt: string;
   durationMs: number;

@@ -6,9 +6,8 @@
 import {
   compileExpr,
   ExprError,
-  functionCalls,
-  JSONATA_BUILTINS,
   parseExpr,
+  unknownCalls,
   type CompiledExpr,
 } from '../../lib/expr.js';
 import { CONTEXT_HELPER_NAMES, CONTEXT_HELPERS } from '../kit/context.js';
@@ -26,7 +25,7 @@ export interface Site {
   problems: Problem[];
 }
 
-const KNOWN = new Set<string>([...CONTEXT_HELPER_NAMES, ...JSONATA_BUILTINS]);
+const KNOWN = new Set<string>(CONTEXT_HELPER_NAMES);
 
 /** What is wrong with one expression, offsets from `base`. */
 export function exprProblems(source: string, base = 0): Problem[] {
@@ -42,12 +41,10 @@ export function exprProblems(source: string, base = 0): Problem[] {
       },
     ];
   }
-  return functionCalls(ast)
-    .filter((c) => !KNOWN.has(c.name))
-    .map((c) => ({
-      offset: c.position === undefined ? base : base + c.position,
-      message: `unknown function $${c.name}`,
-    }));
+  return unknownCalls(ast, KNOWN).map((c) => ({
+    offset: c.position === undefined ? base : base + c.position,
+    message: `unknown function $${c.name}`,
+  }));
 }
 
 type Part = string | { source: string; offset: number };

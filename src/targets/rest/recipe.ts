@@ -21,7 +21,8 @@ import { exprProblems, isSimplePath, PLAIN, templateProblems, type Site } from '
 
 const Expr = (description: string) => z.string().min(1).meta({ description });
 const Template = (description: string) => z.string().meta({ description });
-const Rate = z.strictObject({
+/** A request window (`requests` per `perSeconds`): a recipe's defaults and relay.yaml's alike. */
+export const Rate = z.strictObject({
   requests: z.number().int().positive(),
   perSeconds: z.number().positive(),
 });
@@ -182,7 +183,7 @@ export const RecipeSchema = z
       .strictObject({
         message: Expr("The CRM's words for error messages (over `answer`).").optional(),
         classify: Expr(
-          "'ok' | 'retry' | 'rate-limited' | 'dead' | 'unauthorized' | undefined (the status decides).",
+          "'ok' | 'retry' | 'rate-limited' | 'dead' | 'unauthorized' | 'relookup' (the contact id sent was refused: look it up again) | undefined (the status decides).",
         ).optional(),
         retry: z.array(z.number().int()).optional(),
         dead: z.array(z.number().int()).optional(),
@@ -355,12 +356,13 @@ export function loadRecipe(file: string): LoadedRecipe {
     );
   if (!def.create && !def.upsert)
     issues.push(issueAt(yaml, [], 'a recipe needs `create` (with `find`) or `upsert`'));
-  if (def.create && !def.upsert && !def.find)
+  // With `upsert` too: its `when:` may switch it off, and then create runs without a way back.
+  if (def.create && !def.find)
     issues.push(
       issueAt(
         yaml,
         ['create'],
-        '`create` needs `find` (how to find a create whose answer was lost), or use `upsert`',
+        '`create` needs `find` (how to find a create whose answer was lost), or use `upsert` alone',
       ),
     );
   if (def.deliverOn && def.defaults.deliverOn && !def.deliverOn.includes(def.defaults.deliverOn))

@@ -151,6 +151,61 @@ describe('REST target (a recipe of the tests own)', () => {
     });
   });
 
+  it('a keep or an upsert id that fails after the write is a warning: the call stays delivered', async () => {
+    const post1 = (i: number) =>
+      post(
+        `{"Event":"incoming","Callerid":"42077485${3100 + i}","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:21","Id":"260702110000_${i}-1"}`,
+      );
+    const broken = (t: string) =>
+      t
+        .replace(
+          "  id: $substringAfter(answer.headers.location, '/v1/calls/')\n",
+          "  id: $substringAfter(answer.headers.location, '/v1/calls/')\n  keep: \"{ 'n': $number('x') }\"\n",
+        )
+        .replace(
+          '  id: answer.body.id\n',
+          "  id: $number('x')\n  keep: \"{ 'n': $number('y') }\"\n",
+        );
+    expect(broken(readFileSync(RECIPE, 'utf8'))).toContain("$number('y')");
+    for (const byRef of ['no', 'yes']) {
+      const { crm, send, settle, relay } = await open(
+        `    vars: { url: "URL", byRef: "${byRef}" }\n`,
+        { recipe: broken },
+      );
+      await send('3cx', post1(byRef === 'yes' ? 2 : 1));
+      await settle();
+      const [call] = [...crm.calls.values()];
+      const [d] = await relay.store.listDeliveries({ limit: 1 });
+      expect(d, byRef).toMatchObject({ state: 'done', remote: { delivered: true } });
+      if (byRef === 'no') expect(d!.remote.id).toBe(call!.id);
+      expect(crm.calls.size).toBe(1);
+    }
+  });
+
+  it('relookup: a contact merged since it was looked up is looked up again, and the call goes to its successor', async () => {
+    const { crm, send, settle, relay } = await open();
+    const ada = crm.addContact('Ada', ['+420 774 853 201'], '2020-01-01T00:00:00Z');
+    const ring = (i: number) =>
+      post(
+        `{"Event":"incoming","Callerid":"420774853201","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:21","Id":"260702120000_${i}-1"}`,
+      );
+    await send('3cx', ring(1));
+    await settle();
+    expect([...crm.calls.values()].map((c) => c.fields.contact_id)).toEqual([ada]);
+    // Ada is merged into a new record: her id is refused, and the search finds the new one.
+    crm.merged.add(ada);
+    crm.contacts.splice(0);
+    const merged = crm.addContact('Ada Lovelace', ['+420 774 853 201']);
+    await send('3cx', ring(2));
+    await settle();
+    expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
+    expect([...crm.calls.values()].map((c) => c.fields.contact_id)).toEqual([ada, merged]);
+    const ds = await relay.store.listDeliveries({ limit: 5 });
+    expect(ds.map((d) => (d.remote.contact as { id?: string } | null)?.id).sort()).toEqual(
+      [ada, merged].sort(),
+    );
+  });
+
   it('keeps exactly one call record per call through 20% failures and lost answers', async () => {
     const { crm, send, relay } = await open('    rateLimit: { requests: 400, perSeconds: 1 }\n');
     const ids = Array.from({ length: 24 }, (_, i) => `260701300000_${i + 1}`);
@@ -437,6 +492,30 @@ describe('REST target config errors name the place', () => {
     expect(issuesOf(file)).toEqual([
       `${at('deliverOn: change', relay)}:16 deliverOn: change needs \`update\` or \`upsert\` in recipe pebble-crm, which can only create once: use deliverOn: ended`,
     ]);
+  });
+
+  it('recipe: `create` without `find` is refused at its place, even beside an `upsert`', () => {
+    const text = readFileSync(RECIPE, 'utf8').replace(/\nfind:\n( {2}.*\n)+/, '\n');
+    expect(text).not.toContain('\nfind:');
+    const file = config('    vars: { url: "http://x" }\n    dryRun: true\n', {
+      recipe: () => text,
+    });
+    const line = text.split('\n').findIndex((l) => l.startsWith('create:')) + 1;
+    expect(issuesOf(file)).toEqual([
+      `${line + 1}:3 \`create\` needs \`find\` (how to find a create whose answer was lost), or use \`upsert\` alone`,
+    ]);
+  });
+
+  it("recipe: an expression's own `$f := function` is no unknown function", () => {
+    const recipe = (t: string) =>
+      t.replace(
+        "  id: $substringAfter(answer.headers.location, '/v1/calls/')\n",
+        '  id: "($f := function($l) { $substringAfter($l, \'/v1/calls/\') }; $f(answer.headers.location))"\n',
+      );
+    expect(recipe(readFileSync(RECIPE, 'utf8'))).toContain('$f := function');
+    expect(
+      issuesOf(config('    vars: { url: "http://x" }\n    dryRun: true\n', { recipe })),
+    ).toEqual([]);
   });
 
   it('recipe: unknown field (near name), expression syntax and unknown $function at file:line:col', () => {

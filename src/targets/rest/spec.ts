@@ -10,15 +10,10 @@ import { nearest } from '../../lib/near.js';
 import { ConfigError, issueAt, type ConfigIssue } from '../../lib/yaml.js';
 import { isAgentValue } from '../kit/agents.js';
 import type { CommonTargetConfig, PreparedTarget, TargetPlace, TargetSpec } from '../types.js';
-import { authFields, findRecipe, loadRecipe, userIdTest, type Recipe } from './recipe.js';
+import { authFields, findRecipe, loadRecipe, Rate, userIdTest, type Recipe } from './recipe.js';
 
 /** The recipe file's schema (config/recipe.schema.json), for config/json-schemas.ts. */
 export { RecipeSchema as RestRecipeSchema } from './recipe.js';
-
-const Rate = z.strictObject({
-  requests: z.number().int().positive(),
-  perSeconds: z.number().positive(),
-});
 
 const configSchema = z.strictObject({
   type: z.literal('rest'),

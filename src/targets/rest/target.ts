@@ -18,7 +18,7 @@ import type { CrmClient, HttpAnswer, HttpCall, Review } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import { callContext, type ContextContact } from '../kit/context.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import { DeliveryError } from '../kit/errors.js';
+import { DeliveryError, StaleContactError, TokenEndpointError } from '../kit/errors.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { oauthAuth } from '../kit/oauth.js';
 import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
@@ -107,7 +107,13 @@ async function unlessNotFound(
     return notFound.includes(a.status) ? undefined : a;
   } catch (err) {
     const e = (err as { originalError?: unknown }).originalError ?? err;
-    if (e instanceof DeliveryError && e.status !== undefined && notFound.includes(e.status))
+    // A token endpoint's 404 (a wrong tokenUrl) is no answer about the record.
+    if (
+      e instanceof DeliveryError &&
+      !(e instanceof TokenEndpointError) &&
+      e.status !== undefined &&
+      notFound.includes(e.status)
+    )
       return undefined;
     throw e;
   }
@@ -122,6 +128,7 @@ class RestTarget implements Target {
   private readonly where: string;
   private readonly vars: Record<string, string | number | boolean>;
   private readonly http: CrmClient;
+  private auth: CrmAuth | undefined;
   private readonly searchLimiter: WindowLimiter;
   private readonly contacts: PhoneLookup<string> | undefined;
   private readonly users: UserLookup<string>;
@@ -207,7 +214,7 @@ class RestTarget implements Target {
         crm: def.crm,
         auth: cfg.dryRun
           ? { ...fixedAuth({}), baseUrl: () => this.urlsNow?.base }
-          : this.credential(deps.log, deps),
+          : (this.auth = this.credential(deps.log, deps)),
         policy: { statuses },
         errorFields: ['message', 'error', 'error_description'],
         windowLeft: {
@@ -346,7 +353,14 @@ class RestTarget implements Target {
     const out: Review = {};
     if (said === 'ok' || said === 'retry' || said === 'dead') out.verdict = said;
     else if (said === 'rate-limited') out.verdict = 'retry';
-    else if (said === 'unauthorized') out.verdict = 'dead';
+    else if (said === 'relookup') {
+      out.verdict = 'retry';
+      out.relookup = true;
+    } else if (said === 'unauthorized') {
+      // Dead if a fresh credential is refused too; the client asks for one first.
+      out.verdict = 'dead';
+      out.unauthorized = true;
+    }
     if (out.verdict === 'ok' || (ok2xx && !out.verdict)) return out;
     const message = text(await quiet(this.x.message));
     if (message) out.message = message;
@@ -461,6 +475,24 @@ class RestTarget implements Target {
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
+    let saved = { ...(ctx.job.remote as Remote) };
+    const save = async (r: Remote): Promise<void> => {
+      saved = { ...r };
+      await ctx.save(r);
+    };
+    try {
+      return await this.write({ ...ctx, save });
+    } catch (err) {
+      if (!(err instanceof StaleContactError)) throw err;
+      // A merged or deleted contact: the next attempt looks the number up again.
+      this.contacts?.forget(ctx.job.record.externalE164);
+      const { contact: _gone, ...rest } = saved;
+      await ctx.save(rest);
+      throw err;
+    }
+  }
+
+  private async write(ctx: DeliveryContext): Promise<Remote> {
     const c = ctx.job.record;
     const remote: Remote = { ...(ctx.job.remote as Remote) };
     const steps = await this.steps();
@@ -491,11 +523,17 @@ class RestTarget implements Target {
         what: this.def.upsert!.what ?? 'writing the call activity (upsert)',
         idempotent: true,
       });
-      const id = idOf(await this.evaluate(this.x.upsertId!, { ...input(), answer }, 'upsert id'));
+      // Written: an id the recipe cannot read is a warning, never a dead letter of it.
+      let id: string | undefined;
+      try {
+        id = idOf(await this.evaluate(this.x.upsertId!, { ...input(), answer }, 'upsert id'));
+      } catch (err) {
+        ctx.log.warn({ target: this.name, err: (err as Error).message }, 'upsert id unread');
+      }
       if (id) remote.id = id;
       remote.delivered = true;
-      await this.keep(this.x.upsertKeep, { ...input(), answer }, remote);
       await ctx.save(remote);
+      await this.keepAfter(ctx, this.x.upsertKeep, { ...input(), answer }, remote);
     } else if (!remote.id) {
       if (!steps.create)
         throw new DeliveryError(`${this.where}: no create step for these vars`, {
@@ -535,8 +573,8 @@ class RestTarget implements Target {
       });
       remote.id = id;
       remote.delivered = true;
-      if (!adopted) await this.keep(this.x.createKeep, kept, remote);
       await ctx.save(remote);
+      if (!adopted) await this.keepAfter(ctx, this.x.createKeep, kept, remote);
       // What a lost create made carries an older revision of the call: bring it up to date.
       if (adopted && steps.update) await this.update(input());
     } else if (steps.update) await this.update(input());
@@ -555,6 +593,23 @@ class RestTarget implements Target {
       what: this.def.update!.what ?? 'updating the call activity',
       idempotent: true,
     });
+  }
+
+  /** `keep` after a write that is saved already: failing, it is a warning, never a dead letter. */
+  private async keepAfter(
+    ctx: DeliveryContext,
+    e: Expression | undefined,
+    input: Input,
+    remote: Remote,
+  ): Promise<void> {
+    if (!e) return;
+    try {
+      await this.keep(e, input, remote);
+    } catch (err) {
+      ctx.log.warn({ target: this.name, err: (err as Error).message }, 'keep failed');
+      return;
+    }
+    await ctx.save(remote);
   }
 
   private async keep(e: Expression | undefined, input: Input, remote: Remote): Promise<void> {
@@ -708,8 +763,10 @@ class RestTarget implements Target {
     return `nothing to check: recipe ${this.def.name} has no lookups and no check`;
   }
 
-  close(): Promise<void> {
-    return this.http.close();
+  async close(): Promise<void> {
+    await this.http.close();
+    // OAuth's own connections to the token endpoint.
+    await this.auth?.close?.();
   }
 }
 
