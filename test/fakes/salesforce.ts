@@ -225,6 +225,8 @@ export class FakeSalesforce extends CrmFake {
   searchLagMs = 0;
   /** Process every request this late. */
   delayMs = 0;
+  /** Task creates received and still held by `delayMs` (a relay killed now loses their answers). */
+  heldCreates = 0;
   /** Scripted faults, in order, for requests whose "METHOD path" starts with `match`. */
   readonly faults: { match: string; fault: Fault }[] = [];
   /** The next n API requests answer REQUEST_LIMIT_EXCEEDED of this kind. */
@@ -323,7 +325,12 @@ export class FakeSalesforce extends CrmFake {
     const raw = Buffer.concat(chunks).toString();
     const url = new URL(req.url ?? '/', 'http://x');
     const method = req.method ?? 'GET';
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.delayMs) {
+      const create = method === 'POST' && /\/sobjects\/Task$/.test(url.pathname);
+      if (create) this.heldCreates++;
+      await new Promise((r) => setTimeout(r, this.delayMs));
+      if (create) this.heldCreates--;
+    }
     const seen: SeenRequest = {
       method,
       path: url.pathname,

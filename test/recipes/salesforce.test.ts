@@ -268,8 +268,11 @@ describe('Salesforce recipe: crash mid-delivery', () => {
       );
     const creates = (): number =>
       org.requests.filter((r) => `${r.method} ${r.path}` === TASK).length;
-    for (let t = 0; t < 400 && creates() < 6; t++) await new Promise((r) => setTimeout(r, 10));
+    // Killed once some Tasks are made and at least one create is in the org's hands, unanswered.
+    for (let t = 0; t < 1000 && (creates() < 6 || org.heldCreates === 0); t++)
+      await new Promise((r) => setTimeout(r, 5));
     expect(creates()).toBeGreaterThanOrEqual(6);
+    expect(org.heldCreates).toBeGreaterThan(0);
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     expect(org.tasks.length).toBeLessThan(CALLS); // killed mid-way
