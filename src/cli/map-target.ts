@@ -11,7 +11,7 @@ import { runFlow } from '../flows.js';
 import type { LoadedAdapter } from '../ingest/adapter.js';
 import { targetRecordings } from '../recordings/links.js';
 import { loadTarget } from '../targets/registry.js';
-import { traceRequests, type RequestTrace } from '../targets/kit/trace.js';
+import { dryRunDelivery } from '../targets/kit/dry-run.js';
 import { createLogger } from '../telemetry/log.js';
 import { fail } from './util.js';
 
@@ -85,29 +85,7 @@ export async function mapThroughTarget(
   const calls: MappedCall[] = [];
   try {
     for (const [i, record] of run.calls.entries()) {
-      const traces: RequestTrace[] = [];
-      let error: string | null = null;
-      try {
-        await traceRequests(traces, () =>
-          t.deliver({
-            job: {
-              id: i + 1,
-              target: target.name,
-              source: record.source,
-              callId: record.callId,
-              rev: 1,
-              attempts: 0,
-              firstFailedAt: null,
-              remote: {},
-              record,
-            },
-            save: () => Promise.resolve(),
-            log,
-          }),
-        );
-      } catch (err) {
-        error = (err as Error).message;
-      }
+      const { traces, error } = await dryRunDelivery(t, record, log, i + 1);
       const routed = cfg.routing.routes.some(
         (r) =>
           r.targets.includes(target.name) &&

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { CallRecord } from '../../src/domain/model.js';
 import { readFlow, runFlow } from '../../src/flows.js';
 import { loadAdapterDir } from '../../src/ingest/adapter.js';
-import { traceRequests, type RequestTrace } from '../../src/targets/kit/trace.js';
+import { dryRunDelivery } from '../../src/targets/kit/dry-run.js';
+import type { RequestTrace } from '../../src/targets/kit/trace.js';
 import { loadRecipe, recipeFiles } from '../../src/targets/rest/recipe.js';
 import type { RestConfig } from '../../src/targets/rest/spec.js';
 import { create } from '../../src/targets/rest/target.js';
@@ -82,29 +83,13 @@ export async function dryRun(recipeFile: string, c: RecipeCase): Promise<Request
     { log: silentLogger, recordings: {} },
   );
   const record = await recordOf(c);
-  const traces: RequestTrace[] = [];
   try {
-    await traceRequests(traces, () =>
-      target.deliver({
-        job: {
-          id: 1,
-          target: 'golden',
-          source: record.source,
-          callId: record.callId,
-          rev: 1,
-          attempts: 0,
-          firstFailedAt: null,
-          remote: {},
-          record,
-        },
-        save: () => Promise.resolve(),
-        log: silentLogger,
-      }),
-    );
+    const { traces, error } = await dryRunDelivery(target, record, silentLogger);
+    if (error) throw new Error(error);
+    return traces;
   } finally {
     await target.close();
   }
-  return traces;
 }
 
 /** Every recipe in `dir` and each of its cases, run. */
