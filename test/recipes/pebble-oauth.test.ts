@@ -48,6 +48,7 @@ describe('a refresh-token recipe (Pebble behind OAuth 2)', () => {
     auth.rotate = true;
     const crm = await new FakePebble({ bearer: (t) => auth.isLive(t) }).start();
     cleanup.push(() => crm.close());
+    const configured = auth.newRefreshToken();
     const dir = tempDir();
     mkdirSync(join(dir, 'targets'));
     writeFileSync(join(dir, 'targets', 'pebble-crm.yaml'), oauthRecipe());
@@ -56,7 +57,7 @@ describe('a refresh-token recipe (Pebble behind OAuth 2)', () => {
         'targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n' +
         `    vars: { url: "${crm.url}", tokenUrl: "${auth.url}${tokenPath}" }\n` +
         `    auth: { clientId: ${auth.clientId}, clientSecret: ${auth.clientSecret}, ` +
-        `refreshToken: ${auth.newRefreshToken()} }\n`,
+        `refreshToken: ${configured} }\n`,
     });
     const open = async (): Promise<Relay> => {
       const relay = await startRelay(loadConfig(file, {}), undefined, {
@@ -73,7 +74,7 @@ describe('a refresh-token recipe (Pebble behind OAuth 2)', () => {
       });
       expect(res?.status).toBe(200);
     };
-    return { auth, crm, file, open, send };
+    return { auth, crm, configured, file, open, send };
   }
 
   it('check --online uses and keeps the stored (rotated) refresh token: the relay goes on delivering', async () => {
@@ -120,38 +121,7 @@ describe('a refresh-token recipe (Pebble behind OAuth 2)', () => {
   });
 
   it('refreshes a token that expired mid-run once, and a restart uses the rotated refresh token', async () => {
-    const auth = await new FakeOAuth().start();
-    cleanup.push(() => auth.close());
-    auth.rotate = true;
-    const crm = await new FakePebble({ bearer: (t) => auth.isLive(t) }).start();
-    cleanup.push(() => crm.close());
-    const configured = auth.newRefreshToken();
-
-    const dir = tempDir();
-    mkdirSync(join(dir, 'targets'));
-    writeFileSync(join(dir, 'targets', 'pebble-crm.yaml'), oauthRecipe());
-    const file = writeRelayYaml(dir, {
-      more:
-        'targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n' +
-        `    vars: { url: "${crm.url}", tokenUrl: "${auth.url}/token" }\n` +
-        `    auth: { clientId: ${auth.clientId}, clientSecret: ${auth.clientSecret}, ` +
-        `refreshToken: ${configured} }\n`,
-    });
-    const open = async (): Promise<Relay> => {
-      const relay = await startRelay(loadConfig(file, {}), undefined, {
-        delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
-      });
-      cleanup.push(() => relay.close());
-      return relay;
-    };
-    const send = async (relay: Relay, i: number): Promise<void> => {
-      const res = await sendFlowRequest(relay.port, '3cx', {
-        method: 'POST',
-        contentType: 'application/json',
-        body: call(i),
-      });
-      expect(res?.status).toBe(200);
-    };
+    const { auth, crm, configured, open, send } = await world();
 
     let relay = await open();
     for (let i = 1; i <= 3; i++) await send(relay, i);
