@@ -43,3 +43,18 @@ export abstract class CrmFake extends LocalServer {
     return this.log.filter((l) => l.status === 429).length;
   }
 }
+
+/**
+ * mulberry32: a small seeded generator, so that a fake's random faults fall the same way on every
+ * run of a test (and a failing run can be repeated).
+ */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

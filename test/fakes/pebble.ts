@@ -8,7 +8,7 @@
 // is made, then the connection dropped before the answer).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake } from './local-server.js';
+import { CrmFake, seededRandom } from './local-server.js';
 
 export interface PebbleCall {
   id: string;
@@ -37,7 +37,7 @@ export class FakePebble extends CrmFake {
   /** Random faults on requests whose "METHOD /path" starts with one of `match`. */
   private chaos: { match: string[]; fail: number; lost: number } | undefined;
   readonly chaosLog: string[] = [];
-  private rng = 0;
+  private random: () => number = seededRandom(0);
   private nextId = 100;
   /** Every form body sent, by "METHOD /path". */
   readonly forms: { key: string; fields: Record<string, string> }[] = [];
@@ -59,14 +59,7 @@ export class FakePebble extends CrmFake {
 
   setChaos(c: { match: string[]; fail: number; lost: number; seed: number } | undefined): void {
     this.chaos = c;
-    this.rng = c?.seed ?? 0;
-  }
-
-  private random(): number {
-    let t = (this.rng = (this.rng + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.random = seededRandom(c?.seed ?? 0);
   }
 
   addContact(name: string, phones: string[], created = new Date().toISOString()): string {

@@ -16,7 +16,7 @@
 
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake } from './local-server.js';
+import { CrmFake, seededRandom } from './local-server.js';
 
 type FieldType =
   | 'id'
@@ -174,18 +174,6 @@ const wellFormedId = (v: string): boolean =>
 /** Salesforce's datetime format: "2026-03-11T20:00:00.000+0000". */
 const sfTime = (ms: number): string => new Date(ms).toISOString().replace('Z', '+0000');
 
-/** A small seeded generator, so that a test's failures fall the same way on every run. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Fault =
   | { status: number; body?: unknown; headers?: Record<string, string> }
   | { lostAnswer: true }
@@ -247,7 +235,7 @@ export class FakeSalesforce extends CrmFake {
     } = {},
   ) {
     super();
-    this.random = rng(opts.seed ?? 1);
+    this.random = seededRandom(opts.seed ?? 1);
     for (const [name, def] of Object.entries(opts.taskFields ?? {}))
       this.taskFields[name] = { create: true, update: true, ...def };
     this.runAsUserId = this.addUser({ Email: 'integration@example.com', IsActive: true });

@@ -10,7 +10,7 @@
 // record is made, then the connection is destroyed), forced 429s, expired tokens, search lag.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake } from './local-server.js';
+import { CrmFake, seededRandom } from './local-server.js';
 
 export interface ZohoUser {
   id: string;
@@ -123,18 +123,6 @@ const digits = (s: unknown): string => String(s ?? '').replace(/\D/g, '');
 export const zohoTime = (ms: number): string =>
   new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+00:00');
 
-/** A small deterministic generator (mulberry32), so that a seeded fault run repeats. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class FakeZoho extends CrmFake {
   readonly contacts = new Map<string, ZohoRecord>();
   readonly leads = new Map<string, ZohoRecord>();
@@ -190,7 +178,7 @@ export class FakeZoho extends CrmFake {
     o: { seed?: number } = {},
   ) {
     super();
-    this.random = rng(o.seed ?? 22);
+    this.random = seededRandom(o.seed ?? 22);
   }
 
   private id(): string {

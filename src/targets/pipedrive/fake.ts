@@ -10,7 +10,7 @@
 // rates.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake } from '../../../test/fakes/local-server.js';
+import { CrmFake, seededRandom } from '../../../test/fakes/local-server.js';
 
 export interface CallLog {
   id: string;
@@ -113,7 +113,7 @@ export class FakePipedrive extends CrmFake {
   chaos: Chaos | undefined;
   /** Every random fault dealt: "METHOD /path" and which. */
   readonly chaosLog: { key: string; fault: 'fail' | 'lost' }[] = [];
-  private rng = 0;
+  private random: () => number = seededRandom(0);
   /** Requests per 2-second window (Lite plan, API token: 20). */
   limit = 20;
   private window: number[] = [];
@@ -126,15 +126,7 @@ export class FakePipedrive extends CrmFake {
   /** Random faults from now on (see Chaos). */
   setChaos(c: Chaos | undefined): void {
     this.chaos = c;
-    this.rng = c?.seed ?? 0;
-  }
-
-  /** mulberry32: a small seeded generator, so that a failing run can be repeated. */
-  private random(): number {
-    let t = (this.rng = (this.rng + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.random = seededRandom(c?.seed ?? 0);
   }
 
   /** An activity as Pipedrive keeps it (type "call" and done false unless given). */
