@@ -91,6 +91,19 @@ module.exports = {
       "Click-to-call asks the PBX and stores its answer; of http/ only the console's CSP and the origin check.",
     ),
     layer(
+      'callerid',
+      'callerid/',
+      [
+        'domain/',
+        'lib/',
+        'telemetry/',
+        'targets/types\\.ts$',
+        'targets/kit/lookup\\.ts$',
+        'http/auth\\.ts$',
+      ],
+      "3CX's CRM integration asks targets through their interface; of http/ only the token checks.",
+    ),
+    layer(
       'recordings',
       'recordings/',
       [

@@ -182,6 +182,66 @@ export const SourceConfig = z
           'Click-to-call through this PBX (3CX makecall): POST /api/dial, callrelay dial, dial ' +
           'links; which numbers it may dial is under dial:.',
       }),
+    crm: z
+      .strictObject({
+        lookup: z
+          .array(z.string())
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              'The targets whose contacts answer, asked in this order until one knows the number ' +
+              '(default: every target that can look contacts up, in relay.yaml order).',
+          }),
+        cacheSec: z
+          .number()
+          .min(0)
+          .default(300)
+          .meta({
+            description:
+              'How long an answer is remembered (a miss: a fifth as long, so that a contact just ' +
+              'added is found soon). 0: ask the CRM every time.',
+          }),
+        answerWithinMs: z
+          .number()
+          .int()
+          .min(50)
+          .max(30_000)
+          .default(2000)
+          .meta({
+            description:
+              'A CRM that has not answered by then gives "not found" (3CX shows the bare number ' +
+              'rather than an error); its answer, when it comes, is remembered for the next ring.',
+          }),
+        createIn: z
+          .string()
+          .optional()
+          .meta({
+            description:
+              "The target where 3CX's Web Client may create contacts (CreateContactRecordFromClient). " +
+              'Default: off.',
+          }),
+        joinCallsOf: z
+          .string()
+          .optional()
+          .meta({
+            description:
+              "The source of the same PBX's WebAPI add-on, if it also feeds the relay: a journaled " +
+              'call (ReportCall) that matches one of its calls (same external number and agent, ' +
+              'start within joinWithinSec) folds into that call instead of making a second record.',
+          }),
+        joinWithinSec: z.number().min(0).max(600).default(10).meta({
+          description: 'How far apart the two starts of one call may be (clocks, rounding).',
+        }),
+      })
+      .optional()
+      .meta({
+        description:
+          "3CX's own CRM integration answered by the relay (docs/3cx-template.md): caller names " +
+          'and contact links from the CRM targets at ring time, contact search, and call ' +
+          'journaling without the WebAPI add-on. `callrelay 3cx-template --source NAME` prints ' +
+          'the template to upload.',
+      }),
   })
   .meta({ description: 'A telephony system that posts webhooks to the relay.' });
 

@@ -37,6 +37,19 @@ export function bearer(c: Context): string | undefined {
   return m?.[1]?.trim();
 }
 
+/**
+ * The password of an `Authorization: Basic` header (the user name is not looked at): how 3CX's CRM
+ * templates authenticate (`<Authentication Type="Basic"><Value>3cx:[Token]</Value>`).
+ */
+export function basicPassword(c: Context): string | undefined {
+  const h = c.req.header('authorization');
+  const m = h ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(h) : null;
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? undefined : decoded.slice(colon + 1);
+}
+
 /** A request path fit for a log line: the token segment of a webhook URL masked. */
 export function loggablePath(path: string): string {
   return path.replace(/^(\/hooks\/[^/]+\/)[^/]+/, '$1***');

@@ -32,7 +32,55 @@ export interface Target {
   readonly mappedAgents?: readonly string[];
   /** Where an admin sees the CRM's copy of a call (the console links to it), if known. */
   link?(remote: RemoteState): { id: string; url: string | null } | undefined;
+  /**
+   * The CRM's contacts for a phone system's caller-ID lookup, contact search or email lookup
+   * (callerid/), best first, at most `q.limit`. By number: only records that really have it
+   * (kit/lookup.ts sameNumber, so a look-alike from another country never counts), ordered by
+   * the shared-number rule (kit/phone-lookup.ts firstMade). Throws on a CRM failure; the caller
+   * answers "not found" instead.
+   */
+  findContacts?(q: ContactQuery): Promise<ContactCard[]>;
+  /** Make a contact (3CX's "create contact" in its Web Client); off unless relay.yaml says. */
+  addContact?(c: NewContact): Promise<ContactCard>;
   close(): Promise<void>;
+}
+
+/** What a phone system asks a CRM target for: exactly one of `e164`, `text`, `email`. */
+export interface ContactQuery {
+  /** The caller's number in E.164. */
+  e164?: string;
+  /** Free text as typed in the phone client's contact search (a name, a company, digits). */
+  text?: string;
+  email?: string;
+  limit: number;
+}
+
+/** A CRM's contact as a phone system shows it. */
+export interface ContactCard {
+  /** The CRM's id of the record. */
+  id: string;
+  firstName?: string;
+  lastName?: string;
+  company?: string;
+  email?: string;
+  /** Its numbers as the CRM stores them. */
+  phones: { kind: 'business' | 'mobile' | 'home' | 'other'; number: string }[];
+  /** The record's page in the CRM (null when the target cannot say: HubSpot without portalId). */
+  url: string | null;
+  /** The kind of record as the CRM names it: "contact" (HubSpot), "person" (Pipedrive)... */
+  entityType: string;
+  /** When the CRM made it (ISO 8601), where known: the shared-number rule uses it. */
+  createdAt?: string;
+}
+
+/** A contact to make, as the phone client's form gives it. */
+export interface NewContact {
+  firstName?: string;
+  lastName?: string;
+  company?: string;
+  email?: string;
+  /** The number in E.164. */
+  e164?: string;
 }
 
 export interface TargetDefaults {
@@ -58,6 +106,11 @@ export interface TargetSpec {
    * the implementation's, once, when it is created.
    */
   prepare?(config: Record<string, unknown>, at: TargetPlace): PreparedTarget;
+  /**
+   * What a phone system's CRM lookup (sources[].crm) may ask of a target so configured (a recipe
+   * can look contacts up only if it has a contact lookup); absent: nothing.
+   */
+  contacts?(config: Record<string, unknown>): { find: boolean; create: boolean };
 }
 
 /** Where a target is written: relay.yaml (with positions), its entry, and its folder. */
