@@ -33,6 +33,9 @@ function memo<A extends unknown[], R>(fn: (...a: A) => R, max = 4096): (...a: A)
 const isBlank = (v: unknown): boolean =>
   v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
 
+/** A template variable sent as its own name, unfilled: `[Summary]`, `[Contact::ContactID]`. */
+const UNFILLED = /^\[[A-Za-z0-9_:]+\]$/;
+
 function hmsToSeconds(s: string): number | undefined {
   const m = /^(\d+):(\d{1,2})(?::(\d{1,2}))?$/.exec(s);
   if (!m) return undefined;
@@ -145,6 +148,12 @@ export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
         return undefined;
       return v;
     },
+    /**
+     * The value, unless blank or a template variable the sender left unfilled: 3CX posts a
+     * variable its version lacks as its own text ("[RecordingUrl]", "[Contact::ContactID]").
+     */
+    given: (v) =>
+      isBlank(v) || (typeof v === 'string' && UNFILLED.test(v.trim())) ? undefined : v,
     /** "True"/"false"/"1"/"0"/"yes"/"no" -> boolean; anything else -> undefined. */
     bool: (v) => {
       if (typeof v === 'boolean') return v;
@@ -178,6 +187,7 @@ export const HELPER_NAMES = [
   'beforeLast',
   'afterLast',
   'present',
+  'given',
   'bool',
   'urls',
 ] as const;

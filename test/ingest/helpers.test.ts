@@ -61,4 +61,18 @@ describe('helpers', () => {
     expect(h.beforeLast!('230307142318_40-2', '-')).toBe('230307142318_40');
     expect(h.afterLast!('230307142318_40-2', '-')).toBe('2');
   });
+
+  it('$given drops blanks and template variables the sender left unfilled', () => {
+    const h = makeHelpers({ timezone: 'UTC', defaultCountry: undefined, maps: {} });
+    expect(h.given!('[RecordingUrl]')).toBeUndefined();
+    expect(h.given!(' [Contact::ContactID] ')).toBeUndefined();
+    expect(h.given!('[Agent_2]')).toBeUndefined();
+    expect(h.given!('')).toBeUndefined();
+    expect(h.given!(undefined)).toBeUndefined();
+    // Text that merely contains brackets is a value.
+    expect(h.given!('[VIP] Jana')).toBe('[VIP] Jana');
+    expect(h.given!('[a b]')).toBe('[a b]');
+    expect(h.given!('https://pbx/rec/1.wav')).toBe('https://pbx/rec/1.wav');
+    expect(h.given!(0)).toBe(0);
+  });
 });
