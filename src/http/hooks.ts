@@ -1,5 +1,6 @@
 // Webhook ingest on /hooks/<source>[/<token>]: the sender's address (allowIps), the source's token
-// from the path, a Bearer header or ?token=, its rate limit, the body and its signature (guard.ts),
+// from the path, a Bearer header, the password of a Basic header (3CX's CRM template) or ?token=,
+// its rate limit, the body and its signature (guard.ts),
 // then the raw request (minus the token) into the pipeline. A refusal is logged (throttled) and
 // kept as the source's newest (refusals.ts).
 
@@ -12,7 +13,7 @@ import { UNKNOWN_SOURCE } from '../store/types.js';
 import type { Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { ThrottledLog } from '../telemetry/throttle.js';
-import { bearer, loggablePath, peerAddress, tokenMatches } from './auth.js';
+import { basicPassword, bearer, loggablePath, peerAddress, tokenMatches } from './auth.js';
 import { readBody } from './body.js';
 import type { SourceGuards } from './guard.js';
 import { RefusalRecorder } from './refusals.js';
@@ -144,12 +145,13 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
     if (!src) throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${name}" in relay.yaml`);
     opts.guards?.checkAddress(name, c);
     const { query, token: queryToken } = queryWithoutToken(c.req.url);
-    const given = c.req.param('token') ?? bearer(c) ?? queryToken;
+    const given = c.req.param('token') ?? bearer(c) ?? basicPassword(c) ?? queryToken;
     if (!tokenMatches(given, src.token)) {
       throw new RelayError(
         'RELAY_ERR_UNAUTHORIZED',
         given === undefined
-          ? 'missing token: put it in the URL path, as Authorization: Bearer, or as ?token='
+          ? 'missing token: put it in the URL path, as Authorization: Bearer, as the password ' +
+              'of Authorization: Basic, or as ?token='
           : 'wrong token',
       );
     }

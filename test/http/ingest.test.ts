@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { compareCalls, type Flow } from '../../src/flows.js';
 import { createApp } from '../../src/http/app.js';
@@ -13,6 +13,7 @@ import { SqliteStore } from '../../src/store/sqlite/index.js';
 import {
   goldenCases,
   sendFlowRequest,
+  sourceToken,
   tempDir,
   TOKENS,
   writeRelayYaml,
@@ -95,6 +96,52 @@ describe('HTTP ingest', () => {
     expect(JSON.stringify(row)).not.toContain(TOKENS.threecx);
     const rowA = (await ctx.relay.store.getInbox((await json(a)).id))!;
     expect(JSON.stringify(rowA.headers)).not.toContain(TOKENS.threecx);
+  });
+
+  it("accepts the token as the password of Authorization: Basic (3CX's CRM template)", async () => {
+    const basic = (password: string): string =>
+      `Basic ${Buffer.from(`3cx:${password}`).toString('base64')}`;
+    const journal = JSON.stringify({
+      callType: 'Inbound',
+      number: '+420774852629',
+      agent: '105',
+      start: '20261206101502',
+      durationSec: '72',
+    });
+    const post = (authorization: string): Promise<Response> =>
+      hook('/hooks/3cx-crm-template', {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: journal,
+      });
+    const token = sourceToken('3cx-crm-template');
+    const ok = await post(basic(token));
+    expect(ok.status).toBe(200);
+    const body = await json(ok);
+    expect(body).toMatchObject({
+      status: 'mapped',
+      events: [{ type: 'report', callId: '3cxrc-20261206101502-105-420774852629-inbound' }],
+    });
+    expect(JSON.stringify(await ctx.relay.store.getInbox(body.id))).not.toContain(token);
+
+    const wrongPassword = `${token}-not`;
+    const wrong = await post(basic(wrongPassword));
+    expect(wrong.status).toBe(401);
+    const refusal = await wrong.text();
+    expect(refusal).toContain('RELAY_ERR_UNAUTHORIZED');
+    expect(refusal).not.toContain(token);
+    // Another source's token is no good either: each source has its own.
+    expect((await post(basic(TOKENS.threecx))).status).toBe(401);
+    // The refusal kept for Setup names neither the token nor the password tried.
+    await vi.waitFor(
+      async () =>
+        expect((await ctx.relay.store.refusals()).map((r) => r.source)).toContain(
+          '3cx-crm-template',
+        ),
+      { timeout: 5000 },
+    );
+    const kept = JSON.stringify(await ctx.relay.store.refusals());
+    expect(kept).not.toContain(token);
   });
 
   it('maps form-encoded, text/plain, query-only, and JSON with a wrong or missing content type', async () => {
