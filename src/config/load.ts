@@ -17,6 +17,7 @@ import {
 } from '../ingest/adapter.js';
 import type { Route, Routing } from '../domain/routing.js';
 import { certificateProblem } from '../lib/certificates.js';
+import { nearest } from '../lib/near.js';
 import { targetSpec } from '../targets/registry.js';
 import type { CommonTargetConfig } from '../targets/types.js';
 import { RelayConfigSchema, type RelayConfigParsed, type SourceGuardSettings } from './schema.js';
@@ -38,6 +39,8 @@ export interface ResolvedSource extends SourceSettings {
   guard: SourceGuardSettings;
   /** Click-to-call through the PBX (3CX makecall), if configured. */
   pbx?: { url: string; key: string; timeoutSec: number };
+  /** 3CX's own CRM integration (lookups, journal joins), if configured. */
+  crm?: NonNullable<RelayConfigParsed['sources'][number]['crm']>;
   adapter: LoadedAdapter;
   recordings: {
     archive: boolean;
@@ -233,6 +236,7 @@ export function loadConfig(
       adapter,
       recordings: s.recordings,
       ...(s.pbx ? { pbx: s.pbx } : {}),
+      ...(s.crm ? { crm: s.crm } : {}),
       guard: { allowIps: s.allowIps, signature: s.signature, rateLimit: s.rateLimit },
       timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
       defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as
@@ -283,6 +287,24 @@ export function loadConfig(
       if (!sourceNames.has(s))
         issues.push(issueAt(y, ['routes', i, 'sources', j], `no source "${s}" under sources:`));
     });
+  });
+  // A journal joins the calls of another source (the add-on's): one that exists, and not itself.
+  cfg.sources.forEach((s, i) => {
+    const of = s.crm?.joinCallsOf;
+    if (of === undefined || (of !== s.name && sourceNames.has(of))) return;
+    const near = nearest(
+      of,
+      [...sourceNames].filter((n) => n !== s.name),
+    );
+    issues.push(
+      issueAt(
+        y,
+        ['sources', i, 'crm', 'joinCallsOf'],
+        of === s.name
+          ? `joinCallsOf names the source itself: name the source of the same PBX's WebAPI add-on`
+          : `no source "${of}" under sources:${near ? ` (did you mean "${near}"?)` : ''}`,
+      ),
+    );
   });
   const tls = cfg.server.tls && { cert: rel(cfg.server.tls.cert), key: rel(cfg.server.tls.key) };
   if (tls) {

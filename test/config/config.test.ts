@@ -63,6 +63,30 @@ describe('relay.yaml', () => {
     expect(cfg.sources[1]).toMatchObject({ timezone: 'Asia/Kolkata', defaultCountry: 'IN' });
   });
 
+  it('crm.joinCallsOf names another source, suggesting the near name', () => {
+    const journal = (of: string): string =>
+      base(`
+  - name: pbx-journal
+    adapter: 3cx-crm-template
+    token: journal-token-1234
+    crm:
+      joinCallsOf: ${of}`);
+    expect(configErrors(journal('pbx'))).toEqual([]);
+    expect(configErrors(journal('pbxx'))).toEqual([
+      '12:20 no source "pbxx" under sources: (did you mean "pbx"?)',
+    ]);
+    expect(configErrors(journal('addon'))).toEqual(['12:20 no source "addon" under sources:']);
+    expect(configErrors(journal('pbx-journal'))).toEqual([
+      "12:20 joinCallsOf names the source itself: name the source of the same PBX's WebAPI add-on",
+    ]);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'relay.yaml'), journal('pbx'));
+    expect(loadConfig(join(dir, 'relay.yaml'), {}).sources[1]!.crm).toMatchObject({
+      joinCallsOf: 'pbx',
+      joinWithinSec: 10,
+    });
+  });
+
   it('refuses a target that sends with the placeholder credential, naming the place', () => {
     const dir = tempDir();
     const file = join(dir, 'relay.yaml');
