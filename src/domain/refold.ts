@@ -64,9 +64,14 @@ function originOf(origins: readonly OriginRow[]): string | null {
   return first?.event.originatedBy ?? null;
 }
 
-/** The provider of the latest request names the call (a source may have changed adapters). */
+/**
+ * The provider of the latest request names the call (a source may have changed adapters). An
+ * analysis alone does not: it adds AI results to a call other events made (a journal joined to the
+ * add-on's call, pipeline/join.ts).
+ */
 function providerOf(events: readonly EventRow[]): string {
-  return events.reduce((a, b) => (b.inboxId > a.inboxId ? b : a)).provider;
+  const made = events.filter((e) => e.event.type !== 'analysis');
+  return (made.length ? made : events).reduce((a, b) => (b.inboxId > a.inboxId ? b : a)).provider;
 }
 
 export function refoldCall(input: RefoldInput, routing: Routing, now: Date): RefoldResult {

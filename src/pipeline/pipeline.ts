@@ -1,5 +1,6 @@
-// The inbound pipeline: map a received request with its source's adapter, commit it (group commit),
-// then fold the calls it touched in the background. Also re-maps stored requests (`replay`).
+// The inbound pipeline: map a received request with its source's adapter, join a journal to the
+// call another source has of it (join.ts), commit it (group commit), then fold the calls it
+// touched in the background. Also re-maps stored requests (`replay`).
 
 import { mapCloseRequest } from '../domain/close.js';
 import { RelayError, wrapError } from '../domain/errors.js';
@@ -11,12 +12,15 @@ import type { InboxRow, Store } from '../store/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { ThrottledLog } from '../telemetry/throttle.js';
+import { fileJournal, JOINED_RULE, type Filing, type JoinSettings } from './join.js';
 
 export interface SourceRuntime {
   name: string;
   token: string;
   provider: string;
   adapter: CompiledAdapter;
+  /** sources[].crm: whose calls this source's journal joins (join.ts). */
+  crm?: JoinSettings;
 }
 
 export interface IngestResult {
@@ -31,7 +35,7 @@ const FOLD_DELAY_MS = 5;
 
 type SourceSettings = Pick<
   ResolvedSource,
-  'name' | 'token' | 'adapter' | 'timezone' | 'defaultCountry'
+  'name' | 'token' | 'adapter' | 'timezone' | 'defaultCountry' | 'crm'
 >;
 
 const compileSource = (s: SourceSettings): SourceRuntime => ({
@@ -39,6 +43,7 @@ const compileSource = (s: SourceSettings): SourceRuntime => ({
   token: s.token,
   provider: s.adapter.name,
   adapter: compileAdapter(s.adapter, s),
+  ...(s.crm ? { crm: s.crm } : {}),
 });
 
 export class Pipeline {
@@ -74,25 +79,42 @@ export class Pipeline {
     const src = this.sources.get(req.source);
     if (!src)
       throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${req.source}" in relay.yaml`);
-    const result = await this.mapSafely(src, req);
+    let filing: Filing;
+    try {
+      filing = await this.file(src, await this.mapSafely(src, req));
+    } catch (err) {
+      throw this.unavailable(err, 'looking up the call a journal joins');
+    }
+    const { result } = filing;
+    const filed = filing.source === req.source ? req : { ...req, source: filing.source };
     const t0 = performance.now();
     try {
-      const id = await this.committer.submit({ req, result, provider: src.provider });
+      const id = await this.committer.submit({ req: filed, result, provider: src.provider });
       this.metrics?.commitSeconds.observe((performance.now() - t0) / 1000);
       return { id, result };
     } catch (err) {
-      const message = (err as Error).message;
-      this.storeErrors.write(
-        'error',
-        `ingest\0${message}`,
-        { err: message },
-        'storing a request failed; answering 503',
-      );
-      throw new RelayError('RELAY_ERR_STORE_UNAVAILABLE', undefined, {
-        cause: err,
-        headers: { 'retry-after': '5' },
-      });
+      throw this.unavailable(err, 'storing a request');
     }
+  }
+
+  /** Logged (once a minute while the store stays down); the 503 the sender gets. */
+  private unavailable(err: unknown, what: string): RelayError {
+    const message = (err as Error).message;
+    this.storeErrors.write(
+      'error',
+      `ingest\0${message}`,
+      { err: message },
+      `${what} failed; answering 503`,
+    );
+    return new RelayError('RELAY_ERR_STORE_UNAVAILABLE', undefined, {
+      cause: err,
+      headers: { 'retry-after': '5' },
+    });
+  }
+
+  /** Where a mapped request of `src` is filed: its own, or joined to another source's call. */
+  private file(src: SourceRuntime, result: MapResult): Promise<Filing> {
+    return fileJournal(this.store, src.name, src.crm, result);
   }
 
   private async mapSafely(src: SourceRuntime, req: RawRequest): Promise<MapResult> {
@@ -205,15 +227,23 @@ export class Pipeline {
       this.onFolded();
       return result;
     }
-    const src = this.sources.get(row.source);
+    const filedUnder = this.sources.get(row.source);
     // Left as it is: its source is gone from relay.yaml, so nothing could map it now.
-    if (!src)
+    if (!filedUnder)
       return {
         status: 'unmapped',
         code: 'RELAY_ERR_UNKNOWN_SOURCE',
         message: `source "${row.source}" is no longer in relay.yaml`,
       };
-    const result = await this.mapSafely(src, row);
+    // A journal a join filed under another source's call maps with its own source's adapter.
+    const src =
+      row.provider === filedUnder.provider
+        ? filedUnder
+        : ([...this.sources.values()].find(
+            (s) => s.crm?.joinCallsOf === row.source && s.provider === row.provider,
+          ) ?? filedUnder);
+    const mapped = await this.mapSafely(src, { ...row, source: src.name });
+    const result = replayFiling(row.source, await this.file(src, mapped), mapped);
     await this.store.remap(row.id, result, src.provider);
     this.onFolded();
     return result;
@@ -225,4 +255,22 @@ export class Pipeline {
     if (this.timer) clearInterval(this.timer);
     await this.idle();
   }
+}
+
+/**
+ * What a replayed request becomes: filed as ingest would file it now, but a stored request keeps
+ * its source. So a journal stored as a record of its own stays one when it would now be filed
+ * under the call it joins (the add-on's events came after it), and one stored under a call it no
+ * longer joins makes no call there.
+ */
+function replayFiling(storedUnder: string, filing: Filing, own: MapResult): MapResult {
+  if (filing.source === storedUnder || filing.result.status !== 'mapped') return filing.result;
+  if (filing.result.rule === JOINED_RULE) return own;
+  return {
+    status: 'unmapped',
+    code: 'RELAY_ERR_MAPPING_FAILED',
+    message:
+      `stored under source ${storedUnder} by a join to one of its calls, which it no longer ` +
+      'matches; a stored request keeps its source, so it makes no call of its own there',
+  };
 }
