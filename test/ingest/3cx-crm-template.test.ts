@@ -56,6 +56,21 @@ describe('3cx-crm-template adapter', () => {
     expect(r).toMatchObject({ status: 'unmapped', code: 'RELAY_ERR_MISSING_CALL_ID' });
   });
 
+  it("without a UTC start, reads the PBX's local dateTime in its culture's forms", async () => {
+    const { start: _, ...noStart } = report;
+    for (const dateTime of [
+      '06.12.2026 11:15:02',
+      '12/6/2026 11:15:02 AM',
+      '2026-12-06 11:15:02',
+    ]) {
+      const r = await journal.map(post({ ...noStart, dateTime }));
+      expect(r.status === 'mapped' && r.events[0], dateTime).toMatchObject({
+        callId: '3cxrc-20261206101502-105-420774852629-inbound',
+        startedAt: '2026-12-06T10:15:02.000Z',
+      });
+    }
+  });
+
   it('makes E.164 of every form 3CX sends the number in', async () => {
     for (const number of ['+420774852629', '00420774852629', '420774852629', '774852629']) {
       const r = await journal.map(post({ ...report, number }));
