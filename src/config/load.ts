@@ -38,6 +38,8 @@ export interface ResolvedSource extends SourceSettings {
   guard: SourceGuardSettings;
   /** Click-to-call through the PBX (3CX makecall), if configured. */
   pbx?: { url: string; key: string; timeoutSec: number };
+  /** 3CX's CRM integration answered by the relay (callerid/), if configured. */
+  crm?: NonNullable<RelayConfigParsed['sources'][number]['crm']>;
   adapter: LoadedAdapter;
   recordings: {
     archive: boolean;
@@ -233,6 +235,7 @@ export function loadConfig(
       adapter,
       recordings: s.recordings,
       ...(s.pbx ? { pbx: s.pbx } : {}),
+      ...(s.crm ? { crm: s.crm } : {}),
       guard: { allowIps: s.allowIps, signature: s.signature, rateLimit: s.rateLimit },
       timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
       defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as
