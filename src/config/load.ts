@@ -17,6 +17,7 @@ import {
 } from '../ingest/adapter.js';
 import type { Route, Routing } from '../domain/routing.js';
 import { certificateProblem } from '../lib/certificates.js';
+import { nearest } from '../lib/near.js';
 import { targetSpec } from '../targets/registry.js';
 import type { CommonTargetConfig } from '../targets/types.js';
 import { RelayConfigSchema, type RelayConfigParsed, type SourceGuardSettings } from './schema.js';
@@ -171,6 +172,87 @@ function dryRunCredential(p: (string | number)[], doc: Document): boolean {
   );
 }
 
+/** What a configured target can do for 3CX's CRM lookups, as its type's spec says. */
+const contactsOf = (t: CommonTargetConfig & Record<string, unknown>): ContactAbility =>
+  targetSpec(t.type)?.contacts?.(t) ?? { find: false, create: false };
+
+export interface ContactAbility {
+  find: boolean;
+  create: boolean;
+}
+
+/**
+ * sources[].crm: the targets crm.lookup and crm.createIn name exist (a slip gets a suggestion),
+ * and, with `capabilities`, can look contacts up or create them, and a crm: without lookup has a
+ * target that can look contacts up. Commands that only read (`3cx-template`) leave the
+ * capabilities out: printing the template needs no working CRM.
+ */
+export function crmIssues(
+  y: LoadedYaml,
+  sources: readonly { crm?: { lookup?: string[] | undefined; createIn?: string | undefined } }[],
+  targets: readonly (CommonTargetConfig & Record<string, unknown>)[],
+  can: (t: CommonTargetConfig & Record<string, unknown>) => ContactAbility,
+  opts: { capabilities: boolean },
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const names = targets.map((t) => t.name);
+  const finders = targets.filter((t) => can(t).find).map((t) => t.name);
+  const creators = targets.filter((t) => can(t).create).map((t) => t.name);
+  const listed = (l: string[]): string => (l.length ? l.join(', ') : 'none');
+  /** The target a name means, or an issue at `path`. */
+  const named = (name: string, path: (string | number)[]) => {
+    const t = targets.find((x) => x.name === name);
+    if (!t) {
+      const near = nearest(name, names);
+      issues.push(
+        issueAt(
+          y,
+          path,
+          `no target "${name}" under targets:${near ? ` (did you mean "${near}"?)` : ''} (targets: ${listed(names)})`,
+        ),
+      );
+    }
+    return t;
+  };
+  sources.forEach((s, i) => {
+    if (!s.crm) return;
+    s.crm.lookup?.forEach((name, j) => {
+      const path = ['sources', i, 'crm', 'lookup', j];
+      const t = named(name, path);
+      if (t && opts.capabilities && !can(t).find)
+        issues.push(
+          issueAt(
+            y,
+            path,
+            `target "${name}" (${t.type}) cannot look contacts up; those that can: ${listed(finders)}`,
+          ),
+        );
+    });
+    if (s.crm.createIn !== undefined) {
+      const path = ['sources', i, 'crm', 'createIn'];
+      const t = named(s.crm.createIn, path);
+      if (t && opts.capabilities && !can(t).create)
+        issues.push(
+          issueAt(
+            y,
+            path,
+            `target "${t.name}" (${t.type}) cannot create contacts; those that can: ${listed(creators)}`,
+          ),
+        );
+    }
+    if (!s.crm.lookup && opts.capabilities && !finders.length)
+      issues.push(
+        issueAt(
+          y,
+          ['sources', i, 'crm'],
+          'crm: answers 3CX from targets that look contacts up (hubspot, pipedrive, a recipe ' +
+            `with a contact lookup), and none of targets: can (targets: ${listed(names)})`,
+        ),
+      );
+  });
+  return issues;
+}
+
 /**
  * `readOnly`: for commands that only read (and queue in) the store, a variable left unset outside
  * `store` (a CRM token, the admin token) is not an error; only `start` and `check` need them all.
@@ -287,6 +369,7 @@ export function loadConfig(
         issues.push(issueAt(y, ['routes', i, 'sources', j], `no source "${s}" under sources:`));
     });
   });
+  issues.push(...crmIssues(y, cfg.sources, targets, contactsOf, { capabilities: !opts.readOnly }));
   const tls = cfg.server.tls && { cert: rel(cfg.server.tls.cert), key: rel(cfg.server.tls.key) };
   if (tls) {
     const problem = certificateProblem(tls);
