@@ -246,6 +246,7 @@ export async function startRelay(
     reload,
     dial: dialling.console,
     canDial: dialling.canDial,
+    crm: { templates: callerId.templates, lookup: callerId.probe },
     onChange: (listener) => {
       changes.on('change', listener);
       return () => changes.off('change', listener);

@@ -152,7 +152,19 @@ export function nextCursor(rows: CallRow[], limit: number): string | null {
 }
 
 /** A CRM lookup as 3CX would show it: the caller's name, company and contact link, and how. */
-export function crmProbeView(number: string, a: LookupAnswer): Record<string, unknown> {
+export interface CrmProbeView {
+  number: string;
+  e164: string | null;
+  found: boolean;
+  shown: { name: string; company: string; contactUrl: string } | null;
+  target: string | null;
+  result: LookupAnswer['result'];
+  cached: boolean;
+  ms: number;
+  contact: LookupAnswer['contacts'][number] | null;
+}
+
+export function crmProbeView(number: string, a: LookupAnswer): CrmProbeView {
   const c = a.contacts[0];
   const name = c ? [c.firstName, c.lastName].filter(Boolean).join(' ') : '';
   return {
