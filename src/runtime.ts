@@ -229,6 +229,15 @@ export async function startRelay(
         .map((t) => t.name),
     publicUrl: () => reloader.config.links?.publicUrl,
     checkAddress: (source, c) => guards.checkAddress(source, c),
+    refused: (source, c, err) =>
+      refusals.note({
+        source,
+        status: err.status,
+        code: err.code,
+        reason: err.message,
+        path: c.req.path,
+        address: guards.sender(c),
+      }),
     metrics,
     redact: (text) => redact.text(text),
     log,

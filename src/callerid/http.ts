@@ -15,6 +15,8 @@ import { bodyLimit } from 'hono/body-limit';
 import type { LookupAnswer } from '../domain/callerid.js';
 import { RelayError } from '../domain/errors.js';
 import { basicPassword, bearer, tokenMatches } from '../http/auth.js';
+import type { Logger } from '../telemetry/log.js';
+import { ThrottledLog } from '../telemetry/throttle.js';
 import type { CallerLookup } from './service.js';
 
 export interface CallerRoutesOptions {
@@ -23,28 +25,50 @@ export interface CallerRoutesOptions {
   tokenOf: (source: string) => string | undefined;
   /** 403 unless the sender may reach this source (http/guard.ts SourceGuards.checkAddress). */
   checkAddress?: (source: string, c: Context) => void;
+  /**
+   * A configured source's lookup was refused (wrong token, address not allowed): kept as its
+   * newest refusal for Setup and `callrelay status`, as a refused webhook is.
+   */
+  refused?: (source: string, c: Context, err: RelayError) => void;
+  log?: Logger;
 }
 
 /** The form 3CX's "create contact" posts (template.ts). */
 const CONTACT_FIELDS = ['firstName', 'lastName', 'company', 'email', 'number'] as const;
 
 export function mountCallerRoutes(app: Hono, o: CallerRoutesOptions): void {
+  // An admin whose 3CX gets 401 must see why, but a flood must not flood the log.
+  const refusals = o.log && new ThrottledLog(o.log);
+
   /** The source, once the sender and its token are let in. */
   const admitted = (c: Context): string => {
     const source = c.req.param('source')!;
     const token = o.tokenOf(source);
     if (token === undefined)
       throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${source}" in relay.yaml`);
-    o.checkAddress?.(source, c);
-    const given = basicPassword(c) ?? bearer(c) ?? c.req.query('token');
-    if (!tokenMatches(given, token))
-      throw new RelayError(
-        'RELAY_ERR_UNAUTHORIZED',
-        given === undefined
-          ? "missing token: 3CX's template sends it as the password of HTTP Basic (or send " +
-              'Authorization: Bearer, or ?token=)'
-          : 'wrong token',
-      );
+    try {
+      o.checkAddress?.(source, c);
+      const given = basicPassword(c) ?? bearer(c) ?? c.req.query('token');
+      if (!tokenMatches(given, token))
+        throw new RelayError(
+          'RELAY_ERR_UNAUTHORIZED',
+          given === undefined
+            ? "missing token: 3CX's template sends it as the password of HTTP Basic (or send " +
+                'Authorization: Bearer, or ?token=)'
+            : 'wrong token',
+        );
+    } catch (err) {
+      if (err instanceof RelayError) {
+        o.refused?.(source, c, err);
+        refusals?.write(
+          'warn',
+          `${source}\0${err.code}`,
+          { source, code: err.code, status: err.status },
+          `refused a 3CX CRM lookup: ${err.message}`,
+        );
+      }
+      throw err;
+    }
     return source;
   };
 

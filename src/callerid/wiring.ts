@@ -6,7 +6,7 @@
 import type { Context, Hono } from 'hono';
 import type { LookupAnswer } from '../domain/callerid.js';
 import type { Logger } from '../telemetry/log.js';
-import { mountCallerRoutes } from './http.js';
+import { mountCallerRoutes, type CallerRoutesOptions } from './http.js';
 import { CallerLookup, type CallerLookupOptions, type CallerSource } from './service.js';
 import { threeCxTemplate } from './template.js';
 
@@ -18,6 +18,8 @@ export interface CallerIdOptions {
   /** server.publicUrl now (no trailing slash), if set. */
   publicUrl: () => string | undefined;
   checkAddress?: (source: string, c: Context) => void;
+  /** A configured source's lookup was refused (Setup's "Last refused"). */
+  refused?: CallerRoutesOptions['refused'];
   metrics?: CallerLookupOptions['metrics'];
   redact?: (text: string) => string;
   log: Logger;
@@ -43,6 +45,8 @@ export class CallerId {
       lookup: this.lookup,
       tokenOf: (name) => this.o.sources().find((s) => s.name === name)?.token,
       ...(this.o.checkAddress ? { checkAddress: this.o.checkAddress } : {}),
+      ...(this.o.refused ? { refused: this.o.refused } : {}),
+      log: this.o.log,
     });
 
   /** What 3CX would show for a number (admin API, console). */

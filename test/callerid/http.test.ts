@@ -25,6 +25,7 @@ describe('3CX CRM routes', () => {
   let server: ServerType;
   let base: string;
   const hubspot = new FakeCrm('hubspot', [jana]);
+  const refused: string[] = [];
   const sources: (CallerSource & { token: string })[] = [
     { name: '3cx', token: TOKEN, defaultCountry: 'CZ', crm: { ...crm, createIn: 'hubspot' } },
     { name: 'callerdesk', token: sourceToken('callerdesk') },
@@ -38,6 +39,7 @@ describe('3CX CRM routes', () => {
       targets: () => [hubspot],
       publicUrl: () => 'https://relay.example.com',
       checkAddress: (source, c) => guards.checkAddress(source, c),
+      refused: (source, c, err) => refused.push(`${source} ${err.code} ${c.req.path}`),
       log: silentLogger,
     });
     const guards = new SourceGuards(
@@ -113,6 +115,11 @@ describe('3CX CRM routes', () => {
     const missing = await get('/hooks/3cx/crm/search?q=jana', {});
     expect(missing.status).toBe(401);
     expect(JSON.stringify(await json(missing))).toContain('HTTP Basic');
+    // Kept for Setup's "Last refused", as a refused webhook is.
+    expect(refused.splice(0)).toEqual([
+      '3cx RELAY_ERR_UNAUTHORIZED /hooks/3cx/crm/lookup/+420774852629',
+      '3cx RELAY_ERR_UNAUTHORIZED /hooks/3cx/crm/search',
+    ]);
   });
 
   it('answers 404 with a clear error for a source without crm:, and for an unknown source', async () => {
