@@ -21,6 +21,8 @@ import { SourceGuards } from './http/guard.js';
 import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions } from './http/console/types.js';
 import { Dialling } from './dial/wiring.js';
+import { CallerId } from './callerid/wiring.js';
+import { targetSpec } from './targets/registry.js';
 import { Redactor } from './lib/redact.js';
 import type { TargetDeps } from './targets/types.js';
 import { Listeners } from './listen/listeners.js';
@@ -216,6 +218,30 @@ export async function startRelay(
     redact,
     log,
   });
+  // 3CX's CRM integration: lookups answered from the targets (`targets` is the engine's map,
+  // refilled on reload), by default those whose configuration lets them find contacts.
+  const callerId = new CallerId({
+    sources: () => reloader.config.sources,
+    targets: () => [...targets.values()].map((t) => t.target),
+    finders: () =>
+      reloader.config.targets
+        .filter((t) => targetSpec(t.type)?.contacts?.(t).find)
+        .map((t) => t.name),
+    publicUrl: () => reloader.config.links?.publicUrl,
+    checkAddress: (source, c) => guards.checkAddress(source, c),
+    refused: (source, c, err) =>
+      refusals.note({
+        source,
+        status: err.status,
+        code: err.code,
+        reason: err.message,
+        path: c.req.path,
+        address: guards.sender(c),
+      }),
+    metrics,
+    redact: (text) => redact.text(text),
+    log,
+  });
   // Aborted at close: open live streams (console tabs) end at once instead of holding the server.
   const closing = new AbortController();
   const consoleOpts: ConsoleOptions = {
@@ -229,6 +255,7 @@ export async function startRelay(
     reload,
     dial: dialling.console,
     canDial: dialling.canDial,
+    crm: { templates: callerId.templates, lookup: callerId.probe },
     onChange: (listener) => {
       changes.on('change', listener);
       return () => changes.off('change', listener);
@@ -262,6 +289,8 @@ export async function startRelay(
     guards,
     refusals,
     dial: dialling.api,
+    beforeHooks: callerId.mount,
+    crmLookup: callerId.probe,
     ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
   } satisfies AppOptions;
   const makeApp = (serves: NonNullable<AppOptions['serves']>): ReturnType<typeof createApp> => {

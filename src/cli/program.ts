@@ -18,6 +18,7 @@ import { cmdSchemas } from './schemas.js';
 import { cmdSimulate } from './simulate.js';
 import { cmdStart } from './start.js';
 import { cmdStatus } from './status.js';
+import { cmdTemplate } from './template.js';
 import { cmdUnmapped } from './unmapped.js';
 
 const CONFIG_HELP =
@@ -255,6 +256,21 @@ export function buildProgram(): Command {
       .option('--until <date>', 'and before this')
       .option('-y, --yes', 'queue them (without: only count)'),
   ).action((o) => cmdBackfill(o));
+
+  withConfig(
+    program
+      .command('3cx-template')
+      .description(
+        'the XML template to upload to 3CX (its CRM integration) for a source with crm:: caller ' +
+          'names from your CRM targets at ring time, and calls journaled without the WebAPI add-on',
+      )
+      .requiredOption('--source <name>', 'the 3CX source in relay.yaml (it needs crm:)')
+      .option(
+        '--url <url>',
+        "the relay's address as 3CX reaches it (default: server.publicUrl), or the source's hook URL",
+      )
+      .option('-o, --output <file>', 'write it to this file instead of printing it'),
+  ).action((o) => cmdTemplate(o));
 
   program
     .command('schemas')

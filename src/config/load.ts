@@ -39,7 +39,7 @@ export interface ResolvedSource extends SourceSettings {
   guard: SourceGuardSettings;
   /** Click-to-call through the PBX (3CX makecall), if configured. */
   pbx?: { url: string; key: string; timeoutSec: number };
-  /** 3CX's own CRM integration (lookups, journal joins), if configured. */
+  /** 3CX's CRM integration answered by the relay (callerid/, journal joins), if configured. */
   crm?: NonNullable<RelayConfigParsed['sources'][number]['crm']>;
   adapter: LoadedAdapter;
   recordings: {
@@ -172,6 +172,90 @@ function dryRunCredential(p: (string | number)[], doc: Document): boolean {
   );
 }
 
+/** What a configured target can do for 3CX's CRM lookups, as its type's spec says. */
+const contactsOf = (t: CommonTargetConfig & Record<string, unknown>): ContactAbility =>
+  targetSpec(t.type)?.contacts?.(t) ?? { find: false, create: false };
+
+export interface ContactAbility {
+  find: boolean;
+  create: boolean;
+}
+
+/**
+ * sources[].crm: the targets crm.lookup and crm.createIn name exist (a slip gets a suggestion),
+ * and, with `capabilities`, can look contacts up or create them, and a crm: without lookup has a
+ * target that can look contacts up. Commands that only read (`3cx-template`) leave the
+ * capabilities out: printing the template needs no working CRM.
+ */
+/** The adapter of the 3CX CRM template's journal posts (adapters/3cx-crm-template.yaml). */
+export const JOURNAL_ADAPTER = '3cx-crm-template';
+
+export function crmIssues(
+  y: LoadedYaml,
+  sources: readonly { crm?: { lookup?: string[] | undefined; createIn?: string | undefined } }[],
+  targets: readonly (CommonTargetConfig & Record<string, unknown>)[],
+  can: (t: CommonTargetConfig & Record<string, unknown>) => ContactAbility,
+  opts: { capabilities: boolean },
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const names = targets.map((t) => t.name);
+  const finders = targets.filter((t) => can(t).find).map((t) => t.name);
+  const creators = targets.filter((t) => can(t).create).map((t) => t.name);
+  const listed = (l: string[]): string => (l.length ? l.join(', ') : 'none');
+  /** The target a name means, or an issue at `path`. */
+  const named = (name: string, path: (string | number)[]) => {
+    const t = targets.find((x) => x.name === name);
+    if (!t) {
+      const near = nearest(name, names);
+      issues.push(
+        issueAt(
+          y,
+          path,
+          `no target "${name}" under targets:${near ? ` (did you mean "${near}"?)` : ''} (targets: ${listed(names)})`,
+        ),
+      );
+    }
+    return t;
+  };
+  sources.forEach((s, i) => {
+    if (!s.crm) return;
+    s.crm.lookup?.forEach((name, j) => {
+      const path = ['sources', i, 'crm', 'lookup', j];
+      const t = named(name, path);
+      if (t && opts.capabilities && !can(t).find)
+        issues.push(
+          issueAt(
+            y,
+            path,
+            `target "${name}" (${t.type}) cannot look contacts up; those that can: ${listed(finders)}`,
+          ),
+        );
+    });
+    if (s.crm.createIn !== undefined) {
+      const path = ['sources', i, 'crm', 'createIn'];
+      const t = named(s.crm.createIn, path);
+      if (t && opts.capabilities && !can(t).create)
+        issues.push(
+          issueAt(
+            y,
+            path,
+            `target "${t.name}" (${t.type}) cannot create contacts; those that can: ${listed(creators)}`,
+          ),
+        );
+    }
+    if (!s.crm.lookup && opts.capabilities && !finders.length)
+      issues.push(
+        issueAt(
+          y,
+          ['sources', i, 'crm'],
+          'crm: answers 3CX from targets that look contacts up (hubspot, pipedrive, a recipe ' +
+            `with a contact lookup), and none of targets: can (targets: ${listed(names)})`,
+        ),
+      );
+  });
+  return issues;
+}
+
 /**
  * `readOnly`: for commands that only read (and queue in) the store, a variable left unset outside
  * `store` (a CRM token, the admin token) is not an error; only `start` and `check` need them all.
@@ -230,6 +314,16 @@ export function loadConfig(
       );
       return;
     }
+    // The template journals calls to the URL of the source it was made for: the source that
+    // answers 3CX's lookups must also understand its ReportCall posts.
+    if (s.crm && adapter.name !== JOURNAL_ADAPTER)
+      issues.push(
+        issueAt(
+          y,
+          ['sources', i, 'crm'],
+          `crm: is 3CX's CRM template integration, which journals calls to this source: its adapter must be ${JOURNAL_ADAPTER}, not ${adapter.name}. For the WebAPI add-on keep a source of its own, and name it in crm.joinCallsOf (docs/3cx-template.md)`,
+        ),
+      );
     sources.push({
       name: s.name,
       token: s.token,
@@ -306,6 +400,7 @@ export function loadConfig(
       ),
     );
   });
+  issues.push(...crmIssues(y, cfg.sources, targets, contactsOf, { capabilities: !opts.readOnly }));
   const tls = cfg.server.tls && { cert: rel(cfg.server.tls.cert), key: rel(cfg.server.tls.key) };
   if (tls) {
     const problem = certificateProblem(tls);

@@ -94,6 +94,15 @@ export const ERRORS = {
     status: 502,
     message: 'the PBX did not place the call',
   },
+  RELAY_ERR_CRM_NOT_CONFIGURED: {
+    status: 404,
+    message: "the source has no crm: in relay.yaml, so 3CX's CRM lookups are off for it",
+  },
+  RELAY_ERR_CRM_CREATE_OFF: {
+    status: 403,
+    message: 'this source does not create contacts (sources[].crm.createIn in relay.yaml)',
+  },
+  RELAY_ERR_CRM_FAILED: { status: 502, message: 'the CRM did not make the contact' },
   RELAY_ERR_STORE_UNAVAILABLE: {
     status: 503,
     message: 'the store could not commit the request; retry',

@@ -4,6 +4,7 @@
 
 import type { Context, Hono } from 'hono';
 import { deliveryBadge } from '../domain/delivery.js';
+import type { LookupAnswer } from '../domain/callerid.js';
 import type { DialRequest, DialResult } from '../domain/dial.js';
 import { RelayError } from '../domain/errors.js';
 import type { InboxState } from '../domain/inbox.js';
@@ -37,6 +38,8 @@ export interface AdminOptions {
   gate: AuthGate;
   /** Click-to-call (runtime.ts): asks the PBX, stores its answer as the call's origin. */
   dial?: (req: DialRequest) => Promise<DialResult>;
+  /** What 3CX's CRM lookup answers a source for a number (sources[].crm; callerid/). */
+  crmLookup?: (source: string, number: string) => Promise<LookupAnswer>;
   onDeliveriesDue?: () => void;
   redact: Redactor;
   targets: ConsoleTarget[];
@@ -146,6 +149,35 @@ export function nextCursor(rows: CallRow[], limit: number): string | null {
   return rows.length === limit && last
     ? `${last.updatedAt}|${last.record.source}|${last.record.callId}`
     : null;
+}
+
+/** A CRM lookup as 3CX would show it: the caller's name, company and contact link, and how. */
+export interface CrmProbeView {
+  number: string;
+  e164: string | null;
+  found: boolean;
+  shown: { name: string; company: string; contactUrl: string } | null;
+  target: string | null;
+  result: LookupAnswer['result'];
+  cached: boolean;
+  ms: number;
+  contact: LookupAnswer['contacts'][number] | null;
+}
+
+export function crmProbeView(number: string, a: LookupAnswer): CrmProbeView {
+  const c = a.contacts[0];
+  const name = c ? [c.firstName, c.lastName].filter(Boolean).join(' ') : '';
+  return {
+    number,
+    e164: a.e164 ?? null,
+    found: !!c,
+    shown: c ? { name: name || c.company, company: c.company, contactUrl: c.url } : null,
+    target: a.target,
+    result: a.result,
+    cached: a.cached,
+    ms: a.ms,
+    contact: c ?? null,
+  };
 }
 
 export function mountAdmin(app: Hono, opts: AdminOptions): void {
@@ -305,6 +337,15 @@ export function mountAdmin(app: Hono, opts: AdminOptions): void {
       by: `api:${by}`,
     });
     return c.json(redact.value({ ok: true, ...placed }), 202);
+  });
+
+  // What 3CX would show for a number (the console's Setup page asks the same).
+  app.get('/api/sources/:name/crm/lookup', async (c) => {
+    if (!opts.crmLookup)
+      throw new RelayError('RELAY_ERR_NOT_FOUND', "3CX's CRM lookups are not wired here");
+    const number = c.req.query('number')?.trim();
+    if (!number) throw new RelayError('RELAY_ERR_BAD_REQUEST', '?number= is required');
+    return send(c, crmProbeView(number, await opts.crmLookup(c.req.param('name'), number)));
   });
 
   app.post('/api/deliveries/retry', async (c) => {

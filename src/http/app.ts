@@ -42,6 +42,8 @@ export interface AppOptions {
   refusals?: RefusalRecorder;
   /** Click-to-call for POST /api/dial (sources with pbx: configured). */
   dial?: AdminOptions['dial'];
+  /** What 3CX's CRM lookup answers (GET /api/sources/:name/crm/lookup). */
+  crmLookup?: AdminOptions['crmLookup'];
   /** Serve recordings behind signed links (server.publicUrl). */
   recordings?: Omit<LinkOptions, 'store'>;
   /**
@@ -58,6 +60,11 @@ export interface AppOptions {
    * console and the admin API, `console` leaves out webhooks. Default: everything.
    */
   serves?: 'all' | 'webhooks' | 'console';
+  /**
+   * Routes under /hooks/<source>/... of capabilities outside http/ (3CX's CRM lookups), mounted
+   * before the webhooks' catch-all for /hooks/*, which would answer them 404.
+   */
+  beforeHooks?: (app: Hono) => void;
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -149,7 +156,10 @@ export function createApp(opts: AppOptions): Hono {
     app.all('/hooks/*', () => {
       throw new RelayError('RELAY_ERR_NOT_FOUND', 'webhooks are received on server.port');
     });
-  else mountHooks(app, { ...opts, log, redact, metrics: opts.metrics?.registry });
+  else {
+    opts.beforeHooks?.(app);
+    mountHooks(app, { ...opts, log, redact, metrics: opts.metrics?.registry });
+  }
   if (serves === 'webhooks') {
     const elsewhere = (): never => {
       throw new RelayError(

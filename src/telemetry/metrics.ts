@@ -166,6 +166,23 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  readonly callerLookups = new Counter({
+    name: 'callrelay_crm_lookups_total',
+    help:
+      "3CX's CRM lookups (sources[].crm) by source, kind (number, text, email, create), result " +
+      '(hit, miss, timeout, error) and whether the cache answered (cached: yes, no).',
+    labelNames: ['source', 'kind', 'result', 'cached'] as const,
+    registers: [this.registry],
+  });
+
+  readonly callerLookupSeconds = new Histogram({
+    name: 'callrelay_crm_lookup_seconds',
+    help: "Time from a 3CX CRM lookup's arrival to its answer, by source and kind.",
+    labelNames: ['source', 'kind'] as const,
+    buckets: FAST,
+    registers: [this.registry],
+  });
+
   readonly connectionsRefused = new Counter({
     name: 'callrelay_http_refused_total',
     help:

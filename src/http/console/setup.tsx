@@ -1,6 +1,8 @@
 // How this relay is set up: per source the webhook URL to paste into the phone system (its token
-// fetched only on a click), the last request seen and the last refused; per target its counts, a
-// connection test and a backfill (counted first, then confirmed); the store's health and version.
+// fetched only on a click), the last request seen and the last refused; per source with crm: the
+// 3CX template to download, how to upload it, and "what would 3CX show for this number"; per
+// target its counts, a connection test and a backfill (counted first, then confirmed); the store's
+// health and version.
 
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
@@ -28,6 +30,7 @@ import {
   type ConsoleContext,
 } from './kit.js';
 import { requestOrigin } from '../origin.js';
+import { crmProbeView, type CrmProbeView } from '../admin.js';
 import type { Session } from './session.js';
 
 const MASK = '••••••••';
@@ -181,6 +184,108 @@ function TargetCard(props: {
   );
 }
 
+/** Where a source's 3CX template is downloaded, and where its lookup is tried. */
+const crmPath = (source: string, what: '3cx-template' | 'crm-lookup'): string =>
+  `/console/setup/sources/${encodeURIComponent(source)}/${what}`;
+
+/** A source with crm:: its template, how to upload it, and the lookup test. */
+function CrmCard(props: { source: string; hookUrl: string | undefined; number?: string }): Child {
+  const id = `crm-${props.source.replace(/[^\w-]/g, '_')}`;
+  return (
+    <section class="card" aria-labelledby={`${id}-h`}>
+      <h3 id={`${id}-h`}>{props.source}</h3>
+      <dl class="facts">
+        <dt>Template</dt>
+        <dd>
+          {props.hookUrl ? (
+            <>
+              <a class="button" href={crmPath(props.source, '3cx-template')} download>
+                Download the 3CX template
+              </a>{' '}
+              <span class="muted">
+                for <code>{props.hookUrl}</code>
+              </span>
+            </>
+          ) : (
+            <span>
+              3CX must reach the relay at its public address, and relay.yaml has no{' '}
+              <code>server.publicUrl</code>: set it (https://relay.example.com), or run{' '}
+              <code>{`callrelay 3cx-template --source ${props.source} --url https://…`}</code>
+            </span>
+          )}
+        </dd>
+        <dt>Upload</dt>
+        <dd>
+          <ol>
+            <li>
+              3CX V20: Admin &gt; Integrations &gt; CRM &gt; &quot;Add/Upload template&quot;, choose
+              the file, then pick it as the CRM.
+            </li>
+            <li>V18: Settings &gt; CRM Integration &gt; Server Side, upload the file.</li>
+            <li>
+              Enter this source&apos;s token (the end of its webhook URL above) as &quot;Source
+              token&quot;, then use 3CX&apos;s Test button with a number from the CRM.
+            </li>
+          </ol>
+        </dd>
+      </dl>
+      <form class="actions" method="get" action={crmPath(props.source, 'crm-lookup')}>
+        <label>
+          What would 3CX show for{' '}
+          <input
+            type="tel"
+            name="number"
+            required
+            placeholder="+420774852629"
+            value={props.number ?? ''}
+          />
+        </label>
+        <button type="submit">Look up</button>
+      </form>
+    </section>
+  );
+}
+
+/** A lookup's answer as 3CX would show it. */
+function CrmProbe(props: { view: CrmProbeView }): Child {
+  const v = props.view;
+  const how = `${v.result}${v.cached ? ', from the cache' : ''}, ${v.ms} ms`;
+  return (
+    <section class="card" aria-live="polite" id="crm-probe">
+      <h3>{`3CX would show for ${v.number}`}</h3>
+      {v.shown ? (
+        <dl class="facts">
+          <dt>Name</dt>
+          <dd>{v.shown.name}</dd>
+          <dt>Company</dt>
+          <dd>{v.shown.company || <span class="muted">none</span>}</dd>
+          <dt>Contact link</dt>
+          <dd>
+            {v.shown.contactUrl ? (
+              <a href={v.shown.contactUrl} rel="noreferrer noopener" target="_blank">
+                {v.shown.contactUrl}
+              </a>
+            ) : (
+              <span class="b-error">
+                none: 3CX accepts a contact only with a link (for HubSpot, set portalId)
+              </span>
+            )}
+          </dd>
+          <dt>Answered by</dt>
+          <dd>{`${v.target ?? ''} (${how})`}</dd>
+        </dl>
+      ) : (
+        <p>
+          {`Nothing: 3CX shows the bare number (${how}${v.e164 ? `, looked up as ${v.e164}` : ', not a phone number'}).`}
+          {v.result === 'timeout' &&
+            ' The CRM did not answer within crm.answerWithinMs; its answer, once in, serves the next ring.'}
+          {v.result === 'error' && ' The CRM failed: the relay log says why.'}
+        </p>
+      )}
+    </section>
+  );
+}
+
 /** How far back the setup page looks for agents a CRM had no user for. */
 const NO_USER_DAYS = 7;
 
@@ -206,6 +311,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
       const nowhere = refused.get(UNKNOWN_SOURCE);
       const counts = new Map(stats.targets.map((t) => [t.target, t]));
       const sources = [...pipeline.sources.values()].sort((a, b) => a.name.localeCompare(b.name));
+      const crmSources = ctx.opts.crm?.templates() ?? [];
       return render(
         c,
         ctx,
@@ -240,6 +346,21 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
                 "phone system's URL): "}
               <RefusalLine r={nowhere} />
             </p>
+          )}
+          {crmSources.length > 0 && (
+            <>
+              <h2>3CX caller names</h2>
+              <p>
+                3CX&apos;s own CRM integration asks the relay who is calling and shows the
+                contact&apos;s name on the phones, with a link to the CRM record; it can journal
+                calls without the WebAPI add-on. Upload the template to 3CX once per source.
+              </p>
+              <div class="cards wide">
+                {crmSources.map((t) => (
+                  <CrmCard source={t.source} hookUrl={t.hookUrl} />
+                ))}
+              </div>
+            </>
           )}
           <h2>Targets</h2>
           {ctx.opts.targets.length ? (
@@ -323,6 +444,62 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
       return errorPage(c, ctx, e, session);
     }
   });
+
+  /** The source's template entry, or 404 for a source without crm:. */
+  const crmOf = (name: string) => {
+    const t = ctx.opts.crm?.templates().find((x) => x.source === name);
+    if (!t)
+      throw new RelayError(
+        'RELAY_ERR_CRM_NOT_CONFIGURED',
+        `source ${name} has no crm: in relay.yaml, so 3CX's CRM lookups are off for it`,
+      );
+    return t;
+  };
+
+  app.get(
+    '/console/setup/sources/:name/3cx-template',
+    page(ctx, async (c) => {
+      const t = crmOf(c.req.param('name')!);
+      if (!t.xml)
+        throw new RelayError(
+          'RELAY_ERR_NOT_FOUND',
+          'the template needs server.publicUrl in relay.yaml (the address 3CX reaches the relay at)',
+        );
+      const file = `callrelay-${t.source.replace(/[^\w-]/g, '_')}.xml`;
+      return c.body(t.xml, 200, {
+        'content-type': 'application/xml; charset=utf-8',
+        'content-disposition': `attachment; filename="${file}"`,
+        'cache-control': 'no-store',
+      });
+    }),
+  );
+
+  // "What would 3CX show for this number": the same lookup and view as the admin API's
+  // GET /api/sources/:name/crm/lookup.
+  app.get(
+    '/console/setup/sources/:name/crm-lookup',
+    page(ctx, async (c, session) => {
+      const t = crmOf(c.req.param('name')!);
+      const number = (c.req.query('number') ?? '').trim();
+      if (!number) throw new RelayError('RELAY_ERR_BAD_REQUEST', 'enter a number to look up');
+      const view = redact.value(crmProbeView(number, await ctx.opts.crm!.lookup(t.source, number)));
+      const title = `3CX lookup on ${t.source}`;
+      return render(
+        c,
+        ctx,
+        <Layout ctx={ctx} title={title} nav="setup" session={session}>
+          <h1>{title}</h1>
+          <CrmProbe view={view} />
+          <div class="cards wide">
+            <CrmCard source={t.source} hookUrl={t.hookUrl} number={number} />
+          </div>
+          <p>
+            <a href="/console/setup">Back to setup</a>
+          </p>
+        </Layout>,
+      );
+    }),
+  );
 
   // Backfill: the count first (a dry run), then a confirmation that queues; the same rule and
   // loop as `callrelay backfill` and the admin API.

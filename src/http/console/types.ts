@@ -2,6 +2,7 @@
 // imports targets, config or the engine; it gets these functions instead.
 
 import type { RemoteState } from '../../domain/delivery.js';
+import type { LookupAnswer } from '../../domain/callerid.js';
 import type { DialRequest, DialResult } from '../../domain/dial.js';
 import type { Redactor } from '../../lib/redact.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
@@ -50,6 +51,14 @@ export interface ConsoleOptions {
    */
   dial?: (req: DialRequest) => Promise<DialResult>;
   canDial?: (source: string) => boolean;
+  /**
+   * 3CX's CRM integration (sources with crm:): per source its template (xml undefined without
+   * server.publicUrl), and what 3CX's caller-ID lookup answers for a number.
+   */
+  crm?: {
+    templates(): { source: string; hookUrl: string | undefined; xml: string | undefined }[];
+    lookup(source: string, number: string): Promise<LookupAnswer>;
+  };
   /** server.publicUrl: the webhook URLs Setup shows are built on it (else on the browser's). */
   publicUrl?: string;
   /**

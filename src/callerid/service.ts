@@ -1,0 +1,375 @@
+// The caller-ID lookup behind 3CX's CRM integration (docs/3cx-template.md): who is calling, a
+// contact search, a lookup by email and "create contact", answered from the CRM targets a source
+// names under crm: (in that order, until one knows). 3CX asks at ring time and shows an error for
+// an answer that fails, so every lookup answers, and fast: from a cache (per source and number),
+// with one CRM search per number however many phones ring at once, and "not found" when the CRM
+// has not answered within answerWithinMs (its answer, when it comes, is cached for the next ring).
+// Relay.yaml is read at each question, so a reload applies at once.
+
+import { parsePhoneNumberFromString, type CountryCode, type PhoneNumber } from 'libphonenumber-js';
+import type { CrmContact, LookupAnswer, LookupKind, LookupResult } from '../domain/callerid.js';
+import { RelayError } from '../domain/errors.js';
+import { Cache, SingleFlight, sameNumber } from '../targets/kit/lookup.js';
+import type { ContactCard, ContactQuery, Target } from '../targets/types.js';
+import { silentLogger, type Logger } from '../telemetry/log.js';
+import type { RelayMetrics } from '../telemetry/metrics.js';
+
+/** A source's crm: as relay.yaml has it (defaults filled in). */
+export interface CrmSettings {
+  lookup?: string[] | undefined;
+  cacheSec: number;
+  answerWithinMs: number;
+  createIn?: string | undefined;
+}
+
+export interface CallerSource {
+  name: string;
+  defaultCountry?: string | undefined;
+  crm?: CrmSettings | undefined;
+}
+
+export interface CallerLookupOptions {
+  /** relay.yaml's sources now (a reload changes them). */
+  sources: () => readonly CallerSource[];
+  /** The targets now, in relay.yaml order. */
+  targets: () => readonly Pick<Target, 'name' | 'findContacts' | 'addContact'>[];
+  /**
+   * The targets whose configuration lets them find contacts (their spec's contacts().find), in
+   * relay.yaml order: the default order of a crm: without lookup. Default: every target with
+   * findContacts.
+   */
+  finders?: () => readonly string[];
+  metrics?: Pick<RelayMetrics, 'callerLookups' | 'callerLookupSeconds'> | undefined;
+  log?: Logger;
+  /** Scrubs secrets from a CRM's error before it is logged. */
+  redact?: (text: string) => string;
+}
+
+/** How long a CRM that failed is left alone before it is asked again for the same thing. */
+const ERROR_TTL_MS = 5_000;
+/** Answers of a text search or an email lookup: a few, best first. */
+const SEARCH_LIMIT = 10;
+
+/** What a CRM search found, as cached: the cards and the target that answered. */
+interface Found {
+  cards: ContactCard[];
+  target: string | null;
+  result: 'hit' | 'miss' | 'error';
+}
+
+/**
+ * The caller's number in E.164, from what 3CX sent: "+420…", "00420…", a "+" that arrived as a
+ * space (a query string), digits without "+", or a national number of the source's country.
+ * Undefined when it is no phone number.
+ */
+export function callerE164(asked: string, defaultCountry?: string): string | undefined {
+  // A leading "+" sent unescaped in a query string arrives as a space.
+  const plus = /^\s+\d/.test(asked);
+  const raw = asked.trim().replace(/[\s().\-/]/g, '');
+  if (!/^\+?\d{3,17}$/.test(raw)) return undefined;
+  const pick = (...candidates: (PhoneNumber | undefined)[]): string | undefined => {
+    const found = candidates.find((p) => p?.isValid()) ?? candidates.find((p) => p?.isPossible());
+    return found?.number;
+  };
+  const country = defaultCountry?.toUpperCase() as CountryCode | undefined;
+  if (raw.startsWith('+') || plus)
+    return pick(parsePhoneNumberFromString(`+${raw.replace(/^\+/, '')}`));
+  if (raw.startsWith('00')) return pick(parsePhoneNumberFromString(`+${raw.slice(2)}`));
+  const national = country ? parsePhoneNumberFromString(raw, country) : undefined;
+  // "0…" is a trunk prefix: national. Other digits may be either: a valid reading wins, the
+  // source's own country first.
+  if (raw.startsWith('0')) return pick(national);
+  return pick(national, parsePhoneNumberFromString(`+${raw}`));
+}
+
+/** The number as 3CX asked for it, which a phone field of the answer must hold (3CX's rule). */
+const askedAs = (asked: string): string =>
+  /^\s+\d/.test(asked) ? `+${asked.trim()}` : asked.trim();
+
+const KINDS = ['business', 'mobile', 'home', 'other'] as const;
+const FIELD = {
+  business: 'phoneBusiness',
+  mobile: 'phoneMobile',
+  home: 'phoneHome',
+  other: 'phoneOther',
+} as const;
+
+/**
+ * A card as 3CX reads it. For a number lookup, the phone field of the number that matched holds
+ * the number as 3CX asked for it, verbatim: 3CX accepts a record only if a phone output contains
+ * the number it asked for, whatever the CRM's formatting.
+ */
+export function contactOf(
+  card: ContactCard,
+  target: string,
+  match?: { e164: string; asked: string },
+): CrmContact {
+  const phones = { phoneBusiness: '', phoneMobile: '', phoneHome: '', phoneOther: '' };
+  const matched = match && card.phones.find((p) => sameNumber(p.number, match.e164));
+  if (matched) phones[FIELD[matched.kind]] = match.asked;
+  for (const kind of KINDS) {
+    const f = FIELD[kind];
+    if (!phones[f]) phones[f] = card.phones.find((p) => p.kind === kind)?.number ?? '';
+  }
+  return {
+    id: card.id,
+    firstName: card.firstName ?? '',
+    lastName: card.lastName ?? '',
+    company: card.company ?? '',
+    email: card.email ?? '',
+    ...phones,
+    url: card.url ?? '',
+    entityType: 'Contacts',
+    target,
+  };
+}
+
+export class CallerLookup {
+  private readonly cache = new Cache<Found>(0);
+  private readonly flights = new SingleFlight<Found>();
+  private readonly log: Logger;
+
+  constructor(private readonly o: CallerLookupOptions) {
+    this.log = o.log ?? silentLogger;
+  }
+
+  /** The source's crm: settings, or 404 for a source without them. */
+  settings(sourceName: string): { source: CallerSource; crm: CrmSettings } {
+    const source = this.o.sources().find((s) => s.name === sourceName);
+    if (!source)
+      throw new RelayError('RELAY_ERR_UNKNOWN_SOURCE', `no source "${sourceName}" in relay.yaml`);
+    if (!source.crm)
+      throw new RelayError(
+        'RELAY_ERR_CRM_NOT_CONFIGURED',
+        `source ${source.name} has no crm: in relay.yaml, so 3CX's CRM lookups are off for it`,
+      );
+    return { source, crm: source.crm };
+  }
+
+  /** The targets asked, in order: crm.lookup, else every one that can find contacts. */
+  private order(crm: CrmSettings): string[] {
+    if (crm.lookup) return crm.lookup;
+    if (this.o.finders) return [...this.o.finders()];
+    return this.o
+      .targets()
+      .filter((t) => t.findContacts)
+      .map((t) => t.name);
+  }
+
+  /** Who has this number: at most one contact, whose matching phone field echoes `asked`. */
+  async byNumber(sourceName: string, asked: string): Promise<LookupAnswer> {
+    const t0 = performance.now();
+    const { source, crm } = this.settings(sourceName);
+    const e164 = callerE164(asked, source.defaultCountry);
+    if (!e164) return this.done(source.name, 'number', t0, miss(), false);
+    this.log.debug({ source: source.name, number: e164 }, 'caller lookup');
+    const answer = await this.ask(source.name, crm, 'number', e164, {
+      query: { e164, limit: 1 },
+      // The wrong-country look-alike a CRM's search may return never counts.
+      accept: (card) => card.phones.some((p) => sameNumber(p.number, e164)),
+      limit: 1,
+    });
+    const echo = { e164, asked: askedAs(asked) };
+    return {
+      ...this.done(source.name, 'number', t0, answer.found, answer.cached, answer.timedOut, echo),
+      e164,
+    };
+  }
+
+  /** The phone client's contact search: a name, a company, or digits (also tried as a number). */
+  async search(sourceName: string, text: string): Promise<LookupAnswer> {
+    const t0 = performance.now();
+    const { source, crm } = this.settings(sourceName);
+    const q = text.trim();
+    if (q.length < 2) return this.done(source.name, 'text', t0, miss(), false);
+    if (/^\+?[\d\s().\-/]+$/.test(q) && callerE164(q, source.defaultCountry)) {
+      const byNumber = await this.byNumber(sourceName, q);
+      if (byNumber.contacts.length) return byNumber;
+    }
+    const answer = await this.ask(source.name, crm, 'text', q.toLowerCase(), {
+      query: { text: q, limit: SEARCH_LIMIT },
+      limit: SEARCH_LIMIT,
+    });
+    return this.done(source.name, 'text', t0, answer.found, answer.cached, answer.timedOut);
+  }
+
+  /** The contact with this email address. */
+  async byEmail(sourceName: string, address: string): Promise<LookupAnswer> {
+    const t0 = performance.now();
+    const { source, crm } = this.settings(sourceName);
+    const email = address.trim().toLowerCase();
+    if (!/^[^\s@]+@[^\s@]+$/.test(email)) return this.done(source.name, 'email', t0, miss(), false);
+    const answer = await this.ask(source.name, crm, 'email', email, {
+      query: { email, limit: SEARCH_LIMIT },
+      limit: SEARCH_LIMIT,
+    });
+    return this.done(source.name, 'email', t0, answer.found, answer.cached, answer.timedOut);
+  }
+
+  /**
+   * "Create contact" in 3CX's Web Client, in crm.createIn's target; the new contact is then the
+   * answer for its number (it replaces the miss that is cached for it).
+   */
+  async create(
+    sourceName: string,
+    c: { firstName?: string; lastName?: string; company?: string; email?: string; number?: string },
+  ): Promise<LookupAnswer> {
+    const t0 = performance.now();
+    const { source, crm } = this.settings(sourceName);
+    if (!crm.createIn)
+      throw new RelayError(
+        'RELAY_ERR_CRM_CREATE_OFF',
+        `source ${source.name} does not create contacts: set sources[].crm.createIn in relay.yaml to the target that should`,
+      );
+    const target = this.o.targets().find((t) => t.name === crm.createIn);
+    if (!target?.addContact)
+      throw new RelayError(
+        'RELAY_ERR_CRM_CREATE_OFF',
+        `target ${crm.createIn} (sources[${source.name}].crm.createIn) cannot create contacts`,
+      );
+    const asked = c.number?.trim() ?? '';
+    const e164 = asked ? callerE164(asked, source.defaultCountry) : undefined;
+    if (asked && !e164)
+      throw new RelayError('RELAY_ERR_BAD_REQUEST', `"${asked}" is not a phone number`);
+    const clean = (v: string | undefined): string | undefined => v?.trim() || undefined;
+    const contact = {
+      firstName: clean(c.firstName),
+      lastName: clean(c.lastName),
+      company: clean(c.company),
+      email: clean(c.email),
+      e164,
+    };
+    if (!contact.firstName && !contact.lastName && !contact.company)
+      throw new RelayError(
+        'RELAY_ERR_BAD_REQUEST',
+        'a contact needs a first name, a last name or a company',
+      );
+    let card: ContactCard;
+    try {
+      card = await target.addContact(
+        Object.fromEntries(Object.entries(contact).filter(([, v]) => v !== undefined)),
+      );
+    } catch (err) {
+      this.count(source.name, 'create', 'error', false, t0);
+      this.log.warn(
+        { source: source.name, target: target.name, err: this.scrub(err) },
+        'creating a contact for 3CX failed',
+      );
+      throw new RelayError('RELAY_ERR_CRM_FAILED', `${target.name} did not make the contact`);
+    }
+    const found: Found = { cards: [card], target: target.name, result: 'hit' };
+    if (e164)
+      this.cache.set(this.key(source.name, crm, 'number', e164), found, crm.cacheSec * 1000);
+    const echo = e164 ? { e164, asked } : undefined;
+    return this.done(source.name, 'create', t0, found, false, false, echo);
+  }
+
+  private key(source: string, crm: CrmSettings, kind: LookupKind, what: string): string {
+    // The order is part of the key: a reload that changes crm.lookup asks again.
+    return `${source}\0${this.order(crm).join(',')}\0${kind}\0${what}`;
+  }
+
+  /**
+   * The cached answer, else one CRM search per key (callers for the same key share it), cut off
+   * at answerWithinMs; the search goes on and caches what it finds.
+   */
+  private async ask(
+    source: string,
+    crm: CrmSettings,
+    kind: LookupKind,
+    what: string,
+    q: { query: ContactQuery; accept?: (card: ContactCard) => boolean; limit: number },
+  ): Promise<{ found: Found; cached: boolean; timedOut: boolean }> {
+    const key = this.key(source, crm, kind, what);
+    const hit = this.cache.get(key);
+    if (hit) return { found: hit.v, cached: true, timedOut: false };
+    const order = this.order(crm);
+    const flight = this.flights.run(key, async () => {
+      const found = await this.searchTargets(source, order, q);
+      const ttl =
+        found.result === 'hit'
+          ? crm.cacheSec * 1000
+          : found.result === 'miss'
+            ? (crm.cacheSec * 1000) / 5
+            : Math.min(ERROR_TTL_MS, crm.cacheSec * 1000);
+      if (ttl > 0) this.cache.set(key, found, ttl);
+      return found;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, crm.answerWithinMs, undefined);
+    });
+    try {
+      const found = await Promise.race([flight, late]);
+      if (found) return { found, cached: false, timedOut: false };
+      return { found: miss(), cached: false, timedOut: true };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The targets in order until one knows; a failing one is logged and the next one asked. */
+  private async searchTargets(
+    source: string,
+    order: readonly string[],
+    q: { query: ContactQuery; accept?: (card: ContactCard) => boolean; limit: number },
+  ): Promise<Found> {
+    const targets = this.o.targets();
+    let failed = false;
+    for (const name of order) {
+      const target = targets.find((t) => t.name === name);
+      if (!target?.findContacts) continue;
+      try {
+        const cards = (await target.findContacts(q.query)).filter((c) => q.accept?.(c) ?? true);
+        if (cards.length) return { cards: cards.slice(0, q.limit), target: name, result: 'hit' };
+      } catch (err) {
+        failed = true;
+        this.log.warn(
+          { source, target: name, err: this.scrub(err) },
+          '3CX contact lookup: the CRM failed (3CX is told "not found")',
+        );
+      }
+    }
+    return { cards: [], target: null, result: failed ? 'error' : 'miss' };
+  }
+
+  private scrub(err: unknown): string {
+    const msg = err instanceof Error ? err.message : String(err);
+    return this.o.redact ? this.o.redact(msg) : msg;
+  }
+
+  private done(
+    source: string,
+    kind: LookupKind,
+    t0: number,
+    found: Found,
+    cached: boolean,
+    timedOut = false,
+    echo?: { e164: string; asked: string },
+  ): LookupAnswer {
+    const result: LookupResult = timedOut ? 'timeout' : found.result;
+    const ms = this.count(source, kind, result, cached, t0);
+    return {
+      contacts: found.target ? found.cards.map((c) => contactOf(c, found.target!, echo)) : [],
+      result,
+      cached,
+      target: found.target,
+      ms,
+    };
+  }
+
+  private count(
+    source: string,
+    kind: LookupKind,
+    result: LookupResult,
+    cached: boolean,
+    t0: number,
+  ): number {
+    const ms = performance.now() - t0;
+    this.o.metrics?.callerLookups.inc({ source, kind, result, cached: cached ? 'yes' : 'no' });
+    this.o.metrics?.callerLookupSeconds.observe({ source, kind }, ms / 1000);
+    return Math.round(ms * 10) / 10;
+  }
+}
+
+const miss = (): Found => ({ cards: [], target: null, result: 'miss' });
