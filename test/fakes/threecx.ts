@@ -28,6 +28,9 @@ export function parseTemplate(xml: string): XNode {
   const valid = XMLValidator.validate(xml);
   if (valid !== true)
     throw new Error(`not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
+  // The validator lets a bare "&" pass; .NET's XML reader (3CX) does not.
+  const amp = /&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[\da-f]+);)/i.exec(xml);
+  if (amp) throw new Error(`not well-formed XML: a bare "&" at offset ${amp.index}`);
   const parser = new XMLParser({
     ignoreAttributes: false,
     attributeNamePrefix: '',
