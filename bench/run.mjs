@@ -517,7 +517,8 @@ async function callerId(results) {
   console.log(
     `caller-ID lookups, ${c.rings} rings at once for ${c.numbers} numbers (HubSpot fake at 5 ` +
       `searches/s): first ${f(c.first)}; cached ${f(c.cached)}; ceiling (bare Hono, same JSON) ` +
-      `${f(c.ceiling)}; CRM searches ${c.crmSearches} (most for one number ` +
+      `${f(c.ceiling)}; one at a time, cached ${f(c.cachedOneByOne)}, ceiling ` +
+      `${f(c.ceilingOneByOne)}; CRM searches ${c.crmSearches} (most for one number ` +
       `${c.crmSearchesMostForOneNumber}), 429s ${c.crm429}`,
   );
   console.log(c.message);
