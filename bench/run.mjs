@@ -8,7 +8,8 @@
 // .bench/last.json. The relay's ratio to the durable floor is checked against the figure recorded
 // in bench/baseline.json (which docs/performance.md quotes): more than 10% below it fails the run.
 // BENCH_SECONDS, BENCH_ROUNDS and BENCH_CONNECTIONS adjust the run; BENCH_ONLY=ingest stops after
-// the rounds, BENCH_ONLY=growth runs the store's growth alone; BENCH_RECORD=1 writes the run's
+// the rounds, BENCH_ONLY=growth runs the store's growth alone, BENCH_ONLY=callerid the caller-ID
+// lookups alone (bench/callerid.mjs; also run last in a full run); BENCH_RECORD=1 writes the run's
 // ratio to bench/baseline.json instead of checking it; BENCH_GENERATOR=autocannon uses autocannon
 // where wrk is installed.
 
@@ -26,6 +27,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRelayProcess, waitHealthy } from '../test/harness/relay-process.mjs';
+import { callerIdBench } from './callerid.mjs';
 import { crmLatency } from './crm-latency.mjs';
 import { repeats } from './repeats.mjs';
 import { bodySource, closedLoop, generator, TOKEN } from './load.mjs';
@@ -338,6 +340,7 @@ function guard(results) {
 
 async function main() {
   if (process.env.BENCH_ONLY === 'growth') return console.log(JSON.stringify(await storeGrowth()));
+  if (process.env.BENCH_ONLY === 'callerid') return void (await callerId({}));
   const dir = mkdtempSync(join(tmpdir(), 'callrelay-bench-'));
   // Filled in as the parts finish; `rounds` is the count until the rounds' results replace it.
   /** @type {Record<string, any>} */
@@ -499,9 +502,27 @@ async function main() {
     '(target < 1000 ms)',
   );
 
+  await callerId(results);
+
   save(results, dir);
   // Said again at the end, where it is seen.
   if (!results.guard.ok) console.error(`\n${results.guard.message}`);
+}
+
+/** The caller-ID section (bench/callerid.mjs): printed, kept in `results`, failing the run. */
+async function callerId(results) {
+  const c = await callerIdBench({ root: ROOT });
+  results.callerId = c;
+  const f = (s) => `p50 ${s.p50ms} ms, p99 ${s.p99ms} ms (${s.hits}/${s.answers} found)`;
+  console.log(
+    `caller-ID lookups, ${c.rings} rings at once for ${c.numbers} numbers (HubSpot fake at 5 ` +
+      `searches/s): first ${f(c.first)}; cached ${f(c.cached)}; ceiling (bare Hono, same JSON) ` +
+      `${f(c.ceiling)}; one at a time, cached ${f(c.cachedOneByOne)}, ceiling ` +
+      `${f(c.ceilingOneByOne)}; CRM searches ${c.crmSearches} (most for one number ` +
+      `${c.crmSearchesMostForOneNumber}), 429s ${c.crm429}`,
+  );
+  console.log(c.message);
+  if (!c.ok) process.exitCode = 1;
 }
 
 function save(results, dir) {
