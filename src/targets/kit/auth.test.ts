@@ -9,7 +9,7 @@ import type { CrmAuth } from './auth.js';
 import { fixedAuth } from './auth.js';
 import { CrmClient, type CrmClientOptions, type Review } from './client.js';
 import { DeliveryError } from './errors.js';
-import { WindowLimiter } from './limiter.js';
+import { WindowLimiter, type Release } from './limiter.js';
 import { traceRequests, type RequestTrace } from './trace.js';
 
 /** Answers 200 to the current token only, 401 to anything else; logs what it got. */
@@ -29,7 +29,7 @@ class TokenServer extends LocalServer {
 /** Counts the slots taken. */
 class CountingLimiter extends WindowLimiter {
   taken = 0;
-  override acquire(maxWaitMs?: number): Promise<void> {
+  override acquire(maxWaitMs?: number): Promise<Release> {
     this.taken++;
     return super.acquire(maxWaitMs);
   }

@@ -22,7 +22,7 @@ const request = (operation: string, waitedMs = 0): RequestTrace => ({
 /** A limiter of one request per 40 ms (or `windowMs`) whose first slot is taken: items queue. */
 async function busyLimiter(windowMs = 40): Promise<WindowLimiter> {
   const limiter = new WindowLimiter(1, windowMs, Date.now, 0);
-  await limiter.acquire();
+  (await limiter.acquire())(); // answered at once: the window runs from now
   return limiter;
 }
 

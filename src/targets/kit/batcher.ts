@@ -6,7 +6,7 @@
 // own wait), and each waiter gets its own result or error.
 
 import { DeliveryError } from './errors.js';
-import { MAX_WAIT_MS, type WindowLimiter } from './limiter.js';
+import { MAX_WAIT_MS, type Release, type WindowLimiter } from './limiter.js';
 import { currentTrace, traceRequests, type TraceSink } from './trace.js';
 
 /** How the batch went for one item: its result, or why it failed (it alone). */
@@ -55,17 +55,20 @@ export class Batcher<I, R> {
     this.taking = true;
     try {
       while (this.queue.length) {
+        let release: Release;
         try {
           // The longest wait counts from when the oldest item began to wait, not from this turn.
           const waited = performance.now() - this.queue[0]!.since;
-          await this.o.limiter.acquire(Math.max(0, (this.o.maxWaitMs ?? MAX_WAIT_MS) - waited));
+          release = await this.o.limiter.acquire(
+            Math.max(0, (this.o.maxWaitMs ?? MAX_WAIT_MS) - waited),
+          );
         } catch (err) {
           // A long hold-off: every waiting item goes back to the store, due when it ends.
           for (const w of this.queue.splice(0)) w.reject(err);
           break;
         }
         const batch = this.queue.splice(0, this.o.max);
-        void this.send(batch);
+        void this.send(batch).finally(release);
       }
     } finally {
       this.taking = false;

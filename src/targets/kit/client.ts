@@ -165,7 +165,9 @@ export class CrmClient {
     reauthed = false,
   ): Promise<HttpAnswer> {
     const queued = paced?.since ?? performance.now();
-    if (!paced) await (c.limiter ?? this.o.limiter).acquire();
+    // The slot is handed back with the answer (kit/limiter.ts): until then the request counts as
+    // just sent, wherever it is on its way.
+    const release = paced ? undefined : await (c.limiter ?? this.o.limiter).acquire();
     // The credential first: an OAuth token answer may name the API's base URL (Salesforce).
     let credential: Record<string, string> | undefined;
     let refused: unknown;
@@ -189,7 +191,7 @@ export class CrmClient {
     };
     try {
       if (refused !== undefined) throw refused;
-      const answer = await this.exchange(c, url, credential, !reauthed);
+      const answer = await this.exchange(c, url, credential, !reauthed).finally(release);
       recordRequest({
         ...trace,
         durationMs: Math.round(performance.now() - sent),
@@ -199,6 +201,7 @@ export class CrmClient {
       });
       return answer;
     } catch (err) {
+      release?.();
       if (err instanceof Reauth) {
         // The refused request shows in the attempt; the next one waits for a slot of its own.
         recordRequest({

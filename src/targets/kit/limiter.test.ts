@@ -9,7 +9,12 @@ describe('pacing', () => {
     let now = 0;
     const l = new WindowLimiter(3, 1000, () => now, 0);
     const order: number[] = [];
-    const all = [0, 1, 2, 3, 4].map((i) => l.acquire().then(() => order.push(i)));
+    const all = [0, 1, 2, 3, 4].map((i) =>
+      l.acquire().then((answered) => {
+        order.push(i);
+        answered();
+      }),
+    );
     await new Promise((r) => setTimeout(r, 10));
     expect(order).toEqual([0, 1, 2]);
     now = 1000;
@@ -33,7 +38,7 @@ describe('pacing', () => {
   it('keeps a safety margin on the window', async () => {
     let now = 0;
     const l = new WindowLimiter(1, 1000, () => now, 50);
-    await l.acquire();
+    (await l.acquire())();
     let passed = false;
     const p = l.acquire().then(() => (passed = true));
     now = 1000;
@@ -64,8 +69,8 @@ describe('pacing', () => {
     // comes at 50, its slot would come at 100, past its limit, though 50 ms alone would be fine.
     let now = 0;
     const l = new WindowLimiter(1, 50, () => now, 0);
-    await l.acquire();
-    const both = Promise.allSettled([l.acquire(80), l.acquire(80)]);
+    (await l.acquire())();
+    const both = Promise.allSettled([l.acquire(80).then((answered) => answered()), l.acquire(80)]);
     now = 50;
     const [first, second] = await both;
     expect(first.status).toBe('fulfilled');
@@ -73,5 +78,41 @@ describe('pacing', () => {
     const err = (second as PromiseRejectedResult).reason as DeliveryError;
     expect(err).toMatchObject({ retryable: true, retryAfterMs: 50 });
     expect(err.message).toMatch(/window is taken for 1 s more by the requests queued ahead/);
+  });
+
+  it('counts a request from its answer, and one under way as just sent', async () => {
+    // Two a second. Two requests leave at 0 but are answered at 900 (they arrived late, bunched):
+    // the CRM may have counted them as late as 900, so the third waits until 1900, not 1000.
+    let now = 0;
+    const l = new WindowLimiter(2, 1000, () => now, 0);
+    const first = await l.acquire();
+    const second = await l.acquire();
+    let passed = false;
+    const third = l.acquire().then((answered) => {
+      passed = true;
+      return answered;
+    });
+    now = 1000; // both still under way: no room however long it has been
+    await new Promise((r) => setTimeout(r, 20));
+    expect(passed).toBe(false);
+    now = 900;
+    first();
+    second();
+    now = 1899;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(passed).toBe(false);
+    now = 1900;
+    (await third)();
+    expect(passed).toBe(true);
+  });
+
+  it('never stops for a slot nobody hands back', async () => {
+    let now = 0;
+    const l = new WindowLimiter(1, 1000, () => now, 0, 5000);
+    await l.acquire(); // never answered
+    const next = l.acquire(60_000);
+    now = 6000; // past the open limit (5 s) and its window
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(next).resolves.toBeTypeOf('function');
   });
 });

@@ -11,35 +11,56 @@ import { DeliveryError } from './errors.js';
  */
 export const MAX_WAIT_MS = 60_000;
 
+/** Hand back a slot once its request has been answered (or has failed for good). */
+export type Release = () => void;
+
+/**
+ * A request counted in the window. Until it is answered it counts as sent "now": the CRM counts
+ * it when it arrives, which may be well after it left here (a busy event loop, a new connection),
+ * and once answered it counts from the answer, the latest the CRM can have counted it. So a burst
+ * that left late and arrived bunched never leaves room for one more too soon.
+ */
+interface Slot {
+  at: number;
+  open: boolean;
+}
+
 export class WindowLimiter {
-  private readonly stamps: number[] = [];
+  private readonly slots: Slot[] = [];
   private blockedUntil = 0;
   private chain: Promise<void> = Promise.resolve();
+  /** Woken when an open slot is handed back. */
+  private wake: (() => void) | undefined;
 
   private readonly spanMs: number;
 
   /**
-   * `marginMs` widens the window a little: requests leave here but are counted where they arrive,
-   * and transit time varies, so a window kept to the millisecond could look one over over there.
+   * `marginMs` widens the window a little for the clocks and counting on the CRM's side.
+   * `openLimitMs`: a slot nobody hands back counts as answered after this (longer than any
+   * request's timeout), so that a caller that forgets can slow the window but never stop it.
    */
   constructor(
     readonly limit: number,
     readonly windowMs: number,
     private readonly now: () => number = Date.now,
     marginMs = Math.min(250, windowMs * 0.05),
+    private readonly openLimitMs = 120_000,
   ) {
     this.spanMs = windowMs + marginMs;
   }
 
   /**
-   * Resolves when one more request fits in the window; callers are served in order. Rejects,
-   * retryable after the pause, when that would take longer than `maxWaitMs` from now, the wait
-   * for the callers ahead included.
+   * Resolves when one more request fits in the window, with the function to call once it has
+   * been answered; callers are served in order. Rejects, retryable after the pause, when that would
+   * take longer than `maxWaitMs` from now, the wait for the callers ahead included.
    */
-  acquire(maxWaitMs = MAX_WAIT_MS): Promise<void> {
+  acquire(maxWaitMs = MAX_WAIT_MS): Promise<Release> {
     const deadline = this.now() + maxWaitMs;
     const turn = this.chain.then(() => this.waitForSlot(deadline));
-    this.chain = turn.catch(() => {});
+    this.chain = turn.then(
+      () => {},
+      () => {},
+    );
     return turn;
   }
 
@@ -48,27 +69,57 @@ export class WindowLimiter {
     this.blockedUntil = Math.max(this.blockedUntil, this.now() + ms);
   }
 
-  private async waitForSlot(deadline: number): Promise<void> {
+  /** When a slot stops counting: its time plus the window; open ones as if answered now. */
+  private expiry(s: Slot, now: number): number {
+    if (s.open && now - s.at < this.openLimitMs) return now + this.spanMs;
+    return s.at + this.spanMs;
+  }
+
+  private take(now: number): Release {
+    const slot: Slot = { at: now, open: true };
+    this.slots.push(slot);
+    return () => {
+      if (!slot.open) return;
+      slot.open = false;
+      slot.at = Math.max(slot.at, this.now());
+      this.wake?.();
+    };
+  }
+
+  private async waitForSlot(deadline: number): Promise<Release> {
     for (;;) {
       const now = this.now();
-      while (this.stamps.length && this.stamps[0]! <= now - this.spanMs) this.stamps.shift();
+      for (let i = this.slots.length - 1; i >= 0; i--)
+        if (this.expiry(this.slots[i]!, now) <= now) this.slots.splice(i, 1);
+      const full = this.slots.length >= this.limit;
+      const closed = this.slots.filter((s) => !s.open || now - s.at >= this.openLimitMs);
+      // Full of requests still under way: the first answer frees the soonest slot.
+      const onlyOpen = full && closed.length === 0;
       const wait = Math.max(
         this.blockedUntil - now,
-        this.stamps.length >= this.limit ? this.stamps[0]! + this.spanMs - now : 0,
+        full && !onlyOpen ? Math.min(...closed.map((s) => s.at + this.spanMs)) - now : 0,
       );
-      if (wait <= 0) {
-        this.stamps.push(now);
-        return;
-      }
-      if (wait > deadline - now)
+      if (wait <= 0 && !onlyOpen) return this.take(now);
+      if (wait > deadline - now || (onlyOpen && deadline <= now))
         throw new DeliveryError(
-          this.blockedUntil - now >= wait
+          this.blockedUntil - now >= wait && !onlyOpen
             ? `the CRM asked the relay to hold off for ${Math.ceil(wait / 1000)} s; trying again then`
-            : `the CRM's request window is taken for ${Math.ceil(wait / 1000)} s more by the ` +
+            : `the CRM's request window is taken for ${Math.ceil(Math.max(wait, this.spanMs) / 1000)} s more by the ` +
                 'requests queued ahead; trying again then',
-          { retryable: true, retryAfterMs: wait },
+          { retryable: true, retryAfterMs: Math.max(wait, onlyOpen ? this.spanMs : 0) },
         );
-      await new Promise((r) => setTimeout(r, wait));
+      // Only one caller waits at a time (they are chained); handing a slot back wakes it to
+      // count again, since the slot now expires from its answer.
+      const ms = onlyOpen ? Math.min(deadline - now, this.openLimitMs) : wait;
+      await new Promise<void>((r) => {
+        const go = (): void => {
+          clearTimeout(timer);
+          this.wake = undefined;
+          r();
+        };
+        const timer = setTimeout(go, ms);
+        this.wake = go;
+      });
     }
   }
 }
