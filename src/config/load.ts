@@ -320,7 +320,7 @@ export function loadConfig(
       issues.push(
         issueAt(
           y,
-          ['sources', i, 'crm'],
+          ['sources', i, 'adapter'],
           `crm: is 3CX's CRM template integration, which journals calls to this source: its adapter must be ${JOURNAL_ADAPTER}, not ${adapter.name}. For the WebAPI add-on keep a source of its own, and name it in crm.joinCallsOf (docs/3cx-template.md)`,
         ),
       );

@@ -15,7 +15,7 @@ const yaml = (crm: string): string => `admin:
 adapters: ${ADAPTERS}
 sources:
   - name: pbx
-    adapter: 3cx
+    adapter: 3cx-crm-template
     token: pbx-token-1234
 ${crm}targets:
   - name: webhook
@@ -52,6 +52,20 @@ describe('sources[].crm in relay.yaml', () => {
     ]);
     expect(issues(yaml('    crm:\n      lookup: [salesforce]\n'), true)).toEqual([
       '9:16 no target "salesforce" under targets: (targets: webhook, archive)',
+    ]);
+  });
+
+  it('puts crm: only on a source whose adapter takes the template journal', () => {
+    // The template posts ReportCall to the same source: an add-on source could not map it.
+    const text = yaml('    crm:\n      lookup: [webhok]\n').replace(
+      'adapter: 3cx-crm-template',
+      'adapter: 3cx',
+    );
+    expect(issues(text, true)).toEqual([
+      expect.stringMatching(
+        /^6:14 crm: is 3CX's CRM template integration.*adapter must be 3cx-crm-template, not 3cx/,
+      ),
+      '9:16 no target "webhok" under targets: (did you mean "webhook"?) (targets: webhook, archive)',
     ]);
   });
 

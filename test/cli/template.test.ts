@@ -20,7 +20,7 @@ ${o.publicUrl === false ? '' : '  publicUrl: https://relay.example.com/\n'}admin
 adapters: ${ADAPTERS}
 sources:
   - name: pbx
-    adapter: 3cx
+    adapter: 3cx-crm-template
     token: pbx-token-1234
     defaultCountry: CZ
     crm: ${o.crm ?? '{}'}
