@@ -192,7 +192,8 @@ describe('HubSpot contacts for caller lookups', () => {
     const { hs, t } = await open(
       '    portalId: 139000\n    searchRateLimit: { requests: 2, perSeconds: 1 }\n',
     );
-    hs.limit.searchSecondly = 2;
+    // The relay keeps a little under the limit: its clock and HubSpot's are not the same.
+    hs.limit.searchSecondly = 3;
     seed(hs);
     const numbers = [
       '+381629759787',
