@@ -150,6 +150,29 @@ export const RecipeSchema = z
             ).optional(),
             maxPages: z.number().int().min(1).max(50).optional(),
             read: Expr('The candidates: [{ id, numbers, name?, createdAt?, data? }].'),
+            card: z
+              .strictObject({
+                firstName: Expr(
+                  'First name (over `contact`, as `read` gave it, and `vars`).',
+                ).optional(),
+                lastName: Expr('Last name (or the whole name).').optional(),
+                company: Expr('Company or account name.').optional(),
+                email: Expr('Email address.').optional(),
+                phones: Expr(
+                  "[{ kind: 'business' | 'mobile' | 'home' | 'other', number }] (default: the candidate's numbers, kind other).",
+                ).optional(),
+                url: Template(
+                  "The record's page (a template over `contact` and `vars`).",
+                ).optional(),
+                entityType: Expr(
+                  'The kind of record in the CRM\'s words ("Contact", "Lead"; default "contact").',
+                ).optional(),
+              })
+              .optional()
+              .meta({
+                description:
+                  "What a phone system's caller lookup shows of a contact found by number (sources[].crm): expressions over `contact` ({ id, name, numbers, createdAt, data } as `read` gave it) and `vars`. Without it the target answers no lookups.",
+              }),
           })
           .optional(),
         user: z
@@ -453,6 +476,9 @@ export function recipeSites(def: Recipe): Site[] {
     request(['lookups', 'contact', 'request'], c.request);
     expr(['lookups', 'contact', 'next'], c.next);
     expr(['lookups', 'contact', 'read'], c.read);
+    for (const k of ['firstName', 'lastName', 'company', 'email', 'phones', 'entityType'] as const)
+      expr(['lookups', 'contact', 'card', k], c.card?.[k]);
+    tpl(['lookups', 'contact', 'card', 'url'], c.card?.url);
   }
   if (def.lookups.user) {
     request(['lookups', 'user', 'request'], def.lookups.user.request);

@@ -190,6 +190,8 @@ function prepare(raw: Record<string, unknown>, at: TargetPlace): PreparedTarget 
       // A reload sees an edited recipe as a changed target.
       recipeSha: createHash('sha256').update(readFileSync(found.file)).digest('hex').slice(0, 16),
       ...(raw.searchRateLimit || !d.searchRateLimit ? {} : { searchRateLimit: d.searchRateLimit }),
+      // Whether a phone system's caller lookup can ask it (contacts(), below).
+      findsContacts: !!def.lookups.contact?.card,
     },
     defaults: {
       ...(d.rateLimit ? { rateLimit: d.rateLimit } : {}),
@@ -211,4 +213,6 @@ export const restSpec: TargetSpec = {
     concurrency: 2,
   },
   prepare,
+  // A recipe finds contacts by number where it has a contact lookup with a card; none makes them.
+  contacts: (config) => ({ find: config.findsContacts === true, create: false }),
 };

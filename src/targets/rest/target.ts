@@ -21,7 +21,7 @@ import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { DeliveryError, StaleContactError, TokenEndpointError } from '../kit/errors.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { oauthAuth } from '../kit/oauth.js';
-import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { PhoneLookup } from '../kit/phone-lookup.js';
 import {
   allowedRecordingUrl,
   fetchRecording,
@@ -30,7 +30,15 @@ import {
   type RecordingLink,
 } from '../kit/recordings.js';
 import { UserLookup } from '../kit/user-lookup.js';
-import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
+import type {
+  ContactCard,
+  ContactQuery,
+  DeliveryContext,
+  RecordingAccess,
+  Target,
+  TargetDeps,
+} from '../types.js';
+import { RecipeCards, type Found } from './contacts.js';
 import { expression, template, type Expression, type Template } from './compile.js';
 import { loadRecipe, typedVars, userIdTest, type Recipe, type RecipeRequest } from './recipe.js';
 import { recipeSandbox } from './sandbox.js';
@@ -154,6 +162,12 @@ class RestTarget implements Target {
       Request
     >
   >;
+  /**
+   * Contacts by number for a phone system's caller lookup: only where the recipe has a contact
+   * lookup and says what a card shows (`lookups.contact.card`). Text and email search are not
+   * part of the recipe format (yet): those find nobody.
+   */
+  readonly findContacts?: (q: ContactQuery) => Promise<ContactCard[]>;
   /** Which steps run, decided once over `vars` (`when:`). */
   private active?: Promise<{ create: boolean; update: boolean; upsert: boolean; upload: boolean }>;
 
@@ -233,6 +247,11 @@ class RestTarget implements Target {
           search: (e164) => this.searchContacts(e164),
         })
       : undefined;
+    if (c?.card && this.req.contact) {
+      const cards = new RecipeCards(c.card, (e, i, w) => this.evaluate(e, i, w));
+      this.findContacts = async (q) =>
+        q.e164 ? cards.cards(q.e164, await this.searchContacts(q.e164), q.limit, this.vars) : [];
+    }
     this.users = new UserLookup<string>({
       agents: cfg.agents,
       ttlMs: cfg.cacheSec * 1000,
@@ -669,12 +688,12 @@ class RestTarget implements Target {
   }
 
   /** Everyone the CRM finds for a number, in every form `terms` gives, page by page. */
-  private async searchContacts(e164: string): Promise<Candidate<string>[]> {
+  private async searchContacts(e164: string): Promise<Found[]> {
     const def = this.def.lookups.contact!;
     const base = { external: e164, vars: this.vars };
     const forms = this.x.terms ? await this.evaluate(this.x.terms, base, 'terms') : [e164];
     const terms = [...new Set((Array.isArray(forms) ? forms : [forms]).map(text).filter((t) => t))];
-    const out: Candidate<string>[] = [];
+    const out: Found[] = [];
     for (const term of terms) {
       let extra: Record<string, unknown> = {};
       for (let page = 1; page <= (def.maxPages ?? 5); page++) {
@@ -709,6 +728,7 @@ class RestTarget implements Target {
             numbers,
             ...(name ? { name } : {}),
             ...(typeof c.createdAt === 'string' ? { createdAt: c.createdAt } : {}),
+            ...(data ? { data } : {}),
           });
         }
         if (!this.x.next) break;
