@@ -333,15 +333,20 @@ export class FakePipedrive extends CrmFake {
       const limit = Number(url.searchParams.get('limit') ?? 100);
       if (!Number.isInteger(limit) || limit < 1 || limit > 500)
         return fail(400, 'limit must be 1 to 500');
-      // Exact: the whole stored value (case-insensitive; phones after dropping spaces, as a
-      // careful client cannot rely on more). Otherwise a part of it.
+      // Exact: the whole stored value (case-insensitive, spaces dropped). Otherwise a part of it.
       const norm = (s: string): string => s.replace(/\s/g, '').toLowerCase();
       const t = norm(term);
       const hit = (v: string): boolean => (exact ? norm(v) === t : norm(v).includes(t));
+      // How Pipedrive normalises numbers for search is not documented: this fake is lenient, as
+      // the worst case a client must survive. A number matches when its digits end with the
+      // term's, so the national digits also find the same local number in another country.
+      const digits = (s: string): string => s.replace(/\D/g, '');
+      const phoneHit = (v: string): boolean =>
+        hit(v) || (digits(t).length >= 6 && digits(v).endsWith(digits(t)));
       const items = [...this.persons.values()]
         .filter(
           (p) =>
-            (fields.includes('phone') && p.phones.some(hit)) ||
+            (fields.includes('phone') && p.phones.some(phoneHit)) ||
             (fields.includes('email') && p.emails.some(hit)) ||
             (fields.includes('name') &&
               (exact ? hit(p.name) : p.name.toLowerCase().includes(term.trim().toLowerCase()))),
