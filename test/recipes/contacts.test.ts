@@ -114,10 +114,17 @@ describe('recipe targets answer caller lookups', () => {
       contact,
     ]);
     expect(await t.findContacts!({ e164: '+38163000111', limit: 5 })).toEqual([]);
-    // Text and email are not in the recipe format: they find nobody and ask nothing.
-    const before = sf.count('GET', SF_SEARCH);
-    expect(await t.findContacts!({ text: 'Marko', limit: 5 })).toEqual([]);
-    expect(sf.count('GET', SF_SEARCH)).toBe(before);
+    // The phone client's search: names (a Lead's company too), and email, exact.
+    expect((await t.findContacts!({ text: 'petrov', limit: 5 })).map((c) => c.id)).toEqual([
+      contact,
+    ]);
+    expect((await t.findContacts!({ text: 'Jović d.o.o.', limit: 5 })).map((c) => c.id)).toEqual([
+      lead,
+    ]);
+    const [byEmail] = await t.findContacts!({ email: 'Marko@Acme.rs', limit: 5 });
+    expect(byEmail).toMatchObject({ id: contact, firstName: 'Marko', entityType: 'Contact' });
+    expect(await t.findContacts!({ email: 'marko@acme', limit: 5 })).toEqual([]);
+    expect(await t.findContacts!({ text: 'nobody', limit: 5 })).toEqual([]);
   });
 
   it('Zoho CRM: the card of the Contact or Lead with the number, never a look-alike', async () => {

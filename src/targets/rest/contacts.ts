@@ -55,6 +55,20 @@ export class RecipeCards {
     return out;
   }
 
+  /** The cards of records a text or email search found, in the CRM's order. */
+  async listed(
+    found: Found[],
+    limit: number,
+    vars: Record<string, unknown>,
+  ): Promise<ContactCard[]> {
+    const seen = new Map<string, Found>();
+    for (const c of found) if (!seen.has(c.id)) seen.set(c.id, c);
+    const out: ContactCard[] = [];
+    for (const c of [...seen.values()].slice(0, Math.max(1, limit)))
+      out.push(await this.card(c, vars));
+    return out;
+  }
+
   private async card(c: Found, vars: Record<string, unknown>): Promise<ContactCard> {
     const contact = {
       id: c.id,

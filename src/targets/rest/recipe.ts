@@ -73,6 +73,30 @@ const IdStepSchema = StepSchema.extend({
   id: Expr('An expression over `answer`: the remote id of the activity.'),
 });
 
+/**
+ * A contact search by text or by email for a phone system's caller lookup (sources[].crm): as the
+ * contact lookup by number, over `text` or `email` instead of `external`; the cards are made by
+ * `lookups.contact.card`.
+ */
+const ContactSearch = (over: 'text' | 'email', what: string) =>
+  z
+    .strictObject({
+      terms: Expr(
+        `The terms to search, each (default [${over}]); sees \`${over}\`, \`vars\`.`,
+      ).optional(),
+      request: RequestSchema,
+      notFound: z.array(z.number().int()).optional(),
+      next: Expr(
+        'Paging: an object merged into the query for the next page, or undefined to stop.',
+      ).optional(),
+      maxPages: z.number().int().min(1).max(50).optional(),
+      read: Expr('The records found: [{ id, numbers, name?, createdAt?, data? }], best first.'),
+    })
+    .optional()
+    .meta({
+      description: `Contacts by ${over} (${what}) for a phone system's contact search; needs lookups.contact.card.`,
+    });
+
 const VarSchema = z.strictObject({
   description: z.string().optional(),
   default: z.union([z.string(), z.number(), z.boolean()]).optional(),
@@ -175,6 +199,8 @@ export const RecipeSchema = z
               }),
           })
           .optional(),
+        text: ContactSearch('text', 'Free text as typed in the phone client (a name, a company).'),
+        email: ContactSearch('email', 'An email address.'),
         user: z
           .strictObject({
             request: RequestSchema,
@@ -479,6 +505,14 @@ export function recipeSites(def: Recipe): Site[] {
     for (const k of ['firstName', 'lastName', 'company', 'email', 'phones', 'entityType'] as const)
       expr(['lookups', 'contact', 'card', k], c.card?.[k]);
     tpl(['lookups', 'contact', 'card', 'url'], c.card?.url);
+  }
+  for (const k of ['text', 'email'] as const) {
+    const l = def.lookups[k];
+    if (!l) continue;
+    expr(['lookups', k, 'terms'], l.terms);
+    request(['lookups', k, 'request'], l.request);
+    expr(['lookups', k, 'next'], l.next);
+    expr(['lookups', k, 'read'], l.read);
   }
   if (def.lookups.user) {
     request(['lookups', 'user', 'request'], def.lookups.user.request);

@@ -249,8 +249,25 @@ class RestTarget implements Target {
       : undefined;
     if (c?.card && this.req.contact) {
       const cards = new RecipeCards(c.card, (e, i, w) => this.evaluate(e, i, w));
-      this.findContacts = async (q) =>
-        q.e164 ? cards.cards(q.e164, await this.searchContacts(q.e164), q.limit, this.vars) : [];
+      const by = {
+        text: this.searchBy('text', def.lookups.text),
+        email: this.searchBy('email', def.lookups.email),
+      };
+      this.findContacts = async (q) => {
+        if (q.e164)
+          return cards.cards(q.e164, await this.searchContacts(q.e164), q.limit, this.vars);
+        const [kind, value] =
+          q.text !== undefined ? (['text', q.text] as const) : (['email', q.email ?? ''] as const);
+        const search = by[kind];
+        if (!search || !value.trim()) return [];
+        const found = await search(value.trim());
+        const listed = await cards.listed(found, q.limit, this.vars);
+        // An email search counts only records with that email (where the card shows one).
+        const email = value.trim().toLowerCase();
+        return kind === 'email'
+          ? listed.filter((x) => !x.email || x.email.toLowerCase() === email)
+          : listed;
+      };
     }
     this.users = new UserLookup<string>({
       agents: cfg.agents,
@@ -687,11 +704,57 @@ class RestTarget implements Target {
     }
   }
 
+  /** The recipe's contact search by text or email (`lookups.text`, `lookups.email`), if any. */
+  private searchBy(
+    kind: 'text' | 'email',
+    l: Recipe['lookups']['text'],
+  ): ((value: string) => Promise<Found[]>) | undefined {
+    if (!l) return undefined;
+    // Dry runs answer these as they answer the contact search (sandbox.ts).
+    const req = compileRequest('contact', l.request);
+    const terms = optional(l.terms);
+    const next = optional(l.next);
+    const read = expression(l.read);
+    return (value) =>
+      this.runSearch(
+        { def: l, req, ...(terms ? { terms } : {}), ...(next ? { next } : {}), read },
+        { [kind]: value, vars: this.vars },
+        value,
+        kind === 'text' ? 'searching contacts' : 'looking up a contact by email',
+      );
+  }
+
   /** Everyone the CRM finds for a number, in every form `terms` gives, page by page. */
-  private async searchContacts(e164: string): Promise<Found[]> {
-    const def = this.def.lookups.contact!;
-    const base = { external: e164, vars: this.vars };
-    const forms = this.x.terms ? await this.evaluate(this.x.terms, base, 'terms') : [e164];
+  private searchContacts(e164: string): Promise<Found[]> {
+    return this.runSearch(
+      {
+        def: this.def.lookups.contact!,
+        req: this.req.contact!,
+        ...(this.x.terms ? { terms: this.x.terms } : {}),
+        ...(this.x.next ? { next: this.x.next } : {}),
+        read: this.x.read!,
+      },
+      { external: e164, vars: this.vars },
+      e164,
+      'searching contacts by phone',
+    );
+  }
+
+  /** A search of the recipe (by number, text or email): each term, page by page. */
+  private async runSearch(
+    l: {
+      def: { notFound?: number[] | undefined; maxPages?: number | undefined };
+      req: Request;
+      terms?: Expression;
+      next?: Expression;
+      read: Expression;
+    },
+    base: Input,
+    term0: string,
+    what: string,
+  ): Promise<Found[]> {
+    const def = l.def;
+    const forms = l.terms ? await this.evaluate(l.terms, base, 'terms') : [term0];
     const terms = [...new Set((Array.isArray(forms) ? forms : [forms]).map(text).filter((t) => t))];
     const out: Found[] = [];
     for (const term of terms) {
@@ -699,15 +762,15 @@ class RestTarget implements Target {
       for (let page = 1; page <= (def.maxPages ?? 5); page++) {
         const input = { ...base, term, page };
         const answer = await unlessNotFound(def.notFound ?? [404], () =>
-          this.send(this.req.contact!, input, {
-            what: 'searching contacts by phone',
+          this.send(l.req, input, {
+            what,
             idempotent: true,
             limiter: this.searchLimiter,
             extraQuery: extra,
           }),
         );
         if (!answer) break;
-        const read = await this.evaluate(this.x.read!, { ...input, answer }, 'reading contacts');
+        const read = await this.evaluate(l.read, { ...input, answer }, 'reading contacts');
         for (const c of (Array.isArray(read) ? read : read ? [read] : []) as Record<
           string,
           unknown
@@ -731,8 +794,8 @@ class RestTarget implements Target {
             ...(data ? { data } : {}),
           });
         }
-        if (!this.x.next) break;
-        const more = await this.evaluate(this.x.next, { ...input, answer }, 'paging');
+        if (!l.next) break;
+        const more = await this.evaluate(l.next, { ...input, answer }, 'paging');
         if (!more || typeof more !== 'object') break;
         extra = { ...extra, ...(more as Record<string, unknown>) };
       }
