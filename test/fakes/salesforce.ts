@@ -499,6 +499,43 @@ export class FakeSalesforce extends CrmFake {
       return parsed as Record<string, unknown>;
     };
     const v = m[1]!;
+    if ((object === 'Contact' || object === 'Lead') && method === 'POST' && !a) {
+      // A person made through the API: createable fields only, LastName (and a Lead's Company)
+      // required, text within its length.
+      const input = body();
+      const defs = OBJECTS[object]!;
+      const fields: Record<string, unknown> = {};
+      for (const [k, val] of Object.entries(input)) {
+        const [name, def] = this.field(defs, k, object);
+        if (!def.create)
+          throw new SfError(
+            400,
+            'INVALID_FIELD_FOR_INSERT_UPDATE',
+            `Unable to create/update fields: ${name}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.`,
+            [name],
+          );
+        if (typeof val !== 'string' || (def.length && val.length > def.length))
+          throw new SfError(
+            400,
+            'STRING_TOO_LONG',
+            `${def.label}: data value too large: ${String(val)}`,
+            [name],
+          );
+        fields[name] = val;
+      }
+      const missing = ['LastName', ...(object === 'Lead' ? ['Company'] : [])].filter(
+        (f) => !fields[f],
+      );
+      if (missing.length)
+        throw new SfError(
+          400,
+          'REQUIRED_FIELD_MISSING',
+          `Required fields are missing: [${missing.join(', ')}]`,
+          missing,
+        );
+      const id = this.person(object, fields);
+      return { status: 201, body: { id, success: true, errors: [] } };
+    }
     if (object !== 'Task') {
       if (method === 'GET' && a && !b)
         return { status: 200, body: this.view(object!, this.get(object!, a), v) };

@@ -201,11 +201,50 @@ describe('recipe targets answer caller lookups', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
   });
 
+  it('Salesforce: makes exactly one Contact from the phone client, which a lookup then finds', async () => {
+    const { sf, t } = await salesforce();
+    const contacts = (): number => sf.records.Contact.size;
+    const before = contacts();
+    const made = await t.addContact!({
+      firstName: 'Nova',
+      lastName: 'Stranka',
+      email: 'nova@example.cz',
+      e164: '+420601234567',
+    });
+    expect(contacts()).toBe(before + 1);
+    expect(sf.records.Contact.get(made.id)).toMatchObject({
+      FirstName: 'Nova',
+      LastName: 'Stranka',
+      Email: 'nova@example.cz',
+      Phone: '+420601234567',
+    });
+    expect(made).toMatchObject({
+      firstName: 'Nova',
+      lastName: 'Stranka',
+      email: 'nova@example.cz',
+      phones: [{ kind: 'business', number: '+420601234567' }],
+      url: `https://acme.lightning.force.com/lightning/r/Contact/${made.id}/view`,
+      entityType: 'Contact',
+    });
+    const found = await t.findContacts!({ e164: '+420601234567', limit: 5 });
+    expect(found.map((c) => c.id)).toEqual([made.id]);
+    // A number alone: Salesforce needs a LastName, and the number stands in for it.
+    const bare = await t.addContact!({ e164: '+420601234568' });
+    expect(sf.records.Contact.get(bare.id)).toMatchObject({ LastName: '+420601234568' });
+  });
+
   it('says which recipes can answer lookups', () => {
     const { cfg } = target(
       `  - name: salesforce\n    type: rest\n    recipe: salesforce\n    dryRun: true\n    vars: { domain: acme }\n`,
     );
     expect(restSpec.contacts!(cfg as unknown as Record<string, unknown>)).toEqual({
+      find: true,
+      create: true,
+    });
+    const zohoCfg = target(
+      `  - name: zoho\n    type: rest\n    recipe: zoho-crm\n    dryRun: true\n    vars: { org: org1 }\n`,
+    ).cfg;
+    expect(restSpec.contacts!(zohoCfg as unknown as Record<string, unknown>)).toEqual({
       find: true,
       create: false,
     });

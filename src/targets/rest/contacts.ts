@@ -69,7 +69,7 @@ export class RecipeCards {
     return out;
   }
 
-  private async card(c: Found, vars: Record<string, unknown>): Promise<ContactCard> {
+  async card(c: Found, vars: Record<string, unknown>): Promise<ContactCard> {
     const contact = {
       id: c.id,
       name: c.name,

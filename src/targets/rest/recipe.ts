@@ -253,6 +253,19 @@ export const RecipeSchema = z
         url: Template('Its URL (a template).').optional(),
       })
       .optional(),
+    newContact: z
+      .strictObject({
+        what,
+        request: RequestSchema,
+        read: Expr(
+          'Over `contact`, `vars` and `answer`: the record made, as `lookups.contact.read` gives one ({ id, numbers, name?, createdAt?, data? }).',
+        ),
+      })
+      .optional()
+      .meta({
+        description:
+          'How a phone client\'s "create contact" makes one (sources[].crm.createIn): a request over `contact` ({ firstName, lastName, company, email, e164 }, each possibly absent) and `vars`; the card is made by `lookups.contact.card`.',
+      }),
     check: z.strictObject({ request: RequestSchema }).optional(),
     sandbox: z
       .strictObject({
@@ -541,6 +554,10 @@ export function recipeSites(def: Recipe): Site[] {
   if (def.link) {
     expr(['link', 'id'], def.link.id);
     tpl(['link', 'url'], def.link.url);
+  }
+  if (def.newContact) {
+    request(['newContact', 'request'], def.newContact.request);
+    expr(['newContact', 'read'], def.newContact.read);
   }
   request(['check', 'request'], def.check?.request);
   for (const [k, v] of Object.entries(def.sandbox ?? {})) expr(['sandbox', k], v);

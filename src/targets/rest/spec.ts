@@ -192,6 +192,7 @@ function prepare(raw: Record<string, unknown>, at: TargetPlace): PreparedTarget 
       ...(raw.searchRateLimit || !d.searchRateLimit ? {} : { searchRateLimit: d.searchRateLimit }),
       // Whether a phone system's caller lookup can ask it (contacts(), below).
       findsContacts: !!def.lookups.contact?.card,
+      makesContacts: !!(def.lookups.contact?.card && def.newContact),
     },
     defaults: {
       ...(d.rateLimit ? { rateLimit: d.rateLimit } : {}),
@@ -213,6 +214,10 @@ export const restSpec: TargetSpec = {
     concurrency: 2,
   },
   prepare,
-  // A recipe finds contacts by number where it has a contact lookup with a card; none makes them.
-  contacts: (config) => ({ find: config.findsContacts === true, create: false }),
+  // A recipe finds contacts where it has a contact lookup with a card, and makes them where it
+  // also has `newContact`.
+  contacts: (config) => ({
+    find: config.findsContacts === true,
+    create: config.makesContacts === true,
+  }),
 };

@@ -34,6 +34,7 @@ import type {
   ContactCard,
   ContactQuery,
   DeliveryContext,
+  NewContact,
   RecordingAccess,
   Target,
   TargetDeps,
@@ -168,6 +169,8 @@ class RestTarget implements Target {
    * part of the recipe format (yet): those find nobody.
    */
   readonly findContacts?: (q: ContactQuery) => Promise<ContactCard[]>;
+  /** A contact from the phone client's form, where the recipe has `newContact` and a card. */
+  readonly addContact?: (c: NewContact) => Promise<ContactCard>;
   /** Which steps run, decided once over `vars` (`when:`). */
   private active?: Promise<{ create: boolean; update: boolean; upsert: boolean; upload: boolean }>;
 
@@ -249,6 +252,35 @@ class RestTarget implements Target {
       : undefined;
     if (c?.card && this.req.contact) {
       const cards = new RecipeCards(c.card, (e, i, w) => this.evaluate(e, i, w));
+      const made = def.newContact;
+      if (made) {
+        // Dry runs answer it as a create (sandbox.ts): a fresh id.
+        const req = compileRequest('create', made.request);
+        const read = expression(made.read);
+        this.addContact = async (nc) => {
+          const contact = {
+            firstName: nc.firstName,
+            lastName: nc.lastName,
+            company: nc.company,
+            email: nc.email,
+            e164: nc.e164,
+          };
+          const input = { contact, vars: this.vars };
+          const answer = await this.send(req, input, {
+            what: made.what ?? 'creating a contact from the phone client',
+            idempotent: false,
+          });
+          const [found] = this.candidates(
+            await this.evaluate(read, { ...input, answer }, 'reading the contact made'),
+          );
+          if (!found)
+            throw new DeliveryError(
+              `creating a contact: ${this.where}: newContact.read gave no id`,
+              { retryable: false },
+            );
+          return cards.card(found, this.vars);
+        };
+      }
       const by = {
         text: this.searchBy('text', def.lookups.text),
         email: this.searchBy('email', def.lookups.email),
@@ -704,6 +736,32 @@ class RestTarget implements Target {
     }
   }
 
+  /** What a recipe's `read` gave: the candidates with an id. */
+  private candidates(read: unknown): Found[] {
+    const out: Found[] = [];
+    for (const c of (Array.isArray(read) ? read : read ? [read] : []) as Record<
+      string,
+      unknown
+    >[]) {
+      const id = idOf(c.id);
+      if (!id) continue;
+      const numbers = (Array.isArray(c.numbers) ? c.numbers : [c.numbers]).map((n) =>
+        n === undefined || n === null ? null : text(n),
+      );
+      const name = typeof c.name === 'string' && c.name ? c.name : undefined;
+      const data =
+        c.data && typeof c.data === 'object' ? (c.data as Record<string, unknown>) : undefined;
+      out.push({
+        id,
+        numbers,
+        ...(name ? { name } : {}),
+        ...(typeof c.createdAt === 'string' ? { createdAt: c.createdAt } : {}),
+        ...(data ? { data } : {}),
+      });
+    }
+    return out;
+  }
+
   /** The recipe's contact search by text or email (`lookups.text`, `lookups.email`), if any. */
   private searchBy(
     kind: 'text' | 'email',
@@ -771,28 +829,14 @@ class RestTarget implements Target {
         );
         if (!answer) break;
         const read = await this.evaluate(l.read, { ...input, answer }, 'reading contacts');
-        for (const c of (Array.isArray(read) ? read : read ? [read] : []) as Record<
-          string,
-          unknown
-        >[]) {
-          const id = idOf(c.id);
-          if (!id) continue;
-          const numbers = (Array.isArray(c.numbers) ? c.numbers : [c.numbers]).map((n) =>
-            n === undefined || n === null ? null : text(n),
-          );
-          const name = typeof c.name === 'string' && c.name ? c.name : undefined;
-          const data =
-            c.data && typeof c.data === 'object' ? (c.data as Record<string, unknown>) : undefined;
+        for (const c of this.candidates(read)) {
           // Kept for the contact of the calls the search was for; bounded like a cache.
           if (this.found.size >= 10_000) this.found.clear();
-          this.found.set(id, { ...(name ? { name } : {}), ...(data ? { data } : {}) });
-          out.push({
-            id,
-            numbers,
-            ...(name ? { name } : {}),
-            ...(typeof c.createdAt === 'string' ? { createdAt: c.createdAt } : {}),
-            ...(data ? { data } : {}),
+          this.found.set(c.id, {
+            ...(c.name ? { name: c.name } : {}),
+            ...(c.data ? { data: c.data } : {}),
           });
+          out.push(c);
         }
         if (!l.next) break;
         const more = await this.evaluate(l.next, { ...input, answer }, 'paging');
