@@ -6,7 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/load.js';
 import { silentLogger } from '../../telemetry/log.js';
-import { tempDir, writeRelayYaml } from '../../../test/support.js';
+import { runFlow } from '../../flows.js';
+import { loadAdapterDir } from '../../ingest/adapter.js';
+import { ADAPTERS, goldenCases, tempDir, writeRelayYaml } from '../../../test/support.js';
+import type { DeliveryContext } from '../types.js';
 import { DeliveryError } from '../kit/errors.js';
 import type { Target } from '../types.js';
 import { hubspotSpec } from './spec.js';
@@ -171,6 +174,34 @@ describe('HubSpot contacts for caller lookups', () => {
     });
     const found = await t.findContacts!({ e164: '+420601234567', limit: 5 });
     expect(found.map((c) => c.id)).toEqual([made.id]);
+  });
+
+  it("a contact made from the phone client is a later call's contact at once", async () => {
+    const { hs, t } = await open('    portalId: 139000\n');
+    const golden = goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!;
+    const adapter = loadAdapterDir(ADAPTERS).get(golden.adapter)!;
+    const [record] = (await runFlow(golden.flow, adapter, { defaultCountry: 'CZ' })).calls;
+    const ctx = (): DeliveryContext => ({
+      job: {
+        id: 1,
+        target: 'hubspot',
+        source: golden.adapter,
+        callId: record!.callId,
+        rev: 1,
+        attempts: 0,
+        firstFailedAt: null,
+        remote: {},
+        record: record!,
+      },
+      save: () => Promise.resolve(),
+      log: silentLogger,
+    });
+    // Nobody has the number yet: the delivery remembers the miss.
+    expect((await t.deliver(ctx())).contactId).toBeNull();
+    const made = await t.addContact!({ firstName: 'Jana', e164: record!.externalE164! });
+    // The next call's delivery finds the new contact instead of the remembered miss.
+    expect((await t.deliver(ctx())).contactId).toBe(made.id);
+    expect(hs.contacts.size).toBe(1);
   });
 
   it('throws when HubSpot fails (the caller answers "not found")', async () => {

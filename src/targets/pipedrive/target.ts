@@ -154,8 +154,11 @@ class PipedriveTarget implements Target {
     return this.cards.find(q);
   }
 
-  addContact(c: NewContact): Promise<ContactCard> {
-    return this.cards.add(c);
+  async addContact(c: NewContact): Promise<ContactCard> {
+    const card = await this.cards.add(c);
+    // A delivery's cached miss for the number would hide the new contact for a while.
+    this.persons.forget(c.e164 ?? null);
+    return card;
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {

@@ -164,9 +164,9 @@ class RestTarget implements Target {
     >
   >;
   /**
-   * Contacts by number for a phone system's caller lookup: only where the recipe has a contact
-   * lookup and says what a card shows (`lookups.contact.card`). Text and email search are not
-   * part of the recipe format (yet): those find nobody.
+   * Contacts for a phone system's caller lookup: only where the recipe has a contact lookup and
+   * says what a card shows (`lookups.contact.card`); by text and email where it has
+   * `lookups.text` and `lookups.email` (otherwise those find nobody).
    */
   readonly findContacts?: (q: ContactQuery) => Promise<ContactCard[]>;
   /** A contact from the phone client's form, where the recipe has `newContact` and a card. */
@@ -278,6 +278,8 @@ class RestTarget implements Target {
               `creating a contact: ${this.where}: newContact.read gave no id`,
               { retryable: false },
             );
+          // A delivery's cached miss for the number would hide the new contact for a while.
+          this.contacts?.forget(nc.e164 ?? null);
           return cards.card(found, this.vars);
         };
       }
@@ -830,12 +832,14 @@ class RestTarget implements Target {
         if (!answer) break;
         const read = await this.evaluate(l.read, { ...input, answer }, 'reading contacts');
         for (const c of this.candidates(read)) {
-          // Kept for the contact of the calls the search was for; bounded like a cache.
-          if (this.found.size >= 10_000) this.found.clear();
-          this.found.set(c.id, {
-            ...(c.name ? { name: c.name } : {}),
-            ...(c.data ? { data: c.data } : {}),
-          });
+          // Kept for the contact of the calls a number's search was for; bounded like a cache.
+          if (base.external !== undefined) {
+            if (this.found.size >= 10_000) this.found.clear();
+            this.found.set(c.id, {
+              ...(c.name ? { name: c.name } : {}),
+              ...(c.data ? { data: c.data } : {}),
+            });
+          }
           out.push(c);
         }
         if (!l.next) break;
