@@ -134,6 +134,12 @@ const PHONE_FIELDS: Record<string, string[]> = {
   Contact: ['Phone', 'MobilePhone', 'HomePhone', 'OtherPhone'],
   Lead: ['Phone', 'MobilePhone'],
 };
+/** The fields SOSL's NAME FIELDS and EMAIL FIELDS search groups cover, per object. */
+const NAME_FIELDS: Record<string, string[]> = {
+  Contact: ['Name', 'FirstName', 'LastName'],
+  Lead: ['Name', 'FirstName', 'LastName', 'Company'],
+};
+const EMAIL_FIELDS: Record<string, string[]> = { Contact: ['Email'], Lead: ['Email'] };
 const SOSL_RESERVED = new Set('?&|!{}[]()^~*:\\"\'+-'.split(''));
 
 /** An error as the REST API answers it: an array of {message, errorCode, fields?}. */
@@ -493,6 +499,43 @@ export class FakeSalesforce extends CrmFake {
       return parsed as Record<string, unknown>;
     };
     const v = m[1]!;
+    if ((object === 'Contact' || object === 'Lead') && method === 'POST' && !a) {
+      // A person made through the API: createable fields only, LastName (and a Lead's Company)
+      // required, text within its length.
+      const input = body();
+      const defs = OBJECTS[object]!;
+      const fields: Record<string, unknown> = {};
+      for (const [k, val] of Object.entries(input)) {
+        const [name, def] = this.field(defs, k, object);
+        if (!def.create)
+          throw new SfError(
+            400,
+            'INVALID_FIELD_FOR_INSERT_UPDATE',
+            `Unable to create/update fields: ${name}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.`,
+            [name],
+          );
+        if (typeof val !== 'string' || (def.length && val.length > def.length))
+          throw new SfError(
+            400,
+            'STRING_TOO_LONG',
+            `${def.label}: data value too large: ${String(val)}`,
+            [name],
+          );
+        fields[name] = val;
+      }
+      const missing = ['LastName', ...(object === 'Lead' ? ['Company'] : [])].filter(
+        (f) => !fields[f],
+      );
+      if (missing.length)
+        throw new SfError(
+          400,
+          'REQUIRED_FIELD_MISSING',
+          `Required fields are missing: [${missing.join(', ')}]`,
+          missing,
+        );
+      const id = this.person(object, fields);
+      return { status: 201, body: { id, success: true, errors: [] } };
+    }
     if (object !== 'Task') {
       if (method === 'GET' && a && !b)
         return { status: 200, body: this.view(object!, this.get(object!, a), v) };
@@ -801,8 +844,27 @@ export class FakeSalesforce extends CrmFake {
     }
     if (text.replace(/[\s*?]/g, '').length < 2)
       throw new SfError(400, 'MALFORMED_SEARCH', 'search term must be longer than one character');
-    if ((group ?? 'ALL').toUpperCase() !== 'PHONE')
-      throw new SfError(400, 'MALFORMED_SEARCH', 'this fake answers IN PHONE FIELDS searches only');
+    const kind = (group ?? 'ALL').toUpperCase();
+    if (!['PHONE', 'NAME', 'EMAIL'].includes(kind))
+      throw new SfError(
+        400,
+        'MALFORMED_SEARCH',
+        'this fake answers IN PHONE, NAME and EMAIL FIELDS searches only',
+      );
+    // NAME and EMAIL: every word of the term starts a word of those fields (case-insensitive),
+    // as SOSL's tokenised search matches; a trailing * is a wildcard, which a word start is anyway.
+    const words = text
+      .toLowerCase()
+      .split(/\s+/)
+      .map((w) => w.replace(/[*?]+$/, ''))
+      .filter(Boolean);
+    const textMatches = (r: SfRecord, fields: string[]): boolean => {
+      const tokens = fields.flatMap((f) => {
+        const v = String(r[f] ?? '').toLowerCase();
+        return [v, ...v.split(/\s+/), ...v.split(/[\s,.;:()@-]+/)];
+      });
+      return words.every((w) => tokens.some((t) => t.startsWith(w)));
+    };
     const wanted = [...returning!.matchAll(/([A-Za-z_]+)\s*(?:\(([^)]*)\))?\s*(?:,|$)/g)];
     const digits = text.replace(/\D/g, '');
     const out: unknown[] = [];
@@ -832,7 +894,11 @@ export class FakeSalesforce extends CrmFake {
         (r) => Date.now() - Date.parse(r.CreatedDate) >= this.searchLagMs && r.IsConverted !== true,
       );
       for (const r of visible)
-        if (PHONE_FIELDS[object]!.some((f) => phoneMatches(r[f], digits)))
+        if (
+          kind === 'PHONE'
+            ? PHONE_FIELDS[object]!.some((f) => phoneMatches(r[f], digits))
+            : textMatches(r, (kind === 'NAME' ? NAME_FIELDS : EMAIL_FIELDS)[object]!)
+        )
           out.push(this.view(object, r, v, names));
     }
     return { searchRecords: out.slice(0, Number(limit ?? 2000)) };

@@ -107,6 +107,13 @@ export class FakeHubspot extends CrmFake {
   limit = { tenSecondly: 100, searchSecondly: 5 };
   /** Milliseconds before a new object shows up in search (search is eventually consistent). */
   searchLag = 0;
+  /** The account id the account-info API answers with. */
+  portalId = 24_681_357;
+  /**
+   * The scopes the token was granted (HubSpot answers 403 MISSING_SCOPES without them); checked
+   * for the contact and account-info requests.
+   */
+  readonly scopes = new Set(['oauth', 'crm.objects.contacts.read', 'crm.objects.contacts.write']);
   /** Process every request this late (keeps requests in flight, e.g. for a kill). */
   delayMs = 0;
   /** Batch inputs (by objectWriteTraceId) to fail alone in a 207, with this error. */
@@ -261,6 +268,33 @@ export class FakeHubspot extends CrmFake {
       send(status, payload, headers);
     };
 
+    const scope = scopeOf(req.method!, url.pathname);
+    if (scope && !this.scopes.has(scope))
+      return send(403, {
+        status: 'error',
+        message: "This app hasn't been granted all required scopes to make this call.",
+        correlationId: 'fake-correlation',
+        category: 'MISSING_SCOPES',
+        errors: [
+          {
+            message: `One or more of the following scopes are required.`,
+            context: { requiredGranularScopes: [scope] },
+          },
+        ],
+      });
+    if (req.method === 'GET' && url.pathname === '/account-info/v3/details')
+      return after(200, {
+        portalId: this.portalId,
+        accountType: 'STANDARD',
+        timeZone: 'Europe/Prague',
+        companyCurrency: 'EUR',
+        additionalCurrencies: [],
+        utcOffset: '+01:00',
+        utcOffsetMilliseconds: 3_600_000,
+        uiDomain: 'app-eu1.hubspot.com',
+        dataHostingLocation: 'eu1',
+      });
+
     const assoc = /^\/crm\/v4\/objects\/contacts\/(\d+)\/associations\/(companies|deals)$/.exec(
       url.pathname,
     );
@@ -392,16 +426,21 @@ export class FakeHubspot extends CrmFake {
         const visible = [...store.values()].filter(
           (o) => now - Date.parse(o.createdAt) >= this.searchLag,
         );
-        const results = visible.filter((o) =>
-          body.filterGroups.some((g: any) =>
-            g.filters.every(
-              (f: any) =>
-                f.operator !== 'EQ' ||
-                (o.properties[f.propertyName] ?? '').toLowerCase() ===
-                  String(f.value).toLowerCase(),
-            ),
-          ),
-        );
+        // No filter groups: every record, narrowed by `query` only.
+        const results = visible
+          .filter(
+            (o) =>
+              !body.filterGroups.length ||
+              body.filterGroups.some((g: any) =>
+                g.filters.every(
+                  (f: any) =>
+                    f.operator !== 'EQ' ||
+                    (o.properties[f.propertyName] ?? '').toLowerCase() ===
+                      String(f.value).toLowerCase(),
+                ),
+              ),
+          )
+          .filter((o) => body.query === undefined || matchesQuery(type!, o, body.query));
         const sort = body.sorts?.[0] as { propertyName: string; direction?: string } | undefined;
         if (sort) {
           const value = (o: HsObject): string =>
@@ -415,7 +454,9 @@ export class FakeHubspot extends CrmFake {
         }
         return after(200, {
           total: results.length,
-          results: results.slice(0, body.limit ?? 10).map(view(body.properties)),
+          results: results
+            .slice(0, body.limit ?? 10)
+            .map(type === 'contacts' ? contactView(body.properties) : view(body.properties)),
         });
       }
       if (req.method === 'POST' && !rest) {
@@ -482,7 +523,7 @@ function withCalculated(p: Record<string, string>): Record<string, string> {
   // Any country code comes off, so look-alikes from other countries share the calculated number
   // (+381 and +386 numbers with the same national digits both search as 629759787).
   const national = (v: string | undefined): string => {
-    const raw = (v ?? '').trim();
+    const raw = (v ?? '').trim().replace(/^00/, '+');
     const parsed = raw.startsWith('+') ? parsePhoneNumberFromString(raw) : undefined;
     return parsed?.nationalNumber ?? raw.replace(/\D/g, '');
   };
@@ -502,7 +543,69 @@ const view = (props: string[] | undefined) => (o: HsObject) => ({
   archived: false,
 });
 
+/** The scope a request needs, where the fake checks it (contacts, account info). */
+function scopeOf(method: string, path: string): string | undefined {
+  if (path === '/account-info/v3/details') return 'oauth';
+  if (path === '/crm/v3/objects/contacts/search') return 'crm.objects.contacts.read';
+  if (method === 'POST' && path === '/crm/v3/objects/contacts') return 'crm.objects.contacts.write';
+  return undefined;
+}
+
+/** The contact properties a search's free-text `query` looks in (HubSpot's default searchable). */
+const CONTACT_SEARCHABLE = [
+  'firstname',
+  'lastname',
+  'email',
+  'phone',
+  'hs_additional_emails',
+  'fax',
+  'mobilephone',
+  'company',
+];
+
+/** `query`: every word is found in one of the searchable properties (case-insensitive). */
+function matchesQuery(type: string, o: HsObject, query: string): boolean {
+  const fields = type === 'contacts' ? CONTACT_SEARCHABLE : [];
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  return words.every((w) => fields.some((f) => (o.properties[f] ?? '').toLowerCase().includes(w)));
+}
+
+/** Returned for a contact when a search names no properties (HubSpot's defaults). */
+const CONTACT_DEFAULTS = [
+  'createdate',
+  'email',
+  'firstname',
+  'hs_object_id',
+  'lastmodifieddate',
+  'lastname',
+];
+
+/**
+ * A contact as a search answers it: the properties asked for (else the defaults), and always its
+ * id, creation and last-modified dates; a property it lacks is null.
+ */
+const contactView = (props: string[] | undefined) => (o: HsObject) => {
+  const names = [
+    ...new Set([...(props ?? CONTACT_DEFAULTS), 'createdate', 'hs_object_id', 'lastmodifieddate']),
+  ];
+  const own: Record<string, string> = {
+    ...o.properties,
+    createdate: o.createdAt,
+    hs_object_id: o.id,
+    lastmodifieddate: o.updatedAt,
+  };
+  return {
+    id: o.id,
+    properties: Object.fromEntries(names.map((k) => [k, own[k] ?? null])),
+    createdAt: o.createdAt,
+    updatedAt: o.updatedAt,
+    archived: false,
+  };
+};
+
 function checkSearch(b: Record<string, any>): string | undefined {
+  if (b.query !== undefined && (typeof b.query !== 'string' || b.query.length > 3000))
+    return 'query must be a string of up to 3000 characters';
   if (!Array.isArray(b.filterGroups)) return 'filterGroups is required';
   if (b.filterGroups.length > 5) return 'too many filterGroups (max 5)';
   let total = 0;

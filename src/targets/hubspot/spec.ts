@@ -112,4 +112,6 @@ export const hubspotSpec: TargetSpec = {
     const { issues, places } = checkShape(config, HUBSPOT_EXPRESSIONS, at);
     return { issues, config: { shapePlaces: places } };
   },
+  // Contacts are searched and made with the token's contacts scopes (docs/targets.md).
+  contacts: () => ({ find: true, create: true }),
 };

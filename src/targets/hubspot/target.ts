@@ -9,14 +9,21 @@
 // consistent), searches for the token, and adopts the call it finds instead of creating another
 // (kit/create-once.ts).
 
-import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { RemoteState } from '../../domain/delivery.js';
 import type { CrmClient } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import { hubspotSandbox } from './sandbox.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import type { CallRecord } from '../../domain/model.js';
-import type { DeliveryContext, Target, TargetDeps } from '../types.js';
+import type {
+  ContactCard,
+  ContactQuery,
+  DeliveryContext,
+  NewContact,
+  Target,
+  TargetDeps,
+} from '../types.js';
+import { HubspotContacts, phoneFilterGroups } from './contacts.js';
 import { withRecordingLinks, type RecordingLink } from '../kit/recordings.js';
 import type { HubspotConfig } from './spec.js';
 import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
@@ -59,6 +66,8 @@ class HubspotTarget implements Target {
   private readonly shape: Shape;
   /** The contact's company and open deal (`associate`). */
   private readonly related: Related;
+  /** Contacts for a phone system's caller lookup (contacts.ts). */
+  private readonly cards: HubspotContacts;
 
   constructor(
     private readonly cfg: HubspotConfig,
@@ -110,6 +119,18 @@ class HubspotTarget implements Target {
       cfg.shapePlaces,
     );
     this.related = new Related(crm.client, cfg.cacheSec * 1000);
+    this.cards = new HubspotContacts(crm.client, crm.searchLimiter, cfg);
+  }
+
+  findContacts(q: ContactQuery): Promise<ContactCard[]> {
+    return this.cards.find(q);
+  }
+
+  async addContact(c: NewContact): Promise<ContactCard> {
+    const card = await this.cards.add(c);
+    // A delivery's cached miss for the number would hide the new contact for a while.
+    this.contacts.forget(c.e164 ?? null);
+    return card;
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {
@@ -247,27 +268,9 @@ class HubspotTarget implements Target {
 
   /** Contacts that may have this number: searched on the calculated phone properties too. */
   private async contactsByPhone(e164: string): Promise<Candidate<string>[]> {
-    const national = parsePhoneNumberFromString(e164)?.nationalNumber ?? e164.replace(/\D/g, '');
     const found = await this.search(
       'contacts',
-      [
-        [
-          {
-            propertyName: 'hs_searchable_calculated_phone_number',
-            operator: 'EQ',
-            value: national,
-          },
-        ],
-        [
-          {
-            propertyName: 'hs_searchable_calculated_mobile_number',
-            operator: 'EQ',
-            value: national,
-          },
-        ],
-        [{ propertyName: 'phone', operator: 'EQ', value: e164 }],
-        [{ propertyName: 'mobilephone', operator: 'EQ', value: e164 }],
-      ],
+      phoneFilterGroups(e164),
       ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
       // The oldest first: the shared-number rule picks the contact made first (kit/phone-lookup).
       { propertyName: 'createdate', direction: 'ASCENDING' },

@@ -89,6 +89,47 @@ const CALL_LOG_FIELDS: Record<string, 'string' | 'integer'> = {
   note: 'string',
 };
 
+/** A person as the fake keeps it; `phones` and `emails` as stored, each with its label. */
+export interface Person {
+  id: number;
+  name: string;
+  first_name: string | null;
+  last_name: string | null;
+  phones: string[];
+  /** The label of each phone, by position ("work" unless given). */
+  phoneLabels: string[];
+  emails: string[];
+  org: { id: number; name: string } | null;
+  owner_id: number;
+  /** RFC 3339, as v2 answers it. */
+  add_time: string;
+  update_time: string;
+}
+
+/** The fields v2 POST /persons takes (the fake refuses others, as a strict API would). */
+const PERSON_FIELDS = [
+  'name',
+  'owner_id',
+  'org_id',
+  'add_time',
+  'update_time',
+  'emails',
+  'phones',
+  'visible_to',
+  'label_ids',
+  'marketing_status',
+  'custom_fields',
+];
+
+/** Pipedrive splits a person's name into first and last at the last space. */
+function splitName(name: string): { first_name: string | null; last_name: string | null } {
+  const n = name.trim();
+  const at = n.lastIndexOf(' ');
+  return at < 0
+    ? { first_name: n || null, last_name: null }
+    : { first_name: n.slice(0, at), last_name: n.slice(at + 1) };
+}
+
 /** A v2 deal as the fake keeps it. */
 export interface Deal {
   id: number;
@@ -101,7 +142,7 @@ export interface Deal {
 
 export class FakePipedrive extends CrmFake {
   readonly callLogs = new Map<string, CallLog>();
-  readonly persons = new Map<number, { id: number; name: string; phones: string[] }>();
+  readonly persons = new Map<number, Person>();
   readonly users: { id: number; email: string; name: string }[] = [];
   readonly notes: { id: number; content: string; person_id: number }[] = [];
   readonly activities: Activity[] = [];
@@ -116,7 +157,10 @@ export class FakePipedrive extends CrmFake {
   private random: () => number = seededRandom(0);
   /** Requests per 2-second window (Lite plan, API token: 20). */
   limit = 20;
+  /** Searches per 2-second window (the Search API's own limit, on every plan: 10). */
+  searchLimit = 10;
   private window: number[] = [];
+  private searchWindow: number[] = [];
   private nextId = 1;
 
   constructor(readonly token: string) {
@@ -165,10 +209,55 @@ export class FakePipedrive extends CrmFake {
     return id;
   }
 
-  addPerson(name: string, phones: string[]): number {
+  /** A person; `more` gives labels, emails, an organization, and when it was made. */
+  addPerson(
+    name: string,
+    phones: string[],
+    more: { labels?: string[]; emails?: string[]; org?: string; addTime?: string } = {},
+  ): number {
     const id = this.nextId++;
-    this.persons.set(id, { id, name, phones });
+    const at = more.addTime ?? pdNow();
+    this.persons.set(id, {
+      id,
+      name,
+      ...splitName(name),
+      phones,
+      phoneLabels: phones.map((_, i) => more.labels?.[i] ?? 'work'),
+      emails: more.emails ?? [],
+      org: more.org ? { id: this.nextId++, name: more.org } : null,
+      owner_id: this.tokenUserId,
+      add_time: at,
+      update_time: at,
+    });
     return id;
+  }
+
+  /** Person searches made (v2 GET /persons/search), for tests that count them. */
+  get personSearches(): number {
+    return this.count('GET', '/api/v2/persons/search');
+  }
+
+  /** A person as v2 GET /persons/{id} and POST /persons answer it. */
+  private personView(p: Person): Record<string, unknown> {
+    const labelled = (values: string[], labels: string[]) =>
+      values.map((value, i) => ({ value, primary: i === 0, label: labels[i] ?? 'work' }));
+    return {
+      id: p.id,
+      name: p.name,
+      first_name: p.first_name,
+      last_name: p.last_name,
+      owner_id: p.owner_id,
+      org_id: p.org?.id ?? null,
+      add_time: p.add_time,
+      update_time: p.update_time,
+      emails: labelled(p.emails, []),
+      phones: labelled(p.phones, p.phoneLabels),
+      is_deleted: false,
+      visible_to: 3,
+      label_ids: [],
+      picture_id: null,
+      custom_fields: {},
+    };
   }
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -211,6 +300,13 @@ export class FakePipedrive extends CrmFake {
     });
     if (this.window.length >= this.limit)
       return send(429, { success: false, error: 'Request over limit' }, limitHeaders(0));
+    if (url.pathname.endsWith('/search')) {
+      while (this.searchWindow.length && this.searchWindow[0]! <= now - 2000)
+        this.searchWindow.shift();
+      if (this.searchWindow.length >= this.searchLimit)
+        return send(429, { success: false, error: 'Request over limit' }, limitHeaders(0));
+      this.searchWindow.push(now);
+    }
     this.window.push(now);
     const headers = limitHeaders(this.limit - this.window.length);
     const ok = (data: unknown, extra: Record<string, unknown> = {}): void => {
@@ -228,21 +324,79 @@ export class FakePipedrive extends CrmFake {
 
     if (req.method === 'GET' && url.pathname === '/api/v2/persons/search') {
       const term = url.searchParams.get('term') ?? '';
-      const fields = (url.searchParams.get('fields') ?? '').split(',');
-      if (!fields.every((f) => ['custom_fields', 'email', 'notes', 'phone', 'name'].includes(f)))
-        return fail(400, 'bad fields');
-      if (term.length < (url.searchParams.get('exact_match') === 'true' ? 1 : 2))
-        return fail(400, 'term too short');
-      // Exact match on the stored string, after dropping spaces (as a careful client cannot rely
-      // on more).
-      const norm = (s: string): string => s.replace(/\s/g, '');
+      const all = ['custom_fields', 'email', 'notes', 'phone', 'name'];
+      const given = url.searchParams.get('fields');
+      const fields = given === null ? all : given.split(',');
+      if (!fields.every((f) => all.includes(f))) return fail(400, 'bad fields');
+      const exact = url.searchParams.get('exact_match') === 'true';
+      if (term.length < (exact ? 1 : 2)) return fail(400, 'term too short');
+      const limit = Number(url.searchParams.get('limit') ?? 100);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+        return fail(400, 'limit must be 1 to 500');
+      // Exact: the whole stored value (case-insensitive, spaces dropped). Otherwise a part of it.
+      const norm = (s: string): string => s.replace(/\s/g, '').toLowerCase();
+      const t = norm(term);
+      const hit = (v: string): boolean => (exact ? norm(v) === t : norm(v).includes(t));
+      // How Pipedrive normalises numbers for search is not documented: this fake is lenient, as
+      // the worst case a client must survive. A number matches when its digits end with the
+      // term's, so the national digits also find the same local number in another country.
+      const digits = (s: string): string => s.replace(/\D/g, '');
+      const phoneHit = (v: string): boolean =>
+        hit(v) || (digits(t).length >= 6 && digits(v).endsWith(digits(t)));
       const items = [...this.persons.values()]
-        .filter((p) => p.phones.some((ph) => norm(ph) === norm(term)))
+        .filter(
+          (p) =>
+            (fields.includes('phone') && p.phones.some(phoneHit)) ||
+            (fields.includes('email') && p.emails.some(hit)) ||
+            (fields.includes('name') &&
+              (exact ? hit(p.name) : p.name.toLowerCase().includes(term.trim().toLowerCase()))),
+        )
+        .slice(0, limit)
         .map((p) => ({
           result_score: 1,
-          item: { id: p.id, type: 'person', name: p.name, phones: p.phones },
+          item: {
+            id: p.id,
+            type: 'person',
+            name: p.name,
+            phones: p.phones,
+            emails: p.emails,
+            visible_to: 3,
+            owner: { id: p.owner_id },
+            organization: p.org ? { id: p.org.id, name: p.org.name, address: null } : null,
+            custom_fields: [],
+            notes: [],
+          },
         }));
       return ok({ items }, { additional_data: { next_cursor: null } });
+    }
+    const person = /^\/api\/v2\/persons\/(\d+)$/.exec(url.pathname);
+    if (req.method === 'GET' && person) {
+      const p = this.persons.get(Number(person[1]));
+      return p ? ok(this.personView(p)) : fail(404, 'Person not found');
+    }
+    if (req.method === 'POST' && url.pathname === '/api/v2/persons') {
+      const b = json();
+      if (!b) return fail(400, 'Invalid JSON', 'Send application/json');
+      const extra = Object.keys(b).find((k) => !PERSON_FIELDS.includes(k));
+      if (extra) return fail(400, `"${extra}" is not allowed.`);
+      if (typeof b.name !== 'string' || !b.name.trim()) return fail(400, '"name" is required.');
+      for (const k of ['emails', 'phones'])
+        if (
+          b[k] !== undefined &&
+          (!Array.isArray(b[k]) ||
+            !b[k].every((x: any) => typeof x?.value === 'string' && x.value.length > 0))
+        )
+          return fail(400, `"${k}" must be an array of { value, primary?, label? }`);
+      const phones = (b.phones ?? []) as { value: string; label?: string }[];
+      const id = this.addPerson(
+        b.name,
+        phones.map((x) => x.value),
+        {
+          labels: phones.map((x) => x.label ?? 'work'),
+          emails: ((b.emails ?? []) as { value: string }[]).map((x) => x.value),
+        },
+      );
+      return ok(this.personView(this.persons.get(id)!));
     }
     if (req.method === 'GET' && url.pathname === '/api/v1/users/me')
       return ok({

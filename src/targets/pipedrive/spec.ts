@@ -99,4 +99,6 @@ export const pipedriveSpec: TargetSpec = {
     const { issues, places } = checkShape(config, PIPEDRIVE_EXPRESSIONS, at);
     return { issues, config: { shapePlaces: places } };
   },
+  // Persons are searched and made with the token's own rights (docs/targets.md).
+  contacts: () => ({ find: true, create: true }),
 };

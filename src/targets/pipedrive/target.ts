@@ -13,7 +13,6 @@
 // its note is the log's now. Both creates go through kit/create-once.ts.
 
 import { randomBytes } from 'node:crypto';
-import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { CallRecord } from '../../domain/model.js';
 import { DeliveryError } from '../kit/errors.js';
 import type { RemoteState } from '../../domain/delivery.js';
@@ -30,7 +29,16 @@ import {
 import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
+import type {
+  ContactCard,
+  ContactQuery,
+  DeliveryContext,
+  NewContact,
+  RecordingAccess,
+  Target,
+  TargetDeps,
+} from '../types.js';
+import { PipedriveContacts, phoneForms } from './contacts.js';
 import type { PipedriveConfig } from './spec.js';
 import { Shape } from '../kit/shape.js';
 import { OpenDeals, rejectedField, shapedCallLog } from './shaping.js';
@@ -83,15 +91,6 @@ interface Remote {
 /** What createOnce adopts for a call log that exists but whose id cannot be learnt. */
 const UNKNOWN_ID = 'unknown';
 
-/** The person search matches exactly, and people store numbers in any of these forms. */
-const phoneForms = (e164: string): string[] => [
-  ...new Set(
-    [e164, parsePhoneNumberFromString(e164)?.nationalNumber, e164.replace(/\D/g, '')].filter(
-      (t): t is string => !!t,
-    ),
-  ),
-];
-
 class PipedriveTarget implements Target {
   readonly type = 'pipedrive';
   readonly name: string;
@@ -105,6 +104,8 @@ class PipedriveTarget implements Target {
   /** relay.yaml's expressions for the call log (subject, note, fields): shaping.ts. */
   private readonly shape: Shape;
   private readonly deals: OpenDeals;
+  /** Persons for a phone system's caller lookup (contacts.ts). */
+  private readonly cards: PipedriveContacts;
 
   constructor(
     private readonly cfg: PipedriveConfig,
@@ -146,6 +147,18 @@ class PipedriveTarget implements Target {
       cfg.shapePlaces,
     );
     this.deals = new OpenDeals(crm.client, cfg.cacheSec * 1000);
+    this.cards = new PipedriveContacts(crm.client, crm.searchLimiter, cfg);
+  }
+
+  findContacts(q: ContactQuery): Promise<ContactCard[]> {
+    return this.cards.find(q);
+  }
+
+  async addContact(c: NewContact): Promise<ContactCard> {
+    const card = await this.cards.add(c);
+    // A delivery's cached miss for the number would hide the new contact for a while.
+    this.persons.forget(c.e164 ?? null);
+    return card;
   }
 
   async deliver(ctx: DeliveryContext): Promise<Remote> {

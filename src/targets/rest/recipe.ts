@@ -73,6 +73,30 @@ const IdStepSchema = StepSchema.extend({
   id: Expr('An expression over `answer`: the remote id of the activity.'),
 });
 
+/**
+ * A contact search by text or by email for a phone system's caller lookup (sources[].crm): as the
+ * contact lookup by number, over `text` or `email` instead of `external`; the cards are made by
+ * `lookups.contact.card`.
+ */
+const ContactSearch = (over: 'text' | 'email', what: string) =>
+  z
+    .strictObject({
+      terms: Expr(
+        `The terms to search, each (default [${over}]); sees \`${over}\`, \`vars\`.`,
+      ).optional(),
+      request: RequestSchema,
+      notFound: z.array(z.number().int()).optional(),
+      next: Expr(
+        'Paging: an object merged into the query for the next page, or undefined to stop.',
+      ).optional(),
+      maxPages: z.number().int().min(1).max(50).optional(),
+      read: Expr('The records found: [{ id, numbers, name?, createdAt?, data? }], best first.'),
+    })
+    .optional()
+    .meta({
+      description: `Contacts by ${over} (${what}) for a phone system's contact search; needs lookups.contact.card.`,
+    });
+
 const VarSchema = z.strictObject({
   description: z.string().optional(),
   default: z.union([z.string(), z.number(), z.boolean()]).optional(),
@@ -150,8 +174,33 @@ export const RecipeSchema = z
             ).optional(),
             maxPages: z.number().int().min(1).max(50).optional(),
             read: Expr('The candidates: [{ id, numbers, name?, createdAt?, data? }].'),
+            card: z
+              .strictObject({
+                firstName: Expr(
+                  'First name (over `contact`, as `read` gave it, and `vars`).',
+                ).optional(),
+                lastName: Expr('Last name (or the whole name).').optional(),
+                company: Expr('Company or account name.').optional(),
+                email: Expr('Email address.').optional(),
+                phones: Expr(
+                  "[{ kind: 'business' | 'mobile' | 'home' | 'other', number }] (default: the candidate's numbers, kind other).",
+                ).optional(),
+                url: Template(
+                  "The record's page (a template over `contact` and `vars`).",
+                ).optional(),
+                entityType: Expr(
+                  'The kind of record in the CRM\'s words ("Contact", "Lead"; default "contact").',
+                ).optional(),
+              })
+              .optional()
+              .meta({
+                description:
+                  "What a phone system's caller lookup shows of a contact found by number (sources[].crm): expressions over `contact` ({ id, name, numbers, createdAt, data } as `read` gave it) and `vars`. Without it the target answers no lookups.",
+              }),
           })
           .optional(),
+        text: ContactSearch('text', 'Free text as typed in the phone client (a name, a company).'),
+        email: ContactSearch('email', 'An email address.'),
         user: z
           .strictObject({
             request: RequestSchema,
@@ -204,6 +253,19 @@ export const RecipeSchema = z
         url: Template('Its URL (a template).').optional(),
       })
       .optional(),
+    newContact: z
+      .strictObject({
+        what,
+        request: RequestSchema,
+        read: Expr(
+          'Over `contact`, `vars` and `answer`: the record made, as `lookups.contact.read` gives one ({ id, numbers, name?, createdAt?, data? }).',
+        ),
+      })
+      .optional()
+      .meta({
+        description:
+          'How a phone client\'s "create contact" makes one (sources[].crm.createIn): a request over `contact` ({ firstName, lastName, company, email, e164 }, each possibly absent) and `vars`; the card is made by `lookups.contact.card`.',
+      }),
     check: z.strictObject({ request: RequestSchema }).optional(),
     sandbox: z
       .strictObject({
@@ -453,6 +515,17 @@ export function recipeSites(def: Recipe): Site[] {
     request(['lookups', 'contact', 'request'], c.request);
     expr(['lookups', 'contact', 'next'], c.next);
     expr(['lookups', 'contact', 'read'], c.read);
+    for (const k of ['firstName', 'lastName', 'company', 'email', 'phones', 'entityType'] as const)
+      expr(['lookups', 'contact', 'card', k], c.card?.[k]);
+    tpl(['lookups', 'contact', 'card', 'url'], c.card?.url);
+  }
+  for (const k of ['text', 'email'] as const) {
+    const l = def.lookups[k];
+    if (!l) continue;
+    expr(['lookups', k, 'terms'], l.terms);
+    request(['lookups', k, 'request'], l.request);
+    expr(['lookups', k, 'next'], l.next);
+    expr(['lookups', k, 'read'], l.read);
   }
   if (def.lookups.user) {
     request(['lookups', 'user', 'request'], def.lookups.user.request);
@@ -481,6 +554,10 @@ export function recipeSites(def: Recipe): Site[] {
   if (def.link) {
     expr(['link', 'id'], def.link.id);
     tpl(['link', 'url'], def.link.url);
+  }
+  if (def.newContact) {
+    request(['newContact', 'request'], def.newContact.request);
+    expr(['newContact', 'read'], def.newContact.read);
   }
   request(['check', 'request'], def.check?.request);
   for (const [k, v] of Object.entries(def.sandbox ?? {})) expr(['sandbox', k], v);

@@ -190,6 +190,9 @@ function prepare(raw: Record<string, unknown>, at: TargetPlace): PreparedTarget 
       // A reload sees an edited recipe as a changed target.
       recipeSha: createHash('sha256').update(readFileSync(found.file)).digest('hex').slice(0, 16),
       ...(raw.searchRateLimit || !d.searchRateLimit ? {} : { searchRateLimit: d.searchRateLimit }),
+      // Whether a phone system's caller lookup can ask it (contacts(), below).
+      findsContacts: !!def.lookups.contact?.card,
+      makesContacts: !!(def.lookups.contact?.card && def.newContact),
     },
     defaults: {
       ...(d.rateLimit ? { rateLimit: d.rateLimit } : {}),
@@ -211,4 +214,10 @@ export const restSpec: TargetSpec = {
     concurrency: 2,
   },
   prepare,
+  // A recipe finds contacts where it has a contact lookup with a card, and makes them where it
+  // also has `newContact`.
+  contacts: (config) => ({
+    find: config.findsContacts === true,
+    create: config.makesContacts === true,
+  }),
 };

@@ -21,7 +21,7 @@ import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import { DeliveryError, StaleContactError, TokenEndpointError } from '../kit/errors.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { oauthAuth } from '../kit/oauth.js';
-import { PhoneLookup, type Candidate } from '../kit/phone-lookup.js';
+import { PhoneLookup } from '../kit/phone-lookup.js';
 import {
   allowedRecordingUrl,
   fetchRecording,
@@ -30,7 +30,16 @@ import {
   type RecordingLink,
 } from '../kit/recordings.js';
 import { UserLookup } from '../kit/user-lookup.js';
-import type { DeliveryContext, RecordingAccess, Target, TargetDeps } from '../types.js';
+import type {
+  ContactCard,
+  ContactQuery,
+  DeliveryContext,
+  NewContact,
+  RecordingAccess,
+  Target,
+  TargetDeps,
+} from '../types.js';
+import { RecipeCards, type Found } from './contacts.js';
 import { expression, template, type Expression, type Template } from './compile.js';
 import { loadRecipe, typedVars, userIdTest, type Recipe, type RecipeRequest } from './recipe.js';
 import { recipeSandbox } from './sandbox.js';
@@ -154,6 +163,14 @@ class RestTarget implements Target {
       Request
     >
   >;
+  /**
+   * Contacts for a phone system's caller lookup: only where the recipe has a contact lookup and
+   * says what a card shows (`lookups.contact.card`); by text and email where it has
+   * `lookups.text` and `lookups.email` (otherwise those find nobody).
+   */
+  readonly findContacts?: (q: ContactQuery) => Promise<ContactCard[]>;
+  /** A contact from the phone client's form, where the recipe has `newContact` and a card. */
+  readonly addContact?: (c: NewContact) => Promise<ContactCard>;
   /** Which steps run, decided once over `vars` (`when:`). */
   private active?: Promise<{ create: boolean; update: boolean; upsert: boolean; upload: boolean }>;
 
@@ -233,6 +250,59 @@ class RestTarget implements Target {
           search: (e164) => this.searchContacts(e164),
         })
       : undefined;
+    if (c?.card && this.req.contact) {
+      const cards = new RecipeCards(c.card, (e, i, w) => this.evaluate(e, i, w));
+      const made = def.newContact;
+      if (made) {
+        // Dry runs answer it as a create (sandbox.ts): a fresh id.
+        const req = compileRequest('create', made.request);
+        const read = expression(made.read);
+        this.addContact = async (nc) => {
+          const contact = {
+            firstName: nc.firstName,
+            lastName: nc.lastName,
+            company: nc.company,
+            email: nc.email,
+            e164: nc.e164,
+          };
+          const input = { contact, vars: this.vars };
+          const answer = await this.send(req, input, {
+            what: made.what ?? 'creating a contact from the phone client',
+            idempotent: false,
+          });
+          const [found] = this.candidates(
+            await this.evaluate(read, { ...input, answer }, 'reading the contact made'),
+          );
+          if (!found)
+            throw new DeliveryError(
+              `creating a contact: ${this.where}: newContact.read gave no id`,
+              { retryable: false },
+            );
+          // A delivery's cached miss for the number would hide the new contact for a while.
+          this.contacts?.forget(nc.e164 ?? null);
+          return cards.card(found, this.vars);
+        };
+      }
+      const by = {
+        text: this.searchBy('text', def.lookups.text),
+        email: this.searchBy('email', def.lookups.email),
+      };
+      this.findContacts = async (q) => {
+        if (q.e164)
+          return cards.cards(q.e164, await this.searchContacts(q.e164), q.limit, this.vars);
+        const [kind, value] =
+          q.text !== undefined ? (['text', q.text] as const) : (['email', q.email ?? ''] as const);
+        const search = by[kind];
+        if (!search || !value.trim()) return [];
+        const found = await search(value.trim());
+        const listed = await cards.listed(found, q.limit, this.vars);
+        // An email search counts only records with that email (where the card shows one).
+        const email = value.trim().toLowerCase();
+        return kind === 'email'
+          ? listed.filter((x) => !x.email || x.email.toLowerCase() === email)
+          : listed;
+      };
+    }
     this.users = new UserLookup<string>({
       agents: cfg.agents,
       ttlMs: cfg.cacheSec * 1000,
@@ -668,51 +738,112 @@ class RestTarget implements Target {
     }
   }
 
+  /** What a recipe's `read` gave: the candidates with an id. */
+  private candidates(read: unknown): Found[] {
+    const out: Found[] = [];
+    for (const c of (Array.isArray(read) ? read : read ? [read] : []) as Record<
+      string,
+      unknown
+    >[]) {
+      const id = idOf(c.id);
+      if (!id) continue;
+      const numbers = (Array.isArray(c.numbers) ? c.numbers : [c.numbers]).map((n) =>
+        n === undefined || n === null ? null : text(n),
+      );
+      const name = typeof c.name === 'string' && c.name ? c.name : undefined;
+      const data =
+        c.data && typeof c.data === 'object' ? (c.data as Record<string, unknown>) : undefined;
+      out.push({
+        id,
+        numbers,
+        ...(name ? { name } : {}),
+        ...(typeof c.createdAt === 'string' ? { createdAt: c.createdAt } : {}),
+        ...(data ? { data } : {}),
+      });
+    }
+    return out;
+  }
+
+  /** The recipe's contact search by text or email (`lookups.text`, `lookups.email`), if any. */
+  private searchBy(
+    kind: 'text' | 'email',
+    l: Recipe['lookups']['text'],
+  ): ((value: string) => Promise<Found[]>) | undefined {
+    if (!l) return undefined;
+    // Dry runs answer these as they answer the contact search (sandbox.ts).
+    const req = compileRequest('contact', l.request);
+    const terms = optional(l.terms);
+    const next = optional(l.next);
+    const read = expression(l.read);
+    return (value) =>
+      this.runSearch(
+        { def: l, req, ...(terms ? { terms } : {}), ...(next ? { next } : {}), read },
+        { [kind]: value, vars: this.vars },
+        value,
+        kind === 'text' ? 'searching contacts' : 'looking up a contact by email',
+      );
+  }
+
   /** Everyone the CRM finds for a number, in every form `terms` gives, page by page. */
-  private async searchContacts(e164: string): Promise<Candidate<string>[]> {
-    const def = this.def.lookups.contact!;
-    const base = { external: e164, vars: this.vars };
-    const forms = this.x.terms ? await this.evaluate(this.x.terms, base, 'terms') : [e164];
+  private searchContacts(e164: string): Promise<Found[]> {
+    return this.runSearch(
+      {
+        def: this.def.lookups.contact!,
+        req: this.req.contact!,
+        ...(this.x.terms ? { terms: this.x.terms } : {}),
+        ...(this.x.next ? { next: this.x.next } : {}),
+        read: this.x.read!,
+      },
+      { external: e164, vars: this.vars },
+      e164,
+      'searching contacts by phone',
+    );
+  }
+
+  /** A search of the recipe (by number, text or email): each term, page by page. */
+  private async runSearch(
+    l: {
+      def: { notFound?: number[] | undefined; maxPages?: number | undefined };
+      req: Request;
+      terms?: Expression;
+      next?: Expression;
+      read: Expression;
+    },
+    base: Input,
+    term0: string,
+    what: string,
+  ): Promise<Found[]> {
+    const def = l.def;
+    const forms = l.terms ? await this.evaluate(l.terms, base, 'terms') : [term0];
     const terms = [...new Set((Array.isArray(forms) ? forms : [forms]).map(text).filter((t) => t))];
-    const out: Candidate<string>[] = [];
+    const out: Found[] = [];
     for (const term of terms) {
       let extra: Record<string, unknown> = {};
       for (let page = 1; page <= (def.maxPages ?? 5); page++) {
         const input = { ...base, term, page };
         const answer = await unlessNotFound(def.notFound ?? [404], () =>
-          this.send(this.req.contact!, input, {
-            what: 'searching contacts by phone',
+          this.send(l.req, input, {
+            what,
             idempotent: true,
             limiter: this.searchLimiter,
             extraQuery: extra,
           }),
         );
         if (!answer) break;
-        const read = await this.evaluate(this.x.read!, { ...input, answer }, 'reading contacts');
-        for (const c of (Array.isArray(read) ? read : read ? [read] : []) as Record<
-          string,
-          unknown
-        >[]) {
-          const id = idOf(c.id);
-          if (!id) continue;
-          const numbers = (Array.isArray(c.numbers) ? c.numbers : [c.numbers]).map((n) =>
-            n === undefined || n === null ? null : text(n),
-          );
-          const name = typeof c.name === 'string' && c.name ? c.name : undefined;
-          const data =
-            c.data && typeof c.data === 'object' ? (c.data as Record<string, unknown>) : undefined;
-          // Kept for the contact of the calls the search was for; bounded like a cache.
-          if (this.found.size >= 10_000) this.found.clear();
-          this.found.set(id, { ...(name ? { name } : {}), ...(data ? { data } : {}) });
-          out.push({
-            id,
-            numbers,
-            ...(name ? { name } : {}),
-            ...(typeof c.createdAt === 'string' ? { createdAt: c.createdAt } : {}),
-          });
+        const read = await this.evaluate(l.read, { ...input, answer }, 'reading contacts');
+        for (const c of this.candidates(read)) {
+          // Kept for the contact of the calls a number's search was for; bounded like a cache.
+          if (base.external !== undefined) {
+            if (this.found.size >= 10_000) this.found.clear();
+            this.found.set(c.id, {
+              ...(c.name ? { name: c.name } : {}),
+              ...(c.data ? { data: c.data } : {}),
+            });
+          }
+          out.push(c);
         }
-        if (!this.x.next) break;
-        const more = await this.evaluate(this.x.next, { ...input, answer }, 'paging');
+        if (!l.next) break;
+        const more = await this.evaluate(l.next, { ...input, answer }, 'paging');
         if (!more || typeof more !== 'object') break;
         extra = { ...extra, ...(more as Record<string, unknown>) };
       }
