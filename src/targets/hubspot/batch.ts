@@ -50,19 +50,19 @@ export function callCreates(http: CrmClient, limiter: WindowLimiter): Batcher<Ca
   return new Batcher<CallCreate, string>({
     limiter,
     max: BATCH_MAX,
-    one: async (c, since) => {
+    one: async (c, paced) => {
       const res = await http.call({
         method: 'POST',
         path: '/crm/v3/objects/calls',
         json: { properties: c.properties, associations: c.associations },
         idempotent: false,
         what: 'creating the call engagement',
-        ...(since === undefined ? {} : { paced: { since } }),
+        ...(paced ? { paced } : {}),
       });
       // No id: create-once says so (and keeps the intent to look for it).
       return String((res.body as { id?: string }).id ?? '');
     },
-    many: async (items, since) => {
+    many: async (items, paced) => {
       const what = `creating ${items.length} call engagements in one batch`;
       const res = await http.call({
         method: 'POST',
@@ -76,7 +76,7 @@ export function callCreates(http: CrmClient, limiter: WindowLimiter): Batcher<Ca
         },
         idempotent: false,
         what,
-        paced: { since },
+        paced,
       });
       return outcomes(
         items.map((c) => c.token),
@@ -92,17 +92,17 @@ export function callUpdates(http: CrmClient, limiter: WindowLimiter): Batcher<Ca
   return new Batcher<CallUpdate, void>({
     limiter,
     max: BATCH_MAX,
-    one: async (u, since) => {
+    one: async (u, paced) => {
       await http.call({
         method: 'PATCH',
         path: `/crm/v3/objects/calls/${u.id}`,
         json: { properties: u.properties },
         idempotent: true,
         what: `updating call ${u.id}`,
-        ...(since === undefined ? {} : { paced: { since } }),
+        ...(paced ? { paced } : {}),
       });
     },
-    many: async (items, since) => {
+    many: async (items, paced) => {
       const what = `updating ${items.length} calls in one batch`;
       const res = await http.call({
         method: 'POST',
@@ -116,7 +116,7 @@ export function callUpdates(http: CrmClient, limiter: WindowLimiter): Batcher<Ca
         },
         idempotent: true,
         what,
-        paced: { since },
+        paced,
       });
       const done = outcomes(
         items.map((u) => u.id),

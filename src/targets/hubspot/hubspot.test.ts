@@ -100,7 +100,8 @@ describe('HubSpot target', () => {
         if (talk === null) expect(p.hs_call_duration).toBeUndefined();
         else if (typeof talk === 'number') expect(p.hs_call_duration).toBe(String(talk * 1000));
         const recs = (e.recordings as string[] | undefined) ?? [];
-        const playable = recs.filter((u) => /^https:\/\/[^\s{}]+\.mp3$/.test(u));
+        // HubSpot plays HTTPS .mp3 and .wav files (docs/crm-notes.md).
+        const playable = recs.filter((u) => /^https:\/\/[^\s{}]+\.(mp3|wav)(\?.*)?$/i.test(u));
         if (playable.length) expect(playable).toContain(p.hs_call_recording_url);
         else expect(p.hs_call_recording_url).toBeUndefined();
         // Recordings HubSpot cannot play, and further legs' recordings, are in the body.

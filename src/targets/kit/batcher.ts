@@ -6,7 +6,7 @@
 // own wait), and each waiter gets its own result or error.
 
 import { DeliveryError } from './errors.js';
-import { MAX_WAIT_MS, type Release, type WindowLimiter } from './limiter.js';
+import { MAX_WAIT_MS, type Paced, type Release, type WindowLimiter } from './limiter.js';
 import { currentTrace, traceRequests, type TraceSink } from './trace.js';
 
 /** How the batch went for one item: its result, or why it failed (it alone). */
@@ -20,12 +20,12 @@ export interface BatcherOptions<I, R> {
   /** The longest an item waits for a slot, counted from when it was submitted (default 60 s). */
   maxWaitMs?: number;
   /**
-   * One item alone, through the single-object endpoint. `since` is set when the slot is taken
-   * already (pass it to the client as `paced`); unset, the request waits its turn as usual.
+   * One item alone, through the single-object endpoint. `paced` is set when the slot is taken
+   * already (pass it to the client as it is); unset, the request waits its turn as usual.
    */
-  one(item: I, since?: number): Promise<R>;
-  /** Several items in one request (slot taken at `since`): an outcome per item, in their order. */
-  many(items: I[], since: number): Promise<ItemOutcome<R>[]>;
+  one(item: I, paced?: Paced): Promise<R>;
+  /** Several items in one request (slot taken: `paced`): an outcome per item, in their order. */
+  many(items: I[], paced: Paced): Promise<ItemOutcome<R>[]>;
 }
 
 interface Waiting<I, R> {
@@ -68,18 +68,19 @@ export class Batcher<I, R> {
           break;
         }
         const batch = this.queue.splice(0, this.o.max);
-        void this.send(batch).finally(release);
+        // The client hands the slot back with the answer; here only if it never got that far.
+        void this.send(batch, release).finally(release);
       }
     } finally {
       this.taking = false;
     }
   }
 
-  private async send(batch: Waiting<I, R>[]): Promise<void> {
-    const since = batch[0]!.since;
+  private async send(batch: Waiting<I, R>[], answered: Release): Promise<void> {
+    const paced = { since: batch[0]!.since, answered };
     if (batch.length === 1) {
       const w = batch[0]!;
-      await this.alone(w, since);
+      await this.alone(w, paced);
       return;
     }
     let outcomes: ItemOutcome<R>[];
@@ -87,7 +88,7 @@ export class Batcher<I, R> {
       outcomes = await traceRequests(fanOut(batch), () =>
         this.o.many(
           batch.map((w) => w.item),
-          since,
+          paced,
         ),
       );
     } catch (err) {
@@ -120,10 +121,10 @@ export class Batcher<I, R> {
     });
   }
 
-  private async alone(w: Waiting<I, R>, since?: number): Promise<void> {
+  private async alone(w: Waiting<I, R>, paced?: Paced): Promise<void> {
     try {
       // Always its own trace, or none: this runs in the context of whoever started take().
-      w.resolve(await traceRequests(w.trace ?? UNTRACED, () => this.o.one(w.item, since)));
+      w.resolve(await traceRequests(w.trace ?? UNTRACED, () => this.o.one(w.item, paced)));
     } catch (err) {
       w.reject(err);
     }

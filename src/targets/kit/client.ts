@@ -8,7 +8,7 @@ import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { CrmAuth } from './auth.js';
 import { DeliveryError, StaleContactError, TokenEndpointError, networkHint } from './errors.js';
-import type { WindowLimiter } from './limiter.js';
+import type { Paced, WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
 import { describeBody, type Sandbox } from './sandbox.js';
 import { recordRequest, requestIdOf } from './trace.js';
@@ -34,7 +34,7 @@ export interface HttpCall {
    * The caller took this request's slot from the limiter already (kit/batcher.ts gathers a batch
    * while it waits for one): the first try goes at once, a quick retry waits its turn again.
    */
-  paced?: { since: number };
+  paced?: Paced;
 }
 
 export interface HttpAnswer {
@@ -159,15 +159,11 @@ export class CrmClient {
     );
   }
 
-  private async once(
-    c: HttpCall,
-    paced?: { since: number },
-    reauthed = false,
-  ): Promise<HttpAnswer> {
+  private async once(c: HttpCall, paced?: Paced, reauthed = false): Promise<HttpAnswer> {
     const queued = paced?.since ?? performance.now();
     // The slot is handed back with the answer (kit/limiter.ts): until then the request counts as
     // just sent, wherever it is on its way.
-    const release = paced ? undefined : await (c.limiter ?? this.o.limiter).acquire();
+    const release = paced ? paced.answered : await (c.limiter ?? this.o.limiter).acquire();
     // The credential first: an OAuth token answer may name the API's base URL (Salesforce).
     let credential: Record<string, string> | undefined;
     let refused: unknown;
@@ -201,7 +197,7 @@ export class CrmClient {
       });
       return answer;
     } catch (err) {
-      release?.();
+      release();
       if (err instanceof Reauth) {
         // The refused request shows in the attempt; the next one waits for a slot of its own.
         recordRequest({

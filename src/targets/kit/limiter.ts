@@ -15,6 +15,15 @@ export const MAX_WAIT_MS = 60_000;
 export type Release = () => void;
 
 /**
+ * A slot taken before the request was built (kit/batcher.ts gathers a batch while it waits for
+ * one): when it was asked for, and how to hand it back once the request is answered.
+ */
+export interface Paced {
+  since: number;
+  answered: Release;
+}
+
+/**
  * A request counted in the window. Until it is answered it counts as sent "now": the CRM counts
  * it when it arrives, which may be well after it left here (a busy event loop, a new connection),
  * and once answered it counts from the answer, the latest the CRM can have counted it. So a burst
