@@ -115,4 +115,17 @@ describe('pacing', () => {
     await new Promise((r) => setTimeout(r, 20));
     await expect(next).resolves.toBeTypeOf('function');
   });
+
+  it('says hold off when the CRM asked for it, even while every slot is under way', async () => {
+    let now = 0;
+    const l = new WindowLimiter(1, 1000, () => now, 0);
+    await l.acquire(); // under way
+    l.pause(120_000);
+    const err = await l.acquire(60_000).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ retryable: true, retryAfterMs: 120_000 });
+    expect((err as Error).message).toMatch(/hold off for 120 s/);
+  });
 });

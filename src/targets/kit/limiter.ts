@@ -100,26 +100,39 @@ export class WindowLimiter {
       const now = this.now();
       for (let i = this.slots.length - 1; i >= 0; i--)
         if (this.expiry(this.slots[i]!, now) <= now) this.slots.splice(i, 1);
-      const full = this.slots.length >= this.limit;
-      const closed = this.slots.filter((s) => !s.open || now - s.at >= this.openLimitMs);
-      // Full of requests still under way: the first answer frees the soonest slot.
-      const onlyOpen = full && closed.length === 0;
-      const wait = Math.max(
-        this.blockedUntil - now,
-        full && !onlyOpen ? Math.min(...closed.map((s) => s.at + this.spanMs)) - now : 0,
-      );
-      if (wait <= 0 && !onlyOpen) return this.take(now);
-      if (wait > deadline - now || (onlyOpen && deadline <= now))
+      const paused = this.blockedUntil - now;
+      // How long until a slot is free: Infinity while every slot is a request still under way
+      // (only an answer can start its slot's clock).
+      const counted = this.slots.filter((s) => !s.open || now - s.at >= this.openLimitMs);
+      const roomIn =
+        this.slots.length < this.limit
+          ? 0
+          : counted.length
+            ? Math.min(...counted.map((s) => s.at + this.spanMs)) - now
+            : Infinity;
+      const wait = Math.max(paused, roomIn);
+      if (wait <= 0) return this.take(now);
+      const left = deadline - now;
+      if (paused > left && (paused >= roomIn || roomIn === Infinity))
         throw new DeliveryError(
-          this.blockedUntil - now >= wait && !onlyOpen
-            ? `the CRM asked the relay to hold off for ${Math.ceil(wait / 1000)} s; trying again then`
-            : `the CRM's request window is taken for ${Math.ceil(Math.max(wait, this.spanMs) / 1000)} s more by the ` +
-                'requests queued ahead; trying again then',
-          { retryable: true, retryAfterMs: Math.max(wait, onlyOpen ? this.spanMs : 0) },
+          `the CRM asked the relay to hold off for ${Math.ceil(paused / 1000)} s; trying again then`,
+          { retryable: true, retryAfterMs: paused },
         );
+      if (wait > left && (roomIn !== Infinity || left <= 0)) {
+        const after = roomIn === Infinity ? this.spanMs : wait;
+        throw new DeliveryError(
+          `the CRM's request window is taken for ${Math.ceil(after / 1000)} s more by the ` +
+            'requests queued ahead; trying again then',
+          { retryable: true, retryAfterMs: after },
+        );
+      }
       // Only one caller waits at a time (they are chained); handing a slot back wakes it to
-      // count again, since the slot now expires from its answer.
-      const ms = onlyOpen ? Math.min(deadline - now, this.openLimitMs) : wait;
+      // count again, since the slot then runs from its answer.
+      const oldestOpen = Math.min(...this.slots.filter((s) => s.open).map((s) => s.at));
+      const ms =
+        roomIn === Infinity
+          ? Math.max(1, Math.min(left, oldestOpen + this.openLimitMs - now))
+          : wait;
       await new Promise<void>((r) => {
         const go = (): void => {
           clearTimeout(timer);
