@@ -4,6 +4,8 @@
 
 import type { CountryCode } from 'libphonenumber-js';
 import { describe, expect, it, vi } from 'vitest';
+import { Hono } from 'hono';
+import { mountCallerRoutes } from '../../src/callerid/http.js';
 import { CallerLookup, callerE164, type CallerSource } from '../../src/callerid/service.js';
 import { RelayError } from '../../src/domain/errors.js';
 import { e164 as adapterE164 } from '../../src/ingest/helpers.js';
@@ -241,6 +243,25 @@ describe('CallerLookup search, email and create', () => {
     expect(found).toMatchObject({ result: 'hit', cached: false });
     expect(found.contacts[0]?.phoneBusiness).toBe('+420777000111');
     expect(crm.searches).toBe(searches + 1);
+  });
+
+  it("leaves out a field 3CX sent as its unfilled variable, as the adapters' $given does", async () => {
+    const crm = new FakeCrm('hubspot');
+    const { lookup } = world([crm], { createIn: 'hubspot' });
+    const app = new Hono();
+    mountCallerRoutes(app, { lookup, tokenOf: () => 'source-token' });
+    const res = await app.request('/hooks/pbx/crm/contacts', {
+      method: 'POST',
+      headers: { authorization: 'Bearer source-token', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        firstName: 'Eva',
+        lastName: '[Contact_LastName]',
+        email: '[Contact::Email2]',
+        number: '+420777000111',
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(crm.created).toEqual([{ firstName: 'Eva', e164: '+420777000111' }]);
   });
 
   it('makes no second contact for a number somebody has: that one is the answer', async () => {
