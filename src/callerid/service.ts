@@ -273,8 +273,9 @@ export class CallerLookup {
           { source: source.name, target: target.name, number: e164, contact: known.cards[0]?.id },
           '3CX asked to create a contact for a number that has one: answered with that contact',
         );
+        // What is cached for the number is older than this answer; crm.lookup's order decides.
         this.bump(key);
-        this.cache.set(key, known, crm.cacheSec * 1000);
+        this.cache.delete(key);
         return this.done(source.name, 'create', t0, known, false, false, { e164, asked });
       }
     }
