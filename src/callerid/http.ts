@@ -14,6 +14,7 @@ import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { LookupAnswer } from '../domain/callerid.js';
 import { RelayError } from '../domain/errors.js';
+import { UNFILLED_VARIABLE } from '../domain/phone.js';
 import { basicPassword, bearer, tokenMatches } from '../http/auth.js';
 import type { Logger } from '../telemetry/log.js';
 import { ThrottledLog } from '../telemetry/throttle.js';
@@ -117,7 +118,7 @@ export function mountCallerRoutes(app: Hono, o: CallerRoutesOptions): void {
       for (const k of CONTACT_FIELDS) {
         const v = fields[k];
         // A field 3CX has no value for arrives as its literal "[Name]".
-        if (typeof v === 'string' && v.trim() && !/^\[[A-Za-z:]+\]$/.test(v.trim())) contact[k] = v;
+        if (typeof v === 'string' && v.trim() && !UNFILLED_VARIABLE.test(v.trim())) contact[k] = v;
       }
       return answer(c, await o.lookup.create(source, contact));
     },

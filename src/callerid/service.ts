@@ -6,9 +6,9 @@
 // has not answered within answerWithinMs (its answer, when it comes, is cached for the next ring).
 // Relay.yaml is read at each question, so a reload applies at once.
 
-import { parsePhoneNumberFromString, type CountryCode, type PhoneNumber } from 'libphonenumber-js';
 import type { CrmContact, LookupAnswer, LookupKind, LookupResult } from '../domain/callerid.js';
 import { RelayError } from '../domain/errors.js';
+import { phoneE164 } from '../domain/phone.js';
 import { Cache, SingleFlight, sameNumber } from '../targets/kit/lookup.js';
 import type { ContactCard, ContactQuery, Target } from '../targets/types.js';
 import { silentLogger, type Logger } from '../telemetry/log.js';
@@ -50,6 +50,20 @@ const ERROR_TTL_MS = 5_000;
 /** Answers of a text search or an email lookup: a few, best first. */
 const SEARCH_LIMIT = 10;
 
+/** A question for the CRM targets: what to ask, which cards count, how many to answer. */
+interface Query {
+  query: ContactQuery;
+  accept?: (card: ContactCard) => boolean;
+  limit: number;
+}
+
+/** Who has this number: the wrong-country look-alike a CRM's search may return never counts. */
+const numberQuery = (e164: string): Query => ({
+  query: { e164, limit: 1 },
+  accept: (card) => card.phones.some((p) => sameNumber(p.number, e164)),
+  limit: 1,
+});
+
 /** What a CRM search found, as cached: the cards and the target that answered. */
 interface Found {
   cards: ContactCard[];
@@ -58,29 +72,11 @@ interface Found {
 }
 
 /**
- * The caller's number in E.164, from what 3CX sent: "+420…", "00420…", a "+" that arrived as a
- * space (a query string), digits without "+", or a national number of the source's country.
- * Undefined when it is no phone number.
+ * The caller's number in E.164, from what 3CX sent; undefined when it is no valid number. The
+ * reading the adapters' $e164 uses too (domain/phone.ts), so the call 3CX journals carries it.
  */
-export function callerE164(asked: string, defaultCountry?: string): string | undefined {
-  // A leading "+" sent unescaped in a query string arrives as a space.
-  const plus = /^\s+\d/.test(asked);
-  const raw = asked.trim().replace(/[\s().\-/]/g, '');
-  if (!/^\+?\d{3,17}$/.test(raw)) return undefined;
-  const pick = (...candidates: (PhoneNumber | undefined)[]): string | undefined => {
-    const found = candidates.find((p) => p?.isValid()) ?? candidates.find((p) => p?.isPossible());
-    return found?.number;
-  };
-  const country = defaultCountry?.toUpperCase() as CountryCode | undefined;
-  if (raw.startsWith('+') || plus)
-    return pick(parsePhoneNumberFromString(`+${raw.replace(/^\+/, '')}`));
-  if (raw.startsWith('00')) return pick(parsePhoneNumberFromString(`+${raw.slice(2)}`));
-  const national = country ? parsePhoneNumberFromString(raw, country) : undefined;
-  // "0…" is a trunk prefix: national. Other digits may be either: a valid reading wins, the
-  // source's own country first.
-  if (raw.startsWith('0')) return pick(national);
-  return pick(national, parsePhoneNumberFromString(`+${raw}`));
-}
+export const callerE164 = (asked: string, defaultCountry?: string): string | undefined =>
+  phoneE164(asked, defaultCountry);
 
 /** The number as 3CX asked for it, which a phone field of the answer must hold (3CX's rule). */
 const askedAs = (asked: string): string =>
@@ -127,6 +123,11 @@ export function contactOf(
 export class CallerLookup {
   private readonly cache = new Cache<Found>(0);
   private readonly flights = new SingleFlight<Found>();
+  /**
+   * Per cache key, how often a contact made for it (create) has changed what the CRM knows: a
+   * search that began before writes nothing, and the next ring does not join it.
+   */
+  private readonly generations = new Map<string, number>();
   private readonly log: Logger;
 
   constructor(private readonly o: CallerLookupOptions) {
@@ -160,15 +161,21 @@ export class CallerLookup {
   async byNumber(sourceName: string, asked: string): Promise<LookupAnswer> {
     const t0 = performance.now();
     const { source, crm } = this.settings(sourceName);
+    return this.number(source, crm, asked, t0, t0 + crm.answerWithinMs);
+  }
+
+  /** byNumber within a deadline (performance.now()) the caller may share with more searches. */
+  private async number(
+    source: CallerSource,
+    crm: CrmSettings,
+    asked: string,
+    t0: number,
+    deadline: number,
+  ): Promise<LookupAnswer> {
     const e164 = callerE164(asked, source.defaultCountry);
     if (!e164) return this.done(source.name, 'number', t0, miss(), false);
     this.log.debug({ source: source.name, number: e164 }, 'caller lookup');
-    const answer = await this.ask(source.name, crm, 'number', e164, {
-      query: { e164, limit: 1 },
-      // The wrong-country look-alike a CRM's search may return never counts.
-      accept: (card) => card.phones.some((p) => sameNumber(p.number, e164)),
-      limit: 1,
-    });
+    const answer = await this.ask(source.name, crm, 'number', e164, numberQuery(e164), deadline);
     const echo = { e164, asked: askedAs(asked) };
     return {
       ...this.done(source.name, 'number', t0, answer.found, answer.cached, answer.timedOut, echo),
@@ -182,14 +189,20 @@ export class CallerLookup {
     const { source, crm } = this.settings(sourceName);
     const q = text.trim();
     if (q.length < 2) return this.done(source.name, 'text', t0, miss(), false);
+    // One answer budget for the whole question, the number lookup and the text search together.
+    const deadline = t0 + crm.answerWithinMs;
     if (/^\+?[\d\s().\-/]+$/.test(q) && callerE164(q, source.defaultCountry)) {
-      const byNumber = await this.byNumber(sourceName, q);
+      const byNumber = await this.number(source, crm, q, t0, deadline);
       if (byNumber.contacts.length) return byNumber;
     }
-    const answer = await this.ask(source.name, crm, 'text', q.toLowerCase(), {
-      query: { text: q, limit: SEARCH_LIMIT },
-      limit: SEARCH_LIMIT,
-    });
+    const answer = await this.ask(
+      source.name,
+      crm,
+      'text',
+      q.toLowerCase(),
+      { query: { text: q, limit: SEARCH_LIMIT }, limit: SEARCH_LIMIT },
+      deadline,
+    );
     return this.done(source.name, 'text', t0, answer.found, answer.cached, answer.timedOut);
   }
 
@@ -199,16 +212,23 @@ export class CallerLookup {
     const { source, crm } = this.settings(sourceName);
     const email = address.trim().toLowerCase();
     if (!/^[^\s@]+@[^\s@]+$/.test(email)) return this.done(source.name, 'email', t0, miss(), false);
-    const answer = await this.ask(source.name, crm, 'email', email, {
-      query: { email, limit: SEARCH_LIMIT },
-      limit: SEARCH_LIMIT,
-    });
+    const answer = await this.ask(
+      source.name,
+      crm,
+      'email',
+      email,
+      { query: { email, limit: SEARCH_LIMIT }, limit: SEARCH_LIMIT },
+      t0 + crm.answerWithinMs,
+    );
     return this.done(source.name, 'email', t0, answer.found, answer.cached, answer.timedOut);
   }
 
   /**
-   * "Create contact" in 3CX's Web Client, in crm.createIn's target; the new contact is then the
-   * answer for its number (it replaces the miss that is cached for it).
+   * "Create contact" in 3CX's Web Client, in crm.createIn's target. A number somebody there has
+   * already is not given a second contact: 3CX would show the new one while deliveries file the
+   * calls under the one made first (kit/phone-lookup.ts), so that one is the answer. A contact
+   * made clears what is cached for its number, and a search still under way does not write over
+   * that (generations): the next ring asks the CRM, whose rule picks the contact made first.
    */
   async create(
     sourceName: string,
@@ -244,6 +264,21 @@ export class CallerLookup {
         'RELAY_ERR_BAD_REQUEST',
         'a contact needs a first name, a last name or a company',
       );
+    const key = e164 ? this.key(source.name, crm, 'number', e164) : undefined;
+    if (e164 && key) {
+      // No answer budget: this is the user's click, and a duplicate lasts.
+      const known = await this.searchTargets(source.name, [target.name], numberQuery(e164));
+      if (known.result === 'hit') {
+        this.log.info(
+          { source: source.name, target: target.name, number: e164, contact: known.cards[0]?.id },
+          '3CX asked to create a contact for a number that has one: answered with that contact',
+        );
+        // What is cached for the number is older than this answer; crm.lookup's order decides.
+        this.bump(key);
+        this.cache.delete(key);
+        return this.done(source.name, 'create', t0, known, false, false, { e164, asked });
+      }
+    }
     let card: ContactCard;
     try {
       card = await target.addContact(
@@ -258,10 +293,17 @@ export class CallerLookup {
       throw new RelayError('RELAY_ERR_CRM_FAILED', `${target.name} did not make the contact`);
     }
     const found: Found = { cards: [card], target: target.name, result: 'hit' };
-    if (e164)
-      this.cache.set(this.key(source.name, crm, 'number', e164), found, crm.cacheSec * 1000);
+    if (key) {
+      this.bump(key);
+      this.cache.delete(key);
+    }
     const echo = e164 ? { e164, asked } : undefined;
     return this.done(source.name, 'create', t0, found, false, false, echo);
+  }
+
+  private bump(key: string): void {
+    if (this.generations.size > 10_000) this.generations.clear();
+    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
   }
 
   private key(source: string, crm: CrmSettings, kind: LookupKind, what: string): string {
@@ -271,20 +313,23 @@ export class CallerLookup {
 
   /**
    * The cached answer, else one CRM search per key (callers for the same key share it), cut off
-   * at answerWithinMs; the search goes on and caches what it finds.
+   * at the deadline (performance.now()); the search goes on and caches what it finds, unless a
+   * contact was made for the key meanwhile.
    */
   private async ask(
     source: string,
     crm: CrmSettings,
     kind: LookupKind,
     what: string,
-    q: { query: ContactQuery; accept?: (card: ContactCard) => boolean; limit: number },
+    q: Query,
+    deadline: number,
   ): Promise<{ found: Found; cached: boolean; timedOut: boolean }> {
     const key = this.key(source, crm, kind, what);
     const hit = this.cache.get(key);
     if (hit) return { found: hit.v, cached: true, timedOut: false };
     const order = this.order(crm);
-    const flight = this.flights.run(key, async () => {
+    const generation = this.generations.get(key) ?? 0;
+    const flight = this.flights.run(`${key}\0${generation}`, async () => {
       const found = await this.searchTargets(source, order, q);
       const ttl =
         found.result === 'hit'
@@ -292,12 +337,13 @@ export class CallerLookup {
           : found.result === 'miss'
             ? (crm.cacheSec * 1000) / 5
             : Math.min(ERROR_TTL_MS, crm.cacheSec * 1000);
-      if (ttl > 0) this.cache.set(key, found, ttl);
+      if (ttl > 0 && (this.generations.get(key) ?? 0) === generation)
+        this.cache.set(key, found, ttl);
       return found;
     });
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, crm.answerWithinMs, undefined);
+      timer = setTimeout(resolve, Math.max(0, deadline - performance.now()), undefined);
     });
     try {
       const found = await Promise.race([flight, late]);
@@ -309,11 +355,7 @@ export class CallerLookup {
   }
 
   /** The targets in order until one knows; a failing one is logged and the next one asked. */
-  private async searchTargets(
-    source: string,
-    order: readonly string[],
-    q: { query: ContactQuery; accept?: (card: ContactCard) => boolean; limit: number },
-  ): Promise<Found> {
+  private async searchTargets(source: string, order: readonly string[], q: Query): Promise<Found> {
     const targets = this.o.targets();
     let failed = false;
     for (const name of order) {

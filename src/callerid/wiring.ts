@@ -59,20 +59,30 @@ export class CallerId {
     return this.o
       .sources()
       .filter((s) => s.crm)
-      .map((s) => {
-        const hookUrl = base ? `${base}/hooks/${s.name}` : undefined;
-        return {
-          source: s.name,
-          hookUrl,
-          xml: hookUrl
-            ? threeCxTemplate({
-                source: s.name,
-                hookUrl,
-                ...(s.defaultCountry ? { country: s.defaultCountry } : {}),
-                createContacts: !!s.crm?.createIn,
-              })
-            : undefined,
-        };
-      });
+      .map((s) =>
+        base
+          ? { source: s.name, ...sourceTemplate(s, base) }
+          : { source: s.name, hookUrl: undefined, xml: undefined },
+      );
   };
+}
+
+/**
+ * A source's hook URL and 3CX template, from the relay's public address (or the hook URL itself):
+ * the one builder behind the admin API, the console and `callrelay 3cx-template`.
+ */
+export function sourceTemplate(
+  source: Pick<CallerSource, 'name' | 'defaultCountry' | 'crm'>,
+  base: string,
+): { hookUrl: string; xml: string } {
+  const given = base.replace(/\/+$/, '');
+  const own = `/hooks/${source.name}`;
+  const hookUrl = given.endsWith(own) ? given : `${given}${own}`;
+  const xml = threeCxTemplate({
+    source: source.name,
+    hookUrl,
+    ...(source.defaultCountry ? { country: source.defaultCountry } : {}),
+    createContacts: !!source.crm?.createIn,
+  });
+  return { hookUrl, xml };
 }

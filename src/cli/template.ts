@@ -3,7 +3,7 @@
 // integration asks the relay who is calling and journals calls to it (docs/3cx-template.md).
 
 import { writeFileSync } from 'node:fs';
-import { threeCxTemplate } from '../callerid/template.js';
+import { sourceTemplate } from '../callerid/wiring.js';
 import { configFrom, fail } from './util.js';
 
 export function cmdTemplate(o: {
@@ -26,7 +26,7 @@ export function cmdTemplate(o: {
         'that looks contacts up) so that the relay answers 3CX; see docs/3cx-template.md',
       2,
     );
-  let hookUrl: string;
+  let base: string;
   if (o.url) {
     let url: URL;
     try {
@@ -36,22 +36,15 @@ export function cmdTemplate(o: {
     }
     if (!/^https?:$/.test(url.protocol)) fail('--url takes an http(s) URL', 2);
     // The relay's address, or the source's hook URL itself.
-    const given = o.url.replace(/\/+$/, '');
-    const own = `/hooks/${source.name}`;
-    hookUrl = given.endsWith(own) ? given : `${given}${own}`;
-  } else if (cfg.links) hookUrl = `${cfg.links.publicUrl}/hooks/${source.name}`;
+    base = o.url;
+  } else if (cfg.links) base = cfg.links.publicUrl;
   else
     return fail(
       `3CX needs the relay's public address, and ${cfg.file} has no server.publicUrl: set ` +
         'server.publicUrl (https://relay.example.com), or pass --url',
       2,
     );
-  const xml = threeCxTemplate({
-    source: source.name,
-    hookUrl,
-    ...(source.defaultCountry ? { country: source.defaultCountry } : {}),
-    createContacts: !!source.crm.createIn,
-  });
+  const { xml } = sourceTemplate(source, base);
   if (o.output) {
     writeFileSync(o.output, xml);
     process.stderr.write(

@@ -2,8 +2,9 @@
 // total: bad or missing input gives `undefined` (the field is left out), never an exception,
 // because one odd webhook must not stop the rest of its mapping.
 
-import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js';
+import type { CountryCode } from 'libphonenumber-js';
 import { DateTime } from 'luxon';
+import { phoneE164, UNFILLED_VARIABLE } from '../domain/phone.js';
 
 export interface HelperContext {
   timezone: string;
@@ -32,9 +33,6 @@ function memo<A extends unknown[], R>(fn: (...a: A) => R, max = 4096): (...a: A)
 
 const isBlank = (v: unknown): boolean =>
   v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
-
-/** A template variable sent as its own name, unfilled: `[Summary]`, `[Contact::ContactID]`. */
-const UNFILLED = /^\[[A-Za-z0-9_:]+\]$/;
 
 function hmsToSeconds(s: string): number | undefined {
   const m = /^(\d+):(\d{1,2})(?::(\d{1,2}))?$/.exec(s);
@@ -80,7 +78,7 @@ function toUtcUncached(v: unknown, format: unknown, timezone: string): string | 
 
 /**
  * E.164 form of a phone number, using the source's default country; undefined when not a valid
- * number.
+ * number. The same reading as the caller-ID lookup's (domain/phone.ts).
  */
 export const e164 = memo(e164Uncached);
 
@@ -90,18 +88,8 @@ function e164Uncached(
   fallback: CountryCode | undefined,
 ): string | undefined {
   if (typeof v !== 'string' && typeof v !== 'number') return undefined;
-  const raw = String(v).trim();
-  if (!/\d/.test(raw)) return undefined;
-  const cc = (typeof country === 'string' && country ? country.toUpperCase() : fallback) as
-    CountryCode | undefined;
-  const tries = [raw];
-  // Many PBXs send international numbers without + or 00 (3CX: "420774852629").
-  if (/^\d{8,15}$/.test(raw)) tries.push(`+${raw}`);
-  for (const t of tries) {
-    const p = parsePhoneNumberFromString(t, cc ? { defaultCountry: cc } : undefined);
-    if (p?.isValid()) return p.number;
-  }
-  return undefined;
+  const cc = typeof country === 'string' && country ? country : fallback;
+  return phoneE164(String(v), cc);
 }
 
 export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
@@ -153,7 +141,7 @@ export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
      * variable its version lacks as its own text ("[RecordingUrl]", "[Contact::ContactID]").
      */
     given: (v) =>
-      isBlank(v) || (typeof v === 'string' && UNFILLED.test(v.trim())) ? undefined : v,
+      isBlank(v) || (typeof v === 'string' && UNFILLED_VARIABLE.test(v.trim())) ? undefined : v,
     /** "True"/"false"/"1"/"0"/"yes"/"no" -> boolean; anything else -> undefined. */
     bool: (v) => {
       if (typeof v === 'boolean') return v;

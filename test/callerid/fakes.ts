@@ -31,20 +31,21 @@ export class FakeCrm implements ContactTarget {
 
   findContacts = async (q: ContactQuery): Promise<ContactCard[]> => {
     this.searches++;
+    // The CRM as it was when asked: a contact made while the search is held is not in its answer.
+    const known = [...this.contacts];
     try {
       if (this.hold) await this.hold;
       if (this.failWith) throw this.failWith;
       if (q.e164) {
         // The last 9 digits, as a CRM's fuzzy phone search: look-alikes from elsewhere match too.
         const tail = digits(q.e164).slice(-9);
-        return this.contacts
+        return known
           .filter((c) => c.phones.some((p) => digits(p.number).endsWith(tail)))
           .slice(0, q.limit);
       }
-      if (q.email)
-        return this.contacts.filter((c) => c.email?.toLowerCase() === q.email).slice(0, q.limit);
+      if (q.email) return known.filter((c) => c.email?.toLowerCase() === q.email).slice(0, q.limit);
       const t = (q.text ?? '').toLowerCase();
-      return this.contacts
+      return known
         .filter((c) =>
           [c.firstName, c.lastName, c.company].some((v) => v?.toLowerCase().includes(t)),
         )
@@ -92,12 +93,12 @@ export const jana: ContactCard = {
   entityType: 'contact',
 };
 
-/** Jana's mobile's national digits under Slovakia's code: another person. */
+/** Jana's mobile's national digits under Poland's code (valid there too): another person. */
 export const lookAlike: ContactCard = {
   id: '202',
-  firstName: 'Peter',
-  lastName: 'Horváth',
-  phones: [{ kind: 'mobile', number: '+421 774 852 629' }],
+  firstName: 'Piotr',
+  lastName: 'Nowak',
+  phones: [{ kind: 'mobile', number: '+48 774 852 629' }],
   url: 'https://crm.example/contacts/202',
   entityType: 'contact',
 };

@@ -239,6 +239,52 @@ describe('HubSpot contacts for caller lookups', () => {
     expect(hs.tooManyRequests).toBe(0);
   });
 
+  /** A journaled 3CX call, and a delivery context for it. */
+  async function goldenCall(): Promise<{ e164: string; ctx: () => DeliveryContext }> {
+    const golden = goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!;
+    const adapter = loadAdapterDir(ADAPTERS).get(golden.adapter)!;
+    const [record] = (await runFlow(golden.flow, adapter, { defaultCountry: 'CZ' })).calls;
+    const ctx = (): DeliveryContext => ({
+      job: {
+        id: 1,
+        target: 'hubspot',
+        source: golden.adapter,
+        callId: record!.callId,
+        rev: 1,
+        attempts: 0,
+        firstFailedAt: null,
+        remote: {},
+        record: record!,
+      },
+      save: () => Promise.resolve(),
+      log: silentLogger,
+    });
+    return { e164: record!.externalE164!, ctx };
+  }
+
+  it("a ring's search serves the call's delivery: one search per caller", async () => {
+    const { hs, t } = await open('    portalId: 139000\n');
+    const { e164, ctx } = await goldenCall();
+    const known = hs.addContact({ firstname: 'Jana', lastname: 'Dvořák', phone: e164 });
+    const [card] = await t.findContacts!({ e164, limit: 1 });
+    expect(card?.id).toBe(known);
+    const searches = hs.count('POST', SEARCH);
+    expect((await t.deliver(ctx())).contactId).toBe(known);
+    expect(hs.count('POST', SEARCH)).toBe(searches);
+  });
+
+  it('fails a lookup at once that would wait long for a search slot', async () => {
+    const { hs, t } = await open(
+      '    portalId: 139000\n    searchRateLimit: { requests: 1, perSeconds: 30 }\n',
+    );
+    seed(hs);
+    await t.findContacts!({ e164: '+381629759787', limit: 1 });
+    const err = await t.findContacts!({ text: 'Marko', limit: 5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeliveryError);
+    expect((err as DeliveryError).retryable).toBe(true);
+    expect(hs.count('POST', SEARCH)).toBe(1);
+  });
+
   it('says it can find and make contacts', () => {
     expect(hubspotSpec.contacts!({})).toEqual({ find: true, create: true });
   });

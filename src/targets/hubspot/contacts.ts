@@ -2,13 +2,16 @@
 // delivery's search on the calculated phone properties, verified by sameNumber, the contact made
 // first first), by free text (the search endpoint's `query`) or by email (an EQ filter), and made
 // from the phone client's form. Every request goes through the target's client and limiters, so
-// lookups share HubSpot's limits with deliveries. The record page needs the account id:
-// relay.yaml's portalId, else learnt once from the account-info API (scope `oauth`).
+// lookups share HubSpot's limits with deliveries: a lookup waits for a search slot at most
+// LOOKUP_SLOT_WAIT_MS (3CX has long given up by then), and the search by number is the
+// delivery's own (target.ts), so that one search per caller serves the ring and the call's
+// delivery. The record page needs the account id: relay.yaml's portalId, else learnt once from
+// the account-info API (scope `oauth`).
 
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { CrmClient } from '../kit/client.js';
-import type { WindowLimiter } from '../kit/limiter.js';
-import { sameNumber } from '../kit/lookup.js';
+import type { Paced, WindowLimiter } from '../kit/limiter.js';
+import { Cache, sameNumber, SingleFlight } from '../kit/lookup.js';
 import { firstMade } from '../kit/phone-lookup.js';
 import type { ContactCard, ContactQuery, NewContact } from '../types.js';
 
@@ -23,11 +26,18 @@ export const CARD_PROPERTIES = [
   'createdate',
 ];
 
-interface Found {
+/** A contact as the search answers it. */
+export interface Found {
   id: string;
   properties: Record<string, string | null | undefined>;
   createdAt?: string;
 }
+
+/**
+ * The longest a lookup for a phone system waits for a search slot. Beyond it, it fails (the
+ * caller caches the error briefly) instead of queueing for a minute ahead of deliveries' searches.
+ */
+export const LOOKUP_SLOT_WAIT_MS = 10_000;
 
 /** A failed account-info read is asked again after this long, not on every lookup. */
 const PORTAL_RETRY_MS = 60_000;
@@ -49,32 +59,58 @@ export function phoneFilterGroups(e164: string): Record<string, string>[][] {
 export class HubspotContacts {
   private portal: Promise<string | undefined> | undefined;
   private portalFailedAt = 0;
+  /** Who has a number, as the delivery's PhoneLookup remembers it (a miss: a fifth as long). */
+  private readonly numbers = new Cache<Found[]>(0);
+  private readonly flights = new SingleFlight<Found[]>();
 
   constructor(
     private readonly http: CrmClient,
     private readonly searchLimiter: WindowLimiter,
-    private readonly o: { portalId?: string | undefined; appUrl: string },
+    private readonly o: { portalId?: string | undefined; appUrl: string; cacheSec: number },
   ) {}
 
-  async find(q: ContactQuery): Promise<ContactCard[]> {
-    const limit = Math.max(1, Math.min(q.limit, 100));
-    let found: Found[];
-    if (q.e164) {
-      const e164 = q.e164;
-      // The oldest first, and more than asked: look-alikes of other countries take places too.
+  /**
+   * The contacts who really have this number (sameNumber), the one made first first. The
+   * delivery's PhoneLookup (target.ts) and a phone system's lookup share it, and what it found, so
+   * that one search serves both. `lookup`: a phone system asks, and waits for a search slot at
+   * most LOOKUP_SLOT_WAIT_MS.
+   */
+  withNumber(e164: string, lookup = false): Promise<Found[]> {
+    const hit = this.numbers.get(e164);
+    if (hit) return Promise.resolve(hit.v);
+    return this.flights.run(e164, async () => {
+      // The oldest first, and more than needed: look-alikes of other countries take places too.
       const all = await this.search({
         filterGroups: phoneFilterGroups(e164).map((filters) => ({ filters })),
         sorts: [{ propertyName: 'createdate', direction: 'ASCENDING' }],
-        limit: Math.min(200, Math.max(50, limit * 5)),
+        limit: 50,
         what: 'looking up a caller by phone',
+        lookup,
       });
-      found = all
+      const found = all
         .filter((r) =>
           [r.properties.phone, r.properties.mobilephone].some((n) => sameNumber(n, e164)),
         )
         .map((r) => ({ r, c: { id: r.id, numbers: [], createdAt: createdOf(r) } }))
         .sort((a, b) => firstMade(a.c, b.c))
         .map((x) => x.r);
+      const ttl = this.o.cacheSec * 1000;
+      this.numbers.set(e164, found, found.length ? ttl : ttl / 5);
+      return found;
+    });
+  }
+
+  /** Forget who has this number (a contact was made for it). */
+  forgetNumber(e164: string | null | undefined): void {
+    if (e164) this.numbers.delete(e164);
+  }
+
+  /** A phone system's lookup: searches wait for a slot at most LOOKUP_SLOT_WAIT_MS. */
+  async find(q: ContactQuery): Promise<ContactCard[]> {
+    const limit = Math.max(1, Math.min(q.limit, 100));
+    let found: Found[];
+    if (q.e164) {
+      found = await this.withNumber(q.e164, true);
     } else if (q.text !== undefined) {
       const text = q.text.trim();
       if (!text) return [];
@@ -84,6 +120,7 @@ export class HubspotContacts {
         sorts: [{ propertyName: 'createdate', direction: 'ASCENDING' }],
         limit,
         what: 'searching contacts',
+        lookup: true,
       });
     } else if (q.email !== undefined) {
       found = await this.search({
@@ -91,6 +128,7 @@ export class HubspotContacts {
         sorts: [{ propertyName: 'createdate', direction: 'ASCENDING' }],
         limit,
         what: 'looking up a contact by email',
+        lookup: true,
       });
     } else return [];
     const picked = found.slice(0, limit);
@@ -136,7 +174,9 @@ export class HubspotContacts {
     sorts: unknown[];
     limit: number;
     what: string;
+    lookup: boolean;
   }): Promise<Found[]> {
+    const paced = o.lookup ? await this.slot() : undefined;
     const res = await this.http.call({
       method: 'POST',
       path: '/crm/v3/objects/contacts/search',
@@ -149,9 +189,16 @@ export class HubspotContacts {
       },
       idempotent: true,
       limiter: this.searchLimiter,
+      ...(paced ? { paced } : {}),
       what: o.what,
     });
     return (res.body as { results?: Found[] }).results ?? [];
+  }
+
+  /** A search slot for a phone system's lookup: it fails rather than wait long. */
+  private async slot(): Promise<Paced> {
+    const since = performance.now();
+    return { since, answered: await this.searchLimiter.acquire(LOOKUP_SLOT_WAIT_MS) };
   }
 
   /** relay.yaml's portalId, else the account's, read once (a failure is asked again later). */

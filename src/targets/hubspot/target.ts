@@ -23,7 +23,7 @@ import type {
   Target,
   TargetDeps,
 } from '../types.js';
-import { HubspotContacts, phoneFilterGroups } from './contacts.js';
+import { HubspotContacts } from './contacts.js';
 import { withRecordingLinks, type RecordingLink } from '../kit/recordings.js';
 import type { HubspotConfig } from './spec.js';
 import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
@@ -130,6 +130,7 @@ class HubspotTarget implements Target {
     const card = await this.cards.add(c);
     // A delivery's cached miss for the number would hide the new contact for a while.
     this.contacts.forget(c.e164 ?? null);
+    this.cards.forgetNumber(c.e164);
     return card;
   }
 
@@ -266,23 +267,17 @@ class HubspotTarget implements Target {
       .then((r) => r.body as SearchResult);
   }
 
-  /** Contacts that may have this number: searched on the calculated phone properties too. */
+  /** Contacts with this number: the caller-ID lookup's search (contacts.ts), shared with it. */
   private async contactsByPhone(e164: string): Promise<Candidate<string>[]> {
-    const found = await this.search(
-      'contacts',
-      phoneFilterGroups(e164),
-      ['phone', 'mobilephone', 'firstname', 'lastname', 'email'],
-      // The oldest first: the shared-number rule picks the contact made first (kit/phone-lookup).
-      { propertyName: 'createdate', direction: 'ASCENDING' },
-    );
-    return (found.results ?? []).map((r) => {
+    return (await this.cards.withNumber(e164)).map((r) => {
       const p = r.properties;
       const name = [p.firstname, p.lastname].filter(Boolean).join(' ') || p.email || undefined;
+      const createdAt = r.createdAt ?? p.createdate ?? undefined;
       return {
         id: r.id,
         numbers: [p.phone, p.mobilephone],
         ...(name ? { name } : {}),
-        ...(r.createdAt ? { createdAt: r.createdAt } : {}),
+        ...(createdAt ? { createdAt } : {}),
       };
     });
   }
@@ -298,6 +293,8 @@ class HubspotTarget implements Target {
       idempotent: false,
       what: 'creating a contact for an unknown caller',
     });
+    // The miss a ring found would hide the new contact from 3CX for a while.
+    this.cards.forgetNumber(e164);
     return String((res.body as { id?: string }).id);
   }
 

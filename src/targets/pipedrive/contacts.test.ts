@@ -8,6 +8,7 @@ import { loadConfig } from '../../config/load.js';
 import { silentLogger } from '../../telemetry/log.js';
 import { tempDir, writeRelayYaml } from '../../../test/support.js';
 import { DeliveryError } from '../kit/errors.js';
+import type { PhoneLookup } from '../kit/phone-lookup.js';
 import type { Target } from '../types.js';
 import { FakePipedrive } from './fake.js';
 import { pipedriveSpec, type PipedriveConfig } from './spec.js';
@@ -168,6 +169,57 @@ describe('Pipedrive persons for caller lookups', () => {
     expect(answers.map((a) => a.length)).toEqual([1, 1, 1, 1]);
     expect(pd.personSearches).toBe(12);
     expect(pd.tooManyRequests).toBe(0);
+  });
+
+  it("answers the search's card when reading the chosen person fails", async () => {
+    const { pd, t } = await open('    companyDomain: acme\n');
+    const { caller } = seed(pd);
+    pd.faults.push({
+      match: `GET /api/v2/persons/${caller}`,
+      fault: { status: 404, body: { success: false, error: 'Person not found' } },
+    });
+    const cards = await t.findContacts!({ e164: '+420774852629', limit: 5 });
+    expect(cards).toHaveLength(1);
+    expect(cards[0]).toMatchObject({
+      id: String(caller),
+      lastName: 'Jana Dvořák',
+      company: 'Acme s.r.o.',
+      url: `https://acme.pipedrive.com/person/${caller}`,
+    });
+    expect(pd.count('GET', `/api/v2/persons/${caller}`)).toBe(1);
+  });
+
+  it("a ring's search serves the call's delivery: one search per caller", async () => {
+    const { pd, t } = await open('    companyDomain: acme\n');
+    const { caller } = seed(pd);
+    await t.findContacts!({ e164: '+420774852629', limit: 1 });
+    const searches = pd.personSearches;
+    // The lookup a delivery makes for the call's person (target.ts).
+    const delivery = (t as unknown as { persons: PhoneLookup<number> }).persons;
+    expect(await delivery.find('+420774852629')).toEqual({ id: caller, others: [] });
+    expect(pd.personSearches).toBe(searches);
+    // And the other way round: a number a delivery looked up first costs the ring nothing.
+    expect((await delivery.find('+420602333444'))?.id).toBeDefined();
+    const after = pd.personSearches;
+    expect(await t.findContacts!({ e164: '+420602333444', limit: 1 })).toHaveLength(1);
+    expect(pd.personSearches).toBe(after);
+    // A person made from the phone client is found at once, by both.
+    const made = await t.addContact!({ firstName: 'Nova', e164: '+420601234567' });
+    expect((await delivery.find('+420601234567'))?.id).toBe(Number(made.id));
+  });
+
+  it("fails a lookup at once that would wait long for a search slot, and leaves deliveries' alone", async () => {
+    const { pd, t } = await open(
+      '    companyDomain: acme\n    searchRateLimit: { requests: 3, perSeconds: 30 }\n',
+    );
+    seed(pd);
+    // The window's searches: a delivery's (one per form of the number).
+    const delivery = (t as unknown as { persons: PhoneLookup<number> }).persons;
+    await delivery.find('+420602333444');
+    const err = await t.findContacts!({ text: 'dvořák', limit: 5 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeliveryError);
+    expect((err as DeliveryError).retryable).toBe(true);
+    expect(pd.count('GET', '/api/v2/persons/search')).toBe(3);
   });
 
   it('says it can find and make persons', () => {

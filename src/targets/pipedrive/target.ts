@@ -26,7 +26,7 @@ import {
   withRecordingLinks,
   type RecordingLink,
 } from '../kit/recordings.js';
-import { PhoneLookup, type Candidate, type Other } from '../kit/phone-lookup.js';
+import { PhoneLookup, type Other } from '../kit/phone-lookup.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
 import type {
@@ -38,7 +38,8 @@ import type {
   Target,
   TargetDeps,
 } from '../types.js';
-import { PipedriveContacts, phoneForms } from './contacts.js';
+import { PipedriveContacts } from './contacts.js';
+import { silentLogger, type Logger } from '../../telemetry/log.js';
 import type { PipedriveConfig } from './spec.js';
 import { Shape } from '../kit/shape.js';
 import { OpenDeals, rejectedField, shapedCallLog } from './shaping.js';
@@ -111,12 +112,18 @@ class PipedriveTarget implements Target {
     private readonly cfg: PipedriveConfig,
     private readonly recordingAccess: Record<string, RecordingAccess>,
     private readonly recordingLink?: RecordingLink,
+    log: Logger = silentLogger,
   ) {
     this.name = cfg.name;
     this.persons = new PhoneLookup({
       ttlMs: cfg.cacheSec * 1000,
-      terms: phoneForms,
-      search: (term) => this.personsByPhone(term),
+      // The caller-ID lookup's search (contacts.ts): a ring's search serves the call's delivery.
+      search: async (_term, e164) =>
+        (await this.cards.withNumber(e164)).map((i) => ({
+          id: i.id,
+          numbers: i.phones ?? [],
+          ...(i.name ? { name: i.name } : {}),
+        })),
     });
     this.users = new UserLookup({
       agents: cfg.agents,
@@ -147,7 +154,7 @@ class PipedriveTarget implements Target {
       cfg.shapePlaces,
     );
     this.deals = new OpenDeals(crm.client, cfg.cacheSec * 1000);
-    this.cards = new PipedriveContacts(crm.client, crm.searchLimiter, cfg);
+    this.cards = new PipedriveContacts(crm.client, crm.searchLimiter, { ...cfg, log });
   }
 
   findContacts(q: ContactQuery): Promise<ContactCard[]> {
@@ -158,6 +165,7 @@ class PipedriveTarget implements Target {
     const card = await this.cards.add(c);
     // A delivery's cached miss for the number would hide the new contact for a while.
     this.persons.forget(c.e164 ?? null);
+    this.cards.forgetNumber(c.e164);
     return card;
   }
 
@@ -463,33 +471,6 @@ class PipedriveTarget implements Target {
     }
   }
 
-  /** Persons that may have this number: the v2 search, exact in one format at a time. */
-  private async personsByPhone(term: string): Promise<Candidate<number>[]> {
-    const res = await this.http.call({
-      method: 'GET',
-      path: `/api/v2/persons/search?term=${encodeURIComponent(term)}&fields=phone&exact_match=true&limit=10`,
-      idempotent: true,
-      limiter: this.searchLimiter,
-      what: 'searching persons by phone',
-    });
-    const items =
-      (
-        res.body as {
-          data?: {
-            items?: {
-              item: { id: number; name?: string; phones?: (string | { value: string })[] };
-            }[];
-          };
-        }
-      ).data?.items ?? [];
-    // No creation time in the answer: the shared-number rule goes by id (kit/phone-lookup).
-    return items.map((i) => ({
-      id: i.item.id,
-      numbers: (i.item.phones ?? []).map((p) => (typeof p === 'string' ? p : p.value)),
-      ...(i.item.name ? { name: i.item.name } : {}),
-    }));
-  }
-
   private async userByEmail(email: string): Promise<number | undefined> {
     const res = await this.http.call({
       method: 'GET',
@@ -540,5 +521,5 @@ class PipedriveTarget implements Target {
 }
 
 export function create(config: PipedriveConfig, deps: TargetDeps): Target {
-  return new PipedriveTarget(config, deps.recordings, deps.recordingLink);
+  return new PipedriveTarget(config, deps.recordings, deps.recordingLink, deps.log);
 }
