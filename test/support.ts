@@ -76,10 +76,39 @@ export type SourceSettings = NonNullable<Flow['source']>;
 /** Per source name (a golden flow's `source` under its adapter's name). */
 export type SourceSettingsMap = Record<string, SourceSettings | undefined>;
 
-// The 3CX source of the tests is a PBX in Prague; other sources use their adapter's defaults.
+// The 3CX sources of the tests are a PBX in Prague (as the 3cx-crm-template cases declare, so a
+// national number finds its contact); other sources use their adapter's defaults.
 const SOURCE_SETTINGS: Record<string, SourceSettings> = {
   '3cx': { timezone: 'Europe/Prague', defaultCountry: 'CZ' },
+  '3cx-crm-template': { timezone: 'Europe/Prague', defaultCountry: 'CZ' },
 };
+
+/**
+ * The settings a test relay gives source `adapter` when written with `sources: { [adapter]:
+ * given }` (a golden flow's `source`): fold a flow with these to get the records that relay makes.
+ */
+export function relaySourceSettings(adapter: string, given?: SourceSettings): SourceSettings {
+  return { ...SOURCE_SETTINGS[adapter], ...given };
+}
+
+/**
+ * Whether two golden cases can go into one test relay as far as their sources go: they come
+ * from different adapters, or declare the same settings for theirs.
+ */
+export function sameRelaySource(
+  a: { adapter: string; flow: Flow },
+  b: { adapter: string; flow: Flow },
+): boolean {
+  if (a.adapter !== b.adapter) return true;
+  const x = relaySourceSettings(a.adapter, a.flow.source);
+  const y = relaySourceSettings(b.adapter, b.flow.source);
+  return x.timezone === y.timezone && x.defaultCountry === y.defaultCountry;
+}
+
+/** The `sources` of writeRelayYaml for a relay that takes these cases (sameRelaySource). */
+export function casesSources(cases: { adapter: string; flow: Flow }[]): SourceSettingsMap {
+  return Object.fromEntries(cases.map((c) => [c.adapter, c.flow.source]));
+}
 
 export function writeRelayYaml(
   dir: string,

@@ -39,7 +39,10 @@ function agentOf(call: CallRecord, agent: string): boolean {
 
 /**
  * The call of `of` that this journal event is: the same external number (E.164), its agent among
- * the call's, and a start within `withinSec`; the nearest start if several are.
+ * the call's, and a start within `withinSec`; the nearest start if several are. A journal without
+ * an agent (a call missed in a queue: 3CX leaves [Agent] empty or unfilled) has nothing to tell
+ * calls apart by but their direction: it joins only when exactly one call of the same number and
+ * direction started within `withinSec`, rather than guess between two.
  */
 export async function findJoined(
   store: Pick<Store, 'listCalls'>,
@@ -47,7 +50,8 @@ export async function findJoined(
   withinSec: number,
   e: CallEvent,
 ): Promise<CallRecord | undefined> {
-  if (!e.externalE164 || !e.agent || !e.startedAt) return undefined;
+  if (!e.externalE164 || !e.startedAt) return undefined;
+  const agent = e.agent;
   const at = Date.parse(e.startedAt);
   const ms = withinSec * 1000;
   const rows = await store.listCalls({
@@ -58,12 +62,15 @@ export async function findJoined(
     to: new Date(at + ms + 1).toISOString(),
     limit: CANDIDATES,
   });
-  let best: { call: CallRecord; off: number } | undefined;
-  for (const { record } of rows) {
-    if (record.externalE164 !== e.externalE164 || !agentOf(record, e.agent)) continue;
-    const off = Math.abs(Date.parse(record.startedAt) - at);
-    if (off <= ms && (!best || off < best.off)) best = { call: record, off };
+  const near = rows
+    .map(({ record }) => ({ call: record, off: Math.abs(Date.parse(record.startedAt) - at) }))
+    .filter((x) => x.call.externalE164 === e.externalE164 && x.off <= ms);
+  if (!agent) {
+    const same = near.filter((x) => e.direction && x.call.direction === e.direction);
+    return same.length === 1 ? same[0]!.call : undefined;
   }
+  let best: { call: CallRecord; off: number } | undefined;
+  for (const x of near) if (agentOf(x.call, agent) && (!best || x.off < best.off)) best = x;
   return best?.call;
 }
 

@@ -140,6 +140,12 @@ const NAME_FIELDS: Record<string, string[]> = {
   Lead: ['Name', 'FirstName', 'LastName', 'Company'],
 };
 const EMAIL_FIELDS: Record<string, string[]> = { Contact: ['Email'], Lead: ['Email'] };
+/**
+ * Custom fields (`…__c`) a test gave a record that hold an email: SOSL's EMAIL FIELDS covers every
+ * email field, custom ones too, which a recipe's search does not read.
+ */
+const customEmails = (r: SfRecord): string[] =>
+  Object.keys(r).filter((k) => k.endsWith('__c') && /@/.test(String(r[k] ?? '')));
 const SOSL_RESERVED = new Set('?&|!{}[]()^~*:\\"\'+-'.split(''));
 
 /** An error as the REST API answers it: an array of {message, errorCode, fields?}. */
@@ -897,7 +903,12 @@ export class FakeSalesforce extends CrmFake {
         if (
           kind === 'PHONE'
             ? PHONE_FIELDS[object]!.some((f) => phoneMatches(r[f], digits))
-            : textMatches(r, (kind === 'NAME' ? NAME_FIELDS : EMAIL_FIELDS)[object]!)
+            : textMatches(
+                r,
+                kind === 'NAME'
+                  ? NAME_FIELDS[object]!
+                  : [...EMAIL_FIELDS[object]!, ...customEmails(r)],
+              )
         )
           out.push(this.view(object, r, v, names));
     }

@@ -211,6 +211,58 @@ describe.each(backends)('journal joins the add-on call (%s)', (_name, open) => {
     ]);
   });
 
+  it('a journal without an agent (missed in a queue) joins the one call of its number, direction and time', async () => {
+    const p = await relay();
+    const before = await calls();
+    // [Agent] empty, or unfilled on a PBX that lacks it: either way no agent.
+    for (const agent of ['', '[Agent]']) {
+      const { result } = await p.ingest(journal({ agent, start: '20250917175401' }));
+      await p.drain();
+      expect(result, agent).toEqual({
+        status: 'ignored',
+        rule: 'joined',
+        message: `joined to call ${ANSWERED} of source pbx, which has all this journal says`,
+      });
+    }
+    expect(await calls()).toEqual(before);
+    // The other direction (a missed inbound call from that number) is another call.
+    const inbound = await p.ingest(journal({ agent: '', callType: 'Missed' }));
+    await p.drain();
+    expect(inbound.result).toMatchObject({ status: 'mapped', rule: 'report' });
+  });
+
+  it('a journal without an agent joins no call when two of its number, direction and time are there', async () => {
+    const p = await relay();
+    // A second outbound call to the same number at the same second, by extension 106.
+    for (const r of addOnRequests().filter((x) => x.body.toString().includes(ANSWERED)))
+      await p.ingest({
+        ...r,
+        body: Buffer.from(
+          r.body
+            .toString()
+            .replaceAll('250917195359_47', '250917195359_48')
+            .replaceAll('"user": "105"', '"user": "106"')
+            .replaceAll('0bdb-88fd0000002f', '0bdb-88fd00000030'),
+        ),
+      });
+    await p.drain();
+    expect((await calls()).map((c) => `${c.callId} ${c.agent}`)).toEqual([
+      '250917194513_46 105',
+      `${ANSWERED} 105`,
+      '250917195359_48 106',
+    ]);
+    const { result } = await p.ingest(journal({ agent: '' }));
+    await p.drain();
+    expect(result).toMatchObject({ status: 'mapped', rule: 'report' });
+    expect((await calls()).filter((c) => c.source === 'pbx-journal')).toHaveLength(1);
+    // With its agent, it still finds its own.
+    const own = await p.ingest(journal({ agent: '106' }));
+    expect(own.result).toMatchObject({
+      status: 'ignored',
+      message: expect.stringContaining('250917195359_48'),
+    });
+  });
+
   it('without joinCallsOf, the journal is a call of its own', async () => {
     const p = await relay(null);
     const { result } = await p.ingest(journal({ summary: 'A summary' }));

@@ -125,6 +125,13 @@ describe('recipe targets answer caller lookups', () => {
     expect(byEmail).toMatchObject({ id: contact, firstName: 'Marko', entityType: 'Contact' });
     expect(await t.findContacts!({ email: 'marko@acme', limit: 5 })).toEqual([]);
     expect(await t.findContacts!({ text: 'nobody', limit: 5 })).toEqual([]);
+    // SOSL's email fields include custom ones the recipe does not read: a record found by one
+    // shows no email, or another, and is not the contact asked about.
+    sf.addLead({ LastName: 'Plain', Company: 'Acme', Private_Email__c: 'marko@acme.rs' });
+    sf.addContact({ LastName: 'Other', Email: 'o@acme.rs', Private_Email__c: 'marko@acme.rs' });
+    expect((await t.findContacts!({ email: 'marko@acme.rs', limit: 5 })).map((c) => c.id)).toEqual([
+      contact,
+    ]);
   });
 
   it('Zoho CRM: the card of the Contact or Lead with the number, never a look-alike', async () => {

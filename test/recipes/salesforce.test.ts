@@ -14,22 +14,22 @@ import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeSalesforce, type SfRecord } from '../fakes/salesforce.js';
 import {
   ADAPTERS,
+  casesSources,
   freePort,
   goldenCases,
+  relaySourceSettings,
+  sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
   spawnRelay,
   tempDir,
   TOKENS,
   writeRelayYaml,
+  type SourceSettingsMap,
 } from '../support.js';
 
 const CLIENT = { id: '3MVG9-callrelay-test', secret: 'sf-client-secret-0123456789' };
 const TASK = 'POST /services/data/v62.0/sobjects/Task';
-/** The sources' settings of the test relays (writeRelayYaml), for the records the flows make. */
-const SETTINGS: Record<string, { timezone?: string; defaultCountry?: string }> = {
-  '3cx': { timezone: 'Europe/Prague', defaultCountry: 'CZ' },
-};
 const DISPOSITION: Record<string, string> = {
   answered: 'Connected',
   missed: 'No answer',
@@ -40,9 +40,10 @@ const DISPOSITION: Record<string, string> = {
 type Case = ReturnType<typeof goldenCases>[number];
 const adapters = loadAdapterDir(ADAPTERS);
 
-/** The call records a flow folds into, as the test relay's sources fold them. */
+/** The call records a flow folds into, as a test relay given the case's `source` folds them. */
 async function recordsOf(c: Case): Promise<CallRecord[]> {
-  const { calls } = await runFlow(c.flow, adapters.get(c.adapter)!, SETTINGS[c.adapter] ?? {});
+  const settings = relaySourceSettings(c.adapter, c.flow.source);
+  const { calls } = await runFlow(c.flow, adapters.get(c.adapter)!, settings);
   return calls;
 }
 
@@ -82,12 +83,18 @@ function seedCaller(sf: FakeSalesforce, e164: string, n: number): string {
     : sf.addContact({ LastName: `Caller ${n}`, Phone: e164 }, '2022-01-01T00:00:00.000Z');
 }
 
-function relayYaml(sf: FakeSalesforce, agents: Record<string, string>, port?: number): string {
+function relayYaml(
+  sf: FakeSalesforce,
+  agents: Record<string, string>,
+  port?: number,
+  sources?: SourceSettingsMap,
+): string {
   const map = Object.entries(agents)
     .map(([k, v]) => `"${k}": "${v}"`)
     .join(', ');
   return writeRelayYaml(tempDir(), {
     ...(port ? { port } : {}),
+    sources,
     more:
       `targets:\n  - name: salesforce\n    type: rest\n    recipe: salesforce\n` +
       `    vars: { domain: acme, loginUrl: "${sf.url}" }\n` +
@@ -139,7 +146,8 @@ describe('Salesforce recipe through a relay into the fake org', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function open(): Promise<{
+  /** A fake org and a relay into it, its sources given `sources` (golden flows' `source`). */
+  async function open(sources?: SourceSettingsMap): Promise<{
     sf: FakeSalesforce;
     relay: Relay;
     owner: Map<string, string>;
@@ -148,9 +156,13 @@ describe('Salesforce recipe through a relay into the fake org', () => {
     const sf = await new FakeSalesforce(CLIENT).start();
     cleanup.push(() => sf.close());
     const { agents, owner } = orgUsers(sf);
-    const relay = await startRelay(loadConfig(relayYaml(sf, agents), {}), undefined, {
-      delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
-    });
+    const relay = await startRelay(
+      loadConfig(relayYaml(sf, agents, undefined, sources), {}),
+      undefined,
+      {
+        delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
+      },
+    );
     cleanup.push(() => relay.close());
     const callers = new Map<string, string>();
     const seed = (records: CallRecord[]) => {
@@ -172,7 +184,7 @@ describe('Salesforce recipe through a relay into the fake org', () => {
   it.each(goldenCases().map((c) => [`${c.adapter}/${c.flow.name}`, c] as const))(
     '%s: one Task per call with direction, outcome, talk time, numbers, owner and contact',
     async (_n, c) => {
-      const { sf, relay, owner, seed } = await open();
+      const { sf, relay, owner, seed } = await open({ [c.adapter]: c.flow.source });
       const records = await recordsOf(c);
       const callers = seed(records);
       await play(relay, c);
@@ -185,16 +197,18 @@ describe('Salesforce recipe through a relay into the fake org', () => {
   );
 
   it('keeps exactly one Task per call through 20% failures and 10% lost answers', async () => {
-    const { sf, relay, owner, seed } = await open();
-    // Flows whose calls no earlier flow has (some share a call id), into one relay.
+    // Flows whose calls no earlier flow has (some share a call id) and whose source settings
+    // agree with the earlier flows' of their adapter, into one relay.
     const seen = new Set<string>();
     const cases: { c: Case; records: CallRecord[] }[] = [];
     for (const c of goldenCases()) {
       const keys = c.flow.expect!.calls.map((e) => `${c.adapter}:${String(e.callId)}`);
       if (keys.some((k) => seen.has(k))) continue;
+      if (cases.some((x) => !sameRelaySource(x.c, c))) continue;
       keys.forEach((k) => seen.add(k));
       cases.push({ c, records: await recordsOf(c) });
     }
+    const { sf, relay, owner, seed } = await open(casesSources(cases.map((x) => x.c)));
     const callers = seed(cases.flatMap((x) => x.records));
     // The first create's answer lost for certain (so `find` runs), then chaos.
     sf.faults.push({ match: TASK, fault: { lostAnswer: true } });

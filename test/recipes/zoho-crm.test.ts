@@ -19,14 +19,18 @@ import { SHIPPED_RECIPES } from '../../src/targets/rest/recipe.js';
 import { FakeZoho, type ZohoRecord } from '../fakes/zoho.js';
 import {
   ADAPTERS,
+  casesSources,
   freePort,
   goldenCases,
+  relaySourceSettings,
+  sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
   spawnRelay,
   tempDir,
   TOKENS,
   writeRelayYaml,
+  type SourceSettingsMap,
 } from '../support.js';
 
 const CLIENT = {
@@ -35,14 +39,12 @@ const CLIENT = {
   refreshToken: '1000.zoho-test-refresh.0123456789abcdef',
 };
 const RECIPE = readFileSync(join(SHIPPED_RECIPES, 'zoho-crm.yaml'), 'utf8');
-/** As relay.yaml's sources say (test/support.ts), so that the numbers fold the same way. */
-const SETTINGS: Record<string, { timezone?: string; defaultCountry?: string }> = {
-  '3cx': { timezone: 'Europe/Prague', defaultCountry: 'CZ' },
-};
 const adapters = loadAdapterDir(ADAPTERS);
 
+/** The records of a flow as a test relay given the flow's `source` folds them (test/support.ts). */
 async function recordsOf(adapter: string, flow: Flow): Promise<CallRecord[]> {
-  return (await runFlow(flow, adapters.get(adapter)!, SETTINGS[adapter] ?? {})).calls;
+  const settings = relaySourceSettings(adapter, flow.source);
+  return (await runFlow(flow, adapters.get(adapter)!, settings)).calls;
 }
 
 /** The Calls record whose Description ends with the call's marker (not a prefix of another's). */
@@ -97,7 +99,12 @@ describe('Zoho CRM recipe through a real relay', () => {
 
   function writeConfig(
     crm: FakeZoho,
-    o: { agents?: Record<string, string>; auth?: Partial<typeof CLIENT>; port?: number } = {},
+    o: {
+      agents?: Record<string, string>;
+      auth?: Partial<typeof CLIENT>;
+      port?: number;
+      sources?: SourceSettingsMap;
+    } = {},
   ): string {
     const dir = tempDir();
     mkdirSync(join(dir, 'targets'));
@@ -111,6 +118,7 @@ describe('Zoho CRM recipe through a real relay', () => {
       .join(', ');
     return writeRelayYaml(dir, {
       ...(o.port ? { port: o.port } : {}),
+      sources: o.sources,
       more:
         `targets:\n  - name: zoho\n    type: rest\n    recipe: zoho-crm\n` +
         `    vars: { org: org20071234567, dataCentre: eu, accountsUrl: "${crm.url}" }\n` +
@@ -123,7 +131,12 @@ describe('Zoho CRM recipe through a real relay', () => {
 
   async function open(
     crm: FakeZoho,
-    o: { agents?: Record<string, string>; auth?: Partial<typeof CLIENT>; file?: string } = {},
+    o: {
+      agents?: Record<string, string>;
+      auth?: Partial<typeof CLIENT>;
+      file?: string;
+      sources?: SourceSettingsMap;
+    } = {},
   ): Promise<Relay> {
     const relay = await startRelay(loadConfig(o.file ?? writeConfig(crm, o), {}), undefined, {
       delivery: { pollMs: 20, backoff: { baseMs: 30, maxMs: 200 } },
@@ -155,11 +168,15 @@ describe('Zoho CRM recipe through a real relay', () => {
         users.set(r.agent, crm.addUser(`Agent${r.agent}@Example.com`));
       }
     // Flows share call ids (one call as 3CX's GET, v1 and v2 templates would send it): flows
-    // go to one relay (and its own store) until an id would repeat, then to a fresh one.
+    // go to one relay (and its own store) until an id would repeat, or the flow declares other
+    // settings for its source than the relay's, then to a fresh one.
     const batches: (typeof cases)[] = [];
     for (const c of cases) {
       const ids = (b: typeof cases) => new Set(b.flatMap((x) => x.records.map((r) => r.callId)));
-      const fits = batches.find((b) => c.records.every((r) => !ids(b).has(r.callId)));
+      const fits = batches.find(
+        (b) =>
+          c.records.every((r) => !ids(b).has(r.callId)) && b.every((x) => sameRelaySource(x, c)),
+      );
       if (fits) fits.push(c);
       else batches.push([c]);
     }
@@ -171,7 +188,7 @@ describe('Zoho CRM recipe through a real relay', () => {
       if (faults.lostRate)
         for (let i = 0; i < 2; i++)
           crm.faults.push({ match: 'POST /crm/v8/Calls', fault: { lose: true } });
-      const relay = await open(crm, { agents });
+      const relay = await open(crm, { agents, sources: casesSources(batch) });
       for (const c of batch)
         for (const req of c.flow.requests) {
           const res = await sendFlowRequest(relay.port, c.adapter, req);

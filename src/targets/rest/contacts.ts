@@ -20,6 +20,23 @@ const KINDS = new Set(['business', 'mobile', 'home', 'other']);
 const str = (v: unknown): string | undefined =>
   typeof v === 'string' && v.trim() ? v.trim() : typeof v === 'number' ? String(v) : undefined;
 
+/** Whether a value `read` kept of a record holds this email (any field, case-insensitive). */
+function holdsEmail(v: unknown, email: string): boolean {
+  if (typeof v === 'string') return v.trim().toLowerCase() === email;
+  if (Array.isArray(v)) return v.some((x) => holdsEmail(x, email));
+  if (v && typeof v === 'object') return Object.values(v).some((x) => holdsEmail(x, email));
+  return false;
+}
+
+/**
+ * Whether the record has the email asked about, as its `data` says: a CRM's email search may
+ * match a field the recipe does not read, and a card without the address would show the phone
+ * client a contact that does not have it.
+ */
+export function hasEmail(c: Found, email: string): boolean {
+  return holdsEmail(c.data, email.trim().toLowerCase());
+}
+
 export class RecipeCards {
   private readonly x: Partial<Record<Field | 'phones' | 'entityType', Expression>>;
   private readonly url: Template | undefined;

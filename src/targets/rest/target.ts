@@ -39,7 +39,7 @@ import type {
   Target,
   TargetDeps,
 } from '../types.js';
-import { RecipeCards, type Found } from './contacts.js';
+import { hasEmail, RecipeCards, type Found } from './contacts.js';
 import { expression, template, type Expression, type Template } from './compile.js';
 import { loadRecipe, typedVars, userIdTest, type Recipe, type RecipeRequest } from './recipe.js';
 import { recipeSandbox } from './sandbox.js';
@@ -295,12 +295,9 @@ class RestTarget implements Target {
         const search = by[kind];
         if (!search || !value.trim()) return [];
         const found = await search(value.trim());
-        const listed = await cards.listed(found, q.limit, this.vars);
-        // An email search counts only records with that email (where the card shows one).
-        const email = value.trim().toLowerCase();
-        return kind === 'email'
-          ? listed.filter((x) => !x.email || x.email.toLowerCase() === email)
-          : listed;
+        // An email search counts only records whose data has that email.
+        const kept = kind === 'email' ? found.filter((c) => hasEmail(c, value)) : found;
+        return cards.listed(kept, q.limit, this.vars);
       };
     }
     this.users = new UserLookup<string>({
