@@ -249,7 +249,8 @@ export function crmIssues(
           y,
           ['sources', i, 'crm'],
           'crm: answers 3CX from targets that look contacts up (hubspot, pipedrive, a recipe ' +
-            `with a contact lookup), and none of targets: can (targets: ${listed(names)})`,
+            `with a contact lookup), and none of targets: can (targets: ${listed(names)}); ` +
+            'for journaling only, say lookup: []',
         ),
       );
   });

@@ -186,12 +186,12 @@ export const SourceConfig = z
       .strictObject({
         lookup: z
           .array(z.string())
-          .min(1)
           .optional()
           .meta({
             description:
               'The targets whose contacts answer, asked in this order until one knows the number ' +
-              '(default: every target that can look contacts up, in relay.yaml order).',
+              '(default: every target that can look contacts up, in relay.yaml order). []: ' +
+              'journaling only; every lookup answers "not found".',
           }),
         cacheSec: z
           .number()

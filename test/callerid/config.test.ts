@@ -79,7 +79,8 @@ describe('sources[].crm in relay.yaml', () => {
   it('refuses a crm: without lookup when no target can look contacts up', () => {
     expect(issues(yaml('    crm: {}\n'))).toEqual([
       '8:10 crm: answers 3CX from targets that look contacts up (hubspot, pipedrive, a recipe ' +
-        'with a contact lookup), and none of targets: can (targets: webhook, archive)',
+        'with a contact lookup), and none of targets: can (targets: webhook, archive); for ' +
+        'journaling only, say lookup: []',
     ]);
   });
 

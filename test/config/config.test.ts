@@ -70,14 +70,28 @@ describe('relay.yaml', () => {
     adapter: 3cx-crm-template
     token: journal-token-1234
     crm:
+      lookup: [] # journaling only: base() has no target that looks contacts up
       joinCallsOf: ${of}`);
     expect(configErrors(journal('pbx'))).toEqual([]);
     expect(configErrors(journal('pbxx'))).toEqual([
-      '12:20 no source "pbxx" under sources: (did you mean "pbx"?)',
+      '13:20 no source "pbxx" under sources: (did you mean "pbx"?)',
     ]);
-    expect(configErrors(journal('addon'))).toEqual(['12:20 no source "addon" under sources:']);
+    expect(configErrors(journal('addon'))).toEqual(['13:20 no source "addon" under sources:']);
     expect(configErrors(journal('pbx-journal'))).toEqual([
-      "12:20 joinCallsOf names the source itself: name the source of the same PBX's WebAPI add-on",
+      "13:20 joinCallsOf names the source itself: name the source of the same PBX's WebAPI add-on",
+    ]);
+    // Without lookup: [] a crm: wants a target that can answer 3CX's lookups.
+    expect(
+      configErrors(
+        journal('pbx').replace(
+          '      lookup: [] # journaling only: base() has no target that looks contacts up\n',
+          '',
+        ),
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /^12:7 crm: answers 3CX from targets that look contacts up.*say lookup: \[\]$/,
+      ),
     ]);
     const dir = tempDir();
     writeFileSync(join(dir, 'relay.yaml'), journal('pbx'));
