@@ -117,7 +117,7 @@ describe('pacing', () => {
   });
 
   it('says hold off when the CRM asked for it, even while every slot is under way', async () => {
-    let now = 0;
+    const now = 0;
     const l = new WindowLimiter(1, 1000, () => now, 0);
     await l.acquire(); // under way
     l.pause(120_000);
