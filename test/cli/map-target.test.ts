@@ -43,7 +43,9 @@ describe('callrelay map --target', () => {
       'flow 3cx-v1-incoming-answered through source 3cx (adapter 3cx) into target hubspot, as a dry run',
     );
     expect(r.out).toContain('call 3cx/230115121143_9');
-    expect(r.out).toContain('  POST /crm/v3/objects/contacts/search  (searching contacts)');
+    expect(r.out).toContain(
+      '  POST /crm/v3/objects/contacts/search  (looking up a caller by phone)',
+    );
     expect(r.out).toContain('  POST /crm/v3/objects/calls  (creating the call engagement)');
     expect(r.out).toContain('"call_queue": "800"');
     expect(r.out).toMatch(/"hs_call_title": "Anruf · Inbound call from \+420774852629/);
