@@ -178,27 +178,10 @@ describe('HubSpot contacts for caller lookups', () => {
 
   it("a contact made from the phone client is a later call's contact at once", async () => {
     const { hs, t } = await open('    portalId: 139000\n');
-    const golden = goldenCases().find((c) => c.flow.name === '3cx-v1-incoming-answered')!;
-    const adapter = loadAdapterDir(ADAPTERS).get(golden.adapter)!;
-    const [record] = (await runFlow(golden.flow, adapter, { defaultCountry: 'CZ' })).calls;
-    const ctx = (): DeliveryContext => ({
-      job: {
-        id: 1,
-        target: 'hubspot',
-        source: golden.adapter,
-        callId: record!.callId,
-        rev: 1,
-        attempts: 0,
-        firstFailedAt: null,
-        remote: {},
-        record: record!,
-      },
-      save: () => Promise.resolve(),
-      log: silentLogger,
-    });
+    const { e164, ctx } = await goldenCall();
     // Nobody has the number yet: the delivery remembers the miss.
     expect((await t.deliver(ctx())).contactId).toBeNull();
-    const made = await t.addContact!({ firstName: 'Jana', e164: record!.externalE164! });
+    const made = await t.addContact!({ firstName: 'Jana', e164 });
     // The next call's delivery finds the new contact instead of the remembered miss.
     expect((await t.deliver(ctx())).contactId).toBe(made.id);
     expect(hs.contacts.size).toBe(1);
