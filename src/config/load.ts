@@ -338,8 +338,20 @@ export function loadConfig(
         CountryCode | undefined,
     });
   });
-  const targets = cfg.targets.map((raw, i) => {
-    const spec = targetSpec(raw.type)!;
+  // The agent directory: every target that maps extensions to CRM users gets its entries with an
+  // email, and its own `agents` entries win (a CRM where someone has another address).
+  const directory = Object.fromEntries(
+    cfg.agents.filter((a) => a.email).map((a) => [a.extension, a.email!]),
+  );
+  const targets = cfg.targets.map((given, i) => {
+    const spec = targetSpec(given.type)!;
+    const raw =
+      'agents' in spec.configSchema.shape
+        ? {
+            ...given,
+            agents: { ...directory, ...(given as { agents?: Record<string, string> }).agents },
+          }
+        : given;
     const prepared = spec.prepare?.(raw, {
       yaml: y,
       path: ['targets', i],

@@ -531,6 +531,42 @@ export const RelayConfigSchema = z
       .array(SourceConfig)
       .min(1, { message: 'at least one source is needed' })
       .superRefine(uniqueNames('source')),
+    agents: z
+      .array(
+        z.strictObject({
+          extension: z.coerce
+            .string()
+            .regex(/^\S+$/, { message: 'an extension has no spaces' })
+            .meta({ description: 'The extension on the PBX (as its webhooks name it).' }),
+          name: z.string().min(1).optional(),
+          email: z
+            .email({ message: 'expected an email address, such as alice@example.com' })
+            .optional()
+            .meta({
+              description:
+                "The person's email: targets find their CRM user by it (a target's own agents " +
+                'entry for the extension wins).',
+            }),
+        }),
+      )
+      .default([])
+      .superRefine((list, ctx) => {
+        const seen = new Map<string, number>();
+        list.forEach((a, i) => {
+          if (seen.has(a.extension))
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'extension'],
+              message: `extension "${a.extension}" is listed twice (also entry ${seen.get(a.extension)! + 1})`,
+            });
+          else seen.set(a.extension, i);
+        });
+      })
+      .meta({
+        description:
+          'The people on the phones, once for every target: extension, name, email. Targets map ' +
+          'extensions to CRM users from it unless their own agents entry says otherwise.',
+      }),
     targets: z
       .array(TargetConfigSchema)
       .default([])

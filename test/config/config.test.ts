@@ -63,6 +63,52 @@ describe('relay.yaml', () => {
     expect(cfg.sources[1]).toMatchObject({ timezone: 'Asia/Kolkata', defaultCountry: 'IN' });
   });
 
+  it('one agent directory feeds every target that maps agents; a target entry wins', () => {
+    const yaml = `${base()}agents:
+  - { extension: "101", name: Alice, email: alice@example.com }
+  - { extension: 102, name: Bob, email: bob@example.com }
+  - { extension: "103", name: Carol }
+targets:
+  - name: hubspot
+    type: hubspot
+    dryRun: true
+    token: dry-run-token-1234
+    agents:
+      "102": bob@crm-alias.example.com
+      "104": dave@example.com
+  - name: pipedrive
+    type: pipedrive
+    dryRun: true
+    token: dry-run-token-1234
+  - name: hook
+    type: http
+    url: https://example.com/in
+`;
+    const dir = tempDir();
+    writeFileSync(join(dir, 'relay.yaml'), yaml);
+    const cfg = loadConfig(join(dir, 'relay.yaml'), {});
+    const agentsOf = (name: string): unknown => cfg.targets.find((t) => t.name === name)!.agents;
+    expect(agentsOf('hubspot')).toEqual({
+      '101': 'alice@example.com',
+      '102': 'bob@crm-alias.example.com',
+      '104': 'dave@example.com',
+    });
+    expect(agentsOf('pipedrive')).toEqual({
+      '101': 'alice@example.com',
+      '102': 'bob@example.com',
+    });
+    expect(agentsOf('hook')).toBeUndefined();
+    // An extension listed twice, and an email that is none, are named at their place.
+    expect(
+      configErrors(
+        `${base()}agents:\n  - { extension: "101", email: a@example.com }\n  - { extension: "101", email: nope }\n`,
+      ),
+    ).toEqual([
+      '10:18 agents.1.extension: extension "101" is listed twice (also entry 1)',
+      '10:32 agents.1.email: expected an email address, such as alice@example.com',
+    ]);
+  });
+
   it('crm.joinCallsOf names another source, suggesting the near name', () => {
     const journal = (of: string): string =>
       base(`
