@@ -73,6 +73,18 @@ const IdStepSchema = StepSchema.extend({
   id: Expr('An expression over `answer`: the remote id of the activity.'),
 });
 
+/** What every search of a lookup has: the terms it tries, the request, paging, and its reading. */
+const searchFields = (terms: string, read: string) => ({
+  terms: Expr(terms).optional(),
+  request: RequestSchema,
+  notFound: z.array(z.number().int()).optional(),
+  next: Expr(
+    'Paging: an object merged into the query for the next page, or undefined to stop.',
+  ).optional(),
+  maxPages: z.number().int().min(1).max(50).optional(),
+  read: Expr(read),
+});
+
 /**
  * A contact search by text or by email for a phone system's caller lookup (sources[].crm): as the
  * contact lookup by number, over `text` or `email` instead of `external`; the cards are made by
@@ -80,18 +92,12 @@ const IdStepSchema = StepSchema.extend({
  */
 const ContactSearch = (over: 'text' | 'email', what: string) =>
   z
-    .strictObject({
-      terms: Expr(
+    .strictObject(
+      searchFields(
         `The terms to search, each (default [${over}]); sees \`${over}\`, \`vars\`.`,
-      ).optional(),
-      request: RequestSchema,
-      notFound: z.array(z.number().int()).optional(),
-      next: Expr(
-        'Paging: an object merged into the query for the next page, or undefined to stop.',
-      ).optional(),
-      maxPages: z.number().int().min(1).max(50).optional(),
-      read: Expr('The records found: [{ id, numbers, name?, createdAt?, data? }], best first.'),
-    })
+        'The records found: [{ id, numbers, name?, createdAt?, data? }], best first.',
+      ),
+    )
     .optional()
     .meta({
       description: `Contacts by ${over} (${what}) for a phone system's contact search; needs lookups.contact.card.`,
@@ -164,16 +170,10 @@ export const RecipeSchema = z
       .strictObject({
         contact: z
           .strictObject({
-            terms: Expr(
+            ...searchFields(
               'The number forms to search, each (default [external]); sees `external`, `vars`.',
-            ).optional(),
-            request: RequestSchema,
-            notFound: z.array(z.number().int()).optional(),
-            next: Expr(
-              'Paging: an object merged into the query for the next page, or undefined to stop.',
-            ).optional(),
-            maxPages: z.number().int().min(1).max(50).optional(),
-            read: Expr('The candidates: [{ id, numbers, name?, createdAt?, data? }].'),
+              'The candidates: [{ id, numbers, name?, createdAt?, data? }].',
+            ),
             card: z
               .strictObject({
                 firstName: Expr(
