@@ -71,13 +71,6 @@ interface Found {
   result: 'hit' | 'miss' | 'error';
 }
 
-/**
- * The caller's number in E.164, from what 3CX sent; undefined when it is no valid number. The
- * reading the adapters' $e164 uses too (domain/phone.ts), so the call 3CX journals carries it.
- */
-export const callerE164 = (asked: string, defaultCountry?: string): string | undefined =>
-  phoneE164(asked, defaultCountry);
-
 /** The number as 3CX asked for it, which a phone field of the answer must hold (3CX's rule). */
 const askedAs = (asked: string): string =>
   /^\s+\d/.test(asked) ? `+${asked.trim()}` : asked.trim();
@@ -172,7 +165,8 @@ export class CallerLookup {
     t0: number,
     deadline: number,
   ): Promise<LookupAnswer> {
-    const e164 = callerE164(asked, source.defaultCountry);
+    // The reading the adapters' $e164 uses too, so the call 3CX journals carries the same number.
+    const e164 = phoneE164(asked, source.defaultCountry);
     if (!e164) return this.done(source.name, 'number', t0, miss(), false);
     this.log.debug({ source: source.name, number: e164 }, 'caller lookup');
     const answer = await this.ask(source.name, crm, 'number', e164, numberQuery(e164), deadline);
@@ -191,7 +185,7 @@ export class CallerLookup {
     if (q.length < 2) return this.done(source.name, 'text', t0, miss(), false);
     // One answer budget for the whole question, the number lookup and the text search together.
     const deadline = t0 + crm.answerWithinMs;
-    if (/^\+?[\d\s().\-/]+$/.test(q) && callerE164(q, source.defaultCountry)) {
+    if (/^\+?[\d\s().\-/]+$/.test(q) && phoneE164(q, source.defaultCountry)) {
       const byNumber = await this.number(source, crm, q, t0, deadline);
       if (byNumber.contacts.length) return byNumber;
     }
@@ -248,7 +242,7 @@ export class CallerLookup {
         `target ${crm.createIn} (sources[${source.name}].crm.createIn) cannot create contacts`,
       );
     const asked = c.number?.trim() ?? '';
-    const e164 = asked ? callerE164(asked, source.defaultCountry) : undefined;
+    const e164 = asked ? phoneE164(asked, source.defaultCountry) : undefined;
     if (asked && !e164)
       throw new RelayError('RELAY_ERR_BAD_REQUEST', `"${asked}" is not a phone number`);
     const clean = (v: string | undefined): string | undefined => v?.trim() || undefined;

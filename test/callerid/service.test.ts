@@ -6,7 +6,8 @@ import type { CountryCode } from 'libphonenumber-js';
 import { describe, expect, it, vi } from 'vitest';
 import { Hono } from 'hono';
 import { mountCallerRoutes } from '../../src/callerid/http.js';
-import { CallerLookup, callerE164, type CallerSource } from '../../src/callerid/service.js';
+import { CallerLookup, type CallerSource } from '../../src/callerid/service.js';
+import { phoneE164 } from '../../src/domain/phone.js';
 import { RelayError } from '../../src/domain/errors.js';
 import { e164 as adapterE164 } from '../../src/ingest/helpers.js';
 import { RelayMetrics } from '../../src/telemetry/metrics.js';
@@ -31,7 +32,7 @@ function world(
   return { lookup, sources, metrics };
 }
 
-describe('callerE164: what 3CX sends, read as a number', () => {
+describe('phoneE164: what 3CX sends, read as a number', () => {
   it.each([
     ['+420774852629', 'CZ', '+420774852629'],
     ['00420774852629', 'CZ', '+420774852629'],
@@ -48,7 +49,7 @@ describe('callerE164: what 3CX sends, read as a number', () => {
     ['+38199123456', 'CZ', undefined],
     ['38199123456', 'RS', undefined],
   ])("%j (%s) -> %s, as the adapters' $e164 reads it", (asked, country, e164) => {
-    expect(callerE164(asked, country)).toBe(e164);
+    expect(phoneE164(asked, country)).toBe(e164);
     expect(adapterE164(asked, undefined, country as CountryCode | undefined)).toBe(e164);
   });
 });
