@@ -10,6 +10,7 @@
 //   listen/                    the HTTP listeners: ports, TLS, connection limits, graceful close
 //   reload/                    reloading relay.yaml: config only, the parts are the wiring's
 //   recordings/                recording links: the archive, the kit's PBX fetch, http/'s links
+//   agents/                    the agents' pages: the console's sessions and kit, http/'s checks
 //   cli/, runtime.ts, main.ts  wire everything; nothing imports them
 
 const layer = (name, from, allowed, comment) => ({
@@ -116,6 +117,12 @@ module.exports = {
         'targets/types\\.ts$',
       ],
       'Recording links read the archive or ask the PBX through the kit; of http/ only the link shape.',
+    ),
+    layer(
+      'agents',
+      'agents/',
+      ['domain/', 'lib/', 'telemetry/', 'store/types\\.ts$', 'http/'],
+      "The agents' pages share the console's sessions and kit; the rest comes in as functions.",
     ),
     layer(
       'reload',

@@ -22,6 +22,7 @@ import { RefusalRecorder } from './http/refusals.js';
 import type { ConsoleOptions } from './http/console/types.js';
 import { Dialling } from './dial/wiring.js';
 import { CallerId } from './callerid/wiring.js';
+import { mountAgents } from './agents/index.js';
 import { targetSpec } from './targets/registry.js';
 import { Redactor } from './lib/redact.js';
 import type { TargetDeps } from './targets/types.js';
@@ -290,6 +291,8 @@ export async function startRelay(
     refusals,
     dial: dialling.api,
     beforeHooks: callerId.mount,
+    withConsole: (made, console) =>
+      mountAgents(made, console, { directory: () => reloader.config.agents }),
     crmLookup: callerId.probe,
     ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
   } satisfies AppOptions;

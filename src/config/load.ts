@@ -73,6 +73,8 @@ export interface RelayConfig {
   logBufferLimit: number;
   adaptersDir: string;
   sources: ResolvedSource[];
+  /** The people on the phones (relay.yaml agents:): the targets' user mapping, the agent pages. */
+  agents: RelayConfigParsed['agents'];
   /** Targets with the type's defaults filled in. */
   targets: (CommonTargetConfig & Record<string, unknown>)[];
   routing: Routing;
@@ -482,6 +484,7 @@ export function loadConfig(
     logBufferLimit: cfg.log.bufferLimit,
     adaptersDir,
     sources,
+    agents: cfg.agents,
     targets,
     routing: {
       targets: Object.fromEntries(

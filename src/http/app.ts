@@ -12,6 +12,7 @@ import type { RelayMetrics } from '../telemetry/metrics.js';
 import { mountAdmin, type AdminOptions } from './admin.js';
 import { bearer, loggablePath } from './auth.js';
 import { mountConsole } from './console/index.js';
+import type { ConsoleContext } from './console/kit.js';
 import type { ConsoleOptions, ConsoleTarget } from './console/types.js';
 import { AuthGate, SESSION_DEFAULTS } from './gate.js';
 import type { SourceGuards } from './guard.js';
@@ -65,6 +66,8 @@ export interface AppOptions {
    * before the webhooks' catch-all for /hooks/*, which would answer them 404.
    */
   beforeHooks?: (app: Hono) => void;
+  /** Pages of capabilities outside http/ that share the console's sessions (the agents' pages). */
+  withConsole?: (app: Hono, console: ConsoleContext) => void;
 }
 
 export function createApp(opts: AppOptions): Hono {
@@ -167,7 +170,8 @@ export function createApp(opts: AppOptions): Hono {
         'the console and the admin API are on server.consolePort',
       );
     };
-    for (const path of ['/', '/console', '/console/*', '/api/*']) app.all(path, elsewhere);
+    for (const path of ['/', '/console', '/console/*', '/agent', '/agent/*', '/api/*'])
+      app.all(path, elsewhere);
   } else {
     mountAdmin(app, {
       ...opts,
@@ -175,7 +179,10 @@ export function createApp(opts: AppOptions): Hono {
       redact,
       targets: opts.targets ?? [],
     });
-    if (opts.console) mountConsole(app, opts.console, gate);
+    if (opts.console) {
+      const console = mountConsole(app, opts.console, gate);
+      opts.withConsole?.(app, console);
+    }
   }
   if (opts.recordings) mountLinks(app, { ...opts.recordings, store });
   return app;

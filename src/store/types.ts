@@ -354,6 +354,13 @@ export interface Store {
    * Delete sessions that ended by `now` or were last used before `idleSince`; returns how many.
    */
   pruneSessions(q: { now: string; idleSince: string }): Promise<number>;
+  /** A one-time sign-in link for an agent (its id a keyed hash of the link's secret). */
+  createSignInLink(x: SignInLinkRow): Promise<void>;
+  /**
+   * Use a sign-in link: it is deleted whether or not it is still good, so that it works once on
+   * every instance; returns the agent's extension if it had not expired by `now`.
+   */
+  takeSignInLink(id: string, now: string): Promise<string | undefined>;
   /**
    * Keep the newest refusal per source (one row each; an older one never replaces a newer one
    * written by another instance) and add up their counts.
@@ -397,5 +404,16 @@ export interface SessionRow {
   id: string;
   createdAt: string;
   lastSeenAt: string;
+  expiresAt: string;
+  /** An agent's session: their extension (agents: in relay.yaml). Absent: the admin's. */
+  agent?: string;
+}
+
+/** A one-time sign-in link as stored: the id is a keyed hash of the link's secret. */
+export interface SignInLinkRow {
+  id: string;
+  /** The agent's extension. */
+  agent: string;
+  createdAt: string;
   expiresAt: string;
 }

@@ -1041,6 +1041,42 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.deleteAllSessions()).toBe(0);
   });
 
+  it("keeps an agent's session apart and uses a sign-in link once, on every instance", async () => {
+    const { store, path } = await fresh();
+    const at = '2026-03-01T10:00:00.000Z';
+    await store.createSession({
+      id: 'ag',
+      createdAt: at,
+      lastSeenAt: at,
+      expiresAt: at,
+      agent: '101',
+    });
+    await store.createSession({ id: 'ad', createdAt: at, lastSeenAt: at, expiresAt: at });
+    expect((await store.getSession('ag'))?.agent).toBe('101');
+    expect(await store.getSession('ad')).not.toHaveProperty('agent');
+    const other = await open(path);
+    opened.push(other);
+    const link = (id: string, expiresAt: string) => ({
+      id,
+      agent: '102',
+      createdAt: at,
+      expiresAt,
+    });
+    await store.createSignInLink(link('l1', '2026-03-01T11:00:00.000Z'));
+    await store.createSignInLink(link('l2', '2026-03-01T10:30:00.000Z'));
+    await store.createSignInLink(link('l3', '2026-03-01T10:30:00.000Z'));
+    // Once: another instance finds it used.
+    expect(await store.takeSignInLink('l1', '2026-03-01T10:20:00.000Z')).toBe('102');
+    expect(await other.takeSignInLink('l1', '2026-03-01T10:20:00.000Z')).toBeUndefined();
+    // Expired: refused, and gone too.
+    expect(await store.takeSignInLink('l2', '2026-03-01T10:30:00.000Z')).toBeUndefined();
+    expect(await store.takeSignInLink('zz', '2026-03-01T10:00:00.000Z')).toBeUndefined();
+    // Pruning sessions takes expired links with them.
+    await store.pruneSessions({ now: '2026-03-01T10:40:00.000Z', idleSince: at });
+    await store.createSignInLink(link('l3', '2026-03-01T12:00:00.000Z'));
+    expect(await other.takeSignInLink('l3', '2026-03-01T10:40:00.000Z')).toBe('102');
+  });
+
   // The call list: filters in the query, pages by a cursor.
 
   /** f1, f2 (3cx) and f3 (other), folded together: one updatedAt. */

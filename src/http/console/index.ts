@@ -23,7 +23,7 @@ import type { ConsoleOptions } from './types.js';
 const MAX_FORM = 64 * 1024;
 
 /** `gate`: the admin token as relay.yaml last set it, and the throttle shared with /api. */
-export function mountConsole(app: Hono, opts: ConsoleOptions, gate: AuthGate): void {
+export function mountConsole(app: Hono, opts: ConsoleOptions, gate: AuthGate): ConsoleContext {
   const headers = pageHeaders;
   app.use('/console', headers);
   app.use('/console/*', headers);
@@ -68,4 +68,5 @@ export function mountConsole(app: Hono, opts: ConsoleOptions, gate: AuthGate): v
       await ctx.sessions.current(c),
     ),
   );
+  return ctx;
 }

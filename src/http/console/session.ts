@@ -1,10 +1,10 @@
-// Console sessions: a sign-in is a row in the store, so that signing out ends it on the server and
-// on every instance that shares the store. The cookie carries a random secret; the store keeps only
-// a hash of it keyed by the admin token, so that a new token makes every old session unfindable
-// (everyone is signed out) and the table is no list of ways in. A session ends when unused for
-// admin.sessionIdleMin or admin.sessionMaxHours after sign-in. Its CSRF token is another keyed hash
-// of the same secret; together with the Origin / Sec-Fetch-Site check it keeps other sites from
-// posting to the console.
+// Console and agent sessions: a sign-in is a row in the store, so that signing out ends it on the
+// server and on every instance that shares the store. The cookie carries a random secret; the store
+// keeps only a hash of it keyed by the admin token, so that a new token makes every old session
+// unfindable (everyone is signed out) and the table is no list of ways in. A session ends when
+// unused for admin.sessionIdleMin or admin.sessionMaxHours after sign-in. Its CSRF token is another
+// keyed hash of the same secret; together with the Origin / Sec-Fetch-Site check it keeps other
+// sites from posting to the console.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
@@ -26,6 +26,12 @@ export interface Session {
   expiry: number;
   /** For the hidden `_csrf` field of every form, and the x-csrf-token header of fetches. */
   csrf: string;
+  /**
+   * An agent's session: their extension (relay.yaml agents:). Absent: the admin's. `current()`
+   * finds only the admin's and `currentAgent()` only an agent's, so that no console page or API
+   * route can take an agent's session by forgetting to look.
+   */
+  agent?: string;
 }
 
 const mac = (key: Buffer, what: string): string =>
@@ -43,7 +49,13 @@ export class Sessions {
   constructor(
     private readonly store: Pick<
       Store,
-      'createSession' | 'getSession' | 'touchSession' | 'deleteSession' | 'pruneSessions'
+      | 'createSession'
+      | 'getSession'
+      | 'touchSession'
+      | 'deleteSession'
+      | 'pruneSessions'
+      | 'createSignInLink'
+      | 'takeSignInLink'
     >,
     private readonly gate: AuthGate,
   ) {}
@@ -59,16 +71,20 @@ export class Sessions {
     return this.keyOf.key;
   }
 
-  private sessionOf(secret: string, expiry: number): Session {
+  private sessionOf(secret: string, expiry: number, agent?: string): Session {
     return {
       id: mac(this.key, `session.${secret}`),
       expiry,
       csrf: mac(this.key, `csrf.${secret}`),
+      ...(agent === undefined ? {} : { agent }),
     };
   }
 
-  /** Sign in: a new session in the store, and its cookie. Ended ones are pruned on the way. */
-  async start(c: Context): Promise<Session> {
+  /**
+   * Sign in: a new session in the store, and its cookie (replacing any other session of this
+   * browser). Ended ones are pruned on the way. `agent`: an agent's, for their extension.
+   */
+  async start(c: Context, agent?: string): Promise<Session> {
     const now = this.gate.now();
     const { sessionIdleMs, sessionMaxMs } = this.gate.settings;
     await this.store.pruneSessions({
@@ -76,13 +92,14 @@ export class Sessions {
       idleSince: new Date(now - sessionIdleMs).toISOString(),
     });
     const secret = randomBytes(32).toString('base64url');
-    const session = this.sessionOf(secret, now + sessionMaxMs);
+    const session = this.sessionOf(secret, now + sessionMaxMs, agent);
     const at = new Date(now).toISOString();
     await this.store.createSession({
       id: session.id,
       createdAt: at,
       lastSeenAt: at,
       expiresAt: new Date(session.expiry).toISOString(),
+      ...(agent === undefined ? {} : { agent }),
     });
     setCookie(c, SESSION_COOKIE, secret, {
       httpOnly: true,
@@ -92,6 +109,39 @@ export class Sessions {
       secure: requestOrigin(c).proto === 'https',
     });
     return session;
+  }
+
+  /**
+   * A one-time sign-in link's secret for an agent, good for `ttlMs`: the store keeps only its
+   * keyed hash (a new admin token voids every link not used yet, as it ends every session).
+   */
+  async issueSignInLink(
+    agent: string,
+    ttlMs: number,
+  ): Promise<{ secret: string; expiresAt: string }> {
+    const secret = randomBytes(32).toString('base64url');
+    const now = this.gate.now();
+    const expiresAt = new Date(now + ttlMs).toISOString();
+    await this.store.createSignInLink({
+      id: mac(this.key, `link.${secret}`),
+      agent,
+      createdAt: new Date(now).toISOString(),
+      expiresAt,
+    });
+    return { secret, expiresAt };
+  }
+
+  /**
+   * Use a sign-in link (once, whichever instance is asked): the agent's extension it was made for,
+   * undefined if it is unknown, used or expired. The caller starts the session, after checking
+   * the agent is still in the directory.
+   */
+  async takeSignInLink(secret: string): Promise<string | undefined> {
+    if (!/^[\w-]{43}$/.test(secret) || !this.gate.settings.adminToken) return undefined;
+    return this.store.takeSignInLink(
+      mac(this.key, `link.${secret}`),
+      new Date(this.gate.now()).toISOString(),
+    );
   }
 
   /** Sign out: the session is gone from the store (every instance), and the cookie cleared. */
@@ -107,11 +157,25 @@ export class Sessions {
   }
 
   /**
-   * The request's session, if its cookie names one in the store that has not ended. `touch:
+   * The request's admin session, if its cookie names one in the store that has not ended. `touch:
    * false` for what a page does by itself (live updates, their fetches): that is no one using it,
    * and must not hold off the idle timeout.
    */
   async current(c: Context, opts: { touch?: boolean } = {}): Promise<Session | undefined> {
+    const s = await this.any(c, opts);
+    return s && s.agent === undefined ? s : undefined;
+  }
+
+  /** The request's agent session (one with an extension), as `current` finds the admin's. */
+  async currentAgent(
+    c: Context,
+    opts: { touch?: boolean } = {},
+  ): Promise<(Session & { agent: string }) | undefined> {
+    const s = await this.any(c, opts);
+    return s?.agent === undefined ? undefined : (s as Session & { agent: string });
+  }
+
+  private async any(c: Context, opts: { touch?: boolean }): Promise<Session | undefined> {
     const secret = this.secretOf(c);
     if (!secret || !this.gate.settings.adminToken) return undefined;
     const { id } = this.sessionOf(secret, 0);
@@ -125,7 +189,7 @@ export class Sessions {
     if (now >= expiry || now - seen >= sessionIdleMs) return undefined;
     if (opts.touch !== false && now - seen >= TOUCH_MS)
       await this.store.touchSession(id, new Date(now).toISOString());
-    return this.sessionOf(secret, expiry);
+    return this.sessionOf(secret, expiry, row.agent);
   }
 
   /**

@@ -20,6 +20,7 @@ import type {
   AgentWithoutUser,
   Refusal,
   SessionRow,
+  SignInLinkRow,
   SourceActivity,
   StoreStats,
 } from '../types.js';
@@ -68,8 +69,8 @@ export async function checkWritable(db: Db): Promise<void> {
 
 export async function createSession(db: Db, x: SessionRow): Promise<void> {
   await db.pool.query(
-    'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4)',
-    [x.id, x.createdAt, x.lastSeenAt, x.expiresAt],
+    'INSERT INTO sessions (id, created_at, last_seen_at, expires_at, agent) VALUES ($1, $2, $3, $4, $5)',
+    [x.id, x.createdAt, x.lastSeenAt, x.expiresAt, x.agent ?? null],
   );
 }
 
@@ -79,16 +80,17 @@ export async function getSession(db: Db, id: string): Promise<SessionRow | undef
     created_at: Date;
     last_seen_at: Date;
     expires_at: Date;
-  }>('SELECT id, created_at, last_seen_at, expires_at FROM sessions WHERE id = $1', [id]);
+    agent: string | null;
+  }>('SELECT id, created_at, last_seen_at, expires_at, agent FROM sessions WHERE id = $1', [id]);
   const x = r.rows[0];
-  return (
-    x && {
-      id: x.id,
-      createdAt: iso(x.created_at)!,
-      lastSeenAt: iso(x.last_seen_at)!,
-      expiresAt: iso(x.expires_at)!,
-    }
-  );
+  if (!x) return undefined;
+  const row: SessionRow = {
+    id: x.id,
+    createdAt: iso(x.created_at)!,
+    lastSeenAt: iso(x.last_seen_at)!,
+    expiresAt: iso(x.expires_at)!,
+  };
+  return x.agent === null ? row : { ...row, agent: x.agent };
 }
 
 export async function touchSession(db: Db, id: string, at: string): Promise<void> {
@@ -107,11 +109,29 @@ export async function pruneSessions(
   db: Db,
   q: { now: string; idleSince: string },
 ): Promise<number> {
+  await db.pool.query('DELETE FROM sign_in_links WHERE expires_at <= $1', [q.now]);
   const r = await db.pool.query(
     'DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2',
     [q.now, q.idleSince],
   );
   return r.rowCount ?? 0;
+}
+
+export async function createSignInLink(db: Db, x: SignInLinkRow): Promise<void> {
+  await db.pool.query(
+    'INSERT INTO sign_in_links (id, agent, created_at, expires_at) VALUES ($1, $2, $3, $4)',
+    [x.id, x.agent, x.createdAt, x.expiresAt],
+  );
+}
+
+export async function takeSignInLink(db: Db, id: string, now: string): Promise<string | undefined> {
+  // One statement: of two instances taking the same link at once, only one gets its row.
+  const r = await db.pool.query<{ agent: string }>(
+    'DELETE FROM sign_in_links WHERE id = $1 RETURNING agent, expires_at > $2 AS good',
+    [id, now],
+  );
+  const x = r.rows[0] as { agent: string; good: boolean } | undefined;
+  return x?.good ? x.agent : undefined;
 }
 
 export async function noteRefusals(db: Db, rows: Refusal[]): Promise<void> {

@@ -30,6 +30,7 @@ import type {
   NewInbox,
   Refusal,
   SessionRow,
+  SignInLinkRow,
   SourceActivity,
   Store,
   StoreStats,
@@ -225,6 +226,14 @@ export class PostgresStore implements Store {
 
   pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
     return admin.pruneSessions(this.db, q);
+  }
+
+  createSignInLink(x: SignInLinkRow): Promise<void> {
+    return admin.createSignInLink(this.db, x);
+  }
+
+  takeSignInLink(id: string, now: string): Promise<string | undefined> {
+    return admin.takeSignInLink(this.db, id, now);
   }
 
   noteRefusals(rows: Refusal[]): Promise<void> {

@@ -248,6 +248,20 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 11,
+    name: 'agent sessions and sign-in links',
+    sql: `
+      -- The same as SQLite's migration 13 (see there).
+      ALTER TABLE sessions ADD COLUMN agent text;
+      CREATE TABLE sign_in_links (
+        id          text        PRIMARY KEY,
+        agent       text        NOT NULL,
+        created_at  timestamptz NOT NULL,
+        expires_at  timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 export async function migrate(db: Db): Promise<void> {

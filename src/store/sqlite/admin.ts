@@ -22,6 +22,7 @@ import type {
   SourceActivity,
   StoreStats,
   SessionRow,
+  SignInLinkRow,
 } from '../types.js';
 import type { SqliteConnection } from './connection.js';
 import type { SqliteInbox } from './inbox.js';
@@ -47,18 +48,20 @@ export class SqliteAdmin {
     this.conn.assertFile();
     this.db
       .prepare(
-        'INSERT INTO sessions (id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?)',
+        'INSERT INTO sessions (id, created_at, last_seen_at, expires_at, agent) VALUES (?, ?, ?, ?, ?)',
       )
-      .run(x.id, x.createdAt, x.lastSeenAt, x.expiresAt);
+      .run(x.id, x.createdAt, x.lastSeenAt, x.expiresAt, x.agent ?? null);
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {
     const r = this.db
       .prepare(
-        'SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, expires_at AS expiresAt FROM sessions WHERE id = ?',
+        'SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, expires_at AS expiresAt, agent FROM sessions WHERE id = ?',
       )
-      .get(id) as SessionRow | undefined;
-    return r && { ...r };
+      .get(id) as (Omit<SessionRow, 'agent'> & { agent: string | null }) | undefined;
+    if (!r) return undefined;
+    const { agent, ...row } = r;
+    return agent === null ? row : { ...row, agent };
   }
 
   async touchSession(id: string, at: string): Promise<void> {
@@ -78,9 +81,25 @@ export class SqliteAdmin {
 
   async pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
     this.conn.assertFile();
+    this.db.prepare('DELETE FROM sign_in_links WHERE expires_at <= ?').run(q.now);
     return this.db
       .prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at < ?')
       .run(q.now, q.idleSince).changes;
+  }
+
+  async createSignInLink(x: SignInLinkRow): Promise<void> {
+    this.conn.assertFile();
+    this.db
+      .prepare('INSERT INTO sign_in_links (id, agent, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(x.id, x.agent, x.createdAt, x.expiresAt);
+  }
+
+  async takeSignInLink(id: string, now: string): Promise<string | undefined> {
+    this.conn.assertFile();
+    const r = this.db
+      .prepare('DELETE FROM sign_in_links WHERE id = ? RETURNING agent, expires_at AS expiresAt')
+      .get(id) as { agent: string; expiresAt: string } | undefined;
+    return r && r.expiresAt > now ? r.agent : undefined;
   }
 
   async noteRefusals(rows: Refusal[]): Promise<void> {

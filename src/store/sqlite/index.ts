@@ -199,6 +199,16 @@ export class SqliteStore implements Store {
     return this.admin.pruneSessions(...a);
   }
 
+  createSignInLink(
+    ...a: Parameters<Store['createSignInLink']>
+  ): ReturnType<Store['createSignInLink']> {
+    return this.admin.createSignInLink(...a);
+  }
+
+  takeSignInLink(...a: Parameters<Store['takeSignInLink']>): ReturnType<Store['takeSignInLink']> {
+    return this.admin.takeSignInLink(...a);
+  }
+
   noteRefusals(...a: Parameters<Store['noteRefusals']>): ReturnType<Store['noteRefusals']> {
     return this.admin.noteRefusals(...a);
   }

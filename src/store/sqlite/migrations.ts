@@ -299,4 +299,21 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 13,
+    name: 'agent sessions and sign-in links',
+    sql: `
+      -- An agent's session names their extension (NULL: the admin's); the console and the API
+      -- take only the admin's, the agent page only an agent's.
+      ALTER TABLE sessions ADD COLUMN agent TEXT;
+      -- One-time sign-in links the admin sends an agent: deleted when used (or once expired), so
+      -- that one works once on every instance. id is a keyed hash of the link's secret.
+      CREATE TABLE sign_in_links (
+        id          TEXT PRIMARY KEY,
+        agent       TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL
+      );
+    `,
+  },
 ];

@@ -18,6 +18,7 @@ import type {
   NewAttempt,
   NewInbox,
   SessionRow,
+  SignInLinkRow,
   Refusal,
   SourceActivity,
   Store,
@@ -275,6 +276,12 @@ export class ThreadedSqliteStore implements Store {
   }
   pruneSessions(q: { now: string; idleSince: string }): Promise<number> {
     return this.call('pruneSessions', q);
+  }
+  createSignInLink(x: SignInLinkRow): Promise<void> {
+    return this.call('createSignInLink', x);
+  }
+  takeSignInLink(id: string, now: string): Promise<string | undefined> {
+    return this.call('takeSignInLink', id, now);
   }
   async close(): Promise<void> {
     if (this.closed) return;

@@ -1,0 +1,165 @@
+// What every agent page shares: the layout (who is signed in, sign-out) and the wrapper that lets
+// only a signed-in agent who is still in the directory through. Scrubbed and styled as the console.
+
+import type { Context } from 'hono';
+import type { Child } from 'hono/jsx';
+import { RelayError } from '../domain/errors.js';
+import { asRelayError, Csrf, render, type ConsoleContext } from '../http/console/kit.js';
+import type { Session } from '../http/console/session.js';
+import type { AgentEntry, AgentOptions } from './types.js';
+
+export interface AgentContext {
+  console: ConsoleContext;
+  opts: AgentOptions;
+}
+
+/** A signed-in agent: their session and their directory entry. */
+export interface SignedIn {
+  session: Session & { agent: string };
+  agent: AgentEntry;
+}
+
+export const agentLabel = (a: AgentEntry): string =>
+  a.name ? `${a.name} (${a.extension})` : `extension ${a.extension}`;
+
+export function AgentLayout(props: {
+  ctx: AgentContext;
+  title: string;
+  who?: SignedIn | undefined;
+  children?: Child;
+}): Child {
+  const { ctx, who } = props;
+  const assets = ctx.console.assets;
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="robots" content="noindex" />
+        <title>{`${props.title} · callrelay`}</title>
+        <link rel="stylesheet" href={assets.url('console.css')} />
+        <link rel="icon" type="image/svg+xml" href={assets.url('icon.svg')} />
+        {who && <meta name="csrf-token" content={who.session.csrf} />}
+        <script src={assets.url('console.js')} defer></script>
+      </head>
+      <body>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
+        <header>
+          <nav aria-label="Agent">
+            <a class="brand" href="/agent">
+              callrelay
+            </a>
+            {who && <span class="muted">{agentLabel(who.agent)}</span>}
+            {who && (
+              <form method="post" action="/agent/sign-out">
+                <Csrf session={who.session} />
+                <button type="submit">Sign out</button>
+              </form>
+            )}
+          </nav>
+        </header>
+        <main id="main">{props.children}</main>
+        <footer>callrelay {ctx.console.opts.version}</footer>
+      </body>
+    </html>
+  );
+}
+
+/** The agent of this request: a live agent session whose extension is still in the directory. */
+export async function signedIn(
+  ctx: AgentContext,
+  c: Context,
+  opts: { touch?: boolean } = {},
+): Promise<SignedIn | undefined> {
+  const session = await ctx.console.sessions.currentAgent(c, opts);
+  if (!session) return undefined;
+  const agent = ctx.opts.directory().find((a) => a.extension === session.agent);
+  return agent && { session, agent };
+}
+
+export function AgentErrorPage(props: {
+  ctx: AgentContext;
+  who: SignedIn | undefined;
+  err: RelayError;
+}): Child {
+  const { err } = props;
+  return (
+    <AgentLayout ctx={props.ctx} title="Something went wrong" who={props.who}>
+      <h1>Something went wrong</h1>
+      <p class="notice error" role="alert">
+        {err.message}
+      </p>
+      <p class="muted">
+        Error code <code>{err.code}</code>
+      </p>
+      <p>
+        {props.who ? <a href="/agent">Back to your page</a> : <a href="/agent/sign-in">Sign in</a>}
+      </p>
+    </AgentLayout>
+  );
+}
+
+export async function agentError(
+  c: Context,
+  ctx: AgentContext,
+  err: unknown,
+  who: SignedIn | undefined,
+): Promise<Response> {
+  const e = asRelayError(ctx.console, c, err);
+  for (const [k, v] of Object.entries(e.headers ?? {})) c.header(k, v);
+  return render(c, ctx.console, <AgentErrorPage ctx={ctx} who={who} err={e} />, e.status);
+}
+
+type Handler = (c: Context, who: SignedIn) => Promise<Response> | Response;
+type Action = (
+  c: Context,
+  who: SignedIn,
+  form: Record<string, unknown>,
+) => Promise<Response> | Response;
+
+/** A page for a signed-in agent; anyone else is sent to sign in and comes back. */
+export const agentPage =
+  (ctx: AgentContext, handler: Handler) =>
+  async (c: Context): Promise<Response> => {
+    const who = await signedIn(ctx, c);
+    if (!who) {
+      const url = new URL(c.req.url);
+      return c.redirect(
+        `/agent/sign-in?next=${encodeURIComponent(url.pathname + url.search)}`,
+        303,
+      );
+    }
+    try {
+      return await handler(c, who);
+    } catch (err) {
+      return agentError(c, ctx, err, who);
+    }
+  };
+
+/** A POST of a signed-in agent, from a page of this origin with the session's CSRF token. */
+export const agentAction =
+  (ctx: AgentContext, handler: Action) =>
+  async (c: Context): Promise<Response> => {
+    const who = await signedIn(ctx, c);
+    try {
+      if (!who)
+        throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'your session has ended: sign in again');
+      const form = await c.req.parseBody();
+      ctx.console.sessions.checkPost(c, who.session, form);
+      return await handler(c, who, form);
+    } catch (err) {
+      return agentError(c, ctx, err, who);
+    }
+  };
+
+/** Where to go after signing in: a path of the agent pages, else the agent's page. */
+export function agentBack(v: unknown): string {
+  return typeof v === 'string' &&
+    /^\/agent(?:[/?#]|$)/.test(v) &&
+    !v.startsWith('//') &&
+    /^[\x21-\x7e]*$/.test(v)
+    ? v
+    : '/agent';
+}

@@ -1,0 +1,14 @@
+// What the agents' pages need from the running relay, handed in by runtime.ts (as the console's
+// options are): the directory, and later the lookups and the dialer, as functions.
+
+/** One person of relay.yaml's agents: directory. */
+export interface AgentEntry {
+  extension: string;
+  name?: string | undefined;
+  email?: string | undefined;
+}
+
+export interface AgentOptions {
+  /** relay.yaml's agents: now (a reload changes it). Someone no longer in it is signed out. */
+  directory(): readonly AgentEntry[];
+}
