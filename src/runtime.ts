@@ -292,7 +292,10 @@ export async function startRelay(
     dial: dialling.api,
     beforeHooks: callerId.mount,
     withConsole: (made, console) =>
-      mountAgents(made, console, { directory: () => reloader.config.agents }),
+      mountAgents(made, console, {
+        directory: () => reloader.config.agents,
+        onChange: consoleOpts.onChange,
+      }),
     crmLookup: callerId.probe,
     ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
   } satisfies AppOptions;

@@ -11,4 +11,9 @@ export interface AgentEntry {
 export interface AgentOptions {
   /** relay.yaml's agents: now (a reload changes it). Someone no longer in it is signed out. */
   directory(): readonly AgentEntry[];
+  /**
+   * Listen for folds committed (calls changed): in this process, and on PostgreSQL on any
+   * instance sharing the store. The live card's cue; returns the unsubscribe.
+   */
+  onChange(listener: () => void): () => void;
 }
