@@ -294,6 +294,7 @@ export async function startRelay(
     withConsole: (made, console) =>
       mountAgents(made, console, {
         directory: () => reloader.config.agents,
+        oidc: () => reloader.config.oidc,
         onChange: consoleOpts.onChange,
       }),
     crmLookup: callerId.probe,

@@ -7,7 +7,7 @@ import type { ConsoleContext } from '../http/console/kit.js';
 import { pageHeaders } from '../http/origin.js';
 import { mountSignInLinks } from './links.js';
 import { mountAgentPage } from './page.js';
-import { mountAgentSignIn } from './sign-in.js';
+import { agentsOff, mountAgentSignIn } from './sign-in.js';
 import type { AgentContext } from './kit.js';
 import type { AgentOptions } from './types.js';
 
@@ -15,6 +15,8 @@ export function mountAgents(app: Hono, console: ConsoleContext, opts: AgentOptio
   app.use('/agent', pageHeaders);
   app.use('/agent/*', pageHeaders);
   const ctx: AgentContext = { console, opts };
+  app.use('/agent', agentsOff(ctx));
+  app.use('/agent/*', agentsOff(ctx));
   mountAgentSignIn(app, ctx);
   mountAgentPage(app, ctx);
   mountSignInLinks(app, ctx);

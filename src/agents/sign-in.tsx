@@ -1,13 +1,14 @@
-// How an agent signs in and out. Without a company sign-in (OpenID Connect), the admin sends a
-// one-time link (/agent/welcome?t=...): opening it only shows a button, since link previewers and
+// How an agent signs in and out: with their company account (OpenID Connect, oidc.ts) when
+// relay.yaml sets auth.oidc; otherwise, or as well, the admin sends a one-time link (/agent/welcome?t=...): opening it only shows a button, since link previewers and
 // mail scanners open whatever they see; the button's POST uses the link up (on every instance)
 // and starts the agent's session.
 
-import type { Context, Hono } from 'hono';
+import type { Context, Hono, MiddlewareHandler } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../domain/errors.js';
 import { render } from '../http/console/kit.js';
 import { sameOrigin } from '../http/origin.js';
+import { Oidc, oidcLabel } from './oidc.js';
 import {
   AgentLayout,
   agentAction,
@@ -17,7 +18,13 @@ import {
   type AgentContext,
 } from './kit.js';
 
-function SignInPage(props: { ctx: AgentContext; next: string; error?: string }): Child {
+function SignInPage(props: {
+  ctx: AgentContext;
+  next: string;
+  error?: string | undefined;
+  company?: string | undefined;
+}): Child {
+  const oidcHref = `/agent/sign-in/oidc?next=${encodeURIComponent(props.next)}`;
   return (
     <AgentLayout ctx={props.ctx} title="Sign in">
       <div class="signin">
@@ -27,11 +34,73 @@ function SignInPage(props: { ctx: AgentContext; next: string; error?: string }):
             {props.error}
           </p>
         )}
-        <p>Ask your administrator for a sign-in link: it opens this page signed in as you, once.</p>
+        {props.company ? (
+          <>
+            <p>
+              <a class="button primary" href={oidcHref} id="oidc-sign-in">
+                {`Sign in with ${props.company}`}
+              </a>
+            </p>
+            <p class="muted">
+              Use your company account. Or ask your administrator for a sign-in link: it opens this
+              page signed in as you, once.
+            </p>
+          </>
+        ) : (
+          <p>
+            Ask your administrator for a sign-in link: it opens this page signed in as you, once.
+          </p>
+        )}
       </div>
     </AgentLayout>
   );
 }
+
+/** After the provider's redirect: a page of this site moves on, so the session cookie is sent. */
+function SignedInPage(props: { ctx: AgentContext; next: string }): Child {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="robots" content="noindex" />
+        <meta http-equiv="refresh" content={`0;url=${props.next}`} />
+        <title>Signed in · callrelay</title>
+        <link rel="stylesheet" href={props.ctx.console.assets.url('console.css')} />
+      </head>
+      <body>
+        <main id="main">
+          <p>
+            Signed in. <a href={props.next}>Continue to your page</a>
+          </p>
+        </main>
+      </body>
+    </html>
+  );
+}
+
+function OffPage({ ctx }: { ctx: AgentContext }): Child {
+  return (
+    <AgentLayout ctx={ctx} title="Agent pages off">
+      <h1>The agent pages are off</h1>
+      <p>
+        Agents sign in to this relay only when it has an admin token, which keys every session. Ask
+        your administrator to set one in relay.yaml:
+      </p>
+      <pre>
+        {`admin:
+  token: \${CALLRELAY_ADMIN_TOKEN}`}
+      </pre>
+    </AgentLayout>
+  );
+}
+
+/** Every agent page, when relay.yaml has no admin.token (a reload may set or take it away). */
+export const agentsOff =
+  (ctx: AgentContext): MiddlewareHandler =>
+  async (c, next) =>
+    ctx.console.gate.settings.adminToken
+      ? next()
+      : render(c, ctx.console, <OffPage ctx={ctx} />, 403);
 
 function WelcomePage(props: { ctx: AgentContext; token: string }): Child {
   return (
@@ -55,17 +124,44 @@ const LINK_USED =
   'relay got a new admin token. Ask your administrator for a new one.';
 
 export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
-  const signInPage = (c: Context, error?: RelayError): Promise<Response> =>
-    render(
+  const oidc = new Oidc(() => ctx.opts.oidc?.(), ctx.console.opts.log);
+  const signInPage = (c: Context, error?: RelayError): Promise<Response> => {
+    const company = oidc.configured;
+    return render(
       c,
       ctx.console,
-      <SignInPage ctx={ctx} next={agentBack(c.req.query('next'))} error={error?.message} />,
+      <SignInPage
+        ctx={ctx}
+        next={agentBack(c.req.query('next'))}
+        error={error?.message}
+        company={company && oidcLabel(company)}
+      />,
       error?.status ?? 200,
     );
+  };
 
   app.get('/agent/sign-in', async (c) => {
     if (await signedIn(ctx, c)) return c.redirect(agentBack(c.req.query('next')), 303);
     return signInPage(c);
+  });
+
+  app.get('/agent/sign-in/oidc', async (c) => {
+    try {
+      return await oidc.begin(c, agentBack(c.req.query('next')));
+    } catch (err) {
+      return agentError(c, ctx, err, undefined);
+    }
+  });
+
+  app.get('/agent/oidc/callback', async (c) => {
+    try {
+      const { agent, next } = await oidc.finish(c, ctx.opts.directory());
+      await ctx.console.sessions.start(c, agent.extension);
+      ctx.console.opts.log?.info({ agent: agent.extension }, 'agent signed in with their company');
+      return render(c, ctx.console, <SignedInPage ctx={ctx} next={agentBack(next)} />);
+    } catch (err) {
+      return agentError(c, ctx, err, undefined);
+    }
   });
 
   app.get('/agent/welcome', (c) => {

@@ -8,6 +8,18 @@ export interface AgentEntry {
   email?: string | undefined;
 }
 
+/** relay.yaml auth.oidc: agents' company sign-in, with its redirect URI on server.publicUrl. */
+export interface OidcSettings {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  scopes: string;
+  label?: string | undefined;
+  domains?: string[] | undefined;
+  /** <server.publicUrl>/agent/oidc/callback */
+  redirectUri: string;
+}
+
 export interface AgentOptions {
   /** relay.yaml's agents: now (a reload changes it). Someone no longer in it is signed out. */
   directory(): readonly AgentEntry[];
@@ -16,4 +28,6 @@ export interface AgentOptions {
    * instance sharing the store. The live card's cue; returns the unsubscribe.
    */
   onChange(listener: () => void): () => void;
+  /** Company sign-in as relay.yaml sets it now (a reload may change it); unset: links only. */
+  oidc?(): OidcSettings | undefined;
 }

@@ -75,6 +75,8 @@ export interface RelayConfig {
   sources: ResolvedSource[];
   /** The people on the phones (relay.yaml agents:): the targets' user mapping, the agent pages. */
   agents: RelayConfigParsed['agents'];
+  /** Agents' company sign-in (auth.oidc), with its redirect URI on server.publicUrl. */
+  oidc: (NonNullable<RelayConfigParsed['auth']['oidc']> & { redirectUri: string }) | undefined;
   /** Targets with the type's defaults filled in. */
   targets: (CommonTargetConfig & Record<string, unknown>)[];
   routing: Routing;
@@ -429,6 +431,37 @@ export function loadConfig(
         'recording links under publicUrl are signed with server.urlSecret (or admin.token): set one',
       ),
     );
+  const oidc = cfg.auth.oidc;
+  if (oidc) {
+    // The provider sends the agent back to a fixed address, and sessions are keyed by the token.
+    if (!cfg.server.publicUrl)
+      issues.push(
+        issueAt(
+          y,
+          ['auth', 'oidc'],
+          'company sign-in needs server.publicUrl: the provider sends agents back to ' +
+            '<publicUrl>/agent/oidc/callback',
+        ),
+      );
+    if (!cfg.admin.token)
+      issues.push(
+        issueAt(
+          y,
+          ['auth', 'oidc'],
+          'company sign-in needs admin.token: agent sessions are keyed by it (without it the ' +
+            'console and agent pages are off)',
+        ),
+      );
+    const issuer = new URL(oidc.issuer);
+    if (issuer.protocol !== 'https:' && !isLoopbackHost(issuer.hostname))
+      issues.push(
+        issueAt(
+          y,
+          ['auth', 'oidc', 'issuer'],
+          'the issuer must be https (http only for a provider on this machine: 127.0.0.1, localhost)',
+        ),
+      );
+  }
   if (issues.length) throw new ConfigError(issues);
   const routes: Route[] = cfg.routes ?? (targets.length ? [{ targets: [...targetNames] }] : []);
   // Target credentials are checked above: a fallback there is a dry run's placeholder.
@@ -485,6 +518,13 @@ export function loadConfig(
     adaptersDir,
     sources,
     agents: cfg.agents,
+    oidc:
+      oidc && cfg.server.publicUrl
+        ? {
+            ...oidc,
+            redirectUri: `${cfg.server.publicUrl.replace(/\/+$/, '')}/agent/oidc/callback`,
+          }
+        : undefined,
     targets,
     routing: {
       targets: Object.fromEntries(

@@ -503,6 +503,52 @@ export const RelayConfigSchema = z
           }),
       })
       .prefault({}),
+    auth: z
+      .strictObject({
+        oidc: z
+          .strictObject({
+            issuer: z.url({ protocol: /^https?$/ }).meta({
+              description:
+                'The OpenID Connect provider (https://accounts.google.com, ' +
+                'https://login.microsoftonline.com/<tenant>/v2.0). http only for a loopback issuer.',
+            }),
+            clientId: z.string().min(1).meta({ description: "The relay's client ID there." }),
+            clientSecret: z.string().min(1).meta({
+              description:
+                "The relay's client secret there. Use ${ENV_VAR} rather than writing it here.",
+            }),
+            scopes: z.string().min(1).default('openid email profile').meta({
+              description: 'Scopes asked for (space-separated); openid and email are needed.',
+            }),
+            label: z.string().min(1).max(40).optional().meta({
+              description:
+                'The sign-in button says "Sign in with <label>" (default: the issuer\'s host).',
+            }),
+            domains: z
+              .array(
+                z
+                  .string()
+                  .regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, {
+                    message: 'expected a domain, such as example.com',
+                  }),
+              )
+              .min(1)
+              .optional()
+              .meta({
+                description:
+                  'Only emails of these domains may sign in (besides being in agents:). Default: any.',
+              }),
+          })
+          .optional()
+          .meta({
+            description:
+              'Agents sign in with their company account (OpenID Connect: Google Workspace, ' +
+              'Microsoft Entra, ...), matched to agents: by email. The redirect URI to register ' +
+              'is <server.publicUrl>/agent/oidc/callback.',
+          }),
+      })
+      .prefault({})
+      .meta({ description: 'How agents sign in to their page (docs/agents-sign-in.md).' }),
     log: z
       .strictObject({
         level: z

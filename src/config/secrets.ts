@@ -41,13 +41,14 @@ function collect(v: unknown, key: string, out: Set<string>): void {
 
 export function secretsOf(
   cfg: Pick<RelayConfig, 'adminToken' | 'sources' | 'targets' | 'store' | 'metrics'> &
-    Partial<Pick<RelayConfig, 'links'>>,
+    Partial<Pick<RelayConfig, 'links' | 'oidc'>>,
 ): string[] {
   const out = new Set<string>();
   if (cfg.adminToken) out.add(cfg.adminToken);
   // Whoever has the link secret can sign links to any recording and any agent's phone.
   if (cfg.links) out.add(cfg.links.secret);
   if (cfg.metrics.token) out.add(cfg.metrics.token);
+  if (cfg.oidc) out.add(cfg.oidc.clientSecret);
   for (const s of cfg.sources) {
     out.add(s.token);
     collect(s.recordings, 'recordings', out);

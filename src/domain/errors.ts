@@ -70,6 +70,28 @@ export const ERRORS = {
     status: 403,
     message: 'the console is off: set admin.token in relay.yaml',
   },
+  RELAY_ERR_AGENTS_DISABLED: {
+    status: 403,
+    message: 'the agent pages are off: set admin.token in relay.yaml',
+  },
+  RELAY_ERR_SIGN_IN_EXPIRED: {
+    status: 400,
+    message:
+      'this sign-in did not come back as it left (too late, used already, or altered): start again',
+  },
+  RELAY_ERR_SIGN_IN_REFUSED: {
+    status: 403,
+    message: 'the company account cannot sign in here',
+  },
+  RELAY_ERR_AGENT_UNKNOWN: {
+    status: 403,
+    message: 'no agent in relay.yaml agents: has this email; the admin must add it there',
+  },
+  RELAY_ERR_SIGN_IN_PROVIDER: {
+    status: 502,
+    message:
+      'the company sign-in provider could not be reached or gave an answer the relay cannot use',
+  },
   RELAY_ERR_CSRF: {
     status: 403,
     message: 'refused: the form did not come from this console page (reload it and try again)',
