@@ -23,6 +23,8 @@ import type { ConsoleOptions } from './http/console/types.js';
 import { Dialling } from './dial/wiring.js';
 import { CallerId } from './callerid/wiring.js';
 import { mountAgents } from './agents/index.js';
+import { makeSignInLink } from './agents/links.js';
+import { oidcLabel } from './agents/oidc.js';
 import { targetSpec } from './targets/registry.js';
 import { Redactor } from './lib/redact.js';
 import type { TargetDeps } from './targets/types.js';
@@ -262,6 +264,20 @@ export async function startRelay(
       return () => changes.off('change', listener);
     },
     onDeliveriesDue: () => delivery.kick(),
+    agents: {
+      directory: () => reloader.config.agents,
+      companySignIn: () => {
+        const oidc = reloader.config.oidc;
+        return oidc && oidcLabel(oidc);
+      },
+    },
+    agentLink: (console, c, extension, hours) =>
+      makeSignInLink(
+        { console, opts: { directory: () => reloader.config.agents } },
+        c,
+        extension,
+        hours,
+      ),
     version: VERSION,
     publicUrl: cfg.server.publicUrl,
     tokenFile: envFileOf(cfg.file),

@@ -5,14 +5,16 @@
 import type { Context, Hono } from 'hono';
 import { RelayError } from '../domain/errors.js';
 import { requestOrigin } from '../http/origin.js';
+import type { ConsoleContext } from '../http/console/kit.js';
 import type { AgentContext } from './kit.js';
+import type { AgentOptions } from './types.js';
 
 /** How long a sign-in link works unless the admin says otherwise, and at most. */
 export const LINK_HOURS = 24;
 export const MAX_LINK_HOURS = 7 * 24;
 
 /** The link for a secret: on server.publicUrl when set, else on the address the admin used. */
-export function welcomeUrl(ctx: AgentContext, c: Context, secret: string): string {
+export function welcomeUrl(ctx: { console: ConsoleContext }, c: Context, secret: string): string {
   const { proto, host } = requestOrigin(c);
   const base = ctx.console.opts.publicUrl?.replace(/\/+$/, '') ?? `${proto}://${host}`;
   return `${base}/agent/welcome?t=${secret}`;
@@ -20,7 +22,7 @@ export function welcomeUrl(ctx: AgentContext, c: Context, secret: string): strin
 
 /** A sign-in link for the agent of `extension`, good for `hours`; a RelayError if none such. */
 export async function makeSignInLink(
-  ctx: AgentContext,
+  ctx: { console: ConsoleContext; opts: Pick<AgentOptions, 'directory'> },
   c: Context,
   extension: string,
   hours: number = LINK_HOURS,

@@ -10,6 +10,7 @@ import { cmdCheck } from './check.js';
 import { cmdDead } from './dead.js';
 import { cmdDeliveries } from './deliveries.js';
 import { cmdDial, cmdDialLink } from './dial.js';
+import { cmdAgentLink } from './agent-link.js';
 import { cmdInit } from './init.js';
 import { cmdMap } from './map.js';
 import { cmdReload } from './reload.js';
@@ -164,6 +165,20 @@ export function buildProgram(): Command {
         'the link stops working after this many days (default: dial.linkTtlDays, 30)',
       ),
   ).action((o) => cmdDialLink(o));
+
+  withConfig(
+    program
+      .command('agent-link')
+      .description(
+        "a one-time sign-in link to an agent's page (relay.yaml agents:), made by the running relay",
+      )
+      .requiredOption('--extension <extension>', "the agent's extension")
+      .option(
+        '--hours <n>',
+        'the link stops working after this many hours (default 24, at most 168)',
+      )
+      .option('--to <url>', 'the relay (default: server.host and port of relay.yaml)'),
+  ).action((o) => cmdAgentLink(o));
 
   withConfig(
     program

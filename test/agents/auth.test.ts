@@ -4,12 +4,14 @@
 // one sent, an email not in the directory or not verified), and what an agent's session may not
 // reach (the console, /api); signing out and a reload that removes the agent end it.
 
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/lib/yaml.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
-import { freePort, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+import { freePort, MAIN, tempDir, TOKENS, writeRelayYaml } from '../support.js';
 import { OIDC_CLIENT, OidcServer } from '../fakes/oidc.js';
 
 let relay: Relay | undefined;
@@ -275,6 +277,91 @@ describe("agents' company sign-in (OpenID Connect)", () => {
     const res = await fetch(`http://127.0.0.1:${relay.port}/agent/sign-in`);
     expect(res.status).toBe(403);
     expect(await res.text()).toContain('The agent pages are off');
+  });
+});
+
+describe("the admin's side of agent sign-in", () => {
+  const browser = (base: string, cookie = ''): Record<string, string> => ({
+    origin: base,
+    'sec-fetch-site': 'same-origin',
+    cookie,
+  });
+
+  it('Setup lists the agents and makes a link shown once; the CLI asks the running relay', async () => {
+    const s = await setup();
+    const signIn = await fetch(`${s.base}/console/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: browser(s.base),
+      body: new URLSearchParams({ token: TOKENS.admin, next: '/console/setup' }),
+    });
+    expect(signIn.status).toBe(303);
+    const admin = signIn.headers.get('set-cookie')!.split(';')[0]!;
+    const setupPage = await (
+      await fetch(`${s.base}/console/setup`, { headers: { cookie: admin } })
+    ).text();
+    expect(setupPage).toContain('<h2>Agents</h2>');
+    expect(setupPage).toContain('Sign in with Test IdP');
+    expect(setupPage).toContain('Alice@Example.com');
+    expect(setupPage).toContain('action="/console/setup/agents/102/sign-in-link"');
+    expect(setupPage).not.toContain(OIDC_CLIENT.secret);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(setupPage)![1]!;
+
+    const made = await fetch(`${s.base}/console/setup/agents/102/sign-in-link`, {
+      method: 'POST',
+      headers: browser(s.base, admin),
+      body: new URLSearchParams({ _csrf: csrf }),
+    });
+    expect(made.status).toBe(200);
+    const shown = await made.text();
+    const link = /id="sign-in-link">([^<]+)</.exec(shown)![1]!;
+    expect(link.startsWith(`${s.base}/agent/welcome?t=`)).toBe(true);
+    // Without the CSRF token, none.
+    const forged = await fetch(`${s.base}/console/setup/agents/102/sign-in-link`, {
+      method: 'POST',
+      headers: browser(s.base, admin),
+      body: new URLSearchParams({}),
+    });
+    expect(forged.status).toBe(403);
+    // Nor for someone not in the directory.
+    const nobody = await fetch(`${s.base}/console/setup/agents/999/sign-in-link`, {
+      method: 'POST',
+      headers: browser(s.base, admin),
+      body: new URLSearchParams({ _csrf: csrf }),
+    });
+    expect(nobody.status).toBe(404);
+
+    const use = (t: string): Promise<Response> =>
+      fetch(`${s.base}/agent/welcome`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: browser(s.base),
+        body: new URLSearchParams({ t }),
+      });
+    const bob = await use(new URL(link).searchParams.get('t')!);
+    expect(bob.status).toBe(303);
+    const bobCookie = bob.headers.get('set-cookie')!.split(';')[0]!;
+    expect(
+      await (await fetch(`${s.base}/agent`, { headers: { cookie: bobCookie } })).text(),
+    ).toContain('Bob (102)');
+
+    // The command line: the same link, made by the relay that keeps its hash.
+    const run = promisify(execFile);
+    const cli = await run(
+      process.execPath,
+      [MAIN, 'agent-link', '--config', s.file, '--extension', '101', '--hours', '2'],
+      { env: { PATH: process.env.PATH } },
+    );
+    const printed = cli.stdout.trim();
+    expect(printed.startsWith(`${s.base}/agent/welcome?t=`)).toBe(true);
+    expect(cli.stderr).toMatch(/signs in extension 101 once, until 20\d\d-/);
+    expect((await use(new URL(printed).searchParams.get('t')!)).status).toBe(303);
+    const unknown = await run(
+      process.execPath,
+      [MAIN, 'agent-link', '--config', s.file, '--extension', '999'],
+      { env: { PATH: process.env.PATH } },
+    ).catch((err: { code: number; stderr: string }) => err);
+    expect((unknown as { code: number }).code).toBe(2);
   });
 });
 

@@ -1,8 +1,8 @@
 // How this relay is set up: per source the webhook URL to paste into the phone system (its token
 // fetched only on a click), the last request seen and the last refused; per source with crm: the
 // 3CX template to download, how to upload it, and "what would 3CX show for this number"; per
-// target its counts, a connection test and a backfill (counted first, then confirmed); the store's
-// health and version.
+// target its counts, a connection test and a backfill (counted first, then confirmed); the agents
+// of relay.yaml with a one-time sign-in link each (shown once); the store's health and version.
 
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
@@ -45,6 +45,61 @@ const hookBase = (c: Context, source: string, publicUrl: string | undefined): st
   const base = publicUrl ? publicUrl.replace(/\/+$/, '') : `${proto}://${host}`;
   return `${base}/hooks/${encodeURIComponent(source)}/`;
 };
+
+/** The directory, how agents sign in, and per agent a button that makes a sign-in link. */
+function AgentsSection(props: { ctx: ConsoleContext; session: Session }): Child {
+  const agents = props.ctx.opts.agents;
+  const list = agents?.directory() ?? [];
+  const company = agents?.companySignIn();
+  return (
+    <>
+      <h2>Agents</h2>
+      <p>
+        {company
+          ? `Agents sign in to their page (/agent) with their company account ("Sign in with ${company}"), matched by the email below; a sign-in link works too.`
+          : 'Company sign-in is not set up (auth.oidc in relay.yaml): agents sign in to their page (/agent) with a one-time link you make here and send them.'}
+      </p>
+      {list.length ? (
+        <div class="scroll" role="region" aria-label="Agents" tabindex={0}>
+          <table>
+            <caption>{`${list.length} agent(s) in relay.yaml agents:`}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Extension</th>
+                <th scope="col">Name</th>
+                <th scope="col">Email</th>
+                <th scope="col">Sign-in link</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((a) => (
+                <tr>
+                  <td>{a.extension}</td>
+                  <td>{a.name ?? ''}</td>
+                  <td>{a.email ?? <span class="muted">none</span>}</td>
+                  <td>
+                    <form
+                      method="post"
+                      action={`/console/setup/agents/${encodeURIComponent(a.extension)}/sign-in-link`}
+                    >
+                      <Csrf session={props.session} />
+                      <button type="submit">Make sign-in link</button>
+                    </form>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : (
+        <p class="muted">
+          No agents in relay.yaml: list them under agents: (extension, name, email) to give them a
+          page of their own.
+        </p>
+      )}
+    </>
+  );
+}
 
 /** A refused webhook in a line: when, why, from where, to which (masked) path. */
 function RefusalLine({ r }: { r: Refusal }): Child {
@@ -379,6 +434,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
           ) : (
             <p class="muted">No targets in relay.yaml: calls are stored, not delivered.</p>
           )}
+          {ctx.opts.agents && <AgentsSection ctx={ctx} session={session} />}
           <h2>Store</h2>
           <dl class="facts">
             <dt>Kind</dt>
@@ -566,6 +622,37 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
       const n = await backfillAll(store, { ...q, dryRun: false });
       ctx.opts.onDeliveriesDue();
       return done(c, ctx, '/console/setup', 'ok', `Queued ${n.matched} call(s) for ${q.target}.`);
+    }),
+  );
+
+  // The link is shown on this answer only (never in a flash cookie, never stored): its secret is
+  // kept as a hash.
+  app.post(
+    '/console/setup/agents/:extension/sign-in-link',
+    action(ctx, async (c, session) => {
+      if (!ctx.opts.agentLink)
+        throw new RelayError('RELAY_ERR_NOT_FOUND', 'agent sign-in links are off on this relay');
+      const made = await ctx.opts.agentLink(ctx, c, c.req.param('extension')!);
+      const title = `Sign-in link for extension ${made.agent}`;
+      return render(
+        c,
+        ctx,
+        <Layout ctx={ctx} title={title} nav="setup" session={session}>
+          <h1>{title}</h1>
+          <p>
+            Send this link to the agent (it is shown only now). It signs them in once, and works
+            until <Time iso={made.expiresAt} /> (UTC).
+          </p>
+          <p>
+            <code class="url" id="sign-in-link">
+              {made.url}
+            </code>
+          </p>
+          <p>
+            <a href="/console/setup">Back to setup</a>
+          </p>
+        </Layout>,
+      );
     }),
   );
 

@@ -7,6 +7,8 @@ import type { DialRequest, DialResult } from '../../domain/dial.js';
 import type { Redactor } from '../../lib/redact.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
 import type { Logger } from '../../telemetry/log.js';
+import type { Context } from 'hono';
+import type { ConsoleContext } from './kit.js';
 
 export interface ConsoleTarget {
   name: string;
@@ -59,6 +61,25 @@ export interface ConsoleOptions {
     templates(): { source: string; hookUrl: string | undefined; xml: string | undefined }[];
     lookup(source: string, number: string): Promise<LookupAnswer>;
   };
+  /**
+   * The agents' side (src/agents, above http/): relay.yaml's agents: directory and the company
+   * sign-in's button label (undefined without auth.oidc), for Setup's "Agents" section.
+   */
+  agents?: {
+    directory(): readonly {
+      extension: string;
+      name?: string | undefined;
+      email?: string | undefined;
+    }[];
+    companySignIn(): string | undefined;
+  };
+  /** A one-time sign-in link for the agent of `extension` (agents/links.ts makeSignInLink). */
+  agentLink?(
+    console: ConsoleContext,
+    c: Context,
+    extension: string,
+    hours?: number,
+  ): Promise<{ agent: string; url: string; expiresAt: string }>;
   /** server.publicUrl: the webhook URLs Setup shows are built on it (else on the browser's). */
   publicUrl?: string;
   /**
