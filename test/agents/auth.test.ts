@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/lib/yaml.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { freePort, MAIN, tempDir, TOKENS, writeRelayYaml } from '../support.js';
-import { OIDC_CLIENT, OidcServer } from '../fakes/oidc.js';
+import { OIDC_CLIENT, OidcServer, oidcYaml } from '../fakes/oidc.js';
 
 let relay: Relay | undefined;
 let idp: OidcServer | undefined;
@@ -62,13 +62,7 @@ async function setup(opts: { agents?: string; issuer?: string } = {}): Promise<S
   const file = writeRelayYaml(tempDir(), {
     port,
     server: `  publicUrl: ${base}\n`,
-    more: `${opts.agents ?? directory()}auth:
-  oidc:
-    issuer: ${opts.issuer ?? idp!.issuer}
-    clientId: ${OIDC_CLIENT.id}
-    clientSecret: ${OIDC_CLIENT.secret}
-    label: Test IdP
-`,
+    more: `${opts.agents ?? directory()}${oidcYaml(opts.issuer ?? idp!.issuer)}`,
   });
   relay = await startRelay(loadConfig(file, {}));
   return { base, file, jar: new Jar(), idpJar: new Jar() };

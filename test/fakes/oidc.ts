@@ -20,6 +20,15 @@ export const OIDC_ACCOUNTS: Record<string, { email: string; email_verified: bool
   unverified: { email: 'alice@example.com', email_verified: false },
 };
 
+/** relay.yaml's auth: for this provider (after agents:, at the top level). */
+export const oidcYaml = (issuer: string, label = 'Test IdP'): string => `auth:
+  oidc:
+    issuer: ${issuer}
+    clientId: ${OIDC_CLIENT.id}
+    clientSecret: ${OIDC_CLIENT.secret}
+    label: ${label}
+`;
+
 export class OidcServer {
   issuer = '';
   private server!: Server;
@@ -60,6 +69,7 @@ export class OidcServer {
         return grant;
       },
       cookies: { keys: ['oidc-test-cookie-key'] },
+      ttl: { Interaction: 600, Grant: 600, Session: 600, AccessToken: 600, IdToken: 600 },
       features: { devInteractions: { enabled: true } },
     });
     this.handler = provider.callback();
