@@ -271,9 +271,12 @@ export async function startRelay(
         return oidc && oidcLabel(oidc);
       },
     },
-    agentLink: (console, c, extension, hours) =>
+    agentLink: (sessions, c, extension, hours) =>
       makeSignInLink(
-        { console, opts: { directory: () => reloader.config.agents } },
+        {
+          console: { sessions, opts: consoleOpts },
+          opts: { directory: () => reloader.config.agents },
+        },
         c,
         extension,
         hours,

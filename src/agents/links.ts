@@ -14,7 +14,11 @@ export const LINK_HOURS = 24;
 export const MAX_LINK_HOURS = 7 * 24;
 
 /** The link for a secret: on server.publicUrl when set, else on the address the admin used. */
-export function welcomeUrl(ctx: { console: ConsoleContext }, c: Context, secret: string): string {
+export function welcomeUrl(
+  ctx: { console: Pick<ConsoleContext, 'opts'> },
+  c: Context,
+  secret: string,
+): string {
   const { proto, host } = requestOrigin(c);
   const base = ctx.console.opts.publicUrl?.replace(/\/+$/, '') ?? `${proto}://${host}`;
   return `${base}/agent/welcome?t=${secret}`;
@@ -22,7 +26,10 @@ export function welcomeUrl(ctx: { console: ConsoleContext }, c: Context, secret:
 
 /** A sign-in link for the agent of `extension`, good for `hours`; a RelayError if none such. */
 export async function makeSignInLink(
-  ctx: { console: ConsoleContext; opts: Pick<AgentOptions, 'directory'> },
+  ctx: {
+    console: Pick<ConsoleContext, 'sessions' | 'opts'>;
+    opts: Pick<AgentOptions, 'directory'>;
+  },
   c: Context,
   extension: string,
   hours: number = LINK_HOURS,

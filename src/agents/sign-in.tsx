@@ -1,7 +1,8 @@
 // How an agent signs in and out: with their company account (OpenID Connect, oidc.ts) when
-// relay.yaml sets auth.oidc; otherwise, or as well, the admin sends a one-time link (/agent/welcome?t=...): opening it only shows a button, since link previewers and
-// mail scanners open whatever they see; the button's POST uses the link up (on every instance)
-// and starts the agent's session.
+// relay.yaml sets auth.oidc; otherwise, or as well, the admin sends a one-time link
+// (/agent/welcome?t=...): opening it only shows a button, since link previewers and mail scanners
+// open whatever they see; the button's POST uses the link up (on every instance) and starts the
+// agent's session.
 
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import type { Child } from 'hono/jsx';

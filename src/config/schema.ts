@@ -526,11 +526,9 @@ export const RelayConfigSchema = z
             }),
             domains: z
               .array(
-                z
-                  .string()
-                  .regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, {
-                    message: 'expected a domain, such as example.com',
-                  }),
+                z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, {
+                  message: 'expected a domain, such as example.com',
+                }),
               )
               .min(1)
               .optional()

@@ -72,7 +72,8 @@ export class OidcServer {
       ttl: { Interaction: 600, Grant: 600, Session: 600, AccessToken: 600, IdToken: 600 },
       features: { devInteractions: { enabled: true } },
     });
-    this.handler = provider.callback();
+    const handle = provider.callback();
+    this.handler = (req, res) => void handle(req, res);
     return this;
   }
 

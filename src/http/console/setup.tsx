@@ -632,7 +632,7 @@ export function mountSetup(app: Hono, ctx: ConsoleContext): void {
     action(ctx, async (c, session) => {
       if (!ctx.opts.agentLink)
         throw new RelayError('RELAY_ERR_NOT_FOUND', 'agent sign-in links are off on this relay');
-      const made = await ctx.opts.agentLink(ctx, c, c.req.param('extension')!);
+      const made = await ctx.opts.agentLink(ctx.sessions, c, c.req.param('extension')!);
       const title = `Sign-in link for extension ${made.agent}`;
       return render(
         c,

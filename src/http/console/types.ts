@@ -8,7 +8,7 @@ import type { Redactor } from '../../lib/redact.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
 import type { Logger } from '../../telemetry/log.js';
 import type { Context } from 'hono';
-import type { ConsoleContext } from './kit.js';
+import type { Sessions } from './session.js';
 
 export interface ConsoleTarget {
   name: string;
@@ -75,7 +75,7 @@ export interface ConsoleOptions {
   };
   /** A one-time sign-in link for the agent of `extension` (agents/links.ts makeSignInLink). */
   agentLink?(
-    console: ConsoleContext,
+    sessions: Sessions,
     c: Context,
     extension: string,
     hours?: number,
