@@ -70,10 +70,6 @@ export const ERRORS = {
     status: 403,
     message: 'the console is off: set admin.token in relay.yaml',
   },
-  RELAY_ERR_AGENTS_DISABLED: {
-    status: 403,
-    message: 'the agent pages are off: set admin.token in relay.yaml',
-  },
   RELAY_ERR_SIGN_IN_EXPIRED: {
     status: 400,
     message:

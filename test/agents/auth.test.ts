@@ -55,14 +55,17 @@ interface Setup {
   idpJar: Jar;
 }
 
-async function setup(opts: { agents?: string; issuer?: string } = {}): Promise<Setup> {
+async function setup(
+  opts: { agents?: string; issuer?: string; oidc?: string; lean?: boolean } = {},
+): Promise<Setup> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  if (!opts.issuer) idp = await new OidcServer().start(`${base}/agent/oidc/callback`);
+  if (!opts.issuer)
+    idp = await new OidcServer().start(`${base}/agent/oidc/callback`, 0, { lean: opts.lean });
   const file = writeRelayYaml(tempDir(), {
     port,
     server: `  publicUrl: ${base}\n`,
-    more: `${opts.agents ?? directory()}${oidcYaml(opts.issuer ?? idp!.issuer)}`,
+    more: `${opts.agents ?? directory()}${oidcYaml(opts.issuer ?? idp!.issuer, 'Test IdP', opts.oidc)}`,
   });
   relay = await startRelay(loadConfig(file, {}));
   return { base, file, jar: new Jar(), idpJar: new Jar() };
@@ -229,6 +232,25 @@ describe("agents' company sign-in (OpenID Connect)", () => {
     expect(s.jar.get('callrelay_console')).toBeUndefined();
     // Nothing of the client's secret on any page.
     expect(text).not.toContain(OIDC_CLIENT.secret);
+  });
+
+  it('refuses emails outside auth.oidc.domains', async () => {
+    const s = await setup({ oidc: '    domains: [example.org]\n' });
+    const res = (await signIn(s, 'alice')).res;
+    expect(res.status).toBe(403);
+    const text = await res.text();
+    expect(text).toContain('RELAY_ERR_SIGN_IN_REFUSED');
+    expect(text).toContain('Accounts of example.com cannot sign in here');
+    expect(s.jar.get('callrelay_console')).toBeUndefined();
+  });
+
+  it('reads the email at userinfo when the ID token has none', async () => {
+    const s = await setup({ lean: true });
+    const { res } = await signIn(s, 'alice');
+    expect(res.status).toBe(200);
+    expect(await (await get(`${s.base}/agent`, s.jar)).text()).toContain('Alice (101)');
+    // And email_verified from there too.
+    expect((await signIn(s, 'unverified')).res.status).toBe(403);
   });
 
   it('signs out an agent a reload removes from the directory', async () => {

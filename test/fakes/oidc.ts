@@ -21,21 +21,25 @@ export const OIDC_ACCOUNTS: Record<string, { email: string; email_verified: bool
 };
 
 /** relay.yaml's auth: for this provider (after agents:, at the top level). */
-export const oidcYaml = (issuer: string, label = 'Test IdP'): string => `auth:
+export const oidcYaml = (issuer: string, label = 'Test IdP', more = ''): string => `auth:
   oidc:
     issuer: ${issuer}
     clientId: ${OIDC_CLIENT.id}
     clientSecret: ${OIDC_CLIENT.secret}
     label: ${label}
-`;
+${more}`;
 
 export class OidcServer {
   issuer = '';
   private server!: Server;
   private handler: (req: IncomingMessage, res: ServerResponse) => void = (_q, res) => res.end();
 
-  /** `redirectUri`: the relay's <publicUrl>/agent/oidc/callback. Port 0: any free one. */
-  async start(redirectUri: string, port = 0): Promise<this> {
+  /**
+   * `redirectUri`: the relay's <publicUrl>/agent/oidc/callback. Port 0: any free one. `lean`: the
+   * ID token carries no email (the spec's default; Entra without the optional claim), userinfo
+   * does.
+   */
+  async start(redirectUri: string, port = 0, opts: { lean?: boolean } = {}): Promise<this> {
     // The issuer is the provider's own address: listen first, then make it.
     this.server = createServer((req, res) => this.handler(req, res));
     await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
@@ -51,8 +55,8 @@ export class OidcServer {
         },
       ],
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-      // As Google does: the email in the ID token itself.
-      conformIdTokenClaims: false,
+      // As Google does: the email in the ID token itself (unless lean).
+      conformIdTokenClaims: opts.lean === true,
       findAccount: (_ctx: KoaContextWithOIDC, id: string) => {
         const claims = OIDC_ACCOUNTS[id];
         return claims && { accountId: id, claims: () => ({ sub: id, ...claims }) };
