@@ -6,6 +6,8 @@
 
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
@@ -283,6 +285,22 @@ describe("agents' company sign-in (OpenID Connect)", () => {
     const up = await get(`${s.base}/agent/sign-in/oidc`, s.jar);
     expect(up.status).toBe(303);
     expect(up.headers.get('location')).toMatch(new RegExp(`^${idp.issuer}/`));
+  });
+
+  it('says so on a page when the issuer answers something that is not OpenID Connect', async () => {
+    const nonsense = createServer((_req, res) => res.end('<html>a parked domain</html>'));
+    await new Promise<void>((r) => nonsense.listen(0, '127.0.0.1', r));
+    try {
+      const s = await setup({
+        issuer: `http://127.0.0.1:${(nonsense.address() as AddressInfo).port}`,
+      });
+      const res = await get(`${s.base}/agent/sign-in/oidc`, s.jar);
+      expect(res.status).toBe(502);
+      expect(await codeOf(res)).toBe('RELAY_ERR_SIGN_IN_PROVIDER');
+    } finally {
+      nonsense.closeAllConnections();
+      await new Promise((r) => nonsense.close(r));
+    }
   });
 
   it('turns the agent pages off without an admin token', async () => {
