@@ -64,10 +64,17 @@ ${oidcYaml(idp.issuer, 'Google Workspace')}`,
     await page.type('input[name=login]', 'alice');
     await page.type('input[name=password]', 'any password');
     await page.click('button[type=submit]');
-    await page.waitForFunction(
-      () => location.pathname === '/agent' && document.body.textContent?.includes('Alice (101)'),
-      { timeout: 15_000 },
-    );
+    await page
+      .waitForFunction(
+        () => location.pathname === '/agent' && document.body.textContent?.includes('Alice (101)'),
+        // Generous: two cores shared with other test runs.
+        { timeout: 30_000 },
+      )
+      .catch(async (err: Error) => {
+        // Where the browser got stuck says more than the timeout.
+        const body = await page.evaluate(() => document.body.textContent).catch(() => '?');
+        throw new Error(`${err.message} at ${page.url()}: ${body?.slice(0, 500)}`);
+      });
     expect(new URL(page.url()).origin).toBe(base);
 
     await Promise.all([
@@ -78,5 +85,5 @@ ${oidcYaml(idp.issuer, 'Google Workspace')}`,
     await page.goto(`${base}/agent`);
     expect(new URL(page.url()).pathname).toBe('/agent/sign-in');
     expect(violations).toEqual([]);
-  });
+  }, 60_000);
 });
