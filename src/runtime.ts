@@ -295,6 +295,8 @@ export async function startRelay(
       mountAgents(made, console, {
         directory: () => reloader.config.agents,
         onChange: consoleOpts.onChange,
+        checkDial: dialling.agentCheck,
+        dial: dialling.agent,
       }),
     crmLookup: callerId.probe,
     ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
