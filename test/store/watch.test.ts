@@ -119,8 +119,11 @@ describe('store contract: watching other instances (postgres)', () => {
     await fold(b, 'w4');
     await until('A hears B', () => heard.a === 1);
     expect(heard).toEqual({ a: 1, b: 1 });
-    // A fold that touches no call (nothing pending) sends nothing.
+    // A fold that finds nothing pending sends nothing.
     expect(await a.applyPending(100)).toBe(0);
+    await admin.query("SELECT pg_notify('test_marker', '')");
+    await until('the second marker arrives', () => heardRaw.length === 4);
+    expect(heardRaw).toEqual([CALLS_CHANNEL, 'test_marker', CALLS_CHANNEL, 'test_marker']);
 
     // Nobody watching: the connection goes.
     unwatchB();
