@@ -74,6 +74,11 @@ export interface Relay {
   retention: Retention;
   metrics: RelayMetrics;
   /**
+   * Calls or deliveries changed: this process's folds and deliveries, and other instances' folds
+   * on PostgreSQL (the console's and the agent pages' live cue). Returns the unsubscribe.
+   */
+  onChange(listener: () => void): () => void;
+  /**
    * Re-read relay.yaml and the adapter files (SIGHUP, the console): sources, tokens, adapters,
    * guards, targets, routes and the log level change at once for new requests and deliveries;
    * those under way finish on the old ones. Throws, changing nothing, if anything is wrong.
@@ -245,6 +250,16 @@ export async function startRelay(
     redact: (text) => redact.text(text),
     log,
   });
+  // The live views' cue: this process's folds and deliveries, and on PostgreSQL the folds other
+  // instances commit (one LISTEN connection while anything listens).
+  const onChange = (listener: () => void): (() => void) => {
+    changes.on('change', listener);
+    const unwatch = store.watchCalls?.(listener);
+    return () => {
+      changes.off('change', listener);
+      unwatch?.();
+    };
+  };
   // Aborted at close: open live streams (console tabs) end at once instead of holding the server.
   const closing = new AbortController();
   const consoleOpts: ConsoleOptions = {
@@ -259,10 +274,7 @@ export async function startRelay(
     dial: dialling.console,
     canDial: dialling.canDial,
     crm: { templates: callerId.templates, lookup: callerId.probe },
-    onChange: (listener) => {
-      changes.on('change', listener);
-      return () => changes.off('change', listener);
-    },
+    onChange,
     onDeliveriesDue: () => delivery.kick(),
     agents: {
       directory: () => reloader.config.agents,
@@ -315,6 +327,8 @@ export async function startRelay(
         directory: () => reloader.config.agents,
         oidc: () => reloader.config.oidc,
         onChange: consoleOpts.onChange,
+        checkDial: dialling.agentCheck,
+        dial: dialling.agent,
       }),
     crmLookup: callerId.probe,
     ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),
@@ -341,6 +355,7 @@ export async function startRelay(
     closer,
     retention,
     metrics,
+    onChange,
     reload,
     server,
     port,

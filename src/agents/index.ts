@@ -5,6 +5,7 @@
 import type { Hono } from 'hono';
 import type { ConsoleContext } from '../http/console/kit.js';
 import { pageHeaders } from '../http/origin.js';
+import { mountAgentDial } from './dial.js';
 import { mountSignInLinks } from './links.js';
 import { mountAgentPage } from './page.js';
 import { agentsOff, mountAgentSignIn } from './sign-in.js';
@@ -20,4 +21,5 @@ export function mountAgents(app: Hono, console: ConsoleContext, opts: AgentOptio
   mountAgentSignIn(app, ctx);
   mountAgentPage(app, ctx);
   mountSignInLinks(app, ctx);
+  mountAgentDial(app, ctx);
 }

@@ -1,11 +1,25 @@
 // What the agents' pages need from the running relay, handed in by runtime.ts (as the console's
 // options are): the directory, and later the lookups and the dialer, as functions.
 
+import type { DialResult } from '../domain/dial.js';
+
 /** One person of relay.yaml's agents: directory. */
 export interface AgentEntry {
   extension: string;
   name?: string | undefined;
   email?: string | undefined;
+  /** The source whose PBX places their click-to-call (default: the only one with pbx:). */
+  source?: string | undefined;
+}
+
+/** A number as click-to-call would dial it for an agent (dial/ decides). */
+export interface DialPreview {
+  /** The source whose PBX would place it. */
+  source: string;
+  /** E.164. */
+  number: string;
+  /** For people: "+420 774 852 629". */
+  formatted: string;
 }
 
 /** relay.yaml auth.oidc: agents' company sign-in, with its redirect URI on server.publicUrl. */
@@ -30,4 +44,11 @@ export interface AgentOptions {
   onChange(listener: () => void): () => void;
   /** Company sign-in as relay.yaml sets it now (a reload may change it); unset: links only. */
   oidc?(): OidcSettings | undefined;
+  /**
+   * Click-to-call from the agent's own extension (dial/, passed in): `checkDial` shows the number
+   * as it would be dialled and counts nothing; `dial` places it (number rules, the agent's calls
+   * a minute), the call's originatedBy `agent:<extension>`. Both throw a RelayError saying why not.
+   */
+  checkDial(agent: AgentEntry, number: string): DialPreview;
+  dial(agent: AgentEntry, number: string): Promise<DialResult>;
 }

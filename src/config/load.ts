@@ -262,6 +262,42 @@ export function crmIssues(
 }
 
 /**
+ * Which source places an agent's click-to-call (agents/dial.tsx): the one they name, which must
+ * have pbx:, or else the only source with pbx:. Ambiguous (several have one) is an error at the
+ * agent; none with pbx: is fine (their page says click-to-call is not set up).
+ */
+function agentSourceIssues(y: LoadedYaml, cfg: RelayConfigParsed): ConfigIssue[] {
+  const dialling = cfg.sources.filter((s) => s.pbx).map((s) => s.name);
+  const names = cfg.sources.map((s) => s.name);
+  const issues: ConfigIssue[] = [];
+  cfg.agents.forEach((a, i) => {
+    if (a.source === undefined) {
+      if (dialling.length > 1)
+        issues.push(
+          issueAt(
+            y,
+            ['agents', i],
+            `several sources can place calls (${dialling.join(', ')}): say which one dials for extension ${a.extension} with source:`,
+          ),
+        );
+      return;
+    }
+    if (dialling.includes(a.source)) return;
+    const near = nearest(a.source, names);
+    issues.push(
+      issueAt(
+        y,
+        ['agents', i, 'source'],
+        names.includes(a.source)
+          ? `source ${a.source} has no pbx: (url and key), so it cannot place calls${dialling.length ? ` (sources with pbx: ${dialling.join(', ')})` : ''}`
+          : `no source "${a.source}" under sources:${near ? ` (did you mean "${near}"?)` : ''}`,
+      ),
+    );
+  });
+  return issues;
+}
+
+/**
  * `readOnly`: for commands that only read (and queue in) the store, a variable left unset outside
  * `store` (a CRM token, the admin token) is not an error; only `start` and `check` need them all.
  */
@@ -418,6 +454,7 @@ export function loadConfig(
     );
   });
   issues.push(...crmIssues(y, cfg.sources, targets, contactsOf, { capabilities: !opts.readOnly }));
+  issues.push(...agentSourceIssues(y, cfg));
   const tls = cfg.server.tls && { cert: rel(cfg.server.tls.cert), key: rel(cfg.server.tls.key) };
   if (tls) {
     const problem = certificateProblem(tls);

@@ -591,6 +591,15 @@ export const RelayConfigSchema = z
                 "The person's email: targets find their CRM user by it (a target's own agents " +
                 'entry for the extension wins).',
             }),
+          source: z
+            .string()
+            .min(1)
+            .optional()
+            .meta({
+              description:
+                "The source (with pbx:) whose phone system places this agent's click-to-call " +
+                'from their page. Default: the only source with pbx:; needed when several have one.',
+            }),
         }),
       )
       .default([])

@@ -13,7 +13,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import type { RelayMetrics } from '../telemetry/metrics.js';
 import { checkNumber, DialRefused, type Dialable } from './policy.js';
 
-export type DialPath = 'link' | 'api' | 'console';
+export type DialPath = 'link' | 'api' | 'console' | 'agent';
 
 export interface DialSettings {
   allowTypes: NumberType[];

@@ -4,6 +4,7 @@
 
 import type { Hono } from 'hono';
 import type { DialRequest, DialResult } from '../domain/dial.js';
+import { RelayError } from '../domain/errors.js';
 import type { Redactor } from '../lib/redact.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/log.js';
@@ -20,6 +21,12 @@ export interface DiallingOptions {
   metrics: Pick<RelayMetrics, 'dials'>;
   redact: Redactor;
   log: Logger;
+}
+
+/** Who dials from the agent pages: their extension and, if relay.yaml names one, their source. */
+export interface AgentDialler {
+  extension: string;
+  source?: string | undefined;
 }
 
 export class Dialling {
@@ -39,6 +46,47 @@ export class Dialling {
 
   /** The console's call button. */
   console = (req: DialRequest): Promise<DialResult> => this.dialer.place(req, 'console');
+
+  /**
+   * The source whose PBX places an agent's calls from their page: the one their directory entry
+   * names (relay.yaml checks it has pbx:), else the only source with pbx:.
+   */
+  agentSource = (agent: AgentDialler): string => {
+    if (agent.source) return agent.source;
+    const dialling = this.o.config().sources.filter((s) => s.pbx);
+    if (dialling.length === 1) return dialling[0]!.name;
+    throw new RelayError(
+      'RELAY_ERR_DIAL_NOT_CONFIGURED',
+      dialling.length
+        ? `several sources can place calls (${dialling.map((s) => s.name).join(', ')}) and relay.yaml does not say which one dials for extension ${agent.extension} (agents[].source)`
+        : undefined,
+    );
+  };
+
+  /** An agent's number as it would be dialled from their own extension; counts nothing. */
+  agentCheck = (
+    agent: AgentDialler,
+    number: string,
+  ): { source: string; number: string; formatted: string } => {
+    const source = this.agentSource(agent);
+    const d = this.dialer.check(source, agent.extension, number);
+    return { source, number: d.e164, formatted: d.formatted };
+  };
+
+  /** An agent's click-to-call: from their own extension, and the call says so. */
+  agent = (agent: AgentDialler, number: string): Promise<DialResult> => {
+    let source: string;
+    try {
+      source = this.agentSource(agent);
+    } catch (err) {
+      this.dialer.count('agent', 'refused', 'source');
+      throw err;
+    }
+    return this.dialer.place(
+      { source, agent: agent.extension, number, by: `agent:${agent.extension}` },
+      'agent',
+    );
+  };
 
   /** Whether the console offers a call button for the source's calls (it has pbx:). */
   canDial = (source: string): boolean =>

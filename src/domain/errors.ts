@@ -112,6 +112,10 @@ export const ERRORS = {
     status: 502,
     message: 'the PBX did not place the call',
   },
+  RELAY_ERR_DIAL_NOT_CONFIGURED: {
+    status: 404,
+    message: 'click-to-call is not set up: no source has pbx: in relay.yaml',
+  },
   RELAY_ERR_CRM_NOT_CONFIGURED: {
     status: 404,
     message: "the source has no crm: in relay.yaml, so 3CX's CRM lookups are off for it",

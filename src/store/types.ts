@@ -370,6 +370,12 @@ export interface Store {
   refusals(): Promise<Refusal[]>;
   /** Credentials targets obtain at run time, shared by every instance (target_credentials). */
   readonly credentials: CredentialStore;
+  /**
+   * Stores shared by several instances (PostgreSQL): call `listener` soon after another instance
+   * commits a fold (calls changed), and once after a lost connection to hear it is back; returns
+   * the unsubscribe. Absent where only this process writes (SQLite).
+   */
+  watchCalls?(listener: () => void): () => void;
   close(): Promise<void>;
 }
 

@@ -159,7 +159,7 @@ export class RelayMetrics {
   readonly dials = new Counter({
     name: 'callrelay_dial_total',
     help:
-      'Click-to-call requests by path (link, api, console), result (placed, refused, ' +
+      'Click-to-call requests by path (link, api, console, agent), result (placed, refused, ' +
       'rate_limited, failed) and, for refusals, reason (type, country, number, agent, source, ' +
       'link, expired, csrf; none otherwise).',
     labelNames: ['path', 'result', 'reason'] as const,

@@ -109,6 +109,32 @@ targets:
     ]);
   });
 
+  it("an agent's click-to-call source: one with pbx:, named when several have one", () => {
+    const pbx = (name: string): string => `
+  - name: ${name}
+    adapter: 3cx
+    token: ${name}-token-1234
+    pbx: { url: "https://pbx.example.com", key: webapi-key-1234 }`;
+    const agents = (...lines: string[]): string => `agents:\n${lines.join('\n')}\n`;
+    // One source with pbx:: it dials for everyone; none: agents are fine, nobody dials.
+    expect(configErrors(`${base(pbx('office'))}${agents('  - { extension: "101" }')}`)).toEqual([]);
+    expect(configErrors(`${base()}${agents('  - { extension: "101" }')}`)).toEqual([]);
+    expect(
+      configErrors(
+        `${base(pbx('office') + pbx('branch'))}${agents(
+          '  - { extension: "101", source: branch }',
+          '  - { extension: "102" }',
+          '  - { extension: "103", source: pbx }',
+          '  - { extension: "104", source: ofice }',
+        )}`,
+      ),
+    ).toEqual([
+      '18:5 several sources can place calls (office, branch): say which one dials for extension 102 with source:',
+      '19:33 source pbx has no pbx: (url and key), so it cannot place calls (sources with pbx: office, branch)',
+      '20:33 no source "ofice" under sources: (did you mean "office"?)',
+    ]);
+  });
+
   it('crm.joinCallsOf names another source, suggesting the near name', () => {
     const journal = (of: string): string =>
       base(`

@@ -108,6 +108,7 @@ describe('the npm package', () => {
       'targets/README.md',
       'console/console.js',
       'console/console.css',
+      'console/agent-dial.js',
       'deploy/callrelay.service',
     ])
       expect(files, f).toContain(f);

@@ -6,6 +6,7 @@ import { channelsOf, type EventRow, refoldCall } from '../../domain/refold.js';
 import { callListSql, type CallListDialect } from '../queries.js';
 import type { CallKey, CallQuery, CallRow } from '../types.js';
 import { type Db, iso, type Q } from './db.js';
+import { CALLS_CHANNEL } from './watch.js';
 
 interface EventDbRow {
   inbox_id: number;
@@ -50,6 +51,9 @@ export async function refoldAll(
     await c.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
     await refold(db, c, touched.get(key)!, now);
   }
+  // Other instances' live views hear of it (watch.ts): one notification a commit, however many
+  // calls it folded, delivered only if it commits.
+  if (touched.size) await c.query('SELECT pg_notify($1, $2)', [CALLS_CHANNEL, db.instance]);
 }
 
 /** Read the call's rows, let the domain decide (domain/refold.ts), write what it says. */

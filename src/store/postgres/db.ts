@@ -2,6 +2,7 @@
 // pool, clients that survive their server going away, transactions, and the settings every fold
 // reads (the routes, the per-call event limit).
 
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { DEFAULT_MAX_EVENTS_PER_CALL } from '../../domain/inbox.js';
 import { NO_ROUTING, type Routing } from '../../domain/routing.js';
@@ -28,6 +29,8 @@ export class Db {
   readonly pool: pg.Pool;
   routing: Routing;
   readonly maxEvents: number;
+  /** This store's id in the notifications its folds send (watch.ts). */
+  readonly instance = randomUUID();
 
   constructor(url: string, opts: PostgresOptions) {
     this.pool = new pg.Pool({

@@ -44,6 +44,7 @@ import { PostgresCredentials } from './credentials.js';
 import * as deliveries from './deliveries.js';
 import * as inbox from './inbox.js';
 import * as retention from './retention.js';
+import { CallWatch } from './watch.js';
 
 export type { PostgresOptions } from './db.js';
 
@@ -52,10 +53,13 @@ export class PostgresStore implements Store {
   private readonly db: Db;
   /** Targets' run-time credentials (credentials.ts). */
   readonly credentials: PostgresCredentials;
+  /** Other instances' folds (LISTEN/NOTIFY), on a connection of its own while anyone watches. */
+  private readonly watch: CallWatch;
 
   private constructor(url: string, opts: PostgresOptions) {
     this.db = new Db(url, opts);
     this.credentials = new PostgresCredentials(this.db);
+    this.watch = new CallWatch(url, this.db.instance);
   }
 
   static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
@@ -244,7 +248,12 @@ export class PostgresStore implements Store {
     return admin.refusals(this.db);
   }
 
+  watchCalls(listener: () => void): () => void {
+    return this.watch.watch(listener);
+  }
+
   async close(): Promise<void> {
+    this.watch.close();
     await this.db.pool.end();
   }
 }
