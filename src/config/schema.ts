@@ -547,6 +547,14 @@ export const RelayConfigSchema = z
                 "The person's email: targets find their CRM user by it (a target's own agents " +
                 'entry for the extension wins).',
             }),
+          groups: z
+            .array(z.coerce.string().regex(/^\S+$/, { message: 'a group number has no spaces' }))
+            .optional()
+            .meta({
+              description:
+                'Queues and ring groups the person answers (their numbers, as the webhooks name ' +
+                "them): calls ringing there show on the person's agent page too.",
+            }),
         }),
       )
       .default([])
