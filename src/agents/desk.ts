@@ -26,7 +26,7 @@ const RECENT_LIMIT = 300;
 /** A call still "ringing" with no news for this long rings no more (its end was lost). */
 const STALE_RINGING_MS = 5 * 60_000;
 /** An ended call keeps its card this long, so that the agent sees how it ended. */
-export const ENDED_CARD_MS = 90_000;
+export const ENDED_CARD_MS = 60_000;
 /** How long a CRM lookup may take before the card shows the number alone (the name follows). */
 const LOOKUP_MS = 10_000;
 /** How long a contact (or "nobody") found for a number is reused by the cards. */
