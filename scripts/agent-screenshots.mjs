@@ -32,6 +32,7 @@ const hubspot = createServer((req, res) => {
   let body = '';
   req.on('data', (b) => (body += b));
   req.on('end', () => {
+    /** @type {unknown} */
     let answer = { results: [] };
     if (req.url?.includes('/contacts/search')) {
       const digits = body.replace(/\D/g, '');
@@ -47,8 +48,7 @@ const hubspot = createServer((req, res) => {
             ],
           }
         : { total: 0, results: [] };
-    } else if (req.method === 'POST' || req.method === 'PATCH')
-      answer = /** @type {any} */ ({ id: String(nextId++) });
+    } else if (req.method === 'POST' || req.method === 'PATCH') answer = { id: String(nextId++) };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
   });
 });
