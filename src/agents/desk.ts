@@ -219,13 +219,16 @@ export class Desk {
     remember(this.contacts, e164, asking);
     lookup(e164, LOOKUP_MS).then(
       ({ contact, settled }) => {
-        remember(this.contacts, e164, {
-          at: this.now(),
-          value: contactOf(contact) ?? undefined,
-          // Not settled: the CRM is slow; asked again at the next view after the TTL.
-          pending: false,
-        });
-        if (contact || settled) this.publish();
+        // A CRM slower than LOOKUP_MS: its search goes on; the cards still showing the number
+        // ask again (and join it), so the name comes when it does. No open card, no question.
+        if (!settled) this.contacts.delete(e164);
+        else
+          remember(this.contacts, e164, {
+            at: this.now(),
+            value: contactOf(contact) ?? undefined,
+            pending: false,
+          });
+        this.publish();
       },
       () => remember(this.contacts, e164, { at: this.now(), value: undefined, pending: false }),
     );

@@ -271,6 +271,23 @@ describe("the agent's live card", () => {
     }
   });
 
+  it('is not held by a slow CRM: the number first, the name when the CRM answers', async () => {
+    const { base, hs } = await start();
+    const alice = await Stream.open(base, await signIn(base, '101'));
+    cleanup.push(async () => alice.close());
+    await alice.until((e) => e.event === 'view');
+    hs.delayMs = 2000;
+    const call = threeCx();
+    const sent = Date.now();
+    await call.ring(base, '101');
+    const shown = await alice.until(hasCard(call.id), 5000);
+    expect(shown.at - sent).toBeLessThan(1000);
+    const card = (JSON.parse(shown.data) as DeskView).cards[0]!;
+    expect(card).toMatchObject({ number: '+420 774 852 629', contact: null, looking: true });
+    const named = await alice.until((e) => e.event === 'view' && e.data.includes('Nováková'));
+    expect(named.at - sent).toBeGreaterThanOrEqual(1900);
+  });
+
   it('reaches every member of a queue that rings, and only them; one store query feeds them all', async () => {
     const { base, listed } = await start();
     const [alice, bob, carl] = await Promise.all(
