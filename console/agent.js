@@ -79,29 +79,48 @@
   }
 
   const seen = new Map();
+  /** Cards told about (or there when the page opened), and those waiting for their contact. */
+  const told = new Set();
+  const waiting = new Map();
   let drawn = false;
+  let latest = new Map();
   function draw(view) {
-    const fresh = [];
     let ended = false;
+    latest = new Map(view.cards.map((c) => [c.id, c]));
     for (const c of view.cards) {
       const was = seen.get(c.id);
-      if (!was && c.state === 'ringing') fresh.push(c);
       if (was && was !== 'ended' && c.state === 'ended') ended = true;
       seen.set(c.id, c.state);
+      // The first view is what was there before the page opened: nothing new to tell.
+      if (!drawn) told.add(c.id);
+      if (c.state === 'ringing' && !told.has(c.id)) {
+        // With the caller's name when the CRM answers soon; without it after a moment.
+        if (!c.looking) notify(c);
+        else if (!waiting.has(c.id))
+          waiting.set(
+            c.id,
+            setTimeout(() => {
+              const now = latest.get(c.id);
+              if (now?.state === 'ringing') notify(now);
+            }, 1500),
+          );
+      }
     }
     desk.replaceChildren(...view.cards.map(card));
     if (!view.cards.length) desk.append(el('p', { class: 'muted', text: 'No call right now.' }));
-    // The first view is what was there before the page opened: nothing new to tell.
-    if (drawn) for (const c of fresh) notify(c);
     drawn = true;
     if (ended) void refreshCalls();
   }
 
   function notify(c) {
+    if (told.has(c.id)) return;
+    told.add(c.id);
+    clearTimeout(waiting.get(c.id));
+    waiting.delete(c.id);
     if (!document.hidden || !('Notification' in window)) return;
     if (Notification.permission !== 'granted') return;
     const who = c.contact
-      ? `${c.contact.name}${c.contact.company ? `, ${c.contact.company}` : ''}`
+      ? `${c.contact.name}${c.contact.company && c.contact.company !== c.contact.name ? `, ${c.contact.company}` : ''}`
       : '';
     const n = new Notification(`Call from ${c.number}`, { body: who, tag: c.id });
     n.addEventListener('click', () => {

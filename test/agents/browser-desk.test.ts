@@ -1,8 +1,9 @@
 // The agent's page in a real headless Chromium against a relay started as `start` does (in
 // process), with a fake HubSpot that knows the caller: an agent signed in through their one-time
-// link sees the ringing card with the caller's name within a second of the webhook, then
-// answered, then ended, and the call in My calls with its recording and CRM links; another agent's
-// page shows nothing of it; no page breaks the CSP.
+// link sees the ringing card with the caller's name within a second of the webhook (and a
+// notification, the tab being in the background), then answered, then ended, and the call in My
+// calls with its recording and CRM links; another agent's page shows nothing of it; no page
+// breaks the CSP.
 
 // The callbacks of page.evaluate run in the page: DOM types for them.
 /// <reference lib="dom" />
@@ -63,10 +64,30 @@ targets:
   });
 
   /** A browser of its own (cookies apart), signed in as the agent through their link. */
-  async function agentPage(extension: string): Promise<Page> {
+  async function agentPage(extension: string, inBackground = false): Promise<Page> {
     const browser = await launchBrowser();
     browsers.push(browser);
     const page = await browser.newPage();
+    if (inBackground) {
+      // The tab is behind another one, and the agent allowed notifications: this headless
+      // Chromium denies them all, so the test plays the agent's "Allow" (the permission) and
+      // notes each notification the page makes.
+      await page.evaluateOnNewDocument(() => {
+        Object.defineProperty(document, 'hidden', { get: () => true });
+        const shown: { title: string; body: string }[] = [];
+        (window as unknown as { shown: typeof shown }).shown = shown;
+        class Allowed extends window.Notification {
+          static override get permission(): NotificationPermission {
+            return 'granted';
+          }
+          constructor(title: string, opts?: NotificationOptions) {
+            super(title, opts);
+            shown.push({ title, body: opts?.body ?? '' });
+          }
+        }
+        Object.defineProperty(window, 'Notification', { value: Allowed });
+      });
+    }
     page.on('console', (m) => {
       if (/Content[- ]Security[- ]Policy/i.test(m.text())) violations.push(m.text());
     });
@@ -109,7 +130,7 @@ targets:
     );
 
   it('shows the ringing card with the contact within a second, then answered, then ended', async () => {
-    const alice = await agentPage('101');
+    const alice = await agentPage('101', true);
     const carl = await agentPage('103');
 
     const sent = Date.now();
@@ -123,6 +144,11 @@ targets:
     expect(
       await alice.$eval(`[data-card="3cx/${CALL}"] a`, (a) => (a as HTMLAnchorElement).href),
     ).toBe(`https://app.hubspot.com/contacts/${PORTAL}/record/0-1/${jana}`);
+
+    // The tab is in the background: a notification, with the caller's name.
+    expect(await alice.evaluate(() => (window as unknown as { shown: unknown[] }).shown)).toEqual([
+      { title: 'Call from +420 774 852 629', body: 'Jana Nováková, Acme s.r.o.' },
+    ]);
 
     await post({ Event: 'incomingcall_started', Trtype: 'NotDef', Id: `${CALL}-1` });
     await waitForCard(alice, /^Answered by Alice/i);
