@@ -22,6 +22,11 @@ const BATCH = 200;
 const MAX_SCAN = 2000;
 /** How long My calls waits for the CRM's names (cached ones come at once; the rest say "–"). */
 const NAMES_MS = 400;
+/**
+ * Numbers whose names one page view asks the CRMs for (the newest calls'), since a CRM's search
+ * quota is shared with delivery; older ones on a long page go without a name.
+ */
+const NAMES_AT_MOST = 10;
 
 interface MyCall {
   row: CallRow;
@@ -83,14 +88,14 @@ async function myCalls(ctx: AgentContext, c: Context, who: SignedIn): Promise<My
   const lookup = ctx.opts.lookup;
   if (lookup)
     await Promise.all(
-      [...new Set(rows.map((r) => r.record.externalE164).filter((n) => n !== null))].map(
-        async (n) => {
+      [...new Set(rows.map((r) => r.record.externalE164).filter((n) => n !== null))]
+        .slice(0, NAMES_AT_MOST)
+        .map(async (n) => {
           const found = await lookup(n, NAMES_MS).catch(() => undefined);
           const c = found?.contact;
           const name = c && ([c.firstName, c.lastName].filter(Boolean).join(' ') || c.company);
           names.set(n, name || null);
-        },
-      ),
+        }),
     );
   const calls = rows.map((row) => {
     const r = row.record;
