@@ -362,6 +362,42 @@ describe("what an agent's answers show", () => {
     expect((await fetch(`${base}/agent/events`)).status).toBe(401);
   });
 
+  it('My calls pages through the agent’s own calls only, newest first', async () => {
+    const { relay, base } = await start();
+    const cookie = await signIn(base, '101');
+    const numbers: string[] = [];
+    for (let i = 0; i < 23; i++) {
+      const number = `60100${String(1000 + i)}`;
+      numbers.push(number);
+      const mine = threeCx(number);
+      await mine.ring(base, '101');
+      await mine.end(base, '101');
+      // Carl's calls between hers, which her list skips.
+      if (i % 4 === 0) await threeCx(`73100${String(1000 + i)}`).ring(base, '103');
+      // Each folded before the next: no two share a time.
+      await relay.pipeline.drain();
+    }
+    await relay.pipeline.drain();
+    const shown = (html: string): string[] =>
+      [...html.matchAll(/<td class="num nowrap">\+420 601 00(\d) (\d{3})</g)].map(
+        (m) => `60100${m[1]}${m[2]}`,
+      );
+    const first = await (await fetch(`${base}/agent`, { headers: { cookie } })).text();
+    // Newest first.
+    expect(shown(first)).toHaveLength(20);
+    expect(shown(first)[0]).toBe(numbers[22]);
+    expect(first).not.toContain('+420 731');
+    const older = /href="(\/agent\?before=[^"]+)"[^>]*rel="next"/.exec(first)![1]!;
+    const second = await (
+      await fetch(`${base}${older.replace(/&amp;/g, '&')}`, { headers: { cookie } })
+    ).text();
+    expect(shown(second)).toHaveLength(3);
+    expect(shown(second)).toContain(numbers[0]);
+    expect(new Set([...shown(first), ...shown(second)])).toEqual(new Set(numbers));
+    expect(second).not.toContain('rel="next"');
+    expect(second).not.toContain('+420 731');
+  });
+
   it('the stream ends when the agent signs out', async () => {
     const { base } = await start();
     const cookie = await signIn(base, '101');
