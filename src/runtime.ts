@@ -37,7 +37,12 @@ import { openServerStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
-import { archiveFetch, RecordingLinks, targetRecordings } from './recordings/links.js';
+import {
+  archiveFetch,
+  recordingLinker,
+  RecordingLinks,
+  targetRecordings,
+} from './recordings/links.js';
 
 /** The .env beside relay.yaml (`file` as the config names it), if there is one (sign-in). */
 const envFileOf = (file: string): string | undefined => {
@@ -329,6 +334,13 @@ export async function startRelay(
         onChange: consoleOpts.onChange,
         checkDial: dialling.agentCheck,
         dial: dialling.agent,
+        lookup: (e164, withinMs) => callerId.lookup.anyNumber(e164, withinMs),
+        recordingLink: (source, callId, url) => {
+          const { links, sources } = reloader.config;
+          const archives = (s: string): boolean =>
+            !!sources.find((x) => x.name === s)?.recordings.archive;
+          return links && recordingLinker(links, archives)(source, callId, url);
+        },
       }),
     crmLookup: callerId.probe,
     ...(reloader.config.links ? { recordings: recordingLinks.route(linkSecret) } : {}),

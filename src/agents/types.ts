@@ -1,7 +1,8 @@
 // What the agents' pages need from the running relay, handed in by runtime.ts (as the console's
-// options are): the directory, and later the lookups and the dialer, as functions.
+// options are): the directory, sign-in, the change cue, lookups, recordings and the dialer.
 
 import type { DialResult } from '../domain/dial.js';
+import type { CrmContact } from '../domain/callerid.js';
 
 /** One person of relay.yaml's agents: directory. */
 export interface AgentEntry {
@@ -10,6 +11,8 @@ export interface AgentEntry {
   email?: string | undefined;
   /** The source whose PBX places their click-to-call (default: the only one with pbx:). */
   source?: string | undefined;
+  /** Queues and ring groups they answer: calls ringing there are theirs too. */
+  groups?: readonly string[] | undefined;
 }
 
 /** A number as click-to-call would dial it for an agent (dial/ decides). */
@@ -51,4 +54,12 @@ export interface AgentOptions {
    */
   checkDial(agent: AgentEntry, number: string): DialPreview;
   dial(agent: AgentEntry, number: string): Promise<DialResult>;
+  /**
+   * Who has this number (E.164) in the CRMs, from the caller-ID lookup's cache (callerid/):
+   * waits at most `withinMs` (`settled` false: not known yet, the search goes on). Unset: cards
+   * show numbers only.
+   */
+  lookup?(e164: string, withinMs: number): Promise<{ contact?: CrmContact; settled: boolean }>;
+  /** The relay's signed link to a call's recording; undefined without server.publicUrl. */
+  recordingLink?(source: string, callId: string, url: string): string | undefined;
 }

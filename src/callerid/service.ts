@@ -47,6 +47,10 @@ export interface CallerLookupOptions {
 
 /** How long a CRM that failed is left alone before it is asked again for the same thing. */
 const ERROR_TTL_MS = 5_000;
+/** How long the agents' page keeps a contact found for a number (no source's crm: applies). */
+const AGENT_CACHE_SEC = 300;
+/** The cache's source part for those lookups: no source name is empty. */
+const ANY_SOURCE = '';
 /** Answers of a text search or an email lookup: a few, best first. */
 const SEARCH_LIMIT = 10;
 
@@ -174,6 +178,33 @@ export class CallerLookup {
     return {
       ...this.done(source.name, 'number', t0, answer.found, answer.cached, answer.timedOut, echo),
       e164,
+    };
+  }
+
+  /**
+   * Who has this number (E.164), for the agents' page: the targets that can find contacts in
+   * relay.yaml order, whatever any source's crm: says (a relay without 3CX's integration still
+   * shows names), from the same cache and single flight. Waits at most `withinMs`; a search still
+   * under way then goes on and caches what it finds, so asking again later answers at once.
+   * Undefined: nobody, or not known yet (`settled` false).
+   */
+  async anyNumber(
+    e164: string,
+    withinMs: number,
+  ): Promise<{ contact: CrmContact | undefined; settled: boolean }> {
+    const crm: CrmSettings = { cacheSec: AGENT_CACHE_SEC, answerWithinMs: withinMs };
+    const answer = await this.ask(
+      ANY_SOURCE,
+      crm,
+      'number',
+      e164,
+      numberQuery(e164),
+      performance.now() + withinMs,
+    );
+    const card = answer.found.cards[0];
+    return {
+      contact: card && answer.found.target ? contactOf(card, answer.found.target) : undefined,
+      settled: !answer.timedOut,
     };
   }
 

@@ -600,6 +600,14 @@ export const RelayConfigSchema = z
                 "The source (with pbx:) whose phone system places this agent's click-to-call " +
                 'from their page. Default: the only source with pbx:; needed when several have one.',
             }),
+          groups: z
+            .array(z.coerce.string().regex(/^\S+$/, { message: 'a group number has no spaces' }))
+            .optional()
+            .meta({
+              description:
+                'Queues and ring groups the person answers (their numbers, as the webhooks name ' +
+                "them): calls ringing there show on the person's agent page too.",
+            }),
         }),
       )
       .default([])

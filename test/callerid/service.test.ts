@@ -314,3 +314,39 @@ describe('CallerLookup search, email and create', () => {
     }
   });
 });
+
+describe('CallerLookup for the agents’ page (anyNumber)', () => {
+  it('asks the finding targets whatever the sources say, once, and answers from the cache', async () => {
+    const slovak = new FakeCrm('pipedrive', [lookAlike]);
+    const crm = new FakeCrm('hubspot', [jana]);
+    // A relay whose sources have no crm: at all still names callers on the agents' page.
+    const lookup = new CallerLookup({
+      sources: () => [{ name: 'plain' }],
+      targets: () => [slovak, crm],
+    });
+    const first = await lookup.anyNumber('+420774852629', 5000);
+    expect(first.settled).toBe(true);
+    expect(first.contact).toMatchObject({ firstName: 'Jana', target: 'hubspot' });
+    expect(await lookup.anyNumber('+420774852629', 5000)).toEqual(first);
+    expect(crm.searches).toBe(1);
+    // The look-alike from another country is nobody.
+    expect((await lookup.anyNumber('+48774852620', 5000)).contact).toBeUndefined();
+  });
+
+  it('answers "not yet" when the CRM is slow, and the contact once it has answered', async () => {
+    const crm = new FakeCrm('hubspot', [jana]);
+    const held = gate();
+    crm.hold = held.wait;
+    const lookup = new CallerLookup({ sources: () => [], targets: () => [crm] });
+    expect(await lookup.anyNumber('+420774852629', 20)).toEqual({
+      contact: undefined,
+      settled: false,
+    });
+    const answered = crm.nextAnswer();
+    held.open();
+    await answered;
+    crm.hold = undefined;
+    expect((await lookup.anyNumber('+420774852629', 5000)).contact?.lastName).toBe('Nováková');
+    expect(crm.searches).toBe(1);
+  });
+});

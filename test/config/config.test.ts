@@ -135,6 +135,21 @@ targets:
     ]);
   });
 
+  it("an agent's groups are the queues and ring groups they answer, named at their place when wrong", () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'relay.yaml'),
+      `${base()}agents:\n  - { extension: "101", groups: ["800", 801] }\n  - { extension: "102" }\n`,
+    );
+    expect(loadConfig(join(dir, 'relay.yaml'), {}).agents).toEqual([
+      { extension: '101', groups: ['800', '801'] },
+      { extension: '102' },
+    ]);
+    expect(configErrors(`${base()}agents:\n  - { extension: "101", groups: ["8 00"] }\n`)).toEqual([
+      '9:34 agents.0.groups.0: a group number has no spaces',
+    ]);
+  });
+
   it('crm.joinCallsOf names another source, suggesting the near name', () => {
     const journal = (of: string): string =>
       base(`

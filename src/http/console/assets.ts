@@ -12,6 +12,7 @@ const DIR = new URL('../../../console/', import.meta.url);
 const TYPES: Record<string, string> = {
   'console.js': 'text/javascript; charset=utf-8',
   'agent-dial.js': 'text/javascript; charset=utf-8',
+  'agent.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
   'icon.svg': 'image/svg+xml',
 };

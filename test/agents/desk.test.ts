@@ -1,0 +1,418 @@
+// The agent's page over HTTP, on a relay as `start` builds it (real SQLite, a fake HubSpot server
+// for contacts, 3CX webhooks): a ringing call reaches its agent's live stream within a second,
+// with the caller's contact; other agents get nothing of it; a queue's call reaches every member;
+// no answer of the agent pages shows an agent another's calls; the stream ends on sign-out; and
+// one store query feeds every open stream.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DeskView } from '../../src/agents/desk.js';
+import { loadConfig } from '../../src/config/load.js';
+import { startRelay, type Relay } from '../../src/runtime.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/types.js';
+import { FakeHubspot } from '../../src/targets/hubspot/fake.js';
+import { sourceToken, tempDir, TOKENS, writeRelayYaml } from '../support.js';
+
+const HS_TOKEN = 'pat-eu1-desk-test-0001';
+const PORTAL = '4711';
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c();
+});
+
+const AGENTS = `agents:
+  - { extension: "101", name: Alice, email: alice@example.com, groups: ["800"] }
+  - { extension: "102", name: Bob, email: bob@example.com, groups: ["800"] }
+  - { extension: "103", name: Carl }
+`;
+
+interface Started {
+  relay: Relay;
+  base: string;
+  hs: FakeHubspot;
+  /** listCalls made on the relay's store so far. */
+  listed: () => number;
+}
+
+async function start(): Promise<Started> {
+  const hs = await new FakeHubspot(HS_TOKEN).start();
+  cleanup.push(() => hs.close());
+  hs.addContact({
+    firstname: 'Jana',
+    lastname: 'Nováková',
+    company: 'Acme s.r.o.',
+    phone: '+420 774 852 629',
+  });
+  const file = writeRelayYaml(tempDir(), {
+    more: `${AGENTS}targets:
+  - name: hubspot
+    type: hubspot
+    token: ${HS_TOKEN}
+    baseUrl: ${hs.url}
+    portalId: ${PORTAL}
+`,
+  });
+  const cfg = loadConfig(file, {});
+  // The relay's own SQLite store, its listCalls counted (the cost of the live cards).
+  const real = await openStore(cfg);
+  let listed = 0;
+  const store = new Proxy(real, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (prop === 'listCalls')
+        return (...args: Parameters<Store['listCalls']>) => {
+          listed++;
+          return real.listCalls(...args);
+        };
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const relay = await startRelay(cfg, undefined, { store });
+  cleanup.push(() => relay.close());
+  return { relay, base: `http://127.0.0.1:${relay.port}`, hs, listed: () => listed };
+}
+
+/** Signs an agent in through their one-time link, as a browser would; their session cookie. */
+async function signIn(base: string, extension: string): Promise<string> {
+  const made = await fetch(`${base}/api/agents/${extension}/sign-in-link`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKENS.admin}` },
+  });
+  expect(made.status).toBe(201);
+  const { url } = (await made.json()) as { url: string };
+  const res = await fetch(`${base}/agent/welcome`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { origin: base, 'sec-fetch-site': 'same-origin' },
+    body: new URLSearchParams({ t: new URL(url).searchParams.get('t')! }),
+  });
+  expect(res.status).toBe(303);
+  return res.headers.get('set-cookie')!.split(';')[0]!;
+}
+
+/** An open /agent/events stream: every event kept, and a way to wait for one. */
+class Stream {
+  readonly events: { event: string; data: string; at: number }[] = [];
+  ended = false;
+  private waiters: (() => void)[] = [];
+  private constructor(private readonly abort: AbortController) {}
+
+  static async open(base: string, cookie: string): Promise<Stream> {
+    const abort = new AbortController();
+    const res = await fetch(`${base}/agent/events`, {
+      headers: { cookie, accept: 'text/event-stream' },
+      signal: abort.signal,
+    });
+    expect(res.status).toBe(200);
+    const s = new Stream(abort);
+    void s.read(res.body!);
+    await s.until((e) => e.event === 'ready');
+    return s;
+  }
+
+  private async read(body: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    let buf = '';
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let event = 'message';
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event:')) event = line.slice(6).trim();
+            if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+          }
+          if (block.startsWith(':')) continue;
+          this.events.push({ event, data: data.join('\n'), at: Date.now() });
+          this.wake();
+        }
+      }
+    } catch {
+      // Aborted by the test.
+    }
+    this.ended = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The latest view received. */
+  view(): DeskView | undefined {
+    const last = this.events.filter((e) => e.event === 'view').at(-1);
+    return last && (JSON.parse(last.data) as DeskView);
+  }
+
+  /** Waits for an event (or the end, pred of undefined) within `ms`. */
+  async until(
+    pred: (e: { event: string; data: string; at: number }) => boolean,
+    ms = 10_000,
+  ): Promise<{ event: string; data: string; at: number }> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = this.events.find(pred);
+      if (found) return found;
+      if (this.ended) throw new Error('the stream ended');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no such event within ${ms} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  async untilEnded(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.ended) {
+      if (Date.now() > deadline) throw new Error(`the stream did not end within ${ms} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, deadline - Date.now());
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}
+
+let seq = 0;
+/** One 3CX call: its id and the webhooks of its life. */
+function threeCx(callerid = '774852629') {
+  const id = `261206100000_${++seq}${Math.floor(Math.random() * 1000)}`;
+  const post = async (base: string, body: Record<string, string>): Promise<number> => {
+    const res = await fetch(`${base}/hooks/3cx/${sourceToken('3cx')}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ Callerid: callerid, Did: '', ...body }),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  return {
+    id,
+    ring: (base: string, user: string, usertype = 'ext') =>
+      post(base, { Event: 'ringing', User: user, Usertype: usertype, Id: `${id}-0` }),
+    answer: (base: string, user: string) =>
+      post(base, { Event: 'incomingcall_started', User: user, Trtype: 'NotDef', Id: `${id}-1` }),
+    end: (base: string, user: string) =>
+      post(base, {
+        Event: 'incoming',
+        User: user,
+        Finishtype: 'Ok',
+        Transfer: 'False',
+        Duration: '00:05',
+        Id: `${id}-1`,
+      }),
+  };
+}
+
+const cardOf = (s: Stream, callId: string) => s.view()?.cards.find((c) => c.id === `3cx/${callId}`);
+const hasCard = (callId: string) => (e: { event: string; data: string }) =>
+  e.event === 'view' &&
+  (JSON.parse(e.data) as DeskView).cards.some((c) => c.id === `3cx/${callId}`);
+
+describe("the agent's live card", () => {
+  it('reaches the ringing agent within a second, with the contact, and no other agent', async () => {
+    const { base } = await start();
+    const alice = await Stream.open(base, await signIn(base, '101'));
+    const carl = await Stream.open(base, await signIn(base, '103'));
+    cleanup.push(async () => {
+      alice.close();
+      carl.close();
+    });
+    // Each stream's first view: nothing rings yet.
+    await alice.until((e) => e.event === 'view');
+    await carl.until((e) => e.event === 'view');
+
+    const call = threeCx();
+    const sent = Date.now();
+    expect(await call.ring(base, '101')).toBe(200);
+    const shown = await alice.until(hasCard(call.id), 5000);
+    expect(shown.at - sent).toBeLessThan(1000);
+    const first = (JSON.parse(shown.data) as DeskView).cards[0]!;
+    expect(first).toMatchObject({ state: 'ringing', number: '+420 774 852 629' });
+
+    // The contact follows (or comes at once), the same HubSpot lookup as delivery.
+    await alice.until((e) => e.event === 'view' && e.data.includes('Jana Nováková'), 5000);
+    expect(cardOf(alice, call.id)?.contact).toEqual({
+      name: 'Jana Nováková',
+      company: 'Acme s.r.o.',
+      url: expect.stringContaining(`/contacts/${PORTAL}/`),
+    });
+
+    await call.answer(base, '101');
+    await alice.until((e) => e.event === 'view' && e.data.includes('Answered by Alice'));
+    await call.end(base, '101');
+    await alice.until((e) => e.event === 'view' && e.data.includes('"state":"ended"'));
+
+    // Carl's stream said nothing of it, ever.
+    expect(carl.events.filter((e) => e.event === 'view').length).toBeGreaterThan(0);
+    for (const e of carl.events) {
+      expect(e.data).not.toContain(call.id);
+      expect(e.data).not.toContain('774');
+    }
+  });
+
+  it('is not held by a slow CRM: the number first, the name when the CRM answers', async () => {
+    const { base, hs } = await start();
+    const alice = await Stream.open(base, await signIn(base, '101'));
+    cleanup.push(async () => alice.close());
+    await alice.until((e) => e.event === 'view');
+    hs.delayMs = 2000;
+    const call = threeCx();
+    const sent = Date.now();
+    await call.ring(base, '101');
+    const shown = await alice.until(hasCard(call.id), 5000);
+    expect(shown.at - sent).toBeLessThan(1000);
+    const card = (JSON.parse(shown.data) as DeskView).cards[0]!;
+    expect(card).toMatchObject({ number: '+420 774 852 629', contact: null, looking: true });
+    const named = await alice.until((e) => e.event === 'view' && e.data.includes('Nováková'));
+    expect(named.at - sent).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('reaches every member of a queue that rings, and only them; one store query feeds them all', async () => {
+    const { base, listed } = await start();
+    const [alice, bob, carl] = await Promise.all(
+      ['101', '102', '103'].map(async (ext) => Stream.open(base, await signIn(base, ext))),
+    );
+    // Two more tabs each: nine streams in all.
+    const tabs = await Promise.all(
+      ['101', '101', '102', '102', '103', '103'].map(async (ext) =>
+        Stream.open(base, await signIn(base, ext)),
+      ),
+    );
+    const all = [alice!, bob!, carl!, ...tabs];
+    cleanup.push(async () => all.forEach((s) => s.close()));
+    for (const s of all) await s.until((e) => e.event === 'view');
+
+    const call = threeCx('601123456');
+    const before = listed();
+    await call.ring(base, '800', 'queue');
+    await alice!.until(hasCard(call.id), 5000);
+    await bob!.until(hasCard(call.id), 5000);
+    // One cue, one query of recent calls for the nine streams (the card's history of this
+    // number is one more, per number; a delivery's cue might make another): not one per stream.
+    expect(listed() - before).toBeLessThanOrEqual(3);
+    await call.answer(base, '102');
+    await alice!.until((e) => e.event === 'view' && e.data.includes('Answered by Bob'));
+    for (const e of carl!.events) expect(e.data).not.toContain(call.id);
+  });
+});
+
+describe("what an agent's answers show", () => {
+  it("never another agent's calls, nor any admin page or /api route", async () => {
+    const { relay, base } = await start();
+    const aliceCookie = await signIn(base, '101');
+    const carlCookie = await signIn(base, '103');
+    const call = threeCx('777000111');
+    await call.ring(base, '101');
+    await call.answer(base, '101');
+    await call.end(base, '101');
+    await relay.pipeline.drain();
+
+    const page = async (cookie: string, path: string) =>
+      (await fetch(`${base}${path}`, { headers: { cookie }, redirect: 'manual' })).text();
+    // Alice's own list has it, with "call back" to her dial page.
+    const mine = await page(aliceCookie, '/agent');
+    expect(mine).toContain('+420 777 000 111');
+    expect(mine).toContain('href="/agent/dial?number=%2B420777000111"');
+    expect(await page(aliceCookie, '/agent/calls')).toContain('+420 777 000 111');
+    // Carl's pages and stream never.
+    for (const path of [
+      '/agent',
+      '/agent/calls',
+      `/agent?before=${encodeURIComponent('9999-01-01T00:00:00.000Z|3cx|x')}`,
+    ]) {
+      const html = await page(carlCookie, path);
+      expect(html).not.toContain('777 000 111');
+      expect(html).not.toContain(call.id);
+    }
+    const carl = await Stream.open(base, carlCookie);
+    cleanup.push(async () => carl.close());
+    await carl.until((e) => e.event === 'view');
+    expect(carl.events.map((e) => e.data).join()).not.toContain(call.id);
+    // No admin page, no /api route.
+    const consolePage = await fetch(`${base}/console`, {
+      headers: { cookie: carlCookie },
+      redirect: 'manual',
+    });
+    expect(consolePage.status).toBe(303);
+    expect((await fetch(`${base}/api/calls`, { headers: { cookie: carlCookie } })).status).toBe(
+      401,
+    );
+    // No stream without an agent session.
+    expect((await fetch(`${base}/agent/events`)).status).toBe(401);
+  });
+
+  it('My calls pages through the agent’s own calls only, newest first', async () => {
+    const { relay, base } = await start();
+    const cookie = await signIn(base, '101');
+    const numbers: string[] = [];
+    for (let i = 0; i < 23; i++) {
+      const number = `60100${String(1000 + i)}`;
+      numbers.push(number);
+      const mine = threeCx(number);
+      await mine.ring(base, '101');
+      await mine.end(base, '101');
+      // Carl's calls between hers, which her list skips.
+      if (i % 4 === 0) await threeCx(`73100${String(1000 + i)}`).ring(base, '103');
+      // Each folded before the next: no two share a time.
+      await relay.pipeline.drain();
+    }
+    await relay.pipeline.drain();
+    const shown = (html: string): string[] =>
+      [...html.matchAll(/<td class="num nowrap">\+420 601 00(\d) (\d{3})</g)].map(
+        (m) => `60100${m[1]}${m[2]}`,
+      );
+    const first = await (await fetch(`${base}/agent`, { headers: { cookie } })).text();
+    // Newest first.
+    expect(shown(first)).toHaveLength(20);
+    expect(shown(first)[0]).toBe(numbers[22]);
+    expect(first).not.toContain('+420 731');
+    const older = /href="(\/agent\?before=[^"]+)"[^>]*rel="next"/.exec(first)![1]!;
+    const second = await (
+      await fetch(`${base}${older.replace(/&amp;/g, '&')}`, { headers: { cookie } })
+    ).text();
+    expect(shown(second)).toHaveLength(3);
+    expect(shown(second)).toContain(numbers[0]);
+    expect(new Set([...shown(first), ...shown(second)])).toEqual(new Set(numbers));
+    expect(second).not.toContain('rel="next"');
+    expect(second).not.toContain('+420 731');
+  });
+
+  it('the stream ends when the agent signs out', async () => {
+    const { base } = await start();
+    const cookie = await signIn(base, '101');
+    const stream = await Stream.open(base, cookie);
+    cleanup.push(async () => stream.close());
+    const html = await (await fetch(`${base}/agent`, { headers: { cookie } })).text();
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+    const out = await fetch(`${base}/agent/sign-out`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { origin: base, 'sec-fetch-site': 'same-origin', cookie },
+      body: new URLSearchParams({ _csrf: csrf }),
+    });
+    expect(out.status).toBe(303);
+    await stream.untilEnded(8000);
+    expect((await fetch(`${base}/agent/events`, { headers: { cookie } })).status).toBe(401);
+  });
+});
