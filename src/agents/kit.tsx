@@ -5,7 +5,7 @@ import type { Context } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../domain/errors.js';
 import { asRelayError, Csrf, render, type ConsoleContext } from '../http/console/kit.js';
-import type { Session } from '../http/console/session.js';
+import { emailKey, type Session } from '../http/console/session.js';
 import type { AgentEntry, AgentOptions } from './types.js';
 
 export interface AgentContext {
@@ -67,7 +67,20 @@ export function AgentLayout(props: {
   );
 }
 
-/** The agent of this request: a live agent session whose extension is still in the directory. */
+/**
+ * The directory's entry for this extension if it is still the same person: the email the session
+ * or link was made with (none for none). An extension given to someone else signs the old person
+ * out and voids their unused links.
+ */
+export function samePerson(
+  ctx: AgentContext,
+  who: { extension: string; email?: string | undefined },
+): AgentEntry | undefined {
+  const agent = ctx.opts.directory().find((a) => a.extension === who.extension);
+  return agent && emailKey(agent.email) === emailKey(who.email) ? agent : undefined;
+}
+
+/** The agent of this request: a live agent session whose person is still in the directory. */
 export async function signedIn(
   ctx: AgentContext,
   c: Context,
@@ -75,7 +88,7 @@ export async function signedIn(
 ): Promise<SignedIn | undefined> {
   const session = await ctx.console.sessions.currentAgent(c, opts);
   if (!session) return undefined;
-  const agent = ctx.opts.directory().find((a) => a.extension === session.agent);
+  const agent = samePerson(ctx, { extension: session.agent, email: session.email });
   return agent && { session, agent };
 }
 

@@ -46,7 +46,7 @@ export async function makeSignInLink(
       `"hours" must be a number above 0 and at most ${MAX_LINK_HOURS} (a week)`,
     );
   const { secret, expiresAt } = await ctx.console.sessions.issueSignInLink(
-    agent.extension,
+    { extension: agent.extension, email: agent.email },
     hours * 3600_000,
   );
   ctx.console.opts.log?.info({ agent: agent.extension, expiresAt }, 'agent sign-in link made');

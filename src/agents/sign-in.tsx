@@ -15,6 +15,7 @@ import {
   agentAction,
   agentBack,
   agentError,
+  samePerson,
   signedIn,
   type AgentContext,
 } from './kit.js';
@@ -121,8 +122,9 @@ function WelcomePage(props: { ctx: AgentContext; token: string }): Child {
 }
 
 const LINK_USED =
-  'This sign-in link does not work: it was used already, has expired, or was made before the ' +
-  'relay got a new admin token. Ask your administrator for a new one.';
+  'This sign-in link does not work: it was used already, has expired, was made before the ' +
+  'relay got a new admin token, or was made for someone the directory no longer lists at that ' +
+  'extension. Ask your administrator for a new one.';
 
 export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
   const oidc = new Oidc(() => ctx.opts.oidc?.(), ctx.console.opts.log);
@@ -157,7 +159,8 @@ export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
   app.get('/agent/oidc/callback', async (c) => {
     try {
       const { agent, next } = await oidc.finish(c, ctx.opts.directory());
-      await ctx.console.sessions.start(c, agent.extension);
+      // The entry found by this email: the session is bound to it (kit.tsx samePerson).
+      await ctx.console.sessions.start(c, { extension: agent.extension, email: agent.email });
       ctx.console.opts.log?.info({ agent: agent.extension }, 'agent signed in with their company');
       return render(c, ctx.console, <SignedInPage ctx={ctx} next={agentBack(next)} />);
     } catch (err) {
@@ -175,12 +178,13 @@ export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
       // Signing someone in from another site would be a CSRF of its own.
       sameOrigin(c);
       const form = await c.req.parseBody();
-      const extension = await ctx.console.sessions.takeSignInLink(
+      const made = await ctx.console.sessions.takeSignInLink(
         typeof form.t === 'string' ? form.t : '',
       );
-      const agent = extension && ctx.opts.directory().find((a) => a.extension === extension);
+      // Made for this extension's person as the directory has them now, not whoever has it since.
+      const agent = made && samePerson(ctx, made);
       if (!agent) throw new RelayError('RELAY_ERR_UNAUTHORIZED', LINK_USED);
-      await ctx.console.sessions.start(c, agent.extension);
+      await ctx.console.sessions.start(c, { extension: agent.extension, email: agent.email });
       ctx.console.opts.log?.info({ agent: agent.extension }, 'agent signed in with a link');
     } catch (err) {
       return agentError(c, ctx, err, undefined);

@@ -534,7 +534,9 @@ export const RelayConfigSchema = z
               .optional()
               .meta({
                 description:
-                  'Only emails of these domains may sign in (besides being in agents:). Default: any.',
+                  'Only emails of these domains may sign in (besides being in agents:). Default: ' +
+                  'any. Needed for providers that do not say whether an email is verified ' +
+                  '(email_verified; Microsoft Entra): without it their sign-ins are refused.',
               }),
           })
           .optional()
@@ -621,6 +623,20 @@ export const RelayConfigSchema = z
               message: `extension "${a.extension}" is listed twice (also entry ${seen.get(a.extension)! + 1})`,
             });
           else seen.set(a.extension, i);
+        });
+        // One person, one entry: company sign-in finds an agent by email, and sessions are bound
+        // to it.
+        const emails = new Map<string, number>();
+        list.forEach((a, i) => {
+          const email = a.email?.toLowerCase();
+          if (email === undefined) return;
+          if (emails.has(email))
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'email'],
+              message: `email "${a.email}" is listed twice (also entry ${emails.get(email)! + 1})`,
+            });
+          else emails.set(email, i);
         });
       })
       .meta({

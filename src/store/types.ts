@@ -358,9 +358,10 @@ export interface Store {
   createSignInLink(x: SignInLinkRow): Promise<void>;
   /**
    * Use a sign-in link: it is deleted whether or not it is still good, so that it works once on
-   * every instance; returns the agent's extension if it had not expired by `now`.
+   * every instance; returns whom it was made for (the extension, and the email then) if it had
+   * not expired by `now`.
    */
-  takeSignInLink(id: string, now: string): Promise<string | undefined>;
+  takeSignInLink(id: string, now: string): Promise<SignInLinkTaken | undefined>;
   /**
    * Keep the newest refusal per source (one row each; an older one never replaces a newer one
    * written by another instance) and add up their counts.
@@ -413,6 +414,11 @@ export interface SessionRow {
   expiresAt: string;
   /** An agent's session: their extension (agents: in relay.yaml). Absent: the admin's. */
   agent?: string;
+  /**
+   * The agent's directory email at sign-in, lowercased (absent: they had none), so that an
+   * extension passed to someone else in agents: does not carry the old person's session over.
+   */
+  email?: string;
 }
 
 /** A one-time sign-in link as stored: the id is a keyed hash of the link's secret. */
@@ -420,6 +426,11 @@ export interface SignInLinkRow {
   id: string;
   /** The agent's extension. */
   agent: string;
+  /** Their directory email when it was made, lowercased (absent: none), as SessionRow's. */
+  email?: string;
   createdAt: string;
   expiresAt: string;
 }
+
+/** Whom a used sign-in link was made for. */
+export type SignInLinkTaken = Pick<SignInLinkRow, 'agent' | 'email'>;

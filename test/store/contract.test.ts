@@ -1050,23 +1050,39 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
       lastSeenAt: at,
       expiresAt: at,
       agent: '101',
+      email: 'alice@example.com',
     });
     await store.createSession({ id: 'ad', createdAt: at, lastSeenAt: at, expiresAt: at });
-    expect((await store.getSession('ag'))?.agent).toBe('101');
+    await store.createSession({
+      id: 'an',
+      createdAt: at,
+      lastSeenAt: at,
+      expiresAt: at,
+      agent: '103',
+    });
+    // An agent's session keeps the person (their email) as well as the extension.
+    expect(await store.getSession('ag')).toMatchObject({
+      agent: '101',
+      email: 'alice@example.com',
+    });
     expect(await store.getSession('ad')).not.toHaveProperty('agent');
+    expect(await store.getSession('ad')).not.toHaveProperty('email');
+    expect(await store.getSession('an')).not.toHaveProperty('email');
     const other = await open(path);
     opened.push(other);
     const link = (id: string, expiresAt: string) => ({
       id,
       agent: '102',
+      email: 'bob@example.com',
       createdAt: at,
       expiresAt,
     });
+    const bob = { agent: '102', email: 'bob@example.com' };
     await store.createSignInLink(link('l1', '2026-03-01T11:00:00.000Z'));
     await store.createSignInLink(link('l2', '2026-03-01T10:30:00.000Z'));
     await store.createSignInLink(link('l3', '2026-03-01T10:30:00.000Z'));
     // Once: another instance finds it used.
-    expect(await store.takeSignInLink('l1', '2026-03-01T10:20:00.000Z')).toBe('102');
+    expect(await store.takeSignInLink('l1', '2026-03-01T10:20:00.000Z')).toEqual(bob);
     expect(await other.takeSignInLink('l1', '2026-03-01T10:20:00.000Z')).toBeUndefined();
     // Expired: refused, and gone too.
     expect(await store.takeSignInLink('l2', '2026-03-01T10:30:00.000Z')).toBeUndefined();
@@ -1074,7 +1090,15 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     // Pruning sessions takes expired links with them.
     await store.pruneSessions({ now: '2026-03-01T10:40:00.000Z', idleSince: at });
     await store.createSignInLink(link('l3', '2026-03-01T12:00:00.000Z'));
-    expect(await other.takeSignInLink('l3', '2026-03-01T10:40:00.000Z')).toBe('102');
+    expect(await other.takeSignInLink('l3', '2026-03-01T10:40:00.000Z')).toEqual(bob);
+    // A link for someone without an email: the extension alone.
+    await store.createSignInLink({
+      id: 'l4',
+      agent: '103',
+      createdAt: at,
+      expiresAt: at.replace('10:', '12:'),
+    });
+    expect(await store.takeSignInLink('l4', at)).toEqual({ agent: '103' });
   });
 
   // The call list: filters in the query, pages by a cursor.

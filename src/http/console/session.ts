@@ -32,7 +32,23 @@ export interface Session {
    * route can take an agent's session by forgetting to look.
    */
   agent?: string;
+  /**
+   * With `agent`: their directory email at sign-in, lowercased (absent: they had none). The agent
+   * pages let the session through only while the directory still has that email for the
+   * extension, so that it stays with the person rather than the extension.
+   */
+  email?: string;
 }
+
+/** Whom an agent's session or sign-in link is for: the extension, and the person by their email. */
+export interface AgentIdentity {
+  extension: string;
+  email?: string | undefined;
+}
+
+/** An email as sessions keep it: lowercased, none for none. */
+export const emailKey = (email: string | undefined): string | undefined =>
+  email ? email.trim().toLowerCase() : undefined;
 
 const mac = (key: Buffer, what: string): string =>
   createHmac('sha256', key).update(what).digest('base64url');
@@ -71,20 +87,23 @@ export class Sessions {
     return this.keyOf.key;
   }
 
-  private sessionOf(secret: string, expiry: number, agent?: string): Session {
+  private sessionOf(secret: string, expiry: number, who?: AgentIdentity): Session {
+    const email = emailKey(who?.email);
     return {
       id: mac(this.key, `session.${secret}`),
       expiry,
       csrf: mac(this.key, `csrf.${secret}`),
-      ...(agent === undefined ? {} : { agent }),
+      ...(who === undefined ? {} : { agent: who.extension }),
+      ...(who === undefined || email === undefined ? {} : { email }),
     };
   }
 
   /**
    * Sign in: a new session in the store, and its cookie (replacing any other session of this
-   * browser). Ended ones are pruned on the way. `agent`: an agent's, for their extension.
+   * browser). Ended ones are pruned on the way. `agent`: an agent's, for their extension and the
+   * email the directory has for them now.
    */
-  async start(c: Context, agent?: string): Promise<Session> {
+  async start(c: Context, agent?: AgentIdentity): Promise<Session> {
     const now = this.gate.now();
     const { sessionIdleMs, sessionMaxMs } = this.gate.settings;
     await this.store.pruneSessions({
@@ -99,7 +118,8 @@ export class Sessions {
       createdAt: at,
       lastSeenAt: at,
       expiresAt: new Date(session.expiry).toISOString(),
-      ...(agent === undefined ? {} : { agent }),
+      ...(session.agent === undefined ? {} : { agent: session.agent }),
+      ...(session.email === undefined ? {} : { email: session.email }),
     });
     setCookie(c, SESSION_COOKIE, secret, {
       httpOnly: true,
@@ -116,15 +136,17 @@ export class Sessions {
    * keyed hash (a new admin token voids every link not used yet, as it ends every session).
    */
   async issueSignInLink(
-    agent: string,
+    agent: AgentIdentity,
     ttlMs: number,
   ): Promise<{ secret: string; expiresAt: string }> {
     const secret = randomBytes(32).toString('base64url');
     const now = this.gate.now();
     const expiresAt = new Date(now + ttlMs).toISOString();
+    const email = emailKey(agent.email);
     await this.store.createSignInLink({
       id: mac(this.key, `link.${secret}`),
-      agent,
+      agent: agent.extension,
+      ...(email === undefined ? {} : { email }),
       createdAt: new Date(now).toISOString(),
       expiresAt,
     });
@@ -132,16 +154,17 @@ export class Sessions {
   }
 
   /**
-   * Use a sign-in link (once, whichever instance is asked): the agent's extension it was made for,
-   * undefined if it is unknown, used or expired. The caller starts the session, after checking
-   * the agent is still in the directory.
+   * Use a sign-in link (once, whichever instance is asked): whom it was made for, undefined if it
+   * is unknown, used or expired. The caller starts the session, after checking the directory
+   * still has that person at that extension.
    */
-  async takeSignInLink(secret: string): Promise<string | undefined> {
+  async takeSignInLink(secret: string): Promise<AgentIdentity | undefined> {
     if (!/^[\w-]{43}$/.test(secret) || !this.gate.settings.adminToken) return undefined;
-    return this.store.takeSignInLink(
+    const taken = await this.store.takeSignInLink(
       mac(this.key, `link.${secret}`),
       new Date(this.gate.now()).toISOString(),
     );
+    return taken && { extension: taken.agent, email: taken.email };
   }
 
   /** Sign out: the session is gone from the store (every instance), and the cookie cleared. */
@@ -189,7 +212,11 @@ export class Sessions {
     if (now >= expiry || now - seen >= sessionIdleMs) return undefined;
     if (opts.touch !== false && now - seen >= TOUCH_MS)
       await this.store.touchSession(id, new Date(now).toISOString());
-    return this.sessionOf(secret, expiry, row.agent);
+    return this.sessionOf(
+      secret,
+      expiry,
+      row.agent === undefined ? undefined : { extension: row.agent, email: row.email },
+    );
   }
 
   /**

@@ -21,6 +21,7 @@ import type {
   Refusal,
   SessionRow,
   SignInLinkRow,
+  SignInLinkTaken,
   SourceActivity,
   StoreStats,
 } from '../types.js';
@@ -69,8 +70,8 @@ export async function checkWritable(db: Db): Promise<void> {
 
 export async function createSession(db: Db, x: SessionRow): Promise<void> {
   await db.pool.query(
-    'INSERT INTO sessions (id, created_at, last_seen_at, expires_at, agent) VALUES ($1, $2, $3, $4, $5)',
-    [x.id, x.createdAt, x.lastSeenAt, x.expiresAt, x.agent ?? null],
+    'INSERT INTO sessions (id, created_at, last_seen_at, expires_at, agent, agent_email) VALUES ($1, $2, $3, $4, $5, $6)',
+    [x.id, x.createdAt, x.lastSeenAt, x.expiresAt, x.agent ?? null, x.email ?? null],
   );
 }
 
@@ -81,7 +82,11 @@ export async function getSession(db: Db, id: string): Promise<SessionRow | undef
     last_seen_at: Date;
     expires_at: Date;
     agent: string | null;
-  }>('SELECT id, created_at, last_seen_at, expires_at, agent FROM sessions WHERE id = $1', [id]);
+    agent_email: string | null;
+  }>(
+    'SELECT id, created_at, last_seen_at, expires_at, agent, agent_email FROM sessions WHERE id = $1',
+    [id],
+  );
   const x = r.rows[0];
   if (!x) return undefined;
   const row: SessionRow = {
@@ -90,7 +95,11 @@ export async function getSession(db: Db, id: string): Promise<SessionRow | undef
     lastSeenAt: iso(x.last_seen_at)!,
     expiresAt: iso(x.expires_at)!,
   };
-  return x.agent === null ? row : { ...row, agent: x.agent };
+  return {
+    ...row,
+    ...(x.agent === null ? {} : { agent: x.agent }),
+    ...(x.agent_email === null ? {} : { email: x.agent_email }),
+  };
 }
 
 export async function touchSession(db: Db, id: string, at: string): Promise<void> {
@@ -119,19 +128,24 @@ export async function pruneSessions(
 
 export async function createSignInLink(db: Db, x: SignInLinkRow): Promise<void> {
   await db.pool.query(
-    'INSERT INTO sign_in_links (id, agent, created_at, expires_at) VALUES ($1, $2, $3, $4)',
-    [x.id, x.agent, x.createdAt, x.expiresAt],
+    'INSERT INTO sign_in_links (id, agent, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
+    [x.id, x.agent, x.email ?? null, x.createdAt, x.expiresAt],
   );
 }
 
-export async function takeSignInLink(db: Db, id: string, now: string): Promise<string | undefined> {
+export async function takeSignInLink(
+  db: Db,
+  id: string,
+  now: string,
+): Promise<SignInLinkTaken | undefined> {
   // One statement: of two instances taking the same link at once, only one gets its row.
-  const r = await db.pool.query<{ agent: string }>(
-    'DELETE FROM sign_in_links WHERE id = $1 RETURNING agent, expires_at > $2 AS good',
+  const r = await db.pool.query<{ agent: string; email: string | null; good: boolean }>(
+    'DELETE FROM sign_in_links WHERE id = $1 RETURNING agent, email, expires_at > $2 AS good',
     [id, now],
   );
-  const x = r.rows[0] as { agent: string; good: boolean } | undefined;
-  return x?.good ? x.agent : undefined;
+  const x = r.rows[0];
+  if (!x?.good) return undefined;
+  return x.email === null ? { agent: x.agent } : { agent: x.agent, email: x.email };
 }
 
 export async function noteRefusals(db: Db, rows: Refusal[]): Promise<void> {

@@ -31,6 +31,7 @@ import type {
   Refusal,
   SessionRow,
   SignInLinkRow,
+  SignInLinkTaken,
   SourceActivity,
   Store,
   StoreStats,
@@ -236,7 +237,7 @@ export class PostgresStore implements Store {
     return admin.createSignInLink(this.db, x);
   }
 
-  takeSignInLink(id: string, now: string): Promise<string | undefined> {
+  takeSignInLink(id: string, now: string): Promise<SignInLinkTaken | undefined> {
     return admin.takeSignInLink(this.db, id, now);
   }
 

@@ -254,9 +254,11 @@ export const MIGRATIONS: Migration[] = [
     sql: `
       -- The same as SQLite's migration 13 (see there).
       ALTER TABLE sessions ADD COLUMN agent text;
+      ALTER TABLE sessions ADD COLUMN agent_email text;
       CREATE TABLE sign_in_links (
         id          text        PRIMARY KEY,
         agent       text        NOT NULL,
+        email       text,
         created_at  timestamptz NOT NULL,
         expires_at  timestamptz NOT NULL
       );

@@ -23,6 +23,7 @@ import type {
   StoreStats,
   SessionRow,
   SignInLinkRow,
+  SignInLinkTaken,
 } from '../types.js';
 import type { SqliteConnection } from './connection.js';
 import type { SqliteInbox } from './inbox.js';
@@ -48,20 +49,26 @@ export class SqliteAdmin {
     this.conn.assertFile();
     this.db
       .prepare(
-        'INSERT INTO sessions (id, created_at, last_seen_at, expires_at, agent) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO sessions (id, created_at, last_seen_at, expires_at, agent, agent_email) VALUES (?, ?, ?, ?, ?, ?)',
       )
-      .run(x.id, x.createdAt, x.lastSeenAt, x.expiresAt, x.agent ?? null);
+      .run(x.id, x.createdAt, x.lastSeenAt, x.expiresAt, x.agent ?? null, x.email ?? null);
   }
 
   async getSession(id: string): Promise<SessionRow | undefined> {
     const r = this.db
       .prepare(
-        'SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, expires_at AS expiresAt, agent FROM sessions WHERE id = ?',
+        'SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, expires_at AS expiresAt, agent, agent_email AS email FROM sessions WHERE id = ?',
       )
-      .get(id) as (Omit<SessionRow, 'agent'> & { agent: string | null }) | undefined;
+      .get(id) as
+      | (Omit<SessionRow, 'agent' | 'email'> & { agent: string | null; email: string | null })
+      | undefined;
     if (!r) return undefined;
-    const { agent, ...row } = r;
-    return agent === null ? row : { ...row, agent };
+    const { agent, email, ...row } = r;
+    return {
+      ...row,
+      ...(agent === null ? {} : { agent }),
+      ...(email === null ? {} : { email }),
+    };
   }
 
   async touchSession(id: string, at: string): Promise<void> {
@@ -90,16 +97,21 @@ export class SqliteAdmin {
   async createSignInLink(x: SignInLinkRow): Promise<void> {
     this.conn.assertFile();
     this.db
-      .prepare('INSERT INTO sign_in_links (id, agent, created_at, expires_at) VALUES (?, ?, ?, ?)')
-      .run(x.id, x.agent, x.createdAt, x.expiresAt);
+      .prepare(
+        'INSERT INTO sign_in_links (id, agent, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(x.id, x.agent, x.email ?? null, x.createdAt, x.expiresAt);
   }
 
-  async takeSignInLink(id: string, now: string): Promise<string | undefined> {
+  async takeSignInLink(id: string, now: string): Promise<SignInLinkTaken | undefined> {
     this.conn.assertFile();
     const r = this.db
-      .prepare('DELETE FROM sign_in_links WHERE id = ? RETURNING agent, expires_at AS expiresAt')
-      .get(id) as { agent: string; expiresAt: string } | undefined;
-    return r && r.expiresAt > now ? r.agent : undefined;
+      .prepare(
+        'DELETE FROM sign_in_links WHERE id = ? RETURNING agent, email, expires_at AS expiresAt',
+      )
+      .get(id) as { agent: string; email: string | null; expiresAt: string } | undefined;
+    if (!r || r.expiresAt <= now) return undefined;
+    return r.email === null ? { agent: r.agent } : { agent: r.agent, email: r.email };
   }
 
   async noteRefusals(rows: Refusal[]): Promise<void> {

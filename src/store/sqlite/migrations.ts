@@ -306,11 +306,16 @@ export const MIGRATIONS: Migration[] = [
       -- An agent's session names their extension (NULL: the admin's); the console and the API
       -- take only the admin's, the agent page only an agent's.
       ALTER TABLE sessions ADD COLUMN agent TEXT;
+      -- And the person: their directory email at sign-in, lowercased (NULL: none), so that an
+      -- extension given to someone else does not hand them the old person's session.
+      ALTER TABLE sessions ADD COLUMN agent_email TEXT;
       -- One-time sign-in links the admin sends an agent: deleted when used (or once expired), so
-      -- that one works once on every instance. id is a keyed hash of the link's secret.
+      -- that one works once on every instance. id is a keyed hash of the link's secret; email as
+      -- sessions.agent_email.
       CREATE TABLE sign_in_links (
         id          TEXT PRIMARY KEY,
         agent       TEXT NOT NULL,
+        email       TEXT,
         created_at  TEXT NOT NULL,
         expires_at  TEXT NOT NULL
       );

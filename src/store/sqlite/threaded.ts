@@ -19,6 +19,7 @@ import type {
   NewInbox,
   SessionRow,
   SignInLinkRow,
+  SignInLinkTaken,
   Refusal,
   SourceActivity,
   Store,
@@ -280,7 +281,7 @@ export class ThreadedSqliteStore implements Store {
   createSignInLink(x: SignInLinkRow): Promise<void> {
     return this.call('createSignInLink', x);
   }
-  takeSignInLink(id: string, now: string): Promise<string | undefined> {
+  takeSignInLink(id: string, now: string): Promise<SignInLinkTaken | undefined> {
     return this.call('takeSignInLink', id, now);
   }
   async close(): Promise<void> {
