@@ -132,17 +132,76 @@ type Action = (
   form: Record<string, unknown>,
 ) => Promise<Response> | Response;
 
-/** A page for a signed-in agent; anyone else is sent to sign in and comes back. */
+/** The query parameter of a request the same-site page sent on (so that it does so once). */
+const ONCE = 'same-site=1';
+
+/** The request's path and query, without the same-site page's marker. */
+export function ownUrl(c: Context): string {
+  const url = new URL(c.req.url);
+  const query = url.search
+    .slice(1)
+    .split('&')
+    .filter((p) => p !== '' && p !== ONCE)
+    .join('&');
+  return query ? `${url.pathname}?${query}` : url.pathname;
+}
+
+/**
+ * A page another site opened (a tel: link on the CRM's page, a link in webmail) and not yet sent on
+ * by ours: the browser leaves the SameSite=Strict session cookie out of such a navigation, so no
+ * session here says nothing yet. Only `cross-site` means that: `same-site` and `none` (typed,
+ * a bookmark, another app) carry the cookie, and no header (an old browser) is taken as it comes.
+ * A page opened in the tab (`document`), not something another page loads.
+ */
+export const crossSiteVisit = (c: Context): boolean =>
+  c.req.method === 'GET' &&
+  c.req.header('sec-fetch-site') === 'cross-site' &&
+  c.req.header('sec-fetch-dest') === 'document' &&
+  !new URL(c.req.url).searchParams.has(ONCE.split('=')[0]!);
+
+/**
+ * The same address again, from a page of this site (no script: the CSP allows none inline), so
+ * that the second request carries the session cookie; it bears a marker, and is not sent on again.
+ */
+function SameSitePage(props: { ctx: AgentContext; href: string }): Child {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="robots" content="noindex" />
+        <meta http-equiv="refresh" content={`0;url=${props.href}`} />
+        <title>Opening · callrelay</title>
+        <link rel="stylesheet" href={props.ctx.console.assets.url('console.css')} />
+      </head>
+      <body>
+        <main id="main">
+          <p>
+            <a href={props.href}>Continue</a>
+          </p>
+        </main>
+      </body>
+    </html>
+  );
+}
+
+/** Answer a cross-site visit with the page that opens it again from this site. */
+export function sameSiteAgain(c: Context, ctx: AgentContext): Promise<Response> {
+  const own = ownUrl(c);
+  const href = `${own}${own.includes('?') ? '&' : '?'}${ONCE}`;
+  return render(c, ctx.console, <SameSitePage ctx={ctx} href={href} />);
+}
+
+/**
+ * A page for a signed-in agent; anyone else is sent to sign in and comes back. A visit another
+ * site opened is first sent on from this one, since it came without the session cookie.
+ */
 export const agentPage =
   (ctx: AgentContext, handler: Handler) =>
   async (c: Context): Promise<Response> => {
     const who = await signedIn(ctx, c);
     if (!who) {
-      const url = new URL(c.req.url);
-      return c.redirect(
-        `/agent/sign-in?next=${encodeURIComponent(url.pathname + url.search)}`,
-        303,
-      );
+      if (crossSiteVisit(c)) return sameSiteAgain(c, ctx);
+      return c.redirect(`/agent/sign-in?next=${encodeURIComponent(ownUrl(c))}`, 303);
     }
     try {
       return await handler(c, who);

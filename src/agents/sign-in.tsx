@@ -15,6 +15,8 @@ import {
   agentAction,
   agentBack,
   agentError,
+  crossSiteVisit,
+  sameSiteAgain,
   samePerson,
   signedIn,
   type AgentContext,
@@ -104,7 +106,7 @@ export const agentsOff =
       ? next()
       : render(c, ctx.console, <OffPage ctx={ctx} />, 403);
 
-function WelcomePage(props: { ctx: AgentContext; token: string }): Child {
+function WelcomePage(props: { ctx: AgentContext; token: string; next: string }): Child {
   return (
     <AgentLayout ctx={props.ctx} title="Sign in">
       <div class="signin">
@@ -112,6 +114,7 @@ function WelcomePage(props: { ctx: AgentContext; token: string }): Child {
         <p>This link signs you in once. It stops working when you use it.</p>
         <form method="post" action="/agent/welcome">
           <input type="hidden" name="t" value={props.token} />
+          <input type="hidden" name="next" value={props.next} />
           <button type="submit" class="primary" autofocus>
             Sign in
           </button>
@@ -145,6 +148,8 @@ export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
 
   app.get('/agent/sign-in', async (c) => {
     if (await signedIn(ctx, c)) return c.redirect(agentBack(c.req.query('next')), 303);
+    // Opened from another site: the session cookie may be there on a visit from this one.
+    if (crossSiteVisit(c)) return sameSiteAgain(c, ctx);
     return signInPage(c);
   });
 
@@ -170,14 +175,17 @@ export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
 
   app.get('/agent/welcome', (c) => {
     const token = c.req.query('t') ?? '';
-    return render(c, ctx.console, <WelcomePage ctx={ctx} token={token} />);
+    const next = agentBack(c.req.query('next'));
+    return render(c, ctx.console, <WelcomePage ctx={ctx} token={token} next={next} />);
   });
 
   app.post('/agent/welcome', async (c) => {
+    let next: string;
     try {
       // Signing someone in from another site would be a CSRF of its own.
       sameOrigin(c);
       const form = await c.req.parseBody();
+      next = agentBack(form.next);
       const made = await ctx.console.sessions.takeSignInLink(
         typeof form.t === 'string' ? form.t : '',
       );
@@ -189,7 +197,7 @@ export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
     } catch (err) {
       return agentError(c, ctx, err, undefined);
     }
-    return c.redirect('/agent', 303);
+    return c.redirect(next, 303);
   });
 
   app.post(

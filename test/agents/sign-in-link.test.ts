@@ -1,7 +1,9 @@
 // An agent's one-time sign-in link: made by the admin through the API, opened (which uses nothing
 // up), then used once by its button; the session it starts is an agent's, which no console page and
-// no /api route takes, and which signing out ends.
+// no /api route takes, and which signing out ends. Sessions and links stay with the person, not the
+// extension; an agent page another site opens is sent on once from the relay's own page.
 
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
@@ -17,11 +19,32 @@ const AGENTS = `agents:
   - { extension: "101", name: Alice, email: alice@example.com }
 `;
 
-async function start(): Promise<{ base: string; browser: Record<string, string> }> {
-  relay = await startRelay(loadConfig(writeRelayYaml(tempDir(), { more: AGENTS }), {}));
+async function start(): Promise<{ base: string; browser: Record<string, string>; file: string }> {
+  const file = writeRelayYaml(tempDir(), { more: AGENTS });
+  relay = await startRelay(loadConfig(file, {}));
   const base = `http://127.0.0.1:${relay.port}`;
-  return { base, browser: { origin: base, 'sec-fetch-site': 'same-origin' } };
+  return { base, browser: { origin: base, 'sec-fetch-site': 'same-origin' }, file };
 }
+
+/** Use a link's button as a browser of the relay's own page would; the answer. */
+const useLink = (
+  base: string,
+  browser: Record<string, string>,
+  url: string,
+  next?: string,
+): Promise<Response> =>
+  fetch(`${base}/agent/welcome`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: browser,
+    body: new URLSearchParams({
+      t: new URL(url).searchParams.get('t')!,
+      ...(next === undefined ? {} : { next }),
+    }),
+  });
+
+const linkOf = async (base: string, ext: string): Promise<string> =>
+  ((await (await makeLink(base, ext)).json()) as { url: string }).url;
 
 async function makeLink(base: string, ext: string, body?: unknown): Promise<Response> {
   return fetch(`${base}/api/agents/${ext}/sign-in-link`, {
@@ -111,5 +134,101 @@ describe("an agent's sign-in link", () => {
     expect((await fetch(`${base}/api/agents/101/sign-in-link`, { method: 'POST' })).status).toBe(
       401,
     );
+  });
+
+  it('goes on to where the agent was going (next), never off the agent pages', async () => {
+    const { base, browser } = await start();
+    const url = await linkOf(base, '101');
+    const next = '/agent/dial?number=tel%3A%2B420774852629';
+    const opened = await (await fetch(`${url}&next=${encodeURIComponent(next)}`)).text();
+    expect(opened).toContain(`name="next" value="${next.replace(/&/g, '&amp;')}"`);
+    const used = await useLink(base, browser, url, next);
+    expect(used.status).toBe(303);
+    expect(used.headers.get('location')).toBe(next);
+    const elsewhere = await useLink(
+      base,
+      browser,
+      await linkOf(base, '101'),
+      'https://evil.example/',
+    );
+    expect(elsewhere.headers.get('location')).toBe('/agent');
+  });
+
+  it('stays with the person: an extension given to someone else ends their session and links', async () => {
+    const { base, browser, file } = await start();
+    const used = await useLink(base, browser, await linkOf(base, '101'));
+    const cookie = used.headers.get('set-cookie')!.split(';')[0]!;
+    const unused = await linkOf(base, '101');
+    const page = (): Promise<Response> =>
+      fetch(`${base}/agent`, { headers: { cookie }, redirect: 'manual' });
+    expect((await page()).status).toBe(200);
+    const setAgents = async (line: string): Promise<void> => {
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace(/ {2}- \{ extension: "101".*\n/, line),
+      );
+      await relay!.reload();
+    };
+    // The same email in other letters: the same person.
+    await setAgents('  - { extension: "101", name: Alice, email: Alice@Example.com }\n');
+    expect((await page()).status).toBe(200);
+    // 101 is Carol's now: Alice's session and her unused link are no way in as Carol.
+    await setAgents('  - { extension: "101", name: Carol, email: carol@example.com }\n');
+    const gone = await page();
+    expect(gone.status).toBe(303);
+    expect(gone.headers.get('location')).toMatch(/^\/agent\/sign-in/);
+    expect((await useLink(base, browser, unused)).status).toBe(401);
+    // Carol's own link works.
+    const carol = await useLink(base, browser, await linkOf(base, '101'));
+    expect(carol.status).toBe(303);
+    const carolCookie = carol.headers.get('set-cookie')!.split(';')[0]!;
+    expect(
+      await (await fetch(`${base}/agent`, { headers: { cookie: carolCookie } })).text(),
+    ).toContain('Carol (101)');
+  });
+
+  it('sends a page another site opened on once from its own, as the session cookie is left out', async () => {
+    const { base, browser } = await start();
+    // As Chromium opens a link in the tab (fetch() here sends its own sec-fetch-mode).
+    const cross = { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'document' };
+    const visit = (path: string, headers: Record<string, string>): Promise<Response> =>
+      fetch(`${base}${path}`, { headers, redirect: 'manual' });
+    const dial = '/agent/dial?number=tel%3A%2B420774852629';
+    // A tel: link on a CRM's page: no cookie came, so the relay's own page asks again.
+    const first = await visit(dial, cross);
+    expect(first.status).toBe(200);
+    const again = `${dial}&amp;same-site=1`;
+    const html = await first.text();
+    expect(html).toContain(`<meta http-equiv="refresh" content="0;url=${again}"`);
+    expect(html).toContain(`<a href="${again}">`);
+    expect(first.headers.get('content-security-policy')).toContain("script-src 'self'");
+    // From the relay's own page, still no session: signed out indeed, and the way back unmarked.
+    for (const headers of [{ 'sec-fetch-site': 'same-origin' }, cross]) {
+      const second = await visit(`${dial}&same-site=1`, headers);
+      expect(second.status).toBe(303);
+      expect(second.headers.get('location')).toBe(
+        `/agent/sign-in?next=${encodeURIComponent(dial)}`,
+      );
+    }
+    // Typed or from a bookmark ("none"), and from an old browser (no header): as before.
+    const asBefore: Record<string, string>[] = [
+      { 'sec-fetch-site': 'none', 'sec-fetch-dest': 'document' },
+      {},
+    ];
+    for (const headers of asBefore) expect((await visit(dial, headers)).status).toBe(303);
+    // The sign-in page too (a signed-in agent is sent on to where they were going).
+    const signIn = await visit(`/agent/sign-in?next=${encodeURIComponent(dial)}`, cross);
+    expect(signIn.status).toBe(200);
+    expect(await signIn.text()).toContain('same-site=1');
+    // Signed in, the page itself (as a browser sends the cookie on the second visit).
+    const used = await useLink(base, browser, await linkOf(base, '101'));
+    const cookie = used.headers.get('set-cookie')!.split(';')[0]!;
+    // (No PBX in this relay: the page says so, to Alice.)
+    const signedIn = await visit(`${dial}&same-site=1`, {
+      cookie,
+      'sec-fetch-site': 'same-origin',
+    });
+    expect(signedIn.headers.get('location')).toBeNull();
+    expect(await signedIn.text()).toContain('Alice (101)');
   });
 });
