@@ -169,12 +169,29 @@ export class Oidc {
         'Your company account did not tell the relay your email address, which is how it knows ' +
           'you. Ask your administrator to let the relay read it (the "email" scope).',
       );
-    if (claims.email_verified === false)
+    const verified = claims.email_verified;
+    // Some providers send the claim as a string.
+    if (verified === false || (typeof verified === 'string' && verified.toLowerCase() === 'false'))
       throw new RelayError(
         'RELAY_ERR_SIGN_IN_REFUSED',
         `Your company account says ${email} is not verified. Verify it there, then sign in again.`,
       );
     const domain = email.slice(email.lastIndexOf('@') + 1).toLowerCase();
+    // No word on it (Entra sends none): an email is only as good as the domains the
+    // administrator names as the organisation's own, whose addresses its directory hands out.
+    if (verified === undefined && !s.domains?.length) {
+      this.log?.warn(
+        { issuer: s.issuer },
+        'company sign-in refused: the provider does not say whether emails are verified, and ' +
+          'auth.oidc.domains is not set',
+      );
+      throw new RelayError(
+        'RELAY_ERR_SIGN_IN_REFUSED',
+        'Your company account did not say whether your email address is verified, so the relay ' +
+          'cannot trust it yet. Ask your administrator to set auth.oidc.domains in relay.yaml to ' +
+          "the organisation's own email domains.",
+      );
+    }
     if (s.domains && !s.domains.some((d) => d.toLowerCase() === domain))
       throw new RelayError(
         'RELAY_ERR_SIGN_IN_REFUSED',

@@ -1,8 +1,9 @@
 // Agents' company sign-in against a real OpenID Connect provider (oidc-provider on 127.0.0.1), over
 // HTTP with redirects followed by hand and cookies kept per server as a browser would: the way in
 // end to end, what is refused on the way back (altered state, a replayed answer, a nonce not the
-// one sent, an email not in the directory or not verified), and what an agent's session may not
-// reach (the console, /api); signing out and a reload that removes the agent end it.
+// one sent, an email not in the directory or not verified, or unsaid without domains), and what an
+// agent's session may not reach (the console, /api); signing out, and a reload that removes the
+// agent or gives their extension to someone else, end it.
 
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -236,6 +237,45 @@ describe("agents' company sign-in (OpenID Connect)", () => {
     expect(text).not.toContain(OIDC_CLIENT.secret);
   });
 
+  it('refuses email_verified "false" (a string), and no email_verified without domains', async () => {
+    const s = await setup();
+    const stringFalse = (await signIn(s, 'unverified-string')).res;
+    expect(stringFalse.status).toBe(403);
+    expect(await codeOf(stringFalse)).toBe('RELAY_ERR_SIGN_IN_REFUSED');
+    // The provider says nothing on it (as Entra): nothing to trust the email by.
+    const unsaid = (await signIn(s, 'unsaid')).res;
+    expect(unsaid.status).toBe(403);
+    const text = await unsaid.text();
+    expect(text).toContain('RELAY_ERR_SIGN_IN_REFUSED');
+    expect(text).toContain('set auth.oidc.domains');
+    expect(s.jar.get('callrelay_console')).toBeUndefined();
+  });
+
+  it("takes an email the provider says nothing on when it is of the organisation's domains", async () => {
+    const s = await setup({ oidc: '    domains: [Example.com]\n' });
+    expect((await signIn(s, 'unsaid')).res.status).toBe(200);
+    expect(await (await get(`${s.base}/agent`, s.jar)).text()).toContain('Alice (101)');
+    // A provider that does say "not verified" is still believed.
+    expect((await signIn(s, 'unverified-string')).res.status).toBe(403);
+  });
+
+  it('ends the session when the extension passes to someone else in the directory', async () => {
+    const s = await setup();
+    expect((await signIn(s, 'alice')).res.status).toBe(200);
+    expect((await get(`${s.base}/agent`, s.jar)).status).toBe(200);
+    writeFileSync(
+      s.file,
+      readFileSync(s.file, 'utf8').replace(
+        'name: Alice, email: Alice@Example.com',
+        'name: Carol, email: carol@example.com',
+      ),
+    );
+    await relay!.reload();
+    const gone = await get(`${s.base}/agent`, s.jar);
+    expect(gone.status).toBe(303);
+    expect(gone.headers.get('location')).toMatch(/^\/agent\/sign-in/);
+  });
+
   it('refuses emails outside auth.oidc.domains', async () => {
     const s = await setup({ oidc: '    domains: [example.org]\n' });
     const res = (await signIn(s, 'alice')).res;
@@ -414,6 +454,17 @@ describe('auth.oidc in relay.yaml', () => {
   };
   const oidc = (issuer: string): string =>
     `    issuer: ${issuer}\n    clientId: relay\n    clientSecret: s3cret-value-of-the-client\n`;
+
+  it('refuses an email listed twice in agents:, in any letters, at its place', () => {
+    const file = writeRelayYaml(tempDir(), {
+      more:
+        'agents:\n  - { extension: "101", email: alice@example.com }\n' +
+        '  - { extension: "102", email: Alice@Example.COM }\n',
+    });
+    expect(() => loadConfig(file, {})).toThrow(
+      /relay\.yaml:\d+:\d+ agents\.1\.email: email "Alice@Example\.COM" is listed twice \(also entry 1\)/,
+    );
+  });
 
   it('names what company sign-in needs, where it is missing', () => {
     expect(problems('', oidc('https://accounts.google.com'))).toMatch(

@@ -13,11 +13,14 @@ export const OIDC_CLIENT = {
 };
 
 /** Account name (typed into the login form) → the claims the provider tells about it. */
-export const OIDC_ACCOUNTS: Record<string, { email: string; email_verified: boolean }> = {
+export const OIDC_ACCOUNTS: Record<string, { email: string; email_verified?: boolean | string }> = {
   alice: { email: 'alice@example.com', email_verified: true },
   bob: { email: 'bob@example.com', email_verified: true },
   mallory: { email: 'mallory@example.com', email_verified: true },
   unverified: { email: 'alice@example.com', email_verified: false },
+  // Providers that send the claim as a string, and those that send none (Entra).
+  'unverified-string': { email: 'alice@example.com', email_verified: 'false' },
+  unsaid: { email: 'alice@example.com' },
 };
 
 /** relay.yaml's auth: for this provider (after agents:, at the top level). */
