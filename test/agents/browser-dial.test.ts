@@ -3,7 +3,8 @@
 // checked: headless Chromium shows no prompt to accept it), a phone link on another site's page is
 // followed through the handler URL as the browser would (a cross-site navigation, which leaves the
 // SameSite=Strict session cookie out), the confirmation page's Call button is pressed, and the
-// fake 3CX is asked to ring the agent's extension first. No page breaks the CSP.
+// fake 3CX is asked to ring the agent's extension first. Signed out, the same link leads to sign-in
+// with the way back. No page breaks the CSP.
 
 // The callbacks of page.evaluate run in the page: DOM types for them.
 /// <reference lib="dom" />
@@ -125,6 +126,18 @@ describe('click-to-call from a CRM page, in a browser', () => {
     expect(page.url()).toBe(`${base}/agent/dial/placed?number=%2B420774852629`);
     expect(await text()).toContain('Calling +420774852629: pick up at extension 101.');
     expect(pbx.placed.map((p) => [p.first, p.second])).toEqual([['101', '420774852629']]);
+  });
+
+  it('sends an agent signed out from the handler link to sign in, with the way back', async () => {
+    await page.goto(`${base}/agent`);
+    await clickButton('Sign out');
+    await page.goto(crmUrl);
+    await page.click('#handler');
+    await page.waitForSelector('main h1');
+    const url = new URL(page.url());
+    expect(url.pathname).toBe('/agent/sign-in');
+    // Sent on once (no loop), and the way back without the marker.
+    expect(url.searchParams.get('next')).toBe(`/agent/dial?number=${encodeURIComponent(TEL)}`);
   });
 
   it('broke no Content-Security-Policy rule on any page', () => {
