@@ -398,6 +398,33 @@ describe("what an agent's answers show", () => {
     expect(second).not.toContain('+420 731');
   });
 
+  it('a queue call a colleague took is "answered by" them, without their recording or CRM record', async () => {
+    const { relay, base } = await start();
+    const alice = await signIn(base, '101');
+    const bob = await signIn(base, '102');
+    // Jana's number: HubSpot has her, so a delivered call links to her record.
+    const call = threeCx();
+    await call.ring(base, '800', 'queue');
+    await call.answer(base, '102');
+    await call.end(base, '102');
+    await relay.pipeline.drain();
+    const calls = async (cookie: string): Promise<string> =>
+      (await fetch(`${base}/agent/calls`, { headers: { cookie } })).text();
+    const rowOf = (html: string): string =>
+      /<tr data-call="3cx\/[^"]+">(?:(?!<\/tr>)[\s\S])*774 852 629[\s\S]*?<\/tr>/.exec(html)![0];
+    // Bob took it: once delivered, his row opens it in HubSpot.
+    const deadline = Date.now() + 15_000;
+    while (!rowOf(await calls(bob)).includes('Open in hubspot')) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Alice's row: it rang her queue, Bob answered; nothing of his to open.
+    const hers = rowOf(await calls(alice));
+    expect(hers).not.toContain('Open in hubspot');
+    expect(hers).not.toContain('Listen');
+    expect(hers).toContain('answered by Bob');
+  });
+
   it('the stream ends when the agent signs out', async () => {
     const { base } = await start();
     const cookie = await signIn(base, '101');
