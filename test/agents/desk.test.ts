@@ -33,6 +33,8 @@ interface Started {
   hs: FakeHubspot;
   /** listCalls made on the relay's store so far. */
   listed: () => number;
+  /** getSession made on the relay's store so far (the streams' sign-in looks). */
+  sessionLooks: () => number;
 }
 
 async function start(): Promise<Started> {
@@ -57,6 +59,7 @@ async function start(): Promise<Started> {
   // The relay's own SQLite store, its listCalls counted (the cost of the live cards).
   const real = await openStore(cfg);
   let listed = 0;
+  let sessionLooks = 0;
   const store = new Proxy(real, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
@@ -65,12 +68,23 @@ async function start(): Promise<Started> {
           listed++;
           return real.listCalls(...args);
         };
+      if (prop === 'getSession')
+        return (...args: Parameters<Store['getSession']>) => {
+          sessionLooks++;
+          return real.getSession(...args);
+        };
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
   const relay = await startRelay(cfg, undefined, { store });
   cleanup.push(() => relay.close());
-  return { relay, base: `http://127.0.0.1:${relay.port}`, hs, listed: () => listed };
+  return {
+    relay,
+    base: `http://127.0.0.1:${relay.port}`,
+    hs,
+    listed: () => listed,
+    sessionLooks: () => sessionLooks,
+  };
 }
 
 /** Signs an agent in through their one-time link, as a browser would; their session cookie. */
@@ -439,7 +453,24 @@ describe("what an agent's answers show", () => {
       body: new URLSearchParams({ _csrf: csrf }),
     });
     expect(out.status).toBe(303);
-    await stream.untilEnded(8000);
+    // At once, not at the next session look (every 5 s): the sign-out tells this process's streams.
+    await stream.untilEnded(2500);
     expect((await fetch(`${base}/agent/events`, { headers: { cookie } })).status).toBe(401);
+  });
+
+  it('open streams cost one session look per session every few seconds, whatever the tabs', async () => {
+    const { base, sessionLooks } = await start();
+    const alice = await signIn(base, '101');
+    const bob = await signIn(base, '102');
+    const tabs = await Promise.all(
+      [alice, alice, alice, alice, bob, bob].map((cookie) => Stream.open(base, cookie)),
+    );
+    cleanup.push(async () => tabs.forEach((t) => t.close()));
+    const before = sessionLooks();
+    // Six streams, two sessions: one look per session per 5 s, so at most four in 6 s (a stream
+    // that looked every 2 s on its own made 18).
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(sessionLooks() - before).toBeLessThanOrEqual(4);
+    expect(tabs.every((t) => !t.ended)).toBe(true);
   });
 });
