@@ -144,9 +144,16 @@
   // My calls, when a call ended: the first page only (an older page stays as it was).
   const calls = document.querySelector('[data-calls-src]');
   let busy = false;
+  // A call that ended while the list was being fetched: the answer may predate it, so once more.
+  let again = false;
   async function refreshCalls() {
-    if (!calls || busy) return;
+    if (!calls) return;
+    if (busy) {
+      again = true;
+      return;
+    }
     busy = true;
+    again = false;
     try {
       const res = await fetch(calls.getAttribute('data-calls-src'), {
         headers: { accept: 'text/html' },
@@ -161,6 +168,7 @@
       // Signed out or offline: the stream says so.
     } finally {
       busy = false;
+      if (again) void refreshCalls();
     }
   }
 

@@ -138,6 +138,8 @@ export async function startRelay(
   // Live views (console) listen here: a fold committed, a delivery finished.
   const changes = new EventEmitter().setMaxListeners(0);
   const changed = (): boolean => changes.emit('change');
+  // Folds alone (the agents' cards: a delivery changes no card).
+  const folds = new EventEmitter().setMaxListeners(0);
   // Run-time credentials (OAuth tokens) are shared through the store and kept out of everything
   // shown.
   const shared = {
@@ -166,6 +168,7 @@ export async function startRelay(
     delivery.kick();
     archive.kick();
     changed();
+    folds.emit('fold');
   };
   const pipeline = new Pipeline(store, cfg.sources, log, folded, metrics);
   const closer = new CallCloser(store, {
@@ -331,7 +334,14 @@ export async function startRelay(
       mountAgents(made, console, {
         directory: () => reloader.config.agents,
         oidc: () => reloader.config.oidc,
-        onChange: consoleOpts.onChange,
+        onChange: (listener) => {
+          folds.on('fold', listener);
+          const unwatch = store.watchCalls?.(listener);
+          return () => {
+            folds.off('fold', listener);
+            unwatch?.();
+          };
+        },
         checkDial: dialling.agentCheck,
         dial: dialling.agent,
         lookup: (e164, withinMs) => callerId.lookup.anyNumber(e164, withinMs),

@@ -6,19 +6,38 @@ import type { CallRecord } from '../domain/model.js';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { AgentEntry } from './types.js';
 
-/** Whose calls: the agent's extension and the queues and ring groups they answer. */
-export type AgentScope = Pick<AgentEntry, 'extension' | 'groups'>;
+/**
+ * Whose calls: the agent's extension and the queues and ring groups they answer, on the sources
+ * (PBXs) they are on: two PBXs may both have an extension 101.
+ */
+export type AgentScope = Pick<AgentEntry, 'extension' | 'groups' | 'sources'>;
 
-type Involved = Pick<CallRecord, 'agent' | 'legs' | 'rang'>;
+type Involved = Pick<CallRecord, 'agent' | 'legs' | 'rang'> & Partial<Pick<CallRecord, 'source'>>;
+
+/** Whether the call came in through one of the agent's sources (no sources: every one). */
+const onTheirSource = (r: Involved, a: AgentScope): boolean =>
+  !a.sources?.length || (r.source !== undefined && a.sources.includes(r.source));
 
 /**
- * A call is the agent's when it was handled by, rang, or had a leg at their extension or one of
- * their groups. A group's call is every member's, whoever answered it.
+ * A call is the agent's when it came through one of their sources and was handled by, rang, or
+ * had a leg at their extension or one of their groups. A group's call is every member's, whoever
+ * answered it.
  */
 export function isAgentsCall(r: Involved, a: AgentScope): boolean {
+  if (!onTheirSource(r, a)) return false;
   const mine = new Set([a.extension, ...(a.groups ?? [])]);
   const is = (x: string | null): boolean => x !== null && mine.has(x);
   return is(r.agent) || r.legs.some((l) => is(l.agent)) || r.rang.some(is);
+}
+
+/**
+ * Whether the agent themselves was on the call (it was theirs last, or a leg was theirs): only
+ * then are its recording and CRM record theirs to open. A call that only rang them or their group
+ * and a colleague took is not.
+ */
+export function handledBy(r: Involved, a: AgentScope): boolean {
+  if (!onTheirSource(r, a)) return false;
+  return r.agent === a.extension || r.legs.some((l) => l.agent === a.extension);
 }
 
 /** A number as people read it ("+420 601 123 456"); what was sent when it is no valid one. */

@@ -1,8 +1,10 @@
 // The ringing card's source: one per process, whatever the number of agents with their page open.
-// On a change cue (a fold committed here or, on PostgreSQL, anywhere; throttled) it asks the store
-// once for the recent calls, and each open stream gets its agent's view of them (calls.ts's rule),
-// sent only when that view changed. Contacts (the CRM lookup) and a number's earlier calls come
-// later than the card: the number shows first, and the view is sent again when they are known.
+// On a fold cue (a fold committed here or, on PostgreSQL, anywhere; throttled; deliveries do not
+// cue it) it asks the store once for the calls changed since the last query (with a small
+// overlap; the whole recent window now and then), and each open stream gets its agent's view of
+// them (calls.ts's rule), sent only when that view changed. Contacts (the CRM lookup) and a
+// number's earlier calls come later than the card: the number shows first, and the view is sent
+// again when they are known (or could not be).
 
 import type { CrmContact } from '../domain/callerid.js';
 import type { CallRow, Store } from '../store/types.js';
@@ -18,8 +20,13 @@ import type { AgentEntry, AgentOptions } from './types.js';
 
 /** A burst of folds is one store query. */
 const THROTTLE_MS = 100;
-/** A look at the store now and then all the same, in case a cue was lost. */
+/** A look at the whole recent window now and then all the same, in case a cue was lost. */
 const SAFETY_MS = 15_000;
+/**
+ * A cue's query reaches back this far before the last query: a fold that stamped its change
+ * earlier may commit later, and on PostgreSQL instances' clocks differ a little.
+ */
+export const OVERLAP_MS = 5_000;
 /** The window of the one query: an answered call older than this has no card. */
 const RECENT_MS = 2 * 3600_000;
 const RECENT_LIMIT = 300;
@@ -86,7 +93,11 @@ const contactOf = (c: CrmContact | undefined): DeskContact | null =>
 
 export class Desk {
   private readonly streams = new Set<Stream>();
-  private rows: CallRow[] = [];
+  /** The recent calls by source and call id, and when the query that last answered began. */
+  private rows = new Map<string, CallRow>();
+  private readAt = 0;
+  /** The next query reads the whole window (first, safety look, or a cue's answer was full). */
+  private full = true;
   private readonly contacts = new Map<string, Known<DeskContact>>();
   private readonly histories = new Map<string, Known<(CallRow & { key: string })[]>>();
   private unsubscribe: (() => void) | undefined;
@@ -111,9 +122,14 @@ export class Desk {
     this.streams.add(stream);
     if (this.streams.size === 1) {
       this.unsubscribe = this.opts.onChange(() => this.cue());
-      this.safety = setInterval(() => this.cue(), SAFETY_MS);
+      this.safety = setInterval(() => {
+        this.full = true;
+        this.cue();
+      }, SAFETY_MS);
       this.safety.unref();
-      this.rows = [];
+      this.rows = new Map();
+      this.readAt = 0;
+      this.full = true;
       void this.refresh();
     } else if (this.lastQuery) this.publish([stream]);
     return () => {
@@ -147,14 +163,24 @@ export class Desk {
     }
     this.querying = true;
     this.lastQuery = this.now();
+    const full = this.full || !this.readAt;
+    this.full = false;
+    const began = this.now();
     try {
       this.queries++;
-      this.rows = await this.store.listCalls({
+      const window = began - RECENT_MS;
+      const since = full ? window : Math.max(window, this.readAt - OVERLAP_MS);
+      const rows = await this.store.listCalls({
         limit: RECENT_LIMIT,
-        since: new Date(this.now() - RECENT_MS).toISOString(),
+        since: new Date(since).toISOString(),
       });
+      // Changes past the limit: the next cue reads the whole window again.
+      if (!full && rows.length === RECENT_LIMIT) this.full = true;
+      this.take(rows, full, window);
+      this.readAt = began;
       this.publish();
     } catch {
+      this.full ||= full;
       // The store is briefly unavailable: the next cue (or the safety look) tells.
     } finally {
       this.querying = false;
@@ -165,12 +191,27 @@ export class Desk {
     }
   }
 
-  /** Whether a call has a card now: open, or ended a short while ago. */
+  /** An answer of the store: the whole window (replaces), or the changes (merged). */
+  private take(rows: CallRow[], full: boolean, window: number): void {
+    if (full) this.rows = new Map();
+    for (const row of rows) this.rows.set(`${row.record.source}\n${row.record.callId}`, row);
+    // The window as a whole read would give it: recent, the newest RECENT_LIMIT.
+    const kept = [...this.rows.values()]
+      .filter((row) => Date.parse(row.updatedAt) >= window)
+      .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))
+      .slice(0, RECENT_LIMIT);
+    if (kept.length !== this.rows.size)
+      this.rows = new Map(kept.map((row) => [`${row.record.source}\n${row.record.callId}`, row]));
+  }
+
+  /**
+   * Whether a call has a card now: open, or ended a short while ago (counted from its end: a
+   * recording or analysis that comes minutes later does not bring the card back).
+   */
   private carded(row: CallRow): boolean {
-    const age = this.now() - Date.parse(row.updatedAt);
     const r = row.record;
-    if (r.status === 'ended') return age < ENDED_CARD_MS;
-    if (r.status === 'ringing') return age < STALE_RINGING_MS;
+    if (r.status === 'ended') return this.now() - endOf(row) < ENDED_CARD_MS;
+    if (r.status === 'ringing') return this.now() - Date.parse(row.updatedAt) < STALE_RINGING_MS;
     return true;
   }
 
@@ -179,7 +220,7 @@ export class Desk {
     const directory = this.opts.directory();
     const me = directory.find((a) => a.extension === extension);
     if (!me) return { cards: [] };
-    const cards = this.rows
+    const cards = [...this.rows.values()]
       .filter((row) => this.carded(row) && isAgentsCall(row.record, me))
       .map((row) => this.card(row, me, directory));
     cards.sort((a, b) => order(a) - order(b) || b.startedAt.localeCompare(a.startedAt));
@@ -230,7 +271,11 @@ export class Desk {
           });
         this.publish();
       },
-      () => remember(this.contacts, e164, { at: this.now(), value: undefined, pending: false }),
+      () => {
+        // The card says "no contact" rather than "looking up" until the next cue.
+        remember(this.contacts, e164, { at: this.now(), value: undefined, pending: false });
+        this.publish();
+      },
     );
     return asking;
   }
@@ -249,7 +294,10 @@ export class Desk {
         remember(this.histories, e164, { at: this.now(), value, pending: false });
         this.publish();
       },
-      () => remember(this.histories, e164, { at: this.now(), value: [], pending: false }),
+      () => {
+        remember(this.histories, e164, { at: this.now(), value: [], pending: false });
+        this.publish();
+      },
     );
     return asking;
   }
@@ -264,15 +312,21 @@ export class Desk {
       s.send(view);
     }
     clearTimeout(this.expiry);
-    const ends = this.rows
+    const ends = [...this.rows.values()]
       .filter((row) => row.record.status === 'ended' && this.carded(row))
-      .map((row) => Date.parse(row.updatedAt) + ENDED_CARD_MS);
+      .map((row) => endOf(row) + ENDED_CARD_MS);
     if (ends.length && this.streams.size) {
       this.expiry = setTimeout(() => this.publish(), Math.max(0, Math.min(...ends) - this.now()));
       this.expiry.unref();
     }
   }
 }
+
+/** When a call ended: its end, else (an end the webhooks did not give) its last change. */
+const endOf = (row: CallRow): number => {
+  const at = row.record.endedAt ? Date.parse(row.record.endedAt) : NaN;
+  return Number.isNaN(at) ? Date.parse(row.updatedAt) : at;
+};
 
 /** Ringing first, then the live ones, then those that ended. */
 const order = (c: DeskCard): number => (c.state === 'ringing' ? 0 : c.state === 'ended' ? 2 : 1);

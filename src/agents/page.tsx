@@ -10,7 +10,7 @@ import { talkTimeSec } from '../domain/talk.js';
 import { deliveriesByCall } from '../http/console/calls.js';
 import { Direction, duration, render, renderFragment, timeText } from '../http/console/kit.js';
 import type { CallRow } from '../store/types.js';
-import { isAgentsCall, personName, shownNumber } from './calls.js';
+import { handledBy, isAgentsCall, personName, shownNumber } from './calls.js';
 import { AgentLayout, agentLabel, agentPage, type AgentContext, type SignedIn } from './kit.js';
 import { mountAgentLive } from './live.js';
 
@@ -33,6 +33,8 @@ interface MyCall {
   contact: string | null;
   crm: { target: string; url: string }[];
   recordings: string[];
+  /** The agent was on it (calls.ts handledBy); else it only rang them. */
+  handled: boolean;
 }
 
 interface MyCalls {
@@ -99,6 +101,16 @@ async function myCalls(ctx: AgentContext, c: Context, who: SignedIn): Promise<My
     );
   const calls = rows.map((row) => {
     const r = row.record;
+    // Only a call the agent was on opens its recording and CRM record: one that rang them and a
+    // colleague took is the colleague's conversation.
+    if (!handledBy(r, who.agent))
+      return {
+        row,
+        contact: r.externalE164 ? (names.get(r.externalE164) ?? null) : null,
+        crm: [],
+        recordings: [],
+        handled: false,
+      };
     const crm = (deliveries.get(`${r.source}\n${r.callId}`) ?? []).flatMap((d) => {
       // A dry run's copy is a sandbox's: no CRM has it.
       const link = d.dryRun ? undefined : targets.find((t) => t.name === d.target)?.link(d.remote);
@@ -112,6 +124,7 @@ async function myCalls(ctx: AgentContext, c: Context, who: SignedIn): Promise<My
       contact: r.externalE164 ? (names.get(r.externalE164) ?? null) : null,
       crm,
       recordings,
+      handled: true,
     };
   });
   return { calls, more, first: !given };
@@ -121,6 +134,14 @@ function outcomeText(row: CallRow): string {
   const r = row.record;
   if (r.outcome) return r.outcome;
   return r.status === 'in-progress' ? 'on the phone' : r.status;
+}
+
+/** A call that rang the agent and someone else took (or nobody did), as their list says it. */
+function othersText(row: CallRow, directory: Parameters<typeof personName>[1]): string {
+  const r = row.record;
+  const by = r.agent !== null || r.agentName ? personName(r.agent, directory, r.agentName) : null;
+  if (by && (r.outcome === 'answered' || r.status === 'in-progress')) return `answered by ${by}`;
+  return r.status === 'ringing' ? 'ringing' : 'missed';
 }
 
 function CallsList(props: { ctx: AgentContext; list: MyCalls }): Child {
@@ -149,10 +170,12 @@ function CallsList(props: { ctx: AgentContext; list: MyCalls }): Child {
             </tr>
           </thead>
           <tbody>
-            {calls.map(({ row, contact, crm, recordings }) => {
+            {calls.map(({ row, contact, crm, recordings, handled }) => {
               const r = row.record;
               const by =
-                r.outcome === 'answered' ? personName(r.agent, directory, r.agentName) : null;
+                handled && r.outcome === 'answered'
+                  ? personName(r.agent, directory, r.agentName)
+                  : null;
               return (
                 <tr data-call={`${r.source}/${r.callId}`}>
                   <td class="num nowrap">
@@ -164,7 +187,7 @@ function CallsList(props: { ctx: AgentContext; list: MyCalls }): Child {
                   <td class="num nowrap">{shownNumber(r)}</td>
                   <td>{contact ?? <span class="muted">–</span>}</td>
                   <td>
-                    {outcomeText(row)}
+                    {handled ? outcomeText(row) : othersText(row, directory)}
                     {by && <span class="muted">{` (${by})`}</span>}
                   </td>
                   <td class="num">{duration(talkTimeSec(r))}</td>

@@ -10,6 +10,7 @@ import { RelayError } from '../domain/errors.js';
 import { render } from '../http/console/kit.js';
 import { sameOrigin } from '../http/origin.js';
 import { Oidc, oidcLabel } from './oidc.js';
+import { agentSignedOut } from './live.js';
 import {
   AgentLayout,
   agentAction,
@@ -202,8 +203,9 @@ export function mountAgentSignIn(app: Hono, ctx: AgentContext): void {
 
   app.post(
     '/agent/sign-out',
-    agentAction(ctx, async (c) => {
+    agentAction(ctx, async (c, who) => {
       await ctx.console.sessions.end(c);
+      agentSignedOut(who.session.id);
       return c.redirect('/agent/sign-in', 303);
     }),
   );

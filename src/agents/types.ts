@@ -13,6 +13,8 @@ export interface AgentEntry {
   source?: string | undefined;
   /** Queues and ring groups they answer: calls ringing there are theirs too. */
   groups?: readonly string[] | undefined;
+  /** The sources (PBXs) their calls come through; unset: every source. */
+  sources?: readonly string[] | undefined;
 }
 
 /** A number as click-to-call would dial it for an agent (dial/ decides). */

@@ -119,6 +119,8 @@ export function contactOf(
 
 export class CallerLookup {
   private readonly cache = new Cache<Found>(0);
+  /** A number's latest contact found for a source (3CX's caller ID): the agents' page reuses it. */
+  private readonly foundFor = new Map<string, string>();
   private readonly flights = new SingleFlight<Found>();
   /**
    * Per cache key, how often a contact made for it (create) has changed what the CRM knows: a
@@ -184,14 +186,20 @@ export class CallerLookup {
   /**
    * Who has this number (E.164), for the agents' page: the targets that can find contacts in
    * relay.yaml order, whatever any source's crm: says (a relay without 3CX's integration still
-   * shows names), from the same cache and single flight. Waits at most `withinMs`; a search still
-   * under way then goes on and caches what it finds, so asking again later answers at once.
+   * shows names), from the same cache and single flight; a contact 3CX's caller ID found for the
+   * number (for any source) and still cached is the answer at once. Waits at most `withinMs`; a
+   * search still under way then goes on and caches what it finds, so asking again later answers
+   * at once.
    * Undefined: nobody, or not known yet (`settled` false).
    */
   async anyNumber(
     e164: string,
     withinMs: number,
   ): Promise<{ contact: CrmContact | undefined; settled: boolean }> {
+    const asked = this.foundFor.get(e164);
+    const known = asked === undefined ? undefined : this.cache.get(asked)?.v;
+    if (known?.target && known.cards[0])
+      return { contact: contactOf(known.cards[0], known.target), settled: true };
     const crm: CrmSettings = { cacheSec: AGENT_CACHE_SEC, answerWithinMs: withinMs };
     const answer = await this.ask(
       ANY_SOURCE,
@@ -362,8 +370,13 @@ export class CallerLookup {
           : found.result === 'miss'
             ? (crm.cacheSec * 1000) / 5
             : Math.min(ERROR_TTL_MS, crm.cacheSec * 1000);
-      if (ttl > 0 && (this.generations.get(key) ?? 0) === generation)
+      if (ttl > 0 && (this.generations.get(key) ?? 0) === generation) {
         this.cache.set(key, found, ttl);
+        if (kind === 'number' && source !== ANY_SOURCE && found.result === 'hit') {
+          if (this.foundFor.size > 10_000) this.foundFor.clear();
+          this.foundFor.set(what, key);
+        }
+      }
       return found;
     });
     let timer: NodeJS.Timeout | undefined;

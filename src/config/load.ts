@@ -264,13 +264,26 @@ export function crmIssues(
 /**
  * Which source places an agent's click-to-call (agents/dial.tsx): the one they name, which must
  * have pbx:, or else the only source with pbx:. Ambiguous (several have one) is an error at the
- * agent; none with pbx: is fine (their page says click-to-call is not set up).
+ * agent; none with pbx: is fine (their page says click-to-call is not set up). And the sources
+ * an agent's calls come through (sources:) must exist.
  */
 function agentSourceIssues(y: LoadedYaml, cfg: RelayConfigParsed): ConfigIssue[] {
   const dialling = cfg.sources.filter((s) => s.pbx).map((s) => s.name);
   const names = cfg.sources.map((s) => s.name);
   const issues: ConfigIssue[] = [];
   cfg.agents.forEach((a, i) => {
+    // The sources their calls come through (calls.ts): each one under sources:.
+    a.sources?.forEach((name, j) => {
+      if (names.includes(name)) return;
+      const near = nearest(name, names);
+      issues.push(
+        issueAt(
+          y,
+          ['agents', i, 'sources', j],
+          `no source "${name}" under sources:${near ? ` (did you mean "${near}"?)` : ''} (sources: ${names.join(', ')})`,
+        ),
+      );
+    });
     if (a.source === undefined) {
       if (dialling.length > 1)
         issues.push(

@@ -610,6 +610,17 @@ export const RelayConfigSchema = z
                 'Queues and ring groups the person answers (their numbers, as the webhooks name ' +
                 "them): calls ringing there show on the person's agent page too.",
             }),
+          sources: z
+            .array(z.string().min(1))
+            .min(1, { message: 'list at least one source, or leave sources: out for every one' })
+            .optional()
+            .meta({
+              description:
+                "The sources (PBXs) the person's calls come through: their agent page shows only " +
+                "those sources' calls. Default: every source. List both sources of one 3CX (its " +
+                'CRM template journal and its WebAPI add-on). Needed when two PBXs share extension ' +
+                'numbers.',
+            }),
         }),
       )
       .default([])

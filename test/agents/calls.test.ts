@@ -2,7 +2,13 @@
 // words a call: handled, rang or had a leg at their extension or one of their groups, nothing else.
 
 import { describe, expect, it } from 'vitest';
-import { cardStatus, isAgentsCall, pastCall, shownNumber } from '../../src/agents/calls.js';
+import {
+  cardStatus,
+  handledBy,
+  isAgentsCall,
+  pastCall,
+  shownNumber,
+} from '../../src/agents/calls.js';
 import type { CallRecord } from '../../src/domain/model.js';
 
 type Part = Pick<
@@ -58,6 +64,32 @@ describe("an agent's calls", () => {
     // A group's number as another agent's extension prefix is no match.
     expect(isAgentsCall(call({ agent: '1010', rang: ['80'] }), alice)).toBe(false);
     expect(isAgentsCall(call(), alice)).toBe(false);
+  });
+});
+
+describe('two PBXs with the same extension numbers', () => {
+  it("keep each person to their own PBX's calls when the directory names its sources", () => {
+    const prague = { extension: '101', sources: ['prague', 'prague-journal'] };
+    const anywhere = { extension: '101' };
+    expect(isAgentsCall({ ...call({ agent: '101' }), source: 'prague' }, prague)).toBe(true);
+    expect(isAgentsCall({ ...call({ rang: ['101'] }), source: 'prague-journal' }, prague)).toBe(
+      true,
+    );
+    expect(isAgentsCall({ ...call({ agent: '101' }), source: 'brno' }, prague)).toBe(false);
+    expect(isAgentsCall({ ...call({ rang: ['101'] }), source: 'brno' }, prague)).toBe(false);
+    expect(handledBy({ ...call({ agent: '101' }), source: 'brno' }, prague)).toBe(false);
+    // No sources: every source's ext-101 calls, as before.
+    expect(isAgentsCall({ ...call({ agent: '101' }), source: 'brno' }, anywhere)).toBe(true);
+  });
+});
+
+describe('a call the agent handled', () => {
+  it('is one they were on (last, or a leg of it), not one that only rang them or their group', () => {
+    expect(handledBy(call({ agent: '101' }), alice)).toBe(true);
+    const handedOn = call({ agent: '102', legs: [{ legId: 'a', agent: '101', durationSec: 30 }] });
+    expect(handledBy(handedOn, alice)).toBe(true);
+    expect(handledBy(call({ rang: ['800', '101'], agent: '102' }), alice)).toBe(false);
+    expect(handledBy(call({ rang: ['101'] }), alice)).toBe(false);
   });
 });
 

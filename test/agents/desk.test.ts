@@ -5,7 +5,8 @@
 // one store query feeds every open stream.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeskView } from '../../src/agents/desk.js';
+import { Desk, ENDED_CARD_MS, type DeskView } from '../../src/agents/desk.js';
+import type { AgentOptions } from '../../src/agents/types.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { openStore } from '../../src/store/open.js';
@@ -33,6 +34,10 @@ interface Started {
   hs: FakeHubspot;
   /** listCalls made on the relay's store so far. */
   listed: () => number;
+  /** Each listCalls's query, when it was made. */
+  queries: { at: number; q: Parameters<Store['listCalls']>[0] }[];
+  /** getSession made on the relay's store so far (the streams' sign-in looks). */
+  sessionLooks: () => number;
 }
 
 async function start(): Promise<Started> {
@@ -57,20 +62,35 @@ async function start(): Promise<Started> {
   // The relay's own SQLite store, its listCalls counted (the cost of the live cards).
   const real = await openStore(cfg);
   let listed = 0;
+  let sessionLooks = 0;
+  const queries: Started['queries'] = [];
   const store = new Proxy(real, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
       if (prop === 'listCalls')
         return (...args: Parameters<Store['listCalls']>) => {
           listed++;
+          queries.push({ at: Date.now(), q: args[0] });
           return real.listCalls(...args);
+        };
+      if (prop === 'getSession')
+        return (...args: Parameters<Store['getSession']>) => {
+          sessionLooks++;
+          return real.getSession(...args);
         };
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
   const relay = await startRelay(cfg, undefined, { store });
   cleanup.push(() => relay.close());
-  return { relay, base: `http://127.0.0.1:${relay.port}`, hs, listed: () => listed };
+  return {
+    relay,
+    base: `http://127.0.0.1:${relay.port}`,
+    hs,
+    listed: () => listed,
+    queries,
+    sessionLooks: () => sessionLooks,
+  };
 }
 
 /** Signs an agent in through their one-time link, as a browser would; their session cookie. */
@@ -243,15 +263,17 @@ describe("the agent's live card", () => {
     await carl.until((e) => e.event === 'view');
 
     const call = threeCx();
-    const sent = Date.now();
     expect(await call.ring(base, '101')).toBe(200);
+    // Within a second of the webhook's answer: the card with its number (the name may follow).
+    const answered = Date.now();
     const shown = await alice.until(hasCard(call.id), 5000);
-    expect(shown.at - sent).toBeLessThan(1000);
+    expect(shown.at - answered).toBeLessThan(1000);
     const first = (JSON.parse(shown.data) as DeskView).cards[0]!;
     expect(first).toMatchObject({ state: 'ringing', number: '+420 774 852 629' });
 
-    // The contact follows (or comes at once), the same HubSpot lookup as delivery.
-    await alice.until((e) => e.event === 'view' && e.data.includes('Jana Nováková'), 5000);
+    // The contact follows (or comes at once), from the same HubSpot as delivery: a CRM round
+    // trip more, so a longer wait of its own.
+    await alice.until((e) => e.event === 'view' && e.data.includes('Jana Nováková'), 15_000);
     expect(cardOf(alice, call.id)?.contact).toEqual({
       name: 'Jana Nováková',
       company: 'Acme s.r.o.',
@@ -280,8 +302,9 @@ describe("the agent's live card", () => {
     const call = threeCx();
     const sent = Date.now();
     await call.ring(base, '101');
+    const answered = Date.now();
     const shown = await alice.until(hasCard(call.id), 5000);
-    expect(shown.at - sent).toBeLessThan(1000);
+    expect(shown.at - answered).toBeLessThan(1000);
     const card = (JSON.parse(shown.data) as DeskView).cards[0]!;
     expect(card).toMatchObject({ number: '+420 774 852 629', contact: null, looking: true });
     const named = await alice.until((e) => e.event === 'view' && e.data.includes('Nováková'));
@@ -314,6 +337,96 @@ describe("the agent's live card", () => {
     await call.answer(base, '102');
     await alice!.until((e) => e.event === 'view' && e.data.includes('Answered by Bob'));
     for (const e of carl!.events) expect(e.data).not.toContain(call.id);
+  });
+});
+
+describe("the cards' store queries", () => {
+  it('come of folds only (not deliveries), and read the changes since the last answer', async () => {
+    const { relay, base, hs, queries } = await start();
+    const alice = await Stream.open(base, await signIn(base, '101'));
+    cleanup.push(async () => alice.close());
+    await alice.until((e) => e.event === 'view');
+    // The recent window's queries (a card's history of a number asks by number).
+    const windows = () => queries.filter((x) => x.q.number === undefined && x.q.since);
+    const call = threeCx();
+    await call.ring(base, '101');
+    await alice.until(hasCard(call.id), 5000);
+    // A slow HubSpot: the delivery finishes well after the end's fold and its query.
+    hs.delayMs = 400;
+    await call.answer(base, '101');
+    await call.end(base, '101');
+    await relay.pipeline.drain();
+    await alice.until((e) => e.event === 'view' && e.data.includes('"state":"ended"'));
+    const folded = windows().length;
+    // Once the ended call is in HubSpot, its delivery has finished: no card changed, no query.
+    const deadline = Date.now() + 15_000;
+    while (hs.calls.size === 0) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect(windows().length).toBe(folded);
+    // The first reads the last two hours; a fold's reads only what changed since (and a moment).
+    const [first, ...cued] = windows();
+    expect(first!.at - Date.parse(first!.q.since!)).toBeGreaterThan(3600_000);
+    expect(cued.length).toBeGreaterThan(0);
+    for (const x of cued) expect(x.at - Date.parse(x.q.since!)).toBeLessThan(60_000);
+  });
+});
+
+describe('a card, whatever its CRM and store say', () => {
+  it('is drawn when the lookup or the history fails, and an ended one lasts a minute from its end', async () => {
+    const { relay, base } = await start();
+    const call = threeCx();
+    await call.ring(base, '101');
+    await call.answer(base, '101');
+    await call.end(base, '101');
+    await relay.pipeline.drain();
+    // The relay's store, but a number's history fails; the recent calls say the call ended two
+    // minutes ago, as one whose recording came in just now.
+    let clock = Date.now();
+    const ended = new Date(clock - 2 * ENDED_CARD_MS).toISOString();
+    const store = new Proxy(relay.store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === 'listCalls')
+          return async (q: Parameters<Store['listCalls']>[0]) => {
+            if (q.number !== undefined) throw new Error('the store is away');
+            const rows = await target.listCalls(q);
+            return rows.map((r) => ({ ...r, record: { ...r.record, endedAt: ended } }));
+          };
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const opts = {
+      directory: () => [{ extension: '101', name: 'Alice' }],
+      onChange: () => () => {},
+      lookup: () => Promise.reject(new Error('the CRM is away')),
+    } as unknown as AgentOptions;
+    // First as if the end were now: the card shows, then says the CRM had nobody.
+    clock = Date.parse(ended) + 1000;
+    const desk = new Desk(store, opts, () => clock);
+    const views: DeskView[] = [];
+    const off = desk.subscribe('101', (v) => views.push(v));
+    cleanup.push(async () => off());
+    const deadline = Date.now() + 5000;
+    while (views.at(-1)?.cards[0]?.looking !== false) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(views.at(-1)!.cards[0]).toMatchObject({ contact: null, looking: false, history: [] });
+    off();
+    // Two minutes after its end (its updatedAt is now): no card.
+    clock = Date.now();
+    const later = new Desk(store, opts, () => clock);
+    const seen: DeskView[] = [];
+    const off2 = later.subscribe('101', (v) => seen.push(v));
+    cleanup.push(async () => off2());
+    while (!seen.length) {
+      expect(Date.now()).toBeLessThan(deadline + 5000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(seen.at(-1)!.cards).toEqual([]);
   });
 });
 
@@ -398,6 +511,33 @@ describe("what an agent's answers show", () => {
     expect(second).not.toContain('+420 731');
   });
 
+  it('a queue call a colleague took is "answered by" them, without their recording or CRM record', async () => {
+    const { relay, base } = await start();
+    const alice = await signIn(base, '101');
+    const bob = await signIn(base, '102');
+    // Jana's number: HubSpot has her, so a delivered call links to her record.
+    const call = threeCx();
+    await call.ring(base, '800', 'queue');
+    await call.answer(base, '102');
+    await call.end(base, '102');
+    await relay.pipeline.drain();
+    const calls = async (cookie: string): Promise<string> =>
+      (await fetch(`${base}/agent/calls`, { headers: { cookie } })).text();
+    const rowOf = (html: string): string =>
+      /<tr data-call="3cx\/[^"]+">(?:(?!<\/tr>)[\s\S])*774 852 629[\s\S]*?<\/tr>/.exec(html)![0];
+    // Bob took it: once delivered, his row opens it in HubSpot.
+    const deadline = Date.now() + 15_000;
+    while (!rowOf(await calls(bob)).includes('Open in hubspot')) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Alice's row: it rang her queue, Bob answered; nothing of his to open.
+    const hers = rowOf(await calls(alice));
+    expect(hers).not.toContain('Open in hubspot');
+    expect(hers).not.toContain('Listen');
+    expect(hers).toContain('answered by Bob');
+  });
+
   it('the stream ends when the agent signs out', async () => {
     const { base } = await start();
     const cookie = await signIn(base, '101');
@@ -412,7 +552,24 @@ describe("what an agent's answers show", () => {
       body: new URLSearchParams({ _csrf: csrf }),
     });
     expect(out.status).toBe(303);
-    await stream.untilEnded(8000);
+    // At once, not at the next session look (every 5 s): the sign-out tells this process's streams.
+    await stream.untilEnded(2500);
     expect((await fetch(`${base}/agent/events`, { headers: { cookie } })).status).toBe(401);
+  });
+
+  it('open streams cost one session look per session every few seconds, whatever the tabs', async () => {
+    const { base, sessionLooks } = await start();
+    const alice = await signIn(base, '101');
+    const bob = await signIn(base, '102');
+    const tabs = await Promise.all(
+      [alice, alice, alice, alice, bob, bob].map((cookie) => Stream.open(base, cookie)),
+    );
+    cleanup.push(async () => tabs.forEach((t) => t.close()));
+    const before = sessionLooks();
+    // Six streams, two sessions: one look per session per 5 s, so at most four in 6 s (a stream
+    // that looked every 2 s on its own made 18).
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(sessionLooks() - before).toBeLessThanOrEqual(4);
+    expect(tabs.every((t) => !t.ended)).toBe(true);
   });
 });

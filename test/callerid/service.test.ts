@@ -333,6 +333,19 @@ describe('CallerLookup for the agents’ page (anyNumber)', () => {
     expect((await lookup.anyNumber('+48774852620', 5000)).contact).toBeUndefined();
   });
 
+  it("reuses the contact 3CX's caller ID just found for the number: no second search", async () => {
+    const crm = new FakeCrm('hubspot', [jana]);
+    const { lookup } = world([crm]);
+    const rang = await lookup.byNumber('pbx', '774852629');
+    expect(rang).toMatchObject({ result: 'hit', target: 'hubspot' });
+    const card = await lookup.anyNumber('+420774852629', 5000);
+    expect(card).toMatchObject({
+      settled: true,
+      contact: { firstName: 'Jana', target: 'hubspot' },
+    });
+    expect(crm.searches).toBe(1);
+  });
+
   it('answers "not yet" when the CRM is slow, and the contact once it has answered', async () => {
     const crm = new FakeCrm('hubspot', [jana]);
     const held = gate();

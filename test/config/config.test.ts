@@ -150,6 +150,34 @@ targets:
     ]);
   });
 
+  it("an agent's sources are sources of relay.yaml, a slip named with the near name", () => {
+    const brno = `
+  - name: brno
+    adapter: 3cx
+    token: brno-token-1234`;
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'relay.yaml'),
+      `${base(brno)}agents:\n  - { extension: "101", sources: [pbx] }\n  - { extension: "102" }\n`,
+    );
+    expect(loadConfig(join(dir, 'relay.yaml'), {}).agents).toEqual([
+      { extension: '101', sources: ['pbx'] },
+      { extension: '102' },
+    ]);
+    expect(
+      configErrors(
+        `${base(brno)}agents:\n  - { extension: "101", sources: [pbx, bnro] }\n  - { extension: "102", sources: [] }\n`,
+      ),
+    ).toEqual([
+      '13:34 agents.1.sources: list at least one source, or leave sources: out for every one',
+    ]);
+    expect(
+      configErrors(`${base(brno)}agents:\n  - { extension: "101", sources: [pbx, brnno] }\n`),
+    ).toEqual([
+      '12:40 no source "brnno" under sources: (did you mean "brno"?) (sources: pbx, brno)',
+    ]);
+  });
+
   it('crm.joinCallsOf names another source, suggesting the near name', () => {
     const journal = (of: string): string =>
       base(`
