@@ -46,16 +46,13 @@ async function client(url: string): Promise<pg.Client> {
   return c;
 }
 
-/**
- * How many connections listen as the relay's watch (the server's own view): their last query
- * was the LISTEN or, later, a ping.
- */
+/** How many connections LISTEN as the relay's watch (the server's own view). */
 const listening = async (c: pg.Client): Promise<number> =>
   (
     await c.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_stat_activity
        WHERE datname = current_database() AND application_name = 'callrelay listen'
-         AND (query LIKE 'LISTEN %' OR query = 'SELECT 1')`,
+         AND query LIKE 'LISTEN %'`,
     )
   ).rows[0]!.n;
 

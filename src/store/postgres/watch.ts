@@ -118,7 +118,11 @@ export class CallWatch {
       );
   }
 
-  /** Asks `c` a trivial query every so often; `lost` when it fails or goes unanswered. */
+  /**
+   * Asks `c` a trivial query every so often; `lost` when it fails or goes unanswered. The query is
+   * the LISTEN again (a no-op on a channel already listened to), so that the server's
+   * pg_stat_activity keeps saying what the connection is for.
+   */
   private pinging(c: pg.Client, current: () => boolean, lost: () => void): NodeJS.Timeout {
     let waiting = false;
     const every = setInterval(() => {
@@ -127,7 +131,7 @@ export class CallWatch {
       waiting = true;
       const late = setTimeout(lost, this.timing.pingAnswerMs ?? PING_ANSWER_MS);
       late.unref();
-      c.query('SELECT 1').then(
+      c.query(`LISTEN ${CALLS_CHANNEL}`).then(
         () => {
           waiting = false;
           clearTimeout(late);
