@@ -16,10 +16,11 @@ import { mountAgentLive } from './live.js';
 
 /** Calls per page of My calls. */
 const PAGE = 20;
-/** The store is read in batches of this many calls to fill a page with the agent's own. */
-const BATCH = 200;
-/** At most this many calls are read for one page: a quiet agent's page ends with "older". */
-const MAX_SCAN = 2000;
+/**
+ * The store finds the agent's calls itself (CallQuery.parties); isAgentsCall only confirms them.
+ * Should it refuse some, the page is filled from further reads, of at most this many calls.
+ */
+const MAX_SCAN = 200;
 /** How long My calls waits for the CRM's names (cached ones come at once; the rest say "–"). */
 const NAMES_MS = 400;
 /**
@@ -57,25 +58,36 @@ function cursorOf(v: string | undefined): Cursor | undefined {
 const cursorText = (row: CallRow): string =>
   `${row.updatedAt}|${row.record.source}|${row.record.callId}`;
 
-/** One page of the agent's calls: the store read newest first, the agent's kept. */
+/**
+ * One page of the agent's calls: the store asked for those they took part in (one read of a page
+ * and one more call, to know there is a next page), newest first, each confirmed by calls.ts.
+ */
 async function myCalls(ctx: AgentContext, c: Context, who: SignedIn): Promise<MyCalls> {
   const store = ctx.console.opts.pipeline.store;
   const given = c.req.query('before');
   let before = cursorOf(given);
+  const parties = [who.agent.extension, ...(who.agent.groups ?? [])];
   const rows: CallRow[] = [];
   let scanned = 0;
-  let more: string | null;
+  let more: string | null = null;
   for (;;) {
-    const batch = await store.listCalls({ limit: BATCH, ...(before ? { before } : {}) });
+    const limit = PAGE + 1;
+    const batch = await store.listCalls({ limit, parties, ...(before ? { before } : {}) });
     scanned += batch.length;
+    let last: CallRow | undefined;
     for (const row of batch) {
-      if (!isAgentsCall(row.record, who.agent)) continue;
-      rows.push(row);
-      if (rows.length === PAGE) break;
+      if (rows.length === PAGE) {
+        // A call beyond the page: there is an older one to show.
+        more = cursorText(last!);
+        break;
+      }
+      last = row;
+      if (isAgentsCall(row.record, who.agent)) rows.push(row);
     }
-    const last = rows.length === PAGE ? rows.at(-1)! : batch.at(-1);
-    if (rows.length === PAGE || batch.length < BATCH || scanned >= MAX_SCAN) {
-      more = last && (rows.length === PAGE || batch.length === BATCH) ? cursorText(last) : null;
+    if (more || batch.length < limit) break;
+    // Every call of a full read was looked at: the next page starts below the last.
+    if (rows.length === PAGE || scanned >= MAX_SCAN) {
+      more = last ? cursorText(last) : null;
       break;
     }
     before = {

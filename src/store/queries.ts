@@ -41,6 +41,7 @@ export interface CallFilter {
   direction?: string;
   outcome?: string;
   agent?: string;
+  parties?: string[];
   /**
    * LIKE pattern for the number search: `%digits%`, the query's digits only. Matched against
    * externalE164, externalNumber and did as stored (E.164 is "+" and digits, so its digits are
@@ -61,6 +62,7 @@ export function callFilter(q: CallQuery): CallFilter {
     direction: q.direction,
     outcome: q.outcome,
     agent: q.agent,
+    parties: q.parties,
     numberLike: digits ? `%${digits}%` : undefined,
     from: q.from === undefined ? undefined : isoTime(q.from),
     to: q.to === undefined ? undefined : isoTime(q.to),
@@ -75,6 +77,13 @@ export interface CallListDialect {
   field(name: string): string;
   /** Whether any leg of the record had this agent (`param`: its bound placeholder). */
   legAgent(param: string): string;
+  /**
+   * Whether record.agent, any leg's agent or any entry of `rang` is in a list of extensions.
+   * `list()` binds the list (as `listValue` made it) and names its placeholder, anew for each use.
+   */
+  parties(list: () => string): string;
+  /** A list of text values as the backend binds it for `parties`. */
+  listValue(values: string[]): unknown;
   /** A cast for a bound value where the backend needs one ('' where it does not). */
   cast(type: 'timestamptz' | 'text'): string;
 }
@@ -94,6 +103,10 @@ export function callListSql(q: CallQuery, d: CallListDialect): { sql: string; va
   if (f.outcome !== undefined) where.push(`${field('outcome')} = ${b.bind(f.outcome)}`);
   if (f.agent !== undefined)
     where.push(`(${field('agent')} = ${b.bind(f.agent)} OR ${d.legAgent(b.bind(f.agent))})`);
+  if (f.parties !== undefined) {
+    const list = d.listValue(f.parties);
+    where.push(d.parties(() => b.bind(list)));
+  }
   if (f.numberLike !== undefined) {
     const like = (): string => b.bind(f.numberLike);
     where.push(

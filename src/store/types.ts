@@ -110,6 +110,11 @@ export interface CallQuery {
   outcome?: 'answered' | 'missed' | 'busy' | 'failed';
   /** The agent extension (record.agent) exactly, or any leg's agent. */
   agent?: string;
+  /**
+   * Calls any of these extensions (or queues, ring groups) took part in: record.agent, any leg's
+   * agent or any entry of `rang` is one of them, exactly. An empty list matches nothing.
+   */
+  parties?: string[];
   /** Digits that appear in the external number (raw or E.164) or the DID. */
   number?: string;
   /** Calls that started in [from, to) (ISO). */

@@ -538,6 +538,61 @@ describe("what an agent's answers show", () => {
     expect(hers).toContain('answered by Bob');
   });
 
+  it('My calls reads one page of her calls from the store, however many others lie between', async () => {
+    const { relay, base, listed } = await start();
+    const cookie = await signIn(base, '101');
+    const numbers: string[] = [];
+    const hers = async (i: number, queue = false): Promise<void> => {
+      const number = `60100${String(1000 + i)}`;
+      numbers.push(number);
+      const call = threeCx(number);
+      if (queue) {
+        // Her ring group's call, answered by Bob: hers as well.
+        await call.ring(base, '800', 'queue');
+        await call.answer(base, '102');
+        await call.end(base, '102');
+      } else {
+        await call.ring(base, '101');
+        await call.end(base, '101');
+      }
+      await relay.pipeline.drain();
+    };
+    for (let i = 0; i < 5; i++) await hers(i, i === 2);
+    // 210 of Carl's calls between her older and her newer ones: more than the store used to be
+    // read at a time.
+    for (let i = 0; i < 210; i += 15) {
+      await Promise.all(
+        Array.from({ length: 15 }, (_, j) =>
+          threeCx(`731${String(100000 + i + j)}`).ring(base, '103'),
+        ),
+      );
+    }
+    await relay.pipeline.drain();
+    for (let i = 5; i < 22; i++) await hers(i);
+    await relay.pipeline.drain();
+
+    const shown = (html: string): string[] =>
+      [...html.matchAll(/<td class="num nowrap">\+420 601 00(\d) (\d{3})</g)].map(
+        (m) => `60100${m[1]}${m[2]}`,
+      );
+    const view = async (path: string): Promise<{ html: string; reads: number }> => {
+      const before = listed();
+      const html = await (await fetch(`${base}${path}`, { headers: { cookie } })).text();
+      return { html, reads: listed() - before };
+    };
+    const first = await view('/agent');
+    // The 17 newest, then 3 from beyond Carl's calls: one read of the store.
+    expect(shown(first.html)).toEqual(numbers.slice(2).reverse());
+    expect(first.html).not.toContain('+420 731');
+    expect(first.reads).toBe(1);
+    const older = /href="(\/agent\?before=[^"]+)"[^>]*rel="next"/.exec(first.html)![1]!;
+    const second = await view(older.replace(/&amp;/g, '&'));
+    expect(shown(second.html)).toEqual(numbers.slice(0, 2).reverse());
+    expect(second.html).not.toContain('+420 731');
+    expect(second.html).not.toContain('rel="next"');
+    expect(second.reads).toBe(1);
+  });
+
   it('the stream ends when the agent signs out', async () => {
     const { base } = await start();
     const cookie = await signIn(base, '101');

@@ -1272,6 +1272,98 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(rest.length).toBeGreaterThan(all.length - 11);
   });
 
+  it('lists the calls some parties took part in: as its agent, on a leg, or rang', async () => {
+    const { store } = await fresh();
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    const fold = async (...events: CallEvent[]) => {
+      await store.insertInbox([item(mapped(...events))]);
+      await store.applyPending(100);
+      // Each call a change of its own, a few milliseconds apart: the pages below cross times.
+      await tick();
+    };
+    const answered = (callId: string, agent: string): CallEvent => ({
+      type: 'answered',
+      callId,
+      legId: `${callId}-0`,
+      agent,
+      direction: 'inbound',
+    });
+    // pA: 101 is its agent only (missed: no leg, nothing rang).
+    await fold({
+      type: 'ended',
+      callId: 'pA',
+      legId: 'pA-0',
+      agent: '101',
+      outcome: 'missed',
+      direction: 'inbound',
+    });
+    // pL: 101 on a leg only (handed over to 117, who ended it).
+    await fold(answered('pL', '101'), end('pL'));
+    // pR: the ring group 800 rang, 117 answered.
+    await fold(ring('pR', '800'), end('pR'));
+    // pX: look-alikes everywhere (1010 rang, 1011 on a leg, 10 its agent); pN: 117's alone.
+    await fold(ring('pX', '1010'), answered('pX', '1011'), end('pX', { agent: '10' }));
+    await fold(end('pN'));
+    const got = async (callId: string) => (await store.getCalls(callId))[0]!.record;
+    expect(await got('pA')).toMatchObject({ agent: '101', legs: [], rang: [] });
+    expect(await got('pL')).toMatchObject({
+      agent: '117',
+      legs: [{ agent: '101' }, { agent: '117' }],
+      rang: [],
+    });
+    expect(await got('pR')).toMatchObject({
+      agent: '117',
+      legs: [{ agent: '117' }],
+      rang: ['800'],
+    });
+    expect(await got('pX')).toMatchObject({
+      agent: '10',
+      legs: [{ agent: '1011' }, { agent: '10' }],
+      rang: ['1010'],
+    });
+
+    const list = async (q: Omit<CallQuery, 'limit'>) =>
+      (await store.listCalls({ limit: 10, ...q })).map((r) => r.record.callId);
+    // Newest change first, as every list.
+    expect(await list({ parties: ['101'] })).toEqual(['pL', 'pA']);
+    expect(await list({ parties: ['800'] })).toEqual(['pR']);
+    expect(await list({ parties: ['101', '800'] })).toEqual(['pR', 'pL', 'pA']);
+    expect(await list({ parties: ['1010'] })).toEqual(['pX']);
+    expect(await list({ parties: ['117'] })).toEqual(['pN', 'pR', 'pL']);
+    // Exactly: no part of an extension, no pattern, nothing for no one.
+    expect(await list({ parties: ['10', '1', '01', '011', '%', '_01', '101 ', ' 101'] })).toEqual([
+      'pX',
+    ]);
+    expect(await list({ parties: ['1', '01', '%', '_01', '101 ', '80', '8000'] })).toEqual([]);
+    expect(await list({ parties: [] })).toEqual([]);
+    // With other filters: every one must hold.
+    expect(await list({ parties: ['101', '800'], outcome: 'missed' })).toEqual(['pA']);
+    expect(await list({ parties: ['101', '800'], agent: '117' })).toEqual(['pR', 'pL']);
+    expect(await list({ parties: ['800'], source: 'other' })).toEqual([]);
+
+    // Pages by the cursor: no repeats, no gaps, the others never.
+    for (const limit of [1, 2]) {
+      const seen: CallRow[] = [];
+      for (;;) {
+        const last = seen.at(-1);
+        const rows = await store.listCalls({
+          limit,
+          parties: ['101', '800'],
+          before: last && {
+            updatedAt: last.updatedAt,
+            source: last.record.source,
+            callId: last.record.callId,
+          },
+        });
+        if (!rows.length) break;
+        expect(rows.length).toBeLessThanOrEqual(limit);
+        seen.push(...rows);
+        expect(seen.length).toBeLessThanOrEqual(3);
+      }
+      expect(seen.map((r) => r.record.callId)).toEqual(['pR', 'pL', 'pA']);
+    }
+  });
+
   // Requests, per source.
 
   it('lists requests by id, of some ids, of a source', async () => {

@@ -146,6 +146,14 @@ const POSTGRES_CALL_LIST: CallListDialect = {
   field: (name) => `(c.record->>'${name}')`,
   legAgent: (param) =>
     `c.record->'legs' @> jsonb_build_array(jsonb_build_object('agent', ${param}::text))`,
+  // rang is an array of strings: ?| asks whether any of the list is one of its elements. The legs,
+  // the dearest look, come last (the planner keeps the order written).
+  parties: (list) =>
+    `((c.record->>'agent') = ANY(${list()}::text[])
+       OR (c.record->'rang') ?| ${list()}::text[]
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(c.record->'legs') l
+                  WHERE (l->>'agent') = ANY(${list()}::text[])))`,
+  listValue: (values) => values,
   cast: (type) => `::${type}`,
 };
 

@@ -24,6 +24,15 @@ const SQLITE_CALL_LIST: CallListDialect = {
   legAgent: (param) =>
     `EXISTS (SELECT 1 FROM json_each(c.record, '$.legs') l
        WHERE json_extract(l.value, '$.agent') = ${param})`,
+  // The list is a JSON array of strings; json_each makes it rows to look in.
+  parties: (list) => {
+    const among = (): string => `IN (SELECT value FROM json_each(${list()}))`;
+    return `(json_extract(c.record, '$.agent') ${among()}
+       OR EXISTS (SELECT 1 FROM json_each(c.record, '$.rang') r WHERE r.value ${among()})
+       OR EXISTS (SELECT 1 FROM json_each(c.record, '$.legs') l
+                  WHERE json_extract(l.value, '$.agent') ${among()}))`;
+  },
+  listValue: (values) => JSON.stringify(values),
   cast: () => '',
 };
 
