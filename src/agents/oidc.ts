@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import * as client from 'openid-client';
+import type * as Client from 'openid-client';
 import { RelayError } from '../domain/errors.js';
 import { requestOrigin } from '../http/origin.js';
 import type { Logger } from '../telemetry/log.js';
@@ -32,12 +32,16 @@ interface Flow {
 /** The button's words: "Sign in with <label>", by default the issuer's host. */
 export const oidcLabel = (s: OidcSettings): string => s.label ?? new URL(s.issuer).host;
 
+let library: Promise<typeof Client> | undefined;
+/** openid-client, loaded at the first company sign-in: a relay without one never pays at start. */
+const openid = (): Promise<typeof Client> => (library ??= import('openid-client'));
+
 const PROVIDER_TROUBLE =
   'Try again in a few minutes; if it keeps failing, tell your administrator (the relay log says more).';
 
 export class Oidc {
   /** The provider's metadata, discovered once per setting and kept; a failure is not kept. */
-  private discovered: { key: string; config: Promise<client.Configuration> } | undefined;
+  private discovered: { key: string; config: Promise<Client.Configuration> } | undefined;
 
   constructor(
     private readonly settings: () => OidcSettings | undefined,
@@ -48,18 +52,20 @@ export class Oidc {
     return this.settings();
   }
 
-  private configuration(s: OidcSettings): Promise<client.Configuration> {
+  private configuration(s: OidcSettings): Promise<Client.Configuration> {
     const key = createHash('sha256')
       .update(JSON.stringify([s.issuer, s.clientId, s.clientSecret]))
       .digest('base64url');
     if (this.discovered?.key === key) return this.discovered.config;
     const issuer = new URL(s.issuer);
-    const config = client
-      .discovery(issuer, s.clientId, s.clientSecret, undefined, {
-        // The schema allows http only for a provider on this machine (tests, local trials).
-        ...(issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : {}),
-        timeout: PROVIDER_TIMEOUT_SEC,
-      })
+    const config = openid()
+      .then((client) =>
+        client.discovery(issuer, s.clientId, s.clientSecret, undefined, {
+          // The schema allows http only for a provider on this machine (tests, local trials).
+          ...(issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : {}),
+          timeout: PROVIDER_TIMEOUT_SEC,
+        }),
+      )
       .catch((err: unknown) => {
         // The next sign-in asks again, rather than every one failing until a restart.
         if (this.discovered?.config === config) this.discovered = undefined;
@@ -92,6 +98,7 @@ export class Oidc {
   async begin(c: Context, next: string): Promise<Response> {
     const s = this.need();
     const config = await this.configuration(s);
+    const client = await openid();
     const flow: Flow = {
       state: client.randomState(),
       nonce: client.randomNonce(),
@@ -139,6 +146,7 @@ export class Oidc {
           'sign-in page.',
       );
     const config = await this.configuration(s);
+    const client = await openid();
     // The address the provider sent the agent to, as registered (the relay may sit behind a
     // proxy that changes its own view of the URL); openid-client sends it as redirect_uri.
     const current = new URL(s.redirectUri);
@@ -160,7 +168,7 @@ export class Oidc {
           ...(await client.fetchUserInfo(config, tokens.access_token, String(claims.sub))),
         };
     } catch (err) {
-      throw this.refusal(s, err);
+      throw this.refusal(s, err, client);
     }
     const email = typeof claims.email === 'string' ? claims.email.trim() : '';
     if (!email)
@@ -211,7 +219,7 @@ export class Oidc {
   }
 
   /** What went wrong with the provider's answer, for the agent: theirs to retry, or the admin's. */
-  private refusal(s: OidcSettings, err: unknown): RelayError {
+  private refusal(s: OidcSettings, err: unknown, client: typeof Client): RelayError {
     if (err instanceof client.AuthorizationResponseError)
       return new RelayError(
         'RELAY_ERR_SIGN_IN_REFUSED',
