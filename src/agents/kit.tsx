@@ -4,7 +4,7 @@
 import type { Context } from 'hono';
 import type { Child } from 'hono/jsx';
 import { RelayError } from '../domain/errors.js';
-import { asRelayError, Csrf, render, type ConsoleContext } from '../http/console/kit.js';
+import { asRelayError, backPath, Csrf, render, type ConsoleContext } from '../http/console/kit.js';
 import { emailKey, type Session } from '../http/console/session.js';
 import type { AgentEntry, AgentOptions } from './types.js';
 
@@ -227,11 +227,4 @@ export const agentAction =
   };
 
 /** Where to go after signing in: a path of the agent pages, else the agent's page. */
-export function agentBack(v: unknown): string {
-  return typeof v === 'string' &&
-    /^\/agent(?:[/?#]|$)/.test(v) &&
-    !v.startsWith('//') &&
-    /^[\x21-\x7e]*$/.test(v)
-    ? v
-    : '/agent';
-}
+export const agentBack = (v: unknown): string => backPath(v, '/agent', '/agent');

@@ -5,18 +5,10 @@
 // counting as activity), on shutdown and now and then for proxies.
 
 import type { Context, Hono } from 'hono';
-import { streamSSE } from 'hono/streaming';
 import { RelayError } from '../domain/errors.js';
-import { SESSION_CHECK_MS, STREAMS_PER_SESSION } from '../http/console/live.js';
+import { liveStream, SESSION_CHECK_MS, StreamSlots } from '../http/console/live.js';
 import { Desk, type DeskView } from './desk.js';
 import { agentError, signedIn, type AgentContext } from './kit.js';
-
-/** Comments keep proxies from closing a quiet stream. */
-const HEARTBEAT_MS = 20_000;
-/** Without a shutdown signal a stream ends after this, so that a shutdown never waits longer. */
-const LIFETIME_MS = 60_000;
-/** With one, streams are still renewed now and then. */
-const RECYCLE_MS = 10 * 60_000;
 
 /** An open stream as the session watch knows it. */
 interface Watched {
@@ -94,77 +86,35 @@ export class SessionWatch {
 export function mountAgentLive(app: Hono, ctx: AgentContext): Desk {
   const desk = new Desk(ctx.console.opts.pipeline.store, ctx.opts);
   const { signal, redact } = ctx.console.opts;
-  const open = new Map<string, number>();
+  const slots = new StreamSlots();
   const watch = new SessionWatch(ctx);
 
   app.get('/agent/events', async (c) => {
     // A stream is no activity of the agent's: it must not keep the session from its idle end.
     const who = await signedIn(ctx, c, { touch: false });
+    let release: () => void;
     try {
       if (!who)
         throw new RelayError('RELAY_ERR_UNAUTHORIZED', 'your session has ended: sign in again');
-    } catch (err) {
-      return agentError(c, ctx, err, undefined);
-    }
-    const key = who.session.id;
-    const mine = open.get(key) ?? 0;
-    if (mine >= STREAMS_PER_SESSION)
-      return agentError(
-        c,
-        ctx,
-        new RelayError(
-          'RELAY_ERR_TOO_MANY_STREAMS',
-          `you have ${mine} pages of the relay open, the most you may; close a tab`,
-        ),
-        who,
+      release = slots.take(
+        who.session.id,
+        (mine) => `you have ${mine} pages of the relay open, the most you may; close a tab`,
       );
-    open.set(key, mine + 1);
-    const release = (): void => {
-      const left = (open.get(key) ?? 1) - 1;
-      if (left > 0) open.set(key, left);
-      else open.delete(key);
-    };
-    return streamSSE(c, async (stream) => {
-      // Ended before the wait below began (a sign-out during the first write): it ends at once.
-      let over = false;
-      let endNow: () => void = () => {
-        over = true;
-      };
-      let stop: () => void = () => {};
-      const send = (view: DeskView): void => {
+    } catch (err) {
+      return agentError(c, ctx, err, who);
+    }
+    return liveStream(c, signal, (stream, end) => {
+      const unwatch = watch.add({ session: who.session.id, c, end });
+      const unsubscribe = desk.subscribe(who.agent.extension, (view: DeskView) => {
         // Whatever a CRM answered goes through the scrubber as every page does.
         const data = redact.text(JSON.stringify(view));
         void stream.writeSSE({ event: 'view', data }).catch(() => {});
-      };
-      const heartbeat = setInterval(
-        () => void stream.write(': ping\n\n').catch(() => {}),
-        HEARTBEAT_MS,
-      );
-      const unwatch = watch.add({ session: key, c, end: () => endNow() });
-      let unsubscribe: () => void = () => {};
-      try {
-        // The browser reconnects after `retry` ms when the stream ends.
-        await stream.writeSSE({ event: 'ready', data: '', retry: 2000 });
-        unsubscribe = desk.subscribe(who.agent.extension, send);
-        await new Promise<void>((resolved) => {
-          const resolve = (): void => resolved();
-          endNow = resolve;
-          const end = setTimeout(resolve, signal ? RECYCLE_MS : LIFETIME_MS);
-          stop = () => {
-            clearTimeout(end);
-            signal?.removeEventListener('abort', resolve);
-          };
-          stream.onAbort(resolve);
-          signal?.addEventListener('abort', resolve, { once: true });
-          if (signal?.aborted || over) resolve();
-        });
-      } finally {
+      });
+      return () => {
         release();
-        stop();
         unsubscribe();
-        clearInterval(heartbeat);
         unwatch();
-      }
+      };
     });
   });
   return desk;

@@ -182,13 +182,14 @@ export function Badge({ d, withTarget }: { d: DeliveryRow; withTarget?: boolean 
 }
 
 /**
- * A path inside the console to go back to after a POST (never another site). Printable ASCII
- * only: a CR/LF would split the Location header (and fail the answer), and a URL path the
- * console makes is percent-encoded anyway.
+ * A path under `under` (the console, the agent pages) to go back to after a POST or a sign-in
+ * (never another site). Printable ASCII only: a CR/LF would split the Location header (and fail
+ * the answer), and a URL path the relay makes is percent-encoded anyway.
  */
-export function backPath(v: unknown, dflt: string): string {
+export function backPath(v: unknown, dflt: string, under = '/console'): string {
   return typeof v === 'string' &&
-    /^\/console(?:[/?#]|$)/.test(v) &&
+    v.startsWith(under) &&
+    /^[/?#]?$/.test(v.charAt(under.length)) &&
     !v.startsWith('//') &&
     /^[\x21-\x7e]*$/.test(v)
     ? v

@@ -3,8 +3,8 @@
 // the store (newest call, newest attempt) differs from the last. One look per interval whatever
 // the number of pages open, and none while no page is.
 
-import type { Hono } from 'hono';
-import { streamSSE } from 'hono/streaming';
+import type { Context, Hono } from 'hono';
+import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import { RelayError } from '../../domain/errors.js';
 import type { Store } from '../../store/types.js';
 import { fetched, type ConsoleContext } from './kit.js';
@@ -26,6 +26,76 @@ const RECYCLE_MS = 10 * 60_000;
  * since a closed stream's tab reconnects and would close another in turn.
  */
 export const STREAMS_PER_SESSION = 5;
+
+/**
+ * Open streams counted per session (the console's, an agent's): `take` answers the release, or
+ * throws RELAY_ERR_TOO_MANY_STREAMS (429) with `tooMany`'s words when the session has its fill.
+ */
+export class StreamSlots {
+  private readonly open = new Map<string, number>();
+
+  take(session: string, tooMany: (open: number) => string): () => void {
+    const mine = this.open.get(session) ?? 0;
+    if (mine >= STREAMS_PER_SESSION)
+      throw new RelayError('RELAY_ERR_TOO_MANY_STREAMS', tooMany(mine));
+    this.open.set(session, mine + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(session) ?? 1) - 1;
+      if (left > 0) this.open.set(session, left);
+      else this.open.delete(session);
+    };
+  }
+}
+
+/**
+ * A live view's SSE stream, whoever it is for: `open` starts what feeds it (called before the
+ * first event; `end` ends the stream, at once if called before it began waiting) and answers what
+ * stops that. The stream is kept open with heartbeats, and ends when the browser goes, at the
+ * relay's shutdown (`signal`), and after its lifetime (the browser reconnects after 2 s), so that
+ * a shutdown never waits on it.
+ */
+export function liveStream(
+  c: Context,
+  signal: AbortSignal | undefined,
+  open: (stream: SSEStreamingApi, end: () => void) => () => void,
+): Response {
+  return streamSSE(c, async (stream) => {
+    let over = false;
+    let endNow: () => void = () => {
+      over = true;
+    };
+    let stop: () => void = () => {};
+    const heartbeat = setInterval(
+      () => void stream.write(': ping\n\n').catch(() => {}),
+      HEARTBEAT_MS,
+    );
+    let close: () => void = () => {};
+    try {
+      close = open(stream, () => endNow());
+      // The browser reconnects after `retry` ms when the stream ends.
+      await stream.writeSSE({ event: 'ready', data: '', retry: 2000 });
+      await new Promise<void>((resolved) => {
+        const resolve = (): void => resolved();
+        endNow = resolve;
+        const end = setTimeout(resolve, signal ? RECYCLE_MS : LIFETIME_MS);
+        stop = () => {
+          clearTimeout(end);
+          signal?.removeEventListener('abort', resolve);
+        };
+        stream.onAbort(resolve);
+        signal?.addEventListener('abort', resolve, { once: true });
+        if (signal?.aborted || over) resolve();
+      });
+    } finally {
+      stop();
+      close();
+      clearInterval(heartbeat);
+    }
+  });
+}
 
 type Listener = () => void;
 
@@ -88,26 +158,16 @@ export class ChangeFeed {
 
 export function mountLive(app: Hono, ctx: ConsoleContext): void {
   const feed = new ChangeFeed(ctx.opts.pipeline.store, ctx.opts.onChange);
-  const { signal } = ctx.opts;
-  const open = new Map<string, number>();
+  const slots = new StreamSlots();
 
   app.get(
     '/console/events',
     fetched(ctx, (c, session) => {
-      const key = session.id;
-      const mine = open.get(key) ?? 0;
-      if (mine >= STREAMS_PER_SESSION)
-        throw new RelayError(
-          'RELAY_ERR_TOO_MANY_STREAMS',
-          `this console session has ${mine} live views open, the most it may; close a tab`,
-        );
-      open.set(key, mine + 1);
-      const release = (): void => {
-        const left = (open.get(key) ?? 1) - 1;
-        if (left > 0) open.set(key, left);
-        else open.delete(key);
-      };
-      return streamSSE(c, async (stream) => {
+      const release = slots.take(
+        session.id,
+        (mine) => `this console session has ${mine} live views open, the most it may; close a tab`,
+      );
+      return liveStream(c, ctx.opts.signal, (stream, end) => {
         let pending: NodeJS.Timeout | undefined;
         let lastSent = 0;
         const send = (): void => {
@@ -124,44 +184,21 @@ export function mountLive(app: Hono, ctx: ConsoleContext): void {
               send();
             }, wait);
         });
-        const heartbeat = setInterval(
-          () => void stream.write(': ping\n\n').catch(() => {}),
-          HEARTBEAT_MS,
-        );
-        let stop: () => void = () => {};
-        let endNow: () => void = () => {};
         // A stream is no request: without this a sign-out would leave it open until it recycles.
         const sessionCheck = setInterval(() => {
           ctx.sessions.current(c, { touch: false }).then(
             (still) => {
-              if (!still) endNow();
+              if (!still) end();
             },
             () => {},
           );
         }, SESSION_CHECK_MS);
-        try {
-          // The browser reconnects after `retry` ms when the stream ends.
-          await stream.writeSSE({ event: 'ready', data: '', retry: 2000 });
-          await new Promise<void>((resolved) => {
-            const resolve = (): void => resolved();
-            endNow = resolve;
-            const end = setTimeout(resolve, signal ? RECYCLE_MS : LIFETIME_MS);
-            stop = () => {
-              clearTimeout(end);
-              signal?.removeEventListener('abort', resolve);
-            };
-            stream.onAbort(resolve);
-            signal?.addEventListener('abort', resolve, { once: true });
-            if (signal?.aborted) resolve();
-          });
-        } finally {
+        return () => {
           release();
-          stop();
           unsubscribe();
-          clearInterval(heartbeat);
           clearInterval(sessionCheck);
           clearTimeout(pending);
-        }
+        };
       });
     }),
   );
