@@ -51,7 +51,7 @@ export function AgentLayout(props: {
             <a class="brand" href="/agent">
               callrelay
             </a>
-            {who && <span class="muted">{agentLabel(who.agent)}</span>}
+            {who && <span class="who">{agentLabel(who.agent)}</span>}
             {who && (
               <form method="post" action="/agent/sign-out">
                 <Csrf session={who.session} />
