@@ -36,6 +36,11 @@ export interface LoadedYaml {
   value: unknown;
   /** Environment variables that were unset and fell back to their `:-default`. */
   envFallbacks: { name: string; path: (string | number)[] }[];
+  /**
+   * Unquoted `${VAR}` values that read as a number or true/false, by path (JSON of it): their
+   * text, for a field that wants text (validateYaml), as a token of digits does.
+   */
+  envTexts?: Map<string, string>;
 }
 
 export function displayPath(path: string): string {
@@ -86,6 +91,7 @@ export function parseYaml(text: string, file: string, opts: EnvOptions = {}): Lo
     );
 
   const envFallbacks: LoadedYaml['envFallbacks'] = [];
+  const envTexts = new Map<string, string>();
   if (opts.env) {
     const env = opts.env;
     YAML.visit(doc, {
@@ -106,16 +112,16 @@ export function parseYaml(text: string, file: string, opts: EnvOptions = {}): Lo
         // An unquoted `${PORT}` should become the number 8080, as if written so.
         if (node.type === 'PLAIN') {
           const resolved: unknown = YAML.parse(out);
-          node.value =
-            resolved === null || typeof resolved === 'number' || typeof resolved === 'boolean'
-              ? resolved
-              : out;
+          const typed =
+            resolved === null || typeof resolved === 'number' || typeof resolved === 'boolean';
+          node.value = typed ? resolved : out;
+          if (typed) envTexts.set(JSON.stringify(keyPath), out);
         } else node.value = out;
       },
     });
     if (issues.length) throw new ConfigError(issues);
   }
-  return { file, doc, lines, text, value: doc.toJS(), envFallbacks };
+  return { file, doc, lines, text, value: doc.toJS(), envFallbacks, envTexts };
 }
 
 export function loadYamlFile(path: string, opts: EnvOptions = {}): LoadedYaml {
@@ -243,7 +249,14 @@ export function exprIssueAt(
 
 /** Validate the loaded value with a zod schema; errors carry the file position of the culprit. */
 export function validateYaml<S extends z.ZodType>(y: LoadedYaml, schema: S): z.output<S> {
-  const r = schema.safeParse(y.value);
+  let r = schema.safeParse(y.value);
+  // The schema says which fields are text: a `${VAR}` that read as a number there is its text.
+  const texts = r.success ? [] : textsWanted(y, r.error.issues);
+  if (texts.length) {
+    const value = structuredClone(y.value);
+    for (const [path, text] of texts) setAt(value, path, text);
+    r = schema.safeParse(value);
+  }
   if (r.success) return r.data;
   const issues: ConfigIssue[] = [];
   for (const iss of r.error.issues) {
@@ -257,4 +270,24 @@ export function validateYaml<S extends z.ZodType>(y: LoadedYaml, schema: S): z.o
   }
   issues.sort((a, b) => a.line - b.line || a.col - b.col);
   throw new ConfigError(issues);
+}
+
+/** The env-substituted values a schema wanted as text, with their paths. */
+function textsWanted(
+  y: LoadedYaml,
+  issues: readonly z.core.$ZodIssue[],
+): [PropertyKey[], string][] {
+  const out: [PropertyKey[], string][] = [];
+  for (const iss of issues) {
+    if (iss.code !== 'invalid_type' || iss.expected !== 'string') continue;
+    const text = y.envTexts?.get(JSON.stringify(iss.path));
+    if (text !== undefined) out.push([iss.path, text]);
+  }
+  return out;
+}
+
+function setAt(root: unknown, path: readonly PropertyKey[], v: unknown): void {
+  let at = root as Record<PropertyKey, unknown>;
+  for (const k of path.slice(0, -1)) at = at[k] as Record<PropertyKey, unknown>;
+  at[path[path.length - 1]!] = v;
 }

@@ -35,6 +35,29 @@ sources:
 `;
 
 describe('relay.yaml', () => {
+  it('takes an unquoted ${VAR} of digits as text where the field is text, as a number where not', () => {
+    const dir = tempDir();
+    const file = join(dir, 'relay.yaml');
+    // A token of digits (as some providers issue them), longer than a number holds exactly.
+    writeFileSync(
+      file,
+      `server:\n  port: \${PORT}\nadmin:\n  token: \${ADMIN}\nadapters: ${ADAPTERS}\n` +
+        'sources:\n  - name: pbx\n    adapter: 3cx\n    token: ${PBX}\n',
+    );
+    const cfg = loadConfig(file, {
+      PORT: '8089',
+      ADMIN: '98765432109876543210',
+      PBX: '123456789012345678901234',
+    });
+    expect(cfg.server.port).toBe(8089);
+    expect(cfg.adminToken).toBe('98765432109876543210');
+    expect(cfg.sources[0]!.token).toBe('123456789012345678901234');
+    // A field that wants a number still says so.
+    expect(
+      configErrors(base().replace('admin:', 'server:\n  port: ${PORT}\nadmin:'), { PORT: 'true' }),
+    ).toEqual(['2:9 server.port: Invalid input: expected number, received boolean']);
+  });
+
   it('loads the shipped relay.yaml with defaults from the environment', () => {
     const cfg = loadConfig(join(ROOT, 'relay.yaml'), { CALLRELAY_3CX_TOKEN: 'from-env-token-1' });
     expect(cfg.sources.map((s) => s.name)).toEqual(['3cx', 'callerdesk']);
