@@ -10,13 +10,13 @@ import type { DeskView } from '../../src/agents/desk.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { CALLS_CHANNEL, CallWatch } from '../../src/store/postgres/watch.js';
+import { AgentStream, signInAgent } from '../agents/support.js';
 import {
   freshPostgresDatabase,
   goldenCases,
   sendFlowRequest,
   sourceToken,
   tempDir,
-  TOKENS,
   writeRelayYaml,
 } from '../support.js';
 
@@ -112,57 +112,10 @@ describe('the live cue across instances on PostgreSQL', () => {
     const { a, b, url } = await twoRelays();
     const bBase = `http://127.0.0.1:${b.port}`;
     // Alice signs in on B (her one-time link made by B's API).
-    const made = await fetch(`${bBase}/api/agents/101/sign-in-link`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKENS.admin}` },
-    });
-    expect(made.status).toBe(201);
-    const { url: link } = (await made.json()) as { url: string };
-    const welcome = await fetch(`${bBase}/agent/welcome`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { origin: bBase, 'sec-fetch-site': 'same-origin' },
-      body: new URLSearchParams({ t: new URL(link).searchParams.get('t')! }),
-    });
-    expect(welcome.status).toBe(303);
-    const cookie = welcome.headers.get('set-cookie')!.split(';')[0]!;
-
-    const views: { at: number; view: DeskView }[] = [];
-    const abort = new AbortController();
-    cleanup.push(() => abort.abort());
-    const events = await fetch(`${bBase}/agent/events`, {
-      headers: { cookie, accept: 'text/event-stream' },
-      signal: abort.signal,
-    });
-    expect(events.status).toBe(200);
-    void (async () => {
-      const decoder = new TextDecoder();
-      let buf = '';
-      try {
-        const reader = events.body!.getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          buf += decoder.decode(value, { stream: true });
-          let i;
-          while ((i = buf.indexOf('\n\n')) >= 0) {
-            const block = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            const lines = block.split('\n');
-            if (!lines.includes('event: view') && !lines.includes('event:view')) continue;
-            const data = lines
-              .filter((l) => l.startsWith('data:'))
-              .map((l) => l.slice(5).trimStart())
-              .join('\n');
-            views.push({ at: Date.now(), view: JSON.parse(data) as DeskView });
-          }
-        }
-      } catch {
-        // Aborted at the end of the test.
-      }
-    })();
+    const stream = await AgentStream.open(bBase, await signInAgent(bBase, '101'));
+    cleanup.push(() => stream.close());
     // Her first view (nothing rings), and B's LISTEN connection up: what follows is the cue's.
-    await until('the first view', () => views.length > 0);
+    await until('the first view', () => stream.view() !== undefined);
     const c = await client(url);
     await until('B listens', async () => (await listening(c)) === 1);
 
@@ -184,10 +137,16 @@ describe('the live cue across instances on PostgreSQL', () => {
     await hook.arrayBuffer();
     expect(hook.status).toBe(200);
     const card = (v: DeskView) => v.cards.find((x) => x.id === `3cx/${id}`);
-    await until('the card reaches Alice on B', () => views.some((v) => card(v.view)), 10_000);
-    const shown = views.find((v) => card(v.view))!;
+    // The card reaches Alice on B.
+    const shown = await stream.until(
+      (e) => e.event === 'view' && !!card(JSON.parse(e.data) as DeskView),
+      10_000,
+    );
     expect(shown.at - answered).toBeLessThan(1000);
-    expect(card(shown.view)).toMatchObject({ state: 'ringing', number: '+420 774 852 629' });
+    expect(card(JSON.parse(shown.data) as DeskView)).toMatchObject({
+      state: 'ringing',
+      number: '+420 774 852 629',
+    });
   }, 60_000);
 });
 
