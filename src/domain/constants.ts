@@ -21,4 +21,6 @@ export const OUTCOMES = ['answered', 'missed', 'busy', 'failed'] as const;
 export const STATUSES = ['ringing', 'in-progress', 'ended'] as const;
 /** Who closed a call whose end the provider never reported. */
 export const CLOSED_BY = ['relay'] as const;
+/** What an `ended` event ends: the whole call, or one leg of it. */
+export const END_SCOPES = ['call', 'leg'] as const;
 export const TRANSFER_KINDS = ['blind', 'attended', 'unknown'] as const;

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import {
   CLOSED_BY,
   DIRECTIONS,
+  END_SCOPES,
   EVENT_TYPES,
   MODEL_VERSION,
   OUTCOMES,
@@ -43,7 +44,12 @@ export const CallEventSchema = z
       .string()
       .min(1)
       .optional()
-      .meta({ description: 'Stays the same for the whole call. Required but for `originated`.' }),
+      .meta({
+        description:
+          'Stays the same for the whole call. Required but for `originated` (joined on channelId) ' +
+          'and for `recording` and `analysis` events that name only a legId: those join the call ' +
+          'that has that leg, whenever its events arrive.',
+      }),
     legId: z
       .string()
       .optional()
@@ -81,6 +87,14 @@ export const CallEventSchema = z
       .boolean()
       .optional()
       .meta({ description: 'On `ended`: the leg ended by a transfer; the call goes on.' }),
+    scope: z
+      .enum(END_SCOPES)
+      .optional()
+      .meta({
+        description:
+          'On `ended`: call (the default) — the provider says the whole call ended; leg — only ' +
+          'this leg (legId) ended: the call ends with it only when no other leg is still open.',
+      }),
     durationSec: EventSeconds.optional(),
     talkSec: EventSeconds.optional(),
     startedAt: Iso.optional(),

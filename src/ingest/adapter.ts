@@ -62,6 +62,20 @@ const FieldMap = z
     description: 'Canonical event field -> JSONata expression. See config/call-event.schema.json.',
   });
 
+const Emitted = z
+  .strictObject({
+    type: z
+      .enum(ADAPTER_EVENT_TYPES)
+      .meta({ description: 'The canonical event type of this one event.' }),
+    when: Expr.optional().meta({
+      description: 'JSONata; this event is made only when it is true (default: always).',
+    }),
+    fields: FieldMap.optional().meta({
+      description: "This event's own field expressions, over the rule's and the adapter's.",
+    }),
+  })
+  .meta({ description: 'One of the events a rule makes of one webhook.' });
+
 const Rule = z
   .strictObject({
     name: z
@@ -75,6 +89,15 @@ const Rule = z
       .enum(ADAPTER_EVENT_TYPES)
       .optional()
       .meta({ description: 'The canonical event type this rule produces.' }),
+    emit: z
+      .array(Emitted)
+      .min(1)
+      .optional()
+      .meta({
+        description:
+          'Instead of `type`: several events from one webhook, in this order (a transfer is the ' +
+          'end of one leg and the answer of the next).',
+      }),
     ignore: z
       .boolean()
       .optional()
@@ -83,8 +106,8 @@ const Rule = z
       description: 'Field expressions for this rule, over and above the adapter-wide `fields`.',
     }),
   })
-  .refine((r) => !!r.type !== !!r.ignore, {
-    message: 'a rule needs either `type` or `ignore: true`',
+  .refine((r) => [!!r.type, !!r.emit, r.ignore === true].filter(Boolean).length === 1, {
+    message: 'a rule needs exactly one of `type`, `emit` or `ignore: true`',
   });
 
 export const AdapterFileSchema = z
@@ -205,6 +228,10 @@ function expressionSites(def: AdapterFile): ExprSite[] {
   def.events.forEach((r, i) => {
     sites.push({ path: ['events', i, 'when'], source: r.when });
     addFields(['events', i, 'fields'], r.fields);
+    r.emit?.forEach((e, j) => {
+      if (e.when) sites.push({ path: ['events', i, 'emit', j, 'when'], source: e.when });
+      addFields(['events', i, 'emit', j, 'fields'], e.fields);
+    });
   });
   return sites;
 }
@@ -265,12 +292,19 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
   return issues.sort((x, y) => x.line - y.line || x.col - y.col);
 }
 
+interface CompiledEvent {
+  type: CallEvent['type'];
+  /** undefined: always. */
+  when: CompiledExpr | undefined;
+  fields: [string[], CompiledExpr][];
+}
+
 interface CompiledRule {
   name: string;
-  type: CallEvent['type'] | undefined;
   ignore: boolean;
   when: CompiledExpr;
-  fields: [string[], CompiledExpr][];
+  /** What the rule makes of a request, in order: one event, or several (`emit`). */
+  events: CompiledEvent[];
 }
 
 export function compileAdapter(a: LoadedAdapter, source: SourceSettings): CompiledAdapter {
@@ -292,17 +326,29 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
           : [],
     );
   const common = new Map(flatten(a.def.fields).map(([p, s]) => [p.join('.'), [p, s] as const]));
-  const rules: CompiledRule[] = a.def.events.map((r) => {
+  // Later layers override earlier ones field by field: adapter, rule, emitted event.
+  const fieldsOf = (
+    ...layers: (Record<string, unknown> | undefined)[]
+  ): [string[], CompiledExpr][] => {
     const merged = new Map(common);
-    for (const [p, s] of flatten(r.fields)) merged.set(p.join('.'), [p, s]);
-    return {
-      name: r.name,
-      type: r.type,
-      ignore: r.ignore === true,
-      when: compile(r.when),
-      fields: [...merged.values()].map(([p, s]) => [p, compile(s)]),
-    };
-  });
+    for (const layer of layers)
+      for (const [p, s] of flatten(layer)) merged.set(p.join('.'), [p, s]);
+    return [...merged.values()].map(([p, s]) => [p, compile(s)]);
+  };
+  const rules: CompiledRule[] = a.def.events.map((r) => ({
+    name: r.name,
+    ignore: r.ignore === true,
+    when: compile(r.when),
+    events: r.emit
+      ? r.emit.map((e) => ({
+          type: e.type,
+          when: e.when ? compile(e.when) : undefined,
+          fields: fieldsOf(r.fields, e.fields),
+        }))
+      : r.type
+        ? [{ type: r.type, when: undefined, fields: fieldsOf(r.fields) }]
+        : [],
+  }));
 
   return {
     name: a.name,
@@ -356,58 +402,102 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
       if (rule.ignore)
         return { status: 'ignored', rule: rule.name, message: `ignored by rule ${rule.name}` };
 
-      const out: Record<string, unknown> = { type: rule.type };
-      for (const [path, expr] of rule.fields) {
-        let v: unknown;
-        try {
-          v = expr.evaluate(input.fields, vars);
-          if (v instanceof Promise) v = await v;
-        } catch (err) {
-          return {
-            status: 'unmapped',
-            rule: rule.name,
-            code: 'RELAY_ERR_MAPPING_FAILED',
-            message: `rule ${rule.name}, field ${path.join('.')}: ${(err as Error).message}`,
-          };
+      const events: CallEvent[] = [];
+      for (const [i, ev] of rule.events.entries()) {
+        // Several events of one rule are told apart in messages by their place in `emit`.
+        const where = rule.events.length > 1 ? `rule ${rule.name}, emit ${i}` : `rule ${rule.name}`;
+        if (ev.when) {
+          let w: unknown;
+          try {
+            w = ev.when.evaluate(input.fields, vars);
+            if (w instanceof Promise) w = await w;
+          } catch (err) {
+            return {
+              status: 'unmapped',
+              rule: rule.name,
+              code: 'RELAY_ERR_MAPPING_FAILED',
+              message: `${where}, when: ${(err as Error).message}`,
+            };
+          }
+          if (!truthy(w)) continue;
         }
-        const norm = normalizeField(path, v);
-        if (norm instanceof Error)
-          return {
-            status: 'unmapped',
-            rule: rule.name,
-            code: 'RELAY_ERR_MAPPING_FAILED',
-            message: `rule ${rule.name}, field ${path.join('.')}: ${norm.message}`,
-          };
-        if (norm === undefined) continue;
-        if (path.length === 2) ((out[path[0]!] ??= {}) as Record<string, unknown>)[path[1]!] = norm;
-        else out[path[0]!] = norm;
+        const made = await mapEvent(ev, input.fields, vars, where, source);
+        if (made instanceof MappingProblem)
+          return { status: 'unmapped', rule: rule.name, code: made.code, message: made.message };
+        events.push(made);
       }
-      if (out.externalNumber !== undefined && out.externalE164 === undefined) {
-        const n = e164(out.externalNumber, undefined, source.defaultCountry);
-        if (n) out.externalE164 = n;
-      }
-      if (out.type === 'originated' ? !out.channelId : !out.callId) {
-        const what = out.type === 'originated' ? 'channel id' : 'call id';
+      if (!events.length)
         return {
-          status: 'unmapped',
+          status: 'ignored',
           rule: rule.name,
-          code: 'RELAY_ERR_MISSING_CALL_ID',
-          message: `rule ${rule.name} (${String(out.type)}) found no ${what}`,
+          message: `rule ${rule.name} made no event of this request (no emit condition held)`,
         };
-      }
-      const checked = CallEventSchema.safeParse(out);
-      if (!checked.success) {
-        const i = checked.error.issues[0]!;
-        return {
-          status: 'unmapped',
-          rule: rule.name,
-          code: 'RELAY_ERR_MAPPING_FAILED',
-          message: `rule ${rule.name}, field ${i.path.join('.')}: ${i.message}`,
-        };
-      }
-      return { status: 'mapped', rule: rule.name, events: [checked.data] };
+      return { status: 'mapped', rule: rule.name, events };
     },
   };
+}
+
+class MappingProblem {
+  constructor(
+    readonly code: 'RELAY_ERR_MAPPING_FAILED' | 'RELAY_ERR_MISSING_CALL_ID',
+    readonly message: string,
+  ) {}
+}
+
+/** Event types that may name only a leg: they join the call that has that leg (the store). */
+const LEG_JOINED_TYPES = new Set<string>(['recording', 'analysis']);
+
+/** One canonical event of a request, or what was wrong with it (`where`: the rule, in messages). */
+async function mapEvent(
+  ev: CompiledEvent,
+  fields: Record<string, unknown>,
+  vars: ExprVars,
+  where: string,
+  source: SourceSettings,
+): Promise<CallEvent | MappingProblem> {
+  const out: Record<string, unknown> = { type: ev.type };
+  for (const [path, expr] of ev.fields) {
+    let v: unknown;
+    try {
+      v = expr.evaluate(fields, vars);
+      if (v instanceof Promise) v = await v;
+    } catch (err) {
+      return new MappingProblem(
+        'RELAY_ERR_MAPPING_FAILED',
+        `${where}, field ${path.join('.')}: ${(err as Error).message}`,
+      );
+    }
+    const norm = normalizeField(path, v);
+    if (norm instanceof Error)
+      return new MappingProblem(
+        'RELAY_ERR_MAPPING_FAILED',
+        `${where}, field ${path.join('.')}: ${norm.message}`,
+      );
+    if (norm === undefined) continue;
+    if (path.length === 2) ((out[path[0]!] ??= {}) as Record<string, unknown>)[path[1]!] = norm;
+    else out[path[0]!] = norm;
+  }
+  if (out.externalNumber !== undefined && out.externalE164 === undefined) {
+    const n = e164(out.externalNumber, undefined, source.defaultCountry);
+    if (n) out.externalE164 = n;
+  }
+  const joinsByLeg = LEG_JOINED_TYPES.has(ev.type) && !!out.legId;
+  if (out.type === 'originated' ? !out.channelId : !out.callId && !joinsByLeg) {
+    const what = out.type === 'originated' ? 'channel id' : 'call id';
+    return new MappingProblem(
+      'RELAY_ERR_MISSING_CALL_ID',
+      `${where} (${String(out.type)}) found no ${what}`,
+    );
+  }
+  const checked = CallEventSchema.safeParse(out);
+  if (!checked.success) {
+    const i = checked.error.issues[0]!;
+    return new MappingProblem(
+      'RELAY_ERR_MAPPING_FAILED',
+      `${where}, field ${i.path.join('.')}: ${i.message}`,
+    );
+  }
+  return checked.data;
 }
 
 function truthy(v: unknown): boolean {
@@ -418,7 +508,7 @@ function truthy(v: unknown): boolean {
 
 const NUMBER_FIELDS = new Set(['durationSec', 'talkSec', 'ai.sentiment']);
 const BOOLEAN_FIELDS = new Set(['transferred']);
-const LOWER_ENUM_FIELDS = new Set(['direction', 'outcome', 'transferKind']);
+const LOWER_ENUM_FIELDS = new Set(['direction', 'outcome', 'transferKind', 'scope']);
 
 /** Coerce an expression result to the field's type; undefined leaves the field out. */
 function normalizeField(path: string[], v: unknown): unknown {

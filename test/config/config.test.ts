@@ -445,7 +445,9 @@ describe('adapter files', () => {
       adapterErrors(`${head}  - name: r\n    evnt: x\n    when: "true"\n    type: ringing\n`),
     ).toEqual(['5:5 unknown field "evnt"']);
     expect(adapterErrors(`${head}  - name: r\n    when: "true"\n`)).toEqual([
-      expect.stringMatching(/^4:5 events.0: a rule needs either `type` or `ignore: true`/),
+      expect.stringMatching(
+        /^4:5 events.0: a rule needs exactly one of `type`, `emit` or `ignore: true`/,
+      ),
     ]);
     expect(
       adapterErrors(

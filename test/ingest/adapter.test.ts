@@ -111,3 +111,87 @@ describe('field coercion', () => {
     });
   });
 });
+
+describe('rules that make several events (emit)', () => {
+  const a = adapterFrom(
+    [
+      'adapter: t',
+      'version: 1',
+      'fields:',
+      '  callId: data.id',
+      'events:',
+      '  - name: transferred',
+      "    when: event = 'call.transferred'",
+      '    fields:',
+      '      at: $toUtc(timestamp)',
+      '    emit:',
+      '      - type: ended',
+      '        fields: { legId: data.from_leg, transferred: "true", scope: "\'LEG\'" }',
+      '      - type: answered',
+      '        when: $exists(data.to_leg)',
+      '        fields: { legId: data.to_leg, agent: data.to_user }',
+      '  - name: recording',
+      "    when: event = 'recording'",
+      '    type: recording',
+      '    fields: { callId: "undefined", legId: leg, recordings: url }',
+      '',
+    ].join('\n'),
+  );
+
+  it('makes each event in order, sharing the rule and adapter fields', async () => {
+    const body = {
+      event: 'call.transferred',
+      timestamp: 1767225600,
+      data: { id: 7, from_leg: 'a', to_leg: 'b', to_user: 'Ann' },
+    };
+    expect(await a.map(post(JSON.stringify(body)))).toEqual({
+      status: 'mapped',
+      rule: 'transferred',
+      events: [
+        {
+          type: 'ended',
+          callId: '7',
+          legId: 'a',
+          transferred: true,
+          scope: 'leg',
+          at: '2026-01-01T00:00:00.000Z',
+        },
+        { type: 'answered', callId: '7', legId: 'b', agent: 'Ann', at: '2026-01-01T00:00:00.000Z' },
+      ],
+    });
+    // An event whose own condition does not hold is left out; none left: ignored, saying why.
+    const { to_leg: _, ...noTo } = body.data;
+    expect(await a.map(post(JSON.stringify({ ...body, data: noTo })))).toMatchObject({
+      status: 'mapped',
+      events: [{ type: 'ended', legId: 'a' }],
+    });
+  });
+
+  it('names the emitted event a field of which is wrong', async () => {
+    const body = { event: 'call.transferred', data: { id: 7, from_leg: 'a', to_leg: { x: 1 } } };
+    expect(await a.map(post(JSON.stringify(body)))).toEqual({
+      status: 'unmapped',
+      rule: 'transferred',
+      code: 'RELAY_ERR_MAPPING_FAILED',
+      message: 'rule transferred, emit 1, field legId: expected a text value, got an object',
+    });
+  });
+
+  it('lets a recording name only its leg, and nothing else go without a call id', async () => {
+    expect(await a.map(post('{"event":"recording","leg":"b","url":"https://r/1.mp3"}'))).toEqual({
+      status: 'mapped',
+      rule: 'recording',
+      events: [{ type: 'recording', legId: 'b', recordings: ['https://r/1.mp3'] }],
+    });
+    expect(await a.map(post('{"event":"recording","url":"https://r/1.mp3"}'))).toMatchObject({
+      status: 'unmapped',
+      code: 'RELAY_ERR_MISSING_CALL_ID',
+    });
+    const body = { event: 'call.transferred', data: { from_leg: 'a' } };
+    expect(await a.map(post(JSON.stringify(body)))).toMatchObject({
+      status: 'unmapped',
+      code: 'RELAY_ERR_MISSING_CALL_ID',
+      message: 'rule transferred, emit 0 (ended) found no call id',
+    });
+  });
+});
