@@ -80,7 +80,7 @@ async function refold(db: Db, c: Q, { source, callId }: CallKey, now: string): P
     ? (
         await c.query<EventDbRow>(
           `SELECT inbox_id, idx, provider, received_at, key, body FROM events
-           WHERE source = $1 AND leg_id = ANY($2) AND call_id IS NULL`,
+           WHERE source = $1 AND leg_id = ANY($2) AND leg_id IS NOT NULL AND call_id IS NULL`,
           [source, legs],
         )
       ).rows.map(toEventRow)

@@ -450,7 +450,8 @@ async function touchedBy(c: Q, ids: number[]): Promise<Map<string, CallKey>> {
        JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
        WHERE o.inbox_id = ANY($1) AND o.type = 'originated'
      UNION SELECT c.source, c.call_id FROM events o
-       JOIN events c ON c.source = o.source AND c.leg_id = o.leg_id AND c.call_id IS NOT NULL
+       JOIN events c ON c.source = o.source AND c.leg_id = o.leg_id AND c.leg_id IS NOT NULL
+         AND c.call_id IS NOT NULL
        WHERE o.inbox_id = ANY($1) AND o.call_id IS NULL AND o.leg_id IS NOT NULL`,
     [ids],
   );

@@ -54,7 +54,8 @@ export class SqliteCalls {
       // Events with no call on the call's legs: refoldCall keeps those that join by leg.
       joinedOn: db.prepare(
         `SELECT inbox_id, idx, provider, received_at, key, body FROM events
-         WHERE source = ? AND leg_id IN (SELECT value FROM json_each(?)) AND call_id IS NULL`,
+         WHERE source = ? AND leg_id IN (SELECT value FROM json_each(?)) AND leg_id IS NOT NULL
+           AND call_id IS NULL`,
       ),
       droppedOf: db
         .prepare(`SELECT dropped FROM call_stats WHERE source = ? AND call_id = ?`)

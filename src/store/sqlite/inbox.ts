@@ -93,7 +93,8 @@ export class SqliteInbox {
            JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
            WHERE o.inbox_id IN ids AND o.type = 'originated'
          UNION SELECT c.source, c.call_id FROM events o
-           JOIN events c ON c.source = o.source AND c.leg_id = o.leg_id AND c.call_id IS NOT NULL
+           JOIN events c ON c.source = o.source AND c.leg_id = o.leg_id AND c.leg_id IS NOT NULL
+             AND c.call_id IS NOT NULL
            WHERE o.inbox_id IN ids AND o.call_id IS NULL AND o.leg_id IS NOT NULL`,
       ),
       // Replay: a request's own events, and the earliest request that repeats one of them.
