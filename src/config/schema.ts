@@ -129,10 +129,11 @@ const SourceSignature = z
       }),
     ],
     {
-      error: (iss) =>
-        iss.code === 'invalid_union'
-          ? `unknown signature scheme; supported: ${SIGNATURE_SCHEMES.join(', ')}`
-          : undefined,
+      error: (iss) => {
+        if (iss.code !== 'invalid_union') return undefined;
+        const given = (iss.input as { scheme?: unknown } | undefined)?.scheme;
+        return `unknown signature scheme ${JSON.stringify(given)}; supported: ${SIGNATURE_SCHEMES.join(', ')}`;
+      },
     },
   )
   .meta({
