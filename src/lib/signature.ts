@@ -113,10 +113,11 @@ function staleness(
   value: string | undefined,
   toleranceSec: number,
   nowMs: number,
+  millisToo = false,
 ): string | undefined {
   const ts = value?.trim() ?? '';
-  if (!/^\d{1,13}$/.test(ts)) return `no Unix time in ${name}`;
-  // Seconds, or milliseconds from a sender that writes those (13 digits).
+  if (!(millisToo ? /^\d{1,13}$/ : /^\d{1,12}$/).test(ts)) return `no Unix time in ${name}`;
+  // Seconds, or milliseconds from a sender that may write those (13 digits).
   const sec = ts.length === 13 ? Number(ts) / 1000 : Number(ts);
   if (Math.abs(nowMs / 1000 - sec) > toleranceSec)
     return `${name} is more than ${toleranceSec} s from the relay's clock`;
@@ -306,7 +307,7 @@ function zoomProblem(s: ZoomSignature, req: SignedRequest, nowMs: number): strin
   if (!given) return 'no x-zm-signature header';
   if (!given.startsWith('v0=')) return 'x-zm-signature does not start with "v0="';
   const ts = req.header('x-zm-request-timestamp');
-  const stale = staleness('x-zm-request-timestamp', ts, s.toleranceSec, nowMs);
+  const stale = staleness('x-zm-request-timestamp', ts, s.toleranceSec, nowMs, true);
   if (stale) return stale;
   const expected = hmac(
     'sha256',
