@@ -41,6 +41,11 @@ describe('twilio', () => {
     // The same signed with the default port (twilio-python's "adds port on https" case).
     const port = { 'x-twilio-signature': 'kvajT1Ptam85bY51eRf/AJRuM3w=' };
     expect(signatureProblem(twilio, request(port, form, url))).toBeUndefined();
+    // The docs' current snippet (TwilioDevEd/api-snippets security/signature_validation, 3.x).
+    const current = { 'x-twilio-signature': 'GvWf1cFY/Q7PnoempGyD5oXAezc=' };
+    expect(
+      signatureProblem(twilio, request(current, form.replaceAll('8675309', '8675310'), url)),
+    ).toBeUndefined();
   });
 
   it('sorts parameters by name, then each distinct value once (twilio-python duplicates case)', () => {
@@ -151,8 +156,8 @@ describe('stripe', () => {
 });
 
 describe('payload-token', () => {
-  // Aircall's documented webhook payload (https://developer.aircall.io/api-references/#webhook,
-  // "token": "45XXYYZZa08" at the top level of every event).
+  // Aircall's documented webhook payload (https://developer.aircall.io/api-references/, the
+  // webhooks' number.closed sample: "token": "45XXYYZZa08" at the top level of every event).
   const aircall: SignatureSettings = {
     scheme: 'payload-token',
     secret: '45XXYYZZa08',
