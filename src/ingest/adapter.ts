@@ -333,7 +333,12 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
     const merged = new Map(common);
     for (const layer of layers)
       for (const [p, s] of flatten(layer)) merged.set(p.join('.'), [p, s]);
-    return [...merged.values()].map(([p, s]) => [p, compile(s)]);
+    // Times first: a time that does not parse is then reported as such, not as the call id
+    // made of it (the 3CX journal's).
+    const ordered = [...merged.values()].sort(
+      ([a], [b]) => Number(TIME_FIELDS.has(b.join('.'))) - Number(TIME_FIELDS.has(a.join('.'))),
+    );
+    return ordered.map(([p, s]) => [p, compile(s)]);
   };
   const rules: CompiledRule[] = a.def.events.map((r) => ({
     name: r.name,
@@ -509,6 +514,8 @@ function truthy(v: unknown): boolean {
 const NUMBER_FIELDS = new Set(['durationSec', 'talkSec', 'ai.sentiment']);
 const BOOLEAN_FIELDS = new Set(['transferred']);
 const LOWER_ENUM_FIELDS = new Set(['direction', 'outcome', 'transferKind', 'scope']);
+const TIME_FIELDS = new Set(['at', 'startedAt', 'answeredAt', 'endedAt']);
+const IsoTime = z.iso.datetime({ offset: true });
 
 /** Coerce an expression result to the field's type; undefined leaves the field out. */
 function normalizeField(path: string[], v: unknown): unknown {
@@ -546,5 +553,11 @@ function normalizeField(path: string[], v: unknown): unknown {
   }
   if (typeof v === 'object') return new Error('expected a text value, got an object');
   const s = String(v).trim();
+  // A provider's own time text is no time of ours: say which, rather than "invalid datetime".
+  if (TIME_FIELDS.has(key) && !IsoTime.safeParse(s).success)
+    return new Error(
+      `${JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s)} is not an ISO time with an ` +
+        'offset (read it with $toUtc)',
+    );
   return LOWER_ENUM_FIELDS.has(key) ? s.toLowerCase() : s;
 }

@@ -112,6 +112,88 @@ describe('field coercion', () => {
   });
 });
 
+describe('time fields', () => {
+  const a = adapterFrom(
+    [
+      'adapter: t',
+      'version: 1',
+      'fields:',
+      '  callId: id',
+      '  at: $toUtc(ts)',
+      "  startedAt: $toUtc(start, ['yyyyMMddHHmmss', 'd.M.yyyy H:mm'])",
+      // $string is outside the fast path: the same refusal must come through jsonata.
+      '  answeredAt: $toUtc($string(picked))',
+      '  endedAt: end',
+      'events:',
+      '  - name: e',
+      '    when: "true"',
+      '    type: ended',
+      '',
+    ].join('\n'),
+  );
+  const map = (body: Record<string, unknown>): ReturnType<CompiledAdapter['map']> =>
+    a.map(post(JSON.stringify({ id: 'c1', ...body })));
+
+  it('reads what it can, and leaves out a time that is not given', async () => {
+    expect(
+      await map({
+        ts: 'Tue, 10 Aug 2010 08:02:17 +0000',
+        start: '6.12.2026 11:15',
+        picked: 1281427337,
+        end: '2010-08-10T08:05:00Z',
+      }),
+    ).toEqual({
+      status: 'mapped',
+      rule: 'e',
+      events: [
+        {
+          type: 'ended',
+          callId: 'c1',
+          at: '2010-08-10T08:02:17.000Z',
+          startedAt: '2026-12-06T11:15:00.000Z',
+          answeredAt: '2010-08-10T08:02:17.000Z',
+          endedAt: '2010-08-10T08:05:00Z',
+        },
+      ],
+    });
+    expect(await map({ ts: '', start: null })).toEqual({
+      status: 'mapped',
+      rule: 'e',
+      events: [{ type: 'ended', callId: 'c1' }],
+    });
+  });
+
+  it('makes the request unmapped when a time does not parse, naming the field and the text', async () => {
+    const unmapped = (message: string): unknown => ({
+      status: 'unmapped',
+      rule: 'e',
+      code: 'RELAY_ERR_MAPPING_FAILED',
+      message,
+    });
+    expect(await map({ ts: 'tomorrow at noon' })).toEqual(
+      unmapped(
+        'rule e, field at: $toUtc: "tomorrow at noon" is not a time (read as ISO, SQL, RFC 2822, HTTP or Unix seconds)',
+      ),
+    );
+    expect(await map({ start: '2026-12-06' })).toEqual(
+      unmapped(
+        `rule e, field startedAt: $toUtc: "2026-12-06" is not a time (read as 'yyyyMMddHHmmss', 'd.M.yyyy H:mm')`,
+      ),
+    );
+    expect(await map({ picked: `${'9'.repeat(8)}x${'9'.repeat(100)}` })).toEqual(
+      unmapped(
+        `rule e, field answeredAt: $toUtc: "${'9'.repeat(8)}x${'9'.repeat(31)}…" is not a time (read as ISO, SQL, RFC 2822, HTTP or Unix seconds)`,
+      ),
+    );
+    // A provider's time put into a time field as it came.
+    expect(await map({ end: 'Tue, 10 Aug 2010 08:02:17 +0000' })).toEqual(
+      unmapped(
+        'rule e, field endedAt: "Tue, 10 Aug 2010 08:02:17 +0000" is not an ISO time with an offset (read it with $toUtc)',
+      ),
+    );
+  });
+});
+
 describe('rules that make several events (emit)', () => {
   const a = adapterFrom(
     [
