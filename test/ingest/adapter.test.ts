@@ -71,6 +71,40 @@ describe('the example in docs/adapters.md', () => {
   });
 });
 
+describe('the emit example in docs/adapters.md', () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'adapters.md'), 'utf8');
+  const yaml = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1]!)
+    .find((y) => y.startsWith('adapter: acme-transfers'))!;
+
+  it('makes the end of one leg and the answer of the next of one transfer', async () => {
+    const a = adapterFrom(yaml);
+    const body = { event: 'call.transferred', timestamp: 1281427337, data: { id: 9 } };
+    expect(
+      await a.map(
+        post(JSON.stringify({ ...body, data: { id: 9, from_user: 'u1', to_user: 'u2' } })),
+      ),
+    ).toEqual({
+      status: 'mapped',
+      rule: 'transferred',
+      events: [
+        {
+          type: 'ended',
+          callId: '9',
+          legId: 'u1',
+          scope: 'leg',
+          transferred: true,
+          at: '2010-08-10T08:02:17.000Z',
+        },
+        { type: 'answered', callId: '9', legId: 'u2', agent: 'u2', at: '2010-08-10T08:02:17.000Z' },
+      ],
+    });
+    expect(
+      await a.map(post(JSON.stringify({ ...body, data: { id: 9, from_user: 'u1' } }))),
+    ).toMatchObject({ status: 'mapped', events: [{ type: 'ended', legId: 'u1' }] });
+  });
+});
+
 describe('field coercion', () => {
   const a = adapterFrom(
     `adapter: t\nversion: 1\nfields:\n  callId: id\nevents:\n  - name: e\n    when: "true"\n    type: ended\n    fields:\n      durationSec: d\n      transferred: tr\n      direction: dir\n`,
