@@ -35,14 +35,14 @@ events:
     when: event = 'call.ringing_on_agent'
     type: ringing
     fields:
-      legId: data.user.id
+      legId: "data.id & '-' & data.user.id"
       agent: data.user.email
       agentName: data.user.name
   - name: answered
     when: event = 'call.answered'
     type: answered
     fields:
-      legId: data.user.id
+      legId: "data.id & '-' & data.user.id"
       agent: data.user.email
       agentName: data.user.name
       answeredAt: $toUtc(data.answered_at)

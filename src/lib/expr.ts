@@ -304,6 +304,16 @@ function compileOne(
   }
 }
 
+/** jsonata's $string of a scalar (what `&` joins); lists, objects and infinities fall back. */
+function concatText(v: unknown): string | typeof FALLBACK {
+  if (v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean' || v === null) return String(v);
+  if (typeof v === 'number' && Number.isFinite(v))
+    return String(Number.isInteger(v) ? v : Number(v.toPrecision(15)));
+  return FALLBACK;
+}
+
 function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast): Fast {
   const op = String(node.value);
   const lhs = c(node.lhs);
@@ -335,6 +345,13 @@ function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast): Fast {
         if (l === undefined || r === undefined) return false;
         if (!isScalar(l) || !isScalar(r)) return FALLBACK;
         return op === '=' ? l === r : l !== r;
+      };
+    case '&':
+      // Concatenation, as jsonata's $string makes text of each side: nothing is ''.
+      return (i, v) => {
+        const l = concatText(lhs(i, v));
+        const r = concatText(rhs(i, v));
+        return l === FALLBACK || r === FALLBACK ? FALLBACK : l + r;
       };
     case 'and':
     case 'or':

@@ -68,6 +68,10 @@ const EDGE = [
   '$lowercase(a.b)',
   'a.b ? a.c : b',
   '$duration(a.c)',
+  // Concatenation.
+  "a & '-' & b",
+  'a.b & a.c',
+  "'x' & a.b.c",
 ];
 
 const helpers = makeHelpers({
@@ -153,6 +157,19 @@ describe('expression fast path', () => {
       expect(v, source).toEqual(want);
       expect(await both(source, input, {}), source).toEqual([want, want]);
     }
+    // Text of each side of `&`, as jsonata's $string makes it.
+    const joins: [Record<string, unknown>, string][] = [
+      [{ data: { id: 812, user: { id: 'u7' } } }, '812-u7'],
+      [{ data: { id: 0.1 + 0.2, user: { id: true } } }, '0.3-true'],
+      [{ data: { id: 1e21, user: { id: null } } }, '1e+21-null'],
+      [{ data: { id: -0 } }, '0-'],
+      [{}, '-'],
+    ];
+    for (const [input, want] of joins) {
+      const v = path("data.id & '-' & data.user.id").evaluate(input, {});
+      expect(v instanceof Promise, JSON.stringify(input)).toBe(false);
+      expect(await both("data.id & '-' & data.user.id", input, {})).toEqual([want, want]);
+    }
     // Objects (and an empty list) at the end are jsonata's to answer.
     for (const input of [{ data: { user: { id: 1 } } }, { data: { user: [] } }]) {
       expect(path('data.user').evaluate(input, {})).toBeInstanceOf(Promise);
@@ -170,7 +187,7 @@ describe('expression fast path', () => {
         fc.record({ a: tie('tree'), b: tie('tree'), c: tie('tree') }, { requiredKeys: [] }),
       ),
     }));
-    const nested = EDGE.filter((e) => /[a-c]\.[a-c]/.test(e));
+    const nested = EDGE.filter((e) => /[a-c]\.[a-c]|&/.test(e));
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...nested),
@@ -189,6 +206,8 @@ describe('expression fast path', () => {
       fc.string({ maxLength: 6 }),
       fc.constantFrom('', 'x', 'X-1', 'empty', 'True', 'false', '00:06', 'a-b-c'),
       fc.integer({ min: -3, max: 3 }),
+      // What JSON can carry: no NaN, no infinities.
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
       fc.boolean(),
       fc.constant(null),
       fc.array(fc.string({ maxLength: 3 }), { maxLength: 2 }),
