@@ -212,7 +212,8 @@ export class Desk {
     const r = row.record;
     if (r.status === 'ended') return this.now() - endOf(row) < ENDED_CARD_MS;
     if (r.status === 'ringing') return this.now() - Date.parse(row.updatedAt) < STALE_RINGING_MS;
-    return true;
+    // Only a recording or an analysis so far: nobody is on a call the relay knows of.
+    return r.status !== 'incomplete';
   }
 
   /** The agent's cards from the rows at hand. */

@@ -153,7 +153,8 @@ function othersText(row: CallRow, directory: Parameters<typeof personName>[1]): 
   const r = row.record;
   const by = r.agent !== null || r.agentName ? personName(r.agent, directory, r.agentName) : null;
   if (by && (r.outcome === 'answered' || r.status === 'in-progress')) return `answered by ${by}`;
-  return r.status === 'ringing' ? 'ringing' : 'missed';
+  // An incomplete call (only a recording so far) was missed by nobody: it says so.
+  return r.status === 'ringing' || r.status === 'incomplete' ? r.status : 'missed';
 }
 
 function CallsList(props: { ctx: AgentContext; list: MyCalls }): Child {

@@ -18,7 +18,8 @@ export const EVENT_TYPES = [
 export const RELAY_EVENT_TYPES = ['closed'] as const;
 export const DIRECTIONS = ['inbound', 'outbound'] as const;
 export const OUTCOMES = ['answered', 'missed', 'busy', 'failed'] as const;
-export const STATUSES = ['ringing', 'in-progress', 'ended'] as const;
+/** `incomplete`: only recordings or analyses (or the relay's close over them) so far: no call. */
+export const STATUSES = ['ringing', 'in-progress', 'ended', 'incomplete'] as const;
 /** Who closed a call whose end the provider never reported. */
 export const CLOSED_BY = ['relay'] as const;
 /** What an `ended` event ends: the whole call, or one leg of it. */

@@ -1,6 +1,7 @@
 // Folding: the events of one call -> one call record. A pure function of the *set* of events:
 // it sorts them by arrival (inbox id, index) and drops repeats by content key, so the same events
-// in any order, or delivered twice, give the same record. Rules are documented in
+// in any order, or delivered twice, give the same record. Where order matters (legs, the final
+// word, who handled it last) it is the provider's times, not arrival. Rules are documented in
 // docs/canonical-model.md; each one is provider-neutral (adapters decide what events mean).
 
 import { createHash } from 'node:crypto';
@@ -60,9 +61,36 @@ const DIRECTION_ORDER: EventType[] = [
   'analysis',
 ];
 
-const isFinal = (e: CallEvent): boolean =>
-  e.type === 'report' || (e.type === 'ended' && e.transferred !== true);
+/** Events that make a call: without one, recordings and analyses wait for their call. */
+const CALL_MAKING = new Set<EventType>(['ringing', 'dialing', 'answered', 'ended', 'report']);
+const OPENS_LEG = new Set<EventType>(['ringing', 'dialing', 'answered']);
+
+/** An end of this leg only (`scope: leg` and a leg to end); without a leg id it ends the call. */
+const isLegEnd = (e: CallEvent): boolean => e.scope === 'leg' && !!e.legId;
 const when = (s: StoredEvent): string => s.event.at ?? s.receivedAt;
+const ms = (iso: string | undefined): number | undefined =>
+  iso === undefined ? undefined : Date.parse(iso);
+
+/**
+ * `xs` in the order of the provider's times when every one of them has one (then `thenTimed`,
+ * then `tie`); else by `tie` alone. A receive time is no such time: it is when the relay heard of
+ * an event, and it changes with the order of delivery, which must not change the record.
+ */
+function byTime<T>(
+  xs: readonly T[],
+  time: (x: T) => number | undefined,
+  tie: Cmp<T>,
+  thenTimed?: Cmp<T>,
+): T[] {
+  const timed = xs.every((x) => time(x) !== undefined);
+  return [...xs].sort(
+    (a, b) => (timed ? time(a)! - time(b)! || thenTimed?.(a, b) || 0 : 0) || tie(a, b),
+  );
+}
+type Cmp<T> = (a: T, b: T) => number;
+/** Natural leg id order (3CX's ids rise with time), then arrival. */
+const byLegId: Cmp<StoredEvent> = (a, b) =>
+  naturalCompare(a.event.legId ?? '', b.event.legId ?? '') || byArrival(a, b);
 const minOf = (xs: (string | undefined)[]): string | undefined => xs.filter(isStr).sort()[0];
 const maxOf = (xs: (string | undefined)[]): string | undefined => xs.filter(isStr).sort().at(-1);
 const sumOf = (xs: (number | undefined)[]): number | undefined => {
@@ -95,18 +123,46 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     return undefined;
   };
 
-  const finals = evs.filter((s) => isFinal(s.event));
+  // A call is made by a ring, a dial, an answer, an end or a report. Recordings and analyses alone
+  // (and the relay's close over them) are no call: nobody knows whether it rang, let alone that
+  // it was missed. Such a call is `incomplete` until a real event comes, and goes nowhere.
+  const incomplete = !all.some((e) => CALL_MAKING.has(e.type));
+  // An end of one leg ends the call only once no leg is open any more (one that rang, was dialed
+  // or answered, and has no end yet): the provider ended the others (simultaneous ring) while
+  // the conversation went on.
+  const open = new Set<string>();
+  for (const e of all) if (e.legId && OPENS_LEG.has(e.type)) open.add(e.legId);
+  for (const e of all) if (e.legId && e.type === 'ended') open.delete(e.legId);
+  const finals = evs.filter(
+    (s) =>
+      s.event.type === 'report' ||
+      (s.event.type === 'ended' &&
+        s.event.transferred !== true &&
+        (!isLegEnd(s.event) || open.size === 0)),
+  );
   // The relay closed the call after a long silence (domain/close.ts): it ended, but when, and how
   // long anybody talked, nobody said. Any real end, even one that arrives later, wins.
-  const closedByRelay = !finals.length && all.some((e) => e.type === 'closed');
-  const reports = finals.filter((s) => s.event.type === 'report');
-  const answered = evs.filter((s) => s.event.type === 'answered');
-  // The final word on a call: the latest report, else the end event of the highest leg.
-  const lastFinal =
-    reports.at(-1) ??
-    [...finals]
-      .sort((a, b) => naturalCompare(a.event.legId ?? '', b.event.legId ?? '') || byArrival(a, b))
-      .at(-1);
+  const closedByRelay = !incomplete && !finals.length && all.some((e) => e.type === 'closed');
+  const endTime = (s: StoredEvent): number | undefined => ms(s.event.endedAt ?? s.event.at);
+  const reports = byTime(
+    finals.filter((s) => s.event.type === 'report'),
+    endTime,
+    byArrival,
+  );
+  const ends = byTime(
+    finals.filter((s) => s.event.type === 'ended'),
+    endTime,
+    byLegId,
+  );
+  const answered = byTime(
+    evs.filter((s) => s.event.type === 'answered'),
+    (s) => ms(s.event.answeredAt ?? s.event.at),
+    byLegId,
+  );
+  // The final word on a call: the latest report, else the latest end (by the provider's times;
+  // without them, of the highest leg).
+  const lastFinal = reports.at(-1) ?? ends.at(-1);
+  const ordered = [...reports, ...ends];
 
   const legs = foldLegs(all);
   const transfers = foldTransfers(all, legs);
@@ -117,26 +173,28 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     ? 'answered'
     : closedByRelay
       ? 'missed'
-      : (lastFinal?.event.outcome ?? finals.find((s) => s.event.outcome)?.event.outcome ?? null);
-  const status =
-    finals.length || closedByRelay
+      : (lastFinal?.event.outcome ?? ordered.find((s) => s.event.outcome)?.event.outcome ?? null);
+  const status = incomplete
+    ? 'incomplete'
+    : finals.length || closedByRelay
       ? 'ended'
       : all.some((e) => e.type === 'answered' || e.type === 'recording' || e.type === 'analysis')
         ? 'in-progress'
         : 'ringing';
 
-  // Who handled it last: the final event's agent, else the highest answered leg, else the last to
-  // ring.
+  const rings = byTime(
+    evs.filter((s) => s.event.type === 'ringing' || s.event.type === 'dialing'),
+    (s) => ms(s.event.at),
+    byLegId,
+  );
+  // Who handled it last: the final event's agent, else the latest answer's, else the last to ring.
   const agentEvent =
     (lastFinal?.event.agent ? lastFinal.event : undefined) ??
     [...answered].reverse().find((s) => s.event.agent)?.event ??
-    [...evs]
-      .reverse()
-      .find((s) => (s.event.type === 'ringing' || s.event.type === 'dialing') && s.event.agent)
-      ?.event;
+    [...rings].reverse().find((s) => s.event.agent)?.event;
 
   const rang: string[] = [];
-  for (const e of all)
+  for (const { event: e } of rings)
     if (e.type === 'ringing' && e.agent && !rang.includes(e.agent)) rang.push(e.agent);
 
   const numberEvent = FACT_ORDER.flatMap((t) => all.filter((e) => e.type === t)).find(
@@ -205,7 +263,7 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     endReason: closedByRelay
       ? 'timeout'
       : (lastFinal?.event.endReason ??
-        finals.find((s) => s.event.endReason)?.event.endReason ??
+        ordered.find((s) => s.event.endReason)?.event.endReason ??
         null),
     campaign: pick('campaign') ?? null,
     originatedBy: pick('originatedBy') ?? ctx.originatedBy ?? null,
@@ -220,7 +278,11 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
   };
 }
 
-/** Legs that were answered, in leg order: who took each and how long it lasted. */
+/**
+ * Legs that were answered, in time order: who took each and how long it lasted. A leg's time is
+ * when it was answered (else when its end says it was), then when it ended; ties, and legs the
+ * provider gives no times for, go by leg id (see byTime).
+ */
 function foldLegs(all: CallEvent[]): Leg[] {
   const byLeg = new Map<string, { answered: CallEvent[]; ended: CallEvent[] }>();
   for (const e of all) {
@@ -229,7 +291,9 @@ function foldLegs(all: CallEvent[]): Leg[] {
     if (!l) byLeg.set(e.legId, (l = { answered: [], ended: [] }));
     l[e.type].push(e);
   }
-  const legs: Leg[] = [];
+  const legs: (Leg & { start?: number; end?: number })[] = [];
+  const times = (xs: (string | undefined)[]): number[] =>
+    xs.map(ms).filter((t): t is number => t !== undefined);
   for (const [legId, l] of byLeg) {
     if (!l.answered.length && !l.ended.some((e) => e.outcome === 'answered')) continue;
     const agent =
@@ -237,9 +301,25 @@ function foldLegs(all: CallEvent[]): Leg[] {
     const durs = l.ended
       .map((e) => e.durationSec)
       .filter((d): d is number => typeof d === 'number');
-    legs.push({ legId, agent, durationSec: durs.length ? Math.max(...durs) : null });
+    const answeredTimes = times(l.answered.map((e) => e.answeredAt ?? e.at));
+    const starts = answeredTimes.length ? answeredTimes : times(l.ended.map((e) => e.answeredAt));
+    const ends = times(l.ended.map((e) => e.endedAt ?? e.at));
+    legs.push({
+      legId,
+      agent,
+      durationSec: durs.length ? Math.max(...durs) : null,
+      ...(starts.length ? { start: Math.min(...starts) } : {}),
+      ...(ends.length ? { end: Math.max(...ends) } : {}),
+    });
   }
-  return legs.sort((a, b) => naturalCompare(a.legId, b.legId));
+  // A leg still open ends after every leg that ended.
+  const endOf = (l: { end?: number }): number => l.end ?? Infinity;
+  return byTime(
+    legs,
+    (l) => l.start ?? l.end,
+    (a, b) => naturalCompare(a.legId, b.legId),
+    (a, b) => endOf(a) - endOf(b),
+  ).map(({ legId, agent, durationSec }) => ({ legId, agent, durationSec }));
 }
 
 /**

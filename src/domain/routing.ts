@@ -48,6 +48,9 @@ export function dueTargets(
   routing: Routing,
   now: Date,
 ): { target: string; dueAt: string }[] {
+  // Only a recording or an analysis so far: no target hears of it before a real call event
+  // makes it a call (a CRM would log it as a missed call).
+  if (call.status === 'incomplete') return [];
   const out = new Map<string, string>();
   for (const r of routing.routes) {
     if (r.sources && !r.sources.includes(call.source)) continue;

@@ -169,10 +169,11 @@ export const TARGET_COUNTS_SQL = `
 /**
  * Open calls that went silent: no event received at or after `before` and no close of the relay's
  * yet (domain/close.ts), oldest change first, each with its provider (that of its latest event)
- * and when its newest event came. Candidates come from the partial index of open calls by
- * updated_at (a call changes when an event is folded, so a recent change rules it out at once);
- * the events of each candidate confirm it. `more` narrows further (a backend's own condition,
- * bound in place).
+ * and when its newest event came. An `incomplete` call (only recordings or analyses so far) is no
+ * call to close: closing it would invent a missed call; it waits for its real events. Candidates
+ * come from the partial index of open calls by updated_at (a call changes when an event is folded,
+ * so a recent change rules it out at once); the events of each candidate confirm it. `more`
+ * narrows further (a backend's own condition, bound in place).
  * The same SQL in both backends.
  */
 export function staleCallsSql(
@@ -187,7 +188,8 @@ export function staleCallsSql(
     (SELECT e.provider FROM events e WHERE ${of} ORDER BY e.inbox_id DESC, e.idx DESC LIMIT 1)
       AS provider
   FROM calls c
-  WHERE c.status <> 'ended' AND c.updated_at < ${before()} ${q.more ? `AND ${q.more(b)}` : ''}
+  WHERE c.status <> 'ended' AND c.status <> 'incomplete' AND c.updated_at < ${before()}
+    ${q.more ? `AND ${q.more(b)}` : ''}
     AND NOT EXISTS (SELECT 1 FROM events e WHERE ${of}
                     AND (e.received_at >= ${before()} OR e.type = 'closed'))
   ORDER BY c.updated_at, c.source, c.call_id

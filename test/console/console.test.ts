@@ -499,6 +499,34 @@ describe('console over HTTP', () => {
     expect(page).toContain('<dt>Phone system&#39;s status</dt><dd><code>NOANSWER</code>');
   });
 
+  it('shows a call of nothing but a recording as incomplete, never as missed', async () => {
+    const k = makeConsole();
+    const { cookie } = await signIn(k);
+    await k.pipeline.ingest(
+      webhook({
+        event: 'recording',
+        id: '260305101010_7-1',
+        callerid: '420774852629',
+        user: '102',
+        fileurls: ['https://pbx.example.com/webapi/recording/260305101010_7-1-1.mp3'],
+      }),
+    );
+    await k.pipeline.drain();
+    const list = await (await k.app.request('/console', { headers: { cookie } })).text();
+    const row = list.slice(list.indexOf('260305101010_7'));
+    expect(row.slice(0, row.indexOf('</tr>'))).toContain('<span class="muted">incomplete</span>');
+    expect(row.slice(0, row.indexOf('</tr>'))).not.toContain('missed');
+    const page = await (
+      await k.app.request('/console/calls/3cx/260305101010_7', { headers: { cookie } })
+    ).text();
+    expect(page).toContain('<dt>Status</dt><dd>Incomplete (no call event yet)</dd>');
+    const api = await k.app.request('/api/calls?limit=5', {
+      headers: { authorization: `Bearer ${TOKENS.admin}` },
+    });
+    const body = (await api.json()) as { calls: { status: string; outcome: string | null }[] };
+    expect(body.calls).toMatchObject([{ status: 'incomplete', outcome: null }]);
+  });
+
   it('plays only the recordings a call names, through the relay, as audio', async () => {
     const k = makeConsole();
     const { cookie } = await signIn(k);

@@ -1,9 +1,12 @@
 // Folding is order-independent and idempotent: the events of every golden flow, shuffled or with
-// repeats, fold into the same records. Plus the rules the samples hinge on.
+// repeats, fold into the same records. Plus the rules the samples hinge on, and those of legs that
+// carry random ids (Twilio-like): a leg's end, legs in time order, a lone recording is no call.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { eventKey, foldCall } from '../../src/domain/fold.js';
+import { dueTargets } from '../../src/domain/routing.js';
 import type { CallEvent, StoredEvent } from '../../src/domain/model.js';
 import { flowRequests } from '../../src/flows.js';
 import { compileAdapter, loadAdapterDir } from '../../src/ingest/adapter.js';
@@ -186,6 +189,213 @@ describe('folding', () => {
       durationSec: 58,
       talkSec: 44,
       endedAt: '2023-01-02T09:03:38.000Z',
+    });
+  });
+
+  describe('legs with random ids', () => {
+    // Random hex, like Twilio's CallSids: their order says nothing about time.
+    const hex = (): string => `CA${randomBytes(16).toString('hex')}`;
+    const t = (sec: number): string => new Date(Date.UTC(2026, 2, 1, 10, 0, sec)).toISOString();
+    let inbox = 0;
+    const stored = (event: CallEvent): StoredEvent => ({
+      inboxId: ++inbox,
+      idx: 0,
+      receivedAt: `2026-03-01T11:00:${String(inbox % 60).padStart(2, '0')}.000Z`,
+      key: eventKey(event),
+      event,
+    });
+    /** Every order of the events (and repeats of some) folds to one record, which it returns. */
+    async function foldAnyOrder(events: CallEvent[]): Promise<ReturnType<typeof foldCall>> {
+      const reference = foldCall(events.map(stored), ctx);
+      await fc.assert(
+        fc.asyncProperty(
+          fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length }),
+          fc.array(fc.nat({ max: events.length - 1 }), { maxLength: 3 }),
+          async (shuffled, dupIdx) => {
+            // Arrival (inbox ids, receive times) follows the new order, as it would on the wire.
+            const evs = [...shuffled, ...dupIdx.map((i) => events[i]!)].map(stored);
+            expect(foldCall(evs, ctx)).toEqual({ ...reference, events: expect.any(Array) });
+          },
+        ),
+        { numRuns: 40 },
+      );
+      return reference;
+    }
+
+    it('a leg that ends (scope leg) ends the call only when no other leg is open', async () => {
+      const [parent, a, b] = [hex(), hex(), hex()];
+      const base = { callId: parent, direction: 'inbound' as const, externalNumber: '+4915100000' };
+      // Simultaneous ring: the parent rings two phones, A answers, B is cancelled at once.
+      const ringing: CallEvent[] = [
+        { ...base, type: 'ringing', legId: parent, at: t(0) },
+        { ...base, type: 'ringing', legId: a, agent: '117', at: t(1) },
+        { ...base, type: 'ringing', legId: b, agent: '204', at: t(1) },
+        { ...base, type: 'answered', legId: a, agent: '117', at: t(8) },
+        {
+          ...base,
+          type: 'ended',
+          scope: 'leg',
+          legId: b,
+          agent: '204',
+          outcome: 'missed',
+          talkSec: 0,
+          at: t(8),
+        },
+      ];
+      const talking = await foldAnyOrder(ringing);
+      expect(talking).toMatchObject({
+        status: 'in-progress',
+        outcome: 'answered',
+        endedAt: null,
+        agent: '117',
+      });
+
+      // A hangs up: the parent leg is still open, so the call is not over yet.
+      const aEnds: CallEvent = {
+        ...base,
+        type: 'ended',
+        scope: 'leg',
+        legId: a,
+        agent: '117',
+        outcome: 'answered',
+        durationSec: 52,
+        talkSec: 52,
+        at: t(60),
+      };
+      expect(await foldAnyOrder([...ringing, aEnds])).toMatchObject({
+        status: 'in-progress',
+        endedAt: null,
+      });
+
+      // The parent's own leg ends last: now the call is over. Its "completed" says only that its
+      // script answered, not a person: the adapter leaves the outcome to the agent's leg.
+      const parentEnds: CallEvent = {
+        ...base,
+        type: 'ended',
+        scope: 'leg',
+        legId: parent,
+        providerStatus: 'completed',
+        at: t(61),
+      };
+      expect(await foldAnyOrder([...ringing, aEnds, parentEnds])).toMatchObject({
+        status: 'ended',
+        outcome: 'answered',
+        agent: '117',
+        providerStatus: 'completed',
+        endedAt: t(61),
+        talkSec: 52,
+        legs: [{ legId: a, agent: '117', durationSec: 52 }],
+      });
+    });
+
+    it('an end with scope leg but no leg id, or scope call, ends the call', () => {
+      const id = hex();
+      const ring: CallEvent = { type: 'ringing', callId: id, legId: hex(), agent: '117' };
+      for (const end of [
+        { type: 'ended', callId: id, scope: 'leg', outcome: 'missed' },
+        { type: 'ended', callId: id, legId: hex(), scope: 'call', outcome: 'missed' },
+      ] satisfies CallEvent[])
+        expect(foldCall([stored(ring), stored(end)], ctx)).toMatchObject({
+          status: 'ended',
+          outcome: 'missed',
+        });
+    });
+
+    it('orders legs by time, not id: transfers, the last agent and the final word follow', async () => {
+      // The first leg's id sorts after the second's: an id order would turn the call around.
+      const first = `f${randomBytes(8).toString('hex')}`;
+      const second = `0${randomBytes(8).toString('hex')}`;
+      const callId = hex();
+      const rec = await foldAnyOrder([
+        { type: 'answered', callId, legId: first, agent: '117', answeredAt: t(5), at: t(5) },
+        {
+          type: 'ended',
+          callId,
+          legId: first,
+          scope: 'leg',
+          agent: '117',
+          outcome: 'answered',
+          providerStatus: 'first-done',
+          durationSec: 15,
+          at: t(20),
+        },
+        {
+          type: 'answered',
+          callId,
+          legId: second,
+          agent: '204',
+          transferKind: 'blind',
+          at: t(21),
+        },
+        {
+          type: 'ended',
+          callId,
+          legId: second,
+          scope: 'leg',
+          agent: '204',
+          outcome: 'answered',
+          providerStatus: 'second-done',
+          durationSec: 40,
+          endedAt: t(61),
+        },
+      ]);
+      expect(rec).toMatchObject({
+        status: 'ended',
+        agent: '204',
+        providerStatus: 'second-done',
+        endedAt: t(61),
+        durationSec: 55,
+        legs: [
+          { legId: first, agent: '117', durationSec: 15 },
+          { legId: second, agent: '204', durationSec: 40 },
+        ],
+        transfers: [{ kind: 'blind', fromAgent: '117', toAgent: '204' }],
+      });
+    });
+
+    it('a lone recording (or analysis, or a relay close over only those) is incomplete, never a call', async () => {
+      const callId = hex();
+      const recording: CallEvent = {
+        type: 'recording',
+        callId,
+        legId: hex(),
+        at: t(90),
+        recordings: ['https://example.com/r.mp3'],
+      };
+      const analysis: CallEvent = { type: 'analysis', callId, at: t(95), ai: { summary: 'hi' } };
+      const routing = {
+        targets: {
+          crm: { deliverOn: 'ended' as const, settleSec: 0 },
+          hook: { deliverOn: 'change' as const, settleSec: 0 },
+        },
+        routes: [{ targets: ['crm', 'hook'] }],
+      };
+      for (const events of [
+        [recording],
+        [analysis],
+        [recording, analysis, { type: 'closed', callId }],
+      ] satisfies CallEvent[][]) {
+        const rec = await foldAnyOrder(events);
+        expect(rec).toMatchObject({
+          status: 'incomplete',
+          outcome: null,
+          closedBy: null,
+          endReason: null,
+          endedAt: null,
+          answeredAt: null,
+        });
+        expect(dueTargets(rec, routing, new Date())).toEqual([]);
+      }
+      // A real event makes it a call, which keeps what came before it.
+      const rec = foldCall(
+        [recording, { type: 'ringing', callId, agent: '117' } satisfies CallEvent].map(stored),
+        ctx,
+      );
+      expect(rec).toMatchObject({
+        status: 'in-progress',
+        recordings: ['https://example.com/r.mp3'],
+      });
+      expect(dueTargets(rec, routing, new Date()).map((d) => d.target)).toEqual(['hook']);
     });
   });
 });

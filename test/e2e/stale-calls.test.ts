@@ -1,7 +1,8 @@
 // No call left behind: a call whose end webhook never came is closed by the relay after
 // calls.closeAfterMin without events, delivered to the CRM as ended, kept closed by replays, and
-// updated in place (one CRM call, never two) when the real end turns up late. A real relay against
-// the fake HubSpot; the closer's clock is moved forward instead of waiting two hours.
+// updated in place (one CRM call, never two) when the real end turns up late. A call of nothing but
+// a recording is no call: never closed, never a missed call in the CRM (issue 25). A real relay
+// against the fake HubSpot; the closer's clock is moved forward instead of waiting two hours.
 
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -33,13 +34,16 @@ describe('calls whose end never came', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function open(): Promise<{ hs: FakeHubspot; relay: Relay; clock: { shift: number } }> {
+  async function open(
+    o: { closeAfterMin?: number; hubspot?: string } = {},
+  ): Promise<{ hs: FakeHubspot; relay: Relay; clock: { shift: number } }> {
     const hs = await new FakeHubspot(HS_TOKEN).start();
     hs.addContact({ phone: '+420774852629', firstname: 'Jana' });
     const config = writeRelayYaml(tempDir(), {
       more:
         `targets:\n  - name: hubspot\n    type: hubspot\n    token: ${HS_TOKEN}\n` +
-        `    baseUrl: ${hs.url}\n    searchLagSec: 0.3\ncalls:\n  closeAfterMin: 120\n`,
+        `    baseUrl: ${hs.url}\n    searchLagSec: 0.3\n${o.hubspot ?? ''}` +
+        `calls:\n  closeAfterMin: ${o.closeAfterMin ?? 120}\n`,
     });
     const clock = { shift: 0 };
     const relay = await startRelay(loadConfig(config, {}), undefined, {
@@ -156,5 +160,60 @@ describe('calls whose end never came', () => {
     expect(await relay.closer.sweep()).toBe(0);
     await new Promise((r) => setTimeout(r, 100));
     expect((await record(relay)).status).toBe('ringing');
+  });
+
+  it('never makes a call of a lone recording: not closed, no missed call or task in the CRM', async () => {
+    // As the issue saw it: closeAfterMin 1, missed-call tasks on, a recording and nothing else.
+    const { hs, relay, clock } = await open({
+      closeAfterMin: 1,
+      hubspot: '    missedCallTask: true\n',
+    });
+    const id = '260305101010_7';
+    const post = (body: object): Parameters<typeof sendFlowRequest>[2] => ({
+      method: 'POST',
+      contentType: 'application/json',
+      body: JSON.stringify({ Callerid: '420774852629', User: '117', ...body }),
+    });
+    const recording = post({
+      Event: 'recording',
+      FileUrls: [`https://pbx.example.com:5001/webapi/recording/${id}-1-1.mp3`],
+      Id: `${id}-1`,
+    });
+    expect((await sendFlowRequest(relay.port, '3cx', recording))!.status).toBe(200);
+    await settleDeliveries(relay);
+    const lone = (await relay.store.getCalls(id, '3cx'))[0]!.record;
+    expect(lone).toMatchObject({ status: 'incomplete', outcome: null, closedBy: null });
+
+    // Two minutes later (and later still), sweeps leave it alone: nothing is invented.
+    for (const min of [2, 60, 1000]) {
+      clock.shift = min * MIN;
+      // Two sweeps: at least one began after the clock moved (a periodic one may be under way).
+      await relay.closer.sweep();
+      expect(await relay.closer.sweep()).toBe(0);
+      await settleDeliveries(relay);
+    }
+    expect((await relay.store.getCalls(id, '3cx'))[0]!.record).toEqual(lone);
+    const inbox = (await relay.store.listInbox({ limit: 100 })).filter((r) => r.source === '3cx');
+    expect(inbox.map((r) => r.kind)).toEqual(['webhook']);
+    expect(await relay.store.listDeliveries({ limit: 10 })).toEqual([]);
+    expect(hs.calls.size).toBe(0);
+    expect(hs.tasks.size).toBe(0);
+
+    // The call's real events come after all: now it is a call (missed), with its recording.
+    clock.shift = 0;
+    for (const body of [
+      { Event: 'ringing', Usertype: 'ext', Did: '', Id: `${id}-0` },
+      { Event: 'incoming', Finishtype: 'Missed', Transfer: 'False', Did: '', Id: `${id}-0` },
+    ])
+      expect((await sendFlowRequest(relay.port, '3cx', post(body)))!.status).toBe(200);
+    await settleDeliveries(relay);
+    expect((await relay.store.getCalls(id, '3cx'))[0]!.record).toMatchObject({
+      status: 'ended',
+      outcome: 'missed',
+      closedBy: null,
+      recordings: [`https://pbx.example.com:5001/webapi/recording/${id}-1-1.mp3`],
+    });
+    expect(hs.calls.size).toBe(1);
+    expect(hs.tasks.size).toBe(1);
   });
 });

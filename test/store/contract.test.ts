@@ -1745,6 +1745,30 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect((await store.getDelivery(d!.id))!.wantRev).toBe(late!.revision);
   });
 
+  it('never closes a call of nothing but a recording or analysis (incomplete)', async () => {
+    const { store } = await fresh();
+    const rec: CallEvent = { type: 'recording', callId: 'lone', recordings: ['https://r/1.mp3'] };
+    await store.insertInbox([
+      item(mapped(rec, { type: 'analysis', callId: 'lone', ai: { summary: 's' } })),
+      item(mapped(ring('quiet', '800'))),
+    ]);
+    await store.applyPending(100);
+    expect((await store.getCalls('lone'))[0]!.record.status).toBe('incomplete');
+    const q = { before: afterAll(), at: afterAll(), limit: 10 };
+    expect(await store.closeStaleCalls(q)).toEqual([{ source: '3cx', callId: 'quiet' }]);
+    expect(await store.closeStaleCalls(q)).toEqual([]);
+    await store.applyPending(100);
+    expect((await store.getCalls('lone'))[0]!.record).toMatchObject({
+      status: 'incomplete',
+      closedBy: null,
+    });
+    // Once a real event makes it a call, it is closed like any other.
+    await store.insertInbox([item(mapped(ring('lone', '117')))]);
+    await store.applyPending(100);
+    const later = { before: afterAll(), at: afterAll(), limit: 10 };
+    expect(await store.closeStaleCalls(later)).toEqual([{ source: '3cx', callId: 'lone' }]);
+  });
+
   it('closes a batch at a time, and a call at its limit of events too', async () => {
     const { store } = await fresh();
     await store.insertInbox(

@@ -89,6 +89,8 @@ const STATUS: Record<CallRecord['status'], string> = {
   ringing: 'Ringing',
   'in-progress': 'In progress',
   ended: 'Ended',
+  // Only a recording or an analysis came: no ring, answer or end says there was a call yet.
+  incomplete: 'Incomplete (no call event yet)',
 };
 
 /** The phone system's and the store's own values, for whoever asks what the words stand for. */
