@@ -1,11 +1,11 @@
 // Refolding one call: the decision every store backend follows, as a pure function. A store reads
-// the call's rows (its stored events, the click-to-call origins on its channels, whether events
-// were dropped over the limit, the fingerprint of the record it holds), asks refoldCall what to
-// do, and writes exactly that. Nothing here knows SQL.
+// the call's rows (its stored events, the click-to-call origins on its channels, the events that
+// name only one of its legs, whether events were dropped over the limit, the fingerprint of the
+// record it holds), asks refoldCall what to do, and writes exactly that. Nothing here knows SQL.
 
 import { createHash } from 'node:crypto';
 import { foldCall, stableJson } from './fold.js';
-import type { CallRecord, StoredEvent } from './model.js';
+import type { CallEvent, CallRecord, StoredEvent } from './model.js';
 import { dueTargets, type Routing } from './routing.js';
 
 /** An event row as stored: its request, position in it, adapter, receive time and content key. */
@@ -23,6 +23,11 @@ export interface RefoldInput {
   events: EventRow[];
   /** Origins on any channel in channelsOf(events). */
   origins: OriginRow[];
+  /**
+   * Events of the source with no call id on any leg in legsOf(events) (a store may read more: only
+   * those joinsByLeg says join are folded in). Undefined: none.
+   */
+  joined?: EventRow[];
   /** Some of the call's events were dropped over the per-call limit. */
   truncated: boolean;
   /** The fingerprint of the record the store holds; undefined when it holds none. */
@@ -46,6 +51,25 @@ export type RefoldResult =
 /** The channels a call's events name: where its click-to-call origins are looked up. */
 export function channelsOf(events: readonly Pick<StoredEvent, 'event'>[]): string[] {
   return [...new Set(events.map((e) => e.event.channelId).filter((c): c is string => !!c))].sort();
+}
+
+/**
+ * The types of event that may name only a leg (no call id): a recording started on a dialed leg
+ * knows that leg's id, not the call's. Kept in step with ingest/adapter.ts LEG_JOINED_TYPES.
+ */
+const LEG_JOINED_TYPES: ReadonlySet<string> = new Set(['recording', 'analysis']);
+
+/**
+ * An event that names only a leg: it belongs to every call of its source with an event on that
+ * leg, whichever arrives first, and never makes a call of its own.
+ */
+export const joinsByLeg = (e: CallEvent): boolean =>
+  !e.callId && !!e.legId && LEG_JOINED_TYPES.has(e.type);
+
+/** The legs a call's own events name: where the events that name only a leg are looked up. */
+export function legsOf(events: readonly Pick<StoredEvent, 'event'>[]): string[] {
+  const legs = events.filter((e) => e.event.callId && e.event.legId).map((e) => e.event.legId!);
+  return [...new Set(legs)].sort();
 }
 
 /** One value for a record's content, whatever the order of its keys (SQLite text, jsonb). */
@@ -75,11 +99,17 @@ function providerOf(events: readonly EventRow[]): string {
 }
 
 export function refoldCall(input: RefoldInput, routing: Routing, now: Date): RefoldResult {
-  // A relay's close alone is no call (a replay moved the call's events elsewhere).
+  // A relay's close alone is no call (a replay moved the call's events elsewhere). Nor are events
+  // joined by leg: only the call's own events make it.
   if (!input.events.some((e) => e.event.type !== 'closed')) return { kind: 'delete' };
-  const record = foldCall(input.events, {
+  const legs = new Set(legsOf(input.events));
+  const joined = (input.joined ?? []).filter(
+    (e) => joinsByLeg(e.event) && legs.has(e.event.legId!),
+  );
+  const events = joined.length ? [...input.events, ...joined] : input.events;
+  const record = foldCall(events, {
     source: input.source,
-    provider: providerOf(input.events),
+    provider: providerOf(events),
     originatedBy: originOf(input.origins),
     truncated: input.truncated,
   });

@@ -81,7 +81,7 @@ export function toDeliveryRow(row: object, read: Readers): DeliveryRow {
 
 /** The columns of an event row, in the order of EVENT_COLUMNS (both backends insert these). */
 export const EVENT_COLUMNS =
-  'inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body';
+  'inbox_id, idx, source, provider, call_id, channel_id, type, key, received_at, body, leg_id';
 
 /** An event row's values, and the content key that makes a repeat of it a repeat. */
 export function eventValues(
@@ -97,7 +97,7 @@ export function eventValues(
     at.provider,
     callId,
     event.channelId ?? null,
-  ].concat([event.type, key, at.receivedAt, JSON.stringify(event)]);
+  ].concat([event.type, key, at.receivedAt, JSON.stringify(event), event.legId ?? null]);
   return { key, callId, values };
 }
 

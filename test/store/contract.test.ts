@@ -135,6 +135,13 @@ const end = (callId: string, extra: Partial<CallEvent> = {}): CallEvent => ({
   ...extra,
 });
 
+/** A recording that names only a leg (issue 25): no call id, it joins the call with that leg. */
+const legRecording = (legId: string, url = `https://rec.example/${legId}.wav`): CallEvent => ({
+  type: 'recording',
+  legId,
+  recordings: [url],
+});
+
 /** A SQLite database as a release with only the first `version` migrations left it. */
 function sqliteAt(version: number): { path: string; db: Database.Database } {
   const path = join(tempDir(), 'relay.db');
@@ -501,6 +508,95 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     ]);
     await store.applyPending(100);
     expect((await store.getCalls('n'))[0]!.record.originatedBy).toBe('api:late');
+  });
+
+  it('joins a recording that names only a leg to its call, whichever arrives first', async () => {
+    const { store } = await fresh();
+    // First: it waits, no call of its own, nothing to deliver.
+    const [early] = await store.insertInbox([item(mapped(legRecording('a-1')))]);
+    await store.applyPending(100);
+    expect(await store.listCalls({ limit: 10 })).toEqual([]);
+    expect(await store.listDeliveries({ limit: 10 })).toEqual([]);
+    expect(await store.getInbox(early!)).toMatchObject({ state: 'applied' });
+    // The leg's events come: the call has the recording from its first fold on.
+    await store.insertInbox([item(mapped(ring('a', '800'))), item(mapped(end('a')))]);
+    await store.applyPending(100);
+    const [a] = await store.getCalls('a');
+    expect(a!.record).toMatchObject({
+      status: 'ended',
+      recordings: ['https://rec.example/a-1.wav'],
+    });
+    expect(a!.record.events).toContainEqual(
+      expect.objectContaining({ type: 'recording', legId: 'a-1', inboxId: early }),
+    );
+
+    // After the call: it is refolded with the recording, and due again.
+    await store.insertInbox([item(mapped(ring('b', '800'))), item(mapped(end('b')))]);
+    await store.applyPending(100);
+    const [before] = await store.getCalls('b');
+    expect(before!.record.recordings).toEqual([]);
+    await store.insertInbox([item(mapped(legRecording('b-0')))]);
+    await store.applyPending(100);
+    const [b] = await store.getCalls('b');
+    expect(b!.revision).toBe(before!.revision + 1);
+    expect(b!.record.recordings).toEqual(['https://rec.example/b-0.wav']);
+    expect(await store.listCalls({ limit: 10 })).toHaveLength(2);
+
+    // The same recording again is one event: applied at once, nothing refolded.
+    const [again] = await store.insertInbox([item(mapped(legRecording('b-0')), '{"again":1}')]);
+    expect(await store.getInbox(again!)).toMatchObject({ state: 'applied' });
+    expect(await store.applyPending(100)).toBe(0);
+    expect((await store.getCalls('b'))[0]).toEqual(b);
+    expect(b!.record.events.filter((e) => e.type === 'recording')).toHaveLength(1);
+  });
+
+  it('makes no call of a recording by leg that no call of its source has', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([
+      item(mapped(ring('m', '800'))),
+      // The leg exists, in another source; and a leg nobody has.
+      item(mapped(legRecording('m-0')), '{}', 'other'),
+      item(mapped(legRecording('nobody-1'))),
+      // An origin names no leg to join by, even with a leg id.
+      item(mapped({ type: 'originated', channelId: 'ch-m', legId: 'm-0', originatedBy: 'x' })),
+    ]);
+    await store.applyPending(100);
+    const calls = await store.listCalls({ limit: 10 });
+    expect(calls.map((c) => c.record.callId)).toEqual(['m']);
+    expect(calls[0]!.record).toMatchObject({ recordings: [], originatedBy: null });
+    expect(calls[0]!.record.events).toHaveLength(1);
+    expect(await store.countInbox()).toMatchObject({ pending: 0, applied: 4 });
+  });
+
+  it('replays a recording by leg to another leg, and a leg event to another call', async () => {
+    const { store } = await fresh();
+    const [rec] = await store.insertInbox([item(mapped(legRecording('p-0', 'https://r/1')))]);
+    const [, pEnd] = await store.insertInbox([
+      item(mapped(ring('p', '800'))),
+      item(mapped({ ...end('p'), legId: 'p-0' })),
+      item(mapped(ring('q', '800'))),
+    ]);
+    await store.applyPending(100);
+    expect((await store.getCalls('p'))[0]!.record.recordings).toEqual(['https://r/1']);
+    // The recording, replayed, names q's leg: it leaves p and joins q.
+    await store.remap(rec!, mapped(legRecording('q-0', 'https://r/1')), '3cx');
+    expect((await store.getCalls('p'))[0]!.record.recordings).toEqual([]);
+    expect((await store.getCalls('q'))[0]!.record.recordings).toEqual(['https://r/1']);
+    // Back to p's leg, which p's ring and end both name.
+    await store.remap(rec!, mapped(legRecording('p-0', 'https://r/1')), '3cx');
+    expect((await store.getCalls('q'))[0]!.record.recordings).toEqual([]);
+    // p's end, replayed as q's: p still has the leg (its ring), and now q has it too.
+    await store.remap(pEnd!, mapped({ ...end('q'), legId: 'p-0' }), '3cx');
+    expect((await store.getCalls('p'))[0]!.record.recordings).toEqual(['https://r/1']);
+    expect((await store.getCalls('q'))[0]!.record.recordings).toEqual(['https://r/1']);
+    // Replayed as unmapped, the recording leaves every call.
+    await store.remap(
+      rec!,
+      { status: 'unmapped', code: 'RELAY_ERR_UNKNOWN_EVENT', message: 'x' },
+      '3cx',
+    );
+    expect((await store.getCalls('p'))[0]!.record.recordings).toEqual([]);
+    expect((await store.getCalls('q'))[0]!.record.recordings).toEqual([]);
   });
 
   it('stores a repeat once: its request is kept and applied at once, and nothing is refolded', async () => {
@@ -2387,6 +2483,65 @@ describe('upgrading a database written before dry runs were kept with the delive
         expect(rows.map((d) => [d.callId, d.dryRun, d.remote])).toEqual([
           ['dry', true, { sandbox: { objectId: '9000001' } }],
           ['real', false, { objectId: '7' }],
+        ]);
+      } finally {
+        await store.close();
+      }
+    },
+  );
+});
+
+describe('upgrading a database written before events kept their leg', () => {
+  // Made as the previous release left it: the same store, less the leg column and its migration.
+  const cases: [string, () => Promise<string>, (p: string) => Promise<Store>, string[]][] = [
+    [
+      'sqlite',
+      async () => join(tempDir(), 'relay.db'),
+      async (p) => new SqliteStore(p, { routing }),
+      [
+        'DROP INDEX events_leg',
+        'ALTER TABLE events DROP COLUMN leg_id',
+        `DELETE FROM schema_migrations WHERE version = ${MIGRATIONS.at(-1)!.version}`,
+      ],
+    ],
+    [
+      'postgres',
+      () => freshPostgresDatabase(inject('pgUrl')),
+      (url) => PostgresStore.open(url, { routing }),
+      [
+        'DROP INDEX events_leg',
+        'ALTER TABLE events DROP COLUMN leg_id',
+        `DELETE FROM schema_migrations WHERE version = ${PG_MIGRATIONS.at(-1)!.version}`,
+      ],
+    ],
+  ];
+  it.each(cases)(
+    '%s: a recording by leg joins a call stored before',
+    async (name, place, open, downgrade) => {
+      const p = await place();
+      const first = await open(p);
+      try {
+        await first.insertInbox([item(mapped(ring('old', '800'))), item(mapped(end('old')))]);
+        await first.applyPending(100);
+      } finally {
+        await first.close();
+      }
+      if (name === 'sqlite') {
+        const db = new Database(p);
+        for (const sql of downgrade) db.exec(sql);
+        db.close();
+      } else {
+        const c = new pg.Client({ connectionString: p });
+        await c.connect();
+        for (const sql of downgrade) await c.query(sql);
+        await c.end();
+      }
+      const store = await open(p);
+      try {
+        await store.insertInbox([item(mapped(legRecording('old-1')))]);
+        await store.applyPending(100);
+        expect((await store.getCalls('old'))[0]!.record.recordings).toEqual([
+          'https://rec.example/old-1.wav',
         ]);
       } finally {
         await store.close();

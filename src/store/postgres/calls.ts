@@ -2,7 +2,7 @@
 // time across instances, under an advisory lock), arming its deliveries, and the call list.
 
 import type { CallEvent, CallRecord } from '../../domain/model.js';
-import { channelsOf, type EventRow, refoldCall } from '../../domain/refold.js';
+import { channelsOf, type EventRow, legsOf, refoldCall } from '../../domain/refold.js';
 import { callListSql, type CallListDialect } from '../queries.js';
 import type { CallKey, CallQuery, CallRow } from '../types.js';
 import { type Db, iso, type Q } from './db.js';
@@ -74,6 +74,17 @@ async function refold(db: Db, c: Q, { source, callId }: CallKey, now: string): P
         )
       ).rows.map(toEventRow)
     : [];
+  // Events with no call on the call's legs: refoldCall keeps those that join by leg.
+  const legs = legsOf(events);
+  const joined = legs.length
+    ? (
+        await c.query<EventDbRow>(
+          `SELECT inbox_id, idx, provider, received_at, key, body FROM events
+           WHERE source = $1 AND leg_id = ANY($2) AND leg_id IS NOT NULL AND call_id IS NULL`,
+          [source, legs],
+        )
+      ).rows.map(toEventRow)
+    : [];
   // No fingerprint where a record predates them (migration 2): it is written once more.
   const prev = (
     await c.query<{
@@ -95,6 +106,7 @@ async function refold(db: Db, c: Q, { source, callId }: CallKey, now: string): P
       callId,
       events,
       origins,
+      joined,
       truncated: (prev.dropped ?? 0) > 0,
       previous: prev.fingerprint ?? undefined,
     },

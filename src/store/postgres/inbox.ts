@@ -25,11 +25,25 @@ import { type Db, iso, type Q } from './db.js';
 
 const eventsOf = (r: MapResult): CallEvent[] => (r.status === 'mapped' ? r.events : []);
 
-/** What an event's filing locks: its call, or the channel of an origin. */
-export const lockKey = (source: string, callId: string | null, channelId: string | null): string =>
-  JSON.stringify(callId ? [source, callId] : [source, '#channel', channelId ?? '']);
+/**
+ * What an event's filing locks: its call, the channel of an origin, or the leg an event of no
+ * call names (a recording joined by leg).
+ */
+export const lockKey = (
+  source: string,
+  callId: string | null,
+  channelId: string | null,
+  legId: string | null = null,
+): string =>
+  JSON.stringify(
+    callId
+      ? [source, callId]
+      : !channelId && legId
+        ? [source, '#leg', legId]
+        : [source, '#channel', channelId ?? ''],
+  );
 const callLockKey = (source: string, e: CallEvent): string =>
-  lockKey(source, e.callId ?? null, e.channelId ?? null);
+  lockKey(source, e.callId ?? null, e.channelId ?? null, e.legId ?? null);
 
 export async function insertInbox(db: Db, batch: NewInbox[]): Promise<number[]> {
   return db.tx(async (c) => {
@@ -144,9 +158,9 @@ async function insertMany(db: Db, c: Q, batch: NewInbox[]): Promise<number[] | u
     ? await c.query(
         `INSERT INTO events (${EVENT_COLUMNS}) SELECT * FROM unnest($1::bigint[], $2::integer[],
            $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-           $9::timestamptz[], $10::jsonb[])
+           $9::timestamptz[], $10::jsonb[], $11::text[])
          ON CONFLICT (source, key) DO NOTHING`,
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(column),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(column),
       )
     : { rowCount: 0 };
   const counted = calls.length
@@ -242,7 +256,7 @@ async function fileEvents(
         [id, idx, req.source, callId, key, kind],
       );
     const added = await c.query(
-      `INSERT INTO events (${EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+      `INSERT INTO events (${EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
        ON CONFLICT (source, key) DO NOTHING`,
       values,
     );
@@ -342,14 +356,18 @@ export async function remap(
     if (!row) throw new Error(`no stored request ${id}`);
     // Lock what it holds now (events it owns or links to, calls or origin channels) and what
     // it will hold, before reading anything: ingest filing the same events waits.
-    const held = await c.query<{ call_id: string | null; channel_id: string | null }>(
-      `SELECT call_id, channel_id FROM events WHERE inbox_id = $1
-       UNION SELECT coalesce(l.call_id, e.call_id), e.channel_id FROM event_links l
+    const held = await c.query<{
+      call_id: string | null;
+      channel_id: string | null;
+      leg_id: string | null;
+    }>(
+      `SELECT call_id, channel_id, leg_id FROM events WHERE inbox_id = $1
+       UNION SELECT coalesce(l.call_id, e.call_id), e.channel_id, e.leg_id FROM event_links l
          LEFT JOIN events e ON e.source = l.source AND e.key = l.key WHERE l.inbox_id = $1`,
       [id],
     );
     await lockCalls(c, [
-      ...held.rows.map((h) => lockKey(row.source, h.call_id, h.channel_id)),
+      ...held.rows.map((h) => lockKey(row.source, h.call_id, h.channel_id, h.leg_id)),
       ...eventsOf(result).map((e) => callLockKey(row.source, e)),
     ]);
     const before = await touchedBy(c, [id]);
@@ -419,8 +437,10 @@ async function uncount(c: Q, source: string, callId: string, events: number, dro
 }
 
 /**
- * The calls these requests touch: those of their events and links, and every call with an event
- * on a channel they originated (by event, so that any of a call's channels finds it).
+ * The calls these requests touch: those of their events and links, every call with an event on a
+ * channel they originated (by event, so that any of a call's channels finds it), and every call
+ * with an event on a leg one of their events names without a call (domain/refold.ts joinsByLeg
+ * decides which of those join).
  */
 async function touchedBy(c: Q, ids: number[]): Promise<Map<string, CallKey>> {
   const r = await c.query<CallKey>(
@@ -428,7 +448,11 @@ async function touchedBy(c: Q, ids: number[]): Promise<Map<string, CallKey>> {
      UNION SELECT source, call_id FROM event_links WHERE inbox_id = ANY($1) AND call_id IS NOT NULL
      UNION SELECT c.source, c.call_id FROM events o
        JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
-       WHERE o.inbox_id = ANY($1) AND o.type = 'originated'`,
+       WHERE o.inbox_id = ANY($1) AND o.type = 'originated'
+     UNION SELECT c.source, c.call_id FROM events o
+       JOIN events c ON c.source = o.source AND c.leg_id = o.leg_id AND c.leg_id IS NOT NULL
+         AND c.call_id IS NOT NULL
+       WHERE o.inbox_id = ANY($1) AND o.call_id IS NULL AND o.leg_id IS NOT NULL`,
     [ids],
   );
   return new Map(r.rows.map((k) => [JSON.stringify([k.source, k.callId]), k]));

@@ -264,6 +264,16 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    name: 'events by leg',
+    sql: `
+      -- The same as SQLite's migration 14 (see there).
+      ALTER TABLE events ADD COLUMN leg_id text;
+      UPDATE events SET leg_id = body->>'legId' WHERE body ? 'legId';
+      CREATE INDEX events_leg ON events (source, leg_id) WHERE leg_id IS NOT NULL;
+    `,
+  },
 ];
 
 export async function migrate(db: Db): Promise<void> {

@@ -3,7 +3,7 @@
 
 import type Database from 'better-sqlite3';
 import type { CallEvent, CallRecord } from '../../domain/model.js';
-import { channelsOf, refoldCall, type EventRow } from '../../domain/refold.js';
+import { channelsOf, legsOf, refoldCall, type EventRow } from '../../domain/refold.js';
 import { callListSql, type CallListDialect } from '../queries.js';
 import type { CallKey, CallQuery, CallRow } from '../types.js';
 import type { SqliteConnection } from './connection.js';
@@ -50,6 +50,12 @@ export class SqliteCalls {
       originsOn: db.prepare(
         `SELECT inbox_id, idx, provider, received_at, key, body FROM events
          WHERE source = ? AND type = 'originated' AND channel_id IN (SELECT value FROM json_each(?))`,
+      ),
+      // Events with no call on the call's legs: refoldCall keeps those that join by leg.
+      joinedOn: db.prepare(
+        `SELECT inbox_id, idx, provider, received_at, key, body FROM events
+         WHERE source = ? AND leg_id IN (SELECT value FROM json_each(?)) AND leg_id IS NOT NULL
+           AND call_id IS NULL`,
       ),
       droppedOf: db
         .prepare(`SELECT dropped FROM call_stats WHERE source = ? AND call_id = ?`)
@@ -113,12 +119,17 @@ export class SqliteCalls {
     const origins = channels.length
       ? (this.stmts.originsOn.all(source, JSON.stringify(channels)) as EventDbRow[]).map(toEventRow)
       : [];
+    const legs = legsOf(events);
+    const joined = legs.length
+      ? (this.stmts.joinedOn.all(source, JSON.stringify(legs)) as EventDbRow[]).map(toEventRow)
+      : [];
     const d = refoldCall(
       {
         source,
         callId,
         events,
         origins,
+        joined,
         truncated: ((this.stmts.droppedOf.get(source, callId) as number | undefined) ?? 0) > 0,
         previous: prev?.fingerprint ?? undefined,
       },

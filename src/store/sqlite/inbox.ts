@@ -58,7 +58,7 @@ export class SqliteInbox {
       ),
       // A repeat of a stored event inserts nothing (unique on source, call and content key).
       insertEvent: db.prepare(
-        `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO events (${EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (source, coalesce(call_id, ''), key) DO NOTHING`,
       ),
       insertLink: db.prepare(
@@ -81,15 +81,21 @@ export class SqliteInbox {
         .prepare(`SELECT id FROM inbox WHERE state = 'pending' ORDER BY id LIMIT ?`)
         .pluck(),
       // The calls some requests touch (a JSON array of inbox ids, one statement for a whole fold
-      // batch): those of their events and links, and every call with an event on a channel they
-      // originated (by event, so that any of a call's channels finds it).
+      // batch): those of their events and links, every call with an event on a channel they
+      // originated (by event, so that any of a call's channels finds it), and every call with an
+      // event on a leg that one of their events names without a call (domain/refold.ts joinsByLeg
+      // decides which of those join; these are only the calls to ask).
       touchedBy: db.prepare(
         `WITH ids(id) AS (SELECT value FROM json_each(@ids))
          SELECT source, call_id AS callId FROM events WHERE inbox_id IN ids AND call_id IS NOT NULL
          UNION SELECT source, call_id FROM event_links WHERE inbox_id IN ids AND call_id IS NOT NULL
          UNION SELECT c.source, c.call_id FROM events o
            JOIN events c ON c.source = o.source AND c.channel_id = o.channel_id AND c.call_id IS NOT NULL
-           WHERE o.inbox_id IN ids AND o.type = 'originated'`,
+           WHERE o.inbox_id IN ids AND o.type = 'originated'
+         UNION SELECT c.source, c.call_id FROM events o
+           JOIN events c ON c.source = o.source AND c.leg_id = o.leg_id AND c.leg_id IS NOT NULL
+             AND c.call_id IS NOT NULL
+           WHERE o.inbox_id IN ids AND o.call_id IS NULL AND o.leg_id IS NOT NULL`,
       ),
       // Replay: a request's own events, and the earliest request that repeats one of them.
       ownEvents: db.prepare(`SELECT idx, source, call_id, key FROM events WHERE inbox_id = ?`),

@@ -321,4 +321,19 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 14,
+    name: 'events by leg',
+    sql: `
+      -- A recording or analysis may name only its leg (no call id, so call_id is NULL, as on an
+      -- origin): it joins every call of its source with an event on that leg, whichever arrives
+      -- first (domain/refold.ts joinsByLeg). Every event keeps its leg; older rows from their JSON.
+      ALTER TABLE events ADD COLUMN leg_id TEXT;
+      UPDATE events SET leg_id = json_extract(body, '$.legId')
+        WHERE json_extract(body, '$.legId') IS NOT NULL;
+      -- Both ways: the calls with an event on a leg (for a new leg-only event), and the leg-only
+      -- events of a call's legs (its refold).
+      CREATE INDEX events_leg ON events (source, leg_id) WHERE leg_id IS NOT NULL;
+    `,
+  },
 ];
