@@ -378,6 +378,15 @@ export function loadConfig(
           `crm: is 3CX's CRM template integration, which journals calls to this source: its adapter must be ${JOURNAL_ADAPTER}, not ${adapter.name}. For the WebAPI add-on keep a source of its own, and name it in crm.joinCallsOf (docs/3cx-template.md)`,
         ),
       );
+    if (s.signature?.scheme === 'twilio' && !s.signature.publicUrl && !cfg.server.publicUrl)
+      issues.push(
+        issueAt(
+          y,
+          ['sources', i, 'signature'],
+          'Twilio signs the URL it calls: set server.publicUrl (or signature.publicUrl) to the ' +
+            'address Twilio reaches the relay at, e.g. https://relay.example.com',
+        ),
+      );
     sources.push({
       name: s.name,
       token: s.token,
@@ -385,7 +394,15 @@ export function loadConfig(
       recordings: s.recordings,
       ...(s.pbx ? { pbx: s.pbx } : {}),
       ...(s.crm ? { crm: s.crm } : {}),
-      guard: { allowIps: s.allowIps, signature: s.signature, rateLimit: s.rateLimit },
+      guard: {
+        allowIps: s.allowIps,
+        // Twilio signs the URL it called: the relay's public one, unless the source names its own.
+        signature:
+          s.signature?.scheme === 'twilio'
+            ? { ...s.signature, publicUrl: s.signature.publicUrl ?? cfg.server.publicUrl }
+            : s.signature,
+        rateLimit: s.rateLimit,
+      },
       timezone: s.timezone ?? adapter.def.defaults.timezone ?? 'UTC',
       defaultCountry: (s.defaultCountry ?? adapter.def.defaults.defaultCountry) as
         CountryCode | undefined,

@@ -7,6 +7,7 @@ import { DEFAULT_MAX_EVENTS_PER_CALL } from '../domain/inbox.js';
 import { Country, TimeZone } from '../domain/values.js';
 import { parseHostRule } from '../lib/hosts.js';
 import { parseCidr } from '../lib/ips.js';
+import { SIGNATURE_SCHEMES, standardWebhooksKey } from '../lib/signature.js';
 import { TargetConfigSchema } from '../targets/registry.js';
 
 const SIZE_UNITS: Record<string, number> = {
@@ -48,6 +49,100 @@ const Token = z
   .min(8, { message: 'a token needs at least 8 characters' })
   .meta({ description: 'Shared secret. Use ${ENV_VAR} rather than writing it here.' });
 
+const Secret = z.string().min(8).meta({ description: 'The signing secret. Use ${ENV_VAR}.' });
+const Tolerance = z.number().int().positive().default(300).meta({
+  description: "How far the signed time may be from the relay's clock, in seconds.",
+});
+
+/** sources[].signature: the generic HMAC (no scheme), or a provider's own way of signing. */
+const SourceSignature = z
+  .discriminatedUnion(
+    'scheme',
+    [
+      z.strictObject({
+        scheme: z.literal('hmac').optional().meta({ description: 'The generic HMAC (default).' }),
+        header: z.string().min(1).meta({ description: 'Header with the signature.' }),
+        algorithm: z.enum(['sha1', 'sha256', 'sha512']).default('sha256'),
+        encoding: z.enum(['hex', 'base64']).default('hex'),
+        secret: Secret,
+        prefix: z
+          .string()
+          .optional()
+          .meta({ description: 'Text before the digest in the header, e.g. "sha256=".' }),
+        timestampHeader: z.string().optional().meta({
+          description:
+            'Header with the signing time (Unix seconds); the signed text is then "<time>.<body>".',
+        }),
+        toleranceSec: Tolerance,
+      }),
+      z.strictObject({
+        scheme: z.literal('twilio').meta({
+          description: 'X-Twilio-Signature: HMAC-SHA1 of the URL Twilio called and its parameters.',
+        }),
+        secret: Secret.meta({ description: "The Twilio account's Auth Token. Use ${ENV_VAR}." }),
+        publicUrl: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .meta({
+            description:
+              'The relay as Twilio calls it (default: server.publicUrl); the URL checked is this ' +
+              "plus the request's path and query, so a proxy in front changes nothing.",
+          }),
+      }),
+      z.strictObject({
+        scheme: z.literal('standard-webhooks').meta({
+          description: 'webhook-id, webhook-timestamp, webhook-signature (v1, HMAC-SHA256).',
+        }),
+        secret: Secret.refine((s) => standardWebhooksKey(s).length > 0, {
+          message: 'expected a Standard Webhooks secret: "whsec_" and base64',
+        }).meta({ description: 'The endpoint secret, "whsec_<base64>". Use ${ENV_VAR}.' }),
+        toleranceSec: Tolerance,
+      }),
+      z.strictObject({
+        scheme: z.literal('stripe').meta({
+          description: 'A header "t=<time>,v1=<hex>": HMAC-SHA256 of "<time>.<body>".',
+        }),
+        secret: Secret,
+        header: z.string().min(1).default('Stripe-Signature'),
+        toleranceSec: Tolerance,
+      }),
+      z.strictObject({
+        scheme: z.literal('payload-token').meta({
+          description: 'A token inside the JSON body (Aircall: "token"), compared with the secret.',
+        }),
+        secret: Secret.meta({ description: 'The token the provider sends. Use ${ENV_VAR}.' }),
+        path: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, {
+            message: 'a dotted path of field names, e.g. "token" or "meta.token"',
+          })
+          .default('token')
+          .meta({ description: 'Where the token is in the JSON body (default "token").' }),
+      }),
+      z.strictObject({
+        scheme: z.literal('zoom').meta({
+          description:
+            'x-zm-signature "v0=<hex>", and the answer to Zoom\'s endpoint.url_validation.',
+        }),
+        secret: Secret.meta({ description: "The Zoom app's Secret Token. Use ${ENV_VAR}." }),
+        toleranceSec: Tolerance,
+      }),
+    ],
+    {
+      error: (iss) => {
+        if (iss.code !== 'invalid_union') return undefined;
+        const given = (iss.input as { scheme?: unknown } | undefined)?.scheme;
+        return `unknown signature scheme ${JSON.stringify(given)}; supported: ${SIGNATURE_SCHEMES.join(', ')}`;
+      },
+    },
+  )
+  .meta({
+    description:
+      'For providers that sign: a request whose signature does not hold gets 401 and is not ' +
+      'stored (the token is still required). Without scheme: an HMAC of the raw body with the ' +
+      'secret (docs/signatures.md has the presets).',
+  });
+
 export const SourceConfig = z
   .strictObject({
     name: z
@@ -78,30 +173,7 @@ export const SourceConfig = z
           'before their token is looked at. The sender is the connecting address, or what ' +
           'server.trustProxy proxies report. Default: any address.',
       }),
-    signature: z
-      .strictObject({
-        header: z.string().min(1).meta({ description: 'Header with the signature.' }),
-        algorithm: z.enum(['sha1', 'sha256', 'sha512']).default('sha256'),
-        encoding: z.enum(['hex', 'base64']).default('hex'),
-        secret: z.string().min(8).meta({ description: 'The signing secret. Use ${ENV_VAR}.' }),
-        prefix: z
-          .string()
-          .optional()
-          .meta({ description: 'Text before the digest in the header, e.g. "sha256=".' }),
-        timestampHeader: z.string().optional().meta({
-          description:
-            'Header with the signing time (Unix seconds); the signed text is then "<time>.<body>".',
-        }),
-        toleranceSec: z.number().int().positive().default(300).meta({
-          description: 'With timestampHeader: how far the time may be from the relay clock.',
-        }),
-      })
-      .optional()
-      .meta({
-        description:
-          'For providers that sign: the HMAC of the raw body with the secret must match, or the ' +
-          'webhook gets 401 and is not stored (the token is still required).',
-      }),
+    signature: SourceSignature.optional(),
     rateLimit: z
       .strictObject({
         perSecond: z.number().positive(),

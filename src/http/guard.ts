@@ -1,13 +1,13 @@
 // A source's checks at the webhook edge beyond its token, compiled once at start: the sender's
 // address against allowIps (before the token is looked at), a rate limit per source (after it:
-// requests without the token must not use up the real sender's allowance), and the HMAC signature
-// of providers that sign (after the body is read, before anything is stored).
+// requests without the token must not use up the real sender's allowance), and the signature of
+// providers that sign, as each signs (after the body is read, before anything is stored).
 
 import type { Context } from 'hono';
 import { RelayError } from '../domain/errors.js';
 import { Bucket } from '../lib/buckets.js';
 import { addressMatcher, clientAddress } from '../lib/ips.js';
-import { signatureProblem, type SignatureSettings } from '../lib/signature.js';
+import { signatureProblem, zoomChallenge, type SignatureSettings } from '../lib/signature.js';
 import { peerAddress } from './auth.js';
 
 /** A source's settings (relay.yaml sources[].allowIps, rateLimit, signature). */
@@ -102,7 +102,22 @@ export class SourceGuards {
   checkSignature(source: string, c: Context, body: Buffer): void {
     const s = this.sources.get(source)?.signature;
     if (!s) return;
-    const problem = signatureProblem(s, (h) => c.req.header(h), body, this.now());
+    // The path and query as sent (Twilio signs the URL it called, byte for byte).
+    const url = c.req.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
+    const problem = signatureProblem(
+      s,
+      { header: (h) => c.req.header(h), body, url: url.startsWith('/') ? url : `/${url}` },
+      this.now(),
+    );
     if (problem) throw new RelayError('RELAY_ERR_BAD_SIGNATURE', `bad signature: ${problem}`);
+  }
+
+  /**
+   * The answer to a provider's endpoint check that came signed (Zoom's URL validation), which is
+   * answered and never stored; undefined for a webhook like any other.
+   */
+  challenge(source: string, body: Buffer): Record<string, string> | undefined {
+    const s = this.sources.get(source)?.signature;
+    return s && zoomChallenge(s, body);
   }
 }

@@ -1,6 +1,6 @@
 // Webhook ingest on /hooks/<source>[/<token>]: the sender's address (allowIps), the source's token
 // from the path, a Bearer header, the password of a Basic header (3CX's CRM template) or ?token=,
-// its rate limit, the body and its signature (guard.ts),
+// its rate limit, the body and its signature (guard.ts; a signed endpoint check is answered),
 // then the raw request (minus the token) into the pipeline. A refusal is logged (throttled) and
 // kept as the source's newest (refusals.ts).
 
@@ -168,6 +168,13 @@ export function mountHooks(app: Hono, opts: HookOptions): void {
     opts.guards?.take(name);
     const body = c.req.method === 'GET' ? Buffer.alloc(0) : await readBody(c, bodyLimit);
     opts.guards?.checkSignature(name, c, body);
+    // A signed endpoint check (Zoom's URL validation) gets its answer and is no call of anybody's.
+    const answer = opts.guards?.challenge(name, body);
+    if (answer) {
+      filed('checked');
+      log.info({ source: name, status: 200 }, 'answered the endpoint validation');
+      return c.json(answer);
+    }
     const headers: Record<string, string> = {};
     for (const h of KEPT_HEADERS) {
       const v = c.req.header(h);

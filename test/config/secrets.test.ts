@@ -1,5 +1,6 @@
 // secretsOf: every secret a relay.yaml configures is found by field name (tokens, passwords,
-// signing secrets, header values, URL passwords), and nothing that is not a secret.
+// signing secrets of every signature scheme, header values, URL passwords), and nothing that is
+// not a secret.
 
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
@@ -61,5 +62,34 @@ metrics:
       'https://user:url-password-3@example.com/in',
     ])
       expect(got).not.toContain(notSecret);
+  });
+
+  it("finds every signature preset's secret (a Twilio Auth Token, a whsec_, a payload token)", () => {
+    const presets: [string, string][] = [
+      ['twilio', 'twilio-auth-token-secret-1\n      publicUrl: https://relay.example.test'],
+      ['standard-webhooks', '"whsec_c3RhbmRhcmQtd2ViaG9va3Mta2V5"'],
+      ['stripe', 'stripe-signing-secret-2'],
+      ['payload-token', 'aircall-payload-token-3'],
+      ['zoom', 'zoom-secret-token-4'],
+    ];
+    const file = writeRelayYaml(tempDir(), {
+      more: presets
+        .map(
+          ([scheme, secret], i) =>
+            `  - name: signed-${i}\n    adapter: 3cx\n    token: ${sourceToken('3cx')}\n` +
+            `    signature:\n      scheme: ${scheme}\n      secret: ${secret}\n`,
+        )
+        .join(''),
+    });
+    const got = secretsOf(loadConfig(file, {}));
+    for (const s of [
+      'twilio-auth-token-secret-1',
+      'whsec_c3RhbmRhcmQtd2ViaG9va3Mta2V5',
+      'stripe-signing-secret-2',
+      'aircall-payload-token-3',
+      'zoom-secret-token-4',
+    ])
+      expect(got, s).toContain(s);
+    expect(got).not.toContain('https://relay.example.test');
   });
 });
