@@ -324,14 +324,30 @@ export function loadConfig(
     env,
     unsetAllowed: (p, doc) => (opts.readOnly && p[0] !== 'store') || dryRunCredential(p, doc),
   });
-  const cfg = validateYaml(y, RelayConfigSchema);
   const dir = dirname(abs);
   const rel = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p));
-  const adaptersDir = cfg.adapters
-    ? rel(cfg.adapters)
-    : existsSync(resolve(dir, 'adapters'))
-      ? resolve(dir, 'adapters')
-      : BUNDLED_ADAPTERS;
+  const adaptersDirOf = (given: unknown): string =>
+    typeof given === 'string' && given
+      ? rel(given)
+      : existsSync(resolve(dir, 'adapters'))
+        ? resolve(dir, 'adapters')
+        : BUNDLED_ADAPTERS;
+  let cfg;
+  try {
+    cfg = validateYaml(y, RelayConfigSchema);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // The adapters' errors too, so that one `check` shows everything there is to fix.
+    const given = (y.value as { adapters?: unknown } | null)?.adapters;
+    try {
+      loadAdapterDir(adaptersDirOf(given));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      throw new ConfigError([...err.issues, ...e.issues]);
+    }
+    throw err;
+  }
+  const adaptersDir = adaptersDirOf(cfg.adapters);
 
   const issues: ConfigIssue[] = [];
   let byName = new Map<string, LoadedAdapter>();

@@ -164,7 +164,15 @@ export interface CompiledAdapter {
 
 export function loadAdapter(path: string): LoadedAdapter {
   const yaml = loadYamlFile(path);
-  const def = validateYaml(yaml, AdapterFileSchema);
+  let def: AdapterFile;
+  try {
+    def = validateYaml(yaml, AdapterFileSchema);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // The expressions are linted where they stand too, so that one `check` reports both.
+    const issues = [...err.issues, ...lintExpressions(yaml, yaml.value)];
+    throw new ConfigError(issues.sort((x, y) => x.line - y.line || x.col - y.col));
+  }
   const issues = lintAdapter({ name: def.adapter, yaml, def });
   if (issues.length) throw new ConfigError(issues);
   return { name: def.adapter, yaml, def };
@@ -213,25 +221,37 @@ interface ExprSite {
   source: string;
 }
 
-function expressionSites(def: AdapterFile): ExprSite[] {
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Every expression of an adapter file, read from its value as loaded: valid or not, so that an
+ * expression is linted even when the schema fails elsewhere. Only the places the schema gives
+ * expressions count (a misspelt field's value is the schema's to report).
+ */
+function expressionSites(def: unknown): ExprSite[] {
   const sites: ExprSite[] = [];
-  const addFields = (
-    base: (string | number)[],
-    fields: Record<string, unknown> | undefined,
-  ): void => {
-    for (const [k, v] of Object.entries(fields ?? {})) {
-      if (typeof v === 'string') sites.push({ path: [...base, k], source: v });
-      else if (v && typeof v === 'object') addFields([...base, k], v as Record<string, unknown>);
-    }
+  const add = (path: (string | number)[], v: unknown): void => {
+    if (typeof v === 'string' && v) sites.push({ path, source: v });
   };
+  const addFields = (base: (string | number)[], fields: unknown): void => {
+    if (!isRecord(fields)) return;
+    for (const k of EVENT_FIELDS) add([...base, k], fields[k]);
+    if (isRecord(fields.ai)) for (const k of AI_FIELDS) add([...base, 'ai', k], fields.ai[k]);
+  };
+  if (!isRecord(def)) return sites;
   addFields(['fields'], def.fields);
-  def.events.forEach((r, i) => {
-    sites.push({ path: ['events', i, 'when'], source: r.when });
+  if (!Array.isArray(def.events)) return sites;
+  def.events.forEach((r: unknown, i) => {
+    if (!isRecord(r)) return;
+    add(['events', i, 'when'], r.when);
     addFields(['events', i, 'fields'], r.fields);
-    r.emit?.forEach((e, j) => {
-      if (e.when) sites.push({ path: ['events', i, 'emit', j, 'when'], source: e.when });
-      addFields(['events', i, 'emit', j, 'fields'], e.fields);
-    });
+    if (Array.isArray(r.emit))
+      r.emit.forEach((e: unknown, j) => {
+        if (!isRecord(e)) return;
+        add(['events', i, 'emit', j, 'when'], e.when);
+        addFields(['events', i, 'emit', j, 'fields'], e.fields);
+      });
   });
   return sites;
 }
@@ -240,8 +260,14 @@ const KNOWN_FUNCTIONS = new Set<string>(HELPER_NAMES);
 
 /** What the schema cannot see: expression syntax, field-name case, unknown functions and maps. */
 export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
+  return lintExpressions(a.yaml, a.def);
+}
+
+/** lintAdapter of a file's value, whether or not it passed the schema. */
+function lintExpressions(yaml: LoadedYaml, def: unknown): ConfigIssue[] {
+  const maps = isRecord(def) && isRecord(def.maps) ? def.maps : {};
   const issues: ConfigIssue[] = [];
-  for (const site of expressionSites(a.def)) {
+  for (const site of expressionSites(def)) {
     let ast;
     try {
       ast = parseExpr(site.source).ast;
@@ -249,7 +275,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
       const e = err as ExprError;
       issues.push(
         exprIssueAt(
-          a.yaml,
+          yaml,
           site.path,
           e.position === undefined ? undefined : e.position - 1,
           `expression error: ${e.message}`,
@@ -261,7 +287,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
       if (f.name !== f.name.toLowerCase()) {
         issues.push(
           exprIssueAt(
-            a.yaml,
+            yaml,
             site.path,
             f.position,
             `field "${f.name}" never matches: request keys are lower-cased, write "${f.name.toLowerCase()}"`,
@@ -272,10 +298,10 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
     for (const call of functionCalls(ast)) {
       if (call.name === 'mapValue') {
         const m = call.args[1];
-        if (m?.type === 'string' && !(String(m.value) in a.def.maps)) {
+        if (m?.type === 'string' && !Object.hasOwn(maps, String(m.value))) {
           issues.push(
             exprIssueAt(
-              a.yaml,
+              yaml,
               site.path,
               call.position,
               `$mapValue: no map named "${String(m.value)}" under maps:`,
@@ -283,9 +309,7 @@ export function lintAdapter(a: LoadedAdapter): ConfigIssue[] {
           );
         }
       } else if (!KNOWN_FUNCTIONS.has(call.name) && !JSONATA_BUILTINS.has(call.name)) {
-        issues.push(
-          exprIssueAt(a.yaml, site.path, call.position, `unknown function $${call.name}`),
-        );
+        issues.push(exprIssueAt(yaml, site.path, call.position, `unknown function $${call.name}`));
       }
     }
   }
@@ -333,7 +357,12 @@ export function compileAdapter(a: LoadedAdapter, source: SourceSettings): Compil
     const merged = new Map(common);
     for (const layer of layers)
       for (const [p, s] of flatten(layer)) merged.set(p.join('.'), [p, s]);
-    return [...merged.values()].map(([p, s]) => [p, compile(s)]);
+    // Times first: a time that does not parse is then reported as such, not as the call id
+    // made of it (the 3CX journal's).
+    const ordered = [...merged.values()].sort(
+      ([a], [b]) => Number(TIME_FIELDS.has(b.join('.'))) - Number(TIME_FIELDS.has(a.join('.'))),
+    );
+    return ordered.map(([p, s]) => [p, compile(s)]);
   };
   const rules: CompiledRule[] = a.def.events.map((r) => ({
     name: r.name,
@@ -509,6 +538,8 @@ function truthy(v: unknown): boolean {
 const NUMBER_FIELDS = new Set(['durationSec', 'talkSec', 'ai.sentiment']);
 const BOOLEAN_FIELDS = new Set(['transferred']);
 const LOWER_ENUM_FIELDS = new Set(['direction', 'outcome', 'transferKind', 'scope']);
+const TIME_FIELDS = new Set(['at', 'startedAt', 'answeredAt', 'endedAt']);
+const IsoTime = z.iso.datetime({ offset: true });
 
 /** Coerce an expression result to the field's type; undefined leaves the field out. */
 function normalizeField(path: string[], v: unknown): unknown {
@@ -546,5 +577,11 @@ function normalizeField(path: string[], v: unknown): unknown {
   }
   if (typeof v === 'object') return new Error('expected a text value, got an object');
   const s = String(v).trim();
+  // A provider's own time text is no time of ours: say which, rather than "invalid datetime".
+  if (TIME_FIELDS.has(key) && !IsoTime.safeParse(s).success)
+    return new Error(
+      `${JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s)} is not an ISO time with an ` +
+        'offset (read it with $toUtc)',
+    );
   return LOWER_ENUM_FIELDS.has(key) ? s.toLowerCase() : s;
 }

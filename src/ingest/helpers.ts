@@ -1,6 +1,7 @@
 // Functions adapters call from their expressions ($duration, $toUtc, $e164, ...). Each one is
-// total: bad or missing input gives `undefined` (the field is left out), never an exception,
-// because one odd webhook must not stop the rest of its mapping.
+// total: missing input gives `undefined` (the field is left out), because one odd webhook must not
+// stop the rest of its mapping. The one exception is a time given as text that no format reads
+// ($toUtc): the call's start would otherwise quietly become the moment the relay received it.
 
 import type { CountryCode } from 'libphonenumber-js';
 import { DateTime } from 'luxon';
@@ -21,7 +22,13 @@ type Helper = (...args: unknown[]) => unknown;
 function memo<A extends unknown[], R>(fn: (...a: A) => R, max = 4096): (...a: A) => R {
   const cache = new Map<string, R>();
   return (...a: A) => {
-    const k = a.map((x) => (typeof x === 'string' ? x : `\u0002${String(x)}`)).join('\u0001');
+    const k = a
+      .map((x) =>
+        typeof x === 'string'
+          ? x
+          : `\u0002${x && typeof x === 'object' ? JSON.stringify(x) : String(x)}`,
+      )
+      .join('\u0001');
     const hit = cache.get(k);
     if (hit !== undefined || cache.has(k)) return hit as R;
     const v = fn(...a);
@@ -55,25 +62,77 @@ export function duration(v: unknown): number | undefined {
   return inTitle ? hmsToSeconds(inTitle[1]!) : undefined;
 }
 
-/**
- * A provider's local date-time (in the source's time zone unless it carries an offset) as ISO UTC.
- */
-export const toUtc = memo(toUtcUncached);
-
-function toUtcUncached(v: unknown, format: unknown, timezone: string): string | undefined {
-  let dt: DateTime | undefined;
-  if (typeof v === 'number' && Number.isFinite(v))
-    dt = DateTime.fromMillis(v > 1e11 ? v : v * 1000, { zone: 'utc' });
-  else if (typeof v === 'string' && v.trim()) {
-    const s = v.trim();
-    if (typeof format === 'string' && format)
-      dt = DateTime.fromFormat(s, format, { zone: timezone });
-    else {
-      dt = DateTime.fromISO(s, { zone: timezone });
-      if (!dt.isValid) dt = DateTime.fromSQL(s, { zone: timezone });
-    }
+/** A time given as text that none of the formats reads: the request is unmapped, naming it. */
+export class TimeUnreadable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TimeUnreadable';
   }
-  return dt?.isValid ? dt.toUTC().toISO()! : undefined;
+}
+
+/** The formats $toUtc knows by name; any other text is a Luxon format (`yyMMddHHmmss`). */
+const NAMED_FORMATS = new Map<string, (s: string, zone: string) => DateTime | undefined>([
+  ['iso', (s, zone) => DateTime.fromISO(s, { zone })],
+  ['sql', (s, zone) => DateTime.fromSQL(s, { zone })],
+  // "Tue, 10 Aug 2010 08:02:17 +0000" (Twilio), and HTTP's "... GMT" form.
+  ['rfc2822', (s, zone) => DateTime.fromRFC2822(s, { zone })],
+  ['http', (s, zone) => DateTime.fromHTTP(s, { zone })],
+  // Unix seconds as text ("1281427337"), or milliseconds when that large, as for a number.
+  ['unix', (s) => (/^\d{9,}(\.\d+)?$/.test(s) ? fromEpoch(Number(s)) : undefined)],
+]);
+/** What $toUtc tries when no format is given. */
+const DEFAULT_FORMATS = ['iso', 'sql', 'rfc2822', 'http', 'unix'];
+
+const fromEpoch = (n: number): DateTime =>
+  DateTime.fromMillis(n > 1e11 ? n : n * 1000, { zone: 'utc' });
+
+/** A value as shown in a message: short, and visibly cut. */
+function shown(v: unknown): string {
+  const s = typeof v === 'string' ? v : String(JSON.stringify(v));
+  const cut = s.length > 40 ? `${s.slice(0, 40)}…` : s;
+  return typeof v === 'string' ? JSON.stringify(cut) : cut;
+}
+
+/**
+ * A provider's date-time (in the source's time zone unless it carries an offset) as ISO UTC.
+ * `format`: one format or a list tried in order, each a name in NAMED_FORMATS or Luxon tokens;
+ * none: DEFAULT_FORMATS. Nothing given (absent, blank): undefined. Text that no format reads:
+ * a TimeUnreadable, so that the request is unmapped instead of timed at its arrival.
+ */
+export function toUtc(v: unknown, format: unknown, timezone: string): string | undefined {
+  const r = toUtcMemo(v, format, timezone);
+  if (r instanceof TimeUnreadable) throw r;
+  return r;
+}
+
+const toUtcMemo = memo(toUtcUncached);
+
+function toUtcUncached(
+  v: unknown,
+  format: unknown,
+  timezone: string,
+): string | undefined | TimeUnreadable {
+  if (isBlank(v)) return undefined;
+  if (typeof v === 'number')
+    return Number.isFinite(v) ? fromEpoch(v).toUTC().toISO()! : new TimeUnreadable(`$toUtc: ${v}`);
+  const byDefault = format === undefined || format === null || format === '';
+  const formats = byDefault ? DEFAULT_FORMATS : Array.isArray(format) ? format : [format];
+  if (!formats.length || formats.some((f) => typeof f !== 'string' || !f))
+    throw new Error(`$toUtc: the format must be a text or a list of texts, got ${shown(format)}`);
+  if (typeof v !== 'string')
+    return new TimeUnreadable(
+      `$toUtc: expected a time, got ${Array.isArray(v) ? `a list of ${v.length}` : shown(v)}`,
+    );
+  const s = v.trim();
+  for (const f of formats as string[]) {
+    const named = NAMED_FORMATS.get(f);
+    const dt = named ? named(s, timezone) : DateTime.fromFormat(s, f, { zone: timezone });
+    if (dt?.isValid) return dt.toUTC().toISO()!;
+  }
+  const tried = byDefault
+    ? 'ISO, SQL, RFC 2822, HTTP or Unix seconds'
+    : (formats as string[]).map((f) => `'${f}'`).join(', ');
+  return new TimeUnreadable(`$toUtc: ${shown(s)} is not a time (read as ${tried})`);
 }
 
 /**

@@ -1,9 +1,10 @@
 // Adapter expressions are JSONata, compiled once at start. Most of them are tiny (`user`,
-// `event = 'ringing'`, `$duration(duration)`), and jsonata's evaluator costs ~5 µs per node because
-// every step is async. So each expression is also compiled, where its AST allows, into a plain JS
-// closure covering a small subset of JSONata with identical semantics; anything outside the subset
-// (or a value the subset does not handle, such as an object) falls back to jsonata itself. A
-// differential test (test/ingest/expr.test.ts) holds the two to the same answers.
+// `data.user.email`, `event = 'ringing'`, `$duration(duration)`), and jsonata's evaluator costs
+// ~5 µs per node because every step is async. So each expression is also compiled, where its AST
+// allows, into a plain JS closure covering a small subset of JSONata with identical semantics;
+// anything outside the subset (or a value the subset does not handle, such as an object) falls
+// back to jsonata itself. A differential test (test/ingest/expr.test.ts) holds the two to the same
+// answers; bench/adapter-map.mjs measures what it saves.
 
 import jsonata from 'jsonata';
 
@@ -148,6 +149,72 @@ const STRING_FNS: Record<
 
 const fallback: Fast = () => FALLBACK;
 
+/** The AST keys of a path of plain names (what jsonata 2.x gives `data.user.name`). */
+const PATH_KEYS = new Set(['type', 'steps', 'position']);
+const STEP_KEYS = new Set(['type', 'value', 'position']);
+
+/** An array jsonata treats as a sequence: flattened into a path's result, unwrapped when single. */
+const SEQUENCE = Symbol('sequence');
+type Seq = unknown[] & { [SEQUENCE]?: true };
+const sequence = (): Seq => Object.assign([], { [SEQUENCE]: true as const });
+const isSeq = (v: unknown): v is Seq => Array.isArray(v) && (v as Seq)[SEQUENCE] === true;
+
+/** jsonata's lookup of one name: into an object, or into each member of an array, flattened. */
+function lookup(input: unknown, key: string): unknown {
+  if (Array.isArray(input)) {
+    const out = sequence();
+    for (const x of input) {
+      const r = lookup(x, key);
+      if (r === undefined) continue;
+      if (Array.isArray(r)) out.push(...(r as unknown[]));
+      else out.push(r);
+    }
+    return out;
+  }
+  if (input !== null && typeof input === 'object' && Object.hasOwn(input, key))
+    return (input as Record<string, unknown>)[key];
+  return undefined;
+}
+
+/** A sequence as jsonata hands it on: nothing when empty, its member when single. */
+const unwrap = (v: unknown): unknown => (isSeq(v) ? (v.length > 1 ? v : v[0]) : v);
+
+/**
+ * A path of names as jsonata evaluates it (evaluatePath and evaluateStep, jsonata 2.x): each step
+ * looks the name up in every item of the last step's result; arrays along the way are flattened
+ * one level per step, except an array that is the last step's single result, which is kept as is.
+ * The answer is taken only when it is nothing, a scalar, or a non-empty array of non-null scalars;
+ * anything else (an object, an empty array) falls back to jsonata itself.
+ */
+function namePath(names: string[], root: Record<string, unknown>): unknown {
+  let items: unknown[] = [root];
+  let result: unknown = undefined;
+  for (let k = 0; k < names.length; k++) {
+    const found: unknown[] = [];
+    for (const item of items) {
+      const r = unwrap(lookup(item, names[k]!));
+      if (r !== undefined) found.push(r);
+    }
+    const last = k === names.length - 1;
+    if (last && found.length === 1 && Array.isArray(found[0]) && !isSeq(found[0])) {
+      result = found[0];
+      break;
+    }
+    const flat = sequence();
+    for (const r of found) {
+      if (Array.isArray(r)) flat.push(...(r as unknown[]));
+      else flat.push(r);
+    }
+    result = flat;
+    if (!flat.length) break;
+    items = flat;
+  }
+  const v = unwrap(result);
+  if (v === undefined || isScalar(v)) return v;
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => isScalar(x) && x !== null)) return [...v];
+  return FALLBACK;
+}
+
 interface Coverage {
   /** Some node is outside the subset (a stub that falls back when reached). */
   partial: boolean;
@@ -185,19 +252,16 @@ function compileOne(
       return () => v;
     }
     case 'path': {
-      if (node.steps?.length !== 1 || node.steps[0]!.type !== 'name' || node.keepArray)
+      // Name steps only (`data.user.name`); predicates, wildcards, `[]` and the like fall back.
+      // Nothing but names: any other mark on a step or the path (`[]`, `[0]`, `#$i`, `%`, a
+      // grouping) means more than a lookup.
+      const plain = (n: JNode, keys: ReadonlySet<string>): boolean =>
+        Object.keys(n).every((k) => keys.has(k));
+      if (!node.steps?.length || !plain(node, PATH_KEYS)) return fallback;
+      if (!node.steps.every((step) => step.type === 'name' && plain(step, STEP_KEYS)))
         return fallback;
-      const step = node.steps[0]!;
-      if (step.stages || step.predicate || step.group || step.focus || step.index || step.tuple)
-        return fallback;
-      const name = String(step.value);
-      return (input) => {
-        const v = input[name];
-        if (v === undefined || isScalar(v)) return v;
-        // A non-empty array of scalars comes back as is, as jsonata does for a single-step path.
-        if (Array.isArray(v) && v.length > 0 && v.every((x) => isScalar(x) && x !== null)) return v;
-        return FALLBACK;
-      };
+      const names = node.steps.map((step) => String(step.value));
+      return (input) => namePath(names, input);
     }
     case 'variable': {
       const name = String(node.value);
@@ -240,6 +304,16 @@ function compileOne(
   }
 }
 
+/** jsonata's $string of a scalar (what `&` joins); lists, objects and infinities fall back. */
+function concatText(v: unknown): string | typeof FALLBACK {
+  if (v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'boolean' || v === null) return String(v);
+  if (typeof v === 'number' && Number.isFinite(v))
+    return String(Number.isInteger(v) ? v : Number(v.toPrecision(15)));
+  return FALLBACK;
+}
+
 function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast): Fast {
   const op = String(node.value);
   const lhs = c(node.lhs);
@@ -271,6 +345,13 @@ function compileBinary(node: JNode, c: (n: JNode | undefined) => Fast): Fast {
         if (l === undefined || r === undefined) return false;
         if (!isScalar(l) || !isScalar(r)) return FALLBACK;
         return op === '=' ? l === r : l !== r;
+      };
+    case '&':
+      // Concatenation, as jsonata's $string makes text of each side: nothing is ''.
+      return (i, v) => {
+        const l = concatText(lhs(i, v));
+        const r = concatText(rhs(i, v));
+        return l === FALLBACK || r === FALLBACK ? FALLBACK : l + r;
       };
     case 'and':
     case 'or':

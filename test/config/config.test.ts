@@ -475,6 +475,51 @@ describe('adapter files', () => {
   });
 });
 
+describe('adapter files with schema and expression errors', () => {
+  it('reports both in one load, in file order', () => {
+    const file = join(tempDir(), 'x.yaml');
+    writeFileSync(
+      file,
+      [
+        'adapter: x',
+        'version: 2',
+        'fields:',
+        '  callId: Id',
+        '  agnet: $nope(user)',
+        'events:',
+        '  - name: r',
+        "    when: event = = 'x'",
+        '    type: ringing',
+        '  - name: t',
+        "    when: event = 'transfer'",
+        '    emit:',
+        '      - type: ended',
+        '        when: $exists(From)',
+        '        fields:',
+        "          legId: $mapValue(a, 'legs')",
+        '      - type: sideways',
+        '',
+      ].join('\n'),
+    );
+    let issues: string[] = [];
+    try {
+      loadAdapter(file);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      issues = err.issues.map((i) => `${i.line}:${i.col} ${i.message}`);
+    }
+    expect(issues).toEqual([
+      '2:10 version: Invalid input: expected 1',
+      '4:11 field "Id" never matches: request keys are lower-cased, write "id"',
+      '5:3 unknown field "agnet"',
+      expect.stringMatching(/^8:\d+ expression error: /),
+      '14:23 field "From" never matches: request keys are lower-cased, write "from"',
+      '16:18 $mapValue: no map named "legs" under maps:',
+      expect.stringMatching(/^17:15 events\.1\.emit\.1\.type: /),
+    ]);
+  });
+});
+
 describe('callrelay check', () => {
   it('passes on the shipped configuration', () => {
     const out = execFileSync(
@@ -496,21 +541,50 @@ describe('callrelay check', () => {
     expect(r.stderr.trim()).toBe('relay.yaml:8:5 unknown field "evnt"');
   });
 
+  it("shows relay.yaml's schema errors and its adapters' expression errors in one run", () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'adapters'));
+    writeFileSync(
+      join(dir, 'adapters', 'bad.yaml'),
+      'adapter: bad\nversion: 1\nevents:\n  - name: r\n    when: Event = 1\n    type: ringing\n',
+    );
+    writeFileSync(
+      join(dir, 'relay.yaml'),
+      base('\n    evnt: x').replace(`adapters: ${ADAPTERS}`, 'adapters: ./adapters'),
+    );
+    const r = spawnSync(process.execPath, [MAIN, 'check', '--config', join(dir, 'relay.yaml')], {
+      encoding: 'utf8',
+      cwd: dir,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'relay.yaml:8:5 unknown field "evnt"',
+      'adapters/bad.yaml:5:11 field "Event" never matches: request keys are lower-cased, write "event"',
+    ]);
+  });
+
   it('checks single adapter files', () => {
     const dir = tempDir();
     writeFileSync(
       join(dir, 'bad.yaml'),
       'adapter: bad\nversion: 1\nevents:\n  - name: r\n    when: Event = 1\n    type: ringing\n',
     );
+    // A schema error does not hide the expression errors: one run shows both.
+    writeFileSync(
+      join(dir, 'worse.yaml'),
+      'adapter: worse\nversion: 1\nevents:\n  - name: r\n    when: Event = 1\n    type: rnging\n',
+    );
     const r = spawnSync(
       process.execPath,
-      [MAIN, 'check', join(dir, 'bad.yaml'), join(ADAPTERS, '3cx.yaml')],
+      [MAIN, 'check', join(dir, 'bad.yaml'), join(dir, 'worse.yaml'), join(ADAPTERS, '3cx.yaml')],
       { encoding: 'utf8', cwd: dir },
     );
     expect(r.status).toBe(1);
-    expect(r.stderr.trim()).toBe(
+    expect(r.stderr.trim().split('\n')).toEqual([
       'bad.yaml:5:11 field "Event" never matches: request keys are lower-cased, write "event"',
-    );
+      'worse.yaml:5:11 field "Event" never matches: request keys are lower-cased, write "event"',
+      expect.stringMatching(/^worse\.yaml:6:11 events\.0\.type: /),
+    ]);
     expect(r.stdout).toMatch(/ok {2}.*3cx\.yaml \(adapter 3cx\)/);
   });
 });

@@ -71,6 +71,20 @@ describe('3cx-crm-template adapter', () => {
     }
   });
 
+  it('refuses a start it cannot read rather than timing the call at its arrival', async () => {
+    const { start: _, ...noStart } = report;
+    for (const [body, text] of [
+      [{ ...noStart, dateTime: '2026-13-45 99:99' }, '2026-13-45 99:99'],
+      [{ ...report, start: '2026-12-06 10:15:02' }, '2026-12-06 10:15:02+0000'],
+    ] as const) {
+      const r = await journal.map(post(body));
+      expect(r, text).toMatchObject({ status: 'unmapped', code: 'RELAY_ERR_MAPPING_FAILED' });
+      expect(r.status === 'unmapped' && r.message).toContain(
+        `rule report, field startedAt: $toUtc: "${text}" is not a time`,
+      );
+    }
+  });
+
   it('makes E.164 of every form 3CX sends the number in', async () => {
     for (const number of ['+420774852629', '00420774852629', '420774852629', '774852629']) {
       const r = await journal.map(post({ ...report, number }));

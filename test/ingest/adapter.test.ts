@@ -71,6 +71,40 @@ describe('the example in docs/adapters.md', () => {
   });
 });
 
+describe('the emit example in docs/adapters.md', () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'adapters.md'), 'utf8');
+  const yaml = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1]!)
+    .find((y) => y.startsWith('adapter: acme-transfers'))!;
+
+  it('makes the end of one leg and the answer of the next of one transfer', async () => {
+    const a = adapterFrom(yaml);
+    const body = { event: 'call.transferred', timestamp: 1281427337, data: { id: 9 } };
+    expect(
+      await a.map(
+        post(JSON.stringify({ ...body, data: { id: 9, from_user: 'u1', to_user: 'u2' } })),
+      ),
+    ).toEqual({
+      status: 'mapped',
+      rule: 'transferred',
+      events: [
+        {
+          type: 'ended',
+          callId: '9',
+          legId: 'u1',
+          scope: 'leg',
+          transferred: true,
+          at: '2010-08-10T08:02:17.000Z',
+        },
+        { type: 'answered', callId: '9', legId: 'u2', agent: 'u2', at: '2010-08-10T08:02:17.000Z' },
+      ],
+    });
+    expect(
+      await a.map(post(JSON.stringify({ ...body, data: { id: 9, from_user: 'u1' } }))),
+    ).toMatchObject({ status: 'mapped', events: [{ type: 'ended', legId: 'u1' }] });
+  });
+});
+
 describe('field coercion', () => {
   const a = adapterFrom(
     `adapter: t\nversion: 1\nfields:\n  callId: id\nevents:\n  - name: e\n    when: "true"\n    type: ended\n    fields:\n      durationSec: d\n      transferred: tr\n      direction: dir\n`,
@@ -109,6 +143,88 @@ describe('field coercion', () => {
       status: 'unmapped',
       code: 'RELAY_ERR_UNPARSEABLE_BODY',
     });
+  });
+});
+
+describe('time fields', () => {
+  const a = adapterFrom(
+    [
+      'adapter: t',
+      'version: 1',
+      'fields:',
+      '  callId: id',
+      '  at: $toUtc(ts)',
+      "  startedAt: $toUtc(start, ['yyyyMMddHHmmss', 'd.M.yyyy H:mm'])",
+      // $string is outside the fast path: the same refusal must come through jsonata.
+      '  answeredAt: $toUtc($string(picked))',
+      '  endedAt: end',
+      'events:',
+      '  - name: e',
+      '    when: "true"',
+      '    type: ended',
+      '',
+    ].join('\n'),
+  );
+  const map = (body: Record<string, unknown>): ReturnType<CompiledAdapter['map']> =>
+    a.map(post(JSON.stringify({ id: 'c1', ...body })));
+
+  it('reads what it can, and leaves out a time that is not given', async () => {
+    expect(
+      await map({
+        ts: 'Tue, 10 Aug 2010 08:02:17 +0000',
+        start: '6.12.2026 11:15',
+        picked: 1281427337,
+        end: '2010-08-10T08:05:00Z',
+      }),
+    ).toEqual({
+      status: 'mapped',
+      rule: 'e',
+      events: [
+        {
+          type: 'ended',
+          callId: 'c1',
+          at: '2010-08-10T08:02:17.000Z',
+          startedAt: '2026-12-06T11:15:00.000Z',
+          answeredAt: '2010-08-10T08:02:17.000Z',
+          endedAt: '2010-08-10T08:05:00Z',
+        },
+      ],
+    });
+    expect(await map({ ts: '', start: null })).toEqual({
+      status: 'mapped',
+      rule: 'e',
+      events: [{ type: 'ended', callId: 'c1' }],
+    });
+  });
+
+  it('makes the request unmapped when a time does not parse, naming the field and the text', async () => {
+    const unmapped = (message: string): unknown => ({
+      status: 'unmapped',
+      rule: 'e',
+      code: 'RELAY_ERR_MAPPING_FAILED',
+      message,
+    });
+    expect(await map({ ts: 'tomorrow at noon' })).toEqual(
+      unmapped(
+        'rule e, field at: $toUtc: "tomorrow at noon" is not a time (read as ISO, SQL, RFC 2822, HTTP or Unix seconds)',
+      ),
+    );
+    expect(await map({ start: '2026-12-06' })).toEqual(
+      unmapped(
+        `rule e, field startedAt: $toUtc: "2026-12-06" is not a time (read as 'yyyyMMddHHmmss', 'd.M.yyyy H:mm')`,
+      ),
+    );
+    expect(await map({ picked: `${'9'.repeat(8)}x${'9'.repeat(100)}` })).toEqual(
+      unmapped(
+        `rule e, field answeredAt: $toUtc: "${'9'.repeat(8)}x${'9'.repeat(31)}…" is not a time (read as ISO, SQL, RFC 2822, HTTP or Unix seconds)`,
+      ),
+    );
+    // A provider's time put into a time field as it came.
+    expect(await map({ end: 'Tue, 10 Aug 2010 08:02:17 +0000' })).toEqual(
+      unmapped(
+        'rule e, field endedAt: "Tue, 10 Aug 2010 08:02:17 +0000" is not an ISO time with an offset (read it with $toUtc)',
+      ),
+    );
   });
 });
 

@@ -56,6 +56,22 @@ const EDGE = [
   '$duration(a)',
   '$bool(a)',
   "$beforeLast(a, '-')",
+  // Nested paths.
+  'a.b',
+  'a.b.c',
+  'a.a.a',
+  'b.k',
+  "a.b = 'x'",
+  'a.b != b.c',
+  "a.b in ['x', 1]",
+  '$exists(a.b.c)',
+  '$lowercase(a.b)',
+  'a.b ? a.c : b',
+  '$duration(a.c)',
+  // Concatenation.
+  "a & '-' & b",
+  'a.b & a.c',
+  "'x' & a.b.c",
 ];
 
 const helpers = makeHelpers({
@@ -109,11 +125,89 @@ describe('expression fast path', () => {
     }
   });
 
+  it('takes nested paths itself, as jsonata reads them, and leaves objects to jsonata', async () => {
+    const path = (source: string) => compileExpr(source, helpers);
+    expect(path('data.user.name').fast).toBe(true);
+    // Anything but plain names is jsonata's: `[]`, a filter, an index, a wildcard, the parent.
+    for (const source of ['data.user[]', 'data[0].id', 'data.*', 'data#$i.id', 'data.user.%.id'])
+      expect(path(source).fast, source).toBe(false);
+    const cases: [string, Record<string, unknown>, unknown][] = [
+      ['data.id', { data: { id: 812 } }, 812],
+      ['data.user.name', { data: { user: { name: 'Ann' } } }, 'Ann'],
+      ['data.user.name', { data: { user: null } }, undefined],
+      ['data.user.name', { data: 'x' }, undefined],
+      ['data.user.name', {}, undefined],
+      ['data.user.name', { data: { user: { name: null } } }, null],
+      ['payload.object.x', { payload: { object: { x: true } } }, true],
+      // Arrays along the path: each member looked into, the answers flattened.
+      ['data.legs.id', { data: { legs: [{ id: 'a' }, { id: 'b' }] } }, ['a', 'b']],
+      ['data.legs.id', { data: { legs: [{ id: 'a' }, { x: 1 }] } }, 'a'],
+      ['data.legs.id', { data: [{ legs: [{ id: 1 }] }, { legs: { id: 2 } }] }, [1, 2]],
+      ['data.legs.id', { data: { legs: [[{ id: 1 }, { id: 2 }], [{ id: 3 }]] } }, [1, 2, 3]],
+      ['data.legs.id', { data: { legs: [] } }, undefined],
+      ['data.tags', { data: { tags: ['a', 'b'] } }, ['a', 'b']],
+      ['data.tags', { data: { tags: ['a'] } }, ['a']],
+      ['data.tags', { data: [{ tags: ['a'] }, { tags: ['b', 'c'] }] }, ['a', 'b', 'c']],
+      ['data.tags', { data: [{ tags: ['a'] }] }, ['a']],
+      ['data.toString', { data: {} }, undefined],
+    ];
+    for (const [source, input, want] of cases) {
+      const v = path(source).evaluate(input, {});
+      expect(v instanceof Promise, `${source} on ${JSON.stringify(input)} is fast`).toBe(false);
+      expect(v, source).toEqual(want);
+      expect(await both(source, input, {}), source).toEqual([want, want]);
+    }
+    // Text of each side of `&`, as jsonata's $string makes it.
+    const joins: [Record<string, unknown>, string][] = [
+      [{ data: { id: 812, user: { id: 'u7' } } }, '812-u7'],
+      [{ data: { id: 0.1 + 0.2, user: { id: true } } }, '0.3-true'],
+      [{ data: { id: 1e21, user: { id: null } } }, '1e+21-null'],
+      [{ data: { id: -0 } }, '0-'],
+      [{}, '-'],
+    ];
+    for (const [input, want] of joins) {
+      const v = path("data.id & '-' & data.user.id").evaluate(input, {});
+      expect(v instanceof Promise, JSON.stringify(input)).toBe(false);
+      expect(await both("data.id & '-' & data.user.id", input, {})).toEqual([want, want]);
+    }
+    // Objects (and an empty list) at the end are jsonata's to answer.
+    for (const input of [{ data: { user: { id: 1 } } }, { data: { user: [] } }]) {
+      expect(path('data.user').evaluate(input, {})).toBeInstanceOf(Promise);
+      const [f, s] = await both('data.user', input, {});
+      expect(f).toEqual(s);
+    }
+  });
+
+  it('agrees with jsonata on nested paths over random nested inputs', async () => {
+    const { tree } = fc.letrec((tie) => ({
+      tree: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        fc.constantFrom('x', '', 'A', 1, 0, true, false, null),
+        fc.array(tie('tree'), { maxLength: 3 }),
+        fc.record({ a: tie('tree'), b: tie('tree'), c: tie('tree') }, { requiredKeys: [] }),
+      ),
+    }));
+    const nested = EDGE.filter((e) => /[a-c]\.[a-c]|&/.test(e));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...nested),
+        fc.record({ a: tree, b: tree }, { requiredKeys: [] }),
+        async (source, fields) => {
+          const [f, s] = await both(source, fields, {});
+          expect(f).toEqual(s);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
   it('agrees with jsonata on random inputs', async () => {
     const value = fc.oneof(
       fc.string({ maxLength: 6 }),
       fc.constantFrom('', 'x', 'X-1', 'empty', 'True', 'false', '00:06', 'a-b-c'),
       fc.integer({ min: -3, max: 3 }),
+      // What JSON can carry: no NaN, no infinities.
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
       fc.boolean(),
       fc.constant(null),
       fc.array(fc.string({ maxLength: 3 }), { maxLength: 2 }),

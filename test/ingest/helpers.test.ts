@@ -1,7 +1,7 @@
 // The helper functions adapters call: durations, local times, phone numbers, placeholders, maps.
 
 import { describe, expect, it } from 'vitest';
-import { duration, e164, makeHelpers, toUtc } from '../../src/ingest/helpers.js';
+import { duration, e164, makeHelpers, TimeUnreadable, toUtc } from '../../src/ingest/helpers.js';
 
 describe('helpers', () => {
   it('$duration reads seconds, m:ss, h:mm:ss and a "(0:07)" inside a title', () => {
@@ -27,8 +27,59 @@ describe('helpers', () => {
       '2023-01-02T13:32:40.000Z',
     );
     expect(toUtc(1672649960, undefined, 'UTC')).toBe('2023-01-02T08:59:20.000Z');
-    expect(toUtc('not a time', undefined, 'UTC')).toBeUndefined();
     expect(toUtc('', undefined, 'UTC')).toBeUndefined();
+    expect(toUtc('  ', undefined, 'UTC')).toBeUndefined();
+    expect(toUtc(null, undefined, 'UTC')).toBeUndefined();
+  });
+
+  it('$toUtc reads RFC 2822 / HTTP dates and Unix seconds given as text', () => {
+    // Twilio's Timestamp, and the HTTP form; their offset wins over the source's time zone.
+    expect(toUtc('Tue, 10 Aug 2010 08:02:17 +0000', undefined, 'Europe/Prague')).toBe(
+      '2010-08-10T08:02:17.000Z',
+    );
+    expect(toUtc('Tue, 10 Aug 2010 10:02:17 +0200', undefined, 'UTC')).toBe(
+      '2010-08-10T08:02:17.000Z',
+    );
+    expect(toUtc('Tue, 10 Aug 2010 08:02:17 GMT', undefined, 'Asia/Kolkata')).toBe(
+      '2010-08-10T08:02:17.000Z',
+    );
+    expect(toUtc('1672649960', undefined, 'Europe/Prague')).toBe('2023-01-02T08:59:20.000Z');
+    expect(toUtc(' 1672649960123 ', undefined, 'UTC')).toBe('2023-01-02T08:59:20.123Z');
+    // Eight digits stay an ISO date, in the source's zone.
+    expect(toUtc('20230102', undefined, 'UTC')).toBe('2023-01-02T00:00:00.000Z');
+  });
+
+  it('$toUtc tries a list of formats in order, by name or Luxon tokens', () => {
+    const local = ['iso', 'd.M.yyyy H:mm', 'M/d/yyyy h:mm a'];
+    expect(toUtc('2026-12-06T11:15', local, 'Europe/Prague')).toBe('2026-12-06T10:15:00.000Z');
+    expect(toUtc('6.12.2026 11:15', local, 'Europe/Prague')).toBe('2026-12-06T10:15:00.000Z');
+    expect(toUtc('12/6/2026 11:15 AM', local, 'Europe/Prague')).toBe('2026-12-06T10:15:00.000Z');
+    expect(toUtc('1281427337', 'unix', 'UTC')).toBe('2010-08-10T08:02:17.000Z');
+    expect(toUtc('Tue, 10 Aug 2010 08:02:17 +0000', ['rfc2822'], 'UTC')).toBe(
+      '2010-08-10T08:02:17.000Z',
+    );
+    expect(() => toUtc('x', 3, 'UTC')).toThrow(/format must be a text or a list of texts/);
+    expect(() => toUtc('x', [], 'UTC')).toThrow(/format must be a text or a list of texts/);
+  });
+
+  it('$toUtc refuses text that no format reads, showing it (shortened) and the formats', () => {
+    expect(() => toUtc('not a time', undefined, 'UTC')).toThrow(
+      new TimeUnreadable(
+        '$toUtc: "not a time" is not a time (read as ISO, SQL, RFC 2822, HTTP or Unix seconds)',
+      ),
+    );
+    expect(() => toUtc('31.12.2026', ['iso', 'M/d/yyyy'], 'UTC')).toThrow(
+      `$toUtc: "31.12.2026" is not a time (read as 'iso', 'M/d/yyyy')`,
+    );
+    expect(() => toUtc('x'.repeat(300), undefined, 'UTC')).toThrow(
+      `$toUtc: "${'x'.repeat(40)}…" is not a time`,
+    );
+    expect(() => toUtc(true, undefined, 'UTC')).toThrow('$toUtc: expected a time, got true');
+    expect(() => toUtc(['a', 'b'], undefined, 'UTC')).toThrow(
+      '$toUtc: expected a time, got a list of 2',
+    );
+    // Twice: the refusal is remembered like an answer, and still thrown.
+    expect(() => toUtc('not a time', undefined, 'UTC')).toThrow(TimeUnreadable);
   });
 
   it('$e164 uses the default country and keeps invalid numbers out', () => {
