@@ -338,6 +338,7 @@ targets:
     }
   });
 
+  // Seven callrelay commands one after another: seconds each on two busy cores.
   it('lets commands that only read the store run without the CRM and admin secrets', () => {
     const dir = tempDir();
     const file = join(dir, 'relay.yaml');
@@ -373,7 +374,7 @@ targets:
     expect(run('calls').out).toMatch(
       /environment variable CR_TEST_DB is not set \(used by store\.postgres\)/,
     );
-  });
+  }, 120_000);
 
   it('names a missing environment variable and where it is used', () => {
     expect(configErrors(base().replace('pbx-token-1234', '${PBX_TOKEN}'))).toEqual([

@@ -15,6 +15,7 @@ import { FakeHubspot } from './fake.js';
 import {
   ConsoleClient,
   goldenCases,
+  sameParty,
   MAIN,
   TOKENS,
   sendFlowRequest,
@@ -111,9 +112,12 @@ describe('HubSpot target', () => {
         if (ai?.summary) expect(p.hs_call_body).toContain(ai.summary);
         const number = String(e.externalNumber);
         expect(p.hs_call_title).toMatch(number.length ? /call (from|to) / : /./);
+        const party =
+          p.hs_call_direction === 'INBOUND' ? p.hs_call_from_number : p.hs_call_to_number;
         expect(
-          p.hs_call_direction === 'INBOUND' ? p.hs_call_from_number : p.hs_call_to_number,
-        ).toMatch(/\d{6,}/);
+          sameParty(party, e.externalNumber),
+          `${String(party)}: ${String(e.externalNumber)}`,
+        ).toBe(true);
       }
       expect(hs.tooManyRequests).toBe(0);
     },
