@@ -2,6 +2,7 @@
 // total: missing input gives `undefined` (the field is left out), because one odd webhook must not
 // stop the rest of its mapping. The one exception is a time given as text that no format reads
 // ($toUtc): the call's start would otherwise quietly become the moment the relay received it.
+// $tryUtc is the lenient form, for a time an adapter only guesses at (the start inside a 3CX id).
 
 import type { CountryCode } from 'libphonenumber-js';
 import { DateTime } from 'luxon';
@@ -105,6 +106,21 @@ export function toUtc(v: unknown, format: unknown, timezone: string): string | u
   return r;
 }
 
+/**
+ * toUtc for a time the adapter derives rather than one the provider sent (the start encoded in a
+ * 3CX call id): text that no format reads gives undefined, so the field is left out and the
+ * request still maps. A format that is no format is still the adapter's mistake, and throws.
+ */
+export function tryUtc(v: unknown, format: unknown, timezone: string): string | undefined {
+  let r;
+  try {
+    r = toUtcMemo(v, format, timezone);
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/^\$toUtc:/, '$tryUtc:'), { cause: err });
+  }
+  return r instanceof TimeUnreadable ? undefined : r;
+}
+
 const toUtcMemo = memo(toUtcUncached);
 
 function toUtcUncached(
@@ -161,6 +177,7 @@ export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
   return {
     duration: (v) => duration(v),
     toUtc: (v, format) => toUtc(v, format, ctx.timezone),
+    tryUtc: (v, format) => tryUtc(v, format, ctx.timezone),
     e164: (v, country) => e164(v, country, ctx.defaultCountry),
     /** Look a value up in one of the adapter's `maps`, case-insensitively; else the default. */
     mapValue: (v, name, dflt) => {
@@ -229,6 +246,7 @@ export function makeHelpers(ctx: HelperContext): Record<string, Helper> {
 export const HELPER_NAMES = [
   'duration',
   'toUtc',
+  'tryUtc',
   'e164',
   'mapValue',
   'beforeLast',

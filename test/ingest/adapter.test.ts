@@ -1,10 +1,12 @@
 // Adapter behaviour beyond the golden cases: the documented example works as documented,
-// ignore rules, coercion errors, and what unmapped requests say.
+// ignore rules, coercion errors, what unmapped requests say, and the shipped 3CX adapter's start
+// time guessed from the call id.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileAdapter, loadAdapter, type CompiledAdapter } from '../../src/ingest/adapter.js';
+import { runFlow } from '../../src/flows.js';
 import { ROOT, tempDir } from '../support.js';
 import type { RawRequest } from '../../src/domain/request.js';
 
@@ -308,6 +310,68 @@ describe('rules that make several events (emit)', () => {
       status: 'unmapped',
       code: 'RELAY_ERR_MISSING_CALL_ID',
       message: 'rule transferred, emit 0 (ended) found no call id',
+    });
+  });
+});
+
+describe('the shipped 3CX adapter: the start inside the call id', () => {
+  const threecx = loadAdapter(join(ROOT, 'adapters', '3cx.yaml'));
+  const a = compileAdapter(threecx, {
+    name: '3cx',
+    timezone: 'Europe/Prague',
+    defaultCountry: 'CZ',
+  });
+  const end = (id: string): string =>
+    JSON.stringify({
+      Event: 'incoming',
+      Callerid: '420774852629',
+      User: '117',
+      Finishtype: 'Ok',
+      Transfer: 'False',
+      Did: '',
+      Duration: '00:12',
+      Id: id,
+    });
+
+  it('reads it when the id begins with a time', async () => {
+    expect(await a.map(post(end('230307142318_40-1')))).toMatchObject({
+      status: 'mapped',
+      events: [{ type: 'ended', callId: '230307142318_40', startedAt: '2023-03-07T13:23:18.000Z' }],
+    });
+  });
+
+  // The id is only a hint: a PBX whose ids are no time (hour 30 here) must still have its calls.
+  it('maps a request whose id is not a time, leaving the start out', async () => {
+    const r = await a.map(post(end('260701300000_1-1')));
+    expect(r).toMatchObject({
+      status: 'mapped',
+      rule: 'ended',
+      events: [{ type: 'ended', callId: '260701300000_1', legId: '260701300000_1-1' }],
+    });
+    expect(r.status === 'mapped' && r.events[0]).not.toHaveProperty('startedAt');
+
+    // Through the pipeline: one call, started when the relay got its first request.
+    const { steps, calls } = await runFlow(
+      {
+        name: 'id-not-a-time',
+        requests: [
+          {
+            method: 'POST',
+            contentType: 'application/json',
+            body: '{"Event":"ringing","Callerid":"420774852629","User":"117","Usertype":"ext","Did":"","Id":"261399250000_7-0"}',
+          },
+          { method: 'POST', contentType: 'application/json', body: end('261399250000_7-1') },
+        ],
+      },
+      threecx,
+      { timezone: 'Europe/Prague', defaultCountry: 'CZ' },
+    );
+    expect(steps.map((s) => s.result.status)).toEqual(['mapped', 'mapped']);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({
+      callId: '261399250000_7',
+      outcome: 'answered',
+      startedAt: '2026-01-01T00:00:00.000Z',
     });
   });
 });

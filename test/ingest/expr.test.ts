@@ -66,6 +66,8 @@ const EDGE = [
   '$duration(a)',
   '$bool(a)',
   "$beforeLast(a, '-')",
+  "$tryUtc(a, 'yyMMddHHmmss')",
+  "$tryUtc($substring(a, 0, 12), 'yyMMddHHmmss')",
   // Nested paths.
   'a.b',
   'a.b.c',
@@ -122,6 +124,8 @@ describe('expression fast path', () => {
     const exprs = adapterExpressions().filter((e) => SHIPPED.includes(e.adapter));
     const fast = exprs.filter((e) => compileExpr(e.source, helpers).fast).length;
     expect(fast / exprs.length).toBeGreaterThan(0.7);
+    // 3CX's start from its call id runs on every request.
+    expect(compileExpr("$tryUtc($substring(id, 0, 12), 'yyMMddHHmmss')", helpers).fast).toBe(true);
   });
 
   it('agrees with jsonata on every adapter expression and every golden request', async () => {

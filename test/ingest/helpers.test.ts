@@ -1,7 +1,14 @@
 // The helper functions adapters call: durations, local times, phone numbers, placeholders, maps.
 
 import { describe, expect, it } from 'vitest';
-import { duration, e164, makeHelpers, TimeUnreadable, toUtc } from '../../src/ingest/helpers.js';
+import {
+  duration,
+  e164,
+  makeHelpers,
+  TimeUnreadable,
+  toUtc,
+  tryUtc,
+} from '../../src/ingest/helpers.js';
 
 describe('helpers', () => {
   it('$duration reads seconds, m:ss, h:mm:ss and a "(0:07)" inside a title', () => {
@@ -80,6 +87,30 @@ describe('helpers', () => {
     );
     // Twice: the refusal is remembered like an answer, and still thrown.
     expect(() => toUtc('not a time', undefined, 'UTC')).toThrow(TimeUnreadable);
+  });
+
+  it('$tryUtc reads what $toUtc reads, and gives nothing where $toUtc refuses', () => {
+    expect(tryUtc('230307142318', 'yyMMddHHmmss', 'Europe/Prague')).toBe(
+      '2023-03-07T13:23:18.000Z',
+    );
+    expect(tryUtc('6.12.2026 11:15', ['iso', 'd.M.yyyy H:mm'], 'Europe/Prague')).toBe(
+      '2026-12-06T10:15:00.000Z',
+    );
+    // Hour 30: an id that only looks like a 3CX time. Asked twice, as the memo answers the second.
+    for (let i = 0; i < 2; i++) {
+      expect(tryUtc('260701300000', 'yyMMddHHmmss', 'UTC')).toBeUndefined();
+      expect(() => toUtc('260701300000', 'yyMMddHHmmss', 'UTC')).toThrow(TimeUnreadable);
+    }
+    expect(tryUtc('not a time', undefined, 'UTC')).toBeUndefined();
+    expect(tryUtc(['a'], undefined, 'UTC')).toBeUndefined();
+    expect(tryUtc('', 'yyMMddHHmmss', 'UTC')).toBeUndefined();
+    // A format that is none is the adapter's own mistake, whichever form it calls.
+    expect(() => tryUtc('x', 3, 'UTC')).toThrow(
+      /^\$tryUtc: the format must be a text or a list of texts/,
+    );
+    const h = makeHelpers({ timezone: 'Europe/Prague', defaultCountry: undefined, maps: {} });
+    expect(h.tryUtc!('230307142318', 'yyMMddHHmmss')).toBe('2023-03-07T13:23:18.000Z');
+    expect(h.tryUtc!('231399250000', 'yyMMddHHmmss')).toBeUndefined();
   });
 
   it('$e164 uses the default country and keeps invalid numbers out', () => {
