@@ -1,5 +1,5 @@
 // Adapter behaviour beyond the golden cases: the documented example works as documented,
-// ignore rules, coercion errors, and what unmapped requests say.
+// ignore rules, coercion errors, what unmapped requests say, and which events may lack a call id.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -317,6 +317,12 @@ describe('rules that make several events (emit)', () => {
       if (r.status === 'mapped') expect(r.events.every(joinsByLeg)).toBe(true);
     }
     expect([...LEG_JOINED_TYPES].sort()).toEqual(['analysis', 'recording']);
+  });
+
+  it("is what the canonical model's callId row says may go without a call id", () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'canonical-model.md'), 'utf8');
+    const row = /^\| `callId` \|(.*)$/m.exec(doc)![1]!;
+    for (const t of ['originated', ...LEG_JOINED_TYPES]) expect(row).toContain(`\`${t}\``);
   });
 
   it('lets a recording name only its leg, and nothing else go without a call id', async () => {
