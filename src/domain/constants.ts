@@ -14,6 +14,15 @@ export const EVENT_TYPES = [
   'originated',
   'closed',
 ] as const;
+/**
+ * Events that may name only a leg (no call id): a recording started on a dialed leg knows that
+ * leg's id, not the call's. The adapter lets them through; the store joins them to the call that
+ * has the leg (domain/refold.ts joinsByLeg).
+ */
+export const LEG_JOINED_TYPES: ReadonlySet<string> = new Set<(typeof EVENT_TYPES)[number]>([
+  'recording',
+  'analysis',
+]);
 /** Made by the relay itself (a call whose end never came: domain/close.ts), never by an adapter. */
 export const RELAY_EVENT_TYPES = ['closed'] as const;
 export const DIRECTIONS = ['inbound', 'outbound'] as const;

@@ -215,17 +215,22 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
 
   const report = reports.at(-1)?.event;
   const legDurations = sumOf(legs.map((l) => l.durationSec ?? undefined));
+  // A call-wide end (or report) speaks for the call; a leg's own end only for a leg somebody
+  // answered. The legs a simultaneous ring cancelled rang alongside the call: adding their
+  // seconds to the call's would count the same time twice.
+  const answeredLegs = new Set(legs.map((l) => l.legId));
+  const countsForCall = (e: CallEvent): boolean => !isLegEnd(e) || answeredLegs.has(e.legId!);
   // A call the relay closed has no totals: the legs that did end are not the whole call.
   const durationSec = closedByRelay
     ? null
     : (report?.durationSec ??
       legDurations ??
-      sumOf(finals.map((s) => s.event.durationSec)) ??
+      sumOf(finals.filter((s) => countsForCall(s.event)).map((s) => s.event.durationSec)) ??
       null);
   const talkSec = closedByRelay
     ? null
     : (report?.talkSec ??
-      sumOf(all.filter((e) => e.type === 'ended').map((e) => e.talkSec)) ??
+      sumOf(all.filter((e) => e.type === 'ended' && countsForCall(e)).map((e) => e.talkSec)) ??
       null);
 
   const startedAt = minOf(all.map((e) => e.startedAt)) ?? minOf(evs.map(when))!;

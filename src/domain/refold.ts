@@ -4,6 +4,7 @@
 // record it holds), asks refoldCall what to do, and writes exactly that. Nothing here knows SQL.
 
 import { createHash } from 'node:crypto';
+import { LEG_JOINED_TYPES } from './constants.js';
 import { foldCall, stableJson } from './fold.js';
 import type { CallEvent, CallRecord, StoredEvent } from './model.js';
 import { dueTargets, type Routing } from './routing.js';
@@ -52,12 +53,6 @@ export type RefoldResult =
 export function channelsOf(events: readonly Pick<StoredEvent, 'event'>[]): string[] {
   return [...new Set(events.map((e) => e.event.channelId).filter((c): c is string => !!c))].sort();
 }
-
-/**
- * The types of event that may name only a leg (no call id): a recording started on a dialed leg
- * knows that leg's id, not the call's. Kept in step with ingest/adapter.ts LEG_JOINED_TYPES.
- */
-const LEG_JOINED_TYPES: ReadonlySet<string> = new Set(['recording', 'analysis']);
 
 /**
  * An event that names only a leg: it belongs to every call of its source with an event on that

@@ -18,6 +18,7 @@ import {
 import {
   CallEventSchema,
   EVENT_TYPES,
+  LEG_JOINED_TYPES,
   RELAY_EVENT_TYPES,
   type CallEvent,
 } from '../domain/model.js';
@@ -472,9 +473,6 @@ class MappingProblem {
     readonly message: string,
   ) {}
 }
-
-/** Event types that may name only a leg: they join the call that has that leg (the store). */
-const LEG_JOINED_TYPES = new Set<string>(['recording', 'analysis']);
 
 /** One canonical event of a request, or what was wrong with it (`where`: the rule, in messages). */
 async function mapEvent(

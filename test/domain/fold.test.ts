@@ -288,6 +288,65 @@ describe('folding', () => {
       });
     });
 
+    it("a cancelled leg's seconds are not the call's: only answered legs' ends count", async () => {
+      const [parent, a, b] = [hex(), hex(), hex()];
+      const base = { callId: parent, direction: 'inbound' as const };
+      // Simultaneous ring nobody answers: both phones are cancelled, then the parent ends. The
+      // legs rang alongside the call, so their seconds are inside the parent's 25, not on top.
+      const cancelled = (legId: string, agent: string): CallEvent => ({
+        ...base,
+        type: 'ended',
+        scope: 'leg',
+        legId,
+        agent,
+        outcome: 'missed',
+        durationSec: 20,
+        talkSec: 4,
+        at: t(21),
+      });
+      const events: CallEvent[] = [
+        { ...base, type: 'ringing', legId: parent, at: t(0) },
+        { ...base, type: 'ringing', legId: a, agent: '117', at: t(1) },
+        { ...base, type: 'ringing', legId: b, agent: '204', at: t(1) },
+        cancelled(a, '117'),
+        cancelled(b, '204'),
+        {
+          ...base,
+          type: 'ended',
+          legId: parent,
+          outcome: 'missed',
+          durationSec: 25,
+          talkSec: 0,
+          at: t(25),
+        },
+      ];
+      expect(await foldAnyOrder(events)).toMatchObject({
+        status: 'ended',
+        outcome: 'missed',
+        legs: [],
+        durationSec: 25,
+        talkSec: 0,
+      });
+      // Answered: the leg that was answered counts (its end carries no duration here), the one
+      // cancelled does not.
+      const answered = await foldAnyOrder([
+        { ...base, type: 'ringing', legId: parent, at: t(0) },
+        { ...base, type: 'answered', legId: a, agent: '117', at: t(5) },
+        cancelled(b, '204'),
+        {
+          ...base,
+          type: 'ended',
+          scope: 'leg',
+          legId: a,
+          outcome: 'answered',
+          talkSec: 30,
+          at: t(35),
+        },
+        { ...base, type: 'ended', legId: parent, durationSec: 36, at: t(36) },
+      ]);
+      expect(answered).toMatchObject({ status: 'ended', durationSec: 36, talkSec: 30 });
+    });
+
     it('an end with scope leg but no leg id, or scope call, ends the call', () => {
       const id = hex();
       const ring: CallEvent = { type: 'ringing', callId: id, legId: hex(), agent: '117' };

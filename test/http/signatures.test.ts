@@ -249,14 +249,48 @@ describe('signature presets', () => {
   });
 
   it("keeps each refusal as the source's newest, reason and all, without secrets", async () => {
+    // Its own wrong requests, one per scheme: this test needs no other to have run before it.
+    const t = String(now());
+    const wrong: [string, Promise<Response>, RegExp][] = [
+      [
+        'twilio',
+        post(
+          'twilio',
+          'CallSid=CA1',
+          {
+            'content-type': 'application/x-www-form-urlencoded',
+            'x-twilio-signature': 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=',
+          },
+          '?newest=1',
+        ),
+        /does not match the URL and parameters/,
+      ],
+      [
+        'sw',
+        post('sw', ring(7), {
+          'webhook-id': 'msg_newest',
+          'webhook-timestamp': t,
+          'webhook-signature': 'v1,AAAA',
+        }),
+        /no signature in webhook-signature matches/,
+      ],
+      ['stripe', post('stripe', ring(7), {}), /no X-Acme-Signature header/],
+      ['aircall', post('aircall', ring(7), {}), /no token at token/],
+      [
+        'zoom',
+        post('zoom', ring(7), { 'x-zm-signature': 'v0=00', 'x-zm-request-timestamp': t }),
+        /x-zm-signature does not match the body/,
+      ],
+    ];
+    for (const [, res] of wrong) expect((await res).status).toBe(401);
     await vi.waitFor(
       async () => {
         const rows = await relay.store.refusals();
-        for (const name of ['twilio', 'sw', 'stripe', 'aircall', 'zoom'])
+        for (const [name, , why] of wrong)
           expect(rows.find((r) => r.source === name)).toMatchObject({
             status: 401,
             code: 'RELAY_ERR_BAD_SIGNATURE',
-            reason: expect.stringMatching(/^bad signature: /),
+            reason: expect.stringMatching(new RegExp(`^bad signature: .*${why.source}`)),
           });
       },
       { timeout: 15_000, interval: 200 },

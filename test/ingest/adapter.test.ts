@@ -1,10 +1,12 @@
 // Adapter behaviour beyond the golden cases: the documented example works as documented,
-// ignore rules, coercion errors, what unmapped requests say, and the shipped 3CX adapter's start
-// time guessed from the call id.
+// ignore rules, coercion errors, what unmapped requests say, which events may lack a call id,
+// and the shipped 3CX adapter's start time guessed from the call id.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EVENT_TYPES, LEG_JOINED_TYPES, RELAY_EVENT_TYPES } from '../../src/domain/constants.js';
+import { joinsByLeg } from '../../src/domain/refold.js';
 import { compileAdapter, loadAdapter, type CompiledAdapter } from '../../src/ingest/adapter.js';
 import { runFlow } from '../../src/flows.js';
 import { ROOT, tempDir } from '../support.js';
@@ -293,6 +295,36 @@ describe('rules that make several events (emit)', () => {
       code: 'RELAY_ERR_MAPPING_FAILED',
       message: 'rule transferred, emit 1, field legId: expected a text value, got an object',
     });
+  });
+
+  it('lets through without a call id exactly the events the store joins by their leg', async () => {
+    // One truth (domain/constants.ts): what the adapter accepts with only a leg id is what the
+    // store then joins to the leg's call; anything else would wait for a call that never comes.
+    const types = EVENT_TYPES.filter(
+      (t) => t !== 'originated' && !(RELAY_EVENT_TYPES as readonly string[]).includes(t),
+    );
+    const byType = adapterFrom(
+      [
+        'adapter: t',
+        'version: 1',
+        'fields: { legId: leg }',
+        'events:',
+        ...types.flatMap((t) => [`  - name: ${t}`, `    when: kind = '${t}'`, `    type: ${t}`]),
+        '',
+      ].join('\n'),
+    );
+    for (const t of types) {
+      const r = await byType.map(post(JSON.stringify({ kind: t, leg: 'CA0f3e' })));
+      expect([t, r.status]).toEqual([t, LEG_JOINED_TYPES.has(t) ? 'mapped' : 'unmapped']);
+      if (r.status === 'mapped') expect(r.events.every(joinsByLeg)).toBe(true);
+    }
+    expect([...LEG_JOINED_TYPES].sort()).toEqual(['analysis', 'recording']);
+  });
+
+  it("is what the canonical model's callId row says may go without a call id", () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'canonical-model.md'), 'utf8');
+    const row = /^\| `callId` \|(.*)$/m.exec(doc)![1]!;
+    for (const t of ['originated', ...LEG_JOINED_TYPES]) expect(row).toContain(`\`${t}\``);
   });
 
   it('lets a recording name only its leg, and nothing else go without a call id', async () => {

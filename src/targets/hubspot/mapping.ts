@@ -6,7 +6,7 @@
 import { companyNumber, externalNumber } from '../kit/numbers.js';
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import type { Other } from '../kit/phone-lookup.js';
-import { callBody, callTitle, talkTimeSec } from '../kit/summary.js';
+import { callBody, callTitle, marker, talkTimeSec, unansweredLine } from '../kit/summary.js';
 
 /** HubSpot's default call outcome GUIDs; there is no default "failed" or "missed". */
 export const DEFAULT_DISPOSITIONS: Record<Outcome, string> = {
@@ -66,7 +66,7 @@ export function taskProperties(c: CallRecord, ownerId?: string): Record<string, 
   const properties: Record<string, string> = {
     hs_timestamp: c.endedAt ?? c.startedAt,
     hs_task_subject: `Call back ${who}`,
-    hs_task_body: `Missed ${c.direction ?? ''} call from ${who} at ${c.startedAt} (callrelay ${c.source}/${c.callId}).`,
+    hs_task_body: `${unansweredLine(c, who)} at ${c.startedAt} (${marker(c)}).`,
     hs_task_status: 'NOT_STARTED',
     hs_task_priority: 'HIGH',
     hs_task_type: 'CALL',

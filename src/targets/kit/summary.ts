@@ -25,10 +25,26 @@ export function recordingLine(url: string): string {
   return `<b>Recording:</b> ${web ? `<a href="${esc(url)}">${esc(url)}</a>` : esc(url)}`;
 }
 
+/**
+ * The call and the other party in words: "inbound call from X", "outbound call to X", or, where
+ * the provider did not say which way it went, "call with X": no guess, and no gap in the text.
+ */
+export function callWith(c: Pick<CallRecord, 'direction'>, who: string): string {
+  if (c.direction === 'outbound') return `outbound call to ${who}`;
+  if (c.direction === 'inbound') return `inbound call from ${who}`;
+  return `call with ${who}`;
+}
+const capital = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
 export function callTitle(c: CallRecord): string {
-  const who = c.externalE164 ?? c.externalNumber ?? 'unknown number';
-  const dir = c.direction === 'outbound' ? `Outbound call to ${who}` : `Inbound call from ${who}`;
+  const dir = capital(callWith(c, c.externalE164 ?? c.externalNumber ?? 'unknown number'));
   return c.outcome && c.outcome !== 'answered' ? `${dir} (${c.outcome})` : dir;
+}
+
+/** A follow-up's first words (a call nobody answered): "Missed inbound call from X". */
+export function unansweredLine(c: Pick<CallRecord, 'direction' | 'outcome'>, who: string): string {
+  const word = c.outcome === 'busy' ? 'Busy' : c.outcome === 'failed' ? 'Failed' : 'Missed';
+  return `${word} ${callWith(c, who)}`;
 }
 
 /** The note: what a salesperson wants at a glance, then the AI summary and transcript. */

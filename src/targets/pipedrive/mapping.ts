@@ -5,7 +5,15 @@
 import type { CallRecord, Outcome } from '../../domain/model.js';
 import { companyNumber, externalNumber } from '../kit/numbers.js';
 import type { Other } from '../kit/phone-lookup.js';
-import { callBody, callTitle, esc, marker, recordingLine, talkTimeSec } from '../kit/summary.js';
+import {
+  callBody,
+  callTitle,
+  esc,
+  marker,
+  recordingLine,
+  talkTimeSec,
+  unansweredLine,
+} from '../kit/summary.js';
 import type { OUTCOMES } from './spec.js';
 
 export const DEFAULT_OUTCOMES: Record<Outcome, (typeof OUTCOMES)[number]> = {
@@ -108,6 +116,6 @@ export function followUpActivity(
     done: false,
     ...(o.userId !== undefined ? { owner_id: o.userId } : {}),
     ...(o.personId ? { person_id: o.personId } : {}),
-    note: `Missed call from ${esc(who)} (${esc(marker(c))})`,
+    note: `${esc(unansweredLine(c, who))} (${esc(marker(c))})`,
   };
 }
