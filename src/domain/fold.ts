@@ -68,13 +68,17 @@ const OPENS_LEG = new Set<EventType>(['ringing', 'dialing', 'answered']);
 /** An end of this leg only (`scope: leg` and a leg to end); without a leg id it ends the call. */
 const isLegEnd = (e: CallEvent): boolean => e.scope === 'leg' && !!e.legId;
 const when = (s: StoredEvent): string => s.event.at ?? s.receivedAt;
-const ms = (iso: string | undefined): number | undefined =>
-  iso === undefined ? undefined : Date.parse(iso);
+const ms = (iso: string | undefined): number | undefined => {
+  const t = iso === undefined ? NaN : Date.parse(iso);
+  return Number.isNaN(t) ? undefined : t;
+};
 
 /**
- * `xs` in the order of the provider's times when every one of them has one (then `thenTimed`,
- * then `tie`); else by `tie` alone. A receive time is no such time: it is when the relay heard of
- * an event, and it changes with the order of delivery, which must not change the record.
+ * `xs` in the order of the provider's times (then `thenTimed`, then `tie`); items without a time
+ * go among them by `tie` alone (the timed and the untimed, each sorted, merged by `tie`), so that
+ * one event with no time leaves the others' times in force. A receive time is no such time: it is
+ * when the relay heard of an event, and it changes with the order of delivery, which must not
+ * change the record. Both lists and their merge depend only on the set of items, not their order.
  */
 function byTime<T>(
   xs: readonly T[],
@@ -82,10 +86,16 @@ function byTime<T>(
   tie: Cmp<T>,
   thenTimed?: Cmp<T>,
 ): T[] {
-  const timed = xs.every((x) => time(x) !== undefined);
-  return [...xs].sort(
-    (a, b) => (timed ? time(a)! - time(b)! || thenTimed?.(a, b) || 0 : 0) || tie(a, b),
-  );
+  const timed = xs
+    .filter((x) => time(x) !== undefined)
+    .sort((a, b) => time(a)! - time(b)! || thenTimed?.(a, b) || tie(a, b));
+  const untimed = xs.filter((x) => time(x) === undefined).sort(tie);
+  const out: T[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < timed.length && j < untimed.length)
+    out.push(tie(timed[i]!, untimed[j]!) <= 0 ? timed[i++]! : untimed[j++]!);
+  return [...out, ...timed.slice(i), ...untimed.slice(j)];
 }
 type Cmp<T> = (a: T, b: T) => number;
 /** Natural leg id order (3CX's ids rise with time), then arrival. */
@@ -149,19 +159,22 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     endTime,
     byArrival,
   );
+  // On equal times (Twilio's are whole seconds) a leg's end comes before the call's: the provider
+  // ends the call after its legs, whichever leg id sorts higher.
   const ends = byTime(
     finals.filter((s) => s.event.type === 'ended'),
     endTime,
-    byLegId,
+    (a, b) => Number(!isLegEnd(a.event)) - Number(!isLegEnd(b.event)) || byLegId(a, b),
   );
   const answered = byTime(
     evs.filter((s) => s.event.type === 'answered'),
     (s) => ms(s.event.answeredAt ?? s.event.at),
     byLegId,
   );
-  // The final word on a call: the latest report, else the latest end (by the provider's times;
-  // without them, of the highest leg).
-  const lastFinal = reports.at(-1) ?? ends.at(-1);
+  // The final word on a call: the latest report, else the latest end of the whole call, else the
+  // latest end of a leg (by the provider's times; without them, of the highest leg). The call's own
+  // end speaks for the call; a leg's (a cancelled phone of a simultaneous ring) only for its leg.
+  const lastFinal = reports.at(-1) ?? ends.filter((s) => !isLegEnd(s.event)).at(-1) ?? ends.at(-1);
   const ordered = [...reports, ...ends];
 
   const legs = foldLegs(all);
@@ -235,9 +248,14 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
 
   const startedAt = minOf(all.map((e) => e.startedAt)) ?? minOf(evs.map(when))!;
   const answeredAt = minOf(all.map((e) => e.answeredAt)) ?? minOf(answered.map(when)) ?? null;
+  // The provider's times first: an end that says none must not make the time the relay heard of
+  // it (which follows the order of delivery) the call's end, while another end says when.
   const endedAt =
     status === 'ended' && !closedByRelay
-      ? (maxOf(all.map((e) => e.endedAt)) ?? maxOf(finals.map(when)) ?? null)
+      ? (maxOf(all.map((e) => e.endedAt)) ??
+        maxOf(finals.map((s) => s.event.at)) ??
+        maxOf(finals.map(when)) ??
+        null)
       : null;
 
   return {

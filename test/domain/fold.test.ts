@@ -412,6 +412,130 @@ describe('folding', () => {
       });
     });
 
+    it("the call's own end is the final word over a leg's that ends in the same second", async () => {
+      // Twilio's times are whole seconds: the dialed leg is busy and the parent completes at once.
+      // Whichever CallSid sorts higher, the parent's end speaks for the call.
+      for (const [parent, leg] of [
+        [`0${hex()}`, `f${hex()}`],
+        [`f${hex()}`, `0${hex()}`],
+      ] as const) {
+        const base = { callId: parent, direction: 'inbound' as const };
+        const rec = await foldAnyOrder([
+          { ...base, type: 'ringing', legId: parent, at: t(0) },
+          { ...base, type: 'ringing', legId: leg, agent: 'alice', at: t(1) },
+          {
+            ...base,
+            type: 'ended',
+            scope: 'leg',
+            legId: leg,
+            agent: 'alice',
+            outcome: 'busy',
+            providerStatus: 'busy',
+            endedAt: t(10),
+          },
+          {
+            ...base,
+            type: 'ended',
+            scope: 'call',
+            legId: parent,
+            outcome: 'missed',
+            providerStatus: 'completed',
+            endedAt: t(10),
+          },
+        ]);
+        expect(rec).toMatchObject({
+          status: 'ended',
+          outcome: 'missed',
+          providerStatus: 'completed',
+          agent: 'alice',
+        });
+      }
+    });
+
+    it("an end without a time leaves the others' times in force: the agent is who answered", async () => {
+      // Simultaneous ring: bob answers, alice's phone is cancelled; alice's leg id sorts highest
+      // and the parent's end carries no time. A leg id order would make alice the agent.
+      const [parent, alice, bob] = [`8${hex()}`, `f${hex()}`, `0${hex()}`];
+      const base = { callId: parent, direction: 'inbound' as const };
+      const rec = await foldAnyOrder([
+        { ...base, type: 'ringing', legId: parent, at: t(0) },
+        { ...base, type: 'ringing', legId: alice, agent: 'alice', at: t(1) },
+        { ...base, type: 'ringing', legId: bob, agent: 'bob', at: t(1) },
+        { ...base, type: 'answered', legId: bob, agent: 'bob', at: t(6) },
+        {
+          ...base,
+          type: 'ended',
+          scope: 'leg',
+          legId: alice,
+          agent: 'alice',
+          outcome: 'missed',
+          providerStatus: 'canceled',
+          at: t(6),
+        },
+        {
+          ...base,
+          type: 'ended',
+          scope: 'leg',
+          legId: bob,
+          agent: 'bob',
+          outcome: 'answered',
+          providerStatus: 'completed',
+          durationSec: 30,
+          at: t(36),
+        },
+        { ...base, type: 'ended', legId: parent, outcome: 'missed', providerStatus: 'completed' },
+      ]);
+      expect(rec).toMatchObject({
+        status: 'ended',
+        outcome: 'answered',
+        agent: 'bob',
+        endedAt: t(36),
+        legs: [{ legId: bob, agent: 'bob', durationSec: 30 }],
+      });
+      // Among leg ends alone, too: the latest by time is the final word, not the highest id.
+      const legsOnly = await foldAnyOrder([
+        { ...base, type: 'ringing', legId: alice, agent: 'alice', at: t(1) },
+        { ...base, type: 'ringing', legId: bob, agent: 'bob', at: t(1) },
+        {
+          ...base,
+          type: 'ended',
+          scope: 'leg',
+          legId: alice,
+          agent: 'alice',
+          outcome: 'missed',
+          at: t(6),
+        },
+        {
+          ...base,
+          type: 'ended',
+          scope: 'leg',
+          legId: bob,
+          agent: 'bob',
+          outcome: 'busy',
+          at: t(9),
+        },
+        { ...base, type: 'ended', scope: 'leg', legId: parent, providerStatus: 'completed' },
+      ]);
+      expect(legsOnly).toMatchObject({ status: 'ended', outcome: 'busy', agent: 'bob' });
+    });
+
+    it('an answer without a time goes among the timed ones by leg id; their times still hold', async () => {
+      // alice answered, then bob (by the provider's times, against their ids); carol's answer
+      // says no time, and her id places her first. The latest answer is bob's.
+      const [alice, bob, carol] = [`5${hex()}`, `3${hex()}`, `1${hex()}`];
+      const callId = hex();
+      const rec = await foldAnyOrder([
+        { type: 'answered', callId, legId: alice, agent: 'alice', at: t(5) },
+        { type: 'answered', callId, legId: bob, agent: 'bob', at: t(20) },
+        { type: 'answered', callId, legId: carol, agent: 'carol' },
+      ]);
+      expect(rec).toMatchObject({
+        status: 'in-progress',
+        agent: 'bob',
+        legs: [{ agent: 'carol' }, { agent: 'alice' }, { agent: 'bob' }],
+      });
+    });
+
     it('a lone recording (or analysis, or a relay close over only those) is incomplete, never a call', async () => {
       const callId = hex();
       const recording: CallEvent = {
