@@ -600,6 +600,29 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(b!.record.events.filter((e) => e.type === 'recording')).toHaveLength(1);
   });
 
+  it('folds at most the per-call limit of events joined by leg, the earliest by arrival', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(ring('cap', '800'))), item(mapped(end('cap')))]);
+    // Their names sort against their arrival: the limit keeps the first to come, not the first
+    // in any order of their own.
+    const ids = await store.insertInbox(
+      Array.from({ length: LIMIT + 2 }, (_, i) =>
+        item(mapped(legRecording('cap-1', `https://r/${9 - i}`))),
+      ),
+    );
+    while ((await store.applyPending(100)) > 0);
+    const [cap] = await store.getCalls('cap');
+    expect(cap!.record.recordings).toEqual([
+      'https://r/6',
+      'https://r/7',
+      'https://r/8',
+      'https://r/9',
+    ]);
+    expect(cap!.record.truncated).toBe(true);
+    // Kept as they came: only the fold leaves them out.
+    for (const id of ids) expect(await store.getInbox(id!)).toMatchObject({ state: 'applied' });
+  });
+
   it('makes no call of a recording by leg that no call of its source has', async () => {
     const { store } = await fresh();
     await store.insertInbox([
@@ -2551,9 +2574,11 @@ describe('upgrading a database written before events kept their leg', () => {
       async () => join(tempDir(), 'relay.db'),
       async (p) => new SqliteStore(p, { routing }),
       [
+        // With the leg column, what came after it (leg-only events by age) goes too.
+        'DROP INDEX events_leg_only',
         'DROP INDEX events_leg',
         'ALTER TABLE events DROP COLUMN leg_id',
-        `DELETE FROM schema_migrations WHERE version = ${MIGRATIONS.at(-1)!.version}`,
+        `DELETE FROM schema_migrations WHERE version >= ${legMigration(MIGRATIONS)}`,
       ],
     ],
     [
@@ -2561,9 +2586,11 @@ describe('upgrading a database written before events kept their leg', () => {
       () => freshPostgresDatabase(inject('pgUrl')),
       (url) => PostgresStore.open(url, { routing }),
       [
+        // With the leg column, what came after it (leg-only events by age) goes too.
+        'DROP INDEX events_leg_only',
         'DROP INDEX events_leg',
         'ALTER TABLE events DROP COLUMN leg_id',
-        `DELETE FROM schema_migrations WHERE version = ${PG_MIGRATIONS.at(-1)!.version}`,
+        `DELETE FROM schema_migrations WHERE version >= ${legMigration(PG_MIGRATIONS)}`,
       ],
     ],
   ];
