@@ -26,10 +26,11 @@ export interface RefoldInput {
   origins: OriginRow[];
   /**
    * Events of the source with no call id on any leg in legsOf(events) (a store may read more: only
-   * those joinsByLeg says join are folded in). Undefined: none.
+   * those joinsByLeg says join are folded in), at most the per-call limit of them, the earliest by
+   * arrival. Undefined: none.
    */
   joined?: EventRow[];
-  /** Some of the call's events were dropped over the per-call limit. */
+  /** Some of the call's events were dropped over the per-call limit, or joined ones left out. */
   truncated: boolean;
   /** The fingerprint of the record the store holds; undefined when it holds none. */
   previous: string | undefined;

@@ -2,6 +2,7 @@
 // digits a number search looks for, how a time bound compares) is decided here once; each backend
 // only writes it in its own SQL.
 
+import { LEG_JOINED_TYPES } from '../domain/constants.js';
 import { NO_USER_OPERATION } from '../domain/delivery.js';
 import type { BackfillQuery, CallKey, CallQuery } from './types.js';
 
@@ -17,6 +18,13 @@ export class Binder {
   bind(v: unknown): string {
     this.values.push(v);
     return this.style === 'sqlite' ? '?' : `$${this.values.length}`;
+  }
+
+  /** A list bound as one value, read as rows of one column (`x IN (...)`). */
+  list(values: readonly (string | number)[], pgType: 'text' | 'bigint'): string {
+    return this.style === 'sqlite'
+      ? `SELECT value FROM json_each(${this.bind(JSON.stringify(values))})`
+      : `SELECT unnest(${this.bind(values)}::${pgType}[])`;
   }
 }
 
@@ -256,19 +264,61 @@ export const PRUNE_ATTEMPTS_SQL = (b: Binder, before: string, limit: number): st
   `DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts
      WHERE started_at < ${b.bind(isoTime(before))} ORDER BY started_at LIMIT ${b.bind(limit)})`;
 
+/** The event types that join by leg (domain/refold.ts joinsByLeg), as SQL text. */
+export const LEG_JOINED_SQL = [...LEG_JOINED_TYPES].map((t) => `'${t}'`).join(', ');
+
+/** Leg-only events of a source's legs (domain/refold.ts joinsByLeg), which retention may delete. */
+export interface LegOnlyEvents {
+  source: string;
+  legs: string[];
+  /** Only those received before this time (a stray leg's); otherwise every one. */
+  before?: string;
+}
+
+/**
+ * A link with no call, written so that no index on the call can serve it: the links of one event
+ * are found by content key (event_links_key), not among every link without a call of the source.
+ */
+const NO_CALL_LINK = (l: string): string => `coalesce(${l}.call_id, '') = ''`;
+
+/** Stray legs (RETENTION_SQL.strayLegs's rows), each source's together, each leg once. */
+export function legsBySource(rows: { source: string; leg_id: string }[]): Map<string, string[]> {
+  const by = new Map<string, Set<string>>();
+  for (const r of rows) by.set(r.source, (by.get(r.source) ?? new Set()).add(r.leg_id));
+  return new Map([...by].map(([source, legs]) => [source, [...legs].sort()]));
+}
+
+/**
+ * The condition on `events` for LegOnlyEvents: no call id, one of the legs, and no call's own
+ * event names the leg (any more): a leg another call still has keeps its events for that call.
+ */
+function legOnlyWhere(b: Binder, on: LegOnlyEvents): string {
+  return `source = ${b.bind(on.source)} AND leg_id IN (${b.list(on.legs, 'text')})
+    AND call_id IS NULL AND type IN (${LEG_JOINED_SQL})
+    ${on.before ? `AND received_at < ${b.bind(isoTime(on.before))}` : ''}
+    AND NOT EXISTS (SELECT 1 FROM events c
+      WHERE c.source = events.source AND c.leg_id = events.leg_id AND c.call_id IS NOT NULL)`;
+}
+
 /**
  * Retention, in the order one batch runs it (Store.pruneRequests). A call's raw requests and
  * events go together once the call is ended and unchanged since the cutoff; the record stays
- * (marked pruned_at: a later refold keeps it instead of rebuilding it from what is left). A
- * request is deleted once nothing refers to it any more (one that also carries another call's
- * events waits for that call). Unmapped and ignored requests (no events) go by their own age.
- * The same SQL in both backends.
+ * (marked pruned_at: a later refold keeps it instead of rebuilding it from what is left). The
+ * events that name only one of its legs go with it, unless another call still has the leg; those
+ * that never found a call (or whose calls went before them) go once every request that brought
+ * them is older than the cutoff. A request is deleted once nothing refers to it any more (one
+ * that also carries another call's events waits for that call). Unmapped and ignored requests
+ * (no events) go by their own age. The same SQL in both backends.
  */
 export const RETENTION_SQL = {
   calls: (b: Binder, before: string, limit: number): string =>
     `SELECT source, call_id FROM calls
      WHERE status = 'ended' AND pruned_at IS NULL AND updated_at < ${b.bind(isoTime(before))}
      ORDER BY updated_at LIMIT ${b.bind(limit)}`,
+  /** The legs a call's own events name (domain/refold.ts legsOf). */
+  legsOf: (b: Binder, source: string, callId: string): string =>
+    `SELECT DISTINCT leg_id FROM events
+     WHERE source = ${b.bind(source)} AND call_id = ${b.bind(callId)} AND leg_id IS NOT NULL`,
   requestsOf: (b: Binder, source: string, callId: string): string => {
     const [s, c] = [b.bind(source), b.bind(callId)];
     const [s2, c2] = [b.bind(source), b.bind(callId)];
@@ -279,9 +329,43 @@ export const RETENTION_SQL = {
     `DELETE FROM events WHERE source = ${b.bind(source)} AND call_id = ${b.bind(callId)}`,
   linksOf: (b: Binder, source: string, callId: string): string =>
     `DELETE FROM event_links WHERE source = ${b.bind(source)} AND call_id = ${b.bind(callId)}`,
-  /** `ids`: an already bound list (json_each / unnest). */
-  orphans: (b: Binder, ids: string, before: string): string =>
-    `DELETE FROM inbox WHERE id IN (${ids}) AND received_at < ${b.bind(isoTime(before))}
+  /**
+   * A batch of leg-only events, oldest first (the events_leg_only index), whose leg no call has
+   * and every request that brought the leg's events (first or as a repeat) came before the cutoff:
+   * their legs (a leg may come more than once: legsBySource).
+   */
+  strayLegs: (b: Binder, before: string, limit: number): string => {
+    const cutoff = isoTime(before);
+    return `SELECT e.source, e.leg_id FROM events e
+     WHERE e.call_id IS NULL AND e.leg_id IS NOT NULL AND e.received_at < ${b.bind(cutoff)}
+       AND e.type IN (${LEG_JOINED_SQL})
+       AND NOT EXISTS (SELECT 1 FROM events c
+         WHERE c.source = e.source AND c.leg_id = e.leg_id AND c.call_id IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM events n
+         LEFT JOIN event_links l ON l.source = n.source AND l.key = n.key
+           AND ${NO_CALL_LINK('l')}
+         LEFT JOIN inbox i ON i.id = l.inbox_id
+         WHERE n.source = e.source AND n.leg_id = e.leg_id AND n.call_id IS NULL
+           AND n.type IN (${LEG_JOINED_SQL})
+           AND (n.received_at >= ${b.bind(cutoff)} OR i.received_at >= ${b.bind(cutoff)}))
+     ORDER BY e.received_at LIMIT ${b.bind(limit)}`;
+  },
+  /** The requests that brought leg-only events, first or as a repeat (a link by content key). */
+  requestsOfLegs: (b: Binder, on: LegOnlyEvents): string =>
+    `SELECT inbox_id FROM events WHERE ${legOnlyWhere(b, on)}
+     UNION SELECT inbox_id FROM event_links WHERE source = ${b.bind(on.source)}
+       AND key IN (SELECT key FROM events WHERE ${legOnlyWhere(b, on)})
+       AND ${NO_CALL_LINK('event_links')}`,
+  /** Before the events: the links find their events by content key. */
+  linksOfLegs: (b: Binder, on: LegOnlyEvents): string =>
+    `DELETE FROM event_links WHERE source = ${b.bind(on.source)}
+       AND key IN (SELECT key FROM events WHERE ${legOnlyWhere(b, on)})
+       AND ${NO_CALL_LINK('event_links')}`,
+  eventsOfLegs: (b: Binder, on: LegOnlyEvents): string =>
+    `DELETE FROM events WHERE ${legOnlyWhere(b, on)}`,
+  orphans: (b: Binder, ids: number[], before: string): string =>
+    `DELETE FROM inbox WHERE id IN (${b.list(ids, 'bigint')})
+       AND received_at < ${b.bind(isoTime(before))}
        AND NOT EXISTS (SELECT 1 FROM events e WHERE e.inbox_id = inbox.id)
        AND NOT EXISTS (SELECT 1 FROM event_links l WHERE l.inbox_id = inbox.id)`,
   markPruned: (b: Binder, source: string, callId: string, now: string): string =>

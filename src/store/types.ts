@@ -338,8 +338,10 @@ export interface Store {
   backfill(q: BackfillQuery): Promise<BackfillBatch>;
   /**
    * Retention, one batch: up to `limit` ended calls unchanged since `before` lose their raw
-   * requests and events (the record and its deliveries stay; a later refold keeps the record), and
-   * up to `limit` unmapped or ignored requests older than `before` go. Returns how many of each.
+   * requests and events (the record and its deliveries stay; a later refold keeps the record), with
+   * the events that name only their legs; up to `limit` legs whose leg-only events no call has and
+   * up to `limit` unmapped or ignored requests older than `before` go. Returns how many calls and
+   * requests.
    */
   pruneRequests(q: { before: string; limit: number }): Promise<{ calls: number; requests: number }>;
   /** Counts for metrics and the console. */

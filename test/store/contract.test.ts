@@ -260,6 +260,56 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.pruneRequests({ before, limit: 10 })).toEqual({ calls: 0, requests: 0 });
   });
 
+  it('retention deletes the events that name only a leg with their call, or once no call has them', async () => {
+    const { store } = await fresh();
+    t = Date.now() - 10 * 86400_000;
+    // "lj" ends long ago; its leg lj-1 has a recording (and a repeat of it). Its leg lj-0 has one
+    // too, but an open call names that leg as well.
+    const [a1, a2] = await store.insertInbox([
+      item(mapped(ring('lj', '1'))),
+      item(mapped(end('lj'))),
+    ]);
+    const [r1] = await store.insertInbox([item(mapped(legRecording('lj-1')))]);
+    const [r2] = await store.insertInbox([item(mapped(legRecording('lj-1')), '{"again":1}')]);
+    const [o1, k1] = await store.insertInbox([
+      item(mapped({ ...ring('open', '2'), legId: 'lj-0' })),
+      item(mapped(legRecording('lj-0'))),
+    ]);
+    // Recordings no call ever had; one of them repeated after the cutoff.
+    const [s1] = await store.insertInbox([item(mapped(legRecording('lone-1')))]);
+    const [s2] = await store.insertInbox([item(mapped(legRecording('late-1')))]);
+    while ((await store.applyPending(100)) > 0);
+    expect((await store.getCalls('lj'))[0]!.record.recordings).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 20));
+    const before = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 20));
+    const again = item(mapped(legRecording('late-1')), '{"again":1}');
+    const [s3] = await store.insertInbox([
+      { ...again, req: { ...again.req, receivedAt: new Date().toISOString() } },
+    ]);
+    while ((await store.applyPending(100)) > 0);
+
+    let [calls, requests] = [0, 0];
+    for (;;) {
+      const n = await store.pruneRequests({ before, limit: 1 });
+      if (!n.calls && !n.requests) break;
+      [calls, requests] = [calls + n.calls, requests + n.requests];
+    }
+    expect([calls, requests]).toEqual([1, 5]);
+    for (const id of [a1, a2, r1, r2, s1])
+      expect(await store.getInbox(id!), `request ${id}`).toBeUndefined();
+    for (const id of [o1, k1, s2, s3])
+      expect(await store.getInbox(id!), `request ${id}`).toBeDefined();
+    // The open call keeps the recording of the leg it shares with the pruned call.
+    await store.insertInbox([item(mapped(end('open')))]);
+    while ((await store.applyPending(100)) > 0);
+    expect((await store.getCalls('open'))[0]!.record).toMatchObject({
+      status: 'ended',
+      recordings: ['https://rec.example/lj-0.wav'],
+    });
+    expect(await store.pruneRequests({ before, limit: 10 })).toEqual({ calls: 0, requests: 0 });
+  });
+
   it('backfill queues the calls of a new target once, by its routes, counting first', async () => {
     const { store, path } = await fresh();
     const at = (): string => new Date(t + 1000).toISOString();
@@ -548,6 +598,29 @@ describe.each(backends)('store contract: %s', (_name, backend) => {
     expect(await store.applyPending(100)).toBe(0);
     expect((await store.getCalls('b'))[0]).toEqual(b);
     expect(b!.record.events.filter((e) => e.type === 'recording')).toHaveLength(1);
+  });
+
+  it('folds at most the per-call limit of events joined by leg, the earliest by arrival', async () => {
+    const { store } = await fresh();
+    await store.insertInbox([item(mapped(ring('cap', '800'))), item(mapped(end('cap')))]);
+    // Their names sort against their arrival: the limit keeps the first to come, not the first
+    // in any order of their own.
+    const ids = await store.insertInbox(
+      Array.from({ length: LIMIT + 2 }, (_, i) =>
+        item(mapped(legRecording('cap-1', `https://r/${9 - i}`))),
+      ),
+    );
+    while ((await store.applyPending(100)) > 0);
+    const [cap] = await store.getCalls('cap');
+    expect(cap!.record.recordings).toEqual([
+      'https://r/6',
+      'https://r/7',
+      'https://r/8',
+      'https://r/9',
+    ]);
+    expect(cap!.record.truncated).toBe(true);
+    // Kept as they came: only the fold leaves them out.
+    for (const id of ids) expect(await store.getInbox(id!)).toMatchObject({ state: 'applied' });
   });
 
   it('makes no call of a recording by leg that no call of its source has', async () => {
@@ -2492,6 +2565,8 @@ describe('upgrading a database written before dry runs were kept with the delive
 });
 
 describe('upgrading a database written before events kept their leg', () => {
+  const legMigration = (ms: readonly { version: number; name: string }[]): number =>
+    ms.find((m) => m.name === 'events by leg')!.version;
   // Made as the previous release left it: the same store, less the leg column and its migration.
   const cases: [string, () => Promise<string>, (p: string) => Promise<Store>, string[]][] = [
     [
@@ -2499,9 +2574,11 @@ describe('upgrading a database written before events kept their leg', () => {
       async () => join(tempDir(), 'relay.db'),
       async (p) => new SqliteStore(p, { routing }),
       [
+        // With the leg column, what came after it (leg-only events by age) goes too.
+        'DROP INDEX events_leg_only',
         'DROP INDEX events_leg',
         'ALTER TABLE events DROP COLUMN leg_id',
-        `DELETE FROM schema_migrations WHERE version = ${MIGRATIONS.at(-1)!.version}`,
+        `DELETE FROM schema_migrations WHERE version >= ${legMigration(MIGRATIONS)}`,
       ],
     ],
     [
@@ -2509,9 +2586,11 @@ describe('upgrading a database written before events kept their leg', () => {
       () => freshPostgresDatabase(inject('pgUrl')),
       (url) => PostgresStore.open(url, { routing }),
       [
+        // With the leg column, what came after it (leg-only events by age) goes too.
+        'DROP INDEX events_leg_only',
         'DROP INDEX events_leg',
         'ALTER TABLE events DROP COLUMN leg_id',
-        `DELETE FROM schema_migrations WHERE version = ${PG_MIGRATIONS.at(-1)!.version}`,
+        `DELETE FROM schema_migrations WHERE version >= ${legMigration(PG_MIGRATIONS)}`,
       ],
     ],
   ];

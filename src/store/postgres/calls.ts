@@ -3,7 +3,7 @@
 
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, type EventRow, legsOf, refoldCall } from '../../domain/refold.js';
-import { callListSql, type CallListDialect } from '../queries.js';
+import { callListSql, LEG_JOINED_SQL, type CallListDialect } from '../queries.js';
 import type { CallKey, CallQuery, CallRow } from '../types.js';
 import { type Db, iso, type Q } from './db.js';
 import { CALLS_CHANNEL } from './watch.js';
@@ -74,14 +74,18 @@ async function refold(db: Db, c: Q, { source, callId }: CallKey, now: string): P
         )
       ).rows.map(toEventRow)
     : [];
-  // Events with no call on the call's legs: refoldCall keeps those that join by leg.
+  // Events that join the call by one of its legs, the earliest by arrival, at most the per-call
+  // limit of them (one more read says whether there were more), so that a runaway leg cannot
+  // slow the call's every refold either.
   const legs = legsOf(events);
   const joined = legs.length
     ? (
         await c.query<EventDbRow>(
           `SELECT inbox_id, idx, provider, received_at, key, body FROM events
-           WHERE source = $1 AND leg_id = ANY($2) AND leg_id IS NOT NULL AND call_id IS NULL`,
-          [source, legs],
+           WHERE source = $1 AND leg_id = ANY($2) AND leg_id IS NOT NULL AND call_id IS NULL
+             AND type IN (${LEG_JOINED_SQL})
+           ORDER BY inbox_id, idx LIMIT $3`,
+          [source, legs, db.maxEvents + 1],
         )
       ).rows.map(toEventRow)
     : [];
@@ -106,8 +110,8 @@ async function refold(db: Db, c: Q, { source, callId }: CallKey, now: string): P
       callId,
       events,
       origins,
-      joined,
-      truncated: (prev.dropped ?? 0) > 0,
+      joined: joined.slice(0, db.maxEvents),
+      truncated: (prev.dropped ?? 0) > 0 || joined.length > db.maxEvents,
       previous: prev.fingerprint ?? undefined,
     },
     db.routing,

@@ -274,6 +274,14 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX events_leg ON events (source, leg_id) WHERE leg_id IS NOT NULL;
     `,
   },
+  {
+    version: 13,
+    name: 'leg-only events by age',
+    sql: `
+      -- The same as SQLite's migration 15 (see there).
+      CREATE INDEX events_leg_only ON events (received_at) WHERE call_id IS NULL AND leg_id IS NOT NULL;
+    `,
+  },
 ];
 
 export async function migrate(db: Db): Promise<void> {

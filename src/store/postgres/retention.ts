@@ -1,11 +1,20 @@
 // The PostgreSQL store's sweeps over old calls: closing calls that went quiet (a close request
 // filed like any other), and retention, which deletes the raw requests of calls ended long ago
-// and old delivery attempts. Both take the calls' filing locks (inbox.ts) so that a request
-// filed meanwhile waits rather than races.
+// (with the events that name only their legs), of leg-only events no call has, and old delivery
+// attempts. Both take the filing locks (inbox.ts) so that a request filed meanwhile waits rather
+// than races.
 
 import pg from 'pg';
 import { closeRequest } from '../../domain/close.js';
-import { Binder, isoTime, PRUNE_ATTEMPTS_SQL, RETENTION_SQL, staleCallsSql } from '../queries.js';
+import {
+  Binder,
+  isoTime,
+  legsBySource,
+  PRUNE_ATTEMPTS_SQL,
+  RETENTION_SQL,
+  staleCallsSql,
+  type LegOnlyEvents,
+} from '../queries.js';
 import { nativeReaders, toStaleCall } from '../rows.js';
 import type { CallKey } from '../types.js';
 import type { Db } from './db.js';
@@ -24,31 +33,56 @@ export async function pruneRequests(
       const text = f(b);
       return c.query(text, b.values);
     };
+    // Events that name only a leg, with their links, then their requests nothing else refers to.
+    const pruneLegs = async (on: LegOnlyEvents): Promise<number> => {
+      if (!on.legs.length) return 0;
+      const ids = (await run((b) => RETENTION_SQL.requestsOfLegs(b, on))).rows.map(
+        (r: { inbox_id: number }) => Number(r.inbox_id),
+      );
+      await run((b) => RETENTION_SQL.linksOfLegs(b, on));
+      await run((b) => RETENTION_SQL.eventsOfLegs(b, on));
+      return (await run((b) => RETENTION_SQL.orphans(b, ids, q.before))).rowCount ?? 0;
+    };
     const now = new Date().toISOString();
     const calls = (await run((b) => RETENTION_SQL.calls(b, q.before, q.limit))).rows as {
       source: string;
       call_id: string;
     }[];
-    // The calls' filing locks: a request for one of them waits, and then refolds nothing.
-    await lockCalls(
-      c,
-      calls.map((r) => lockKey(r.source, r.call_id, null)),
+    const legsOf = new Map<(typeof calls)[number], string[]>();
+    for (const call of calls)
+      legsOf.set(
+        call,
+        (await run((b) => RETENTION_SQL.legsOf(b, call.source, call.call_id))).rows.map(
+          (r: { leg_id: string }) => r.leg_id,
+        ),
+      );
+    const stray = legsBySource(
+      (await run((b) => RETENTION_SQL.strayLegs(b, q.before, q.limit))).rows,
     );
+    // The calls' and legs' filing locks, all at once (in key order, as a filing takes them): a
+    // request for one of them waits, and then refolds nothing; a repeat of a leg-only event
+    // waits rather than link to an event being deleted.
+    await lockCalls(c, [
+      ...calls.map((r) => lockKey(r.source, r.call_id, null)),
+      ...calls.flatMap((r) => legsOf.get(r)!.map((leg) => lockKey(r.source, null, null, leg))),
+      ...[...stray].flatMap(([source, legs]) =>
+        legs.map((leg) => lockKey(source, null, null, leg)),
+      ),
+    ]);
     let requests = 0;
-    for (const { source, call_id: callId } of calls) {
+    for (const call of calls) {
+      const { source, call_id: callId } = call;
       const ids = (await run((b) => RETENTION_SQL.requestsOf(b, source, callId))).rows.map(
         (r: { inbox_id: number }) => Number(r.inbox_id),
       );
       await run((b) => RETENTION_SQL.eventsOf(b, source, callId));
       await run((b) => RETENTION_SQL.linksOf(b, source, callId));
-      requests +=
-        (
-          await run((b) =>
-            RETENTION_SQL.orphans(b, `SELECT unnest(${b.bind(ids)}::bigint[])`, q.before),
-          )
-        ).rowCount ?? 0;
+      requests += (await run((b) => RETENTION_SQL.orphans(b, ids, q.before))).rowCount ?? 0;
+      requests += await pruneLegs({ source, legs: legsOf.get(call)! });
       await run((b) => RETENTION_SQL.markPruned(b, source, callId, now));
     }
+    for (const [source, legs] of stray)
+      requests += await pruneLegs({ source, legs, before: q.before });
     requests += (await run((b) => RETENTION_SQL.loose(b, q.before, q.limit))).rowCount ?? 0;
     return { calls: calls.length, requests };
   });

@@ -4,7 +4,7 @@
 import type Database from 'better-sqlite3';
 import type { CallEvent, CallRecord } from '../../domain/model.js';
 import { channelsOf, legsOf, refoldCall, type EventRow } from '../../domain/refold.js';
-import { callListSql, type CallListDialect } from '../queries.js';
+import { callListSql, LEG_JOINED_SQL, type CallListDialect } from '../queries.js';
 import type { CallKey, CallQuery, CallRow } from '../types.js';
 import type { SqliteConnection } from './connection.js';
 
@@ -51,11 +51,12 @@ export class SqliteCalls {
         `SELECT inbox_id, idx, provider, received_at, key, body FROM events
          WHERE source = ? AND type = 'originated' AND channel_id IN (SELECT value FROM json_each(?))`,
       ),
-      // Events with no call on the call's legs: refoldCall keeps those that join by leg.
+      // Events that join the call by one of its legs, the earliest by arrival up to a limit.
       joinedOn: db.prepare(
         `SELECT inbox_id, idx, provider, received_at, key, body FROM events
          WHERE source = ? AND leg_id IN (SELECT value FROM json_each(?)) AND leg_id IS NOT NULL
-           AND call_id IS NULL`,
+           AND call_id IS NULL AND type IN (${LEG_JOINED_SQL})
+         ORDER BY inbox_id, idx LIMIT ?`,
       ),
       droppedOf: db
         .prepare(`SELECT dropped FROM call_stats WHERE source = ? AND call_id = ?`)
@@ -119,9 +120,14 @@ export class SqliteCalls {
     const origins = channels.length
       ? (this.stmts.originsOn.all(source, JSON.stringify(channels)) as EventDbRow[]).map(toEventRow)
       : [];
+    // At most the per-call limit of them (one more read says whether there were more), so that
+    // a runaway leg cannot slow the call's every refold either.
     const legs = legsOf(events);
+    const max = this.conn.maxEvents;
     const joined = legs.length
-      ? (this.stmts.joinedOn.all(source, JSON.stringify(legs)) as EventDbRow[]).map(toEventRow)
+      ? (this.stmts.joinedOn.all(source, JSON.stringify(legs), max + 1) as EventDbRow[]).map(
+          toEventRow,
+        )
       : [];
     const d = refoldCall(
       {
@@ -129,8 +135,10 @@ export class SqliteCalls {
         callId,
         events,
         origins,
-        joined,
-        truncated: ((this.stmts.droppedOf.get(source, callId) as number | undefined) ?? 0) > 0,
+        joined: joined.slice(0, max),
+        truncated:
+          ((this.stmts.droppedOf.get(source, callId) as number | undefined) ?? 0) > 0 ||
+          joined.length > max,
         previous: prev?.fingerprint ?? undefined,
       },
       this.conn.routing,

@@ -336,4 +336,13 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX events_leg ON events (source, leg_id) WHERE leg_id IS NOT NULL;
     `,
   },
+  {
+    version: 15,
+    name: 'leg-only events by age',
+    sql: `
+      -- Retention ages out leg-only events that no call has (store/queries.ts RETENTION_SQL
+      -- strayLegs), oldest first: a small index, as only they have a leg and no call.
+      CREATE INDEX events_leg_only ON events (received_at) WHERE call_id IS NULL AND leg_id IS NOT NULL;
+    `,
+  },
 ];

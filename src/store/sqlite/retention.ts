@@ -4,7 +4,15 @@
 
 import type Database from 'better-sqlite3';
 import { closeRequest } from '../../domain/close.js';
-import { PRUNE_ATTEMPTS_SQL, Binder, RETENTION_SQL, isoTime, staleCallsSql } from '../queries.js';
+import {
+  PRUNE_ATTEMPTS_SQL,
+  Binder,
+  RETENTION_SQL,
+  isoTime,
+  legsBySource,
+  staleCallsSql,
+  type LegOnlyEvents,
+} from '../queries.js';
 import { textReaders, toStaleCall } from '../rows.js';
 import type { CallKey } from '../types.js';
 import type { SqliteConnection } from './connection.js';
@@ -58,32 +66,46 @@ export class SqliteRetention {
       const [text, values] = sql(f);
       return this.db.prepare(text).run(...values).changes;
     };
+    const all = <T>(f: (b: Binder) => string): T[] => {
+      const [text, values] = sql(f);
+      return this.db.prepare(text).all(...values) as T[];
+    };
+    const pluck = <T>(f: (b: Binder) => string): T[] => {
+      const [text, values] = sql(f);
+      return this.db
+        .prepare(text)
+        .pluck()
+        .all(...values) as T[];
+    };
+    // Events that name only a leg, with their links, then their requests nothing else refers to.
+    const pruneLegs = (on: LegOnlyEvents): number => {
+      if (!on.legs.length) return 0;
+      const ids = pluck<number>((b) => RETENTION_SQL.requestsOfLegs(b, on));
+      exec((b) => RETENTION_SQL.linksOfLegs(b, on));
+      exec((b) => RETENTION_SQL.eventsOfLegs(b, on));
+      return exec((b) => RETENTION_SQL.orphans(b, ids, q.before));
+    };
     return this.db
       .transaction(() => {
         const now = new Date().toISOString();
-        const [callsSql, callsArgs] = sql((b) => RETENTION_SQL.calls(b, q.before, q.limit));
-        const calls = this.db.prepare(callsSql).all(...callsArgs) as {
-          source: string;
-          call_id: string;
-        }[];
+        const calls = all<{ source: string; call_id: string }>((b) =>
+          RETENTION_SQL.calls(b, q.before, q.limit),
+        );
+        const stray = all<{ source: string; leg_id: string }>((b) =>
+          RETENTION_SQL.strayLegs(b, q.before, q.limit),
+        );
         let requests = 0;
         for (const { source, call_id: callId } of calls) {
-          const [idsSql, idsArgs] = sql((b) => RETENTION_SQL.requestsOf(b, source, callId));
-          const ids = this.db
-            .prepare(idsSql)
-            .pluck()
-            .all(...idsArgs) as number[];
+          const legs = pluck<string>((b) => RETENTION_SQL.legsOf(b, source, callId));
+          const ids = pluck<number>((b) => RETENTION_SQL.requestsOf(b, source, callId));
           exec((b) => RETENTION_SQL.eventsOf(b, source, callId));
           exec((b) => RETENTION_SQL.linksOf(b, source, callId));
-          requests += exec((b) =>
-            RETENTION_SQL.orphans(
-              b,
-              `SELECT value FROM json_each(${b.bind(JSON.stringify(ids))})`,
-              q.before,
-            ),
-          );
+          requests += exec((b) => RETENTION_SQL.orphans(b, ids, q.before));
+          requests += pruneLegs({ source, legs });
           exec((b) => RETENTION_SQL.markPruned(b, source, callId, now));
         }
+        for (const [source, legs] of legsBySource(stray))
+          requests += pruneLegs({ source, legs, before: q.before });
         requests += exec((b) => RETENTION_SQL.loose(b, q.before, q.limit));
         return { calls: calls.length, requests };
       })
