@@ -149,18 +149,21 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     endTime,
     byArrival,
   );
+  // At one time (or with no times), the provider's word that the whole call ended comes after a
+  // leg's: Twilio ends a Voice SDK client's call in the second its customer's leg ends, and only
+  // the call's end knows who placed it.
   const ends = byTime(
     finals.filter((s) => s.event.type === 'ended'),
     endTime,
-    byLegId,
+    (a, b) => Number(isLegEnd(b.event)) - Number(isLegEnd(a.event)) || byLegId(a, b),
   );
   const answered = byTime(
     evs.filter((s) => s.event.type === 'answered'),
     (s) => ms(s.event.answeredAt ?? s.event.at),
     byLegId,
   );
-  // The final word on a call: the latest report, else the latest end (by the provider's times;
-  // without them, of the highest leg).
+  // The final word on a call: the latest report, else the latest end (by the provider's times, a
+  // call-wide end after a leg's; without them, of the highest leg).
   const lastFinal = reports.at(-1) ?? ends.at(-1);
   const ordered = [...reports, ...ends];
 
