@@ -160,7 +160,8 @@ export function foldCall(input: readonly StoredEvent[], ctx: FoldContext): CallR
     byArrival,
   );
   // On equal times (Twilio's are whole seconds) a leg's end comes before the call's: the provider
-  // ends the call after its legs, whichever leg id sorts higher.
+  // ends the call after its legs, whichever leg id sorts higher (a Voice SDK client's call ends in
+  // the second its customer's leg ends, and only the call's end knows who placed it).
   const ends = byTime(
     finals.filter((s) => s.event.type === 'ended'),
     endTime,
