@@ -23,8 +23,10 @@ const S = {
 };
 
 /** A source of the 3cx adapter (any adapter does: the signature is checked before mapping). */
+// Sources are named apart from any adapter's name: writeRelayYaml adds one source per adapter.
+const named = (name: string): string => `signed-${name}`;
 const source = (name: string, signature: string): string =>
-  `  - name: ${name}\n    adapter: 3cx\n    token: ${TOKEN}\n    signature:\n${signature}`;
+  `  - name: ${named(name)}\n    adapter: 3cx\n    token: ${TOKEN}\n    signature:\n${signature}`;
 
 const hmac = (alg: string, key: string | Buffer, text: string): Buffer =>
   createHmac(alg, key).update(text).digest();
@@ -38,7 +40,7 @@ describe('signature presets', () => {
     headers: Record<string, string>,
     suffix = '',
   ): Promise<Response> =>
-    fetch(`${base()}/hooks/${name}/${TOKEN}${suffix}`, {
+    fetch(`${base()}/hooks/${named(name)}/${TOKEN}${suffix}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body,
@@ -97,31 +99,31 @@ describe('signature presets', () => {
       );
     const before = await stored();
     // server.publicUrl, the token in the path and a query: all of it is what Twilio signed.
-    const url = `${PUBLIC}/hooks/twilio/${TOKEN}?leg=child`;
+    const url = `${PUBLIC}/hooks/signed-twilio/${TOKEN}?leg=child`;
     expect((await formPost('twilio', sign(url), '?leg=child')).status).toBe(200);
     // A source that names its own public URL (a proxy that strips /prefix).
-    const own = `${OWN}/hooks/twilio-own/${TOKEN}`;
+    const own = `${OWN}/hooks/signed-twilio-own/${TOKEN}`;
     expect((await formPost('twilio-own', sign(own))).status).toBe(200);
     // JSON bodies: the URL carries the body's SHA-256 and is signed alone.
     const json = '{"CallSid":"CA1234567890ABCDE","Caller":"+12349013030"}';
     const q = `?bodySHA256=${createHash('sha256').update(json).digest('hex')}`;
-    const jsonSig = sign(`${PUBLIC}/hooks/twilio/${TOKEN}${q}`, '');
+    const jsonSig = sign(`${PUBLIC}/hooks/signed-twilio/${TOKEN}${q}`, '');
     expect((await post('twilio', json, { 'x-twilio-signature': jsonSig }, q)).status).toBe(200);
     expect(await stored()).toBe(before + 3);
 
     // What the relay itself sees (http://127.0.0.1:port) is not what Twilio signed.
-    const local = sign(`${base()}/hooks/twilio/${TOKEN}`);
+    const local = sign(`${base()}/hooks/signed-twilio/${TOKEN}`);
     await refused(
       await formPost('twilio', local),
       /does not match the URL and parameters \(check the Auth Token, and that Twilio calls the relay at https:\/\/relay\.example\.test/,
       S.twilio,
-      sign(`${PUBLIC}/hooks/twilio/${TOKEN}`),
+      sign(`${PUBLIC}/hooks/signed-twilio/${TOKEN}`),
     );
     await refused(
       await formPost('twilio', sign(url), '?leg=parent'),
       /does not match/,
       S.twilio,
-      sign(`${PUBLIC}/hooks/twilio/${TOKEN}?leg=parent`),
+      sign(`${PUBLIC}/hooks/signed-twilio/${TOKEN}?leg=parent`),
     );
     await refused(
       await post('twilio', `${json} `, { 'x-twilio-signature': jsonSig }, q),
@@ -287,7 +289,7 @@ describe('signature presets', () => {
       async () => {
         const rows = await relay.store.refusals();
         for (const [name, , why] of wrong)
-          expect(rows.find((r) => r.source === name)).toMatchObject({
+          expect(rows.find((r) => r.source === named(name))).toMatchObject({
             status: 401,
             code: 'RELAY_ERR_BAD_SIGNATURE',
             reason: expect.stringMatching(new RegExp(`^bad signature: .*${why.source}`)),
