@@ -217,6 +217,8 @@ describe('console in a browser', () => {
         .replace(/https:\/\/FQDN:5001\/webapi\/recording\//g, 'https://elsewhere.example/rec/');
       expect((await sendFlowRequest(relay.port, '3cx', { ...r, body }))?.status).toBe(200);
     }
+    // Stored is not yet folded: the page must show the call with both recordings in it.
+    await relay.pipeline.drain();
     await page.goto(`${base}/console/calls/3cx/230307144544_42`);
     expect(await text()).toContain(
       'Recording 2 cannot be played: its host is not in sources[3cx].recordings.allowHosts',
