@@ -130,10 +130,13 @@ describe('Pipedrive target', () => {
     async (_n, c) => {
       // The whole flow must be in before the call log (which cannot be updated). A settle window
       // cannot promise that here: it counts from the call's end as the provider dates it, and a
-      // recorded sample's end is long past. So Pipedrive is down (500s, retried) while the flow
-      // arrives, and back once it is folded and no attempt is under way.
+      // recorded sample's end is long past. So Pipedrive takes no write (500s, retried) while the
+      // flow arrives, and takes them again once it is folded and no attempt is under way. Reads
+      // keep working: a read answered 500 is retried within the attempt (the client's quick
+      // retries, about a second), which each case would wait out before Pipedrive could be back;
+      // a failed create goes straight back to the relay's schedule (here 50-400 ms).
       const { pd, relay, send, settle } = await open({ sources: { [c.adapter]: c.flow.source } });
-      pd.setChaos({ match: [''], fail: 1, lost: 0, seed: 1 });
+      pd.setChaos({ match: ['POST '], fail: 1, lost: 0, seed: 1 });
       for (const r of c.flow.requests) await send(c.adapter, r);
       await relay.pipeline.drain();
       await relay.delivery.settle();
