@@ -124,6 +124,13 @@ describe('Web API auth', () => {
 describe('queries: contacts, leads, systemusers', () => {
   beforeEach(login);
 
+  it('answers WhoAmI with the application user', async () => {
+    const r = await api('GET', 'WhoAmI');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ UserId: dv.applicationUserId });
+    expect((await api('GET', 'WhoAmI', { token: '' })).status).toBe(401);
+  });
+
   it('matches $filter eq on the exact stored text, with or, $select and $top', async () => {
     const a = dv.addContact({ lastname: 'A', telephone1: '+4930123456' });
     const b = dv.addContact({ lastname: 'B', mobilephone: '030123456' });

@@ -160,6 +160,10 @@ export class FakeDynamics extends CrmFake {
    * open one). Unverified; 'ok' applies it as a no-op, 'refuse' answers 400.
    */
   sameStateChange: 'ok' | 'refuse' = 'ok';
+  /** The application user the client's tokens act as, and its org (WhoAmI's answer). */
+  readonly applicationUserId = newGuid();
+  readonly businessUnitId = newGuid();
+  readonly organizationId = newGuid();
   private inFlight = 0;
   private readonly recent: number[] = [];
   private random: () => number;
@@ -494,6 +498,14 @@ export class FakeDynamics extends CrmFake {
         );
       return this.patchCall(id, b, req, query, send, answer, true);
     }
+    if (method === 'GET' && seg === 'WhoAmI')
+      // The WhoAmI function: who the token is (an application user of its own).
+      return send(200, {
+        '@odata.context': `${this.url}${API}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`,
+        BusinessUnitId: this.businessUnitId,
+        UserId: this.applicationUserId,
+        OrganizationId: this.organizationId,
+      });
     if (method === 'GET' && (seg === 'contacts' || seg === 'leads' || seg === 'systemusers')) {
       if (seg === 'leads' && !this.hasLeads)
         // Inferred: the OData router's answer for an entity set the model does not have.
