@@ -405,6 +405,35 @@ describe('phonecalls: PATCH upsert on a chosen id', () => {
   });
 });
 
+describe("a recipe's sequence (create, complete; update = reopen, write, complete)", () => {
+  beforeEach(login);
+  const patch = (body: Record<string, unknown>, match: 'If-None-Match' | 'If-Match') =>
+    api('PATCH', `phonecalls(${ID})`, { body, headers: { [match]: '*' } });
+
+  for (const mode of ['ok', 'refuse'] as const) {
+    it(`ends in one completed call after a lost create and a lost complete (same state: ${mode})`, async () => {
+      dv.sameStateChange = mode;
+      dv.faults.push({ match: 'PATCH /api/data/v9.2/phonecalls', fault: { lose: true } });
+      await expect(patch(CALL, 'If-None-Match')).rejects.toThrow();
+      expect((await patch(CALL, 'If-None-Match')).status).toBe(412); // read as done
+      dv.faults.push({ match: 'PATCH /api/data/v9.2/phonecalls', fault: { lose: true } });
+      await expect(patch({ statecode: 1, statuscode: 4 }, 'If-Match')).rejects.toThrow();
+      // The retry of the complete sets the state the call already has.
+      const again = await patch({ statecode: 1, statuscode: 4 }, 'If-Match');
+      expect(again.status).toBe(mode === 'ok' ? 204 : 400);
+      // The update path brings it to the same end either way.
+      expect((await patch({ statecode: 0, statuscode: 1 }, 'If-Match')).status).toBe(204);
+      expect((await patch({ ...CALL, description: 'with a recording' }, 'If-Match')).status).toBe(
+        204,
+      );
+      expect((await patch({ statecode: 1, statuscode: 4 }, 'If-Match')).status).toBe(204);
+      expect([...dv.phonecalls.values()]).toMatchObject([
+        { activityid: ID, statecode: 1, statuscode: 4, description: 'with a recording' },
+      ]);
+    });
+  }
+});
+
 describe('service protection and faults', () => {
   beforeEach(login);
 
