@@ -18,6 +18,7 @@ import {
   tempDir,
   writeRelayYaml,
 } from '../../../test/support.js';
+import { dryRun } from '../../../test/recipes/golden.js';
 import { loadRecipe } from './recipe.js';
 
 const TOKEN = 'tally-token-0123456789abcdef';
@@ -227,6 +228,21 @@ describe("a recipe's then: requests", () => {
       ['completing the call', 'PUT', '/calls/N/state', 200],
       ['noting the talk time', 'PUT', '/calls/N/talk', 200],
       ['after creating the call (3)', 'PUT', '/calls/N/marker', 200],
+    ]);
+  });
+});
+
+describe('golden cases', () => {
+  it('list the then-requests a dry run makes, in order, with their bodies', async () => {
+    const traces = await dryRun(recipeFile(), {
+      flow: '3cx/3cx-v2-outgoing-missed',
+      vars: { url: 'https://tally.example' },
+      expect: { requests: [] },
+    });
+    expect(traces.map((t) => [t.method, t.path.replace(/\d+/, 'N'), t.sent])).toEqual([
+      ['POST', '/calls', expect.stringContaining('"ref":"callrelay:3cx:')],
+      ['PUT', '/calls/N/state', '{"state":"done"}'],
+      ['PUT', '/calls/N/marker', expect.stringContaining('"marker":"callrelay 3cx/')],
     ]);
   });
 });
