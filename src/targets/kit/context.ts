@@ -4,6 +4,7 @@
 // formats need ($mmss for "03:05", $localTime for a time with its offset, ...). Documented in
 // docs/targets.md.
 
+import { createHash } from 'node:crypto';
 import { DateTime } from 'luxon';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { CallRecord } from '../../domain/model.js';
@@ -87,6 +88,28 @@ const str = (v: unknown): string | undefined =>
   v === undefined || v === null ? undefined : String(v);
 
 /**
+ * `$uuid`'s default namespace: callrelay's own, itself the version-5 UUID of
+ * "https://github.com/callrelay/callrelay" in RFC 9562's URL namespace. Fixed for good: changing
+ * it would give every call a new id in the CRMs that key activities by it.
+ */
+export const UUID_NAMESPACE = '4de11f2c-e105-5d86-8128-d6e3ab75dfcc';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A name-based UUID, version 5 (SHA-1, RFC 9562 section 5.5), lower case. */
+export function uuidV5(name: string, namespace = UUID_NAMESPACE): string {
+  if (!UUID.test(namespace)) throw new Error(`$uuid: namespace "${namespace}" is not a UUID`);
+  const h = createHash('sha1')
+    .update(Buffer.from(namespace.replace(/-/g, ''), 'hex'))
+    .update(name, 'utf8')
+    .digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+/**
  * Functions for CRM formats, registered on every target expression. Each returns undefined for
  * an undefined or null input (JSONata then leaves the field out).
  */
@@ -126,6 +149,14 @@ export const CONTEXT_HELPERS: Record<string, (...a: unknown[]) => unknown> = {
   cut: (v, n) => {
     const s = str(v);
     return s === undefined ? undefined : Array.from(s).slice(0, Number(n)).join('');
+  },
+  /**
+   * A deterministic UUID (version 5) of a text, in a namespace (default: UUID_NAMESPACE): the
+   * same call always gets the same id, for CRMs that take the client's id on create.
+   */
+  uuid: (v, ns) => {
+    const s = str(v);
+    return s === undefined ? undefined : uuidV5(s, str(ns));
   },
 };
 

@@ -68,7 +68,24 @@ const keep = Expr(
   'An expression over the input and `answer`: an object merged into `remote` (kept for later steps).',
 ).optional();
 
-const StepSchema = z.strictObject({ when, what, request: RequestSchema, keep });
+/** Requests sent in order after a create, update or upsert wrote the activity (`then:`). */
+const Then = z
+  .array(
+    z.strictObject({
+      what,
+      if: Expr(
+        'An expression over the delivery input (call, contact, owner, remote, vars, ...), each delivery: falsy skips this request.',
+      ).optional(),
+      request: RequestSchema,
+    }),
+  )
+  .optional()
+  .meta({
+    description:
+      "Requests sent in order after the step's own succeeded and its id was saved, each as idempotent; one failing retries the delivery, which then takes the `update` path.",
+  });
+
+const StepSchema = z.strictObject({ when, what, request: RequestSchema, keep, then: Then });
 const IdStepSchema = StepSchema.extend({
   id: Expr('An expression over `answer`: the remote id of the activity.'),
 });
@@ -160,7 +177,9 @@ export const RecipeSchema = z
         tokenUrl: Template(
           'OAuth 2: the token endpoint (a template over `vars`, worked out once).',
         ).optional(),
-        scope: z.string().optional(),
+        scope: Template(
+          'OAuth 2: the scope asked for (a template over `vars`, worked out once, like tokenUrl).',
+        ).optional(),
         clientAuth: z.enum(['body', 'basic']).optional(),
         lifetimeSec: z.number().positive().optional(),
         apiUrl: Expr('OAuth 2: the API base URL from the token answer (a simple path).').optional(),
@@ -506,6 +525,7 @@ export function recipeSites(def: Recipe): Site[] {
   for (const [k, v] of Object.entries(def.auth.headers ?? {}))
     tpl(['auth', 'headers', k], v, oauth);
   tpl(['auth', 'tokenUrl'], def.auth.tokenUrl);
+  tpl(['auth', 'scope'], def.auth.scope);
   expr(['auth', 'apiUrl'], def.auth.apiUrl);
   if (def.auth.apiUrl && !isSimplePath(def.auth.apiUrl))
     sites.at(-1)!.problems.push({ offset: 0, message: PLAIN });
@@ -538,6 +558,10 @@ export function recipeSites(def: Recipe): Site[] {
     request([step, 'request'], s.request);
     expr([step, 'keep'], s.keep);
     if ('id' in s) expr([step, 'id'], s.id as string);
+    for (const [i, t] of (s.then ?? []).entries()) {
+      expr([step, 'then', i, 'if'], t.if);
+      request([step, 'then', i, 'request'], t.request);
+    }
   }
   if (def.find) {
     request(['find', 'request'], def.find.request);

@@ -1,7 +1,8 @@
 // How an empty account of a recipe's CRM answers (dry runs): lookups find nobody (the recipe's
 // notFound status, or `sandbox.lookup`'s body), what is created or upserted gets a fresh id (in
 // the body `sandbox.create` / `sandbox.upsert` make, else `{ "id": ... }`, and in Location), a
-// lost create is never found, everything else is a plain 200.
+// lost create is never found, a step's `then:` requests are answered as its update is, everything
+// else is a plain 200.
 
 import { SandboxIds, type Sandbox, type SandboxAnswer } from '../kit/sandbox.js';
 import { expression, type Expression } from './compile.js';
@@ -53,6 +54,7 @@ export function recipeSandbox(
         };
       }
       case 'update':
+      case 'then':
         return { status: 200, body: await body(x.update, { request, vars }, {}) };
       default:
         return { status: 200, body: {} };

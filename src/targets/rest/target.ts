@@ -128,6 +128,20 @@ async function unlessNotFound(
   }
 }
 
+/** A write step's `what` where the recipe gives none (for its `then:` requests' own). */
+const WHAT = {
+  create: 'creating the call activity',
+  update: 'updating the call activity',
+  upsert: 'writing the call activity (upsert)',
+} as const;
+
+/** One request of a step's `then:`, compiled. */
+interface ThenRequest {
+  what: string;
+  if?: Expression;
+  req: Request;
+}
+
 const BASIC = "Basic {$base64encode(auth.user & ':' & auth.password)}";
 
 class RestTarget implements Target {
@@ -171,6 +185,8 @@ class RestTarget implements Target {
   readonly findContacts?: (q: ContactQuery) => Promise<ContactCard[]>;
   /** A contact from the phone client's form, where the recipe has `newContact` and a card. */
   readonly addContact?: (c: NewContact) => Promise<ContactCard>;
+  /** Each write step's `then:` requests, in order. */
+  private readonly then: Record<'create' | 'update' | 'upsert', ThenRequest[]>;
   /** Which steps run, decided once over `vars` (`when:`). */
   private active?: Promise<{ create: boolean; update: boolean; upsert: boolean; upload: boolean }>;
 
@@ -214,6 +230,17 @@ class RestTarget implements Target {
       ...req('upload', def.recordings?.upload?.request),
       ...req('check', def.check?.request),
     };
+    this.then = { create: [], update: [], upsert: [] };
+    for (const step of ['create', 'update', 'upsert'] as const) {
+      const d = def[step];
+      const own = d?.what ?? WHAT[step];
+      this.then[step] = (d?.then ?? []).map((t, i) => ({
+        what: t.what ?? `after ${own} (${i + 1})`,
+        ...(t.if === undefined ? {} : { if: expression(t.if) }),
+        // Dry runs answer it as an update (sandbox.ts).
+        req: compileRequest('then', t.request),
+      }));
+    }
     const statuses: Record<number, 'retry' | 'dead'> = {};
     for (const s of def.errors.retry ?? []) statuses[s] = 'retry';
     for (const s of def.errors.dead ?? []) statuses[s] = 'dead';
@@ -335,7 +362,7 @@ class RestTarget implements Target {
       if (given.refreshToken) deps.redact?.(given.refreshToken);
       let oauth: CrmAuth | undefined;
       const inner = async (): Promise<CrmAuth> => {
-        const { token } = await this.urls();
+        const { token, scope } = await this.urls();
         return (oauth ??= oauthAuth({
           target: this.cfg.name,
           grant,
@@ -343,7 +370,7 @@ class RestTarget implements Target {
           clientId: given.clientId!,
           clientSecret: given.clientSecret!,
           ...(given.refreshToken ? { refreshToken: given.refreshToken } : {}),
-          ...(a.scope ? { scope: a.scope } : {}),
+          ...(scope ? { scope } : {}),
           clientAuth: a.clientAuth ?? 'body',
           ...(a.lifetimeSec ? { lifetimeSec: a.lifetimeSec } : {}),
           header: (token) =>
@@ -380,11 +407,11 @@ class RestTarget implements Target {
     };
   }
 
-  /** baseUrl and the token URL, worked out over `vars` once, before the first request. */
-  private urlsNow?: { base: string; token?: string };
-  private urlsOnce?: Promise<{ base: string; token?: string }>;
+  /** baseUrl, the token URL and scope, worked out over `vars` once, before the first request. */
+  private urlsNow?: { base: string; token?: string; scope?: string };
+  private urlsOnce?: Promise<{ base: string; token?: string; scope?: string }>;
 
-  private urls(): Promise<{ base: string; token?: string }> {
+  private urls(): Promise<{ base: string; token?: string; scope?: string }> {
     return (this.urlsOnce ??= (async () => {
       const input = { vars: this.vars };
       const render = async (at: string, source: string): Promise<string> => {
@@ -397,9 +424,11 @@ class RestTarget implements Target {
         }
       };
       const tokenUrl = this.def.auth.tokenUrl;
+      const scope = this.def.auth.scope;
       this.urlsNow = {
         base: this.cfg.baseUrl ?? (await render('baseUrl', this.def.baseUrl)),
         ...(tokenUrl ? { token: await render('auth.tokenUrl', tokenUrl) } : {}),
+        ...(scope ? { scope: await render('auth.scope', scope) } : {}),
       };
       return this.urlsNow;
     })());
@@ -601,6 +630,7 @@ class RestTarget implements Target {
       remote.delivered = true;
       await ctx.save(remote);
       await this.keepAfter(ctx, this.x.upsertKeep, { ...input(), answer }, remote);
+      await this.thenAfter('upsert', input());
     } else if (!remote.id) {
       if (!steps.create)
         throw new DeliveryError(`${this.where}: no create step for these vars`, {
@@ -644,6 +674,8 @@ class RestTarget implements Target {
       if (!adopted) await this.keepAfter(ctx, this.x.createKeep, kept, remote);
       // What a lost create made carries an older revision of the call: bring it up to date.
       if (adopted && steps.update) await this.update(input());
+      // Without an update, the create's own `then` brings it to its end state (idempotent).
+      else await this.thenAfter('create', input());
     } else if (steps.update) await this.update(input());
 
     if (steps.upload && (remote.id || remote.delivered)) await this.uploads(ctx, c, remote, input);
@@ -660,6 +692,18 @@ class RestTarget implements Target {
       what: this.def.update!.what ?? 'updating the call activity',
       idempotent: true,
     });
+    await this.thenAfter('update', input);
+  }
+
+  /**
+   * A step's `then:` requests, in order, each whose `if` holds for this delivery. One failing
+   * fails the delivery; the activity's id is saved already, so the retry takes the update path.
+   */
+  private async thenAfter(step: keyof RestTarget['then'], input: Input): Promise<void> {
+    for (const t of this.then[step]) {
+      if (t.if && !(await this.evaluate(t.if, input, `${t.what} (if)`))) continue;
+      await this.send(t.req, input, { what: t.what, idempotent: true });
+    }
   }
 
   /** `keep` after a write that is saved already: failing, it is a warning, never a dead letter. */
