@@ -3,7 +3,7 @@
 // `callrelay calls ID`: one call, and per target every request made for it; a dry-run target's
 // requests with the bodies the CRM would have got.
 
-import { deliveryBadge } from '../domain/delivery.js';
+import { deliveryBadge, skippedReason } from '../domain/delivery.js';
 import { talkTimeSec } from '../domain/talk.js';
 import { deliveriesWithAttempts } from '../store/delivery-views.js';
 import type { CallRow, DeliveryRow, Store } from '../store/types.js';
@@ -19,7 +19,7 @@ export interface CallsOptions {
 export async function cmdCalls(ids: string[], values: CallsOptions): Promise<void> {
   // The mark comes from the row (the run that made it), not from what the target is now.
   const badge = (d: DeliveryRow): string =>
-    `${d.target}:${deliveryBadge(d).kind}${d.dryRun ? '(dry run)' : ''}`;
+    `${d.target}:${deliveryBadge(d).kind}${skippedReason(d) !== undefined ? '(skipped)' : ''}${d.dryRun ? '(dry run)' : ''}`;
   await withStore(values, async (store) => {
     if (ids.length) {
       for (const id of ids) await showCall(store, id, values, badge);
@@ -99,7 +99,10 @@ async function showCall(
     const mine = deliveries.filter((x) => x.delivery.source === r.record.source);
     if (!mine.length) process.stdout.write('\nno deliveries (no route sends this call anywhere)\n');
     for (const { delivery: d, attempts: newest } of mine) {
-      process.stdout.write(`\n${badge(d)}${d.lastError ? `  last error: ${d.lastError}` : ''}\n`);
+      const skipped = skippedReason(d);
+      process.stdout.write(
+        `\n${badge(d)}${d.lastError ? `  last error: ${d.lastError}` : ''}${skipped !== undefined ? `  skipped: ${skipped}` : ''}\n`,
+      );
       // Oldest first, as the requests were made.
       const attempts = [...newest].reverse();
       for (const a of attempts) {

@@ -1,7 +1,7 @@
 // `callrelay deliveries`: what is waiting to reach a CRM and why (settle window, retrying after a
 // failure with the CRM's last answer and the next try, dead), oldest due first per state.
 
-import { badgeText, deliveryBadge } from '../domain/delivery.js';
+import { badgeText, deliveryBadge, skippedReason } from '../domain/delivery.js';
 import type { DeliveryState } from '../store/types.js';
 import { printTable, withStore } from './util.js';
 
@@ -30,7 +30,10 @@ export async function cmdDeliveries(values: {
       source: d.source,
       call: d.callId,
       state: `${badgeText(deliveryBadge(d))}${d.dryRun ? ' (dry run)' : ''}`,
-      why: d.lastError ?? (d.state === 'due' ? 'settle window or next in line' : null),
+      why:
+        d.lastError ??
+        (skippedReason(d) !== undefined ? `skipped: ${skippedReason(d)}` : null) ??
+        (d.state === 'due' ? 'settle window or next in line' : null),
     }));
     printTable(view, 'nothing waiting: every call is delivered');
   });

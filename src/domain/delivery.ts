@@ -37,6 +37,16 @@ export type DeliveryOutcome =
       dryRun?: boolean;
     };
 
+/**
+ * Why the target wrote nothing for the call on its latest delivery (a REST recipe's `skip:`), kept
+ * in its remote state as `skipped`; a dry run's in its sandbox part.
+ */
+export function skippedReason(d: { remote: RemoteState; dryRun?: boolean }): string | undefined {
+  const r = d.dryRun ? (d.remote.sandbox as RemoteState | undefined) : d.remote;
+  const why = r?.skipped;
+  return typeof why === 'string' && why ? why : undefined;
+}
+
 /** How a delivery stands, as the console's badges, the API and the CLI say it. */
 export type DeliveryBadge =
   | { kind: 'delivered' }

@@ -3,7 +3,8 @@
 // bearer token), form-encoded bodies, the new call's id only in Location, a contact search that is
 // fuzzy about numbers and pages two at a time, a user search by email, errors inside a 200 answer
 // (`{ ok: false, error: { code, message } }`), 429 with its own wait header (x-pebble-retry-ms),
-// and a write by external reference (PUT /v1/calls/ref/<ref>: 201 with the id, or 204).
+// a write by external reference (PUT /v1/calls/ref/<ref>: 201 with the id, or 204), and contacts
+// made by form (POST /v1/contacts).
 // Faults can be scripted one by one or dealt at random rates (failures, lost answers: the call
 // is made, then the connection dropped before the answer).
 
@@ -203,6 +204,12 @@ export class FakePebble extends CrmFake {
       const m = /filename="([^"]*)"/.exec(raw.toString('latin1'));
       call.attachments.push({ filename: m?.[1] ?? '', bytes: raw.length });
       return reply(201, { ok: true });
+    }
+    // A contact made (a recipe's newContact): { name, phone } as a form; 201 with its id.
+    if (req.method === 'POST' && url.pathname === '/v1/contacts') {
+      const f = form();
+      if (!f?.phone) return invalid('phone is required');
+      return reply(201, { ok: true, id: this.addContact(f.name || f.phone, [f.phone]) });
     }
     return reply(404, { ok: false, error: { code: 'NOT_FOUND', message: `no ${key}` } });
   }

@@ -4,7 +4,7 @@
 
 import type { Context, Hono } from 'hono';
 import type { Child } from 'hono/jsx';
-import { NO_USER_OPERATION } from '../../domain/delivery.js';
+import { NO_USER_OPERATION, skippedReason } from '../../domain/delivery.js';
 import { RelayError } from '../../domain/errors.js';
 import { audioType, toWebStream } from '../../lib/streams.js';
 import type { CallRecord } from '../../domain/model.js';
@@ -294,6 +294,7 @@ function DeliveryCard(props: { d: Delivery; session: Session; back: string }): C
           </Fact>
         ))}
         <Fact label="In the CRM">
+          {skippedReason(d) !== undefined && `skipped: ${skippedReason(d)}`}
           {link &&
             (safeLink(link.url) ? (
               <a href={safeLink(link.url)} rel="noreferrer noopener" target="_blank">

@@ -7,8 +7,14 @@ import { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { CrmAuth } from './auth.js';
-import { DeliveryError, StaleContactError, TokenEndpointError, networkHint } from './errors.js';
-import type { Paced, WindowLimiter } from './limiter.js';
+import {
+  BudgetSpent,
+  DeliveryError,
+  StaleContactError,
+  TokenEndpointError,
+  networkHint,
+} from './errors.js';
+import { MAX_WAIT_MS, type Paced, type Release, type WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
 import { describeBody, type Sandbox } from './sandbox.js';
 import { recordRequest, requestIdOf } from './trace.js';
@@ -30,6 +36,11 @@ export interface HttpCall {
   what: string;
   /** A different limiter than the target's own (e.g. HubSpot search, 5/s). */
   limiter?: WindowLimiter;
+  /**
+   * How long this request may wait for the target's budget (CrmClientOptions.budget), default
+   * MAX_WAIT_MS: 0 for a phone system's lookup, which answers nobody rather than wait.
+   */
+  budgetWaitMs?: number;
   /**
    * The caller took this request's slot from the limiter already (kit/batcher.ts gathers a batch
    * while it waits for one): the first try goes at once, a quick retry waits its turn again.
@@ -55,6 +66,12 @@ export interface CrmClientOptions {
    */
   auth?: CrmAuth;
   limiter: WindowLimiter;
+  /**
+   * A second window every request counts in (a REST recipe's `budget:`, an account's hourly
+   * allowance). Full for longer than a request may wait, the request fails retryable after the
+   * wait (BudgetSpent): a delivery goes back to the store, due when a slot frees.
+   */
+  budget?: WindowLimiter;
   policy?: RetryPolicy;
   timeoutMs?: number;
   /** The CRM's own error text from an error body. */
@@ -163,7 +180,18 @@ export class CrmClient {
     const queued = paced?.since ?? performance.now();
     // The slot is handed back with the answer (kit/limiter.ts): until then the request counts as
     // just sent, wherever it is on its way.
-    const release = paced ? paced.answered : await (c.limiter ?? this.o.limiter).acquire();
+    const spent = await this.budgetSlot(c);
+    let release: Release;
+    try {
+      const own = paced ? paced.answered : await (c.limiter ?? this.o.limiter).acquire();
+      release = () => {
+        own();
+        spent?.();
+      };
+    } catch (err) {
+      spent?.(true); // never sent: it does not count
+      throw err;
+    }
     // The credential first: an OAuth token answer may name the API's base URL (Salesforce).
     let credential: Record<string, string> | undefined;
     let refused: unknown;
@@ -218,6 +246,23 @@ export class CrmClient {
         error: e.message,
       });
       throw err;
+    }
+  }
+
+  /** A slot of the budget, if the target has one; BudgetSpent when none frees in time. */
+  private async budgetSlot(c: HttpCall): Promise<Release | undefined> {
+    const budget = this.o.budget;
+    if (!budget) return undefined;
+    try {
+      return await budget.acquire(c.budgetWaitMs ?? MAX_WAIT_MS);
+    } catch (err) {
+      const e = err as DeliveryError;
+      const after = e.retryAfterMs ?? budget.windowMs;
+      throw new BudgetSpent(
+        `${c.what}: the request budget (${budget.limit} per ${budget.windowMs / 1000} s) is spent; ` +
+          `trying again in ${Math.ceil(after / 1000)} s`,
+        { retryable: true, retryAfterMs: after },
+      );
     }
   }
 

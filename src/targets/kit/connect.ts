@@ -19,6 +19,8 @@ export interface CrmEndpoint {
   baseUrl: string;
   rateLimit: Rate;
   searchRateLimit: Rate;
+  /** A second window over every request (an account's hourly allowance): full, nobody waits. */
+  budget?: Rate | undefined;
   timeoutSec: number;
   /** Build the requests and let `CrmWays.sandbox` answer them: nothing leaves the relay. */
   dryRun: boolean;
@@ -54,6 +56,9 @@ export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
     cfg.searchRateLimit.requests,
     cfg.searchRateLimit.perSeconds * 1000,
   );
+  const budget = cfg.budget
+    ? new WindowLimiter(cfg.budget.requests, cfg.budget.perSeconds * 1000)
+    : undefined;
   const client = new CrmClient({
     crm: ways.crm,
     baseUrl: cfg.baseUrl,
@@ -65,6 +70,7 @@ export function connectCrm(cfg: CrmEndpoint, ways: CrmWays): CrmConnection {
     ...(isCrmAuth(ways.auth) ? { auth: ways.auth } : {}),
     ...(ways.review ? { review: ways.review } : {}),
     limiter,
+    ...(budget ? { budget } : {}),
     timeoutMs: cfg.timeoutSec * 1000,
     policy: ways.policy,
     ...(cfg.dryRun ? { sandbox: ways.sandbox() } : {}),

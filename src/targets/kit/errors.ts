@@ -74,3 +74,9 @@ export class TokenEndpointError extends DeliveryError {
     this.refusedGrant = opts.refusedGrant ?? false;
   }
 }
+
+/**
+ * The target's request budget (a REST recipe's `budget:`) has no slot free in time: nothing was
+ * sent. A delivery goes back to the store, due then; a phone system's lookup answers nobody.
+ */
+export class BudgetSpent extends DeliveryError {}

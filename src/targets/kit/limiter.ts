@@ -11,8 +11,11 @@ import { DeliveryError } from './errors.js';
  */
 export const MAX_WAIT_MS = 60_000;
 
-/** Hand back a slot once its request has been answered (or has failed for good). */
-export type Release = () => void;
+/**
+ * Hand back a slot once its request has been answered (or has failed for good); `unsent`: it
+ * never left (another window refused it), so it does not count at all.
+ */
+export type Release = (unsent?: boolean) => void;
 
 /**
  * A slot taken before the request was built (kit/batcher.ts gathers a batch while it waits for
@@ -87,8 +90,12 @@ export class WindowLimiter {
   private take(now: number): Release {
     const slot: Slot = { at: now, open: true };
     this.slots.push(slot);
-    return () => {
+    return (unsent) => {
       if (!slot.open) return;
+      if (unsent) {
+        const i = this.slots.indexOf(slot);
+        if (i >= 0) this.slots.splice(i, 1);
+      }
       slot.open = false;
       slot.at = Math.max(slot.at, this.now());
       this.wake?.();

@@ -161,6 +161,14 @@ export const RecipeSchema = z
         concurrency: z.number().int().min(1).max(64).optional(),
         deliverOn: z.enum(['ended', 'change']).optional(),
         settleSec: z.number().min(0).optional(),
+        createContacts: z.boolean().optional().meta({
+          description:
+            "Make a contact (by `newContact`) for a caller no contact has the number of (relay.yaml's `createContacts` overrides).",
+        }),
+        budget: Rate.optional().meta({
+          description:
+            "A second window over every request of the target, deliveries and lookups alike (an account's hourly allowance; relay.yaml's `budget` overrides).",
+        }),
       })
       .default({})
       .meta({ description: "The target's defaults (relay.yaml may override each)." }),
@@ -233,6 +241,9 @@ export const RecipeSchema = z
           .optional(),
       })
       .default({}),
+    skip: Expr(
+      'Over the delivery input (contact and owner known): a text skips the call for this CRM (nothing written; the delivery is done and the text kept as `remote.skipped`).',
+    ).optional(),
     create: IdStepSchema.optional(),
     update: StepSchema.optional(),
     upsert: IdStepSchema.extend({
@@ -551,6 +562,7 @@ export function recipeSites(def: Recipe): Site[] {
     request(['lookups', 'user', 'request'], def.lookups.user.request);
     expr(['lookups', 'user', 'read'], def.lookups.user.read);
   }
+  expr(['skip'], def.skip);
   for (const step of ['create', 'update', 'upsert'] as const) {
     const s = def[step];
     if (!s) continue;

@@ -39,6 +39,14 @@ const configSchema = z.strictObject({
     description: "Lookups' own window (default: the recipe's, else rateLimit).",
   }),
   cacheSec: z.number().min(0).default(600),
+  createContacts: z.boolean().optional().meta({
+    description:
+      "Make a contact (the recipe's `newContact`) for a caller no contact has the number of (default: the recipe's defaults.createContacts, else false).",
+  }),
+  budget: Rate.optional().meta({
+    description:
+      "A second window over every request of the target, deliveries and lookups alike: an account's hourly allowance (default: the recipe's defaults.budget).",
+  }),
 });
 
 export type RestConfig = z.infer<typeof configSchema> &
@@ -181,6 +189,17 @@ function prepare(raw: Record<string, unknown>, at: TargetPlace): PreparedTarget 
       ),
     );
 
+  // createContacts makes contacts by the recipe's `newContact`: one without it cannot.
+  const createContacts = (raw.createContacts ?? def.defaults.createContacts ?? false) === true;
+  if (createContacts && !def.newContact)
+    issues.push(
+      issueAt(
+        y,
+        raw.createContacts === undefined ? here('recipe') : here('createContacts'),
+        `createContacts: recipe ${def.name} has no \`newContact\` (how to make a contact), so it cannot create contacts`,
+      ),
+    );
+
   const d = def.defaults;
   return {
     issues,
@@ -190,6 +209,8 @@ function prepare(raw: Record<string, unknown>, at: TargetPlace): PreparedTarget 
       // A reload sees an edited recipe as a changed target.
       recipeSha: createHash('sha256').update(readFileSync(found.file)).digest('hex').slice(0, 16),
       ...(raw.searchRateLimit || !d.searchRateLimit ? {} : { searchRateLimit: d.searchRateLimit }),
+      createContacts,
+      ...(raw.budget || !d.budget ? {} : { budget: d.budget }),
       // Whether a phone system's caller lookup can ask it (contacts(), below).
       findsContacts: !!def.lookups.contact?.card,
       makesContacts: !!(def.lookups.contact?.card && def.newContact),

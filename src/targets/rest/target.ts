@@ -18,7 +18,12 @@ import type { CrmClient, HttpAnswer, HttpCall, Review } from '../kit/client.js';
 import { connectCrm } from '../kit/connect.js';
 import { callContext, type ContextContact } from '../kit/context.js';
 import { createOnce, type PendingCreate } from '../kit/create-once.js';
-import { DeliveryError, StaleContactError, TokenEndpointError } from '../kit/errors.js';
+import {
+  BudgetSpent,
+  DeliveryError,
+  StaleContactError,
+  TokenEndpointError,
+} from '../kit/errors.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { oauthAuth } from '../kit/oauth.js';
 import { PhoneLookup } from '../kit/phone-lookup.js';
@@ -29,6 +34,7 @@ import {
   withRecordingLinks,
   type RecordingLink,
 } from '../kit/recordings.js';
+import { recordRequest } from '../kit/trace.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import type {
   ContactCard,
@@ -60,6 +66,8 @@ interface Remote {
   /** The console's name and link for the activity, worked out when it was delivered. */
   link?: { id: string; url: string | null };
   pendingCreate?: PendingCreate;
+  /** Why the recipe's `skip:` wrote nothing for the call (its latest delivery). */
+  skipped?: string;
   [k: string]: unknown;
 }
 
@@ -170,6 +178,7 @@ class RestTarget implements Target {
     message?: Expression;
     classify?: Expression;
     wait?: Expression;
+    skip?: Expression;
   };
   private readonly req: Partial<
     Record<
@@ -217,6 +226,7 @@ class RestTarget implements Target {
       message: optional(def.errors.message),
       classify: optional(def.errors.classify),
       wait: optional(def.errors.wait),
+      skip: optional(def.skip),
     };
     const req = (step: keyof RestTarget['req'], r: RecipeRequest | undefined) =>
       r ? { [step]: compileRequest(step, r) } : {};
@@ -251,6 +261,7 @@ class RestTarget implements Target {
         baseUrl: cfg.baseUrl ?? '',
         rateLimit: cfg.rateLimit,
         searchRateLimit: cfg.searchRateLimit ?? cfg.rateLimit,
+        budget: cfg.budget,
         timeoutSec: cfg.timeoutSec,
         dryRun: cfg.dryRun,
       },
@@ -275,6 +286,10 @@ class RestTarget implements Target {
       ? new PhoneLookup<string>({
           ttlMs: cfg.cacheSec * 1000,
           search: (e164) => this.searchContacts(e164),
+          // createContacts: one contact per number, even for calls from it delivered together.
+          ...(cfg.createContacts && def.newContact
+            ? { otherwise: (e164: string) => this.contactFor(e164) }
+            : {}),
         })
       : undefined;
     if (c?.card && this.req.contact) {
@@ -314,18 +329,24 @@ class RestTarget implements Target {
         text: this.searchBy('text', def.lookups.text),
         email: this.searchBy('email', def.lookups.email),
       };
-      this.findContacts = async (q) => {
+      const findNow = async (q: ContactQuery): Promise<ContactCard[]> => {
         if (q.e164)
-          return cards.cards(q.e164, await this.searchContacts(q.e164), q.limit, this.vars);
+          return cards.cards(q.e164, await this.searchContacts(q.e164, 0), q.limit, this.vars);
         const [kind, value] =
           q.text !== undefined ? (['text', q.text] as const) : (['email', q.email ?? ''] as const);
         const search = by[kind];
         if (!search || !value.trim()) return [];
-        const found = await search(value.trim());
+        const found = await search(value.trim(), 0);
         // An email search counts only records whose data has that email.
         const kept = kind === 'email' ? found.filter((c) => hasEmail(c, value)) : found;
         return cards.listed(kept, q.limit, this.vars);
       };
+      // A phone system's lookup never waits for the budget (budget:): spent, it finds nobody.
+      this.findContacts = (q) =>
+        findNow(q).catch((err: unknown) => {
+          if (err instanceof BudgetSpent) return [];
+          throw err;
+        });
     }
     this.users = new UserLookup<string>({
       agents: cfg.agents,
@@ -510,6 +531,7 @@ class RestTarget implements Target {
       limiter?: WindowLimiter;
       extraQuery?: Record<string, unknown>;
       recording?: { url: string; access: RecordingAccess };
+      budgetWaitMs?: number;
     },
   ): Promise<HttpAnswer> {
     const at = (e: Expression) => this.evaluate(e, input, o.what);
@@ -540,6 +562,7 @@ class RestTarget implements Target {
       what: o.what,
       step: r.step,
       ...(o.limiter ? { limiter: o.limiter } : {}),
+      ...(o.budgetWaitMs === undefined ? {} : { budgetWaitMs: o.budgetWaitMs }),
     };
     if (r.multipart && o.recording) {
       const { url, access } = o.recording;
@@ -614,6 +637,11 @@ class RestTarget implements Target {
       remote,
     });
 
+    // `skip:` over what the lookups found: a text writes nothing to this CRM for the call.
+    const skip = this.x.skip && (await this.evaluate(this.x.skip, input(), 'skip'));
+    if (typeof skip === 'string' && skip) return this.skipped(remote, skip);
+    delete remote.skipped;
+
     if (steps.upsert) {
       const answer = await this.send(this.req.upsert!, input(), {
         what: this.def.upsert!.what ?? 'writing the call activity (upsert)',
@@ -682,6 +710,52 @@ class RestTarget implements Target {
     const link = await this.linkOf(input());
     if (link) remote.link = link;
     return remote;
+  }
+
+  /**
+   * A delivery the recipe's `skip:` wrote nothing for: done, with the reason kept and shown among
+   * its attempts. The contact is looked up again next time (it may exist by then).
+   */
+  private skipped(remote: Remote, reason: string): Remote {
+    recordRequest({
+      operation: "skipping the call (the recipe's skip:)",
+      method: '',
+      path: '',
+      startedAt: new Date().toISOString(),
+      durationMs: 0,
+      waitedMs: 0,
+      status: null,
+      requestId: null,
+      error: `skipped: ${reason}`,
+      note: true,
+    });
+    const { contact: _again, ...rest } = remote;
+    return { ...rest, skipped: reason };
+  }
+
+  /**
+   * createContacts: a contact made by the recipe's `newContact` for a number nobody has (the
+   * PhoneLookup runs it once per number and remembers it as found).
+   */
+  private async contactFor(e164: string): Promise<string | undefined> {
+    const made = this.def.newContact!;
+    const input = { contact: { e164 }, vars: this.vars };
+    const answer = await this.send(compileRequest('create', made.request), input, {
+      what: made.what ?? 'creating a contact for an unknown caller',
+      idempotent: false,
+    });
+    const [found] = this.candidates(
+      await this.evaluate(expression(made.read), { ...input, answer }, 'reading the contact made'),
+    );
+    if (!found)
+      throw new DeliveryError(`creating a contact: ${this.where}: newContact.read gave no id`, {
+        retryable: false,
+      });
+    this.found.set(found.id, {
+      ...(found.name ? { name: found.name } : {}),
+      ...(found.data ? { data: found.data } : {}),
+    });
+    return found.id;
   }
 
   /** Candidates' names and data, by id, from the latest searches (for the context's contact). */
@@ -809,24 +883,25 @@ class RestTarget implements Target {
   private searchBy(
     kind: 'text' | 'email',
     l: Recipe['lookups']['text'],
-  ): ((value: string) => Promise<Found[]>) | undefined {
+  ): ((value: string, budgetWaitMs?: number) => Promise<Found[]>) | undefined {
     if (!l) return undefined;
     // Dry runs answer these as they answer the contact search (sandbox.ts).
     const req = compileRequest('contact', l.request);
     const terms = optional(l.terms);
     const next = optional(l.next);
     const read = expression(l.read);
-    return (value) =>
+    return (value, budgetWaitMs) =>
       this.runSearch(
         { def: l, req, ...(terms ? { terms } : {}), ...(next ? { next } : {}), read },
         { [kind]: value, vars: this.vars },
         value,
         kind === 'text' ? 'searching contacts' : 'looking up a contact by email',
+        budgetWaitMs,
       );
   }
 
   /** Everyone the CRM finds for a number, in every form `terms` gives, page by page. */
-  private searchContacts(e164: string): Promise<Found[]> {
+  private searchContacts(e164: string, budgetWaitMs?: number): Promise<Found[]> {
     return this.runSearch(
       {
         def: this.def.lookups.contact!,
@@ -838,6 +913,7 @@ class RestTarget implements Target {
       { external: e164, vars: this.vars },
       e164,
       'searching contacts by phone',
+      budgetWaitMs,
     );
   }
 
@@ -853,6 +929,7 @@ class RestTarget implements Target {
     base: Input,
     term0: string,
     what: string,
+    budgetWaitMs?: number,
   ): Promise<Found[]> {
     const def = l.def;
     const forms = l.terms ? await this.evaluate(l.terms, base, 'terms') : [term0];
@@ -868,6 +945,7 @@ class RestTarget implements Target {
             idempotent: true,
             limiter: this.searchLimiter,
             extraQuery: extra,
+            ...(budgetWaitMs === undefined ? {} : { budgetWaitMs }),
           }),
         );
         if (!answer) break;
