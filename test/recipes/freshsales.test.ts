@@ -81,13 +81,22 @@ describe('Freshsales recipe through a real relay', () => {
   function writeConfig(crm: FakeFreshsales, o: Options = {}): string {
     const dir = tempDir();
     mkdirSync(join(dir, 'targets'));
-    const recipe = RECIPE.replace(/^ {2}lagSec: 30$/m, '  lagSec: 0.2');
+    let recipe = RECIPE.replace(/^ {2}lagSec: 30$/m, '  lagSec: 0.2');
     expect(recipe).not.toBe(RECIPE);
+    // The budget test sets the recipe's own; the others a wide one in relay.yaml.
+    if (o.budget) {
+      const before = recipe;
+      recipe = recipe.replace(
+        /^ {2}budget: \{ requests: 1000, perSeconds: 3600 \}$/m,
+        `  budget: { requests: ${o.budget.requests}, perSeconds: ${o.budget.perSeconds} }`,
+      );
+      expect(recipe).not.toBe(before);
+    }
     writeFileSync(join(dir, 'targets', 'freshsales.yaml'), recipe);
     const vars = [`baseUrl: "${crm.url}"`];
     if (o.catchAll) vars.push(`unknownCallerContact: "${o.catchAll}"`);
     // Unless a test is about them, the fake's allowances and the relay's pace are wide.
-    const budget = o.budget ?? { requests: 100_000, perSeconds: 3600 };
+    const budget = o.budget ? '' : `    budget: { requests: 100000, perSeconds: 3600 }\n`;
     return writeRelayYaml(dir, {
       ...(o.port ? { port: o.port } : {}),
       sources: o.sources,
@@ -95,8 +104,7 @@ describe('Freshsales recipe through a real relay', () => {
         `targets:\n  - name: freshsales\n    type: rest\n    recipe: freshsales\n` +
         `    vars: { ${vars.join(', ')} }\n    auth: { apiKey: ${KEY} }\n` +
         `    settleSec: 0\n    retryForHours: 1\n` +
-        `    rateLimit: { requests: 1000, perSeconds: 1 }\n` +
-        `    budget: { requests: ${budget.requests}, perSeconds: ${budget.perSeconds} }\n`,
+        `    rateLimit: { requests: 1000, perSeconds: 1 }\n${budget}`,
     });
   }
 
