@@ -4,11 +4,12 @@
 // call_direction and a note ending in the call's marker; the same with failures and lost answers
 // (lost creates found again by the marker among the contact's notes); the hourly budget kept
 // without a 429; a relay killed while its creates are in flight; a withheld number skipped, with
-// its reason, where there is no catch-all. The recipe is copied beside relay.yaml with find.lagSec
-// 0.2 (shipped: 30 s) and the fake's notesLagMs is 100 ms (default 3 s), so that a lost create is
-// looked for after its note shows, in a fraction of the time; nothing else in the recipe changes.
+// its reason, where there is no catch-all; `check --online` with a good key and a refused one.
+// The recipe is copied beside relay.yaml with find.lagSec 0.2 (shipped: 30 s), and the fake's
+// notesLagMs is 100 ms (default 3 s), so that a lost create is looked for after its note shows,
+// in a fraction of the time; only the budget test changes the recipe further (its budget).
 
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,6 +23,7 @@ import { FakeFreshsales, type FreshsalesCall } from '../fakes/freshsales.js';
 import {
   ADAPTERS,
   casesSources,
+  MAIN,
   freePort,
   goldenCases,
   relaySourceSettings,
@@ -197,7 +199,9 @@ describe('Freshsales recipe through a real relay', () => {
       expect(crm.calls.size).toBe(batch.reduce((n, c) => n + c.records.length, 0));
       expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
       await closeRelay(relay);
+      // The next batch repeats call ids (hence its own relay): its finds must not see these notes.
       crm.calls.clear();
+      crm.notes.clear();
     }
     expect(seen.size).toBeGreaterThan(20);
     expect(withheld).toBeGreaterThan(0);
@@ -290,6 +294,36 @@ describe('Freshsales recipe through a real relay', () => {
     expect(crm.calls.size).toBe(CALLS);
     expect(crm.requests.some((r) => /\/contacts\/\d+$/.test(r.path))).toBe(true);
   }, 60_000);
+
+  it('check --online: the key works, a refused one is named without the secret', async () => {
+    const crm = await fake();
+    // Not spawnSync: the fake answers from this process's event loop.
+    const check = (file: string) =>
+      new Promise<{ status: number; out: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [MAIN, 'check', '--online', '--config', file],
+          { encoding: 'utf8' },
+          (err, stdout, stderr) =>
+            resolve({
+              status: err ? ((err as { code?: number }).code ?? 1) : 0,
+              out: `${stdout}${stderr}`,
+            }),
+        ),
+      );
+    const good = await check(writeConfig(crm));
+    expect(good.out).toContain(
+      'ok  freshsales (rest): credentials accepted (Freshsales answered 200)',
+    );
+    expect(good.status).toBe(0);
+    const wrong = 'fs-wrong-key-9876543210';
+    const file = writeConfig(crm);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(KEY, wrong));
+    const bad = await check(file);
+    expect(bad.status).toBe(1);
+    expect(bad.out).toMatch(/^freshsales \(rest\): checking the credentials: 401 /m);
+    expect(bad.out).not.toContain(wrong);
+  }, 30_000);
 
   it('without a catch-all and createContacts off, a withheld number is skipped with its reason', async () => {
     const crm = await fake();
