@@ -4,7 +4,8 @@
 // call_direction and a note ending in the call's marker; the same with failures and lost answers
 // (lost creates found again by the marker among the contact's notes); the hourly budget kept
 // without a 429; a relay killed while its creates are in flight; a withheld number skipped, with
-// its reason, where there is no catch-all; `check --online` with a good key and a refused one.
+// its reason, where there is no catch-all; createContacts making one contact per new number;
+// `check --online` with a good key and a refused one.
 // The recipe is copied beside relay.yaml with find.lagSec 0.2 (shipped: 30 s), and the fake's
 // notesLagMs is 100 ms (default 3 s), so that a lost create is looked for after its note shows,
 // in a fraction of the time; only the budget test changes the recipe further (its budget).
@@ -77,6 +78,7 @@ describe('Freshsales recipe through a real relay', () => {
     sources?: SourceSettingsMap;
     catchAll?: number;
     budget?: { requests: number; perSeconds: number };
+    createContacts?: boolean;
     file?: string;
   }
 
@@ -106,7 +108,8 @@ describe('Freshsales recipe through a real relay', () => {
         `targets:\n  - name: freshsales\n    type: rest\n    recipe: freshsales\n` +
         `    vars: { ${vars.join(', ')} }\n    auth: { apiKey: ${KEY} }\n` +
         `    settleSec: 0\n    retryForHours: 1\n` +
-        `    rateLimit: { requests: 1000, perSeconds: 1 }\n${budget}`,
+        `    rateLimit: { requests: 1000, perSeconds: 1 }\n${budget}` +
+        (o.createContacts ? '    createContacts: true\n' : ''),
     });
   }
 
@@ -324,6 +327,27 @@ describe('Freshsales recipe through a real relay', () => {
     expect(bad.out).toMatch(/^freshsales \(rest\): checking the credentials: 401 /m);
     expect(bad.out).not.toContain(wrong);
   }, 30_000);
+
+  it('createContacts: a caller no contact has gets one contact, by newContact, for all its calls', async () => {
+    const crm = await fake();
+    const relay = await open(crm, { createContacts: true });
+    for (let i = 0; i < 3; i++)
+      await sendFlowRequest(relay.port, '3cx', {
+        method: 'POST',
+        contentType: 'application/json',
+        body: threecx(`261207130000_${i}`, '420608123456'),
+      });
+    await settleDeliveries(relay);
+    const made = [...crm.contacts.values()];
+    expect(made.map((c) => c.fields)).toEqual([
+      expect.objectContaining({ last_name: '+420608123456', mobile_number: '+420608123456' }),
+    ]);
+    for (let i = 0; i < 3; i++)
+      expect(callsOf(crm, '3cx', `261207130000_${i}`)[0]?.targetable_id, `call ${i}`).toBe(
+        made[0]!.id,
+      );
+    expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
+  });
 
   it('without a catch-all and createContacts off, a withheld number is skipped with its reason', async () => {
     const crm = await fake();
