@@ -289,6 +289,17 @@ describe('Freshsales recipe through a real relay', () => {
     await new Promise((r) => first.once('exit', r));
     crm.delayMs = 0;
     expect(crm.calls.size).toBeLessThan(CALLS);
+    // The creates in the fake's hands finish and their notes show before the relay comes back:
+    // find.lagSec here (0.2 s) is shorter than the fake's delay and notes lag together, where the
+    // shipped 30 s is not; a find before the note shows would make the call again (crm-notes H.5).
+    const wait = async (done: () => boolean) => {
+      for (let t = 0; t < 1500 && !done(); t++) await new Promise((r) => setTimeout(r, 10));
+      expect(done()).toBe(true);
+    };
+    await wait(() => crm.calls.size === posted());
+    await wait(() =>
+      [...crm.notes.values()].every((n) => n.createdAt <= Date.now() - crm.notesLagMs),
+    );
 
     const relay = await open(crm, { file });
     await settleDeliveries(relay, 30_000);
