@@ -306,6 +306,11 @@ describe('Freshsales recipe through a real relay', () => {
     for (let i = 0; i < CALLS; i++)
       expect(callsOf(crm, '3cx', `261207120000_${i}`), `call ${i}`).toHaveLength(1);
     expect(crm.calls.size).toBe(CALLS);
+    // Each call's delivery holds its own note's id: found by its marker, not another's note.
+    const rows = await relay.store.listDeliveries({ limit: 50 });
+    expect(rows).toHaveLength(CALLS);
+    for (const d of rows)
+      expect(d.remote.id, d.callId).toBe(String(callsOf(crm, '3cx', d.callId)[0]!.note_id));
     expect(crm.requests.some((r) => /\/contacts\/\d+$/.test(r.path))).toBe(true);
   }, 60_000);
 
