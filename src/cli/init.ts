@@ -22,6 +22,7 @@ import {
   recipeFiles,
   SHIPPED_RECIPES,
   typedVars,
+  userIdTest,
   type Recipe,
 } from '../targets/rest/recipe.js';
 import { nearest } from '../lib/near.js';
@@ -103,7 +104,9 @@ export class Refused extends Error {}
  * saying why not. A blank answer is handled by the caller.
  */
 export const parse = {
-  agents(v: string): [string, string][] {
+  /** A recipe's CRM takes its own user ids (Salesforce's 005...), as check does (rest/spec.ts). */
+  agents(v: string, recipe?: Recipe): [string, string][] {
+    const isId = recipe && userIdTest(recipe);
     return v
       .split(',')
       .map((a) => a.trim())
@@ -111,7 +114,17 @@ export const parse = {
       .map((a) => {
         const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(a);
         if (!m) throw new Refused(`expected EXTENSION=EMAIL or EXTENSION=USER_ID, got "${a}"`);
-        if (!isAgentValue(m[2]!)) throw new Refused(`${m[1]!}=${m[2]!}: ${AGENT_VALUE_HINT}`);
+        const ok = isId
+          ? isId(m[2]!) || (!/^\d+$/.test(m[2]!) && isAgentValue(m[2]!))
+          : isAgentValue(m[2]!);
+        if (!ok)
+          throw new Refused(
+            `${m[1]!}=${m[2]!}: ${
+              recipe?.lookups.user?.idPattern
+                ? `expected the user's email or a ${recipe.crm} user id (${recipe.lookups.user.idPattern})`
+                : AGENT_VALUE_HINT
+            }`,
+          );
         return [m[1]!, m[2]!] as [string, string];
       });
   },
@@ -321,7 +334,9 @@ async function ask(o: InitOptions, dir: string): Promise<Answers> {
     crm: chosen?.crm === 'sandbox' ? 'hubspot' : chosen?.crm,
     dryRun: chosen?.crm === 'sandbox' || o.sandbox ? true : undefined,
     url: flag('url', o.url, parse.url),
-    agents: o.agent.length ? flag('agent', o.agent.join(','), parse.agents) : undefined,
+    agents: o.agent.length
+      ? flag('agent', o.agent.join(','), (v) => parse.agents(v, chosen?.recipe?.def))
+      : undefined,
     timezone: flag('timezone', o.timezone, parse.timezone),
     country: flag('country', o.country, parse.country),
     pbxUrl: flag('pbx-url', o.pbxUrl, parse.pbxUrl),
@@ -508,9 +523,9 @@ async function ask(o: InitOptions, dir: string): Promise<Answers> {
     const agents =
       given.agents ??
       (await question(
-        'Agents: extension=CRM user email (or numeric user id), comma-separated (blank: none yet)',
+        `Agents: extension=CRM user email (or ${rec?.def.lookups.user?.idPattern ? `${rec.def.crm} user id` : 'numeric user id'}), comma-separated (blank: none yet)`,
         '',
-        parse.agents,
+        (v) => parse.agents(v, rec?.def),
         [],
       ));
     const timezone =

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { recipeVar, Refused, varPair } from '../../src/cli/init.js';
+import { parse, recipeVar, Refused, varPair } from '../../src/cli/init.js';
 import { loadConfig } from '../../src/config/load.js';
 import { loadRecipe } from '../../src/targets/rest/recipe.js';
 import { MAIN, ROOT, tempDir } from '../support.js';
@@ -39,6 +39,9 @@ describe('callrelay init --crm <recipe>', () => {
     {
       crm: 'salesforce',
       vars: ['domain=acme--uat.sandbox', 'timeZone=Europe/Berlin'],
+      // Salesforce's own user ids, as check takes them.
+      more: ['--agent', '101=005000000000001AAA,102=ann@acme.test'],
+      agents: { '101': '005000000000001AAA', '102': 'ann@acme.test' },
       name: 'salesforce',
       recipe: 'salesforce',
       auth: { clientId: 'SALESFORCE_CLIENT_ID', clientSecret: 'SALESFORCE_CLIENT_SECRET' },
@@ -47,6 +50,8 @@ describe('callrelay init --crm <recipe>', () => {
     {
       crm: 'zoho-crm',
       vars: ['org=org20071234567', 'dataCentre=eu', 'searchLeads=false'],
+      more: [],
+      agents: {},
       name: 'zoho',
       recipe: 'zoho-crm',
       auth: {
@@ -58,7 +63,7 @@ describe('callrelay init --crm <recipe>', () => {
     },
   ])(
     '--yes --crm $crm writes a rest target that loads and checks once .env is filled in',
-    ({ crm, vars, name, recipe, auth, expected }) => {
+    ({ crm, vars, more, agents, name, recipe, auth, expected }) => {
       const dir = tempDir();
       const r = cli([
         'init',
@@ -68,6 +73,7 @@ describe('callrelay init --crm <recipe>', () => {
         '--crm',
         crm,
         ...vars.flatMap((v) => ['--var', v]),
+        ...more,
       ]);
       expect(r.status, r.err).toBe(0);
       const env = envOf(dir);
@@ -97,6 +103,7 @@ describe('callrelay init --crm <recipe>', () => {
           recipe,
           dryRun: false,
           vars: expected,
+          agents,
           auth: Object.fromEntries(Object.entries(auth).map(([f, e]) => [f, `secret-of-${e}`])),
         },
       ]);
@@ -151,6 +158,13 @@ describe('callrelay init --crm <recipe>', () => {
     expect(refused(() => varPair('org'))).toBe('expected NAME=VALUE, got "org"');
     expect(varPair(' org = o1 ')).toEqual(['org', 'o1']);
     expect(recipeVar(zoho, 'searchLeads', 'false')).toBe('false');
+    // Agents: a recipe's own user ids where it has them, and only those (as check holds them).
+    const sf = loadRecipe(join(ROOT, 'targets', 'salesforce.yaml')).def;
+    expect(parse.agents('101=005000000000001AAA', sf)).toEqual([['101', '005000000000001AAA']]);
+    expect(refused(() => parse.agents('101=42', sf))).toMatch(
+      /^101=42: expected the user's email or a Salesforce user id \(\^005/,
+    );
+    expect(parse.agents('101=42', zoho)).toEqual([['101', '42']]);
   });
 
   it('refuses --yes without a required var, and --var for a CRM that has none', () => {
