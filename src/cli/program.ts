@@ -11,7 +11,7 @@ import { cmdDead } from './dead.js';
 import { cmdDeliveries } from './deliveries.js';
 import { cmdDial, cmdDialLink } from './dial.js';
 import { cmdAgentLink } from './agent-link.js';
-import { cmdInit } from './init.js';
+import { cmdInit, crmChoices } from './init.js';
 import { cmdMap } from './map.js';
 import { cmdReload } from './reload.js';
 import { cmdReplay } from './replay.js';
@@ -57,12 +57,16 @@ export function buildProgram(): Command {
         'print the lines to paste into 3CX or Callerdesk',
     )
     .addOption(new Option('--pbx <kind>', 'the phone system').choices(['3cx', 'callerdesk']))
-    .addOption(
-      new Option('--crm <kind>', 'where calls go (sandbox: a HubSpot dry run)').choices([
-        'hubspot',
-        'pipedrive',
-        'sandbox',
-      ]),
+    // The recipes are whatever the shipped targets/ holds (and targets/ beside relay.yaml).
+    .option(
+      '--crm <kind>',
+      `where calls go: ${crmChoices().slice(0, -1).join(', ')}, or sandbox (a HubSpot dry run)`,
+    )
+    .option(
+      '--var <name=value>',
+      "a recipe CRM's setting (its vars, e.g. --var domain=acme); repeat for each",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
     )
     .option('--sandbox', 'a dry run of the CRM: requests built and shown, never sent; no token')
     .option('--url <url>', "the relay's public URL, as the PBX reaches it (https://...)")
