@@ -474,7 +474,9 @@ async function ask(o: InitOptions, dir: string): Promise<Answers> {
     // default (Enter takes it; only a different answer is written).
     if (rec)
       for (const [k, spec] of Object.entries(rec.def.vars)) {
-        if (k in rec.vars || (!spec.required && spec.default === undefined)) continue;
+        // timeZone: the PBX's time zone, asked below for both.
+        if (k in rec.vars || (!spec.required && spec.default === undefined) || k === 'timeZone')
+          continue;
         const choices = spec.enum ? ` (one of ${spec.enum.join(', ')})` : '';
         if (spec.description) process.stdout.write(`${k}: ${spec.description}\n`);
         const dflt = spec.default === undefined ? '' : String(spec.default);
@@ -592,12 +594,19 @@ const PORT = 8080;
 function recipeTargetLines(a: Answers, r: RecipeAnswer): string[] {
   const need = authFields(r.def.auth);
   const envs = need.map((f) => authEnv(r, f));
-  const typed = typedVars(r.def, r.vars);
-  const vars = Object.keys(r.vars).length
+  // A recipe's `timeZone` is the zone its CRM shows times in: the PBX's, asked once for both.
+  const given =
+    'timeZone' in r.def.vars &&
+    !('timeZone' in r.vars) &&
+    a.timezone !== r.def.vars.timeZone!.default
+      ? { ...r.vars, timeZone: a.timezone }
+      : r.vars;
+  const typed = typedVars(r.def, given);
+  const vars = Object.keys(given).length
     ? ['    vars:', ...Object.entries(typed).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)]
     : [];
   const others = Object.entries(r.def.vars)
-    .filter(([k]) => !(k in r.vars))
+    .filter(([k]) => !(k in given))
     .map(([k, spec]) => (spec.default === undefined ? k : `${k} (${String(spec.default)})`));
   return [
     ...comment(

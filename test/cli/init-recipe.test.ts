@@ -202,11 +202,11 @@ describe('callrelay init --crm <recipe>', () => {
   it('asks for the recipe vars, each checked, with its description and default', () => {
     const dir = tempDir();
     // Phone system, CRM, no dry run; the vars in the recipe's order: dataCentre (one it does not
-    // have, then eu), org (blank, then a bad one), timeZone and searchLeads as they are; then URL,
-    // PBX URL, agents, zone, country.
+    // have, then eu), org (blank, then a bad one), searchLeads as it is (timeZone is not asked:
+    // it is the PBX's, asked with the rest); then URL, PBX URL, agents, zone, country.
     const r = cli(['init', '--dir', dir], {
       input:
-        '3cx\nzoho\nno\nde\neu\n\nacme corp\norg42\n\n\n' +
+        '3cx\nzoho\nno\nde\neu\n\nacme corp\norg42\n\n' +
         'http://127.0.0.1:8080\n\n\nEurope/Berlin\nDE\n',
     });
     expect(r.status, r.err).toBe(0);
@@ -226,8 +226,9 @@ describe('callrelay init --crm <recipe>', () => {
     expect(cfg.targets[0]).toMatchObject({
       type: 'rest',
       recipe: 'zoho-crm',
-      vars: { org: 'org42', dataCentre: 'eu', timeZone: 'UTC', searchLeads: 'true' },
+      vars: { org: 'org42', dataCentre: 'eu', timeZone: 'Europe/Berlin', searchLeads: 'true' },
     });
+    expect(r.out).not.toContain('Zoho CRM timeZone');
     expect(cfg.sources[0]).toMatchObject({ timezone: 'Europe/Berlin', defaultCountry: 'DE' });
   });
 
