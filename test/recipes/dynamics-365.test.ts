@@ -9,7 +9,7 @@
 // raises the rate limits.
 
 import { parsePhoneNumber } from 'libphonenumber-js';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { CallRecord } from '../../src/domain/model.js';
@@ -22,6 +22,7 @@ import {
   casesSources,
   freePort,
   goldenCases,
+  MAIN,
   relaySourceSettings,
   sameRelaySource,
   sendFlowRequest,
@@ -395,4 +396,58 @@ describe('Dynamics 365 recipe: crash mid-delivery', () => {
     const again = env.requests.filter((r) => r.method === 'GET' && r.path.startsWith(CALLS)).length;
     expect(again + env.log.filter((l) => l.status === 412).length).toBeGreaterThanOrEqual(1);
   }, 60_000);
+});
+
+describe('Dynamics 365 recipe: check --online', () => {
+  const fakes: FakeDynamics[] = [];
+  afterEach(async () => {
+    for (const f of fakes.splice(0)) await f.close();
+  });
+
+  // Not spawnSync: the fake answers from this process's event loop.
+  const check = (config: string): Promise<{ status: number; out: string }> =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [MAIN, 'check', '--online', '--config', config],
+        { encoding: 'utf8' },
+        (err, stdout, stderr) =>
+          resolve({
+            status: err ? ((err as { code?: number }).code ?? 1) : 0,
+            out: `${stdout}${stderr}`,
+          }),
+      );
+    });
+
+  it("asks WhoAmI with a token, names unknown agents; a refused secret is named by Entra's reason, never shown", async () => {
+    const good = await new FakeDynamics(CLIENT).start();
+    // An environment whose app has another secret than relay.yaml's.
+    const other = await new FakeDynamics({ ...CLIENT, clientSecret: 'dv~another-secret' }).start();
+    fakes.push(good, other);
+    const alice = good.addUser('alice@example.com');
+    // Both at once: each is a process start.
+    const [works, refused] = await Promise.all([
+      check(
+        relayYaml(good, { '101': 'alice@example.com', '102': alice, '103': 'nobody@example.com' }),
+      ),
+      check(relayYaml(other, {})),
+    ]);
+    expect(works.out).toContain(
+      'ok  dynamics (rest): credentials accepted (Microsoft Dynamics 365 answered 200)',
+    );
+    expect(works.out).toContain(
+      'agent 103 -> nobody@example.com: no Microsoft Dynamics 365 user has this email',
+    );
+    expect(works.out).not.toMatch(/agent 10[12]/);
+    expect(good.requests.filter((q) => q.path === `${API}/WhoAmI`)).toHaveLength(1);
+    expect(good.tokenRequests.map((t) => t.status)).toEqual([200]);
+
+    expect(refused.status).toBe(1);
+    expect(refused.out).toMatch(
+      /dynamics \(rest\): fetching an access token .*401 invalid_client \(AADSTS7000215: Invalid client secret provided/,
+    );
+    expect(refused.out).toContain('check clientId and clientSecret in targets[dynamics].auth');
+    expect(refused.out).not.toContain(CLIENT.clientSecret);
+    expect(other.requests).toEqual([]);
+  });
 });
