@@ -283,7 +283,7 @@ describe('Dynamics 365 recipe through a relay into the fake environment', () => 
     const c = byName('3cx-v2-outgoing-missed');
     const records = await recordsOf(c);
     const callers = seed(records);
-    const retryAfterSec = 2;
+    const retryAfterSec = 1;
     dv.faults.push({
       match: `PATCH ${CALLS}`,
       fault: {
