@@ -5,11 +5,14 @@
 
 import { CommanderError } from 'commander';
 import { buildProgram } from './cli/program.js';
-import { fail } from './cli/util.js';
 import { ConfigError } from './lib/yaml.js';
 
 async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  // Each command's code is loaded when it runs; init's help lists the recipes it reads.
+  const crmChoices = argv.includes('init')
+    ? (await import('./cli/init.js')).crmChoices()
+    : undefined;
+  const program = buildProgram(crmChoices ? { crmChoices } : {});
   if (!argv.length) return void process.stdout.write(program.helpInformation());
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -18,6 +21,7 @@ async function main(argv: string[]): Promise<void> {
       // Help and version end with exit code 0; commander has printed what it had to say.
       process.exit(err.exitCode === 0 ? 0 : 2);
     }
+    const { fail } = await import('./cli/util.js');
     if (err instanceof ConfigError) fail(err.message);
     const cmd = argv.find((a) => !a.startsWith('-')) ?? '';
     fail(`callrelay ${cmd}: ${(err as Error).message}`);

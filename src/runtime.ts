@@ -4,7 +4,7 @@
 // in listen/, opening the store in store/open.ts), and this file passes them to one another.
 
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ServerType } from '@hono/node-server';
 import { loadConfig, type RelayConfig } from './config/load.js';
@@ -37,6 +37,7 @@ import { openServerStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { silentLogger, type Logger } from './telemetry/log.js';
 import { RelayMetrics } from './telemetry/metrics.js';
+import { VERSION } from './lib/version.js';
 import {
   archiveFetch,
   recordingLinker,
@@ -50,12 +51,7 @@ const envFileOf = (file: string): string | undefined => {
   return existsSync(env) ? env : undefined;
 };
 
-/** callrelay's version, from package.json (one folder up from both src/ and dist/). */
-export const VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  }
-).version;
+export { VERSION };
 
 export { openServerStore, openStore } from './store/open.js';
 

@@ -3,7 +3,9 @@
 // config/load.ts) so that the quick start's ./relay.yaml stays as the clone has it; then the exact
 // lines to paste into 3CX's add-on or Callerdesk's panel, URL and token filled in, and what was
 // left unset and what that means. Secrets go to .env only (mode 600), which the commands read
-// from beside relay.yaml (cli/util.ts).
+// from beside relay.yaml (cli/util.ts). A CRM other than HubSpot and Pipedrive is any recipe in
+// the shipped targets/ (or targets/ beside relay.yaml): its vars are asked from the recipe file
+// itself, so a recipe added later needs nothing here.
 
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -13,7 +15,18 @@ import { createInterface } from 'node:readline/promises';
 import { getCountry, getCountryForTimezone } from 'countries-and-timezones';
 import { defaultConfigPath, isLoopbackHost } from '../config/load.js';
 import { AGENT_VALUE_HINT, isAgentValue } from '../targets/kit/agents.js';
-import { displayPath } from '../lib/yaml.js';
+import {
+  authFields,
+  findRecipe,
+  loadRecipe,
+  recipeFiles,
+  SHIPPED_RECIPES,
+  typedVars,
+  userIdTest,
+  type Recipe,
+} from '../targets/rest/recipe.js';
+import { nearest } from '../lib/near.js';
+import { ConfigError, displayPath } from '../lib/yaml.js';
 import { fail } from './util.js';
 
 type Pbx = '3cx' | 'callerdesk';
@@ -22,8 +35,13 @@ type Proxy = 'caddy' | 'nginx';
 
 export interface InitOptions {
   pbx?: Pbx;
-  /** `sandbox`: a HubSpot dry run (as before --sandbox existed). */
-  crm?: Crm | 'sandbox';
+  /**
+   * `sandbox`: a HubSpot dry run (as before --sandbox existed); a name other than hubspot or
+   * pipedrive is a recipe's (or its short name, RECIPE_SHORT).
+   */
+  crm?: string;
+  /** A recipe's vars, each NAME=VALUE. */
+  var?: string[];
   /** A dry run of the CRM: requests built and shown, never sent, no token needed. */
   sandbox?: boolean;
   url?: string;
@@ -40,9 +58,21 @@ export interface InitOptions {
   force?: boolean;
 }
 
+/** A recipe CRM (`type: rest`): the recipe and the vars relay.yaml gets. */
+export interface RecipeAnswer {
+  /** The recipe's name (`recipe:`). */
+  name: string;
+  /** The target's name and the prefix of its .env names: the short name, else the recipe's. */
+  short: string;
+  def: Recipe;
+  /** Given or answered (defaults not asked for are the recipe's, left out). */
+  vars: Record<string, string>;
+}
+
 export interface Answers {
   pbx: Pbx;
-  crm: Crm;
+  crm: Crm | 'rest';
+  recipe?: RecipeAnswer | undefined;
   dryRun: boolean;
   url: string;
   agents: [string, string][];
@@ -74,7 +104,9 @@ export class Refused extends Error {}
  * saying why not. A blank answer is handled by the caller.
  */
 export const parse = {
-  agents(v: string): [string, string][] {
+  /** A recipe's CRM takes its own user ids (Salesforce's 005...), as check does (rest/spec.ts). */
+  agents(v: string, recipe?: Recipe): [string, string][] {
+    const isId = recipe && userIdTest(recipe);
     return v
       .split(',')
       .map((a) => a.trim())
@@ -82,7 +114,17 @@ export const parse = {
       .map((a) => {
         const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(a);
         if (!m) throw new Refused(`expected EXTENSION=EMAIL or EXTENSION=USER_ID, got "${a}"`);
-        if (!isAgentValue(m[2]!)) throw new Refused(`${m[1]!}=${m[2]!}: ${AGENT_VALUE_HINT}`);
+        const ok = isId
+          ? isId(m[2]!) || (!/^\d+$/.test(m[2]!) && isAgentValue(m[2]!))
+          : isAgentValue(m[2]!);
+        if (!ok)
+          throw new Refused(
+            `${m[1]!}=${m[2]!}: ${
+              recipe?.lookups.user?.idPattern
+                ? `expected the user's email or a ${recipe.crm} user id (${recipe.lookups.user.idPattern})`
+                : AGENT_VALUE_HINT
+            }`,
+          );
         return [m[1]!, m[2]!] as [string, string];
       });
   },
@@ -146,20 +188,155 @@ function flag<T>(name: string, v: string | undefined, p: (v: string) => T): T | 
   }
 }
 
+/** Short names for recipes whose own name is longer than people say it. */
+export const RECIPE_SHORT: Record<string, string> = { zoho: 'zoho-crm', dynamics: 'dynamics-365' };
+
+const BUILT_IN = ['hubspot', 'pipedrive'] as const;
+
+/** The recipes init offers: the shipped ones, and those in targets/ beside relay.yaml. */
+function recipeNames(dir: string): string[] {
+  return [
+    ...new Set([
+      ...recipeFiles(SHIPPED_RECIPES).keys(),
+      ...recipeFiles(join(dir, 'targets')).keys(),
+    ]),
+  ].sort();
+}
+
+/** The CRMs --crm takes, as help and refusals list them: "zoho (zoho-crm)" for a short name. */
+export function crmChoices(dir = 'config'): string[] {
+  const short = Object.fromEntries(Object.entries(RECIPE_SHORT).map(([k, v]) => [v, k]));
+  return [
+    ...BUILT_IN,
+    ...recipeNames(resolve(dir)).map((n) => (short[n] ? `${short[n]} (${n})` : n)),
+    'sandbox',
+  ];
+}
+
+/** A --crm value or answer: a built-in CRM, sandbox, or a recipe loaded; Refused if none. */
+export function crmOf(
+  v: string,
+  dir: string,
+): { crm: Crm | 'sandbox'; recipe?: undefined } | { crm: 'rest'; recipe: RecipeAnswer } {
+  const given = v.trim().toLowerCase();
+  if (given === 'sandbox' || (BUILT_IN as readonly string[]).includes(given))
+    return { crm: given as Crm | 'sandbox' };
+  const name = RECIPE_SHORT[given] ?? given;
+  // Names only: a path would be written into relay.yaml relative to somewhere else.
+  const found = /^[a-z0-9][a-z0-9_-]*$/.test(name) ? findRecipe(name, dir) : undefined;
+  if (!found || !('file' in found)) {
+    const choices = crmChoices(dir);
+    const near = nearest(
+      given,
+      choices.map((c) => c.split(' ')[0]!),
+    );
+    throw new Refused(
+      `no CRM "${v}"${near ? ` (did you mean ${near}?)` : ''}: one of ${choices.join(', ')}`,
+    );
+  }
+  let def: Recipe;
+  try {
+    def = loadRecipe(found.file).def;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new Refused(`recipe ${name} does not load: ${err.message}`);
+  }
+  const short = Object.entries(RECIPE_SHORT).find(([, n]) => n === name)?.[0] ?? name;
+  return { crm: 'rest', recipe: { name, short, def, vars: {} } };
+}
+
+/** A --var flag's NAME=VALUE. */
+export function varPair(v: string): [string, string] {
+  const m = /^\s*([A-Za-z_][\w]*)\s*=(.*)$/.exec(v);
+  if (!m) throw new Refused(`expected NAME=VALUE, got "${v}"`);
+  return [m[1]!, m[2]!.trim()];
+}
+
+/** A recipe var's value, as `check` will hold it (its enum, its pattern); Refused if not. */
+export function recipeVar(def: Recipe, name: string, value: string): string {
+  const spec = def.vars[name];
+  if (!spec) {
+    const near = nearest(name, Object.keys(def.vars));
+    throw new Refused(
+      `recipe ${def.name} has no variable "${name}"${near ? ` (did you mean "${near}"?)` : ''} (known: ${Object.keys(def.vars).join(', ') || 'none'})`,
+    );
+  }
+  if (value === '') throw new Refused(`${name}: a value is needed`);
+  if (spec.enum && !spec.enum.map(String).includes(value))
+    throw new Refused(`${name}: one of ${spec.enum.join(', ')}, not "${value}"`);
+  if (spec.pattern && !new RegExp(spec.pattern).test(value))
+    throw new Refused(`${name}: "${value}" does not match ${spec.pattern}`);
+  return value;
+}
+
+/** The .env name of a recipe's auth field: SALESFORCE_CLIENT_ID for salesforce's clientId. */
+export function authEnv(r: Pick<RecipeAnswer, 'short'>, field: string): string {
+  const snake = field.replace(/([a-z0-9])([A-Z])/g, '$1_$2');
+  return `${r.short}_${snake}`.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
+}
+
+/** What each auth field is, by the recipe's auth type (the recipe's setup says where it is). */
+const AUTH_FIELD: Record<string, string> = {
+  token: 'an API token',
+  clientId: "the OAuth app's client id",
+  clientSecret: "the OAuth app's client secret",
+  refreshToken: 'a refresh token the OAuth app was given',
+  user: 'the API user',
+  password: "that user's password",
+};
+
+/**
+ * Where a shipped recipe's setup is written up (the credentials to get, the app to make). A
+ * recipe not named here has its line under docs/targets.md "Shipped recipes".
+ */
+const RECIPE_SETUP: Record<string, string> = {
+  salesforce: 'docs/crm-notes.md#e',
+  'zoho-crm': 'docs/targets.md#setting-up-a-shipped-recipe-zoho-crm-recipe-zoho-crm',
+  'dynamics-365': 'docs/crm-notes.md#g',
+  freshsales: 'docs/crm-notes.md#h',
+};
+export const recipeSetup = (name: string): string =>
+  RECIPE_SETUP[name] ?? 'docs/targets.md#shipped-recipes';
+
+/** Comment lines of at most 100 columns (a recipe's descriptions are long), each `prefix# `. */
+function comment(text: string, prefix = ''): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && prefix.length + 2 + line.length + 1 + word.length > 100) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  return out.map((l) => `${prefix}# ${l}`);
+}
+
+/** The recipe's sentence about credentials, if its description has one. */
+function authSentence(def: Recipe): string | undefined {
+  return (def.description ?? '')
+    .split(/(?<=\.)\s+/)
+    .find((s) => /authori[sz]|authenticat|token|api key/i.test(s));
+}
+
 /** The country a time zone is in (Europe/Prague: CZ), if it is one country's. */
 export function countryOfZone(tz: string): string | undefined {
   return getCountryForTimezone(tz)?.id;
 }
 
 /** Asks what the flags left open (every question has a default: Enter takes it). */
-async function ask(o: InitOptions): Promise<Answers> {
+async function ask(o: InitOptions, dir: string): Promise<Answers> {
   const localTz = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  const chosen = flag('crm', o.crm, (v) => crmOf(v, dir));
+  const varFlags = (o.var ?? []).map((v) => flag('var', v, varPair)!);
   const given = {
     pbx: o.pbx,
-    crm: o.crm === 'sandbox' ? 'hubspot' : o.crm,
-    dryRun: o.crm === 'sandbox' || o.sandbox ? true : undefined,
+    crm: chosen?.crm === 'sandbox' ? 'hubspot' : chosen?.crm,
+    dryRun: chosen?.crm === 'sandbox' || o.sandbox ? true : undefined,
     url: flag('url', o.url, parse.url),
-    agents: o.agent.length ? flag('agent', o.agent.join(','), parse.agents) : undefined,
+    agents: o.agent.length
+      ? flag('agent', o.agent.join(','), (v) => parse.agents(v, chosen?.recipe?.def))
+      : undefined,
     timezone: flag('timezone', o.timezone, parse.timezone),
     country: flag('country', o.country, parse.country),
     pbxUrl: flag('pbx-url', o.pbxUrl, parse.pbxUrl),
@@ -169,15 +346,45 @@ async function ask(o: InitOptions): Promise<Answers> {
   if (given.pbx === 'callerdesk' && given.pbxUrl)
     fail('--pbx-url is for 3CX (recordings and click-to-call through its WebAPI)', 2);
   // Each CRM's account flag, once the CRM is known (a flag, else the answer or --yes's default).
-  const accountFor = (crm: Crm): void => {
-    if (crm === 'hubspot' && given.companyDomain)
-      fail('--company-domain is for Pipedrive (--crm pipedrive); HubSpot takes --portal-id', 2);
-    if (crm === 'pipedrive' && given.portalId)
-      fail('--portal-id is for HubSpot; Pipedrive takes --company-domain', 2);
+  const accountFor = (crm: Crm | 'rest'): void => {
+    if (crm !== 'pipedrive' && given.companyDomain)
+      fail(
+        `--company-domain is for Pipedrive (--crm pipedrive)${crm === 'hubspot' ? '; HubSpot takes --portal-id' : ''}`,
+        2,
+      );
+    if (crm !== 'hubspot' && given.portalId)
+      fail(
+        `--portal-id is for HubSpot${crm === 'pipedrive' ? '; Pipedrive takes --company-domain' : ''}`,
+        2,
+      );
+    if (crm !== 'rest' && varFlags.length)
+      fail(`--var is for a recipe's CRM (--crm ${crmChoices(dir).slice(2, -1).join(', ')})`, 2);
   };
   if (given.crm) accountFor(given.crm);
+  // The recipe's vars given as flags, each checked as \`check\` will (exit 2 naming the flag).
+  const withVars = (r: RecipeAnswer): RecipeAnswer => ({
+    ...r,
+    vars: Object.fromEntries(
+      varFlags.map(([k, v]) => [k, flag('var', v, (x) => recipeVar(r.def, k, x))!]),
+    ),
+  });
+  const recipe = chosen?.recipe && withVars(chosen.recipe);
   if (o.yes) {
     accountFor(given.crm ?? 'hubspot');
+    // A required var has no default to take: refused, each with what it is.
+    const missing = recipe
+      ? Object.entries(recipe.def.vars).filter(([k, spec]) => spec.required && !(k in recipe.vars))
+      : [];
+    if (recipe && missing.length)
+      fail(
+        missing
+          .map(
+            ([k, spec]) =>
+              `--crm ${recipe.name} needs --var ${k}=VALUE${spec.description ? `: ${spec.description}` : ''}`,
+          )
+          .join('\n'),
+        2,
+      );
     const pbx = given.pbx ?? '3cx';
     const assumed: string[] = [];
     const timezone = given.timezone ?? PBX_DEFAULTS[pbx].timezone ?? localTz;
@@ -191,6 +398,7 @@ async function ask(o: InitOptions): Promise<Answers> {
     return {
       pbx,
       crm: given.crm ?? 'hubspot',
+      recipe,
       dryRun: given.dryRun ?? !given.crm,
       url: given.url ?? 'http://127.0.0.1:8080',
       agents: given.agents ?? [],
@@ -214,7 +422,8 @@ async function ask(o: InitOptions): Promise<Answers> {
     blank?: T,
   ): Promise<T> => {
     for (;;) {
-      process.stdout.write(`${text} [${dflt}]: `);
+      // A required answer has no default to show.
+      process.stdout.write(`${text}${dflt || blank !== undefined ? ` [${dflt}]` : ''}: `);
       const next = await lines.next();
       const v = next.done ? '' : String(next.value).trim();
       if (next.done) process.stdout.write('\n');
@@ -240,22 +449,42 @@ async function ask(o: InitOptions): Promise<Answers> {
       given.pbx ??
       (await question('Phone system: 3cx or callerdesk', '3cx', oneOf('3cx', 'callerdesk')));
     const crmAnswer =
-      given.crm ??
+      chosen ??
       (await question(
-        'CRM: hubspot, pipedrive, or sandbox (a HubSpot dry run: nothing is sent)',
+        `CRM: ${crmChoices(dir)
+          .slice(0, -1)
+          .map((c) => c.split(' ')[0])
+          .join(', ')}, or sandbox (a HubSpot dry run: nothing is sent)`,
         'sandbox',
-        oneOf('hubspot', 'pipedrive', 'sandbox'),
+        (v) => crmOf(v, dir),
       ));
-    const crm: Crm = crmAnswer === 'sandbox' ? 'hubspot' : crmAnswer;
+    const crm = crmAnswer.crm === 'sandbox' ? 'hubspot' : crmAnswer.crm;
     accountFor(crm);
+    const rec = recipe ?? (crmAnswer.recipe && withVars(crmAnswer.recipe));
+    const crmName = rec ? rec.def.crm : CRM_NAME[crm as Crm];
     const dryRun =
       given.dryRun ??
-      (crmAnswer === 'sandbox' ||
+      (crmAnswer.crm === 'sandbox' ||
         (await question(
-          `Start with a dry run (the ${CRM_NAME[crm]} requests are built and shown, never sent; no token needed): yes or no`,
+          `Start with a dry run (the ${crmName} requests are built and shown, never sent; no ${rec ? 'credentials' : 'token'} needed): yes or no`,
           'no',
           oneOf('yes', 'no'),
         )) === 'yes');
+    // The recipe's vars that no flag gave: each required one, with what it is, and those with a
+    // default (Enter takes it; only a different answer is written).
+    if (rec)
+      for (const [k, spec] of Object.entries(rec.def.vars)) {
+        // timeZone: the PBX's time zone, asked below for both.
+        if (k in rec.vars || (!spec.required && spec.default === undefined) || k === 'timeZone')
+          continue;
+        const choices = spec.enum ? ` (one of ${spec.enum.join(', ')})` : '';
+        if (spec.description) process.stdout.write(`${k}: ${spec.description}\n`);
+        const dflt = spec.default === undefined ? '' : String(spec.default);
+        const v = await question(`${crmName} ${k}${choices}`, dflt, (x) =>
+          recipeVar(rec.def, k, x),
+        );
+        if (v !== dflt) rec.vars[k] = v;
+      }
     const url =
       given.url ??
       (await question(
@@ -296,9 +525,9 @@ async function ask(o: InitOptions): Promise<Answers> {
     const agents =
       given.agents ??
       (await question(
-        'Agents: extension=CRM user email (or numeric user id), comma-separated (blank: none yet)',
+        `Agents: extension=CRM user email (or ${rec?.def.lookups.user?.idPattern ? `${rec.def.crm} user id` : 'numeric user id'}), comma-separated (blank: none yet)`,
         '',
-        parse.agents,
+        (v) => parse.agents(v, rec?.def),
         [],
       ));
     const timezone =
@@ -320,6 +549,7 @@ async function ask(o: InitOptions): Promise<Answers> {
     return {
       pbx,
       crm,
+      recipe: rec,
       dryRun,
       url,
       agents,
@@ -360,8 +590,47 @@ const links = (a: Answers): boolean =>
 /** The port relay.yaml listens on unless PORT says otherwise (what a proxy forwards to). */
 const PORT = 8080;
 
+/** A recipe CRM's target: the recipe, its vars, and its credentials from .env. */
+function recipeTargetLines(a: Answers, r: RecipeAnswer): string[] {
+  const need = authFields(r.def.auth);
+  const envs = need.map((f) => authEnv(r, f));
+  // A recipe's `timeZone` is the zone its CRM shows times in: the PBX's, asked once for both.
+  const given =
+    'timeZone' in r.def.vars &&
+    !('timeZone' in r.vars) &&
+    a.timezone !== r.def.vars.timeZone!.default
+      ? { ...r.vars, timeZone: a.timezone }
+      : r.vars;
+  const typed = typedVars(r.def, given);
+  const vars = Object.keys(given).length
+    ? ['    vars:', ...Object.entries(typed).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`)]
+    : [];
+  const others = Object.entries(r.def.vars)
+    .filter(([k]) => !(k in given))
+    .map(([k, spec]) => (spec.default === undefined ? k : `${k} (${String(spec.default)})`));
+  return [
+    ...comment(
+      `${r.def.crm} through the recipe ${r.name} (setup: ${recipeSetup(r.name)}).` +
+        (a.dryRun
+          ? ` A dry run: the ${r.def.crm} requests are built and shown (callrelay calls ID, ` +
+            `console), never sent. For the real thing: fill in ${envs.join(', ')} in .env and ` +
+            'drop dryRun.'
+          : ''),
+      '  ',
+    ),
+    `  - name: ${r.short}`,
+    '    type: rest',
+    `    recipe: ${r.name}`,
+    ...(a.dryRun ? ['    dryRun: true'] : []),
+    ...vars,
+    ...(others.length ? comment(`More vars (default): ${others.join(', ')}`, '    ') : []),
+    ...(need.length ? ['    auth:', ...need.map((f, i) => `      ${f}: \${${envs[i]!}}`)] : []),
+  ];
+}
+
 function targetLines(a: Answers): string[] {
-  const env = CRM_TOKEN[a.crm].env;
+  if (a.recipe) return recipeTargetLines(a, a.recipe);
+  const env = CRM_TOKEN[a.crm as Crm].env;
   const account =
     a.crm === 'pipedrive' && a.companyDomain
       ? [
@@ -383,7 +652,7 @@ function targetLines(a: Answers): string[] {
       : [];
   return a.dryRun
     ? [
-        `  # A dry run: the ${CRM_NAME[a.crm]} requests are built and shown (callrelay calls ID, console),`,
+        `  # A dry run: the ${CRM_NAME[a.crm as Crm]} requests are built and shown (callrelay calls ID, console),`,
         `  # never sent. For the real thing: set ${env} in .env and drop dryRun.`,
         `  - name: ${a.crm}`,
         `    type: ${a.crm}`,
@@ -460,8 +729,28 @@ ${targetLines(a).join('\n')}
 ${agents}`;
 }
 
+/** .env's lines for a recipe's credentials: each name, empty, with what it is and where. */
+function recipeEnvLines(a: Answers, r: RecipeAnswer): string {
+  const need = authFields(r.def.auth);
+  if (!need.length) return '';
+  const about = authSentence(r.def);
+  return [
+    '',
+    `# ${r.def.crm} (recipe ${r.name}, ${r.def.auth.type} auth)${a.dryRun ? ': a dry run needs none' : ''}.`,
+    ...(about ? comment(about) : []),
+    `# Where to find them: ${recipeSetup(r.name)}`,
+    ...need.flatMap((f) => [
+      `# ${f}: ${AUTH_FIELD[f] ?? `the ${f} the recipe's auth sends`}`,
+      `${authEnv(r, f)}=`,
+    ]),
+    '',
+  ].join('\n');
+}
+
 function envFile(a: Answers, tokens: Record<string, string>): string {
-  const crm = `\n# ${CRM_TOKEN[a.crm].where}${a.dryRun ? ' (a dry run needs none)' : ''}\n# ${CRM_TOKEN[a.crm].env}=\n`;
+  const crm = a.recipe
+    ? recipeEnvLines(a, a.recipe)
+    : `\n# ${CRM_TOKEN[a.crm as Crm].where}${a.dryRun ? ' (a dry run needs none)' : ''}\n# ${CRM_TOKEN[a.crm as Crm].env}=\n`;
   return (
     '# Written by `callrelay init`: the secrets relay.yaml names. Keep this file private.\n' +
     Object.entries(tokens)
@@ -543,6 +832,13 @@ export function leftUnset(a: Answers): string[] {
     out.push('no company domain (--company-domain): the console cannot link to the CRM');
   if (a.crm === 'hubspot' && !a.dryRun && !a.portalId)
     out.push('no portal id (--portal-id): the console cannot link to the CRM');
+  if (a.recipe && a.dryRun) {
+    const envs = authFields(a.recipe.def.auth).map((f) => authEnv(a.recipe!, f));
+    if (envs.length)
+      out.push(
+        `no ${a.recipe.def.crm} credentials (a dry run needs none): for the real thing, ${envs.join(', ')} in .env (${recipeSetup(a.recipe.name)}), then drop dryRun`,
+      );
+  }
   if (!a.agents.length) out.push('no agents (--agent): calls reach the CRM without an owner');
   return out;
 }
@@ -555,7 +851,7 @@ export async function cmdInit(o: InitOptions): Promise<void> {
   const existing = [yamlPath, envPath].filter((p) => existsSync(p));
   if (existing.length && !o.force)
     fail(`${existing.map(displayPath).join(' and ')} exist already: --force to overwrite`, 1);
-  const a = await ask(o);
+  const a = await ask(o, dir);
   const sourceEnv = `CALLRELAY_${a.pbx === '3cx' ? '3CX' : 'CALLERDESK'}_TOKEN`;
   const tokens: Record<string, string> = {
     CALLRELAY_ADMIN_TOKEN: token(),
@@ -574,9 +870,16 @@ export async function cmdInit(o: InitOptions): Promise<void> {
       'The URL is plain http: the token travels in it readable by anyone on the way. Serve HTTPS ' +
         '(server.tls, or a proxy: docs/https.md) and give the PBX the https:// URL.',
     );
-  if (!a.dryRun)
+  const recipeEnvs = a.recipe
+    ? authFields(a.recipe.def.auth).map((f) => authEnv(a.recipe!, f))
+    : [];
+  if (!a.dryRun && a.recipe && recipeEnvs.length)
     warnings.push(
-      `Paste ${CRM_TOKEN[a.crm].where.split(':')[0]} into ${displayPath(envPath)} as ${CRM_TOKEN[a.crm].env}= before starting.`,
+      `Fill in ${recipeEnvs.map((e) => `${e}=`).join(', ')} in ${displayPath(envPath)} before starting (${a.recipe.def.crm}: ${recipeSetup(a.recipe.name)}).`,
+    );
+  else if (!a.dryRun && !a.recipe)
+    warnings.push(
+      `Paste ${CRM_TOKEN[a.crm as Crm].where.split(':')[0]} into ${displayPath(envPath)} as ${CRM_TOKEN[a.crm as Crm].env}= before starting.`,
     );
   const publicHost = new URL(a.url).hostname;
   const proxyHost = isLoopbackHost(publicHost) ? 'relay.example.com' : publicHost;

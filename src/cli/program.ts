@@ -1,26 +1,10 @@
 // The callrelay command line: every command, its options and its help, declared with commander
 // (help for each command, suggestions for mistyped commands and options, and --version, without
-// hand-written parsing). Each command's work lives in its own file under cli/.
+// hand-written parsing). Each command's work lives in its own file under cli/, loaded only when
+// that command runs, so that help, --version and a mistyped command answer at once.
 
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { VERSION } from '../runtime.js';
-import { cmdBackfill } from './backfill.js';
-import { cmdCalls } from './calls.js';
-import { cmdCheck } from './check.js';
-import { cmdDead } from './dead.js';
-import { cmdDeliveries } from './deliveries.js';
-import { cmdDial, cmdDialLink } from './dial.js';
-import { cmdAgentLink } from './agent-link.js';
-import { cmdInit } from './init.js';
-import { cmdMap } from './map.js';
-import { cmdReload } from './reload.js';
-import { cmdReplay } from './replay.js';
-import { cmdSchemas } from './schemas.js';
-import { cmdSimulate } from './simulate.js';
-import { cmdStart } from './start.js';
-import { cmdStatus } from './status.js';
-import { cmdTemplate } from './template.js';
-import { cmdUnmapped } from './unmapped.js';
+import { VERSION } from '../lib/version.js';
 
 const CONFIG_HELP =
   'relay.yaml to use (default: $RELAY_CONFIG, else ./config/relay.yaml if it exists, else ./relay.yaml)';
@@ -35,7 +19,11 @@ const count = (what: string, dflt: string): Option =>
     return v;
   });
 
-export function buildProgram(): Command {
+/**
+ * `crmChoices`: what `init --crm` takes, for its help (cli/init.ts crmChoices(), which reads the
+ * recipes); main.ts loads them only for a command line that mentions init.
+ */
+export function buildProgram(o: { crmChoices?: string[] } = {}): Command {
   const program = new Command('callrelay')
     .description(
       'Phone-system webhooks in, one call record per call out, delivered to your CRM.\n' +
@@ -57,12 +45,19 @@ export function buildProgram(): Command {
         'print the lines to paste into 3CX or Callerdesk',
     )
     .addOption(new Option('--pbx <kind>', 'the phone system').choices(['3cx', 'callerdesk']))
-    .addOption(
-      new Option('--crm <kind>', 'where calls go (sandbox: a HubSpot dry run)').choices([
-        'hubspot',
-        'pipedrive',
-        'sandbox',
-      ]),
+    // The recipes are whatever the shipped targets/ holds (and targets/ beside relay.yaml).
+    .option(
+      '--crm <kind>',
+      o.crmChoices
+        ? `where calls go: ${o.crmChoices.slice(0, -1).join(', ')}, or sandbox (a HubSpot dry run)`
+        : 'where calls go: hubspot, pipedrive, a shipped recipe (callrelay init --help lists ' +
+            'them), or sandbox (a HubSpot dry run)',
+    )
+    .option(
+      '--var <name=value>',
+      "a recipe CRM's setting (its vars, e.g. --var domain=acme); repeat for each",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
     )
     .option('--sandbox', 'a dry run of the CRM: requests built and shown, never sent; no token')
     .option('--url <url>', "the relay's public URL, as the PBX reaches it (https://...)")
@@ -93,7 +88,7 @@ export function buildProgram(): Command {
     .option('--dir <folder>', 'where to write relay.yaml and .env', 'config')
     .option('-y, --yes', 'ask nothing: take the flags, defaults for the rest')
     .option('--force', "overwrite the folder's relay.yaml and .env if they exist")
-    .action((o) => cmdInit(o));
+    .action(async (o) => (await import('./init.js')).cmdInit(o));
 
   withConfig(
     program
@@ -104,7 +99,7 @@ export function buildProgram(): Command {
         '--insecure-example-tokens',
         "run reachable from other machines with relay.yaml's example tokens",
       ),
-  ).action((o) => cmdStart(o));
+  ).action(async (o) => (await import('./start.js')).cmdStart(o));
 
   withConfig(
     program
@@ -113,7 +108,7 @@ export function buildProgram(): Command {
         'make the running relay read relay.yaml, .env and the adapters again (SIGHUP to the ' +
           'process in its pid file, beside the SQLite database)',
       ),
-  ).action((o) => cmdReload(o));
+  ).action(async (o) => (await import('./reload.js')).cmdReload(o));
 
   withConfig(
     program
@@ -124,7 +119,7 @@ export function buildProgram(): Command {
       )
       .argument('[adapter...]', 'check these adapter files instead of relay.yaml')
       .option('--online', 'call each CRM with its token; verify the agent mapping'),
-  ).action((files: string[], o) => cmdCheck(files, o));
+  ).action(async (files: string[], o) => (await import('./check.js')).cmdCheck(files, o));
 
   withConfig(
     program
@@ -137,7 +132,7 @@ export function buildProgram(): Command {
       .option('--all', 'every bundled flow of the configured sources')
       .option('--list', 'list the flows and exit')
       .option('--to <url>', 'the relay to post to (default: server.host and port of relay.yaml)'),
-  ).action((flows: string[], o) => cmdSimulate(flows, o));
+  ).action(async (flows: string[], o) => (await import('./simulate.js')).cmdSimulate(flows, o));
 
   withConfig(
     program
@@ -149,7 +144,7 @@ export function buildProgram(): Command {
       .requiredOption('--agent <extension>', 'the extension that rings first')
       .option('--source <name>', 'the source whose PBX places it (default: the only one with pbx:)')
       .option('--to <url>', 'the relay (default: server.host and port of relay.yaml)'),
-  ).action((number: string, o) => cmdDial(number, o));
+  ).action(async (number: string, o) => (await import('./dial.js')).cmdDial(number, o));
 
   withConfig(
     program
@@ -164,7 +159,7 @@ export function buildProgram(): Command {
         '--days <n>',
         'the link stops working after this many days (default: dial.linkTtlDays, 30)',
       ),
-  ).action((o) => cmdDialLink(o));
+  ).action(async (o) => (await import('./dial.js')).cmdDialLink(o));
 
   withConfig(
     program
@@ -178,7 +173,7 @@ export function buildProgram(): Command {
         'the link stops working after this many hours (default 24, at most 168)',
       )
       .option('--to <url>', 'the relay (default: server.host and port of relay.yaml)'),
-  ).action((o) => cmdAgentLink(o));
+  ).action(async (o) => (await import('./agent-link.js')).cmdAgentLink(o));
 
   withConfig(
     program
@@ -197,7 +192,7 @@ export function buildProgram(): Command {
       .option('--timezone <tz>', "the source's time zone (default: the flow's, else the adapter's)")
       .option('--country <cc>', 'country for numbers without a country code')
       .option('--json', 'print JSON'),
-  ).action((flow: string, o) => cmdMap(flow, o));
+  ).action(async (flow: string, o) => (await import('./map.js')).cmdMap(flow, o));
 
   withConfig(
     program
@@ -210,7 +205,7 @@ export function buildProgram(): Command {
       .addOption(count('calls', '20'))
       .option('--source <name>', 'only calls of this source')
       .option('--json', 'print JSON'),
-  ).action((ids: string[], o) => cmdCalls(ids, o));
+  ).action(async (ids: string[], o) => (await import('./calls.js')).cmdCalls(ids, o));
 
   withConfig(
     program
@@ -220,7 +215,7 @@ export function buildProgram(): Command {
           'signature), per target what waits, retries and gave up; works with the relay stopped',
       )
       .option('--json', 'print JSON'),
-  ).action((o) => cmdStatus(o));
+  ).action(async (o) => (await import('./status.js')).cmdStatus(o));
 
   withConfig(
     program
@@ -232,21 +227,21 @@ export function buildProgram(): Command {
       .option('--target <name>', 'only this target')
       .addOption(count('deliveries per state', '50'))
       .option('--json', 'print JSON'),
-  ).action((o) => cmdDeliveries(o));
+  ).action(async (o) => (await import('./deliveries.js')).cmdDeliveries(o));
 
   withConfig(
     program
       .command('unmapped')
       .description('stored requests no adapter rule could map, with the reason')
       .addOption(count('requests', '50')),
-  ).action((o) => cmdUnmapped(o));
+  ).action(async (o) => (await import('./unmapped.js')).cmdUnmapped(o));
 
   withConfig(
     program
       .command('dead')
       .description("deliveries that gave up, with the CRM's reason")
       .addOption(count('deliveries', '50')),
-  ).action((o) => cmdDead(o));
+  ).action(async (o) => (await import('./dead.js')).cmdDead(o));
 
   withConfig(
     program
@@ -257,7 +252,7 @@ export function buildProgram(): Command {
       .argument('[id...]', 'stored request ids (callrelay unmapped) or dl-IDs (callrelay dead)')
       .option('--all-unmapped', 'every unmapped request')
       .option('--all', 'every dead delivery'),
-  ).action((ids: string[], o) => cmdReplay(ids, o));
+  ).action(async (ids: string[], o) => (await import('./replay.js')).cmdReplay(ids, o));
 
   withConfig(
     program
@@ -270,7 +265,7 @@ export function buildProgram(): Command {
       .requiredOption('--since <date>', 'calls that started at or after (2026-11-01)')
       .option('--until <date>', 'and before this')
       .option('-y, --yes', 'queue them (without: only count)'),
-  ).action((o) => cmdBackfill(o));
+  ).action(async (o) => (await import('./backfill.js')).cmdBackfill(o));
 
   withConfig(
     program
@@ -285,7 +280,7 @@ export function buildProgram(): Command {
         "the relay's address as 3CX reaches it (default: server.publicUrl), or the source's hook URL",
       )
       .option('-o, --output <file>', 'write it to this file instead of printing it'),
-  ).action((o) => cmdTemplate(o));
+  ).action(async (o) => (await import('./template.js')).cmdTemplate(o));
 
   program
     .command('schemas')
@@ -293,7 +288,7 @@ export function buildProgram(): Command {
     .option('--write', 'write them to config/')
     .option('--check', 'exit 1 if the files in config/ are stale')
     .option('--dir <folder>', 'another folder than config/')
-    .action((o) => cmdSchemas(o));
+    .action(async (o) => (await import('./schemas.js')).cmdSchemas(o));
 
   return program;
 }

@@ -126,6 +126,8 @@ export class FakeDynamics extends CrmFake {
     query: Record<string, string>;
     headers: Record<string, string | undefined>;
     body: unknown;
+    /** When it arrived (ms), for tests of waits. */
+    at: number;
   }[] = [];
   /** Access tokens issued and when each expires (ms). */
   readonly tokens = new Map<string, number>();
@@ -327,6 +329,7 @@ export class FakeDynamics extends CrmFake {
         prefer: String(req.headers.prefer ?? '') || undefined,
       },
       body,
+      at: Date.now(),
     });
 
     // Unverified: Dataverse answers a missing or dead token 401 with an empty body and a

@@ -282,23 +282,32 @@ class RestTarget implements Target {
     );
     this.http = crm.client;
     this.searchLimiter = crm.searchLimiter;
+    const makeContact = def.newContact && this.contactMaker(def.newContact);
     this.contacts = this.req.contact
       ? new PhoneLookup<string>({
           ttlMs: cfg.cacheSec * 1000,
           search: (e164) => this.searchContacts(e164),
           // createContacts: one contact per number, even for calls from it delivered together.
-          ...(cfg.createContacts && def.newContact
-            ? { otherwise: (e164: string) => this.contactFor(e164) }
+          ...(cfg.createContacts && makeContact
+            ? {
+                otherwise: async (e164: string) => {
+                  const found = await makeContact(
+                    { e164 },
+                    'creating a contact for an unknown caller',
+                  );
+                  this.found.set(found.id, {
+                    ...(found.name ? { name: found.name } : {}),
+                    ...(found.data ? { data: found.data } : {}),
+                  });
+                  return found.id;
+                },
+              }
             : {}),
         })
       : undefined;
     if (c?.card && this.req.contact) {
       const cards = new RecipeCards(c.card, (e, i, w) => this.evaluate(e, i, w));
-      const made = def.newContact;
-      if (made) {
-        // Dry runs answer it as a create (sandbox.ts): a fresh id.
-        const req = compileRequest('create', made.request);
-        const read = expression(made.read);
+      if (makeContact)
         this.addContact = async (nc) => {
           const contact = {
             firstName: nc.firstName,
@@ -307,24 +316,11 @@ class RestTarget implements Target {
             email: nc.email,
             e164: nc.e164,
           };
-          const input = { contact, vars: this.vars };
-          const answer = await this.send(req, input, {
-            what: made.what ?? 'creating a contact from the phone client',
-            idempotent: false,
-          });
-          const [found] = this.candidates(
-            await this.evaluate(read, { ...input, answer }, 'reading the contact made'),
-          );
-          if (!found)
-            throw new DeliveryError(
-              `creating a contact: ${this.where}: newContact.read gave no id`,
-              { retryable: false },
-            );
+          const found = await makeContact(contact, 'creating a contact from the phone client');
           // A delivery's cached miss for the number would hide the new contact for a while.
           this.contacts?.forget(nc.e164 ?? null);
           return cards.card(found, this.vars);
         };
-      }
       const by = {
         text: this.searchBy('text', def.lookups.text),
         email: this.searchBy('email', def.lookups.email),
@@ -734,28 +730,27 @@ class RestTarget implements Target {
   }
 
   /**
-   * createContacts: a contact made by the recipe's `newContact` for a number nobody has (the
-   * PhoneLookup runs it once per number and remembers it as found).
+   * The recipe's `newContact`, compiled once: makes a contact (the phone client's form, or
+   * createContacts' `{ e164 }` for an unknown caller) and reads it as a lookup candidate.
    */
-  private async contactFor(e164: string): Promise<string | undefined> {
-    const made = this.def.newContact!;
-    const input = { contact: { e164 }, vars: this.vars };
-    const answer = await this.send(compileRequest('create', made.request), input, {
-      what: made.what ?? 'creating a contact for an unknown caller',
-      idempotent: false,
-    });
-    const [found] = this.candidates(
-      await this.evaluate(expression(made.read), { ...input, answer }, 'reading the contact made'),
-    );
-    if (!found)
-      throw new DeliveryError(`creating a contact: ${this.where}: newContact.read gave no id`, {
-        retryable: false,
-      });
-    this.found.set(found.id, {
-      ...(found.name ? { name: found.name } : {}),
-      ...(found.data ? { data: found.data } : {}),
-    });
-    return found.id;
+  private contactMaker(
+    made: NonNullable<Recipe['newContact']>,
+  ): (contact: Record<string, unknown>, what: string) => Promise<Found> {
+    // Dry runs answer it as a create (sandbox.ts): a fresh id.
+    const req = compileRequest('create', made.request);
+    const read = expression(made.read);
+    return async (contact, what) => {
+      const input = { contact, vars: this.vars };
+      const answer = await this.send(req, input, { what: made.what ?? what, idempotent: false });
+      const [found] = this.candidates(
+        await this.evaluate(read, { ...input, answer }, 'reading the contact made'),
+      );
+      if (!found)
+        throw new DeliveryError(`creating a contact: ${this.where}: newContact.read gave no id`, {
+          retryable: false,
+        });
+      return found;
+    };
   }
 
   /** Candidates' names and data, by id, from the latest searches (for the context's contact). */
