@@ -293,7 +293,7 @@ const RECIPE_SETUP: Record<string, string> = {
   salesforce: 'docs/crm-notes.md#e',
   'zoho-crm': 'docs/targets.md#setting-up-a-shipped-recipe-zoho-crm-recipe-zoho-crm',
   'dynamics-365': 'docs/crm-notes.md#g',
-  freshsales: 'docs/crm-notes.md#h',
+  freshsales: 'docs/targets.md#setting-up-a-shipped-recipe-freshsales-recipe-freshsales',
 };
 export const recipeSetup = (name: string): string =>
   RECIPE_SETUP[name] ?? 'docs/targets.md#shipped-recipes';

@@ -97,7 +97,7 @@ describe('Freshsales recipe through a real relay', () => {
       expect(recipe).not.toBe(before);
     }
     writeFileSync(join(dir, 'targets', 'freshsales.yaml'), recipe);
-    const vars = [`baseUrl: "${crm.url}"`];
+    const vars = ['alias: acme', `baseUrl: "${crm.url}"`];
     if (o.catchAll) vars.push(`unknownCallerContact: "${o.catchAll}"`);
     // Unless a test is about them, the fake's allowances and the relay's pace are wide.
     const budget = o.budget ? '' : `    budget: { requests: 100000, perSeconds: 3600 }\n`;
