@@ -292,7 +292,7 @@ const AUTH_FIELD: Record<string, string> = {
 const RECIPE_SETUP: Record<string, string> = {
   salesforce: 'docs/crm-notes.md#e',
   'zoho-crm': 'docs/targets.md#setting-up-a-shipped-recipe-zoho-crm-recipe-zoho-crm',
-  'dynamics-365': 'docs/crm-notes.md#g',
+  'dynamics-365': 'docs/targets.md#setting-up-a-shipped-recipe-dynamics-365-recipe-dynamics-365',
   freshsales: 'docs/targets.md#setting-up-a-shipped-recipe-freshsales-recipe-freshsales',
 };
 export const recipeSetup = (name: string): string =>
