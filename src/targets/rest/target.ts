@@ -136,7 +136,7 @@ async function unlessNotFound(
   }
 }
 
-/** A write step's `what` where the recipe gives none (for its `then:` requests' own). */
+/** A write step's `what` where the recipe gives none: the step's own and its `then:` requests'. */
 const WHAT = {
   create: 'creating the call activity',
   update: 'updating the call activity',
