@@ -190,18 +190,20 @@ export class DeliveryEngine {
     const dryRun = !!t.dryRun;
     const ids = splitRemote(job.remote, dryRun);
     let remote = job.remote;
+    let skipped = false;
     try {
       await traceRequests(trace, async () => {
-        remote = ids.join(
-          await t.target.deliver({
-            job: { ...job, remote: ids.mine },
-            log: this.log,
-            save: async (r) => {
-              remote = ids.join(r);
-              await this.store.saveRemote(job.id, this.owner, remote);
-            },
-          }),
-        );
+        const mine = await t.target.deliver({
+          job: { ...job, remote: ids.mine },
+          log: this.log,
+          save: async (r) => {
+            remote = ids.join(r);
+            await this.store.saveRemote(job.id, this.owner, remote);
+          },
+        });
+        // A recipe's `skip:` wrote nothing: done, but told apart in the metrics.
+        skipped = typeof mine.skipped === 'string';
+        remote = ids.join(mine);
       });
       await this.store.finishDelivery(
         job.id,
@@ -209,7 +211,7 @@ export class DeliveryEngine {
         { ok: true, rev: job.rev, remote, dryRun },
         this.attempts(trace, 'delivered', null, null),
       );
-      this.observe(name, trace, 'delivered', null);
+      this.observe(name, trace, skipped ? 'skipped' : 'delivered', null);
       const ended = job.record.endedAt;
       if (ended)
         this.metrics?.deliveryLatency.observe(

@@ -91,7 +91,7 @@ export class RelayMetrics {
 
   readonly deliveryAttempts = new Counter({
     name: 'callrelay_delivery_attempts_total',
-    help: 'Delivery runs by target, outcome (delivered, retry, dead) and the status class of the CRM answer that decided it.',
+    help: 'Delivery runs by target, outcome (delivered, skipped, retry, dead) and the status class of the CRM answer that decided it.',
     labelNames: ['target', 'outcome', 'status_class'] as const,
     registers: [this.registry],
   });

@@ -14,7 +14,7 @@ import {
   TokenEndpointError,
   networkHint,
 } from './errors.js';
-import { MAX_WAIT_MS, type Paced, type Release, type WindowLimiter } from './limiter.js';
+import { type Paced, type Release, type WindowLimiter } from './limiter.js';
 import { classify, type RetryPolicy } from './policy.js';
 import { describeBody, type Sandbox } from './sandbox.js';
 import { recordRequest, requestIdOf } from './trace.js';
@@ -38,7 +38,8 @@ export interface HttpCall {
   limiter?: WindowLimiter;
   /**
    * How long this request may wait for the target's budget (CrmClientOptions.budget), default
-   * MAX_WAIT_MS: 0 for a phone system's lookup, which answers nobody rather than wait.
+   * BUDGET_WAIT_MS: 0 for a phone system's lookup, which takes a slot only if one is free now and
+   * nobody is queued for it (else it answers nobody rather than wait).
    */
   budgetWaitMs?: number;
   /**
@@ -107,6 +108,12 @@ export interface Review {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
+/**
+ * The longest a delivery's request waits for the budget. A delivery sends several requests under
+ * one lease (5 minutes, never renewed): waiting long for each could outlive it, so a spent budget
+ * sends the delivery back to the store, due when a slot frees, instead.
+ */
+export const BUDGET_WAIT_MS = 5_000;
 // Errors raised before the request could have reached the server: always safe to retry.
 const NOT_SENT = new Set([
   'ECONNREFUSED',
@@ -180,16 +187,19 @@ export class CrmClient {
     const queued = paced?.since ?? performance.now();
     // The slot is handed back with the answer (kit/limiter.ts): until then the request counts as
     // just sent, wherever it is on its way.
-    const spent = await this.budgetSlot(c);
+    let spent: Release | undefined;
     let release: Release;
     try {
+      spent = await this.budgetSlot(c);
       const own = paced ? paced.answered : await (c.limiter ?? this.o.limiter).acquire();
       release = () => {
         own();
         spent?.();
       };
     } catch (err) {
-      spent?.(true); // never sent: it does not count
+      // Never sent: it does not count, in the budget nor in a pacing slot taken for it already.
+      spent?.(true);
+      paced?.answered(true);
       throw err;
     }
     // The credential first: an OAuth token answer may name the API's base URL (Salesforce).
@@ -254,7 +264,12 @@ export class CrmClient {
     const budget = this.o.budget;
     if (!budget) return undefined;
     try {
-      return await budget.acquire(c.budgetWaitMs ?? MAX_WAIT_MS);
+      if (c.budgetWaitMs === 0) {
+        const now = budget.tryAcquire();
+        if (now) return now;
+        throw new DeliveryError('the budget has no slot free now', { retryable: true });
+      }
+      return await budget.acquire(c.budgetWaitMs ?? BUDGET_WAIT_MS);
     } catch (err) {
       const e = err as DeliveryError;
       const after = e.retryAfterMs ?? budget.windowMs;

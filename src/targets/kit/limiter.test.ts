@@ -128,4 +128,27 @@ describe('pacing', () => {
     expect(err).toMatchObject({ retryable: true, retryAfterMs: 120_000 });
     expect((err as Error).message).toMatch(/hold off for 120 s/);
   });
+
+  it('tryAcquire: a slot only when one is free now and nobody waits; never joins the queue', async () => {
+    let now = 0;
+    const l = new WindowLimiter(2, 1000, () => now, 0);
+    const first = l.tryAcquire();
+    expect(first).toBeTypeOf('function');
+    first!();
+    l.tryAcquire()!(); // two in the window now
+    expect(l.tryAcquire()).toBeUndefined(); // full: no wait, no queue
+    // A caller queued for the next slot goes first, even once the window has room again.
+    const queued = l.acquire(60_000);
+    now = 1000;
+    expect(l.tryAcquire()).toBeUndefined();
+    (await queued)();
+    now = 2000;
+    // Nobody waits and there is room: taken at once. A pause holds it off like anyone.
+    expect(l.tryAcquire()).toBeTypeOf('function');
+    now = 5000;
+    l.pause(500);
+    expect(l.tryAcquire()).toBeUndefined();
+    now = 5500;
+    expect(l.tryAcquire()).toBeTypeOf('function');
+  });
 });

@@ -43,6 +43,8 @@ export class WindowLimiter {
   private chain: Promise<void> = Promise.resolve();
   /** Woken when an open slot is handed back. */
   private wake: (() => void) | undefined;
+  /** Callers between acquire() and their slot (or their refusal). */
+  private waiting = 0;
 
   private readonly spanMs: number;
 
@@ -68,12 +70,28 @@ export class WindowLimiter {
    */
   acquire(maxWaitMs = MAX_WAIT_MS): Promise<Release> {
     const deadline = this.now() + maxWaitMs;
+    this.waiting++;
     const turn = this.chain.then(() => this.waitForSlot(deadline));
     this.chain = turn.then(
-      () => {},
-      () => {},
+      () => {
+        this.waiting--;
+      },
+      () => {
+        this.waiting--;
+      },
     );
     return turn;
+  }
+
+  /**
+   * A slot now, or undefined: never joins the queue, and never goes before a caller waiting in it
+   * (a phone system's lookup answers nobody rather than wait behind queued deliveries).
+   */
+  tryAcquire(): Release | undefined {
+    if (this.waiting > 0) return undefined;
+    const now = this.now();
+    const { paused, roomIn } = this.room(now);
+    return Math.max(paused, roomIn) <= 0 ? this.take(now) : undefined;
   }
 
   /** The CRM said to hold off (429, remaining = 0): nobody goes before `ms` from now. */
@@ -102,21 +120,27 @@ export class WindowLimiter {
     };
   }
 
+  /** Drops the slots that stopped counting; how long the pause and the window hold a request. */
+  private room(now: number): { paused: number; roomIn: number } {
+    for (let i = this.slots.length - 1; i >= 0; i--)
+      if (this.expiry(this.slots[i]!, now) <= now) this.slots.splice(i, 1);
+    const paused = this.blockedUntil - now;
+    // How long until a slot is free: Infinity while every slot is a request still under way
+    // (only an answer can start its slot's clock).
+    const counted = this.slots.filter((s) => !s.open || now - s.at >= this.openLimitMs);
+    const roomIn =
+      this.slots.length < this.limit
+        ? 0
+        : counted.length
+          ? Math.min(...counted.map((s) => s.at + this.spanMs)) - now
+          : Infinity;
+    return { paused, roomIn };
+  }
+
   private async waitForSlot(deadline: number): Promise<Release> {
     for (;;) {
       const now = this.now();
-      for (let i = this.slots.length - 1; i >= 0; i--)
-        if (this.expiry(this.slots[i]!, now) <= now) this.slots.splice(i, 1);
-      const paused = this.blockedUntil - now;
-      // How long until a slot is free: Infinity while every slot is a request still under way
-      // (only an answer can start its slot's clock).
-      const counted = this.slots.filter((s) => !s.open || now - s.at >= this.openLimitMs);
-      const roomIn =
-        this.slots.length < this.limit
-          ? 0
-          : counted.length
-            ? Math.min(...counted.map((s) => s.at + this.spanMs)) - now
-            : Infinity;
+      const { paused, roomIn } = this.room(now);
       const wait = Math.max(paused, roomIn);
       if (wait <= 0) return this.take(now);
       const left = deadline - now;

@@ -13,15 +13,13 @@ import { loadConfig } from '../../config/load.js';
 import { ConfigError } from '../../lib/yaml.js';
 import { startRelay, type Relay } from '../../runtime.js';
 import { FakePebble } from '../../../test/fakes/pebble.js';
-import { silentLogger } from '../../telemetry/log.js';
-import type { RestConfig } from './spec.js';
-import { create } from './target.js';
 import {
   ConsoleClient,
   MAIN,
   ROOT,
   sendFlowRequest,
   settleDeliveries,
+  sourceToken,
   tempDir,
   TOKENS,
   writeRelayYaml,
@@ -94,8 +92,9 @@ describe('recipe language: skip, createContacts, budget', () => {
   }
 
   it('skip: nothing written, the delivery done with its reason shown; a later delivery writes once the contact exists', async () => {
+    // The default cache (a miss kept a fifth of cacheSec): the skip forgets the number's miss.
     const { crm, relay, file, send } = await open(
-      '    cacheSec: 0\n',
+      '',
       (t) => `${t}skip: "contact ? undefined : 'no contact has this number'"\n`,
     );
     await send(call('260801100000_1-1', NUMBER));
@@ -107,6 +106,12 @@ describe('recipe language: skip, createContacts, budget', () => {
     expect(d!.remote.skipped).toBe('no contact has this number');
     const attempts = await relay.store.listAttempts({ deliveryId: d!.id, limit: 10 });
     expect(attempts.map((a) => a.error)).toContain('skipped: no contact has this number');
+    // The metrics tell a skipped run from a delivered one.
+    const metrics = await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text();
+    expect(metrics).toMatch(
+      /^callrelay_delivery_attempts_total\{target="pebble",outcome="skipped",status_class="2xx"\} 1$/m,
+    );
+    expect(metrics).not.toMatch(/outcome="delivered"/);
 
     // The console's call page says so.
     const base = `http://127.0.0.1:${relay.port}`;
@@ -142,6 +147,42 @@ describe('recipe language: skip, createContacts, budget', () => {
     expect(await cli('deliveries', '--state', 'done', '--config', file)).toContain(
       'skipped: no contact has this number',
     );
+  });
+
+  it('skip: a call written already is updated by a later delivery, never skipped', async () => {
+    const { crm, relay, send } = await open(
+      '',
+      // Says skip on any delivery after the first: only a call nothing was written for may skip.
+      (t) => `${t}skip: "remote.id ? 'would skip now'"\n`,
+    );
+    crm.addContact('Dana', ['+420 774 852 600']);
+    await send(call('260801130000_1-1', NUMBER));
+    await settleDeliveries(relay);
+    expect(crm.calls.size).toBe(1);
+    const [id] = [...crm.calls.keys()];
+    const [d] = await relay.store.listDeliveries({ limit: 5 });
+    const again = await fetch(`http://127.0.0.1:${relay.port}/api/deliveries/${d!.id}/redeliver`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKENS.admin}` },
+    });
+    expect(again.status).toBe(200);
+    await settleDeliveries(relay);
+    expect(crm.log.filter((l) => l.method === 'PUT').map((l) => l.path)).toEqual([
+      `/v1/calls/${id}`,
+    ]);
+    const [after] = await relay.store.listDeliveries({ limit: 5 });
+    expect(after).toMatchObject({ state: 'done', lastError: null });
+    expect(after!.remote.skipped).toBeUndefined();
+  });
+
+  it('skip: a value that is not text is a dead letter naming the skip, never ignored', async () => {
+    const { crm, relay, send } = await open('', (t) => `${t}skip: "contact = null"\n`);
+    await send(call('260801140000_1-1', NUMBER));
+    await settleDeliveries(relay);
+    expect(crm.calls.size).toBe(0);
+    const [d] = await relay.store.listDeliveries({ limit: 5 });
+    expect(d!.state).toBe('dead');
+    expect(d!.lastError).toMatch(/skip: give the reason as text, got true/);
   });
 
   it('createContacts: one contact for three calls at once from an unknown number, none for a withheld one', async () => {
@@ -213,24 +254,50 @@ describe('recipe language: skip, createContacts, budget', () => {
     expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
   });
 
-  it("budget: a phone system's lookup over budget answers nobody at once", async () => {
+  it("budget: a phone system's lookup never queues behind a delivery; it answers nobody at once", async () => {
     const crm = await new FakePebble({ header: 'x-pebble-key', value: KEY }).start();
     cleanup.push(() => crm.close());
     crm.addContact('Dana', ['+420 774 852 600']);
+    // One request per 3 s: the delivery's search takes it, and its next request waits in the
+    // queue for the window, which frees within the delivery's wait.
     const file = writeRelayYaml(
       recipeDir((t) => t.replace('  user:\n', CARD)),
       {
-        more: `targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n    vars: { url: "${crm.url}" }\n    auth: { apiKey: ${KEY} }\n    budget: { requests: 3, perSeconds: 3600 }\n`,
+        more: `targets:\n  - name: pebble\n    type: rest\n    recipe: pebble-crm\n    vars: { url: "${crm.url}" }\n    auth: { apiKey: ${KEY} }\n    budget: { requests: 1, perSeconds: 3 }\n`,
       },
     );
-    const cfg = loadConfig(file, {}).targets[0]!;
-    const t = create(cfg as unknown as RestConfig, { log: silentLogger, recordings: {} });
-    cleanup.push(() => t.close());
-    const ask = () => t.findContacts!({ e164: '+420774852600', limit: 5 });
-    for (let i = 0; i < 3; i++) expect((await ask()).map((c) => c.lastName)).toEqual(['Dana']);
+    // 3CX's CRM template source asks the lookups (uncached, so each asks the CRM).
+    const tpl = `    token: ${sourceToken('3cx-crm-template')}\n`;
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace(tpl, `${tpl}    crm: { cacheSec: 0 }\n`),
+    );
+    const relay = await startRelay(loadConfig(file, {}), undefined, {
+      delivery: { pollMs: 20, backoff: { baseMs: 50, maxMs: 400 } },
+    });
+    cleanup.push(() => relay.close());
+    const res = await sendFlowRequest(relay.port, '3cx', {
+      method: 'POST',
+      contentType: 'application/json',
+      body: call('260801150000_1-1', NUMBER),
+    });
+    if (res) expect(res.status).toBe(200);
+    for (const t0 = Date.now(); crm.log.length < 1 && Date.now() - t0 < 10_000;)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(crm.log.map((l) => `${l.method} ${l.path}`)).toEqual(['GET /v1/contacts']);
+    await new Promise((r) => setTimeout(r, 200)); // the delivery's next request joins the queue
     const t0 = Date.now();
-    expect(await ask()).toEqual([]);
+    const asked = await fetch(
+      `http://127.0.0.1:${relay.port}/hooks/3cx-crm-template/crm/lookup/+420774852600`,
+      {
+        headers: {
+          authorization: `Bearer ${sourceToken('3cx-crm-template')}`,
+        },
+      },
+    );
+    expect(asked.status).toBe(200);
+    expect(await asked.json()).toEqual({ contacts: [] });
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(crm.log).toHaveLength(3);
+    expect(crm.log).toHaveLength(1);
   });
 });

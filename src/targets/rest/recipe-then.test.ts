@@ -132,10 +132,10 @@ describe("a recipe's then: requests", () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function open(more = ''): Promise<{ crm: FakeTally; relay: Relay }> {
+  async function open(more = '', text = RECIPE): Promise<{ crm: FakeTally; relay: Relay }> {
     const crm = await new FakeTally().start();
     cleanup.push(() => crm.close());
-    const recipe = recipeFile();
+    const recipe = recipeFile(text);
     const file = writeRelayYaml(join(recipe, '..', '..'), {
       more: `targets:\n  - name: tally\n    type: rest\n    recipe: tally\n    vars: { url: "${crm.url}" }\n    auth: { token: ${TOKEN} }\n${more}`,
     });
@@ -198,6 +198,26 @@ describe("a recipe's then: requests", () => {
       'completing the call',
       'completing the call',
     ]);
+  });
+
+  it("without an update step, a then-request failing with 500 is sent again by the retry: the create's then", async () => {
+    const noUpdate = RECIPE.replace(/\nupdate:\n[\s\S]*?\nfind:/, '\nfind:');
+    expect(noUpdate).not.toContain('update:');
+    const { crm, relay } = await open('', noUpdate);
+    for (let i = 0; i < 3; i++) crm.faults.push({ match: 'PUT /calls/1/state', status: 500 });
+    await deliver(relay, ANSWERED);
+    expect(crm.faults).toEqual([]);
+    // Made once; the retry sent the create's then-requests, in order, to the same call.
+    expect(crm.done).toEqual([
+      'POST /calls',
+      'PUT /calls/1/state',
+      'PUT /calls/1/talk',
+      'PUT /calls/1/marker',
+    ]);
+    expect(crm.calls.size).toBe(1);
+    expect(crm.calls.get('1')).toMatchObject({ state: 'done', talk: 65 });
+    const [d] = await relay.store.listDeliveries({ limit: 1 });
+    expect(d!.state).toBe('done');
   });
 
   it('a lost create found by `find` runs the update and its then', async () => {

@@ -136,7 +136,7 @@ async function unlessNotFound(
   }
 }
 
-/** A write step's `what` where the recipe gives none (for its `then:` requests' own). */
+/** A write step's `what` where the recipe gives none: the step's own and its `then:` requests'. */
 const WHAT = {
   create: 'creating the call activity',
   update: 'updating the call activity',
@@ -633,14 +633,23 @@ class RestTarget implements Target {
       remote,
     });
 
-    // `skip:` over what the lookups found: a text writes nothing to this CRM for the call.
-    const skip = this.x.skip && (await this.evaluate(this.x.skip, input(), 'skip'));
-    if (typeof skip === 'string' && skip) return this.skipped(remote, skip);
+    // `skip:` over what the lookups found: a text writes nothing to this CRM for the call. Only
+    // before anything was written for it: a call in the CRM already is kept up to date.
+    if (this.x.skip && !remote.id && !remote.delivered && !remote.pendingCreate) {
+      const skip = await this.evaluate(this.x.skip, input(), 'skip');
+      if (typeof skip === 'string' && skip) return this.skipped(remote, skip, c.externalE164);
+      // A truthy non-text (`contact = null` gives true) is a recipe mistake: never ignored.
+      if (skip)
+        throw new DeliveryError(
+          `${this.where}: skip: give the reason as text, got ${JSON.stringify(skip)}`,
+          { retryable: false },
+        );
+    }
     delete remote.skipped;
 
     if (steps.upsert) {
       const answer = await this.send(this.req.upsert!, input(), {
-        what: this.def.upsert!.what ?? 'writing the call activity (upsert)',
+        what: this.def.upsert!.what ?? WHAT.upsert,
         idempotent: true,
       });
       // Written: an id the recipe cannot read is a warning, never a dead letter of it.
@@ -660,7 +669,7 @@ class RestTarget implements Target {
         throw new DeliveryError(`${this.where}: no create step for these vars`, {
           retryable: false,
         });
-      const what = this.def.create!.what ?? 'creating the call activity';
+      const what = this.def.create!.what ?? WHAT.create;
       let kept: Input = {};
       const { id, adopted } = await createOnce({
         ctx,
@@ -701,6 +710,8 @@ class RestTarget implements Target {
       // Without an update, the create's own `then` brings it to its end state (idempotent).
       else await this.thenAfter('create', input());
     } else if (steps.update) await this.update(input());
+    // No update step: the create's `then` (idempotent) again, in case one of it failed last time.
+    else await this.thenAfter('create', input());
 
     if (steps.upload && (remote.id || remote.delivered)) await this.uploads(ctx, c, remote, input);
     const link = await this.linkOf(input());
@@ -712,7 +723,7 @@ class RestTarget implements Target {
    * A delivery the recipe's `skip:` wrote nothing for: done, with the reason kept and shown among
    * its attempts. The contact is looked up again next time (it may exist by then).
    */
-  private skipped(remote: Remote, reason: string): Remote {
+  private skipped(remote: Remote, reason: string, e164: string | null): Remote {
     recordRequest({
       operation: "skipping the call (the recipe's skip:)",
       method: '',
@@ -725,6 +736,8 @@ class RestTarget implements Target {
       error: `skipped: ${reason}`,
       note: true,
     });
+    // Its cached miss too, or "Deliver again" finds nobody until the cache expires.
+    this.contacts?.forget(e164);
     const { contact: _again, ...rest } = remote;
     return { ...rest, skipped: reason };
   }
@@ -758,7 +771,7 @@ class RestTarget implements Target {
 
   private async update(input: Input): Promise<void> {
     await this.send(this.req.update!, input, {
-      what: this.def.update!.what ?? 'updating the call activity',
+      what: this.def.update!.what ?? WHAT.update,
       idempotent: true,
     });
     await this.thenAfter('update', input);
