@@ -58,7 +58,7 @@ describe('target expressions at config load', () => {
       expect.stringMatching(/^relay\.yaml:17:7 properties: expression error: /),
       expect.stringMatching(/^relay\.yaml:21:23 subject: unknown function \$upper /),
       'relay.yaml:22:16 note: expression error: Unexpected end of expression',
-      "relay.yaml:23:21 fields: unknown function $frobnicate (known besides JSONata's: $mmss, $digits, $national, $localTime, $day, $cut)",
+      "relay.yaml:23:21 fields: unknown function $frobnicate (known besides JSONata's: $mmss, $digits, $national, $localTime, $day, $cut, $uuid)",
     ]);
   });
 
