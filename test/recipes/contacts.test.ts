@@ -1,16 +1,22 @@
 // The shipped Salesforce and Zoho CRM recipes as a phone system's caller lookup asks them
 // (lookups.contact.card), against their fakes over HTTP with OAuth: the card of the record with
 // the number and its page, never a look-alike from another country, the record made first first,
-// a CRM error thrown, the search window kept; and what contacts(config) says of a recipe.
+// a CRM error thrown, the search window kept; Freshsales' search ends at the first number form
+// that finds the caller (untilFound: each request counts against its hourly allowance); and what
+// contacts(config) says of a recipe.
 
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { SHIPPED_RECIPES } from '../../src/targets/rest/recipe.js';
 import { restSpec } from '../../src/targets/rest/spec.js';
 import { create } from '../../src/targets/rest/target.js';
 import type { RestConfig } from '../../src/targets/rest/spec.js';
 import { DeliveryError } from '../../src/targets/kit/errors.js';
 import type { Target } from '../../src/targets/types.js';
 import { silentLogger } from '../../src/telemetry/log.js';
+import { FakeFreshsales } from '../fakes/freshsales.js';
 import { FakeSalesforce } from '../fakes/salesforce.js';
 import { FakeZoho } from '../fakes/zoho.js';
 import { tempDir, writeRelayYaml } from '../support.js';
@@ -238,6 +244,42 @@ describe('recipe targets answer caller lookups', () => {
     // A number alone: Salesforce needs a LastName, and the number stands in for it.
     const bare = await t.addContact!({ e164: '+420601234568' });
     expect(sf.records.Contact.get(bare.id)).toMatchObject({ LastName: '+420601234568' });
+  });
+
+  it('Freshsales: the search ends at the first number form that finds the caller (untilFound)', async () => {
+    const crm = await new FakeFreshsales().start();
+    cleanup.push(() => crm.close());
+    crm.addUser('relay@example.com', 'Relay', { apiKey: 'fs-key-0123456789' });
+    const inMobile = crm.addContact({ first_name: 'Mia', mobile_number: '+33612345678' });
+    const inWork = crm.addContact({ first_name: 'Wim', work_number: '0612345679' });
+    // The shipped recipe, and a copy of it without untilFound (every form of every field asked).
+    const dir = tempDir();
+    const all = join(dir, 'freshsales-all.yaml');
+    const shipped = readFileSync(join(SHIPPED_RECIPES, 'freshsales.yaml'), 'utf8');
+    expect(shipped).toMatch(/^ {4}untilFound: true\n/m);
+    writeFileSync(
+      all,
+      shipped
+        .replace(/^name: freshsales$/m, 'name: freshsales-all')
+        .replace(/^ {4}untilFound: true\n/m, ''),
+    );
+    const lookups = async (recipe: string, e164: string): Promise<[string[], number]> => {
+      const { t } = target(
+        `  - name: fs\n    type: rest\n    recipe: ${recipe}\n` +
+          `    vars: { alias: acme, baseUrl: "${crm.url}" }\n    auth: { apiKey: fs-key-0123456789 }\n`,
+      );
+      const before = crm.requests.filter((r) => r.path.endsWith('/lookup')).length;
+      const ids = (await t.findContacts!({ e164, limit: 5 })).map((c) => c.id);
+      return [ids, crm.requests.filter((r) => r.path.endsWith('/lookup')).length - before];
+    };
+    // In E.164 in mobile_number: the first request finds it.
+    expect(await lookups('freshsales', '+33612345678')).toEqual([[String(inMobile)], 1]);
+    // With its trunk 0 in work_number: E.164 in both fields, then the trunk-0 form twice.
+    expect(await lookups('freshsales', '+33612345679')).toEqual([[String(inWork)], 4]);
+    // Nobody: every form of both fields.
+    expect(await lookups('freshsales', '+33612345670')).toEqual([[], 6]);
+    // Without untilFound the same card costs all six.
+    expect(await lookups(all, '+33612345678')).toEqual([[String(inMobile)], 6]);
   });
 
   it('says which recipes can answer lookups', () => {

@@ -201,6 +201,10 @@ export const RecipeSchema = z
               'The number forms to search, each (default [external]); sees `external`, `vars`.',
               'The candidates: [{ id, numbers, name?, createdAt?, data? }].',
             ),
+            untilFound: z.boolean().optional().meta({
+              description:
+                'Stop at the first term whose records really have the number, asking no more (for CRMs where every request counts against an allowance); records only the later terms would find are then not seen.',
+            }),
             card: z
               .strictObject({
                 firstName: Expr(

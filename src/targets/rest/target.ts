@@ -26,6 +26,7 @@ import {
 } from '../kit/errors.js';
 import type { WindowLimiter } from '../kit/limiter.js';
 import { oauthAuth } from '../kit/oauth.js';
+import { sameNumber } from '../kit/lookup.js';
 import { PhoneLookup } from '../kit/phone-lookup.js';
 import {
   allowedRecordingUrl,
@@ -928,7 +929,11 @@ class RestTarget implements Target {
   /** A search of the recipe (by number, text or email): each term, page by page. */
   private async runSearch(
     l: {
-      def: { notFound?: number[] | undefined; maxPages?: number | undefined };
+      def: {
+        notFound?: number[] | undefined;
+        maxPages?: number | undefined;
+        untilFound?: boolean | undefined;
+      };
       req: Request;
       terms?: Expression;
       next?: Expression;
@@ -974,6 +979,11 @@ class RestTarget implements Target {
         if (!more || typeof more !== 'object') break;
         extra = { ...extra, ...(more as Record<string, unknown>) };
       }
+      // untilFound: a record that really has the number (not a look-alike of another country's
+      // that shares its national digits) ends the search; each further term costs a request.
+      const caller = typeof base.external === 'string' ? base.external : undefined;
+      if (def.untilFound && caller && out.some((c) => c.numbers.some((n) => sameNumber(n, caller))))
+        break;
     }
     return out;
   }
