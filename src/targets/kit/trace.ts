@@ -30,7 +30,8 @@ export interface RequestTrace {
   copy?: true;
   /**
    * Not a request: something the run went without, said where the admin reads the requests (an
-   * agent the CRM has no user for: kit/user-lookup.ts). `error` holds the sentence.
+   * agent the CRM has no user for: kit/user-lookup.ts; a recipe's skip:). `error` holds the
+   * sentence. Made by recordNote().
    */
   note?: true;
 }
@@ -55,6 +56,22 @@ export function currentTrace(): TraceSink | undefined {
 /** Adds a request to the current trace, if there is one (checks and lookups outside a delivery). */
 export function recordRequest(t: RequestTrace): void {
   current.getStore()?.push(t);
+}
+
+/** A note among the current delivery's requests (RequestTrace.note): what it went without. */
+export function recordNote(operation: string, sentence: string): void {
+  recordRequest({
+    operation,
+    method: '',
+    path: '',
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+    waitedMs: 0,
+    status: null,
+    requestId: null,
+    error: sentence,
+    note: true,
+  });
 }
 
 /** Headers CRMs use for their request id (HubSpot, Pipedrive, Cloudflare in front of either). */

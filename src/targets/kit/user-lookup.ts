@@ -8,7 +8,7 @@ import { NO_USER_OPERATION } from '../../domain/delivery.js';
 import type { Logger } from '../../telemetry/log.js';
 import { isNumericUserId } from './agents.js';
 import { Cache, SingleFlight } from './lookup.js';
-import { recordRequest } from './trace.js';
+import { recordNote } from './trace.js';
 
 /** (target, agent, email) already warned about in the log: once per process, not per call. */
 const warned = new Set<string>();
@@ -76,18 +76,7 @@ export class UserLookup<Id> {
     const who = this.o.who;
     if (!who) return;
     const text = `agent ${agent} (${email}) is not a ${who.crm} user: the call has no owner`;
-    recordRequest({
-      operation: NO_USER_OPERATION,
-      method: '',
-      path: '',
-      startedAt: new Date().toISOString(),
-      durationMs: 0,
-      waitedMs: 0,
-      status: null,
-      requestId: null,
-      error: text,
-      note: true,
-    });
+    recordNote(NO_USER_OPERATION, text);
     const key = `${who.target}\0${agent}\0${email}`;
     if (log && !warned.has(key)) {
       warned.add(key);

@@ -35,7 +35,7 @@ import {
   withRecordingLinks,
   type RecordingLink,
 } from '../kit/recordings.js';
-import { recordRequest } from '../kit/trace.js';
+import { recordNote } from '../kit/trace.js';
 import { UserLookup } from '../kit/user-lookup.js';
 import type {
   ContactCard,
@@ -725,18 +725,7 @@ class RestTarget implements Target {
    * its attempts. The contact is looked up again next time (it may exist by then).
    */
   private skipped(remote: Remote, reason: string, e164: string | null): Remote {
-    recordRequest({
-      operation: "skipping the call (the recipe's skip:)",
-      method: '',
-      path: '',
-      startedAt: new Date().toISOString(),
-      durationMs: 0,
-      waitedMs: 0,
-      status: null,
-      requestId: null,
-      error: `skipped: ${reason}`,
-      note: true,
-    });
+    recordNote("skipping the call (the recipe's skip:)", `skipped: ${reason}`);
     // Its cached miss too, or "Deliver again" finds nobody until the cache expires.
     this.contacts?.forget(e164);
     const { contact: _again, ...rest } = remote;
