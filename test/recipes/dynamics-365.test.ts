@@ -13,18 +13,15 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { API, dvError, FakeDynamics, type Row } from '../fakes/dynamics.js';
 import { killMidDelivery, restartUntilDone, threecxCall } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   freePort,
   goldenCases,
   MAIN,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
@@ -42,13 +39,6 @@ const create = (r: FakeDynamics['requests'][number]): boolean =>
   r.method === 'PATCH' && r.path.startsWith(CALLS) && r.headers['if-none-match'] === '*';
 
 type Case = ReturnType<typeof goldenCases>[number];
-const adapters = loadAdapterDir(ADAPTERS);
-
-/** The call records a flow folds into, as a test relay given the case's `source` folds them. */
-async function recordsOf(c: Case): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(c.adapter, c.flow.source);
-  return (await runFlow(c.flow, adapters.get(c.adapter)!, settings)).calls;
-}
 
 /** A systemuser per agent of the flows, half mapped by email, half by their id as is. */
 function orgUsers(dv: FakeDynamics): {

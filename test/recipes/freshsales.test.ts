@@ -15,20 +15,16 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow, type Flow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { SHIPPED_RECIPES } from '../../src/targets/rest/recipe.js';
 import { FakeFreshsales, type FreshsalesCall } from '../fakes/freshsales.js';
 import { killMidDelivery, waitUntil } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   MAIN,
   freePort,
   goldenCases,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
@@ -41,12 +37,6 @@ const KEY = 'fs-test-key-0123456789abcdef';
 const RECIPE = readFileSync(join(SHIPPED_RECIPES, 'freshsales.yaml'), 'utf8');
 const SKIP_REASON =
   'Freshsales logs calls on a contact: no contact has this number (set vars.unknownCallerContact or createContacts)';
-const adapters = loadAdapterDir(ADAPTERS);
-
-async function recordsOf(adapter: string, flow: Flow): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(adapter, flow.source);
-  return (await runFlow(flow, adapters.get(adapter)!, settings)).calls;
-}
 
 /** The phone calls whose note ends with the call's marker (not a prefix of another's). */
 const callsOf = (crm: FakeFreshsales, source: string, callId: string): FreshsalesCall[] =>
@@ -134,7 +124,7 @@ describe('Freshsales recipe through a real relay', () => {
   async function everyFlow(faults: { failRate: number; lostRate: number }) {
     const crm = await fake();
     const cases = await Promise.all(
-      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c.adapter, c.flow) })),
+      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c) })),
     );
     const all = cases.flatMap((c) => c.records);
     // Callerdesk's callers are nobody's contacts: they go to the catch-all, as withheld ones do.

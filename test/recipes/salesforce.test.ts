@@ -9,17 +9,14 @@ import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeSalesforce, type SfRecord } from '../fakes/salesforce.js';
 import { killMidDelivery, restartUntilDone, threecxCall } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   freePort,
   goldenCases,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
@@ -38,14 +35,6 @@ const DISPOSITION: Record<string, string> = {
 };
 
 type Case = ReturnType<typeof goldenCases>[number];
-const adapters = loadAdapterDir(ADAPTERS);
-
-/** The call records a flow folds into, as a test relay given the case's `source` folds them. */
-async function recordsOf(c: Case): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(c.adapter, c.flow.source);
-  const { calls } = await runFlow(c.flow, adapters.get(c.adapter)!, settings);
-  return calls;
-}
 
 /** The fake org with a user per agent of the flows, half mapped by email, half by user id. */
 function orgUsers(sf: FakeSalesforce): {

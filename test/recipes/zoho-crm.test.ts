@@ -13,18 +13,15 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow, type Flow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { SHIPPED_RECIPES } from '../../src/targets/rest/recipe.js';
 import { FakeZoho, type ZohoRecord } from '../fakes/zoho.js';
 import { killMidDelivery, threecxCall } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   freePort,
   goldenCases,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
@@ -39,13 +36,6 @@ const CLIENT = {
   refreshToken: '1000.zoho-test-refresh.0123456789abcdef',
 };
 const RECIPE = readFileSync(join(SHIPPED_RECIPES, 'zoho-crm.yaml'), 'utf8');
-const adapters = loadAdapterDir(ADAPTERS);
-
-/** The records of a flow as a test relay given the flow's `source` folds them (test/support.ts). */
-async function recordsOf(adapter: string, flow: Flow): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(adapter, flow.source);
-  return (await runFlow(flow, adapters.get(adapter)!, settings)).calls;
-}
 
 /** The Calls record whose Description ends with the call's marker (not a prefix of another's). */
 const callsOf = (crm: FakeZoho, source: string, callId: string): ZohoRecord[] =>
@@ -157,7 +147,7 @@ describe('Zoho CRM recipe through a real relay', () => {
   async function everyFlow(faults: { failRate: number; lostRate: number }): Promise<FakeZoho> {
     const crm = await fake();
     const cases = await Promise.all(
-      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c.adapter, c.flow) })),
+      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c) })),
     );
     const all = cases.flatMap((c) => c.records);
     const contacts = seed(crm, all);
