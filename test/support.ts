@@ -5,8 +5,9 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CallRecord } from '../src/domain/model.js';
 import type { RawRequest } from '../src/domain/request.js';
-import { readFlow, type Flow, type FlowRequest } from '../src/flows.js';
+import { readFlow, runFlow, type Flow, type FlowRequest } from '../src/flows.js';
 import { loadAdapterDir } from '../src/ingest/adapter.js';
 import type { Relay } from '../src/runtime.js';
 import { freePort } from './harness/postgres.mjs';
@@ -62,7 +63,8 @@ export const TOKENS = {
  * Every adapter under adapters/: the test relays have one source per adapter, named after it, so
  * that an adapter added with its golden cases is tested with no change here.
  */
-export const ADAPTER_NAMES: string[] = [...loadAdapterDir(ADAPTERS).keys()].sort();
+const LOADED_ADAPTERS = loadAdapterDir(ADAPTERS);
+export const ADAPTER_NAMES: string[] = [...LOADED_ADAPTERS.keys()].sort();
 
 /** The webhook token of a test source. */
 export function sourceToken(source: string): string {
@@ -106,6 +108,12 @@ export function sameRelaySource(
 }
 
 /** The `sources` of writeRelayYaml for a relay that takes these cases (sameRelaySource). */
+/** The call records a flow folds into, as a test relay given the flow's `source` folds them. */
+export async function recordsOf(c: { adapter: string; flow: Flow }): Promise<CallRecord[]> {
+  const settings = relaySourceSettings(c.adapter, c.flow.source);
+  return (await runFlow(c.flow, LOADED_ADAPTERS.get(c.adapter)!, settings)).calls;
+}
+
 export function casesSources(cases: { adapter: string; flow: Flow }[]): SourceSettingsMap {
   return Object.fromEntries(cases.map((c) => [c.adapter, c.flow.source]));
 }

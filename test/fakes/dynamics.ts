@@ -16,7 +16,7 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { CrmFake, seededRandom } from './local-server.js';
+import { CrmFake, readRequest, seededRandom } from './local-server.js';
 
 export const API = '/api/data/v9.2';
 
@@ -283,11 +283,7 @@ export class FakeDynamics extends CrmFake {
   }
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString();
-    const url = new URL(req.url ?? '/', 'http://x');
-    const method = req.method ?? 'GET';
+    const { method, url, query, raw, body } = await readRequest(req);
     const send = (status: number, body?: unknown, headers: Record<string, string> = {}): void => {
       if (res.destroyed) return;
       this.log.push({ method, path: url.pathname, status });
@@ -309,15 +305,6 @@ export class FakeDynamics extends CrmFake {
     )
       return this.token(method, url.pathname, raw, req, send);
 
-    const query = Object.fromEntries(url.searchParams);
-    let body: unknown;
-    if (raw) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        body = raw;
-      }
-    }
     this.requests.push({
       method,
       path: url.pathname,

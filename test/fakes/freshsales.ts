@@ -11,7 +11,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parsePhoneNumber } from 'libphonenumber-js';
-import { CrmFake, seededRandom } from './local-server.js';
+import { CrmFake, readRequest, seededRandom } from './local-server.js';
 
 export interface FreshsalesUser {
   id: number;
@@ -191,26 +191,13 @@ export class FakeFreshsales extends CrmFake {
   }
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString();
-    const url = new URL(req.url ?? '/', 'http://x');
-    const method = req.method ?? 'GET';
+    const { method, url, query, body } = await readRequest(req);
     const send = (status: number, body: unknown): void => {
       if (res.destroyed) return;
       this.log.push({ method, path: url.pathname, status });
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
       res.end(JSON.stringify(body));
     };
-    const query = Object.fromEntries(url.searchParams);
-    let body: unknown;
-    if (raw) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        body = raw;
-      }
-    }
     this.requests.push({
       method,
       path: url.pathname,

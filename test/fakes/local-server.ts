@@ -31,6 +31,37 @@ export abstract class LocalServer {
   }
 }
 
+/** A request read whole; `body` is its JSON when it parses, else its text (undefined if empty). */
+export interface ReadRequest {
+  method: string;
+  url: URL;
+  query: Record<string, string>;
+  raw: string;
+  body: unknown;
+}
+
+export async function readRequest(req: IncomingMessage): Promise<ReadRequest> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const raw = Buffer.concat(chunks).toString();
+  const url = new URL(req.url ?? '/', 'http://x');
+  let body: unknown;
+  if (raw) {
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      body = raw;
+    }
+  }
+  return {
+    method: req.method ?? 'GET',
+    url,
+    query: Object.fromEntries(url.searchParams),
+    raw,
+    body,
+  };
+}
+
 export abstract class CrmFake extends LocalServer {
   /** Every request: method, path, and the status it was answered with. */
   readonly log: { method: string; path: string; status: number }[] = [];

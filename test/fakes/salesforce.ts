@@ -16,7 +16,7 @@
 
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake, seededRandom } from './local-server.js';
+import { CrmFake, readRequest, seededRandom } from './local-server.js';
 
 type FieldType =
   | 'id'
@@ -320,11 +320,7 @@ export class FakeSalesforce extends CrmFake {
   // ---- the server ----
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString();
-    const url = new URL(req.url ?? '/', 'http://x');
-    const method = req.method ?? 'GET';
+    const { method, url, query, raw } = await readRequest(req);
     if (this.delayMs) {
       const create = method === 'POST' && /\/sobjects\/Task$/.test(url.pathname);
       if (create) this.heldCreates++;
@@ -334,7 +330,7 @@ export class FakeSalesforce extends CrmFake {
     const seen: SeenRequest = {
       method,
       path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
+      query,
       body: raw,
       status: 0,
     };

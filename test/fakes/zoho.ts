@@ -10,7 +10,7 @@
 // record is made, then the connection is destroyed), forced 429s, expired tokens, search lag.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmFake, seededRandom } from './local-server.js';
+import { CrmFake, readRequest, seededRandom } from './local-server.js';
 
 export interface ZohoUser {
   id: string;
@@ -220,11 +220,7 @@ export class FakeZoho extends CrmFake {
   }
 
   protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString();
-    const url = new URL(req.url ?? '/', 'http://x');
-    const method = req.method ?? 'GET';
+    const { method, url, query, raw, body } = await readRequest(req);
     const send = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       if (res.destroyed) return;
       this.log.push({ method, path: url.pathname, status });
@@ -238,15 +234,6 @@ export class FakeZoho extends CrmFake {
 
     if (url.pathname === '/oauth/v2/token') return this.token(method, url, raw, req, send);
 
-    const query = Object.fromEntries(url.searchParams);
-    let body: unknown;
-    if (raw) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        body = raw;
-      }
-    }
     this.requests.push({
       method,
       path: url.pathname,

@@ -13,23 +13,19 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { API, dvError, FakeDynamics, type Row } from '../fakes/dynamics.js';
+import { killMidDelivery, restartUntilDone, threecxCall } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   freePort,
   goldenCases,
   MAIN,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
-  spawnRelay,
   tempDir,
-  TOKENS,
   writeRelayYaml,
   type SourceSettingsMap,
 } from '../support.js';
@@ -43,13 +39,6 @@ const create = (r: FakeDynamics['requests'][number]): boolean =>
   r.method === 'PATCH' && r.path.startsWith(CALLS) && r.headers['if-none-match'] === '*';
 
 type Case = ReturnType<typeof goldenCases>[number];
-const adapters = loadAdapterDir(ADAPTERS);
-
-/** The call records a flow folds into, as a test relay given the case's `source` folds them. */
-async function recordsOf(c: Case): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(c.adapter, c.flow.source);
-  return (await runFlow(c.flow, adapters.get(c.adapter)!, settings)).calls;
-}
 
 /** A systemuser per agent of the flows, half mapped by email, half by their id as is. */
 function orgUsers(dv: FakeDynamics): {
@@ -351,40 +340,24 @@ describe('Dynamics 365 recipe: crash mid-delivery', () => {
     env.delayMs = 150;
     const port = await freePort();
     const config = relayYaml(env, agents, { port });
-    const first = await spawnRelay(config, port);
-    children.push(first);
-    const url = `http://127.0.0.1:${port}/hooks/3cx/${TOKENS.threecx}`;
-    for (let i = 0; i < N; i++) {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:08","Id":"261201100000_${i}-1"}`,
-      });
-      expect(res.status).toBe(200);
-    }
     const creates = () => env.requests.filter(create);
     // Killed once some calls are made and a create is in the environment's hands, unanswered.
     const held = () => Date.now() - (creates().at(-1)?.at ?? 0) < env.delayMs / 2;
-    for (let t = 0; t < 2000 && (creates().length < 6 || !held()); t++)
-      await new Promise((r) => setTimeout(r, 5));
+    await killMidDelivery({
+      config,
+      port,
+      calls: N,
+      children,
+      body: (i) => threecxCall(`261201100000_${i}`),
+      killWhen: () => creates().length >= 6 && held(),
+    });
     expect(creates().length).toBeGreaterThanOrEqual(6);
-    first.kill('SIGKILL');
-    await new Promise((r) => first.once('exit', r));
     const afterKill = creates().length;
     expect(afterKill).toBeLessThan(N); // killed mid-way
 
     env.delayMs = 0;
-    const second = await spawnRelay(config, port);
-    children.push(second);
     // Until the restarted relay says every delivery is done (its admin API, on the same store).
-    const done = async (): Promise<number> => {
-      const res = await fetch(`http://127.0.0.1:${port}/api/deliveries?state=done&limit=100`, {
-        headers: { authorization: `Bearer ${TOKENS.admin}` },
-      });
-      return ((await res.json()) as { deliveries: unknown[] }).deliveries.length;
-    };
-    for (let t = 0; t < 600 && (await done()) < N; t++) await new Promise((r) => setTimeout(r, 25));
-    expect(await done()).toBe(N);
+    await restartUntilDone({ config, port, calls: N, children });
     const calls = [...env.phonecalls.values()];
     expect(calls).toHaveLength(N);
     const markers = calls.map((c) => String(c.description).split('\n').at(-1));

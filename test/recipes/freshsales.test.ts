@@ -15,25 +15,20 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow, type Flow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { SHIPPED_RECIPES } from '../../src/targets/rest/recipe.js';
 import { FakeFreshsales, type FreshsalesCall } from '../fakes/freshsales.js';
+import { killMidDelivery, waitUntil } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   MAIN,
   freePort,
   goldenCases,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
-  spawnRelay,
   tempDir,
-  TOKENS,
   writeRelayYaml,
   type SourceSettingsMap,
 } from '../support.js';
@@ -42,12 +37,6 @@ const KEY = 'fs-test-key-0123456789abcdef';
 const RECIPE = readFileSync(join(SHIPPED_RECIPES, 'freshsales.yaml'), 'utf8');
 const SKIP_REASON =
   'Freshsales logs calls on a contact: no contact has this number (set vars.unknownCallerContact or createContacts)';
-const adapters = loadAdapterDir(ADAPTERS);
-
-async function recordsOf(adapter: string, flow: Flow): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(adapter, flow.source);
-  return (await runFlow(flow, adapters.get(adapter)!, settings)).calls;
-}
 
 /** The phone calls whose note ends with the call's marker (not a prefix of another's). */
 const callsOf = (crm: FakeFreshsales, source: string, callId: string): FreshsalesCall[] =>
@@ -135,7 +124,7 @@ describe('Freshsales recipe through a real relay', () => {
   async function everyFlow(faults: { failRate: number; lostRate: number }) {
     const crm = await fake();
     const cases = await Promise.all(
-      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c.adapter, c.flow) })),
+      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c) })),
     );
     const all = cases.flatMap((c) => c.records);
     // Callerdesk's callers are nobody's contacts: they go to the catch-all, as withheld ones do.
@@ -269,35 +258,25 @@ describe('Freshsales recipe through a real relay', () => {
     const file = writeConfig(crm, { port });
     // Every request takes a while, so that creates are in the fake's hands when the relay dies.
     crm.delayMs = 200;
-    const first: ChildProcess = await spawnRelay(file, port);
-    cleanup.push(() => void first.kill('SIGKILL'));
-    const url = `http://127.0.0.1:${port}/hooks/3cx/${TOKENS.threecx}`;
-    for (let i = 0; i < CALLS; i++) {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: threecx(`261207120000_${i}`),
-      });
-      expect(res.status).toBe(200);
-    }
     // Killed with creates in the fake's hands: they are made, their answers never arrive.
     const posted = () =>
       crm.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/phone_calls')).length;
-    for (let t = 0; t < 1500 && posted() < 3; t++) await new Promise((r) => setTimeout(r, 10));
+    await killMidDelivery({
+      config: file,
+      port,
+      calls: CALLS,
+      children: { push: (c: ChildProcess) => cleanup.push(() => void c.kill('SIGKILL')) },
+      body: (i) => threecx(`261207120000_${i}`),
+      killWhen: () => posted() >= 3,
+    });
     expect(posted()).toBeGreaterThanOrEqual(3);
-    first.kill('SIGKILL');
-    await new Promise((r) => first.once('exit', r));
     crm.delayMs = 0;
     expect(crm.calls.size).toBeLessThan(CALLS);
     // The creates in the fake's hands finish and their notes show before the relay comes back:
     // find.lagSec here (0.2 s) is shorter than the fake's delay and notes lag together, where the
     // shipped 30 s is not; a find before the note shows would make the call again (crm-notes H.5).
-    const wait = async (done: () => boolean) => {
-      for (let t = 0; t < 1500 && !done(); t++) await new Promise((r) => setTimeout(r, 10));
-      expect(done()).toBe(true);
-    };
-    await wait(() => crm.calls.size === posted());
-    await wait(() =>
+    await waitUntil(() => crm.calls.size === posted());
+    await waitUntil(() =>
       [...crm.notes.values()].every((n) => n.createdAt <= Date.now() - crm.notesLagMs),
     );
 

@@ -9,22 +9,18 @@ import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { FakeSalesforce, type SfRecord } from '../fakes/salesforce.js';
+import { killMidDelivery, restartUntilDone, threecxCall } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   freePort,
   goldenCases,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
-  spawnRelay,
   tempDir,
-  TOKENS,
   writeRelayYaml,
   type SourceSettingsMap,
 } from '../support.js';
@@ -39,14 +35,6 @@ const DISPOSITION: Record<string, string> = {
 };
 
 type Case = ReturnType<typeof goldenCases>[number];
-const adapters = loadAdapterDir(ADAPTERS);
-
-/** The call records a flow folds into, as a test relay given the case's `source` folds them. */
-async function recordsOf(c: Case): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(c.adapter, c.flow.source);
-  const { calls } = await runFlow(c.flow, adapters.get(c.adapter)!, settings);
-  return calls;
-}
 
 /** The fake org with a user per agent of the flows, half mapped by email, half by user id. */
 function orgUsers(sf: FakeSalesforce): {
@@ -271,45 +259,23 @@ describe('Salesforce recipe: crash mid-delivery', () => {
     org.delayMs = 150;
     const port = await freePort();
     const config = relayYaml(org, agents, port);
-    const first = await spawnRelay(config, port);
-    children.push(first);
-    const url = `http://127.0.0.1:${port}/hooks/3cx/${TOKENS.threecx}`;
-    const post = async (body: string): Promise<void> => {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-      });
-      expect(res.status).toBe(200);
-    };
-    for (let i = 0; i < CALLS; i++)
-      await post(
-        `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:08","Id":"261201100000_${i}-1"}`,
-      );
     const creates = (): number =>
       org.requests.filter((r) => `${r.method} ${r.path}` === TASK).length;
     // Killed once some Tasks are made and at least one create is in the org's hands, unanswered.
-    for (let t = 0; t < 1000 && (creates() < 6 || org.heldCreates === 0); t++)
-      await new Promise((r) => setTimeout(r, 5));
+    await killMidDelivery({
+      config,
+      port,
+      calls: CALLS,
+      children,
+      body: (i) => threecxCall(`261201100000_${i}`),
+      killWhen: () => creates() >= 6 && org.heldCreates > 0,
+    });
     expect(creates()).toBeGreaterThanOrEqual(6);
-    expect(org.heldCreates).toBeGreaterThan(0);
-    first.kill('SIGKILL');
-    await new Promise((r) => first.once('exit', r));
     expect(org.tasks.length).toBeLessThan(CALLS); // killed mid-way
 
     org.delayMs = 0;
-    const second = await spawnRelay(config, port);
-    children.push(second);
     // Until the restarted relay says every delivery is done (its admin API, on the same store).
-    const done = async (): Promise<number> => {
-      const res = await fetch(`http://127.0.0.1:${port}/api/deliveries?state=done&limit=100`, {
-        headers: { authorization: `Bearer ${TOKENS.admin}` },
-      });
-      return ((await res.json()) as { deliveries: unknown[] }).deliveries.length;
-    };
-    for (let t = 0; t < 600 && (await done()) < CALLS; t++)
-      await new Promise((r) => setTimeout(r, 25));
-    expect(await done()).toBe(CALLS);
+    await restartUntilDone({ config, port, calls: CALLS, children });
     const keys = org.tasks.map((t) => t.CallObject as string);
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys.length).toBe(CALLS);

@@ -13,23 +13,19 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { CallRecord } from '../../src/domain/model.js';
-import { runFlow, type Flow } from '../../src/flows.js';
-import { loadAdapterDir } from '../../src/ingest/adapter.js';
 import { startRelay, type Relay } from '../../src/runtime.js';
 import { SHIPPED_RECIPES } from '../../src/targets/rest/recipe.js';
 import { FakeZoho, type ZohoRecord } from '../fakes/zoho.js';
+import { killMidDelivery, threecxCall } from './crash.js';
 import {
-  ADAPTERS,
   casesSources,
   freePort,
   goldenCases,
-  relaySourceSettings,
+  recordsOf,
   sameRelaySource,
   sendFlowRequest,
   settleDeliveries,
-  spawnRelay,
   tempDir,
-  TOKENS,
   writeRelayYaml,
   type SourceSettingsMap,
 } from '../support.js';
@@ -40,13 +36,6 @@ const CLIENT = {
   refreshToken: '1000.zoho-test-refresh.0123456789abcdef',
 };
 const RECIPE = readFileSync(join(SHIPPED_RECIPES, 'zoho-crm.yaml'), 'utf8');
-const adapters = loadAdapterDir(ADAPTERS);
-
-/** The records of a flow as a test relay given the flow's `source` folds them (test/support.ts). */
-async function recordsOf(adapter: string, flow: Flow): Promise<CallRecord[]> {
-  const settings = relaySourceSettings(adapter, flow.source);
-  return (await runFlow(flow, adapters.get(adapter)!, settings)).calls;
-}
 
 /** The Calls record whose Description ends with the call's marker (not a prefix of another's). */
 const callsOf = (crm: FakeZoho, source: string, callId: string): ZohoRecord[] =>
@@ -158,7 +147,7 @@ describe('Zoho CRM recipe through a real relay', () => {
   async function everyFlow(faults: { failRate: number; lostRate: number }): Promise<FakeZoho> {
     const crm = await fake();
     const cases = await Promise.all(
-      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c.adapter, c.flow) })),
+      goldenCases().map(async (c) => ({ ...c, records: await recordsOf(c) })),
     );
     const all = cases.flatMap((c) => c.records);
     const contacts = seed(crm, all);
@@ -306,23 +295,17 @@ describe('Zoho CRM recipe through a real relay', () => {
     const file = writeConfig(crm, { port });
     // Every request takes a while, so that creates are in the fake's hands when the relay dies.
     crm.delayMs = 200;
-    const first: ChildProcess = await spawnRelay(file, port);
-    cleanup.push(() => void first.kill('SIGKILL'));
-    const url = `http://127.0.0.1:${port}/hooks/3cx/${TOKENS.threecx}`;
-    for (let i = 0; i < CALLS; i++) {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: `{"Event":"incoming","Callerid":"420774852629","User":"117","Finishtype":"Ok","Transfer":"False","Did":"","Duration":"00:0${i % 10}","Id":"261206120000_${i}-1"}`,
-      });
-      expect(res.status).toBe(200);
-    }
     // Killed with creates in the fake's hands: they are made, their answers never arrive.
     const posted = () => crm.requests.filter((r) => r.method === 'POST').length;
-    for (let t = 0; t < 1000 && posted() < 5; t++) await new Promise((r) => setTimeout(r, 10));
+    await killMidDelivery({
+      config: file,
+      port,
+      calls: CALLS,
+      children: { push: (c: ChildProcess) => cleanup.push(() => void c.kill('SIGKILL')) },
+      body: (i) => threecxCall(`261206120000_${i}`, `00:0${i % 10}`),
+      killWhen: () => posted() >= 5,
+    });
     expect(posted()).toBeGreaterThanOrEqual(5);
-    first.kill('SIGKILL');
-    await new Promise((r) => first.once('exit', r));
     expect(crm.calls.size).toBeLessThan(CALLS);
     crm.delayMs = 0;
 
