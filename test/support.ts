@@ -107,13 +107,39 @@ export function sameRelaySource(
   return x.timezone === y.timezone && x.defaultCountry === y.defaultCountry;
 }
 
-/** The `sources` of writeRelayYaml for a relay that takes these cases (sameRelaySource). */
+/**
+ * Golden cases grouped for test relays that each take several: flows share call ids (one call as
+ * 3CX's GET, v1 and v2 templates would send it), so a case joins the first group none of whose
+ * `callKeys` it repeats and whose sources it agrees with (sameRelaySource), else starts one.
+ */
+export function relayBatches<C extends { adapter: string; flow: Flow }>(
+  cases: readonly C[],
+  callKeys: (c: C) => string[],
+): C[][] {
+  const out: { cases: C[]; keys: Set<string> }[] = [];
+  for (const c of cases) {
+    const keys = callKeys(c);
+    let g = out.find(
+      (x) => !keys.some((k) => x.keys.has(k)) && x.cases.every((y) => sameRelaySource(y, c)),
+    );
+    if (!g) out.push((g = { cases: [], keys: new Set() }));
+    g.cases.push(c);
+    for (const k of keys) g.keys.add(k);
+  }
+  return out.map((g) => g.cases);
+}
+
+/** A golden case's calls as relayBatches keys them: its adapter and each expected call id. */
+export const expectedCallKeys = (c: { adapter: string; flow: Flow }): string[] =>
+  (c.flow.expect?.calls ?? []).map((e) => `${c.adapter}:${String(e.callId)}`);
+
 /** The call records a flow folds into, as a test relay given the flow's `source` folds them. */
 export async function recordsOf(c: { adapter: string; flow: Flow }): Promise<CallRecord[]> {
   const settings = relaySourceSettings(c.adapter, c.flow.source);
   return (await runFlow(c.flow, LOADED_ADAPTERS.get(c.adapter)!, settings)).calls;
 }
 
+/** The `sources` of writeRelayYaml for a relay that takes these cases (sameRelaySource). */
 export function casesSources(cases: { adapter: string; flow: Flow }[]): SourceSettingsMap {
   return Object.fromEntries(cases.map((c) => [c.adapter, c.flow.source]));
 }

@@ -22,7 +22,8 @@ import {
   goldenCases,
   MAIN,
   recordsOf,
-  sameRelaySource,
+  expectedCallKeys,
+  relayBatches,
   sendFlowRequest,
   settleDeliveries,
   tempDir,
@@ -80,21 +81,6 @@ function seedCaller(dv: FakeDynamics, e164: string, n: number): string {
   );
   dv.addLead({ lastname: 'Lead', companyname: 'Far', mobilephone: e164 });
   return id;
-}
-
-/** The sample flows in as few relays as they fit: no call twice, source settings that agree. */
-function relayGroups(): Case[][] {
-  const out: { cases: Case[]; keys: Set<string> }[] = [];
-  for (const c of goldenCases()) {
-    const keys = c.flow.expect!.calls.map((e) => `${c.adapter}:${String(e.callId)}`);
-    let g = out.find(
-      (x) => !keys.some((k) => x.keys.has(k)) && x.cases.every((y) => sameRelaySource(y, c)),
-    );
-    if (!g) out.push((g = { cases: [], keys: new Set() }));
-    g.cases.push(c);
-    keys.forEach((k) => g.keys.add(k));
-  }
-  return out.map((g) => g.cases);
 }
 
 function relayYaml(
@@ -199,7 +185,8 @@ describe('Dynamics 365 recipe through a relay into the fake environment', () => 
 
   const byName = (n: string): Case => goldenCases().find((c) => c.flow.name === n)!;
 
-  const groups = relayGroups();
+  // The sample flows in as few relays as they fit: no call twice, source settings that agree.
+  const groups = relayBatches(goldenCases(), expectedCallKeys);
   it.each(groups.map((g, i) => [i + 1, groups.length, g.length, g] as const))(
     'sample flows, relay %i of %i (%i flows): one completed phone call per call, with direction, status, minutes, number, owner and contact',
     async (_i, _n, _len, cases) => {
@@ -217,17 +204,9 @@ describe('Dynamics 365 recipe through a relay into the fake environment', () => 
   );
 
   it('keeps exactly one phone call per call through 20% failures and 10% lost answers', async () => {
-    // Flows whose calls no earlier flow has (some share a call id) and whose source settings
-    // agree with the earlier flows' of their adapter, into one relay.
-    const seen = new Set<string>();
-    const cases: { c: Case; records: CallRecord[] }[] = [];
-    for (const c of goldenCases()) {
-      const keys = c.flow.expect!.calls.map((e) => `${c.adapter}:${String(e.callId)}`);
-      if (keys.some((k) => seen.has(k))) continue;
-      if (cases.some((x) => !sameRelaySource(x.c, c))) continue;
-      keys.forEach((k) => seen.add(k));
-      cases.push({ c, records: await recordsOf(c) });
-    }
+    // The flows that fit one relay: no call twice, source settings that agree.
+    const [fit] = relayBatches(goldenCases(), expectedCallKeys);
+    const cases = await Promise.all(fit!.map(async (c) => ({ c, records: await recordsOf(c) })));
     const { dv, relay, owner, seed } = await open(casesSources(cases.map((x) => x.c)));
     const callers = seed(cases.flatMap((x) => x.records));
     // The first write's answer lost for certain (a create, so `find` runs), then chaos.
@@ -240,7 +219,7 @@ describe('Dynamics 365 recipe through a relay into the fake environment', () => 
     dv.lostRate = 0;
     expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
     for (const { c, records } of cases) expectCalls(dv, c, records, owner, callers);
-    expect(dv.phonecalls.size).toBe(seen.size);
+    expect(dv.phonecalls.size).toBe(fit!.flatMap(expectedCallKeys).length);
     expect(dv.faults).toEqual([]);
     const finds = dv.requests.filter((r) => r.method === 'GET' && r.path.startsWith(CALLS));
     expect(finds.length).toBeGreaterThanOrEqual(1);

@@ -25,7 +25,7 @@ import {
   freePort,
   goldenCases,
   recordsOf,
-  sameRelaySource,
+  relayBatches,
   sendFlowRequest,
   settleDeliveries,
   tempDir,
@@ -136,18 +136,8 @@ describe('Freshsales recipe through a real relay', () => {
       if (r.externalE164 && !contacts.has(r.externalE164) && !unknown.has(r))
         contacts.set(r.externalE164, crm.seedNumber(r.externalE164));
     const catchAll = crm.addContact({ last_name: 'Unknown callers' });
-    // Flows share call ids (one call as 3CX's GET, v1 and v2 templates would send it): a flow goes
-    // to a relay (with its own store) whose calls it does not repeat and whose sources it shares.
-    const batches: (typeof cases)[] = [];
-    for (const c of cases) {
-      const ids = (b: typeof cases) => new Set(b.flatMap((x) => x.records.map((r) => r.callId)));
-      const fits = batches.find(
-        (b) =>
-          c.records.every((r) => !ids(b).has(r.callId)) && b.every((x) => sameRelaySource(x, c)),
-      );
-      if (fits) fits.push(c);
-      else batches.push([c]);
-    }
+    // Each relay (with its own store) takes flows whose call ids it has not seen yet.
+    const batches = relayBatches(cases, (c) => c.records.map((r) => r.callId));
     crm.failRate = faults.failRate;
     crm.lostRate = faults.lostRate;
     const seen = new Set<string>();

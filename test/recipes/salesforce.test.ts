@@ -17,7 +17,8 @@ import {
   freePort,
   goldenCases,
   recordsOf,
-  sameRelaySource,
+  expectedCallKeys,
+  relayBatches,
   sendFlowRequest,
   settleDeliveries,
   tempDir,
@@ -191,17 +192,9 @@ describe('Salesforce recipe through a relay into the fake org', () => {
   );
 
   it('keeps exactly one Task per call through 20% failures and 10% lost answers', async () => {
-    // Flows whose calls no earlier flow has (some share a call id) and whose source settings
-    // agree with the earlier flows' of their adapter, into one relay.
-    const seen = new Set<string>();
-    const cases: { c: Case; records: CallRecord[] }[] = [];
-    for (const c of goldenCases()) {
-      const keys = c.flow.expect!.calls.map((e) => `${c.adapter}:${String(e.callId)}`);
-      if (keys.some((k) => seen.has(k))) continue;
-      if (cases.some((x) => !sameRelaySource(x.c, c))) continue;
-      keys.forEach((k) => seen.add(k));
-      cases.push({ c, records: await recordsOf(c) });
-    }
+    // The flows that fit one relay: no call twice, source settings that agree.
+    const [fit] = relayBatches(goldenCases(), expectedCallKeys);
+    const cases = await Promise.all(fit!.map(async (c) => ({ c, records: await recordsOf(c) })));
     const { sf, relay, owner, seed } = await open(casesSources(cases.map((x) => x.c)));
     const callers = seed(cases.flatMap((x) => x.records));
     // The first create's answer lost for certain (so `find` runs), then chaos.
@@ -214,7 +207,7 @@ describe('Salesforce recipe through a relay into the fake org', () => {
     sf.lostRate = 0;
     expect(await relay.store.listDeliveries({ state: 'dead', limit: 5 })).toEqual([]);
     for (const { c, records } of cases) expectTasks(sf, c, records, owner, callers);
-    expect(sf.tasks).toHaveLength(seen.size);
+    expect(sf.tasks).toHaveLength(fit!.flatMap(expectedCallKeys).length);
     expect(sf.faults).toEqual([]);
     const finds = sf.requests.filter((r) => /FROM Task WHERE/.test(r.query.q ?? ''));
     expect(finds.length).toBeGreaterThanOrEqual(1);

@@ -22,7 +22,7 @@ import {
   freePort,
   goldenCases,
   recordsOf,
-  sameRelaySource,
+  relayBatches,
   sendFlowRequest,
   settleDeliveries,
   tempDir,
@@ -162,19 +162,8 @@ describe('Zoho CRM recipe through a real relay', () => {
         agents[r.agent] = email;
         users.set(r.agent, crm.addUser(email.replace(/\b[a-z]/g, (x) => x.toUpperCase())));
       }
-    // Flows share call ids (one call as 3CX's GET, v1 and v2 templates would send it): flows
-    // go to one relay (and its own store) until an id would repeat, or the flow declares other
-    // settings for its source than the relay's, then to a fresh one.
-    const batches: (typeof cases)[] = [];
-    for (const c of cases) {
-      const ids = (b: typeof cases) => new Set(b.flatMap((x) => x.records.map((r) => r.callId)));
-      const fits = batches.find(
-        (b) =>
-          c.records.every((r) => !ids(b).has(r.callId)) && b.every((x) => sameRelaySource(x, c)),
-      );
-      if (fits) fits.push(c);
-      else batches.push([c]);
-    }
+    // Each relay (with its own store) takes flows whose call ids it has not seen yet.
+    const batches = relayBatches(cases, (c) => c.records.map((r) => r.callId));
     crm.failRate = faults.failRate;
     crm.lostRate = faults.lostRate;
     const seen = new Set<string>();
